@@ -1,0 +1,38 @@
+//! `uplink`: the headless face of Uplink. Every subcommand lives in its own module with an
+//! `Args` struct and a `run` function; this file only dispatches.
+
+mod ui;
+
+use clap::{Parser, Subcommand};
+
+/// Uplink moves a plant's process data off site safely: a connector on site keeps an
+/// outbound, encrypted link to a hub, and apps read only what the data owner granted.
+#[derive(Debug, Parser)]
+#[command(name = "uplink", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the connector's web UI on loopback for a browser (for machines without a desktop).
+    Ui(ui::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Ui(args) => ui::run(args).await,
+        }
+    })
+}

@@ -1,0 +1,49 @@
+//! `uplink ui`: the web UI and its commands on loopback, for a browser.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use uplink_control::http::{AccessToken, router};
+use uplink_control::{Control, HostKind};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on; only loopback addresses are accepted. Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// The built web UI (the `ui/dist` folder of a source checkout).
+    #[arg(long, env = "UPLINK_UI_DIST", default_value = "ui/dist")]
+    dist: PathBuf,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.listen.ip().is_loopback(),
+        "--listen {} is not a loopback address: the UI controls this machine's connector and is never served to the network",
+        args.listen
+    );
+    anyhow::ensure!(
+        args.dist.join("index.html").is_file(),
+        "no built UI at {} (build it with `npm run build` in ui/, or pass --dist)",
+        args.dist.display()
+    );
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let token = AccessToken::generate();
+    let app = router(Control::new(HostKind::Browser), token.clone(), args.dist);
+    // The one line a person (or a test) needs: the URL with this run's token in its fragment.
+    #[allow(clippy::print_stdout)]
+    {
+        println!("UI ready at http://{addr}/#token={}", token.expose());
+    }
+    tracing::info!(%addr, "serving the web UI on loopback");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("the UI server stopped")
+}

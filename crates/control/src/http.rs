@@ -1,0 +1,316 @@
+//! The web UI and the control commands over loopback HTTP, for a browser.
+//!
+//! `POST /ipc/{command}` takes the command's arguments as a JSON object and answers with the
+//! command's result, or a [`ControlError`] body with a 4xx status. Every command needs the
+//! per-run access token (`Authorization: Bearer …`), which `uplink ui` prints in the URL's
+//! fragment — fragments never leave the browser, so the token is not in any request line or
+//! log. Requests whose `Host` is not a loopback name are refused, which defeats DNS
+//! rebinding; everything else is the built UI from `dist`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::Value;
+use subtle::ConstantTimeEq;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::{Control, ControlError};
+
+/// The content security policy of the served UI: nothing from elsewhere, no inline script.
+const CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; \
+                   style-src 'self' 'unsafe-inline'; script-src 'self'; object-src 'none'; \
+                   base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
+/// A per-run secret that every command request must present.
+#[derive(Clone)]
+pub struct AccessToken(Arc<str>);
+
+impl AccessToken {
+    /// 256 random bits, hex-encoded.
+    pub fn generate() -> Self {
+        let bytes: [u8; 32] = rand::random();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        Self(hex.into())
+    }
+
+    /// The token's text, to put in the URL fragment shown to the user.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn matches(&self, presented: &str) -> bool {
+        self.0.as_bytes().ct_eq(presented.as_bytes()).into()
+    }
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessToken(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Served {
+    control: Control,
+    token: AccessToken,
+}
+
+/// The router: the UI from `dist`, and the commands under `/ipc/`.
+pub fn router(control: Control, token: AccessToken, dist: PathBuf) -> Router {
+    let index = ServeFile::new(dist.join("index.html"));
+    let state = Served { control, token };
+    Router::new()
+        .route("/ipc/{command}", post(command))
+        .with_state(state)
+        .fallback_service(ServeDir::new(dist).fallback(index))
+        .layer(middleware::from_fn(loopback_host_only))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+}
+
+fn reply_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (status, axum::Json(ControlError::new(code, message))).into_response()
+}
+
+async fn loopback_host_only(request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    if matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
+        next.run(request).await
+    } else {
+        reply_error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "not_loopback",
+            "this UI answers only on loopback addresses (127.0.0.1, localhost, [::1])",
+        )
+    }
+}
+
+async fn command(
+    State(served): State<Served>,
+    Path(command): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !presented.is_some_and(|t| served.token.matches(t)) {
+        return reply_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "open the UI with the link `uplink ui` printed; it carries this session's access token",
+        );
+    }
+    let args: Value = if body.is_empty() {
+        Value::Object(Default::default())
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => {
+                return reply_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_arguments",
+                    "command arguments must be a JSON object",
+                );
+            }
+            Err(e) => {
+                return reply_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_arguments",
+                    format!("command arguments are not valid JSON: {e}"),
+                );
+            }
+        }
+    };
+    tracing::debug!(command = %command, "control command over HTTP");
+    match dispatch(&served.control, &command, args) {
+        Ok(value) => axum::Json(value).into_response(),
+        Err(e) if e.code == "unknown_command" => {
+            (StatusCode::NOT_FOUND, axum::Json(e)).into_response()
+        }
+        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(e)).into_response(),
+    }
+}
+
+/// Runs one command by name; the HTTP face of the same methods the desktop shell calls.
+fn dispatch(control: &Control, command: &str, _args: Value) -> Result<Value, ControlError> {
+    let value = match command {
+        "app_info" => serde_json::to_value(control.app_info()),
+        other => {
+            return Err(ControlError::new(
+                "unknown_command",
+                format!("there is no command named '{other}'"),
+            ));
+        }
+    };
+    value.map_err(|e| ControlError::new("internal", format!("result could not be encoded: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::HostKind;
+
+    fn app(dist: &std::path::Path, token: &AccessToken) -> Router {
+        router(
+            Control::new(HostKind::Browser),
+            token.clone(),
+            dist.to_path_buf(),
+        )
+    }
+
+    fn dist() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("uplink-control-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("index.html"),
+            "<!doctype html><title>Uplink</title>",
+        )
+        .unwrap();
+        dir
+    }
+
+    async fn send(app: Router, req: axum::http::Request<Body>) -> (StatusCode, Value) {
+        let res = app.oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn ipc(
+        command: &str,
+        token: Option<&str>,
+        host: &str,
+        body: &str,
+    ) -> axum::http::Request<Body> {
+        let mut b = axum::http::Request::post(format!("/ipc/{command}")).header(header::HOST, host);
+        if let Some(t) = token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        b.body(Body::from(body.to_owned())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn app_info_needs_the_token() {
+        let token = AccessToken::generate();
+        let d = dist();
+        let (status, body) = send(app(&d, &token), ipc("app_info", None, "127.0.0.1:9", "")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["code"], "unauthorized");
+
+        let (status, _) = send(
+            app(&d, &token),
+            ipc("app_info", Some("wrong"), "127.0.0.1:9", ""),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+        let (status, body) = send(
+            app(&d, &token),
+            ipc("app_info", Some(token.expose()), "localhost:9", "{}"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["name"], "Uplink");
+        assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(body["host"], "browser");
+    }
+
+    #[tokio::test]
+    async fn foreign_host_is_refused_before_anything_else() {
+        let token = AccessToken::generate();
+        let req = ipc("app_info", Some(token.expose()), "evil.example:80", "");
+        let (status, body) = send(app(&dist(), &token), req).await;
+        assert_eq!(status, StatusCode::MISDIRECTED_REQUEST);
+        assert_eq!(body["code"], "not_loopback");
+    }
+
+    #[tokio::test]
+    async fn bad_arguments_and_unknown_commands_are_named() {
+        let token = AccessToken::generate();
+        let d = dist();
+        let (status, body) = send(
+            app(&d, &token),
+            ipc("app_info", Some(token.expose()), "127.0.0.1", "[1]"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["code"], "invalid_arguments");
+
+        let (status, body) = send(
+            app(&d, &token),
+            ipc("app_info", Some(token.expose()), "127.0.0.1", "{oops"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body["message"].as_str().unwrap().contains("not valid JSON"));
+
+        let (status, body) = send(
+            app(&d, &token),
+            ipc("format_disk", Some(token.expose()), "127.0.0.1", ""),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["code"], "unknown_command");
+        assert!(body["message"].as_str().unwrap().contains("format_disk"));
+    }
+
+    #[tokio::test]
+    async fn ui_is_served_with_a_strict_policy() {
+        let token = AccessToken::generate();
+        let req = axum::http::Request::get("/some/route")
+            .header(header::HOST, "127.0.0.1:1")
+            .body(Body::empty())
+            .unwrap();
+        let res = app(&dist(), &token).oneshot(req).await.unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "unknown paths fall back to the UI's index"
+        );
+        let csp = res.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"));
+    }
+
+    #[test]
+    fn token_never_shows_in_debug_output() {
+        let token = AccessToken::generate();
+        assert!(!format!("{token:?}").contains(token.expose()));
+        assert_eq!(token.expose().len(), 64);
+    }
+}
