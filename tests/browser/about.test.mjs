@@ -1,0 +1,197 @@
+// The web UI in real headless Chromium, served by the real `uplink ui`: the About page shows
+// what the binary reports, the access token leaves the address bar, and a page without the
+// token shows the server's refusal in plain words.
+//
+// Needs `ui/dist` built (`npm run build` in ui/) and the `uplink` binary at $UPLINK_BIN
+// (default: ${CARGO_TARGET_DIR:-target}/debug/uplink from the repository root). Builds nothing.
+
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const targetDir = path.resolve(repo, process.env.CARGO_TARGET_DIR || 'target');
+const uplinkBin = path.resolve(repo, process.env.UPLINK_BIN || path.join(targetDir, 'debug/uplink'));
+const dist = path.join(repo, 'ui/dist');
+const chromiumPath = '/usr/bin/chromium';
+const artifacts = path.join(targetDir, 'artifacts');
+
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+/** Starts `uplink ui` and resolves with its printed URL once it is serving. */
+function startUi() {
+  const child = spawn(uplinkBin, ['ui', '--dist', dist], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const ready = new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout });
+    lines.on('line', (line) => {
+      const match = /^UI ready at (http:\/\/127\.0\.0\.1:\d+\/)#token=([0-9a-f]{64})$/.exec(line);
+      if (match) {
+        resolve({ url: line.slice('UI ready at '.length), origin: match[1], token: match[2] });
+      } else {
+        reject(new Error(`unexpected line on stdout of \`uplink ui\`: ${line}`));
+      }
+    });
+    child.on('error', reject);
+    child.on('exit', (code, signal) =>
+      reject(new Error(`\`uplink ui\` exited (code ${code}, signal ${signal}) before it was ready:\n${stderr}`)),
+    );
+  });
+  return { child, ready };
+}
+
+/** The `dd` value of a row of the About page's detail list. */
+function detail(page, label) {
+  return page
+    .locator('dl .row')
+    .filter({ has: page.locator('dt', { hasText: new RegExp(`^${label}$`) }) })
+    .locator('dd .value');
+}
+
+describe('About page in Chromium, served by `uplink ui`', () => {
+  let server;
+  let served;
+  let context;
+  let userDataDir;
+  let version;
+
+  before(async () => {
+    // Loud failures, never skips: a missing part means this layer did not run.
+    assert.ok(existsSync(chromiumPath), `Chromium not found at ${chromiumPath} (apt-get install chromium)`);
+    assert.ok(
+      existsSync(uplinkBin),
+      `uplink binary not found at ${uplinkBin} (build it: cargo build -p uplink-cli, or set UPLINK_BIN)`,
+    );
+    assert.ok(
+      existsSync(path.join(dist, 'index.html')),
+      `no built UI at ${dist} (run \`npm ci && npm run build\` in ui/)`,
+    );
+
+    const printed = execFileSync(uplinkBin, ['--version'], { encoding: 'utf8' }).trim();
+    const match = /^uplink (\S+)$/.exec(printed);
+    assert.ok(match, `\`uplink --version\` printed ${JSON.stringify(printed)}`);
+    version = match[1];
+
+    server = startUi();
+    served = await server.ready;
+
+    userDataDir = mkdtempSync(path.join(tmpdir(), 'uplink-chromium-'));
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: chromiumPath,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1024, height: 640 },
+    });
+    mkdirSync(artifacts, { recursive: true });
+  });
+
+  after(async () => {
+    await context?.close();
+    if (server && server.child.exitCode === null) {
+      const exited = new Promise((resolve) => server.child.once('exit', resolve));
+      server.child.kill('SIGTERM');
+      await exited;
+    }
+    if (userDataDir) {
+      rmSync(userDataDir, { recursive: true, force: true });
+    }
+  });
+
+  test('shows the version, host and platform the binary reports, and hides the token', async () => {
+    const page = await context.newPage();
+    const problems = [];
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
+    });
+
+    await page.goto(served.url);
+    await detail(page, 'Version').waitFor();
+
+    assert.equal(await detail(page, 'Version').textContent(), version);
+    assert.equal(await detail(page, 'Running in').textContent(), 'Browser');
+    assert.match(await detail(page, 'Platform').textContent(), /^\S+ \S+$/);
+    assert.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'About Uplink');
+    assert.equal(await page.getByRole('banner').first().textContent().then((t) => t.trim()), 'Uplink');
+    assert.equal(
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'About' }).getAttribute('aria-current'),
+      'page',
+    );
+    assert.equal(await page.title(), 'About — Uplink');
+
+    // The token is gone from the address bar and this history entry, but kept for this tab.
+    const address = page.url();
+    assert.ok(!address.includes(served.token), `token still in the address bar: ${address}`);
+    assert.ok(!address.includes('token='), `token fragment still in the address bar: ${address}`);
+    assert.equal(address, served.origin);
+    assert.equal(await page.evaluate(() => window.location.hash), '');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('uplink.accessToken')), served.token);
+
+    // Nothing was blocked by the served content security policy, nothing threw.
+    assert.deepEqual(problems, []);
+
+    await page.screenshot({ path: path.join(artifacts, 'browser-about.png'), fullPage: true });
+
+    // Dark when the system is dark: the page background follows the colour scheme.
+    const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    const light = await background();
+    await page.emulateMedia({ colorScheme: 'dark' });
+    assert.notEqual(await background(), light, 'the page looks the same in dark mode');
+    await page.screenshot({ path: path.join(artifacts, 'browser-about-dark.png'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'light' });
+
+    // Readable at 360 px: nothing wider than the window, navigation above the page.
+    await page.setViewportSize({ width: 360, height: 720 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page is ${overflow}px wider than a 360px window`);
+    await page.screenshot({ path: path.join(artifacts, 'browser-about-360.png'), fullPage: true });
+
+    // Keyboard: the first Tab reaches the skip link, which moves focus to the page.
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content');
+    await page.keyboard.press('Enter');
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'main');
+    await page.close();
+  });
+
+  test('a page opened without the token shows the server refusal in plain words', async () => {
+    // The server's own sentence, as any client without the token gets it.
+    const refusal = await fetch(new URL('ipc/app_info', served.origin), { method: 'POST', body: '{}' });
+    assert.equal(refusal.status, 401);
+    const { code, message } = await refusal.json();
+    assert.equal(code, 'unauthorized');
+    const shown = (text) => text.replaceAll('`', '').toLowerCase();
+
+    for (const address of [served.origin, `${served.origin}#token=not-this-runs-token`]) {
+      const page = await context.newPage(); // a new tab: its sessionStorage is empty
+      await page.goto(address);
+      const alert = page.getByRole('alert');
+      await alert.waitFor();
+      const text = await alert.textContent();
+      assert.ok(shown(text).includes(shown(message)), `alert ${JSON.stringify(text)} lacks ${JSON.stringify(message)}`);
+      assert.equal(await alert.getByRole('heading').textContent(), 'Open Uplink with its access link');
+      assert.equal(await detail(page, 'Version').count(), 0, 'no release details without the token');
+      assert.ok(!page.url().includes('token='), `token fragment still in the address bar: ${page.url()}`);
+      if (address === served.origin) {
+        await page.screenshot({ path: path.join(artifacts, 'browser-about-unauthorized.png'), fullPage: true });
+      }
+      await page.close();
+    }
+  });
+});

@@ -1,0 +1,47 @@
+import { render, screen, within } from '@testing-library/svelte';
+import { clearMocks, mockIPC } from '@tauri-apps/api/mocks';
+import { tick } from 'svelte';
+import { afterEach, beforeEach, expect, test } from 'vitest';
+
+import App from './App.svelte';
+
+beforeEach(() => {
+  mockIPC(() => ({ name: 'Uplink', version: '1.2.3', host: 'desktop', platform: 'linux x86_64' }));
+  window.history.replaceState(null, '', '/');
+});
+
+afterEach(() => {
+  clearMocks();
+});
+
+test('the shell shows the product name, the navigation and the home page', async () => {
+  render(App);
+  expect(within(screen.getByRole('banner')).getByText('Uplink')).toBeTruthy();
+  const nav = screen.getByRole('navigation', { name: 'Main' });
+  expect(within(nav).getByRole('link', { name: 'About' }).getAttribute('aria-current')).toBe('page');
+  expect(screen.getByRole('heading', { level: 1 }).textContent).toBe('About Uplink');
+  expect(await screen.findByText('1.2.3')).toBeTruthy();
+  expect(document.title).toBe('About — Uplink');
+});
+
+test('an unknown address says so and links home; following the link shows the page', async () => {
+  window.history.replaceState(null, '', '/#/nowhere');
+  render(App);
+  expect(screen.getByRole('heading', { level: 1 }).textContent).toBe('Page not found');
+  expect(screen.getByText('#/nowhere').tagName).toBe('CODE');
+  expect(document.title).toBe('Page not found — Uplink');
+
+  window.location.hash = '#/about';
+  window.dispatchEvent(new HashChangeEvent('hashchange'));
+  await tick();
+  expect(screen.getByRole('heading', { level: 1 }).textContent).toBe('About Uplink');
+  // Moving to another page puts focus on it, for keyboard and screen-reader users.
+  expect(document.activeElement?.id).toBe('main');
+});
+
+test('the skip link moves focus to the page without changing the route', async () => {
+  render(App);
+  screen.getByRole('link', { name: 'Skip to content' }).click();
+  expect(document.activeElement?.id).toBe('main');
+  expect(window.location.hash).toBe('');
+});

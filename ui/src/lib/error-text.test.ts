@@ -1,0 +1,24 @@
+import { expect, test } from 'vitest';
+
+import { errorHeading, messageParts } from './error-text';
+
+test('known codes get their own heading, others a general one', () => {
+  expect(errorHeading({ code: 'unauthorized', message: '' })).toBe('Open Uplink with its access link');
+  expect(errorHeading({ code: 'unreachable', message: '' })).toBe('Uplink is not answering');
+  expect(errorHeading({ code: 'something_new', message: '' })).toBe('Something went wrong');
+});
+
+test('a message reads as a sentence, with names between backticks as code', () => {
+  expect(messageParts('open the link `uplink ui` printed')).toEqual([
+    { text: 'Open the link ', code: false },
+    { text: 'uplink ui', code: true },
+    { text: ' printed.', code: false },
+  ]);
+  expect(messageParts('Already a sentence!')).toEqual([{ text: 'Already a sentence!', code: false }]);
+  expect(messageParts('run `uplink ui`')).toEqual([
+    { text: 'Run ', code: false },
+    { text: 'uplink ui', code: true },
+    { text: '.', code: false },
+  ]);
+  expect(messageParts('')).toEqual([]);
+});
