@@ -65,7 +65,8 @@ function detail(page, label) {
     .locator('dd .value');
 }
 
-describe('About page in Chromium, served by `uplink ui`', () => {
+// The limit only keeps a broken run from hanging CI; nothing here measures time.
+describe('About page in Chromium, served by `uplink ui`', { timeout: 120_000 }, () => {
   let server;
   let served;
   let context;
@@ -145,6 +146,11 @@ describe('About page in Chromium, served by `uplink ui`', () => {
 
     // Nothing was blocked by the served content security policy, nothing threw.
     assert.deepEqual(problems, []);
+
+    // A reload keeps working: the token lives on in this tab, not in the URL.
+    await page.reload();
+    await detail(page, 'Version').waitFor();
+    assert.equal(await detail(page, 'Version').textContent(), version);
 
     await page.screenshot({ path: path.join(artifacts, 'browser-about.png'), fullPage: true });
 

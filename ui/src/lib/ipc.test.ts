@@ -1,7 +1,7 @@
 import { clearMocks, mockIPC } from '@tauri-apps/api/mocks';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 
-import { forgetAccessToken } from './access-token';
+import { adoptAccessToken, forgetAccessToken } from './access-token';
 import type { AppInfo } from './bindings/AppInfo';
 import { appInfo, inDesktopApp, invoke } from './ipc';
 
@@ -55,7 +55,6 @@ describe('over Tauri, in the desktop app', () => {
 describe('over HTTP, in a browser', () => {
   test('sends the access token from the page link as a bearer token', async () => {
     window.history.replaceState(null, '', '/#token=s3cret-token');
-    const { adoptAccessToken } = await import('./access-token');
     adoptAccessToken();
     const fetchMock = vi.fn(async (_url: string, _init: RequestInit) => json(info));
     vi.stubGlobal('fetch', fetchMock);
