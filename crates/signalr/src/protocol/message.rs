@@ -1,0 +1,147 @@
+//! The messages of the SignalR hub protocol, independent of their encoding.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// Headers a message may carry; no header has a defined meaning, so they are passed through.
+pub type Headers = BTreeMap<String, String>;
+
+/// One message of the hub protocol (the handshake is separate: see [`super::handshake`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum HubMessage {
+    /// Type 1: call a method on the other side; without an id it is fire-and-forget.
+    Invocation(Invocation),
+    /// Type 2: one item of a streamed result (or of an upload stream).
+    StreamItem(StreamItem),
+    /// Type 3: the end of an invocation or stream, with its result or error.
+    Completion(Completion),
+    /// Type 4: call a method whose result is a stream of items.
+    StreamInvocation(Invocation),
+    /// Type 5: the caller no longer wants the result of an invocation.
+    CancelInvocation(CancelInvocation),
+    /// Type 6: keep-alive.
+    Ping,
+    /// Type 7: the sender is closing the connection.
+    Close(Close),
+    /// Type 8: stateful reconnect acknowledgement.
+    Ack {
+        /// Highest sequence id received.
+        sequence_id: u64,
+    },
+    /// Type 9: stateful reconnect restart point.
+    Sequence {
+        /// Sequence id of the next message.
+        sequence_id: u64,
+    },
+}
+
+impl HubMessage {
+    /// The numeric `type` of this message on the wire.
+    pub fn type_id(&self) -> u8 {
+        match self {
+            HubMessage::Invocation(_) => 1,
+            HubMessage::StreamItem(_) => 2,
+            HubMessage::Completion(_) => 3,
+            HubMessage::StreamInvocation(_) => 4,
+            HubMessage::CancelInvocation(_) => 5,
+            HubMessage::Ping => 6,
+            HubMessage::Close(_) => 7,
+            HubMessage::Ack { .. } => 8,
+            HubMessage::Sequence { .. } => 9,
+        }
+    }
+}
+
+/// An `Invocation` or `StreamInvocation`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Invocation {
+    /// Pass-through headers.
+    pub headers: Headers,
+    /// `None` for a non-blocking invocation (no answer expected).
+    pub invocation_id: Option<String>,
+    /// The method name (case-sensitive).
+    pub target: String,
+    /// The positional arguments.
+    pub arguments: Vec<Value>,
+    /// Ids of upload streams the caller will send with `StreamItem`s.
+    pub stream_ids: Vec<String>,
+}
+
+impl Invocation {
+    /// An invocation of `target` with `arguments`, answered under `invocation_id` if given.
+    pub fn new(
+        invocation_id: Option<String>,
+        target: impl Into<String>,
+        arguments: Vec<Value>,
+    ) -> Self {
+        Self {
+            invocation_id,
+            target: target.into(),
+            arguments,
+            ..Self::default()
+        }
+    }
+}
+
+/// A `StreamItem`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamItem {
+    /// Pass-through headers.
+    pub headers: Headers,
+    /// The invocation (or upload stream) this item belongs to.
+    pub invocation_id: String,
+    /// The item.
+    pub item: Value,
+}
+
+/// How an invocation ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Finished without a value (void method, or end of a stream).
+    Void,
+    /// Finished with a value (which may be JSON `null`).
+    Result(Value),
+    /// Failed with a message.
+    Error(String),
+}
+
+/// A `Completion`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// Pass-through headers.
+    pub headers: Headers,
+    /// The invocation that completed.
+    pub invocation_id: String,
+    /// Its result or error.
+    pub outcome: Outcome,
+}
+
+impl Completion {
+    /// A completion of `invocation_id` with `outcome`.
+    pub fn new(invocation_id: impl Into<String>, outcome: Outcome) -> Self {
+        Self {
+            headers: Headers::new(),
+            invocation_id: invocation_id.into(),
+            outcome,
+        }
+    }
+}
+
+/// A `CancelInvocation`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CancelInvocation {
+    /// Pass-through headers.
+    pub headers: Headers,
+    /// The invocation to cancel.
+    pub invocation_id: String,
+}
+
+/// A `Close`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Close {
+    /// Why the connection closed, if because of an error.
+    pub error: Option<String>,
+    /// Whether a reconnecting client should try again.
+    pub allow_reconnect: bool,
+}

@@ -1,0 +1,213 @@
+//! Who may connect: the bearer-token hook, the Origin check, and keeping tokens out of logs.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, Uri, header};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+/// The authenticated party behind a connection, as the authentication hook decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// A stable name for the party (user id, connector id…). Every request of a connection must
+    /// authenticate as the same subject.
+    pub subject: String,
+    /// Anything else the application wants to keep with the connection.
+    pub claims: serde_json::Value,
+}
+
+impl Identity {
+    /// An identity for `subject` with no claims.
+    pub fn new(subject: impl Into<String>) -> Self {
+        Self {
+            subject: subject.into(),
+            claims: serde_json::Value::Null,
+        }
+    }
+}
+
+/// What the authentication hook sees of a request.
+pub struct AuthRequest {
+    /// The bearer token, from `Authorization: Bearer …` or the `access_token` query parameter
+    /// (browsers cannot set headers on WebSockets and EventSource).
+    pub bearer: Option<String>,
+    /// The request's headers.
+    pub headers: HeaderMap,
+}
+
+impl std::fmt::Debug for AuthRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthRequest")
+            .field("bearer", &self.bearer.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the hook refused a request; the message goes back to the client as the 401 body.
+#[derive(Debug, Clone)]
+pub struct AuthRejection(pub String);
+
+type AuthFn =
+    Arc<dyn Fn(AuthRequest) -> BoxFuture<'static, Result<Identity, AuthRejection>> + Send + Sync>;
+
+/// The authentication hook, called for the negotiate request and every transport request.
+#[derive(Clone)]
+pub struct Authenticator(AuthFn);
+
+impl Authenticator {
+    /// Wraps an async function that checks a request.
+    pub fn new<F, Fut>(check: F) -> Self
+    where
+        F: Fn(AuthRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Identity, AuthRejection>> + Send + 'static,
+    {
+        Self(Arc::new(move |r| check(r).boxed()))
+    }
+
+    pub(crate) async fn check(&self, request: AuthRequest) -> Result<Identity, AuthRejection> {
+        (self.0)(request).await
+    }
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Authenticator")
+    }
+}
+
+/// The bearer token of a request: the `Authorization` header first, else `access_token`.
+pub(crate) fn bearer_token(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let mut parts = value.splitn(2, ' ');
+        if let (Some(scheme), Some(token)) = (parts.next(), parts.next())
+            && scheme.eq_ignore_ascii_case("bearer")
+        {
+            return Some(token.trim().to_string());
+        }
+    }
+    query_param(uri, "access_token")
+}
+
+/// One decoded query parameter.
+pub(crate) fn query_param(uri: &Uri, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(uri.query()?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The URI with `access_token` and `id` (the connection token) replaced, for logging.
+///
+/// ```
+/// use axum::http::Uri;
+/// use uplink_signalr::server::redacted_uri;
+///
+/// let uri: Uri = "/hubs/x?id=secret&access_token=tok&_=1".parse().unwrap();
+/// assert_eq!(redacted_uri(&uri), "/hubs/x?id=<redacted>&access_token=<redacted>&_=1");
+/// ```
+pub fn redacted_uri(uri: &Uri) -> String {
+    let Some(query) = uri.query() else {
+        return uri.path().to_string();
+    };
+    let redacted: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if k == "access_token" || k == "id" => format!("{k}=<redacted>"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{}?{}", uri.path(), redacted.join("&"))
+}
+
+/// Which browser origins may connect. Requests without an `Origin` header (non-browser clients)
+/// are always allowed: the check protects browsers' ambient credentials, not the endpoint.
+#[derive(Debug, Clone, Default)]
+pub enum OriginPolicy {
+    /// Only pages served from the same host (the `Origin`'s host equals the `Host` header).
+    #[default]
+    SameOrigin,
+    /// The same host, or one of these origins (e.g. `https://app.example.com`).
+    Allow(Vec<String>),
+    /// Any origin.
+    Any,
+}
+
+impl OriginPolicy {
+    /// Whether a request with these headers passes.
+    pub fn permits(&self, headers: &HeaderMap) -> bool {
+        let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+            return true;
+        };
+        let same_host = || {
+            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+            let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+            matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
+        };
+        match self {
+            OriginPolicy::Any => true,
+            OriginPolicy::SameOrigin => same_host(),
+            OriginPolicy::Allow(list) => {
+                same_host() || list.iter().any(|o| o.eq_ignore_ascii_case(origin))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn bearer_comes_from_header_then_query() {
+        let mut headers = HeaderMap::new();
+        let uri: Uri = "/h?access_token=fromquery".parse().unwrap();
+        assert_eq!(bearer_token(&headers, &uri).as_deref(), Some("fromquery"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer fromheader"),
+        );
+        assert_eq!(bearer_token(&headers, &uri).as_deref(), Some("fromheader"));
+        let plain: Uri = "/h".parse().unwrap();
+        assert_eq!(
+            bearer_token(&HeaderMap::new(), &plain),
+            None,
+            "no token anywhere"
+        );
+    }
+
+    #[test]
+    fn origin_policy() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("hub.example:8443"));
+        assert!(
+            OriginPolicy::SameOrigin.permits(&headers),
+            "no Origin header"
+        );
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://hub.example:8443"),
+        );
+        assert!(OriginPolicy::SameOrigin.permits(&headers));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
+        assert!(!OriginPolicy::SameOrigin.permits(&headers));
+        assert!(OriginPolicy::Allow(vec!["https://evil.example".into()]).permits(&headers));
+        assert!(OriginPolicy::Any.permits(&headers));
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let r = AuthRequest {
+            bearer: Some("s3cret".into()),
+            headers: HeaderMap::new(),
+        };
+        assert!(!format!("{r:?}").contains("s3cret"));
+    }
+}

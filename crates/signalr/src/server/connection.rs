@@ -1,0 +1,413 @@
+//! One client connection on the server: its queues, its state, and the handle the hub uses to
+//! call the client.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+
+use super::auth::Identity;
+use crate::error::{Error, Result};
+use crate::negotiate::Transport;
+use crate::protocol::{Close, HubMessage, HubProtocol, Invocation, Outcome};
+
+/// Shared state of one connection; transports and the session task hold it.
+pub(crate) struct Connection {
+    pub id: String,
+    pub token: String,
+    pub identity: Option<Identity>,
+    pub outbound_tx: mpsc::Sender<Bytes>,
+    pub outbound_rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Bytes>>>,
+    pub inbound_tx: mpsc::Sender<Bytes>,
+    pub inbound_rx: Mutex<Option<mpsc::Receiver<Bytes>>>,
+    pub transport: Mutex<Option<Transport>>,
+    /// Set once the connection is over; transports drain what is queued and stop.
+    closed_tx: watch::Sender<bool>,
+    close_reason: Mutex<Option<String>>,
+    pub post_in_progress: AtomicBool,
+    pub long_poll: Mutex<LongPollState>,
+    pub poll_superseded: Notify,
+    pending_results: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    next_invocation: AtomicU64,
+    pub sent_since_ping: AtomicBool,
+    pub protocol: Mutex<Option<Arc<dyn HubProtocol>>>,
+    pub client_result_timeout: Duration,
+}
+
+/// Long polling bookkeeping: whether a poll is open, and when the last one ended.
+#[derive(Debug)]
+pub(crate) struct LongPollState {
+    pub generation: u64,
+    pub active: bool,
+    pub last_ended: Instant,
+}
+
+impl Connection {
+    pub fn new(
+        id: String,
+        token: String,
+        identity: Option<Identity>,
+        send_queue: usize,
+        client_result_timeout: Duration,
+    ) -> Arc<Self> {
+        let (outbound_tx, outbound_rx) = mpsc::channel(send_queue.max(1));
+        let (inbound_tx, inbound_rx) = mpsc::channel(64);
+        Arc::new(Self {
+            id,
+            token,
+            identity,
+            outbound_tx,
+            outbound_rx: Arc::new(tokio::sync::Mutex::new(outbound_rx)),
+            inbound_tx,
+            inbound_rx: Mutex::new(Some(inbound_rx)),
+            transport: Mutex::new(None),
+            closed_tx: watch::channel(false).0,
+            close_reason: Mutex::new(None),
+            post_in_progress: AtomicBool::new(false),
+            long_poll: Mutex::new(LongPollState {
+                generation: 0,
+                active: false,
+                last_ended: Instant::now(),
+            }),
+            poll_superseded: Notify::new(),
+            pending_results: Mutex::new(HashMap::new()),
+            next_invocation: AtomicU64::new(0),
+            sent_since_ping: AtomicBool::new(false),
+            protocol: Mutex::new(None),
+            client_result_timeout,
+        })
+    }
+
+    pub fn transport(&self) -> Option<Transport> {
+        *lock(&self.transport)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        *self.closed_tx.borrow()
+    }
+
+    pub fn closed_signal(&self) -> watch::Receiver<bool> {
+        self.closed_tx.subscribe()
+    }
+
+    pub fn close_reason(&self) -> Option<String> {
+        lock(&self.close_reason).clone()
+    }
+
+    /// Ends the connection: queues a `Close` (best effort) and tells every transport to stop.
+    pub fn close(&self, error: Option<String>) {
+        if self.is_closed() {
+            return;
+        }
+        if let Some(reason) = &error {
+            tracing::debug!(connection_id = %self.id, reason = %reason, "closing connection");
+        }
+        if lock(&self.protocol).is_some() {
+            let _ = self.encode_and_try_send(&HubMessage::Close(Close {
+                error: error.clone(),
+                allow_reconnect: false,
+            }));
+        }
+        *lock(&self.close_reason) = error;
+        self.closed_tx.send_replace(true);
+        self.poll_superseded.notify_waiters();
+        // Fail every client-result call still waiting.
+        lock(&self.pending_results).clear();
+    }
+
+    fn encode(&self, message: &HubMessage) -> Result<Bytes> {
+        let protocol = lock(&self.protocol)
+            .clone()
+            .ok_or_else(|| Error::closed("handshake not completed"))?;
+        let mut out = Vec::with_capacity(128);
+        protocol.encode(message, &mut out)?;
+        Ok(Bytes::from(out))
+    }
+
+    fn encode_and_try_send(&self, message: &HubMessage) -> Result<()> {
+        let bytes = self.encode(message)?;
+        self.outbound_tx.try_send(bytes).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::SlowConsumer,
+            mpsc::error::TrySendError::Closed(_) => Error::closed("send queue closed"),
+        })?;
+        self.sent_since_ping.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Queues a message without waiting; a full queue means the client is too slow, and it is
+    /// disconnected rather than allowed to grow the server's memory.
+    pub fn send_now(&self, message: &HubMessage) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::closed("connection closed"));
+        }
+        match self.encode_and_try_send(message) {
+            Err(Error::SlowConsumer) => {
+                tracing::warn!(connection_id = %self.id, "send queue full: disconnecting slow client");
+                self.close(Some(
+                    "Connection closed: the client did not read fast enough".into(),
+                ));
+                Err(Error::SlowConsumer)
+            }
+            other => other,
+        }
+    }
+
+    /// Queues a message, waiting up to `patience` for room (used for stream items, which
+    /// pace themselves to the client); a client that stays that slow is disconnected.
+    pub async fn send_paced(&self, message: &HubMessage, patience: Duration) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::closed("connection closed"));
+        }
+        let bytes = self.encode(message)?;
+        match self.outbound_tx.send_timeout(bytes, patience).await {
+            Ok(()) => {
+                self.sent_since_ping.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                self.close(Some(
+                    "Connection closed: the client did not read fast enough".into(),
+                ));
+                Err(Error::SlowConsumer)
+            }
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => {
+                Err(Error::closed("send queue closed"))
+            }
+        }
+    }
+
+    pub fn complete_client_result(&self, invocation_id: &str, outcome: Outcome) -> bool {
+        match lock(&self.pending_results).remove(invocation_id) {
+            Some(tx) => tx.send(outcome).is_ok(),
+            None => false,
+        }
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these short critical sections leaves consistent data.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A handle on one connection: send it invocations, ask it for results, close it.
+///
+/// Handles are cheap to clone and do not keep a closed connection alive.
+#[derive(Clone)]
+pub struct ConnectionHandle {
+    pub(crate) id: Arc<str>,
+    pub(crate) identity: Option<Arc<Identity>>,
+    pub(crate) inner: Weak<Connection>,
+}
+
+impl std::fmt::Debug for ConnectionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionHandle")
+            .field("id", &self.id)
+            .field("subject", &self.identity.as_ref().map(|i| &i.subject))
+            .finish()
+    }
+}
+
+impl ConnectionHandle {
+    pub(crate) fn new(conn: &Arc<Connection>) -> Self {
+        Self {
+            id: Arc::from(conn.id.as_str()),
+            identity: conn.identity.clone().map(Arc::new),
+            inner: Arc::downgrade(conn),
+        }
+    }
+
+    /// The public connection id (not the secret connection token).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Who authenticated this connection, when an authentication hook is configured.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_deref()
+    }
+
+    /// The transport in use, once one is attached.
+    pub fn transport(&self) -> Option<Transport> {
+        self.inner.upgrade().and_then(|c| c.transport())
+    }
+
+    /// Whether the connection is still open.
+    pub fn is_connected(&self) -> bool {
+        self.inner.upgrade().is_some_and(|c| !c.is_closed())
+    }
+
+    fn connection(&self) -> Result<Arc<Connection>> {
+        self.inner
+            .upgrade()
+            .filter(|c| !c.is_closed())
+            .ok_or_else(|| Error::closed("connection closed"))
+    }
+
+    /// Calls `target` on the client without waiting for an answer.
+    ///
+    /// # Errors
+    /// [`Error::ConnectionClosed`], or [`Error::SlowConsumer`] if the client's send queue is full
+    /// (the client is then disconnected).
+    pub fn send<A: Serialize>(&self, target: &str, arguments: A) -> Result<()> {
+        let arguments = arguments_to_values(arguments)?;
+        let conn = self.connection()?;
+        conn.send_now(&HubMessage::Invocation(Invocation::new(
+            None, target, arguments,
+        )))
+    }
+
+    /// Calls `target` on the client and waits for its result (a "client result").
+    ///
+    /// Gives up after the server's client-result timeout; dropping the future abandons the call.
+    ///
+    /// # Errors
+    /// [`Error::Invocation`] with the client's error, [`Error::Timeout`],
+    /// [`Error::ConnectionClosed`], or [`Error::Conversion`] if the result has the wrong type.
+    pub async fn invoke<A: Serialize, R: DeserializeOwned>(
+        &self,
+        target: &str,
+        arguments: A,
+    ) -> Result<R> {
+        let arguments = arguments_to_values(arguments)?;
+        let conn = self.connection()?;
+        let id = format!("s{}", conn.next_invocation.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        lock(&conn.pending_results).insert(id.clone(), tx);
+        let forget = PendingGuard {
+            conn: Arc::downgrade(&conn),
+            id: id.clone(),
+        };
+        conn.send_now(&HubMessage::Invocation(Invocation::new(
+            Some(id),
+            target,
+            arguments,
+        )))?;
+        let timeout = conn.client_result_timeout;
+        drop(conn);
+        let outcome = match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => {
+                return Err(Error::closed(
+                    "connection closed before the client answered",
+                ));
+            }
+            Err(_) => {
+                return Err(Error::Timeout {
+                    what: "client result",
+                    after: timeout,
+                });
+            }
+        };
+        drop(forget);
+        match outcome {
+            Outcome::Result(v) => {
+                serde_json::from_value(v).map_err(|e| Error::Conversion(e.to_string()))
+            }
+            Outcome::Void => {
+                serde_json::from_value(Value::Null).map_err(|e| Error::Conversion(e.to_string()))
+            }
+            Outcome::Error(e) => Err(Error::Invocation(e)),
+        }
+    }
+
+    /// Closes the connection, telling the client why (`None` for a normal close).
+    pub fn close(&self, error: Option<String>) {
+        if let Some(conn) = self.inner.upgrade() {
+            conn.close(error);
+        }
+    }
+}
+
+/// Removes an abandoned client-result call so a late answer is ignored, not leaked.
+struct PendingGuard {
+    conn: Weak<Connection>,
+    id: String,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.upgrade() {
+            lock(&conn.pending_results).remove(&self.id);
+        }
+    }
+}
+
+/// Serialises call arguments: a tuple or array becomes the argument list, `()` none, and any
+/// other value a single argument.
+pub(crate) fn arguments_to_values<A: Serialize>(arguments: A) -> Result<Vec<Value>> {
+    match serde_json::to_value(arguments).map_err(|e| Error::Conversion(e.to_string()))? {
+        Value::Array(items) => Ok(items),
+        Value::Null => Ok(Vec::new()),
+        other => Ok(vec![other]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn arguments_serialise_as_the_argument_list() {
+        assert_eq!(
+            arguments_to_values((1, "a")).unwrap(),
+            vec![json!(1), json!("a")]
+        );
+        assert_eq!(arguments_to_values(()).unwrap(), Vec::<Value>::new());
+        assert_eq!(arguments_to_values("one").unwrap(), vec![json!("one")]);
+        assert_eq!(
+            arguments_to_values((vec![1, 2],)).unwrap(),
+            vec![json!([1, 2])]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_send_queue_disconnects_the_slow_client() {
+        let conn = Connection::new("id".into(), "tok".into(), None, 2, Duration::from_secs(1));
+        *lock(&conn.protocol) = Some(Arc::new(crate::protocol::JsonProtocol));
+        let handle = ConnectionHandle::new(&conn);
+        handle.send("A", ()).unwrap();
+        handle.send("A", ()).unwrap();
+        let err = handle.send("A", ()).unwrap_err();
+        assert_eq!(err.code(), "slow_consumer");
+        assert!(conn.is_closed());
+        assert!(!handle.is_connected());
+    }
+
+    #[tokio::test]
+    async fn client_results_time_out_and_resolve() {
+        let conn = Connection::new(
+            "id".into(),
+            "tok".into(),
+            None,
+            8,
+            Duration::from_millis(50),
+        );
+        *lock(&conn.protocol) = Some(Arc::new(crate::protocol::JsonProtocol));
+        let handle = ConnectionHandle::new(&conn);
+        let err = handle.invoke::<_, i64>("Ask", ()).await.unwrap_err();
+        assert_eq!(err.code(), "timeout");
+        assert!(
+            lock(&conn.pending_results).is_empty(),
+            "abandoned call forgotten"
+        );
+
+        let h2 = handle.clone();
+        let call = tokio::spawn(async move { h2.invoke::<_, i64>("Ask", ()).await });
+        // Wait until the invocation is queued, then answer it.
+        let mut rx = conn.outbound_rx.lock().await;
+        let _ = rx.recv().await.unwrap();
+        let _ = rx.recv().await.unwrap();
+        let id = lock(&conn.pending_results).keys().next().cloned().unwrap();
+        assert!(conn.complete_client_result(&id, Outcome::Result(json!(7))));
+        assert_eq!(call.await.unwrap().unwrap(), 7);
+    }
+}

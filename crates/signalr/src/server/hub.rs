@@ -1,0 +1,208 @@
+//! The typed hub: methods clients may call, with results or streams, and connection callbacks.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, Stream, StreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::connection::ConnectionHandle;
+
+/// The error a hub method returns; its message is sent to the caller in the `Completion`.
+///
+/// Any `std::error::Error` converts into it, so `?` works in hub methods. Keep messages free of
+/// secrets: they cross the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubError(String);
+
+impl HubError {
+    /// An error with `message`, shown to the caller.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for HubError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<E: std::error::Error> From<E> for HubError {
+    fn from(e: E) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// Who is calling a hub method: the connection, which can also be invoked (client results).
+pub type Caller = ConnectionHandle;
+
+type MethodFn =
+    Arc<dyn Fn(Caller, Vec<Value>) -> BoxFuture<'static, Result<Value, HubError>> + Send + Sync>;
+type StreamFn = Arc<
+    dyn Fn(Caller, Vec<Value>) -> Result<BoxStream<'static, Result<Value, HubError>>, HubError>
+        + Send
+        + Sync,
+>;
+type ConnectFn = Arc<dyn Fn(ConnectionHandle) -> BoxFuture<'static, ()> + Send + Sync>;
+type DisconnectFn =
+    Arc<dyn Fn(ConnectionHandle, Option<String>) -> BoxFuture<'static, ()> + Send + Sync>;
+
+#[derive(Clone)]
+pub(crate) enum Method {
+    Single(MethodFn),
+    Stream(StreamFn),
+}
+
+/// The methods a hub offers and what happens when connections come and go.
+///
+/// Arguments arrive as the JSON array of the invocation and are deserialised into the handler's
+/// argument type: a tuple for several (`(i64, i64)`), a one-tuple for one (`(String,)`), `()` for
+/// none.
+///
+/// ```
+/// use futures::stream;
+/// use uplink_signalr::server::{Hub, HubError};
+///
+/// let hub = Hub::new()
+///     .method("Add", |_caller, (a, b): (i64, i64)| async move { Ok::<_, HubError>(a + b) })
+///     .stream("Count", |_caller, (n,): (u32,)| {
+///         Ok(stream::iter((0..n).map(Ok::<_, HubError>)))
+///     })
+///     .on_connected(|conn| async move { tracing::info!(id = conn.id(), "connected") });
+/// ```
+#[derive(Clone, Default)]
+pub struct Hub {
+    pub(crate) methods: HashMap<String, Method>,
+    pub(crate) on_connected: Option<ConnectFn>,
+    pub(crate) on_disconnected: Option<DisconnectFn>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<_> = self.methods.keys().collect();
+        names.sort();
+        f.debug_struct("Hub").field("methods", &names).finish()
+    }
+}
+
+/// Turns the invocation's argument array into the handler's argument type.
+pub(crate) fn bind_arguments<A: DeserializeOwned>(
+    target: &str,
+    arguments: Vec<Value>,
+) -> Result<A, HubError> {
+    let count = arguments.len();
+    let as_array = if count == 0 {
+        // `()` and `Option<_>` deserialise from null, not from an empty array.
+        serde_json::from_value(Value::Null)
+            .or_else(|_| serde_json::from_value(Value::Array(vec![])))
+    } else {
+        serde_json::from_value(Value::Array(arguments))
+    };
+    as_array.map_err(|e| {
+        HubError::new(format!(
+            "Failed to invoke '{target}': {count} argument(s) could not be bound: {e}"
+        ))
+    })
+}
+
+fn to_value<R: Serialize>(value: R) -> Result<Value, HubError> {
+    serde_json::to_value(value).map_err(|e| HubError::new(format!("result not serialisable: {e}")))
+}
+
+impl Hub {
+    /// A hub with no methods.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a method that returns one result (use `()` for none).
+    pub fn method<A, R, F, Fut>(mut self, name: impl Into<String>, handler: F) -> Self
+    where
+        A: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+        F: Fn(Caller, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, HubError>> + Send + 'static,
+    {
+        let name = name.into();
+        let target = name.clone();
+        let handler = Arc::new(handler);
+        let erased: MethodFn =
+            Arc::new(
+                move |caller, arguments| match bind_arguments::<A>(&target, arguments) {
+                    Ok(args) => handler(caller, args).map(|r| r.and_then(to_value)).boxed(),
+                    Err(e) => futures::future::ready(Err(e)).boxed(),
+                },
+            );
+        self.methods.insert(name, Method::Single(erased));
+        self
+    }
+
+    /// Adds a method that returns a stream of items (called with `StreamInvocation`).
+    pub fn stream<A, T, S, F>(mut self, name: impl Into<String>, handler: F) -> Self
+    where
+        A: DeserializeOwned + Send + 'static,
+        T: Serialize + Send + 'static,
+        S: Stream<Item = Result<T, HubError>> + Send + 'static,
+        F: Fn(Caller, A) -> Result<S, HubError> + Send + Sync + 'static,
+    {
+        let name = name.into();
+        let target = name.clone();
+        let erased: StreamFn = Arc::new(move |caller, arguments| {
+            let args = bind_arguments::<A>(&target, arguments)?;
+            let items = handler(caller, args)?;
+            Ok(items.map(|item| item.and_then(to_value)).boxed())
+        });
+        self.methods.insert(name, Method::Stream(erased));
+        self
+    }
+
+    /// Runs `callback` once a connection has completed its handshake.
+    pub fn on_connected<F, Fut>(mut self, callback: F) -> Self
+    where
+        F: Fn(ConnectionHandle) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_connected = Some(Arc::new(move |c| callback(c).boxed()));
+        self
+    }
+
+    /// Runs `callback` when a connection has ended, with the error that ended it if any.
+    pub fn on_disconnected<F, Fut>(mut self, callback: F) -> Self
+    where
+        F: Fn(ConnectionHandle, Option<String>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_disconnected = Some(Arc::new(move |c, e| callback(c, e).boxed()));
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn arguments_bind_to_tuples_unit_and_report_mismatches() {
+        let (a, b): (i64, String) = bind_arguments("m", vec![json!(1), json!("x")]).unwrap();
+        assert_eq!((a, b.as_str()), (1, "x"));
+        let (): () = bind_arguments("m", vec![]).unwrap();
+        let err = bind_arguments::<(i64, i64)>("Add", vec![json!(1)]).unwrap_err();
+        assert!(err.message().contains("'Add'"), "{err}");
+        assert!(err.message().contains("1 argument(s)"), "{err}");
+        let err = bind_arguments::<(i64,)>("Add", vec![json!("nope")]).unwrap_err();
+        assert!(err.message().contains("invalid type"), "{err}");
+    }
+}

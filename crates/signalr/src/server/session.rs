@@ -1,0 +1,344 @@
+//! The protocol loop of one server connection: handshake, dispatch of invocations to the hub,
+//! keep-alive pings and the client timeout. Transports only move bytes in and out.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use super::connection::{Connection, ConnectionHandle, lock};
+use super::hub::{HubError, Method};
+use super::{ServerShared, registry_remove};
+use crate::error::Error;
+use crate::negotiate::Transport;
+use crate::protocol::{
+    Completion, HandshakeRequest, HandshakeResponse, HubMessage, Invocation, Outcome, RecordReader,
+    StreamItem,
+};
+
+type Running = Arc<Mutex<HashMap<String, AbortHandle>>>;
+
+/// Runs the connection until it closes, then cleans up. Spawned when a transport attaches.
+pub(crate) async fn run(server: Arc<ServerShared>, conn: Arc<Connection>) {
+    let Some(inbound) = lock(&conn.inbound_rx).take() else {
+        return;
+    };
+    let error = drive(&server, &conn, inbound).await.err();
+    let reason = error.map(|e| e.to_string()).or_else(|| conn.close_reason());
+    conn.close(reason.clone());
+    if lock(&conn.protocol).is_some()
+        && let Some(callback) = &server.hub.on_disconnected
+    {
+        callback(ConnectionHandle::new(&conn), reason).await;
+    }
+    // Long polling clients collect the final messages with one more poll: keep the connection
+    // findable for a moment so that poll gets its 204 rather than a 404.
+    let linger = if conn.transport() == Some(Transport::LongPolling) {
+        server.options.disconnect_timeout
+    } else {
+        std::time::Duration::ZERO
+    };
+    tokio::time::sleep(linger).await;
+    registry_remove(&server, &conn);
+}
+
+async fn drive(
+    server: &Arc<ServerShared>,
+    conn: &Arc<Connection>,
+    mut inbound: mpsc::Receiver<Bytes>,
+) -> Result<(), Error> {
+    let options = &server.options;
+    let mut closed = conn.closed_signal();
+
+    // Handshake: the first record, always JSON, within the handshake timeout.
+    let mut records = RecordReader::new(options.max_message_size);
+    let deadline = tokio::time::sleep(options.handshake_timeout);
+    tokio::pin!(deadline);
+    let request = loop {
+        if let Some(record) = records.next_record()? {
+            break HandshakeRequest::parse(&record)?;
+        }
+        tokio::select! {
+            bytes = inbound.recv() => match bytes {
+                Some(bytes) => records.extend(&bytes),
+                None => return Err(Error::closed("transport ended before the handshake")),
+            },
+            _ = &mut deadline => {
+                return Err(Error::Timeout { what: "handshake", after: options.handshake_timeout });
+            }
+            _ = closed.wait_for(|c| *c) => return Ok(()),
+        }
+    };
+    let Some(protocol) = server
+        .protocols
+        .iter()
+        .find(|p| p.name() == request.protocol && p.version() == request.version)
+        .cloned()
+    else {
+        let error = Error::UnsupportedProtocol {
+            name: request.protocol,
+            version: request.version,
+        };
+        let mut out = Vec::new();
+        HandshakeResponse {
+            error: Some(error.to_string()),
+        }
+        .write(&mut out);
+        let _ = conn.outbound_tx.try_send(Bytes::from(out));
+        return Err(error);
+    };
+    let mut out = Vec::new();
+    HandshakeResponse::default().write(&mut out);
+    conn.outbound_tx
+        .try_send(Bytes::from(out))
+        .map_err(|_| Error::SlowConsumer)?;
+    *lock(&conn.protocol) = Some(protocol.clone());
+    tracing::debug!(connection_id = %conn.id, transport = ?conn.transport(), "handshake complete");
+
+    // Whatever followed the handshake in the same frame belongs to the hub protocol.
+    let mut decoder = protocol.decoder(options.max_message_size);
+    while let Some(leftover) = records.next_record()? {
+        decoder.extend(&leftover);
+        decoder.extend(&[crate::protocol::RECORD_SEPARATOR]);
+    }
+
+    if let Some(callback) = &server.hub.on_connected {
+        tokio::spawn(callback(ConnectionHandle::new(conn)));
+    }
+
+    let handle = ConnectionHandle::new(conn);
+    let running: Running = Arc::default();
+    let mut last_received = Instant::now();
+    let tick_every = (options.keep_alive_interval.min(options.client_timeout) / 2)
+        .max(std::time::Duration::from_millis(10));
+    let mut tick = tokio::time::interval(tick_every);
+    let mut last_ping = Instant::now();
+
+    let result = loop {
+        while let Some(message) = decoder.next_message()? {
+            if !dispatch(server, conn, &handle, &running, message).await {
+                return Ok(());
+            }
+        }
+        tokio::select! {
+            biased;
+            bytes = inbound.recv() => match bytes {
+                Some(bytes) => {
+                    last_received = Instant::now();
+                    decoder.extend(&bytes);
+                }
+                None => break Ok(()),
+            },
+            _ = closed.wait_for(|c| *c) => break Ok(()),
+            _ = tick.tick() => {
+                if last_received.elapsed() > options.client_timeout {
+                    break Err(Error::Timeout { what: "client keep-alive", after: options.client_timeout });
+                }
+                if last_ping.elapsed() >= options.keep_alive_interval {
+                    last_ping = Instant::now();
+                    if !conn.sent_since_ping.swap(false, Ordering::Relaxed) {
+                        conn.send_now(&HubMessage::Ping)?;
+                    }
+                }
+                if conn.transport() == Some(Transport::LongPolling) {
+                    let lp = lock(&conn.long_poll);
+                    if !lp.active && lp.last_ended.elapsed() > options.disconnect_timeout {
+                        break Err(Error::closed("the long-polling client stopped polling"));
+                    }
+                }
+            }
+        }
+    };
+    for (_, task) in lock(&running).drain() {
+        task.abort();
+    }
+    result
+}
+
+/// Handles one message; `false` when the client closed the connection.
+async fn dispatch(
+    server: &Arc<ServerShared>,
+    conn: &Arc<Connection>,
+    handle: &ConnectionHandle,
+    running: &Running,
+    message: HubMessage,
+) -> bool {
+    match message {
+        HubMessage::Invocation(invocation) => {
+            invoke(server, conn, handle, running, invocation, false).await;
+        }
+        HubMessage::StreamInvocation(invocation) => {
+            invoke(server, conn, handle, running, invocation, true).await;
+        }
+        HubMessage::Completion(completion) => {
+            if !conn.complete_client_result(&completion.invocation_id, completion.outcome) {
+                tracing::debug!(connection_id = %conn.id, "completion for no pending client result");
+            }
+        }
+        HubMessage::CancelInvocation(cancel) => {
+            if let Some(task) = lock(running).remove(&cancel.invocation_id) {
+                task.abort();
+                complete(
+                    conn,
+                    cancel.invocation_id,
+                    Outcome::Error("Invocation canceled by the caller.".into()),
+                );
+            }
+        }
+        HubMessage::StreamItem(_) => {
+            tracing::debug!(connection_id = %conn.id, "ignoring an upload stream item: upload streams are not supported");
+        }
+        HubMessage::Close(close) => {
+            tracing::debug!(connection_id = %conn.id, error = ?close.error, "client closed the connection");
+            return false;
+        }
+        HubMessage::Ping | HubMessage::Ack { .. } | HubMessage::Sequence { .. } => {}
+    }
+    true
+}
+
+fn complete(conn: &Connection, invocation_id: String, outcome: Outcome) {
+    let _ = conn.send_now(&HubMessage::Completion(Completion::new(
+        invocation_id,
+        outcome,
+    )));
+}
+
+async fn invoke(
+    server: &Arc<ServerShared>,
+    conn: &Arc<Connection>,
+    handle: &ConnectionHandle,
+    running: &Running,
+    invocation: Invocation,
+    streaming: bool,
+) {
+    let Invocation {
+        invocation_id,
+        target,
+        arguments,
+        stream_ids,
+        ..
+    } = invocation;
+    let fail = |message: String| {
+        if let Some(id) = &invocation_id {
+            complete(conn, id.clone(), Outcome::Error(message));
+        } else {
+            tracing::debug!(connection_id = %conn.id, %target, "non-blocking invocation failed: {message}");
+        }
+    };
+    if !stream_ids.is_empty() {
+        return fail(format!(
+            "Failed to invoke '{target}': upload streams are not supported."
+        ));
+    }
+    let Some(method) = server.hub.methods.get(&target).cloned() else {
+        return fail(format!("Unknown hub method '{target}'"));
+    };
+    match (method, streaming) {
+        (Method::Single(method), false) => {
+            let mut call = std::panic::AssertUnwindSafe(method(handle.clone(), arguments))
+                .catch_unwind()
+                .boxed();
+            // Most methods finish at once: answer inline and spare a task.
+            if let Poll::Ready(result) = futures::poll!(&mut call) {
+                return finish_single(conn, invocation_id, &target, result);
+            }
+            let conn2 = conn.clone();
+            let running2 = running.clone();
+            let id2 = invocation_id.clone();
+            // Registered under the lock the task takes to deregister, so it cannot finish first.
+            let mut registry = lock(running);
+            let task = tokio::spawn(async move {
+                let result = call.await;
+                if let Some(id) = &id2 {
+                    lock(&running2).remove(id);
+                }
+                finish_single(&conn2, id2, &target, result);
+            });
+            if let Some(id) = invocation_id {
+                registry.insert(id, task.abort_handle());
+            }
+        }
+        (Method::Stream(method), true) => {
+            let Some(id) = invocation_id else {
+                return;
+            };
+            let items = match method(handle.clone(), arguments) {
+                Ok(items) => items,
+                Err(e) => return complete(conn, id, Outcome::Error(e.to_string())),
+            };
+            let conn2 = conn.clone();
+            let running2 = running.clone();
+            let id2 = id.clone();
+            let patience = server.options.stream_send_timeout;
+            let mut registry = lock(running);
+            let task = tokio::spawn(async move {
+                let mut items = std::panic::AssertUnwindSafe(items).catch_unwind();
+                let mut outcome = Outcome::Void;
+                while let Some(item) = items.next().await {
+                    match item {
+                        Ok(Ok(item)) => {
+                            let message = HubMessage::StreamItem(StreamItem {
+                                headers: Default::default(),
+                                invocation_id: id2.clone(),
+                                item,
+                            });
+                            if conn2.send_paced(&message, patience).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(Err(e)) => {
+                            outcome = Outcome::Error(e.to_string());
+                            break;
+                        }
+                        Err(_) => {
+                            outcome = Outcome::Error("the stream failed on the server".into());
+                            break;
+                        }
+                    }
+                }
+                lock(&running2).remove(&id2);
+                complete(&conn2, id2, outcome);
+            });
+            registry.insert(id, task.abort_handle());
+        }
+        (Method::Stream(_), false) => fail(format!(
+            "The client attempted to invoke the streaming '{target}' method with a non-streaming invocation."
+        )),
+        (Method::Single(_), true) => fail(format!(
+            "The client attempted to invoke the non-streaming '{target}' method with a streaming invocation."
+        )),
+    }
+}
+
+fn finish_single(
+    conn: &Connection,
+    invocation_id: Option<String>,
+    target: &str,
+    result: Result<Result<serde_json::Value, HubError>, Box<dyn std::any::Any + Send>>,
+) {
+    let outcome = match result {
+        Ok(Ok(value)) => Outcome::Result(value),
+        Ok(Err(e)) => Outcome::Error(e.to_string()),
+        Err(_) => {
+            tracing::error!(connection_id = %conn.id, %target, "hub method panicked");
+            Outcome::Error(format!(
+                "An unexpected error occurred invoking '{target}' on the server."
+            ))
+        }
+    };
+    match invocation_id {
+        Some(id) => complete(conn, id, outcome),
+        None => {
+            if let Outcome::Error(e) = outcome {
+                tracing::debug!(connection_id = %conn.id, %target, "non-blocking invocation failed: {e}");
+            }
+        }
+    }
+}
