@@ -1,0 +1,385 @@
+//! The hub's state and the operations shared by its HTTP face and its admin commands.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::{HubError, Result};
+use crate::password::Passwords;
+use crate::rate_limit::{Limiters, RateLimits};
+use crate::revocation::{LocalAnnouncer, Revocation, RevocationAnnouncer};
+use crate::secret::{Secret, public_id};
+use crate::store::{App, AuditEvent, Connector, DataSource, SqliteStore, Store, User};
+use crate::token::Keyring;
+
+/// How a hub behaves. `issuer` is the public origin, e.g. `https://hub.example.com`.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// The issuer identifier (RFC 8414): the public `https` origin, without a trailing slash.
+    pub issuer: String,
+    /// Access-token lifetime in seconds (default 600).
+    pub access_token_ttl: i64,
+    /// Authorization-code lifetime in seconds (default 600; RFC 6749 recommends at most 10 min).
+    pub code_ttl: i64,
+    /// Refresh-token lifetime in seconds (default 30 days; each use rotates it).
+    pub refresh_token_ttl: i64,
+    /// How long a consent transaction stays open (default 600).
+    pub authorization_request_ttl: i64,
+    /// Browser session lifetime in seconds (default 12 h).
+    pub session_ttl: i64,
+    /// Rate limits.
+    pub rate_limits: RateLimits,
+}
+
+impl HubConfig {
+    /// Defaults for a hub at `issuer`.
+    pub fn new(issuer: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into().trim_end_matches('/').to_owned(),
+            access_token_ttl: 600,
+            code_ttl: 600,
+            refresh_token_ttl: 30 * 24 * 3600,
+            authorization_request_ttl: 600,
+            session_ttl: 12 * 3600,
+            rate_limits: RateLimits::default(),
+        }
+    }
+
+    /// The audience of access tokens: the hub's app data API.
+    pub fn audience(&self) -> String {
+        format!("{}/api", self.issuer)
+    }
+}
+
+/// A running hub's state, shared by every request.
+#[derive(Debug)]
+pub struct Hub {
+    /// Where everything is kept.
+    pub store: Arc<dyn Store>,
+    /// Access-token keys.
+    pub keys: Keyring,
+    /// Password hashing.
+    pub passwords: Passwords,
+    /// Behaviour.
+    pub config: HubConfig,
+    /// Where revocations are announced.
+    pub announcer: Arc<dyn RevocationAnnouncer>,
+    pub(crate) limiters: Limiters,
+}
+
+/// A newly registered app and, for confidential apps, its secret (shown once).
+#[derive(Debug)]
+pub struct RegisteredApp {
+    /// The app as stored.
+    pub app: App,
+    /// The client secret, for confidential apps; only its digest is kept.
+    pub secret: Option<Secret>,
+}
+
+/// A newly registered connector and its credential (shown once).
+#[derive(Debug)]
+pub struct RegisteredConnector {
+    /// The connector as stored.
+    pub connector: Connector,
+    /// The credential the connector presents on its link; only its digest is kept.
+    pub credential: Secret,
+}
+
+/// What an administrator asks for when registering an app.
+#[derive(Debug, Clone)]
+pub struct NewApp {
+    /// Name shown to users on the consent page.
+    pub name: String,
+    /// Client id; generated when None.
+    pub client_id: Option<String>,
+    /// Confidential (server-side, holds a secret) or public (native/browser, PKCE only).
+    pub confidential: bool,
+    /// Exact redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Scopes it may ask for.
+    pub scopes: Vec<String>,
+}
+
+impl Hub {
+    /// A hub over `store`, loading (or creating) its token keys.
+    pub async fn new(
+        store: Arc<dyn Store>,
+        config: HubConfig,
+        passwords: Passwords,
+    ) -> Result<Self> {
+        let keys =
+            Keyring::load_or_create(store.as_ref(), &config.issuer, &config.audience()).await?;
+        Ok(Self {
+            limiters: Limiters::new(config.rate_limits),
+            store,
+            keys,
+            passwords,
+            config,
+            announcer: Arc::new(LocalAnnouncer::default()),
+        })
+    }
+
+    /// Opens the SQLite store in `data_dir` (creating the directory) and builds a hub on it.
+    pub async fn open(data_dir: &Path, config: HubConfig) -> Result<Self> {
+        let store = open_store(data_dir).await?;
+        Self::new(Arc::new(store), config, Passwords::new(2)).await
+    }
+
+    /// Records an audit event; a failure to record is logged, never fatal to the request.
+    pub async fn audit(
+        &self,
+        event: &str,
+        user_id: Option<&str>,
+        app_id: Option<&str>,
+        source_id: Option<&str>,
+        detail: impl Into<String>,
+    ) {
+        let event = AuditEvent {
+            at: crate::clock::now(),
+            event: event.to_owned(),
+            user_id: user_id.map(str::to_owned),
+            app_id: app_id.map(str::to_owned),
+            source_id: source_id.map(str::to_owned),
+            detail: detail.into(),
+        };
+        if let Err(e) = self.store.audit(&event).await {
+            tracing::error!(error = %e, event = %event.event, "audit event not recorded");
+        }
+    }
+
+    /// Revokes a user's grant to an app for one data source (or all, with None). When this
+    /// returns, the next grant check refuses. Returns how many grants were revoked.
+    pub async fn revoke(
+        &self,
+        user_id: &str,
+        app_id: &str,
+        source_id: Option<&str>,
+    ) -> Result<u64> {
+        let n = self
+            .store
+            .revoke(user_id, app_id, source_id, crate::clock::now())
+            .await?;
+        self.audit(
+            "revoke",
+            Some(user_id),
+            Some(app_id),
+            source_id,
+            format!("{n} grant(s)"),
+        )
+        .await;
+        self.announcer.announce(Revocation::Grant {
+            user_id: user_id.to_owned(),
+            app_id: app_id.to_owned(),
+            source_id: source_id.map(str::to_owned),
+        });
+        Ok(n)
+    }
+
+    /// Revokes one token family (everything issued from one authorization code).
+    pub async fn revoke_family(&self, family_id: &str, reason: &str) -> Result<bool> {
+        let done = self
+            .store
+            .revoke_family(family_id, reason, crate::clock::now())
+            .await?;
+        if done {
+            self.announcer.announce(Revocation::TokenFamily {
+                family_id: family_id.to_owned(),
+            });
+        }
+        Ok(done)
+    }
+
+    /// Creates a user after checking the name and hashing the password.
+    pub async fn add_user(&self, username: &str, password: String) -> Result<User> {
+        validate_username(username)?;
+        let hash = self.passwords.hash(password).await?;
+        let user = self.store.create_user(username, &hash).await?;
+        self.audit("user_added", Some(&user.id), None, None, "")
+            .await;
+        Ok(user)
+    }
+
+    /// Sets a user's password (ending their browser sessions).
+    pub async fn set_password(&self, username: &str, password: String) -> Result<()> {
+        let hash = self.passwords.hash(password).await?;
+        if !self.store.set_password_hash(username, &hash).await? {
+            return Err(HubError::NotFound(format!("no user named '{username}'")));
+        }
+        Ok(())
+    }
+
+    /// Registers an app; for a confidential app the returned secret is the only copy.
+    pub async fn add_app(&self, new: NewApp) -> Result<RegisteredApp> {
+        if new.name.trim().is_empty() {
+            return Err(HubError::Invalid("the app needs a name".into()));
+        }
+        if new.redirect_uris.is_empty() {
+            return Err(HubError::Invalid(
+                "the app needs at least one redirect URI".into(),
+            ));
+        }
+        for uri in &new.redirect_uris {
+            crate::oauth::redirect::validate_registration(uri)?;
+        }
+        if new.scopes.is_empty() {
+            return Err(HubError::Invalid("the app needs at least one scope".into()));
+        }
+        for scope in &new.scopes {
+            if !crate::scopes::is_known(scope) {
+                return Err(HubError::Invalid(format!(
+                    "unknown scope '{scope}' (known: {})",
+                    crate::scopes::ALL
+                        .iter()
+                        .map(|(s, _)| *s)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        let client_id = match new.client_id {
+            Some(id) => {
+                if id.is_empty()
+                    || id.len() > 64
+                    || !id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                {
+                    return Err(HubError::Invalid(format!(
+                        "client id '{id}' must be 1–64 letters, digits, '-', '_' or '.'"
+                    )));
+                }
+                id
+            }
+            None => public_id("app"),
+        };
+        let secret = new.confidential.then(Secret::generate);
+        let app = App {
+            client_id,
+            name: new.name.trim().to_owned(),
+            confidential: new.confidential,
+            secret_digest: secret.as_ref().map(Secret::digest),
+            redirect_uris: new.redirect_uris,
+            scopes: new.scopes,
+            created_at: crate::clock::now(),
+        };
+        self.store.create_app(&app).await?;
+        self.audit("app_added", None, Some(&app.client_id), None, "")
+            .await;
+        Ok(RegisteredApp { app, secret })
+    }
+
+    /// Removes an app and everything it was granted.
+    pub async fn remove_app(&self, client_id: &str) -> Result<()> {
+        if !self
+            .store
+            .remove_app(client_id, crate::clock::now())
+            .await?
+        {
+            return Err(HubError::NotFound(format!(
+                "no app with client id '{client_id}'"
+            )));
+        }
+        self.audit("app_removed", None, Some(client_id), None, "")
+            .await;
+        self.announcer.announce(Revocation::AppRemoved {
+            app_id: client_id.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// Registers a connector owned by the user named `owner`.
+    pub async fn add_connector(&self, owner: &str, name: &str) -> Result<RegisteredConnector> {
+        if name.trim().is_empty() {
+            return Err(HubError::Invalid("the connector needs a name".into()));
+        }
+        let (user, _) = self
+            .store
+            .user_credentials(owner)
+            .await?
+            .ok_or_else(|| HubError::NotFound(format!("no user named '{owner}'")))?;
+        let credential = Secret::generate();
+        let connector = self
+            .store
+            .create_connector(
+                &public_id("con"),
+                &user.id,
+                name.trim(),
+                &credential.digest(),
+                crate::clock::now(),
+            )
+            .await?;
+        self.audit(
+            "connector_added",
+            Some(&user.id),
+            None,
+            None,
+            connector.id.clone(),
+        )
+        .await;
+        Ok(RegisteredConnector {
+            connector,
+            credential,
+        })
+    }
+
+    /// Removes a connector; grants on its data sources are revoked.
+    pub async fn remove_connector(&self, id: &str) -> Result<()> {
+        if !self.store.remove_connector(id, crate::clock::now()).await? {
+            return Err(HubError::NotFound(format!("no connector with id '{id}'")));
+        }
+        self.audit("connector_removed", None, None, None, id.to_owned())
+            .await;
+        self.announcer.announce(Revocation::ConnectorRemoved {
+            connector_id: id.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// Adds a data source to a connector. Until the connector link reports its sources, this is
+    /// how they are registered (admin command `uplink hub source add`, and tests).
+    pub async fn add_source(
+        &self,
+        connector_id: &str,
+        name: &str,
+        description: &str,
+    ) -> Result<DataSource> {
+        if name.trim().is_empty() {
+            return Err(HubError::Invalid("the data source needs a name".into()));
+        }
+        self.store
+            .add_source(
+                connector_id,
+                name.trim(),
+                description.trim(),
+                crate::clock::now(),
+            )
+            .await
+    }
+
+    /// Forgets idle rate-limit keys; call periodically.
+    pub fn forget_idle_rate_limits(&self) {
+        self.limiters.forget_idle();
+    }
+}
+
+/// Opens (creating) the SQLite store file `hub.db` in `data_dir`.
+pub async fn open_store(data_dir: &Path) -> Result<SqliteStore> {
+    std::fs::create_dir_all(data_dir).map_err(|source| HubError::Io {
+        context: format!("cannot create data directory {}", data_dir.display()),
+        source,
+    })?;
+    SqliteStore::open(&data_dir.join("hub.db")).await
+}
+
+fn validate_username(name: &str) -> Result<()> {
+    let ok = (2..=64).contains(&name.chars().count())
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-_.@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(HubError::Invalid(format!(
+            "username '{name}' must be 2–64 letters, digits, '-', '_', '.' or '@'"
+        )))
+    }
+}

@@ -1,0 +1,286 @@
+//! `POST /oauth/token`: the authorization code grant (single use, PKCE verified) and the
+//! refresh token grant (rotated on every use; reuse revokes the family). Nothing else: the
+//! implicit and password grants are refused.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::client_auth::authenticate;
+use super::error::OAuthError;
+use super::params::{Params, parse_scope};
+use crate::hub::Hub;
+use crate::secret::{Secret, digest, equal, pkce_s256};
+use crate::store::{App, CodeRedemption, Rotation, TokenFamily};
+use crate::token::TokenSubject;
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    refresh_token: String,
+    scope: String,
+}
+
+/// Reads a form body, refusing other content types and repeated parameters.
+pub fn form_params(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError> {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';').next().is_some_and(|t| {
+                t.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        });
+    if !is_form {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    Params::parse(body).map_err(OAuthError::invalid_request)
+}
+
+/// Handler.
+pub async fn token(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match issue(&hub, peer, &headers, &body).await {
+        Ok(tokens) => {
+            let mut response = Json(tokens).into_response();
+            let h = response.headers_mut();
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            response
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn issue(
+    hub: &Hub,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<TokenResponse, OAuthError> {
+    if !hub.limiters.allow_token(peer.ip(), None) {
+        return Err(OAuthError::slow_down());
+    }
+    let params = form_params(headers, body)?;
+    let app = authenticate(hub, headers, &params).await?;
+    if !hub.limiters.allow_token(peer.ip(), Some(&app.client_id)) {
+        return Err(OAuthError::slow_down());
+    }
+    match params.get("grant_type") {
+        Some("authorization_code") => authorization_code(hub, &app, &params).await,
+        Some("refresh_token") => refresh(hub, &app, &params).await,
+        Some(other) => Err(OAuthError::unsupported_grant_type(format!(
+            "grant type '{other}' is not supported; use authorization_code (with PKCE) or refresh_token"
+        ))),
+        None => Err(OAuthError::invalid_request(
+            "parameter 'grant_type' is missing",
+        )),
+    }
+}
+
+async fn authorization_code(
+    hub: &Hub,
+    app: &App,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let code = params
+        .require("code")
+        .map_err(OAuthError::invalid_request)?;
+    let verifier = params
+        .require("code_verifier")
+        .map_err(|_| OAuthError::invalid_request("PKCE is required: code_verifier is missing"))?;
+    let redirect_uri = params
+        .require("redirect_uri")
+        .map_err(OAuthError::invalid_request)?;
+    if !(43..=128).contains(&verifier.len())
+        || !verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    {
+        return Err(OAuthError::invalid_request(
+            "code_verifier must be 43–128 characters of [A-Za-z0-9-._~]",
+        ));
+    }
+    let now = crate::clock::now();
+    let (grant, family_id) = match hub.store.redeem_code(&digest(code), now).await? {
+        CodeRedemption::Fresh { grant, family_id } => (grant, family_id),
+        CodeRedemption::Replayed => {
+            tracing::warn!(client_id = %app.client_id, "authorization code replayed; its tokens are revoked");
+            hub.audit("code_replayed", None, Some(&app.client_id), None, "")
+                .await;
+            return Err(OAuthError::invalid_grant(
+                "the authorization code was already used",
+            ));
+        }
+        CodeRedemption::Unknown => {
+            return Err(OAuthError::invalid_grant(
+                "the authorization code is not valid",
+            ));
+        }
+    };
+    // The code is spent whatever happens next; if a check fails, close the family it opened.
+    let refuse = async |why: &'static str| {
+        let _ = hub.revoke_family(&family_id, why).await;
+        Err(OAuthError::invalid_grant(why))
+    };
+    if !equal(grant.app_id.as_bytes(), app.client_id.as_bytes()) {
+        tracing::warn!(client_id = %app.client_id, "authorization code presented by another client");
+        return refuse("the authorization code was issued to another client").await;
+    }
+    if grant.expires_at <= now {
+        return refuse("the authorization code has expired").await;
+    }
+    if !equal(grant.redirect_uri.as_bytes(), redirect_uri.as_bytes()) {
+        return refuse("redirect_uri differs from the authorization request").await;
+    }
+    if !equal(
+        pkce_s256(verifier).as_bytes(),
+        grant.code_challenge.as_bytes(),
+    ) {
+        return refuse("the code_verifier does not match the code_challenge").await;
+    }
+    let family = TokenFamily {
+        id: family_id.clone(),
+        user_id: grant.user_id,
+        app_id: grant.app_id,
+        scopes: grant.scopes,
+        revoked_at: None,
+    };
+    hub.audit(
+        "tokens_issued",
+        Some(&family.user_id),
+        Some(&family.app_id),
+        None,
+        "authorization_code",
+    )
+    .await;
+    mint(hub, &family, family.scopes.clone(), now).await
+}
+
+async fn refresh(hub: &Hub, app: &App, params: &Params) -> Result<TokenResponse, OAuthError> {
+    let presented = Secret::from_received(
+        params
+            .require("refresh_token")
+            .map_err(OAuthError::invalid_request)?,
+    );
+    let old_digest = presented.digest();
+    // Check the owner before spending it, so another client cannot burn someone's token.
+    let family = hub
+        .store
+        .refresh_token_family(&old_digest)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("the refresh token is not valid"))?;
+    if !equal(family.app_id.as_bytes(), app.client_id.as_bytes()) {
+        tracing::warn!(client_id = %app.client_id, "refresh token presented by another client");
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was issued to another client",
+        ));
+    }
+    let scopes = match params.get("scope") {
+        None => family.scopes.clone(),
+        Some(s) => {
+            let asked = parse_scope(s).map_err(OAuthError::invalid_scope)?;
+            if let Some(extra) = asked.iter().find(|s| !family.scopes.contains(s)) {
+                return Err(OAuthError::invalid_scope(format!(
+                    "scope '{extra}' was not granted; a refresh can only narrow scopes"
+                )));
+            }
+            asked
+        }
+    };
+    let now = crate::clock::now();
+    let successor = Secret::generate();
+    match hub
+        .store
+        .rotate_refresh_token(
+            &old_digest,
+            &successor.digest(),
+            now,
+            now + hub.config.refresh_token_ttl,
+        )
+        .await?
+    {
+        Rotation::Rotated(family) => {
+            let access = issue_access(hub, &family, &scopes)?;
+            Ok(TokenResponse {
+                access_token: access.expose().to_owned(),
+                token_type: "Bearer",
+                expires_in: hub.config.access_token_ttl,
+                refresh_token: successor.expose().to_owned(),
+                scope: scopes.join(" "),
+            })
+        }
+        Rotation::Reused => {
+            tracing::warn!(client_id = %app.client_id, family = %family.id, "refresh token reused; family revoked");
+            hub.audit(
+                "refresh_reused",
+                Some(&family.user_id),
+                Some(&family.app_id),
+                None,
+                family.id.clone(),
+            )
+            .await;
+            hub.announcer
+                .announce(crate::revocation::Revocation::TokenFamily {
+                    family_id: family.id,
+                });
+            Err(OAuthError::invalid_grant(
+                "the refresh token was already used",
+            ))
+        }
+        Rotation::Invalid => Err(OAuthError::invalid_grant(
+            "the refresh token is expired or revoked",
+        )),
+    }
+}
+
+fn issue_access(hub: &Hub, family: &TokenFamily, scopes: &[String]) -> Result<Secret, OAuthError> {
+    let subject = TokenSubject {
+        user_id: family.user_id.clone(),
+        app_id: family.app_id.clone(),
+        scopes: scopes.to_vec(),
+        family_id: family.id.clone(),
+    };
+    Ok(hub.keys.issue(&subject, hub.config.access_token_ttl)?)
+}
+
+async fn mint(
+    hub: &Hub,
+    family: &TokenFamily,
+    scopes: Vec<String>,
+    now: i64,
+) -> Result<TokenResponse, OAuthError> {
+    let access = issue_access(hub, family, &scopes)?;
+    let refresh = Secret::generate();
+    hub.store
+        .create_refresh_token(
+            &refresh.digest(),
+            &family.id,
+            now,
+            now + hub.config.refresh_token_ttl,
+        )
+        .await?;
+    Ok(TokenResponse {
+        access_token: access.expose().to_owned(),
+        token_type: "Bearer",
+        expires_in: hub.config.access_token_ttl,
+        refresh_token: refresh.expose().to_owned(),
+        scope: scopes.join(" "),
+    })
+}

@@ -1,0 +1,347 @@
+//! `/account/consent`: the user sees which app asks, for what (each scope in plain words), and
+//! their own data sources grouped by connector — none ticked — and approves or denies.
+//! Approving records one grant per ticked data source and sends the browser back to the app
+//! with a single-use code.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use serde::Deserialize;
+
+use super::fields::Fields;
+use super::form_guard::{forged, same_origin, token_matches};
+use super::layout::{error_page, html_response, page};
+use super::session::{self, SignedIn};
+use crate::hub::Hub;
+use crate::oauth::authorize::redirect_to_app;
+use crate::secret::Secret;
+use crate::store::{App, AuthorizationRequest, CodeGrant, DataSource};
+
+/// Query of the consent page.
+#[derive(Debug, Deserialize)]
+pub struct ConsentQuery {
+    request: String,
+}
+
+fn expired() -> Response {
+    error_page(
+        StatusCode::BAD_REQUEST,
+        "This request is no longer open",
+        "It was already answered or has expired. Go back to the app and start again.",
+    )
+}
+
+/// The `form-action` the consent page needs: itself, and the app's redirect target (browsers
+/// apply `form-action` to the redirect that follows the form).
+fn consent_csp(redirect_uri: &str) -> String {
+    let target = url::Url::parse(redirect_uri)
+        .ok()
+        .map(|u| match u.scheme() {
+            "http" | "https" => u.origin().ascii_serialization(),
+            scheme => format!("{scheme}:"),
+        })
+        .unwrap_or_default();
+    format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' {target}; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+/// Loads an open transaction bound to this user (binding it on first sight).
+async fn open_request(
+    hub: &Hub,
+    id: &str,
+    who: &SignedIn,
+) -> Result<(AuthorizationRequest, App), Response> {
+    let request = match hub.store.authorization_request(id).await {
+        Ok(Some(r)) if r.finished_at.is_none() && r.expires_at > crate::clock::now() => r,
+        Ok(_) => return Err(expired()),
+        Err(e) => return Err(e.into_response()),
+    };
+    match hub.store.bind_authorization_request(id, &who.user.id).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(error_page(
+                StatusCode::FORBIDDEN,
+                "This request belongs to someone else",
+                "It was opened by another account. Go back to the app and start again.",
+            ));
+        }
+        Err(e) => return Err(e.into_response()),
+    }
+    match hub.store.app(&request.app_id).await {
+        Ok(Some(app)) => Ok((request, app)),
+        Ok(None) => Err(expired()),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
+fn consent_page(
+    status: StatusCode,
+    who: &SignedIn,
+    request: &AuthorizationRequest,
+    app: &App,
+    sources: &[DataSource],
+    error: Option<&str>,
+) -> Response {
+    let mut by_connector: BTreeMap<&str, Vec<&DataSource>> = BTreeMap::new();
+    for s in sources {
+        by_connector
+            .entry(s.connector_name.as_str())
+            .or_default()
+            .push(s);
+    }
+    let csrf = who.csrf_token();
+    let markup = page(
+        "Allow access",
+        Some((&who.user.username, &csrf)),
+        html! {
+            div.card {
+                h1 { "Allow " strong { (app.name) } " to read your data?" }
+                p.lead {
+                    (app.name) " will only reach the data sources you tick below. "
+                    "You can revoke access at any time in your settings."
+                }
+                @if let Some(error) = error {
+                    div.error role="alert" { (error) }
+                }
+                form method="post" action="/account/consent" {
+                    input type="hidden" name="request" value=(request.id);
+                    input type="hidden" name="csrf" value=(who.consent_token(&request.id));
+                    fieldset {
+                        legend { "What " (app.name) " asks to do" }
+                        @for scope in &request.scopes {
+                            div.choice {
+                                input type="checkbox" name="scope" value=(scope) id={"scope-" (scope)} checked;
+                                label for={"scope-" (scope)} {
+                                    (crate::scopes::describe(scope).unwrap_or(scope))
+                                    span.hint { code { (scope) } }
+                                }
+                            }
+                        }
+                    }
+                    fieldset {
+                        legend { "Which data sources it may read" }
+                        @if sources.is_empty() {
+                            p.muted { "You have no data sources yet. Connect a site connector first." }
+                        }
+                        @for (connector, list) in &by_connector {
+                            h2 { (connector) }
+                            @for source in list {
+                                div.choice {
+                                    input type="checkbox" name="source" value=(source.id) id={"source-" (source.id)};
+                                    label for={"source-" (source.id)} {
+                                        (source.name)
+                                        @if !source.description.is_empty() {
+                                            span.hint { (source.description) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    div.actions {
+                        button.primary type="submit" name="decision" value="approve" { "Allow access" }
+                        button type="submit" name="decision" value="deny" { "Deny" }
+                    }
+                }
+            }
+        },
+    );
+    let mut response = html_response(status, markup);
+    if let Ok(csp) = HeaderValue::from_str(&consent_csp(&request.redirect_uri)) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
+}
+
+/// `GET /account/consent`.
+pub async fn show(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    Query(query): Query<ConsentQuery>,
+) -> Response {
+    let Some(who) = session::signed_in(&hub, &headers).await else {
+        return Redirect::to(&format!(
+            "/account/login?request={}",
+            form_urlencoded::byte_serialize(query.request.as_bytes()).collect::<String>()
+        ))
+        .into_response();
+    };
+    let (request, app) = match open_request(&hub, &query.request, &who).await {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let sources = match hub.store.sources_owned_by(&who.user.id).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    consent_page(StatusCode::OK, &who, &request, &app, &sources, None)
+}
+
+/// `POST /account/consent`.
+pub async fn submit(State(hub): State<Arc<Hub>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !same_origin(&headers, &hub.config.issuer) {
+        return forged();
+    }
+    let Some(who) = session::signed_in(&hub, &headers).await else {
+        return forged();
+    };
+    let form = Fields::parse(&body);
+    let Some(request_id) = form.one("request") else {
+        return forged();
+    };
+    if !token_matches(&who.consent_token(request_id), form.one("csrf")) {
+        return forged();
+    }
+    let (request, app) = match open_request(&hub, request_id, &who).await {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let issuer = hub.config.issuer.as_str();
+    match form.one("decision") {
+        Some("deny") => {
+            if !matches!(
+                hub.store
+                    .finish_authorization_request(&request.id, crate::clock::now())
+                    .await,
+                Ok(true)
+            ) {
+                return expired();
+            }
+            hub.audit(
+                "consent_denied",
+                Some(&who.user.id),
+                Some(&app.client_id),
+                None,
+                "",
+            )
+            .await;
+            redirect_to_app(
+                &request.redirect_uri,
+                &[
+                    ("error", "access_denied"),
+                    ("error_description", "the user denied access"),
+                ],
+                request.state.as_deref(),
+                issuer,
+            )
+        }
+        Some("approve") => approve(&hub, &who, &request, &app, &form).await,
+        _ => forged(),
+    }
+}
+
+async fn approve(
+    hub: &Hub,
+    who: &SignedIn,
+    request: &AuthorizationRequest,
+    app: &App,
+    form: &Fields,
+) -> Response {
+    let owned = match hub.store.sources_owned_by(&who.user.id).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let again = |error: &str| {
+        consent_page(
+            StatusCode::BAD_REQUEST,
+            who,
+            request,
+            app,
+            &owned,
+            Some(error),
+        )
+    };
+    let mut scopes: Vec<String> = Vec::new();
+    for scope in form.all("scope") {
+        if !request.scopes.iter().any(|s| s == scope) {
+            return again("That permission was not part of the app's request.");
+        }
+        if !scopes.iter().any(|s| s == scope) {
+            scopes.push(scope.to_owned());
+        }
+    }
+    if scopes.is_empty() {
+        return again("Tick at least one permission, or deny the request.");
+    }
+    let mut sources: Vec<String> = Vec::new();
+    for source in form.all("source") {
+        if !owned.iter().any(|s| s.id == source) {
+            return again("You can only share data sources of your own connectors.");
+        }
+        if !sources.iter().any(|s| s == source) {
+            sources.push(source.to_owned());
+        }
+    }
+    if sources.is_empty() {
+        return again("Tick at least one data source, or deny the request.");
+    }
+    let now = crate::clock::now();
+    match hub
+        .store
+        .finish_authorization_request(&request.id, now)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return expired(),
+        Err(e) => return e.into_response(),
+    }
+    if let Err(e) = hub
+        .store
+        .grant(&who.user.id, &app.client_id, &sources, &scopes, now)
+        .await
+    {
+        return e.into_response();
+    }
+    for source in &sources {
+        hub.audit(
+            "grant",
+            Some(&who.user.id),
+            Some(&app.client_id),
+            Some(source),
+            scopes.join(" "),
+        )
+        .await;
+    }
+    let code = Secret::generate();
+    let grant = CodeGrant {
+        app_id: app.client_id.clone(),
+        user_id: who.user.id.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        scopes,
+        code_challenge: request.code_challenge.clone(),
+        created_at: now,
+        expires_at: now + hub.config.code_ttl,
+    };
+    if let Err(e) = hub.store.create_code(&code.digest(), &grant).await {
+        return e.into_response();
+    }
+    redirect_to_app(
+        &request.redirect_uri,
+        &[("code", code.expose())],
+        request.state.as_deref(),
+        &hub.config.issuer,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csp_allows_the_redirect_target_only() {
+        let csp = consent_csp("http://127.0.0.1:5555/cb?x=1");
+        assert!(csp.contains("form-action 'self' http://127.0.0.1:5555;"));
+        assert!(csp.contains("frame-ancestors 'none'"));
+        assert!(
+            consent_csp("com.example.app:/cb").contains("form-action 'self' com.example.app:;")
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! `/account/login` and `/account/logout`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use serde::Deserialize;
+
+use super::fields::Fields;
+use super::form_guard::{forged, same_origin, token_matches};
+use super::layout::{html_response, page};
+use super::session;
+use crate::hub::Hub;
+
+/// Query of the login page: the consent transaction to continue, if any.
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    request: Option<String>,
+}
+
+/// Only transaction ids we made (`req_` + hex) are carried along, so the page cannot be used
+/// to redirect anywhere else.
+fn valid_request_id(id: &str) -> bool {
+    id.strip_prefix("req_")
+        .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn after_sign_in(request: Option<&str>) -> String {
+    match request {
+        Some(id) if valid_request_id(id) => format!("/account/consent?request={id}"),
+        _ => "/account/settings".to_owned(),
+    }
+}
+
+fn login_page(
+    status: StatusCode,
+    request: Option<&str>,
+    error: Option<&str>,
+    username: &str,
+) -> Response {
+    let markup = page(
+        "Sign in",
+        None,
+        html! {
+            div.card {
+                h1 { "Sign in" }
+                p.lead {
+                    @if request.is_some() { "Sign in to decide what the app may read." }
+                    @else { "Sign in to manage which apps can read your data." }
+                }
+                @if let Some(error) = error {
+                    div.error role="alert" id="login-error" { (error) }
+                }
+                form method="post" action="/account/login" {
+                    @if let Some(request) = request {
+                        input type="hidden" name="request" value=(request);
+                    }
+                    label for="username" { "Username" }
+                    input type="text" id="username" name="username" autocomplete="username"
+                        required autofocus value=(username)
+                        aria-describedby=[error.map(|_| "login-error")];
+                    label for="password" { "Password" }
+                    input type="password" id="password" name="password"
+                        autocomplete="current-password" required;
+                    div.actions {
+                        button.primary type="submit" { "Sign in" }
+                    }
+                }
+            }
+        },
+    );
+    html_response(status, markup)
+}
+
+/// `GET /account/login`.
+pub async fn show(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    let request = query.request.as_deref().filter(|r| valid_request_id(r));
+    if session::signed_in(&hub, &headers).await.is_some() {
+        return Redirect::to(&after_sign_in(request)).into_response();
+    }
+    login_page(StatusCode::OK, request, None, "")
+}
+
+/// `POST /account/login`.
+pub async fn submit(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !same_origin(&headers, &hub.config.issuer) {
+        return forged();
+    }
+    let form = Fields::parse(&body);
+    let request = form.one("request").filter(|r| valid_request_id(r));
+    let username = form.one("username").unwrap_or("").trim().to_owned();
+    let password = form.one("password").unwrap_or("").to_owned();
+    if username.is_empty() || password.is_empty() {
+        return login_page(
+            StatusCode::BAD_REQUEST,
+            request,
+            Some("Enter your username and password."),
+            &username,
+        );
+    }
+    if !hub.limiters.allow_sign_in(peer.ip(), &username) {
+        tracing::warn!(peer = %peer.ip(), "sign-in rate limit reached");
+        return login_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            request,
+            Some("Too many sign-in attempts. Wait a minute, then try again."),
+            &username,
+        );
+    }
+    let credentials = match hub.store.user_credentials(&username).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let (user, stored) = match credentials {
+        Some((user, hash)) => (Some(user), Some(hash)),
+        None => (None, None),
+    };
+    let matches = match hub.passwords.verify(password, stored).await {
+        Ok(m) => m,
+        Err(e) => return e.into_response(),
+    };
+    let user = match (user, matches) {
+        (Some(user), true) => user,
+        (user, _) => {
+            hub.audit(
+                "sign_in_failed",
+                user.as_ref().map(|u| u.id.as_str()),
+                None,
+                None,
+                "",
+            )
+            .await;
+            return login_page(
+                StatusCode::UNAUTHORIZED,
+                request,
+                Some("Wrong username or password."),
+                &username,
+            );
+        }
+    };
+    let cookie = match session::start(&hub, &user).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    hub.audit("sign_in", Some(&user.id), None, None, "").await;
+    let mut response = Redirect::to(&after_sign_in(request)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// `POST /account/logout`.
+pub async fn logout(State(hub): State<Arc<Hub>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(signed_in) = session::signed_in(&hub, &headers).await else {
+        return Redirect::to("/account/login").into_response();
+    };
+    let form = Fields::parse(&body);
+    if !same_origin(&headers, &hub.config.issuer)
+        || !token_matches(&signed_in.csrf_token(), form.one("csrf"))
+    {
+        return forged();
+    }
+    if let Err(e) = hub.store.delete_session(&signed_in.digest()).await {
+        return e.into_response();
+    }
+    let mut response = Redirect::to("/account/login").into_response();
+    if let Ok(value) = HeaderValue::from_str(&session::clear_cookie()) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}

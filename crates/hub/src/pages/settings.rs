@@ -1,0 +1,141 @@
+//! `/account/settings`: the apps that hold grants (per data source, with scopes, when granted
+//! and when last used) with revoke buttons, and the connectors the user owns.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use serde::Deserialize;
+
+use super::fields::Fields;
+use super::form_guard::{forged, same_origin, token_matches};
+use super::layout::{html_response, human_time, page};
+use super::session;
+use crate::hub::Hub;
+use crate::store::GrantView;
+
+/// Query of the settings page.
+#[derive(Debug, Deserialize)]
+pub struct SettingsQuery {
+    revoked: Option<String>,
+}
+
+/// `GET /account/settings`.
+pub async fn show(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    Query(query): Query<SettingsQuery>,
+) -> Response {
+    let Some(who) = session::signed_in(&hub, &headers).await else {
+        return Redirect::to("/account/login").into_response();
+    };
+    let (grants, connectors, sources) = match tokio::try_join!(
+        hub.store.grants_of(&who.user.id),
+        hub.store.connectors(Some(&who.user.id)),
+        hub.store.sources_owned_by(&who.user.id),
+    ) {
+        Ok(all) => all,
+        Err(e) => return e.into_response(),
+    };
+    let mut by_app: BTreeMap<(&str, &str), Vec<&GrantView>> = BTreeMap::new();
+    for g in &grants {
+        by_app
+            .entry((g.app_name.as_str(), g.app_id.as_str()))
+            .or_default()
+            .push(g);
+    }
+    let csrf = who.csrf_token();
+    let markup = page(
+        "Settings",
+        Some((&who.user.username, &csrf)),
+        html! {
+            h1 { "Your settings" }
+            @if query.revoked.is_some() {
+                div.notice role="status" { "Access revoked. The app's next request is refused." }
+            }
+            section.card aria-labelledby="apps-heading" {
+                h2 id="apps-heading" { "Apps with access" }
+                @if by_app.is_empty() {
+                    p.muted { "No app can read your data." }
+                }
+                @for ((app_name, app_id), list) in &by_app {
+                    div.app-head {
+                        h2 { (app_name) }
+                        form.inline method="post" action="/account/settings/revoke" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            input type="hidden" name="app" value=(app_id);
+                            button.danger type="submit" aria-label={"Revoke all access of " (app_name)} {
+                                "Revoke all access"
+                            }
+                        }
+                    }
+                    table {
+                        caption.muted { "Data sources " (app_name) " may read" }
+                        thead { tr { th scope="col" { "Data source" } th scope="col" { "Permissions" }
+                            th scope="col" { "Granted" } th scope="col" { "Last used" } th scope="col" { span.muted { "Action" } } } }
+                        tbody {
+                            @for g in list {
+                                tr {
+                                    td { strong { (g.source_name) } br; span.muted { (g.connector_name) } }
+                                    td { @for s in &g.scopes { code { (s) } " " } }
+                                    td { (human_time(g.granted_at)) }
+                                    td { @match g.last_used_at { Some(t) => (human_time(t)), None => span.muted { "never" } } }
+                                    td {
+                                        form.inline method="post" action="/account/settings/revoke" {
+                                            input type="hidden" name="csrf" value=(csrf);
+                                            input type="hidden" name="app" value=(app_id);
+                                            input type="hidden" name="source" value=(g.source_id);
+                                            button.danger.small type="submit"
+                                                aria-label={"Revoke " (app_name) "'s access to " (g.source_name)} { "Revoke" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            section.card aria-labelledby="connectors-heading" {
+                h2 id="connectors-heading" { "Your connectors" }
+                @if connectors.is_empty() {
+                    p.muted { "You own no connectors." }
+                }
+                @for c in &connectors {
+                    h2 { (c.name) " " span.muted { code { (c.id) } } }
+                    ul {
+                        @for s in sources.iter().filter(|s| s.connector_id == c.id) {
+                            li { (s.name) @if !s.description.is_empty() { " — " span.muted { (s.description) } } }
+                        }
+                    }
+                }
+            }
+        },
+    );
+    html_response(StatusCode::OK, markup)
+}
+
+/// `POST /account/settings/revoke`: one data source (`source`) or the whole app.
+pub async fn revoke(State(hub): State<Arc<Hub>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !same_origin(&headers, &hub.config.issuer) {
+        return forged();
+    }
+    let Some(who) = session::signed_in(&hub, &headers).await else {
+        return forged();
+    };
+    let form = Fields::parse(&body);
+    if !token_matches(&who.csrf_token(), form.one("csrf")) {
+        return forged();
+    }
+    let Some(app) = form.one("app") else {
+        return forged();
+    };
+    let source = form.one("source");
+    match hub.revoke(&who.user.id, app, source).await {
+        Ok(_) => Redirect::to("/account/settings?revoked=1").into_response(),
+        Err(e) => e.into_response(),
+    }
+}

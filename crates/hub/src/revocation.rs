@@ -1,0 +1,86 @@
+//! The revocation announcement seam: after a revoke is committed to the store (which the
+//! per-request check reads, so it is already in force), it is announced here so connectors
+//! and, later, other hub nodes learn of it at once. In-process broadcast now; a backplane
+//! (NATS, Redis) can implement the same trait.
+
+use tokio::sync::broadcast;
+
+/// What was revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// A user's grant to an app: one data source, or all of them (`source_id` None).
+    Grant {
+        /// The user who revoked.
+        user_id: String,
+        /// The app that lost access.
+        app_id: String,
+        /// The data source, or None for every source.
+        source_id: Option<String>,
+    },
+    /// An app was removed from the hub: every grant it held is gone.
+    AppRemoved {
+        /// Its client id.
+        app_id: String,
+    },
+    /// A token family was revoked (code replay, refresh-token reuse, RFC 7009 revocation).
+    TokenFamily {
+        /// The family id.
+        family_id: String,
+    },
+    /// A connector was removed: grants on its data sources are gone.
+    ConnectorRemoved {
+        /// Its id.
+        connector_id: String,
+    },
+}
+
+/// Tells whoever listens that something was revoked. Announcing never fails the revoke: the
+/// store is the authority, announcements only make the news travel faster.
+pub trait RevocationAnnouncer: Send + Sync + std::fmt::Debug {
+    /// Announces a committed revocation.
+    fn announce(&self, revocation: Revocation);
+    /// A stream of announcements from now on.
+    fn subscribe(&self) -> broadcast::Receiver<Revocation>;
+}
+
+/// In-process announcer for a single hub node.
+#[derive(Debug, Clone)]
+pub struct LocalAnnouncer {
+    sender: broadcast::Sender<Revocation>,
+}
+
+impl Default for LocalAnnouncer {
+    fn default() -> Self {
+        Self {
+            sender: broadcast::channel(1024).0,
+        }
+    }
+}
+
+impl RevocationAnnouncer for LocalAnnouncer {
+    fn announce(&self, revocation: Revocation) {
+        tracing::info!(?revocation, "revocation announced");
+        // No subscriber is not an error: nobody is connected to be told.
+        let _ = self.sender.send(revocation);
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Revocation> {
+        self.sender.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn subscribers_hear_announcements() {
+        let announcer = LocalAnnouncer::default();
+        let mut rx = announcer.subscribe();
+        announcer.announce(Revocation::AppRemoved { app_id: "a".into() });
+        assert_eq!(
+            rx.recv().await.unwrap(),
+            Revocation::AppRemoved { app_id: "a".into() }
+        );
+    }
+}

@@ -1,0 +1,39 @@
+//! Serving the hub over HTTPS.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::error::Result;
+use crate::hub::Hub;
+
+/// Serves `hub` on `listener` with TLS from PEM text until `shutdown` resolves.
+pub async fn serve(
+    hub: Arc<Hub>,
+    listener: TcpListener,
+    cert_chain_pem: &str,
+    key_pem: &str,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    uplink_tls::install_crypto_provider();
+    let tls = uplink_tls::server_config(cert_chain_pem, key_pem)?;
+    let sweeper = {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                hub.forget_idle_rate_limits();
+            }
+        })
+    };
+    let app = crate::router::router(hub);
+    let result = uplink_tls::serve(listener, tls, app, shutdown).await;
+    sweeper.abort();
+    result.map_err(|source| crate::error::HubError::Io {
+        context: "the HTTPS server stopped".into(),
+        source,
+    })
+}

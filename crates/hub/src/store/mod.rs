@@ -1,0 +1,403 @@
+//! The hub's store: users, apps, connectors, data sources, grants, OAuth2 artefacts, sessions,
+//! token keys and the audit log, behind one trait so that another engine (PostgreSQL) can
+//! take SQLite's place without touching the HTTP side.
+//!
+//! Every method that answers a security question reads the store afresh: nothing here caches,
+//! so a revoke committed by one call is seen by the next check.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+
+/// A person who signs in to the hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Stable id (`usr_…`).
+    pub id: String,
+    /// Sign-in name, unique regardless of case.
+    pub username: String,
+    /// When the account was created.
+    pub created_at: i64,
+}
+
+/// A registered app (OAuth2 client).
+#[derive(Clone, PartialEq, Eq)]
+pub struct App {
+    /// The OAuth2 client id.
+    pub client_id: String,
+    /// The name shown on the consent page.
+    pub name: String,
+    /// Confidential apps authenticate with a secret; public (native, browser) apps only with PKCE.
+    pub confidential: bool,
+    /// SHA-256 digest of the client secret, for confidential apps.
+    pub secret_digest: Option<Vec<u8>>,
+    /// Registered redirect URIs, matched exactly (a loopback URI's port may vary).
+    pub redirect_uris: Vec<String>,
+    /// The scopes this app may ask for.
+    pub scopes: Vec<String>,
+    /// When it was registered.
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("client_id", &self.client_id)
+            .field("name", &self.name)
+            .field("confidential", &self.confidential)
+            .field("redirect_uris", &self.redirect_uris)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A site connector and the user who owns it (and so owns its data sources).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connector {
+    /// Stable id (`con_…`).
+    pub id: String,
+    /// The owning user's id.
+    pub owner_id: String,
+    /// The owning user's name.
+    pub owner_name: String,
+    /// Display name.
+    pub name: String,
+    /// When it was registered.
+    pub created_at: i64,
+}
+
+/// A data source offered by a connector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataSource {
+    /// Stable id (`src_…`), used in API paths.
+    pub id: String,
+    /// The connector that serves it.
+    pub connector_id: String,
+    /// That connector's display name.
+    pub connector_name: String,
+    /// Name, unique per connector.
+    pub name: String,
+    /// What it holds, in words.
+    pub description: String,
+}
+
+/// One active grant as the settings page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantView {
+    /// The app's client id.
+    pub app_id: String,
+    /// The app's name.
+    pub app_name: String,
+    /// The data source's id.
+    pub source_id: String,
+    /// The data source's name.
+    pub source_name: String,
+    /// The connector serving it.
+    pub connector_name: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// When it was granted.
+    pub granted_at: i64,
+    /// When the app last used it, if ever.
+    pub last_used_at: Option<i64>,
+}
+
+/// The answer of the per-request grant lookup when access is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveGrant {
+    /// Row id, to record use.
+    pub id: i64,
+    /// Scopes granted for this data source.
+    pub scopes: Vec<String>,
+    /// When it was last used.
+    pub last_used_at: Option<i64>,
+}
+
+/// A validated `/oauth/authorize` request waiting for sign-in and consent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationRequest {
+    /// Transaction id (random, in the consent URL).
+    pub id: String,
+    /// The requesting app.
+    pub app_id: String,
+    /// The redirect URI it asked for (already checked against its registration).
+    pub redirect_uri: String,
+    /// The scopes it asked for.
+    pub scopes: Vec<String>,
+    /// The app's `state`, returned unchanged.
+    pub state: Option<String>,
+    /// PKCE S256 challenge.
+    pub code_challenge: String,
+    /// The user it was bound to when first shown, if any.
+    pub user_id: Option<String>,
+    /// Created.
+    pub created_at: i64,
+    /// After this the transaction is void.
+    pub expires_at: i64,
+    /// Set once approved or denied; a transaction ends once.
+    pub finished_at: Option<i64>,
+}
+
+/// What an authorization code stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeGrant {
+    /// The app it was issued to.
+    pub app_id: String,
+    /// The consenting user.
+    pub user_id: String,
+    /// The redirect URI of the authorization request (must be repeated at the token endpoint).
+    pub redirect_uri: String,
+    /// Consented scopes.
+    pub scopes: Vec<String>,
+    /// PKCE S256 challenge.
+    pub code_challenge: String,
+    /// Issued.
+    pub created_at: i64,
+    /// Expiry.
+    pub expires_at: i64,
+}
+
+/// Outcome of presenting an authorization code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// First use: the code is now spent and a token family was opened for it.
+    Fresh {
+        /// What the code stands for.
+        grant: CodeGrant,
+        /// The family opened for what this redemption issues.
+        family_id: String,
+    },
+    /// The code was already used: the family its first use opened is now revoked.
+    Replayed,
+    /// No such code.
+    Unknown,
+}
+
+/// A refresh-token family: everything issued from one authorization code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFamily {
+    /// Family id (`fam_…`), also carried by access tokens.
+    pub id: String,
+    /// The user.
+    pub user_id: String,
+    /// The app.
+    pub app_id: String,
+    /// Scopes consented at the start; refreshes may narrow, never widen.
+    pub scopes: Vec<String>,
+    /// Set when revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// Outcome of presenting a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was current: it is now spent and its successor stored.
+    Rotated(TokenFamily),
+    /// The token had already been used: the whole family is now revoked.
+    Reused,
+    /// Unknown, expired, or its family revoked.
+    Invalid,
+}
+
+/// A signed-in browser session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Who is signed in.
+    pub user_id: String,
+    /// Expiry.
+    pub expires_at: i64,
+}
+
+/// One entry of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// When.
+    pub at: i64,
+    /// What (`sign_in`, `sign_in_failed`, `grant`, `revoke`, …).
+    pub event: String,
+    /// Who.
+    pub user_id: Option<String>,
+    /// Which app.
+    pub app_id: Option<String>,
+    /// Which data source.
+    pub source_id: Option<String>,
+    /// Free text, never a secret.
+    pub detail: String,
+}
+
+/// An access-token encryption key as stored.
+#[derive(Clone)]
+pub struct TokenKeyRecord {
+    /// PASERK id (`k4.lid.…`), also in every token's footer.
+    pub id: String,
+    /// The 32 key bytes.
+    pub key_bytes: Vec<u8>,
+    /// When it was made; the newest key encrypts, all verify.
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for TokenKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKeyRecord")
+            .field("id", &self.id)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the hub keeps its state. SQLite ([`SqliteStore`]) now; PostgreSQL can follow.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    // Users
+    /// Creates a user; fails with `Conflict` if the name is taken.
+    async fn create_user(&self, username: &str, password_hash: &str) -> Result<User>;
+    /// The user and their password hash, by name.
+    async fn user_credentials(&self, username: &str) -> Result<Option<(User, String)>>;
+    /// A user by id.
+    async fn user(&self, id: &str) -> Result<Option<User>>;
+    /// All users.
+    async fn users(&self) -> Result<Vec<User>>;
+    /// Replaces a user's password hash and ends their sessions; false if no such user.
+    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool>;
+
+    // Apps
+    /// Registers an app; fails with `Conflict` if the client id exists.
+    async fn create_app(&self, app: &App) -> Result<()>;
+    /// A registered app.
+    async fn app(&self, client_id: &str) -> Result<Option<App>>;
+    /// All registered apps.
+    async fn apps(&self) -> Result<Vec<App>>;
+    /// Removes an app, revoking every grant and token family it holds, in one transaction.
+    async fn remove_app(&self, client_id: &str, now: i64) -> Result<bool>;
+
+    // Connectors and data sources
+    /// Registers a connector owned by `owner_id`.
+    async fn create_connector(
+        &self,
+        id: &str,
+        owner_id: &str,
+        name: &str,
+        credential_digest: &[u8],
+        now: i64,
+    ) -> Result<Connector>;
+    /// Connectors, all or one owner's.
+    async fn connectors(&self, owner_id: Option<&str>) -> Result<Vec<Connector>>;
+    /// Removes a connector and its data sources, revoking every grant on them.
+    async fn remove_connector(&self, id: &str, now: i64) -> Result<bool>;
+    /// Adds a data source to a connector (until the link reports them).
+    async fn add_source(
+        &self,
+        connector_id: &str,
+        name: &str,
+        description: &str,
+        now: i64,
+    ) -> Result<DataSource>;
+    /// The data sources of connectors a user owns, ordered by connector then name.
+    async fn sources_owned_by(&self, user_id: &str) -> Result<Vec<DataSource>>;
+    /// Every data source.
+    async fn sources(&self) -> Result<Vec<DataSource>>;
+
+    // Grants
+    /// Records consent: one grant per data source, replacing the scopes of an active one.
+    async fn grant(
+        &self,
+        user_id: &str,
+        app_id: &str,
+        source_ids: &[String],
+        scopes: &[String],
+        now: i64,
+    ) -> Result<()>;
+    /// The per-request check: the active grant for (user, app, source), provided the token's
+    /// family is still live. Reads the store every time.
+    async fn active_grant(
+        &self,
+        user_id: &str,
+        app_id: &str,
+        source_id: &str,
+        family_id: &str,
+    ) -> Result<Option<ActiveGrant>>;
+    /// Records that a grant was used (callers throttle this).
+    async fn touch_grant(&self, grant_id: i64, now: i64) -> Result<()>;
+    /// A user's active grants, for the settings page.
+    async fn grants_of(&self, user_id: &str) -> Result<Vec<GrantView>>;
+    /// Revokes one data source's grant (or, with `source_id` None, all of an app's grants) for a
+    /// user. When the app has no active grant left for that user, its token families are revoked
+    /// too. Returns how many grants were revoked. Committed before it returns.
+    async fn revoke(
+        &self,
+        user_id: &str,
+        app_id: &str,
+        source_id: Option<&str>,
+        now: i64,
+    ) -> Result<u64>;
+
+    // Authorization requests and codes
+    /// Stores a consent transaction.
+    async fn create_authorization_request(&self, request: &AuthorizationRequest) -> Result<()>;
+    /// A consent transaction.
+    async fn authorization_request(&self, id: &str) -> Result<Option<AuthorizationRequest>>;
+    /// Binds a transaction to the user who first saw it; false if bound to someone else.
+    async fn bind_authorization_request(&self, id: &str, user_id: &str) -> Result<bool>;
+    /// Ends a transaction; false if it had already ended (approve and deny race for it).
+    async fn finish_authorization_request(&self, id: &str, now: i64) -> Result<bool>;
+    /// Stores an authorization code by its digest.
+    async fn create_code(&self, digest: &[u8], code: &CodeGrant) -> Result<()>;
+    /// Spends a code, atomically: exactly one caller gets `Fresh`.
+    async fn redeem_code(&self, digest: &[u8], now: i64) -> Result<CodeRedemption>;
+
+    // Refresh tokens and families
+    /// Stores a refresh token in a family.
+    async fn create_refresh_token(
+        &self,
+        digest: &[u8],
+        family_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()>;
+    /// The family of a refresh token, without spending it.
+    async fn refresh_token_family(&self, digest: &[u8]) -> Result<Option<TokenFamily>>;
+    /// Spends a refresh token and stores its successor, atomically; reuse revokes the family.
+    async fn rotate_refresh_token(
+        &self,
+        old_digest: &[u8],
+        new_digest: &[u8],
+        now: i64,
+        new_expires_at: i64,
+    ) -> Result<Rotation>;
+    /// A token family.
+    async fn family(&self, id: &str) -> Result<Option<TokenFamily>>;
+    /// Revokes a token family; false if it was already revoked or unknown.
+    async fn revoke_family(&self, id: &str, reason: &str, now: i64) -> Result<bool>;
+
+    // Sessions
+    /// Stores a browser session by its digest.
+    async fn create_session(&self, digest: &[u8], session: &Session, now: i64) -> Result<()>;
+    /// A live session.
+    async fn session(&self, digest: &[u8], now: i64) -> Result<Option<Session>>;
+    /// Ends a session.
+    async fn delete_session(&self, digest: &[u8]) -> Result<()>;
+
+    // Token keys
+    /// Every access-token key, newest first.
+    async fn token_keys(&self) -> Result<Vec<TokenKeyRecord>>;
+    /// Stores a new access-token key.
+    async fn add_token_key(&self, key: &TokenKeyRecord) -> Result<()>;
+
+    // Audit
+    /// Appends to the audit trail.
+    async fn audit(&self, event: &AuditEvent) -> Result<()>;
+    /// The newest audit events first.
+    async fn audit_events(&self, limit: u32) -> Result<Vec<AuditEvent>>;
+}
+
+/// Splits a space-separated scope string.
+pub(crate) fn split_scopes(s: &str) -> Vec<String> {
+    s.split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}

@@ -1,0 +1,1126 @@
+//! [`Store`] on one SQLite file: WAL journal, one writer connection (SQLite serialises writers
+//! anyway; one connection makes that explicit and avoids busy errors), several readers.
+
+use std::path::Path;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use super::{
+    ActiveGrant, App, AuditEvent, AuthorizationRequest, CodeGrant, CodeRedemption, Connector,
+    DataSource, GrantView, Rotation, Session, Store, TokenFamily, TokenKeyRecord, User,
+    split_scopes,
+};
+use crate::error::{HubError, Result};
+use crate::secret::public_id;
+
+/// The SQLite store of one hub node.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let base = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(base.clone().create_if_missing(true))
+            .await?;
+        sqlx::migrate!("./migrations").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(base.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+
+    /// The file's pools are closed; pending writes are flushed.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+type AppRow = (String, String, bool, Option<Vec<u8>>, String, String, i64);
+
+fn app_from_row(row: AppRow) -> Result<App> {
+    let redirect_uris: Vec<String> = serde_json::from_str(&row.4)
+        .map_err(|e| HubError::Invalid(format!("stored redirect URIs of app '{}': {e}", row.0)))?;
+    Ok(App {
+        client_id: row.0,
+        name: row.1,
+        confidential: row.2,
+        secret_digest: row.3,
+        redirect_uris,
+        scopes: split_scopes(&row.5),
+        created_at: row.6,
+    })
+}
+
+type RequestRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    Option<i64>,
+);
+
+type FamilyRow = (String, String, String, String, Option<i64>);
+
+fn family_from_row(row: FamilyRow) -> TokenFamily {
+    TokenFamily {
+        id: row.0,
+        user_id: row.1,
+        app_id: row.2,
+        scopes: split_scopes(&row.3),
+        revoked_at: row.4,
+    }
+}
+
+type SourceRow = (String, String, String, String, String);
+
+fn source_from_row(row: SourceRow) -> DataSource {
+    DataSource {
+        id: row.0,
+        connector_id: row.1,
+        connector_name: row.2,
+        name: row.3,
+        description: row.4,
+    }
+}
+
+const SOURCE_SELECT: &str = "SELECT s.id, s.connector_id, c.name, s.name, s.description \
+     FROM data_sources s JOIN connectors c ON c.id = s.connector_id";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_user(&self, username: &str, password_hash: &str) -> Result<User> {
+        let user = User {
+            id: public_id("usr"),
+            username: username.to_owned(),
+            created_at: crate::clock::now(),
+        };
+        sqlx::query(
+            "INSERT INTO users (id, username, password_hash, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(password_hash)
+        .bind(user.created_at)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                HubError::Conflict(format!("a user named '{username}' already exists"))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(user)
+    }
+
+    async fn user_credentials(&self, username: &str) -> Result<Option<(User, String)>> {
+        let row: Option<(String, String, i64, String)> = sqlx::query_as(
+            "SELECT id, username, created_at, password_hash FROM users WHERE username = ?",
+        )
+        .bind(username)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.map(|(id, username, created_at, hash)| {
+            (
+                User {
+                    id,
+                    username,
+                    created_at,
+                },
+                hash,
+            )
+        }))
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<User>> {
+        let row: Option<(String, String, i64)> =
+            sqlx::query_as("SELECT id, username, created_at FROM users WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(row.map(|(id, username, created_at)| User {
+            id,
+            username,
+            created_at,
+        }))
+    }
+
+    async fn users(&self) -> Result<Vec<User>> {
+        let rows: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT id, username, created_at FROM users ORDER BY username")
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, username, created_at)| User {
+                id,
+                username,
+                created_at,
+            })
+            .collect())
+    }
+
+    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let id: Option<String> = sqlx::query_scalar(
+            "UPDATE users SET password_hash = ? WHERE username = ? RETURNING id",
+        )
+        .bind(password_hash)
+        .bind(username)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            return Ok(false);
+        };
+        // A new password signs out every browser that knew the old one.
+        sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn create_app(&self, app: &App) -> Result<()> {
+        let uris = serde_json::to_string(&app.redirect_uris)
+            .map_err(|e| HubError::Invalid(format!("redirect URIs: {e}")))?;
+        sqlx::query(
+            "INSERT INTO apps (client_id, name, confidential, secret_digest, redirect_uris, scopes, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&app.client_id)
+        .bind(&app.name)
+        .bind(app.confidential)
+        .bind(&app.secret_digest)
+        .bind(uris)
+        .bind(app.scopes.join(" "))
+        .bind(app.created_at)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                HubError::Conflict(format!("an app with client id '{}' already exists", app.client_id))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn app(&self, client_id: &str) -> Result<Option<App>> {
+        let row: Option<AppRow> = sqlx::query_as(
+            "SELECT client_id, name, confidential, secret_digest, redirect_uris, scopes, created_at \
+             FROM apps WHERE client_id = ?",
+        )
+        .bind(client_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(app_from_row).transpose()
+    }
+
+    async fn apps(&self) -> Result<Vec<App>> {
+        let rows: Vec<AppRow> = sqlx::query_as(
+            "SELECT client_id, name, confidential, secret_digest, redirect_uris, scopes, created_at \
+             FROM apps ORDER BY name",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(app_from_row).collect()
+    }
+
+    async fn remove_app(&self, client_id: &str, now: i64) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let removed = sqlx::query("DELETE FROM apps WHERE client_id = ?")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if removed == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE grants SET revoked_at = ?, revoked_by = 'app removed' WHERE app_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE token_families SET revoked_at = ?, revoked_reason = 'app removed' WHERE app_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM authorization_codes WHERE app_id = ?")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn create_connector(
+        &self,
+        id: &str,
+        owner_id: &str,
+        name: &str,
+        credential_digest: &[u8],
+        now: i64,
+    ) -> Result<Connector> {
+        let owner = self
+            .user(owner_id)
+            .await?
+            .ok_or_else(|| HubError::NotFound(format!("no user with id '{owner_id}'")))?;
+        sqlx::query(
+            "INSERT INTO connectors (id, owner_id, name, credential_digest, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(owner_id)
+        .bind(name)
+        .bind(credential_digest)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(Connector {
+            id: id.to_owned(),
+            owner_id: owner_id.to_owned(),
+            owner_name: owner.username,
+            name: name.to_owned(),
+            created_at: now,
+        })
+    }
+
+    async fn connectors(&self, owner_id: Option<&str>) -> Result<Vec<Connector>> {
+        let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+            "SELECT c.id, c.owner_id, u.username, c.name, c.created_at FROM connectors c \
+             JOIN users u ON u.id = c.owner_id WHERE ?1 IS NULL OR c.owner_id = ?1 ORDER BY c.name",
+        )
+        .bind(owner_id)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, owner_id, owner_name, name, created_at)| Connector {
+                id,
+                owner_id,
+                owner_name,
+                name,
+                created_at,
+            })
+            .collect())
+    }
+
+    async fn remove_connector(&self, id: &str, now: i64) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "UPDATE grants SET revoked_at = ?, revoked_by = 'connector removed' \
+             WHERE revoked_at IS NULL AND source_id IN (SELECT id FROM data_sources WHERE connector_id = ?)",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let removed = sqlx::query("DELETE FROM connectors WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(removed > 0)
+    }
+
+    async fn add_source(
+        &self,
+        connector_id: &str,
+        name: &str,
+        description: &str,
+        now: i64,
+    ) -> Result<DataSource> {
+        let connector_name: Option<String> =
+            sqlx::query_scalar("SELECT name FROM connectors WHERE id = ?")
+                .bind(connector_id)
+                .fetch_optional(&self.reader)
+                .await?;
+        let connector_name = connector_name
+            .ok_or_else(|| HubError::NotFound(format!("no connector with id '{connector_id}'")))?;
+        let source = DataSource {
+            id: public_id("src"),
+            connector_id: connector_id.to_owned(),
+            connector_name,
+            name: name.to_owned(),
+            description: description.to_owned(),
+        };
+        sqlx::query(
+            "INSERT INTO data_sources (id, connector_id, name, description, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&source.id)
+        .bind(connector_id)
+        .bind(name)
+        .bind(description)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                HubError::Conflict(format!(
+                    "connector '{connector_id}' already has a data source named '{name}'"
+                ))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(source)
+    }
+
+    async fn sources_owned_by(&self, user_id: &str) -> Result<Vec<DataSource>> {
+        let sql = format!("{SOURCE_SELECT} WHERE c.owner_id = ? ORDER BY c.name, s.name");
+        let rows: Vec<SourceRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(user_id)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows.into_iter().map(source_from_row).collect())
+    }
+
+    async fn sources(&self) -> Result<Vec<DataSource>> {
+        let sql = format!("{SOURCE_SELECT} ORDER BY c.name, s.name");
+        let rows: Vec<SourceRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows.into_iter().map(source_from_row).collect())
+    }
+
+    async fn grant(
+        &self,
+        user_id: &str,
+        app_id: &str,
+        source_ids: &[String],
+        scopes: &[String],
+        now: i64,
+    ) -> Result<()> {
+        let scopes = scopes.join(" ");
+        let mut tx = self.writer.begin().await?;
+        for source_id in source_ids {
+            sqlx::query(
+                "INSERT INTO grants (user_id, app_id, source_id, scopes, granted_at, granted_by) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?1) \
+                 ON CONFLICT (user_id, app_id, source_id) WHERE revoked_at IS NULL \
+                 DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
+            )
+            .bind(user_id)
+            .bind(app_id)
+            .bind(source_id)
+            .bind(&scopes)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn active_grant(
+        &self,
+        user_id: &str,
+        app_id: &str,
+        source_id: &str,
+        family_id: &str,
+    ) -> Result<Option<ActiveGrant>> {
+        let row: Option<(i64, String, Option<i64>)> = sqlx::query_as(
+            "SELECT g.id, g.scopes, g.last_used_at FROM grants g \
+             WHERE g.user_id = ? AND g.app_id = ? AND g.source_id = ? AND g.revoked_at IS NULL \
+             AND EXISTS (SELECT 1 FROM token_families f WHERE f.id = ? AND f.revoked_at IS NULL)",
+        )
+        .bind(user_id)
+        .bind(app_id)
+        .bind(source_id)
+        .bind(family_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.map(|(id, scopes, last_used_at)| ActiveGrant {
+            id,
+            scopes: split_scopes(&scopes),
+            last_used_at,
+        }))
+    }
+
+    async fn touch_grant(&self, grant_id: i64, now: i64) -> Result<()> {
+        sqlx::query("UPDATE grants SET last_used_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(grant_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn grants_of(&self, user_id: &str) -> Result<Vec<GrantView>> {
+        let rows: Vec<(String, String, String, String, String, String, i64, Option<i64>)> =
+            sqlx::query_as(
+                "SELECT g.app_id, a.name, g.source_id, s.name, c.name, g.scopes, g.granted_at, g.last_used_at \
+                 FROM grants g JOIN apps a ON a.client_id = g.app_id \
+                 JOIN data_sources s ON s.id = g.source_id JOIN connectors c ON c.id = s.connector_id \
+                 WHERE g.user_id = ? AND g.revoked_at IS NULL ORDER BY a.name, c.name, s.name",
+            )
+            .bind(user_id)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| GrantView {
+                app_id: r.0,
+                app_name: r.1,
+                source_id: r.2,
+                source_name: r.3,
+                connector_name: r.4,
+                scopes: split_scopes(&r.5),
+                granted_at: r.6,
+                last_used_at: r.7,
+            })
+            .collect())
+    }
+
+    async fn revoke(
+        &self,
+        user_id: &str,
+        app_id: &str,
+        source_id: Option<&str>,
+        now: i64,
+    ) -> Result<u64> {
+        let mut tx = self.writer.begin().await?;
+        let revoked = sqlx::query(
+            "UPDATE grants SET revoked_at = ?1, revoked_by = ?2 \
+             WHERE user_id = ?2 AND app_id = ?3 AND (?4 IS NULL OR source_id = ?4) AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(app_id)
+        .bind(source_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let left: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM grants WHERE user_id = ? AND app_id = ? AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(app_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if left == 0 {
+            // Without a grant the app must not be able to mint new access tokens quietly.
+            sqlx::query(
+                "UPDATE token_families SET revoked_at = ?, revoked_reason = 'all grants revoked' \
+                 WHERE user_id = ? AND app_id = ? AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(user_id)
+            .bind(app_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    async fn create_authorization_request(&self, r: &AuthorizationRequest) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO authorization_requests (id, app_id, redirect_uri, scopes, state, code_challenge, \
+             user_id, created_at, expires_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&r.id)
+        .bind(&r.app_id)
+        .bind(&r.redirect_uri)
+        .bind(r.scopes.join(" "))
+        .bind(&r.state)
+        .bind(&r.code_challenge)
+        .bind(&r.user_id)
+        .bind(r.created_at)
+        .bind(r.expires_at)
+        .bind(r.finished_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn authorization_request(&self, id: &str) -> Result<Option<AuthorizationRequest>> {
+        let row: Option<RequestRow> = sqlx::query_as(
+            "SELECT id, app_id, redirect_uri, scopes, state, code_challenge, user_id, \
+             created_at, expires_at, finished_at FROM authorization_requests WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.map(|r| AuthorizationRequest {
+            id: r.0,
+            app_id: r.1,
+            redirect_uri: r.2,
+            scopes: split_scopes(&r.3),
+            state: r.4,
+            code_challenge: r.5,
+            user_id: r.6,
+            created_at: r.7,
+            expires_at: r.8,
+            finished_at: r.9,
+        }))
+    }
+
+    async fn bind_authorization_request(&self, id: &str, user_id: &str) -> Result<bool> {
+        let bound: Option<String> = sqlx::query_scalar(
+            "UPDATE authorization_requests SET user_id = COALESCE(user_id, ?1) WHERE id = ?2 RETURNING user_id",
+        )
+        .bind(user_id)
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(bound.as_deref() == Some(user_id))
+    }
+
+    async fn finish_authorization_request(&self, id: &str, now: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE authorization_requests SET finished_at = ? WHERE id = ? AND finished_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
+    async fn create_code(&self, digest: &[u8], code: &CodeGrant) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO authorization_codes (digest, app_id, user_id, redirect_uri, scopes, code_challenge, \
+             created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(digest)
+        .bind(&code.app_id)
+        .bind(&code.user_id)
+        .bind(&code.redirect_uri)
+        .bind(code.scopes.join(" "))
+        .bind(&code.code_challenge)
+        .bind(code.created_at)
+        .bind(code.expires_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn redeem_code(&self, digest: &[u8], now: i64) -> Result<CodeRedemption> {
+        let family_id = public_id("fam");
+        let mut tx = self.writer.begin().await?;
+        // The UPDATE is the race's referee: only one redemption finds `used_at` empty.
+        let row: Option<(String, String, String, String, String, i64, i64)> = sqlx::query_as(
+            "UPDATE authorization_codes SET used_at = ?1, family_id = ?2 \
+             WHERE digest = ?3 AND used_at IS NULL \
+             RETURNING app_id, user_id, redirect_uri, scopes, code_challenge, created_at, expires_at",
+        )
+        .bind(now)
+        .bind(&family_id)
+        .bind(digest)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = match row {
+            Some(r) => {
+                sqlx::query(
+                    "INSERT INTO token_families (id, user_id, app_id, scopes, created_at) VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(&family_id)
+                .bind(&r.1)
+                .bind(&r.0)
+                .bind(&r.3)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                CodeRedemption::Fresh {
+                    grant: CodeGrant {
+                        app_id: r.0,
+                        user_id: r.1,
+                        redirect_uri: r.2,
+                        scopes: split_scopes(&r.3),
+                        code_challenge: r.4,
+                        created_at: r.5,
+                        expires_at: r.6,
+                    },
+                    family_id,
+                }
+            }
+            None => {
+                let used: Option<Option<String>> = sqlx::query_scalar(
+                    "SELECT family_id FROM authorization_codes WHERE digest = ?",
+                )
+                .bind(digest)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match used {
+                    Some(first) => {
+                        // RFC 6749 §4.1.2: a replayed code revokes what its first use issued.
+                        sqlx::query(
+                            "UPDATE token_families SET revoked_at = ?, revoked_reason = 'code replayed' \
+                             WHERE id = ? AND revoked_at IS NULL",
+                        )
+                        .bind(now)
+                        .bind(first)
+                        .execute(&mut *tx)
+                        .await?;
+                        CodeRedemption::Replayed
+                    }
+                    None => CodeRedemption::Unknown,
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn create_refresh_token(
+        &self,
+        digest: &[u8],
+        family_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (digest, family_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(digest)
+        .bind(family_id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn refresh_token_family(&self, digest: &[u8]) -> Result<Option<TokenFamily>> {
+        let row: Option<FamilyRow> = sqlx::query_as(
+            "SELECT f.id, f.user_id, f.app_id, f.scopes, f.revoked_at FROM refresh_tokens r \
+             JOIN token_families f ON f.id = r.family_id WHERE r.digest = ?",
+        )
+        .bind(digest)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.map(family_from_row))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_digest: &[u8],
+        new_digest: &[u8],
+        now: i64,
+        new_expires_at: i64,
+    ) -> Result<Rotation> {
+        let mut tx = self.writer.begin().await?;
+        let spent: Option<(String, i64)> = sqlx::query_as(
+            "UPDATE refresh_tokens SET used_at = ?1 WHERE digest = ?2 AND used_at IS NULL \
+             RETURNING family_id, expires_at",
+        )
+        .bind(now)
+        .bind(old_digest)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = match spent {
+            Some((family_id, expires_at)) => {
+                let family: Option<FamilyRow> = sqlx::query_as(
+                    "SELECT id, user_id, app_id, scopes, revoked_at FROM token_families WHERE id = ?",
+                )
+                .bind(&family_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match family.map(family_from_row) {
+                    Some(family) if family.revoked_at.is_none() && expires_at > now => {
+                        sqlx::query(
+                            "INSERT INTO refresh_tokens (digest, family_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                        )
+                        .bind(new_digest)
+                        .bind(&family.id)
+                        .bind(now)
+                        .bind(new_expires_at)
+                        .execute(&mut *tx)
+                        .await?;
+                        Rotation::Rotated(family)
+                    }
+                    _ => Rotation::Invalid,
+                }
+            }
+            None => {
+                let family_id: Option<String> =
+                    sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE digest = ?")
+                        .bind(old_digest)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                match family_id {
+                    Some(family_id) => {
+                        // A spent refresh token presented again means two parties hold it: stop both.
+                        sqlx::query(
+                            "UPDATE token_families SET revoked_at = ?, revoked_reason = 'refresh token reused' \
+                             WHERE id = ? AND revoked_at IS NULL",
+                        )
+                        .bind(now)
+                        .bind(family_id)
+                        .execute(&mut *tx)
+                        .await?;
+                        Rotation::Reused
+                    }
+                    None => Rotation::Invalid,
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn family(&self, id: &str) -> Result<Option<TokenFamily>> {
+        let row: Option<FamilyRow> = sqlx::query_as(
+            "SELECT id, user_id, app_id, scopes, revoked_at FROM token_families WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.map(family_from_row))
+    }
+
+    async fn revoke_family(&self, id: &str, reason: &str, now: i64) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE token_families SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(id)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn create_session(&self, digest: &[u8], session: &Session, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (digest, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(digest)
+        .bind(&session.user_id)
+        .bind(now)
+        .bind(session.expires_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn session(&self, digest: &[u8], now: i64) -> Result<Option<Session>> {
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "SELECT user_id, expires_at FROM sessions WHERE digest = ? AND expires_at > ?",
+        )
+        .bind(digest)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.map(|(user_id, expires_at)| Session {
+            user_id,
+            expires_at,
+        }))
+    }
+
+    async fn delete_session(&self, digest: &[u8]) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE digest = ?")
+            .bind(digest)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn token_keys(&self) -> Result<Vec<TokenKeyRecord>> {
+        let rows: Vec<(String, Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT id, key_bytes, created_at FROM token_keys ORDER BY created_at DESC, rowid DESC",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, key_bytes, created_at)| TokenKeyRecord {
+                id,
+                key_bytes,
+                created_at,
+            })
+            .collect())
+    }
+
+    async fn add_token_key(&self, key: &TokenKeyRecord) -> Result<()> {
+        sqlx::query("INSERT INTO token_keys (id, key_bytes, created_at) VALUES (?, ?, ?)")
+            .bind(&key.id)
+            .bind(&key.key_bytes)
+            .bind(key.created_at)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn audit(&self, e: &AuditEvent) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, event, user_id, app_id, source_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e.at)
+        .bind(&e.event)
+        .bind(&e.user_id)
+        .bind(&e.app_id)
+        .bind(&e.source_id)
+        .bind(&e.detail)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn audit_events(&self, limit: u32) -> Result<Vec<AuditEvent>> {
+        let rows: Vec<(i64, String, Option<String>, Option<String>, Option<String>, String)> =
+            sqlx::query_as(
+                "SELECT at, event, user_id, app_id, source_id, detail FROM audit_log ORDER BY id DESC LIMIT ?",
+            )
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AuditEvent {
+                at: r.0,
+                event: r.1,
+                user_id: r.2,
+                app_id: r.3,
+                source_id: r.4,
+                detail: r.5,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("hub.db")).await.unwrap();
+        (dir, store)
+    }
+
+    async fn seeded(store: &SqliteStore) -> (User, DataSource, DataSource) {
+        let user = store.create_user("ada", "hash").await.unwrap();
+        store
+            .create_connector("con_1", &user.id, "Plant A", b"digest", 1)
+            .await
+            .unwrap();
+        let a = store.add_source("con_1", "historian", "", 1).await.unwrap();
+        let b = store.add_source("con_1", "lab", "", 1).await.unwrap();
+        store
+            .create_app(&App {
+                client_id: "app1".into(),
+                name: "Dashboard".into(),
+                confidential: false,
+                secret_digest: None,
+                redirect_uris: vec!["https://app.example/cb".into()],
+                scopes: vec!["data.read".into()],
+                created_at: 1,
+            })
+            .await
+            .unwrap();
+        (user, a, b)
+    }
+
+    fn code(user: &User) -> CodeGrant {
+        CodeGrant {
+            app_id: "app1".into(),
+            user_id: user.id.clone(),
+            redirect_uri: "https://app.example/cb".into(),
+            scopes: vec!["data.read".into()],
+            code_challenge: "c".into(),
+            created_at: 1,
+            expires_at: 100,
+        }
+    }
+
+    #[tokio::test]
+    async fn usernames_are_unique_regardless_of_case() {
+        let (_dir, store) = store().await;
+        store.create_user("Ada", "h").await.unwrap();
+        let err = store.create_user("ada", "h").await.unwrap_err();
+        assert_eq!(err.code(), "conflict");
+        assert!(store.user_credentials("ADA").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_code_is_spent_once_and_its_replay_revokes_the_family() {
+        let (_dir, store) = store().await;
+        let (user, _, _) = seeded(&store).await;
+        store.create_code(b"d1", &code(&user)).await.unwrap();
+        let CodeRedemption::Fresh { family_id, .. } = store.redeem_code(b"d1", 5).await.unwrap()
+        else {
+            panic!("first redemption must succeed");
+        };
+        assert!(
+            store
+                .family(&family_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at
+                .is_none()
+        );
+        assert_eq!(
+            store.redeem_code(b"d1", 6).await.unwrap(),
+            CodeRedemption::Replayed
+        );
+        assert_eq!(
+            store.family(&family_id).await.unwrap().unwrap().revoked_at,
+            Some(6)
+        );
+        assert_eq!(
+            store.redeem_code(b"nope", 6).await.unwrap(),
+            CodeRedemption::Unknown
+        );
+    }
+
+    #[tokio::test]
+    async fn grants_are_checked_per_source_and_family_and_revoke_is_immediate() {
+        let (_dir, store) = store().await;
+        let (user, a, b) = seeded(&store).await;
+        store.create_code(b"d1", &code(&user)).await.unwrap();
+        let CodeRedemption::Fresh { family_id, .. } = store.redeem_code(b"d1", 5).await.unwrap()
+        else {
+            panic!()
+        };
+        store
+            .grant(
+                &user.id,
+                "app1",
+                std::slice::from_ref(&a.id),
+                &["data.read".into()],
+                5,
+            )
+            .await
+            .unwrap();
+        assert!(
+            store
+                .active_grant(&user.id, "app1", &a.id, &family_id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .active_grant(&user.id, "app1", &b.id, &family_id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .active_grant(&user.id, "app1", &a.id, "fam_other")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            store
+                .revoke(&user.id, "app1", Some(&a.id), 9)
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(
+            store
+                .active_grant(&user.id, "app1", &a.id, &family_id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // The last grant gone, the app's token families are gone too.
+        assert!(
+            store
+                .family(&family_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn refresh_reuse_revokes_the_family() {
+        let (_dir, store) = store().await;
+        let (user, _, _) = seeded(&store).await;
+        store.create_code(b"d1", &code(&user)).await.unwrap();
+        let CodeRedemption::Fresh { family_id, .. } = store.redeem_code(b"d1", 5).await.unwrap()
+        else {
+            panic!()
+        };
+        store
+            .create_refresh_token(b"r1", &family_id, 5, 1000)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .rotate_refresh_token(b"r1", b"r2", 6, 1000)
+                .await
+                .unwrap(),
+            Rotation::Rotated(_)
+        ));
+        assert_eq!(
+            store
+                .rotate_refresh_token(b"r1", b"r3", 7, 1000)
+                .await
+                .unwrap(),
+            Rotation::Reused
+        );
+        assert_eq!(
+            store
+                .rotate_refresh_token(b"r2", b"r4", 8, 1000)
+                .await
+                .unwrap(),
+            Rotation::Invalid
+        );
+    }
+
+    #[tokio::test]
+    async fn removing_an_app_revokes_its_grants() {
+        let (_dir, store) = store().await;
+        let (user, a, _) = seeded(&store).await;
+        store
+            .grant(
+                &user.id,
+                "app1",
+                std::slice::from_ref(&a.id),
+                &["data.read".into()],
+                5,
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.grants_of(&user.id).await.unwrap().len(), 1);
+        assert!(store.remove_app("app1", 6).await.unwrap());
+        assert!(store.grants_of(&user.id).await.unwrap().is_empty());
+        assert!(!store.remove_app("app1", 6).await.unwrap());
+    }
+}
