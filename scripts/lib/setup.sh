@@ -1,0 +1,59 @@
+# Shared set-up for scripts/run and scripts/test: installs what is missing, says what it
+# installs, and changes nothing that is already there. Sourced, not run.
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    die "need root to run: $*  (run as root or install sudo)"; fi
+}
+
+# Debian/Ubuntu packages: building the desktop app (GTK, WebKitGTK, tray) and running its tests.
+APT_BUILD=(build-essential pkg-config file libssl-dev libgtk-3-dev libwebkit2gtk-4.1-dev
+  libayatana-appindicator3-dev librsvg2-dev libxdo-dev)
+APT_TEST=(xvfb xauth dbus-daemon dbus-x11 x11-utils imagemagick webkit2gtk-driver chromium fonts-dejavu-core procps)
+
+ensure_apt() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "missing system packages (${missing[*]}) and no apt-get to install them"
+  say "installing system packages: ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_toolchains() {
+  command -v cargo >/dev/null || die "Rust is not installed: install it with rustup (stable), then run this again"
+  command -v node >/dev/null || die "Node.js is not installed: Node.js 20.19 or newer is needed for the UI build"
+  local v; v=$(node -p 'process.versions.node')
+  node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||
+    die "Node.js $v is too old: 20.19 or newer is needed for the UI build"
+}
+
+# npm packages, from the committed lock files; reinstalled only when a lock changed.
+ensure_npm() {
+  local dir=$1
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    say "installing npm packages in $dir/ (from package-lock.json)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+TAURI_DRIVER_VERSION=2.1.0
+ensure_tauri_driver() {
+  local bin="${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver"
+  if [ ! -x "$bin" ] || ! "$bin" --version 2>/dev/null | grep -q "$TAURI_DRIVER_VERSION"; then
+    say "installing tauri-driver $TAURI_DRIVER_VERSION (WebDriver for the desktop app's tests)"
+    cargo install tauri-driver --version "$TAURI_DRIVER_VERSION" --locked --quiet
+  fi
+}
+
+build_ui() {
+  ensure_npm ui
+  say "building the web UI (ui/dist)"
+  (cd ui && npm run --silent build)
+}
