@@ -141,7 +141,6 @@ impl Error {
         }
     }
 
-    #[allow(dead_code)] // used by the client transports
     pub(crate) fn transport(transport: &'static str, detail: impl std::fmt::Display) -> Self {
         Error::Transport {
             transport,

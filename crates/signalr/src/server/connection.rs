@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::auth::Identity;
+use crate::arguments::arguments_to_values;
 use crate::error::{Error, Result};
 use crate::negotiate::Transport;
 use crate::protocol::{Close, HubMessage, HubProtocol, Invocation, Outcome};
@@ -336,16 +337,6 @@ impl Drop for PendingGuard {
         if let Some(conn) = self.conn.upgrade() {
             lock(&conn.pending_results).remove(&self.id);
         }
-    }
-}
-
-/// Serialises call arguments: a tuple or array becomes the argument list, `()` none, and any
-/// other value a single argument.
-pub(crate) fn arguments_to_values<A: Serialize>(arguments: A) -> Result<Vec<Value>> {
-    match serde_json::to_value(arguments).map_err(|e| Error::Conversion(e.to_string()))? {
-        Value::Array(items) => Ok(items),
-        Value::Null => Ok(Vec::new()),
-        other => Ok(vec![other]),
     }
 }
 

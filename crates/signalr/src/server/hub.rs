@@ -12,37 +12,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::connection::ConnectionHandle;
-
-/// The error a hub method returns; its message is sent to the caller in the `Completion`.
-///
-/// Any `std::error::Error` converts into it, so `?` works in hub methods. Keep messages free of
-/// secrets: they cross the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HubError(String);
-
-impl HubError {
-    /// An error with `message`, shown to the caller.
-    pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
-    }
-
-    /// The message.
-    pub fn message(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for HubError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<E: std::error::Error> From<E> for HubError {
-    fn from(e: E) -> Self {
-        Self(e.to_string())
-    }
-}
+use crate::arguments::{bind_arguments, to_value};
+pub use crate::hub_error::HubError;
 
 /// Who is calling a hub method: the connection, which can also be invoked (client results).
 pub type Caller = ConnectionHandle;
@@ -94,30 +65,6 @@ impl std::fmt::Debug for Hub {
         names.sort();
         f.debug_struct("Hub").field("methods", &names).finish()
     }
-}
-
-/// Turns the invocation's argument array into the handler's argument type.
-pub(crate) fn bind_arguments<A: DeserializeOwned>(
-    target: &str,
-    arguments: Vec<Value>,
-) -> Result<A, HubError> {
-    let count = arguments.len();
-    let as_array = if count == 0 {
-        // `()` and `Option<_>` deserialise from null, not from an empty array.
-        serde_json::from_value(Value::Null)
-            .or_else(|_| serde_json::from_value(Value::Array(vec![])))
-    } else {
-        serde_json::from_value(Value::Array(arguments))
-    };
-    as_array.map_err(|e| {
-        HubError::new(format!(
-            "Failed to invoke '{target}': {count} argument(s) could not be bound: {e}"
-        ))
-    })
-}
-
-fn to_value<R: Serialize>(value: R) -> Result<Value, HubError> {
-    serde_json::to_value(value).map_err(|e| HubError::new(format!("result not serialisable: {e}")))
 }
 
 impl Hub {
@@ -185,24 +132,5 @@ impl Hub {
     {
         self.on_disconnected = Some(Arc::new(move |c, e| callback(c, e).boxed()));
         self
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn arguments_bind_to_tuples_unit_and_report_mismatches() {
-        let (a, b): (i64, String) = bind_arguments("m", vec![json!(1), json!("x")]).unwrap();
-        assert_eq!((a, b.as_str()), (1, "x"));
-        let (): () = bind_arguments("m", vec![]).unwrap();
-        let err = bind_arguments::<(i64, i64)>("Add", vec![json!(1)]).unwrap_err();
-        assert!(err.message().contains("'Add'"), "{err}");
-        assert!(err.message().contains("1 argument(s)"), "{err}");
-        let err = bind_arguments::<(i64,)>("Add", vec![json!("nope")]).unwrap_err();
-        assert!(err.message().contains("invalid type"), "{err}");
     }
 }

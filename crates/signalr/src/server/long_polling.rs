@@ -63,7 +63,7 @@ async fn wait_for_messages(
     let first = tokio::select! {
         biased;
         next = outbound.recv() => next,
-        _ = closed.wait_for(|c| *c) => outbound.try_recv().ok(),
+        _ = crate::signal::raised(&mut closed) => outbound.try_recv().ok(),
         _ = conn.poll_superseded.notified() => return StatusCode::NO_CONTENT.into_response(),
         _ = tokio::time::sleep(server.options.long_poll_timeout) => {
             return (StatusCode::OK, [(header::CONTENT_LENGTH, "0")]).into_response();

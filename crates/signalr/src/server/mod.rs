@@ -25,6 +25,8 @@ mod hub;
 mod long_polling;
 mod session;
 mod sse;
+#[cfg(test)]
+pub(crate) use sse::encode_event as encode_sse_event;
 mod websocket;
 
 use std::collections::HashMap;
@@ -151,6 +153,15 @@ impl HubServer {
             .get(connection_id)
             .filter(|c| !c.is_closed())
             .map(ConnectionHandle::new)
+    }
+
+    /// Closes every connection, telling clients why; for shutting the server down. Stop
+    /// accepting new requests first, or clients may reconnect at once.
+    pub fn close_all(&self, error: Option<String>) {
+        let all: Vec<_> = lock(&self.shared.by_id).values().cloned().collect();
+        for conn in all {
+            conn.close(error.clone());
+        }
     }
 
     /// Every open connection that completed its handshake.

@@ -72,7 +72,7 @@ async fn drive(
             _ = &mut deadline => {
                 return Err(Error::Timeout { what: "handshake", after: options.handshake_timeout });
             }
-            _ = closed.wait_for(|c| *c) => return Ok(()),
+            _ = crate::signal::raised(&mut closed) => return Ok(()),
         }
     };
     let Some(protocol) = server
@@ -135,7 +135,7 @@ async fn drive(
                 }
                 None => break Ok(()),
             },
-            _ = closed.wait_for(|c| *c) => break Ok(()),
+            _ = crate::signal::raised(&mut closed) => break Ok(()),
             _ = tick.tick() => {
                 if last_received.elapsed() > options.client_timeout {
                     break Err(Error::Timeout { what: "client keep-alive", after: options.client_timeout });

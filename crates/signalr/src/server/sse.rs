@@ -62,7 +62,7 @@ impl EventStream {
         let first = tokio::select! {
             biased;
             next = self.outbound.recv() => next,
-            _ = closed.wait_for(|c| *c) => None,
+            _ = crate::signal::raised(&mut closed) => None,
         };
         let first = first.or_else(|| self.outbound.try_recv().ok())?;
         Some(Bytes::from(encode_event(&coalesce(

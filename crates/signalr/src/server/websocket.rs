@@ -55,7 +55,7 @@ async fn run(conn: Arc<Connection>, socket: WebSocket) {
             let first = tokio::select! {
                 biased;
                 next = outbound.recv() => next,
-                _ = closed.wait_for(|c| *c) => None,
+                _ = crate::signal::raised(&mut closed) => None,
             };
             let Some(first) = first.or_else(|| outbound.try_recv().ok()) else {
                 break;

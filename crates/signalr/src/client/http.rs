@@ -1,0 +1,198 @@
+//! Connections for the client: TCP, through a proxy tunnel when configured, then rustls; and a
+//! pooled HTTP/1.1 client on top for negotiate, Server-Sent Events, long polling and POST.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::http::{HeaderValue, Method, Request, Response, Uri, header};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use super::proxy::Proxy;
+use crate::error::{Error, Result};
+
+/// A byte stream to the server: plain TCP or TLS, possibly inside a proxy tunnel.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Opens streams to servers: proxy tunnel if configured, then TLS for `https`/`wss`.
+#[derive(Clone)]
+pub(crate) struct Dialer {
+    tls: TlsConnector,
+    proxy: Option<Arc<Proxy>>,
+}
+
+impl Dialer {
+    pub fn new(tls: &Arc<ClientConfig>, proxy: Option<Proxy>) -> Self {
+        // WebSockets and this client speak HTTP/1.1 only.
+        let mut config = (**tls).clone();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self {
+            tls: TlsConnector::from(Arc::new(config)),
+            proxy: proxy.map(Arc::new),
+        }
+    }
+
+    pub async fn dial(&self, uri: &Uri) -> Result<Box<dyn Io>> {
+        let secure = match uri.scheme_str() {
+            Some("https" | "wss") => true,
+            Some("http" | "ws") => false,
+            other => {
+                return Err(Error::Config(format!(
+                    "unsupported URL scheme {other:?}: use https"
+                )));
+            }
+        };
+        let host = uri
+            .host()
+            .ok_or_else(|| Error::Config("URL has no host".into()))?
+            .trim_matches(['[', ']'])
+            .to_string();
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        let tcp = match &self.proxy {
+            Some(proxy) if !proxy.bypasses(&host) => proxy.tunnel(&host, port).await?,
+            _ => {
+                let tcp = TcpStream::connect((host.as_str(), port)).await?;
+                tcp.set_nodelay(true)?;
+                tcp
+            }
+        };
+        if !secure {
+            return Ok(Box::new(tcp));
+        }
+        let name = ServerName::try_from(host.clone())
+            .map_err(|e| Error::Config(format!("'{host}' is not a valid server name: {e}")))?;
+        let tls = self
+            .tls
+            .connect(name, tcp)
+            .await
+            .map_err(|e| Error::Tls(e.to_string()))?;
+        Ok(Box::new(tls))
+    }
+}
+
+/// A dialled stream as hyper wants it.
+pub(crate) struct HttpStream(TokioIo<Box<dyn Io>>);
+
+impl Connection for HttpStream {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl hyper::rt::Read for HttpStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for HttpStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl tower::Service<Uri> for Dialer {
+    type Response = HttpStream;
+    type Error = Error;
+    type Future = BoxFuture<'static, Result<HttpStream>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let dialer = self.clone();
+        Box::pin(async move { Ok(HttpStream(TokioIo::new(dialer.dial(&uri).await?))) })
+    }
+}
+
+/// The HTTP client of one SignalR client: pooled keep-alive connections over the dialer.
+#[derive(Clone)]
+pub(crate) struct HttpClient {
+    client: Client<Dialer, Full<Bytes>>,
+    pub dialer: Dialer,
+}
+
+impl HttpClient {
+    pub fn new(dialer: Dialer) -> Self {
+        let client = Client::builder(TokioExecutor::new()).build(dialer.clone());
+        Self { client, dialer }
+    }
+
+    /// Sends one request; the bearer token (if any) goes in the `Authorization` header.
+    pub fn send(
+        &self,
+        method: Method,
+        uri: &Uri,
+        token: Option<&str>,
+        accept: Option<&'static str>,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Response<Incoming>>> + Send + 'static {
+        let mut request = Request::builder().method(method).uri(uri.clone());
+        if let Some(token) = token
+            && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
+        {
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        if let Some(accept) = accept {
+            request = request.header(header::ACCEPT, accept);
+        }
+        if !body.is_empty() {
+            request = request.header(header::CONTENT_TYPE, "text/plain;charset=UTF-8");
+        }
+        let request = request.body(Full::new(body));
+        let client = self.client.clone();
+        async move {
+            let request = request.map_err(|e| Error::Config(e.to_string()))?;
+            client.request(request).await.map_err(|e| {
+                // The dialer's own error says more than hyper's wrapper.
+                let mut source: Option<&dyn std::error::Error> = Some(&e);
+                let mut detail = e.to_string();
+                while let Some(s) = source {
+                    detail = s.to_string();
+                    source = s.source();
+                }
+                Error::transport("HTTP", detail)
+            })
+        }
+    }
+}
+
+/// Reads a whole (small) response body.
+pub(crate) async fn read_body(response: Response<Incoming>, limit: usize) -> Result<Bytes> {
+    let limited = http_body_util::Limited::new(response.into_body(), limit);
+    limited
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| Error::transport("HTTP", format!("reading response body: {e}")))
+}

@@ -1,0 +1,87 @@
+//! A connected transport as the client session sees it: bytes out, bytes in.
+
+use bytes::Bytes;
+use hyper::http::{Method, StatusCode, Uri};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::http::HttpClient;
+use crate::error::{Error, Result};
+use crate::negotiate::Transport;
+
+/// Outgoing messages queued together are sent in one frame or POST, up to this size.
+pub(crate) const COALESCE_LIMIT: usize = 64 * 1024;
+
+/// One transport connection. Dropping the `outgoing` sender ends it gracefully (WebSocket
+/// close, DELETE for long polling); dropping the link stops its receiving tasks.
+pub(crate) struct Link {
+    pub transport: Transport,
+    pub outgoing: mpsc::Sender<Bytes>,
+    pub incoming: mpsc::Receiver<Result<Bytes>>,
+    pub _receivers: AbortOnDrop,
+}
+
+/// Aborts its tasks when dropped.
+#[derive(Default)]
+pub(crate) struct AbortOnDrop(pub Vec<JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Joins the first queued message with whatever else is already waiting.
+pub(crate) fn coalesce(first: Bytes, queue: &mut mpsc::Receiver<Bytes>) -> Bytes {
+    if let Ok(second) = queue.try_recv() {
+        let mut joined = Vec::with_capacity(first.len() + second.len());
+        joined.extend_from_slice(&first);
+        joined.extend_from_slice(&second);
+        while joined.len() < COALESCE_LIMIT {
+            match queue.try_recv() {
+                Ok(more) => joined.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        Bytes::from(joined)
+    } else {
+        first
+    }
+}
+
+/// Sends queued messages by POST, one request at a time, for SSE and long polling. When the
+/// queue closes it sends DELETE if asked (long polling's graceful end).
+pub(crate) fn spawn_sender(
+    http: HttpClient,
+    uri: Uri,
+    token: Option<String>,
+    mut outgoing: mpsc::Receiver<Bytes>,
+    failures: mpsc::Sender<Result<Bytes>>,
+    delete_on_end: bool,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(first) = outgoing.recv().await {
+            let body = coalesce(first, &mut outgoing);
+            let sent = http
+                .send(Method::POST, &uri, token.as_deref(), None, body)
+                .await;
+            let failure = match sent {
+                Ok(response) if response.status() == StatusCode::OK => continue,
+                Ok(response) => Error::HttpStatus {
+                    operation: "send (POST)",
+                    status: response.status().as_u16(),
+                },
+                Err(e) => e,
+            };
+            let _ = failures.send(Err(failure)).await;
+            return;
+        }
+        if delete_on_end {
+            let _ = http
+                .send(Method::DELETE, &uri, token.as_deref(), None, Bytes::new())
+                .await;
+        }
+    })
+}

@@ -1,0 +1,797 @@
+//! The SignalR client: negotiate, transport fallback (WebSockets → Server-Sent Events → long
+//! polling), TLS through rustls, HTTP CONNECT proxies, and reconnection that never gives up.
+//!
+//! ```no_run
+//! use uplink_signalr::HubError;
+//! use uplink_signalr::client::{ClientEvent, HubConnection};
+//!
+//! # async fn run(tls: std::sync::Arc<rustls::ClientConfig>) -> uplink_signalr::Result<()> {
+//! let connection = HubConnection::builder("https://hub.example/hubs/connector")
+//!     .tls(tls)
+//!     .access_token(|| async { Ok::<_, String>("token from the OS keyring".to_string()) })
+//!     .on("Ping", |(n,): (u32,)| async move { Ok::<_, HubError>(n + 1) }) // a client result
+//!     .start()?;
+//! let mut events = connection.events();
+//! tokio::spawn(async move {
+//!     while let Ok(event) = events.recv().await {
+//!         if let ClientEvent::Connected { transport, .. } = event {
+//!             tracing::info!(%transport, "linked");
+//!         }
+//!     }
+//! });
+//! connection.wait_connected().await;
+//! let sum: i64 = connection.invoke("Add", (40, 2)).await?;
+//! assert_eq!(sum, 42);
+//! connection.stop().await;
+//! # Ok(()) }
+//! ```
+
+mod backoff;
+mod handlers;
+mod http;
+mod link;
+mod long_polling;
+mod proxy;
+mod session;
+mod sse;
+mod websocket;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use hyper::http::{Method, StatusCode, Uri};
+use rand::SeedableRng;
+use rustls::ClientConfig;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use url::Url;
+
+pub use backoff::Backoff;
+pub use proxy::ProxySetting;
+
+use self::handlers::Handlers;
+use self::http::{Dialer, HttpClient, read_body};
+use self::link::Link;
+use self::session::{Liveness, Session, handshake};
+use crate::arguments::arguments_to_values;
+use crate::error::{Error, Result};
+use crate::hub_error::HubError;
+use crate::negotiate::{NegotiateResponse, Transport};
+use crate::protocol::{HubMessage, HubProtocol, Invocation, JsonProtocol, MessageDecoder};
+
+type TokenFn = Arc<dyn Fn() -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
+
+/// A transport the client did not use, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedTransport {
+    /// The transport.
+    pub transport: Transport,
+    /// Why it was skipped (refused upgrade, no handshake in time, not offered…).
+    pub reason: String,
+}
+
+/// What the client is doing, as a stream of events (see [`HubConnection::events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// Trying to connect (attempt counts from 1 since the last working connection).
+    Connecting {
+        /// The attempt number.
+        attempt: u32,
+    },
+    /// Connected over `transport`; `skipped` says why faster transports were not used.
+    Connected {
+        /// The transport in use.
+        transport: Transport,
+        /// The server's public id for this connection.
+        connection_id: Option<String>,
+        /// Faster transports that failed, with reasons.
+        skipped: Vec<SkippedTransport>,
+    },
+    /// The last attempt failed or the link dropped; the next attempt follows after `delay`.
+    Reconnecting {
+        /// The upcoming attempt number.
+        attempt: u32,
+        /// How long until it starts.
+        delay: Duration,
+        /// What went wrong.
+        last_error: String,
+    },
+    /// The client stopped ([`HubConnection::stop`]); it will not reconnect.
+    Disconnected {
+        /// Why, if not a requested stop.
+        error: Option<String>,
+    },
+}
+
+/// The client's state right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Working on a connection.
+    Connecting,
+    /// Connected over a transport.
+    Connected(Transport),
+    /// Waiting before the next attempt.
+    Reconnecting,
+    /// Stopped.
+    Disconnected,
+}
+
+/// Configures a [`HubConnection`]; see [`HubConnection::builder`].
+pub struct ClientBuilder {
+    url: String,
+    tls: Option<Arc<ClientConfig>>,
+    transports: Vec<Transport>,
+    token: Option<TokenFn>,
+    proxy: ProxySetting,
+    handlers: Handlers,
+    backoff: Backoff,
+    reprobe_interval: Option<Duration>,
+    handshake_timeout: Duration,
+    keep_alive_interval: Duration,
+    server_timeout: Duration,
+    long_poll_timeout: Duration,
+    max_message_size: usize,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("url", &self.url)
+            .field("transports", &self.transports)
+            .field("proxy", &self.proxy)
+            .field("handlers", &self.handlers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// The rustls configuration (default: the platform's trust store).
+    pub fn tls(mut self, config: Arc<ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// The transports to try, in order (default: WebSockets, Server-Sent Events, long polling).
+    pub fn transports(mut self, transports: &[Transport]) -> Self {
+        self.transports = transports.to_vec();
+        self
+    }
+
+    /// Uses only `transport`, for diagnosis.
+    pub fn force_transport(self, transport: Transport) -> Self {
+        self.transports(&[transport])
+    }
+
+    /// Called before every connection attempt for a fresh bearer token.
+    pub fn access_token<F, Fut, E>(mut self, provider: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        self.token = Some(Arc::new(move || {
+            provider().map(|r| r.map_err(|e| e.to_string())).boxed()
+        }));
+        self
+    }
+
+    /// The proxy to use (default: from `HTTPS_PROXY` / `NO_PROXY`).
+    pub fn proxy(mut self, proxy: ProxySetting) -> Self {
+        self.proxy = proxy;
+        self
+    }
+
+    /// Handles the server's invocations of `name`; the returned value answers a client-result
+    /// call.
+    pub fn on<A, R, F, Fut>(mut self, name: impl Into<String>, handler: F) -> Self
+    where
+        A: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+        F: Fn(A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, HubError>> + Send + 'static,
+    {
+        self.handlers.insert(name.into(), handler);
+        self
+    }
+
+    /// Reconnect delays (default: 1 s doubling up to 30 s, full jitter).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// After falling back, how often to try the faster transports again (default 5 minutes;
+    /// `None` never).
+    pub fn reprobe_interval(mut self, interval: Option<Duration>) -> Self {
+        self.reprobe_interval = interval;
+        self
+    }
+
+    /// How long one transport may take to connect and complete the handshake before the next
+    /// is tried (default 15 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// A ping is sent when nothing else was sent for this long (default 15 s).
+    pub fn keep_alive_interval(mut self, interval: Duration) -> Self {
+        self.keep_alive_interval = interval;
+        self
+    }
+
+    /// The connection counts as lost when nothing arrived for this long (default 30 s).
+    pub fn server_timeout(mut self, timeout: Duration) -> Self {
+        self.server_timeout = timeout;
+        self
+    }
+
+    /// How long a long poll may stay open before it is retried (default 100 s).
+    pub fn long_poll_timeout(mut self, timeout: Duration) -> Self {
+        self.long_poll_timeout = timeout;
+        self
+    }
+
+    /// Largest message accepted from the server (default 1 MiB).
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// Starts connecting in the background and returns at once. The first connection is retried
+    /// like any reconnect, forever, until [`HubConnection::stop`].
+    ///
+    /// # Errors
+    /// Only for configuration: an unusable URL, proxy setting or TLS setup.
+    pub fn start(self) -> Result<HubConnection> {
+        let url = Url::parse(&self.url)
+            .map_err(|e| Error::Config(format!("hub URL '{}': {e}", self.url)))?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(Error::Config(format!(
+                "hub URL scheme '{}' is not supported: use https",
+                url.scheme()
+            )));
+        }
+        if self.transports.is_empty() {
+            return Err(Error::Config("no transport allowed".into()));
+        }
+        let tls = match self.tls {
+            Some(tls) => tls,
+            None => uplink_tls::client_config(&uplink_tls::Trust::Platform)
+                .map_err(|e| Error::Tls(e.to_string()))?,
+        };
+        let proxy = self.proxy.resolve(|name| std::env::var(name).ok())?;
+        let http = HttpClient::new(Dialer::new(&tls, proxy));
+        let shared = Arc::new(Shared {
+            url,
+            http,
+            transports: self.transports,
+            token: self.token,
+            handlers: Arc::new(self.handlers),
+            backoff: self.backoff,
+            reprobe_interval: self.reprobe_interval,
+            handshake_timeout: self.handshake_timeout,
+            liveness: Liveness {
+                keep_alive_interval: self.keep_alive_interval,
+                server_timeout: self.server_timeout,
+            },
+            long_poll_timeout: self.long_poll_timeout,
+            max_message_size: self.max_message_size,
+            protocol: Arc::new(JsonProtocol),
+            session: watch::channel(None).0,
+            state: watch::channel(ConnectionState::Connecting).0,
+            events: broadcast::channel(64).0,
+            stop: watch::channel(false).0,
+            supervisor: Mutex::new(None),
+        });
+        let task = tokio::spawn(supervise(shared.clone()));
+        *shared.supervisor.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        Ok(HubConnection { shared })
+    }
+}
+
+struct Shared {
+    url: Url,
+    http: HttpClient,
+    transports: Vec<Transport>,
+    token: Option<TokenFn>,
+    handlers: Arc<Handlers>,
+    backoff: Backoff,
+    reprobe_interval: Option<Duration>,
+    handshake_timeout: Duration,
+    liveness: Liveness,
+    long_poll_timeout: Duration,
+    max_message_size: usize,
+    protocol: Arc<dyn HubProtocol>,
+    session: watch::Sender<Option<Arc<Session>>>,
+    state: watch::Sender<ConnectionState>,
+    events: broadcast::Sender<ClientEvent>,
+    stop: watch::Sender<bool>,
+    supervisor: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Shared {
+    fn emit(&self, event: ClientEvent) {
+        match &event {
+            ClientEvent::Connected {
+                transport, skipped, ..
+            } => tracing::info!(%transport, skipped = ?skipped, "SignalR connected"),
+            ClientEvent::Reconnecting {
+                attempt,
+                delay,
+                last_error,
+            } => tracing::info!(attempt, ?delay, %last_error, "SignalR reconnecting"),
+            other => tracing::debug!(event = ?other, "SignalR client"),
+        }
+        let state = match &event {
+            ClientEvent::Connecting { .. } => ConnectionState::Connecting,
+            ClientEvent::Connected { transport, .. } => ConnectionState::Connected(*transport),
+            ClientEvent::Reconnecting { .. } => ConnectionState::Reconnecting,
+            ClientEvent::Disconnected { .. } => ConnectionState::Disconnected,
+        };
+        self.state.send_replace(state);
+        let _ = self.events.send(event);
+    }
+}
+
+/// A client connection to a SignalR hub, kept up in the background. Clone it freely.
+#[derive(Clone)]
+pub struct HubConnection {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for HubConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubConnection")
+            .field("url", &self.shared.url.as_str())
+            .field("state", &*self.shared.state.borrow())
+            .finish()
+    }
+}
+
+impl HubConnection {
+    /// Starts configuring a connection to the hub at `url` (`https://host/hubs/name`).
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            url: url.into(),
+            tls: None,
+            transports: Transport::ALL.to_vec(),
+            token: None,
+            proxy: ProxySetting::default(),
+            handlers: Handlers::default(),
+            backoff: Backoff::default(),
+            reprobe_interval: Some(Duration::from_secs(300)),
+            handshake_timeout: Duration::from_secs(15),
+            keep_alive_interval: Duration::from_secs(15),
+            server_timeout: Duration::from_secs(30),
+            long_poll_timeout: Duration::from_secs(100),
+            max_message_size: 1024 * 1024,
+        }
+    }
+
+    /// Events from now on: connecting, connected, reconnecting, disconnected.
+    pub fn events(&self) -> broadcast::Receiver<ClientEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// The current state.
+    pub fn state(&self) -> ConnectionState {
+        *self.shared.state.borrow()
+    }
+
+    /// Waits until connected (returns at once if connected), giving the transport.
+    pub async fn wait_connected(&self) -> Transport {
+        let mut state = self.shared.state.subscribe();
+        loop {
+            if let ConnectionState::Connected(t) = *state.borrow_and_update() {
+                return t;
+            }
+            if state.changed().await.is_err() {
+                // The sender lives as long as `self`: unreachable, but never spin.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// The transport of the current connection.
+    pub fn transport(&self) -> Option<Transport> {
+        self.shared.session.borrow().as_ref().map(|s| s.transport)
+    }
+
+    /// The server's id for the current connection.
+    pub fn connection_id(&self) -> Option<String> {
+        self.shared
+            .session
+            .borrow()
+            .as_ref()
+            .and_then(|s| s.connection_id.clone())
+    }
+
+    fn session(&self) -> Result<Arc<Session>> {
+        self.shared
+            .session
+            .borrow()
+            .clone()
+            .ok_or(Error::ConnectionClosed {
+                reason: Some("not connected".into()),
+            })
+    }
+
+    /// Calls `target` and waits for its result.
+    ///
+    /// # Errors
+    /// [`Error::Invocation`] with the server's error, [`Error::ConnectionClosed`] when not
+    /// connected or the link drops first, [`Error::Conversion`] for a result of another type.
+    pub async fn invoke<R: DeserializeOwned>(
+        &self,
+        target: &str,
+        arguments: impl Serialize,
+    ) -> Result<R> {
+        let arguments = arguments_to_values(arguments)?;
+        let value = self.session()?.invoke(target, arguments).await?;
+        serde_json::from_value(value).map_err(|e| Error::Conversion(e.to_string()))
+    }
+
+    /// Calls `target` without waiting for (or getting) an answer.
+    ///
+    /// # Errors
+    /// [`Error::ConnectionClosed`] when not connected.
+    pub async fn send(&self, target: &str, arguments: impl Serialize) -> Result<()> {
+        let arguments = arguments_to_values(arguments)?;
+        self.session()?
+            .send_message(&HubMessage::Invocation(Invocation::new(
+                None, target, arguments,
+            )))
+            .await
+    }
+
+    /// Calls the streaming method `target`; dropping the stream cancels it on the server.
+    ///
+    /// Read it promptly: while an item waits for its reader, the connection waits too.
+    ///
+    /// # Errors
+    /// [`Error::ConnectionClosed`] when not connected.
+    pub async fn stream<T: DeserializeOwned>(
+        &self,
+        target: &str,
+        arguments: impl Serialize,
+    ) -> Result<InvocationStream<T>> {
+        let arguments = arguments_to_values(arguments)?;
+        let session = self.session()?;
+        let (id, items) = session.stream(target, arguments).await?;
+        Ok(InvocationStream {
+            session,
+            id,
+            items,
+            finished: false,
+            _item: std::marker::PhantomData,
+        })
+    }
+
+    /// Closes the connection and stops reconnecting.
+    pub async fn stop(&self) {
+        self.shared.stop.send_replace(true);
+        let task = self
+            .shared
+            .supervisor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+/// The items of a streaming invocation.
+pub struct InvocationStream<T> {
+    session: Arc<Session>,
+    id: String,
+    items: mpsc::Receiver<Result<Value>>,
+    finished: bool,
+    _item: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for InvocationStream<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InvocationStream")
+            .field("id", &self.id)
+            .field("finished", &self.finished)
+            .finish()
+    }
+}
+
+impl<T: DeserializeOwned> futures::Stream for InvocationStream<T> {
+    type Item = Result<T>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.items.poll_recv(cx) {
+            Poll::Ready(Some(item)) => Poll::Ready(Some(item.and_then(|v| {
+                serde_json::from_value(v).map_err(|e| Error::Conversion(e.to_string()))
+            }))),
+            Poll::Ready(None) => {
+                self.finished = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T> Drop for InvocationStream<T> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let session = self.session.clone();
+            let id = std::mem::take(&mut self.id);
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move { session.cancel(&id).await });
+            }
+        }
+    }
+}
+
+/// A transport that completed the handshake.
+struct Established {
+    link: Link,
+    decoder: Box<dyn MessageDecoder>,
+    connection_id: Option<String>,
+    skipped: Vec<SkippedTransport>,
+}
+
+async fn supervise(shared: Arc<Shared>) {
+    let mut stop = shared.stop.subscribe();
+    let mut rng = rand::rngs::StdRng::from_os_rng();
+    let mut failures: u32 = 0;
+    loop {
+        shared.emit(ClientEvent::Connecting {
+            attempt: failures + 1,
+        });
+        let connected = tokio::select! {
+            result = connect(&shared, &shared.transports) => result,
+            _ = crate::signal::raised(&mut stop) => break,
+        };
+        let error = match connected {
+            Ok(established) => {
+                failures = 0;
+                match run_connected(&shared, established, &mut stop).await {
+                    None => break,
+                    Some(error) => error,
+                }
+            }
+            Err(error) => error,
+        };
+        failures = failures.saturating_add(1);
+        let delay = shared.backoff.delay(failures, &mut rng);
+        shared.emit(ClientEvent::Reconnecting {
+            attempt: failures + 1,
+            delay,
+            last_error: error.to_string(),
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = crate::signal::raised(&mut stop) => break,
+        }
+    }
+    shared.session.send_replace(None);
+    shared.emit(ClientEvent::Disconnected { error: None });
+}
+
+/// Runs sessions until the link is lost (`Some(error)`) or the client stops (`None`), moving
+/// up to a faster transport when a periodic re-probe finds one working again.
+async fn run_connected(
+    shared: &Arc<Shared>,
+    mut established: Established,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Error> {
+    loop {
+        let transport = established.link.transport;
+        let session = Session::new(
+            transport,
+            established.connection_id.clone(),
+            established.link.outgoing.clone(),
+            shared.protocol.clone(),
+        );
+        shared.session.send_replace(Some(session.clone()));
+        shared.emit(ClientEvent::Connected {
+            transport,
+            connection_id: established.connection_id.clone(),
+            skipped: established.skipped.clone(),
+        });
+        let mut task = tokio::spawn(session.clone().run(
+            established.link,
+            established.decoder,
+            shared.handlers.clone(),
+            shared.liveness,
+        ));
+        let faster: Vec<Transport> = shared
+            .transports
+            .iter()
+            .copied()
+            .take_while(|t| *t != transport)
+            .collect();
+        let reprobe = shared.reprobe_interval.filter(|_| !faster.is_empty());
+        let mut reprobe_timer = reprobe
+            .map(|every| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
+        loop {
+            tokio::select! {
+                ended = &mut task => {
+                    shared.session.send_replace(None);
+                    let error = match ended {
+                        Ok(Ok(())) => Error::closed("the connection ended"),
+                        Ok(Err(e)) => e,
+                        Err(e) => Error::closed(format!("session task failed: {e}")),
+                    };
+                    return Some(error);
+                }
+                _ = crate::signal::raised(stop) => {
+                    session.stop();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), &mut task).await;
+                    return None;
+                }
+                _ = async {
+                    match reprobe_timer.as_mut() {
+                        Some(timer) => { timer.tick().await; }
+                        None => std::future::pending::<()>().await,
+                    }
+                } => {
+                    match connect(shared, &faster).await {
+                        Ok(mut better) if !session.has_pending() => {
+                            tracing::info!(from = %transport, to = %better.link.transport, "re-probe found a faster transport working again");
+                            better.skipped = vec![SkippedTransport {
+                                transport,
+                                reason: "replaced: a re-probe found a faster transport working".into(),
+                            }];
+                            session.stop();
+                            let _ = tokio::time::timeout(Duration::from_secs(2), &mut task).await;
+                            established = better;
+                            break;
+                        }
+                        Ok(_) => tracing::debug!("faster transport works, but calls are in flight: switching later"),
+                        Err(e) => tracing::debug!(error = %e, "re-probe: faster transports still unavailable"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Tries `transports` in order, each with its own negotiate and the handshake timeout.
+async fn connect(shared: &Arc<Shared>, transports: &[Transport]) -> Result<Established> {
+    let mut skipped = Vec::new();
+    for &transport in transports {
+        match tokio::time::timeout(shared.handshake_timeout, try_transport(shared, transport)).await
+        {
+            Ok(Ok(mut established)) => {
+                established.skipped = skipped;
+                return Ok(established);
+            }
+            // The server itself is unreachable or refused us: another transport cannot help.
+            Ok(Err(error @ Error::Negotiate(_))) => return Err(error),
+            Ok(Err(error)) => skipped.push(SkippedTransport {
+                transport,
+                reason: error.to_string(),
+            }),
+            Err(_) => skipped.push(SkippedTransport {
+                transport,
+                reason: format!(
+                    "no handshake within {:?} (a proxy may be blocking or buffering it)",
+                    shared.handshake_timeout
+                ),
+            }),
+        }
+        tracing::debug!(%transport, reason = %skipped.last().map(|s| s.reason.as_str()).unwrap_or(""), "transport skipped");
+    }
+    let reasons: Vec<String> = skipped
+        .iter()
+        .map(|s| format!("{}: {}", s.transport, s.reason))
+        .collect();
+    Err(Error::NoTransport(reasons.join("; ")))
+}
+
+async fn try_transport(shared: &Arc<Shared>, transport: Transport) -> Result<Established> {
+    let token = match &shared.token {
+        Some(provider) => Some(
+            provider()
+                .await
+                .map_err(|e| Error::Negotiate(format!("the access token provider failed: {e}")))?,
+        ),
+        None => None,
+    };
+    let (negotiation, base, token) = negotiate(shared, shared.url.clone(), token).await?;
+    if !negotiation.offers(transport) {
+        return Err(Error::transport(
+            transport.as_str(),
+            "not offered by the server",
+        ));
+    }
+    let id = negotiation
+        .transport_id()
+        .ok_or_else(|| Error::Negotiate("the answer has no connection token".into()))?;
+    let mut url = base;
+    url.query_pairs_mut().append_pair("id", id);
+    let uri: Uri = url
+        .as_str()
+        .parse()
+        .map_err(|e| Error::Config(format!("transport URL: {e}")))?;
+    let token = token.as_deref();
+    let mut link = match transport {
+        Transport::WebSockets => {
+            websocket::connect(&shared.http.dialer, &url, token, shared.max_message_size).await?
+        }
+        Transport::ServerSentEvents => sse::connect(&shared.http, &uri, token).await?,
+        Transport::LongPolling => {
+            long_polling::connect(
+                &shared.http,
+                &uri,
+                token,
+                shared.long_poll_timeout,
+                shared.max_message_size.saturating_mul(4),
+            )
+            .await?
+        }
+    };
+    let decoder = handshake(&mut link, &shared.protocol, shared.max_message_size).await?;
+    Ok(Established {
+        link,
+        decoder,
+        connection_id: negotiation.connection_id.clone(),
+        skipped: Vec::new(),
+    })
+}
+
+/// `POST …/negotiate?negotiateVersion=1`, following redirects to another endpoint.
+async fn negotiate(
+    shared: &Shared,
+    mut base: Url,
+    mut token: Option<String>,
+) -> Result<(NegotiateResponse, Url, Option<String>)> {
+    for _ in 0..5 {
+        let mut url = base.clone();
+        url.set_path(&format!("{}/negotiate", base.path().trim_end_matches('/')));
+        url.query_pairs_mut().append_pair("negotiateVersion", "1");
+        let uri: Uri = url
+            .as_str()
+            .parse()
+            .map_err(|e| Error::Config(format!("negotiate URL: {e}")))?;
+        let response = shared
+            .http
+            .send(Method::POST, &uri, token.as_deref(), None, Bytes::new())
+            .await
+            .map_err(|e| Error::Negotiate(e.to_string()))?;
+        let status = response.status();
+        let body = read_body(response, 64 * 1024)
+            .await
+            .map_err(|e| Error::Negotiate(e.to_string()))?;
+        if status != StatusCode::OK {
+            let detail = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            return Err(Error::Negotiate(format!(
+                "HTTP {}: {detail}",
+                status.as_u16()
+            )));
+        }
+        let answer: NegotiateResponse = serde_json::from_slice(&body)
+            .map_err(|e| Error::Negotiate(format!("unreadable answer: {e}")))?;
+        if let Some(error) = answer.error {
+            return Err(Error::Negotiate(error));
+        }
+        if let Some(redirect) = &answer.url {
+            base =
+                Url::parse(redirect).map_err(|e| Error::Negotiate(format!("redirect URL: {e}")))?;
+            if answer.access_token.is_some() {
+                token = answer.access_token.clone();
+            }
+            continue;
+        }
+        return Ok((answer, base, token));
+    }
+    Err(Error::Negotiate("too many redirects".into()))
+}

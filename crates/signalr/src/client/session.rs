@@ -1,0 +1,336 @@
+//! The protocol loop of one client connection over one transport: pending calls, handlers for
+//! server invocations (with client results), keep-alive pings and the server timeout.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::handlers::Handlers;
+use super::link::Link;
+use crate::error::{Error, Result};
+use crate::negotiate::Transport;
+use crate::protocol::{
+    CancelInvocation, Close, Completion, HandshakeRequest, HandshakeResponse, HubMessage,
+    HubProtocol, Invocation, MessageDecoder, Outcome, RecordReader,
+};
+
+pub(crate) enum Pending {
+    Single(oneshot::Sender<Outcome>),
+    Stream(mpsc::Sender<Result<Value>>),
+}
+
+/// One live connection; replaced on every reconnect.
+pub(crate) struct Session {
+    pub transport: Transport,
+    pub connection_id: Option<String>,
+    outgoing: mpsc::Sender<Bytes>,
+    protocol: Arc<dyn HubProtocol>,
+    pending: Mutex<HashMap<String, Pending>>,
+    next_id: AtomicU64,
+    sent_since_ping: AtomicBool,
+    stop: watch::Sender<bool>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Sends the handshake over a fresh link and waits for the answer.
+pub(crate) async fn handshake(
+    link: &mut Link,
+    protocol: &Arc<dyn HubProtocol>,
+    max_message_size: usize,
+) -> Result<Box<dyn MessageDecoder>> {
+    let mut out = Vec::new();
+    HandshakeRequest {
+        protocol: protocol.name().to_string(),
+        version: protocol.version(),
+    }
+    .write(&mut out);
+    link.outgoing
+        .send(Bytes::from(out))
+        .await
+        .map_err(|_| Error::closed("transport closed before the handshake"))?;
+    let mut records = RecordReader::new(max_message_size);
+    let response = loop {
+        if let Some(record) = records.next_record()? {
+            break HandshakeResponse::parse(&record)?;
+        }
+        match link.incoming.recv().await {
+            Some(Ok(bytes)) => records.extend(&bytes),
+            Some(Err(e)) => return Err(e),
+            None => return Err(Error::closed("transport closed during the handshake")),
+        }
+    };
+    if let Some(error) = response.error {
+        return Err(Error::HandshakeRejected(error));
+    }
+    let mut decoder = protocol.decoder(max_message_size);
+    while let Some(rest) = records.next_record()? {
+        decoder.extend(&rest);
+        decoder.extend(&[crate::protocol::RECORD_SEPARATOR]);
+    }
+    Ok(decoder)
+}
+
+/// Timings of the session loop.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Liveness {
+    pub keep_alive_interval: Duration,
+    pub server_timeout: Duration,
+}
+
+impl Session {
+    pub fn new(
+        transport: Transport,
+        connection_id: Option<String>,
+        outgoing: mpsc::Sender<Bytes>,
+        protocol: Arc<dyn HubProtocol>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            transport,
+            connection_id,
+            outgoing,
+            protocol,
+            pending: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            sent_since_ping: AtomicBool::new(false),
+            stop: watch::channel(false).0,
+        })
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !lock(&self.pending).is_empty()
+    }
+
+    pub async fn send_message(&self, message: &HubMessage) -> Result<()> {
+        let mut out = Vec::with_capacity(128);
+        self.protocol.encode(message, &mut out)?;
+        self.outgoing
+            .send(Bytes::from(out))
+            .await
+            .map_err(|_| Error::closed("transport closed"))?;
+        self.sent_since_ping.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn next_invocation_id(&self) -> String {
+        self.next_id.fetch_add(1, Ordering::Relaxed).to_string()
+    }
+
+    pub async fn invoke(&self, target: &str, arguments: Vec<Value>) -> Result<Value> {
+        let id = self.next_invocation_id();
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(id.clone(), Pending::Single(tx));
+        let message = HubMessage::Invocation(Invocation::new(Some(id.clone()), target, arguments));
+        if let Err(e) = self.send_message(&message).await {
+            lock(&self.pending).remove(&id);
+            return Err(e);
+        }
+        match rx.await {
+            Ok(Outcome::Result(v)) => Ok(v),
+            Ok(Outcome::Void) => Ok(Value::Null),
+            Ok(Outcome::Error(e)) => Err(Error::Invocation(e)),
+            Err(_) => Err(Error::closed(
+                "connection lost before the invocation completed",
+            )),
+        }
+    }
+
+    pub async fn stream(
+        self: &Arc<Self>,
+        target: &str,
+        arguments: Vec<Value>,
+    ) -> Result<(String, mpsc::Receiver<Result<Value>>)> {
+        let id = self.next_invocation_id();
+        let (tx, rx) = mpsc::channel(64);
+        lock(&self.pending).insert(id.clone(), Pending::Stream(tx));
+        let message =
+            HubMessage::StreamInvocation(Invocation::new(Some(id.clone()), target, arguments));
+        if let Err(e) = self.send_message(&message).await {
+            lock(&self.pending).remove(&id);
+            return Err(e);
+        }
+        Ok((id, rx))
+    }
+
+    /// Tells the server the caller lost interest in a stream.
+    pub async fn cancel(&self, invocation_id: &str) {
+        if lock(&self.pending).remove(invocation_id).is_some() {
+            let _ = self
+                .send_message(&HubMessage::CancelInvocation(CancelInvocation {
+                    headers: Default::default(),
+                    invocation_id: invocation_id.to_string(),
+                }))
+                .await;
+        }
+    }
+
+    /// Asks the loop to send `Close` and end.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Runs until the transport fails, the server closes, or [`Session::stop`].
+    pub async fn run(
+        self: Arc<Self>,
+        mut link: Link,
+        mut decoder: Box<dyn MessageDecoder>,
+        handlers: Arc<Handlers>,
+        liveness: Liveness,
+    ) -> Result<()> {
+        let mut stop = self.stop.subscribe();
+        let tick_every = (liveness.keep_alive_interval.min(liveness.server_timeout) / 2)
+            .max(Duration::from_millis(10));
+        let mut tick = tokio::time::interval(tick_every);
+        let mut last_received = Instant::now();
+        let mut last_ping = Instant::now();
+        let result = loop {
+            loop {
+                match decoder.next_message() {
+                    Ok(Some(message)) => {
+                        if let Some(end) = self.dispatch(message, &handlers).await {
+                            return self.finish(end);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => return self.finish(Err(e)),
+                }
+            }
+            tokio::select! {
+                biased;
+                received = link.incoming.recv() => match received {
+                    Some(Ok(bytes)) => {
+                        last_received = Instant::now();
+                        decoder.extend(&bytes);
+                    }
+                    Some(Err(e)) => break Err(e),
+                    None => break Err(Error::closed("the server ended the transport")),
+                },
+                _ = crate::signal::raised(&mut stop) => {
+                    let _ = self.send_message(&HubMessage::Close(Close::default())).await;
+                    break Ok(());
+                }
+                _ = tick.tick() => {
+                    if last_received.elapsed() > liveness.server_timeout {
+                        break Err(Error::Timeout { what: "server keep-alive", after: liveness.server_timeout });
+                    }
+                    if last_ping.elapsed() >= liveness.keep_alive_interval {
+                        last_ping = Instant::now();
+                        if !self.sent_since_ping.swap(false, Ordering::Relaxed) {
+                            let _ = self.send_message(&HubMessage::Ping).await;
+                        }
+                    }
+                }
+            }
+        };
+        self.finish(result)
+    }
+
+    fn finish(&self, result: Result<()>) -> Result<()> {
+        // Dropping the senders fails every waiting call with "connection lost".
+        lock(&self.pending).clear();
+        result
+    }
+
+    /// Handles one message; `Some` ends the session.
+    async fn dispatch(
+        self: &Arc<Self>,
+        message: HubMessage,
+        handlers: &Arc<Handlers>,
+    ) -> Option<Result<()>> {
+        match message {
+            HubMessage::Completion(Completion {
+                invocation_id,
+                outcome,
+                ..
+            }) => match lock(&self.pending).remove(&invocation_id) {
+                Some(Pending::Single(tx)) => {
+                    let _ = tx.send(outcome);
+                }
+                Some(Pending::Stream(tx)) => {
+                    if let Outcome::Error(e) = outcome {
+                        let _ = tx.try_send(Err(Error::Invocation(e)));
+                    }
+                }
+                None => {}
+            },
+            HubMessage::StreamItem(item) => {
+                let sender = match lock(&self.pending).get(&item.invocation_id) {
+                    Some(Pending::Stream(tx)) => Some(tx.clone()),
+                    _ => None,
+                };
+                // Awaited so items keep their order and a slow reader slows the server down
+                // (through the transport) instead of growing memory here.
+                if let Some(tx) = sender
+                    && tx.send(Ok(item.item)).await.is_err()
+                {
+                    self.cancel(&item.invocation_id).await;
+                }
+            }
+            HubMessage::Invocation(invocation) => self.answer(invocation, handlers),
+            HubMessage::StreamInvocation(invocation) => {
+                if let Some(id) = invocation.invocation_id {
+                    let session = self.clone();
+                    tokio::spawn(async move {
+                        let _ = session
+                            .send_message(&HubMessage::Completion(Completion::new(
+                                id,
+                                Outcome::Error(
+                                    "this client does not offer streaming methods".into(),
+                                ),
+                            )))
+                            .await;
+                    });
+                }
+            }
+            HubMessage::Close(close) => {
+                return Some(match close.error {
+                    Some(error) => Err(Error::closed(format!(
+                        "server closed the connection: {error}"
+                    ))),
+                    None => Err(Error::closed("server closed the connection")),
+                });
+            }
+            HubMessage::CancelInvocation(_)
+            | HubMessage::Ping
+            | HubMessage::Ack { .. }
+            | HubMessage::Sequence { .. } => {}
+        }
+        None
+    }
+
+    /// Runs a handler for a server invocation; answers with a Completion when an id was given.
+    fn answer(self: &Arc<Self>, invocation: Invocation, handlers: &Arc<Handlers>) {
+        let Invocation {
+            invocation_id,
+            target,
+            arguments,
+            ..
+        } = invocation;
+        let call = handlers.call(&target, arguments);
+        let session = self.clone();
+        tokio::spawn(async move {
+            let outcome = match call {
+                Some(call) => match call.await {
+                    Ok(value) => Outcome::Result(value),
+                    Err(e) => Outcome::Error(e.to_string()),
+                },
+                None => {
+                    tracing::warn!(%target, "the server invoked a method this client does not handle");
+                    Outcome::Error(format!("Client didn't provide a result for '{target}'."))
+                }
+            };
+            if let Some(id) = invocation_id {
+                let _ = session
+                    .send_message(&HubMessage::Completion(Completion::new(id, outcome)))
+                    .await;
+            }
+        });
+    }
+}

@@ -1,0 +1,96 @@
+//! The WebSockets transport of the client.
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use hyper::http::{HeaderValue, Uri, header};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use super::http::Dialer;
+use super::link::{AbortOnDrop, Link, coalesce};
+use crate::error::{Error, Result};
+use crate::negotiate::Transport;
+
+const NAME: &str = "WebSockets";
+
+pub(crate) async fn connect(
+    dialer: &Dialer,
+    url: &url::Url,
+    token: Option<&str>,
+    max_message_size: usize,
+) -> Result<Link> {
+    let mut ws_url = url.clone();
+    let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+    ws_url
+        .set_scheme(scheme)
+        .map_err(|()| Error::Config(format!("cannot use {url} for WebSockets")))?;
+    let uri: Uri = ws_url
+        .as_str()
+        .parse()
+        .map_err(|e| Error::Config(format!("WebSocket URL: {e}")))?;
+    let stream = dialer.dial(&uri).await?;
+    let mut request = ws_url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| Error::transport(NAME, e))?;
+    if let Some(token) = token
+        && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
+    {
+        request.headers_mut().insert(header::AUTHORIZATION, value);
+    }
+    let config =
+        WebSocketConfig::default().max_message_size(Some(max_message_size.max(64 * 1024) * 2));
+    let (socket, _response) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+            .await
+            .map_err(|e| match e {
+                tokio_tungstenite::tungstenite::Error::Http(response) => Error::HttpStatus {
+                    operation: "WebSocket upgrade",
+                    status: response.status().as_u16(),
+                },
+                other => Error::transport(NAME, other),
+            })?;
+    let (mut sink, mut stream) = socket.split();
+    let (outgoing, mut outgoing_rx) = mpsc::channel::<Bytes>(256);
+    let (incoming_tx, incoming) = mpsc::channel(256);
+
+    tokio::spawn(async move {
+        while let Some(first) = outgoing_rx.recv().await {
+            let frame = coalesce(first, &mut outgoing_rx);
+            // Text protocols go in text frames, as the official clients expect.
+            let message = match Utf8Bytes::try_from(frame.clone()) {
+                Ok(text) => Message::Text(text),
+                Err(_) => Message::Binary(frame),
+            };
+            if sink.send(message).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.send(Message::Close(None)).await;
+    });
+    let reader = tokio::spawn(async move {
+        while let Some(message) = stream.next().await {
+            let bytes = match message {
+                Ok(Message::Text(text)) => Bytes::from(text),
+                Ok(Message::Binary(bytes)) => bytes,
+                Ok(Message::Close(_)) => break,
+                Ok(_) => continue,
+                Err(e) => {
+                    let _ = incoming_tx.send(Err(Error::transport(NAME, e))).await;
+                    return;
+                }
+            };
+            if incoming_tx.send(Ok(bytes)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(Link {
+        transport: Transport::WebSockets,
+        outgoing,
+        incoming,
+        _receivers: AbortOnDrop(vec![reader]),
+    })
+}

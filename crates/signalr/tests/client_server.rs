@@ -1,0 +1,239 @@
+//! Our client against our server over real TLS, on each transport, forced and by fallback.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use support::{start, within};
+use tokio::sync::mpsc;
+use uplink_signalr::client::{Backoff, ClientEvent, ConnectionState, HubConnection, ProxySetting};
+use uplink_signalr::server::ServerOptions;
+use uplink_signalr::{HubError, Transport};
+
+async fn exercise(transport: Transport) {
+    let server = start(ServerOptions::default()).await;
+    let (notify_tx, mut notify_rx) = mpsc::unbounded_channel::<String>();
+    let tokens = Arc::new(AtomicUsize::new(0));
+    let tokens2 = tokens.clone();
+    let client = HubConnection::builder(server.url())
+        .tls(server.client_tls.clone())
+        .proxy(ProxySetting::Direct)
+        .force_transport(transport)
+        .access_token(move || {
+            let n = tokens2.fetch_add(1, Ordering::SeqCst);
+            async move { Ok::<_, String>(format!("token-{n}")) }
+        })
+        .on("Answer", |(q,): (String,)| async move {
+            Ok::<_, HubError>(format!("answer to {q}"))
+        })
+        .on("Notify", move |(text,): (String,)| {
+            let tx = notify_tx.clone();
+            async move {
+                let _ = tx.send(text);
+                Ok::<_, HubError>(())
+            }
+        })
+        .start()
+        .unwrap();
+    assert_eq!(within("connect", client.wait_connected()).await, transport);
+    assert!(tokens.load(Ordering::SeqCst) >= 1, "token provider called");
+    assert!(client.connection_id().is_some());
+
+    let sum: i64 = within("Add", client.invoke("Add", (40, 2))).await.unwrap();
+    assert_eq!(sum, 42);
+
+    let big = "x".repeat(16 * 1024);
+    let echoed: String = within("Echo", client.invoke("Echo", (big.clone(),)))
+        .await
+        .unwrap();
+    assert_eq!(echoed, big);
+
+    let err = within("Fail", client.invoke::<()>("Fail", ()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "invocation failed: It didn't work!");
+
+    let err = within("Missing", client.invoke::<()>("NoSuchMethod", ()))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Unknown hub method 'NoSuchMethod'"),
+        "{err}"
+    );
+
+    let answer: String = within("AskClient", client.invoke("AskClient", ("life",)))
+        .await
+        .unwrap();
+    assert_eq!(answer, "answer to life");
+
+    let triggered: bool = within("TriggerNotify", client.invoke("TriggerNotify", ("hello",)))
+        .await
+        .unwrap();
+    assert!(triggered);
+    assert_eq!(
+        within("Notify", notify_rx.recv()).await.as_deref(),
+        Some("hello")
+    );
+
+    let items: Vec<u32> = within("Counter", async {
+        client
+            .stream::<u32>("Counter", (5,))
+            .await
+            .unwrap()
+            .map(|i| i.unwrap())
+            .collect()
+            .await
+    })
+    .await;
+    assert_eq!(items, vec![0, 1, 2, 3, 4]);
+
+    // Concurrent calls on one connection all get their own answers.
+    let calls = (0..20).map(|i| {
+        let client = client.clone();
+        async move { client.invoke::<i64>("Add", (i, 1000)).await.unwrap() }
+    });
+    let results = within("concurrent", futures::future::join_all(calls)).await;
+    assert_eq!(results, (0..20).map(|i| i + 1000).collect::<Vec<_>>());
+
+    // The server addresses this connection by id.
+    let id = client.connection_id().unwrap();
+    let handle = server
+        .server
+        .connection(&id)
+        .expect("server knows the connection");
+    assert_eq!(handle.transport(), Some(transport));
+    handle.send("Notify", ("by id",)).unwrap();
+    assert_eq!(
+        within("Notify by id", notify_rx.recv()).await.as_deref(),
+        Some("by id")
+    );
+
+    let mut events = client.events();
+    within("stop", client.stop()).await;
+    assert_eq!(client.state(), ConnectionState::Disconnected);
+    let mut saw_disconnected = false;
+    while let Ok(e) = events.try_recv() {
+        saw_disconnected |= matches!(e, ClientEvent::Disconnected { .. });
+    }
+    assert!(saw_disconnected);
+    within("server forgets the connection", async {
+        while server.server.connection(&id).is_some() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn websockets_forced() {
+    exercise(Transport::WebSockets).await;
+}
+
+#[tokio::test]
+async fn server_sent_events_forced() {
+    exercise(Transport::ServerSentEvents).await;
+}
+
+#[tokio::test]
+async fn long_polling_forced() {
+    exercise(Transport::LongPolling).await;
+}
+
+#[tokio::test]
+async fn falls_back_when_the_server_offers_fewer_transports() {
+    let server = start(ServerOptions {
+        transports: vec![Transport::LongPolling],
+        ..ServerOptions::default()
+    })
+    .await;
+    let client = HubConnection::builder(server.url())
+        .tls(server.client_tls.clone())
+        .proxy(ProxySetting::Direct)
+        .start()
+        .unwrap();
+    let mut events = client.events();
+    assert_eq!(
+        within("connect", client.wait_connected()).await,
+        Transport::LongPolling
+    );
+    let sum: i64 = within("Add", client.invoke("Add", (1, 2))).await.unwrap();
+    assert_eq!(sum, 3);
+    let skipped = loop {
+        match within("connected event", events.recv()).await.unwrap() {
+            ClientEvent::Connected { skipped, .. } => break skipped,
+            _ => continue,
+        }
+    };
+    let names: Vec<Transport> = skipped.iter().map(|s| s.transport).collect();
+    assert_eq!(
+        names,
+        vec![Transport::WebSockets, Transport::ServerSentEvents]
+    );
+    assert!(skipped[0].reason.contains("not offered"), "{skipped:?}");
+    client.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn retries_the_first_start_and_reconnects_after_the_server_returns() {
+    let ca = support::loopback_ca();
+    // Find a free port, then leave it closed: the first attempts must fail and be retried.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let client_tls =
+        uplink_tls::client_config(&uplink_tls::Trust::CustomCa(ca.ca_pem().to_owned())).unwrap();
+    let client = HubConnection::builder(format!("https://127.0.0.1:{port}{}", support::HUB_PATH))
+        .tls(client_tls)
+        .proxy(ProxySetting::Direct)
+        .backoff(Backoff {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(100),
+        })
+        .start()
+        .unwrap();
+    let mut events = client.events();
+    let mut reconnecting = 0;
+    while reconnecting < 3 {
+        if let ClientEvent::Reconnecting {
+            attempt,
+            delay,
+            last_error,
+        } = within("reconnecting event", events.recv()).await.unwrap()
+        {
+            assert!(attempt >= 2);
+            assert!(delay <= Duration::from_millis(100), "capped: {delay:?}");
+            assert!(last_error.contains("negotiate failed"), "{last_error}");
+            reconnecting += 1;
+        }
+    }
+    let server =
+        support::start_with(support::test_hub(), ServerOptions::default(), &ca, port).await;
+    within("connect once the server is up", client.wait_connected()).await;
+    let sum: i64 = client.invoke("Add", (2, 2)).await.unwrap();
+    assert_eq!(sum, 4);
+
+    // Take the server away: the client notices and comes back when it returns.
+    server.stop().await;
+    within("notices the loss", async {
+        while matches!(client.state(), ConnectionState::Connected(_)) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let server =
+        support::start_with(support::test_hub(), ServerOptions::default(), &ca, port).await;
+    within("reconnect", client.wait_connected()).await;
+    let sum: i64 = within("Add after reconnect", client.invoke("Add", (3, 3)))
+        .await
+        .unwrap();
+    assert_eq!(sum, 6);
+    client.stop().await;
+    server.stop().await;
+}
