@@ -1,0 +1,105 @@
+//! What can go wrong reading a data source or its configuration, named so a person can fix it.
+
+use std::path::PathBuf;
+
+use uplink_model::ModelError;
+
+use crate::form::FieldError;
+
+/// An error from a data source or the connector's configuration, with a stable
+/// [`code`](SourceError::code) for APIs. Messages never carry a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The query itself is wrong (bad time, reversed range, unknown function…).
+    #[error(transparent)]
+    Query(#[from] ModelError),
+    /// The data source has no tag of that name.
+    #[error("data source '{source_name}' has no tag '{tag}'")]
+    UnknownTag {
+        /// The data source.
+        source_name: String,
+        /// The tag asked for.
+        tag: String,
+    },
+    /// No data source of that name is configured.
+    #[error("no data source named '{0}' is configured")]
+    UnknownSource(String),
+    /// No adapter of that kind exists.
+    #[error("unknown data source kind '{kind}' (known: {known})")]
+    UnknownKind {
+        /// The kind asked for.
+        kind: String,
+        /// The known kinds, comma separated.
+        known: String,
+    },
+    /// The submitted settings do not fit the kind's form.
+    #[error("invalid settings: {}", FieldError::join(.0))]
+    InvalidSettings(Vec<FieldError>),
+    /// The data source does not answer this kind of query.
+    #[error("data source '{source_name}' does not support {what}")]
+    Unsupported {
+        /// The data source.
+        source_name: String,
+        /// The query kind, in words.
+        what: &'static str,
+    },
+    /// A file could not be read or written.
+    #[error("{action} {}: {source}", .path.display())]
+    Io {
+        /// What was being done ("cannot read", "cannot write"…).
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The database refused or failed a query.
+    #[error("data source '{source_name}': {message}")]
+    Database {
+        /// The data source.
+        source_name: String,
+        /// What failed, without any secret.
+        message: String,
+    },
+    /// The configuration file could not be used.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+impl SourceError {
+    /// A stable snake_case code for `{code, message}` bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SourceError::Query(err) => err.code(),
+            SourceError::UnknownTag { .. } => "unknown_tag",
+            SourceError::UnknownSource(_) => "unknown_data_source",
+            SourceError::UnknownKind { .. } => "unknown_kind",
+            SourceError::InvalidSettings(_) => "invalid_settings",
+            SourceError::Unsupported { .. } => "unsupported",
+            SourceError::Io { .. } => "io",
+            SourceError::Database { .. } => "database",
+            SourceError::Config(err) => err.code(),
+        }
+    }
+
+    /// Field-level problems, when the error is about submitted settings.
+    pub fn field_errors(&self) -> &[FieldError] {
+        match self {
+            SourceError::InvalidSettings(errors) => errors,
+            _ => &[],
+        }
+    }
+
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        SourceError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The one trait every data source implements, and what a source reports about itself.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use uplink_model::{
+    AtTimesRequest, Boundary, DataSourceDescriptor, Function, PlotRequest, ProcessedRequest,
+    RawRequest, Sample, TagPage, TagSearch, TagValue, TimeRange, aggregate,
+};
+
+use crate::SourceError;
+
+/// Values of a raw read, oldest first, in chunks of at most [`CHUNK`] samples. The read runs
+/// only as fast as the stream is polled, and dropping the stream cancels it.
+pub type RawStream = BoxStream<'static, Result<Vec<Sample>, SourceError>>;
+
+/// Current values pushed by a source that can: each item holds one value per subscribed tag,
+/// in the order subscribed.
+pub type SnapshotStream = BoxStream<'static, Vec<TagValue>>;
+
+/// The most samples in one chunk of a [`RawStream`]: large enough that per-chunk costs vanish,
+/// small enough that a slow reader holds little memory.
+pub const CHUNK: usize = 8_192;
+
+/// A place process data can be read from: a historian, a file, a database, a simulation.
+///
+/// Sources answer raw reads natively; plot, values-at-times and processed queries have default
+/// answers computed by [`uplink_model::aggregate`] from a raw read, which a source overrides only
+/// when it can do better. Requests arrive validated and resolved, so a source never sees a
+/// reversed range or a zero interval.
+#[async_trait]
+pub trait DataSource: Send + Sync + fmt::Debug {
+    /// Name, kind, description and capabilities.
+    fn descriptor(&self) -> DataSourceDescriptor;
+
+    /// Whether the source works, and what went wrong if not (bad rows, unreadable files…).
+    fn health(&self) -> Health;
+
+    /// Tags whose names match, a page at a time.
+    async fn search(&self, search: &TagSearch) -> Result<TagPage, SourceError>;
+
+    /// The current value of each tag, in the order asked.
+    async fn snapshot(&self, tags: &[String]) -> Result<Vec<TagValue>, SourceError>;
+
+    /// Stored values of one tag in a range, streamed in chunks.
+    async fn raw(&self, request: &RawRequest) -> Result<RawStream, SourceError>;
+
+    /// Shape-preserving down-sampling ([`aggregate::plot`] over a raw read by default).
+    async fn plot(&self, request: &PlotRequest) -> Result<Vec<Sample>, SourceError> {
+        let samples = self
+            .collect_raw(&request.tag, request.range, Boundary::Inside)
+            .await?;
+        Ok(aggregate::plot(&samples, &request.intervals()))
+    }
+
+    /// Interpolated values at the requested instants ([`aggregate::at_times`] by default).
+    async fn at_times(&self, request: &AtTimesRequest) -> Result<Vec<Sample>, SourceError> {
+        let times = request.times_us();
+        let (Some(&first), Some(&last)) = (times.iter().min(), times.iter().max()) else {
+            return Ok(Vec::new());
+        };
+        let range = TimeRange::new(
+            uplink_model::time_expr::from_micros(first),
+            uplink_model::time_expr::from_micros(last),
+        )?;
+        let samples = self
+            .collect_raw(&request.tag, range, Boundary::Outside)
+            .await?;
+        Ok(aggregate::at_times(&samples, &times))
+    }
+
+    /// Each function over each interval ([`aggregate::processed`] by default).
+    async fn processed(
+        &self,
+        request: &ProcessedRequest,
+    ) -> Result<Vec<(Function, Vec<Sample>)>, SourceError> {
+        let samples = self
+            .collect_raw(&request.tag, request.range, Boundary::Outside)
+            .await?;
+        let intervals = request.intervals();
+        Ok(request
+            .functions
+            .iter()
+            .map(|&function| {
+                (
+                    function,
+                    aggregate::processed(&samples, &intervals, function),
+                )
+            })
+            .collect())
+    }
+
+    /// New current values as they arrive, for sources that push.
+    async fn subscribe(&self, tags: &[String]) -> Result<SnapshotStream, SourceError> {
+        let _ = tags;
+        Err(SourceError::Unsupported {
+            source_name: self.descriptor().name,
+            what: "snapshot subscriptions",
+        })
+    }
+
+    /// A whole raw read in memory: for the aggregations, which need every sample of the range.
+    async fn collect_raw(
+        &self,
+        tag: &str,
+        range: TimeRange,
+        boundary: Boundary,
+    ) -> Result<Vec<Sample>, SourceError> {
+        let request = RawRequest {
+            tag: tag.to_owned(),
+            range,
+            max_count: None,
+            boundary,
+        };
+        let mut stream = self.raw(&request).await?;
+        let mut samples = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            samples.extend(chunk?);
+        }
+        Ok(samples)
+    }
+}
+
+/// How a source is doing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// The summary.
+    pub state: HealthState,
+    /// Problems found, oldest first, at most [`Health::MAX_ISSUES`] of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issues: Vec<HealthIssue>,
+    /// How many problems there were in all (more than `issues` holds when many).
+    #[serde(default)]
+    pub issue_count: u64,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self::ok()
+    }
+}
+
+impl Health {
+    /// The most issues kept; the count goes on.
+    pub const MAX_ISSUES: usize = 100;
+
+    /// A source with nothing wrong.
+    pub fn ok() -> Self {
+        Self {
+            state: HealthState::Ok,
+            issues: Vec::new(),
+            issue_count: 0,
+        }
+    }
+
+    /// Records a problem; the source still answers, so it is degraded unless already failed.
+    pub fn report(&mut self, issue: HealthIssue) {
+        if self.state == HealthState::Ok {
+            self.state = HealthState::Degraded;
+        }
+        self.issue_count += 1;
+        if self.issues.len() < Self::MAX_ISSUES {
+            self.issues.push(issue);
+        }
+    }
+
+    /// Records a problem that stops the source answering.
+    pub fn fail(&mut self, issue: HealthIssue) {
+        self.report(issue);
+        self.state = HealthState::Failed;
+    }
+}
+
+/// The summary of a source's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HealthState {
+    /// Everything read cleanly.
+    Ok,
+    /// It answers, but some data was skipped (see the issues).
+    Degraded,
+    /// It cannot answer.
+    Failed,
+}
+
+/// One problem, with the file and line when it came from a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthIssue {
+    /// What is wrong, for a person.
+    pub message: String,
+    /// The file, when the problem is in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The line in that file, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+}
+
+impl fmt::Display for HealthIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => write!(f, "{file}:{line}: {}", self.message),
+            (Some(file), None) => write!(f, "{file}: {}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Cuts a sorted in-memory series into a raw stream (for sources that hold their data).
+pub(crate) fn stream_slice(
+    samples: std::sync::Arc<Vec<Sample>>,
+    lo: usize,
+    hi: usize,
+) -> RawStream {
+    futures::stream::unfold(lo, move |at| {
+        let samples = samples.clone();
+        async move {
+            if at >= hi {
+                return None;
+            }
+            let end = (at + CHUNK).min(hi);
+            Some((Ok(samples[at..end].to_vec()), end))
+        }
+    })
+    .boxed()
+}

@@ -1,0 +1,5 @@
+//! The data source adapters.
+
+pub mod csv;
+pub mod simulated;
+pub mod sqlite;

@@ -1,0 +1,326 @@
+//! The simulated source: sinusoid, ramp, square, random-walk and noise tags computed from the
+//! time alone, so a value depends only on the seed, the settings and the instant — tests assert
+//! exact values, and every connector has data to show with nothing installed.
+
+use std::f64::consts::TAU;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use futures::StreamExt;
+use serde::Deserialize;
+use uplink_model::time_expr::{Span, to_micros};
+use uplink_model::{
+    Boundary, Capabilities, DataSourceDescriptor, DataType, RawRequest, Sample, Tag, TagPage,
+    TagSearch, TagValue,
+};
+
+use crate::form::{FieldSchema, FieldType, FormSchema};
+use crate::source::{CHUNK, DataSource, Health, RawStream, SnapshotStream};
+use crate::{SourceConfig, SourceError};
+
+/// The kind's identifier.
+pub const KIND: &str = "simulated";
+
+/// The form of a simulated source.
+pub fn schema() -> FormSchema {
+    FormSchema {
+        kind: KIND.into(),
+        title: "Simulated data".into(),
+        description: "Sinusoid, ramp, square, random-walk and noise tags, the same for the same seed and time.".into(),
+        fields: vec![
+            FieldSchema::new("seed", "Seed", FieldType::Integer, true, "Sources with the same seed and settings give the same values.")
+                .default_value(1)
+                .range(0.0, 9_007_199_254_740_991.0),
+            FieldSchema::new("sampleInterval", "Sample interval", FieldType::Duration, true, "Time between samples, such as 1s or 100ms.")
+                .default_value("1s"),
+            FieldSchema::new("period", "Period", FieldType::Duration, true, "Length of one cycle of the sinusoid, ramp and square tags.")
+                .default_value("1h"),
+            FieldSchema::new("amplitude", "Amplitude", FieldType::Number, true, "Half the distance between the lowest and highest value.")
+                .default_value(10.0)
+                .range(0.0, 1e12),
+            FieldSchema::new("offset", "Offset", FieldType::Number, true, "The value the signals swing around.")
+                .default_value(50.0)
+                .range(-1e12, 1e12),
+            FieldSchema::new("tagsPerShape", "Tags per shape", FieldType::Integer, true, "How many tags of each shape, each shifted in phase and seeded apart.")
+                .default_value(1)
+                .range(1.0, 1_000.0),
+        ],
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Settings {
+    seed: u64,
+    sample_interval: Span,
+    period: Span,
+    amplitude: f64,
+    offset: f64,
+    tags_per_shape: u32,
+}
+
+/// The shape of a simulated tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// `offset + amplitude · sin(2π · phase)`.
+    Sinusoid,
+    /// Rises linearly from `offset − amplitude` to `offset + amplitude` each period.
+    Ramp,
+    /// `offset + amplitude` for the first half of each period, `offset − amplitude` after.
+    Square,
+    /// A wandering value: Brownian-like noise summed over several time scales, computed
+    /// directly for any instant.
+    RandomWalk,
+    /// Independent uniform noise in `offset ± amplitude` at every sample.
+    Noise,
+}
+
+impl Shape {
+    const ALL: [Shape; 5] = [
+        Shape::Sinusoid,
+        Shape::Ramp,
+        Shape::Square,
+        Shape::RandomWalk,
+        Shape::Noise,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Shape::Sinusoid => "sinusoid",
+            Shape::Ramp => "ramp",
+            Shape::Square => "square",
+            Shape::RandomWalk => "randomWalk",
+            Shape::Noise => "noise",
+        }
+    }
+}
+
+/// One simulated tag's signal.
+#[derive(Debug, Clone, Copy)]
+struct Signal {
+    shape: Shape,
+    seed: u64,
+    /// Microseconds the signal is shifted by.
+    shift: i64,
+    period: i64,
+    amplitude: f64,
+    offset: f64,
+}
+
+impl Signal {
+    /// The value at `t` microseconds since the epoch; `index` is `t` in sample intervals.
+    #[inline]
+    fn value(&self, t: i64, index: i64) -> f64 {
+        let phase = || (t - self.shift).rem_euclid(self.period) as f64 / self.period as f64;
+        let unit = match self.shape {
+            Shape::Sinusoid => (TAU * phase()).sin(),
+            Shape::Ramp => 2.0 * phase() - 1.0,
+            Shape::Square => {
+                if phase() < 0.5 {
+                    1.0
+                } else {
+                    -1.0
+                }
+            }
+            Shape::Noise => uniform(self.seed, index as u64),
+            Shape::RandomWalk => self.walk(t),
+        };
+        self.offset + self.amplitude * unit
+    }
+
+    /// Noise interpolated between random points, summed over six octaves from one period down.
+    fn walk(&self, t: i64) -> f64 {
+        let (mut sum, mut weight, mut total) = (0.0, 1.0, 0.0);
+        let mut scale = self.period as f64;
+        for octave in 0..6u64 {
+            let x = (t - self.shift) as f64 / scale;
+            let cell = x.floor();
+            let fraction = x - cell;
+            let seed = self.seed ^ octave.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let a = uniform(seed, cell as i64 as u64);
+            let b = uniform(seed, (cell as i64 + 1) as u64);
+            sum += weight * (a + (b - a) * fraction);
+            total += weight;
+            weight *= 0.5;
+            scale /= 2.0;
+        }
+        sum / total
+    }
+}
+
+/// A uniform number in [-1, 1) from a seed and a counter (SplitMix64).
+#[inline]
+fn uniform(seed: u64, counter: u64) -> f64 {
+    let mut z = seed
+        .wrapping_add(counter.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+}
+
+/// A simulated data source.
+#[derive(Debug, Clone)]
+pub struct SimulatedSource {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    name: String,
+    description: String,
+    interval: i64,
+    tags: Vec<Tag>,
+    signals: Vec<Signal>,
+}
+
+impl SimulatedSource {
+    /// Builds the source from a configuration whose settings passed the kind's form.
+    ///
+    /// # Errors
+    /// [`SourceError::InvalidSettings`] when the settings do not fit the form.
+    pub fn open(config: &SourceConfig) -> Result<Self, SourceError> {
+        let settings: Settings = crate::kinds::typed_settings(&schema(), &config.settings)?;
+        let period = settings.period.as_micros();
+        let mut tags = Vec::new();
+        let mut signals = Vec::new();
+        let n = i64::from(settings.tags_per_shape);
+        for (shape_index, shape) in Shape::ALL.into_iter().enumerate() {
+            for i in 0..n {
+                let name = format!("sim.{}.{}", shape.name(), i + 1);
+                tags.push(
+                    Tag::new(name, DataType::Float)
+                        .with_description(format!("Simulated {} signal", shape.name()))
+                        .with_property("shape", shape.name()),
+                );
+                signals.push(Signal {
+                    shape,
+                    seed: uniform_seed(settings.seed, shape_index as u64, i as u64),
+                    shift: period / n * i,
+                    period,
+                    amplitude: settings.amplitude,
+                    offset: settings.offset,
+                });
+            }
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                name: config.name.clone(),
+                description: config.description.clone(),
+                interval: settings.sample_interval.as_micros(),
+                tags,
+                signals,
+            }),
+        })
+    }
+
+    fn signal(&self, tag: &str) -> Result<Signal, SourceError> {
+        self.inner
+            .tags
+            .iter()
+            .position(|t| t.name == tag)
+            .map(|i| self.inner.signals[i])
+            .ok_or_else(|| SourceError::UnknownTag {
+                source_name: self.inner.name.clone(),
+                tag: tag.to_owned(),
+            })
+    }
+
+    /// The value of `tag` at the sample instant at or before `time_us`.
+    ///
+    /// # Errors
+    /// [`SourceError::UnknownTag`].
+    pub fn value_at(&self, tag: &str, time_us: i64) -> Result<Sample, SourceError> {
+        let signal = self.signal(tag)?;
+        let index = time_us.div_euclid(self.inner.interval);
+        let t = index * self.inner.interval;
+        Ok(Sample::good(t, signal.value(t, index)))
+    }
+}
+
+fn uniform_seed(seed: u64, shape: u64, index: u64) -> u64 {
+    seed.wrapping_mul(0xD6E8_FEB8_6659_FD93) ^ (shape << 32) ^ index
+}
+
+#[async_trait]
+impl DataSource for SimulatedSource {
+    fn descriptor(&self) -> DataSourceDescriptor {
+        DataSourceDescriptor {
+            name: self.inner.name.clone(),
+            kind: KIND.into(),
+            description: self.inner.description.clone(),
+            capabilities: Capabilities {
+                subscribe: true,
+                ..Capabilities::all_from_raw()
+            },
+        }
+    }
+
+    fn health(&self) -> Health {
+        Health::ok()
+    }
+
+    async fn search(&self, search: &TagSearch) -> Result<TagPage, SourceError> {
+        Ok(search.page(&self.inner.tags)?)
+    }
+
+    async fn snapshot(&self, tags: &[String]) -> Result<Vec<TagValue>, SourceError> {
+        let now = to_micros(Utc::now());
+        tags.iter()
+            .map(|tag| self.value_at(tag, now).map(TagValue::from))
+            .collect()
+    }
+
+    async fn raw(&self, request: &RawRequest) -> Result<RawStream, SourceError> {
+        let signal = self.signal(&request.tag)?;
+        let interval = self.inner.interval;
+        let (start, end) = (request.range.start_us(), request.range.end_us());
+        let mut first = start.div_euclid(interval) + i64::from(start.rem_euclid(interval) != 0);
+        let mut last = end.div_euclid(interval);
+        if request.boundary == Boundary::Outside {
+            first -= i64::from(start.rem_euclid(interval) != 0);
+            last += i64::from(end.rem_euclid(interval) != 0);
+        }
+        if let Some(max) = request.max_count {
+            last = last.min(first.saturating_add(i64::try_from(max).unwrap_or(i64::MAX) - 1));
+        }
+        Ok(futures::stream::unfold(first, move |index| async move {
+            if index > last {
+                return None;
+            }
+            let end = last.min(index + CHUNK as i64 - 1);
+            let chunk: Vec<Sample> = (index..=end)
+                .map(|i| {
+                    let t = i * interval;
+                    Sample::good(t, signal.value(t, i))
+                })
+                .collect();
+            Some((Ok(chunk), end + 1))
+        })
+        .boxed())
+    }
+
+    async fn subscribe(&self, tags: &[String]) -> Result<SnapshotStream, SourceError> {
+        for tag in tags {
+            self.signal(tag)?;
+        }
+        let source = self.clone();
+        let tags = tags.to_vec();
+        let every = Duration::from_micros(self.inner.interval.max(100_000) as u64);
+        Ok(futures::stream::unfold((), move |()| {
+            let (source, tags) = (source.clone(), tags.clone());
+            async move {
+                tokio::time::sleep(every).await;
+                let values = source.snapshot(&tags).await.ok()?;
+                Some((values, ()))
+            }
+        })
+        .boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+use chrono::{TimeZone, Utc};
+use futures::StreamExt;
+use serde_json::json;
+use uplink_model::{RawRequest, Status, TimeRange};
+
+use super::*;
+
+fn source(settings: serde_json::Value) -> SimulatedSource {
+    SimulatedSource::open(&SourceConfig {
+        name: "sim".into(),
+        kind: KIND.into(),
+        description: String::new(),
+        settings: settings.as_object().cloned().unwrap(),
+    })
+    .unwrap()
+}
+
+fn request(tag: &str, start_s: i64, end_s: i64) -> RawRequest {
+    RawRequest {
+        tag: tag.into(),
+        range: TimeRange::new(
+            Utc.timestamp_opt(start_s, 0).unwrap(),
+            Utc.timestamp_opt(end_s, 0).unwrap(),
+        )
+        .unwrap(),
+        max_count: None,
+        boundary: Boundary::Inside,
+    }
+}
+
+async fn read(source: &SimulatedSource, request: &RawRequest) -> Vec<Sample> {
+    let mut stream = source.raw(request).await.unwrap();
+    let mut all = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        assert!(chunk.len() <= CHUNK);
+        all.extend(chunk);
+    }
+    all
+}
+
+#[tokio::test]
+async fn shapes_have_exact_values_at_known_phases() {
+    let sim = source(json!({}));
+    // A quarter period (15 min of 1 h) after a whole hour.
+    let t = 1_700_002_800 * 1_000_000 + 15 * 60 * 1_000_000;
+    assert_eq!(sim.value_at("sim.sinusoid.1", t).unwrap().value, 60.0);
+    assert_eq!(sim.value_at("sim.ramp.1", t).unwrap().value, 45.0);
+    assert_eq!(sim.value_at("sim.square.1", t).unwrap().value, 60.0);
+    assert_eq!(
+        sim.value_at("sim.square.1", t + 30 * 60 * 1_000_000)
+            .unwrap()
+            .value,
+        40.0
+    );
+    for tag in ["sim.noise.1", "sim.randomWalk.1"] {
+        let v = sim.value_at(tag, t).unwrap().value;
+        assert!((40.0..=60.0).contains(&v), "{tag}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn same_seed_same_values_whatever_the_query_range() {
+    let a = source(json!({"seed": 42}));
+    let b = source(json!({"seed": 42}));
+    let c = source(json!({"seed": 43}));
+    for tag in ["sim.noise.1", "sim.randomWalk.1", "sim.sinusoid.1"] {
+        let wide = read(&a, &request(tag, 1_000_000, 1_000_100)).await;
+        let narrow = read(&b, &request(tag, 1_000_050, 1_000_060)).await;
+        assert_eq!(&wide[50..=60], &narrow[..], "{tag}");
+    }
+    let noise_a = read(&a, &request("sim.noise.1", 0, 100)).await;
+    let noise_c = read(&c, &request("sim.noise.1", 0, 100)).await;
+    assert_ne!(noise_a, noise_c);
+}
+
+#[tokio::test]
+async fn raw_reads_respect_grid_boundary_and_count() {
+    let sim = source(json!({"sampleInterval": "10s"}));
+    let mut req = request("sim.ramp.1", 5, 35);
+    let inside = read(&sim, &req).await;
+    assert_eq!(
+        inside
+            .iter()
+            .map(|s| s.time_us / 1_000_000)
+            .collect::<Vec<_>>(),
+        [10, 20, 30]
+    );
+    req.boundary = Boundary::Outside;
+    let outside = read(&sim, &req).await;
+    assert_eq!(
+        outside
+            .iter()
+            .map(|s| s.time_us / 1_000_000)
+            .collect::<Vec<_>>(),
+        [0, 10, 20, 30, 40]
+    );
+    let exact = read(
+        &sim,
+        &RawRequest {
+            boundary: Boundary::Outside,
+            ..request("sim.ramp.1", 10, 30)
+        },
+    )
+    .await;
+    assert_eq!(exact.len(), 3);
+    req.max_count = Some(2);
+    assert_eq!(read(&sim, &req).await.len(), 2);
+}
+
+#[tokio::test]
+async fn huge_reads_are_lazy_and_chunked() {
+    let sim = source(json!({"sampleInterval": "1ms"}));
+    // Three hundred years of millisecond samples: only what is polled is computed.
+    let mut stream = sim
+        .raw(&request("sim.sinusoid.1", 0, 10_000_000_000))
+        .await
+        .unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(first.len(), CHUNK);
+    assert_eq!(first[1].time_us - first[0].time_us, 1_000);
+    drop(stream);
+}
+
+#[tokio::test]
+async fn unknown_tags_and_search() {
+    let sim = source(json!({"tagsPerShape": 3}));
+    let Err(err) = sim.raw(&request("nope", 0, 1)).await else {
+        panic!("an unknown tag was read")
+    };
+    assert_eq!(err.to_string(), "data source 'sim' has no tag 'nope'");
+    assert_eq!(err.code(), "unknown_tag");
+    let page = sim.search(&TagSearch::new("sim.ramp.*")).await.unwrap();
+    assert_eq!(page.tags.len(), 3);
+    assert_eq!(
+        sim.search(&TagSearch::new("*")).await.unwrap().tags.len(),
+        15
+    );
+    assert!(sim.snapshot(&["nope".into()]).await.is_err());
+    let now = sim.snapshot(&["sim.ramp.2".into()]).await.unwrap();
+    assert_eq!(now[0].status, Status::Good);
+}
+
+#[tokio::test]
+async fn processed_and_plot_come_from_the_model() {
+    let sim = source(json!({"period": "1m"}));
+    let request = uplink_model::ProcessedRequest {
+        tag: "sim.square.1".into(),
+        range: request("x", 0, 120).range,
+        interval: Span::from_secs(30),
+        functions: vec![uplink_model::Function::Avg, uplink_model::Function::Count],
+    };
+    let result = sim.processed(&request).await.unwrap();
+    // Square: +10 for the first half minute, −10 for the second.
+    assert_eq!(
+        result[0].1.iter().map(|s| s.value).collect::<Vec<_>>(),
+        [60.0, 40.0, 60.0, 40.0]
+    );
+    assert_eq!(result[1].1[0].value, 30.0);
+}
+
+#[tokio::test]
+async fn subscriptions_push_current_values() {
+    let sim = source(json!({"sampleInterval": "100ms"}));
+    let mut values = sim
+        .subscribe(&["sim.ramp.1".into(), "sim.noise.1".into()])
+        .await
+        .unwrap();
+    let first = values.next().await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert!(sim.subscribe(&["nope".into()]).await.is_err());
+}
+
+#[test]
+fn bad_settings_are_field_errors() {
+    let err = SimulatedSource::open(&SourceConfig {
+        name: "sim".into(),
+        kind: KIND.into(),
+        description: String::new(),
+        settings: json!({"sampleInterval": "fast", "tagsPerShape": 0})
+            .as_object()
+            .cloned()
+            .unwrap(),
+    })
+    .unwrap_err();
+    let fields: Vec<&str> = err
+        .field_errors()
+        .iter()
+        .map(|e| e.field.as_str())
+        .collect();
+    assert_eq!(fields, ["sampleInterval", "tagsPerShape"]);
+}
