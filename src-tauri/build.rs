@@ -3,7 +3,9 @@
 fn main() {
     // generate_context! embeds the built UI, so a missing build must stop here with a clear word.
     if !std::path::Path::new("ui/dist/index.html").exists() {
-        panic!("ui/dist is missing: build the UI first (`npm --prefix ui ci && npm --prefix ui run build`)");
+        panic!(
+            "ui/dist is missing: build the UI first (`npm --prefix ui ci && npm --prefix ui run build`)"
+        );
     }
     println!("cargo:rerun-if-changed=src-tauri/capabilities");
     println!("cargo:rerun-if-changed=ui/dist");

@@ -142,6 +142,8 @@ mod ipc_tests {
         assert!(get_ipc_response(&window, request("plugin:shell|execute")).is_err());
         assert!(get_ipc_response(&window, request("no_such_command")).is_err());
         // Remote content never reaches the commands, even in the main window.
-        assert!(get_ipc_response(&window, request_from("app_info", "https://evil.example")).is_err());
+        assert!(
+            get_ipc_response(&window, request_from("app_info", "https://evil.example")).is_err()
+        );
     }
 }
