@@ -91,8 +91,12 @@ impl TimeEncoding {
             TimeEncoding::UnixSeconds => TimeParam::Real(micros as f64 / 1e6),
             TimeEncoding::UnixMillis => TimeParam::Number(scaled(1_000)),
             TimeEncoding::UnixMicros => TimeParam::Number(micros),
+            // Text sorts as text, and `…:01Z` sorts after `…:01.5Z`: bound by the whole second
+            // as a prefix (before all of it) or with DEL appended (after all of it), and let the
+            // reader drop the rows of that second that are out of range.
             TimeEncoding::Rfc3339 => {
-                TimeParam::Text(from_micros(micros).to_rfc3339_opts(SecondsFormat::AutoSi, true))
+                let second = from_micros(micros).format("%Y-%m-%dT%H:%M:%S").to_string();
+                TimeParam::Text(if round_up { second } else { second + "\u{7f}" })
             }
         }
     }
@@ -455,9 +459,12 @@ async fn read_raw(
 ) -> Result<(), sqlx::Error> {
     let (start, end) = (request.range.start_us(), request.range.end_us());
     let encoding = shared.encoding;
-    let limit = request
+    let wanted = request
         .max_count
         .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    // Text times are bounded to whole seconds, so rows are filtered and counted here.
+    let exact = encoding != TimeEncoding::Rfc3339;
+    let limit = if exact { wanted } else { -1 };
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut sent = 0i64;
     if request.boundary == Boundary::Outside {
@@ -476,6 +483,14 @@ async fn read_raw(
     let mut last_time = None;
     while let Some(row) = rows.next().await {
         let sample = shared.decode(&row?);
+        if !exact {
+            if sample.time_us < start || sample.time_us > end {
+                continue;
+            }
+            if wanted >= 0 && sent >= wanted {
+                break;
+            }
+        }
         last_time = Some(sample.time_us);
         chunk.push(sample);
         sent += 1;
@@ -487,7 +502,7 @@ async fn read_raw(
         }
     }
     drop(rows);
-    let limited = limit >= 0 && sent >= limit;
+    let limited = wanted >= 0 && sent >= wanted;
     if request.boundary == Boundary::Outside && !limited && last_time != Some(end) {
         let query = sqlx::query(shared.sql.after.clone()).bind(&request.tag);
         if let Some(row) = bind(query, encoding.param(end, false))
