@@ -1,6 +1,8 @@
 //! `uplink`: the headless face of Uplink. Every subcommand lives in its own module with an
 //! `Args` struct and a `run` function; this file only dispatches.
 
+mod query;
+mod sources;
 mod ui;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +20,10 @@ struct Cli {
 enum Command {
     /// Serve the connector's web UI on loopback for a browser (for machines without a desktop).
     Ui(ui::Args),
+    /// List data source kinds, and add, list or remove a connector's data sources.
+    Sources(sources::Args),
+    /// Query a configured data source: search, snapshot, raw, plot, at-times, processed.
+    Query(query::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +39,8 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Ui(args) => ui::run(args).await,
+            Command::Sources(args) => sources::run(args).await,
+            Command::Query(args) => query::run(args).await,
         }
     })
 }

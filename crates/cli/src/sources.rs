@@ -1,0 +1,159 @@
+//! `uplink sources`: the data source kinds and their forms, and the data sources configured in
+//! a connector's data dir.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde_json::{Map, Value};
+use uplink_connector::{ConfigStore, SourceConfig, SourceError, kinds};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Print every data source kind with its form schema, as JSON.
+    Kinds,
+    /// List the configured data sources.
+    List {
+        /// The connector's data dir.
+        #[arg(long, env = "UPLINK_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Print the configuration as JSON (secret settings shown as ***).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a data source, after validating its settings and opening it once.
+    Add {
+        /// The connector's data dir.
+        #[arg(long, env = "UPLINK_DATA_DIR")]
+        data_dir: PathBuf,
+        /// A unique name (letters, digits, '-', '_', '.').
+        #[arg(long)]
+        name: String,
+        /// The kind (see `uplink sources kinds`).
+        #[arg(long)]
+        kind: String,
+        /// What the source holds.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// A setting as FIELD=VALUE; repeat for each field.
+        #[arg(long = "set", value_name = "FIELD=VALUE")]
+        settings: Vec<String>,
+        /// Save without opening the source first (for a file that appears later).
+        #[arg(long)]
+        no_check: bool,
+    },
+    /// Remove a data source.
+    Remove {
+        /// The connector's data dir.
+        #[arg(long, env = "UPLINK_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The data source's name.
+        name: String,
+    },
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match args.command {
+        Command::Kinds => {
+            serde_json::to_writer_pretty(&mut out, &kinds::kinds())?;
+            writeln!(out)?;
+        }
+        Command::List { data_dir, json } => {
+            let (config, problem) = ConfigStore::new(&data_dir).load_or_recover()?;
+            if let Some(problem) = problem {
+                eprintln!("warning: {problem}");
+            }
+            if json {
+                let sources: Vec<Value> = config
+                    .sources
+                    .iter()
+                    .map(|s| {
+                        serde_json::json!({
+                            "name": s.name, "kind": s.kind, "description": s.description,
+                            "settings": s.redacted_settings(),
+                        })
+                    })
+                    .collect();
+                serde_json::to_writer_pretty(&mut out, &sources)?;
+                writeln!(out)?;
+            } else {
+                writeln!(out, "{:<24} {:<10} DESCRIPTION", "NAME", "KIND")?;
+                for source in &config.sources {
+                    writeln!(
+                        out,
+                        "{:<24} {:<10} {}",
+                        source.name, source.kind, source.description
+                    )?;
+                }
+            }
+        }
+        Command::Add {
+            data_dir,
+            name,
+            kind,
+            description,
+            settings,
+            no_check,
+        } => {
+            let store = ConfigStore::new(&data_dir);
+            let mut config = store.load()?;
+            let source = SourceConfig {
+                name,
+                kind,
+                description,
+                settings: parse_settings(&settings)?,
+            };
+            let added = config.add_source(source).map_err(explain)?.clone();
+            if !no_check {
+                let opened = kinds::open(&added).await.map_err(explain)?;
+                let health = opened.health();
+                for issue in &health.issues {
+                    eprintln!("warning: {issue}");
+                }
+            }
+            store.save(&config)?;
+            writeln!(out, "added data source '{}' ({})", added.name, added.kind)?;
+        }
+        Command::Remove { data_dir, name } => {
+            let store = ConfigStore::new(&data_dir);
+            let mut config = store.load()?;
+            let removed = config.remove_source(&name)?;
+            store.save(&config)?;
+            writeln!(out, "removed data source '{}'", removed.name)?;
+        }
+    }
+    Ok(())
+}
+
+/// `FIELD=VALUE` pairs as a settings object (values stay text; the kind's form converts them).
+fn parse_settings(pairs: &[String]) -> anyhow::Result<Map<String, Value>> {
+    pairs
+        .iter()
+        .map(|pair| {
+            let (field, value) = pair
+                .split_once('=')
+                .with_context(|| format!("--set {pair}: expected FIELD=VALUE"))?;
+            Ok((field.trim().to_owned(), Value::String(value.to_owned())))
+        })
+        .collect()
+}
+
+/// Field errors one per line, so a person sees every problem at once.
+pub fn explain(err: SourceError) -> anyhow::Error {
+    if err.field_errors().is_empty() {
+        return err.into();
+    }
+    let lines: Vec<String> = err
+        .field_errors()
+        .iter()
+        .map(|e| format!("  {}: {}", e.field, e.message))
+        .collect();
+    anyhow::anyhow!("the settings are not valid:\n{}", lines.join("\n"))
+}
