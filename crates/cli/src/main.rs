@@ -1,6 +1,7 @@
 //! `uplink`: the headless face of Uplink. Every subcommand lives in its own module with an
 //! `Args` struct and a `run` function; this file only dispatches.
 
+mod hub;
 mod query;
 mod sources;
 mod ui;
@@ -24,6 +25,8 @@ enum Command {
     Sources(sources::Args),
     /// Query a configured data source: search, snapshot, raw, plot, at-times, processed.
     Query(query::Args),
+    /// Serve the hub (the app store: accounts, OAuth2, consent, grants) or administer it.
+    Hub(hub::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,6 +44,7 @@ fn main() -> anyhow::Result<()> {
             Command::Ui(args) => ui::run(args).await,
             Command::Sources(args) => sources::run(args).await,
             Command::Query(args) => query::run(args).await,
+            Command::Hub(args) => hub::run(args).await,
         }
     })
 }

@@ -1,7 +1,7 @@
 //! Password hashing with Argon2id, off the async threads and bounded: hashing is deliberately
 //! slow, so at most a few run at once and a burst of sign-ins cannot starve the server.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -18,28 +18,26 @@ pub struct Passwords {
     permits: Arc<Semaphore>,
     params: Params,
     /// A hash of a random password, verified against when the username is unknown so that a
-    /// wrong name takes as long as a wrong password.
-    decoy: Arc<String>,
+    /// wrong name takes as long as a wrong password. Made on first need.
+    decoy: Arc<OnceLock<String>>,
 }
 
 impl Passwords {
     /// Up to `concurrency` hashes at once, with OWASP's recommended Argon2id parameters
     /// (19 MiB, 2 passes, 1 lane).
     pub fn new(concurrency: usize) -> Self {
-        Self::with_params(
-            concurrency,
-            Params::new(19 * 1024, 2, 1, None).expect("valid params"),
-        )
+        Self::with_cost(concurrency, 19 * 1024, 2)
     }
 
-    /// With explicit Argon2 parameters (tests use cheaper ones).
-    pub fn with_params(concurrency: usize, params: Params) -> Self {
-        let decoy = hash_blocking(&params, crate::secret::Secret::generate().expose())
-            .expect("hashing a random password cannot fail");
+    /// With explicit Argon2id memory (KiB, at least 8) and passes (at least 1). Tests use cheap
+    /// ones; production keeps the defaults of [`Passwords::new`].
+    pub fn with_cost(concurrency: usize, memory_kib: u32, passes: u32) -> Self {
+        let params = Params::new(memory_kib.max(8), passes.max(1), 1, None)
+            .expect("memory and passes were clamped to valid values");
         Self {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             params,
-            decoy: Arc::new(decoy),
+            decoy: Arc::new(OnceLock::new()),
         }
     }
 
@@ -70,8 +68,18 @@ impl Passwords {
             .await
             .expect("semaphore never closed");
         let known = stored.is_some();
-        let stored = stored.unwrap_or_else(|| self.decoy.as_ref().clone());
+        let decoy = self.decoy.clone();
+        let params = self.params.clone();
         let matches = tokio::task::spawn_blocking(move || {
+            let stored = match stored {
+                Some(s) => s,
+                None => decoy
+                    .get_or_init(|| {
+                        hash_blocking(&params, crate::secret::Secret::generate().expose())
+                            .unwrap_or_default()
+                    })
+                    .clone(),
+            };
             let parsed = PasswordHash::new(&stored)
                 .map_err(|e| HubError::PasswordHashing(format!("stored hash unreadable: {e}")))?;
             Ok::<_, HubError>(
@@ -102,7 +110,7 @@ mod tests {
     use super::*;
 
     fn cheap() -> Passwords {
-        Passwords::with_params(2, Params::new(256, 1, 1, None).unwrap())
+        Passwords::with_cost(2, 256, 1)
     }
 
     #[tokio::test]

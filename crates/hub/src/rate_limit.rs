@@ -68,11 +68,14 @@ impl Limiters {
         by_address && by_account
     }
 
-    /// Whether a token-endpoint request from `address` (and `app`, when known) may proceed.
-    pub fn allow_token(&self, address: IpAddr, app: Option<&str>) -> bool {
-        let by_address = self.token_address.check_key(&address).is_ok();
-        let by_app = app.is_none_or(|app| self.token_app.check_key(&app.to_owned()).is_ok());
-        by_address && by_app
+    /// Whether another token-endpoint request from `address` may proceed.
+    pub fn allow_token_from(&self, address: IpAddr) -> bool {
+        self.token_address.check_key(&address).is_ok()
+    }
+
+    /// Whether another token-endpoint request by `app` may proceed.
+    pub fn allow_token_for(&self, app: &str) -> bool {
+        self.token_app.check_key(&app.to_owned()).is_ok()
     }
 
     /// Forgets keys idle long enough to be full again, bounding memory.

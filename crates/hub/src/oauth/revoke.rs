@@ -35,7 +35,7 @@ async fn run(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), OAuthError> {
-    if !hub.limiters.allow_token(peer.ip(), None) {
+    if !hub.limiters.allow_token_from(peer.ip()) {
         return Err(OAuthError::slow_down());
     }
     let params = form_params(headers, body)?;

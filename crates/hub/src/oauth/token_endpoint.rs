@@ -74,12 +74,12 @@ async fn issue(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<TokenResponse, OAuthError> {
-    if !hub.limiters.allow_token(peer.ip(), None) {
+    if !hub.limiters.allow_token_from(peer.ip()) {
         return Err(OAuthError::slow_down());
     }
     let params = form_params(headers, body)?;
     let app = authenticate(hub, headers, &params).await?;
-    if !hub.limiters.allow_token(peer.ip(), Some(&app.client_id)) {
+    if !hub.limiters.allow_token_for(&app.client_id) {
         return Err(OAuthError::slow_down());
     }
     match params.get("grant_type") {

@@ -1,0 +1,404 @@
+//! `uplink hub`: serve the hub, and administer its users, apps, connectors and data sources.
+//! Lists and created credentials go to standard output (the command's answer); logs go to
+//! standard error.
+#![allow(clippy::print_stdout)]
+
+use std::io::BufRead as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args as ClapArgs, Subcommand};
+use uplink_hub::{Hub, HubConfig, NewApp};
+
+#[derive(Debug, ClapArgs)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<HubCommand>,
+    /// With no subcommand, `uplink hub` serves.
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Clone, ClapArgs)]
+struct DataDir {
+    /// The hub's data directory (its SQLite store, token keys and loopback certificates).
+    #[arg(long, env = "UPLINK_HUB_DATA_DIR", default_value = "uplink-hub-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum HubCommand {
+    /// Serve the hub over HTTPS.
+    Serve(ServeArgs),
+    /// People who sign in to the hub.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Apps (OAuth2 clients) that may ask users for access.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Site connectors and their owners.
+    #[command(subcommand)]
+    Connector(ConnectorCommand),
+    /// Data sources of connectors (until connectors report them over their link).
+    #[command(subcommand)]
+    Source(SourceCommand),
+    /// Access-token encryption keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Clone, ClapArgs)]
+struct ServeArgs {
+    #[command(flatten)]
+    dir: DataDir,
+    /// Address to listen on. Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// PEM certificate chain; without it, a loopback CA in the data directory signs one.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The public https origin apps and browsers use (the OAuth issuer); defaults to
+    /// https://<listen address>.
+    #[arg(long)]
+    issuer: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from standard input (one line).
+    Add {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Sign-in name.
+        username: String,
+    },
+    /// List users.
+    List {
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Set a user's password (read from standard input); signs out their browsers.
+    Passwd {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Sign-in name.
+        username: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AppCommand {
+    /// Register an app; prints its client id and, for a confidential app, its secret (once).
+    Add {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Name shown to users on the consent page.
+        #[arg(long)]
+        name: String,
+        /// Client id to use (default: generated).
+        #[arg(long)]
+        client_id: Option<String>,
+        /// A public app (native or browser): no secret, PKCE only.
+        #[arg(long)]
+        public: bool,
+        /// An exact redirect URI (repeat for several).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// A scope the app may ask for (repeat; default: all).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// List apps.
+    List {
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Remove an app, revoking everything it was granted.
+    Remove {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Its client id.
+        client_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnectorCommand {
+    /// Register a connector for a user; prints its id and credential (once).
+    Add {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The owning user's name.
+        #[arg(long)]
+        owner: String,
+        /// Display name, e.g. the site.
+        #[arg(long)]
+        name: String,
+    },
+    /// List connectors.
+    List {
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Remove a connector, revoking grants on its data sources.
+    Remove {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Its id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SourceCommand {
+    /// Add a data source to a connector; prints its id.
+    Add {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The connector's id.
+        #[arg(long)]
+        connector: String,
+        /// Name, unique per connector.
+        #[arg(long)]
+        name: String,
+        /// What it holds.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List data sources.
+    List {
+        #[command(flatten)]
+        dir: DataDir,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Make a new access-token key current; tokens made with older keys stay valid until expiry.
+    Rotate {
+        #[command(flatten)]
+        dir: DataDir,
+    },
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        None => serve(args.serve).await,
+        Some(HubCommand::Serve(serve_args)) => serve(serve_args).await,
+        Some(HubCommand::User(cmd)) => user(cmd).await,
+        Some(HubCommand::App(cmd)) => app(cmd).await,
+        Some(HubCommand::Connector(cmd)) => connector(cmd).await,
+        Some(HubCommand::Source(cmd)) => source(cmd).await,
+        Some(HubCommand::Key(KeyCommand::Rotate { dir })) => {
+            let hub = open(&dir.data_dir).await?;
+            let id = hub.keys.rotate(hub.store.as_ref()).await?;
+            println!("current key: {id}");
+            Ok(())
+        }
+    }
+}
+
+/// Admin commands need no issuer; they never mint tokens.
+async fn open(data_dir: &Path) -> anyhow::Result<Hub> {
+    Hub::open(data_dir, HubConfig::new("https://admin.invalid"))
+        .await
+        .with_context(|| format!("cannot open the hub store in {}", data_dir.display()))
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    anyhow::ensure!(!password.is_empty(), "no password on standard input");
+    Ok(password)
+}
+
+async fn user(cmd: UserCommand) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Add { dir, username } => {
+            let hub = open(&dir.data_dir).await?;
+            let user = hub.add_user(&username, read_password()?).await?;
+            println!("{}\t{}", user.id, user.username);
+        }
+        UserCommand::List { dir } => {
+            let hub = open(&dir.data_dir).await?;
+            for u in hub.store.users().await? {
+                println!("{}\t{}", u.id, u.username);
+            }
+        }
+        UserCommand::Passwd { dir, username } => {
+            let hub = open(&dir.data_dir).await?;
+            hub.set_password(&username, read_password()?).await?;
+            println!("password changed for {username}");
+        }
+    }
+    Ok(())
+}
+
+async fn app(cmd: AppCommand) -> anyhow::Result<()> {
+    match cmd {
+        AppCommand::Add {
+            dir,
+            name,
+            client_id,
+            public,
+            redirect_uris,
+            scopes,
+        } => {
+            let hub = open(&dir.data_dir).await?;
+            let scopes = if scopes.is_empty() {
+                uplink_hub::scopes::ALL
+                    .iter()
+                    .map(|(s, _)| s.to_string())
+                    .collect()
+            } else {
+                scopes
+            };
+            let registered = hub
+                .add_app(NewApp {
+                    name,
+                    client_id,
+                    confidential: !public,
+                    redirect_uris,
+                    scopes,
+                })
+                .await?;
+            println!("client_id: {}", registered.app.client_id);
+            if let Some(secret) = registered.secret {
+                println!("client_secret: {}", secret.expose());
+                eprintln!(
+                    "Store the client secret now: the hub keeps only its digest and cannot show it again."
+                );
+            }
+        }
+        AppCommand::List { dir } => {
+            let hub = open(&dir.data_dir).await?;
+            for a in hub.store.apps().await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    a.client_id,
+                    a.name,
+                    if a.confidential {
+                        "confidential"
+                    } else {
+                        "public"
+                    },
+                    a.scopes.join(" "),
+                    a.redirect_uris.join(" ")
+                );
+            }
+        }
+        AppCommand::Remove { dir, client_id } => {
+            let hub = open(&dir.data_dir).await?;
+            hub.remove_app(&client_id).await?;
+            println!("removed {client_id}");
+        }
+    }
+    Ok(())
+}
+
+async fn connector(cmd: ConnectorCommand) -> anyhow::Result<()> {
+    match cmd {
+        ConnectorCommand::Add { dir, owner, name } => {
+            let hub = open(&dir.data_dir).await?;
+            let registered = hub.add_connector(&owner, &name).await?;
+            println!("connector_id: {}", registered.connector.id);
+            println!("credential: {}", registered.credential.expose());
+            eprintln!(
+                "Store the credential now: the hub keeps only its digest and cannot show it again."
+            );
+        }
+        ConnectorCommand::List { dir } => {
+            let hub = open(&dir.data_dir).await?;
+            for c in hub.store.connectors(None).await? {
+                println!("{}\t{}\t{}", c.id, c.name, c.owner_name);
+            }
+        }
+        ConnectorCommand::Remove { dir, id } => {
+            let hub = open(&dir.data_dir).await?;
+            hub.remove_connector(&id).await?;
+            println!("removed {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn source(cmd: SourceCommand) -> anyhow::Result<()> {
+    match cmd {
+        SourceCommand::Add {
+            dir,
+            connector,
+            name,
+            description,
+        } => {
+            let hub = open(&dir.data_dir).await?;
+            let s = hub.add_source(&connector, &name, &description).await?;
+            println!("source_id: {}", s.id);
+        }
+        SourceCommand::List { dir } => {
+            let hub = open(&dir.data_dir).await?;
+            for s in hub.store.sources().await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    s.id, s.connector_name, s.name, s.description
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let (cert, key) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => (
+            std::fs::read_to_string(cert)
+                .with_context(|| format!("cannot read --tls-cert {}", cert.display()))?,
+            std::fs::read_to_string(key)
+                .with_context(|| format!("cannot read --tls-key {}", key.display()))?,
+        ),
+        _ => {
+            if !addr.ip().is_loopback() {
+                tracing::warn!(%addr, "serving beyond loopback with a loopback certificate; pass --tls-cert/--tls-key for real names");
+            }
+            let dir = args.dir.data_dir.join("tls");
+            let ca =
+                uplink_tls::LoopbackCa::load_or_generate(&dir, &["localhost", "127.0.0.1", "::1"])
+                    .with_context(|| {
+                        format!("cannot prepare loopback certificates in {}", dir.display())
+                    })?;
+            println!("loopback CA certificate: {}", dir.join("ca.pem").display());
+            (ca.cert_chain_pem(), ca.key_pem().to_owned())
+        }
+    };
+    let issuer = args.issuer.unwrap_or_else(|| format!("https://{addr}"));
+    let hub = Arc::new(
+        Hub::open(&args.dir.data_dir, HubConfig::new(issuer.clone()))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the hub store in {}",
+                    args.dir.data_dir.display()
+                )
+            })?,
+    );
+    println!("hub ready at {issuer}");
+    tracing::info!(%addr, %issuer, "serving the hub");
+    uplink_hub::serve(hub, listener, &cert, &key, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .context("the hub stopped")
+}

@@ -1,0 +1,16 @@
+//! The attack suite: a real hub over real TLS on loopback, attacked the ways the security
+//! model must withstand. Every test asserts the refusal AND that nothing was granted.
+
+mod harness;
+
+mod codes;
+mod consent_csrf;
+mod logs;
+mod pkce;
+mod protocol;
+mod rate_limits;
+mod redirect_uri;
+mod refresh;
+mod revocation_race;
+mod settings;
+mod tokens;

@@ -1,0 +1,121 @@
+use reqwest::StatusCode;
+use reqwest::header::HeaderValue;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn settings_lists_grants_and_revokes_one_source_then_the_app() {
+    let hub = TestHub::start().await;
+    let tokens = hub.grant_public(&[&hub.historian.id, &hub.lab.id]).await;
+    let cookie = hub.sign_in().await;
+    let page = hub
+        .client
+        .get(hub.url("/account/settings"))
+        .headers(TestHub::cookie_header(&cookie))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Public App") && page.contains("historian") && page.contains("lab"));
+    assert!(page.contains("Plant A"), "owned connectors are listed");
+    let csrf = hidden_input(&page, "csrf").unwrap();
+
+    // A cross-site revoke is refused (and changes nothing).
+    let mut evil = TestHub::cookie_header(&cookie);
+    evil.insert("origin", HeaderValue::from_static("https://evil.example"));
+    let r = hub
+        .client
+        .post(hub.url("/account/settings/revoke"))
+        .headers(evil)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("app", PUBLIC_APP),
+            ("source", hub.lab.id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        hub.access(&tokens.access, &hub.lab.id).await,
+        StatusCode::OK
+    );
+
+    let r = hub
+        .client
+        .post(hub.url("/account/settings/revoke"))
+        .headers(hub.same_origin(Some(&cookie)))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("app", PUBLIC_APP),
+            ("source", hub.lab.id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        hub.access(&tokens.access, &hub.lab.id).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        hub.access(&tokens.access, &hub.historian.id).await,
+        StatusCode::OK
+    );
+
+    let r = hub
+        .client
+        .post(hub.url("/account/settings/revoke"))
+        .headers(hub.same_origin(Some(&cookie)))
+        .form(&[("csrf", csrf.as_str()), ("app", PUBLIC_APP)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        hub.access(&tokens.access, &hub.historian.id).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(hub.grant_count().await, 0);
+    let events = hub.hub.store.audit_events(50).await.unwrap();
+    assert!(
+        events.iter().filter(|e| e.event == "revoke").count() >= 2,
+        "revokes are audited"
+    );
+}
+
+#[tokio::test]
+async fn removing_an_app_revokes_everything_and_is_announced() {
+    let hub = TestHub::start().await;
+    let mut announcements = hub.hub.announcer.subscribe();
+    let tokens = hub.grant_public(&[&hub.historian.id]).await;
+    hub.hub.remove_app(PUBLIC_APP).await.unwrap();
+    assert_eq!(
+        hub.access(&tokens.access, &hub.historian.id).await,
+        StatusCode::FORBIDDEN
+    );
+    let r = hub
+        .token_request(
+            PUBLIC_APP,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &tokens.refresh),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the app no longer exists"
+    );
+    let mut heard = false;
+    while let Ok(a) = announcements.try_recv() {
+        heard |= a
+            == uplink_hub::revocation::Revocation::AppRemoved {
+                app_id: PUBLIC_APP.into(),
+            };
+    }
+    assert!(heard);
+}
