@@ -57,7 +57,7 @@ pub fn page(title: &str, signed_in_as: Option<(&str, &str)>, body: Markup) -> Ma
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
                 title { (title) " · Uplink hub" }
                 link rel="stylesheet" href="/assets/hub.css";
             }
