@@ -3,7 +3,7 @@
 //! exact values, and every connector has data to show with nothing installed.
 
 use std::f64::consts::TAU;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -175,6 +175,43 @@ struct Inner {
     interval: i64,
     tags: Vec<Tag>,
     signals: Vec<Signal>,
+    /// One period of each periodic signal, sampled on the grid, built on first read.
+    cycles: Vec<OnceLock<Option<Cycle>>>,
+}
+
+/// The most samples per period worth keeping in a table (8 MB).
+const MAX_CYCLE: i64 = 1 << 20;
+
+/// One period of a periodic signal on the sample grid. A value read from it is bit for bit the
+/// value [`Signal::value`] computes, since the phase is the same integer ratio either way; it
+/// only saves the sine.
+#[derive(Debug, Clone)]
+struct Cycle {
+    values: Arc<[f64]>,
+    /// Sample index of the period's start (the shift in samples).
+    first: i64,
+}
+
+impl Cycle {
+    fn build(signal: &Signal, interval: i64) -> Option<Self> {
+        let periodic = matches!(signal.shape, Shape::Sinusoid | Shape::Ramp | Shape::Square);
+        let steps = signal.period / interval;
+        if !periodic
+            || signal.period % interval != 0
+            || signal.shift % interval != 0
+            || steps > MAX_CYCLE
+        {
+            return None;
+        }
+        let first = signal.shift / interval;
+        let values = (0..steps)
+            .map(|j| {
+                let i = first + j;
+                signal.value(i * interval, i)
+            })
+            .collect();
+        Some(Self { values, first })
+    }
 }
 
 impl SimulatedSource {
@@ -212,21 +249,31 @@ impl SimulatedSource {
                 description: config.description.clone(),
                 interval: settings.sample_interval.as_micros(),
                 tags,
+                cycles: (0..signals.len()).map(|_| OnceLock::new()).collect(),
                 signals,
             }),
         })
     }
 
     fn signal(&self, tag: &str) -> Result<Signal, SourceError> {
+        self.position(tag).map(|i| self.inner.signals[i])
+    }
+
+    fn position(&self, tag: &str) -> Result<usize, SourceError> {
         self.inner
             .tags
             .iter()
             .position(|t| t.name == tag)
-            .map(|i| self.inner.signals[i])
             .ok_or_else(|| SourceError::UnknownTag {
                 source_name: self.inner.name.clone(),
                 tag: tag.to_owned(),
             })
+    }
+
+    fn cycle(&self, position: usize) -> Option<Cycle> {
+        self.inner.cycles[position]
+            .get_or_init(|| Cycle::build(&self.inner.signals[position], self.inner.interval))
+            .clone()
     }
 
     /// The value of `tag` at the sample instant at or before `time_us`.
@@ -239,6 +286,21 @@ impl SimulatedSource {
         let t = index * self.inner.interval;
         Ok(Sample::good(t, signal.value(t, index)))
     }
+}
+
+/// Samples `from..=to` read from a period table, walking it without a division per sample.
+fn from_cycle(cycle: &Cycle, interval: i64, from: i64, to: i64) -> Vec<Sample> {
+    let steps = cycle.values.len();
+    let mut j = (from - cycle.first).rem_euclid(steps as i64) as usize;
+    let mut chunk = Vec::with_capacity((to - from + 1) as usize);
+    for i in from..=to {
+        chunk.push(Sample::good(i * interval, cycle.values[j]));
+        j += 1;
+        if j == steps {
+            j = 0;
+        }
+    }
+    chunk
 }
 
 fn uniform_seed(seed: u64, shape: u64, index: u64) -> u64 {
@@ -275,7 +337,9 @@ impl DataSource for SimulatedSource {
     }
 
     async fn raw(&self, request: &RawRequest) -> Result<RawStream, SourceError> {
-        let signal = self.signal(&request.tag)?;
+        let position = self.position(&request.tag)?;
+        let signal = self.inner.signals[position];
+        let cycle = self.cycle(position);
         let interval = self.inner.interval;
         let (start, end) = (request.range.start_us(), request.range.end_us());
         let mut first = start.div_euclid(interval) + i64::from(start.rem_euclid(interval) != 0);
@@ -287,18 +351,24 @@ impl DataSource for SimulatedSource {
         if let Some(max) = request.max_count {
             last = last.min(first.saturating_add(i64::try_from(max).unwrap_or(i64::MAX) - 1));
         }
-        Ok(futures::stream::unfold(first, move |index| async move {
-            if index > last {
-                return None;
+        Ok(futures::stream::unfold(first, move |index| {
+            let cycle = cycle.clone();
+            async move {
+                if index > last {
+                    return None;
+                }
+                let end = last.min(index + CHUNK as i64 - 1);
+                let chunk = match cycle {
+                    Some(cycle) => from_cycle(&cycle, interval, index, end),
+                    None => (index..=end)
+                        .map(|i| {
+                            let t = i * interval;
+                            Sample::good(t, signal.value(t, i))
+                        })
+                        .collect(),
+                };
+                Some((Ok(chunk), end + 1))
             }
-            let end = last.min(index + CHUNK as i64 - 1);
-            let chunk: Vec<Sample> = (index..=end)
-                .map(|i| {
-                    let t = i * interval;
-                    Sample::good(t, signal.value(t, i))
-                })
-                .collect();
-            Some((Ok(chunk), end + 1))
         })
         .boxed())
     }

@@ -190,3 +190,26 @@ fn bad_settings_are_field_errors() {
         .collect();
     assert_eq!(fields, ["sampleInterval", "tagsPerShape"]);
 }
+
+#[tokio::test]
+async fn period_tables_give_the_very_values_computed_directly() {
+    let sim = source(json!({"sampleInterval": "250ms", "period": "90s", "tagsPerShape": 3}));
+    for tag in ["sim.sinusoid.2", "sim.ramp.3", "sim.square.1"] {
+        let position = sim.position(tag).unwrap();
+        assert!(sim.cycle(position).is_some(), "{tag} has a table");
+        let values = read(&sim, &request(tag, -200, 300)).await;
+        assert_eq!(values.len(), 2_001);
+        for sample in values {
+            let direct = sim.value_at(tag, sample.time_us).unwrap();
+            assert_eq!(
+                sample.value.to_bits(),
+                direct.value.to_bits(),
+                "{tag} at {}",
+                sample.time_us
+            );
+        }
+    }
+    // A period that is no whole number of samples is computed directly.
+    let odd = source(json!({"sampleInterval": "7s", "period": "1h"}));
+    assert!(odd.cycle(odd.position("sim.sinusoid.1").unwrap()).is_none());
+}
