@@ -4,7 +4,6 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use anyhow::Context;
 use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
 use serde::Serialize;
@@ -15,7 +14,7 @@ use uplink_model::{
     SnapshotQuery, TagSearch, TagValue, TimeExpr,
 };
 
-use crate::sources::explain;
+use crate::sources::{explain, ignore_closed_output};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -110,10 +109,10 @@ struct Range {
 
 impl Range {
     fn parse(&self) -> anyhow::Result<(TimeExpr, TimeExpr)> {
-        Ok((
-            time_expr::parse(&self.start).context("--start")?,
-            time_expr::parse(&self.end).context("--end")?,
-        ))
+        let parse = |flag: &str, text: &str| {
+            time_expr::parse(text).map_err(|err| anyhow::anyhow!("{flag}: {err}"))
+        };
+        Ok((parse("--start", &self.start)?, parse("--end", &self.end)?))
     }
 }
 
@@ -129,27 +128,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let health = source.health();
     if health.state != HealthState::Ok {
         eprintln!(
-            "warning: data source '{}' is {:?} ({} problem(s)):",
+            "warning: data source '{}' is {} ({} problem(s)):",
             args.source, health.state, health.issue_count
         );
         for issue in health.issues.iter().take(10) {
             eprintln!("  {issue}");
         }
     }
-    match result {
-        // A reader that stopped early (`| head`) is not an error.
-        Err(err) if is_broken_pipe(&err) => Ok(()),
-        other => other,
-    }
-}
-
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.downcast_ref::<io::Error>()
-        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    ignore_closed_output(result)
 }
 
 async fn print(source: &dyn DataSource, query: Query, json: bool) -> anyhow::Result<()> {
-    let now = Utc::now();
+    // Samples are kept to the microsecond, so "now" is too.
+    let now = time_expr::from_micros(time_expr::to_micros(Utc::now()));
     let mut out = io::BufWriter::new(io::stdout().lock());
     match query {
         Query::Search {
@@ -266,7 +257,7 @@ async fn print(source: &dyn DataSource, query: Query, json: bool) -> anyhow::Res
         Query::AtTimes { tag, times } => {
             let times = times
                 .iter()
-                .map(|t| time_expr::parse(t).with_context(|| format!("--time {t}")))
+                .map(|t| time_expr::parse(t).map_err(|err| anyhow::anyhow!("--time: {err}")))
                 .collect::<anyhow::Result<_>>()?;
             let request = AtTimesQuery { tag, times }.resolve(now)?;
             let values = source.at_times(&request).await?;
@@ -281,7 +272,9 @@ async fn print(source: &dyn DataSource, query: Query, json: bool) -> anyhow::Res
             functions,
         } => {
             let (start, end) = range.parse()?;
-            let interval: Span = interval.parse().context("--interval")?;
+            let interval: Span = interval
+                .parse()
+                .map_err(|err| anyhow::anyhow!("--interval: {err}"))?;
             let functions = functions
                 .iter()
                 .map(|f| f.parse::<Function>())
@@ -307,7 +300,7 @@ async fn print(source: &dyn DataSource, query: Query, json: bool) -> anyhow::Res
             } else {
                 write!(out, "{:<30}", "INTERVAL START")?;
                 for (function, _) in &series {
-                    write!(out, " {:>16}", function.name())?;
+                    write!(out, " {:>22}", function.name())?;
                 }
                 writeln!(out)?;
                 let rows = series.first().map_or(0, |(_, s)| s.len());
@@ -317,9 +310,9 @@ async fn print(source: &dyn DataSource, query: Query, json: bool) -> anyhow::Res
                         let value = TagValue::from(samples[row]);
                         let shown = match value.status {
                             uplink_model::Status::Good => number(value.value),
-                            status => format!("{}({status})", number(value.value)),
+                            status => format!("{} ({status})", number(value.value)),
                         };
-                        write!(out, " {shown:>16}")?;
+                        write!(out, " {shown:>22}")?;
                     }
                     writeln!(out)?;
                 }

@@ -59,6 +59,10 @@ enum Command {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    ignore_closed_output(print(args).await)
+}
+
+async fn print(args: Args) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match args.command {
         Command::Kinds => {
@@ -132,6 +136,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A reader that stopped early (`| head`) is not an error.
+pub fn ignore_closed_output(result: anyhow::Result<()>) -> anyhow::Result<()> {
+    match result {
+        Err(err) if is_broken_pipe(&err) => Ok(()),
+        other => other,
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+            .or_else(|| {
+                cause
+                    .downcast_ref::<serde_json::Error>()
+                    .and_then(serde_json::Error::io_error_kind)
+            })
+            == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// `FIELD=VALUE` pairs as a settings object (values stay text; the kind's form converts them).
 fn parse_settings(pairs: &[String]) -> anyhow::Result<Map<String, Value>> {
     pairs
@@ -156,4 +182,38 @@ pub fn explain(err: SourceError) -> anyhow::Error {
         .map(|e| format!("  {}: {}", e.field, e.message))
         .collect();
     anyhow::anyhow!("the settings are not valid:\n{}", lines.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_pairs_stay_text_for_the_form_to_convert() {
+        let settings = parse_settings(&["seed=7".into(), "path=/data/a=b.csv".into()]).unwrap();
+        assert_eq!(settings["seed"], "7");
+        assert_eq!(settings["path"], "/data/a=b.csv");
+        let err = parse_settings(&["seed".into()]).unwrap_err();
+        assert!(err.to_string().contains("expected FIELD=VALUE"), "{err}");
+    }
+
+    #[test]
+    fn field_errors_are_listed_one_per_line() {
+        let err = explain(SourceError::InvalidSettings(vec![
+            uplink_connector::form::FieldError::new("path", "is required"),
+            uplink_connector::form::FieldError::new("seed", "must be a whole number"),
+        ]));
+        assert_eq!(
+            err.to_string(),
+            "the settings are not valid:\n  path: is required\n  seed: must be a whole number"
+        );
+    }
+
+    #[test]
+    fn a_closed_pipe_is_not_an_error() {
+        let closed = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert!(ignore_closed_output(Err(closed.into())).is_ok());
+        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(ignore_closed_output(Err(other.into())).is_err());
+    }
 }
