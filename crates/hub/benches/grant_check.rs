@@ -1,1 +1,259 @@
-fn main() {}
+//! Benchmarks of the hub's hot paths, each beside a baseline measured in the same process:
+//! - access-token verification vs a bare PASETO v4.local decrypt;
+//! - the full grant check (token + store lookup) with 100 000 grants in the store vs the
+//!   store lookup alone;
+//! - `/oauth/token` refresh-grant throughput over real HTTPS on loopback (Argon2 excluded:
+//!   no password is involved).
+#![allow(clippy::print_stdout)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pasetors::claims::{Claims, ClaimsValidationRules};
+use pasetors::keys::{Generate as _, SymmetricKey};
+use pasetors::token::UntrustedToken;
+use pasetors::version4::V4;
+use pasetors::{Local, local};
+use uplink_hub::password::Passwords;
+use uplink_hub::secret::Secret;
+use uplink_hub::store::{CodeGrant, CodeRedemption, SqliteStore, Store};
+use uplink_hub::token::TokenSubject;
+use uplink_hub::{Hub, HubConfig, NewApp};
+use uplink_measure::{Runs, Timing, compare, describe};
+
+const GRANTS_PER_APP: usize = 1_000;
+const APPS: usize = 100;
+
+fn main() {
+    uplink_tls::install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run());
+}
+
+async fn open_family(store: &dyn Store, user: &str, app: &str) -> String {
+    let code = Secret::generate();
+    let now = uplink_hub::clock::now();
+    store
+        .create_code(
+            &code.digest(),
+            &CodeGrant {
+                app_id: app.into(),
+                user_id: user.into(),
+                redirect_uri: "https://app.example/cb".into(),
+                scopes: vec!["data.read".into()],
+                code_challenge: "x".into(),
+                created_at: now,
+                expires_at: now + 600,
+            },
+        )
+        .await
+        .unwrap();
+    match store.redeem_code(&code.digest(), now).await.unwrap() {
+        CodeRedemption::Fresh { family_id, .. } => family_id,
+        other => panic!("fresh code expected, got {other:?}"),
+    }
+}
+
+async fn run() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let mut config = HubConfig::new(issuer.clone());
+    let plenty = std::num::NonZeroU32::new(1_000_000).unwrap();
+    config.rate_limits.token_per_address = plenty;
+    config.rate_limits.token_per_app = plenty;
+    let store = Arc::new(SqliteStore::open(&dir.path().join("hub.db")).await.unwrap());
+    let hub = Arc::new(
+        Hub::new(store.clone(), config, Passwords::with_cost(2, 64, 1))
+            .await
+            .unwrap(),
+    );
+
+    // 100 000 grants: 100 apps × 1 000 data sources for one user.
+    let seeding = Instant::now();
+    let user = store.create_user("bench", "x").await.unwrap();
+    let sources: Vec<String> = (0..GRANTS_PER_APP)
+        .map(|i| format!("src_{i:020}"))
+        .collect();
+    for a in 0..APPS {
+        store
+            .grant(
+                &user.id,
+                &format!("app{a}"),
+                &sources,
+                &["data.read".into()],
+                1,
+            )
+            .await
+            .unwrap();
+    }
+    println!(
+        "seeded {} grants in {:.1} s",
+        APPS * GRANTS_PER_APP,
+        seeding.elapsed().as_secs_f64()
+    );
+    let family = open_family(store.as_ref(), &user.id, "app42").await;
+    let subject = TokenSubject {
+        user_id: user.id.clone(),
+        app_id: "app42".into(),
+        scopes: vec!["data.read".into()],
+        family_id: family.clone(),
+    };
+    let token = hub.keys.issue(&subject, 600).unwrap();
+
+    // 1. Token verification vs a bare decrypt of a token of the same size.
+    let runs = Runs::new(200, 5_000);
+    let ours = runs.time(|| hub.keys.verify(token.expose()).unwrap());
+    let bare_key = SymmetricKey::<V4>::generate().unwrap();
+    let mut claims = Claims::new().unwrap();
+    claims.subject(&subject.user_id).unwrap();
+    claims.add_additional("client_id", "app42").unwrap();
+    claims.add_additional("scope", "data.read").unwrap();
+    claims.add_additional("fam", family.as_str()).unwrap();
+    let bare_token = local::encrypt(&bare_key, &claims, None, None).unwrap();
+    let rules = ClaimsValidationRules::new();
+    let bare = runs.time(|| {
+        let untrusted = UntrustedToken::<Local, V4>::try_from(bare_token.as_str()).unwrap();
+        local::decrypt(&bare_key, &untrusted, &rules, None, None).unwrap()
+    });
+    println!(
+        "{}",
+        compare(
+            "token verification",
+            &ours,
+            "bare pasetors v4.local decrypt",
+            &bare
+        )
+    );
+
+    // 2. The full grant check vs the store lookup alone, over sources spread through the table.
+    let mut full = Vec::new();
+    let mut lookup = Vec::new();
+    for round in 0..4_000usize {
+        let source = &sources[(round * 7919) % GRANTS_PER_APP];
+        let start = Instant::now();
+        hub.check_access(token.expose(), source, "data.read")
+            .await
+            .unwrap();
+        full.push(start.elapsed());
+        let start = Instant::now();
+        store
+            .active_grant(&user.id, "app42", source, &family)
+            .await
+            .unwrap()
+            .unwrap();
+        lookup.push(start.elapsed());
+    }
+    let (full, lookup) = (Timing::from_samples(full), Timing::from_samples(lookup));
+    println!(
+        "{}",
+        compare(
+            "full grant check, 100k grants",
+            &full,
+            "store lookup alone",
+            &lookup
+        )
+    );
+
+    // 3. /oauth/token refresh-grant throughput over HTTPS.
+    hub.add_app(NewApp {
+        name: "Bench".into(),
+        client_id: Some("bench-app".into()),
+        confidential: false,
+        redirect_uris: vec!["http://127.0.0.1/cb".into()],
+        scopes: vec!["data.read".into()],
+    })
+    .await
+    .unwrap();
+    let ca = uplink_tls::LoopbackCa::generate(&["127.0.0.1"]).unwrap();
+    let (chain, key) = (ca.cert_chain_pem(), ca.key_pem().to_owned());
+    let serving = hub.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        uplink_hub::serve(serving, listener, &chain, &key, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    let tls =
+        uplink_tls::client_config(&uplink_tls::Trust::CustomCa(ca.ca_pem().to_owned())).unwrap();
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls((*tls).clone())
+        .build()
+        .unwrap();
+    let token_url = format!("{issuer}/oauth/token");
+    let chain_of = |refresh: String| {
+        let (client, url) = (client.clone(), token_url.clone());
+        async move {
+            let mut refresh = refresh;
+            let mut samples = Vec::new();
+            for _ in 0..300 {
+                let start = Instant::now();
+                let r = client
+                    .post(&url)
+                    .form(&[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", refresh.as_str()),
+                        ("client_id", "bench-app"),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                let body: serde_json::Value = r.json().await.unwrap();
+                refresh = body["refresh_token"].as_str().unwrap().to_owned();
+                samples.push(start.elapsed());
+            }
+            samples
+        }
+    };
+    let mut first_tokens = Vec::new();
+    for _ in 0..8 {
+        let family = open_family(store.as_ref(), &user.id, "bench-app").await;
+        let refresh = Secret::generate();
+        let now = uplink_hub::clock::now();
+        store
+            .create_refresh_token(&refresh.digest(), &family, now, now + 3600)
+            .await
+            .unwrap();
+        first_tokens.push(refresh.expose().to_owned());
+    }
+    let sequential = Timing::from_samples(chain_of(first_tokens.pop().unwrap()).await);
+    println!(
+        "{}",
+        describe(
+            "/oauth/token refresh, one client in sequence",
+            &sequential,
+            Some(1)
+        )
+    );
+    let start = Instant::now();
+    let chains: Vec<_> = first_tokens
+        .into_iter()
+        .map(|t| tokio::spawn(chain_of(t)))
+        .collect();
+    let mut total = 0u64;
+    for c in chains {
+        total += c.await.unwrap().len() as u64;
+    }
+    let elapsed = start.elapsed();
+    let concurrent = Timing::from_samples(vec![elapsed]);
+    println!(
+        "{}",
+        describe(
+            &format!("/oauth/token refresh, 7 clients at once ({total} rotations)"),
+            &concurrent,
+            Some(total)
+        )
+    );
+    let _ = stop.send(());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}

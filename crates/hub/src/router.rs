@@ -26,6 +26,14 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/oauth/authorize", get(oauth::authorize::authorize))
         .route("/oauth/token", post(oauth::token_endpoint::token))
         .route("/oauth/revoke", post(oauth::revoke::revoke))
+        .route(
+            "/oauth/device_authorization",
+            post(oauth::device::device_authorization),
+        )
+        .route(
+            "/account/device",
+            get(pages::device::show).post(pages::device::submit),
+        )
         .route("/oauth/introspect", post(oauth::introspect::introspect))
         .route(
             "/account/login",

@@ -5,6 +5,9 @@ pub const DATA_READ: &str = "data.read";
 /// Find and list tags of the granted data sources.
 pub const TAGS_READ: &str = "tags.read";
 
+/// Link a site connector to the user's account (the connector's own login, RFC 8628).
+pub const CONNECTOR_LINK: &str = "connector.link";
+
 /// Every scope the hub knows, with its description for people.
 pub const ALL: &[(&str, &str)] = &[
     (
@@ -14,6 +17,10 @@ pub const ALL: &[(&str, &str)] = &[
     (
         DATA_READ,
         "Read current and historical values from the data sources you choose",
+    ),
+    (
+        CONNECTOR_LINK,
+        "Link a site connector to your account, so it can offer its data sources through this hub",
     ),
 ];
 

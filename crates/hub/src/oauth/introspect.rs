@@ -81,8 +81,12 @@ async fn run(
             "jti": claims.token_id,
         }));
     }
-    match hub.store.refresh_token_family(&digest(token)).await? {
-        Some(f) if f.revoked_at.is_none() && f.app_id == app.client_id => Ok(json!({
+    match hub
+        .store
+        .live_refresh_token(&digest(token), crate::clock::now())
+        .await?
+    {
+        Some(f) if f.app_id == app.client_id => Ok(json!({
             "active": true,
             "token_type": "refresh_token",
             "scope": f.scopes.join(" "),

@@ -1,9 +1,11 @@
 //! The OAuth2 authorization server: authorization code flow with PKCE (RFC 6749, RFC 7636,
-//! RFC 8252, RFC 9700), issuer in the response (RFC 9207), revocation (RFC 7009),
+//! RFC 8252, RFC 9700), issuer in the response (RFC 9207), the device authorization grant
+//! for headless connectors (RFC 8628), revocation (RFC 7009),
 //! introspection (RFC 7662) and metadata (RFC 8414).
 
 pub mod authorize;
 pub mod client_auth;
+pub mod device;
 pub mod error;
 pub mod introspect;
 pub mod metadata;

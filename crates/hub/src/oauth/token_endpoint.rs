@@ -17,7 +17,7 @@ use super::error::OAuthError;
 use super::params::{Params, parse_scope};
 use crate::hub::Hub;
 use crate::secret::{Secret, digest, equal, pkce_s256};
-use crate::store::{App, CodeRedemption, Rotation, TokenFamily};
+use crate::store::{App, CodeRedemption, DevicePoll, Rotation, TokenFamily};
 use crate::token::TokenSubject;
 
 /// A successful token response (RFC 6749 §5.1).
@@ -85,6 +85,7 @@ async fn issue(
     match params.get("grant_type") {
         Some("authorization_code") => authorization_code(hub, &app, &params).await,
         Some("refresh_token") => refresh(hub, &app, &params).await,
+        Some(super::device::GRANT_TYPE) => device_code(hub, &app, &params).await,
         Some(other) => Err(OAuthError::unsupported_grant_type(format!(
             "grant type '{other}' is not supported; use authorization_code (with PKCE) or refresh_token"
         ))),
@@ -247,6 +248,55 @@ async fn refresh(hub: &Hub, app: &App, params: &Params) -> Result<TokenResponse,
         Rotation::Invalid => Err(OAuthError::invalid_grant(
             "the refresh token is expired or revoked",
         )),
+    }
+}
+
+async fn device_code(hub: &Hub, app: &App, params: &Params) -> Result<TokenResponse, OAuthError> {
+    let device_code = Secret::from_received(
+        params
+            .require("device_code")
+            .map_err(OAuthError::invalid_request)?,
+    );
+    let now = crate::clock::now();
+    let error = |status, error: &'static str, description: &str| OAuthError {
+        status,
+        error,
+        description: description.to_owned(),
+    };
+    let bad = axum::http::StatusCode::BAD_REQUEST;
+    match hub
+        .store
+        .poll_device_authorization(&device_code.digest(), &app.client_id, now)
+        .await?
+    {
+        DevicePoll::Pending { too_fast: false } => Err(error(
+            bad,
+            "authorization_pending",
+            "the user has not approved yet; keep polling",
+        )),
+        DevicePoll::Pending { too_fast: true } => Err(error(
+            bad,
+            "slow_down",
+            "polling too often; add 5 seconds to the interval",
+        )),
+        DevicePoll::Denied => Err(error(bad, "access_denied", "the user denied the request")),
+        DevicePoll::Invalid => Err(error(
+            bad,
+            "expired_token",
+            "the device code is expired, unknown or already used; start again",
+        )),
+        DevicePoll::Approved(family) => {
+            hub.audit(
+                "tokens_issued",
+                Some(&family.user_id),
+                Some(&family.app_id),
+                None,
+                "device_code",
+            )
+            .await;
+            let scopes = family.scopes.clone();
+            mint(hub, &family, scopes, now).await
+        }
     }
 }
 

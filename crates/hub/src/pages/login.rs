@@ -20,6 +20,8 @@ use crate::hub::Hub;
 #[derive(Debug, Deserialize)]
 pub struct LoginQuery {
     request: Option<String>,
+    /// `device`: continue to the device page after signing in.
+    next: Option<String>,
 }
 
 /// Only transaction ids we made (`req_` + hex) are carried along, so the page cannot be used
@@ -29,9 +31,10 @@ fn valid_request_id(id: &str) -> bool {
         .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-fn after_sign_in(request: Option<&str>) -> String {
-    match request {
-        Some(id) if valid_request_id(id) => format!("/account/consent?request={id}"),
+fn after_sign_in(request: Option<&str>, next: Option<&str>) -> String {
+    match (request, next) {
+        (Some(id), _) if valid_request_id(id) => format!("/account/consent?request={id}"),
+        (_, Some("device")) => "/account/device".to_owned(),
         _ => "/account/settings".to_owned(),
     }
 }
@@ -39,6 +42,7 @@ fn after_sign_in(request: Option<&str>) -> String {
 fn login_page(
     status: StatusCode,
     request: Option<&str>,
+    next: Option<&str>,
     error: Option<&str>,
     username: &str,
 ) -> Response {
@@ -58,6 +62,9 @@ fn login_page(
                 form method="post" action="/account/login" {
                     @if let Some(request) = request {
                         input type="hidden" name="request" value=(request);
+                    }
+                    @if next == Some("device") {
+                        input type="hidden" name="next" value="device";
                     }
                     label for="username" { "Username" }
                     input type="text" id="username" name="username" autocomplete="username"
@@ -83,10 +90,11 @@ pub async fn show(
     Query(query): Query<LoginQuery>,
 ) -> Response {
     let request = query.request.as_deref().filter(|r| valid_request_id(r));
+    let next = query.next.as_deref().filter(|n| *n == "device");
     if session::signed_in(&hub, &headers).await.is_some() {
-        return Redirect::to(&after_sign_in(request)).into_response();
+        return Redirect::to(&after_sign_in(request, next)).into_response();
     }
-    login_page(StatusCode::OK, request, None, "")
+    login_page(StatusCode::OK, request, next, None, "")
 }
 
 /// `POST /account/login`.
@@ -101,12 +109,14 @@ pub async fn submit(
     }
     let form = Fields::parse(&body);
     let request = form.one("request").filter(|r| valid_request_id(r));
+    let next = form.one("next").filter(|n| *n == "device");
     let username = form.one("username").unwrap_or("").trim().to_owned();
     let password = form.one("password").unwrap_or("").to_owned();
     if username.is_empty() || password.is_empty() {
         return login_page(
             StatusCode::BAD_REQUEST,
             request,
+            next,
             Some("Enter your username and password."),
             &username,
         );
@@ -116,6 +126,7 @@ pub async fn submit(
         return login_page(
             StatusCode::TOO_MANY_REQUESTS,
             request,
+            next,
             Some("Too many sign-in attempts. Wait a minute, then try again."),
             &username,
         );
@@ -146,6 +157,7 @@ pub async fn submit(
             return login_page(
                 StatusCode::UNAUTHORIZED,
                 request,
+                next,
                 Some("Wrong username or password."),
                 &username,
             );
@@ -156,7 +168,7 @@ pub async fn submit(
         Err(e) => return e.into_response(),
     };
     hub.audit("sign_in", Some(&user.id), None, None, "").await;
-    let mut response = Redirect::to(&after_sign_in(request)).into_response();
+    let mut response = Redirect::to(&after_sign_in(request, next)).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }

@@ -2,6 +2,7 @@
 //! consent page with data-source choice, and the settings page with revoke buttons.
 
 pub mod consent;
+pub mod device;
 pub mod fields;
 pub mod form_guard;
 pub mod layout;

@@ -203,6 +203,37 @@ pub enum Rotation {
     Invalid,
 }
 
+/// A pending device authorization (RFC 8628), as the approving user sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceAuthorization {
+    /// The requesting app.
+    pub app_id: String,
+    /// The scopes it asked for.
+    pub scopes: Vec<String>,
+    /// Created.
+    pub created_at: i64,
+    /// After this the user code is void.
+    pub expires_at: i64,
+    /// Minimum seconds between polls.
+    pub interval_secs: i64,
+}
+
+/// Outcome of a device polling the token endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DevicePoll {
+    /// The user has not decided yet; `too_fast` if the device polled before its interval.
+    Pending {
+        /// Polled sooner than allowed.
+        too_fast: bool,
+    },
+    /// The user approved: this is the one redemption, with a newly opened token family.
+    Approved(TokenFamily),
+    /// The user denied.
+    Denied,
+    /// Expired, unknown, or already redeemed.
+    Invalid,
+}
+
 /// A signed-in browser session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -360,6 +391,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<()>;
     /// The family of a refresh token, without spending it.
     async fn refresh_token_family(&self, digest: &[u8]) -> Result<Option<TokenFamily>>;
+    /// The family of a refresh token that is unspent, unexpired and in a live family.
+    async fn live_refresh_token(&self, digest: &[u8], now: i64) -> Result<Option<TokenFamily>>;
     /// Spends a refresh token and stores its successor, atomically; reuse revokes the family.
     async fn rotate_refresh_token(
         &self,
@@ -372,6 +405,36 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn family(&self, id: &str) -> Result<Option<TokenFamily>>;
     /// Revokes a token family; false if it was already revoked or unknown.
     async fn revoke_family(&self, id: &str, reason: &str, now: i64) -> Result<bool>;
+
+    // Device authorization (RFC 8628)
+    /// Stores a new device authorization by the digests of its device and user codes.
+    async fn create_device_authorization(
+        &self,
+        device_digest: &[u8],
+        user_code_digest: &[u8],
+        request: &DeviceAuthorization,
+    ) -> Result<()>;
+    /// An undecided, unexpired device authorization by its user code.
+    async fn pending_device_authorization(
+        &self,
+        user_code_digest: &[u8],
+        now: i64,
+    ) -> Result<Option<DeviceAuthorization>>;
+    /// Records the user's decision (approve for `user_id`, or deny with None); false if it was
+    /// already decided or expired.
+    async fn decide_device_authorization(
+        &self,
+        user_code_digest: &[u8],
+        user_id: Option<&str>,
+        now: i64,
+    ) -> Result<bool>;
+    /// A device polls with its device code, as app `app_id`; approval is redeemed once.
+    async fn poll_device_authorization(
+        &self,
+        device_digest: &[u8],
+        app_id: &str,
+        now: i64,
+    ) -> Result<DevicePoll>;
 
     // Sessions
     /// Stores a browser session by its digest.

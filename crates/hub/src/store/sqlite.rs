@@ -12,8 +12,8 @@ use sqlx::sqlite::{
 
 use super::{
     ActiveGrant, App, AuditEvent, AuthorizationRequest, CodeGrant, CodeRedemption, Connector,
-    DataSource, GrantView, Rotation, Session, Store, TokenFamily, TokenKeyRecord, User,
-    split_scopes,
+    DataSource, DeviceAuthorization, DevicePoll, GrantView, Rotation, Session, Store, TokenFamily,
+    TokenKeyRecord, User, split_scopes,
 };
 use crate::error::{HubError, Result};
 use crate::secret::public_id;
@@ -728,6 +728,19 @@ impl Store for SqliteStore {
         Ok(row.map(family_from_row))
     }
 
+    async fn live_refresh_token(&self, digest: &[u8], now: i64) -> Result<Option<TokenFamily>> {
+        let row: Option<FamilyRow> = sqlx::query_as(
+            "SELECT f.id, f.user_id, f.app_id, f.scopes, f.revoked_at FROM refresh_tokens r \
+             JOIN token_families f ON f.id = r.family_id \
+             WHERE r.digest = ? AND r.used_at IS NULL AND r.expires_at > ? AND f.revoked_at IS NULL",
+        )
+        .bind(digest)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.map(family_from_row))
+    }
+
     async fn rotate_refresh_token(
         &self,
         old_digest: &[u8],
@@ -816,6 +829,135 @@ impl Store for SqliteStore {
         .await?
         .rows_affected();
         Ok(n == 1)
+    }
+
+    async fn create_device_authorization(
+        &self,
+        device_digest: &[u8],
+        user_code_digest: &[u8],
+        r: &DeviceAuthorization,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO device_authorizations (device_digest, user_code_digest, app_id, scopes, \
+             created_at, expires_at, interval_secs) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(device_digest)
+        .bind(user_code_digest)
+        .bind(&r.app_id)
+        .bind(r.scopes.join(" "))
+        .bind(r.created_at)
+        .bind(r.expires_at)
+        .bind(r.interval_secs)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn pending_device_authorization(
+        &self,
+        user_code_digest: &[u8],
+        now: i64,
+    ) -> Result<Option<DeviceAuthorization>> {
+        let row: Option<(String, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT app_id, scopes, created_at, expires_at, interval_secs FROM device_authorizations \
+             WHERE user_code_digest = ? AND expires_at > ? AND approved_at IS NULL AND denied_at IS NULL",
+        )
+        .bind(user_code_digest)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.map(|r| DeviceAuthorization {
+            app_id: r.0,
+            scopes: split_scopes(&r.1),
+            created_at: r.2,
+            expires_at: r.3,
+            interval_secs: r.4,
+        }))
+    }
+
+    async fn decide_device_authorization(
+        &self,
+        user_code_digest: &[u8],
+        user_id: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE device_authorizations SET user_id = ?1, \
+             approved_at = CASE WHEN ?1 IS NULL THEN NULL ELSE ?2 END, \
+             denied_at = CASE WHEN ?1 IS NULL THEN ?2 ELSE NULL END \
+             WHERE user_code_digest = ?3 AND expires_at > ?2 AND approved_at IS NULL AND denied_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(user_code_digest)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn poll_device_authorization(
+        &self,
+        device_digest: &[u8],
+        app_id: &str,
+        now: i64,
+    ) -> Result<DevicePoll> {
+        let mut tx = self.writer.begin().await?;
+        // The store has one writer connection, so this read-then-write transaction cannot
+        // interleave with another poll of the same code.
+        let row: Option<(Option<i64>, i64, i64, Option<String>, String, Option<i64>, Option<i64>, Option<i64>)> =
+            sqlx::query_as(
+                "SELECT last_polled_at, expires_at, interval_secs, user_id, scopes, approved_at, denied_at, \
+                 redeemed_at FROM device_authorizations WHERE device_digest = ? AND app_id = ?",
+            )
+            .bind(device_digest)
+            .bind(app_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE device_authorizations SET last_polled_at = ? WHERE device_digest = ?")
+            .bind(now)
+            .bind(device_digest)
+            .execute(&mut *tx)
+            .await?;
+        let Some((last, expires_at, interval, user_id, scopes, approved, denied, redeemed)) = row
+        else {
+            return Ok(DevicePoll::Invalid);
+        };
+        let outcome = if redeemed.is_some() || expires_at <= now {
+            DevicePoll::Invalid
+        } else if denied.is_some() {
+            DevicePoll::Denied
+        } else if let (Some(_), Some(user_id)) = (approved, user_id) {
+            let family_id = public_id("fam");
+            sqlx::query("UPDATE device_authorizations SET redeemed_at = ? WHERE device_digest = ?")
+                .bind(now)
+                .bind(device_digest)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO token_families (id, user_id, app_id, scopes, created_at) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(&family_id)
+            .bind(&user_id)
+            .bind(app_id)
+            .bind(&scopes)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            DevicePoll::Approved(TokenFamily {
+                id: family_id,
+                user_id,
+                app_id: app_id.to_owned(),
+                scopes: split_scopes(&scopes),
+                revoked_at: None,
+            })
+        } else {
+            DevicePoll::Pending {
+                too_fast: last.is_some_and(|t| now - t < interval),
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
     }
 
     async fn create_session(&self, digest: &[u8], session: &Session, now: i64) -> Result<()> {

@@ -102,7 +102,11 @@ impl TestHub {
             client_id: Some(PUBLIC_APP.into()),
             confidential: false,
             redirect_uris: vec![PUBLIC_REDIRECT.into()],
-            scopes: vec!["data.read".into(), "tags.read".into()],
+            scopes: vec![
+                "data.read".into(),
+                "tags.read".into(),
+                "connector.link".into(),
+            ],
         })
         .await
         .unwrap();

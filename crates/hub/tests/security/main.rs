@@ -5,6 +5,7 @@ mod harness;
 
 mod codes;
 mod consent_csrf;
+mod device;
 mod logs;
 mod pkce;
 mod protocol;

@@ -243,3 +243,40 @@ async fn metadata_describes_the_server() {
     assert_eq!(m["authorization_response_iss_parameter_supported"], true);
     assert_eq!(m["token_endpoint"], format!("{}/oauth/token", hub.issuer));
 }
+
+#[tokio::test]
+async fn introspection_reports_a_spent_refresh_token_inactive() {
+    let hub = TestHub::start().await;
+    let code = hub
+        .consent_for(CONF_APP, CONF_REDIRECT, &[&hub.historian.id])
+        .await;
+    let first = TestHub::tokens(hub.exchange(CONF_APP, &code).await).await;
+    let second = TestHub::tokens(
+        hub.token_request(
+            CONF_APP,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &first.refresh),
+            ],
+        )
+        .await,
+    )
+    .await;
+    let introspect = |token: String| {
+        let hub = &hub;
+        async move {
+            let r = hub
+                .client
+                .post(hub.url("/oauth/introspect"))
+                .basic_auth(CONF_APP, Some(&hub.conf_secret))
+                .form(&[("token", token.as_str())])
+                .send()
+                .await
+                .unwrap();
+            let body: serde_json::Value = r.json().await.unwrap();
+            body["active"].as_bool().unwrap()
+        }
+    };
+    assert!(!introspect(first.refresh.clone()).await, "spent");
+    assert!(introspect(second.refresh.clone()).await, "current");
+}

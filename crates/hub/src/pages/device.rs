@@ -1,0 +1,198 @@
+//! `/account/device`: the owner of a headless device (a connector) types the code it shows,
+//! sees which app asks for what, and approves or denies (RFC 8628 §3.3).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::fields::Fields;
+use super::form_guard::{forged, same_origin, token_matches};
+use super::layout::{html_response, page};
+use super::session::{self, SignedIn};
+use crate::hub::Hub;
+use crate::oauth::device::user_code_digest;
+
+/// Query of the device page.
+#[derive(Debug, Deserialize)]
+pub struct DeviceQuery {
+    user_code: Option<String>,
+}
+
+fn respond(status: StatusCode, who: &SignedIn, body: Markup) -> Response {
+    let csrf = who.csrf_token();
+    html_response(
+        status,
+        page("Connect a device", Some((&who.user.username, &csrf)), body),
+    )
+}
+
+fn code_form(who: &SignedIn, prefilled: &str, error: Option<&str>) -> Markup {
+    html! {
+        div.card {
+            h1 { "Connect a device" }
+            p.lead { "Enter the code your device (for example a site connector) shows." }
+            @if let Some(error) = error { div.error role="alert" id="code-error" { (error) } }
+            form method="post" action="/account/device" {
+                input type="hidden" name="csrf" value=(who.csrf_token());
+                label for="user_code" { "Code" }
+                input type="text" id="user_code" name="user_code" value=(prefilled) required
+                    autocomplete="off" autocapitalize="characters" spellcheck="false"
+                    aria-describedby=[error.map(|_| "code-error")];
+                div.actions { button.primary type="submit" { "Continue" } }
+            }
+        }
+    }
+}
+
+/// `GET /account/device`.
+pub async fn show(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    Query(query): Query<DeviceQuery>,
+) -> Response {
+    let Some(who) = session::signed_in(&hub, &headers).await else {
+        return Redirect::to("/account/login?next=device").into_response();
+    };
+    let prefilled: String = query
+        .user_code
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(16)
+        .collect();
+    respond(StatusCode::OK, &who, code_form(&who, &prefilled, None))
+}
+
+/// `POST /account/device`: look up the code, then approve or deny it.
+pub async fn submit(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !same_origin(&headers, &hub.config.issuer) {
+        return forged();
+    }
+    let Some(who) = session::signed_in(&hub, &headers).await else {
+        return forged();
+    };
+    let form = Fields::parse(&body);
+    if !token_matches(&who.csrf_token(), form.one("csrf")) {
+        return forged();
+    }
+    let typed = form.one("user_code").unwrap_or_default().trim().to_owned();
+    // Codes are short: guessing them is limited like guessing passwords.
+    if !hub.limiters.allow_sign_in(peer.ip(), &who.user.username) {
+        return respond(
+            StatusCode::TOO_MANY_REQUESTS,
+            &who,
+            code_form(
+                &who,
+                &typed,
+                Some("Too many attempts. Wait a minute, then try again."),
+            ),
+        );
+    }
+    let code_digest = user_code_digest(&typed);
+    let now = crate::clock::now();
+    let pending = match hub
+        .store
+        .pending_device_authorization(&code_digest, now)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let Some(pending) = pending else {
+        return respond(
+            StatusCode::BAD_REQUEST,
+            &who,
+            code_form(
+                &who,
+                &typed,
+                Some("That code is not valid or has expired. Check the device and try again."),
+            ),
+        );
+    };
+    let app = match hub.store.app(&pending.app_id).await {
+        Ok(Some(app)) => app,
+        Ok(None) => {
+            return respond(
+                StatusCode::BAD_REQUEST,
+                &who,
+                code_form(&who, "", Some("That app no longer exists.")),
+            );
+        }
+        Err(e) => return e.into_response(),
+    };
+    match form.one("decision") {
+        None => respond(
+            StatusCode::OK,
+            &who,
+            html! {
+                div.card {
+                    h1 { "Connect " strong { (app.name) } "?" }
+                    p.lead { "The device showing code " strong { (typed) } " asks to:" }
+                    ul { @for s in &pending.scopes { li { (crate::scopes::describe(s).unwrap_or(s)) } } }
+                    p.muted { "It will not read any data source unless you grant one separately." }
+                    form method="post" action="/account/device" {
+                        input type="hidden" name="csrf" value=(who.csrf_token());
+                        input type="hidden" name="user_code" value=(typed);
+                        div.actions {
+                            button.primary type="submit" name="decision" value="approve" { "Connect" }
+                            button type="submit" name="decision" value="deny" { "Deny" }
+                        }
+                    }
+                }
+            },
+        ),
+        Some(decision @ ("approve" | "deny")) => {
+            let approve = decision == "approve";
+            let user = approve.then_some(who.user.id.as_str());
+            match hub
+                .store
+                .decide_device_authorization(&code_digest, user, now)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    return respond(
+                        StatusCode::BAD_REQUEST,
+                        &who,
+                        code_form(&who, "", Some("That code was already used or has expired.")),
+                    );
+                }
+                Err(e) => return e.into_response(),
+            }
+            let event = if approve {
+                "device_approved"
+            } else {
+                "device_denied"
+            };
+            hub.audit(event, Some(&who.user.id), Some(&app.client_id), None, "")
+                .await;
+            respond(
+                StatusCode::OK,
+                &who,
+                html! {
+                    div.card role="status" {
+                        @if approve {
+                            h1 { "Device connected" }
+                            p { (app.name) " is connected. You can close this page and return to the device." }
+                        } @else {
+                            h1 { "Request denied" }
+                            p { "Nothing was shared. You can close this page." }
+                        }
+                    }
+                },
+            )
+        }
+        Some(_) => forged(),
+    }
+}
