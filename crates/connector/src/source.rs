@@ -48,12 +48,21 @@ pub trait DataSource: Send + Sync + fmt::Debug {
     /// Stored values of one tag in a range, streamed in chunks.
     async fn raw(&self, request: &RawRequest) -> Result<RawStream, SourceError>;
 
-    /// Shape-preserving down-sampling ([`aggregate::plot`] over a raw read by default).
+    /// Shape-preserving down-sampling: by default a raw read folded chunk by chunk into an
+    /// [`aggregate::PlotBuilder`], so memory stays at four samples per interval.
     async fn plot(&self, request: &PlotRequest) -> Result<Vec<Sample>, SourceError> {
-        let samples = self
-            .collect_raw(&request.tag, request.range, Boundary::Inside)
-            .await?;
-        Ok(aggregate::plot(&samples, &request.intervals()))
+        let raw = RawRequest {
+            tag: request.tag.clone(),
+            range: request.range,
+            max_count: None,
+            boundary: Boundary::Inside,
+        };
+        let mut stream = self.raw(&raw).await?;
+        let mut builder = aggregate::PlotBuilder::new(request.intervals());
+        while let Some(chunk) = stream.next().await {
+            builder.push(&chunk?);
+        }
+        Ok(builder.finish())
     }
 
     /// Interpolated values at the requested instants ([`aggregate::at_times`] by default).

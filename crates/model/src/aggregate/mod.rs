@@ -18,7 +18,7 @@ mod plot;
 mod processed;
 
 pub use interpolate::{at_times, interpolate_at, step_at};
-pub use plot::plot;
+pub use plot::{PlotBuilder, plot};
 pub use processed::processed;
 
 use crate::{Boundary, Sample};

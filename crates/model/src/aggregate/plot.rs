@@ -77,3 +77,146 @@ fn extremes(slice: &[Sample]) -> (Option<usize>, Option<usize>) {
         (max_index != usize::MAX).then_some(max_index),
     )
 }
+
+/// [`plot`] fed chunk by chunk, for raw reads that stream: memory stays at four samples per
+/// interval however many samples pass through. Chunks must come in time order.
+///
+/// ```
+/// use uplink_model::aggregate::{plot, Intervals, PlotBuilder};
+/// use uplink_model::Sample;
+///
+/// let samples: Vec<Sample> = (0..100).map(|i| Sample::good(i, ((i * 37) % 11) as f64)).collect();
+/// let intervals = Intervals::split(0, 100, 7);
+/// let mut builder = PlotBuilder::new(intervals);
+/// for chunk in samples.chunks(9) {
+///     builder.push(chunk);
+/// }
+/// assert_eq!(builder.finish(), plot(&samples, &intervals));
+/// ```
+#[derive(Debug, Clone)]
+pub struct PlotBuilder {
+    intervals: Intervals,
+    /// The interval being filled and its end.
+    index: usize,
+    end: i64,
+    current: Option<Shape>,
+    points: Vec<Sample>,
+}
+
+/// What is known so far of one interval.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    first: Sample,
+    last: Sample,
+    /// (position among the interval's samples, sample), so ties keep the earliest.
+    min: Option<(u64, Sample)>,
+    max: Option<(u64, Sample)>,
+    seen: u64,
+}
+
+impl PlotBuilder {
+    /// A builder for these intervals.
+    pub fn new(intervals: Intervals) -> Self {
+        let end = if intervals.count() > 0 {
+            intervals.bounds(0).1
+        } else {
+            i64::MIN
+        };
+        Self {
+            intervals,
+            index: 0,
+            end,
+            current: None,
+            points: Vec::new(),
+        }
+    }
+
+    /// Takes the next samples (after every sample pushed before).
+    pub fn push(&mut self, chunk: &[Sample]) {
+        let count = self.intervals.count();
+        if count == 0 {
+            return;
+        }
+        let first_start = self.intervals.bounds(0).0;
+        let mut rest = &chunk[chunk.partition_point(|s| s.time_us < first_start)..];
+        while !rest.is_empty() && self.index < count {
+            let inside = rest.partition_point(|s| s.time_us < self.end);
+            if inside > 0 {
+                self.merge(&rest[..inside]);
+                rest = &rest[inside..];
+            }
+            if !rest.is_empty() {
+                self.close();
+                self.index += 1;
+                if self.index < count {
+                    self.end = self.intervals.bounds(self.index).1;
+                }
+            }
+        }
+    }
+
+    /// The points of every interval.
+    pub fn finish(mut self) -> Vec<Sample> {
+        self.close();
+        self.points
+    }
+
+    fn merge(&mut self, slice: &[Sample]) {
+        let (min, max) = extremes(slice);
+        let seen = self.current.map_or(0, |c| c.seen);
+        let candidate = |index: Option<usize>| index.map(|i| (seen + i as u64, slice[i]));
+        let (min, max) = (candidate(min), candidate(max));
+        let last = slice[slice.len() - 1];
+        self.current = Some(match self.current.take() {
+            None => Shape {
+                first: slice[0],
+                last,
+                min,
+                max,
+                seen: slice.len() as u64,
+            },
+            Some(shape) => Shape {
+                first: shape.first,
+                last,
+                min: pick(shape.min, min, |new, old| new < old),
+                max: pick(shape.max, max, |new, old| new > old),
+                seen: seen + slice.len() as u64,
+            },
+        });
+    }
+
+    /// Appends the current interval's points, as [`plot`] would for it.
+    fn close(&mut self) {
+        let Some(shape) = self.current.take() else {
+            return;
+        };
+        let last = shape.seen - 1;
+        let mut picks = [
+            (0, shape.first),
+            shape.min.unwrap_or((0, shape.first)),
+            shape.max.unwrap_or((0, shape.first)),
+            (last, shape.last),
+        ];
+        picks.sort_by_key(|(position, _)| *position);
+        let mut previous = u64::MAX;
+        for (position, sample) in picks {
+            if position != previous {
+                self.points.push(sample);
+                previous = position;
+            }
+        }
+    }
+}
+
+/// The earlier candidate unless the later one is strictly better.
+fn pick(
+    earlier: Option<(u64, Sample)>,
+    later: Option<(u64, Sample)>,
+    better: impl Fn(f64, f64) -> bool,
+) -> Option<(u64, Sample)> {
+    match (earlier, later) {
+        (Some(e), Some(l)) if better(l.1.value, e.1.value) => Some(l),
+        (Some(e), _) => Some(e),
+        (None, l) => l,
+    }
+}

@@ -287,6 +287,25 @@ proptest! {
     }
 
     #[test]
+    fn plot_fed_in_chunks_equals_plot_of_everything(
+        samples in sorted_samples(),
+        count in 1u32..40,
+        chunk in 1usize..50,
+    ) {
+        let intervals = Intervals::split(100, 7_000, count);
+        let mut builder = PlotBuilder::new(intervals);
+        for part in samples.chunks(chunk) {
+            builder.push(part);
+        }
+        let streamed = builder.finish();
+        let whole = plot(&samples, &intervals);
+        prop_assert_eq!(streamed.len(), whole.len());
+        for (a, b) in streamed.iter().zip(&whole) {
+            prop_assert!(a.time_us == b.time_us && a.value.to_bits() == b.value.to_bits() && a.status == b.status);
+        }
+    }
+
+    #[test]
     fn count_over_intervals_sums_to_the_raw_count(samples in sorted_samples(), step in 1i64..3_000) {
         let (start, end) = (100, 7_000);
         let counts = processed(&samples, &Intervals::every(start, end, step), Function::Count);

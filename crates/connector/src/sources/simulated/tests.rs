@@ -213,3 +213,25 @@ async fn period_tables_give_the_very_values_computed_directly() {
     let odd = source(json!({"sampleInterval": "7s", "period": "1h"}));
     assert!(odd.cycle(odd.position("sim.sinusoid.1").unwrap()).is_none());
 }
+
+#[tokio::test]
+async fn plot_streams_across_chunks_to_the_same_points() {
+    let sim = source(json!({"period": "7h"}));
+    let range = request("x", 0, 86_400).range;
+    let plot = uplink_model::PlotRequest {
+        tag: "sim.randomWalk.1".into(),
+        range,
+        intervals: 300,
+    };
+    let streamed = sim.plot(&plot).await.unwrap();
+    let all = sim
+        .collect_raw("sim.randomWalk.1", range, Boundary::Inside)
+        .await
+        .unwrap();
+    assert!(all.len() > 10 * CHUNK);
+    assert_eq!(
+        streamed,
+        uplink_model::aggregate::plot(&all, &plot.intervals())
+    );
+    assert!(streamed.len() <= 4 * 300);
+}
