@@ -238,3 +238,55 @@ async fn a_changed_file_is_reloaded() {
     assert_eq!(source.rows(), 5);
     assert_eq!(source.health().state, HealthState::Failed);
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// Whatever the order of rows, each tag reads back as exactly its rows, oldest first,
+        /// and rows that are not data are reported, never read.
+        #[test]
+        fn each_tag_reads_back_exactly_its_rows(
+            rows in proptest::collection::vec((0u8..4, 0i64..1_000, -1_000i32..1_000, any::<bool>()), 0..80),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("p.csv");
+            let mut text = String::from("tag,timestamp,value\n");
+            let mut bad = 0;
+            for (tag, second, value, broken) in &rows {
+                if *broken && value % 7 == 0 {
+                    text.push_str(&format!("T{tag},{second},oops\n"));
+                    bad += 1;
+                } else {
+                    text.push_str(&format!("T{tag},{second},{value}\n"));
+                }
+            }
+            fs::write(&file, text).unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let source = runtime
+                .block_on(CsvSource::open(&config(&file, json!({"watch": false, "timeFormat": "unixSeconds"}))))
+                .unwrap();
+            prop_assert_eq!(source.health().issue_count, bad);
+            for tag in 0u8..4 {
+                let mut expected: Vec<(i64, f64)> = rows
+                    .iter()
+                    .filter(|(t, _, value, broken)| *t == tag && !(*broken && value % 7 == 0))
+                    .map(|(_, second, value, _)| (second * 1_000_000, f64::from(*value)))
+                    .collect();
+                expected.sort_by_key(|(time, _)| *time);
+                let name = format!("T{tag}");
+                let read_back = if expected.is_empty() {
+                    Vec::new()
+                } else {
+                    runtime.block_on(read(&source, &name, range(0, 1_000), Boundary::Inside))
+                };
+                let got: Vec<(i64, f64)> = read_back.iter().map(|s| (s.time_us, s.value)).collect();
+                prop_assert_eq!(got, expected);
+            }
+        }
+    }
+}

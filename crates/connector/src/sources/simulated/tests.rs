@@ -235,3 +235,43 @@ async fn plot_streams_across_chunks_to_the_same_points() {
     );
     assert!(streamed.len() <= 4 * 300);
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn a_raw_read_is_every_grid_point_in_range_with_its_direct_value(
+            start in -100_000i64..100_000,
+            length in 0i64..5_000,
+            interval_ms in 1i64..5_000,
+            outside in any::<bool>(),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let sim = source(json!({"sampleInterval": format!("{interval_ms}ms"), "period": "17s"}));
+            let mut req = request("sim.sinusoid.1", 0, 0);
+            req.range = TimeRange::new(
+                Utc.timestamp_millis_opt(start).unwrap(),
+                Utc.timestamp_millis_opt(start + length).unwrap(),
+            ).unwrap();
+            req.boundary = if outside { Boundary::Outside } else { Boundary::Inside };
+            let values = runtime.block_on(read(&sim, &req));
+            let (lo, hi) = (req.range.start_us(), req.range.end_us());
+            let step = interval_ms * 1_000;
+            let inside = values.iter().filter(|s| s.time_us >= lo && s.time_us <= hi).count() as i64;
+            prop_assert_eq!(inside, hi.div_euclid(step) - (lo + step - 1).div_euclid(step) + 1);
+            prop_assert!(values.windows(2).all(|w| w[1].time_us - w[0].time_us == step));
+            if !outside {
+                prop_assert_eq!(inside as usize, values.len());
+            }
+            for sample in &values {
+                let direct = sim.value_at("sim.sinusoid.1", sample.time_us).unwrap();
+                prop_assert_eq!(sample.value.to_bits(), direct.value.to_bits());
+            }
+        }
+    }
+}

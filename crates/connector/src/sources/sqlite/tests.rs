@@ -303,3 +303,58 @@ async fn dropping_the_stream_stops_the_read() {
         50_000
     );
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+
+        /// A raw read returns exactly the rows of that tag within the range, in time order,
+        /// whatever the rows and the range.
+        #[test]
+        fn raw_reads_return_exactly_the_rows_in_range(
+            rows in proptest::collection::vec((0u8..3, 0i64..10_000, -100i32..100), 0..60),
+            start in 0i64..10_000,
+            length in 0i64..10_000,
+            max_count in proptest::option::of(1u64..20),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("p.db");
+            let got_and_expected = runtime.block_on(async {
+                let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+                let mut db = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+                sqlx::query("CREATE TABLE samples (tag TEXT, time INTEGER, value REAL)")
+                    .execute(&mut db).await.unwrap();
+                sqlx::query("BEGIN").execute(&mut db).await.unwrap();
+                for (tag, ms, value) in &rows {
+                    sqlx::query("INSERT INTO samples VALUES (?1, ?2, ?3)")
+                        .bind(format!("T{tag}")).bind(*ms).bind(f64::from(*value))
+                        .execute(&mut db).await.unwrap();
+                }
+                sqlx::query("COMMIT").execute(&mut db).await.unwrap();
+                db.close().await.unwrap();
+                let source = SqliteSource::open(&config(&path, json!({"statusColumn": null}))).await.unwrap();
+                let mut expected: Vec<i64> = rows
+                    .iter()
+                    .filter(|(tag, ms, _)| *tag == 0 && *ms >= start && *ms <= start + length)
+                    .map(|(_, ms, _)| *ms * 1_000)
+                    .collect();
+                expected.sort_unstable();
+                if let Some(max) = max_count {
+                    expected.truncate(max as usize);
+                }
+                if !rows.iter().any(|(tag, _, _)| *tag == 0) {
+                    return (expected.clone(), expected);
+                }
+                let req = RawRequest { max_count, ..request("T0", start, start + length, Boundary::Inside) };
+                let got: Vec<i64> = read(&source, &req).await.iter().map(|s| s.time_us).collect();
+                (got, expected)
+            });
+            prop_assert_eq!(got_and_expected.0, got_and_expected.1);
+        }
+    }
+}
