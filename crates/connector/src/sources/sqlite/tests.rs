@@ -295,6 +295,17 @@ async fn dropping_the_stream_stops_the_read() {
     let first = stream.next().await.unwrap().unwrap();
     assert_eq!(first.len(), CHUNK);
     drop(stream);
+    // The reading task ends and hands its connection back (it would wait on the full channel
+    // for ever otherwise).
+    let pool = &source.shared.pool;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while pool.num_idle() != pool.size() as usize {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dropped read still holds its connection"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     // The pool is free again: a new read completes in full.
     assert_eq!(
         read(&source, &request("A", 0, 50_000, Boundary::Inside))
