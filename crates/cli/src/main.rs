@@ -29,7 +29,7 @@ enum Command {
     Hub(hub::Args),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -38,13 +38,24 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async move {
-        match cli.command {
-            Command::Ui(args) => ui::run(args).await,
-            Command::Sources(args) => sources::run(args).await,
-            Command::Query(args) => query::run(args).await,
-            Command::Hub(args) => hub::run(args).await,
+    let outcome = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(dispatch(cli.command)));
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // The whole chain of causes on one line, for a person; no backtrace.
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
         }
-    })
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Ui(args) => ui::run(args).await,
+        Command::Sources(args) => sources::run(args).await,
+        Command::Query(args) => query::run(args).await,
+        Command::Hub(args) => hub::run(args).await,
+    }
 }
