@@ -46,7 +46,8 @@ ensure_npm() {
 TAURI_DRIVER_VERSION=2.1.0
 ensure_tauri_driver() {
   local bin="${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver"
-  if [ ! -x "$bin" ] || ! "$bin" --version 2>/dev/null | grep -q "$TAURI_DRIVER_VERSION"; then
+  # tauri-driver has no --version; cargo's own record says which version is installed.
+  if [ ! -x "$bin" ] || ! cargo install --list | grep -q "^tauri-driver v$TAURI_DRIVER_VERSION:"; then
     say "installing tauri-driver $TAURI_DRIVER_VERSION (WebDriver for the desktop app's tests)"
     cargo install tauri-driver --version "$TAURI_DRIVER_VERSION" --locked --quiet
   fi
