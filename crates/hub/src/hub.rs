@@ -383,3 +383,69 @@ fn validate_username(name: &str) -> Result<()> {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn fresh() -> (tempfile::TempDir, Hub) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path()).await.unwrap();
+        let hub = Hub::new(
+            Arc::new(store),
+            HubConfig::new("https://hub.test/"),
+            Passwords::with_cost(1, 64, 1),
+        )
+        .await
+        .unwrap();
+        (dir, hub)
+    }
+
+    #[tokio::test]
+    async fn a_fresh_hub_has_no_account_no_app_and_no_default_password() {
+        let (_dir, hub) = fresh().await;
+        assert_eq!(hub.config.issuer, "https://hub.test");
+        assert!(hub.store.users().await.unwrap().is_empty());
+        assert!(hub.store.apps().await.unwrap().is_empty());
+        assert!(hub.store.connectors(None).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn bad_registrations_are_refused_with_reasons() {
+        let (_dir, hub) = fresh().await;
+        let err = hub
+            .add_user("a b", "long enough password".into())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("username 'a b'"));
+        let app = |uri: &str, scope: &str, id: Option<&str>| NewApp {
+            name: "X".into(),
+            client_id: id.map(str::to_owned),
+            confidential: true,
+            redirect_uris: vec![uri.into()],
+            scopes: vec![scope.into()],
+        };
+        let err = hub
+            .add_app(app("http://app.example/cb", "data.read", None))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("https"));
+        let err = hub
+            .add_app(app("https://app.example/cb", "admin", None))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("unknown scope 'admin'"));
+        let err = hub
+            .add_app(app("https://app.example/cb", "data.read", Some("a/b")))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("client id 'a/b'"));
+        let ok = hub
+            .add_app(app("https://app.example/cb", "data.read", None))
+            .await
+            .unwrap();
+        assert!(ok.secret.is_some(), "a confidential app gets a secret");
+        let err = hub.add_connector("nobody", "Plant").await.unwrap_err();
+        assert_eq!(err.code(), "not_found");
+    }
+}
