@@ -50,6 +50,10 @@ enum Query {
         /// Tag names.
         #[arg(required = true)]
         tags: Vec<String>,
+        /// Keep printing new values as they come (pushed by sources that can, else polled
+        /// every second) until interrupted.
+        #[arg(long)]
+        follow: bool,
     },
     /// Stored values in a range.
     Raw {
@@ -179,34 +183,34 @@ async fn print(source: &dyn DataSource, query: Query, json: bool) -> anyhow::Res
                 }
             }
         }
-        Query::Snapshot { tags } => {
+        Query::Snapshot { tags, follow } => {
             let query = SnapshotQuery { tags };
             query.validate()?;
             let values = source.snapshot(&query.tags).await?;
-            if json {
-                #[derive(Serialize)]
-                struct Named<'a> {
-                    tag: &'a str,
-                    #[serde(flatten)]
-                    value: &'a TagValue,
-                }
-                let named: Vec<Named> = query
-                    .tags
-                    .iter()
-                    .zip(&values)
-                    .map(|(tag, value)| Named { tag, value })
-                    .collect();
-                json_line(&mut out, &named)?;
-            } else {
+            if !json {
                 writeln!(out, "{:<24} {:<30} {:>16} STATUS", "TAG", "TIME", "VALUE")?;
-                for (tag, value) in query.tags.iter().zip(&values) {
-                    writeln!(
-                        out,
-                        "{tag:<24} {:<30} {:>16} {}",
-                        time(value),
-                        number(value.value),
-                        value.status
-                    )?;
+            }
+            print_snapshot(&mut out, &query.tags, &values, json)?;
+            if follow {
+                out.flush()?;
+                let mut updates = match source.subscribe(&query.tags).await {
+                    Ok(pushed) => pushed,
+                    Err(uplink_connector::SourceError::Unsupported { .. }) => {
+                        polled(source, &query.tags)
+                    }
+                    Err(err) => return Err(err.into()),
+                };
+                loop {
+                    tokio::select! {
+                        update = updates.next() => match update {
+                            Some(values) => {
+                                print_snapshot(&mut out, &query.tags, &values, json)?;
+                                out.flush()?;
+                            }
+                            None => break,
+                        },
+                        _ = tokio::signal::ctrl_c() => break,
+                    }
                 }
             }
         }
@@ -320,6 +324,50 @@ async fn print(source: &dyn DataSource, query: Query, json: bool) -> anyhow::Res
         }
     }
     out.flush()?;
+    Ok(())
+}
+
+/// Current values every second, for sources that do not push.
+fn polled<'a>(
+    source: &'a dyn DataSource,
+    tags: &'a [String],
+) -> futures::stream::BoxStream<'a, Vec<TagValue>> {
+    futures::stream::unfold((), move |()| async move {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        source.snapshot(tags).await.ok().map(|values| (values, ()))
+    })
+    .boxed()
+}
+
+fn print_snapshot(
+    out: &mut impl Write,
+    tags: &[String],
+    values: &[TagValue],
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        #[derive(Serialize)]
+        struct Named<'a> {
+            tag: &'a str,
+            #[serde(flatten)]
+            value: &'a TagValue,
+        }
+        let named: Vec<Named> = tags
+            .iter()
+            .zip(values)
+            .map(|(tag, value)| Named { tag, value })
+            .collect();
+        return json_line(out, &named);
+    }
+    for (tag, value) in tags.iter().zip(values) {
+        writeln!(
+            out,
+            "{tag:<24} {:<30} {:>16} {}",
+            time(value),
+            number(value.value),
+            value.status
+        )?;
+    }
     Ok(())
 }
 
