@@ -137,9 +137,8 @@ impl CsvSource {
         let loading = settings.clone();
         let index = tokio::task::spawn_blocking(move || load(&loading))
             .await
-            .map_err(|err| SourceError::Database {
-                source_name: config.name.clone(),
-                message: format!("loading stopped: {err}"),
+            .map_err(|err| {
+                SourceError::io("stopped loading", &config.name, std::io::Error::other(err))
             })??;
         let source = Self {
             shared: Arc::new(Shared {
