@@ -146,7 +146,11 @@ function windowViewable() {
   }
 }
 
-test('the tray menu opens the window and quits the app with code 0', async () => {
+// What a window manager's close button sends; the app must hide the window and keep running.
+const closeWindow = () =>
+  execFileSync('/usr/bin/python3', [join(import.meta.dirname, 'close_window.py'), 'Uplink'], { stdio: 'pipe', timeout: 10_000 });
+
+test('the tray opens the window, closing only hides it, and Quit exits with code 0', async () => {
   const app = spawn(appBin, [], { stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((done) => app.on('exit', (code, signal) => done({ code, signal })));
   try {
@@ -168,6 +172,13 @@ test('the tray menu opens the window and quits the app with code 0', async () =>
     await waitFor('the window to be shown by Open', () => windowViewable(), 15_000);
     await sleep(1500);
     screenshot('desktop-tray-open.png');
+
+    closeWindow();
+    await waitFor('the window to hide on close', () => !windowViewable(), 10_000);
+    await sleep(1000);
+    assert.equal(app.exitCode, null, 'closing the window keeps the app running in the tray');
+    click(tray, labelled[0].id);
+    await waitFor('Open to show the window again', () => windowViewable(), 15_000);
 
     click(tray, labelled.at(-1).id);
     const result = await Promise.race([exited, sleep(15_000).then(() => 'still running')]);
