@@ -5,6 +5,7 @@
 mod arguments;
 pub mod client;
 pub mod error;
+mod frames;
 mod hub_error;
 pub mod negotiate;
 pub mod protocol;

@@ -7,10 +7,8 @@ use tokio::task::JoinHandle;
 
 use super::http::HttpClient;
 use crate::error::{Error, Result};
+use crate::frames::FrameBuilder;
 use crate::negotiate::Transport;
-
-/// Outgoing messages queued together are sent in one frame or POST, up to this size.
-pub(crate) const COALESCE_LIMIT: usize = 64 * 1024;
 
 /// One transport connection. Dropping the `outgoing` sender ends it gracefully (WebSocket
 /// close, DELETE for long polling); dropping the link stops its receiving tasks.
@@ -33,24 +31,6 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Joins the first queued message with whatever else is already waiting.
-pub(crate) fn coalesce(first: Bytes, queue: &mut mpsc::Receiver<Bytes>) -> Bytes {
-    if let Ok(second) = queue.try_recv() {
-        let mut joined = Vec::with_capacity(first.len() + second.len());
-        joined.extend_from_slice(&first);
-        joined.extend_from_slice(&second);
-        while joined.len() < COALESCE_LIMIT {
-            match queue.try_recv() {
-                Ok(more) => joined.extend_from_slice(&more),
-                Err(_) => break,
-            }
-        }
-        Bytes::from(joined)
-    } else {
-        first
-    }
-}
-
 /// Sends queued messages by POST, one request at a time, for SSE and long polling. When the
 /// queue closes it sends DELETE if asked (long polling's graceful end).
 pub(crate) fn spawn_sender(
@@ -62,8 +42,16 @@ pub(crate) fn spawn_sender(
     delete_on_end: bool,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        while let Some(first) = outgoing.recv().await {
-            let body = coalesce(first, &mut outgoing);
+        let mut frames = FrameBuilder::default();
+        loop {
+            let first = match frames.take_carry() {
+                Some(first) => first,
+                None => match outgoing.recv().await {
+                    Some(first) => first,
+                    None => break,
+                },
+            };
+            let body = frames.build(first, &mut outgoing);
             let sent = http
                 .send(Method::POST, &uri, token.as_deref(), None, body)
                 .await;

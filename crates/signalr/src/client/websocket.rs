@@ -9,8 +9,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::http::Dialer;
-use super::link::{AbortOnDrop, Link, coalesce};
+use super::link::{AbortOnDrop, Link};
 use crate::error::{Error, Result};
+use crate::frames::FrameBuilder;
 use crate::negotiate::Transport;
 
 const NAME: &str = "WebSockets";
@@ -57,8 +58,16 @@ pub(crate) async fn connect(
     let (incoming_tx, incoming) = mpsc::channel(256);
 
     tokio::spawn(async move {
-        while let Some(first) = outgoing_rx.recv().await {
-            let frame = coalesce(first, &mut outgoing_rx);
+        let mut frames = FrameBuilder::default();
+        loop {
+            let first = match frames.take_carry() {
+                Some(first) => first,
+                None => match outgoing_rx.recv().await {
+                    Some(first) => first,
+                    None => break,
+                },
+            };
+            let frame = frames.build(first, &mut outgoing_rx);
             // Text protocols go in text frames, as the official clients expect.
             let message = match Utf8Bytes::try_from(frame.clone()) {
                 Ok(text) => Message::Text(text),

@@ -25,6 +25,8 @@ pub(crate) struct Connection {
     pub identity: Option<Identity>,
     pub outbound_tx: mpsc::Sender<Bytes>,
     pub outbound_rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Bytes>>>,
+    /// Frame batching state of whichever transport holds `outbound_rx`.
+    pub frames: Mutex<crate::frames::FrameBuilder>,
     pub inbound_tx: mpsc::Sender<Bytes>,
     pub inbound_rx: Mutex<Option<mpsc::Receiver<Bytes>>>,
     pub transport: Mutex<Option<Transport>>,
@@ -65,6 +67,7 @@ impl Connection {
             identity,
             outbound_tx,
             outbound_rx: Arc::new(tokio::sync::Mutex::new(outbound_rx)),
+            frames: Mutex::default(),
             inbound_tx,
             inbound_rx: Mutex::new(Some(inbound_rx)),
             transport: Mutex::new(None),
@@ -181,6 +184,25 @@ impl Connection {
                 Err(Error::closed("send queue closed"))
             }
         }
+    }
+
+    /// The next frame to send: a message kept back last time, else the first queued one,
+    /// batched with what else is waiting. `None` once closed and drained.
+    pub async fn next_frame(&self, outbound: &mut mpsc::Receiver<Bytes>) -> Option<Bytes> {
+        let carried = lock(&self.frames).take_carry();
+        let first = match carried {
+            Some(first) => first,
+            None => {
+                let mut closed = self.closed_signal();
+                let next = tokio::select! {
+                    biased;
+                    next = outbound.recv() => next,
+                    _ = crate::signal::raised(&mut closed) => None,
+                };
+                next.or_else(|| outbound.try_recv().ok())?
+            }
+        };
+        Some(lock(&self.frames).build(first, outbound))
     }
 
     pub fn complete_client_result(&self, invocation_id: &str, outcome: Outcome) -> bool {

@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::connection::{Connection, lock};
-use super::websocket::coalesce;
 use super::{ServerShared, attach, error_response, find_connection};
 use crate::negotiate::Transport;
 
@@ -59,21 +58,18 @@ async fn wait_for_messages(
     if superseded() {
         return StatusCode::NO_CONTENT.into_response();
     }
-    let mut closed = conn.closed_signal();
-    let first = tokio::select! {
-        biased;
-        next = outbound.recv() => next,
-        _ = crate::signal::raised(&mut closed) => outbound.try_recv().ok(),
+    let frame = tokio::select! {
+        frame = conn.next_frame(&mut outbound) => frame,
         _ = conn.poll_superseded.notified() => return StatusCode::NO_CONTENT.into_response(),
         _ = tokio::time::sleep(server.options.long_poll_timeout) => {
             return (StatusCode::OK, [(header::CONTENT_LENGTH, "0")]).into_response();
         }
     };
-    match first {
-        Some(first) => (
+    match frame {
+        Some(frame) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/octet-stream")],
-            coalesce(first, &mut outbound),
+            frame,
         )
             .into_response(),
         // Closed and drained: tell the client the connection is over.

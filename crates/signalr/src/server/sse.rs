@@ -10,7 +10,6 @@ use bytes::Bytes;
 use tokio::sync::{OwnedMutexGuard, mpsc};
 
 use super::connection::Connection;
-use super::websocket::coalesce;
 use super::{ServerShared, attach, find_connection};
 use crate::negotiate::Transport;
 
@@ -58,17 +57,8 @@ impl EventStream {
             self.opened = true;
             return Some(Bytes::from_static(b":\r\n\r\n"));
         }
-        let mut closed = self.conn.closed_signal();
-        let first = tokio::select! {
-            biased;
-            next = self.outbound.recv() => next,
-            _ = crate::signal::raised(&mut closed) => None,
-        };
-        let first = first.or_else(|| self.outbound.try_recv().ok())?;
-        Some(Bytes::from(encode_event(&coalesce(
-            first,
-            &mut self.outbound,
-        ))))
+        let frame = self.conn.next_frame(&mut self.outbound).await?;
+        Some(Bytes::from(encode_event(&frame)))
     }
 }
 

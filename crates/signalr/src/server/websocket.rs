@@ -4,18 +4,14 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::extract::Request;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
 
 use super::connection::Connection;
 use super::{ServerShared, admit, attach, auth, find_connection, new_connection};
 use crate::negotiate::Transport;
-
-/// Outgoing messages queued together are sent as one frame, up to this size.
-pub(crate) const COALESCE_LIMIT: usize = 64 * 1024;
 
 pub(crate) async fn accept(server: Arc<ServerShared>, request: Request) -> Response {
     let (mut parts, _body) = request.into_parts();
@@ -38,7 +34,13 @@ pub(crate) async fn accept(server: Arc<ServerShared>, request: Request) -> Respo
     if let Err(response) = attach(&server, &conn, Transport::WebSockets) {
         return response;
     }
-    let frame_limit = (server.options.max_message_size * 2).max(64 * 1024);
+    // A frame may batch several messages: our clients fill frames up to FRAME_LIMIT, and one
+    // message alone is bounded by the maximum message size.
+    let frame_limit = server
+        .options
+        .max_message_size
+        .max(crate::frames::FRAME_LIMIT)
+        + 1024;
     upgrade
         .max_message_size(frame_limit)
         .on_upgrade(move |socket| run(conn, socket))
@@ -50,20 +52,11 @@ async fn run(conn: Arc<Connection>, socket: WebSocket) {
     let writer = tokio::spawn(async move {
         let conn = writer_conn;
         let mut outbound = conn.outbound_rx.clone().lock_owned().await;
-        let mut closed = conn.closed_signal();
-        loop {
-            let first = tokio::select! {
-                biased;
-                next = outbound.recv() => next,
-                _ = crate::signal::raised(&mut closed) => None,
-            };
-            let Some(first) = first.or_else(|| outbound.try_recv().ok()) else {
-                break;
-            };
-            let frame = coalesce(first, &mut outbound);
-            let message = match String::from_utf8(frame) {
-                Ok(text) => Message::Text(text.into()),
-                Err(binary) => Message::Binary(Bytes::from(binary.into_bytes())),
+        while let Some(frame) = conn.next_frame(&mut outbound).await {
+            // Text protocols go in text frames, as the official clients expect.
+            let message = match Utf8Bytes::try_from(frame.clone()) {
+                Ok(text) => Message::Text(text),
+                Err(_) => Message::Binary(frame),
             };
             if sink.send(message).await.is_err() {
                 conn.close(None);
@@ -86,17 +79,4 @@ async fn run(conn: Arc<Connection>, socket: WebSocket) {
     }
     conn.close(None);
     let _ = writer.await;
-}
-
-/// Joins the first queued message with whatever else is already waiting.
-pub(crate) fn coalesce(first: Bytes, queue: &mut mpsc::Receiver<Bytes>) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(first.len());
-    frame.extend_from_slice(&first);
-    while frame.len() < COALESCE_LIMIT {
-        match queue.try_recv() {
-            Ok(more) => frame.extend_from_slice(&more),
-            Err(_) => break,
-        }
-    }
-    frame
 }
