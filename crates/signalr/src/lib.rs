@@ -1,6 +1,51 @@
 //! The ASP.NET Core SignalR protocol in Rust: the JSON hub protocol, negotiate, and the
 //! WebSockets, Server-Sent Events and long-polling transports, as an axum server and a
-//! reconnecting client, both speaking to the official clients and servers.
+//! reconnecting client, both interoperable with the official clients and servers.
+//!
+//! - [`protocol`]: the hub protocol without I/O — messages, the handshake, `0x1E` record
+//!   framing with a size limit, and the JSON encoding behind the [`protocol::HubProtocol`]
+//!   trait.
+//! - [`server`]: a [`server::HubServer`] whose [`axum::Router`] mounts at any path and serves
+//!   negotiate and all three transports, with keep-alive, timeouts, bounded send queues, an
+//!   Origin check and an authentication hook; hub methods with results, streams and client
+//!   results.
+//! - [`client`]: a [`client::HubConnection`] that negotiates, falls back from WebSockets to
+//!   Server-Sent Events to long polling, goes through `HTTPS_PROXY`, reconnects forever with
+//!   jittered backoff, and moves back up to a faster transport when it works again.
+//!
+//! A server and a client, over TLS:
+//!
+//! ```no_run
+//! use axum::Router;
+//! use uplink_signalr::client::HubConnection;
+//! use uplink_signalr::server::{Hub, HubServer, ServerOptions};
+//! use uplink_signalr::HubError;
+//!
+//! # async fn demo() -> anyhow::Result<()> {
+//! uplink_tls::install_crypto_provider();
+//! let ca = uplink_tls::LoopbackCa::generate(&["localhost"])?;
+//!
+//! // Server: a hub with one method, mounted at /hubs/demo.
+//! let hub = Hub::new()
+//!     .method("Add", |_caller, (a, b): (i64, i64)| async move { Ok::<_, HubError>(a + b) });
+//! let server = HubServer::new(hub, ServerOptions::default());
+//! let app = Router::new().nest("/hubs/demo", server.router());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8443").await?;
+//! let tls = uplink_tls::server_config(&ca.cert_chain_pem(), ca.key_pem())?;
+//! tokio::spawn(uplink_tls::serve(listener, tls, app, std::future::pending()));
+//!
+//! // Client: trusts the demo CA, picks the best transport, reconnects on its own.
+//! let trust = uplink_tls::Trust::CustomCa(ca.ca_pem().to_owned());
+//! let connection = HubConnection::builder("https://localhost:8443/hubs/demo")
+//!     .tls(uplink_tls::client_config(&trust)?)
+//!     .start()?;
+//! let transport = connection.wait_connected().await;
+//! let sum: i64 = connection.invoke("Add", (40, 2)).await?;
+//! assert_eq!(sum, 42);
+//! println!("42 over {transport}");
+//! connection.stop().await;
+//! # Ok(()) }
+//! ```
 
 mod arguments;
 pub mod client;
@@ -9,9 +54,9 @@ mod frames;
 mod hub_error;
 pub mod negotiate;
 pub mod protocol;
+pub mod server;
+mod signal;
 
 pub use error::{Error, Result};
 pub use hub_error::HubError;
 pub use negotiate::Transport;
-pub mod server;
-mod signal;
