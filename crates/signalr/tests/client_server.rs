@@ -237,3 +237,39 @@ async fn retries_the_first_start_and_reconnects_after_the_server_returns() {
     client.stop().await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_silent_server_is_detected_and_the_client_reconnects() {
+    // The server never pings within the client's server timeout, and the client never pings
+    // within the server's client timeout: both sides must notice, the client must come back.
+    let server = start(ServerOptions {
+        keep_alive_interval: Duration::from_secs(3600),
+        ..ServerOptions::default()
+    })
+    .await;
+    let client = HubConnection::builder(server.url())
+        .tls(server.client_tls.clone())
+        .proxy(ProxySetting::Direct)
+        .server_timeout(Duration::from_millis(400))
+        .backoff(Backoff {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+        })
+        .start()
+        .unwrap();
+    let mut events = client.events();
+    within("connect", client.wait_connected()).await;
+    let error = loop {
+        if let ClientEvent::Reconnecting { last_error, .. } =
+            within("reconnecting", events.recv()).await.unwrap()
+        {
+            break last_error;
+        }
+    };
+    assert!(error.contains("server keep-alive timed out"), "{error}");
+    within("reconnect", client.wait_connected()).await;
+    let sum: i64 = within("Add", client.invoke("Add", (1, 1))).await.unwrap();
+    assert_eq!(sum, 2);
+    client.stop().await;
+    server.stop().await;
+}
