@@ -174,6 +174,7 @@ async fn run() {
     // The floor: one trivial statement through a sqlx SQLite pool on the same file.
     let raw = sqlx::sqlite::SqlitePoolOptions::new()
         .max_connections(8)
+        .test_before_acquire(false)
         .connect_with(
             sqlx::sqlite::SqliteConnectOptions::new()
                 .filename(dir.path().join("hub.db"))

@@ -38,13 +38,17 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // No ping before each use: a local file connection does not go stale, and the ping
+        // would double the cost of every grant check.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(base.clone().create_if_missing(true))
             .await?;
         sqlx::migrate!("./migrations").run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(base.read_only(true))
             .await?;
         Ok(Self { writer, reader })
