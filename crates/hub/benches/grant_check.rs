@@ -142,7 +142,7 @@ async fn run() {
             .await
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let mut full = Vec::new();
     for round in 0..4_000usize {
         let start = Instant::now();

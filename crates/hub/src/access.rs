@@ -32,7 +32,7 @@ use crate::token::{AccessClaims, TokenRejection};
 
 /// How often (seconds) a grant's "last used" time is written: often enough for the settings
 /// page, rarely enough that reads stay reads.
-const LAST_USED_RESOLUTION: i64 = 60;
+pub(crate) const LAST_USED_RESOLUTION: i64 = 60;
 
 /// Access was allowed: the verified token and the data source it may read.
 #[derive(Debug, Clone)]
@@ -146,6 +146,7 @@ impl Hub {
         if grant
             .last_used_at
             .is_none_or(|t| now - t >= LAST_USED_RESOLUTION)
+            && self.first_touch_in_a_while(grant.id, now)
         {
             let store = self.store.clone();
             tokio::spawn(async move {
@@ -158,6 +159,23 @@ impl Hub {
             claims,
             source_id: source_id.to_owned(),
         })
+    }
+}
+
+impl Hub {
+    /// Whether this grant's use has not been recorded in the last minute by this node.
+    fn first_touch_in_a_while(&self, grant_id: i64, now: i64) -> bool {
+        let mut touched = self
+            .recently_touched
+            .lock()
+            .expect("touch record lock poisoned");
+        match touched.get(&grant_id) {
+            Some(at) if now - *at < LAST_USED_RESOLUTION => false,
+            _ => {
+                touched.insert(grant_id, now);
+                true
+            }
+        }
     }
 }
 

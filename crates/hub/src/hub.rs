@@ -64,6 +64,9 @@ pub struct Hub {
     /// Where revocations are announced.
     pub announcer: Arc<dyn RevocationAnnouncer>,
     pub(crate) limiters: Limiters,
+    /// Grants whose use was recorded recently (grant id → when), so a burst of requests on one
+    /// grant writes "last used" once, not once per request. Never consulted to allow access.
+    pub(crate) recently_touched: std::sync::Mutex<std::collections::HashMap<i64, i64>>,
 }
 
 /// A newly registered app and, for confidential apps, its secret (shown once).
@@ -110,6 +113,7 @@ impl Hub {
             Keyring::load_or_create(store.as_ref(), &config.issuer, &config.audience()).await?;
         Ok(Self {
             limiters: Limiters::new(config.rate_limits),
+            recently_touched: Default::default(),
             store,
             keys,
             passwords,
@@ -358,6 +362,11 @@ impl Hub {
     /// Forgets idle rate-limit keys; call periodically.
     pub fn forget_idle_rate_limits(&self) {
         self.limiters.forget_idle();
+        let now = crate::clock::now();
+        self.recently_touched
+            .lock()
+            .expect("touch record lock poisoned")
+            .retain(|_, at| now - *at < crate::access::LAST_USED_RESOLUTION);
     }
 }
 
