@@ -25,6 +25,24 @@ pub struct SqliteStore {
     reader: SqlitePool,
 }
 
+/// Revokes one token family; a family already revoked keeps its first reason and time.
+/// Returns whether this call revoked it.
+async fn revoke_family_on<'e, E>(executor: E, id: &str, reason: &str, now: i64) -> Result<bool>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    let n = sqlx::query(
+        "UPDATE token_families SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(id)
+    .execute(executor)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -684,14 +702,9 @@ impl Store for SqliteStore {
                 match used {
                     Some(first) => {
                         // RFC 6749 §4.1.2: a replayed code revokes what its first use issued.
-                        sqlx::query(
-                            "UPDATE token_families SET revoked_at = ?, revoked_reason = 'code replayed' \
-                             WHERE id = ? AND revoked_at IS NULL",
-                        )
-                        .bind(now)
-                        .bind(first)
-                        .execute(&mut *tx)
-                        .await?;
+                        if let Some(first) = first {
+                            revoke_family_on(&mut *tx, &first, "code replayed", now).await?;
+                        }
                         CodeRedemption::Replayed
                     }
                     None => CodeRedemption::Unknown,
@@ -794,14 +807,7 @@ impl Store for SqliteStore {
                 match family_id {
                     Some(family_id) => {
                         // A spent refresh token presented again means two parties hold it: stop both.
-                        sqlx::query(
-                            "UPDATE token_families SET revoked_at = ?, revoked_reason = 'refresh token reused' \
-                             WHERE id = ? AND revoked_at IS NULL",
-                        )
-                        .bind(now)
-                        .bind(family_id)
-                        .execute(&mut *tx)
-                        .await?;
+                        revoke_family_on(&mut *tx, &family_id, "refresh token reused", now).await?;
                         Rotation::Reused
                     }
                     None => Rotation::Invalid,
@@ -823,16 +829,7 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_family(&self, id: &str, reason: &str, now: i64) -> Result<bool> {
-        let n = sqlx::query(
-            "UPDATE token_families SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(reason)
-        .bind(id)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        Ok(n == 1)
+        revoke_family_on(&self.writer, id, reason, now).await
     }
 
     async fn create_device_authorization(
