@@ -24,6 +24,7 @@ pub mod oauth;
 pub mod pages;
 pub mod password;
 pub mod rate_limit;
+pub mod relay;
 pub mod revocation;
 mod router;
 pub mod scopes;

@@ -1,0 +1,373 @@
+//! The connector link protocol: what a connector and the hub say to each other over SignalR at
+//! [`HUB_PATH`], as plain serde types shared by both sides. `docs/protocol.md` is the normative
+//! description (written so a connector can be built in any language with an official SignalR
+//! client); this crate is its Rust form.
+//!
+//! The hub relays an app's query as a [`RelayedQuery`] (method [`to_connector::QUERY`]); the
+//! connector answers with the exact bytes of the HTTP body the app will receive, in chunks
+//! ([`to_hub::QUERY_CHUNK`], each acknowledged before the window moves on, which is the
+//! backpressure) and ends with [`to_hub::QUERY_END`]. The hub forwards chunk bytes without parsing
+//! them.
+//!
+//! ```
+//! use uplink_link::{QueryOperation, RelayedQuery, ResultFormat};
+//!
+//! let json = r#"{"queryId":"q1","appId":"app_x","userId":"usr_y","source":"plant-a",
+//!   "format":"json","query":{"type":"snapshot","tags":["FIC101.PV"]}}"#;
+//! let query: RelayedQuery = serde_json::from_str(json).unwrap();
+//! assert_eq!(query.operation(), QueryOperation::Snapshot);
+//! assert_eq!(query.format, ResultFormat::Json);
+//! ```
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uplink_model::{DataSourceDescriptor, Query};
+
+/// Where the hub serves the link (SignalR, JSON hub protocol, any of the three transports).
+pub const HUB_PATH: &str = "/hubs/connector";
+/// The OAuth scope an access token needs to open a link.
+pub const CONNECTOR_SCOPE: &str = "connector";
+/// The public OAuth client a connector signs in with through the device flow.
+pub const CONNECTOR_CLIENT_ID: &str = "uplink-connector";
+/// How many chunks of one query may await acknowledgement at once.
+pub const CHUNK_WINDOW: usize = 4;
+/// The most bytes of body one chunk may carry (before JSON string escaping).
+pub const MAX_CHUNK_BYTES: usize = 64 * 1024;
+/// The largest SignalR message the hub accepts on the link.
+pub const MAX_LINK_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// Methods the connector invokes on the hub (all are invocations with a completion).
+pub mod to_hub {
+    /// `Register(Registration) -> Registered`: first call after connecting, and again whenever
+    /// the connector's data sources change.
+    pub const REGISTER: &str = "Register";
+    /// `RenewToken(accessToken: string) -> TokenRenewed`: a fresh access token before the
+    /// current one expires; the hub closes links whose token expired.
+    pub const RENEW_TOKEN: &str = "RenewToken";
+    /// `QueryChunk(queryId: string, seq: number, data: string) -> null`: the next piece of the
+    /// body; completes once the hub has room for more. An error completion means stop.
+    pub const QUERY_CHUNK: &str = "QueryChunk";
+    /// `QueryEnd(queryId: string, outcome: QueryOutcome) -> null`: the answer is complete, or
+    /// failed.
+    pub const QUERY_END: &str = "QueryEnd";
+    /// `RevokeGrant(RevokeRequest) -> null`: the data owner revoked an app on site.
+    pub const REVOKE_GRANT: &str = "RevokeGrant";
+    /// `Heartbeat() -> Heartbeat`: measures round-trip time and compares clocks.
+    pub const HEARTBEAT: &str = "Heartbeat";
+}
+
+/// Methods the hub invokes on the connector (sent without awaiting a result).
+pub mod to_connector {
+    /// `Query(RelayedQuery)`: run this query and answer with chunks and an end.
+    pub const QUERY: &str = "Query";
+    /// `CancelQuery(queryId: string, reason: string)`: the app went away or the hub gave up.
+    pub const CANCEL_QUERY: &str = "CancelQuery";
+    /// `Grants(GrantList)`: every live grant on this connector's data sources, sent after
+    /// registration and whenever one is given or revoked.
+    pub const GRANTS: &str = "Grants";
+}
+
+/// What a connector announces about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Registration {
+    /// The connector's id. A connector registered by an administrator (client-credentials
+    /// token) must send its own id; one signed in through the device flow sends the id it
+    /// generated on first start (`con_` followed by 20 to 64 characters of `[A-Za-z0-9_-]`).
+    pub connector_id: String,
+    /// Display name (usually the machine's name).
+    pub name: String,
+    /// Software and version, e.g. `uplink-connector 0.1.0`.
+    #[serde(default)]
+    pub software: String,
+    /// Every data source it serves now; sources missing from the list become unavailable.
+    pub sources: Vec<DataSourceDescriptor>,
+}
+
+/// The hub's answer to a registration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Registered {
+    /// The connector's id, as the hub knows it.
+    pub connector_id: String,
+    /// The hub's ids for the announced data sources (used in app API paths).
+    pub sources: Vec<RegisteredSource>,
+    /// Every live grant on this connector's data sources.
+    pub grants: Vec<Grant>,
+}
+
+/// A data source's hub id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisteredSource {
+    /// Its name on the connector.
+    pub name: String,
+    /// Its id on the hub (`src_…`).
+    pub id: String,
+}
+
+/// One app's live grant on one data source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Grant {
+    /// The app's client id.
+    pub app_id: String,
+    /// The app's display name.
+    pub app_name: String,
+    /// The user who consented.
+    pub user_id: String,
+    /// The data source's name on the connector.
+    pub source: String,
+    /// The scopes granted.
+    pub scopes: Vec<String>,
+    /// When consent was given.
+    pub granted_at: DateTime<Utc>,
+    /// When the app last used it, if ever.
+    #[serde(default)]
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// The argument of [`to_connector::GRANTS`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantList {
+    /// Every live grant on the connector's data sources.
+    pub grants: Vec<Grant>,
+}
+
+/// The answer to [`to_hub::RENEW_TOKEN`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRenewed {
+    /// When the new token expires; renew before then.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The answer to [`to_hub::HEARTBEAT`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Heartbeat {
+    /// The hub's clock when it answered.
+    pub server_time: DateTime<Utc>,
+}
+
+/// The argument of [`to_hub::REVOKE_GRANT`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokeRequest {
+    /// The app to revoke.
+    pub app_id: String,
+    /// One data source by name, or every source of this connector when absent.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// How the app asked for the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultFormat {
+    /// One JSON document (`application/json`).
+    #[default]
+    Json,
+    /// One JSON value per line (`application/x-ndjson`).
+    Ndjson,
+}
+
+impl ResultFormat {
+    /// The HTTP media type of the format.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Self::Json => "application/json",
+            Self::Ndjson => "application/x-ndjson",
+        }
+    }
+}
+
+/// A query the hub relays: already checked against the grant and validated, with relative
+/// times resolved to absolute ones by the hub's clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayedQuery {
+    /// Unique per link; names the chunks and the end.
+    pub query_id: String,
+    /// The app asking (its client id), for the connector's local policy and audit trail.
+    pub app_id: String,
+    /// The user on whose grant the app reads.
+    pub user_id: String,
+    /// The data source's name on the connector.
+    pub source: String,
+    /// The body format the app asked for.
+    #[serde(default)]
+    pub format: ResultFormat,
+    /// The query, in the data model's JSON form.
+    pub query: Query,
+}
+
+/// Which kind of query, for policy, audit and status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum QueryOperation {
+    /// Tag search.
+    Search,
+    /// Current values.
+    Snapshot,
+    /// Stored values.
+    Raw,
+    /// Down-sampled values.
+    Plot,
+    /// Values at given times.
+    AtTimes,
+    /// Functions over intervals.
+    Processed,
+}
+
+impl QueryOperation {
+    /// The wire name (`"search"`, `"atTimes"`…).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Search => "search",
+            Self::Snapshot => "snapshot",
+            Self::Raw => "raw",
+            Self::Plot => "plot",
+            Self::AtTimes => "atTimes",
+            Self::Processed => "processed",
+        }
+    }
+}
+
+impl std::fmt::Display for QueryOperation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl RelayedQuery {
+    /// The kind of query.
+    pub fn operation(&self) -> QueryOperation {
+        operation_of(&self.query)
+    }
+}
+
+/// The kind of a query.
+pub fn operation_of(query: &Query) -> QueryOperation {
+    match query {
+        Query::Search(_) => QueryOperation::Search,
+        Query::Snapshot(_) => QueryOperation::Snapshot,
+        Query::Raw(_) => QueryOperation::Raw,
+        Query::Plot(_) => QueryOperation::Plot,
+        Query::AtTimes(_) => QueryOperation::AtTimes,
+        Query::Processed(_) => QueryOperation::Processed,
+    }
+}
+
+/// How a query ended (argument of [`to_hub::QUERY_END`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryOutcome {
+    /// Absent when the body is complete; the reason when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<QueryFailure>,
+}
+
+/// Why the connector could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryFailure {
+    /// A stable code from [`failure`].
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+/// The stable failure codes a connector reports, and the HTTP status the app then sees (when
+/// no byte of the body was sent yet; later failures cut the body short).
+pub mod failure {
+    /// The data source is not on this connector (404).
+    pub const UNKNOWN_SOURCE: &str = "unknown_source";
+    /// The tag does not exist (404).
+    pub const UNKNOWN_TAG: &str = "unknown_tag";
+    /// The connector's local policy refuses this app or data source (403).
+    pub const VETOED: &str = "vetoed";
+    /// The query is malformed or out of limits (400).
+    pub const INVALID_QUERY: &str = "invalid_query";
+    /// The data source does not answer this kind of query (400).
+    pub const UNSUPPORTED: &str = "unsupported";
+    /// The data source failed (502).
+    pub const SOURCE_ERROR: &str = "source_error";
+    /// The connector is running too many queries (503).
+    pub const BUSY: &str = "busy";
+    /// The query was cancelled (499, never seen by the app).
+    pub const CANCELLED: &str = "cancelled";
+
+    /// The HTTP status an app sees for a failure `code`; unknown codes are 502.
+    pub fn http_status(code: &str) -> u16 {
+        match code {
+            UNKNOWN_SOURCE | UNKNOWN_TAG => 404,
+            VETOED => 403,
+            INVALID_QUERY | UNSUPPORTED => 400,
+            BUSY => 503,
+            CANCELLED => 499,
+            _ => 502,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relayed_query_round_trips_in_camel_case() {
+        let query: Query = serde_json::from_str(
+            r#"{"type":"raw","tag":"T1","start":"2024-05-01T00:00:00Z","end":"2024-05-02T00:00:00Z"}"#,
+        )
+        .unwrap();
+        let relayed = RelayedQuery {
+            query_id: "q7".into(),
+            app_id: "app_1".into(),
+            user_id: "usr_1".into(),
+            source: "plant".into(),
+            format: ResultFormat::Ndjson,
+            query,
+        };
+        let json = serde_json::to_value(&relayed).unwrap();
+        assert_eq!(json["queryId"], "q7");
+        assert_eq!(json["format"], "ndjson");
+        assert_eq!(json["query"]["type"], "raw");
+        let back: RelayedQuery = serde_json::from_value(json).unwrap();
+        assert_eq!(back, relayed);
+        assert_eq!(back.operation(), QueryOperation::Raw);
+    }
+
+    #[test]
+    fn outcome_without_error_is_an_empty_object() {
+        assert_eq!(
+            serde_json::to_string(&QueryOutcome::default()).unwrap(),
+            "{}"
+        );
+        let failed: QueryOutcome =
+            serde_json::from_str(r#"{"error":{"code":"vetoed","message":"blocked on site"}}"#)
+                .unwrap();
+        assert_eq!(failed.error.unwrap().code, failure::VETOED);
+    }
+
+    #[test]
+    fn failure_codes_map_to_http_statuses() {
+        assert_eq!(failure::http_status(failure::VETOED), 403);
+        assert_eq!(failure::http_status(failure::UNKNOWN_TAG), 404);
+        assert_eq!(failure::http_status(failure::INVALID_QUERY), 400);
+        assert_eq!(failure::http_status("something_new"), 502);
+    }
+
+    #[test]
+    fn registration_reads_the_documented_shape() {
+        let r: Registration = serde_json::from_str(
+            r#"{"connectorId":"con_abcdefghijklmnopqrst","name":"site-pc","sources":[
+                {"name":"sim","kind":"simulated","description":"","capabilities":{
+                 "search":true,"snapshot":true,"raw":true,"plot":true,"atTimes":true,
+                 "processed":[],"subscribe":false}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.sources[0].name, "sim");
+        assert!(r.software.is_empty());
+    }
+}
