@@ -17,6 +17,7 @@
 //! ```
 
 pub mod access;
+pub mod api;
 pub mod clock;
 pub mod error;
 pub mod hub;
