@@ -83,6 +83,46 @@ pub struct DataSource {
     pub name: String,
     /// What it holds, in words.
     pub description: String,
+    /// The adapter behind it (`simulated`, `csv`…), as its connector announced; empty until then.
+    pub kind: String,
+    /// The queries it answers, as its connector last announced; None until announced.
+    pub capabilities: Option<uplink_model::Capabilities>,
+    /// False once its connector stopped announcing it (kept, since grants refer to it).
+    pub available: bool,
+}
+
+/// Outcome of a connector's registration on its link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectorClaim {
+    /// First registration: the connector was created for the signed-in owner.
+    Created(Connector),
+    /// The connector exists and belongs to this owner; its name and software were updated.
+    Updated(Connector),
+    /// The id belongs to another user's connector.
+    OwnedByAnother,
+    /// No such connector, and creating one was not allowed.
+    Missing,
+}
+
+/// One live grant on a connector's data source, as the connector is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorGrant {
+    /// The app's client id.
+    pub app_id: String,
+    /// The app's name.
+    pub app_name: String,
+    /// The user who consented.
+    pub user_id: String,
+    /// The data source's id.
+    pub source_id: String,
+    /// The data source's name on the connector.
+    pub source_name: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// When it was granted.
+    pub granted_at: i64,
+    /// When the app last used it, if ever.
+    pub last_used_at: Option<i64>,
 }
 
 /// One active grant as the settings page shows it.
@@ -319,6 +359,34 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn connectors(&self, owner_id: Option<&str>) -> Result<Vec<Connector>>;
     /// Removes a connector and its data sources, revoking every grant on them.
     async fn remove_connector(&self, id: &str, now: i64) -> Result<bool>;
+    /// A connector by id.
+    async fn connector(&self, id: &str) -> Result<Option<Connector>>;
+    /// A connector and the digest of its credential (empty for connectors that registered
+    /// themselves and have none).
+    async fn connector_credential(&self, id: &str) -> Result<Option<(Connector, Vec<u8>)>>;
+    /// A connector registers on its link as `owner_id`: updates its name and software if it
+    /// is that owner's, creates it (without a credential) if missing and `create` is set, and
+    /// never touches another owner's connector. One transaction.
+    async fn claim_connector(
+        &self,
+        id: &str,
+        owner_id: &str,
+        name: &str,
+        software: &str,
+        create: bool,
+        now: i64,
+    ) -> Result<ConnectorClaim>;
+    /// Replaces the data sources a connector announces: each is created or updated (kind,
+    /// description, capabilities, available again); sources not in the list become
+    /// unavailable. Returns every announced source with its id, in the order given.
+    async fn announce_sources(
+        &self,
+        connector_id: &str,
+        sources: &[uplink_model::DataSourceDescriptor],
+        now: i64,
+    ) -> Result<Vec<DataSource>>;
+    /// Every live grant on a connector's data sources, ordered by source then app.
+    async fn connector_grants(&self, connector_id: &str) -> Result<Vec<ConnectorGrant>>;
     /// Adds a data source to a connector (until the link reports them).
     async fn add_source(
         &self,
@@ -331,6 +399,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn sources_owned_by(&self, user_id: &str) -> Result<Vec<DataSource>>;
     /// Every data source.
     async fn sources(&self) -> Result<Vec<DataSource>>;
+    /// One data source by id (the app data API's path parameter).
+    async fn source(&self, id: &str) -> Result<Option<DataSource>>;
 
     // Grants
     /// Records consent: one grant per data source, replacing the scopes of an active one.

@@ -12,8 +12,8 @@ use sqlx::sqlite::{
 
 use super::{
     ActiveGrant, App, AuditEvent, AuthorizationRequest, CodeGrant, CodeRedemption, Connector,
-    DataSource, DeviceAuthorization, DevicePoll, GrantView, Rotation, Session, Store, TokenFamily,
-    TokenKeyRecord, User, split_scopes,
+    ConnectorClaim, ConnectorGrant, DataSource, DeviceAuthorization, DevicePoll, GrantView,
+    Rotation, Session, Store, TokenFamily, TokenKeyRecord, User, split_scopes,
 };
 use crate::error::{HubError, Result};
 use crate::secret::public_id;
@@ -120,20 +120,55 @@ fn family_from_row(row: FamilyRow) -> TokenFamily {
     }
 }
 
-type SourceRow = (String, String, String, String, String);
+type SourceRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    bool,
+);
 
 fn source_from_row(row: SourceRow) -> DataSource {
+    let capabilities = row.6.and_then(|json| {
+        serde_json::from_str(&json)
+            .inspect_err(|e| {
+                tracing::warn!(source = %row.0, error = %e, "stored capabilities unreadable");
+            })
+            .ok()
+    });
     DataSource {
         id: row.0,
         connector_id: row.1,
         connector_name: row.2,
         name: row.3,
         description: row.4,
+        kind: row.5,
+        capabilities,
+        available: row.7,
     }
 }
 
-const SOURCE_SELECT: &str = "SELECT s.id, s.connector_id, c.name, s.name, s.description \
+const SOURCE_SELECT: &str = "SELECT s.id, s.connector_id, c.name, s.name, s.description, \
+     s.kind, s.capabilities, s.available \
      FROM data_sources s JOIN connectors c ON c.id = s.connector_id";
+
+type ConnectorRow = (String, String, String, String, i64);
+
+fn connector_from_row((id, owner_id, owner_name, name, created_at): ConnectorRow) -> Connector {
+    Connector {
+        id,
+        owner_id,
+        owner_name,
+        name,
+        created_at,
+    }
+}
+
+const CONNECTOR_SELECT: &str = "SELECT c.id, c.owner_id, u.username, c.name, c.created_at \
+     FROM connectors c JOIN users u ON u.id = c.owner_id";
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -341,23 +376,12 @@ impl Store for SqliteStore {
     }
 
     async fn connectors(&self, owner_id: Option<&str>) -> Result<Vec<Connector>> {
-        let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
-            "SELECT c.id, c.owner_id, u.username, c.name, c.created_at FROM connectors c \
-             JOIN users u ON u.id = c.owner_id WHERE ?1 IS NULL OR c.owner_id = ?1 ORDER BY c.name",
-        )
-        .bind(owner_id)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, owner_id, owner_name, name, created_at)| Connector {
-                id,
-                owner_id,
-                owner_name,
-                name,
-                created_at,
-            })
-            .collect())
+        let sql = format!("{CONNECTOR_SELECT} WHERE ?1 IS NULL OR c.owner_id = ?1 ORDER BY c.name");
+        let rows: Vec<ConnectorRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(owner_id)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows.into_iter().map(connector_from_row).collect())
     }
 
     async fn remove_connector(&self, id: &str, now: i64) -> Result<bool> {
@@ -377,6 +401,166 @@ impl Store for SqliteStore {
             .rows_affected();
         tx.commit().await?;
         Ok(removed > 0)
+    }
+
+    async fn connector(&self, id: &str) -> Result<Option<Connector>> {
+        let sql = format!("{CONNECTOR_SELECT} WHERE c.id = ?");
+        let row: Option<ConnectorRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.map(connector_from_row))
+    }
+
+    async fn connector_credential(&self, id: &str) -> Result<Option<(Connector, Vec<u8>)>> {
+        let row: Option<(String, String, String, String, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT c.id, c.owner_id, u.username, c.name, c.created_at, c.credential_digest \
+             FROM connectors c JOIN users u ON u.id = c.owner_id WHERE c.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.map(|r| (connector_from_row((r.0, r.1, r.2, r.3, r.4)), r.5)))
+    }
+
+    async fn claim_connector(
+        &self,
+        id: &str,
+        owner_id: &str,
+        name: &str,
+        software: &str,
+        create: bool,
+        now: i64,
+    ) -> Result<ConnectorClaim> {
+        let mut tx = self.writer.begin().await?;
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT owner_id FROM connectors WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let created = match existing {
+            Some(owner) if owner != owner_id => return Ok(ConnectorClaim::OwnedByAnother),
+            Some(_) => {
+                sqlx::query(
+                    "UPDATE connectors SET name = ?, software = ?, registered_at = ? WHERE id = ?",
+                )
+                .bind(name)
+                .bind(software)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                false
+            }
+            None if !create => return Ok(ConnectorClaim::Missing),
+            None => {
+                sqlx::query(
+                    "INSERT INTO connectors (id, owner_id, name, credential_digest, created_at, software, registered_at) \
+                     VALUES (?1, ?2, ?3, X'', ?4, ?5, ?4)",
+                )
+                .bind(id)
+                .bind(owner_id)
+                .bind(name)
+                .bind(now)
+                .bind(software)
+                .execute(&mut *tx)
+                .await?;
+                true
+            }
+        };
+        let sql = format!("{CONNECTOR_SELECT} WHERE c.id = ?");
+        let row: ConnectorRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let connector = connector_from_row(row);
+        Ok(if created {
+            ConnectorClaim::Created(connector)
+        } else {
+            ConnectorClaim::Updated(connector)
+        })
+    }
+
+    async fn announce_sources(
+        &self,
+        connector_id: &str,
+        sources: &[uplink_model::DataSourceDescriptor],
+        now: i64,
+    ) -> Result<Vec<DataSource>> {
+        let mut tx = self.writer.begin().await?;
+        let connector_name: Option<String> =
+            sqlx::query_scalar("SELECT name FROM connectors WHERE id = ?")
+                .bind(connector_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let connector_name = connector_name
+            .ok_or_else(|| HubError::NotFound(format!("no connector with id '{connector_id}'")))?;
+        sqlx::query("UPDATE data_sources SET available = 0 WHERE connector_id = ?")
+            .bind(connector_id)
+            .execute(&mut *tx)
+            .await?;
+        let mut announced = Vec::with_capacity(sources.len());
+        for source in sources {
+            let capabilities = serde_json::to_string(&source.capabilities).map_err(|e| {
+                HubError::Invalid(format!("capabilities of '{}': {e}", source.name))
+            })?;
+            let id: String = sqlx::query_scalar(
+                "INSERT INTO data_sources (id, connector_id, name, description, created_at, kind, capabilities, available, announced_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?5) \
+                 ON CONFLICT (connector_id, name) DO UPDATE SET description = excluded.description, \
+                 kind = excluded.kind, capabilities = excluded.capabilities, available = 1, \
+                 announced_at = excluded.announced_at \
+                 RETURNING id",
+            )
+            .bind(public_id("src"))
+            .bind(connector_id)
+            .bind(&source.name)
+            .bind(&source.description)
+            .bind(now)
+            .bind(&source.kind)
+            .bind(capabilities)
+            .fetch_one(&mut *tx)
+            .await?;
+            announced.push(DataSource {
+                id,
+                connector_id: connector_id.to_owned(),
+                connector_name: connector_name.clone(),
+                name: source.name.clone(),
+                description: source.description.clone(),
+                kind: source.kind.clone(),
+                capabilities: Some(source.capabilities.clone()),
+                available: true,
+            });
+        }
+        tx.commit().await?;
+        Ok(announced)
+    }
+
+    async fn connector_grants(&self, connector_id: &str) -> Result<Vec<ConnectorGrant>> {
+        let rows: Vec<(String, String, String, String, String, String, i64, Option<i64>)> =
+            sqlx::query_as(
+                "SELECT g.app_id, a.name, g.user_id, g.source_id, s.name, g.scopes, g.granted_at, g.last_used_at \
+                 FROM grants g JOIN apps a ON a.client_id = g.app_id \
+                 JOIN data_sources s ON s.id = g.source_id \
+                 WHERE s.connector_id = ? AND g.revoked_at IS NULL ORDER BY s.name, a.name, g.app_id",
+            )
+            .bind(connector_id)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ConnectorGrant {
+                app_id: r.0,
+                app_name: r.1,
+                user_id: r.2,
+                source_id: r.3,
+                source_name: r.4,
+                scopes: split_scopes(&r.5),
+                granted_at: r.6,
+                last_used_at: r.7,
+            })
+            .collect())
     }
 
     async fn add_source(
@@ -399,6 +583,9 @@ impl Store for SqliteStore {
             connector_name,
             name: name.to_owned(),
             description: description.to_owned(),
+            kind: String::new(),
+            capabilities: None,
+            available: true,
         };
         sqlx::query(
             "INSERT INTO data_sources (id, connector_id, name, description, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -437,6 +624,15 @@ impl Store for SqliteStore {
             .fetch_all(&self.reader)
             .await?;
         Ok(rows.into_iter().map(source_from_row).collect())
+    }
+
+    async fn source(&self, id: &str) -> Result<Option<DataSource>> {
+        let sql = format!("{SOURCE_SELECT} WHERE s.id = ?");
+        let row: Option<SourceRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.map(source_from_row))
     }
 
     async fn grant(
@@ -1265,5 +1461,106 @@ mod tests {
         assert!(store.remove_app("app1", 6).await.unwrap());
         assert!(store.grants_of(&user.id).await.unwrap().is_empty());
         assert!(!store.remove_app("app1", 6).await.unwrap());
+    }
+
+    fn descriptor(name: &str, kind: &str) -> uplink_model::DataSourceDescriptor {
+        uplink_model::DataSourceDescriptor {
+            name: name.into(),
+            kind: kind.into(),
+            description: format!("{name} source"),
+            capabilities: uplink_model::Capabilities::all_from_raw(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_registering_connector_claims_only_its_own_id() {
+        let (_dir, store) = store().await;
+        let (ada, _, _) = seeded(&store).await;
+        let bob = store.create_user("bob", "h").await.unwrap();
+        let claim = |owner: String, create: bool| {
+            let store = store.clone();
+            async move {
+                store
+                    .claim_connector("con_new", &owner, "Site PC", "uplink 0.1", create, 3)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(claim(ada.id.clone(), false).await, ConnectorClaim::Missing);
+        assert!(
+            matches!(claim(ada.id.clone(), true).await, ConnectorClaim::Created(c) if c.owner_id == ada.id)
+        );
+        assert!(
+            matches!(claim(ada.id.clone(), true).await, ConnectorClaim::Updated(c) if c.name == "Site PC")
+        );
+        assert_eq!(
+            claim(bob.id.clone(), true).await,
+            ConnectorClaim::OwnedByAnother
+        );
+        let (_, digest) = store
+            .connector_credential("con_new")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            digest.is_empty(),
+            "a self-registered connector has no credential"
+        );
+        assert_eq!(
+            store
+                .connector_credential("con_1")
+                .await
+                .unwrap()
+                .unwrap()
+                .1,
+            b"digest".to_vec()
+        );
+    }
+
+    #[tokio::test]
+    async fn announced_sources_replace_the_list_and_keep_their_ids() {
+        let (_dir, store) = store().await;
+        let (user, historian, lab) = seeded(&store).await;
+        let first = store
+            .announce_sources(
+                "con_1",
+                &[
+                    descriptor("historian", "sqlite"),
+                    descriptor("sim", "simulated"),
+                ],
+                4,
+            )
+            .await
+            .unwrap();
+        assert_eq!(first[0].id, historian.id, "an existing source keeps its id");
+        assert_eq!(first[1].kind, "simulated");
+        let all = store.sources_owned_by(&user.id).await.unwrap();
+        let by_name = |n: &str| all.iter().find(|s| s.name == n).unwrap().clone();
+        assert!(by_name("historian").available);
+        assert_eq!(by_name("historian").kind, "sqlite");
+        assert!(by_name("historian").capabilities.unwrap().raw);
+        assert!(
+            !by_name("lab").available,
+            "a source no longer announced is unavailable"
+        );
+        assert_eq!(by_name("lab").id, lab.id);
+        store
+            .grant(
+                &user.id,
+                "app1",
+                std::slice::from_ref(&historian.id),
+                &["data.read".into()],
+                5,
+            )
+            .await
+            .unwrap();
+        let grants = store.connector_grants("con_1").await.unwrap();
+        assert_eq!(grants.len(), 1);
+        assert_eq!(
+            (grants[0].app_name.as_str(), grants[0].source_name.as_str()),
+            ("Dashboard", "historian")
+        );
+        store.revoke(&user.id, "app1", None, 6).await.unwrap();
+        assert!(store.connector_grants("con_1").await.unwrap().is_empty());
     }
 }
