@@ -27,6 +27,7 @@
 //! # });
 //! ```
 
+pub mod answer;
 pub mod config;
 mod error;
 pub mod form;
