@@ -429,7 +429,11 @@ fn parse(bytes: &[u8]) -> Result<ConnectorConfig, Unreadable> {
 }
 
 /// Temp file, flush, rename over, flush the folder: readers see the old or the new file whole.
-fn write_atomically(path: &Path, bytes: &[u8], owner_only: bool) -> Result<(), ConfigError> {
+pub(crate) fn write_atomically(
+    path: &Path,
+    bytes: &[u8],
+    owner_only: bool,
+) -> Result<(), ConfigError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()

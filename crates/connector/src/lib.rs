@@ -27,11 +27,13 @@
 //! # });
 //! ```
 
+pub mod activity;
 pub mod answer;
 pub mod config;
 mod error;
 pub mod form;
 pub mod kinds;
+pub mod policy;
 mod source;
 pub mod sources;
 
