@@ -6,6 +6,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::http::HttpClient;
+use super::token::TokenCell;
 use crate::error::{Error, Result};
 use crate::frames::FrameBuilder;
 use crate::negotiate::Transport;
@@ -36,7 +37,7 @@ impl Drop for AbortOnDrop {
 pub(crate) fn spawn_sender(
     http: HttpClient,
     uri: Uri,
-    token: Option<String>,
+    token: TokenCell,
     mut outgoing: mpsc::Receiver<Bytes>,
     failures: mpsc::Sender<Result<Bytes>>,
     delete_on_end: bool,
@@ -52,8 +53,9 @@ pub(crate) fn spawn_sender(
                 },
             };
             let body = frames.build(first, &mut outgoing);
+            let current = token.get();
             let sent = http
-                .send(Method::POST, &uri, token.as_deref(), None, body)
+                .send(Method::POST, &uri, current.as_deref(), None, body)
                 .await;
             let failure = match sent {
                 Ok(response) if response.status() == StatusCode::OK => continue,
@@ -67,8 +69,9 @@ pub(crate) fn spawn_sender(
             return;
         }
         if delete_on_end {
+            let current = token.get();
             let _ = http
-                .send(Method::DELETE, &uri, token.as_deref(), None, Bytes::new())
+                .send(Method::DELETE, &uri, current.as_deref(), None, Bytes::new())
                 .await;
         }
     })

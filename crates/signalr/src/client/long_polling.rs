@@ -8,19 +8,20 @@ use tokio::sync::mpsc;
 
 use super::http::{HttpClient, read_body};
 use super::link::{AbortOnDrop, Link, spawn_sender};
+use super::token::TokenCell;
 use crate::error::{Error, Result};
 use crate::negotiate::Transport;
 
 pub(crate) async fn connect(
     http: &HttpClient,
     uri: &Uri,
-    token: Option<&str>,
+    token: &TokenCell,
     poll_timeout: Duration,
     max_body: usize,
 ) -> Result<Link> {
     // The server answers the first poll at once: it only starts the connection.
     let first = http
-        .send(Method::GET, uri, token, None, Bytes::new())
+        .send(Method::GET, uri, token.get().as_deref(), None, Bytes::new())
         .await?;
     if first.status() != StatusCode::OK {
         return Err(Error::HttpStatus {
@@ -34,16 +35,18 @@ pub(crate) async fn connect(
     let failures = incoming_tx.clone();
     let poller_http = http.clone();
     let poller_uri = uri.clone();
-    let poller_token = token.map(str::to_string);
+    let poller_token = token.clone();
     let poller = tokio::spawn(async move {
         if !leftover.is_empty() && incoming_tx.send(Ok(leftover)).await.is_err() {
             return;
         }
         loop {
+            // Read for every poll: a token renewed while connected applies from the next one.
+            let token = poller_token.get();
             let request = poller_http.send(
                 Method::GET,
                 &poller_uri,
-                poller_token.as_deref(),
+                token.as_deref(),
                 None,
                 Bytes::new(),
             );
@@ -86,7 +89,7 @@ pub(crate) async fn connect(
     let _sender = spawn_sender(
         http.clone(),
         uri.clone(),
-        token.map(str::to_string),
+        token.clone(),
         outgoing_rx,
         failures,
         true,

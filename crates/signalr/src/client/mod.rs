@@ -34,10 +34,12 @@ mod long_polling;
 mod proxy;
 mod session;
 mod sse;
+mod token;
 mod websocket;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -51,7 +53,7 @@ use rustls::ClientConfig;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use url::Url;
 
@@ -62,6 +64,7 @@ use self::handlers::Handlers;
 use self::http::{Dialer, HttpClient, read_body};
 use self::link::Link;
 use self::session::{Liveness, Session, handshake};
+use self::token::TokenCell;
 use crate::arguments::arguments_to_values;
 use crate::error::{Error, Result};
 use crate::hub_error::HubError;
@@ -292,6 +295,9 @@ impl ClientBuilder {
             events: broadcast::channel(64).0,
             stop: watch::channel(false).0,
             supervisor: Mutex::new(None),
+            current_token: TokenCell::default(),
+            reconnect: Notify::new(),
+            reconnect_requested: AtomicBool::new(false),
         });
         let task = tokio::spawn(supervise(shared.clone()));
         *shared.supervisor.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
@@ -317,6 +323,13 @@ struct Shared {
     events: broadcast::Sender<ClientEvent>,
     stop: watch::Sender<bool>,
     supervisor: Mutex<Option<JoinHandle<()>>>,
+    /// The token the transports send, from the provider at each connect or
+    /// [`HubConnection::set_access_token`].
+    current_token: TokenCell,
+    /// Wakes the supervisor for [`HubConnection::reconnect_now`].
+    reconnect: Notify,
+    /// Set with the wake-up, so the attempt that follows waits no backoff.
+    reconnect_requested: AtomicBool,
 }
 
 impl Shared {
@@ -477,6 +490,24 @@ impl HubConnection {
         })
     }
 
+    /// Replaces the bearer token for every later request of the current connection (each
+    /// long poll and send of the long-polling and Server-Sent Events transports). A WebSocket
+    /// carries its token only when it opens, so there the server must be told in-band (for
+    /// Uplink's connector link: `RenewToken`). Reconnects still ask the token provider.
+    pub fn set_access_token(&self, token: impl Into<String>) {
+        self.shared.current_token.set(Some(token.into()));
+    }
+
+    /// Drops the current connection (or abandons the attempt in progress) and connects again
+    /// at once, without backoff: for when the network changed, the machine woke from sleep or
+    /// the wall clock jumped, and the old connection is probably dead without knowing it.
+    pub fn reconnect_now(&self) {
+        self.shared
+            .reconnect_requested
+            .store(true, Ordering::SeqCst);
+        self.shared.reconnect.notify_one();
+    }
+
     /// Closes the connection and stops reconnecting.
     pub async fn stop(&self) {
         self.shared.stop.send_replace(true);
@@ -558,6 +589,7 @@ async fn supervise(shared: Arc<Shared>) {
         let connected = tokio::select! {
             result = connect(&shared, &shared.transports) => result,
             _ = crate::signal::raised(&mut stop) => break,
+            _ = shared.reconnect.notified() => Err(Error::closed("reconnect requested")),
         };
         let error = match connected {
             Ok(established) => {
@@ -570,7 +602,11 @@ async fn supervise(shared: Arc<Shared>) {
             Err(error) => error,
         };
         failures = failures.saturating_add(1);
-        let delay = shared.backoff.delay(failures, &mut rng);
+        let delay = if shared.reconnect_requested.swap(false, Ordering::SeqCst) {
+            Duration::ZERO
+        } else {
+            shared.backoff.delay(failures, &mut rng)
+        };
         shared.emit(ClientEvent::Reconnecting {
             attempt: failures + 1,
             delay,
@@ -579,6 +615,9 @@ async fn supervise(shared: Arc<Shared>) {
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = crate::signal::raised(&mut stop) => break,
+            _ = shared.reconnect.notified() => {
+                shared.reconnect_requested.store(false, Ordering::SeqCst);
+            }
         }
     }
     shared.session.send_replace(None);
@@ -636,6 +675,12 @@ async fn run_connected(
                     session.stop();
                     let _ = tokio::time::timeout(Duration::from_secs(2), &mut task).await;
                     return None;
+                }
+                _ = shared.reconnect.notified() => {
+                    shared.session.send_replace(None);
+                    session.stop();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), &mut task).await;
+                    return Some(Error::closed("reconnect requested"));
                 }
                 _ = async {
                     match reprobe_timer.as_mut() {
@@ -707,6 +752,7 @@ async fn try_transport(shared: &Arc<Shared>, transport: Transport) -> Result<Est
         None => None,
     };
     let (negotiation, base, token) = negotiate(shared, shared.url.clone(), token).await?;
+    shared.current_token.set(token.clone());
     if !negotiation.offers(transport) {
         return Err(Error::transport(
             transport.as_str(),
@@ -727,12 +773,14 @@ async fn try_transport(shared: &Arc<Shared>, transport: Transport) -> Result<Est
         Transport::WebSockets => {
             websocket::connect(&shared.http.dialer, &url, token, shared.max_message_size).await?
         }
-        Transport::ServerSentEvents => sse::connect(&shared.http, &uri, token).await?,
+        Transport::ServerSentEvents => {
+            sse::connect(&shared.http, &uri, &shared.current_token).await?
+        }
         Transport::LongPolling => {
             long_polling::connect(
                 &shared.http,
                 &uri,
-                token,
+                &shared.current_token,
                 shared.long_poll_timeout,
                 shared.max_message_size.saturating_mul(4),
             )

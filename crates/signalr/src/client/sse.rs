@@ -7,17 +7,18 @@ use tokio::sync::mpsc;
 
 use super::http::HttpClient;
 use super::link::{AbortOnDrop, Link, spawn_sender};
+use super::token::TokenCell;
 use crate::error::{Error, Result};
 use crate::negotiate::Transport;
 
 const NAME: &str = "ServerSentEvents";
 
-pub(crate) async fn connect(http: &HttpClient, uri: &Uri, token: Option<&str>) -> Result<Link> {
+pub(crate) async fn connect(http: &HttpClient, uri: &Uri, token: &TokenCell) -> Result<Link> {
     let response = http
         .send(
             Method::GET,
             uri,
-            token,
+            token.get().as_deref(),
             Some("text/event-stream"),
             Bytes::new(),
         )
@@ -65,7 +66,7 @@ pub(crate) async fn connect(http: &HttpClient, uri: &Uri, token: Option<&str>) -
     let sender = spawn_sender(
         http.clone(),
         uri.clone(),
-        token.map(str::to_string),
+        token.clone(),
         outgoing_rx,
         failures,
         false,
