@@ -1,14 +1,279 @@
-//! The app data API under `/api/v1/`: what apps call with their access tokens.
+//! The app data API under `/api/v1/`: what apps call with their access tokens to list the data
+//! sources they may read and to query them through the connector that serves each one.
+//!
+//! Every request goes through the same gate before anything reaches a connector: the bearer
+//! token is verified, the grant (user, app, data source) is read from the store — on every
+//! request, so a revoke stops the very next one — and the query is validated, with relative
+//! times resolved by the hub's clock. Only then is it relayed ([`ConnectorRouter::relay`]) and
+//! the connector's answer streamed to the app as it arrives. `docs/api.md` is the guide for app
+//! developers; [`openapi`] serves the same contract as an OpenAPI 3.1 document.
+//!
+//! Mount with `Router::merge`: the paths are absolute.
+//!
+//! ```no_run
+//! # fn mount(hub: std::sync::Arc<uplink_hub::Hub>, relay: std::sync::Arc<dyn uplink_hub::relay::ConnectorRouter>) {
+//! let app: axum::Router = axum::Router::new()
+//!     .merge(uplink_hub::api::routes(relay))
+//!     .with_state(hub);
+//! # }
+//! ```
+
+mod answer;
+mod error;
+pub mod openapi;
+mod params;
+mod parse;
+mod resolve;
+pub mod sources;
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::extract::{FromRequestParts, RawPathParams, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use bytes::Bytes;
+use uplink_link::{QueryOperation, RelayedQuery};
+use uplink_model::Query;
 
+pub use self::error::ApiError;
+use self::params::{FORMAT, Params};
+use crate::access::{Access, Denied, bearer_token};
 use crate::hub::Hub;
 use crate::relay::ConnectorRouter;
+use crate::scopes;
+use crate::secret::public_id;
+use crate::store::DataSource;
+
+/// Every route of the data API, as (method, path); the OpenAPI document lists exactly these.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/api/v1/sources"),
+    ("get", "/api/v1/sources/{source}"),
+    ("get", "/api/v1/sources/{source}/tags"),
+    ("get", "/api/v1/sources/{source}/snapshot"),
+    ("get", "/api/v1/sources/{source}/raw"),
+    ("get", "/api/v1/sources/{source}/plot"),
+    ("get", "/api/v1/sources/{source}/values-at"),
+    ("get", "/api/v1/sources/{source}/processed"),
+    ("post", "/api/v1/sources/{source}/query"),
+    ("get", "/api/v1/openapi.json"),
+];
 
 /// The app data API's routes; queries go to connectors through `relay`.
 pub fn routes(relay: Arc<dyn ConnectorRouter>) -> Router<Arc<Hub>> {
-    let _ = relay;
     Router::new()
+        .route("/api/v1/sources", get(list_sources))
+        .route("/api/v1/sources/{source}", get(describe_source))
+        .route("/api/v1/sources/{source}/tags", get(search))
+        .route("/api/v1/sources/{source}/snapshot", get(snapshot))
+        .route("/api/v1/sources/{source}/raw", get(raw))
+        .route("/api/v1/sources/{source}/plot", get(plot))
+        .route("/api/v1/sources/{source}/values-at", get(values_at))
+        .route("/api/v1/sources/{source}/processed", get(processed))
+        .route("/api/v1/sources/{source}/query", post(query))
+        .layer(Extension(relay))
+        .route("/api/v1/openapi.json", get(openapi::serve))
 }
+
+/// The scope a kind of query needs: finding tags is `tags.read`, reading values `data.read`.
+fn scope_for(operation: QueryOperation) -> &'static str {
+    match operation {
+        QueryOperation::Search => scopes::TAGS_READ,
+        _ => scopes::DATA_READ,
+    }
+}
+
+async fn list_sources(call: Call) -> Response {
+    let result = async {
+        let token = call.token()?;
+        let sources = sources::readable(&call.hub, call.relay.as_ref(), token, None).await?;
+        Ok::<_, ApiError>(Json(sources::SourceList { sources }).into_response())
+    };
+    result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn describe_source(call: Call) -> Response {
+    let result = async {
+        let token = call.token()?;
+        let id = call.source_id();
+        let found = sources::readable(&call.hub, call.relay.as_ref(), token, Some(id)).await?;
+        match found.into_iter().next() {
+            Some(source) => Ok(Json(source).into_response()),
+            None => Err(call.refusal_for(id).await),
+        }
+    };
+    result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn search(call: Call) -> Response {
+    call.get(QueryOperation::Search).await
+}
+
+async fn snapshot(call: Call) -> Response {
+    call.get(QueryOperation::Snapshot).await
+}
+
+async fn raw(call: Call) -> Response {
+    call.get(QueryOperation::Raw).await
+}
+
+async fn plot(call: Call) -> Response {
+    call.get(QueryOperation::Plot).await
+}
+
+async fn values_at(call: Call) -> Response {
+    call.get(QueryOperation::AtTimes).await
+}
+
+async fn processed(call: Call) -> Response {
+    call.get(QueryOperation::Processed).await
+}
+
+async fn query(call: Call, body: Bytes) -> Response {
+    let scope = parse::body_type(&body).map_or(scopes::DATA_READ, scope_for);
+    call.run(scope, &[], move |_| parse::from_body(&body))
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// What every data API request starts from.
+struct Call {
+    hub: Arc<Hub>,
+    relay: Arc<dyn ConnectorRouter>,
+    headers: HeaderMap,
+    query: Option<String>,
+    source: Option<String>,
+}
+
+impl FromRequestParts<Arc<Hub>> for Call {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, hub: &Arc<Hub>) -> Result<Self, Response> {
+        let Extension(relay) =
+            Extension::<Arc<dyn ConnectorRouter>>::from_request_parts(parts, hub)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        let RawQuery(query) = RawQuery::from_request_parts(parts, hub)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let source = RawPathParams::from_request_parts(parts, hub)
+            .await
+            .ok()
+            .and_then(|params| {
+                params
+                    .iter()
+                    .find(|(name, _)| *name == "source")
+                    .map(|(_, value)| value.to_owned())
+            });
+        Ok(Self {
+            hub: State::<Arc<Hub>>::from_request_parts(parts, hub)
+                .await
+                .map_err(IntoResponse::into_response)?
+                .0,
+            relay,
+            headers: parts.headers.clone(),
+            query,
+            source,
+        })
+    }
+}
+
+impl Call {
+    fn token(&self) -> Result<&str, ApiError> {
+        Ok(bearer_token(&self.headers).ok_or(Denied::MissingToken)?)
+    }
+
+    fn source_id(&self) -> &str {
+        self.source.as_deref().unwrap_or_default()
+    }
+
+    /// Why a token with no readable grant on `id` is refused: the source does not exist (404)
+    /// or it is not granted (403).
+    async fn refusal_for(&self, id: &str) -> ApiError {
+        match self.hub.store.source(id).await {
+            Ok(None) => ApiError::UnknownSource(id.to_owned()),
+            Ok(Some(_)) => Denied::NoGrant.into(),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// The token may use `scope` on the path's data source, which exists and is offered.
+    async fn authorize(&self, scope: &'static str) -> Result<(Access, DataSource), ApiError> {
+        let token = self.token()?;
+        let id = self.source_id();
+        let access = match self.hub.check_access(token, id, scope).await {
+            Ok(access) => access,
+            Err(Denied::NoGrant) => return Err(self.refusal_for(id).await),
+            Err(denied) => return Err(denied.into()),
+        };
+        let source = self
+            .hub
+            .store
+            .source(id)
+            .await?
+            .ok_or_else(|| ApiError::UnknownSource(id.to_owned()))?;
+        if !source.available {
+            return Err(ApiError::SourceUnavailable {
+                source_name: source.name,
+                connector: source.connector_name,
+            });
+        }
+        Ok((access, source))
+    }
+
+    async fn get(self, operation: QueryOperation) -> Response {
+        self.run(
+            scope_for(operation),
+            parse::known_params(operation),
+            |params| parse::from_params(operation, params),
+        )
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+    }
+
+    /// Token, grant, validation, then relay: the order every query goes through.
+    async fn run(
+        self,
+        scope: &'static str,
+        known_params: &[&str],
+        build: impl FnOnce(&Params) -> Result<Query, ApiError>,
+    ) -> Result<Response, ApiError> {
+        let (access, source) = self.authorize(scope).await?;
+        let params = Params::parse(self.query.as_deref(), known_params)?;
+        let format = answer::format(params.one(FORMAT)?, &self.headers)?;
+        let query = resolve::resolve(build(&params)?, chrono::Utc::now())?;
+        if let Some(capabilities) = &source.capabilities {
+            resolve::check_supported(&query, capabilities, &source.name)?;
+        }
+        let relayed = RelayedQuery {
+            query_id: public_id("q"),
+            app_id: access.claims.app_id,
+            user_id: access.claims.user_id,
+            source: source.name,
+            format,
+            query,
+        };
+        let query_id = relayed.query_id.clone();
+        tracing::info!(
+            %query_id,
+            app = %relayed.app_id,
+            source = %source.id,
+            connector = %source.connector_id,
+            operation = %relayed.operation(),
+            "relaying query"
+        );
+        let answer = self
+            .relay
+            .relay(&source.connector_id, relayed)
+            .await
+            .inspect_err(|error| {
+                tracing::info!(%query_id, code = error.code(), %error, "query refused");
+            })?;
+        answer::respond(format, query_id, answer).await
+    }
+}
+
+#[cfg(test)]
+mod tests;
