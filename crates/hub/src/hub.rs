@@ -4,8 +4,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{HubError, Result};
+use crate::link::LocalRouter;
 use crate::password::Passwords;
 use crate::rate_limit::{Limiters, RateLimits};
+use crate::relay::ConnectorRouter;
 use crate::revocation::{LocalAnnouncer, Revocation, RevocationAnnouncer};
 use crate::secret::{Secret, public_id};
 use crate::store::{App, AuditEvent, Connector, DataSource, SqliteStore, Store, User};
@@ -28,6 +30,12 @@ pub struct HubConfig {
     pub session_ttl: i64,
     /// Rate limits.
     pub rate_limits: RateLimits,
+    /// How long a relayed query may go without its first chunk, and between two chunks,
+    /// before the app gets 504 and the query is cancelled (default 30 s).
+    pub query_timeout: std::time::Duration,
+    /// The operator's limit on one relayed answer in bytes (default none: answers stream
+    /// whatever their size).
+    pub max_answer_bytes: Option<u64>,
 }
 
 impl HubConfig {
@@ -41,6 +49,8 @@ impl HubConfig {
             authorization_request_ttl: 600,
             session_ttl: 12 * 3600,
             rate_limits: RateLimits::default(),
+            query_timeout: std::time::Duration::from_secs(30),
+            max_answer_bytes: None,
         }
     }
 
@@ -61,8 +71,11 @@ pub struct Hub {
     pub passwords: Passwords,
     /// Behaviour.
     pub config: HubConfig,
-    /// Where revocations are announced.
+    /// Where revocations and consents are announced.
     pub announcer: Arc<dyn RevocationAnnouncer>,
+    /// This node's live connector links; the app data API relays through it
+    /// ([`Hub::relay`]).
+    pub links: Arc<LocalRouter>,
     pub(crate) limiters: Limiters,
     /// Grants whose use was recorded recently (grant id → when), so a burst of requests on one
     /// grant writes "last used" once, not once per request. Never consulted to allow access.
@@ -111,15 +124,63 @@ impl Hub {
     ) -> Result<Self> {
         let keys =
             Keyring::load_or_create(store.as_ref(), &config.issuer, &config.audience()).await?;
+        ensure_connector_client(store.as_ref()).await?;
         Ok(Self {
             limiters: Limiters::new(config.rate_limits),
             recently_touched: Default::default(),
+            links: Arc::new(LocalRouter::new(
+                store.clone(),
+                config.query_timeout,
+                config.max_answer_bytes,
+            )),
             store,
             keys,
             passwords,
             config,
             announcer: Arc::new(LocalAnnouncer::default()),
         })
+    }
+
+    /// The connector router the app data API relays through: this node's live links.
+    ///
+    /// ```no_run
+    /// # async fn run(hub: std::sync::Arc<uplink_hub::Hub>) {
+    /// let app = uplink_hub::router(hub.clone()); // serves /hubs/connector and /api/v1/
+    /// let online = hub.relay().is_online("con_0123456789abcdef0123");
+    /// # drop(app); let _ = online; }
+    /// ```
+    pub fn relay(&self) -> Arc<dyn ConnectorRouter> {
+        self.links.clone()
+    }
+
+    /// Records a user's consent: one grant per data source, audited, and announced so the
+    /// connectors serving them learn at once.
+    pub async fn grant(
+        &self,
+        user_id: &str,
+        app_id: &str,
+        source_ids: &[String],
+        scopes: &[String],
+    ) -> Result<()> {
+        self.store
+            .grant(user_id, app_id, source_ids, scopes, crate::clock::now())
+            .await?;
+        for source in source_ids {
+            self.audit(
+                "grant",
+                Some(user_id),
+                Some(app_id),
+                Some(source),
+                scopes.join(" "),
+            )
+            .await;
+        }
+        self.announcer.announce(Revocation::Granted {
+            user_id: user_id.to_owned(),
+            app_id: app_id.to_owned(),
+            source_ids: source_ids.to_vec(),
+        });
+        Ok(())
     }
 
     /// Opens the SQLite store in `data_dir` (creating the directory) and builds a hub on it.
@@ -241,6 +302,12 @@ impl Hub {
         }
         let client_id = match new.client_id {
             Some(id) => {
+                // `con_` names connectors, whose tokens the link tells apart by it.
+                if id.starts_with("con_") || id == uplink_link::CONNECTOR_CLIENT_ID {
+                    return Err(HubError::Invalid(format!(
+                        "client id '{id}' is reserved for connectors"
+                    )));
+                }
                 if id.is_empty()
                     || id.len() > 64
                     || !id
@@ -370,6 +437,29 @@ impl Hub {
     }
 }
 
+/// Registers the built-in public client connectors sign in with through the device flow
+/// (`uplink connector login`), if it is missing. It may ask for scope `connector` only and has
+/// no redirect URI, so the browser flow cannot use it.
+async fn ensure_connector_client(store: &dyn Store) -> Result<()> {
+    if store.app(uplink_link::CONNECTOR_CLIENT_ID).await?.is_some() {
+        return Ok(());
+    }
+    let app = App {
+        client_id: uplink_link::CONNECTOR_CLIENT_ID.to_owned(),
+        name: "Uplink connector".to_owned(),
+        confidential: false,
+        secret_digest: None,
+        redirect_uris: Vec::new(),
+        scopes: vec![crate::scopes::CONNECTOR.to_owned()],
+        created_at: crate::clock::now(),
+    };
+    match store.create_app(&app).await {
+        // Another node registered it first.
+        Ok(()) | Err(HubError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Opens (creating) the SQLite store file `hub.db` in `data_dir`.
 pub async fn open_store(data_dir: &Path) -> Result<SqliteStore> {
     std::fs::create_dir_all(data_dir).map_err(|source| HubError::Io {
@@ -415,7 +505,11 @@ mod tests {
         let (_dir, hub) = fresh().await;
         assert_eq!(hub.config.issuer, "https://hub.test");
         assert!(hub.store.users().await.unwrap().is_empty());
-        assert!(hub.store.apps().await.unwrap().is_empty());
+        let apps = hub.store.apps().await.unwrap();
+        assert_eq!(apps.len(), 1, "only the built-in connector client");
+        assert_eq!(apps[0].client_id, uplink_link::CONNECTOR_CLIENT_ID);
+        assert_eq!(apps[0].scopes, vec![crate::scopes::CONNECTOR]);
+        assert!(!apps[0].confidential && apps[0].redirect_uris.is_empty());
         assert!(hub.store.connectors(None).await.unwrap().is_empty());
     }
 

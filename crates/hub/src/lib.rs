@@ -21,6 +21,7 @@ pub mod api;
 pub mod clock;
 pub mod error;
 pub mod hub;
+pub mod link;
 pub mod oauth;
 pub mod pages;
 pub mod password;

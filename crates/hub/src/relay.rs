@@ -117,6 +117,13 @@ pub trait ConnectorRouter: Send + Sync + std::fmt::Debug {
 
     /// Whether `connector_id` has a live, registered link right now.
     fn is_online(&self, connector_id: &str) -> bool;
+
+    /// The data sources `connector_id` announced on its live link (None when offline, or
+    /// when this router cannot know, as a backplane may not).
+    fn describe(&self, connector_id: &str) -> Option<Vec<uplink_model::DataSourceDescriptor>> {
+        let _ = connector_id;
+        None
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The revocation announcement seam: after a revoke is committed to the store (which the
 //! per-request check reads, so it is already in force), it is announced here so connectors
-//! and, later, other hub nodes learn of it at once. In-process broadcast now; a backplane
+//! and, later, other hub nodes learn of it at once. Consents travel the same way, so a
+//! connector's list of grants stays live both ways. In-process broadcast now; a backplane
 //! (NATS, Redis) can implement the same trait.
 
 use tokio::sync::broadcast;
@@ -31,6 +32,16 @@ pub enum Revocation {
     ConnectorRemoved {
         /// Its id.
         connector_id: String,
+    },
+    /// A user consented: grants on these data sources were given or renewed (not a
+    /// revocation, but connectors show grants live, so it travels the same seam).
+    Granted {
+        /// The consenting user.
+        user_id: String,
+        /// The app granted access.
+        app_id: String,
+        /// The data sources.
+        source_ids: Vec<String>,
     },
 }
 

@@ -1,4 +1,6 @@
-//! The hub's routes and the headers every response carries.
+//! The hub's routes and the headers every response carries: the OAuth2 server and pages, the
+//! app data API (relaying through [`Hub::relay`]) and the connector link at
+//! [`uplink_link::HUB_PATH`].
 
 use std::sync::Arc;
 
@@ -11,13 +13,16 @@ use axum::routing::{get, post};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::hub::Hub;
-use crate::{access, oauth, pages};
+use crate::{access, api, link, oauth, pages};
 
 /// Largest request body the hub reads (forms and token requests are small).
 const MAX_BODY: usize = 64 * 1024;
 
-/// Every route of the hub's security core.
+/// Every route of the hub. The connector link is mounted outside the body limit: a long-polling
+/// or SSE connector posts messages of up to [`uplink_link::MAX_LINK_MESSAGE_BYTES`], which the
+/// link's own SignalR limit checks.
 pub fn router(hub: Arc<Hub>) -> Router {
+    let link = link::server(hub.clone()).router();
     Router::new()
         .route(
             "/.well-known/oauth-authorization-server",
@@ -56,9 +61,11 @@ pub fn router(hub: Arc<Hub>) -> Router {
             "/api/v1/sources/{source}/access",
             get(access::source_access),
         )
+        .merge(api::routes(hub.relay()))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
-        .layer(middleware::from_fn(security_headers))
         .with_state(hub)
+        .nest(uplink_link::HUB_PATH, link)
+        .layer(middleware::from_fn(security_headers))
 }
 
 /// Headers that make every page unframeable, unsniffable and referrer-free; pages that need a

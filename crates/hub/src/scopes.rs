@@ -5,8 +5,9 @@ pub const DATA_READ: &str = "data.read";
 /// Find and list tags of the granted data sources.
 pub const TAGS_READ: &str = "tags.read";
 
-/// Link a site connector to the user's account (the connector's own login, RFC 8628).
-pub const CONNECTOR_LINK: &str = "connector.link";
+/// Open a connector link: a site connector's own tokens (device flow or client credentials)
+/// carry it, and nothing else does unless registered for it.
+pub const CONNECTOR: &str = uplink_link::CONNECTOR_SCOPE;
 
 /// Every scope the hub knows, with its description for people.
 pub const ALL: &[(&str, &str)] = &[
@@ -19,8 +20,8 @@ pub const ALL: &[(&str, &str)] = &[
         "Read current and historical values from the data sources you choose",
     ),
     (
-        CONNECTOR_LINK,
-        "Link a site connector to your account, so it can offer its data sources through this hub",
+        CONNECTOR,
+        "Connect a site connector to your account, so it can offer its data sources through this hub",
     ),
 ];
 

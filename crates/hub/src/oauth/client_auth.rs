@@ -63,13 +63,12 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<Presented>, OAuthErro
     }))
 }
 
-/// Authenticates the calling app. Unknown apps, wrong or missing secrets, secrets presented
-/// by public apps, and mixed methods are all refused.
-pub async fn authenticate(
-    hub: &Hub,
+/// The client id and secret a request presents, by exactly one method: HTTP Basic, or the
+/// `client_id` (and `client_secret`) form fields.
+pub(crate) fn presented(
     headers: &HeaderMap,
     params: &Params,
-) -> Result<App, OAuthError> {
+) -> Result<(String, Option<String>), OAuthError> {
     let presented = match basic_credentials(headers)? {
         Some(basic) => {
             if params.get("client_secret").is_some() {
@@ -95,12 +94,23 @@ pub async fn authenticate(
             secret: params.get("client_secret").map(str::to_owned),
         },
     };
+    Ok((presented.client_id, presented.secret))
+}
+
+/// Authenticates the calling app. Unknown apps, wrong or missing secrets, secrets presented
+/// by public apps, and mixed methods are all refused.
+pub async fn authenticate(
+    hub: &Hub,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<App, OAuthError> {
+    let (client_id, secret) = presented(headers, params)?;
     let app = hub
         .store
-        .app(&presented.client_id)
+        .app(&client_id)
         .await?
         .ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
-    match (&app.secret_digest, presented.secret) {
+    match (&app.secret_digest, secret) {
         (Some(expected), Some(secret)) if equal(expected, &digest(&secret)) => Ok(app),
         (None, None) if !app.confidential => Ok(app),
         (None, Some(_)) => Err(OAuthError::invalid_client(

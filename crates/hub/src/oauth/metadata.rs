@@ -19,7 +19,7 @@ pub fn document(issuer: &str) -> Value {
         "device_authorization_endpoint": format!("{issuer}/oauth/device_authorization"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", crate::oauth::device::GRANT_TYPE],
+        "grant_types_supported": ["authorization_code", "refresh_token", crate::oauth::device::GRANT_TYPE, "client_credentials"],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],

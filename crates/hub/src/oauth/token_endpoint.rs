@@ -1,5 +1,6 @@
-//! `POST /oauth/token`: the authorization code grant (single use, PKCE verified) and the
-//! refresh token grant (rotated on every use; reuse revokes the family). Nothing else: the
+//! `POST /oauth/token`: the authorization code grant (single use, PKCE verified), the
+//! refresh token grant (rotated on every use; reuse revokes the family), the device code grant,
+//! and the client credentials grant for administrator-registered connectors. Nothing else: the
 //! implicit and password grants are refused.
 
 use std::net::SocketAddr;
@@ -26,7 +27,9 @@ struct TokenResponse {
     access_token: String,
     token_type: &'static str,
     expires_in: i64,
-    refresh_token: String,
+    /// Absent for client credentials: a connector asks again instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
     scope: String,
 }
 
@@ -78,6 +81,9 @@ async fn issue(
         return Err(OAuthError::slow_down());
     }
     let params = form_params(headers, body)?;
+    if params.get("grant_type") == Some("client_credentials") {
+        return connector_credentials(hub, headers, &params).await;
+    }
     let app = authenticate(hub, headers, &params).await?;
     if !hub.limiters.allow_token_for(&app.client_id) {
         return Err(OAuthError::slow_down());
@@ -223,7 +229,7 @@ async fn refresh(hub: &Hub, app: &App, params: &Params) -> Result<TokenResponse,
                 access_token: access.expose().to_owned(),
                 token_type: "Bearer",
                 expires_in: hub.config.access_token_ttl,
-                refresh_token: successor.expose().to_owned(),
+                refresh_token: Some(successor.expose().to_owned()),
                 scope: scopes.join(" "),
             })
         }
@@ -300,6 +306,57 @@ async fn device_code(hub: &Hub, app: &App, params: &Params) -> Result<TokenRespo
     }
 }
 
+/// `grant_type=client_credentials`: a connector registered by an administrator proves itself
+/// with the credential it was given and gets an access token for its link (scope `connector`
+/// only, no refresh token). The token's app is the connector and its user the owner.
+async fn connector_credentials(
+    hub: &Hub,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let (client_id, secret) = super::client_auth::presented(headers, params)?;
+    if !hub.limiters.allow_token_for(&client_id) {
+        return Err(OAuthError::slow_down());
+    }
+    let Some(secret) = secret else {
+        return Err(OAuthError::invalid_client(
+            "client credentials need the connector's credential",
+        ));
+    };
+    let Some((connector, expected)) = hub.store.connector_credential(&client_id).await? else {
+        if hub.store.app(&client_id).await?.is_some() {
+            return Err(OAuthError::unauthorized_client(
+                "client credentials are only for connectors registered by an administrator; apps use authorization_code with PKCE",
+            ));
+        }
+        return Err(OAuthError::invalid_client("unknown client"));
+    };
+    // A connector that registered itself has no credential (empty digest): nothing matches.
+    if expected.is_empty() || !equal(&expected, &digest(&secret)) {
+        tracing::info!(connector = %connector.id, "connector authentication failed");
+        return Err(OAuthError::invalid_client("client authentication failed"));
+    }
+    let scopes = parse_scope(params.get("scope").unwrap_or(crate::scopes::CONNECTOR))
+        .map_err(OAuthError::invalid_scope)?;
+    if let Some(bad) = scopes.iter().find(|s| *s != crate::scopes::CONNECTOR) {
+        return Err(OAuthError::invalid_scope(format!(
+            "a connector may only ask for scope '{}', not '{bad}'",
+            crate::scopes::CONNECTOR
+        )));
+    }
+    let access = hub.keys.issue(
+        &crate::link::connector_token_subject(&connector),
+        hub.config.access_token_ttl,
+    )?;
+    Ok(TokenResponse {
+        access_token: access.expose().to_owned(),
+        token_type: "Bearer",
+        expires_in: hub.config.access_token_ttl,
+        refresh_token: None,
+        scope: crate::scopes::CONNECTOR.to_owned(),
+    })
+}
+
 fn issue_access(hub: &Hub, family: &TokenFamily, scopes: &[String]) -> Result<Secret, OAuthError> {
     let subject = TokenSubject {
         user_id: family.user_id.clone(),
@@ -330,7 +387,7 @@ async fn mint(
         access_token: access.expose().to_owned(),
         token_type: "Bearer",
         expires_in: hub.config.access_token_ttl,
-        refresh_token: refresh.expose().to_owned(),
+        refresh_token: Some(refresh.expose().to_owned()),
         scope: scopes.join(" "),
     })
 }

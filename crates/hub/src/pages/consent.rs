@@ -294,21 +294,10 @@ async fn approve(
         Err(e) => return e.into_response(),
     }
     if let Err(e) = hub
-        .store
-        .grant(&who.user.id, &app.client_id, &sources, &scopes, now)
+        .grant(&who.user.id, &app.client_id, &sources, &scopes)
         .await
     {
         return e.into_response();
-    }
-    for source in &sources {
-        hub.audit(
-            "grant",
-            Some(&who.user.id),
-            Some(&app.client_id),
-            Some(source),
-            scopes.join(" "),
-        )
-        .await;
     }
     let code = Secret::generate();
     let grant = CodeGrant {

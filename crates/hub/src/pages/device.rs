@@ -137,10 +137,22 @@ pub async fn submit(
             &who,
             html! {
                 div.card {
-                    h1 { "Connect " strong { (app.name) } "?" }
-                    p.lead { "The device showing code " strong { (typed) } " asks to:" }
-                    ul { @for s in &pending.scopes { li { (crate::scopes::describe(s).unwrap_or(s)) } } }
-                    p.muted { "It will not read any data source unless you grant one separately." }
+                    @if pending.scopes.iter().all(|s| s == crate::scopes::CONNECTOR) {
+                        h1 { "Connect a site connector to your account?" }
+                        p.lead {
+                            "The connector showing code " strong { (typed) } " will offer its data sources "
+                            "through this hub under your account."
+                        }
+                        p.muted {
+                            "No app can read them until you allow it on a consent page, and you can "
+                            "revoke any app at any time."
+                        }
+                    } @else {
+                        h1 { "Connect " strong { (app.name) } "?" }
+                        p.lead { "The device showing code " strong { (typed) } " asks to:" }
+                        ul { @for s in &pending.scopes { li { (crate::scopes::describe(s).unwrap_or(s)) } } }
+                        p.muted { "It will not read any data source unless you grant one separately." }
+                    }
                     form method="post" action="/account/device" {
                         input type="hidden" name="csrf" value=(who.csrf_token());
                         input type="hidden" name="user_code" value=(typed);

@@ -9,7 +9,7 @@ async fn start_device(hub: &TestHub) -> (String, String) {
     let r = hub
         .client
         .post(hub.url("/oauth/device_authorization"))
-        .form(&[("client_id", PUBLIC_APP), ("scope", "connector.link")])
+        .form(&[("client_id", PUBLIC_APP), ("scope", "connector")])
         .send()
         .await
         .unwrap();
@@ -112,7 +112,11 @@ async fn a_device_is_approved_once_and_gets_no_data_source() {
     let (status, page) =
         device_form(&hub, &cookie, &[("csrf", &csrf), ("user_code", &typed)]).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("Public App") && page.contains("Link a site connector"));
+    assert!(page.contains("Connect a site connector to your account"));
+    assert!(
+        !page.contains("type=\"checkbox\""),
+        "no data source to tick"
+    );
     let (status, page) = device_form(
         &hub,
         &cookie,
@@ -132,7 +136,7 @@ async fn a_device_is_approved_once_and_gets_no_data_source() {
     let (status, body) = poll(&hub, &device_code, PUBLIC_APP).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let access = body["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(body["scope"], "connector.link");
+    assert_eq!(body["scope"], "connector");
     // Approval grants scopes, never a data source.
     assert_eq!(
         hub.access(&access, &hub.historian.id).await,

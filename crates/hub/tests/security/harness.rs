@@ -102,11 +102,7 @@ impl TestHub {
             client_id: Some(PUBLIC_APP.into()),
             confidential: false,
             redirect_uris: vec![PUBLIC_REDIRECT.into()],
-            scopes: vec![
-                "data.read".into(),
-                "tags.read".into(),
-                "connector.link".into(),
-            ],
+            scopes: vec!["data.read".into(), "tags.read".into(), "connector".into()],
         })
         .await
         .unwrap();

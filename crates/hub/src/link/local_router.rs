@@ -1,0 +1,261 @@
+//! [`LocalRouter`]: the connector router of a single hub node — a map of this node's live
+//! links, each query sent down its connector's link and its answer streamed back.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
+use tokio::sync::mpsc;
+use uplink_link::{RelayedQuery, to_connector};
+use uplink_model::DataSourceDescriptor;
+use uplink_signalr::Transport;
+use uplink_signalr::server::ConnectionHandle;
+
+use super::answer::{ANSWER_BUFFER, Answer, Cancel, Item, QuerySlot};
+use super::identity::LinkIdentity;
+use super::session::{LinkRegistration, Session};
+use crate::relay::{ConnectorRouter, RelayError, RelayStream};
+use crate::store::Store;
+
+/// A live link as operators and status pages see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkStatus {
+    /// The connector's id.
+    pub connector_id: String,
+    /// Its display name.
+    pub name: String,
+    /// Its software, as announced.
+    pub software: String,
+    /// The transport the link uses.
+    pub transport: Option<Transport>,
+    /// When the link connected.
+    pub connected_since: DateTime<Utc>,
+    /// The data sources it announced.
+    pub sources: Vec<DataSourceDescriptor>,
+    /// Queries running on it now.
+    pub running_queries: usize,
+}
+
+/// The in-process [`ConnectorRouter`]: relays to connectors linked to this hub node.
+///
+/// A connector with no registered link is offline; one that links again replaces its older
+/// link, whose running queries end with [`RelayError::LinkLost`].
+pub struct LocalRouter {
+    store: Arc<dyn Store>,
+    query_timeout: Duration,
+    max_answer_bytes: Option<u64>,
+    /// Every connection on the link endpoint, by SignalR connection id.
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// The registered link of each connector, by connector id.
+    links: Mutex<HashMap<String, Arc<Session>>>,
+    next_query: AtomicU64,
+}
+
+impl std::fmt::Debug for LocalRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalRouter")
+            .field("links", &lock(&self.links).len())
+            .field("query_timeout", &self.query_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl LocalRouter {
+    /// A router with no links. `query_timeout` bounds the wait for a query's first chunk and
+    /// between chunks; `max_answer_bytes` is the operator's limit on one answer, if any.
+    pub fn new(
+        store: Arc<dyn Store>,
+        query_timeout: Duration,
+        max_answer_bytes: Option<u64>,
+    ) -> Self {
+        Self {
+            store,
+            query_timeout,
+            max_answer_bytes,
+            sessions: Mutex::default(),
+            links: Mutex::default(),
+            next_query: AtomicU64::new(0),
+        }
+    }
+
+    /// The operator's limit on one answer's size.
+    pub fn max_answer_bytes(&self) -> Option<u64> {
+        self.max_answer_bytes
+    }
+
+    /// Every registered link, ordered by connector name.
+    pub fn links(&self) -> Vec<LinkStatus> {
+        let sessions: Vec<Arc<Session>> = lock(&self.links).values().cloned().collect();
+        let mut all: Vec<LinkStatus> = sessions
+            .iter()
+            .filter_map(|s| {
+                let registration = s.registration()?;
+                Some(LinkStatus {
+                    connector_id: registration.connector.id.clone(),
+                    name: registration.connector.name.clone(),
+                    software: registration.software.clone(),
+                    transport: s.connection.transport(),
+                    connected_since: s.connected_at,
+                    sources: registration.sources.clone(),
+                    running_queries: s.running_queries(),
+                })
+            })
+            .collect();
+        all.sort_by(|a, b| {
+            a.name
+                .cmp(&b.name)
+                .then(a.connector_id.cmp(&b.connector_id))
+        });
+        all
+    }
+
+    /// The session of `connection`, made on first use; `true` when it is new.
+    pub(crate) fn session_for(
+        &self,
+        connection: &ConnectionHandle,
+    ) -> Result<(Arc<Session>, bool), String> {
+        let mut sessions = lock(&self.sessions);
+        if let Some(session) = sessions.get(connection.id()) {
+            return Ok((session.clone(), false));
+        }
+        if !connection.is_connected() {
+            return Err("the link has closed".into());
+        }
+        let identity = LinkIdentity::of(connection.identity())
+            .ok_or_else(|| "the link was opened without a connector token".to_owned())?;
+        let session = Arc::new(Session::new(connection.clone(), identity));
+        sessions.insert(connection.id().to_owned(), session.clone());
+        Ok((session, true))
+    }
+
+    /// The session of a connection, if it has one.
+    pub(crate) fn session(&self, connection_id: &str) -> Option<Arc<Session>> {
+        lock(&self.sessions).get(connection_id).cloned()
+    }
+
+    /// Makes `session` the link of its registered connector; an older link of the same
+    /// connector is ended and closed (the newest link wins).
+    pub(crate) fn install(&self, session: &Arc<Session>, registration: LinkRegistration) {
+        let connector_id = registration.connector.id.clone();
+        session.set_registration(registration);
+        let older = lock(&self.links).insert(connector_id.clone(), session.clone());
+        if let Some(older) = older.filter(|o| !Arc::ptr_eq(o, session)) {
+            tracing::info!(connector = %connector_id, "a newer link replaces the connector's older one");
+            older.end("the link was replaced by a newer one");
+            older.connection.close(Some(
+                "replaced by a newer link of the same connector".into(),
+            ));
+            lock(&self.sessions).remove(older.connection.id());
+        }
+    }
+
+    /// Forgets a session whose connection ended; its queries end with `LinkLost`.
+    pub(crate) fn detach(&self, session: &Arc<Session>) {
+        lock(&self.sessions).remove(session.connection.id());
+        if let Some(registration) = session.registration() {
+            let mut links = lock(&self.links);
+            if links
+                .get(&registration.connector.id)
+                .is_some_and(|current| Arc::ptr_eq(current, session))
+            {
+                links.remove(&registration.connector.id);
+            }
+        }
+        session.end("the link closed");
+    }
+
+    fn live(&self, connector_id: &str) -> Option<Arc<Session>> {
+        lock(&self.links)
+            .get(connector_id)
+            .filter(|s| s.connection.is_connected())
+            .cloned()
+    }
+
+    async fn offline(&self, connector_id: &str) -> RelayError {
+        let name = match self.store.connector(connector_id).await {
+            Ok(Some(connector)) => connector.name,
+            _ => connector_id.to_owned(),
+        };
+        RelayError::Offline { connector: name }
+    }
+
+    fn timeout(&self) -> RelayError {
+        RelayError::Timeout {
+            seconds: self.query_timeout.as_secs(),
+        }
+    }
+}
+
+#[async_trait]
+impl ConnectorRouter for LocalRouter {
+    /// Sends `query` down the connector's link under a query id of the router's own (whatever
+    /// `query.query_id` held is replaced) and waits for its first chunk or end.
+    async fn relay(
+        &self,
+        connector_id: &str,
+        mut query: RelayedQuery,
+    ) -> Result<RelayStream, RelayError> {
+        let Some(session) = self.live(connector_id) else {
+            return Err(self.offline(connector_id).await);
+        };
+        let query_id = format!("q{}", self.next_query.fetch_add(1, Ordering::Relaxed));
+        query.query_id.clone_from(&query_id);
+        let (sender, mut items) = mpsc::channel(ANSWER_BUFFER);
+        session.add_query(
+            query_id.clone(),
+            QuerySlot {
+                sender,
+                next_seq: 0,
+                bytes: 0,
+            },
+        );
+        let mut cancel = Cancel::new(Arc::downgrade(&session), query_id.clone());
+        if let Err(e) = session.connection.send(to_connector::QUERY, (&query,)) {
+            tracing::debug!(connector = connector_id, error = %e, "query not sent");
+            cancel.disarm();
+            session.take_query(&query_id);
+            return Err(self.offline(connector_id).await);
+        }
+        drop(session);
+        let first = match tokio::time::timeout(self.query_timeout, items.recv()).await {
+            Err(_) => {
+                cancel.fire("the connector did not answer in time");
+                return Err(self.timeout());
+            }
+            Ok(None) => {
+                cancel.disarm();
+                return Err(RelayError::LinkLost);
+            }
+            Ok(Some(Item::Failed(error))) => {
+                cancel.disarm();
+                return Err(error);
+            }
+            Ok(Some(Item::End)) => {
+                cancel.disarm();
+                return Ok(RelayStream::new(futures::stream::empty().boxed()));
+            }
+            Ok(Some(Item::Chunk(first))) => first,
+        };
+        let answer = Answer::new(first, items, cancel, self.query_timeout);
+        Ok(RelayStream::new(answer.boxed()))
+    }
+
+    fn is_online(&self, connector_id: &str) -> bool {
+        self.live(connector_id)
+            .is_some_and(|s| s.registration().is_some())
+    }
+
+    fn describe(&self, connector_id: &str) -> Option<Vec<DataSourceDescriptor>> {
+        self.live(connector_id)?
+            .registration()
+            .map(|r| r.sources.clone())
+    }
+}

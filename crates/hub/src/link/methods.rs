@@ -1,0 +1,403 @@
+//! The methods a connector calls on the link (`docs/protocol.md` §2). Every one but
+//! `Register` needs a registered link; errors are sentences for the connector's log, and the
+//! link stays up.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use uplink_link::{
+    Heartbeat, QueryOutcome, Registered, RegisteredSource, Registration, RevokeRequest,
+    TokenRenewed, to_hub,
+};
+use uplink_signalr::server::{Caller, Hub as SignalrHub, HubError};
+
+use super::answer::Item;
+use super::identity::{self, LinkCredential};
+use super::registration;
+use super::session::{self, LinkRegistration, Session, grant_list};
+use crate::hub::Hub;
+use crate::relay::RelayError;
+use crate::store::ConnectorClaim;
+
+/// The link's SignalR hub: its methods and connection callbacks.
+pub fn hub(hub: Arc<Hub>) -> SignalrHub {
+    let h = hub.clone();
+    let on_connected = move |connection: Caller| {
+        let hub = h.clone();
+        async move {
+            if let Err(e) = attach(&hub, &connection) {
+                tracing::debug!(error = %e, "link connected without a session");
+            }
+        }
+    };
+    let h = hub.clone();
+    let on_disconnected = move |connection: Caller, error: Option<String>| {
+        let hub = h.clone();
+        async move {
+            tracing::debug!(connection = connection.id(), ?error, "link disconnected");
+            if let Some(session) = hub.links.session(connection.id()) {
+                hub.links.detach(&session);
+            }
+        }
+    };
+    let with = |hub: &Arc<Hub>| hub.clone();
+    let (h1, h2, h3, h4, h5, h6) = (
+        with(&hub),
+        with(&hub),
+        with(&hub),
+        with(&hub),
+        with(&hub),
+        with(&hub),
+    );
+    SignalrHub::new()
+        .on_connected(on_connected)
+        .on_disconnected(on_disconnected)
+        .method(to_hub::REGISTER, move |caller, (r,): (Registration,)| {
+            let hub = h1.clone();
+            async move { register(hub, caller, r).await }
+        })
+        .method(to_hub::RENEW_TOKEN, move |caller, (token,): (String,)| {
+            let hub = h2.clone();
+            async move { renew_token(hub, caller, token).await }
+        })
+        .method(
+            to_hub::QUERY_CHUNK,
+            move |caller, (query_id, seq, data): (String, u64, String)| {
+                // Admission runs now, in arrival order; only the wait for room is deferred.
+                let admitted = admit_chunk(&h3, &caller, &query_id, seq, data.len());
+                async move { forward_chunk(admitted, query_id, data).await }
+            },
+        )
+        .method(
+            to_hub::QUERY_END,
+            move |caller, (query_id, outcome): (String, QueryOutcome)| {
+                let ended = end_query(&h4, &caller, &query_id, outcome);
+                async move {
+                    let (sender, item) = ended?;
+                    // Behind any chunk still waiting for room; an app that left is fine.
+                    let _ = sender.send(item).await;
+                    Ok::<_, HubError>(())
+                }
+            },
+        )
+        .method(
+            to_hub::REVOKE_GRANT,
+            move |caller, (r,): (RevokeRequest,)| {
+                let hub = h5.clone();
+                async move { revoke_grant(hub, caller, r).await }
+            },
+        )
+        .method(to_hub::HEARTBEAT, move |caller, (): ()| {
+            let registered = registered(&h6, &caller, to_hub::HEARTBEAT).map(|_| ());
+            async move {
+                registered?;
+                Ok::<_, HubError>(Heartbeat {
+                    server_time: Utc::now(),
+                })
+            }
+        })
+}
+
+/// The session of a connection, starting its watcher the first time.
+fn attach(hub: &Arc<Hub>, caller: &Caller) -> Result<Arc<Session>, HubError> {
+    let (session, new) = hub.links.session_for(caller).map_err(HubError::new)?;
+    if new {
+        tokio::spawn(session::watch(hub.clone(), session.clone()));
+    }
+    Ok(session)
+}
+
+/// The session of a registered link, or the error every method but `Register` gives before.
+fn registered(hub: &Arc<Hub>, caller: &Caller, method: &str) -> Result<Arc<Session>, HubError> {
+    let session = attach(hub, caller)?;
+    if session.registration().is_none() {
+        return Err(HubError::new(format!(
+            "register first: call Register with the connector's id and data sources before {method}"
+        )));
+    }
+    Ok(session)
+}
+
+fn store_failure(e: crate::error::HubError) -> HubError {
+    tracing::error!(error = %e, "connector link request could not use the store");
+    HubError::new("the hub could not complete the request; try again")
+}
+
+async fn register(
+    hub: Arc<Hub>,
+    caller: Caller,
+    registration: Registration,
+) -> Result<Registered, HubError> {
+    let session = attach(&hub, &caller)?;
+    registration::validate(&registration).map_err(HubError::new)?;
+    let id = registration.connector_id.as_str();
+    let create = match &session.identity.credential {
+        LinkCredential::Connector { connector_id } => {
+            if connector_id != id {
+                return Err(HubError::new(format!(
+                    "this link's token belongs to connector '{connector_id}'; register as '{connector_id}', not '{id}'"
+                )));
+            }
+            false
+        }
+        LinkCredential::SignedIn { .. } => true,
+    };
+    if let Some(current) = session.registration()
+        && current.connector.id != id
+    {
+        return Err(HubError::new(format!(
+            "this link is registered as connector '{}'; open another link for another connector",
+            current.connector.id
+        )));
+    }
+    let now = crate::clock::now();
+    let claim = hub
+        .store
+        .claim_connector(
+            id,
+            &session.identity.user_id,
+            registration.name.trim(),
+            &registration.software,
+            create,
+            now,
+        )
+        .await
+        .map_err(store_failure)?;
+    let connector = match claim {
+        ConnectorClaim::Created(connector) => {
+            hub.audit(
+                "connector_registered",
+                Some(&connector.owner_id),
+                None,
+                None,
+                connector.id.clone(),
+            )
+            .await;
+            connector
+        }
+        ConnectorClaim::Updated(connector) => connector,
+        ConnectorClaim::OwnedByAnother => {
+            tracing::warn!(connector = id, user = %session.identity.user_id, "registration with another user's connector id refused");
+            hub.audit(
+                "connector_register_refused",
+                Some(&session.identity.user_id),
+                None,
+                None,
+                id.to_owned(),
+            )
+            .await;
+            return Err(HubError::new(format!(
+                "connector id '{id}' belongs to another account; a connector must register with its own id"
+            )));
+        }
+        ConnectorClaim::Missing => {
+            caller.close(Some("the connector was removed from the hub".into()));
+            return Err(HubError::new(format!(
+                "connector '{id}' no longer exists on this hub"
+            )));
+        }
+    };
+    let sources = hub
+        .store
+        .announce_sources(&connector.id, &registration.sources, now)
+        .await
+        .map_err(store_failure)?;
+    tracing::info!(connector = %connector.id, sources = sources.len(), transport = ?caller.transport(), "connector registered its link");
+    let connector_id = connector.id.clone();
+    hub.links.install(
+        &session,
+        LinkRegistration {
+            connector,
+            software: registration.software,
+            sources: registration.sources,
+        },
+    );
+    let grants = grant_list(&hub, &connector_id)
+        .await
+        .map_err(store_failure)?;
+    let _ = caller.send(
+        uplink_link::to_connector::GRANTS,
+        (uplink_link::GrantList {
+            grants: grants.clone(),
+        },),
+    );
+    Ok(Registered {
+        connector_id,
+        sources: sources
+            .into_iter()
+            .map(|s| RegisteredSource {
+                name: s.name,
+                id: s.id,
+            })
+            .collect(),
+        grants,
+    })
+}
+
+async fn renew_token(
+    hub: Arc<Hub>,
+    caller: Caller,
+    token: String,
+) -> Result<TokenRenewed, HubError> {
+    let session = registered(&hub, &caller, to_hub::RENEW_TOKEN)?;
+    let renewed = identity::verify(&hub, &token)
+        .await
+        .map_err(|why| HubError::new(format!("token not renewed: {why}")))?;
+    if renewed.subject() != session.identity.subject() {
+        return Err(HubError::new(
+            "token not renewed: it belongs to another connector or sign-in; a link renews with tokens of its own",
+        ));
+    }
+    session.extend(renewed.expires_at);
+    Ok(TokenRenewed {
+        expires_at: DateTime::from_timestamp(renewed.expires_at, 0).unwrap_or_default(),
+    })
+}
+
+/// A chunk admitted: where it goes, or the failure to report to the app first.
+type Admission = Result<(tokio::sync::mpsc::Sender<Item>, Option<RelayError>), HubError>;
+
+/// Checks a chunk against its query: registered link, known query, next `seq`, size limits.
+/// A chunk that breaks the rules fails the query for the app as well.
+fn admit_chunk(hub: &Arc<Hub>, caller: &Caller, query_id: &str, seq: u64, len: usize) -> Admission {
+    let session = registered(hub, caller, to_hub::QUERY_CHUNK)?;
+    let limit = hub.links.max_answer_bytes();
+    let verdict = session.with_query(query_id, |slot| {
+        let failure = if seq != slot.next_seq {
+            Some(RelayError::Connector {
+                code: uplink_link::failure::SOURCE_ERROR.into(),
+                message: format!(
+                    "the connector sent chunk {seq} of the answer when {} was expected",
+                    slot.next_seq
+                ),
+            })
+        } else if len > uplink_link::MAX_CHUNK_BYTES {
+            Some(RelayError::Connector {
+                code: uplink_link::failure::SOURCE_ERROR.into(),
+                message: format!(
+                    "the connector sent a chunk of {len} bytes; at most {} are allowed",
+                    uplink_link::MAX_CHUNK_BYTES
+                ),
+            })
+        } else {
+            slot.next_seq += 1;
+            slot.bytes += len as u64;
+            limit
+                .filter(|limit| slot.bytes > *limit)
+                .map(|limit| RelayError::TooLarge { limit })
+        };
+        (slot.sender.clone(), failure)
+    });
+    let Some((sender, failure)) = verdict else {
+        return Err(HubError::new(format!(
+            "no query '{query_id}' is running on this link (finished, cancelled or unknown); stop sending it"
+        )));
+    };
+    if failure.is_some() {
+        session.take_query(query_id);
+    }
+    Ok((sender, failure))
+}
+
+async fn forward_chunk(
+    admitted: Admission,
+    query_id: String,
+    data: String,
+) -> Result<(), HubError> {
+    let (sender, failure) = admitted?;
+    if let Some(failure) = failure {
+        let message = format!("query '{query_id}' failed: {failure}; stop sending it");
+        let _ = sender.send(Item::Failed(failure)).await;
+        return Err(HubError::new(message));
+    }
+    // The string's own buffer becomes the chunk: no copy, no re-encoding.
+    sender
+        .send(Item::Chunk(Bytes::from(data.into_bytes())))
+        .await
+        .map_err(|_| {
+            HubError::new(format!(
+                "the app stopped waiting for query '{query_id}'; stop sending it"
+            ))
+        })
+}
+
+fn end_query(
+    hub: &Arc<Hub>,
+    caller: &Caller,
+    query_id: &str,
+    outcome: QueryOutcome,
+) -> Result<(tokio::sync::mpsc::Sender<Item>, Item), HubError> {
+    let session = registered(hub, caller, to_hub::QUERY_END)?;
+    let slot = session.take_query(query_id).ok_or_else(|| {
+        HubError::new(format!(
+            "no query '{query_id}' is running on this link (finished, cancelled or unknown)"
+        ))
+    })?;
+    let item = match outcome.error {
+        None => Item::End,
+        Some(failure) => Item::Failed(RelayError::Connector {
+            code: failure.code,
+            message: failure.message,
+        }),
+    };
+    Ok((slot.sender, item))
+}
+
+async fn revoke_grant(
+    hub: Arc<Hub>,
+    caller: Caller,
+    request: RevokeRequest,
+) -> Result<(), HubError> {
+    let session = registered(&hub, &caller, to_hub::REVOKE_GRANT)?;
+    let Some(registration) = session.registration() else {
+        return Err(HubError::new("register first"));
+    };
+    let connector = &registration.connector;
+    if let Some(name) = &request.source {
+        let known = hub
+            .store
+            .sources_owned_by(&connector.owner_id)
+            .await
+            .map_err(store_failure)?
+            .into_iter()
+            .any(|s| s.connector_id == connector.id && s.name == *name);
+        if !known {
+            return Err(HubError::new(format!(
+                "no data source named '{name}' on this connector"
+            )));
+        }
+    }
+    let mut targets: Vec<(String, String)> = hub
+        .store
+        .connector_grants(&connector.id)
+        .await
+        .map_err(store_failure)?
+        .into_iter()
+        .filter(|g| {
+            g.app_id == request.app_id
+                && request
+                    .source
+                    .as_ref()
+                    .is_none_or(|name| *name == g.source_name)
+        })
+        .map(|g| (g.user_id, g.source_id))
+        .collect();
+    targets.dedup();
+    for (user_id, source_id) in &targets {
+        // The same path as the settings page: the store commits, then it is audited and
+        // announced (which pushes Grants to this link).
+        hub.revoke(user_id, &request.app_id, Some(source_id))
+            .await
+            .map_err(store_failure)?;
+    }
+    hub.audit(
+        "revoked_on_site",
+        Some(&connector.owner_id),
+        Some(&request.app_id),
+        None,
+        format!("connector {}: {} grant(s)", connector.id, targets.len()),
+    )
+    .await;
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! The connector link at `/hubs/connector` (`docs/protocol.md`): a SignalR hub that connectors
+//! open with their own access token (scope `connector`), register their data sources on, and
+//! answer relayed queries over in acknowledged chunks; and [`LocalRouter`], the
+//! [`crate::relay::ConnectorRouter`] over this node's live links that the app data API relays
+//! through.
+//!
+//! - [`identity`]: who may open a link (token check on negotiate and every transport request).
+//! - [`methods`]: the methods a connector calls (`Register`, `RenewToken`, `QueryChunk`, …).
+//! - [`session`]: one connection's state, and the task that ends it when its token expires and
+//!   pushes grant changes to it.
+//! - [`answer`]: a relayed answer on its way to the app, with the bounded buffer whose room is
+//!   the connector's backpressure.
+//!
+//! ```no_run
+//! # async fn run(hub: std::sync::Arc<uplink_hub::Hub>) {
+//! // `uplink_hub::router(hub)` serves the link; apps' queries go through the hub's router:
+//! let relay = hub.relay();
+//! assert!(!relay.is_online("con_offline0000000000000"));
+//! # }
+//! ```
+
+mod answer;
+pub mod identity;
+mod local_router;
+mod methods;
+mod registration;
+mod session;
+
+use std::sync::Arc;
+
+use uplink_signalr::server::{HubServer, ServerOptions};
+
+pub use local_router::{LinkStatus, LocalRouter};
+
+use crate::hub::Hub;
+use crate::store::Connector;
+use crate::token::TokenSubject;
+
+/// The subject of a client-credentials token for `connector`: the connector is the app, its
+/// owner the user, and the family is the connector itself (there is no refresh token to
+/// rotate), which is how the link tells these tokens from sign-ins.
+pub fn connector_token_subject(connector: &Connector) -> TokenSubject {
+    TokenSubject {
+        user_id: connector.owner_id.clone(),
+        app_id: connector.id.clone(),
+        scopes: vec![crate::scopes::CONNECTOR.to_owned()],
+        family_id: connector.id.clone(),
+    }
+}
+
+/// The SignalR server of the link, with its token check and the protocol's message limit.
+/// Mount its [`HubServer::router`] at [`uplink_link::HUB_PATH`] (`crate::router` does).
+pub fn server(hub: Arc<Hub>) -> HubServer {
+    let options = ServerOptions {
+        max_message_size: uplink_link::MAX_LINK_MESSAGE_BYTES,
+        authenticator: Some(identity::authenticator(hub.clone())),
+        ..ServerOptions::default()
+    };
+    HubServer::new(methods::hub(hub), options)
+}

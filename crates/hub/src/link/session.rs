@@ -1,0 +1,246 @@
+//! One link connection: who opened it, what it registered, its running queries, and the task
+//! that closes it when its token expires unrenewed and pushes grant changes to it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{broadcast, watch};
+use uplink_link::{Grant, GrantList, to_connector};
+use uplink_model::DataSourceDescriptor;
+use uplink_signalr::server::ConnectionHandle;
+
+use super::answer::{Item, QuerySlot};
+use super::identity::{LinkCredential, LinkIdentity};
+use crate::hub::Hub;
+use crate::relay::RelayError;
+use crate::revocation::Revocation;
+use crate::store::Connector;
+
+/// What a link registered as.
+#[derive(Debug, Clone)]
+pub struct LinkRegistration {
+    /// The connector, as stored.
+    pub connector: Connector,
+    /// Its software, as announced.
+    pub software: String,
+    /// Its data sources, as announced.
+    pub sources: Vec<DataSourceDescriptor>,
+}
+
+/// One connection on the link endpoint.
+#[derive(Debug)]
+pub struct Session {
+    /// The SignalR connection.
+    pub connection: ConnectionHandle,
+    /// Who opened it.
+    pub identity: LinkIdentity,
+    /// When it connected.
+    pub connected_at: DateTime<Utc>,
+    expires_at: watch::Sender<i64>,
+    closed: watch::Sender<bool>,
+    registration: Mutex<Option<Arc<LinkRegistration>>>,
+    queries: Mutex<HashMap<String, QuerySlot>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Short critical sections that leave consistent data even if one panicked.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Session {
+    /// A session for a connection opened as `identity`.
+    pub fn new(connection: ConnectionHandle, identity: LinkIdentity) -> Self {
+        Self {
+            connection,
+            expires_at: watch::channel(identity.expires_at).0,
+            identity,
+            connected_at: Utc::now(),
+            closed: watch::channel(false).0,
+            registration: Mutex::default(),
+            queries: Mutex::default(),
+        }
+    }
+
+    /// What it registered as, once `Register` succeeded.
+    pub fn registration(&self) -> Option<Arc<LinkRegistration>> {
+        lock(&self.registration).clone()
+    }
+
+    /// Records a (re-)registration.
+    pub fn set_registration(&self, registration: LinkRegistration) {
+        *lock(&self.registration) = Some(Arc::new(registration));
+    }
+
+    /// A renewed token moves the deadline.
+    pub fn extend(&self, expires_at: i64) {
+        self.expires_at.send_replace(expires_at);
+    }
+
+    /// Starts tracking a query.
+    pub fn add_query(&self, query_id: String, slot: QuerySlot) {
+        lock(&self.queries).insert(query_id, slot);
+    }
+
+    /// Stops tracking a query, returning its slot.
+    pub fn take_query(&self, query_id: &str) -> Option<QuerySlot> {
+        lock(&self.queries).remove(query_id)
+    }
+
+    /// Runs `f` on a running query's slot.
+    pub fn with_query<R>(&self, query_id: &str, f: impl FnOnce(&mut QuerySlot) -> R) -> Option<R> {
+        lock(&self.queries).get_mut(query_id).map(f)
+    }
+
+    /// How many queries are running.
+    pub fn running_queries(&self) -> usize {
+        lock(&self.queries).len()
+    }
+
+    /// Stops a query the app no longer waits for and tells the connector (if it was running).
+    pub fn cancel_query(&self, query_id: &str, reason: &str) {
+        if self.take_query(query_id).is_some() {
+            tracing::debug!(query_id, reason, "query cancelled");
+            let _ = self
+                .connection
+                .send(to_connector::CANCEL_QUERY, (query_id, reason));
+        }
+    }
+
+    /// The connection is over (or replaced): every running query ends for its app with
+    /// `LinkLost`, and the connector is told to stop them if it can still hear.
+    pub fn end(&self, reason: &str) {
+        let queries: Vec<(String, QuerySlot)> = lock(&self.queries).drain().collect();
+        for (query_id, slot) in queries {
+            let _ = self
+                .connection
+                .send(to_connector::CANCEL_QUERY, (query_id.as_str(), reason));
+            // Dropping the slot's sender ends the app's stream with LinkLost once in-flight
+            // chunks are delivered; try to say so first where there is room.
+            let _ = slot.sender.try_send(Item::Failed(RelayError::LinkLost));
+        }
+        self.closed.send_replace(true);
+    }
+
+    fn is_ended(&self) -> bool {
+        *self.closed.borrow()
+    }
+}
+
+/// Every live grant on `connector_id`'s data sources, in wire form.
+pub async fn grant_list(hub: &Hub, connector_id: &str) -> crate::Result<Vec<Grant>> {
+    let time = |t: i64| DateTime::from_timestamp(t, 0).unwrap_or_default();
+    Ok(hub
+        .store
+        .connector_grants(connector_id)
+        .await?
+        .into_iter()
+        .map(|g| Grant {
+            app_id: g.app_id,
+            app_name: g.app_name,
+            user_id: g.user_id,
+            source: g.source_name,
+            scopes: g.scopes,
+            granted_at: time(g.granted_at),
+            last_used_at: g.last_used_at.map(time),
+        })
+        .collect())
+}
+
+/// Sends the connector its current grants.
+pub async fn push_grants(hub: &Hub, session: &Session, connector_id: &str) {
+    match grant_list(hub, connector_id).await {
+        Ok(grants) => {
+            if let Err(e) = session
+                .connection
+                .send(to_connector::GRANTS, (GrantList { grants },))
+            {
+                tracing::debug!(connector = connector_id, error = %e, "grants not sent");
+            }
+        }
+        Err(e) => tracing::error!(connector = connector_id, error = %e, "grants not read"),
+    }
+}
+
+/// What an announcement means for a registered link.
+enum Effect {
+    Nothing,
+    PushGrants,
+    Close(&'static str),
+}
+
+fn effect(change: &Revocation, session: &Session, registration: &LinkRegistration) -> Effect {
+    let connector = &registration.connector;
+    match change {
+        Revocation::Grant { user_id, .. } | Revocation::Granted { user_id, .. }
+            if *user_id == connector.owner_id =>
+        {
+            Effect::PushGrants
+        }
+        Revocation::AppRemoved { .. } => Effect::PushGrants,
+        Revocation::ConnectorRemoved { connector_id } if *connector_id == connector.id => {
+            Effect::Close("the connector was removed from the hub")
+        }
+        Revocation::TokenFamily { family_id } => match &session.identity.credential {
+            LinkCredential::SignedIn {
+                family_id: mine, ..
+            } if mine == family_id => {
+                Effect::Close("the connector's sign-in was revoked; sign it in again")
+            }
+            _ => Effect::Nothing,
+        },
+        _ => Effect::Nothing,
+    }
+}
+
+/// Watches one session until its connection ends: closes it when its token expires without
+/// renewal, and pushes `Grants` whenever consent is given or revoked on its data sources.
+pub async fn watch(hub: Arc<Hub>, session: Arc<Session>) {
+    let mut announcements = hub.announcer.subscribe();
+    let mut expires = session.expires_at.subscribe();
+    let mut closed = session.closed.subscribe();
+    loop {
+        if session.is_ended() || !session.connection.is_connected() {
+            break;
+        }
+        let left = *expires.borrow_and_update() - crate::clock::now();
+        if left <= 0 {
+            tracing::info!(
+                connection = session.connection.id(),
+                "link token expired without renewal"
+            );
+            session.connection.close(Some(
+                "the access token expired without renewal; reconnect with a fresh token".into(),
+            ));
+            break;
+        }
+        // Wall-clock expiry, re-checked on waking: sleeps are monotonic, tokens are not.
+        let wait = Duration::from_secs(u64::try_from(left).unwrap_or(0).min(60));
+        tokio::select! {
+            _ = closed.changed() => break,
+            _ = expires.changed() => {}
+            _ = tokio::time::sleep(wait) => {}
+            change = announcements.recv() => {
+                let Some(registration) = session.registration() else { continue };
+                let effect = match change {
+                    Ok(change) => effect(&change, &session, &registration),
+                    Err(broadcast::error::RecvError::Lagged(_)) => Effect::PushGrants,
+                    Err(broadcast::error::RecvError::Closed) => {
+                        announcements = hub.announcer.subscribe();
+                        Effect::Nothing
+                    }
+                };
+                match effect {
+                    Effect::Nothing => {}
+                    Effect::PushGrants => push_grants(&hub, &session, &registration.connector.id).await,
+                    Effect::Close(why) => {
+                        session.connection.close(Some(why.into()));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    hub.links.detach(&session);
+}
