@@ -802,3 +802,52 @@ async fn openapi_lists_every_route_and_every_route_is_served() {
         );
     }
 }
+
+/// Every `curl` example in docs/api.md that calls the data API is a valid request: it reaches
+/// the connector (the stand-in answers) with no 400.
+#[tokio::test]
+async fn the_guides_curl_examples_are_valid_requests() {
+    let f = Fixture::new().await;
+    let guide = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md"))
+        .expect("docs/api.md is readable");
+    let mut tried = 0;
+    for command in guide.split("curl ").skip(1) {
+        // A command runs to the first line that does not end in a backslash.
+        let mut text = String::new();
+        for line in command.lines() {
+            text.push_str(line.trim_end_matches('\\'));
+            if !line.ends_with('\\') {
+                break;
+            }
+        }
+        let Some(at) = text.find("\"$HUB/api/v1/") else {
+            continue;
+        };
+        let url = &text[at + "\"$HUB".len()..];
+        let url = url[..url.find('"').unwrap()].replace("$SRC", &f.granted.id);
+        let mut request = Request::get(&url);
+        let mut body = Body::empty();
+        if let Some(at) = text.find("-d '") {
+            let json = &text[at + 4..];
+            request = Request::post(&url).header(header::CONTENT_TYPE, "application/json");
+            body = Body::from(json[..json.find('\'').unwrap()].to_owned());
+        }
+        if text.contains("application/x-ndjson") {
+            request = request.header(header::ACCEPT, "application/x-ndjson");
+        }
+        let request = request
+            .header(header::AUTHORIZATION, format!("Bearer {}", f.token))
+            .body(body)
+            .unwrap();
+        let response = f.send(request).await;
+        assert_eq!(response.status(), StatusCode::OK, "curl {text}");
+        tried += 1;
+    }
+    assert!(tried >= 10, "only {tried} examples found");
+    let relayed = f.relay.received();
+    assert!(
+        relayed
+            .iter()
+            .any(|(_, q)| q.format == ResultFormat::Ndjson)
+    );
+}
