@@ -2,7 +2,10 @@
 //! one streaming [`DataSource`] trait, the form schemas that describe and validate each kind's
 //! settings, and the durable connector configuration.
 //!
-//! The link to the hub comes later and builds on this; nothing here opens a network socket.
+//! The [`runtime`] keeps the connector's link to its hub (SignalR at `/hubs/connector`, see
+//! docs/protocol.md): it answers relayed queries ([`answer`]) after the site's own veto
+//! ([`policy`]), records each in a bounded trail ([`activity`]), and shows its host a live
+//! [`ConnectorStatus`].
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -30,13 +33,17 @@
 pub mod activity;
 pub mod answer;
 pub mod config;
+pub mod credentials;
 mod error;
 pub mod form;
 pub mod kinds;
+pub mod oauth;
 pub mod policy;
+pub mod runtime;
 mod source;
 pub mod sources;
 
 pub use config::{ConfigStore, ConnectorConfig, SourceConfig};
 pub use error::SourceError;
+pub use runtime::{ConnectorRuntime, ConnectorStatus, LinkError, LinkState, RuntimeOptions};
 pub use source::{CHUNK, DataSource, Health, HealthIssue, HealthState, RawStream, SnapshotStream};

@@ -1,0 +1,575 @@
+//! The connector runtime: the long-running task that owns the data sources, the local policy,
+//! the activity trail and the link to the hub, and shows its host (the CLI, the desktop app)
+//! a live [`ConnectorStatus`].
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), uplink_connector::LinkError> {
+//! use uplink_connector::runtime::{ConnectorRuntime, RuntimeOptions};
+//!
+//! let runtime = ConnectorRuntime::start(RuntimeOptions::new("/var/lib/uplink")).await?;
+//! let mut status = runtime.status();
+//! tokio::spawn(async move {
+//!     while status.changed().await.is_ok() {
+//!         let now = status.borrow_and_update().clone();
+//!         tracing::info!(link = %now.link, transport = ?now.transport, "connector");
+//!     }
+//! });
+//! runtime.revoke("app_dashboard", Some("line-1")).await?; // the desktop's revoke button
+//! runtime.stop().await;
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod link;
+mod query;
+mod status;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{Notify, Semaphore, oneshot, watch};
+use tokio::task::JoinHandle;
+use uplink_link::{Grant, RevokeRequest, to_hub};
+use uplink_model::DataSourceDescriptor;
+use uplink_signalr::Transport;
+use uplink_signalr::client::{Backoff, HubConnection};
+
+pub use self::error::LinkError;
+pub use self::status::{ConnectorStatus, ConsentedApp, LinkState, SkippedTransport, SourceStatus};
+use crate::activity::ActivityLog;
+use crate::config::{ConfigError, write_atomically};
+use crate::credentials::{CredentialStore, LinkCredentials};
+use crate::policy::{LocalPolicy, PolicyStore};
+use crate::{ConfigStore, DataSource, Health, HealthIssue, SourceConfig, kinds};
+
+/// The file the running connector keeps its status in, for `uplink connector status`.
+pub const STATUS_FILE: &str = "status.json";
+
+/// How the runtime runs; [`RuntimeOptions::new`] gives the production defaults.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Where the configuration, policy, credentials, trail and status live.
+    pub data_dir: PathBuf,
+    /// Queries served at once; more are answered `busy`.
+    pub max_concurrent_queries: usize,
+    /// The transports to try, in order.
+    pub transports: Vec<Transport>,
+    /// Reconnect delays (capped exponential with full jitter).
+    pub backoff: Backoff,
+    /// How often the round trip to the hub is measured.
+    pub heartbeat_interval: Duration,
+    /// How often the clocks are compared to notice sleep and wall-clock jumps.
+    pub clock_check_interval: Duration,
+    /// A gap between the monotonic and the wall clock larger than this forces a reconnect.
+    pub clock_jump_tolerance: Duration,
+    /// Whether to keep [`STATUS_FILE`] up to date (for `uplink connector status`).
+    pub write_status_file: bool,
+}
+
+impl RuntimeOptions {
+    /// Production defaults for the data dir `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            max_concurrent_queries: 32,
+            transports: Transport::ALL.to_vec(),
+            backoff: Backoff::default(),
+            heartbeat_interval: Duration::from_secs(15),
+            clock_check_interval: Duration::from_secs(2),
+            clock_jump_tolerance: Duration::from_secs(5),
+            write_status_file: true,
+        }
+    }
+}
+
+/// One configured source and whether it opened.
+struct OpenSource {
+    config: SourceConfig,
+    opened: Result<Arc<dyn DataSource>, String>,
+}
+
+/// The link's part of the status, kept by the link task.
+#[derive(Debug, Clone, Default)]
+struct LinkView {
+    state: Option<LinkState>,
+    hub_url: Option<String>,
+    connector_id: Option<String>,
+    transport: Option<String>,
+    skipped: Vec<SkippedTransport>,
+    connected_since: Option<chrono::DateTime<Utc>>,
+    round_trip_ms: Option<f64>,
+    reconnects: u64,
+    last_error: Option<String>,
+}
+
+/// A running link: its connection, its task and the switch that stops it.
+struct LinkHandle {
+    connection: HubConnection,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Shared by the handle, the link task and the query tasks.
+pub(crate) struct Inner {
+    options: RuntimeOptions,
+    config: ConfigStore,
+    config_edit: tokio::sync::Mutex<()>,
+    policy: PolicyStore,
+    activity: ActivityLog,
+    credentials: CredentialStore,
+    sources: std::sync::RwLock<Vec<OpenSource>>,
+    grants: Mutex<Vec<Grant>>,
+    hub_ids: Mutex<HashMap<String, String>>,
+    view: Mutex<LinkView>,
+    status: watch::Sender<ConnectorStatus>,
+    queries: Mutex<HashMap<String, oneshot::Sender<()>>>,
+    permits: Arc<Semaphore>,
+    reregister: Notify,
+    link: tokio::sync::Mutex<Option<LinkHandle>>,
+    current: Mutex<Option<HubConnection>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Inner {
+    /// The open data source named `name`.
+    fn source(&self, name: &str) -> Option<Arc<dyn DataSource>> {
+        let sources = self.sources.read().unwrap_or_else(|p| p.into_inner());
+        sources
+            .iter()
+            .find(|s| s.config.name == name)
+            .and_then(|s| s.opened.as_ref().ok().cloned())
+    }
+
+    /// What the hub is told: every source that opened.
+    fn descriptors(&self) -> Vec<DataSourceDescriptor> {
+        let sources = self.sources.read().unwrap_or_else(|p| p.into_inner());
+        sources
+            .iter()
+            .filter_map(|s| s.opened.as_ref().ok())
+            .map(|source| source.descriptor())
+            .collect()
+    }
+
+    fn update_view(&self, change: impl FnOnce(&mut LinkView)) {
+        change(&mut lock(&self.view));
+        self.publish();
+    }
+
+    fn set_grants(&self, grants: Vec<Grant>) {
+        *lock(&self.grants) = grants;
+        self.publish();
+    }
+
+    /// Rebuilds the status from its parts and shows it.
+    fn publish(&self) {
+        let view = lock(&self.view).clone();
+        let grants = lock(&self.grants).clone();
+        let hub_ids = lock(&self.hub_ids).clone();
+        let policy = self.policy.current().unwrap_or_default();
+        let sources = {
+            let sources = self.sources.read().unwrap_or_else(|p| p.into_inner());
+            sources
+                .iter()
+                .map(|s| {
+                    let health = match &s.opened {
+                        Ok(source) => source.health(),
+                        Err(message) => {
+                            let mut health = Health::ok();
+                            health.fail(HealthIssue {
+                                message: message.clone(),
+                                file: None,
+                                line: None,
+                            });
+                            health
+                        }
+                    };
+                    SourceStatus {
+                        name: s.config.name.clone(),
+                        kind: s.config.kind.clone(),
+                        description: s.config.description.clone(),
+                        health,
+                        hub_id: hub_ids.get(&s.config.name).cloned(),
+                        blocked_on_site: policy.blocked_sources.contains(&s.config.name),
+                        apps: status::apps_for(&s.config.name, &grants, &policy),
+                    }
+                })
+                .collect()
+        };
+        let status = ConnectorStatus {
+            link: view.state.unwrap_or(LinkState::Offline),
+            hub_url: view.hub_url,
+            connector_id: view.connector_id,
+            transport: view.transport,
+            skipped_transports: view.skipped,
+            connected_since: view.connected_since,
+            round_trip_ms: view.round_trip_ms,
+            reconnects: view.reconnects,
+            last_error: view.last_error,
+            sources,
+            policy,
+            recent_activity: self.activity.recent(),
+            active_queries: lock(&self.queries).len(),
+            pid: std::process::id(),
+            updated_at: Utc::now(),
+        };
+        self.status.send_replace(status);
+    }
+}
+
+/// The running connector. Dropping it without [`stop`](Self::stop) leaves the link running
+/// until the tokio runtime ends.
+pub struct ConnectorRuntime {
+    inner: Arc<Inner>,
+    status_writer: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ConnectorRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorRuntime")
+            .field("data_dir", &self.inner.options.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectorRuntime {
+    /// Opens the data dir's sources, policy and trail, and links to the hub when the data dir
+    /// holds credentials (else the status says signed out).
+    ///
+    /// # Errors
+    /// [`LinkError::Store`] when the data dir cannot be used; [`LinkError::Config`] for an
+    /// unusable hub URL or CA certificate.
+    pub async fn start(options: RuntimeOptions) -> Result<Self, LinkError> {
+        uplink_tls::install_crypto_provider();
+        let dir = options.data_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|source| ConfigError::Io {
+            action: "create",
+            path: dir.clone(),
+            source,
+        })?;
+        let config = ConfigStore::new(&dir);
+        let (loaded, problem) = config.load_or_recover()?;
+        let mut sources = Vec::with_capacity(loaded.sources.len());
+        for source in loaded.sources {
+            let opened = kinds::open(&source).await.map_err(|e| e.to_string());
+            if let Err(error) = &opened {
+                tracing::warn!(source = %source.name, %error, "data source did not open");
+            }
+            sources.push(OpenSource {
+                config: source,
+                opened,
+            });
+        }
+        let inner = Arc::new(Inner {
+            permits: Arc::new(Semaphore::new(options.max_concurrent_queries.max(1))),
+            config,
+            config_edit: tokio::sync::Mutex::new(()),
+            policy: PolicyStore::new(&dir),
+            activity: ActivityLog::open(&dir)?,
+            credentials: CredentialStore::new(&dir),
+            sources: std::sync::RwLock::new(sources),
+            grants: Mutex::default(),
+            hub_ids: Mutex::default(),
+            view: Mutex::default(),
+            status: watch::channel(ConnectorStatus::default()).0,
+            queries: Mutex::default(),
+            reregister: Notify::new(),
+            link: tokio::sync::Mutex::new(None),
+            current: Mutex::new(None),
+            options,
+        });
+        if let Some(problem) = problem {
+            lock(&inner.view).last_error = Some(problem.to_string());
+        }
+        let status_writer = inner
+            .options
+            .write_status_file
+            .then(|| tokio::spawn(write_status_file(inner.clone())));
+        let runtime = Self {
+            inner,
+            status_writer,
+        };
+        match runtime.inner.credentials.load()? {
+            Some(credentials) => runtime.link_with(credentials).await?,
+            None => runtime.inner.update_view(|v| {
+                *v = LinkView {
+                    state: Some(LinkState::SignedOut),
+                    last_error: v.last_error.take(),
+                    ..LinkView::default()
+                }
+            }),
+        }
+        Ok(runtime)
+    }
+
+    async fn link_with(&self, credentials: LinkCredentials) -> Result<(), LinkError> {
+        let mut slot = self.inner.link.lock().await;
+        if let Some(old) = slot.take() {
+            stop_link(old).await;
+        }
+        let handle = link::start(&self.inner, credentials)?;
+        *lock(&self.inner.current) = Some(handle.connection.clone());
+        *slot = Some(handle);
+        Ok(())
+    }
+
+    /// Signs in with new credentials (after `uplink connector login` or the desktop's sign-in):
+    /// stores them and replaces the link.
+    ///
+    /// # Errors
+    /// [`LinkError::Store`] when they cannot be saved; [`LinkError::Config`].
+    pub async fn sign_in(&self, credentials: LinkCredentials) -> Result<(), LinkError> {
+        self.inner.credentials.save(&credentials)?;
+        self.link_with(credentials).await
+    }
+
+    /// Drops the link and forgets the credentials.
+    ///
+    /// # Errors
+    /// [`LinkError::Store`].
+    pub async fn sign_out(&self) -> Result<(), LinkError> {
+        if let Some(old) = self.inner.link.lock().await.take() {
+            stop_link(old).await;
+        }
+        *lock(&self.inner.current) = None;
+        self.inner.credentials.remove()?;
+        lock(&self.inner.grants).clear();
+        self.inner.update_view(|v| {
+            *v = LinkView {
+                state: Some(LinkState::SignedOut),
+                ..LinkView::default()
+            }
+        });
+        Ok(())
+    }
+
+    /// The live status: `borrow()` for now, `changed()` to follow it.
+    pub fn status(&self) -> watch::Receiver<ConnectorStatus> {
+        self.inner.status.subscribe()
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.options.data_dir
+    }
+
+    /// Adds a data source: validated against its kind's form, opened, saved atomically, then
+    /// announced to the hub.
+    ///
+    /// # Errors
+    /// [`LinkError::Source`] naming the bad fields or why it did not open; nothing is saved.
+    pub async fn add_source(&self, source: SourceConfig) -> Result<(), LinkError> {
+        let _edit = self.inner.config_edit.lock().await;
+        let mut config = self.inner.config.load()?;
+        let added = config.add_source(source)?.clone();
+        let opened = kinds::open(&added).await?;
+        self.inner.config.save(&config)?;
+        self.inner
+            .sources
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(OpenSource {
+                config: added,
+                opened: Ok(opened),
+            });
+        self.sources_changed();
+        Ok(())
+    }
+
+    /// Replaces the source named `name` (its name may change: to the hub that is a removal
+    /// and an addition).
+    ///
+    /// # Errors
+    /// As [`add_source`](Self::add_source), or [`LinkError::Source`] for an unknown name.
+    pub async fn edit_source(&self, name: &str, source: SourceConfig) -> Result<(), LinkError> {
+        let _edit = self.inner.config_edit.lock().await;
+        let mut config = self.inner.config.load()?;
+        let index = config
+            .sources
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| crate::SourceError::UnknownSource(name.to_owned()))?;
+        let old = config.sources.remove(index);
+        let added = config.add_source(source)?.clone();
+        let opened = kinds::open(&added).await?;
+        // Keep the source's place in the list.
+        let new = config.sources.pop().expect("just added");
+        config.sources.insert(index, new);
+        self.inner.config.save(&config)?;
+        {
+            let mut sources = self
+                .inner
+                .sources
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            let entry = OpenSource {
+                config: added,
+                opened: Ok(opened),
+            };
+            match sources.iter().position(|s| s.config.name == old.name) {
+                Some(at) => sources[at] = entry,
+                None => sources.push(entry),
+            }
+        }
+        self.sources_changed();
+        Ok(())
+    }
+
+    /// Removes the source named `name`; the hub is told at once.
+    ///
+    /// # Errors
+    /// [`LinkError::Source`] for an unknown name; [`LinkError::Store`].
+    pub async fn remove_source(&self, name: &str) -> Result<(), LinkError> {
+        let _edit = self.inner.config_edit.lock().await;
+        let mut config = self.inner.config.load()?;
+        config.remove_source(name)?;
+        self.inner.config.save(&config)?;
+        self.inner
+            .sources
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|s| s.config.name != name);
+        self.sources_changed();
+        Ok(())
+    }
+
+    fn sources_changed(&self) {
+        self.inner.reregister.notify_one();
+        self.inner.publish();
+    }
+
+    /// The local policy in force.
+    ///
+    /// # Errors
+    /// [`LinkError::Store`] when the policy file cannot be read.
+    pub fn policy(&self) -> Result<LocalPolicy, LinkError> {
+        Ok(self.inner.policy.current()?)
+    }
+
+    /// Replaces the local policy (saved atomically; applies to the next query).
+    ///
+    /// # Errors
+    /// [`LinkError::Store`].
+    pub fn set_policy(&self, policy: &LocalPolicy) -> Result<(), LinkError> {
+        self.inner.policy.save(policy)?;
+        self.inner.publish();
+        Ok(())
+    }
+
+    /// Asks the hub to revoke `app_id`'s grant on `source` (every source of this connector
+    /// when `None`): the desktop's revoke button. The hub then pushes the new grants.
+    ///
+    /// # Errors
+    /// [`LinkError::NotLinked`] when not linked; [`LinkError::Refused`] when the hub refused.
+    pub async fn revoke(&self, app_id: &str, source: Option<&str>) -> Result<(), LinkError> {
+        let connection = lock(&self.inner.current)
+            .clone()
+            .ok_or(LinkError::SignedOut)?;
+        let request = RevokeRequest {
+            app_id: app_id.to_owned(),
+            source: source.map(str::to_owned),
+        };
+        connection
+            .invoke::<serde_json::Value>(to_hub::REVOKE_GRANT, (request,))
+            .await
+            .map_err(|e| match e {
+                uplink_signalr::Error::Invocation(message) => LinkError::Refused {
+                    code: "revoke_refused".into(),
+                    message,
+                },
+                other => LinkError::NotLinked(other.to_string()),
+            })?;
+        Ok(())
+    }
+
+    /// Stops cleanly: running queries are cancelled, the link closed, and the status file
+    /// says the connector is offline.
+    pub async fn stop(mut self) {
+        if let Some(old) = self.inner.link.lock().await.take() {
+            stop_link(old).await;
+        }
+        *lock(&self.inner.current) = None;
+        for (_, cancel) in lock(&self.inner.queries).drain() {
+            let _ = cancel.send(());
+        }
+        self.inner.update_view(|v| {
+            v.state = Some(LinkState::Offline);
+            v.transport = None;
+            v.connected_since = None;
+        });
+        if let Some(writer) = self.status_writer.take() {
+            writer.abort();
+            let _ = writer.await;
+            save_status(&self.inner);
+        }
+    }
+}
+
+async fn stop_link(handle: LinkHandle) {
+    handle.stop.send_replace(true);
+    handle.connection.stop().await;
+    let _ = handle.task.await;
+}
+
+/// Keeps [`STATUS_FILE`] current, at most about once a second.
+async fn write_status_file(inner: Arc<Inner>) {
+    let mut status = inner.status.subscribe();
+    loop {
+        save_status(&inner);
+        if status.changed().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        status.borrow_and_update();
+    }
+}
+
+fn save_status(inner: &Inner) {
+    let status = inner.status.borrow().clone();
+    let json = serde_json::to_vec_pretty(&status).expect("the status serialises");
+    let path = inner.options.data_dir.join(STATUS_FILE);
+    if let Err(error) = write_atomically(&path, &json, false) {
+        tracing::warn!(%error, "cannot write the connector status file");
+    }
+}
+
+/// Reads the status a running connector keeps in `data_dir`: `None` when no connector runs
+/// there (no file, or its process is gone).
+///
+/// # Errors
+/// [`LinkError::Store`] when the file exists but cannot be read.
+pub fn read_status_file(data_dir: &Path) -> Result<Option<ConnectorStatus>, LinkError> {
+    let path = data_dir.join(STATUS_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(ConfigError::Io {
+                action: "read",
+                path,
+                source,
+            }
+            .into());
+        }
+    };
+    let status: ConnectorStatus = serde_json::from_slice(&bytes).map_err(|e| ConfigError::Io {
+        action: "read the connector status in",
+        path: path.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    })?;
+    let alive = status.link != LinkState::Offline && process_alive(status.pid);
+    Ok(alive.then_some(status))
+}
+
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}

@@ -1,0 +1,163 @@
+//! What the runtime shows its host (CLI, desktop app): one serializable value, replaced whole
+//! on every change and watched through a `tokio::sync::watch`. It never holds a secret.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uplink_link::Grant;
+
+use crate::Health;
+use crate::activity::ActivityRecord;
+use crate::policy::LocalPolicy;
+
+/// The link to the hub, in words a person understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LinkState {
+    /// Opening the first link.
+    Connecting,
+    /// Linked and registered: queries are served.
+    Connected,
+    /// The link dropped or an attempt failed; retrying with backoff.
+    Reconnecting,
+    /// The runtime is not running (stopped, or not started yet).
+    Offline,
+    /// No credentials, or the hub refused them: sign in again.
+    SignedOut,
+}
+
+impl std::fmt::Display for LinkState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LinkState::Connecting => "connecting",
+            LinkState::Connected => "connected",
+            LinkState::Reconnecting => "reconnecting",
+            LinkState::Offline => "offline",
+            LinkState::SignedOut => "signed out",
+        })
+    }
+}
+
+/// A transport that was not used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedTransport {
+    /// `WebSockets`, `ServerSentEvents` or `LongPolling`.
+    pub transport: String,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// An app the owner consented to on one data source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsentedApp {
+    /// The app's client id (what [`revoke`](super::ConnectorRuntime::revoke) takes).
+    pub app_id: String,
+    /// Its display name.
+    pub app_name: String,
+    /// Who consented.
+    pub user_id: String,
+    /// The scopes granted.
+    pub scopes: Vec<String>,
+    /// When.
+    pub granted_at: DateTime<Utc>,
+    /// Last use, if any.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Whether the local policy blocks the app anyway.
+    pub blocked_on_site: bool,
+}
+
+/// One configured data source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceStatus {
+    /// Its name (what grants and the policy refer to).
+    pub name: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its description.
+    pub description: String,
+    /// Whether it works.
+    pub health: Health,
+    /// Its id on the hub, once registered.
+    pub hub_id: Option<String>,
+    /// Whether the local policy blocks it.
+    pub blocked_on_site: bool,
+    /// Apps with a live grant on it.
+    pub apps: Vec<ConsentedApp>,
+}
+
+/// Everything the host shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorStatus {
+    /// The link.
+    pub link: LinkState,
+    /// The hub's base URL.
+    pub hub_url: Option<String>,
+    /// This connector's id.
+    pub connector_id: Option<String>,
+    /// The transport in use.
+    pub transport: Option<String>,
+    /// Faster transports that were not used, with reasons.
+    pub skipped_transports: Vec<SkippedTransport>,
+    /// When the current link came up.
+    pub connected_since: Option<DateTime<Utc>>,
+    /// The last `Heartbeat` round trip, in milliseconds.
+    pub round_trip_ms: Option<f64>,
+    /// How many times the link came back after a loss.
+    pub reconnects: u64,
+    /// The last thing that went wrong (never a secret).
+    pub last_error: Option<String>,
+    /// The data sources.
+    pub sources: Vec<SourceStatus>,
+    /// The site-side veto in force.
+    pub policy: LocalPolicy,
+    /// The most recent relayed queries, newest first.
+    pub recent_activity: Vec<ActivityRecord>,
+    /// Queries running now.
+    pub active_queries: usize,
+    /// The process serving this status (for `uplink connector status`).
+    pub pid: u32,
+    /// When this status was produced.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Default for ConnectorStatus {
+    fn default() -> Self {
+        Self {
+            link: LinkState::Offline,
+            hub_url: None,
+            connector_id: None,
+            transport: None,
+            skipped_transports: Vec::new(),
+            connected_since: None,
+            round_trip_ms: None,
+            reconnects: 0,
+            last_error: None,
+            sources: Vec::new(),
+            policy: LocalPolicy::default(),
+            recent_activity: Vec::new(),
+            active_queries: 0,
+            pid: std::process::id(),
+            updated_at: Utc::now(),
+        }
+    }
+}
+
+/// Groups grants per data source for the status view.
+pub(crate) fn apps_for(source: &str, grants: &[Grant], policy: &LocalPolicy) -> Vec<ConsentedApp> {
+    grants
+        .iter()
+        .filter(|grant| grant.source == source)
+        .map(|grant| ConsentedApp {
+            app_id: grant.app_id.clone(),
+            app_name: grant.app_name.clone(),
+            user_id: grant.user_id.clone(),
+            scopes: grant.scopes.clone(),
+            granted_at: grant.granted_at,
+            last_used_at: grant.last_used_at,
+            blocked_on_site: policy.blocked_apps.contains(&grant.app_id),
+        })
+        .collect()
+}

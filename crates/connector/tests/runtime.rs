@@ -1,0 +1,486 @@
+//! The connector runtime against the real hub (`uplink_hub`'s router over real TLS on
+//! loopback), signed in with client credentials from `Hub::add_connector`: registration,
+//! relayed answers in chunks over each transport, cancellation, the site's veto,
+//! re-registration after a source is added, and relinking after the hub restarts.
+//!
+//! The hub runs on its own tokio runtime, so "restarting" it drops every task and socket of
+//! the old one, as a process that dies would.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::json;
+use tokio::sync::watch;
+use uplink_connector::credentials::{CredentialStore, LinkCredentials, LinkSecret};
+use uplink_connector::policy::LocalPolicy;
+use uplink_connector::runtime::{ConnectorRuntime, ConnectorStatus, LinkState, RuntimeOptions};
+use uplink_connector::{SourceConfig, kinds};
+use uplink_hub::relay::RelayError;
+use uplink_hub::{Hub, HubConfig, NewApp};
+use uplink_link::{RelayedQuery, ResultFormat};
+use uplink_signalr::Transport;
+use uplink_signalr::client::Backoff;
+
+const APP: &str = "dashboard";
+
+/// A hub process: its own runtime, store dir and port.
+struct TestHub {
+    runtime: Option<tokio::runtime::Runtime>,
+    hub: Arc<Hub>,
+    port: u16,
+}
+
+impl TestHub {
+    async fn start(dir: &Path, ca: &uplink_tls::LoopbackCa, port: u16) -> Self {
+        uplink_tls::install_crypto_provider();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (dir, chain, key) = (dir.to_owned(), ca.cert_chain_pem(), ca.key_pem().to_owned());
+        let (hub, port) = runtime
+            .spawn(async move {
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                    .await
+                    .unwrap();
+                let port = listener.local_addr().unwrap().port();
+                let config = HubConfig::new(format!("https://127.0.0.1:{port}"));
+                let hub = Arc::new(Hub::open(&dir, config).await.unwrap());
+                let serving = hub.clone();
+                tokio::spawn(async move {
+                    uplink_hub::serve(serving, listener, &chain, &key, std::future::pending())
+                        .await
+                        .unwrap();
+                });
+                (hub, port)
+            })
+            .await
+            .unwrap();
+        Self {
+            runtime: Some(runtime),
+            hub,
+            port,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs `future` on the hub's runtime.
+    async fn run<T: Send + 'static>(
+        &self,
+        future: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> T {
+        self.runtime.as_ref().unwrap().spawn(future).await.unwrap()
+    }
+
+    /// Relays `query` as the app data API would and reads the whole answer.
+    async fn relay(&self, connector_id: &str, query: RelayedQuery) -> Result<String, RelayError> {
+        let relay = self.hub.relay();
+        let connector_id = connector_id.to_owned();
+        self.run(async move {
+            let mut stream = relay.relay(&connector_id, query).await?;
+            let mut body = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                body.extend_from_slice(&chunk?);
+            }
+            Ok(String::from_utf8(body).unwrap())
+        })
+        .await
+    }
+
+    /// Kills the hub: every task and socket goes at once.
+    fn kill(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for TestHub {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+struct Setup {
+    hub: TestHub,
+    ca: uplink_tls::LoopbackCa,
+    hub_dir: tempfile::TempDir,
+    data_dir: tempfile::TempDir,
+    connector_id: String,
+    user_id: String,
+}
+
+async fn setup() -> Setup {
+    uplink_tls::install_crypto_provider();
+    let ca = uplink_tls::LoopbackCa::generate(&["127.0.0.1", "localhost"]).unwrap();
+    let hub_dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(hub_dir.path(), &ca, 0).await;
+    let admin = hub.hub.clone();
+    let (connector, user_id) = hub
+        .run(async move {
+            let user = admin
+                .add_user("ada", "correct horse battery staple".into())
+                .await
+                .unwrap();
+            admin
+                .add_app(NewApp {
+                    name: "Energy dashboard".into(),
+                    client_id: Some(APP.into()),
+                    confidential: false,
+                    redirect_uris: vec!["https://app.example/cb".into()],
+                    scopes: vec!["data.read".into()],
+                })
+                .await
+                .unwrap();
+            (
+                admin.add_connector("ada", "Plant A").await.unwrap(),
+                user.id,
+            )
+        })
+        .await;
+    let data_dir = tempfile::tempdir().unwrap();
+    CredentialStore::new(data_dir.path())
+        .save(&LinkCredentials {
+            hub_url: hub.url(),
+            connector_id: connector.connector.id.clone(),
+            ca_pem: Some(ca.ca_pem().to_owned()),
+            secret: LinkSecret::ClientCredential {
+                credential: connector.credential.expose().to_owned(),
+            },
+        })
+        .unwrap();
+    Setup {
+        hub,
+        ca,
+        hub_dir,
+        data_dir,
+        connector_id: connector.connector.id,
+        user_id,
+    }
+}
+
+fn options(data_dir: &Path, transports: &[Transport]) -> RuntimeOptions {
+    let mut options = RuntimeOptions::new(data_dir);
+    options.transports = transports.to_vec();
+    options.backoff = Backoff {
+        initial: Duration::from_millis(100),
+        max: Duration::from_millis(500),
+    };
+    options
+}
+
+async fn wait_for(
+    status: &mut watch::Receiver<ConnectorStatus>,
+    what: &str,
+    done: impl Fn(&ConnectorStatus) -> bool,
+) -> ConnectorStatus {
+    let waited = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            {
+                let now = status.borrow_and_update();
+                if done(&now) {
+                    return now.clone();
+                }
+            }
+            status.changed().await.unwrap();
+        }
+    })
+    .await;
+    match waited {
+        Ok(status) => status,
+        Err(_) => panic!("{what}: not reached; status now {:#?}", *status.borrow()),
+    }
+}
+
+fn query(
+    setup: &Setup,
+    source: &str,
+    format: ResultFormat,
+    body: serde_json::Value,
+) -> RelayedQuery {
+    RelayedQuery {
+        query_id: "set-by-the-router".into(),
+        app_id: APP.into(),
+        user_id: setup.user_id.clone(),
+        source: source.into(),
+        format,
+        query: serde_json::from_value(body).unwrap(),
+    }
+}
+
+fn raw_hour() -> serde_json::Value {
+    json!({"type":"raw","tag":"sim.ramp.1","start":"2024-05-01T00:00:00Z","end":"2024-05-01T01:00:00Z"})
+}
+
+#[tokio::test]
+async fn registers_and_answers_relayed_queries_in_chunks_over_each_transport() {
+    let setup = setup().await;
+    for transport in Transport::ALL {
+        let runtime = ConnectorRuntime::start(options(setup.data_dir.path(), &[transport]))
+            .await
+            .unwrap();
+        let mut status = runtime.status();
+        let linked = wait_for(&mut status, "connected", |s| s.link == LinkState::Connected).await;
+        assert_eq!(linked.transport.as_deref(), Some(transport.as_str()));
+        assert!(
+            linked.sources[0]
+                .hub_id
+                .as_deref()
+                .unwrap()
+                .starts_with("src_")
+        );
+        let described = setup.hub.hub.relay().describe(&setup.connector_id).unwrap();
+        assert_eq!(described.len(), 1);
+        assert_eq!(described[0].name, "simulated");
+
+        let body = setup
+            .hub
+            .relay(
+                &setup.connector_id,
+                query(&setup, "simulated", ResultFormat::Json, raw_hour()),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{transport}: {e}"));
+        assert!(
+            body.len() > 3 * uplink_link::MAX_CHUNK_BYTES,
+            "several chunks"
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed["tag"], "sim.ramp.1");
+        assert_eq!(parsed["values"].as_array().unwrap().len(), 3601);
+        assert_eq!(parsed["values"][3600]["time"], "2024-05-01T01:00:00Z");
+
+        let recorded = wait_for(&mut status, "activity recorded", |s| {
+            s.recent_activity.first().is_some_and(|a| a.outcome == "ok")
+        })
+        .await;
+        let activity = &recorded.recent_activity[0];
+        assert_eq!(
+            (activity.app_id.as_str(), activity.operation.as_str()),
+            (APP, "raw")
+        );
+        assert_eq!(activity.bytes, body.len() as u64);
+        runtime.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn unknown_tags_and_the_local_veto_are_refused_on_site() {
+    let setup = setup().await;
+    let runtime = ConnectorRuntime::start(options(setup.data_dir.path(), &Transport::ALL))
+        .await
+        .unwrap();
+    let mut status = runtime.status();
+    wait_for(&mut status, "connected", |s| s.link == LinkState::Connected).await;
+
+    let unknown = setup
+        .hub
+        .relay(
+            &setup.connector_id,
+            query(
+                &setup,
+                "simulated",
+                ResultFormat::Json,
+                json!({"type":"snapshot","tags":["nope"]}),
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&unknown, RelayError::Connector { code, .. } if code == "unknown_tag"),
+        "{unknown:?}"
+    );
+
+    let mut policy = LocalPolicy::default();
+    policy.block_app(APP);
+    runtime.set_policy(&policy).unwrap();
+    let vetoed = setup
+        .hub
+        .relay(
+            &setup.connector_id,
+            query(&setup, "simulated", ResultFormat::Json, raw_hour()),
+        )
+        .await
+        .unwrap_err();
+    match &vetoed {
+        RelayError::Connector { code, message } => {
+            assert_eq!(code, "vetoed");
+            assert!(message.contains(APP), "{message}");
+        }
+        other => panic!("expected a veto, got {other:?}"),
+    }
+    assert_eq!(vetoed.http_status(), 403);
+    let recorded = wait_for(&mut status, "veto recorded", |s| {
+        s.recent_activity
+            .first()
+            .is_some_and(|a| a.outcome == "vetoed")
+    })
+    .await;
+    assert!(recorded.policy.blocked_apps.contains(APP));
+
+    runtime.set_policy(&LocalPolicy::default()).unwrap();
+    setup
+        .hub
+        .relay(
+            &setup.connector_id,
+            query(&setup, "simulated", ResultFormat::Ndjson, raw_hour()),
+        )
+        .await
+        .expect("served again once unblocked");
+    runtime.stop().await;
+}
+
+#[tokio::test]
+async fn an_app_that_goes_away_cancels_the_query_on_the_connector() {
+    let setup = setup().await;
+    let runtime = ConnectorRuntime::start(options(setup.data_dir.path(), &[Transport::WebSockets]))
+        .await
+        .unwrap();
+    let mut status = runtime.status();
+    wait_for(&mut status, "connected", |s| s.link == LinkState::Connected).await;
+    // A month at one value a second: far more than anyone reads here.
+    let month = json!({"type":"raw","tag":"sim.ramp.1","start":"2024-05-01T00:00:00Z","end":"2024-06-01T00:00:00Z"});
+    let relay = setup.hub.hub.relay();
+    let connector_id = setup.connector_id.clone();
+    let relayed = query(&setup, "simulated", ResultFormat::Json, month);
+    let first = setup
+        .hub
+        .run(async move {
+            let mut stream = relay.relay(&connector_id, relayed).await.unwrap();
+            let first = stream.next().await.unwrap().unwrap();
+            drop(stream); // the app disconnects
+            first.len()
+        })
+        .await;
+    assert!(first > 0);
+    let recorded = wait_for(&mut status, "cancel recorded", |s| {
+        s.recent_activity
+            .first()
+            .is_some_and(|a| a.outcome == "cancelled")
+            && s.active_queries == 0
+    })
+    .await;
+    // 2.7 M values are ~190 MB of JSON; a cancelled query stopped long before.
+    assert!(
+        recorded.recent_activity[0].bytes < 20 * 1024 * 1024,
+        "{}",
+        recorded.recent_activity[0].bytes
+    );
+    runtime.stop().await;
+}
+
+#[tokio::test]
+async fn a_source_added_at_run_time_is_announced() {
+    let setup = setup().await;
+    let runtime = ConnectorRuntime::start(options(setup.data_dir.path(), &Transport::ALL))
+        .await
+        .unwrap();
+    let mut status = runtime.status();
+    wait_for(&mut status, "connected", |s| s.link == LinkState::Connected).await;
+    let defaults = kinds::schema("simulated")
+        .unwrap()
+        .validate(&serde_json::Map::new())
+        .unwrap();
+    runtime
+        .add_source(SourceConfig {
+            name: "line-2".into(),
+            kind: "simulated".into(),
+            description: "Second line".into(),
+            settings: defaults,
+        })
+        .await
+        .unwrap();
+    wait_for(&mut status, "line-2 registered", |s| {
+        s.sources
+            .iter()
+            .any(|src| src.name == "line-2" && src.hub_id.is_some())
+    })
+    .await;
+    let described = setup.hub.hub.relay().describe(&setup.connector_id).unwrap();
+    let names: Vec<&str> = described.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["simulated", "line-2"]);
+    setup
+        .hub
+        .relay(
+            &setup.connector_id,
+            query(&setup, "line-2", ResultFormat::Json, raw_hour()),
+        )
+        .await
+        .expect("the new source answers");
+
+    runtime.remove_source("simulated").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let now = setup.hub.hub.relay().describe(&setup.connector_id).unwrap();
+            if now.len() == 1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the removal is announced");
+    runtime.stop().await;
+}
+
+#[tokio::test]
+async fn the_connector_relinks_by_itself_after_the_hub_restarts() {
+    let Setup {
+        hub,
+        ca,
+        hub_dir,
+        data_dir,
+        connector_id,
+        user_id,
+    } = setup().await;
+    let runtime = ConnectorRuntime::start(options(data_dir.path(), &Transport::ALL))
+        .await
+        .unwrap();
+    let mut status = runtime.status();
+    wait_for(&mut status, "connected", |s| s.link == LinkState::Connected).await;
+    let port = hub.port;
+    hub.kill();
+    wait_for(&mut status, "link lost", |s| {
+        s.link == LinkState::Reconnecting
+    })
+    .await;
+
+    let hub = TestHub::start(hub_dir.path(), &ca, port).await;
+    let back = wait_for(&mut status, "relinked", |s| {
+        s.link == LinkState::Connected && s.reconnects >= 1
+    })
+    .await;
+    assert!(back.last_error.is_none());
+    let setup = Setup {
+        hub,
+        ca,
+        hub_dir,
+        data_dir,
+        connector_id,
+        user_id,
+    };
+    let body = setup
+        .hub
+        .relay(
+            &setup.connector_id,
+            query(
+                &setup,
+                "simulated",
+                ResultFormat::Json,
+                json!({"type":"snapshot","tags":["sim.ramp.1"]}),
+            ),
+        )
+        .await
+        .unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(parsed["values"][0]["tag"], "sim.ramp.1");
+    runtime.stop().await;
+}
