@@ -1,6 +1,7 @@
 //! `uplink`: the headless face of Uplink. Every subcommand lives in its own module with an
 //! `Args` struct and a `run` function; this file only dispatches.
 
+mod connector;
 mod hub;
 mod query;
 mod sources;
@@ -27,6 +28,8 @@ enum Command {
     Query(query::Args),
     /// Serve the hub (the app store: accounts, OAuth2, consent, grants) or administer it.
     Hub(hub::Args),
+    /// Run the site connector headless, sign it in to a hub, show its status, edit its local veto.
+    Connector(connector::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -57,5 +60,6 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Sources(args) => sources::run(args).await,
         Command::Query(args) => query::run(args).await,
         Command::Hub(args) => hub::run(args).await,
+        Command::Connector(args) => connector::run(args).await,
     }
 }

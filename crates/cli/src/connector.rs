@@ -1,0 +1,459 @@
+//! `uplink connector`: run the site connector headless (a service on a server), sign it in to
+//! a hub, show what the running connector is doing, and edit its local veto.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use uplink_connector::credentials::{
+    CredentialStore, LinkCredentials, LinkSecret, generate_connector_id,
+};
+use uplink_connector::oauth::OAuthClient;
+use uplink_connector::policy::PolicyStore;
+use uplink_connector::runtime::{self, ConnectorRuntime, ConnectorStatus, RuntimeOptions};
+
+/// Writes one line to standard output (what the command reports), failing the command when
+/// standard output is gone.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout(), $($arg)*)?
+    };
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The connector's data dir (configuration, credentials, policy, activity trail, status).
+    #[arg(long, env = "UPLINK_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Run the connector until Ctrl-C (the default): link to the hub and serve its queries.
+    Run,
+    /// Sign this connector in to a hub with the device flow: approve the printed code on the
+    /// hub in a browser, from any machine.
+    Login {
+        /// The hub's address, e.g. https://hub.example.
+        #[arg(long)]
+        hub: String,
+        /// A PEM file with the CA certificate to trust for this hub (default: the system's).
+        #[arg(long, value_name = "PEM")]
+        ca_cert: Option<PathBuf>,
+    },
+    /// Use a connector an administrator registered on the hub (`uplink hub connector add`).
+    Register {
+        /// The hub's address, e.g. https://hub.example.
+        #[arg(long)]
+        hub: String,
+        /// The connector id the administrator was given (con_…).
+        #[arg(long)]
+        id: String,
+        /// A file holding the connector's credential (never pass a secret as an argument).
+        #[arg(long, value_name = "FILE")]
+        credential_file: PathBuf,
+        /// A PEM file with the CA certificate to trust for this hub (default: the system's).
+        #[arg(long, value_name = "PEM")]
+        ca_cert: Option<PathBuf>,
+    },
+    /// Show what the running connector is doing.
+    Status {
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show or change the local veto: apps and data sources refused on site, whatever the hub
+    /// granted.
+    Policy {
+        #[command(subcommand)]
+        change: PolicyChange,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum PolicyChange {
+    /// Print the policy.
+    Show,
+    /// Refuse an app (by client id) on every data source.
+    BlockApp {
+        /// The app's client id.
+        app_id: String,
+    },
+    /// Lift the block on an app.
+    UnblockApp {
+        /// The app's client id.
+        app_id: String,
+    },
+    /// Refuse every app on a data source.
+    BlockSource {
+        /// The data source's name.
+        name: String,
+    },
+    /// Lift the block on a data source.
+    UnblockSource {
+        /// The data source's name.
+        name: String,
+    },
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let data_dir = args
+        .data_dir
+        .context("the connector needs a data dir: pass --data-dir DIR or set UPLINK_DATA_DIR")?;
+    match args.command.unwrap_or(Command::Run) {
+        Command::Run => run_connector(&data_dir).await,
+        Command::Login { hub, ca_cert } => login(&data_dir, &hub, ca_cert.as_deref()).await,
+        Command::Register {
+            hub,
+            id,
+            credential_file,
+            ca_cert,
+        } => register(&data_dir, &hub, &id, &credential_file, ca_cert.as_deref()).await,
+        Command::Status { json } => status(&data_dir, json),
+        Command::Policy { change } => policy(&data_dir, change),
+    }
+}
+
+async fn run_connector(data_dir: &Path) -> anyhow::Result<()> {
+    let runtime = ConnectorRuntime::start(RuntimeOptions::new(data_dir))
+        .await
+        .with_context(|| format!("cannot start the connector in {}", data_dir.display()))?;
+    let mut status = runtime.status();
+    let mut shown = Shown::default();
+    shown.log(&status.borrow_and_update());
+    loop {
+        tokio::select! {
+            changed = status.changed() => {
+                if changed.is_err() { break; }
+                shown.log(&status.borrow_and_update());
+            }
+            () = stop_requested() => {
+                tracing::info!("stopping the connector");
+                break;
+            }
+        }
+    }
+    runtime.stop().await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C, or SIGTERM from a service manager.
+async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// What was last logged, so only changes of the link are logged.
+#[derive(Default, PartialEq)]
+struct Shown {
+    link: Option<String>,
+    transport: Option<String>,
+    error: Option<String>,
+    sources: usize,
+}
+
+impl Shown {
+    fn log(&mut self, status: &ConnectorStatus) {
+        let now = Shown {
+            link: Some(status.link.to_string()),
+            transport: status.transport.clone(),
+            error: status.last_error.clone(),
+            sources: status.sources.len(),
+        };
+        if now == *self {
+            return;
+        }
+        let skipped: Vec<String> = status
+            .skipped_transports
+            .iter()
+            .map(|s| format!("{}: {}", s.transport, s.reason))
+            .collect();
+        tracing::info!(
+            link = %status.link,
+            hub = status.hub_url.as_deref().unwrap_or("-"),
+            connector = status.connector_id.as_deref().unwrap_or("-"),
+            transport = status.transport.as_deref().unwrap_or("-"),
+            skipped = ?skipped,
+            sources = status.sources.len(),
+            reconnects = status.reconnects,
+            last_error = status.last_error.as_deref().unwrap_or("-"),
+            "connector"
+        );
+        *self = now;
+    }
+}
+
+fn trust_for(ca_cert: Option<&Path>) -> anyhow::Result<Option<String>> {
+    ca_cert
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the CA certificate {}", path.display()))
+        })
+        .transpose()
+}
+
+fn oauth_client(hub: &str, ca_pem: Option<&str>) -> anyhow::Result<OAuthClient> {
+    let url = url_checked(hub)?;
+    let trust = match ca_pem {
+        Some(pem) => uplink_tls::Trust::CustomCa(pem.to_owned()),
+        None => uplink_tls::Trust::Platform,
+    };
+    let tls = uplink_tls::client_config(&trust).context("the CA certificate cannot be used")?;
+    Ok(OAuthClient::new(&url, tls)?)
+}
+
+fn url_checked(hub: &str) -> anyhow::Result<String> {
+    let trimmed = hub.trim_end_matches('/');
+    if !trimmed.starts_with("https://") {
+        bail!("--hub must be an https:// address (the link is always encrypted), not '{hub}'");
+    }
+    Ok(trimmed.to_owned())
+}
+
+async fn login(data_dir: &Path, hub: &str, ca_cert: Option<&Path>) -> anyhow::Result<()> {
+    let ca_pem = trust_for(ca_cert)?;
+    let hub = url_checked(hub)?;
+    let oauth = oauth_client(&hub, ca_pem.as_deref())?;
+    let authorization = oauth
+        .device_authorization()
+        .await
+        .with_context(|| format!("cannot start signing in to {hub}"))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "To sign this connector in, open")?;
+    writeln!(out, "  {}", authorization.verification_uri)?;
+    writeln!(out, "and enter the code")?;
+    writeln!(out, "  {}", authorization.user_code)?;
+    if let Some(complete) = &authorization.verification_uri_complete {
+        writeln!(out, "(or open {complete})")?;
+    }
+    writeln!(
+        out,
+        "Waiting for approval (the code expires in {} minutes)…",
+        authorization.expires_in.div_ceil(60)
+    )?;
+    out.flush()?;
+    drop(out);
+    let issued = oauth
+        .poll_device(&authorization)
+        .await
+        .context("signing in did not complete")?;
+    let refresh_token = issued
+        .refresh_token
+        .context("the hub issued no refresh token for the connector")?;
+    let store = CredentialStore::new(data_dir);
+    // Keep the connector's id across sign-ins to the same hub: its grants refer to it.
+    let connector_id = match store.load() {
+        Ok(Some(previous)) if previous.hub_url == hub => previous.connector_id,
+        _ => generate_connector_id(),
+    };
+    store.save(&LinkCredentials {
+        hub_url: hub.clone(),
+        connector_id: connector_id.clone(),
+        ca_pem,
+        secret: LinkSecret::RefreshToken { refresh_token },
+    })?;
+    say!("Signed in to {hub} as connector {connector_id}.");
+    say!(
+        "The refresh token is kept in {} (owner-only file, written atomically; this build uses no OS keyring).",
+        store.path().display()
+    );
+    say!(
+        "Start the connector with: uplink connector run --data-dir {}",
+        data_dir.display()
+    );
+    Ok(())
+}
+
+async fn register(
+    data_dir: &Path,
+    hub: &str,
+    id: &str,
+    credential_file: &Path,
+    ca_cert: Option<&Path>,
+) -> anyhow::Result<()> {
+    if !id.starts_with("con_") {
+        bail!("--id must be the connector id the administrator was given (con_…), not '{id}'");
+    }
+    let credential = std::fs::read_to_string(credential_file)
+        .with_context(|| {
+            format!(
+                "cannot read the credential file {}",
+                credential_file.display()
+            )
+        })?
+        .trim()
+        .to_owned();
+    if credential.is_empty() {
+        bail!("the credential file {} is empty", credential_file.display());
+    }
+    let ca_pem = trust_for(ca_cert)?;
+    let hub = url_checked(hub)?;
+    let oauth = oauth_client(&hub, ca_pem.as_deref())?;
+    oauth
+        .client_credentials(id, &credential)
+        .await
+        .with_context(|| format!("the hub at {hub} did not accept connector {id}'s credential"))?;
+    let store = CredentialStore::new(data_dir);
+    store.save(&LinkCredentials {
+        hub_url: hub.clone(),
+        connector_id: id.to_owned(),
+        ca_pem,
+        secret: LinkSecret::ClientCredential { credential },
+    })?;
+    say!("Connector {id} is set up for {hub}; the hub accepted its credential.");
+    say!(
+        "The credential is kept in {} (owner-only file, written atomically; this build uses no OS keyring).",
+        store.path().display()
+    );
+    Ok(())
+}
+
+fn status(data_dir: &Path, json: bool) -> anyhow::Result<()> {
+    let Some(status) = runtime::read_status_file(data_dir)? else {
+        if json {
+            say!("{}", serde_json::json!({ "running": false }));
+        } else {
+            say!(
+                "No connector is running with the data dir {}.",
+                data_dir.display()
+            );
+        }
+        return Ok(());
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &status)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "link:        {}", status.link)?;
+    writeln!(
+        out,
+        "hub:         {}",
+        status.hub_url.as_deref().unwrap_or("-")
+    )?;
+    writeln!(
+        out,
+        "connector:   {}",
+        status.connector_id.as_deref().unwrap_or("-")
+    )?;
+    writeln!(
+        out,
+        "transport:   {}",
+        status.transport.as_deref().unwrap_or("-")
+    )?;
+    for skipped in &status.skipped_transports {
+        writeln!(out, "  skipped {}: {}", skipped.transport, skipped.reason)?;
+    }
+    if let Some(since) = status.connected_since {
+        writeln!(out, "linked since {}", since.to_rfc3339())?;
+    }
+    if let Some(rtt) = status.round_trip_ms {
+        writeln!(out, "round trip:  {rtt:.1} ms")?;
+    }
+    writeln!(out, "reconnects:  {}", status.reconnects)?;
+    if let Some(error) = &status.last_error {
+        writeln!(out, "last error:  {error}")?;
+    }
+    writeln!(out, "data sources:")?;
+    for source in &status.sources {
+        let blocked = if source.blocked_on_site {
+            ", blocked on site"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "  {} ({}, {}{blocked})",
+            source.name, source.kind, source.health.state
+        )?;
+        for app in &source.apps {
+            let blocked = if app.blocked_on_site {
+                " — blocked on site"
+            } else {
+                ""
+            };
+            writeln!(out, "    app {} ({}){blocked}", app.app_name, app.app_id)?;
+        }
+    }
+    if !status.recent_activity.is_empty() {
+        writeln!(out, "recent queries:")?;
+        for record in status.recent_activity.iter().take(10) {
+            writeln!(
+                out,
+                "  {} {} {} on {}: {} ({:.1} ms, {} bytes)",
+                record.time.format("%Y-%m-%d %H:%M:%S"),
+                record.app_id,
+                record.operation,
+                record.source,
+                record.outcome,
+                record.duration_ms,
+                record.bytes
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn policy(data_dir: &Path, change: PolicyChange) -> anyhow::Result<()> {
+    let store = PolicyStore::new(data_dir);
+    let mut policy = store.load()?;
+    let message = match &change {
+        PolicyChange::Show => {
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &policy)?;
+            writeln!(out)?;
+            return Ok(());
+        }
+        PolicyChange::BlockApp { app_id } => {
+            if policy.block_app(app_id) {
+                format!("App '{app_id}' is now refused on this connector.")
+            } else {
+                format!("App '{app_id}' was already blocked.")
+            }
+        }
+        PolicyChange::UnblockApp { app_id } => {
+            if policy.unblock_app(app_id) {
+                format!("App '{app_id}' is no longer blocked on this connector.")
+            } else {
+                format!("App '{app_id}' was not blocked.")
+            }
+        }
+        PolicyChange::BlockSource { name } => {
+            if policy.block_source(name) {
+                format!("Data source '{name}' is now refused to every app.")
+            } else {
+                format!("Data source '{name}' was already blocked.")
+            }
+        }
+        PolicyChange::UnblockSource { name } => {
+            if policy.unblock_source(name) {
+                format!("Data source '{name}' is no longer blocked.")
+            } else {
+                format!("Data source '{name}' was not blocked.")
+            }
+        }
+    };
+    store.save(&policy)?;
+    say!("{message} (a running connector applies it to its next query)");
+    Ok(())
+}
