@@ -2,6 +2,7 @@
 //! `Args` struct and a `run` function; this file only dispatches.
 
 mod connector;
+mod demo;
 mod hub;
 mod query;
 mod sources;
@@ -30,6 +31,8 @@ enum Command {
     Hub(hub::Args),
     /// Run the site connector headless, sign it in to a hub, show its status, edit its local veto.
     Connector(connector::Args),
+    /// A hub, a connector with a simulated data source and a demo app, on loopback in one process.
+    Demo(demo::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,5 +64,6 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Query(args) => query::run(args).await,
         Command::Hub(args) => hub::run(args).await,
         Command::Connector(args) => connector::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
     }
 }
