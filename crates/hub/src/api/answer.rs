@@ -33,7 +33,12 @@ pub fn format(parameter: Option<&str>, headers: &HeaderMap) -> Result<ResultForm
         .any(|range| {
             let mut parts = range.split(';').map(str::trim);
             let media = parts.next().unwrap_or_default();
-            let refused = parts.any(|p| p.replace(' ', "").eq_ignore_ascii_case("q=0"));
+            // `q=0` means "not acceptable".
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
             !refused
                 && (media.eq_ignore_ascii_case("application/x-ndjson")
                     || media.eq_ignore_ascii_case("application/ndjson"))
@@ -93,7 +98,11 @@ mod tests {
             ResultFormat::Ndjson
         );
         assert_eq!(
-            format(None, &accept("application/json, application/x-ndjson;q=0")).unwrap(),
+            format(
+                None,
+                &accept("application/json, application/x-ndjson; q=0.0")
+            )
+            .unwrap(),
             ResultFormat::Json
         );
         assert_eq!(

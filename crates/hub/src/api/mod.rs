@@ -256,7 +256,7 @@ impl Call {
             query,
         };
         let query_id = relayed.query_id.clone();
-        tracing::info!(
+        tracing::debug!(
             %query_id,
             app = %relayed.app_id,
             source = %source.id,
