@@ -484,3 +484,221 @@ async fn the_connector_relinks_by_itself_after_the_hub_restarts() {
     assert_eq!(parsed["values"][0]["tag"], "sim.ramp.1");
     runtime.stop().await;
 }
+
+#[tokio::test]
+async fn a_device_flow_sign_in_links_and_keeps_each_rotated_refresh_token() {
+    let setup = setup().await;
+    let tls = uplink_tls::client_config(&uplink_tls::Trust::CustomCa(setup.ca.ca_pem().to_owned()))
+        .unwrap();
+    let oauth = uplink_connector::oauth::OAuthClient::new(&setup.hub.url(), tls).unwrap();
+    let authorization = oauth.device_authorization().await.unwrap();
+    assert!(authorization.verification_uri.ends_with("/account/device"));
+    // The owner approves the code on the hub's page; the store's decision stands in for it.
+    let (admin, code, user) = (
+        setup.hub.hub.clone(),
+        authorization.user_code.clone(),
+        setup.user_id.clone(),
+    );
+    let approved = setup
+        .hub
+        .run(async move {
+            admin
+                .store
+                .decide_device_authorization(
+                    &uplink_hub::oauth::device::user_code_digest(&code),
+                    Some(&user),
+                    uplink_hub::clock::now(),
+                )
+                .await
+                .unwrap()
+        })
+        .await;
+    assert!(approved);
+    let issued = oauth.poll_device(&authorization).await.unwrap();
+    let first_refresh = issued.refresh_token.clone().expect("a refresh token");
+
+    let data_dir = tempfile::tempdir().unwrap();
+    let store = CredentialStore::new(data_dir.path());
+    let connector_id = uplink_connector::credentials::generate_connector_id();
+    store
+        .save(&LinkCredentials {
+            hub_url: setup.hub.url(),
+            connector_id: connector_id.clone(),
+            ca_pem: Some(setup.ca.ca_pem().to_owned()),
+            secret: LinkSecret::RefreshToken {
+                refresh_token: first_refresh.clone(),
+            },
+        })
+        .unwrap();
+    let refresh_token = |store: &CredentialStore| match store.load().unwrap().unwrap().secret {
+        LinkSecret::RefreshToken { refresh_token } => refresh_token,
+        other => panic!("expected a refresh token, got {other:?}"),
+    };
+
+    let runtime = ConnectorRuntime::start(options(data_dir.path(), &Transport::ALL))
+        .await
+        .unwrap();
+    let mut status = runtime.status();
+    let linked = wait_for(&mut status, "connected", |s| s.link == LinkState::Connected).await;
+    assert_eq!(linked.connector_id.as_deref(), Some(connector_id.as_str()));
+    let described = setup.hub.hub.relay().describe(&connector_id).unwrap();
+    assert_eq!(
+        described[0].name, "simulated",
+        "the hub created the connector for its owner"
+    );
+    let second_refresh = refresh_token(&store);
+    assert_ne!(
+        second_refresh, first_refresh,
+        "the rotated refresh token was kept"
+    );
+    runtime.stop().await;
+
+    // The kept token works (the spent one would sign the connector out for good).
+    let runtime = ConnectorRuntime::start(options(data_dir.path(), &Transport::ALL))
+        .await
+        .unwrap();
+    let mut status = runtime.status();
+    wait_for(&mut status, "connected again", |s| {
+        s.link == LinkState::Connected
+    })
+    .await;
+    assert_ne!(refresh_token(&store), second_refresh);
+    runtime.stop().await;
+}
+
+#[tokio::test]
+async fn without_credentials_the_runtime_says_signed_out_and_still_manages_sources() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let runtime = ConnectorRuntime::start(options(data_dir.path(), &Transport::ALL))
+        .await
+        .unwrap();
+    let status = runtime.status().borrow().clone();
+    assert_eq!(status.link, LinkState::SignedOut);
+    assert_eq!(status.sources[0].name, "simulated");
+    let refused = runtime.revoke(APP, None).await.unwrap_err();
+    assert_eq!(refused.code(), "signed_out");
+    runtime.remove_source("simulated").await.unwrap();
+    assert!(runtime.status().borrow().sources.is_empty());
+    runtime.stop().await;
+    assert!(
+        uplink_connector::runtime::read_status_file(data_dir.path())
+            .unwrap()
+            .is_none(),
+        "a stopped connector reads as not running"
+    );
+}
+
+#[tokio::test]
+async fn consents_show_per_source_and_revoke_on_site_reaches_the_hub() {
+    let setup = setup().await;
+    let runtime = ConnectorRuntime::start(options(setup.data_dir.path(), &Transport::ALL))
+        .await
+        .unwrap();
+    let mut status = runtime.status();
+    let linked = wait_for(&mut status, "connected", |s| s.link == LinkState::Connected).await;
+    let source_id = linked.sources[0].hub_id.clone().unwrap();
+    let (admin, user) = (setup.hub.hub.clone(), setup.user_id.clone());
+    setup
+        .hub
+        .run(async move {
+            admin
+                .grant(&user, APP, &[source_id], &["data.read".into()])
+                .await
+                .unwrap()
+        })
+        .await;
+    let granted = wait_for(&mut status, "grant pushed", |s| {
+        !s.sources[0].apps.is_empty()
+    })
+    .await;
+    let app = &granted.sources[0].apps[0];
+    assert_eq!(
+        (app.app_id.as_str(), app.app_name.as_str()),
+        (APP, "Energy dashboard")
+    );
+    assert_eq!(app.user_id, setup.user_id);
+
+    runtime.revoke(APP, Some("simulated")).await.unwrap();
+    wait_for(&mut status, "revoke pushed back", |s| {
+        s.sources[0].apps.is_empty()
+    })
+    .await;
+    runtime.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_are_renewed_before_they_expire_on_long_polling() {
+    uplink_tls::install_crypto_provider();
+    let setup = setup().await;
+    // A second hub on the same store with three-second access tokens.
+    let ca = &setup.ca;
+    let dir = tempfile::tempdir().unwrap();
+    let short = {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (chain, key, store_dir) = (
+            ca.cert_chain_pem(),
+            ca.key_pem().to_owned(),
+            setup.hub_dir.path().to_owned(),
+        );
+        let (hub, port) = runtime
+            .spawn(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let port = listener.local_addr().unwrap().port();
+                let mut config = HubConfig::new(format!("https://127.0.0.1:{port}"));
+                config.access_token_ttl = 3;
+                let hub = Arc::new(Hub::open(&store_dir, config).await.unwrap());
+                let serving = hub.clone();
+                tokio::spawn(async move {
+                    uplink_hub::serve(serving, listener, &chain, &key, std::future::pending())
+                        .await
+                        .unwrap();
+                });
+                (hub, port)
+            })
+            .await
+            .unwrap();
+        TestHub {
+            runtime: Some(runtime),
+            hub,
+            port,
+        }
+    };
+    let mut credentials = CredentialStore::new(setup.data_dir.path())
+        .load()
+        .unwrap()
+        .unwrap();
+    credentials.hub_url = short.url();
+    CredentialStore::new(dir.path()).save(&credentials).unwrap();
+    let runtime = ConnectorRuntime::start(options(dir.path(), &[Transport::LongPolling]))
+        .await
+        .unwrap();
+    let mut status = runtime.status();
+    wait_for(&mut status, "connected", |s| s.link == LinkState::Connected).await;
+    // Four token lifetimes: without renewal the hub would have closed the link.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let now = runtime.status().borrow().clone();
+    assert_eq!(now.link, LinkState::Connected, "{now:#?}");
+    assert_eq!(
+        now.reconnects, 0,
+        "the link never dropped: {:?}",
+        now.last_error
+    );
+    let body = short
+        .relay(
+            &setup.connector_id,
+            query(
+                &setup,
+                "simulated",
+                ResultFormat::Json,
+                json!({"type":"snapshot","tags":["sim.ramp.1"]}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(body.contains("sim.ramp.1"));
+    runtime.stop().await;
+}
