@@ -1,0 +1,326 @@
+//! A real hub serving the connector link over real TLS on loopback, and a test connector built
+//! on our SignalR client (`uplink_signalr::client::HubConnection`) that records what the hub
+//! sends it.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use uplink_hub::password::Passwords;
+use uplink_hub::store::{
+    CodeGrant, CodeRedemption, DeviceAuthorization, DevicePoll, SqliteStore, User,
+};
+use uplink_hub::token::TokenSubject;
+use uplink_hub::{Hub, HubConfig, NewApp, RegisteredConnector};
+use uplink_link::{GrantList, Registered, Registration, RelayedQuery, to_connector, to_hub};
+use uplink_model::{Capabilities, DataSourceDescriptor};
+use uplink_signalr::client::HubConnection;
+use uplink_signalr::{HubError, Transport};
+
+pub const APP: &str = "dashboard";
+
+pub struct LinkHub {
+    pub hub: Arc<Hub>,
+    pub issuer: String,
+    pub client: reqwest::Client,
+    pub tls: Arc<rustls::ClientConfig>,
+    pub ada: User,
+    pub plant: RegisteredConnector,
+    _dir: tempfile::TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl LinkHub {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(configure: impl FnOnce(&mut HubConfig)) -> Self {
+        uplink_tls::install_crypto_provider();
+        if std::env::var_os("LINK_TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_test_writer()
+                .try_init();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!(
+            "https://127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        );
+        let mut config = HubConfig::new(issuer.clone());
+        configure(&mut config);
+        let store = SqliteStore::open(&dir.path().join("hub.db")).await.unwrap();
+        let hub = Arc::new(
+            Hub::new(Arc::new(store), config, Passwords::with_cost(4, 64, 1))
+                .await
+                .unwrap(),
+        );
+        let ada = hub
+            .add_user("ada", "correct horse battery staple".into())
+            .await
+            .unwrap();
+        let plant = hub.add_connector("ada", "Plant A").await.unwrap();
+        hub.add_app(NewApp {
+            name: "Energy dashboard".into(),
+            client_id: Some(APP.into()),
+            confidential: false,
+            redirect_uris: vec!["https://app.example/cb".into()],
+            scopes: vec!["data.read".into()],
+        })
+        .await
+        .unwrap();
+        let ca = uplink_tls::LoopbackCa::generate(&["127.0.0.1", "localhost"]).unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let serving = hub.clone();
+        let (chain, key) = (ca.cert_chain_pem(), ca.key_pem().to_owned());
+        tokio::spawn(async move {
+            uplink_hub::serve(serving, listener, &chain, &key, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        let tls = uplink_tls::client_config(&uplink_tls::Trust::CustomCa(ca.ca_pem().to_owned()))
+            .unwrap();
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls((*tls).clone())
+            .build()
+            .unwrap();
+        Self {
+            hub,
+            issuer,
+            client,
+            tls,
+            ada,
+            plant,
+            _dir: dir,
+            _shutdown: tx,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    pub fn plant_id(&self) -> &str {
+        &self.plant.connector.id
+    }
+
+    /// The connector's token through `grant_type=client_credentials`, as a connector gets it.
+    pub async fn connector_token(&self) -> String {
+        let r = self
+            .client
+            .post(self.url("/oauth/token"))
+            .basic_auth(self.plant_id(), Some(self.plant.credential.expose()))
+            .form(&[("grant_type", "client_credentials"), ("scope", "connector")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(body.get("refresh_token").is_none(), "no refresh token");
+        assert_eq!(body["scope"], "connector");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A connector sign-in of `user` as the device flow leaves it in the store: a live token
+    /// family of the built-in connector client, and an access token of it.
+    pub async fn signed_in_token(&self, user: &User) -> String {
+        let store = &self.hub.store;
+        let now = uplink_hub::clock::now();
+        let device = format!("device-{}", user.id);
+        let code = format!("code-{}", user.id);
+        store
+            .create_device_authorization(
+                device.as_bytes(),
+                code.as_bytes(),
+                &DeviceAuthorization {
+                    app_id: uplink_link::CONNECTOR_CLIENT_ID.into(),
+                    scopes: vec!["connector".into()],
+                    created_at: now,
+                    expires_at: now + 600,
+                    interval_secs: 0,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            store
+                .decide_device_authorization(code.as_bytes(), Some(&user.id), now)
+                .await
+                .unwrap()
+        );
+        let DevicePoll::Approved(family) = store
+            .poll_device_authorization(device.as_bytes(), uplink_link::CONNECTOR_CLIENT_ID, now)
+            .await
+            .unwrap()
+        else {
+            panic!("device authorization not approved")
+        };
+        self.issue(&TokenSubject {
+            user_id: user.id.clone(),
+            app_id: family.app_id,
+            scopes: family.scopes,
+            family_id: family.id,
+        })
+    }
+
+    /// An app's access token for `source_id`, after `user` consented (a live family and grant).
+    pub async fn app_token(&self, user: &User, source_id: &str) -> String {
+        let store = &self.hub.store;
+        let now = uplink_hub::clock::now();
+        self.hub
+            .grant(
+                &user.id,
+                APP,
+                &[source_id.to_owned()],
+                &["data.read".into()],
+            )
+            .await
+            .unwrap();
+        let digest = format!("code-{source_id}");
+        store
+            .create_code(
+                digest.as_bytes(),
+                &CodeGrant {
+                    app_id: APP.into(),
+                    user_id: user.id.clone(),
+                    redirect_uri: "https://app.example/cb".into(),
+                    scopes: vec!["data.read".into()],
+                    code_challenge: "unused".into(),
+                    created_at: now,
+                    expires_at: now + 600,
+                },
+            )
+            .await
+            .unwrap();
+        let CodeRedemption::Fresh { family_id, .. } =
+            store.redeem_code(digest.as_bytes(), now).await.unwrap()
+        else {
+            panic!("code not redeemed")
+        };
+        self.issue(&TokenSubject {
+            user_id: user.id.clone(),
+            app_id: APP.into(),
+            scopes: vec!["data.read".into()],
+            family_id,
+        })
+    }
+
+    pub fn issue(&self, subject: &TokenSubject) -> String {
+        self.hub
+            .keys
+            .issue(subject, 600)
+            .unwrap()
+            .expose()
+            .to_owned()
+    }
+
+    /// POST negotiate with `token`; the status.
+    pub async fn negotiate(&self, token: Option<&str>) -> reqwest::StatusCode {
+        let request = self
+            .client
+            .post(self.url("/hubs/connector/negotiate?negotiateVersion=1"));
+        let request = match token {
+            Some(t) => request.bearer_auth(t),
+            None => request,
+        };
+        request.send().await.unwrap().status()
+    }
+}
+
+/// A connector on our SignalR client, recording the hub's calls.
+pub struct TestConnector {
+    pub connection: HubConnection,
+    pub queries: mpsc::UnboundedReceiver<RelayedQuery>,
+    pub cancels: mpsc::UnboundedReceiver<(String, String)>,
+    pub grants: mpsc::UnboundedReceiver<GrantList>,
+}
+
+impl TestConnector {
+    pub async fn connect(hub: &LinkHub, transport: Transport, token: String) -> Self {
+        let (query_tx, queries) = mpsc::unbounded_channel();
+        let (cancel_tx, cancels) = mpsc::unbounded_channel();
+        let (grant_tx, grants) = mpsc::unbounded_channel();
+        let connection = HubConnection::builder(hub.url(uplink_link::HUB_PATH))
+            .tls(hub.tls.clone())
+            .force_transport(transport)
+            .access_token(move || {
+                let token = token.clone();
+                async move { Ok::<_, String>(token) }
+            })
+            .on(to_connector::QUERY, move |(query,): (RelayedQuery,)| {
+                let _ = query_tx.send(query);
+                async { Ok::<_, HubError>(()) }
+            })
+            .on(
+                to_connector::CANCEL_QUERY,
+                move |(id, reason): (String, String)| {
+                    let _ = cancel_tx.send((id, reason));
+                    async { Ok::<_, HubError>(()) }
+                },
+            )
+            .on(to_connector::GRANTS, move |(list,): (GrantList,)| {
+                let _ = grant_tx.send(list);
+                async { Ok::<_, HubError>(()) }
+            })
+            .start()
+            .unwrap();
+        assert_eq!(connection.wait_connected().await, transport);
+        Self {
+            connection,
+            queries,
+            cancels,
+            grants,
+        }
+    }
+
+    pub async fn register(
+        &self,
+        connector_id: &str,
+        sources: &[&str],
+    ) -> uplink_signalr::Result<Registered> {
+        let registration = Registration {
+            connector_id: connector_id.into(),
+            name: "press-shop-pc".into(),
+            software: "test-connector 1.0".into(),
+            sources: sources
+                .iter()
+                .map(|name| DataSourceDescriptor {
+                    name: (*name).into(),
+                    kind: "simulated".into(),
+                    description: format!("{name} of the press shop"),
+                    capabilities: Capabilities::all_from_raw(),
+                })
+                .collect(),
+        };
+        self.connection
+            .invoke(to_hub::REGISTER, (registration,))
+            .await
+    }
+
+    pub async fn chunk(&self, query_id: &str, seq: u64, data: &str) -> uplink_signalr::Result<()> {
+        self.connection
+            .invoke::<()>(to_hub::QUERY_CHUNK, (query_id, seq, data))
+            .await
+    }
+
+    pub async fn end(&self, query_id: &str) -> uplink_signalr::Result<()> {
+        self.connection
+            .invoke::<()>(to_hub::QUERY_END, (query_id, serde_json::json!({})))
+            .await
+    }
+}
+
+/// A snapshot query for the app `APP` of `user` on `source`.
+pub fn snapshot(user: &User, source: &str) -> RelayedQuery {
+    RelayedQuery {
+        query_id: "set-by-the-router".into(),
+        app_id: APP.into(),
+        user_id: user.id.clone(),
+        source: source.into(),
+        format: uplink_link::ResultFormat::Json,
+        query: serde_json::from_str(r#"{"type":"snapshot","tags":["FIC101.PV"]}"#).unwrap(),
+    }
+}
