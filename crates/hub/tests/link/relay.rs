@@ -48,6 +48,12 @@ async fn a_relayed_answer_arrives_in_order_over_each_transport() {
                 "{{\"tag\":\"FIC{i}.PV\",\"text\":\"d\\u00e9j\\u00e0 \u{e9}\\n\"}},"
             ));
         }
+        // A full 64 KiB chunk of quotes doubles in JSON escaping: the posted message is far
+        // over the hub's 64 KiB form limit, which must not apply to the link.
+        pieces.push(format!(
+            "{{\"text\":\"{}\"}}",
+            "\\\"".repeat((uplink_link::MAX_CHUNK_BYTES - 16) / 2)
+        ));
         pieces.push("]}".to_owned());
         connector
             .chunk(&asked.query_id, 0, &pieces[0])
