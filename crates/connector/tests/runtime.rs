@@ -702,3 +702,38 @@ async fn tokens_are_renewed_before_they_expire_on_long_polling() {
     assert!(body.contains("sim.ramp.1"));
     runtime.stop().await;
 }
+
+#[tokio::test]
+async fn sources_added_by_another_process_are_announced() {
+    let setup = setup().await;
+    let runtime = ConnectorRuntime::start(options(setup.data_dir.path(), &Transport::ALL))
+        .await
+        .unwrap();
+    let mut status = runtime.status();
+    wait_for(&mut status, "connected", |s| s.link == LinkState::Connected).await;
+    // `uplink sources add` in another process: it edits the configuration file only.
+    let store = uplink_connector::ConfigStore::new(setup.data_dir.path());
+    let mut config = store.load().unwrap();
+    let defaults = kinds::schema("simulated")
+        .unwrap()
+        .validate(&serde_json::Map::new())
+        .unwrap();
+    config
+        .add_source(SourceConfig {
+            name: "from-cli".into(),
+            kind: "simulated".into(),
+            description: String::new(),
+            settings: defaults,
+        })
+        .unwrap();
+    store.save(&config).unwrap();
+    wait_for(&mut status, "from-cli registered", |s| {
+        s.sources
+            .iter()
+            .any(|src| src.name == "from-cli" && src.hub_id.is_some())
+    })
+    .await;
+    let described = setup.hub.hub.relay().describe(&setup.connector_id).unwrap();
+    assert_eq!(described.len(), 2);
+    runtime.stop().await;
+}

@@ -227,6 +227,7 @@ impl Inner {
 pub struct ConnectorRuntime {
     inner: Arc<Inner>,
     status_writer: Option<JoinHandle<()>>,
+    config_follower: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for ConnectorRuntime {
@@ -290,9 +291,11 @@ impl ConnectorRuntime {
             .options
             .write_status_file
             .then(|| tokio::spawn(write_status_file(inner.clone())));
+        let config_follower = tokio::spawn(follow_config_file(Arc::downgrade(&inner)));
         let runtime = Self {
             inner,
             status_writer,
+            config_follower,
         };
         match runtime.inner.credentials.load()? {
             Some(credentials) => runtime.link_with(credentials).await?,
@@ -490,6 +493,7 @@ impl ConnectorRuntime {
     /// Stops cleanly: running queries are cancelled, the link closed, and the status file
     /// says the connector is offline.
     pub async fn stop(mut self) {
+        self.config_follower.abort();
         if let Some(old) = self.inner.link.lock().await.take() {
             stop_link(old).await;
         }
@@ -508,6 +512,78 @@ impl ConnectorRuntime {
             save_status(&self.inner);
         }
     }
+}
+
+/// How often the configuration file is checked for edits made by another process.
+const CONFIG_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Applies edits another process (`uplink sources add|remove`) made to the configuration
+/// file while the connector runs: changed sources are reopened, removed ones dropped, and the
+/// hub told.
+async fn follow_config_file(inner: std::sync::Weak<Inner>) {
+    let stamp = |inner: &Inner| {
+        let path = inner.config.path();
+        std::fs::metadata(&path)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut seen = match inner.upgrade() {
+        Some(inner) => stamp(&inner),
+        None => return,
+    };
+    loop {
+        tokio::time::sleep(CONFIG_CHECK_INTERVAL).await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let now = stamp(&inner);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let _edit = inner.config_edit.lock().await;
+        match inner.config.load() {
+            Ok(config) => apply_config(&inner, config.sources).await,
+            Err(error) => {
+                tracing::warn!(%error, "the edited configuration cannot be read; keeping the sources as they are");
+            }
+        }
+    }
+}
+
+/// Brings the open sources in line with `wanted`, reopening only what changed.
+async fn apply_config(inner: &Inner, wanted: Vec<SourceConfig>) {
+    let current: Vec<SourceConfig> = inner
+        .sources
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|s| s.config.clone())
+        .collect();
+    if current == wanted {
+        return;
+    }
+    let mut next = Vec::with_capacity(wanted.len());
+    for config in wanted {
+        let unchanged = {
+            let sources = inner.sources.read().unwrap_or_else(|p| p.into_inner());
+            sources
+                .iter()
+                .find(|s| s.config == config)
+                .map(|s| s.opened.clone())
+        };
+        let opened = match unchanged {
+            Some(opened) => opened,
+            None => {
+                tracing::info!(source = %config.name, "data source added or changed in the configuration");
+                kinds::open(&config).await.map_err(|e| e.to_string())
+            }
+        };
+        next.push(OpenSource { config, opened });
+    }
+    *inner.sources.write().unwrap_or_else(|p| p.into_inner()) = next;
+    inner.reregister.notify_one();
+    inner.publish();
 }
 
 async fn stop_link(handle: LinkHandle) {
