@@ -96,15 +96,25 @@ fn consent_page(
             .push(s);
     }
     let csrf = who.csrf_token();
+    let connector_only = only_connects_a_connector(request);
     let markup = page(
         "Allow access",
         Some((&who.user.username, &csrf)),
         html! {
             div.card {
-                h1 { "Allow " strong { (app.name) } " to read your data?" }
-                p.lead {
-                    (app.name) " will only reach the data sources you tick below. "
-                    "You can revoke access at any time in your settings."
+                @if connector_only {
+                    h1 { "Connect a site connector to your account?" }
+                    p.lead {
+                        (app.name) " will run a site connector that offers its data sources through this "
+                        "hub under your account. No app can read them until you allow it, and you can "
+                        "revoke any app at any time in your settings."
+                    }
+                } @else {
+                    h1 { "Allow " strong { (app.name) } " to read your data?" }
+                    p.lead {
+                        (app.name) " will only reach the data sources you tick below. "
+                        "You can revoke access at any time in your settings."
+                    }
                 }
                 @if let Some(error) = error {
                     div.error role="alert" { (error) }
@@ -124,7 +134,7 @@ fn consent_page(
                             }
                         }
                     }
-                    fieldset {
+                    @if !connector_only { fieldset {
                         legend { "Which data sources it may read" }
                         @if sources.is_empty() {
                             p.muted { "You have no data sources yet. Connect a site connector first." }
@@ -143,7 +153,7 @@ fn consent_page(
                                 }
                             }
                         }
-                    }
+                    } }
                     div.actions {
                         button.primary type="submit" name="decision" value="approve" { "Allow access" }
                         button type="submit" name="decision" value="deny" { "Deny" }
@@ -280,7 +290,12 @@ async fn approve(
             sources.push(source.to_owned());
         }
     }
-    if sources.is_empty() {
+    if only_connects_a_connector(request) {
+        // Connecting a connector reads no data source: nothing to tick, nothing granted.
+        if !sources.is_empty() {
+            return again("A connector sign-in does not share data sources.");
+        }
+    } else if sources.is_empty() {
         return again("Tick at least one data source, or deny the request.");
     }
     let now = crate::clock::now();
@@ -293,9 +308,10 @@ async fn approve(
         Ok(false) => return expired(),
         Err(e) => return e.into_response(),
     }
-    if let Err(e) = hub
-        .grant(&who.user.id, &app.client_id, &sources, &scopes)
-        .await
+    if !sources.is_empty()
+        && let Err(e) = hub
+            .grant(&who.user.id, &app.client_id, &sources, &scopes)
+            .await
     {
         return e.into_response();
     }
@@ -318,6 +334,12 @@ async fn approve(
         request.state.as_deref(),
         &hub.config.issuer,
     )
+}
+
+/// Whether the request asks only to connect a site connector (scope `connector`), which
+/// reads no data source.
+fn only_connects_a_connector(request: &AuthorizationRequest) -> bool {
+    request.scopes.iter().all(|s| s == crate::scopes::CONNECTOR)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 mod harness;
 
 mod codes;
+mod connector_consent;
 mod consent_csrf;
 mod device;
 mod logs;
