@@ -1,10 +1,12 @@
-//! The Uplink hub's security core: accounts, the OAuth2 authorization server, consent with a
-//! per-data-source choice, grants checked against the store on every request, and revocation
-//! that takes effect for the very next request.
+//! The Uplink hub: accounts, the OAuth2 authorization server, consent with a per-data-source
+//! choice, grants checked against the store on every request, revocation that takes effect for
+//! the very next request, and the relay from apps to site connectors over their links.
 //!
 //! An app can read a connector's data source only if it is registered ([`oauth`]), the user
 //! consented and ticked that data source ([`pages::consent`]), it presents a valid access token
-//! ([`token`]) and the grant is live in the store at that moment ([`access`]).
+//! ([`token`]) and the grant is live in the store at that moment ([`access`]). Its query then
+//! goes through the [`relay::ConnectorRouter`] seam ([`Hub::relay`]) to the connector's link
+//! ([`link`], SignalR at `/hubs/connector`, `docs/protocol.md`), and the answer streams back.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -12,8 +14,9 @@
 //! use uplink_hub::{Hub, HubConfig};
 //!
 //! let hub = Arc::new(Hub::open("/var/lib/uplink-hub".as_ref(), HubConfig::new("https://hub.example.com")).await?);
-//! let app = uplink_hub::router(hub);   // axum Router; serve it with uplink_tls::serve
-//! # drop(app); Ok(()) }
+//! let relay = hub.relay();                    // what the data API relays through
+//! let app = uplink_hub::router(hub.clone());  // axum Router: pages, OAuth2, /api/v1/, /hubs/connector
+//! # drop((app, relay)); Ok(()) }
 //! ```
 
 pub mod access;

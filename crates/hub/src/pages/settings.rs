@@ -105,10 +105,17 @@ pub async fn show(
                     p.muted { "You own no connectors." }
                 }
                 @for c in &connectors {
-                    h2 { (c.name) " " span.muted { code { (c.id) } } }
+                    h2 {
+                        (c.name) " " span.muted { code { (c.id) } } " "
+                        @if hub.relay().is_online(&c.id) { span.status { "online" } } @else { span.muted { "offline" } }
+                    }
                     ul {
                         @for s in sources.iter().filter(|s| s.connector_id == c.id) {
-                            li { (s.name) @if !s.description.is_empty() { " — " span.muted { (s.description) } } }
+                            li {
+                                (s.name)
+                                @if !s.description.is_empty() { " — " span.muted { (s.description) } }
+                                @if !s.available { " " span.muted { "(no longer offered by the connector)" } }
+                            }
                         }
                     }
                 }

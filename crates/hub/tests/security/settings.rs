@@ -119,3 +119,45 @@ async fn removing_an_app_revokes_everything_and_is_announced() {
     }
     assert!(heard);
 }
+
+#[tokio::test]
+async fn settings_show_whether_a_connector_is_linked_and_which_sources_it_stopped_offering() {
+    let hub = TestHub::start().await;
+    let cookie = hub.sign_in().await;
+    let settings = || async {
+        hub.client
+            .get(hub.url("/account/settings"))
+            .headers(TestHub::cookie_header(&cookie))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let page = settings().await;
+    assert!(page.contains("offline") && !page.contains(">online<"));
+    assert!(!page.contains("no longer offered"));
+    // The connector announces only the historian: the lab stays, marked.
+    let historian = uplink_model::DataSourceDescriptor {
+        name: "historian".into(),
+        kind: "simulated".into(),
+        description: "Process historian".into(),
+        capabilities: uplink_model::Capabilities::all_from_raw(),
+    };
+    hub.hub
+        .store
+        .announce_sources(&hub.historian.connector_id, &[historian], 1)
+        .await
+        .unwrap();
+    let page = settings().await;
+    assert_eq!(page.matches("no longer offered").count(), 1);
+    let lab_line = &page[page.find(">lab").expect("lab listed")..];
+    let marker = lab_line
+        .find("no longer offered")
+        .expect("the lab is marked");
+    assert!(
+        marker < lab_line.find("</li>").unwrap(),
+        "the mark is on the lab"
+    );
+}
