@@ -5,10 +5,10 @@
 //! through.
 //!
 //! - [`identity`]: who may open a link (token check on negotiate and every transport request).
-//! - [`methods`]: the methods a connector calls (`Register`, `RenewToken`, `QueryChunk`, …).
-//! - [`session`]: one connection's state, and the task that ends it when its token expires and
+//! - `methods`: the methods a connector calls (`Register`, `RenewToken`, `QueryChunk`, …).
+//! - `session`: one connection's state, and the task that ends it when its token expires and
 //!   pushes grant changes to it.
-//! - [`answer`]: a relayed answer on its way to the app, with the bounded buffer whose room is
+//! - `answer`: a relayed answer on its way to the app, with the bounded buffer whose room is
 //!   the connector's backpressure.
 //!
 //! ```no_run
