@@ -209,15 +209,13 @@ impl ConnectorRouter for LocalRouter {
         let query_id = format!("q{}", self.next_query.fetch_add(1, Ordering::Relaxed));
         query.query_id.clone_from(&query_id);
         let (sender, mut items) = mpsc::channel(ANSWER_BUFFER);
-        session.add_query(
+        let slot = QuerySlot::new(sender);
+        let mut cancel = Cancel::new(
+            Arc::downgrade(&session),
             query_id.clone(),
-            QuerySlot {
-                sender,
-                next_seq: 0,
-                bytes: 0,
-            },
+            slot.turn.clone(),
         );
-        let mut cancel = Cancel::new(Arc::downgrade(&session), query_id.clone());
+        session.add_query(query_id.clone(), slot);
         if let Err(e) = session.connection.send(to_connector::QUERY, (&query,)) {
             tracing::debug!(connector = connector_id, error = %e, "query not sent");
             cancel.disarm();

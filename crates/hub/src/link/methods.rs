@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
 use uplink_link::{
     Heartbeat, QueryOutcome, Registered, RegisteredSource, Registration, RevokeRequest,
     TokenRenewed, to_hub,
 };
 use uplink_signalr::server::{Caller, Hub as SignalrHub, HubError};
 
-use super::answer::Item;
+use super::answer::{Item, Turn};
 use super::identity::{self, LinkCredential};
 use super::registration;
 use super::session::{self, LinkRegistration, Session, grant_list};
@@ -66,7 +67,7 @@ pub fn hub(hub: Arc<Hub>) -> SignalrHub {
             move |caller, (query_id, seq, data): (String, u64, String)| {
                 // Admission runs now, in arrival order; only the wait for room is deferred.
                 let admitted = admit_chunk(&h3, &caller, &query_id, seq, data.len());
-                async move { forward_chunk(admitted, query_id, data).await }
+                async move { forward_chunk(admitted, query_id, seq, data).await }
             },
         )
         .method(
@@ -74,9 +75,12 @@ pub fn hub(hub: Arc<Hub>) -> SignalrHub {
             move |caller, (query_id, outcome): (String, QueryOutcome)| {
                 let ended = end_query(&h4, &caller, &query_id, outcome);
                 async move {
-                    let (sender, item) = ended?;
-                    // Behind any chunk still waiting for room; an app that left is fine.
-                    let _ = sender.send(item).await;
+                    let (sender, turn, end, item) = ended?;
+                    // After every chunk went; an app that left is fine.
+                    if turn.wait_all(end).await {
+                        let _ = sender.send(item).await;
+                    }
+                    turn.finish();
                     Ok::<_, HubError>(())
                 }
             },
@@ -255,41 +259,19 @@ async fn renew_token(
     })
 }
 
-/// A chunk admitted: where it goes, or the failure to report to the app first.
-type Admission = Result<(tokio::sync::mpsc::Sender<Item>, Option<RelayError>), HubError>;
+/// A chunk admitted: where it goes and its turn, or the failure to report to the app.
+type Admission = Result<(mpsc::Sender<Item>, Turn, Option<RelayError>), HubError>;
 
-/// Checks a chunk against its query: registered link, known query, next `seq`, size limits.
+/// Checks a chunk against its query: registered link, known query, its window, size limits.
 /// A chunk that breaks the rules fails the query for the app as well.
 fn admit_chunk(hub: &Arc<Hub>, caller: &Caller, query_id: &str, seq: u64, len: usize) -> Admission {
     let session = registered(hub, caller, to_hub::QUERY_CHUNK)?;
     let limit = hub.links.max_answer_bytes();
     let verdict = session.with_query(query_id, |slot| {
-        let failure = if seq != slot.next_seq {
-            Some(RelayError::Connector {
-                code: uplink_link::failure::SOURCE_ERROR.into(),
-                message: format!(
-                    "the connector sent chunk {seq} of the answer when {} was expected",
-                    slot.next_seq
-                ),
-            })
-        } else if len > uplink_link::MAX_CHUNK_BYTES {
-            Some(RelayError::Connector {
-                code: uplink_link::failure::SOURCE_ERROR.into(),
-                message: format!(
-                    "the connector sent a chunk of {len} bytes; at most {} are allowed",
-                    uplink_link::MAX_CHUNK_BYTES
-                ),
-            })
-        } else {
-            slot.next_seq += 1;
-            slot.bytes += len as u64;
-            limit
-                .filter(|limit| slot.bytes > *limit)
-                .map(|limit| RelayError::TooLarge { limit })
-        };
-        (slot.sender.clone(), failure)
+        let failure = slot.admit(seq, len, limit).err();
+        (slot.sender.clone(), slot.turn.clone(), failure)
     });
-    let Some((sender, failure)) = verdict else {
+    let Some((sender, turn, failure)) = verdict else {
         return Err(HubError::new(format!(
             "no query '{query_id}' is running on this link (finished, cancelled or unknown); stop sending it"
         )));
@@ -297,37 +279,48 @@ fn admit_chunk(hub: &Arc<Hub>, caller: &Caller, query_id: &str, seq: u64, len: u
     if failure.is_some() {
         session.take_query(query_id);
     }
-    Ok((sender, failure))
+    Ok((sender, turn, failure))
 }
 
 async fn forward_chunk(
     admitted: Admission,
     query_id: String,
+    seq: u64,
     data: String,
 ) -> Result<(), HubError> {
-    let (sender, failure) = admitted?;
+    let (sender, turn, failure) = admitted?;
     if let Some(failure) = failure {
         let message = format!("query '{query_id}' failed: {failure}; stop sending it");
+        turn.finish();
         let _ = sender.send(Item::Failed(failure)).await;
         return Err(HubError::new(message));
     }
+    if !turn.wait(seq).await {
+        return Err(HubError::new(format!(
+            "query '{query_id}' is over (cancelled or failed); stop sending it"
+        )));
+    }
     // The string's own buffer becomes the chunk: no copy, no re-encoding.
-    sender
+    let sent = sender
         .send(Item::Chunk(Bytes::from(data.into_bytes())))
-        .await
-        .map_err(|_| {
-            HubError::new(format!(
-                "the app stopped waiting for query '{query_id}'; stop sending it"
-            ))
-        })
+        .await;
+    turn.advance(seq);
+    sent.map_err(|_| {
+        HubError::new(format!(
+            "the app stopped waiting for query '{query_id}'; stop sending it"
+        ))
+    })
 }
+
+/// The end of an answer: where it goes, after which chunk, and what it says.
+type Ending = (mpsc::Sender<Item>, Turn, u64, Item);
 
 fn end_query(
     hub: &Arc<Hub>,
     caller: &Caller,
     query_id: &str,
     outcome: QueryOutcome,
-) -> Result<(tokio::sync::mpsc::Sender<Item>, Item), HubError> {
+) -> Result<Ending, HubError> {
     let session = registered(hub, caller, to_hub::QUERY_END)?;
     let slot = session.take_query(query_id).ok_or_else(|| {
         HubError::new(format!(
@@ -341,7 +334,7 @@ fn end_query(
             message: failure.message,
         }),
     };
-    Ok((slot.sender, item))
+    Ok((slot.sender, slot.turn, slot.end, item))
 }
 
 async fn revoke_grant(

@@ -100,7 +100,8 @@ impl Session {
 
     /// Stops a query the app no longer waits for and tells the connector (if it was running).
     pub fn cancel_query(&self, query_id: &str, reason: &str) {
-        if self.take_query(query_id).is_some() {
+        if let Some(slot) = self.take_query(query_id) {
+            slot.turn.finish();
             tracing::debug!(query_id, reason, "query cancelled");
             let _ = self
                 .connection
@@ -113,6 +114,7 @@ impl Session {
     pub fn end(&self, reason: &str) {
         let queries: Vec<(String, QuerySlot)> = lock(&self.queries).drain().collect();
         for (query_id, slot) in queries {
+            slot.turn.finish();
             let _ = self
                 .connection
                 .send(to_connector::CANCEL_QUERY, (query_id.as_str(), reason));

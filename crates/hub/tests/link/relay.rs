@@ -309,3 +309,83 @@ async fn an_answer_over_the_operators_limit_is_cut_off() {
     assert_eq!(err, RelayError::TooLarge { limit: 10 });
     assert!(answer.next().await.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_sent_concurrently_arrives_in_seq_order() {
+    let hub = LinkHub::start().await;
+    for transport in Transport::ALL {
+        let mut connector = registered(&hub, transport).await;
+        let relay = hub.hub.relay();
+        let plant = hub.plant_id().to_owned();
+        let reader = tokio::spawn(async move {
+            let mut answer = relay.relay(&plant, snapshot_of_line_2()).await.unwrap();
+            let mut body = Vec::new();
+            while let Some(chunk) = answer.next().await {
+                body.extend_from_slice(&chunk.unwrap());
+            }
+            String::from_utf8(body).unwrap()
+        });
+        let id = connector.queries.recv().await.unwrap().query_id;
+        // Whole windows of four in flight at once, as a connector keeps them; big enough
+        // chunks that the client's concurrent sends do not keep their call order.
+        let piece = |seq: u64| format!("{seq:>6}{}", "-".repeat(60 * 1024));
+        let c = &connector;
+        let id2 = id.clone();
+        futures::stream::iter(0..200u64)
+            .map(|seq| {
+                let id = id2.clone();
+                async move { c.chunk(&id, seq, &piece(seq)).await.unwrap() }
+            })
+            .buffered(uplink_link::CHUNK_WINDOW)
+            .collect::<Vec<_>>()
+            .await;
+        connector.end(&id).await.unwrap();
+        let expected: String = (0..200u64).map(piece).collect();
+        assert!(
+            reader.await.unwrap() == expected,
+            "{transport}: out of order"
+        );
+        connector.connection.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn chunks_out_of_order_wait_for_their_turn_and_rule_breakers_fail_the_answer() {
+    let hub = LinkHub::start().await;
+    let mut connector = registered(&hub, Transport::WebSockets).await;
+    let relay = hub.hub.relay();
+    let plant = hub.plant_id().to_owned();
+    let reader = tokio::spawn(async move {
+        let mut answer = relay.relay(&plant, snapshot_of_line_2()).await.unwrap();
+        let mut body = String::new();
+        while let Some(chunk) = answer.next().await {
+            body.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+        }
+        body
+    });
+    let id = connector.queries.recv().await.unwrap().query_id;
+    // Invoked 1, 0, 3, 2 (the order on the wire is the client's): delivered 0, 1, 2, 3.
+    let results = futures::future::join_all(
+        [1u64, 0, 3, 2].map(|seq| connector.chunk(&id, seq, ["a", "b", "c", "d"][seq as usize])),
+    )
+    .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    connector.end(&id).await.unwrap();
+    assert_eq!(reader.await.unwrap(), "abcd");
+
+    // A chunk already received, or one beyond the window, fails the answer.
+    for (seqs, expected) in [(&[0u64, 0][..], "twice"), (&[0, 5][..], "window")] {
+        let relay = hub.hub.relay();
+        let plant = hub.plant_id().to_owned();
+        let app = tokio::spawn(async move { relay.relay(&plant, snapshot_of_line_2()).await });
+        let id = connector.queries.recv().await.unwrap().query_id;
+        connector.chunk(&id, seqs[0], "x").await.unwrap();
+        let err = connector.chunk(&id, seqs[1], "y").await.unwrap_err();
+        assert!(err.to_string().contains(expected), "{err}");
+        let mut answer = app.await.unwrap().unwrap();
+        assert_eq!(&answer.next().await.unwrap().unwrap()[..], b"x");
+        let failed = answer.next().await.unwrap().unwrap_err();
+        assert_eq!(failed.code(), "source_error");
+        assert!(failed.to_string().contains(expected), "{failed}");
+    }
+}
