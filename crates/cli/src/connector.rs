@@ -117,6 +117,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn run_connector(data_dir: &Path) -> anyhow::Result<()> {
+    // A service that cannot link would idle forever: say so at once instead.
+    if CredentialStore::new(data_dir).load()?.is_none() {
+        return Err(uplink_connector::LinkError::SignedOut.into());
+    }
     let runtime = ConnectorRuntime::start(RuntimeOptions::new(data_dir))
         .await
         .with_context(|| format!("cannot start the connector in {}", data_dir.display()))?;
