@@ -297,6 +297,7 @@ async fn register(
     if !id.starts_with("con_") {
         bail!("--id must be the connector id the administrator was given (con_…), not '{id}'");
     }
+    let hub = url_checked(hub)?;
     let credential = std::fs::read_to_string(credential_file)
         .with_context(|| {
             format!(
@@ -310,7 +311,6 @@ async fn register(
         bail!("the credential file {} is empty", credential_file.display());
     }
     let ca_pem = trust_for(ca_cert)?;
-    let hub = url_checked(hub)?;
     let oauth = oauth_client(&hub, ca_pem.as_deref())?;
     oauth
         .client_credentials(id, &credential)
