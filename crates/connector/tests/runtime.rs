@@ -174,6 +174,7 @@ fn options(data_dir: &Path, transports: &[Transport]) -> RuntimeOptions {
         initial: Duration::from_millis(100),
         max: Duration::from_millis(500),
     };
+    options.heartbeat_interval = Duration::from_millis(250);
     options
 }
 
@@ -268,6 +269,11 @@ async fn registers_and_answers_relayed_queries_in_chunks_over_each_transport() {
             (APP, "raw")
         );
         assert_eq!(activity.bytes, body.len() as u64);
+        let measured = wait_for(&mut status, "round trip measured", |s| {
+            s.round_trip_ms.is_some()
+        })
+        .await;
+        assert!(measured.round_trip_ms.unwrap() > 0.0);
         runtime.stop().await;
     }
 }

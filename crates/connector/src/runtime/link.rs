@@ -215,6 +215,9 @@ fn call_error(error: uplink_signalr::Error) -> LinkError {
     }
 }
 
+/// The longest the link loop waits for the hub to answer one of its calls.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What the link loop knows about the current connection.
 #[derive(Default)]
 struct Linked {
@@ -323,7 +326,10 @@ async fn run(
             }
             _ = register_sleep => {
                 register_retry = None;
-                match register(&inner, &connection, &connector_id).await {
+                let registered = tokio::time::timeout(CALL_TIMEOUT, register(&inner, &connection, &connector_id))
+                    .await
+                    .unwrap_or_else(|_| Err(LinkError::NotLinked("the hub did not answer Register in time".into())));
+                match registered {
                     Ok(()) => {
                         linked.registered = true;
                         inner.update_view(|v| {
@@ -341,7 +347,10 @@ async fn run(
                 }
             }
             _ = renew_sleep => {
-                match renew(&connection, &tokens).await {
+                let renewed = tokio::time::timeout(CALL_TIMEOUT, renew(&connection, &tokens))
+                    .await
+                    .unwrap_or_else(|_| Err(LinkError::NotLinked("the hub did not answer RenewToken in time".into())));
+                match renewed {
                     Ok(()) => renew_at = tokens.renew_at(),
                     Err(error) => {
                         tracing::warn!(%error, "token renewal failed; retrying");
@@ -352,12 +361,20 @@ async fn run(
             }
             _ = heartbeat.tick() => {
                 if linked.registered {
-                    let sent = Instant::now();
-                    let answered = tokio::time::timeout(Duration::from_secs(10), connection.invoke::<Heartbeat>(to_hub::HEARTBEAT, ())).await;
-                    if matches!(answered, Ok(Ok(_))) {
-                        let rtt = sent.elapsed().as_secs_f64() * 1000.0;
-                        inner.update_view(|v| v.round_trip_ms = Some(rtt));
-                    }
+                    // Measured aside, so a slow answer never holds up the clock check.
+                    let (connection, inner) = (connection.clone(), Arc::downgrade(&inner));
+                    tokio::spawn(async move {
+                        let sent = Instant::now();
+                        let answered = tokio::time::timeout(
+                            CALL_TIMEOUT,
+                            connection.invoke::<Heartbeat>(to_hub::HEARTBEAT, ()),
+                        )
+                        .await;
+                        if let (Ok(Ok(_)), Some(inner)) = (answered, inner.upgrade()) {
+                            let rtt = sent.elapsed().as_secs_f64() * 1000.0;
+                            inner.update_view(|v| v.round_trip_ms = Some(rtt));
+                        }
+                    });
                 }
             }
             _ = clock.tick() => {
