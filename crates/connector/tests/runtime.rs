@@ -743,3 +743,66 @@ async fn sources_added_by_another_process_are_announced() {
     assert_eq!(described.len(), 2);
     runtime.stop().await;
 }
+
+#[tokio::test]
+async fn queries_beyond_the_limit_are_answered_busy() {
+    let setup = setup().await;
+    let mut one_at_a_time = options(setup.data_dir.path(), &[Transport::WebSockets]);
+    one_at_a_time.max_concurrent_queries = 1;
+    let runtime = ConnectorRuntime::start(one_at_a_time).await.unwrap();
+    let mut status = runtime.status();
+    wait_for(&mut status, "connected", |s| s.link == LinkState::Connected).await;
+    // A month of values, its answer left unread: it holds the only slot.
+    let month = json!({"type":"raw","tag":"sim.ramp.1","start":"2024-05-01T00:00:00Z","end":"2024-06-01T00:00:00Z"});
+    let relay = setup.hub.hub.relay();
+    let (connector_id, held) = (
+        setup.connector_id.clone(),
+        query(&setup, "simulated", ResultFormat::Json, month),
+    );
+    let (opened_tx, opened_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    setup.hub.runtime.as_ref().unwrap().spawn(async move {
+        let stream = relay.relay(&connector_id, held).await.unwrap();
+        let _ = opened_tx.send(());
+        let _ = release_rx.await;
+        drop(stream);
+    });
+    opened_rx.await.unwrap();
+    wait_for(&mut status, "one query running", |s| s.active_queries == 1).await;
+
+    let busy = setup
+        .hub
+        .relay(
+            &setup.connector_id,
+            query(
+                &setup,
+                "simulated",
+                ResultFormat::Json,
+                json!({"type":"snapshot","tags":["sim.ramp.1"]}),
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&busy, RelayError::Connector { code, .. } if code == "busy"),
+        "{busy:?}"
+    );
+    assert_eq!(busy.http_status(), 503);
+
+    release_tx.send(()).unwrap();
+    wait_for(&mut status, "slot free again", |s| s.active_queries == 0).await;
+    setup
+        .hub
+        .relay(
+            &setup.connector_id,
+            query(
+                &setup,
+                "simulated",
+                ResultFormat::Json,
+                json!({"type":"snapshot","tags":["sim.ramp.1"]}),
+            ),
+        )
+        .await
+        .expect("served once the slot is free");
+    runtime.stop().await;
+}

@@ -26,6 +26,7 @@ pub(super) fn accept(inner: &Arc<Inner>, relayed: RelayedQuery) {
     let permit = inner.permits.clone().try_acquire_owned().ok();
     if permit.is_some() {
         lock(&inner.queries).insert(relayed.query_id.clone(), cancel);
+        inner.publish();
     }
     let inner = inner.clone();
     tokio::spawn(async move {
