@@ -257,14 +257,56 @@ impl OAuthClient {
     }
 }
 
-/// A reqwest error's text without the URL (already said) and so without any query secret.
+/// A reqwest error's causes without its own text, which only repeats the URL already named.
 fn without_url(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
+    let mut causes = Vec::new();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        causes.push(cause.to_string());
         source = cause.source();
     }
-    text
+    if causes.is_empty() {
+        error.to_string()
+    } else {
+        causes.join(": ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_hub_is_named_once_with_the_cause() {
+        uplink_tls::install_crypto_provider();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let tls = uplink_tls::client_config(&uplink_tls::Trust::Platform).unwrap();
+        let client = OAuthClient::new(&format!("https://127.0.0.1:{port}/"), tls).unwrap();
+        let error = client
+            .client_credentials("con_x", "secret-credential")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(error.matches("127.0.0.1").count(), 1, "{error}");
+        assert!(error.contains("refused"), "{error}");
+        assert!(!error.contains("secret-credential"));
+    }
+
+    #[test]
+    fn issued_tokens_never_show_their_secrets() {
+        let token: IssuedToken = serde_json::from_str(
+            r#"{"access_token":"at-secret","expires_in":600,"refresh_token":"rt-secret"}"#,
+        )
+        .unwrap();
+        let shown = format!("{token:?}");
+        assert!(
+            !shown.contains("at-secret") && !shown.contains("rt-secret"),
+            "{shown}"
+        );
+        assert_eq!(token.lifetime(), Duration::from_secs(600));
+    }
 }
