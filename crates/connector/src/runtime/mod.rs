@@ -226,8 +226,10 @@ impl Inner {
 /// until the tokio runtime ends.
 pub struct ConnectorRuntime {
     inner: Arc<Inner>,
-    status_writer: Option<JoinHandle<()>>,
-    config_follower: JoinHandle<()>,
+    /// Background tasks ended by [`stop`](Self::stop): the status file writer (when enabled)
+    /// and the configuration follower.
+    background: Mutex<Vec<JoinHandle<()>>>,
+    status_file: bool,
 }
 
 impl std::fmt::Debug for ConnectorRuntime {
@@ -292,10 +294,11 @@ impl ConnectorRuntime {
             .write_status_file
             .then(|| tokio::spawn(write_status_file(inner.clone())));
         let config_follower = tokio::spawn(follow_config_file(Arc::downgrade(&inner)));
+        let status_file = status_writer.is_some();
         let runtime = Self {
             inner,
-            status_writer,
-            config_follower,
+            background: Mutex::new(status_writer.into_iter().chain([config_follower]).collect()),
+            status_file,
         };
         match runtime.inner.credentials.load()? {
             Some(credentials) => runtime.link_with(credentials).await?,
@@ -491,9 +494,14 @@ impl ConnectorRuntime {
     }
 
     /// Stops cleanly: running queries are cancelled, the link closed, and the status file
-    /// says the connector is offline.
-    pub async fn stop(mut self) {
-        self.config_follower.abort();
+    /// says the connector is offline. Safe to call more than once (a host holding the runtime
+    /// in an `Arc` stops it through a shared reference).
+    pub async fn stop(&self) {
+        let background: Vec<JoinHandle<()>> = lock(&self.background).drain(..).collect();
+        for task in background {
+            task.abort();
+            let _ = task.await;
+        }
         if let Some(old) = self.inner.link.lock().await.take() {
             stop_link(old).await;
         }
@@ -506,9 +514,7 @@ impl ConnectorRuntime {
             v.transport = None;
             v.connected_since = None;
         });
-        if let Some(writer) = self.status_writer.take() {
-            writer.abort();
-            let _ = writer.await;
+        if self.status_file {
             save_status(&self.inner);
         }
     }
