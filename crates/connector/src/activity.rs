@@ -29,6 +29,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 use crate::config::ConfigError;
 
@@ -36,7 +37,7 @@ use crate::config::ConfigError;
 pub const ACTIVITY_FILE: &str = "activity.jsonl";
 
 /// One relayed query.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ActivityRecord {
     /// When it arrived.
@@ -54,6 +55,7 @@ pub struct ActivityRecord {
     /// From arrival to the last chunk acknowledged (or the refusal).
     pub duration_ms: f64,
     /// Body bytes sent.
+    #[ts(type = "number")]
     pub bytes: u64,
 }
 

@@ -23,6 +23,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 use uplink_link::{QueryFailure, failure};
 
 use crate::config::{ConfigError, write_atomically};
@@ -31,7 +32,7 @@ use crate::config::{ConfigError, write_atomically};
 pub const POLICY_FILE: &str = "policy.json";
 
 /// What the data owner blocked on this connector.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalPolicy {
     /// Apps (by client id) refused on every data source.

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 use uplink_model::{
     AtTimesRequest, Boundary, DataSourceDescriptor, Function, PlotRequest, ProcessedRequest,
     RawRequest, Sample, TagPage, TagSearch, TagValue, TimeRange, aggregate,
@@ -134,7 +135,7 @@ pub trait DataSource: Send + Sync + fmt::Debug {
 }
 
 /// How a source is doing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Health {
     /// The summary.
@@ -144,6 +145,7 @@ pub struct Health {
     pub issues: Vec<HealthIssue>,
     /// How many problems there were in all (more than `issues` holds when many).
     #[serde(default)]
+    #[ts(type = "number")]
     pub issue_count: u64,
 }
 
@@ -185,7 +187,7 @@ impl Health {
 }
 
 /// The summary of a source's health.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub enum HealthState {
     /// Everything read cleanly.
@@ -207,7 +209,7 @@ impl fmt::Display for HealthState {
 }
 
 /// One problem, with the file and line when it came from a file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthIssue {
     /// What is wrong, for a person.

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 use uplink_link::Grant;
 
 use crate::Health;
@@ -10,7 +11,7 @@ use crate::activity::ActivityRecord;
 use crate::policy::LocalPolicy;
 
 /// The link to the hub, in words a person understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub enum LinkState {
     /// Opening the first link.
@@ -38,7 +39,7 @@ impl std::fmt::Display for LinkState {
 }
 
 /// A transport that was not used, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct SkippedTransport {
     /// `WebSockets`, `ServerSentEvents` or `LongPolling`.
@@ -48,7 +49,7 @@ pub struct SkippedTransport {
 }
 
 /// An app the owner consented to on one data source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsentedApp {
     /// The app's client id (what [`revoke`](super::ConnectorRuntime::revoke) takes).
@@ -68,7 +69,7 @@ pub struct ConsentedApp {
 }
 
 /// One configured data source.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceStatus {
     /// Its name (what grants and the policy refer to).
@@ -88,7 +89,7 @@ pub struct SourceStatus {
 }
 
 /// Everything the host shows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectorStatus {
     /// The link.
@@ -106,6 +107,7 @@ pub struct ConnectorStatus {
     /// The last `Heartbeat` round trip, in milliseconds.
     pub round_trip_ms: Option<f64>,
     /// How many times the link came back after a loss.
+    #[ts(type = "number")]
     pub reconnects: u64,
     /// The last thing that went wrong (never a secret).
     pub last_error: Option<String>,
@@ -160,4 +162,41 @@ pub(crate) fn apps_for(source: &str, grants: &[Grant], policy: &LocalPolicy) -> 
             blocked_on_site: policy.blocked_apps.contains(&grant.app_id),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The field names a TypeScript declaration lists, in order.
+    fn ts_fields(decl: &str) -> Vec<String> {
+        decl.lines()
+            .map(str::trim)
+            .filter(|line| !line.starts_with("/**") && !line.starts_with('*'))
+            .filter_map(|line| line.split_once(": ").map(|(name, _)| name))
+            .filter(|name| !name.starts_with("type "))
+            .map(|name| name.trim_end_matches('?').to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_typescript_bindings_describe_the_json_the_host_receives() {
+        let status = ConnectorStatus::default();
+        let json = serde_json::to_value(&status).unwrap();
+        let keys: Vec<String> = json.as_object().unwrap().keys().cloned().collect();
+        let mut declared = ts_fields(&ConnectorStatus::decl());
+        let mut sorted_keys = keys.clone();
+        declared.sort();
+        sorted_keys.sort();
+        assert_eq!(declared, sorted_keys);
+        for decl in [
+            ConnectorStatus::decl(),
+            SourceStatus::decl(),
+            ActivityRecord::decl(),
+            Health::decl(),
+        ] {
+            // JSON numbers, never bigint: JSON.parse gives numbers.
+            assert!(!decl.contains("bigint"), "{decl}");
+        }
+    }
 }
