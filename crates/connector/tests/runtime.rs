@@ -806,3 +806,25 @@ async fn queries_beyond_the_limit_are_answered_busy() {
         .expect("served once the slot is free");
     runtime.stop().await;
 }
+
+#[tokio::test]
+async fn unreadable_credentials_leave_the_runtime_signed_out_saying_why() {
+    let data_dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        data_dir.path().join("credentials.json"),
+        b"refresh-token-garbage",
+    )
+    .unwrap();
+    let runtime = ConnectorRuntime::start(options(data_dir.path(), &Transport::ALL))
+        .await
+        .unwrap();
+    let status = runtime.status().borrow().clone();
+    assert_eq!(status.link, LinkState::SignedOut);
+    let error = status.last_error.unwrap();
+    assert!(error.contains("sign in again"), "{error}");
+    assert!(
+        !error.contains("garbage"),
+        "the file's content is never quoted"
+    );
+    runtime.stop().await;
+}

@@ -300,15 +300,23 @@ impl ConnectorRuntime {
             background: Mutex::new(status_writer.into_iter().chain([config_follower]).collect()),
             status_file,
         };
-        match runtime.inner.credentials.load()? {
-            Some(credentials) => runtime.link_with(credentials).await?,
-            None => runtime.inner.update_view(|v| {
-                *v = LinkView {
-                    state: Some(LinkState::SignedOut),
-                    last_error: v.last_error.take(),
-                    ..LinkView::default()
+        match runtime.inner.credentials.load() {
+            Ok(Some(credentials)) => runtime.link_with(credentials).await?,
+            // Unreadable credentials leave the connector running, signed out, saying why:
+            // its sources and policy stay manageable and a new sign-in replaces the file.
+            loaded => {
+                let problem = loaded.err().map(|e| e.to_string());
+                if let Some(problem) = &problem {
+                    tracing::warn!(error = %problem, "the connector's credentials cannot be used");
                 }
-            }),
+                runtime.inner.update_view(|v| {
+                    *v = LinkView {
+                        state: Some(LinkState::SignedOut),
+                        last_error: problem.or(v.last_error.take()),
+                        ..LinkView::default()
+                    }
+                });
+            }
         }
         Ok(runtime)
     }
