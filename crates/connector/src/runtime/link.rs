@@ -175,9 +175,13 @@ fn display_name(inner: &Inner) -> String {
                 .map(|h| h.trim().to_owned())
         })
         .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|n| n.trim().chars().take(MAX_NAME_CHARS).collect::<String>())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "connector".to_owned())
 }
+
+/// The longest display name the hub accepts at registration.
+const MAX_NAME_CHARS: usize = 128;
 
 async fn register(
     inner: &Inner,
