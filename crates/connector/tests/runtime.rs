@@ -422,6 +422,39 @@ async fn a_source_added_at_run_time_is_announced() {
         .await
         .expect("the new source answers");
 
+    assert_eq!(runtime.status().borrow().sources[1].name, "line-2");
+    let settings = uplink_connector::ConfigStore::new(setup.data_dir.path())
+        .load()
+        .unwrap()
+        .sources[1]
+        .settings
+        .clone();
+    runtime
+        .edit_source(
+            "line-2",
+            SourceConfig {
+                name: "line-3".into(),
+                kind: "simulated".into(),
+                description: "Renamed".into(),
+                settings,
+            },
+        )
+        .await
+        .unwrap();
+    wait_for(&mut status, "line-3 registered", |s| {
+        s.sources
+            .iter()
+            .map(|src| src.name.as_str())
+            .collect::<Vec<_>>()
+            == ["simulated", "line-3"]
+            && s.sources[1].hub_id.is_some()
+    })
+    .await;
+    let described = setup.hub.hub.relay().describe(&setup.connector_id).unwrap();
+    let names: Vec<&str> = described.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["simulated", "line-3"]);
+    assert_eq!(described[1].description, "Renamed");
+
     runtime.remove_source("simulated").await.unwrap();
     tokio::time::timeout(Duration::from_secs(30), async {
         loop {
