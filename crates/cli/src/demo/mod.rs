@@ -6,17 +6,16 @@
 #![allow(clippy::print_stdout)]
 
 mod consent;
+pub mod stage;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use base64::Engine;
-use rand::RngCore;
 use serde::Serialize;
-use uplink_hub::{Hub, HubConfig, NewApp};
+use uplink_signalr::Transport;
+
+use self::stage::{DEMO_APP, DEMO_REDIRECT, DEMO_USER, Stage, StageOptions};
 
 /// Where the demo keeps its state, and where it listens.
 #[derive(Debug, clap::Args)]
@@ -30,12 +29,6 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
 }
-
-const DEMO_USER: &str = "demo";
-const DEMO_APP: &str = "demo-app";
-const DEMO_REDIRECT: &str = "http://127.0.0.1/callback";
-/// What the demo app may ask for and is granted: reading values and searching tags.
-const DEMO_SCOPE: &str = "data.read tags.read";
 
 /// What scripts need to drive the demo; written to `DATA_DIR/demo.json` (owner-only: it holds
 /// the demo's credentials).
@@ -86,112 +79,32 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             args.listen
         );
     }
-    let dirs = DemoDirs::prepare(&args.data_dir)?;
-    let ca =
-        uplink_tls::LoopbackCa::load_or_generate(&dirs.tls, &["localhost", "127.0.0.1", "::1"])
-            .with_context(|| format!("cannot prepare certificates in {}", dirs.tls.display()))?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (is another demo running?)",
-                args.listen
-            )
-        })?;
-    let addr = listener.local_addr()?;
-    let issuer = format!("https://{addr}");
-
-    // An hour-long access token, so the printed curl command keeps working while you explore.
-    let mut config = HubConfig::new(issuer.clone());
-    config.access_token_ttl = 3600;
-    let hub = Arc::new(
-        Hub::open(&dirs.hub, config)
-            .await
-            .context("cannot open the demo hub's store")?,
-    );
-    let password = random_secret(12);
-    hub.add_user(DEMO_USER, password.clone()).await?;
-    let app = hub
-        .add_app(NewApp {
-            name: "Uplink demo app".into(),
-            client_id: Some(DEMO_APP.into()),
-            confidential: true,
-            redirect_uris: vec![DEMO_REDIRECT.into()],
-            scopes: DEMO_SCOPE.split(' ').map(str::to_owned).collect(),
-        })
-        .await?;
-    let client_secret = app
-        .secret
-        .context("a confidential app has a secret")?
-        .expose()
-        .to_owned();
-    let connector = hub.add_connector(DEMO_USER, "Demo site").await?;
-
-    let (stop_hub, hub_stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = {
-        let (chain, key) = (ca.cert_chain_pem(), ca.key_pem().to_owned());
-        let hub = hub.clone();
-        tokio::spawn(async move {
-            uplink_hub::serve(hub, listener, &chain, &key, async {
-                let _ = hub_stopped.await;
-            })
-            .await
-        })
-    };
-
-    let link = site::start_connector(site::Site {
-        hub_url: issuer.clone(),
-        ca_pem: ca.ca_pem().to_owned(),
-        data_dir: dirs.connector.clone(),
-        connector_id: connector.connector.id.clone(),
-        credential: connector.credential.expose().to_owned(),
+    let stage = Stage::start(StageOptions {
+        data_dir: args.data_dir.clone(),
+        listen: args.listen,
+        transports: Transport::ALL.to_vec(),
+        // An hour-long access token, so the printed curl command keeps working while you explore.
+        access_token_ttl: 3600,
     })
     .await?;
-    wait_online(&hub, &connector.connector.id).await?;
-
-    let sources = hub
-        .store
-        .sources_owned_by(&hub_user_id(&hub).await?)
-        .await?;
-    let tls = uplink_tls::client_config(&uplink_tls::Trust::CustomCa(ca.ca_pem().to_owned()))?;
-    let client = reqwest::Client::builder()
-        .use_preconfigured_tls((*tls).clone())
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let source_ids: Vec<String> = sources.iter().map(|s| s.id.clone()).collect();
-    let tokens = consent::ConsentFlow {
-        client: &client,
-        issuer: &issuer,
-        username: DEMO_USER,
-        password: &password,
-        client_id: DEMO_APP,
-        client_secret: &client_secret,
-        redirect_uri: DEMO_REDIRECT,
-        scope: DEMO_SCOPE,
-        source_ids: &source_ids,
-    }
-    .run()
-    .await
-    .context("the demo app could not obtain consent")?;
-
-    let ca_cert = dirs.tls.join("ca.pem");
     let info = DemoInfo {
-        hub_url: issuer.clone(),
-        ca_cert: ca_cert.clone(),
+        hub_url: stage.issuer.clone(),
+        ca_cert: stage.ca_cert.clone(),
         user: UserInfo {
             username: DEMO_USER.into(),
-            password,
+            password: stage.password.clone(),
         },
         app: AppInfo {
             client_id: DEMO_APP.into(),
-            client_secret,
+            client_secret: stage.client_secret.clone(),
             redirect_uri: DEMO_REDIRECT.into(),
         },
         connector: ConnectorInfo {
-            id: connector.connector.id.clone(),
-            name: connector.connector.name.clone(),
+            id: stage.connector_id.clone(),
+            name: stage.connector_name.clone(),
         },
-        data_sources: sources
+        data_sources: stage
+            .sources
             .iter()
             .map(|s| SourceInfo {
                 id: s.id.clone(),
@@ -199,73 +112,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 kind: s.kind.clone(),
             })
             .collect(),
-        access_token: tokens.access_token,
-        refresh_token: tokens.refresh_token,
-        access_token_expires_in: tokens.expires_in,
+        access_token: stage.tokens.access_token.clone(),
+        refresh_token: stage.tokens.refresh_token.clone(),
+        access_token_expires_in: stage.tokens.expires_in,
     };
     let info_path = args.data_dir.join("demo.json");
     write_private(&info_path, &serde_json::to_vec_pretty(&info)?)?;
     print_welcome(&info, &info_path);
 
+    let mut stage = stage;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("stopping the demo"),
-        outcome = serving => {
+        outcome = &mut stage.serving => {
             outcome.context("the demo hub failed")?.context("the demo hub stopped")?;
         }
     }
-    link.stop().await;
-    let _ = stop_hub.send(());
-    Ok(())
-}
-
-struct DemoDirs {
-    hub: PathBuf,
-    connector: PathBuf,
-    tls: PathBuf,
-}
-
-impl DemoDirs {
-    /// Fresh hub and connector folders; the certificate folder is kept.
-    fn prepare(root: &Path) -> anyhow::Result<Self> {
-        let dirs = Self {
-            hub: root.join("hub"),
-            connector: root.join("connector"),
-            tls: root.join("tls"),
-        };
-        for dir in [&dirs.hub, &dirs.connector] {
-            match std::fs::remove_dir_all(dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(e).with_context(|| format!("cannot reset {}", dir.display()));
-                }
-            }
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        Ok(dirs)
-    }
-}
-
-async fn hub_user_id(hub: &Hub) -> anyhow::Result<String> {
-    hub.store
-        .users()
-        .await?
-        .into_iter()
-        .find(|u| u.username == DEMO_USER)
-        .map(|u| u.id)
-        .context("the demo user vanished")
-}
-
-/// Waits until the demo connector's link is up and registered.
-async fn wait_online(hub: &Hub, connector_id: &str) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !site::is_online(hub, connector_id) {
-        if tokio::time::Instant::now() > deadline {
-            anyhow::bail!("the demo connector did not link to the demo hub within a minute");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    stage.stop().await;
     Ok(())
 }
 
@@ -327,51 +189,4 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
-}
-
-fn random_secret(bytes: usize) -> String {
-    let mut raw = vec![0u8; bytes];
-    rand::rng().fill_bytes(&mut raw);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-}
-
-mod site {
-    //! The demo's connector: the real runtime with its embedded simulated data source, linked
-    //! with an administrator-issued credential.
-
-    use anyhow::Context;
-    use uplink_connector::credentials::{LinkCredentials, LinkSecret};
-    use uplink_connector::runtime::{ConnectorRuntime, RuntimeOptions};
-    use uplink_hub::Hub;
-    use uplink_hub::relay::ConnectorRouter;
-
-    pub struct Site {
-        pub hub_url: String,
-        pub ca_pem: String,
-        pub data_dir: std::path::PathBuf,
-        pub connector_id: String,
-        pub credential: String,
-    }
-
-    pub async fn start_connector(site: Site) -> anyhow::Result<ConnectorRuntime> {
-        let runtime = ConnectorRuntime::start(RuntimeOptions::new(&site.data_dir))
-            .await
-            .context("the demo connector did not start")?;
-        runtime
-            .sign_in(LinkCredentials {
-                hub_url: site.hub_url,
-                connector_id: site.connector_id,
-                ca_pem: Some(site.ca_pem),
-                secret: LinkSecret::ClientCredential {
-                    credential: site.credential,
-                },
-            })
-            .await
-            .context("the demo connector could not sign in")?;
-        Ok(runtime)
-    }
-
-    pub fn is_online(hub: &Hub, connector_id: &str) -> bool {
-        hub.links.is_online(connector_id)
-    }
 }

@@ -1,0 +1,426 @@
+//! The relay measured end to end, each figure beside what it cannot beat:
+//!
+//! 1. A snapshot of one tag, app HTTPS → hub → connector over WebSockets → simulated source and
+//!    back: latency unloaded, at a paced 1 000 requests/s, and the most sustained requests/s;
+//!    against the same snapshot answered in-process by the connector (source + JSON body).
+//! 2. A raw read of 1 M values through the relay over each transport, against the connector
+//!    writing the same JSON body in-process (what the relay cannot avoid).
+//! 3. The hub's memory per idle connected connector at 1 000 connectors (the hub runs in a
+//!    child process so its RSS is its own).
+//!
+//! Run with `cargo bench -p uplink-cli --bench relay [snapshot|raw|memory]`.
+#![allow(clippy::print_stdout)]
+
+// The demo's own stage, so the benchmark measures exactly what `uplink demo` runs; the
+// benchmark reads only part of it.
+#[path = "../src/demo/consent.rs"]
+#[allow(unused_imports, dead_code)]
+mod consent;
+#[path = "../src/demo/stage.rs"]
+#[allow(dead_code)]
+mod stage;
+
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use uplink_connector::{ConnectorConfig, answer, kinds};
+use uplink_link::ResultFormat;
+use uplink_measure::{Timing, compare, describe, si};
+use uplink_model::Query;
+use uplink_signalr::Transport;
+use uplink_signalr::client::HubConnection;
+
+use self::stage::{Stage, StageOptions};
+
+const RAW_VALUES: u64 = 1_000_000;
+const CONNECTORS: usize = 1_000;
+const HUB_ROLE: &str = "UPLINK_RELAY_BENCH_ROLE";
+
+fn main() -> anyhow::Result<()> {
+    if std::env::var(HUB_ROLE).as_deref() == Ok("hub") {
+        return tokio::runtime::Runtime::new()?.block_on(idle_hub::serve());
+    }
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        if wanted("snapshot") {
+            snapshot().await?;
+        }
+        if wanted("raw") {
+            raw().await?;
+        }
+        if wanted("memory") {
+            idle_hub::memory_per_connector().await?;
+        }
+        anyhow::Ok(())
+    })
+}
+
+async fn stage(transport: Transport) -> anyhow::Result<(Stage, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let stage = Stage::start(StageOptions {
+        data_dir: dir.path().to_owned(),
+        listen: "127.0.0.1:0".parse()?,
+        transports: vec![transport],
+        access_token_ttl: 3600,
+    })
+    .await?;
+    Ok((stage, dir))
+}
+
+fn url(stage: &Stage, query: &str) -> String {
+    format!(
+        "{}/api/v1/sources/{}/{query}",
+        stage.issuer, stage.sources[0].id
+    )
+}
+
+/// One GET, its body read to the end; the time it took.
+async fn timed_get(client: reqwest::Client, token: Arc<str>, url: Arc<str>) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let response = client.get(&*url).bearer_auth(&*token).send().await?;
+    if response.status() != 200 {
+        anyhow::bail!(
+            "the relay answered {}: {}",
+            response.status(),
+            response.text().await?
+        );
+    }
+    response.bytes().await?;
+    Ok(started.elapsed())
+}
+
+async fn snapshot() -> anyhow::Result<()> {
+    println!("== snapshot of one tag through the relay (WebSockets link)");
+    let (stage, _dir) = stage(Transport::WebSockets).await?;
+    let client = stage::http_client(&stage.ca_pem)?;
+    let token: Arc<str> = stage.tokens.access_token.clone().into();
+    let url: Arc<str> = url(&stage, "snapshot?tags=sim.sinusoid.1").into();
+    let get = || timed_get(client.clone(), token.clone(), url.clone());
+    for _ in 0..200 {
+        get().await?;
+    }
+    let mut unloaded = Vec::new();
+    for _ in 0..2000 {
+        unloaded.push(get().await?);
+    }
+    let unloaded = Timing::from_samples(unloaded);
+
+    // The baseline: the connector's own answer for the same query, in-process.
+    let source = kinds::open(&ConnectorConfig::default().sources[0]).await?;
+    let query: Query = serde_json::from_str(r#"{"type":"snapshot","tags":["sim.sinusoid.1"]}"#)?;
+    let mut local = Vec::new();
+    for _ in 0..2000 {
+        let started = Instant::now();
+        let body: Vec<_> = answer::answer(source.clone(), query.clone(), ResultFormat::Json)
+            .collect()
+            .await;
+        std::hint::black_box(body);
+        local.push(started.elapsed());
+    }
+    let local = Timing::from_samples(local);
+    println!(
+        "{}",
+        compare(
+            "relay, one request at a time",
+            &unloaded,
+            "in-process answer",
+            &local
+        )
+    );
+
+    // Paced: one request every millisecond for three seconds, each on its own task.
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut inflight = FuturesUnordered::new();
+    let paced_started = Instant::now();
+    for _ in 0..3000 {
+        tick.tick().await;
+        inflight.push(tokio::spawn(get()));
+    }
+    let offered = 3000.0 / paced_started.elapsed().as_secs_f64();
+    let mut paced = Vec::new();
+    while let Some(done) = inflight.next().await {
+        paced.push(done??);
+    }
+    let paced = Timing::from_samples(paced);
+    println!(
+        "{} (offered {} req/s)",
+        describe("relay at 1 000 req/s", &paced, None),
+        si(offered)
+    );
+
+    // Sustained: a closed loop with 16 requests always in flight (the connector serves 32 at once), for three seconds.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..16 {
+        let (client, token, url) = (client.clone(), token.clone(), url.clone());
+        workers.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                timed_get(client.clone(), token.clone(), url.clone()).await?;
+                n += 1;
+            }
+            anyhow::Ok(n)
+        }));
+    }
+    let mut total = 0;
+    for w in workers {
+        total += w.await??;
+    }
+    println!(
+        "relay, 16 requests in flight: {} req/s sustained",
+        si(total as f64 / started.elapsed().as_secs_f64())
+    );
+    stage.stop().await;
+    Ok(())
+}
+
+async fn raw() -> anyhow::Result<()> {
+    println!(
+        "== raw read of {} values: relay vs the connector's in-process answer",
+        si(RAW_VALUES as f64)
+    );
+    // The simulated source has one sample per second: 1 M values span about 11.6 days.
+    let span = "start=*-12d&end=*&maxCount=1000000";
+    let source = kinds::open(&ConnectorConfig::default().sources[0]).await?;
+    let query: Query = serde_json::from_str(
+        r#"{"type":"raw","tag":"sim.sinusoid.1","start":"*-12d","end":"*","maxCount":1000000}"#,
+    )?;
+    let runs = 5;
+    let mut local = Vec::new();
+    let mut local_bytes: usize = 0;
+    for _ in 0..runs {
+        let started = Instant::now();
+        let mut bytes = 0;
+        let mut body = answer::answer(source.clone(), query.clone(), ResultFormat::Json);
+        while let Some(chunk) = body.next().await {
+            bytes += chunk.map_err(|f| anyhow::anyhow!(f.message))?.len();
+        }
+        local.push(started.elapsed());
+        local_bytes = bytes;
+    }
+    let local = Timing::from_samples(local);
+    println!(
+        "{} ({} MB body)",
+        describe("in-process answer", &local, Some(RAW_VALUES)),
+        local_bytes / 1_000_000
+    );
+    for transport in Transport::ALL {
+        let (stage, _dir) = stage(transport).await?;
+        let client = stage::http_client(&stage.ca_pem)?;
+        let url = url(&stage, &format!("raw?tag=sim.sinusoid.1&{span}"));
+        let mut relayed = Vec::new();
+        for _ in 0..runs {
+            let started = Instant::now();
+            let response = client
+                .get(&url)
+                .bearer_auth(&stage.tokens.access_token)
+                .send()
+                .await?;
+            anyhow::ensure!(
+                response.status() == 200,
+                "raw answered {}",
+                response.status()
+            );
+            let mut response = response;
+            let mut bytes: usize = 0;
+            while let Some(chunk) = response.chunk().await? {
+                bytes += chunk.len();
+            }
+            anyhow::ensure!(
+                bytes.abs_diff(local_bytes) < local_bytes / 100,
+                "the relayed body ({bytes} bytes) differs in size from the in-process one"
+            );
+            relayed.push(started.elapsed());
+        }
+        let relayed = Timing::from_samples(relayed);
+        println!(
+            "{} | {} values/s",
+            compare(
+                &format!("relay over {transport}"),
+                &relayed,
+                "in-process answer",
+                &local
+            ),
+            si(relayed.per_second(RAW_VALUES))
+        );
+        stage.stop().await;
+    }
+    Ok(())
+}
+
+mod idle_hub {
+    //! A hub in a child process with many registered connectors, and the parent that links
+    //! them all and reads the child's resident memory.
+
+    use std::num::NonZeroU32;
+    use std::process::{Command, Stdio};
+
+    use uplink_hub::{Hub, HubConfig};
+
+    use super::*;
+
+    /// The child: a hub with `CONNECTORS` registered connectors; prints one JSON line, then
+    /// answers each "rss" line on stdin with its resident set in KiB.
+    pub async fn serve() -> anyhow::Result<()> {
+        uplink_tls::install_crypto_provider();
+        let dir = tempfile::tempdir()?;
+        let ca = uplink_tls::LoopbackCa::generate(&["127.0.0.1"])?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let issuer = format!("https://{}", listener.local_addr()?);
+        let mut config = HubConfig::new(issuer.clone());
+        let many = NonZeroU32::new(1_000_000).expect("non-zero");
+        config.rate_limits.token_per_address = many;
+        config.rate_limits.token_per_app = many;
+        let hub = Arc::new(Hub::open(dir.path(), config).await?);
+        hub.add_user("owner", "a long enough password".into())
+            .await?;
+        let mut connectors = Vec::new();
+        for i in 0..CONNECTORS {
+            let c = hub.add_connector("owner", &format!("site {i}")).await?;
+            connectors.push((c.connector.id, c.credential.expose().to_owned()));
+        }
+        let (chain, key) = (ca.cert_chain_pem(), ca.key_pem().to_owned());
+        tokio::spawn(async move {
+            uplink_hub::serve(hub, listener, &chain, &key, std::future::pending()).await
+        });
+        let hello =
+            serde_json::json!({ "issuer": issuer, "ca": ca.ca_pem(), "connectors": connectors });
+        let mut out = std::io::stdout();
+        writeln!(out, "{hello}")?;
+        out.flush()?;
+        tokio::task::spawn_blocking(|| {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if line.trim() == "rss" {
+                    let _ = writeln!(std::io::stdout(), "{}", rss_kib());
+                    let _ = std::io::stdout().flush();
+                }
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
+    fn rss_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    pub async fn memory_per_connector() -> anyhow::Result<()> {
+        println!("== hub memory per idle connector ({CONNECTORS} connectors on WebSockets)");
+        let mut child = Command::new(std::env::current_exe()?)
+            .env(HUB_ROLE, "hub")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut stdin = child.stdin.take().expect("piped");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        stdout.read_line(&mut line)?;
+        let hello: serde_json::Value = serde_json::from_str(&line)?;
+        let issuer = hello["issuer"].as_str().unwrap_or_default().to_owned();
+        let ca = hello["ca"].as_str().unwrap_or_default().to_owned();
+        let mut rss = move || -> anyhow::Result<u64> {
+            writeln!(stdin, "rss")?;
+            let mut line = String::new();
+            stdout.read_line(&mut line)?;
+            Ok(line.trim().parse()?)
+        };
+        let client = super::stage::http_client(&ca)?;
+        let tls = uplink_tls::client_config(&uplink_tls::Trust::CustomCa(ca.clone()))?;
+        let connectors: Vec<(String, String)> =
+            serde_json::from_value(hello["connectors"].clone())?;
+
+        // One link first, so lazily built parts of the hub are in the baseline.
+        let mut links = vec![link(&client, &tls, &issuer, &connectors[0]).await?];
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = rss()?;
+        let mut pending = FuturesUnordered::new();
+        for c in &connectors[1..] {
+            pending.push(link(&client, &tls, &issuer, c));
+            if pending.len() >= 50
+                && let Some(done) = pending.next().await
+            {
+                links.push(done?);
+            }
+        }
+        while let Some(done) = pending.next().await {
+            links.push(done?);
+        }
+        // Let them go idle: handshakes done, keep-alives exchanged.
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let after = rss()?;
+        let per_kib = after.saturating_sub(before) as f64 / (links.len() - 1) as f64;
+        println!(
+            "hub RSS {:.1} MiB with 1 link, {:.1} MiB with {} links: {per_kib:.1} KiB per idle connector (goal ≤ 32 KiB)",
+            before as f64 / 1024.0,
+            after as f64 / 1024.0,
+            links.len(),
+        );
+        for l in links {
+            l.stop().await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Ok(())
+    }
+
+    async fn link(
+        client: &reqwest::Client,
+        tls: &Arc<rustls::ClientConfig>,
+        issuer: &str,
+        (id, credential): &(String, String),
+    ) -> anyhow::Result<HubConnection> {
+        let answer: serde_json::Value = client
+            .post(format!("{issuer}/oauth/token"))
+            .basic_auth(id, Some(credential))
+            .form(&[("grant_type", "client_credentials"), ("scope", "connector")])
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let token = answer["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let connection = HubConnection::builder(format!("{issuer}/hubs/connector"))
+            .tls(tls.clone())
+            .force_transport(Transport::WebSockets)
+            .access_token(move || {
+                let token = token.clone();
+                async move { Ok::<_, String>(token) }
+            })
+            .start()?;
+        connection.wait_connected().await;
+        let registration = uplink_link::Registration {
+            connector_id: id.clone(),
+            name: "idle site".into(),
+            software: "relay benchmark".into(),
+            sources: vec![uplink_model::DataSourceDescriptor {
+                name: "historian".into(),
+                kind: "simulated".into(),
+                description: String::new(),
+                capabilities: uplink_model::Capabilities::all_from_raw(),
+            }],
+        };
+        let _: uplink_link::Registered = connection
+            .invoke(uplink_link::to_hub::REGISTER, (registration,))
+            .await?;
+        Ok(connection)
+    }
+}
