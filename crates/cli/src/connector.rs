@@ -32,7 +32,12 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// Run the connector until Ctrl-C (the default): link to the hub and serve its queries.
-    Run,
+    Run {
+        /// Use only this transport instead of the fastest that works (for sites whose proxies
+        /// misbehave with the others).
+        #[arg(long, value_enum)]
+        transport: Option<TransportChoice>,
+    },
     /// Sign this connector in to a hub with the device flow: approve the printed code on the
     /// hub in a browser, from any machine.
     Login {
@@ -102,8 +107,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let data_dir = args
         .data_dir
         .context("the connector needs a data dir: pass --data-dir DIR or set UPLINK_DATA_DIR")?;
-    match args.command.unwrap_or(Command::Run) {
-        Command::Run => run_connector(&data_dir).await,
+    match args.command.unwrap_or(Command::Run { transport: None }) {
+        Command::Run { transport } => run_connector(&data_dir, transport).await,
         Command::Login { hub, ca_cert } => login(&data_dir, &hub, ca_cert.as_deref()).await,
         Command::Register {
             hub,
@@ -116,12 +121,34 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-async fn run_connector(data_dir: &Path) -> anyhow::Result<()> {
+/// The transports a user can pin the link to.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum TransportChoice {
+    Websockets,
+    ServerSentEvents,
+    LongPolling,
+}
+
+impl From<TransportChoice> for uplink_signalr::Transport {
+    fn from(choice: TransportChoice) -> Self {
+        match choice {
+            TransportChoice::Websockets => Self::WebSockets,
+            TransportChoice::ServerSentEvents => Self::ServerSentEvents,
+            TransportChoice::LongPolling => Self::LongPolling,
+        }
+    }
+}
+
+async fn run_connector(data_dir: &Path, transport: Option<TransportChoice>) -> anyhow::Result<()> {
     // A service that cannot link would idle forever: say so at once instead.
     if CredentialStore::new(data_dir).load()?.is_none() {
         return Err(uplink_connector::LinkError::SignedOut.into());
     }
-    let runtime = ConnectorRuntime::start(RuntimeOptions::new(data_dir))
+    let mut options = RuntimeOptions::new(data_dir);
+    if let Some(only) = transport {
+        options.transports = vec![only.into()];
+    }
+    let runtime = ConnectorRuntime::start(options)
         .await
         .with_context(|| format!("cannot start the connector in {}", data_dir.display()))?;
     let mut status = runtime.status();
