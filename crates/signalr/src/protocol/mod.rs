@@ -4,6 +4,7 @@
 
 pub mod handshake;
 pub mod json;
+mod json_string;
 mod message;
 mod records;
 

@@ -55,7 +55,8 @@ impl RecordReader {
     /// [`Error::MessageTooLarge`] when a record (or the unterminated tail) exceeds the maximum.
     pub fn next_record(&mut self) -> Result<Option<Bytes>> {
         let unscanned = &self.buffer[self.scanned..];
-        match unscanned.iter().position(|&b| b == RECORD_SEPARATOR) {
+        // A byte-at-a-time search was a twentieth of a relayed answer's cost; memchr is vectorised.
+        match memchr::memchr(RECORD_SEPARATOR, unscanned) {
             Some(offset) => {
                 let end = self.scanned + offset;
                 self.scanned = 0;
