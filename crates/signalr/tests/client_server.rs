@@ -273,3 +273,52 @@ async fn a_silent_server_is_detected_and_the_client_reconnects() {
     client.stop().await;
     server.stop().await;
 }
+
+/// A TCP relay in front of `backend` that counts the connections open through it.
+async fn counting_relay(backend: std::net::SocketAddr) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let open = Arc::new(AtomicUsize::new(0));
+    let open2 = open.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let open = open2.clone();
+            open.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(backend).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, open)
+}
+
+#[tokio::test]
+async fn a_websocket_link_keeps_no_idle_http_connection_beside_it() {
+    let server = start(ServerOptions::default()).await;
+    let (relay, open) = counting_relay(server.addr).await;
+    let client = HubConnection::builder(format!(
+        "https://127.0.0.1:{}{}",
+        relay.port(),
+        support::HUB_PATH
+    ))
+    .tls(server.client_tls.clone())
+    .proxy(ProxySetting::Direct)
+    .force_transport(Transport::WebSockets)
+    .start()
+    .unwrap();
+    within("connect", client.wait_connected()).await;
+    let sum: i64 = within("Add", client.invoke("Add", (2, 3))).await.unwrap();
+    assert_eq!(sum, 5);
+    // The negotiate connection closes once answered; only the WebSocket stays open.
+    within("the negotiate connection closing", async {
+        while open.load(Ordering::SeqCst) != 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    client.stop().await;
+    server.stop().await;
+}

@@ -135,6 +135,16 @@ impl tower::Service<Uri> for Dialer {
     }
 }
 
+/// Whether a request's connection goes back to the pool afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeepAlive {
+    /// Kept for the next request (long polls, sends).
+    Pool,
+    /// Closed once the response is read: nothing else will use it, and an idle connection
+    /// costs the server a TLS session and HTTP buffers for as long as it stays open.
+    Close,
+}
+
 /// The HTTP client of one SignalR client: pooled keep-alive connections over the dialer.
 #[derive(Clone)]
 pub(crate) struct HttpClient {
@@ -157,7 +167,23 @@ impl HttpClient {
         accept: Option<&'static str>,
         body: Bytes,
     ) -> impl Future<Output = Result<Response<Incoming>>> + Send + 'static {
+        self.send_with(method, uri, token, accept, body, KeepAlive::Pool)
+    }
+
+    /// Sends one request like [`HttpClient::send`], choosing whether its connection is kept.
+    pub fn send_with(
+        &self,
+        method: Method,
+        uri: &Uri,
+        token: Option<&str>,
+        accept: Option<&'static str>,
+        body: Bytes,
+        keep_alive: KeepAlive,
+    ) -> impl Future<Output = Result<Response<Incoming>>> + Send + 'static {
         let mut request = Request::builder().method(method).uri(uri.clone());
+        if keep_alive == KeepAlive::Close {
+            request = request.header(header::CONNECTION, "close");
+        }
         if let Some(token) = token
             && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
         {

@@ -61,7 +61,7 @@ pub use backoff::Backoff;
 pub use proxy::ProxySetting;
 
 use self::handlers::Handlers;
-use self::http::{Dialer, HttpClient, read_body};
+use self::http::{Dialer, HttpClient, KeepAlive, read_body};
 use self::link::Link;
 use self::session::{Liveness, Session, handshake};
 use self::token::TokenCell;
@@ -751,7 +751,13 @@ async fn try_transport(shared: &Arc<Shared>, transport: Transport) -> Result<Est
         ),
         None => None,
     };
-    let (negotiation, base, token) = negotiate(shared, shared.url.clone(), token).await?;
+    // A WebSocket dials its own connection: the negotiate one would only idle beside it.
+    let keep_alive = match transport {
+        Transport::WebSockets => KeepAlive::Close,
+        Transport::ServerSentEvents | Transport::LongPolling => KeepAlive::Pool,
+    };
+    let (negotiation, base, token) =
+        negotiate(shared, shared.url.clone(), token, keep_alive).await?;
     shared.current_token.set(token.clone());
     if !negotiation.offers(transport) {
         return Err(Error::transport(
@@ -801,6 +807,7 @@ async fn negotiate(
     shared: &Shared,
     mut base: Url,
     mut token: Option<String>,
+    keep_alive: KeepAlive,
 ) -> Result<(NegotiateResponse, Url, Option<String>)> {
     for _ in 0..5 {
         let mut url = base.clone();
@@ -812,7 +819,14 @@ async fn negotiate(
             .map_err(|e| Error::Config(format!("negotiate URL: {e}")))?;
         let response = shared
             .http
-            .send(Method::POST, &uri, token.as_deref(), None, Bytes::new())
+            .send_with(
+                Method::POST,
+                &uri,
+                token.as_deref(),
+                None,
+                Bytes::new(),
+                keep_alive,
+            )
             .await
             .map_err(|e| Error::Negotiate(e.to_string()))?;
         let status = response.status();
