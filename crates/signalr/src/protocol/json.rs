@@ -2,9 +2,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
-use super::json_string::argument_value;
 use super::message::{
     CancelInvocation, Close, Completion, Headers, HubMessage, Invocation, Outcome, StreamItem,
 };
@@ -39,7 +37,6 @@ impl HubProtocol for JsonProtocol {
     }
 
     fn encode(&self, message: &HubMessage, out: &mut Vec<u8>) -> Result<()> {
-        out.reserve(size_hint(message));
         encode(message, out)?;
         out.push(RECORD_SEPARATOR);
         Ok(())
@@ -50,24 +47,6 @@ impl HubProtocol for JsonProtocol {
             records: RecordReader::new(max_message_size),
         })
     }
-}
-
-/// About the encoded size of `message`, so a large string argument (a relayed answer's chunk)
-/// is written into a buffer allocated once rather than regrown and copied as it fills.
-fn size_hint(message: &HubMessage) -> usize {
-    let arguments = match message {
-        HubMessage::Invocation(inv) | HubMessage::StreamInvocation(inv) => &inv.arguments[..],
-        _ => &[],
-    };
-    arguments
-        .iter()
-        .map(|argument| match argument {
-            // Room for escaping one byte in eight without regrowing.
-            Value::String(s) => s.len() + s.len() / 8,
-            _ => 16,
-        })
-        .sum::<usize>()
-        + 128
 }
 
 #[derive(Debug)]
@@ -95,16 +74,14 @@ impl MessageDecoder for JsonDecoder {
 /// Every field any message type may carry; each type then checks the ones it needs.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct WireIn<'a> {
+struct WireIn {
     #[serde(rename = "type")]
     kind: Option<u64>,
     #[serde(default)]
     headers: Headers,
     invocation_id: Option<String>,
     target: Option<String>,
-    /// Kept raw (borrowed from the record) so string arguments are unescaped in one pass.
-    #[serde(borrow)]
-    arguments: Option<Vec<&'a RawValue>>,
+    arguments: Option<Vec<Value>>,
     stream_ids: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
     item: Option<Value>,
@@ -155,15 +132,10 @@ pub fn decode(record: &[u8]) -> Result<HubMessage> {
                     message_type,
                     field: "target",
                 })?,
-                arguments: wire
-                    .arguments
-                    .ok_or(Error::MissingField {
-                        message_type,
-                        field: "arguments",
-                    })?
-                    .into_iter()
-                    .map(argument_value)
-                    .collect::<Result<_>>()?,
+                arguments: wire.arguments.ok_or(Error::MissingField {
+                    message_type,
+                    field: "arguments",
+                })?,
                 stream_ids: wire.stream_ids.unwrap_or_default(),
             };
             if kind == 1 {

@@ -4,7 +4,6 @@
 
 pub mod handshake;
 pub mod json;
-mod json_string;
 mod message;
 mod records;
 
