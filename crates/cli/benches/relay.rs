@@ -80,7 +80,11 @@ fn url(stage: &Stage, query: &str) -> String {
 }
 
 /// One GET, its body read to the end; the time it took.
-async fn timed_get(client: reqwest::Client, token: Arc<str>, url: Arc<str>) -> anyhow::Result<Duration> {
+async fn timed_get(
+    client: reqwest::Client,
+    token: Arc<str>,
+    url: Arc<str>,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let response = client.get(&*url).bearer_auth(&*token).send().await?;
     if response.status() != 200 {

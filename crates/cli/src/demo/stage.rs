@@ -61,11 +61,11 @@ impl Stage {
     pub async fn start(options: StageOptions) -> anyhow::Result<Self> {
         uplink_tls::install_crypto_provider();
         let dirs = Dirs::prepare(&options.data_dir)?;
-        let ca = uplink_tls::LoopbackCa::load_or_generate(
-            &dirs.tls,
-            &["localhost", "127.0.0.1", "::1"],
-        )
-        .with_context(|| format!("cannot prepare certificates in {}", dirs.tls.display()))?;
+        let ca =
+            uplink_tls::LoopbackCa::load_or_generate(&dirs.tls, &["localhost", "127.0.0.1", "::1"])
+                .with_context(|| {
+                    format!("cannot prepare certificates in {}", dirs.tls.display())
+                })?;
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
             .with_context(|| {
