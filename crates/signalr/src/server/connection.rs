@@ -20,9 +20,11 @@ use crate::protocol::{Close, HubMessage, HubProtocol, Invocation, Outcome};
 
 /// Shared state of one connection; transports and the session task hold it.
 pub(crate) struct Connection {
-    pub id: String,
+    /// Shared with every handle, as is the identity: handles are made per call and per hub
+    /// method, and a deep copy each would cost every idle connection again.
+    pub id: Arc<str>,
     pub token: String,
-    pub identity: Option<Identity>,
+    pub identity: Option<Arc<Identity>>,
     pub outbound_tx: mpsc::Sender<Bytes>,
     pub outbound_rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Bytes>>>,
     /// Frame batching state of whichever transport holds `outbound_rx`.
@@ -62,9 +64,9 @@ impl Connection {
         let (outbound_tx, outbound_rx) = mpsc::channel(send_queue.max(1));
         let (inbound_tx, inbound_rx) = mpsc::channel(64);
         Arc::new(Self {
-            id,
+            id: Arc::from(id),
             token,
-            identity,
+            identity: identity.map(Arc::new),
             outbound_tx,
             outbound_rx: Arc::new(tokio::sync::Mutex::new(outbound_rx)),
             frames: Mutex::default(),
@@ -240,8 +242,8 @@ impl std::fmt::Debug for ConnectionHandle {
 impl ConnectionHandle {
     pub(crate) fn new(conn: &Arc<Connection>) -> Self {
         Self {
-            id: Arc::from(conn.id.as_str()),
-            identity: conn.identity.clone().map(Arc::new),
+            id: conn.id.clone(),
+            identity: conn.identity.clone(),
             inner: Arc::downgrade(conn),
         }
     }

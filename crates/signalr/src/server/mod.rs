@@ -183,7 +183,7 @@ fn random_id() -> String {
 
 pub(crate) fn registry_remove(server: &ServerShared, conn: &Connection) {
     lock(&server.by_token).remove(&conn.token);
-    lock(&server.by_id).remove(&conn.id);
+    lock(&server.by_id).remove(&*conn.id);
 }
 
 fn error_response(status: StatusCode, message: &str) -> Response {
@@ -264,7 +264,7 @@ fn new_connection(server: &Arc<ServerShared>, identity: Option<Identity>) -> Arc
         server.options.client_result_timeout,
     );
     lock(&server.by_token).insert(conn.token.clone(), conn.clone());
-    lock(&server.by_id).insert(conn.id.clone(), conn.clone());
+    lock(&server.by_id).insert(conn.id.to_string(), conn.clone());
     conn
 }
 
@@ -319,7 +319,7 @@ async fn negotiate(
         _ => vec!["Text".to_string(), "Binary".to_string()],
     };
     let body = NegotiateResponse {
-        connection_id: Some(conn.id.clone()),
+        connection_id: Some(conn.id.to_string()),
         // Version 0 clients present the connection id itself as `id`.
         connection_token: (version >= 1).then(|| conn.token.clone()),
         negotiate_version: version,
@@ -338,7 +338,7 @@ async fn negotiate(
         // Version 0 uses the id as the token: re-key the connection under it.
         let mut by_token = lock(&server.by_token);
         by_token.remove(&conn.token);
-        by_token.insert(conn.id.clone(), conn.clone());
+        by_token.insert(conn.id.to_string(), conn.clone());
     }
     // A negotiated connection that never attaches a transport is dropped.
     let server2 = server.clone();
@@ -349,7 +349,7 @@ async fn negotiate(
             conn2.close(None);
             registry_remove(&server2, &conn2);
             let mut by_token = lock(&server2.by_token);
-            by_token.remove(&conn2.id);
+            by_token.remove(&*conn2.id);
         }
     });
     tracing::debug!(connection_id = %conn.id, version, "negotiated");
