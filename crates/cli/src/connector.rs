@@ -154,19 +154,27 @@ async fn run_connector(data_dir: &Path, transport: Option<TransportChoice>) -> a
     let mut status = runtime.status();
     let mut shown = Shown::default();
     shown.log(&status.borrow_and_update());
+    // One listener for the whole run: a signal that arrives while a status change is being
+    // logged must not be missed.
+    let stop = stop_requested();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
             changed = status.changed() => {
                 if changed.is_err() { break; }
                 shown.log(&status.borrow_and_update());
             }
-            () = stop_requested() => {
+            () = &mut stop => {
                 tracing::info!("stopping the connector");
                 break;
             }
         }
     }
-    runtime.stop().await;
+    // A second Ctrl-C does not wait for the link to close.
+    tokio::select! {
+        () = runtime.stop() => {}
+        () = stop_requested() => tracing::warn!("stopped without waiting for the link to close"),
+    }
     Ok(())
 }
 
