@@ -144,15 +144,23 @@ test('connector killed → 503 with a clear message; restarted → served again,
 });
 
 test('hub restarted → the connector reconnects by itself', async () => {
-  const linkedBefore = Date.parse(plant.status().connectedSince);
+  // The status file trails the link by up to a second.
+  const linkedBefore = await eventually('the connector showing its link', () => {
+    const s = plant.status();
+    return s.link === 'connected' && Date.parse(s.connectedSince);
+  });
   await hub.stop();
   await serveHub(hub);
   await onlineSource('simulated');
   assert.equal((await api(hub, token, `sources/${sourceId}/snapshot?tags=sim.ramp.1`)).status, 200);
+  let seen;
   await eventually('the connector showing its new link', () => {
-    const s = plant.status();
-    return s.link === 'connected' && Date.parse(s.connectedSince) > linkedBefore;
-  }, 10000);
+    seen = plant.status();
+    return seen.link === 'connected' && Date.parse(seen.connectedSince) > linkedBefore;
+  }, 10000).catch((e) => {
+    const { link, connectedSince, reconnects, updatedAt, lastError, pid } = seen ?? {};
+    throw new Error(`${e.message}; before ${new Date(linkedBefore).toISOString()}, status ${JSON.stringify({ link, connectedSince, reconnects, updatedAt, lastError, pid })}`);
+  });
 });
 
 test('a connector built on the official SignalR client from docs/protocol.md serves queries', async () => {
