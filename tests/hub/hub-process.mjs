@@ -58,7 +58,29 @@ export async function startHub(apps) {
     const out = admin(dataDir, args);
     if (!app.public) secrets[app.clientId] = field(out, 'client_secret');
   }
-  const child = spawn(uplinkBin, ['hub', 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0'], {
+  const { child, url, caPath } = await serveHubProcess(dataDir, 0);
+  const ca = readFileSync(caPath, 'utf8');
+  return {
+    url,
+    ca,
+    dataDir,
+    sources: { historian, lab },
+    secrets,
+    fetch: caFetch(ca),
+    async stop() {
+      child.kill('SIGINT');
+      await new Promise((r) => (child.exitCode !== null ? r() : child.on('exit', r)));
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Runs `uplink hub serve` on `dataDir` at 127.0.0.1:`port` (0: a free port) and waits until it
+ * says it is ready; returns the process, its URL and the path of its loopback CA certificate.
+ */
+export async function serveHubProcess(dataDir, port) {
+  const child = spawn(uplinkBin, ['hub', 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
   });
@@ -78,22 +100,9 @@ export async function startHub(apps) {
         }
       }
     });
-    child.on('exit', (code) => reject(new Error(`hub exited with ${code}: ${stderr}`)));
+    child.once('exit', (code) => reject(new Error(`hub exited with ${code}: ${stderr}`)));
   });
-  const ca = readFileSync(caPath, 'utf8');
-  return {
-    url,
-    ca,
-    dataDir,
-    sources: { historian, lab },
-    secrets,
-    fetch: caFetch(ca),
-    async stop() {
-      child.kill('SIGINT');
-      await new Promise((r) => (child.exitCode !== null ? r() : child.on('exit', r)));
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
+  return { child, url, caPath };
 }
 
 /**

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import https from 'node:https';
-import { admin, caFetch, field, uplinkBin, USER, PASSWORD } from '../hub/hub-process.mjs';
+import { admin, caFetch, field, serveHubProcess, uplinkBin, USER, PASSWORD } from '../hub/hub-process.mjs';
 
 export { uplinkBin };
 export const APP = 'dashboard';
@@ -58,28 +58,7 @@ export async function startHub(connectorNames) {
 
 /** (Re)starts the hub process of `hub` (same data dir; same port once it has one). */
 export async function serveHub(hub) {
-  const child = spawn(uplinkBin, ['hub', 'serve', '--data-dir', hub.dataDir, '--listen', `127.0.0.1:${hub.port}`], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; });
-  const { url, caPath } = await new Promise((resolveReady, reject) => {
-    let out = '';
-    let caPath;
-    const timer = setTimeout(() => reject(new Error(`hub did not start: ${stderr}`)), 30000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      for (const line of out.split('\n')) {
-        if (line.startsWith('loopback CA certificate: ')) caPath = line.slice(25).trim();
-        if (line.startsWith('hub ready at ')) {
-          clearTimeout(timer);
-          resolveReady({ url: line.slice(13).trim(), caPath });
-        }
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`hub exited with ${code}: ${stderr}`)));
-  });
+  const { child, url, caPath } = await serveHubProcess(hub.dataDir, hub.port);
   Object.assign(hub, {
     child,
     url,
