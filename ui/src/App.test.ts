@@ -1,40 +1,51 @@
 import { render, screen, within } from '@testing-library/svelte';
-import { clearMocks, mockIPC } from '@tauri-apps/api/mocks';
 import { tick } from 'svelte';
 import { afterEach, beforeEach, expect, test } from 'vitest';
 
 import App from './App.svelte';
+import { controlStatus, mockControl, resetControl } from './test-support/control';
 
 beforeEach(() => {
-  mockIPC(() => ({ name: 'Uplink', version: '1.2.3', host: 'desktop', platform: 'linux x86_64' }));
+  mockControl(controlStatus(), {
+    app_info: () => ({ name: 'Uplink', version: '1.2.3', host: 'desktop', platform: 'linux x86_64' }),
+  });
   window.history.replaceState(null, '', '/');
 });
 
-afterEach(() => {
-  clearMocks();
-});
+afterEach(resetControl);
 
-test('the shell shows the product name, the navigation and the home page', async () => {
+test('the shell shows the product name, the navigation and the status page as home', async () => {
   render(App);
   expect(within(screen.getByRole('banner')).getByText('Uplink')).toBeTruthy();
   const nav = screen.getByRole('navigation', { name: 'Main' });
-  expect(within(nav).getByRole('link', { name: 'About' }).getAttribute('aria-current')).toBe('page');
-  expect(screen.getByRole('heading', { level: 1 }).textContent).toBe('About Uplink');
-  expect(await screen.findByText('1.2.3')).toBeTruthy();
-  expect(document.title).toBe('About — Uplink');
+  expect(within(nav).getAllByRole('link').map((link) => link.textContent)).toEqual([
+    'Status',
+    'Data sources',
+    'Apps',
+    'Activity',
+    'Diagnostics',
+    'Account',
+    'About',
+  ]);
+  expect(within(nav).getByRole('link', { name: 'Status' }).getAttribute('aria-current')).toBe('page');
+  expect(screen.getByRole('heading', { level: 1 }).textContent).toBe('Status');
+  expect(await screen.findByText('Connected')).toBeTruthy();
+  expect(document.title).toBe('Status — Uplink');
 });
 
-test('an unknown address says so and links home; following the link shows the page', async () => {
+test('an unknown address says so and links home; following a link shows the page', async () => {
   window.history.replaceState(null, '', '/#/nowhere');
   render(App);
   expect(screen.getByRole('heading', { level: 1 }).textContent).toBe('Page not found');
   expect(screen.getByText('#/nowhere').tagName).toBe('CODE');
+  expect(screen.getByRole('link', { name: 'Go to Status' }).getAttribute('href')).toBe('#/status');
   expect(document.title).toBe('Page not found — Uplink');
 
   window.location.hash = '#/about';
   window.dispatchEvent(new HashChangeEvent('hashchange'));
   await tick();
   expect(screen.getByRole('heading', { level: 1 }).textContent).toBe('About Uplink');
+  expect(await screen.findByText('1.2.3')).toBeTruthy();
   // Moving to another page puts focus on it, for keyboard and screen-reader users.
   expect(document.activeElement?.id).toBe('main');
 });

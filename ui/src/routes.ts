@@ -1,14 +1,28 @@
 /**
- * The UI's pages and their addresses. Routes live in the URL fragment (`#/about`), which
+ * The UI's pages and their addresses. Routes live in the URL fragment (`#/status`), which
  * works the same from `uplink ui` and inside the desktop app, with relative asset paths.
  */
 import type { Component } from 'svelte';
 
 import AboutPage from './pages/AboutPage.svelte';
+import AccountPage from './pages/AccountPage.svelte';
+import ActivityPage from './pages/ActivityPage.svelte';
+import AppsPage from './pages/AppsPage.svelte';
+import DiagnosticsPage from './pages/DiagnosticsPage.svelte';
+import SourcesPage from './pages/SourcesPage.svelte';
+import StatusPage from './pages/StatusPage.svelte';
 
 export type Route = { path: string; title: string; page: Component };
 
-export const routes: Route[] = [{ path: '/about', title: 'About', page: AboutPage }];
+export const routes: Route[] = [
+  { path: '/status', title: 'Status', page: StatusPage },
+  { path: '/sources', title: 'Data sources', page: SourcesPage },
+  { path: '/apps', title: 'Apps', page: AppsPage },
+  { path: '/activity', title: 'Activity', page: ActivityPage },
+  { path: '/diagnostics', title: 'Diagnostics', page: DiagnosticsPage },
+  { path: '/account', title: 'Account', page: AccountPage },
+  { path: '/about', title: 'About', page: AboutPage },
+];
 
 /** Where an empty fragment leads. */
 export const homeRoute: Route = routes[0]!;

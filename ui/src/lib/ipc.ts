@@ -9,12 +9,30 @@
  * ```
  */
 import { invoke as invokeTauri } from '@tauri-apps/api/core';
+import { listen } from '@tauri-apps/api/event';
 
 import { accessToken } from './access-token';
+import { EventStreamParser } from './event-stream';
 import type { AppInfo } from './bindings/AppInfo';
-import type { ControlError } from './bindings/ControlError';
+import type { ControlError as BaseControlError } from './bindings/ControlError';
+import type {
+  ActivityRecord,
+  ControlStatus,
+  DiagnosticsExport,
+  DiagnosticsReport,
+  FieldError,
+  FormSchema,
+  SignInStarted,
+  SourceConfig,
+  SourceTest,
+  TransportPreference,
+} from './contract';
 
-export type { ControlError };
+/**
+ * A command's failure: a stable `code`, a sentence for people, and for `invalid_form` what is
+ * wrong with each form field.
+ */
+export type ControlError = BaseControlError & { fields?: FieldError[] };
 
 /** A command's arguments: a JSON object, as both hosts expect. */
 export type CommandArgs = Record<string, unknown>;
@@ -89,11 +107,235 @@ async function overHttp<T>(command: string, args: CommandArgs): Promise<T> {
   return body as T;
 }
 
-function failure(code: string, message: string): ControlError {
+export function failure(code: string, message: string): ControlError {
   return { code, message };
+}
+
+/** Any thrown value as a {@link ControlError}. */
+export function asControlError(error: unknown): ControlError {
+  return isControlError(error) ? error : failure('internal', String(error));
 }
 
 /** Which product, version and host the UI is talking to. */
 export function appInfo(): Promise<AppInfo> {
   return invoke<AppInfo>('app_info');
+}
+
+/** Everything the UI shows, as it is now; {@link onStatus} follows its changes. */
+export function status(): Promise<ControlStatus> {
+  return invoke<ControlStatus>('status');
+}
+
+/** Drops the link to the hub and opens it again at once. */
+export function reconnect(): Promise<null> {
+  return invoke<null>('reconnect');
+}
+
+/** Pauses the link (no queries are served) or resumes it; remembered across restarts. */
+export function setPaused(paused: boolean): Promise<null> {
+  return invoke<null>('set_paused', { paused });
+}
+
+/** Which transport the link should use; remembered, and the link reopens with it. */
+export function setTransportPreference(preference: TransportPreference): Promise<null> {
+  return invoke<null>('set_transport_preference', { preference });
+}
+
+/** The data source kinds this connector knows, each with its form. */
+export function sourceKinds(): Promise<FormSchema[]> {
+  return invoke<FormSchema[]>('source_kinds');
+}
+
+/** A data source's configuration for the Edit form; secret settings come back empty. */
+export function sourceSettings(name: string): Promise<SourceConfig> {
+  return invoke<SourceConfig>('source_settings', { name });
+}
+
+/** Adds a data source; rejects with `invalid_form` (and `fields`) or `duplicate_source`. */
+export function addSource(source: SourceConfig): Promise<null> {
+  return invoke<null>('add_source', { source });
+}
+
+/** Replaces the data source `name` (which may be renamed); an empty secret keeps the stored one. */
+export function editSource(name: string, source: SourceConfig): Promise<null> {
+  return invoke<null>('edit_source', { name, source });
+}
+
+/** Removes a data source; apps lose access to it at once. */
+export function removeSource(name: string): Promise<null> {
+  return invoke<null>('remove_source', { name });
+}
+
+/** Opens a data source without saving it and reads a few values. */
+export function testSource(source: SourceConfig): Promise<SourceTest> {
+  return invoke<SourceTest>('test_source', { source });
+}
+
+/** Revokes an app's grant on one data source, or on all of them when `source` is null. */
+export function revoke(appId: string, source: string | null): Promise<null> {
+  return invoke<null>('revoke', { appId, source });
+}
+
+/** Blocks an app on this site whatever the hub says (the local veto), or lifts the block. */
+export function setAppBlocked(appId: string, blocked: boolean): Promise<null> {
+  return invoke<null>('set_app_blocked', { appId, blocked });
+}
+
+/** The recent relayed requests, newest first. */
+export function activity(): Promise<ActivityRecord[]> {
+  return invoke<ActivityRecord[]>('activity');
+}
+
+/** Tests each step of reaching the hub: DNS, TCP, TLS, negotiate, each transport. */
+export function runDiagnostics(): Promise<DiagnosticsReport> {
+  return invoke<DiagnosticsReport>('run_diagnostics');
+}
+
+/** Writes a zip of recent logs, status and configuration, secrets removed. */
+export function exportDiagnostics(): Promise<DiagnosticsExport> {
+  return invoke<DiagnosticsExport>('export_diagnostics');
+}
+
+/** Starts signing in to the hub at `hubUrl` in the system browser. */
+export function signIn(hubUrl: string): Promise<SignInStarted> {
+  return invoke<SignInStarted>('sign_in', { hubUrl });
+}
+
+/** Gives up the sign-in waiting in the browser. */
+export function cancelSignIn(): Promise<null> {
+  return invoke<null>('cancel_sign_in');
+}
+
+/** Forgets the hub's credentials; the link closes. */
+export function signOut(): Promise<null> {
+  return invoke<null>('sign_out');
+}
+
+/** Starts a hub inside Uplink on this machine, with a simulated data source and a demo app. */
+export function useLocalHub(): Promise<null> {
+  return invoke<null>('use_local_hub');
+}
+
+/** Whether the live status stream is flowing, and if not, why. */
+export type StreamState = { connected: true } | { connected: false; error: ControlError };
+
+/**
+ * Calls `callback` with every status Uplink pushes (the first at once in a browser), until the
+ * returned function is called. `onStream` hears when the stream drops and comes back; a dropped
+ * stream is reopened after a short wait, except when the page's access token is refused.
+ */
+export async function onStatus(
+  callback: (status: ControlStatus) => void,
+  onStream?: (state: StreamState) => void,
+): Promise<() => void> {
+  if (inDesktopApp()) {
+    const unlisten = await listen<ControlStatus>('status', (event) => callback(event.payload));
+    onStream?.({ connected: true });
+    return unlisten;
+  }
+  return followEventStream(callback, onStream ?? (() => {}));
+}
+
+/** Waits before reopening a dropped stream: short at first, never more than a few seconds. */
+const RETRY_DELAYS_MS = [250, 500, 1000, 2000, 4000];
+
+function followEventStream(
+  callback: (status: ControlStatus) => void,
+  onStream: (state: StreamState) => void,
+): () => void {
+  const stop = new AbortController();
+  let failures = 0;
+  // Whether `connected` was told since the stream last (re)opened.
+  let announced = false;
+
+  const wait = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      stop.signal.addEventListener('abort', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+
+  async function run(): Promise<void> {
+    while (!stop.signal.aborted) {
+      const outcome = await readEventStream(stop.signal, (status) => {
+        if (!announced) {
+          announced = true;
+          failures = 0;
+          onStream({ connected: true });
+        }
+        callback(status);
+      });
+      if (stop.signal.aborted) {
+        return;
+      }
+      failures += 1;
+      announced = false;
+      onStream({ connected: false, error: outcome });
+      if (outcome.code === 'unauthorized') {
+        return; // A refused token stays refused; the page says how to open it properly.
+      }
+      await wait(RETRY_DELAYS_MS[Math.min(failures - 1, RETRY_DELAYS_MS.length - 1)]!);
+    }
+  }
+  void run();
+  return () => stop.abort();
+}
+
+/**
+ * Reads `GET /events` until it ends; resolves with why it ended (it always does, sooner or later).
+ */
+async function readEventStream(
+  signal: AbortSignal,
+  onEvent: (status: ControlStatus) => void,
+): Promise<ControlError> {
+  const headers: Record<string, string> = { Accept: 'text/event-stream' };
+  const token = accessToken();
+  if (token) {
+    headers.Authorization = `Bearer ${token}`;
+  }
+  const gone = failure(
+    'unreachable',
+    `Uplink is not answering at ${window.location.host}; check that \`uplink ui\` is still running`,
+  );
+  let response: Response;
+  try {
+    response = await fetch('/events', { headers, signal, cache: 'no-store' });
+  } catch {
+    return gone;
+  }
+  if (!response.ok || response.body === null) {
+    let body: unknown;
+    try {
+      body = await response.json();
+    } catch {
+      body = undefined;
+    }
+    return isControlError(body)
+      ? body
+      : failure('http_error', `Uplink answered the status stream with HTTP ${response.status}`);
+  }
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  const parser = new EventStreamParser((event, data) => {
+    if (event !== 'status') {
+      return;
+    }
+    try {
+      onEvent(JSON.parse(data) as ControlStatus);
+    } catch {
+      // A torn or foreign event is skipped; the next status replaces it whole anyway.
+    }
+  });
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) {
+        return failure('stream_ended', 'Uplink closed the status stream');
+      }
+      parser.push(value);
+    }
+  } catch {
+    return gone;
+  }
 }

@@ -1,0 +1,86 @@
+import { fireEvent, render, screen, within } from '@testing-library/svelte';
+import { afterEach, expect, test } from 'vitest';
+
+import { commands, controlStatus, mockControl, pushStatus, resetControl } from '../test-support/control';
+import AccountPage from './AccountPage.svelte';
+
+afterEach(resetControl);
+
+const signedOut = () => controlStatus({ configured: false, connector: { link: 'signedOut', hubUrl: null } });
+
+test('Sign in checks the address, starts the browser sign-in and waits, with Cancel', async () => {
+  const calls = mockControl(signedOut(), {
+    sign_in: () => ({ authorizeUrl: 'https://hub.example.net/oauth/authorize?x=1' }),
+    cancel_sign_in: () => null,
+  });
+  render(AccountPage);
+  const form = await screen.findByRole('form', { name: 'Sign in to a hub' });
+  await fireEvent.input(within(form).getByLabelText('Hub address'), { target: { value: 'hub.example.net' } });
+  await fireEvent.submit(form);
+  expect(within(form).getByText(/not a web address/).id).toBe('hub-url-error');
+  expect(commands(calls)).toEqual([]);
+
+  await fireEvent.input(within(form).getByLabelText('Hub address'), { target: { value: ' https://hub.example.net ' } });
+  await fireEvent.submit(form);
+  expect(commands(calls)).toEqual([{ command: 'sign_in', args: { hubUrl: 'https://hub.example.net' } }]);
+
+  await pushStatus(
+    controlStatus({
+      configured: false,
+      connector: { link: 'signedOut', hubUrl: null },
+      signIn: {
+        hubUrl: 'https://hub.example.net',
+        authorizeUrl: 'https://hub.example.net/oauth/authorize?x=1',
+        startedAt: '2026-11-25T10:00:00Z',
+      },
+    }),
+  );
+  expect(screen.getByText('Waiting for you to finish signing in in your browser…')).toBeTruthy();
+  expect(screen.getByText('https://hub.example.net/oauth/authorize?x=1').tagName).toBe('CODE');
+  expect(screen.queryByRole('form', { name: 'Sign in to a hub' })).toBeNull();
+  await fireEvent.click(screen.getByRole('button', { name: 'Cancel' }));
+  expect(commands(calls)[1]).toEqual({ command: 'cancel_sign_in', args: {} });
+
+  await pushStatus(controlStatus({ connector: { hubUrl: 'https://hub.example.net/' } }));
+  expect(screen.queryByText(/Waiting for you/)).toBeNull();
+  expect(screen.getByRole('region', { name: 'Hub' }).textContent).toContain('https://hub.example.net/');
+});
+
+test('a failed sign-in is explained beside the form', async () => {
+  mockControl(signedOut(), {
+    sign_in: () => {
+      throw { code: 'hub_unreachable', message: 'no hub answers at https://nowhere.example' };
+    },
+  });
+  render(AccountPage);
+  const form = await screen.findByRole('form', { name: 'Sign in to a hub' });
+  await fireEvent.input(within(form).getByLabelText('Hub address'), { target: { value: 'https://nowhere.example' } });
+  await fireEvent.submit(form);
+  const card = screen.getByRole('region', { name: 'Sign in to a hub' });
+  expect((await within(card).findByRole('alert')).textContent).toContain('No hub answers at https://nowhere.example.');
+});
+
+test('Sign out asks first, then signs out', async () => {
+  const calls = mockControl(controlStatus(), { sign_out: () => null });
+  render(AccountPage);
+  await fireEvent.click(await screen.findByRole('button', { name: 'Sign out' }));
+  const dialog = screen.getByRole('alertdialog', { name: 'Sign out of the hub?' });
+  expect(commands(calls)).toEqual([]);
+  await fireEvent.click(within(dialog).getByRole('button', { name: 'Sign out' }));
+  expect(await screen.findByText(/Signed out\./)).toBeTruthy();
+  expect(commands(calls)).toEqual([{ command: 'sign_out', args: {} }]);
+});
+
+test('Use a local hub starts one, and then shows where it runs', async () => {
+  const calls = mockControl(signedOut(), { use_local_hub: () => null });
+  render(AccountPage);
+  const card = await screen.findByRole('region', { name: 'Local hub' });
+  await fireEvent.click(within(card).getByRole('button', { name: 'Use a local hub' }));
+  expect(commands(calls)).toEqual([{ command: 'use_local_hub', args: {} }]);
+  await pushStatus(
+    controlStatus({ localHub: { url: 'https://127.0.0.1:40123/', dataDir: '/tmp/hub', demoApp: 'Demo dashboard' } }),
+  );
+  expect(card.textContent).toContain('https://127.0.0.1:40123/');
+  expect(card.textContent).toContain('Demo dashboard');
+  expect(within(card).queryByRole('button', { name: 'Use a local hub' })).toBeNull();
+});
