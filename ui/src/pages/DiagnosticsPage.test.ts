@@ -30,7 +30,7 @@ test('the connectivity test shows each check with its outcome and what failed', 
   expect(items.map((i) => i.getAttribute('data-check'))).toEqual(report.checks.map((c) => c.id));
   expect(items[0]!.textContent).toContain('Passed');
   expect(items[4]!.textContent).toContain('Failed');
-  expect(items[4]!.textContent).toContain('Refused by a proxy: HTTP 400.');
+  expect(items[4]!.textContent).toContain('refused by a proxy: HTTP 400');
   expect(items[6]!.textContent).toContain('Skipped');
   expect(screen.getByText(/1 of 7 checks failed/)).toBeTruthy();
   expect(commands(calls)).toEqual([{ command: 'run_diagnostics', args: {} }]);
