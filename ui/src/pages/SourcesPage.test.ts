@@ -218,6 +218,7 @@ test('Remove asks first: Cancel keeps the source, Remove removes it', async () =
   );
   render(SourcesPage);
   const removeButton = await screen.findByRole('button', { name: 'Remove line-1' });
+  removeButton.focus();
   await fireEvent.click(removeButton);
 
   let dialog = screen.getByRole('alertdialog', { name: 'Remove “line-1”?' });
@@ -227,9 +228,15 @@ test('Remove asks first: Cancel keeps the source, Remove removes it', async () =
   await fireEvent.keyDown(dialog, { key: 'Escape' });
   expect(screen.queryByRole('alertdialog')).toBeNull();
   expect(commands(calls).filter((c) => c.command === 'remove_source')).toEqual([]);
+  // Focus goes back to where it was, and Tab never leaves an open dialog.
+  expect(document.activeElement).toBe(removeButton);
 
   await fireEvent.click(removeButton);
   dialog = screen.getByRole('alertdialog');
+  const confirm = within(dialog).getByRole('button', { name: 'Remove' });
+  confirm.focus();
+  await fireEvent.keyDown(dialog, { key: 'Tab' });
+  expect(document.activeElement).toBe(within(dialog).getByRole('button', { name: 'Cancel' }));
   await fireEvent.click(within(dialog).getByRole('button', { name: 'Remove' }));
   expect(await screen.findByText('Removed “line-1”.')).toBeTruthy();
   expect(screen.queryByRole('alertdialog')).toBeNull();

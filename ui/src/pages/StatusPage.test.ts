@@ -28,6 +28,7 @@ test('each link state is named and explained in plain words', async () => {
     expect(within(card).getByText(label)).toBeTruthy();
     expect(screen.getByTestId('link-explanation').textContent).toMatch(explanation);
   }
+  expect(within(card).getByRole('link', { name: 'Sign in again' }).getAttribute('href')).toBe('#/account');
   await pushStatus(controlStatus({ paused: true, connector: { link: 'offline' } }));
   expect(within(card).getByText('Paused')).toBeTruthy();
   expect(screen.getByTestId('link-explanation').textContent).toMatch(/You paused the link/);
