@@ -437,11 +437,27 @@ impl Hub {
     }
 }
 
-/// Registers the built-in public client connectors sign in with through the device flow
-/// (`uplink connector login`), if it is missing. It may ask for scope `connector` only and has
-/// no redirect URI, so the browser flow cannot use it.
+/// The redirect URI of the built-in connector client: a loopback listener on any port
+/// (RFC 8252 §7.3), where the connector's browser sign-in receives its code.
+pub const CONNECTOR_REDIRECT_URI: &str = "http://127.0.0.1/callback";
+
+/// Registers the built-in public client connectors sign in with, or brings an existing one up
+/// to date. It may ask for scope `connector` only, through the device flow (`uplink connector
+/// login`) or the authorization-code flow with PKCE and a loopback redirect (the desktop app's
+/// browser sign-in). Hubs whose row predates the browser sign-in get the redirect URI here.
 async fn ensure_connector_client(store: &dyn Store) -> Result<()> {
-    if store.app(uplink_link::CONNECTOR_CLIENT_ID).await?.is_some() {
+    let redirect_uris = vec![CONNECTOR_REDIRECT_URI.to_owned()];
+    if let Some(existing) = store.app(uplink_link::CONNECTOR_CLIENT_ID).await? {
+        if existing.redirect_uris != redirect_uris {
+            store
+                .set_app_redirect_uris(uplink_link::CONNECTOR_CLIENT_ID, &redirect_uris)
+                .await?;
+            tracing::info!(
+                client_id = uplink_link::CONNECTOR_CLIENT_ID,
+                redirect_uri = CONNECTOR_REDIRECT_URI,
+                "the built-in connector client may now sign in through the browser"
+            );
+        }
         return Ok(());
     }
     let app = App {
@@ -449,7 +465,7 @@ async fn ensure_connector_client(store: &dyn Store) -> Result<()> {
         name: "Uplink connector".to_owned(),
         confidential: false,
         secret_digest: None,
-        redirect_uris: Vec::new(),
+        redirect_uris,
         scopes: vec![crate::scopes::CONNECTOR.to_owned()],
         created_at: crate::clock::now(),
     };
@@ -509,8 +525,44 @@ mod tests {
         assert_eq!(apps.len(), 1, "only the built-in connector client");
         assert_eq!(apps[0].client_id, uplink_link::CONNECTOR_CLIENT_ID);
         assert_eq!(apps[0].scopes, vec![crate::scopes::CONNECTOR]);
-        assert!(!apps[0].confidential && apps[0].redirect_uris.is_empty());
+        assert!(!apps[0].confidential);
+        assert_eq!(apps[0].redirect_uris, vec![CONNECTOR_REDIRECT_URI]);
         assert!(hub.store.connectors(None).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_hub_whose_connector_client_predates_the_browser_sign_in_gains_its_redirect_uri() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path()).await.unwrap();
+        // The row as hubs before the browser sign-in wrote it: no redirect URI.
+        store
+            .create_app(&App {
+                client_id: uplink_link::CONNECTOR_CLIENT_ID.to_owned(),
+                name: "Uplink connector".to_owned(),
+                confidential: false,
+                secret_digest: None,
+                redirect_uris: Vec::new(),
+                scopes: vec![crate::scopes::CONNECTOR.to_owned()],
+                created_at: 0,
+            })
+            .await
+            .unwrap();
+        let hub = Hub::new(
+            Arc::new(store),
+            HubConfig::new("https://hub.test"),
+            Passwords::with_cost(1, 64, 1),
+        )
+        .await
+        .unwrap();
+        let client = hub
+            .store
+            .app(uplink_link::CONNECTOR_CLIENT_ID)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(client.redirect_uris, vec![CONNECTOR_REDIRECT_URI]);
+        assert_eq!(client.scopes, vec![crate::scopes::CONNECTOR]);
+        assert_eq!(client.created_at, 0, "the row was updated, not replaced");
     }
 
     #[tokio::test]

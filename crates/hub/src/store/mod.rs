@@ -342,6 +342,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn app(&self, client_id: &str) -> Result<Option<App>>;
     /// All registered apps.
     async fn apps(&self) -> Result<Vec<App>>;
+    /// Replaces an app's redirect URIs; false if no such app.
+    async fn set_app_redirect_uris(
+        &self,
+        client_id: &str,
+        redirect_uris: &[String],
+    ) -> Result<bool>;
     /// Removes an app, revoking every grant and token family it holds, in one transaction.
     async fn remove_app(&self, client_id: &str, now: i64) -> Result<bool>;
 

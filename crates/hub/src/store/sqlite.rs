@@ -312,6 +312,22 @@ impl Store for SqliteStore {
         rows.into_iter().map(app_from_row).collect()
     }
 
+    async fn set_app_redirect_uris(
+        &self,
+        client_id: &str,
+        redirect_uris: &[String],
+    ) -> Result<bool> {
+        let uris = serde_json::to_string(redirect_uris)
+            .map_err(|e| HubError::Invalid(format!("redirect URIs: {e}")))?;
+        let updated = sqlx::query("UPDATE apps SET redirect_uris = ? WHERE client_id = ?")
+            .bind(uris)
+            .bind(client_id)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        Ok(updated > 0)
+    }
+
     async fn remove_app(&self, client_id: &str, now: i64) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
         let removed = sqlx::query("DELETE FROM apps WHERE client_id = ?")

@@ -5,6 +5,7 @@ mod harness;
 
 mod codes;
 mod connector_consent;
+mod connector_oauth_client;
 mod consent_csrf;
 mod device;
 mod logs;
