@@ -12,6 +12,14 @@ pub struct Args {
     /// Address to listen on; only loopback addresses are accepted. Port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
+    /// The connector's data folder: its sources, policy, credentials and trail. The UI runs
+    /// this connector (do not also run `uplink connector run` on the same folder).
+    #[arg(long, env = "UPLINK_DATA_DIR", default_value = "uplink-data")]
+    data_dir: PathBuf,
+    /// Start with the embedded default when no hub is configured: a hub on loopback inside
+    /// this process, with a simulated data source and a demo app.
+    #[arg(long)]
+    local_hub: bool,
     /// The built web UI (the `ui/dist` folder of a source checkout).
     #[arg(long, env = "UPLINK_UI_DIST", default_value = "ui/dist")]
     dist: PathBuf,
@@ -33,17 +41,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let token = AccessToken::generate();
-    let app = router(Control::new(HostKind::Browser), token.clone(), args.dist);
+    let control = Control::start(HostKind::Browser, args.data_dir.clone());
+    if args.local_hub && !control.settings().local_hub {
+        match control.use_local_hub().await {
+            Ok(()) => {}
+            // Signed in to a real hub already: that choice stands.
+            Err(e) if e.code == "already_configured" => tracing::info!("{e}"),
+            Err(e) => return Err(e).context("the local hub did not start"),
+        }
+    }
+    let app = router(control.clone(), token.clone(), args.dist);
     // The one line a person (or a test) needs: the URL with this run's token in its fragment.
     #[allow(clippy::print_stdout)]
     {
         println!("UI ready at http://{addr}/#token={}", token.expose());
     }
     tracing::info!(%addr, "serving the web UI on loopback");
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
-        .context("the UI server stopped")
+        .context("the UI server stopped");
+    control.shutdown().await;
+    served
 }

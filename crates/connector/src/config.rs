@@ -49,7 +49,7 @@ pub struct ConnectorSettings {
 }
 
 /// One configured data source.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceConfig {
     /// Unique on this connector; what grants refer to.
@@ -61,6 +61,7 @@ pub struct SourceConfig {
     pub description: String,
     /// The kind's settings, as validated by its form schema.
     #[serde(default)]
+    #[ts(type = "Record<string, string | number | boolean>")]
     pub settings: Map<String, Value>,
 }
 
@@ -429,11 +430,7 @@ fn parse(bytes: &[u8]) -> Result<ConnectorConfig, Unreadable> {
 }
 
 /// Temp file, flush, rename over, flush the folder: readers see the old or the new file whole.
-pub(crate) fn write_atomically(
-    path: &Path,
-    bytes: &[u8],
-    owner_only: bool,
-) -> Result<(), ConfigError> {
+pub fn write_atomically(path: &Path, bytes: &[u8], owner_only: bool) -> Result<(), ConfigError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()

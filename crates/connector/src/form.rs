@@ -4,10 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use ts_rs::TS;
 use uplink_model::time_expr::parse_span;
 
 /// The form of one data source kind.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct FormSchema {
     /// The kind's identifier (`simulated`, `csv`, `sqlite`).
@@ -21,7 +22,7 @@ pub struct FormSchema {
 }
 
 /// One field of a form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldSchema {
     /// The settings key.
@@ -35,11 +36,13 @@ pub struct FieldSchema {
     pub required: bool,
     /// The value used when none is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "string | number | boolean")]
     pub default: Option<Value>,
     /// One or two sentences shown beside the field.
     pub help: String,
     /// Limits on the value.
     #[serde(default, skip_serializing_if = "Constraints::is_empty")]
+    #[ts(as = "Option<Constraints>", optional)]
     pub constraints: Constraints,
     /// A password or key: never shown back, never written to the configuration in plain text.
     #[serde(default)]
@@ -47,7 +50,7 @@ pub struct FieldSchema {
 }
 
 /// The kind of value a field holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub enum FieldType {
     /// Free text.
@@ -67,20 +70,24 @@ pub enum FieldType {
 }
 
 /// Limits on a field's value; empty parts do not apply.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Constraints {
     /// Smallest number accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub min: Option<f64>,
     /// Largest number accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub max: Option<f64>,
     /// Longest text accepted, in characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
     pub max_length: Option<usize>,
     /// The choices of a select field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[ts(as = "Option<Vec<String>>", optional)]
     pub options: Vec<String>,
 }
 
@@ -91,7 +98,7 @@ impl Constraints {
 }
 
 /// What is wrong with one submitted field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldError {
     /// The field's name.

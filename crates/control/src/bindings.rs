@@ -5,7 +5,18 @@ use std::path::PathBuf;
 
 use ts_rs::TS;
 
-use crate::{AppInfo, ControlError, HostKind};
+use uplink_connector::activity::ActivityRecord;
+use uplink_connector::form::{Constraints, FieldError, FieldSchema, FieldType, FormSchema};
+use uplink_connector::policy::LocalPolicy;
+use uplink_connector::runtime::{
+    ConnectorStatus, ConsentedApp, LinkState, SkippedTransport, SourceStatus,
+};
+use uplink_connector::{Health, HealthIssue, HealthState, SourceConfig};
+
+use crate::{
+    AppInfo, ControlError, ControlStatus, HostKind, LinkEvent, LocalHub, PendingSignIn,
+    SampleValue, SourceTest, TransportPreference,
+};
 
 fn check<T: TS + 'static>() -> Option<String> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../ui/src/lib/bindings");
@@ -29,6 +40,29 @@ fn typescript_bindings_match_the_rust_types() {
         check::<AppInfo>(),
         check::<HostKind>(),
         check::<ControlError>(),
+        check::<ControlStatus>(),
+        check::<TransportPreference>(),
+        check::<LinkEvent>(),
+        check::<LocalHub>(),
+        check::<PendingSignIn>(),
+        check::<SourceTest>(),
+        check::<SampleValue>(),
+        check::<ConnectorStatus>(),
+        check::<LinkState>(),
+        check::<SkippedTransport>(),
+        check::<SourceStatus>(),
+        check::<ConsentedApp>(),
+        check::<Health>(),
+        check::<HealthState>(),
+        check::<HealthIssue>(),
+        check::<LocalPolicy>(),
+        check::<ActivityRecord>(),
+        check::<FormSchema>(),
+        check::<FieldSchema>(),
+        check::<FieldType>(),
+        check::<Constraints>(),
+        check::<FieldError>(),
+        check::<SourceConfig>(),
     ]
     .into_iter()
     .flatten()

@@ -1,7 +1,8 @@
 //! The web UI and the control commands over loopback HTTP, for a browser.
 //!
 //! `POST /ipc/{command}` takes the command's arguments as a JSON object and answers with the
-//! command's result, or a [`ControlError`] body with a 4xx status. Every command needs the
+//! command's result, or a [`ControlError`] body with a 4xx status; `GET /events` streams the
+//! status as Server-Sent Events. Every request needs the
 //! per-run access token (`Authorization: Bearer …`), which `uplink ui` prints in the URL's
 //! fragment — fragments never leave the browser, so the token is not in any request line or
 //! log. Requests whose `Host` is not a loopback name are refused, which defeats DNS
@@ -14,8 +15,9 @@ use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 use tower_http::services::{ServeDir, ServeFile};
@@ -68,6 +70,7 @@ pub fn router(control: Control, token: AccessToken, dist: PathBuf) -> Router {
     let state = Served { control, token };
     Router::new()
         .route("/ipc/{command}", post(command))
+        .route("/events", get(events))
         .with_state(state)
         .fallback_service(ServeDir::new(dist).fallback(index))
         .layer(middleware::from_fn(loopback_host_only))
@@ -110,22 +113,31 @@ async fn loopback_host_only(request: Request, next: Next) -> Response {
     }
 }
 
+/// Whether the request carries this run's access token.
+fn authorised(served: &Served, headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| served.token.matches(t))
+}
+
+fn unauthorised() -> Response {
+    reply_error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "open the UI with the link `uplink ui` printed; it carries this session's access token",
+    )
+}
+
 async fn command(
     State(served): State<Served>,
     Path(command): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if !presented.is_some_and(|t| served.token.matches(t)) {
-        return reply_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "open the UI with the link `uplink ui` printed; it carries this session's access token",
-        );
+    if !authorised(&served, &headers) {
+        return unauthorised();
     }
     let args: Value = if body.is_empty() {
         Value::Object(Default::default())
@@ -149,27 +161,37 @@ async fn command(
         }
     };
     tracing::debug!(command = %command, "control command over HTTP");
-    match dispatch(&served.control, &command, args) {
+    match served.control.dispatch(&command, args).await {
         Ok(value) => axum::Json(value).into_response(),
         Err(e) if e.code == "unknown_command" => {
             (StatusCode::NOT_FOUND, axum::Json(e)).into_response()
+        }
+        Err(e) if e.code == "invalid_arguments" => {
+            (StatusCode::BAD_REQUEST, axum::Json(e)).into_response()
         }
         Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(e)).into_response(),
     }
 }
 
-/// Runs one command by name; the HTTP face of the same methods the desktop shell calls.
-fn dispatch(control: &Control, command: &str, _args: Value) -> Result<Value, ControlError> {
-    let value = match command {
-        "app_info" => serde_json::to_value(control.app_info()),
-        other => {
-            return Err(ControlError::new(
-                "unknown_command",
-                format!("there is no command named '{other}'"),
-            ));
+/// `GET /events`: the status as Server-Sent Events, the current one at once and then every
+/// change — the browser's equivalent of the desktop app's `status` event.
+async fn events(State(served): State<Served>, headers: HeaderMap) -> Response {
+    if !authorised(&served, &headers) {
+        return unauthorised();
+    }
+    let status = served.control.watch();
+    let stream = futures::stream::unfold((status, true), |(mut status, first)| async move {
+        if !first && status.changed().await.is_err() {
+            return None;
         }
-    };
-    value.map_err(|e| ControlError::new("internal", format!("result could not be encoded: {e}")))
+        let json =
+            serde_json::to_string(&*status.borrow_and_update()).expect("the status serialises");
+        let event = Event::default().event("status").data(json);
+        Some((Ok::<_, std::convert::Infallible>(event), (status, false)))
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response()
 }
 
 #[cfg(test)]
@@ -182,8 +204,9 @@ mod tests {
     use crate::HostKind;
 
     fn app(dist: &std::path::Path, token: &AccessToken) -> Router {
+        let data_dir = dist.join("connector");
         router(
-            Control::new(HostKind::Browser),
+            Control::start(HostKind::Browser, data_dir),
             token.clone(),
             dist.to_path_buf(),
         )

@@ -104,7 +104,7 @@ pub(super) fn start(
     let on_grants = Arc::downgrade(inner);
     let connection = HubConnection::builder(format!("{hub_url}{HUB_PATH}"))
         .tls(tls)
-        .transports(&inner.options.transports)
+        .transports(&super::lock(&inner.transports).clone())
         .backoff(inner.options.backoff)
         .access_token(move || {
             let provider = provider.clone();

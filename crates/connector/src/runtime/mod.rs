@@ -67,6 +67,9 @@ pub struct RuntimeOptions {
     pub clock_jump_tolerance: Duration,
     /// Whether to keep [`STATUS_FILE`] up to date (for `uplink connector status`).
     pub write_status_file: bool,
+    /// Start with the link paused (the host remembered a pause); see
+    /// [`ConnectorRuntime::resume`].
+    pub start_paused: bool,
 }
 
 impl RuntimeOptions {
@@ -81,6 +84,7 @@ impl RuntimeOptions {
             clock_check_interval: Duration::from_secs(2),
             clock_jump_tolerance: Duration::from_secs(5),
             write_status_file: true,
+            start_paused: false,
         }
     }
 }
@@ -130,6 +134,10 @@ pub(crate) struct Inner {
     reregister: Notify,
     link: tokio::sync::Mutex<Option<LinkHandle>>,
     current: Mutex<Option<HubConnection>>,
+    /// The transports the next link tries, in order; starts as the options' list.
+    transports: Mutex<Vec<Transport>>,
+    /// Whether the host paused the link (kept until resumed; the credentials stay).
+    paused: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -284,6 +292,8 @@ impl ConnectorRuntime {
             reregister: Notify::new(),
             link: tokio::sync::Mutex::new(None),
             current: Mutex::new(None),
+            transports: Mutex::new(options.transports.clone()),
+            paused: std::sync::atomic::AtomicBool::new(options.start_paused),
             options,
         });
         if let Some(problem) = problem {
@@ -301,6 +311,11 @@ impl ConnectorRuntime {
             status_file,
         };
         match runtime.inner.credentials.load() {
+            Ok(Some(credentials)) if runtime.is_paused() => runtime.inner.update_view(|v| {
+                v.state = Some(LinkState::Offline);
+                v.hub_url = Some(credentials.hub_url.clone());
+                v.connector_id = Some(credentials.connector_id.clone());
+            }),
             Ok(Some(credentials)) => runtime.link_with(credentials).await?,
             // Unreadable credentials leave the connector running, signed out, saying why:
             // its sources and policy stay manageable and a new sign-in replaces the file.
@@ -339,6 +354,9 @@ impl ConnectorRuntime {
     /// [`LinkError::Store`] when they cannot be saved; [`LinkError::Config`].
     pub async fn sign_in(&self, credentials: LinkCredentials) -> Result<(), LinkError> {
         self.inner.credentials.save(&credentials)?;
+        self.inner
+            .paused
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         self.link_with(credentials).await
     }
 
@@ -455,6 +473,78 @@ impl ConnectorRuntime {
     fn sources_changed(&self) {
         self.inner.reregister.notify_one();
         self.inner.publish();
+    }
+
+    /// Drops the current link and opens a new one at once, skipping any backoff wait: the
+    /// host's Reconnect button. Does nothing while signed out or paused.
+    pub fn reconnect(&self) {
+        if let Some(connection) = lock(&self.inner.current).clone() {
+            connection.reconnect_now();
+        }
+    }
+
+    /// Closes the link and keeps it closed (no queries are served) until
+    /// [`resume`](Self::resume); the credentials, sources and policy stay.
+    pub async fn pause(&self) {
+        self.inner
+            .paused
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(old) = self.inner.link.lock().await.take() {
+            stop_link(old).await;
+        }
+        *lock(&self.inner.current) = None;
+        self.inner.update_view(|v| {
+            v.state = Some(LinkState::Offline);
+            v.transport = None;
+            v.connected_since = None;
+            v.round_trip_ms = None;
+        });
+    }
+
+    /// Whether the link is paused.
+    pub fn is_paused(&self) -> bool {
+        self.inner.paused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Opens the link again after [`pause`](Self::pause), with the stored credentials.
+    ///
+    /// # Errors
+    /// [`LinkError::Store`] when the credentials cannot be read; [`LinkError::Config`].
+    pub async fn resume(&self) -> Result<(), LinkError> {
+        self.inner
+            .paused
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.relink().await
+    }
+
+    /// The transports the link tries, in order (the host's transport preference); an open
+    /// link is replaced so the choice applies at once.
+    ///
+    /// # Errors
+    /// As [`resume`](Self::resume).
+    pub async fn set_transports(&self, transports: Vec<Transport>) -> Result<(), LinkError> {
+        let transports = if transports.is_empty() {
+            Transport::ALL.to_vec()
+        } else {
+            transports
+        };
+        *lock(&self.inner.transports) = transports;
+        if self.is_paused() || lock(&self.inner.current).is_none() {
+            return Ok(());
+        }
+        self.relink().await
+    }
+
+    /// Links with the stored credentials, if there are any.
+    async fn relink(&self) -> Result<(), LinkError> {
+        match self.inner.credentials.load()? {
+            Some(credentials) => self.link_with(credentials).await,
+            None => {
+                self.inner
+                    .update_view(|v| v.state = Some(LinkState::SignedOut));
+                Ok(())
+            }
+        }
     }
 
     /// The local policy in force.

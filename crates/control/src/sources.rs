@@ -1,0 +1,189 @@
+//! The data source commands: the forms, adding, editing, removing, and a test read that
+//! shows sample values before anything is saved.
+
+use serde::Serialize;
+use serde_json::Value;
+use ts_rs::TS;
+use uplink_connector::form::FormSchema;
+use uplink_connector::{ConfigStore, Health, SourceConfig, kinds};
+use uplink_model::TagSearch;
+
+use crate::{Control, ControlError};
+
+/// What a test read found.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceTest {
+    /// Whether the source works.
+    pub health: Health,
+    /// How many tags it has (counted up to [`MAX_COUNTED_TAGS`]).
+    pub tag_count: u32,
+    /// The current values of its first few tags.
+    pub sample: Vec<SampleValue>,
+}
+
+/// One current value.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct SampleValue {
+    /// The tag.
+    pub tag: String,
+    /// The value: a number, a text or digital state, or none.
+    #[ts(type = "number | string | null")]
+    pub value: Value,
+    /// When it was sampled.
+    pub time: Option<String>,
+    /// Its engineering unit.
+    pub unit: Option<String>,
+}
+
+/// Tag counting stops here: the number is for display.
+pub const MAX_COUNTED_TAGS: u32 = 100_000;
+const SAMPLE_SIZE: u32 = 5;
+
+impl Control {
+    /// The form of every data source kind.
+    pub fn source_kinds(&self) -> Vec<FormSchema> {
+        kinds::kinds()
+    }
+
+    fn configured_sources(&self) -> Result<Vec<SourceConfig>, ControlError> {
+        Ok(ConfigStore::new(&self.inner.data_dir)
+            .load()
+            .map_err(|e| ControlError::new(e.code(), e.to_string()))?
+            .sources)
+    }
+
+    /// A source's settings for its Edit form, secrets blanked (a blank secret on edit keeps
+    /// the stored one).
+    pub fn source_settings(&self, name: &str) -> Result<SourceConfig, ControlError> {
+        let mut source = self
+            .configured_sources()?
+            .into_iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| unknown_source(name))?;
+        let schema = kinds::schema(&source.kind)?;
+        for secret in schema.secret_fields() {
+            if let Some(value) = source.settings.get_mut(secret) {
+                *value = Value::String(String::new());
+            }
+        }
+        Ok(source)
+    }
+
+    /// Adds a data source: validated, opened, saved, announced to the hub.
+    pub async fn add_source(&self, source: SourceConfig) -> Result<(), ControlError> {
+        self.runtime().await?.add_source(source).await?;
+        Ok(())
+    }
+
+    /// Replaces the source named `name`.
+    pub async fn edit_source(&self, name: &str, source: SourceConfig) -> Result<(), ControlError> {
+        let source = self.keep_blank_secrets(Some(name), source)?;
+        self.runtime().await?.edit_source(name, source).await?;
+        Ok(())
+    }
+
+    /// Removes the source named `name`; apps lose it at once.
+    pub async fn remove_source(&self, name: &str) -> Result<(), ControlError> {
+        self.runtime().await?.remove_source(name).await?;
+        Ok(())
+    }
+
+    /// Opens `source` without saving it and reads a few current values.
+    pub async fn test_source(&self, source: SourceConfig) -> Result<SourceTest, ControlError> {
+        let existing = self
+            .configured_sources()?
+            .iter()
+            .any(|s| s.name == source.name)
+            .then(|| source.name.clone());
+        let mut source = self.keep_blank_secrets(existing.as_deref(), source)?;
+        source.settings = kinds::schema(&source.kind)?
+            .validate(&source.settings)
+            .map_err(ControlError::invalid_form)?;
+        let opened = kinds::open(&source).await?;
+        let mut tag_count = 0u32;
+        let mut sample_tags = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = opened
+                .search(&TagSearch {
+                    pattern: "*".into(),
+                    offset,
+                    limit: 1_000,
+                })
+                .await?;
+            tag_count = tag_count.saturating_add(page.tags.len() as u32);
+            for tag in page.tags {
+                if sample_tags.len() < SAMPLE_SIZE as usize {
+                    sample_tags.push(tag);
+                }
+            }
+            match page.next_offset {
+                Some(next) if tag_count < MAX_COUNTED_TAGS => offset = next,
+                _ => break,
+            }
+        }
+        let names: Vec<String> = sample_tags.iter().map(|t| t.name.clone()).collect();
+        let values = if names.is_empty() {
+            Vec::new()
+        } else {
+            opened.snapshot(&names).await?
+        };
+        let sample = sample_tags
+            .iter()
+            .zip(values)
+            .map(|(tag, value)| SampleValue {
+                tag: tag.name.clone(),
+                value: match (value.value, value.text) {
+                    (Some(number), _) => serde_json::json!(number),
+                    (None, Some(text)) => Value::String(text),
+                    (None, None) => Value::Null,
+                },
+                time: Some(value.time.to_rfc3339()),
+                unit: (!tag.units.is_empty()).then(|| tag.units.clone()),
+            })
+            .collect();
+        Ok(SourceTest {
+            health: opened.health(),
+            tag_count,
+            sample,
+        })
+    }
+
+    /// Fills blank secret settings from the stored source named `name`.
+    fn keep_blank_secrets(
+        &self,
+        name: Option<&str>,
+        mut source: SourceConfig,
+    ) -> Result<SourceConfig, ControlError> {
+        let Some(name) = name else {
+            return Ok(source);
+        };
+        let Some(stored) = self
+            .configured_sources()?
+            .into_iter()
+            .find(|s| s.name == name)
+        else {
+            return Ok(source);
+        };
+        let schema = kinds::schema(&source.kind)?;
+        for secret in schema.secret_fields() {
+            let blank = source
+                .settings
+                .get(secret)
+                .is_none_or(|v| v.as_str() == Some(""));
+            if blank && let Some(kept) = stored.settings.get(secret) {
+                source.settings.insert(secret.to_owned(), kept.clone());
+            }
+        }
+        Ok(source)
+    }
+}
+
+fn unknown_source(name: &str) -> ControlError {
+    ControlError::new(
+        "unknown_source",
+        format!("no data source named '{name}' is configured"),
+    )
+}

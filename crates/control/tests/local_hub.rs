@@ -1,0 +1,214 @@
+//! The control surface over a real connector runtime and the embedded local hub (real TLS on
+//! loopback, a real SQLite store): what the UI's buttons do, end to end.
+
+use std::time::Duration;
+
+use serde_json::json;
+use uplink_connector::SourceConfig;
+use uplink_connector::runtime::LinkState;
+use uplink_control::{Control, ControlStatus, DEMO_APP, HostKind};
+
+async fn until(
+    control: &Control,
+    what: &str,
+    ok: impl Fn(&ControlStatus) -> bool,
+) -> ControlStatus {
+    let mut status = control.watch();
+    let waited = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            {
+                let now = status.borrow_and_update();
+                if ok(&now) {
+                    return now.clone();
+                }
+            }
+            status
+                .changed()
+                .await
+                .expect("the control surface is alive");
+        }
+    })
+    .await;
+    match waited {
+        Ok(status) => status,
+        Err(_) => panic!(
+            "timed out waiting for {what}; last status: {:#?}",
+            control.status()
+        ),
+    }
+}
+
+fn demo_app_holds(status: &ControlStatus) -> bool {
+    status
+        .connector
+        .sources
+        .iter()
+        .any(|s| s.apps.iter().any(|a| a.app_id == DEMO_APP))
+}
+
+fn simulated(name: &str, settings: serde_json::Value) -> SourceConfig {
+    serde_json::from_value(json!({"name": name, "kind": "simulated", "settings": settings}))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_hub_gives_a_first_time_user_a_working_link_and_the_buttons_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let control = Control::start(HostKind::Browser, dir.path().to_owned());
+    let first = control.status();
+    assert!(!first.configured);
+
+    control.use_local_hub().await.unwrap();
+    let linked = until(&control, "the demo app's grant", |s| {
+        s.connector.link == LinkState::Connected && demo_app_holds(s)
+    })
+    .await;
+    assert!(linked.configured);
+    assert_eq!(linked.connector.transport.as_deref(), Some("WebSockets"));
+    let local = linked.local_hub.clone().expect("the local hub is shown");
+    assert!(local.url.starts_with("https://127.0.0.1:"));
+    assert_eq!(
+        linked.connector.hub_url.as_deref(),
+        Some(local.url.as_str())
+    );
+    assert!(
+        linked
+            .link_history
+            .iter()
+            .any(|e| e.state == LinkState::Connected)
+    );
+
+    // A bad form names the field; nothing is saved.
+    let bad = control
+        .add_source(simulated("line-2", json!({"tagsPerShape": "many"})))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code, "invalid_form");
+    let fields = bad.fields.expect("field errors");
+    assert!(
+        fields.iter().any(|f| f.field == "tagsPerShape"),
+        "{fields:?}"
+    );
+
+    // A test read shows values before anything is saved.
+    let test = control
+        .test_source(simulated("line-2", json!({})))
+        .await
+        .unwrap();
+    assert!(test.tag_count > 0);
+    assert!(!test.sample.is_empty());
+    assert!(test.sample[0].value.is_number());
+    assert!(
+        control
+            .status()
+            .connector
+            .sources
+            .iter()
+            .all(|s| s.name != "line-2")
+    );
+
+    control
+        .add_source(simulated("line-2", json!({})))
+        .await
+        .unwrap();
+    until(&control, "line-2 listed and registered", |s| {
+        s.connector
+            .sources
+            .iter()
+            .any(|src| src.name == "line-2" && src.hub_id.is_some())
+    })
+    .await;
+    assert_eq!(control.source_settings("line-2").unwrap().kind, "simulated");
+
+    // Revoke: the hub confirms by pushing grants without the app.
+    control.revoke(DEMO_APP, None).await.unwrap();
+    until(&control, "the demo app gone", |s| !demo_app_holds(s)).await;
+
+    // Block on site is remembered in the policy the status shows.
+    control.set_app_blocked(DEMO_APP, true).await.unwrap();
+    until(&control, "the block shown", |s| {
+        s.connector
+            .policy
+            .blocked_apps
+            .iter()
+            .any(|a| a == DEMO_APP)
+    })
+    .await;
+
+    // Pause closes the link; resume opens it again.
+    control.set_paused(true).await.unwrap();
+    until(&control, "paused and offline", |s| {
+        s.paused && s.connector.link == LinkState::Offline
+    })
+    .await;
+    control.set_paused(false).await.unwrap();
+    until(&control, "connected again", |s| {
+        !s.paused && s.connector.link == LinkState::Connected
+    })
+    .await;
+
+    // Long polling only, applied at once.
+    control
+        .set_transport_preference(uplink_control::TransportPreference::LongPolling)
+        .await
+        .unwrap();
+    until(&control, "long polling", |s| {
+        s.connector.link == LinkState::Connected
+            && s.connector.transport.as_deref() == Some("LongPolling")
+    })
+    .await;
+    control.shutdown().await;
+    drop(control);
+
+    // A restart brings the local hub and the link back by itself; the revoke stays.
+    let again = Control::start(HostKind::Browser, dir.path().to_owned());
+    let back = until(&again, "linked after restart", |s| {
+        s.connector.link == LinkState::Connected && s.local_hub.is_some()
+    })
+    .await;
+    assert_eq!(back.connector.transport.as_deref(), Some("LongPolling"));
+    assert!(!demo_app_holds(&back));
+    assert!(back.connector.sources.iter().any(|s| s.name == "line-2"));
+    again.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_over_json_name_bad_arguments_and_unknown_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let control = Control::start(HostKind::Browser, dir.path().to_owned());
+    let err = control
+        .dispatch("set_paused", json!({"paused": "yes"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "invalid_arguments");
+    assert!(err.message.contains("set_paused"), "{}", err.message);
+    let err = control
+        .dispatch("format_disk", json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "unknown_command");
+    let kinds = control.dispatch("source_kinds", json!({})).await.unwrap();
+    assert!(
+        kinds
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kind"] == "simulated")
+    );
+    // Not linked yet: revoking says what to do instead of failing vaguely.
+    let err = control
+        .dispatch("revoke", json!({"appId": "x", "source": null}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "not_configured");
+    for command in uplink_control::COMMANDS {
+        let answer = control.dispatch(command, json!({})).await;
+        if let Err(e) = answer {
+            assert_ne!(
+                e.code, "unknown_command",
+                "{command} is listed but not dispatched"
+            );
+        }
+    }
+    control.shutdown().await;
+}
