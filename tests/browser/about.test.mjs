@@ -35,8 +35,10 @@ const CHROMIUM_ARGS = [
 ];
 
 /** Starts `uplink ui` and resolves with its printed URL once it is serving. */
-function startUi() {
-  const child = spawn(uplinkBin, ['ui', '--dist', dist], { stdio: ['ignore', 'pipe', 'pipe'] });
+function startUi(dataDir) {
+  const child = spawn(uplinkBin, ['ui', '--dist', dist, '--data-dir', dataDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (chunk) => (stderr += chunk));
   const ready = new Promise((resolve, reject) => {
@@ -71,6 +73,7 @@ describe('About page in Chromium, served by `uplink ui`', { timeout: 120_000 }, 
   let served;
   let context;
   let userDataDir;
+  let dataDir;
   let version;
 
   before(async () => {
@@ -90,7 +93,8 @@ describe('About page in Chromium, served by `uplink ui`', { timeout: 120_000 }, 
     assert.ok(match, `\`uplink --version\` printed ${JSON.stringify(printed)}`);
     version = match[1];
 
-    server = startUi();
+    dataDir = mkdtempSync(path.join(tmpdir(), 'uplink-ui-data-'));
+    server = startUi(dataDir);
     served = await server.ready;
 
     userDataDir = mkdtempSync(path.join(tmpdir(), 'uplink-chromium-'));
@@ -109,8 +113,8 @@ describe('About page in Chromium, served by `uplink ui`', { timeout: 120_000 }, 
       server.child.kill('SIGTERM');
       await exited;
     }
-    if (userDataDir) {
-      rmSync(userDataDir, { recursive: true, force: true });
+    for (const dir of [userDataDir, dataDir]) {
+      if (dir) rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -123,6 +127,16 @@ describe('About page in Chromium, served by `uplink ui`', { timeout: 120_000 }, 
     });
 
     await page.goto(served.url);
+    // Home is the Status page; the token has left the address bar before anything else.
+    await page.getByRole('heading', { level: 1, name: 'Status' }).waitFor();
+    const address = page.url();
+    assert.ok(!address.includes(served.token), `token still in the address bar: ${address}`);
+    assert.ok(!address.includes('token='), `token fragment still in the address bar: ${address}`);
+    assert.equal(address, served.origin);
+    assert.equal(await page.evaluate(() => window.location.hash), '');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('uplink.accessToken')), served.token);
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'About' }).click();
     await detail(page, 'Version').waitFor();
 
     assert.equal(await detail(page, 'Version').textContent(), version);
@@ -136,13 +150,7 @@ describe('About page in Chromium, served by `uplink ui`', { timeout: 120_000 }, 
     );
     assert.equal(await page.title(), 'About — Uplink');
 
-    // The token is gone from the address bar and this history entry, but kept for this tab.
-    const address = page.url();
-    assert.ok(!address.includes(served.token), `token still in the address bar: ${address}`);
-    assert.ok(!address.includes('token='), `token fragment still in the address bar: ${address}`);
-    assert.equal(address, served.origin);
-    assert.equal(await page.evaluate(() => window.location.hash), '');
-    assert.equal(await page.evaluate(() => sessionStorage.getItem('uplink.accessToken')), served.token);
+    assert.equal(page.url(), `${served.origin}#/about`);
 
     // Nothing was blocked by the served content security policy, nothing threw.
     assert.deepEqual(problems, []);

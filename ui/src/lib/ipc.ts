@@ -14,13 +14,12 @@ import { listen } from '@tauri-apps/api/event';
 import { accessToken } from './access-token';
 import { EventStreamParser } from './event-stream';
 import type { AppInfo } from './bindings/AppInfo';
-import type { ControlError as BaseControlError } from './bindings/ControlError';
+import type { ControlError } from './bindings/ControlError';
 import type {
   ActivityRecord,
   ControlStatus,
   DiagnosticsExport,
   DiagnosticsReport,
-  FieldError,
   FormSchema,
   SignInStarted,
   SourceConfig,
@@ -30,9 +29,9 @@ import type {
 
 /**
  * A command's failure: a stable `code`, a sentence for people, and for `invalid_form` what is
- * wrong with each form field.
+ * wrong with each form field (`fields`).
  */
-export type ControlError = BaseControlError & { fields?: FieldError[] };
+export type { ControlError };
 
 /** A command's arguments: a JSON object, as both hosts expect. */
 export type CommandArgs = Record<string, unknown>;

@@ -50,7 +50,7 @@ test('lists each data source with its kind, health, tag count and number of apps
     controlStatus({
       connector: {
         sources: [
-          source('line-1', { tagCount: 25, apps: [grant('app_a', 'Dashboard'), grant('app_b', 'Reports')] }),
+          source('line-1', { apps: [grant('app_a', 'Dashboard'), grant('app_b', 'Reports')] }),
           source('historian', {
             kind: 'sqlite',
             health: { state: 'degraded', issueCount: 1, issues: [{ message: 'row 7 has no time' }] },
@@ -66,7 +66,6 @@ test('lists each data source with its kind, health, tag count and number of apps
   expect(within(first!).getByRole('heading').textContent).toBe('line-1');
   expect(first!.textContent).toContain('Simulated data');
   expect(first!.textContent).toContain('Healthy');
-  expect(first!.textContent).toContain('25 tags');
   expect(first!.textContent).toContain('2 apps');
   expect(second!.textContent).toContain('SQLite table');
   expect(second!.textContent).toContain('Degraded');

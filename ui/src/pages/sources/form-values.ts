@@ -3,7 +3,7 @@
  * the way the runtime checks them, and turned into the settings a `SourceConfig` carries.
  * Checking here first gives a message at once; the runtime checks again and has the last word.
  */
-import type { FieldSchema, FormSchema } from '../../lib/contract';
+import type { FieldSchema, FormSchema, SourceConfig } from '../../lib/contract';
 
 /** What an input holds: text for most fields, on/off for a boolean. */
 export type FieldValue = string | boolean;
@@ -96,8 +96,12 @@ export function formProblems(schema: FormSchema, values: FormValues, keepsSecret
  * optional field is left out so the runtime applies its default; an empty secret on edit is
  * sent empty, which keeps the stored one.
  */
-export function toSettings(schema: FormSchema, values: FormValues, keepsSecrets = false): Record<string, unknown> {
-  const settings: Record<string, unknown> = {};
+export function toSettings(
+  schema: FormSchema,
+  values: FormValues,
+  keepsSecrets = false,
+): SourceConfig['settings'] {
+  const settings: SourceConfig['settings'] = {};
   for (const field of schema.fields) {
     const value = values[field.name];
     if (field.type === 'boolean') {
