@@ -34,6 +34,7 @@ pub mod activity;
 pub mod answer;
 pub mod config;
 pub mod credentials;
+pub mod diagnostics;
 mod error;
 pub mod form;
 pub mod kinds;
