@@ -332,6 +332,106 @@ async fn diagnostics_hub_path_answering_404_fails_negotiate() {
     }
 }
 
+/// A small HTTP CONNECT proxy on loopback that asks for `user:secret-pw` and tunnels to
+/// whatever it is asked for; it counts the tunnels it opened.
+async fn connect_proxy() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use base64::Engine as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tunnels = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = tunnels.clone();
+    let expected = format!(
+        "proxy-authorization: basic {}",
+        base64::engine::general_purpose::STANDARD.encode("user:secret-pw")
+    )
+    .to_ascii_lowercase();
+    tokio::spawn(async move {
+        loop {
+            let (mut client, _) = listener.accept().await.unwrap();
+            let (counted, expected) = (counted.clone(), expected.clone());
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0u8; 1];
+                    if client.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                if !head.contains(&expected) {
+                    let _ = client
+                        .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    return;
+                }
+                let authority = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(authority).await else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                    return;
+                };
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    (port, tunnels)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnostics_go_through_the_proxy_the_link_uses() {
+    let ca = uplink_tls::LoopbackCa::generate(&["localhost"]).unwrap();
+    let hub = live_hub(&ca).await;
+    let tls = trusting(&ca);
+    let (_, _, token) = connector_token(&hub, &tls).await;
+    let url = Url::parse(&hub.url).unwrap();
+    let (proxy_port, tunnels) = connect_proxy().await;
+    let proxy = |password: &str| ProxySetting::Url {
+        url: format!("http://user:{password}@127.0.0.1:{proxy_port}"),
+        no_proxy: String::new(),
+    };
+
+    let report =
+        check_connectivity(&url, tls.clone(), proxy("secret-pw"), Some(token.clone())).await;
+
+    assert!(report.all_passed(), "{report:#?}");
+    assert!(
+        detail(&report, CheckId::Dns).contains("the proxy 127.0.0.1"),
+        "{report:#?}"
+    );
+    let tcp = detail(&report, CheckId::Tcp);
+    assert!(
+        tcp.contains(&format!("proxy at 127.0.0.1:{proxy_port}"))
+            && tcp.contains(&format!("tunnel to localhost:{}", hub.port)),
+        "{tcp}"
+    );
+    // TCP, negotiate and one per transport at least: everything went through the proxy.
+    assert!(tunnels.load(std::sync::atomic::Ordering::SeqCst) >= 5);
+    assert!(
+        !serde_json::to_string(&report)
+            .unwrap()
+            .contains("secret-pw")
+    );
+
+    let refused = check_connectivity(&url, tls, proxy("wrong"), Some(token)).await;
+    let tcp = refused.check(CheckId::Tcp).unwrap();
+    assert_eq!(tcp.outcome, Outcome::Failed);
+    assert!(
+        tcp.detail.contains("asks for a login (HTTP 407)"),
+        "{tcp:?}"
+    );
+    assert!(!tcp.detail.contains("wrong"), "{tcp:?}");
+    assert_eq!(
+        refused.check(CheckId::Tls).unwrap().outcome,
+        Outcome::Skipped
+    );
+}
+
 #[test]
 fn diagnostics_report_without_a_hub_skips_everything() {
     let report = DiagnosticsReport::not_configured();
