@@ -32,6 +32,7 @@
 
 pub mod activity;
 pub mod answer;
+pub mod browser_sign_in;
 pub mod config;
 pub mod credentials;
 pub mod diagnostics;

@@ -258,7 +258,7 @@ impl OAuthClient {
 }
 
 /// A reqwest error's causes without its own text, which only repeats the URL already named.
-fn without_url(error: &reqwest::Error) -> String {
+pub(crate) fn without_url(error: &reqwest::Error) -> String {
     let mut causes = Vec::new();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
