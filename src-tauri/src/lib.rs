@@ -5,15 +5,23 @@
 //! running when its window closes, and exits only through the tray's Quit.
 
 mod commands;
+mod live;
 mod tray;
 
-use tauri::{Builder, Manager, RunEvent, Runtime, WindowEvent};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tauri::{AppHandle, Builder, Manager, RunEvent, Runtime, WindowEvent};
+use tauri_plugin_window_state::StateFlags;
 use uplink_control::{Control, HostKind};
 
-pub use tray::{TrayAction, TrayEntry, tray_menu};
+pub use tray::{TrayAction, TrayEntry, TrayIconKind, TrayView, tray_view};
 
 /// The label of the one window the UI lives in.
 pub const MAIN_WINDOW: &str = "main";
+
+/// How long Quit waits for the connector to close its link before the process ends anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Command-line options of the desktop app.
 #[derive(Debug, Default, clap::Parser)]
@@ -26,18 +34,41 @@ pub struct Options {
     /// Show the window at start instead of starting to the tray (for tests and screenshots).
     #[arg(long)]
     pub show_window: bool,
+    /// Where the connector keeps its configuration, credentials and logs [default: the
+    /// platform's app data folder].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// With no hub configured yet, start the embedded local hub with a simulated data source
+    /// and a demo app, so everything works at once.
+    #[arg(long)]
+    pub local_hub: bool,
 }
 
-/// Registers the state and IPC commands. Shared by the real app and the IPC tests, which run it
-/// on Tauri's mock runtime.
+/// Registers the IPC commands. Shared by the real app and the IPC tests, which run it on
+/// Tauri's mock runtime and manage a [`Control`] of their own.
 pub fn configure<R: Runtime>(builder: Builder<R>) -> Builder<R> {
-    builder
-        .manage(Control::new(HostKind::Desktop))
-        .invoke_handler(tauri::generate_handler![commands::app_info])
+    builder.invoke_handler(tauri::generate_handler![
+        commands::app_info,
+        commands::status,
+        commands::reconnect,
+        commands::set_paused,
+        commands::set_transport_preference,
+        commands::source_kinds,
+        commands::source_settings,
+        commands::add_source,
+        commands::edit_source,
+        commands::remove_source,
+        commands::test_source,
+        commands::revoke,
+        commands::set_app_blocked,
+        commands::activity,
+        commands::sign_out,
+        commands::use_local_hub,
+    ])
 }
 
 /// Brings the main window to the front, creating nothing new.
-pub fn show_main_window<R: Runtime>(app: &tauri::AppHandle<R>) {
+pub fn show_main_window<R: Runtime>(app: &AppHandle<R>) {
     match app.get_webview_window(MAIN_WINDOW) {
         Some(window) => {
             let _ = window.unminimize();
@@ -48,8 +79,33 @@ pub fn show_main_window<R: Runtime>(app: &tauri::AppHandle<R>) {
     }
 }
 
-/// Runs the desktop app until the user quits from the tray.
-pub fn run(options: Options) {
+/// Starts the connector's control surface in `data_dir` and hands it to the app.
+fn start_control<R: Runtime>(app: &AppHandle<R>, options: &Options) -> anyhow::Result<Control> {
+    let data_dir = match &options.data_dir {
+        Some(dir) => dir.clone(),
+        None => app.path().app_data_dir()?,
+    };
+    tracing::info!(data_dir = %data_dir.display(), "starting the connector");
+    // Control::start spawns the runtime on the current tokio runtime: Tauri's own.
+    let control =
+        tauri::async_runtime::block_on(async { Control::start(HostKind::Desktop, data_dir) });
+    app.manage(control.clone());
+    if options.local_hub {
+        let control = control.clone();
+        tauri::async_runtime::spawn(async move {
+            if control.status().configured {
+                tracing::info!("a hub is configured: --local-hub has nothing to do");
+            } else if let Err(error) = control.use_local_hub().await {
+                tracing::error!(code = %error.code, %error, "the local hub did not start");
+            }
+        });
+    }
+    Ok(control)
+}
+
+/// Runs the desktop app until the user quits from the tray. `started` is when the process
+/// began, for the start-up time in the log.
+pub fn run(options: Options, started: Instant) {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -57,17 +113,43 @@ pub fn run(options: Options) {
         )
         .with_writer(std::io::stderr)
         .init();
-    let app = configure(tauri::Builder::default())
+    let show_window = options.show_window;
+    // The single-instance plugin goes first: a second launch must stop before anything else
+    // starts, and bring the running app's window forward instead.
+    let builder = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            tracing::info!("Uplink was launched again: showing the window");
+            show_main_window(app);
+        }))
+        .plugin(
+            tauri_plugin_window_state::Builder::default()
+                // Size and place are remembered; visibility is not, so the app still starts to
+                // the tray after a session that ended with the window open.
+                .with_state_flags(StateFlags::all() - StateFlags::VISIBLE)
+                .build(),
+        )
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            None,
+        ))
+        .plugin(tauri_plugin_notification::init());
+    let app = configure(builder)
         .setup(move |app| {
-            if let Err(error) = tray::install(app.handle()) {
+            let control = start_control(app.handle(), &options)?;
+            let status = control.watch().borrow().clone();
+            match tray::install(app.handle(), &status) {
+                Ok(()) => tracing::info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "tray ready"
+                ),
                 // No tray host (a stock GNOME, a CI machine): the app still runs; a second
                 // launch or --show-window opens the window.
-                tracing::warn!(%error, "no tray icon: the desktop has no tray host");
+                Err(error) => tracing::warn!(%error, "no tray icon: the desktop has no tray host"),
             }
-            if options.show_window {
+            live::forward_status(app.handle().clone(), &control);
+            if show_window {
                 show_main_window(app.handle());
             }
-            tracing::info!("Uplink desktop app started");
             Ok(())
         })
         .on_window_event(|window, event| {
@@ -80,51 +162,85 @@ pub fn run(options: Options) {
         .build(tauri::generate_context!())
         .expect("the desktop app's context is valid");
 
-    app.run(|_app, event| {
+    app.run(|app, event| match event {
         // Closing the last window must not end the app; only Quit (which sets a code) does.
-        if let RunEvent::ExitRequested {
+        RunEvent::ExitRequested {
             code: None, api, ..
-        } = event
-        {
-            api.prevent_exit();
+        } => api.prevent_exit(),
+        RunEvent::Exit => {
+            if let Some(control) = app.try_state::<Control>() {
+                let control = control.inner().clone();
+                let stopped = tauri::async_runtime::block_on(async {
+                    tokio::time::timeout(SHUTDOWN_GRACE, control.shutdown()).await
+                });
+                if stopped.is_err() {
+                    tracing::warn!("the connector did not stop in time; exiting anyway");
+                }
+            }
         }
+        _ => {}
     });
 }
 
 #[cfg(test)]
 mod ipc_tests {
-    use tauri::test::{INVOKE_KEY, get_ipc_response, mock_builder};
+    use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder};
     use tauri::webview::InvokeRequest;
+    use tauri::{App, Manager, WebviewWindow};
+    use uplink_control::{Control, HostKind};
 
-    fn request(cmd: &str) -> InvokeRequest {
-        request_from(cmd, "tauri://localhost")
+    fn request(cmd: &str, body: serde_json::Value) -> InvokeRequest {
+        request_from(cmd, body, "tauri://localhost")
     }
 
-    fn request_from(cmd: &str, origin: &str) -> InvokeRequest {
+    fn request_from(cmd: &str, body: serde_json::Value, origin: &str) -> InvokeRequest {
         InvokeRequest {
             cmd: cmd.into(),
             callback: tauri::ipc::CallbackFn(0),
             error: tauri::ipc::CallbackFn(1),
             url: origin.parse().unwrap(),
-            body: tauri::ipc::InvokeBody::default(),
+            body: tauri::ipc::InvokeBody::Json(body),
             headers: Default::default(),
             invoke_key: INVOKE_KEY.to_string(),
         }
     }
 
-    fn app() -> tauri::App<tauri::test::MockRuntime> {
+    fn app() -> App<MockRuntime> {
         super::configure(mock_builder())
             .build(tauri::generate_context!())
             .expect("the app builds on the mock runtime")
     }
 
+    fn main_window(app: &App<MockRuntime>) -> WebviewWindow<MockRuntime> {
+        tauri::WebviewWindowBuilder::new(app, super::MAIN_WINDOW, Default::default())
+            .build()
+            .unwrap()
+    }
+
+    /// The error text of a refused or failed call.
+    fn refusal(window: &WebviewWindow<MockRuntime>, cmd: &str) -> String {
+        match get_ipc_response(window, request(cmd, serde_json::json!({}))) {
+            Ok(_) => panic!("{cmd} answered without a control surface"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    /// An app with a real control surface on a fresh data dir.
+    fn app_with_control(data_dir: &std::path::Path) -> App<MockRuntime> {
+        let app = app();
+        let control = tauri::async_runtime::block_on(async {
+            Control::start(HostKind::Desktop, data_dir.to_owned())
+        });
+        app.manage(control);
+        app
+    }
+
     #[test]
     fn app_info_answers_over_ipc_as_the_desktop_host() {
-        let app = app();
-        let window = tauri::WebviewWindowBuilder::new(&app, super::MAIN_WINDOW, Default::default())
-            .build()
-            .unwrap();
-        let info = get_ipc_response(&window, request("app_info"))
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_with_control(dir.path());
+        let window = main_window(&app);
+        let info = get_ipc_response(&window, request("app_info", serde_json::json!({})))
             .expect("app_info is allowed for the main window")
             .deserialize::<serde_json::Value>()
             .unwrap();
@@ -134,16 +250,110 @@ mod ipc_tests {
     }
 
     #[test]
-    fn commands_outside_the_capability_are_refused() {
+    fn status_answers_with_the_runtime_state_of_this_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_with_control(dir.path());
+        let window = main_window(&app);
+        let status = get_ipc_response(&window, request("status", serde_json::json!({})))
+            .expect("status is allowed for the main window")
+            .deserialize::<serde_json::Value>()
+            .unwrap();
+        assert_eq!(status["configured"], false, "{status}");
+        assert_eq!(status["paused"], false, "{status}");
+        assert_eq!(
+            status["dataDir"],
+            dir.path().display().to_string(),
+            "{status}"
+        );
+        assert!(status["connector"]["link"].is_string(), "{status}");
+        // Bad arguments are named, and the app keeps answering.
+        let error = get_ipc_response(
+            &window,
+            request("set_paused", serde_json::json!({ "paused": "yes" })),
+        )
+        .expect_err("a string is not a boolean");
+        assert!(error.to_string().contains("paused"), "{error}");
+        assert!(get_ipc_response(&window, request("status", serde_json::json!({}))).is_ok());
+    }
+
+    #[test]
+    fn every_contract_command_is_allowed_for_the_main_window() {
+        // No control surface is managed here, so an allowed command gets as far as asking for
+        // it and fails there, without running anything; a refused one never gets that far.
         let app = app();
-        let window = tauri::WebviewWindowBuilder::new(&app, super::MAIN_WINDOW, Default::default())
+        let window = main_window(&app);
+        for cmd in uplink_control::COMMANDS {
+            let error = refusal(&window, cmd);
+            assert!(
+                error.contains("state not managed"),
+                "{cmd} did not reach its handler: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn anything_else_is_refused() {
+        let app = app();
+        let window = main_window(&app);
+        for cmd in [
+            "plugin:shell|execute",
+            "plugin:notification|notify",
+            "plugin:autostart|enable",
+            "plugin:window-state|save_window_state",
+            "plugin:window|close",
+            "plugin:webview|create_webview_window",
+            "plugin:event|emit",
+            "no_such_command",
+        ] {
+            let error = refusal(&window, cmd);
+            assert!(
+                !error.contains("state not managed"),
+                "{cmd} was let through: {error}"
+            );
+        }
+        // Remote content never reaches the commands, even in the main window.
+        for cmd in ["app_info", "status", "use_local_hub"] {
+            let error = get_ipc_response(
+                &window,
+                request_from(cmd, serde_json::json!({}), "https://evil.example"),
+            )
+            .expect_err("a remote origin is refused");
+            assert!(!error.to_string().contains("state not managed"), "{error}");
+        }
+        // Another window gets nothing.
+        let other = tauri::WebviewWindowBuilder::new(&app, "other", Default::default())
             .build()
             .unwrap();
-        assert!(get_ipc_response(&window, request("plugin:shell|execute")).is_err());
-        assert!(get_ipc_response(&window, request("no_such_command")).is_err());
-        // Remote content never reaches the commands, even in the main window.
+        let error = get_ipc_response(&other, request("status", serde_json::json!({})))
+            .expect_err("only the main window may call commands");
+        assert!(!error.to_string().contains("state not managed"), "{error}");
+    }
+
+    #[test]
+    fn the_capability_lists_exactly_the_contract_commands_and_event_listening() {
+        let capability: serde_json::Value =
+            serde_json::from_str(include_str!("../capabilities/main-window.json")).unwrap();
+        let mut granted: Vec<String> = capability["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_owned())
+            .collect();
+        let mut expected: Vec<String> = uplink_control::COMMANDS
+            .iter()
+            .map(|c| format!("allow-{}", c.replace('_', "-")))
+            .chain([
+                "core:event:allow-listen".into(),
+                "core:event:allow-unlisten".into(),
+            ])
+            .collect();
+        granted.sort();
+        expected.sort();
+        assert_eq!(granted, expected);
+        assert_eq!(capability["windows"], serde_json::json!(["main"]));
         assert!(
-            get_ipc_response(&window, request_from("app_info", "https://evil.example")).is_err()
+            capability.get("remote").is_none(),
+            "no remote URL may call commands"
         );
     }
 }

@@ -4,6 +4,7 @@
 use clap::Parser;
 
 fn main() {
+    let started = std::time::Instant::now();
     let options = uplink_desktop::Options::parse();
-    uplink_desktop::run(options);
+    uplink_desktop::run(options, started);
 }

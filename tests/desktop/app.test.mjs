@@ -1,12 +1,14 @@
 // The real desktop app in a real window: WebDriver (tauri-driver + WebKitWebDriver) drives the
-// window, and the tray menu is driven over D-Bus exactly as a desktop's tray host would.
-// Run inside `xvfb-run -a dbus-run-session -- node --test tests/desktop/` (scripts/test does).
+// window, and the tray menu is driven over D-Bus exactly as a desktop's tray host would. Each app
+// gets a fresh data dir and --local-hub, so it links to an embedded hub with a simulated source.
+// Run inside `xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- node --test tests/desktop/`
+// (scripts/test does).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -15,24 +17,43 @@ const targetDir = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGE
 const appBin = process.env.UPLINK_DESKTOP_BIN ?? join(targetDir, 'debug', 'uplink-desktop');
 const driverBin = process.env.TAURI_DRIVER ?? join(homedir(), '.cargo', 'bin', 'tauri-driver');
 const artifacts = join(targetDir, 'artifacts');
+const screenshots = join(repo, 'docs', 'screenshots');
 const driverUrl = 'http://127.0.0.1:4444';
 
 // A missing piece is a failure, never a skip.
 before(() => {
   assert.ok(process.env.DISPLAY, 'no DISPLAY: run under xvfb-run');
   assert.ok(process.env.DBUS_SESSION_BUS_ADDRESS, 'no session bus: run under dbus-run-session');
-  for (const [what, path] of [['desktop app', appBin], ['tauri-driver', driverBin], ['WebKitWebDriver', '/usr/bin/WebKitWebDriver']]) {
+  for (const [what, path] of [
+    ['desktop app', appBin],
+    ['tauri-driver', driverBin],
+    ['WebKitWebDriver', '/usr/bin/WebKitWebDriver'],
+    ['python3 with Xlib', '/usr/lib/python3/dist-packages/Xlib'],
+  ]) {
     assert.ok(existsSync(path), `${what} not found at ${path}`);
   }
   mkdirSync(artifacts, { recursive: true });
+  mkdirSync(screenshots, { recursive: true });
+});
+
+const dataDirs = [];
+function freshDataDir() {
+  const dir = mkdtempSync(join(tmpdir(), 'uplink-desktop-test-'));
+  dataDirs.push(dir);
+  return dir;
+}
+after(() => {
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
 });
 
 const expectedVersion = () => execFileSync(appBin, ['--version'], { encoding: 'utf8' }).trim().split(/\s+/).pop();
 
-function screenshot(name) {
+/** Saves the whole screen as a test artifact and, when `docs` is set, as the current screenshot in docs/. */
+function screenshot(name, { docs = false } = {}) {
   const path = join(artifacts, name);
-  execFileSync('import', ['-window', 'root', path]);
+  execFileSync('import', ['-window', 'root', path], { timeout: 20_000 });
   assert.ok(statSync(path).size > 10_000, `${path} looks empty`);
+  if (docs) copyFileSync(path, join(screenshots, name));
   return path;
 }
 
@@ -51,6 +72,20 @@ async function waitFor(what, probe, timeoutMs = 30_000) {
   throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
 }
 
+/** Starts the app as a child process and remembers it, so no test leaves one running. */
+const apps = new Set();
+function launch(args) {
+  const child = spawn(appBin, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+  child.exited = new Promise((done) => child.on('exit', (code, signal) => done({ code, signal })));
+  apps.add(child);
+  child.on('exit', () => apps.delete(child));
+  return child;
+}
+const exitWithin = (child, ms) => Promise.race([child.exited, sleep(ms).then(() => 'still running')]);
+after(() => {
+  for (const child of apps) child.kill('SIGKILL');
+});
+
 // --- WebDriver, with a timeout on every call ---------------------------------------------
 async function wd(method, path, body) {
   const res = await fetch(driverUrl + path, {
@@ -67,28 +102,62 @@ async function wd(method, path, body) {
 let driver;
 after(() => driver?.kill());
 
-test('the window shows the UI, which reads the app over IPC', async () => {
-  // A driver left over from an earlier run would hold the port.
-  try { execFileSync('pkill', ['-f', 'tauri-driver']); } catch { /* none running */ }
+test('the window shows the Status page linked to the local hub, and the UI reads the app over IPC', async () => {
   driver = spawn(driverBin, [], { stdio: ['ignore', 'inherit', 'inherit'] });
-  await waitFor('tauri-driver', async () => (await fetch(driverUrl + '/status')).ok);
+  await waitFor('tauri-driver', async () => (await fetch(driverUrl + '/status', { signal: AbortSignal.timeout(2_000) })).ok);
   const session = await wd('POST', '/session', {
-    capabilities: { alwaysMatch: { 'tauri:options': { application: appBin, args: ['--show-window'] } } },
+    capabilities: {
+      alwaysMatch: {
+        'tauri:options': { application: appBin, args: ['--show-window', '--data-dir', freshDataDir(), '--local-hub'] },
+      },
+    },
   });
   const sid = session.sessionId;
   try {
-    const text = () => wd('POST', `/session/${sid}/execute/sync`, { script: 'return document.body.innerText', args: [] });
-    const page = await waitFor('the About page with the version', async () => {
-      const t = await text();
-      return t.includes('About Uplink') && t.includes(expectedVersion()) ? t : false;
+    const run = (script, args = []) => wd('POST', `/session/${sid}/execute/sync`, { script, args });
+    const invoke = async (cmd, args = {}) =>
+      wd('POST', `/session/${sid}/execute/async`, {
+        script:
+          'const [cmd, args, done] = arguments; window.__TAURI_INTERNALS__.invoke(cmd, args)' +
+          '.then((value) => done({ ok: value }), (error) => done({ error }));',
+        args: [cmd, args],
+      });
+
+    // The runtime links to the embedded hub over WebSockets.
+    const status = await waitFor(
+      'the link to the local hub',
+      async () => {
+        const answer = await invoke('status');
+        return answer.ok?.connector?.link === 'connected' ? answer.ok : false;
+      },
+      90_000,
+    );
+    assert.equal(status.configured, true);
+    assert.ok(status.localHub?.url?.startsWith('https://127.0.0.1'), JSON.stringify(status.localHub));
+    assert.equal(status.connector.transport, 'WebSockets');
+    assert.ok(status.connector.sources.length >= 1, 'the simulated data source is there');
+
+    // The Status page says so in words.
+    await run("location.hash = '#/status'");
+    const page = await waitFor('the Status page showing Connected', async () => {
+      const text = await run('return document.body.innerText');
+      return /Connected/.test(text) && text.includes(status.connector.hubUrl) ? text : false;
     });
-    assert.match(page, /Desktop app/, 'the UI knows it runs in the desktop window');
-    assert.doesNotMatch(page, /unauthori[sz]ed|unreachable|went wrong/i);
+    assert.match(page, /WebSockets/, 'the Status page names the transport');
+    assert.doesNotMatch(page, /went wrong|unauthori[sz]ed/i);
     const title = await wd('GET', `/session/${sid}/title`);
-    assert.match(title, /^About — Uplink$/, 'the document title names the page');
+    assert.match(title, /^Status — Uplink$/, 'the document title names the page');
+
+    // Commands outside the contract are refused inside the real webview too.
+    const refused = await invoke('plugin:shell|execute', { program: 'sh' });
+    assert.ok(refused.error, 'a command outside the capability is refused');
+    const info = await invoke('app_info');
+    assert.equal(info.ok?.version, expectedVersion());
+    assert.equal(info.ok?.host, 'desktop');
+
     // Let the compositor paint before the screenshot.
     await sleep(1000);
-    screenshot('desktop-about.png');
+    screenshot('desktop-status.png', { docs: true });
   } finally {
     await wd('DELETE', `/session/${sid}`).catch(() => {});
     driver.kill();
@@ -111,36 +180,54 @@ function findTray(pid) {
     let owner;
     try {
       owner = dbus('org.freedesktop.DBus', '/', 'org.freedesktop.DBus.GetConnectionUnixProcessID', `string:${name}`);
-    } catch { continue; }
+    } catch {
+      continue;
+    }
     if (!owner.includes(`uint32 ${pid}`)) continue;
     let xml;
     try {
       xml = dbus(name, '/org/ayatana/NotificationItem', 'org.freedesktop.DBus.Introspectable.Introspect');
-    } catch { continue; }
+    } catch {
+      continue;
+    }
     const node = xml.match(/node name="([^"]+)"/);
     if (node) return { dest: name, menu: `/org/ayatana/NotificationItem/${node[1]}/Menu` };
   }
   return undefined;
 }
 
+/** The menu as the tray host sees it: separators dropped, each item with its id, label, enabled and toggle state. */
 function menuItems(tray) {
   const layout = dbus(tray.dest, tray.menu, 'com.canonical.dbusmenu.GetLayout', 'int32:0', 'int32:-1', 'array:string:');
   // Each child is `struct { int32 ID  array [ dict entry( string "KEY" variant TYPE VALUE ) … ] … }`.
-  return layout.split(/variant\s+struct \{/).slice(1).map((chunk) => {
-    const id = Number(chunk.match(/int32 (\d+)/)[1]);
-    const label = chunk.match(/string "label"\s+variant\s+string "([^"]*)"/)?.[1];
-    const enabled = !/string "enabled"\s+variant\s+boolean false/.test(chunk);
-    const separator = /string "type"\s+variant\s+string "separator"/.test(chunk);
-    return { id, label, enabled, separator };
-  });
+  return layout
+    .split(/variant\s+struct \{/)
+    .slice(1)
+    .map((chunk) => {
+      const id = Number(chunk.match(/int32 (\d+)/)[1]);
+      const label = chunk.match(/string "label"\s+variant\s+string "([^"]*)"/)?.[1];
+      const enabled = !/string "enabled"\s+variant\s+boolean false/.test(chunk);
+      const separator = /string "type"\s+variant\s+string "separator"/.test(chunk);
+      const toggle = chunk.match(/string "toggle-state"\s+variant\s+int32 (\d+)/)?.[1];
+      return { id, label, enabled, separator, checked: toggle === undefined ? undefined : toggle === '1' };
+    })
+    .filter((item) => !item.separator);
 }
 
 const click = (tray, id) =>
   dbus(tray.dest, tray.menu, 'com.canonical.dbusmenu.Event', `int32:${id}`, 'string:clicked', 'variant:int32:0', 'uint32:0');
 
+/** Waits until the menu satisfies `check`, reading it afresh each time (the app replaces it on every change). */
+const menuWhere = (tray, what, check, timeoutMs = 30_000) =>
+  waitFor(what, () => {
+    const items = menuItems(tray);
+    return check(items) ? items : false;
+  }, timeoutMs);
+const labelled = (items, label) => items.find((i) => i.label === label);
+
 function windowViewable() {
   try {
-    return /Map State: IsViewable/.test(execFileSync('xwininfo', ['-name', 'Uplink'], { encoding: 'utf8', stdio: 'pipe' }));
+    return /Map State: IsViewable/.test(execFileSync('xwininfo', ['-name', 'Uplink'], { encoding: 'utf8', stdio: 'pipe', timeout: 10_000 }));
   } catch {
     return false;
   }
@@ -150,25 +237,30 @@ function windowViewable() {
 const closeWindow = () =>
   execFileSync('/usr/bin/python3', [join(import.meta.dirname, 'close_window.py'), 'Uplink'], { stdio: 'pipe', timeout: 10_000 });
 
-test('the tray opens the window, closing only hides it, and Quit exits with code 0', async () => {
-  const app = spawn(appBin, [], { stdio: ['ignore', 'inherit', 'inherit'] });
-  const exited = new Promise((done) => app.on('exit', (code, signal) => done({ code, signal })));
+test('the tray shows the link, pauses and resumes it, opens the window, closing only hides it, and Quit exits with code 0', async () => {
+  const app = launch(['--data-dir', freshDataDir(), '--local-hub']);
   try {
     const tray = await waitFor('the tray menu on D-Bus', () => findTray(app.pid));
-    const items = await waitFor('menu items', () => {
-      const found = menuItems(tray);
-      return found.some((i) => i.label === 'Quit Uplink') ? found : false;
-    });
-    const labelled = items.filter((i) => !i.separator);
-    assert.equal(labelled[0].label, 'Open Uplink', 'Open comes first: some tray hosts deliver no icon clicks');
-    assert.equal(labelled.at(-1).label, 'Quit Uplink');
-    const status = labelled.find((i) => !i.enabled);
-    assert.ok(status && /not linked to a hub/.test(status.label), 'a disabled line tells the link state');
+    const linked = await menuWhere(tray, 'the status line to say connected via WebSockets', (items) =>
+      items.some((i) => !i.enabled && /^Uplink — connected via WebSockets — \d+ data sources?$/.test(i.label ?? '')),
+    90_000);
+    const labels = linked.map((i) => i.label);
+    assert.equal(labels[0], 'Open Uplink', 'Open comes first: some tray hosts deliver no icon clicks');
+    assert.equal(labels.at(-1), 'Quit Uplink');
+    for (const label of ['Reconnect', 'Pause link']) assert.ok(labelled(linked, label)?.enabled, `${label} is offered: ${labels}`);
+    assert.equal(labelled(linked, 'Start at login')?.checked, false, `Start at login is an unchecked toggle: ${labels}`);
+    assert.equal(labelled(linked, 'Sign in again'), undefined, 'Sign in again only shows when signed out');
+
+    // Pause closes the link and the menu offers Resume; Resume links again.
+    click(tray, labelled(linked, 'Pause link').id);
+    const paused = await menuWhere(tray, 'the paused menu', (items) => labelled(items, 'Resume link') && items.some((i) => /— paused —/.test(i.label ?? '')));
+    assert.equal(labelled(paused, 'Reconnect')?.enabled, false, 'no Reconnect while paused');
+    click(tray, labelled(paused, 'Resume link').id);
+    await menuWhere(tray, 'the link back after Resume', (items) => items.some((i) => /connected via WebSockets/.test(i.label ?? '')), 60_000);
 
     // Starts to the tray: no window on screen until Open.
-    await sleep(1500);
     assert.equal(windowViewable(), false, 'the window stays hidden at start');
-    click(tray, labelled[0].id);
+    click(tray, labelled(menuItems(tray), 'Open Uplink').id);
     await waitFor('the window to be shown by Open', () => windowViewable(), 15_000);
     await sleep(1500);
     screenshot('desktop-tray-open.png');
@@ -177,13 +269,31 @@ test('the tray opens the window, closing only hides it, and Quit exits with code
     await waitFor('the window to hide on close', () => !windowViewable(), 10_000);
     await sleep(1000);
     assert.equal(app.exitCode, null, 'closing the window keeps the app running in the tray');
-    click(tray, labelled[0].id);
+    click(tray, labelled(menuItems(tray), 'Open Uplink').id);
     await waitFor('Open to show the window again', () => windowViewable(), 15_000);
 
-    click(tray, labelled.at(-1).id);
-    const result = await Promise.race([exited, sleep(15_000).then(() => 'still running')]);
-    assert.deepEqual(result, { code: 0, signal: null }, 'Quit ends the app with code 0');
+    click(tray, labelled(menuItems(tray), 'Quit Uplink').id);
+    assert.deepEqual(await exitWithin(app, 15_000), { code: 0, signal: null }, 'Quit ends the app with code 0');
   } finally {
     if (app.exitCode === null) app.kill('SIGKILL');
+  }
+});
+
+test('a second launch shows the running app and exits at once', async () => {
+  const first = launch(['--data-dir', freshDataDir()]);
+  try {
+    const tray = await waitFor('the first app in the tray', () => findTray(first.pid));
+    await sleep(1000);
+    assert.equal(windowViewable(), false, 'the first app starts to the tray');
+
+    const second = launch(['--data-dir', freshDataDir()]);
+    assert.deepEqual(await exitWithin(second, 20_000), { code: 0, signal: null }, 'the second launch exits with code 0');
+    await waitFor('the first app to show its window', () => windowViewable(), 15_000);
+    assert.equal(first.exitCode, null, 'the first app keeps running');
+
+    click(tray, labelled(menuItems(tray), 'Quit Uplink').id);
+    assert.deepEqual(await exitWithin(first, 15_000), { code: 0, signal: null });
+  } finally {
+    if (first.exitCode === null) first.kill('SIGKILL');
   }
 });

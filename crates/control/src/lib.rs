@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+mod alerts;
 mod commands;
 mod error;
 pub mod http;
@@ -37,6 +38,7 @@ use tokio::sync::watch;
 use uplink_connector::credentials::{CredentialStore, LinkCredentials, LinkSecret};
 use uplink_connector::runtime::{ConnectorRuntime, ConnectorStatus, RuntimeOptions};
 
+pub use alerts::{Alert, Alerts};
 pub use error::ControlError;
 pub use info::{AppInfo, HostKind};
 pub use local_hub::DEMO_APP;
