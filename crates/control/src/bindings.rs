@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use ts_rs::TS;
 
 use uplink_connector::activity::ActivityRecord;
+use uplink_connector::diagnostics::{
+    CheckId, DiagnosticCheck, DiagnosticsExport, DiagnosticsReport, Outcome,
+};
 use uplink_connector::form::{Constraints, FieldError, FieldSchema, FieldType, FormSchema};
 use uplink_connector::policy::LocalPolicy;
 use uplink_connector::runtime::{
@@ -63,6 +66,11 @@ fn typescript_bindings_match_the_rust_types() {
         check::<Constraints>(),
         check::<FieldError>(),
         check::<SourceConfig>(),
+        check::<DiagnosticsReport>(),
+        check::<DiagnosticCheck>(),
+        check::<CheckId>(),
+        check::<Outcome>(),
+        check::<DiagnosticsExport>(),
     ]
     .into_iter()
     .flatten()

@@ -25,6 +25,8 @@ pub const COMMANDS: &[&str] = &[
     "revoke",
     "set_app_blocked",
     "activity",
+    "run_diagnostics",
+    "export_diagnostics",
     "use_local_hub",
     "sign_out",
 ];
@@ -129,6 +131,8 @@ impl Control {
                 reply(self.set_app_blocked(&a.app_id, a.blocked).await?)
             }
             "activity" => reply(self.activity().await?),
+            "run_diagnostics" => reply(self.run_diagnostics().await?),
+            "export_diagnostics" => reply(self.export_diagnostics().await?),
             "use_local_hub" => reply(self.use_local_hub().await?),
             "sign_out" => reply(self.sign_out().await?),
             other => Err(ControlError::new(

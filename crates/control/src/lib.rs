@@ -23,6 +23,7 @@
 
 mod alerts;
 mod commands;
+mod diagnostics;
 mod error;
 pub mod http;
 mod info;
@@ -39,6 +40,7 @@ use uplink_connector::credentials::{CredentialStore, LinkCredentials, LinkSecret
 use uplink_connector::runtime::{ConnectorRuntime, ConnectorStatus, RuntimeOptions};
 
 pub use alerts::{Alert, Alerts};
+pub use diagnostics::DIAGNOSTICS_DIR;
 pub use error::ControlError;
 pub use info::{AppInfo, HostKind};
 pub use local_hub::DEMO_APP;

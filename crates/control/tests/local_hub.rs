@@ -212,3 +212,69 @@ async fn commands_over_json_name_bad_arguments_and_unknown_commands() {
     }
     control.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnostics_pass_against_the_local_hub_and_the_export_holds_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let control = Control::start(HostKind::Browser, dir.path().to_owned());
+    let err = control.run_diagnostics().await.unwrap_err();
+    assert_eq!(err.code, "not_configured");
+    control.use_local_hub().await.unwrap();
+    until(&control, "linked", |s| {
+        s.connector.link == LinkState::Connected
+    })
+    .await;
+
+    let report = control.run_diagnostics().await.unwrap();
+    let failed: Vec<_> = report
+        .checks
+        .iter()
+        .filter(|c| c.outcome != uplink_connector::diagnostics::Outcome::Passed)
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert_eq!(report.checks.len(), 7);
+
+    let export = control.export_diagnostics().await.unwrap();
+    assert!(
+        export.path.starts_with(
+            &dir.path()
+                .join(uplink_control::DIAGNOSTICS_DIR)
+                .display()
+                .to_string()
+        )
+    );
+    let bytes = std::fs::read(&export.path).unwrap();
+    let credentials = std::fs::read_to_string(dir.path().join("credentials.json")).unwrap();
+    let secret: serde_json::Value = serde_json::from_str(&credentials).unwrap();
+    let credential = secret["secret"]["credential"]
+        .as_str()
+        .expect("a client credential");
+    assert!(credential.len() > 16);
+    // Entries are deflated: look inside each one.
+    let mut archive = zip_entries(&bytes);
+    assert!(archive.iter().any(|(name, _)| name == "status.json"));
+    assert!(archive.iter().all(|(name, _)| name != "credentials.json"));
+    archive.retain(|(_, body)| {
+        body.windows(credential.len())
+            .any(|w| w == credential.as_bytes())
+    });
+    assert!(
+        archive.is_empty(),
+        "the credential leaked into {:?}",
+        archive.iter().map(|e| &e.0).collect::<Vec<_>>()
+    );
+    control.shutdown().await;
+}
+
+fn zip_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    (0..archive.len())
+        .map(|i| {
+            let mut entry = archive.by_index(i).unwrap();
+            let mut body = Vec::new();
+            entry.read_to_end(&mut body).unwrap();
+            (entry.name().unwrap().to_string(), body)
+        })
+        .collect()
+}

@@ -151,12 +151,13 @@ pub(super) fn start(
     let task = tokio::spawn(run(
         Arc::downgrade(inner),
         connection.clone(),
-        tokens,
+        tokens.clone(),
         connector_id,
         stopped,
     ));
     Ok(LinkHandle {
         connection,
+        tokens,
         stop,
         task,
     })

@@ -112,6 +112,8 @@ struct LinkView {
 /// A running link: its connection, its task and the switch that stops it.
 struct LinkHandle {
     connection: HubConnection,
+    /// The link's token source, also used by the connectivity test.
+    tokens: Arc<link::TokenSource>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -545,6 +547,40 @@ impl ConnectorRuntime {
                 Ok(())
             }
         }
+    }
+
+    /// Tests the way to the signed-in hub step by step (DNS, TCP, TLS, negotiate, each
+    /// transport) with the link's own trust, proxy and a fresh access token.
+    ///
+    /// # Errors
+    /// [`LinkError::SignedOut`] without credentials; [`LinkError::Config`] for an unusable
+    /// hub URL or CA certificate.
+    pub async fn check_connectivity(
+        &self,
+    ) -> Result<crate::diagnostics::DiagnosticsReport, LinkError> {
+        let credentials = self.inner.credentials.load()?.ok_or(LinkError::SignedOut)?;
+        let hub = url::Url::parse(&credentials.hub_url)
+            .map_err(|e| LinkError::Config(format!("the hub URL is not usable: {e}")))?;
+        let tls = crate::diagnostics::link_tls(&credentials)?;
+        let tokens = self
+            .inner
+            .link
+            .lock()
+            .await
+            .as_ref()
+            .map(|h| h.tokens.clone());
+        // Paused or not yet linked: no token, so the report stops at negotiate and says why.
+        let token = match tokens {
+            Some(tokens) => tokens.fetch().await.ok(),
+            None => None,
+        };
+        Ok(crate::diagnostics::check_connectivity(
+            &hub,
+            tls,
+            uplink_signalr::client::ProxySetting::default(),
+            token,
+        )
+        .await)
     }
 
     /// The local policy in force.
