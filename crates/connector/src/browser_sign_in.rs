@@ -328,7 +328,7 @@ impl BrowserSignIn {
     /// Sign-ins that open the system browser (the `webbrowser` crate) and wait ten minutes.
     pub fn new() -> Self {
         Self {
-            opener: Arc::new(|url: &str| webbrowser::open(url)),
+            opener: Arc::new(open_system_browser),
             timeout: SIGN_IN_TIMEOUT,
         }
     }
@@ -443,6 +443,22 @@ impl BrowserSignIn {
         };
         Ok((pending, task))
     }
+}
+
+/// Opens `url` in the system browser. Without a graphical session (a server reached over SSH)
+/// nothing is tried: the fallbacks there are text browsers, which would take over the terminal.
+fn open_system_browser(url: &str) -> std::io::Result<()> {
+    #[cfg(all(unix, not(target_os = "macos")))]
+    if std::env::var_os("BROWSER").is_none()
+        && std::env::var_os("DISPLAY").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none()
+    {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no graphical session to open a browser in",
+        ));
+    }
+    webbrowser::open(url)
 }
 
 /// The issuer a hub URL names: `https`, a host, no path beyond `/`, no query, no trailing slash.
