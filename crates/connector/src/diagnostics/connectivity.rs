@@ -93,136 +93,156 @@ async fn run(
     proxy: &ProxySetting,
     token: Option<&str>,
 ) {
-    let skip_from = |report: &mut DiagnosticsReport, from: usize, reason: &str| {
-        for id in &CheckId::ALL[from..] {
-            report.skip(*id, reason);
-        }
+    let Some(route) = check_url(report, hub_url, proxy) else {
+        return;
     };
-    if !matches!(hub_url.scheme(), "https" | "http") {
-        report.push(
-            CheckId::Dns,
-            Outcome::Failed,
-            format!(
-                "the hub URL must start with https:// (it starts with {}://)",
-                hub_url.scheme()
-            ),
-            None,
-        );
-        return skip_from(report, 1, "skipped: the hub URL is not usable");
+    let Some(addresses) = check_dns(report, &route).await else {
+        return;
+    };
+    let Some((stream, address)) = check_tcp(report, &route, &addresses).await else {
+        return;
+    };
+    if !check_tls(report, hub_url, &route, stream, address, tls).await {
+        return;
     }
-    let route = match Route::new(hub_url, proxy, |name| std::env::var(name).ok()) {
-        Ok(route) => route,
+    let Some(offered) = check_negotiate(report, hub_url, tls, &route, token).await else {
+        return;
+    };
+    check_transports(report, hub_url, tls, proxy, token, &offered).await;
+}
+
+/// Marks every check from `from` on as skipped, saying why.
+fn skip_from(report: &mut DiagnosticsReport, from: CheckId, reason: &str) {
+    let first = CheckId::ALL.iter().position(|id| *id == from).unwrap_or(0);
+    for id in &CheckId::ALL[first..] {
+        report.skip(*id, reason);
+    }
+}
+
+/// The route to the hub, or a failed first check when the URL or proxy is unusable.
+fn check_url(report: &mut DiagnosticsReport, hub_url: &Url, proxy: &ProxySetting) -> Option<Route> {
+    let route = if matches!(hub_url.scheme(), "https" | "http") {
+        Route::new(hub_url, proxy, |name| std::env::var(name).ok())
+    } else {
+        Err(format!(
+            "the hub URL must start with https:// (it starts with {}://)",
+            hub_url.scheme()
+        ))
+    };
+    match route {
+        Ok(route) => Some(route),
         Err(problem) => {
             report.push(CheckId::Dns, Outcome::Failed, problem, None);
-            return skip_from(
+            skip_from(
                 report,
-                1,
+                CheckId::Tcp,
                 "skipped: the hub URL or proxy setting is not usable",
             );
+            None
         }
-    };
+    }
+}
 
-    // DNS
-    let (dial_host, dial_port) = route.dial_target();
-    let whose = if route.proxy.is_some() {
-        format!("the proxy {dial_host}")
-    } else {
-        dial_host.to_owned()
-    };
+/// The name of what is dialled first: the hub, or the proxy.
+fn dialled(route: &Route) -> String {
+    let (host, _) = route.dial_target();
+    match route.proxy {
+        Some(_) => format!("the proxy {host}"),
+        None => host.to_owned(),
+    }
+}
+
+async fn check_dns(report: &mut DiagnosticsReport, route: &Route) -> Option<Vec<SocketAddr>> {
+    let (host, port) = route.dial_target();
+    let whose = dialled(route);
     let started = Instant::now();
-    let addresses = match dial_host.parse::<IpAddr>() {
-        Ok(ip) => {
-            report.push(
-                CheckId::Dns,
-                Outcome::Passed,
-                format!("{whose} is an IP address: nothing to look up"),
-                Some(started.elapsed()),
-            );
-            vec![SocketAddr::new(ip, dial_port)]
-        }
-        Err(_) => {
-            match tokio::time::timeout(DNS_TIMEOUT, tokio::net::lookup_host((dial_host, dial_port)))
-                .await
-            {
-                Ok(Ok(found)) => {
-                    let mut addresses: Vec<SocketAddr> = Vec::new();
-                    for address in found {
-                        if !addresses.contains(&address) {
-                            addresses.push(address);
-                        }
-                    }
-                    if addresses.is_empty() {
-                        report.push(
-                            CheckId::Dns,
-                            Outcome::Failed,
-                            format!("the name {whose} has no addresses"),
-                            Some(started.elapsed()),
-                        );
-                        return skip_from(report, 1, "skipped: the name did not resolve");
-                    }
-                    let shown: Vec<String> = addresses
-                        .iter()
-                        .take(6)
-                        .map(|a| a.ip().to_string())
-                        .collect();
-                    report.push(
-                        CheckId::Dns,
-                        Outcome::Passed,
-                        format!(
-                            "{whose} resolved to {}{}",
-                            shown.join(", "),
-                            if addresses.len() > 6 { " …" } else { "" }
-                        ),
-                        Some(started.elapsed()),
-                    );
-                    addresses
-                }
-                Ok(Err(e)) => {
-                    report.push(
-                        CheckId::Dns,
-                        Outcome::Failed,
-                        format!(
-                            "the name {whose} could not be resolved ({e}): check the hub URL and this machine's DNS settings"
-                        ),
-                        Some(started.elapsed()),
-                    );
-                    return skip_from(report, 1, "skipped: the name did not resolve");
-                }
-                Err(_) => {
-                    report.push(
-                        CheckId::Dns,
-                        Outcome::Failed,
-                        format!(
-                            "no answer from DNS for {whose} within {} s: check this machine's DNS settings",
-                            DNS_TIMEOUT.as_secs()
-                        ),
-                        Some(started.elapsed()),
-                    );
-                    return skip_from(report, 1, "skipped: the name did not resolve");
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        report.push(
+            CheckId::Dns,
+            Outcome::Passed,
+            format!("{whose} is an IP address: nothing to look up"),
+            Some(started.elapsed()),
+        );
+        return Some(vec![SocketAddr::new(ip, port)]);
+    }
+    let looked_up = tokio::time::timeout(DNS_TIMEOUT, tokio::net::lookup_host((host, port))).await;
+    let failure = match looked_up {
+        Ok(Ok(found)) => {
+            let mut addresses: Vec<SocketAddr> = Vec::new();
+            for address in found {
+                if !addresses.contains(&address) {
+                    addresses.push(address);
                 }
             }
+            if !addresses.is_empty() {
+                let shown: Vec<String> = addresses
+                    .iter()
+                    .take(6)
+                    .map(|a| a.ip().to_string())
+                    .collect();
+                let more = if addresses.len() > 6 { " …" } else { "" };
+                report.push(
+                    CheckId::Dns,
+                    Outcome::Passed,
+                    format!("{whose} resolved to {}{more}", shown.join(", ")),
+                    Some(started.elapsed()),
+                );
+                return Some(addresses);
+            }
+            format!("the name {whose} has no addresses")
         }
+        Ok(Err(e)) => format!(
+            "the name {whose} could not be resolved ({e}): check the hub URL and this machine's DNS settings"
+        ),
+        Err(_) => format!(
+            "no answer from DNS for {whose} within {} s: check this machine's DNS settings",
+            DNS_TIMEOUT.as_secs()
+        ),
     };
+    report.push(
+        CheckId::Dns,
+        Outcome::Failed,
+        failure,
+        Some(started.elapsed()),
+    );
+    skip_from(report, CheckId::Tcp, "skipped: the name did not resolve");
+    None
+}
 
-    // TCP (and the proxy's tunnel)
+/// A TCP connection to the first address that answers, tunnelled to the hub by the proxy
+/// when there is one.
+async fn check_tcp(
+    report: &mut DiagnosticsReport,
+    route: &Route,
+    addresses: &[SocketAddr],
+) -> Option<(TcpStream, SocketAddr)> {
     let started = Instant::now();
-    let (stream, address) = match connect_first(&addresses).await {
-        Ok(connected) => connected,
-        Err(failures) => {
+    let (_, port) = route.dial_target();
+    let connected = match connect_first(addresses).await {
+        Ok((stream, address)) => route.through(stream).await.map(|s| (s, address)),
+        Err(failures) => Err(format!(
+            "no TCP connection to {} on port {port}: {}",
+            dialled(route),
+            failures.join("; ")
+        )),
+    };
+    match connected {
+        Ok((stream, address)) => {
+            let detail = match &route.proxy {
+                Some(_) => format!(
+                    "connected to the proxy at {address}, which opened a tunnel to {}:{}",
+                    route.hub_host, route.hub_port
+                ),
+                None => format!("connected to {address}"),
+            };
             report.push(
                 CheckId::Tcp,
-                Outcome::Failed,
-                format!(
-                    "no TCP connection to {whose} on port {dial_port}: {}",
-                    failures.join("; ")
-                ),
+                Outcome::Passed,
+                detail,
                 Some(started.elapsed()),
             );
-            return skip_from(report, 2, "skipped: no TCP connection");
+            Some((stream, address))
         }
-    };
-    let stream = match route.through(stream).await {
-        Ok(stream) => stream,
         Err(problem) => {
             report.push(
                 CheckId::Tcp,
@@ -230,24 +250,26 @@ async fn run(
                 problem,
                 Some(started.elapsed()),
             );
-            return skip_from(report, 2, "skipped: the proxy opened no tunnel to the hub");
+            skip_from(
+                report,
+                CheckId::Tls,
+                "skipped: no TCP connection to the hub",
+            );
+            None
         }
-    };
-    let tcp_detail = match &route.proxy {
-        Some(_) => format!(
-            "connected to the proxy at {address}, which opened a tunnel to {}:{}",
-            route.hub_host, route.hub_port
-        ),
-        None => format!("connected to {address}"),
-    };
-    report.push(
-        CheckId::Tcp,
-        Outcome::Passed,
-        tcp_detail,
-        Some(started.elapsed()),
-    );
+    }
+}
 
-    // TLS
+/// The handshake on the connection TCP opened; when the certificate is refused, a second look
+/// says who it claims to be.
+async fn check_tls(
+    report: &mut DiagnosticsReport,
+    hub_url: &Url,
+    route: &Route,
+    stream: TcpStream,
+    address: SocketAddr,
+    tls: &Arc<rustls::ClientConfig>,
+) -> bool {
     if hub_url.scheme() == "http" {
         report.push(
             CheckId::Tls,
@@ -255,20 +277,18 @@ async fn run(
             "the hub URL starts with http://: the link is only made over TLS; use https://",
             None,
         );
-        return skip_from(report, 3, "skipped: no TLS");
+        skip_from(report, CheckId::Negotiate, "skipped: no TLS");
+        return false;
     }
     let started = Instant::now();
-    let handshake = tokio::time::timeout(
-        TLS_TIMEOUT,
-        tls_check::handshake(stream, &route.hub_host, tls),
-    )
-    .await
-    .unwrap_or_else(|_| {
-        Err(format!(
-            "no TLS handshake within {} s: is this an https port, or is a firewall holding the connection?",
-            TLS_TIMEOUT.as_secs()
-        ))
-    });
+    let handshake = tokio::time::timeout(TLS_TIMEOUT, tls_check::handshake(stream, &route.hub_host, tls))
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "no TLS handshake within {} s: is this an https port, or is a firewall holding the connection?",
+                TLS_TIMEOUT.as_secs()
+            ))
+        });
     let took = started.elapsed();
     match handshake {
         Ok(handshake) => {
@@ -277,6 +297,7 @@ async fn run(
                 None => handshake.version,
             };
             report.push(CheckId::Tls, Outcome::Passed, detail, Some(took));
+            true
         }
         Err(mut problem) => {
             if tls_check::is_certificate_problem(&problem) {
@@ -292,31 +313,55 @@ async fn run(
                 }
             }
             report.push(CheckId::Tls, Outcome::Failed, problem, Some(took));
-            return skip_from(report, 3, "skipped: the TLS handshake failed");
+            skip_from(
+                report,
+                CheckId::Negotiate,
+                "skipped: the TLS handshake failed",
+            );
+            false
         }
     }
+}
 
-    // Negotiate
+/// The negotiate; the transports the hub offers when they can be tried.
+async fn check_negotiate(
+    report: &mut DiagnosticsReport,
+    hub_url: &Url,
+    tls: &Arc<rustls::ClientConfig>,
+    route: &Route,
+    token: Option<&str>,
+) -> Option<Vec<Transport>> {
     let started = Instant::now();
     let Negotiated {
         outcome,
         detail,
         offered,
         needs_token,
-    } = negotiate(hub_url, tls, &route, token, NEGOTIATE_TIMEOUT).await;
+    } = negotiate(hub_url, tls, route, token, NEGOTIATE_TIMEOUT).await;
     report.push(CheckId::Negotiate, outcome, detail, Some(started.elapsed()));
     if needs_token {
-        return skip_from(
+        skip_from(
             report,
-            4,
+            CheckId::WebSockets,
             "skipped: opening a link needs an access token; sign in to the hub first",
         );
+        return None;
     }
-    let Some(offered) = offered else {
-        return skip_from(report, 4, "skipped: negotiate failed");
-    };
+    if offered.is_none() {
+        skip_from(report, CheckId::WebSockets, "skipped: negotiate failed");
+    }
+    offered
+}
 
-    // Each transport
+/// Each transport the hub offers, opened with the link's own client.
+async fn check_transports(
+    report: &mut DiagnosticsReport,
+    hub_url: &Url,
+    tls: &Arc<rustls::ClientConfig>,
+    proxy: &ProxySetting,
+    token: Option<&str>,
+    offered: &[Transport],
+) {
     let endpoint = format!("{}{HUB_PATH}", hub_url.as_str().trim_end_matches('/'));
     for (id, transport) in [
         (CheckId::WebSockets, Transport::WebSockets),

@@ -72,10 +72,12 @@ impl DiagnosticsReport {
 #[serde(rename_all = "camelCase")]
 pub struct DiagnosticCheck {
     /// Which check.
+    #[ts(inline)]
     pub id: CheckId,
     /// Its name, for people ("TLS handshake").
     pub label: String,
     /// Passed, failed, or skipped because an earlier check failed.
+    #[ts(inline)]
     pub outcome: Outcome,
     /// What was found, or what failed and why, in words a site's IT staff can act on. Never a
     /// secret.
@@ -178,8 +180,18 @@ mod tests {
         assert_eq!(json["checks"][1]["durationMs"], 1.2);
         let ts = DiagnosticCheck::decl();
         assert!(ts.contains("durationMs: number | null"), "{ts}");
-        let id = CheckId::decl();
-        assert!(id.contains("\"webSockets\""), "{id}");
+        // The unions are spelled out where they are used, as the control contract has them.
+        assert!(
+            ts.contains(r#"id: "dns" | "tcp" | "tls" | "negotiate" | "webSockets" | "serverSentEvents" | "longPolling""#),
+            "{ts}"
+        );
+        assert!(
+            ts.contains(r#"outcome: "passed" | "failed" | "skipped""#),
+            "{ts}"
+        );
+        let report = DiagnosticsReport::decl();
+        assert!(report.contains("hubUrl: string | null"), "{report}");
+        assert!(report.contains("startedAt: string"), "{report}");
         assert!(DiagnosticsExport::decl().contains("bytes: number"));
     }
 }
