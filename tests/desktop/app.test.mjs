@@ -123,30 +123,50 @@ test('the window shows the Status page linked to the local hub, and the UI reads
         args: [cmd, args],
       });
 
-    // The runtime links to the embedded hub over WebSockets.
-    const status = await waitFor(
-      'the link to the local hub',
+    // The Status page is open before the link is up: it turns Connected only because the app
+    // pushes each status change to the window (the UI does not poll).
+    await run("location.hash = '#/status'");
+    const page = await waitFor(
+      'the Status page showing Connected',
       async () => {
-        const answer = await invoke('status');
-        return answer.ok?.connector?.link === 'connected' ? answer.ok : false;
+        const text = await run('return document.body.innerText');
+        return /Connected/.test(text) && /https:\/\/127\.0\.0\.1:\d+/.test(text) ? text : false;
       },
       90_000,
     );
-    assert.equal(status.configured, true);
-    assert.ok(status.localHub?.url?.startsWith('https://127.0.0.1'), JSON.stringify(status.localHub));
-    assert.equal(status.connector.transport, 'WebSockets');
-    assert.ok(status.connector.sources.length >= 1, 'the simulated data source is there');
-
-    // The Status page says so in words.
-    await run("location.hash = '#/status'");
-    const page = await waitFor('the Status page showing Connected', async () => {
-      const text = await run('return document.body.innerText');
-      return /Connected/.test(text) && text.includes(status.connector.hubUrl) ? text : false;
-    });
     assert.match(page, /WebSockets/, 'the Status page names the transport');
     assert.doesNotMatch(page, /went wrong|unauthori[sz]ed/i);
     const title = await wd('GET', `/session/${sid}/title`);
     assert.match(title, /^Status — Uplink$/, 'the document title names the page');
+
+    // The runtime is linked to the embedded hub over WebSockets.
+    const status = (await invoke('status')).ok;
+    assert.equal(status?.connector?.link, 'connected', JSON.stringify(status));
+    assert.equal(status.configured, true);
+    assert.ok(status.localHub?.url?.startsWith('https://127.0.0.1'), JSON.stringify(status.localHub));
+    assert.ok(page.includes(status.connector.hubUrl), 'the page shows the hub the runtime is linked to');
+    assert.equal(status.connector.transport, 'WebSockets');
+    assert.ok(status.connector.sources.length >= 1, 'the simulated data source is there');
+
+    // Every change arrives as a `status` event: pausing and resuming from the window.
+    await run(
+      'window.__statusEvents = []; ' +
+        "return window.__TAURI__.event.listen('status', (event) => window.__statusEvents.push(event.payload)).then(() => true);",
+    );
+    const events = () => run('return window.__statusEvents.map((s) => ({ paused: s.paused, link: s.connector.link }))');
+    assert.deepEqual(await invoke('set_paused', { paused: true }), { ok: null });
+    await waitFor('a paused status event', async () => (await events()).some((e) => e.paused));
+    assert.deepEqual(await invoke('set_paused', { paused: false }), { ok: null });
+    await waitFor(
+      'a connected status event after resuming',
+      async () => {
+        const seen = await events();
+        const resumed = seen.findIndex((e) => e.paused);
+        return resumed >= 0 && seen.slice(resumed + 1).some((e) => !e.paused && e.link === 'connected');
+      },
+      60_000,
+    );
+    await waitFor('the page to show Connected again', async () => /Connected/.test(await run('return document.body.innerText')));
 
     // Commands outside the contract are refused inside the real webview too.
     const refused = await invoke('plugin:shell|execute', { program: 'sh' });
