@@ -23,7 +23,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uplink_model::{DataSourceDescriptor, Query};
 
-/// Where the hub serves the link (SignalR, JSON hub protocol, any of the three transports).
+mod chunk_data;
+
+pub use chunk_data::ChunkData;
+
+/// Where the hub serves the link (SignalR, JSON or MessagePack hub protocol, any of the three
+/// transports; MessagePack over WebSockets and long polling only).
 pub const HUB_PATH: &str = "/hubs/connector";
 /// The OAuth scope an access token needs to open a link.
 pub const CONNECTOR_SCOPE: &str = "connector";
@@ -31,7 +36,7 @@ pub const CONNECTOR_SCOPE: &str = "connector";
 pub const CONNECTOR_CLIENT_ID: &str = "uplink-connector";
 /// How many chunks of one query may await acknowledgement at once.
 pub const CHUNK_WINDOW: usize = 4;
-/// The most bytes of body one chunk may carry (before JSON string escaping).
+/// The most bytes of body one chunk may carry (before any JSON string escaping).
 pub const MAX_CHUNK_BYTES: usize = 64 * 1024;
 /// The largest SignalR message the hub accepts on the link.
 pub const MAX_LINK_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -44,8 +49,9 @@ pub mod to_hub {
     /// `RenewToken(accessToken: string) -> TokenRenewed`: a fresh access token before the
     /// current one expires; the hub closes links whose token expired.
     pub const RENEW_TOKEN: &str = "RenewToken";
-    /// `QueryChunk(queryId: string, seq: number, data: string) -> null`: the next piece of the
-    /// body; completes once the hub has room for more. An error completion means stop.
+    /// `QueryChunk(queryId: string, seq: number, data: string | bin) -> null`: the next piece
+    /// of the body ([`ChunkData`](crate::ChunkData): a string in JSON, `bin` in MessagePack);
+    /// completes once the hub has room for more. An error completion means stop.
     pub const QUERY_CHUNK: &str = "QueryChunk";
     /// `QueryEnd(queryId: string, outcome: QueryOutcome) -> null`: the answer is complete, or
     /// failed.
@@ -369,5 +375,77 @@ mod tests {
         .unwrap();
         assert_eq!(r.sources[0].name, "sim");
         assert!(r.software.is_empty());
+    }
+
+    /// The link's messages as the MessagePack hub protocol carries them: structs as maps keyed
+    /// by field name (what the SignalR library sends), read back to the same values.
+    fn through_messagepack<T: Serialize + serde::de::DeserializeOwned>(value: &T) -> T {
+        let mut bytes = Vec::new();
+        value
+            .serialize(&mut rmp_serde::Serializer::new(&mut bytes).with_struct_map())
+            .unwrap();
+        rmp_serde::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn every_message_survives_messagepack() {
+        for query in [
+            r#"{"type":"search","pattern":"FIC*"}"#,
+            r#"{"type":"snapshot","tags":["FIC101.PV","T2"]}"#,
+            r#"{"type":"raw","tag":"T","start":"*-8h","end":"*","maxCount":1000}"#,
+            r#"{"type":"plot","tag":"T","start":"*-1d","end":"*","intervals":100}"#,
+            r#"{"type":"atTimes","tag":"T","times":["*","2024-05-01T00:00:00Z"]}"#,
+            r#"{"type":"processed","tag":"T","start":"*-1d","end":"*","interval":"1h","functions":["AVG","MAX"]}"#,
+        ] {
+            let relayed = RelayedQuery {
+                query_id: "q1".into(),
+                app_id: "app_1".into(),
+                user_id: "usr_1".into(),
+                source: "plant".into(),
+                format: ResultFormat::Ndjson,
+                query: serde_json::from_str(query).unwrap(),
+            };
+            assert_eq!(through_messagepack(&relayed), relayed, "{query}");
+        }
+        let registration: Registration = serde_json::from_str(
+            r#"{"connectorId":"con_abcdefghijklmnopqrst","name":"site-pc","software":"x","sources":[
+                {"name":"sim","kind":"simulated","description":"d","capabilities":{
+                 "search":true,"snapshot":true,"raw":true,"plot":true,"atTimes":true,
+                 "processed":[],"subscribe":false}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(through_messagepack(&registration), registration);
+        let grants = GrantList {
+            grants: vec![Grant {
+                app_id: "app_1".into(),
+                app_name: "App".into(),
+                user_id: "usr_1".into(),
+                source: "sim".into(),
+                scopes: vec!["read".into()],
+                granted_at: Utc::now(),
+                last_used_at: None,
+            }],
+        };
+        assert_eq!(through_messagepack(&grants), grants);
+        let failed = QueryOutcome {
+            error: Some(QueryFailure {
+                code: failure::VETOED.into(),
+                message: "blocked".into(),
+            }),
+        };
+        assert_eq!(through_messagepack(&failed), failed);
+        assert_eq!(
+            through_messagepack(&QueryOutcome::default()),
+            QueryOutcome::default()
+        );
+        // Chunk data is `bin`: its bytes follow the marker and length as they are.
+        let chunk = ChunkData::from(String::from("{\"v\":\"\u{1e}\"}"));
+        let mut bytes = Vec::new();
+        chunk
+            .serialize(&mut rmp_serde::Serializer::new(&mut bytes))
+            .unwrap();
+        assert_eq!(bytes[0], 0xc4, "bin 8");
+        assert_eq!(&bytes[2..], &chunk.0[..]);
+        assert_eq!(through_messagepack(&chunk), chunk);
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A message was not valid JSON, or a field had the wrong type.
+    /// A message was not valid JSON or MessagePack, or a field had the wrong type.
     #[error("malformed message: {detail}")]
     MalformedMessage {
         /// What the parser found wrong.
@@ -32,7 +32,7 @@ pub enum Error {
     ProtocolViolation(String),
     /// A message (or an unterminated run of bytes) exceeded the configured maximum.
     #[error(
-        "message exceeds the maximum size of {limit} bytes (or lacks its 0x1E record separator)"
+        "message exceeds the maximum size of {limit} bytes (or, in JSON, lacks its 0x1E record separator)"
     )]
     MessageTooLarge {
         /// The configured maximum, in bytes.

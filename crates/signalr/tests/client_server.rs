@@ -7,18 +7,24 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use support::{start, within};
+use support::{Blob, start, within};
 use tokio::sync::mpsc;
 use uplink_signalr::client::{Backoff, ClientEvent, ConnectionState, HubConnection, ProxySetting};
 use uplink_signalr::server::ServerOptions;
 use uplink_signalr::{HubError, Transport};
 
-async fn exercise(transport: Transport) {
+/// Every kind of call over `transport`, in the JSON protocol or, where the transport carries
+/// binary, in MessagePack.
+async fn exercise(transport: Transport, message_pack: bool) {
     let server = start(ServerOptions::default()).await;
     let (notify_tx, mut notify_rx) = mpsc::unbounded_channel::<String>();
     let tokens = Arc::new(AtomicUsize::new(0));
     let tokens2 = tokens.clone();
-    let client = HubConnection::builder(server.url())
+    let mut builder = HubConnection::builder(server.url());
+    if message_pack {
+        builder = builder.message_pack();
+    }
+    let client = builder
         .tls(server.client_tls.clone())
         .proxy(ProxySetting::Direct)
         .force_transport(transport)
@@ -39,6 +45,12 @@ async fn exercise(transport: Transport) {
         .start()
         .unwrap();
     assert_eq!(within("connect", client.wait_connected()).await, transport);
+    let expected = if message_pack && transport != Transport::ServerSentEvents {
+        "messagepack"
+    } else {
+        "json"
+    };
+    assert_eq!(client.protocol(), Some(expected));
     assert!(tokens.load(Ordering::SeqCst) >= 1, "token provider called");
     assert!(client.connection_id().is_some());
 
@@ -50,6 +62,13 @@ async fn exercise(transport: Transport) {
         .await
         .unwrap();
     assert_eq!(echoed, big);
+
+    // Bytes: `bin` in MessagePack, an array of numbers in JSON; every byte value survives.
+    let all: Vec<u8> = (0..=255).collect();
+    let (len, sum): (usize, u64) = within("ByteSum", client.invoke("ByteSum", (Blob(all),)))
+        .await
+        .unwrap();
+    assert_eq!((len, sum), (256, 255 * 256 / 2));
 
     let err = within("Fail", client.invoke::<()>("Fail", ()))
         .await
@@ -131,17 +150,32 @@ async fn exercise(transport: Transport) {
 
 #[tokio::test]
 async fn websockets_forced() {
-    exercise(Transport::WebSockets).await;
+    exercise(Transport::WebSockets, false).await;
 }
 
 #[tokio::test]
 async fn server_sent_events_forced() {
-    exercise(Transport::ServerSentEvents).await;
+    exercise(Transport::ServerSentEvents, false).await;
 }
 
 #[tokio::test]
 async fn long_polling_forced() {
-    exercise(Transport::LongPolling).await;
+    exercise(Transport::LongPolling, false).await;
+}
+
+#[tokio::test]
+async fn websockets_in_messagepack() {
+    exercise(Transport::WebSockets, true).await;
+}
+
+#[tokio::test]
+async fn long_polling_in_messagepack() {
+    exercise(Transport::LongPolling, true).await;
+}
+
+#[tokio::test]
+async fn server_sent_events_stay_on_json_when_messagepack_is_preferred() {
+    exercise(Transport::ServerSentEvents, true).await;
 }
 
 #[tokio::test]

@@ -15,6 +15,9 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use uplink_signalr::protocol::{
+    Completion, HubMessage, HubProtocol, MessagePackProtocol, Outcome, write_length_prefix,
+};
 use uplink_signalr::server::{AuthRejection, Authenticator, Identity, OriginPolicy, ServerOptions};
 
 async fn tls_stream(server: &TestServer) -> TlsStream<TcpStream> {
@@ -457,5 +460,136 @@ async fn keep_alive_pings_and_timeouts() {
             .unwrap()
             .contains("client keep-alive timed out"),
         "{close}"
+    );
+}
+
+/// The bytes of the next data frame, text or binary.
+async fn next_frame(ws: &mut WebSocketStream<TlsStream<TcpStream>>) -> Option<Vec<u8>> {
+    loop {
+        match within("a frame", ws.next()).await {
+            Some(Ok(Message::Text(text))) => return Some(text.as_bytes().to_vec()),
+            Some(Ok(Message::Binary(bytes))) => return Some(bytes.to_vec()),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+/// A MessagePack body with its VarInt length prefix, in a binary frame.
+async fn send_framed(ws: &mut WebSocketStream<TlsStream<TcpStream>>, body: &[u8]) {
+    let mut framed = Vec::new();
+    write_length_prefix(body.len(), &mut framed);
+    framed.extend_from_slice(body);
+    ws.send(Message::Binary(framed.into())).await.unwrap();
+}
+
+/// The next hub message on a MessagePack connection.
+async fn next_message(ws: &mut WebSocketStream<TlsStream<TcpStream>>) -> Option<HubMessage> {
+    let mut decoder = MessagePackProtocol.decoder(1 << 20);
+    loop {
+        if let Some(message) = decoder.next_message().unwrap() {
+            return Some(message);
+        }
+        decoder.extend(&next_frame(ws).await?);
+    }
+}
+
+async fn messagepack_handshaken(server: &TestServer) -> WebSocketStream<TlsStream<TcpStream>> {
+    let mut ws = websocket(server, "").await.unwrap();
+    send(
+        &mut ws,
+        "{\"protocol\":\"messagepack\",\"version\":1}\u{1e}",
+    )
+    .await;
+    assert_eq!(next_frame(&mut ws).await.as_deref(), Some(&b"{}\x1e"[..]));
+    ws
+}
+
+#[tokio::test]
+async fn messagepack_calls_and_bad_messagepack_closes_only_that_connection() {
+    let server = start(ServerOptions::default()).await;
+    let mut healthy = messagepack_handshaken(&server).await;
+    // Add(40, 2) with id "1": [1, {}, "1", "Add", [40, 2], []].
+    let add = [
+        0x96, 0x01, 0x80, 0xa1, b'1', 0xa3, b'A', b'd', b'd', 0x92, 40, 2, 0x90,
+    ];
+    send_framed(&mut healthy, &add).await;
+    let answer = next_frame(&mut healthy).await.unwrap();
+    assert_eq!(answer, [0x07, 0x95, 0x03, 0x80, 0xa1, b'1', 0x03, 0x2a]);
+
+    let cases: [(&[u8], &str); 4] = [
+        (
+            &[0x01, 0xc1],
+            "expected an array, found MessagePack invalid marker 0xc1",
+        ),
+        (&[0x02, 0x91, 0x63], "unknown message type 99"),
+        (&[0x80, 0x80, 0x04], "maximum size of 32768"),
+        (&[0x80, 0x80, 0x80, 0x80, 0x80, 0x01], "longer than 5 bytes"),
+    ];
+    for (input, expected) in cases {
+        let mut ws = messagepack_handshaken(&server).await;
+        ws.send(Message::Binary(input.to_vec().into()))
+            .await
+            .unwrap();
+        let Some(HubMessage::Close(close)) = next_message(&mut ws).await else {
+            panic!("{input:x?}: a Close message")
+        };
+        let error = close.error.unwrap_or_default();
+        assert!(error.contains(expected), "{input:x?}: {error}");
+        assert_eq!(next_frame(&mut ws).await, None, "then the socket closes");
+    }
+
+    // Arguments of the wrong type are a Completion error; the connection carries on.
+    let wrong = [
+        0x96, 0x01, 0x80, 0xa1, b'2', 0xa3, b'A', b'd', b'd', 0x92, 0xa1, b'x', 2, 0x90,
+    ];
+    send_framed(&mut healthy, &wrong).await;
+    let Some(HubMessage::Completion(c)) = next_message(&mut healthy).await else {
+        panic!("a Completion")
+    };
+    let Outcome::Error(error) = c.outcome else {
+        panic!("an error")
+    };
+    assert!(error.contains("Failed to invoke 'Add'"), "{error}");
+    send_framed(&mut healthy, &add).await;
+    assert_eq!(
+        next_message(&mut healthy).await,
+        Some(HubMessage::Completion(Completion::new(
+            "1",
+            Outcome::Result(json!(42))
+        )))
+    );
+}
+
+#[tokio::test]
+async fn messagepack_is_refused_over_server_sent_events() {
+    let server = Arc::new(start(ServerOptions::default()).await);
+    let token = negotiate(&server).await["connectionToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let q = format!("?id={token}");
+    let events = {
+        let server = server.clone();
+        let q = q.clone();
+        tokio::spawn(async move {
+            request(&server, "GET", &q, "Accept: text/event-stream\r\n", "").await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, _) = request(
+        &server,
+        "POST",
+        &q,
+        "",
+        "{\"protocol\":\"messagepack\",\"version\":1}\u{1e}",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = within("event stream ends", events).await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("cannot be used over Server-Sent Events"),
+        "{body}"
     );
 }

@@ -106,6 +106,8 @@ pub(super) fn start(
         .tls(tls)
         .transports(&super::lock(&inner.transports).clone())
         .backoff(inner.options.backoff)
+        // Answer chunks then travel as bytes on WebSockets and long polling.
+        .message_pack()
         .access_token(move || {
             let provider = provider.clone();
             async move { provider.fetch().await }

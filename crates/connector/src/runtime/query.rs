@@ -9,7 +9,9 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use uplink_link::{CHUNK_WINDOW, QueryFailure, QueryOutcome, RelayedQuery, failure, to_hub};
+use uplink_link::{
+    CHUNK_WINDOW, ChunkData, QueryFailure, QueryOutcome, RelayedQuery, failure, to_hub,
+};
 use uplink_signalr::client::HubConnection;
 
 use super::{Inner, lock};
@@ -117,6 +119,8 @@ async fn serve(
                     let id = relayed.query_id.clone();
                     let at = seq;
                     seq += 1;
+                    // A string in JSON, `bin` in MessagePack: never escaped on a binary link.
+                    let chunk = ChunkData::from(chunk);
                     in_flight.push(async move {
                         connection
                             .invoke::<serde_json::Value>(to_hub::QUERY_CHUNK, (id, at, chunk))

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use uplink_signalr::server::{AuthRejection, AuthRequest, Authenticator, Identity};
+use uplink_signalr::server::{AuthRejection, AuthRequest, Authenticator, Claims, Identity};
 
 use crate::hub::Hub;
 use crate::scopes::CONNECTOR;
@@ -53,9 +53,9 @@ impl LinkIdentity {
         }
     }
 
-    /// The identity a connection was opened with.
-    pub fn of(identity: Option<&Identity>) -> Option<Self> {
-        serde_json::from_value(identity?.claims.clone()).ok()
+    /// The identity a connection was opened with, shared with the connection.
+    pub fn of(identity: Option<&Identity>) -> Option<Arc<Self>> {
+        identity?.claims.shared()
     }
 }
 
@@ -123,11 +123,11 @@ pub fn authenticator(hub: Arc<Hub>) -> Authenticator {
                 )));
             };
             let identity = verify(&hub, &token).await.map_err(AuthRejection)?;
-            let claims = serde_json::to_value(&identity)
-                .map_err(|e| AuthRejection(format!("identity not representable: {e}")))?;
+            // Kept typed with the connection: a JSON tree of the same cost a kilobyte more per
+            // idle link.
             Ok(Identity {
                 subject: identity.subject(),
-                claims,
+                claims: Claims::new(identity),
             })
         }
     })
@@ -138,7 +138,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn identities_round_trip_through_the_connection_claims() {
+    fn identities_are_kept_with_the_connection() {
         let identity = LinkIdentity {
             user_id: "usr_1".into(),
             credential: LinkCredential::SignedIn {
@@ -149,9 +149,10 @@ mod tests {
         };
         let claims = Identity {
             subject: identity.subject(),
-            claims: serde_json::to_value(&identity).unwrap(),
+            claims: Claims::new(identity.clone()),
         };
-        assert_eq!(LinkIdentity::of(Some(&claims)), Some(identity));
+        assert_eq!(LinkIdentity::of(Some(&claims)).as_deref(), Some(&identity));
+        assert_eq!(LinkIdentity::of(Some(&Identity::new("x"))), None);
         assert_eq!(claims.subject, "sign-in:fam_1");
         assert_eq!(LinkIdentity::of(None), None);
     }

@@ -4,11 +4,10 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use uplink_link::{
-    Heartbeat, QueryOutcome, Registered, RegisteredSource, Registration, RevokeRequest,
+    ChunkData, Heartbeat, QueryOutcome, Registered, RegisteredSource, Registration, RevokeRequest,
     TokenRenewed, to_hub,
 };
 use uplink_signalr::server::{Caller, Hub as SignalrHub, HubError};
@@ -64,7 +63,7 @@ pub fn hub(hub: Arc<Hub>) -> SignalrHub {
         })
         .method(
             to_hub::QUERY_CHUNK,
-            move |caller, (query_id, seq, data): (String, u64, String)| {
+            move |caller, (query_id, seq, data): (String, u64, ChunkData)| {
                 // Admission runs now, in arrival order; only the wait for room is deferred.
                 let admitted = admit_chunk(&h3, &caller, &query_id, seq, data.len());
                 async move { forward_chunk(admitted, query_id, seq, data).await }
@@ -286,7 +285,7 @@ async fn forward_chunk(
     admitted: Admission,
     query_id: String,
     seq: u64,
-    data: String,
+    data: ChunkData,
 ) -> Result<(), HubError> {
     let (sender, turn, failure) = admitted?;
     if let Some(failure) = failure {
@@ -300,10 +299,8 @@ async fn forward_chunk(
             "query '{query_id}' is over (cancelled or failed); stop sending it"
         )));
     }
-    // The string's own buffer becomes the chunk: no copy, no re-encoding.
-    let sent = sender
-        .send(Item::Chunk(Bytes::from(data.into_bytes())))
-        .await;
+    // The argument's own buffer becomes the chunk: no copy, no re-encoding.
+    let sent = sender.send(Item::Chunk(data.into_bytes())).await;
     turn.advance(seq);
     sent.map_err(|_| {
         HubError::new(format!(

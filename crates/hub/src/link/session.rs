@@ -2,11 +2,12 @@
 //! that closes it when its token expires unrenewed and pushes grant changes to it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{Notify, broadcast};
 use uplink_link::{Grant, GrantList, to_connector};
 use uplink_model::DataSourceDescriptor;
 use uplink_signalr::server::ConnectionHandle;
@@ -34,12 +35,16 @@ pub struct LinkRegistration {
 pub struct Session {
     /// The SignalR connection.
     pub connection: ConnectionHandle,
-    /// Who opened it.
-    pub identity: LinkIdentity,
+    /// Who opened it (shared with the connection).
+    pub identity: Arc<LinkIdentity>,
     /// When it connected.
     pub connected_at: DateTime<Utc>,
-    expires_at: watch::Sender<i64>,
-    closed: watch::Sender<bool>,
+    /// When its token expires (Unix seconds); renewals move it.
+    expires_at: AtomicI64,
+    closed: AtomicBool,
+    /// Wakes the session's watcher when the deadline moves or the session ends. An atomic and
+    /// one notifier per link, rather than two watch channels of eight notifiers each.
+    changed: Notify,
     registration: Mutex<Option<Arc<LinkRegistration>>>,
     queries: Mutex<HashMap<String, QuerySlot>>,
 }
@@ -51,13 +56,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Session {
     /// A session for a connection opened as `identity`.
-    pub fn new(connection: ConnectionHandle, identity: LinkIdentity) -> Self {
+    pub fn new(connection: ConnectionHandle, identity: Arc<LinkIdentity>) -> Self {
         Self {
             connection,
-            expires_at: watch::channel(identity.expires_at).0,
+            expires_at: AtomicI64::new(identity.expires_at),
             identity,
             connected_at: Utc::now(),
-            closed: watch::channel(false).0,
+            closed: AtomicBool::new(false),
+            changed: Notify::new(),
             registration: Mutex::default(),
             queries: Mutex::default(),
         }
@@ -75,7 +81,9 @@ impl Session {
 
     /// A renewed token moves the deadline.
     pub fn extend(&self, expires_at: i64) {
-        self.expires_at.send_replace(expires_at);
+        self.expires_at.store(expires_at, Ordering::Release);
+        // One waiter (the watcher); a permit is kept if it is not waiting yet.
+        self.changed.notify_one();
     }
 
     /// Starts tracking a query.
@@ -122,11 +130,12 @@ impl Session {
             // chunks are delivered; try to say so first where there is room.
             let _ = slot.sender.try_send(Item::Failed(RelayError::LinkLost));
         }
-        self.closed.send_replace(true);
+        self.closed.store(true, Ordering::Release);
+        self.changed.notify_one();
     }
 
     fn is_ended(&self) -> bool {
-        *self.closed.borrow()
+        self.closed.load(Ordering::Acquire)
     }
 }
 
@@ -200,13 +209,11 @@ fn effect(change: &Revocation, session: &Session, registration: &LinkRegistratio
 /// renewal, and pushes `Grants` whenever consent is given or revoked on its data sources.
 pub async fn watch(hub: Arc<Hub>, session: Arc<Session>) {
     let mut announcements = hub.announcer.subscribe();
-    let mut expires = session.expires_at.subscribe();
-    let mut closed = session.closed.subscribe();
     loop {
         if session.is_ended() || !session.connection.is_connected() {
             break;
         }
-        let left = *expires.borrow_and_update() - crate::clock::now();
+        let left = session.expires_at.load(Ordering::Acquire) - crate::clock::now();
         if left <= 0 {
             tracing::info!(
                 connection = session.connection.id(),
@@ -220,8 +227,8 @@ pub async fn watch(hub: Arc<Hub>, session: Arc<Session>) {
         // Wall-clock expiry, re-checked on waking: sleeps are monotonic, tokens are not.
         let wait = Duration::from_secs(u64::try_from(left).unwrap_or(0).min(60));
         tokio::select! {
-            _ = closed.changed() => break,
-            _ = expires.changed() => {}
+            // Ended or renewed: the top of the loop tells which.
+            _ = session.changed.notified() => {}
             _ = tokio::time::sleep(wait) => {}
             change = announcements.recv() => {
                 let Some(registration) = session.registration() else { continue };

@@ -12,9 +12,10 @@ use serde_json::Value;
 
 use crate::arguments::{bind_arguments, to_value};
 use crate::hub_error::HubError;
+use crate::protocol::Arguments;
 
 type HandlerFn =
-    Arc<dyn Fn(Vec<Value>) -> BoxFuture<'static, Result<Value, HubError>> + Send + Sync>;
+    Arc<dyn Fn(Arguments) -> BoxFuture<'static, Result<Value, HubError>> + Send + Sync>;
 
 /// The client's methods, by name.
 #[derive(Default, Clone)]
@@ -54,7 +55,7 @@ impl Handlers {
     pub fn call(
         &self,
         target: &str,
-        arguments: Vec<Value>,
+        arguments: Arguments,
     ) -> Option<BoxFuture<'static, Result<Value, HubError>>> {
         self.methods.get(target).map(|h| h(arguments))
     }

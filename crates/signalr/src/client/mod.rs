@@ -65,11 +65,14 @@ use self::http::{Dialer, HttpClient, KeepAlive, read_body};
 use self::link::Link;
 use self::session::{Liveness, Session, handshake};
 use self::token::TokenCell;
-use crate::arguments::arguments_to_values;
+use crate::arguments::arguments_for;
 use crate::error::{Error, Result};
 use crate::hub_error::HubError;
 use crate::negotiate::{NegotiateResponse, Transport};
-use crate::protocol::{HubMessage, HubProtocol, Invocation, JsonProtocol, MessageDecoder};
+use crate::protocol::{
+    HubMessage, HubProtocol, Invocation, JsonProtocol, MessageDecoder, MessagePackProtocol,
+    TransferFormat,
+};
 
 type TokenFn = Arc<dyn Fn() -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
 
@@ -143,6 +146,7 @@ pub struct ClientBuilder {
     server_timeout: Duration,
     long_poll_timeout: Duration,
     max_message_size: usize,
+    message_pack: bool,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -244,6 +248,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Speaks the MessagePack hub protocol where the transport carries binary (WebSockets and
+    /// long polling), and JSON over Server-Sent Events, which carry text only. Arguments that
+    /// serialise as bytes then travel as MessagePack `bin`, neither escaped nor base64-encoded.
+    /// A server that refuses MessagePack in the handshake is spoken to in JSON from then on.
+    pub fn message_pack(mut self) -> Self {
+        self.message_pack = true;
+        self
+    }
+
     /// Largest message accepted from the server (default 1 MiB).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
@@ -290,6 +303,10 @@ impl ClientBuilder {
             long_poll_timeout: self.long_poll_timeout,
             max_message_size: self.max_message_size,
             protocol: Arc::new(JsonProtocol),
+            binary_protocol: self
+                .message_pack
+                .then(|| Arc::new(MessagePackProtocol) as Arc<dyn HubProtocol>),
+            binary_refused: AtomicBool::new(false),
             session: watch::channel(None).0,
             state: watch::channel(ConnectionState::Connecting).0,
             events: broadcast::channel(64).0,
@@ -317,7 +334,12 @@ struct Shared {
     liveness: Liveness,
     long_poll_timeout: Duration,
     max_message_size: usize,
+    /// The text protocol, for every transport.
     protocol: Arc<dyn HubProtocol>,
+    /// The binary protocol preferred on transports that carry binary, if any.
+    binary_protocol: Option<Arc<dyn HubProtocol>>,
+    /// The server refused the binary protocol in a handshake: JSON from then on.
+    binary_refused: AtomicBool,
     session: watch::Sender<Option<Arc<Session>>>,
     state: watch::Sender<ConnectionState>,
     events: broadcast::Sender<ClientEvent>,
@@ -388,6 +410,7 @@ impl HubConnection {
             server_timeout: Duration::from_secs(30),
             long_poll_timeout: Duration::from_secs(100),
             max_message_size: 1024 * 1024,
+            message_pack: false,
         }
     }
 
@@ -429,6 +452,15 @@ impl HubConnection {
             .and_then(|s| s.connection_id.clone())
     }
 
+    /// The hub protocol of the current connection (`json` or `messagepack`).
+    pub fn protocol(&self) -> Option<&'static str> {
+        self.shared
+            .session
+            .borrow()
+            .as_ref()
+            .map(|s| s.protocol_name())
+    }
+
     fn session(&self) -> Result<Arc<Session>> {
         self.shared
             .session
@@ -449,8 +481,9 @@ impl HubConnection {
         target: &str,
         arguments: impl Serialize,
     ) -> Result<R> {
-        let arguments = arguments_to_values(arguments)?;
-        let value = self.session()?.invoke(target, arguments).await?;
+        let session = self.session()?;
+        let arguments = arguments_for(session.value_encoding(), arguments)?;
+        let value = session.invoke(target, arguments).await?;
         serde_json::from_value(value).map_err(|e| Error::Conversion(e.to_string()))
     }
 
@@ -459,8 +492,9 @@ impl HubConnection {
     /// # Errors
     /// [`Error::ConnectionClosed`] when not connected.
     pub async fn send(&self, target: &str, arguments: impl Serialize) -> Result<()> {
-        let arguments = arguments_to_values(arguments)?;
-        self.session()?
+        let session = self.session()?;
+        let arguments = arguments_for(session.value_encoding(), arguments)?;
+        session
             .send_message(&HubMessage::Invocation(Invocation::new(
                 None, target, arguments,
             )))
@@ -478,8 +512,8 @@ impl HubConnection {
         target: &str,
         arguments: impl Serialize,
     ) -> Result<InvocationStream<T>> {
-        let arguments = arguments_to_values(arguments)?;
         let session = self.session()?;
+        let arguments = arguments_for(session.value_encoding(), arguments)?;
         let (id, items) = session.stream(target, arguments).await?;
         Ok(InvocationStream {
             session,
@@ -573,6 +607,7 @@ impl<T> Drop for InvocationStream<T> {
 /// A transport that completed the handshake.
 struct Established {
     link: Link,
+    protocol: Arc<dyn HubProtocol>,
     decoder: Box<dyn MessageDecoder>,
     connection_id: Option<String>,
     skipped: Vec<SkippedTransport>,
@@ -637,7 +672,7 @@ async fn run_connected(
             transport,
             established.connection_id.clone(),
             established.link.outgoing.clone(),
-            shared.protocol.clone(),
+            established.protocol.clone(),
         );
         shared.session.send_replace(Some(session.clone()));
         shared.emit(ClientEvent::Connected {
@@ -742,7 +777,31 @@ async fn connect(shared: &Arc<Shared>, transports: &[Transport]) -> Result<Estab
     Err(Error::NoTransport(reasons.join("; ")))
 }
 
+/// Connects over `transport` with the binary protocol where it may be used, else JSON; a
+/// server that refuses the binary protocol is asked again in JSON at once.
 async fn try_transport(shared: &Arc<Shared>, transport: Transport) -> Result<Established> {
+    let binary = shared
+        .binary_protocol
+        .as_ref()
+        .filter(|_| transport != Transport::ServerSentEvents)
+        .filter(|_| !shared.binary_refused.load(Ordering::Relaxed));
+    if let Some(binary) = binary {
+        match try_transport_with(shared, transport, binary.clone()).await {
+            Err(Error::HandshakeRejected(reason)) => {
+                tracing::info!(%transport, protocol = binary.name(), %reason, "the server refused the binary hub protocol; using JSON");
+                shared.binary_refused.store(true, Ordering::Relaxed);
+            }
+            other => return other,
+        }
+    }
+    try_transport_with(shared, transport, shared.protocol.clone()).await
+}
+
+async fn try_transport_with(
+    shared: &Arc<Shared>,
+    transport: Transport,
+    protocol: Arc<dyn HubProtocol>,
+) -> Result<Established> {
     let token = match &shared.token {
         Some(provider) => Some(
             provider()
@@ -777,7 +836,15 @@ async fn try_transport(shared: &Arc<Shared>, transport: Transport) -> Result<Est
     let token = token.as_deref();
     let mut link = match transport {
         Transport::WebSockets => {
-            websocket::connect(&shared.http.dialer, &url, token, shared.max_message_size).await?
+            let binary = protocol.transfer_format() == TransferFormat::Binary;
+            websocket::connect(
+                &shared.http.dialer,
+                &url,
+                token,
+                shared.max_message_size,
+                binary,
+            )
+            .await?
         }
         Transport::ServerSentEvents => {
             sse::connect(&shared.http, &uri, &shared.current_token).await?
@@ -793,9 +860,10 @@ async fn try_transport(shared: &Arc<Shared>, transport: Transport) -> Result<Est
             .await?
         }
     };
-    let decoder = handshake(&mut link, &shared.protocol, shared.max_message_size).await?;
+    let decoder = handshake(&mut link, &protocol, shared.max_message_size).await?;
     Ok(Established {
         link,
+        protocol,
         decoder,
         connection_id: negotiation.connection_id.clone(),
         skipped: Vec::new(),

@@ -15,8 +15,8 @@ use super::link::Link;
 use crate::error::{Error, Result};
 use crate::negotiate::Transport;
 use crate::protocol::{
-    CancelInvocation, Close, Completion, HandshakeRequest, HandshakeResponse, HubMessage,
-    HubProtocol, Invocation, MessageDecoder, Outcome, RecordReader,
+    Arguments, CancelInvocation, Close, Completion, HandshakeRequest, HandshakeResponse,
+    HubMessage, HubProtocol, Invocation, MessageDecoder, Outcome, RecordReader, ValueEncoding,
 };
 
 pub(crate) enum Pending {
@@ -71,10 +71,7 @@ pub(crate) async fn handshake(
         return Err(Error::HandshakeRejected(error));
     }
     let mut decoder = protocol.decoder(max_message_size);
-    while let Some(rest) = records.next_record()? {
-        decoder.extend(&rest);
-        decoder.extend(&[crate::protocol::RECORD_SEPARATOR]);
-    }
+    decoder.extend(&records.into_remaining());
     Ok(decoder)
 }
 
@@ -104,6 +101,16 @@ impl Session {
         })
     }
 
+    /// How this session's protocol encodes arguments.
+    pub fn value_encoding(&self) -> ValueEncoding {
+        self.protocol.value_encoding()
+    }
+
+    /// The protocol this session speaks.
+    pub fn protocol_name(&self) -> &'static str {
+        self.protocol.name()
+    }
+
     pub fn has_pending(&self) -> bool {
         !lock(&self.pending).is_empty()
     }
@@ -123,7 +130,7 @@ impl Session {
         self.next_id.fetch_add(1, Ordering::Relaxed).to_string()
     }
 
-    pub async fn invoke(&self, target: &str, arguments: Vec<Value>) -> Result<Value> {
+    pub async fn invoke(&self, target: &str, arguments: Arguments) -> Result<Value> {
         let id = self.next_invocation_id();
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id.clone(), Pending::Single(tx));
@@ -145,7 +152,7 @@ impl Session {
     pub async fn stream(
         self: &Arc<Self>,
         target: &str,
-        arguments: Vec<Value>,
+        arguments: Arguments,
     ) -> Result<(String, mpsc::Receiver<Result<Value>>)> {
         let id = self.next_invocation_id();
         let (tx, rx) = mpsc::channel(64);

@@ -21,6 +21,7 @@ pub(crate) async fn connect(
     url: &url::Url,
     token: Option<&str>,
     max_message_size: usize,
+    binary: bool,
 ) -> Result<Link> {
     let mut ws_url = url.clone();
     let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
@@ -68,10 +69,15 @@ pub(crate) async fn connect(
                 },
             };
             let frame = frames.build(first, &mut outgoing_rx);
-            // Text protocols go in text frames, as the official clients expect.
-            let message = match Utf8Bytes::try_from(frame.clone()) {
-                Ok(text) => Message::Text(text),
-                Err(_) => Message::Binary(frame),
+            // Text protocols go in text frames, as the official clients expect; a binary
+            // protocol sends everything, its handshake included, in binary frames.
+            let message = if binary {
+                Message::Binary(frame)
+            } else {
+                match Utf8Bytes::try_from(frame.clone()) {
+                    Ok(text) => Message::Text(text),
+                    Err(_) => Message::Binary(frame),
+                }
             };
             if sink.send(message).await.is_err() {
                 return;

@@ -4,10 +4,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::message::{
-    CancelInvocation, Close, Completion, Headers, HubMessage, Invocation, Outcome, StreamItem,
+    Arguments, CancelInvocation, Close, Completion, Headers, HubMessage, Invocation, Outcome,
+    StreamItem,
 };
 use super::records::{RECORD_SEPARATOR, RecordReader};
-use super::{HubProtocol, MessageDecoder, TransferFormat};
+use super::{HubProtocol, MessageDecoder, TransferFormat, ValueEncoding};
 use crate::error::{Error, Result};
 
 /// The JSON hub protocol, the one every official client speaks by default.
@@ -34,6 +35,10 @@ impl HubProtocol for JsonProtocol {
 
     fn transfer_format(&self) -> TransferFormat {
         TransferFormat::Text
+    }
+
+    fn value_encoding(&self) -> ValueEncoding {
+        ValueEncoding::Json
     }
 
     fn encode(&self, message: &HubMessage, out: &mut Vec<u8>) -> Result<()> {
@@ -132,10 +137,13 @@ pub fn decode(record: &[u8]) -> Result<HubMessage> {
                     message_type,
                     field: "target",
                 })?,
-                arguments: wire.arguments.ok_or(Error::MissingField {
-                    message_type,
-                    field: "arguments",
-                })?,
+                arguments: wire
+                    .arguments
+                    .ok_or(Error::MissingField {
+                        message_type,
+                        field: "arguments",
+                    })?
+                    .into(),
                 stream_ids: wire.stream_ids.unwrap_or_default(),
             };
             if kind == 1 {
@@ -248,13 +256,22 @@ impl<'a> WireOut<'a> {
 /// # Errors
 /// Only if a value cannot be serialised (it always can for `serde_json::Value`).
 pub fn encode(message: &HubMessage, out: &mut Vec<u8>) -> Result<()> {
+    // Arguments that arrived as MessagePack are converted (only a relay between protocols
+    // does this).
+    let converted: Vec<Value>;
     let mut wire = WireOut::of_kind(message.type_id());
     match message {
         HubMessage::Invocation(inv) | HubMessage::StreamInvocation(inv) => {
             wire.headers = Some(&inv.headers);
             wire.invocation_id = inv.invocation_id.as_deref();
             wire.target = Some(&inv.target);
-            wire.arguments = Some(&inv.arguments);
+            wire.arguments = Some(match &inv.arguments {
+                Arguments::Values(values) => values,
+                Arguments::MessagePack { .. } => {
+                    converted = inv.arguments.clone().into_values()?;
+                    &converted
+                }
+            });
             if !inv.stream_ids.is_empty() {
                 wire.stream_ids = Some(&inv.stream_ids);
             }

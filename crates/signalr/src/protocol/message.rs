@@ -2,7 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
 use serde_json::Value;
+
+use crate::error::Result;
 
 /// Headers a message may carry; no header has a defined meaning, so they are passed through.
 pub type Headers = BTreeMap<String, String>;
@@ -63,7 +66,7 @@ pub struct Invocation {
     /// The method name (case-sensitive).
     pub target: String,
     /// The positional arguments.
-    pub arguments: Vec<Value>,
+    pub arguments: Arguments,
     /// Ids of upload streams the caller will send with `StreamItem`s.
     pub stream_ids: Vec<String>,
 }
@@ -73,13 +76,91 @@ impl Invocation {
     pub fn new(
         invocation_id: Option<String>,
         target: impl Into<String>,
-        arguments: Vec<Value>,
+        arguments: impl Into<Arguments>,
     ) -> Self {
         Self {
             invocation_id,
             target: target.into(),
-            arguments,
+            arguments: arguments.into(),
             ..Self::default()
+        }
+    }
+}
+
+/// The arguments of an invocation, either as JSON values or still in the MessagePack array
+/// they arrived in.
+///
+/// MessagePack arguments are bound straight to the method's parameter types, never through
+/// JSON values, so a `bin` argument arrives as bytes without a detour (see
+/// [`crate::protocol::MessagePackProtocol`]).
+#[derive(Debug, Clone)]
+pub enum Arguments {
+    /// JSON values: decoded by the JSON protocol, or built by the sender.
+    Values(Vec<Value>),
+    /// One MessagePack array, header included, exactly as received or encoded.
+    MessagePack {
+        /// The array's bytes.
+        array: Bytes,
+        /// How many arguments it holds.
+        len: usize,
+    },
+}
+
+impl Arguments {
+    /// How many arguments there are.
+    pub fn len(&self) -> usize {
+        match self {
+            Arguments::Values(values) => values.len(),
+            Arguments::MessagePack { len, .. } => *len,
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The arguments as JSON values (MessagePack `bin` becomes an array of byte values).
+    ///
+    /// # Errors
+    /// [`crate::Error::MalformedMessage`] if MessagePack bytes do not hold an array.
+    pub fn into_values(self) -> Result<Vec<Value>> {
+        match self {
+            Arguments::Values(values) => Ok(values),
+            Arguments::MessagePack { array, .. } => {
+                match super::messagepack::value_from_slice(&array)? {
+                    Value::Array(values) => Ok(values),
+                    _ => Err(crate::Error::malformed("arguments are not an array")),
+                }
+            }
+        }
+    }
+}
+
+impl From<Vec<Value>> for Arguments {
+    fn from(values: Vec<Value>) -> Self {
+        Arguments::Values(values)
+    }
+}
+
+impl Default for Arguments {
+    fn default() -> Self {
+        Arguments::Values(Vec::new())
+    }
+}
+
+impl PartialEq for Arguments {
+    /// Equal when they hold the same values, whatever their encoding.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Arguments::Values(a), Arguments::Values(b)) => a == b,
+            (Arguments::MessagePack { array: a, .. }, Arguments::MessagePack { array: b, .. }) => {
+                a == b
+            }
+            _ => match (self.clone().into_values(), other.clone().into_values()) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => false,
+            },
         }
     }
 }

@@ -81,6 +81,12 @@ impl RecordReader {
         }
     }
 
+    /// The bytes after the records read so far: after the handshake, the start of the hub
+    /// protocol's stream, whatever its framing.
+    pub fn into_remaining(self) -> BytesMut {
+        self.buffer
+    }
+
     /// Whether bytes of an incomplete record are waiting.
     pub fn has_partial(&self) -> bool {
         !self.buffer.is_empty()

@@ -1,5 +1,6 @@
 //! Who may connect: the bearer-token hook, the Origin check, and keeping tokens out of logs.
 
+use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -8,13 +9,13 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 /// The authenticated party behind a connection, as the authentication hook decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Identity {
     /// A stable name for the party (user id, connector id…). Every request of a connection must
     /// authenticate as the same subject.
     pub subject: String,
     /// Anything else the application wants to keep with the connection.
-    pub claims: serde_json::Value,
+    pub claims: Claims,
 }
 
 impl Identity {
@@ -22,7 +23,63 @@ impl Identity {
     pub fn new(subject: impl Into<String>) -> Self {
         Self {
             subject: subject.into(),
-            claims: serde_json::Value::Null,
+            claims: Claims::default(),
+        }
+    }
+}
+
+/// What the application keeps with a connection about its party, as a value of its own type:
+/// kept as it is, rather than as a JSON tree, since every connection holds one for its life.
+///
+/// ```
+/// use uplink_signalr::server::{Claims, Identity};
+///
+/// #[derive(Debug, PartialEq)]
+/// struct Site { id: u32 }
+///
+/// let identity = Identity { subject: "site:7".into(), claims: Claims::new(Site { id: 7 }) };
+/// assert_eq!(identity.claims.get::<Site>(), Some(&Site { id: 7 }));
+/// assert_eq!(identity.claims.get::<String>(), None);
+/// ```
+#[derive(Clone, Default)]
+pub struct Claims(Option<Arc<dyn Any + Send + Sync>>);
+
+impl Claims {
+    /// Claims holding `value`.
+    pub fn new<T: Any + Send + Sync>(value: T) -> Self {
+        Self(Some(Arc::new(value)))
+    }
+
+    /// The value, if there is one of type `T`.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.0.as_deref()?.downcast_ref()
+    }
+
+    /// The value shared, if there is one of type `T`: for keeping it beyond the connection's
+    /// handle without a copy.
+    pub fn shared<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.0.clone()?.downcast().ok()
+    }
+}
+
+impl std::fmt::Debug for Claims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Claims may hold secrets; their type is not worth printing either.
+        f.write_str(if self.0.is_some() {
+            "Claims(..)"
+        } else {
+            "Claims(none)"
+        })
+    }
+}
+
+impl PartialEq for Claims {
+    /// The same claims: both none, or one shared value.
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
         }
     }
 }

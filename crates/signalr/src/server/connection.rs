@@ -10,13 +10,14 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::auth::Identity;
-use crate::arguments::arguments_to_values;
+use crate::arguments::arguments_for;
 use crate::error::{Error, Result};
 use crate::negotiate::Transport;
-use crate::protocol::{Close, HubMessage, HubProtocol, Invocation, Outcome};
+use crate::protocol::{Close, HubMessage, HubProtocol, Invocation, Outcome, TransferFormat};
+use crate::signal::OnceFlag;
 
 /// Shared state of one connection; transports and the session task hold it.
 pub(crate) struct Connection {
@@ -32,8 +33,8 @@ pub(crate) struct Connection {
     pub inbound_tx: mpsc::Sender<Bytes>,
     pub inbound_rx: Mutex<Option<mpsc::Receiver<Bytes>>>,
     pub transport: Mutex<Option<Transport>>,
-    /// Set once the connection is over; transports drain what is queued and stop.
-    closed_tx: watch::Sender<bool>,
+    /// Raised once the connection is over; transports drain what is queued and stop.
+    closed: OnceFlag,
     close_reason: Mutex<Option<String>>,
     pub post_in_progress: AtomicBool,
     pub long_poll: Mutex<LongPollState>,
@@ -73,7 +74,7 @@ impl Connection {
             inbound_tx,
             inbound_rx: Mutex::new(Some(inbound_rx)),
             transport: Mutex::new(None),
-            closed_tx: watch::channel(false).0,
+            closed: OnceFlag::default(),
             close_reason: Mutex::new(None),
             post_in_progress: AtomicBool::new(false),
             long_poll: Mutex::new(LongPollState {
@@ -95,11 +96,12 @@ impl Connection {
     }
 
     pub fn is_closed(&self) -> bool {
-        *self.closed_tx.borrow()
+        self.closed.is_raised()
     }
 
-    pub fn closed_signal(&self) -> watch::Receiver<bool> {
-        self.closed_tx.subscribe()
+    /// Completes once the connection is closed.
+    pub async fn closed(&self) {
+        self.closed.wait().await;
     }
 
     pub fn close_reason(&self) -> Option<String> {
@@ -121,16 +123,27 @@ impl Connection {
             }));
         }
         *lock(&self.close_reason) = error;
-        self.closed_tx.send_replace(true);
+        self.closed.raise();
         self.poll_superseded.notify_waiters();
         // Fail every client-result call still waiting.
         lock(&self.pending_results).clear();
     }
 
-    fn encode(&self, message: &HubMessage) -> Result<Bytes> {
-        let protocol = lock(&self.protocol)
+    fn protocol(&self) -> Result<Arc<dyn HubProtocol>> {
+        lock(&self.protocol)
             .clone()
-            .ok_or_else(|| Error::closed("handshake not completed"))?;
+            .ok_or_else(|| Error::closed("handshake not completed"))
+    }
+
+    /// Whether the connection speaks a binary protocol (so its WebSocket frames are binary).
+    pub fn is_binary(&self) -> bool {
+        lock(&self.protocol)
+            .as_ref()
+            .is_some_and(|p| p.transfer_format() == TransferFormat::Binary)
+    }
+
+    fn encode(&self, message: &HubMessage) -> Result<Bytes> {
+        let protocol = self.protocol()?;
         let mut out = Vec::with_capacity(128);
         protocol.encode(message, &mut out)?;
         Ok(Bytes::from(out))
@@ -195,11 +208,10 @@ impl Connection {
         let first = match carried {
             Some(first) => first,
             None => {
-                let mut closed = self.closed_signal();
                 let next = tokio::select! {
                     biased;
                     next = outbound.recv() => next,
-                    _ = crate::signal::raised(&mut closed) => None,
+                    _ = self.closed() => None,
                 };
                 next.or_else(|| outbound.try_recv().ok())?
             }
@@ -281,8 +293,8 @@ impl ConnectionHandle {
     /// [`Error::ConnectionClosed`], or [`Error::SlowConsumer`] if the client's send queue is full
     /// (the client is then disconnected).
     pub fn send<A: Serialize>(&self, target: &str, arguments: A) -> Result<()> {
-        let arguments = arguments_to_values(arguments)?;
         let conn = self.connection()?;
+        let arguments = arguments_for(conn.protocol()?.value_encoding(), arguments)?;
         conn.send_now(&HubMessage::Invocation(Invocation::new(
             None, target, arguments,
         )))
@@ -300,8 +312,8 @@ impl ConnectionHandle {
         target: &str,
         arguments: A,
     ) -> Result<R> {
-        let arguments = arguments_to_values(arguments)?;
         let conn = self.connection()?;
+        let arguments = arguments_for(conn.protocol()?.value_encoding(), arguments)?;
         let id = format!("s{}", conn.next_invocation.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
         lock(&conn.pending_results).insert(id.clone(), tx);
@@ -369,20 +381,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    #[test]
-    fn arguments_serialise_as_the_argument_list() {
-        assert_eq!(
-            arguments_to_values((1, "a")).unwrap(),
-            vec![json!(1), json!("a")]
-        );
-        assert_eq!(arguments_to_values(()).unwrap(), Vec::<Value>::new());
-        assert_eq!(arguments_to_values("one").unwrap(), vec![json!("one")]);
-        assert_eq!(
-            arguments_to_values((vec![1, 2],)).unwrap(),
-            vec![json!([1, 2])]
-        );
-    }
 
     #[tokio::test]
     async fn a_full_send_queue_disconnects_the_slow_client() {

@@ -14,14 +14,15 @@ use serde_json::Value;
 use super::connection::ConnectionHandle;
 use crate::arguments::{bind_arguments, to_value};
 pub use crate::hub_error::HubError;
+use crate::protocol::Arguments;
 
 /// Who is calling a hub method: the connection, which can also be invoked (client results).
 pub type Caller = ConnectionHandle;
 
 type MethodFn =
-    Arc<dyn Fn(Caller, Vec<Value>) -> BoxFuture<'static, Result<Value, HubError>> + Send + Sync>;
+    Arc<dyn Fn(Caller, Arguments) -> BoxFuture<'static, Result<Value, HubError>> + Send + Sync>;
 type StreamFn = Arc<
-    dyn Fn(Caller, Vec<Value>) -> Result<BoxStream<'static, Result<Value, HubError>>, HubError>
+    dyn Fn(Caller, Arguments) -> Result<BoxStream<'static, Result<Value, HubError>>, HubError>
         + Send
         + Sync,
 >;
@@ -37,9 +38,9 @@ pub(crate) enum Method {
 
 /// The methods a hub offers and what happens when connections come and go.
 ///
-/// Arguments arrive as the JSON array of the invocation and are deserialised into the handler's
-/// argument type: a tuple for several (`(i64, i64)`), a one-tuple for one (`(String,)`), `()` for
-/// none.
+/// Arguments arrive as the invocation's array (JSON, or MessagePack bound without a detour
+/// through JSON) and are deserialised into the handler's argument type: a tuple for several
+/// (`(i64, i64)`), a one-tuple for one (`(String,)`), `()` for none.
 ///
 /// ```
 /// use futures::stream;

@@ -40,13 +40,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rand::RngCore;
 
-pub use auth::{AuthRejection, AuthRequest, Authenticator, Identity, OriginPolicy, redacted_uri};
+pub use auth::{
+    AuthRejection, AuthRequest, Authenticator, Claims, Identity, OriginPolicy, redacted_uri,
+};
 pub use connection::ConnectionHandle;
 pub use hub::{Caller, Hub, HubError};
 
 use self::connection::{Connection, lock};
 use crate::negotiate::{AvailableTransport, NegotiateResponse, Transport};
-use crate::protocol::{DEFAULT_MAX_MESSAGE_SIZE, HubProtocol, JsonProtocol};
+use crate::protocol::{DEFAULT_MAX_MESSAGE_SIZE, HubProtocol, JsonProtocol, MessagePackProtocol};
 
 /// Limits and timings of a [`HubServer`]. Defaults follow ASP.NET Core.
 #[derive(Debug, Clone)]
@@ -121,13 +123,14 @@ impl std::fmt::Debug for HubServer {
 }
 
 impl HubServer {
-    /// A server for `hub` speaking the JSON hub protocol.
+    /// A server for `hub` speaking the JSON and MessagePack hub protocols (each client picks
+    /// one in its handshake; MessagePack over WebSockets and long polling only).
     pub fn new(hub: Hub, options: ServerOptions) -> Self {
         Self {
             shared: Arc::new(ServerShared {
                 hub,
                 options,
-                protocols: vec![Arc::new(JsonProtocol)],
+                protocols: vec![Arc::new(JsonProtocol), Arc::new(MessagePackProtocol)],
                 by_token: Mutex::default(),
                 by_id: Mutex::default(),
             }),

@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::negotiate::Transport;
 use crate::protocol::{
     Completion, HandshakeRequest, HandshakeResponse, HubMessage, Invocation, Outcome, RecordReader,
-    StreamItem,
+    StreamItem, TransferFormat,
 };
 
 type Running = Arc<Mutex<HashMap<String, AbortHandle>>>;
@@ -54,7 +54,6 @@ async fn drive(
     mut inbound: mpsc::Receiver<Bytes>,
 ) -> Result<(), Error> {
     let options = &server.options;
-    let mut closed = conn.closed_signal();
 
     // Handshake: the first record, always JSON, within the handshake timeout.
     let mut records = RecordReader::new(options.max_message_size);
@@ -72,19 +71,36 @@ async fn drive(
             _ = &mut deadline => {
                 return Err(Error::Timeout { what: "handshake", after: options.handshake_timeout });
             }
-            _ = crate::signal::raised(&mut closed) => return Ok(()),
+            _ = conn.closed() => return Ok(()),
         }
     };
-    let Some(protocol) = server
+    let found = server
         .protocols
         .iter()
         .find(|p| p.name() == request.protocol && p.version() == request.version)
-        .cloned()
-    else {
-        let error = Error::UnsupportedProtocol {
+        .cloned();
+    let refusal = match &found {
+        None => Some(Error::UnsupportedProtocol {
+            name: request.protocol.clone(),
+            version: request.version,
+        }),
+        // Server-Sent Events carry text only: a binary protocol cannot use them.
+        Some(p)
+            if p.transfer_format() == TransferFormat::Binary
+                && conn.transport() == Some(Transport::ServerSentEvents) =>
+        {
+            Some(Error::ProtocolViolation(format!(
+                "the '{}' protocol is binary and cannot be used over Server-Sent Events, which carry text only",
+                p.name()
+            )))
+        }
+        Some(_) => None,
+    };
+    let (Some(protocol), None) = (found, refusal.as_ref()) else {
+        let error = refusal.unwrap_or(Error::UnsupportedProtocol {
             name: request.protocol,
             version: request.version,
-        };
+        });
         let mut out = Vec::new();
         HandshakeResponse {
             error: Some(error.to_string()),
@@ -103,10 +119,7 @@ async fn drive(
 
     // Whatever followed the handshake in the same frame belongs to the hub protocol.
     let mut decoder = protocol.decoder(options.max_message_size);
-    while let Some(leftover) = records.next_record()? {
-        decoder.extend(&leftover);
-        decoder.extend(&[crate::protocol::RECORD_SEPARATOR]);
-    }
+    decoder.extend(&records.into_remaining());
 
     if let Some(callback) = &server.hub.on_connected {
         tokio::spawn(callback(ConnectionHandle::new(conn)));
@@ -135,7 +148,7 @@ async fn drive(
                 }
                 None => break Ok(()),
             },
-            _ = crate::signal::raised(&mut closed) => break Ok(()),
+            _ = conn.closed() => break Ok(()),
             _ = tick.tick() => {
                 if last_received.elapsed() > options.client_timeout {
                     break Err(Error::Timeout { what: "client keep-alive", after: options.client_timeout });

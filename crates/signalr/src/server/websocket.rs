@@ -60,10 +60,15 @@ async fn run(conn: Arc<Connection>, socket: WebSocket) {
         let conn = writer_conn;
         let mut outbound = conn.outbound_rx.clone().lock_owned().await;
         while let Some(frame) = conn.next_frame(&mut outbound).await {
-            // Text protocols go in text frames, as the official clients expect.
-            let message = match Utf8Bytes::try_from(frame.clone()) {
-                Ok(text) => Message::Text(text),
-                Err(_) => Message::Binary(frame),
+            // Text protocols go in text frames, as the official clients expect; binary ones
+            // (and a handshake answer sharing a frame with binary messages) in binary frames.
+            let message = if conn.is_binary() {
+                Message::Binary(frame)
+            } else {
+                match Utf8Bytes::try_from(frame.clone()) {
+                    Ok(text) => Message::Text(text),
+                    Err(_) => Message::Binary(frame),
+                }
             };
             if sink.send(message).await.is_err() {
                 conn.close(None);

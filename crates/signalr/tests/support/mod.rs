@@ -41,6 +41,12 @@ pub fn test_hub() -> Hub {
             caller.send("Notify", (text,)).map_err(HubError::from)?;
             Ok::<_, HubError>(true)
         })
+        .method("ByteSum", |_c, (blob,): (Blob,)| async move {
+            Ok::<_, HubError>((
+                blob.0.len(),
+                blob.0.iter().map(|&b| u64::from(b)).sum::<u64>(),
+            ))
+        })
         .stream("Counter", |_c, (n,): (u32,)| {
             Ok(futures::stream::iter(0..n)
                 .then(|i| async move {
@@ -49,6 +55,39 @@ pub fn test_hub() -> Hub {
                 })
                 .map(Ok::<_, HubError>))
         })
+}
+
+/// A byte string: `bin` in MessagePack, an array of numbers in JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blob(pub Vec<u8>);
+
+impl serde::Serialize for Blob {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Blob {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Blob;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Blob, E> {
+                Ok(Blob(v.to_vec()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Blob, A::Error> {
+                let mut bytes = Vec::new();
+                while let Some(b) = seq.next_element::<u8>()? {
+                    bytes.push(b);
+                }
+                Ok(Blob(bytes))
+            }
+        }
+        d.deserialize_bytes(Visitor)
+    }
 }
 
 pub struct TestServer {
