@@ -44,6 +44,7 @@ impl KnownSecrets {
     pub fn add_all(&mut self, value: &Value) {
         match value {
             Value::String(s) => self.add(s),
+            Value::Number(n) => self.add(&n.to_string()),
             Value::Array(items) => items.iter().for_each(|v| self.add_all(v)),
             Value::Object(fields) => fields.values().for_each(|v| self.add_all(v)),
             _ => {}

@@ -150,6 +150,65 @@ async fn diagnostics_pass_every_check_against_a_live_hub() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnostics_leave_the_running_link_alone() {
+    use crate::runtime::{ConnectorRuntime, LinkState, RuntimeOptions};
+
+    let ca = uplink_tls::LoopbackCa::generate(&["localhost"]).unwrap();
+    let hub = live_hub(&ca).await;
+    let tls = trusting(&ca);
+    let (connector_id, credential, token) = connector_token(&hub, &tls).await;
+    let data = tempfile::tempdir().unwrap();
+    let credentials = LinkCredentials {
+        hub_url: hub.url.clone(),
+        connector_id: connector_id.clone(),
+        ca_pem: Some(ca.ca_pem().to_owned()),
+        secret: LinkSecret::ClientCredential { credential },
+    };
+    CredentialStore::new(data.path())
+        .save(&credentials)
+        .unwrap();
+    let runtime = ConnectorRuntime::start(RuntimeOptions::new(data.path()))
+        .await
+        .unwrap();
+    let mut status = runtime.status();
+    let connected = |status: &mut tokio::sync::watch::Receiver<crate::ConnectorStatus>| {
+        let mut status = status.clone();
+        async move {
+            tokio::time::timeout(std::time::Duration::from_secs(30), async {
+                loop {
+                    if status.borrow_and_update().link == LinkState::Connected {
+                        return;
+                    }
+                    status.changed().await.unwrap();
+                }
+            })
+            .await
+            .expect("the link connects")
+        }
+    };
+    connected(&mut status).await;
+    let since = status.borrow().connected_since;
+
+    // The same TLS setup the link builds from its credentials.
+    let tls = link_tls(&credentials).unwrap();
+    let report = check_connectivity(
+        &Url::parse(&hub.url).unwrap(),
+        tls,
+        ProxySetting::Direct,
+        Some(token),
+    )
+    .await;
+    assert!(report.all_passed(), "{report:#?}");
+
+    // Three diagnostic connections came and went; the registered link is the one it was.
+    assert!(hub.hub.relay().is_online(&connector_id));
+    let now = status.borrow().clone();
+    assert_eq!(now.link, LinkState::Connected);
+    assert_eq!((now.reconnects, now.connected_since), (0, since));
+    runtime.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diagnostics_refused_token_fails_negotiate_in_words() {
     let ca = uplink_tls::LoopbackCa::generate(&["localhost"]).unwrap();
     let hub = live_hub(&ca).await;
