@@ -1,13 +1,17 @@
 /**
  * The control contract's types in one place. Most are generated from the Rust types into
- * `./bindings/` (never edit those by hand); the few below are written here only until their
- * generated binding exists, and go once it does.
+ * `./bindings/` (never edit those by hand); one below is written here only until its
+ * generated binding exists, and goes once it does.
  */
 export type { ActivityRecord } from './bindings/ActivityRecord';
+export type { CheckId as DiagnosticCheckId } from './bindings/CheckId';
 export type { ConnectorStatus } from './bindings/ConnectorStatus';
 export type { ConsentedApp } from './bindings/ConsentedApp';
 export type { Constraints } from './bindings/Constraints';
 export type { ControlStatus } from './bindings/ControlStatus';
+export type { DiagnosticCheck } from './bindings/DiagnosticCheck';
+export type { DiagnosticsExport } from './bindings/DiagnosticsExport';
+export type { DiagnosticsReport } from './bindings/DiagnosticsReport';
 export type { FieldError } from './bindings/FieldError';
 export type { FieldSchema } from './bindings/FieldSchema';
 export type { FieldType } from './bindings/FieldType';
@@ -19,6 +23,7 @@ export type { LinkEvent } from './bindings/LinkEvent';
 export type { LinkState } from './bindings/LinkState';
 export type { LocalHub } from './bindings/LocalHub';
 export type { LocalPolicy } from './bindings/LocalPolicy';
+export type { Outcome as DiagnosticOutcome } from './bindings/Outcome';
 export type { PendingSignIn } from './bindings/PendingSignIn';
 export type { SampleValue } from './bindings/SampleValue';
 export type { SkippedTransport } from './bindings/SkippedTransport';
@@ -27,29 +32,6 @@ export type { SourceStatus } from './bindings/SourceStatus';
 export type { SourceTest } from './bindings/SourceTest';
 export type { TransportPreference } from './bindings/TransportPreference';
 
-// Not generated yet: the diagnostics and sign-in results.
-
-export type DiagnosticCheckId =
-  | 'dns'
-  | 'tcp'
-  | 'tls'
-  | 'negotiate'
-  | 'webSockets'
-  | 'serverSentEvents'
-  | 'longPolling';
-
-export type DiagnosticOutcome = 'passed' | 'failed' | 'skipped';
-
-export type DiagnosticCheck = {
-  id: DiagnosticCheckId;
-  label: string;
-  outcome: DiagnosticOutcome;
-  detail: string;
-  durationMs: number | null;
-};
-
-export type DiagnosticsReport = { hubUrl: string | null; startedAt: string; checks: DiagnosticCheck[] };
-
-export type DiagnosticsExport = { path: string; bytes: number };
+// Not generated yet: the sign-in result.
 
 export type SignInStarted = { authorizeUrl: string };
