@@ -2,9 +2,9 @@
 //!
 //! A host feeds [`Alerts`] every [`ControlStatus`] it sees, in order, and shows what comes back.
 //! The rules keep notifications rare enough to be read:
-//! - **link lost** once per incident — when a link that was up drops and the runtime starts
-//!   retrying — never once per retry, and never when the owner paused the link or asked for a
-//!   reconnect (those pass through `connecting`, which is not an incident);
+//! - **link lost** once per incident — when a link that was up has been down for
+//!   [`LOSS_GRACE`] — never once per retry, and never when the owner paused the link, asked for
+//!   a reconnect, or the first retry mended it;
 //! - **link restored** only after a loss was announced;
 //! - **sign-in expired** when the link becomes signed out while credentials are on file (the hub
 //!   refused them), once until the link leaves that state; a deliberate sign-out clears the
@@ -21,6 +21,7 @@
 //! }
 //! ```
 
+use chrono::{DateTime, Utc};
 use uplink_connector::runtime::LinkState;
 
 use crate::ControlStatus;
@@ -94,12 +95,20 @@ impl Alert {
     }
 }
 
+/// How long a link that was up must stay down before its loss is announced. A reconnect the
+/// owner asked for, or a blip that the first retry mends, passes quietly.
+pub const LOSS_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+
 /// The notification state machine: remembers just enough of earlier statuses to announce each
-/// incident once. Pure: no clock, no I/O.
+/// incident once. Pure: no clock and no I/O — it reads the time from the statuses, so a loss is
+/// announced with the first status that arrives [`LOSS_GRACE`] after the link went down (a
+/// retrying link publishes one per attempt).
 #[derive(Debug, Clone, Default)]
 pub struct Alerts {
-    /// The link state of the last status seen.
-    last_link: Option<LinkState>,
+    /// The link has been up since the app started (or since it was last paused).
+    was_connected: bool,
+    /// When the current outage began, while the link is down after having been up.
+    down_since: Option<DateTime<Utc>>,
     /// A loss was announced and the link has not come back since.
     loss_announced: bool,
     /// An expired sign-in was announced and the link is still signed out.
@@ -109,47 +118,56 @@ pub struct Alerts {
 impl Alerts {
     /// Takes the next status and returns the notifications it calls for, oldest first.
     pub fn observe(&mut self, status: &ControlStatus) -> Vec<Alert> {
-        let link = status.connector.link;
-        let previous = self.last_link.replace(link);
+        let connector = &status.connector;
         let mut alerts = Vec::new();
 
         if status.paused {
             // The owner closed the link on purpose: nothing to announce, and no open incident
             // carries over into the resumed link.
+            self.down_since = None;
             self.loss_announced = false;
             return alerts;
         }
 
-        match link {
+        match connector.link {
             LinkState::Connected => {
+                self.was_connected = true;
+                self.down_since = None;
                 self.expiry_announced = false;
                 if std::mem::take(&mut self.loss_announced) {
                     alerts.push(Alert::LinkRestored {
-                        transport: status.connector.transport.clone(),
+                        transport: connector.transport.clone(),
                     });
                 }
             }
-            LinkState::Reconnecting | LinkState::Offline => {
+            link @ (LinkState::Reconnecting | LinkState::Offline | LinkState::Connecting) => {
                 self.expiry_announced = false;
-                if previous == Some(LinkState::Connected) && !self.loss_announced {
+                // `connecting` alone (a first link, or registering a new one) starts no outage;
+                // it only continues one.
+                if self.was_connected && self.down_since.is_none() && link != LinkState::Connecting
+                {
+                    self.down_since = Some(connector.updated_at);
+                }
+                if let Some(since) = self.down_since
+                    && !self.loss_announced
+                    && connector.updated_at - since >= LOSS_GRACE
+                {
                     self.loss_announced = true;
                     alerts.push(Alert::LinkLost {
-                        hub_url: status.connector.hub_url.clone(),
-                        reason: status.connector.last_error.clone(),
+                        hub_url: connector.hub_url.clone(),
+                        reason: connector.last_error.clone(),
                     });
                 }
             }
             LinkState::SignedOut => {
-                // A loss already announced is superseded: the owner now has something to do.
+                // The owner now has something to do; the outage, if any, is this.
+                self.down_since = None;
                 if status.configured && !self.expiry_announced {
                     self.expiry_announced = true;
                     alerts.push(Alert::SignInExpired {
-                        hub_url: status.connector.hub_url.clone(),
+                        hub_url: connector.hub_url.clone(),
                     });
                 }
-            }
-            LinkState::Connecting => {
-                self.expiry_announced = false;
             }
         }
         alerts
@@ -159,50 +177,81 @@ impl Alerts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use LinkState::*;
 
-    fn status(link: LinkState) -> ControlStatus {
-        let mut status = ControlStatus {
-            connector: uplink_connector::ConnectorStatus::default(),
-            configured: true,
-            paused: false,
-            transport_preference: Default::default(),
-            local_hub: None,
-            link_history: Vec::new(),
-            sign_in: None,
-            data_dir: "/tmp/uplink".to_owned(),
-        };
+    /// A fresh control surface's first status, taken once: the runtime it would launch never
+    /// runs, since the test's runtime ends before the launch task is polled.
+    fn blank() -> ControlStatus {
+        static BLANK: std::sync::OnceLock<ControlStatus> = std::sync::OnceLock::new();
+        BLANK
+            .get_or_init(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                let dir = std::env::temp_dir().join("uplink-alerts-test-never-written");
+                runtime.block_on(async {
+                    crate::Control::start(crate::HostKind::Desktop, dir).status()
+                })
+            })
+            .clone()
+    }
+
+    /// A status with `link`, published `at` seconds into the test.
+    fn status(link: LinkState, at: i64) -> ControlStatus {
+        let mut status = blank();
+        status.configured = true;
         status.connector.link = link;
         status.connector.hub_url = Some("https://hub.example".to_owned());
+        status.connector.updated_at =
+            DateTime::from_timestamp(1_800_000_000, 0).unwrap() + chrono::TimeDelta::seconds(at);
         status
     }
 
-    fn feed(alerts: &mut Alerts, links: &[LinkState]) -> Vec<&'static str> {
-        links
+    fn paused(at: i64) -> ControlStatus {
+        let mut status = status(Offline, at);
+        status.paused = true;
+        status
+    }
+
+    fn feed(alerts: &mut Alerts, statuses: &[(LinkState, i64)]) -> Vec<&'static str> {
+        statuses
             .iter()
-            .flat_map(|link| alerts.observe(&status(*link)))
+            .flat_map(|(link, at)| alerts.observe(&status(*link, *at)))
             .map(|alert| alert.id())
             .collect()
     }
 
-    use LinkState::*;
-
     #[test]
-    fn a_drop_is_announced_once_however_many_retries_follow() {
+    fn an_outage_is_announced_once_however_many_retries_follow() {
         let mut alerts = Alerts::default();
         let shown = feed(
             &mut alerts,
             &[
-                Connecting,
-                Connected,
-                Reconnecting,
-                Connecting,
-                Reconnecting,
-                Connecting,
-                Reconnecting,
-                Connected,
+                (Connecting, 0),
+                (Connected, 1),
+                (Reconnecting, 100),
+                (Reconnecting, 101),
+                (Reconnecting, 104),
+                (Reconnecting, 112),
+                (Reconnecting, 130),
+                (Reconnecting, 160),
+                (Connecting, 161),
+                (Connected, 162),
             ],
         );
         assert_eq!(shown, ["link-lost", "link-restored"]);
+    }
+
+    #[test]
+    fn the_loss_is_announced_once_the_grace_has_passed() {
+        let mut alerts = Alerts::default();
+        let grace = LOSS_GRACE.num_seconds();
+        assert!(feed(&mut alerts, &[(Connected, 0), (Reconnecting, 10)]).is_empty());
+        assert!(feed(&mut alerts, &[(Reconnecting, 10 + grace - 1)]).is_empty());
+        assert_eq!(
+            feed(&mut alerts, &[(Reconnecting, 10 + grace)]),
+            ["link-lost"]
+        );
     }
 
     #[test]
@@ -210,7 +259,15 @@ mod tests {
         let mut alerts = Alerts::default();
         let shown = feed(
             &mut alerts,
-            &[Connected, Reconnecting, Connected, Offline, Connected],
+            &[
+                (Connected, 0),
+                (Reconnecting, 10),
+                (Reconnecting, 30),
+                (Connected, 31),
+                (Offline, 50),
+                (Offline, 70),
+                (Connected, 80),
+            ],
         );
         assert_eq!(
             shown,
@@ -219,61 +276,89 @@ mod tests {
     }
 
     #[test]
-    fn nothing_is_lost_before_the_link_was_ever_up() {
+    fn a_requested_reconnect_or_a_blip_passes_quietly() {
         let mut alerts = Alerts::default();
         let shown = feed(
             &mut alerts,
-            &[Offline, Connecting, Reconnecting, Reconnecting, Connected],
+            &[
+                (Connected, 0),
+                (Reconnecting, 5),
+                (Reconnecting, 5),
+                (Connecting, 6),
+                (Connected, 6),
+                (Reconnecting, 50),
+                (Connected, 52),
+            ],
         );
         assert!(shown.is_empty(), "{shown:?}");
     }
 
     #[test]
-    fn a_requested_reconnect_passes_quietly() {
+    fn nothing_is_lost_before_the_link_was_ever_up() {
         let mut alerts = Alerts::default();
-        let shown = feed(&mut alerts, &[Connected, Connecting, Connected]);
+        let shown = feed(
+            &mut alerts,
+            &[
+                (Offline, 0),
+                (Connecting, 1),
+                (Connecting, 60),
+                (Connecting, 600),
+                (Connected, 601),
+            ],
+        );
         assert!(shown.is_empty(), "{shown:?}");
     }
 
     #[test]
     fn pausing_and_resuming_is_not_an_incident() {
         let mut alerts = Alerts::default();
-        assert!(alerts.observe(&status(Connected)).is_empty());
-        let mut paused = status(Offline);
-        paused.paused = true;
-        assert!(alerts.observe(&paused).is_empty());
-        assert!(alerts.observe(&paused).is_empty());
-        let shown = feed(&mut alerts, &[Connecting, Connected]);
+        assert!(feed(&mut alerts, &[(Connected, 0)]).is_empty());
+        assert!(alerts.observe(&paused(10)).is_empty());
+        assert!(alerts.observe(&paused(500)).is_empty());
+        let shown = feed(&mut alerts, &[(Connecting, 501), (Connected, 502)]);
         assert!(shown.is_empty(), "{shown:?}");
     }
 
     #[test]
     fn pausing_during_an_outage_closes_the_incident() {
         let mut alerts = Alerts::default();
-        assert_eq!(feed(&mut alerts, &[Connected, Reconnecting]), ["link-lost"]);
-        let mut paused = status(Offline);
-        paused.paused = true;
-        assert!(alerts.observe(&paused).is_empty());
-        assert!(feed(&mut alerts, &[Connecting, Connected]).is_empty());
+        assert_eq!(
+            feed(
+                &mut alerts,
+                &[(Connected, 0), (Reconnecting, 1), (Reconnecting, 20)]
+            ),
+            ["link-lost"]
+        );
+        assert!(alerts.observe(&paused(30)).is_empty());
+        assert!(feed(&mut alerts, &[(Connecting, 40), (Connected, 41)]).is_empty());
     }
 
     #[test]
     fn refused_credentials_ask_for_a_new_sign_in_once() {
         let mut alerts = Alerts::default();
-        let shown = feed(&mut alerts, &[Connected, SignedOut, SignedOut, SignedOut]);
+        let shown = feed(
+            &mut alerts,
+            &[
+                (Connected, 0),
+                (SignedOut, 1),
+                (SignedOut, 30),
+                (SignedOut, 90),
+            ],
+        );
         assert_eq!(shown, ["sign-in-expired"]);
         // Signing in again brings the link back; a later expiry is a new incident.
-        let shown = feed(&mut alerts, &[Connecting, Connected, SignedOut]);
+        let shown = feed(
+            &mut alerts,
+            &[(Connecting, 100), (Connected, 101), (SignedOut, 200)],
+        );
         assert_eq!(shown, ["sign-in-expired"]);
     }
 
     #[test]
     fn an_expiry_found_at_start_is_announced() {
         let mut alerts = Alerts::default();
-        assert_eq!(
-            feed(&mut alerts, &[Offline, SignedOut]),
-            ["sign-in-expired"]
-        );
+        let shown = feed(&mut alerts, &[(Offline, 0), (SignedOut, 1)]);
+        assert_eq!(shown, ["sign-in-expired"]);
     }
 
     #[test]
@@ -281,7 +366,14 @@ mod tests {
         let mut alerts = Alerts::default();
         let shown = feed(
             &mut alerts,
-            &[Connected, Reconnecting, SignedOut, Connecting, Connected],
+            &[
+                (Connected, 0),
+                (Reconnecting, 1),
+                (Reconnecting, 20),
+                (SignedOut, 25),
+                (Connecting, 300),
+                (Connected, 301),
+            ],
         );
         assert_eq!(shown, ["link-lost", "sign-in-expired", "link-restored"]);
     }
@@ -289,13 +381,13 @@ mod tests {
     #[test]
     fn never_configured_or_signed_out_on_purpose_stays_quiet() {
         let mut alerts = Alerts::default();
-        let mut fresh = status(SignedOut);
+        let mut fresh = status(SignedOut, 0);
         fresh.configured = false;
         assert!(alerts.observe(&fresh).is_empty());
 
         let mut alerts = Alerts::default();
-        assert!(alerts.observe(&status(Connected)).is_empty());
-        let mut signed_out = status(SignedOut);
+        assert!(alerts.observe(&status(Connected, 0)).is_empty());
+        let mut signed_out = status(SignedOut, 1);
         signed_out.configured = false;
         assert!(alerts.observe(&signed_out).is_empty());
     }
@@ -303,8 +395,8 @@ mod tests {
     #[test]
     fn the_words_name_the_hub_the_reason_and_the_transport() {
         let mut alerts = Alerts::default();
-        alerts.observe(&status(Connected));
-        let mut lost = status(Reconnecting);
+        feed(&mut alerts, &[(Connected, 0), (Reconnecting, 1)]);
+        let mut lost = status(Reconnecting, 60);
         lost.connector.last_error = Some("connection refused".to_owned());
         let [lost] = alerts.observe(&lost).try_into().unwrap();
         assert_eq!(lost.title(), "Uplink lost its link to the hub");
@@ -319,7 +411,7 @@ mod tests {
             lost.body()
         );
 
-        let mut back = status(Connected);
+        let mut back = status(Connected, 61);
         back.connector.transport = Some("ServerSentEvents".to_owned());
         let [back] = alerts.observe(&back).try_into().unwrap();
         assert!(back.body().contains("ServerSentEvents"), "{}", back.body());

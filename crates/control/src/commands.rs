@@ -28,6 +28,8 @@ pub const COMMANDS: &[&str] = &[
     "run_diagnostics",
     "export_diagnostics",
     "use_local_hub",
+    "sign_in",
+    "cancel_sign_in",
     "sign_out",
 ];
 
@@ -68,6 +70,14 @@ struct Revoke {
     app_id: String,
     #[serde(default)]
     source: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SignIn {
+    hub_url: String,
+    #[serde(default)]
+    ca_pem: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +144,11 @@ impl Control {
             "run_diagnostics" => reply(self.run_diagnostics().await?),
             "export_diagnostics" => reply(self.export_diagnostics().await?),
             "use_local_hub" => reply(self.use_local_hub().await?),
+            "sign_in" => {
+                let a: SignIn = args(command, arguments)?;
+                reply(self.sign_in(&a.hub_url, a.ca_pem).await?)
+            }
+            "cancel_sign_in" => reply(self.cancel_sign_in()),
             "sign_out" => reply(self.sign_out().await?),
             other => Err(ControlError::new(
                 "unknown_command",

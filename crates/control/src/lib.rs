@@ -29,6 +29,7 @@ pub mod http;
 mod info;
 mod local_hub;
 mod settings;
+mod sign_in;
 mod sources;
 mod view;
 
@@ -46,9 +47,8 @@ pub use info::{AppInfo, HostKind};
 pub use local_hub::DEMO_APP;
 pub use settings::{Settings, SettingsStore};
 pub use sources::{SampleValue, SourceTest};
-pub use view::{
-    ControlStatus, LinkEvent, LinkHistory, LocalHub, PendingSignIn, TransportPreference,
-};
+pub use uplink_connector::browser_sign_in::PendingSignIn;
+pub use view::{ControlStatus, LinkEvent, LinkHistory, LocalHub, TransportPreference};
 
 pub use commands::COMMANDS;
 use local_hub::RunningHub;
@@ -71,7 +71,9 @@ struct Inner {
     history: Mutex<LinkHistory>,
     local_hub: tokio::sync::Mutex<Option<RunningHub>>,
     local_hub_view: Mutex<Option<LocalHub>>,
-    sign_in: Mutex<Option<PendingSignIn>>,
+    browser: Mutex<uplink_connector::browser_sign_in::BrowserSignIn>,
+    sign_in: Mutex<Option<sign_in::Waiting>>,
+    sign_in_error: Mutex<Option<String>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -93,6 +95,7 @@ impl Control {
             local_hub: None,
             link_history: Vec::new(),
             sign_in: None,
+            sign_in_error: None,
             data_dir: data_dir.display().to_string(),
         };
         let control = Self {
@@ -106,7 +109,9 @@ impl Control {
                 history: Mutex::default(),
                 local_hub: tokio::sync::Mutex::new(None),
                 local_hub_view: Mutex::new(None),
+                browser: Mutex::default(),
                 sign_in: Mutex::new(None),
+                sign_in_error: Mutex::new(None),
             }),
         };
         tokio::spawn(control.clone().launch());
@@ -260,12 +265,18 @@ impl Control {
     pub async fn sign_out(&self) -> Result<(), ControlError> {
         let runtime = self.runtime().await?;
         runtime.sign_out().await?;
+        self.leave_local_hub().await?;
+        self.inner.publish();
+        Ok(())
+    }
+
+    /// Stops the local hub, if it runs, and forgets the choice.
+    async fn leave_local_hub(&self) -> Result<(), ControlError> {
         self.remember(|s| s.local_hub = false)?;
         if let Some(hub) = self.inner.local_hub.lock().await.take() {
             hub.stop().await;
         }
         *lock(&self.inner.local_hub_view) = None;
-        self.inner.publish();
         Ok(())
     }
 
@@ -375,7 +386,8 @@ impl Inner {
             transport_preference: chosen.transport_preference,
             local_hub: lock(&self.local_hub_view).clone(),
             link_history: lock(&self.history).events(),
-            sign_in: lock(&self.sign_in).clone(),
+            sign_in: lock(&self.sign_in).as_ref().map(|w| w.pending.clone()),
+            sign_in_error: lock(&self.sign_in_error).clone(),
             data_dir: self.data_dir.display().to_string(),
             connector,
         };

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
+use uplink_connector::browser_sign_in::PendingSignIn;
 use uplink_connector::runtime::{ConnectorStatus, LinkState};
 use uplink_signalr::Transport;
 
@@ -62,18 +63,6 @@ pub struct LocalHub {
     pub demo_app: String,
 }
 
-/// A browser sign-in waiting for its redirect.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct PendingSignIn {
-    /// The hub signed in to.
-    pub hub_url: String,
-    /// The page the browser was sent to (open it again if the browser did not come up).
-    pub authorize_url: String,
-    /// When it started.
-    pub started_at: DateTime<Utc>,
-}
-
 /// Everything a user interface shows, replaced whole on every change.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -92,6 +81,8 @@ pub struct ControlStatus {
     pub link_history: Vec<LinkEvent>,
     /// A browser sign-in in progress.
     pub sign_in: Option<PendingSignIn>,
+    /// Why the last browser sign-in failed (cleared by the next one).
+    pub sign_in_error: Option<String>,
     /// Where this connector keeps its state.
     pub data_dir: String,
 }

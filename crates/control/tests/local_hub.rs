@@ -278,3 +278,45 @@ fn zip_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
         })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_sign_in_shows_while_it_waits_and_can_be_cancelled() {
+    let hub_dir = tempfile::tempdir().unwrap();
+    let hub_side = Control::start(HostKind::Browser, hub_dir.path().to_owned());
+    hub_side.use_local_hub().await.unwrap();
+    let hub_url = hub_side.status().local_hub.unwrap().url;
+    let ca = std::fs::read_to_string(hub_dir.path().join("local-hub/tls/ca.pem")).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let control = Control::start(HostKind::Desktop, dir.path().to_owned());
+    let bad = control.sign_in("ftp://hub", None).await.unwrap_err();
+    assert_eq!(bad.code, "invalid_arguments", "{}", bad.message);
+
+    let opened = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = opened.clone();
+    control.set_browser_sign_in(
+        uplink_connector::browser_sign_in::BrowserSignIn::new().with_opener(move |url| {
+            seen.lock().unwrap().push(url.to_owned());
+            Ok(())
+        }),
+    );
+    let pending = control.sign_in(&hub_url, Some(ca)).await.unwrap();
+    assert!(
+        pending
+            .authorize_url
+            .starts_with(&format!("{hub_url}/oauth/authorize?"))
+    );
+    assert_eq!(
+        opened.lock().unwrap().as_slice(),
+        [pending.authorize_url.clone()]
+    );
+    let waiting = until(&control, "the wait shown", |s| s.sign_in.is_some()).await;
+    assert_eq!(waiting.sign_in.unwrap().hub_url, hub_url);
+
+    control.cancel_sign_in();
+    let after = until(&control, "the wait gone", |s| s.sign_in.is_none()).await;
+    assert_eq!(after.sign_in_error, None, "a cancel is not an error");
+    assert!(!after.configured);
+    control.shutdown().await;
+    hub_side.shutdown().await;
+}

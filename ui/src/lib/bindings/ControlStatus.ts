@@ -38,6 +38,10 @@ linkHistory: Array<LinkEvent>,
  */
 signIn: PendingSignIn | null, 
 /**
+ * Why the last browser sign-in failed (cleared by the next one).
+ */
+signInError: string | null, 
+/**
  * Where this connector keeps its state.
  */
 dataDir: string, };
