@@ -148,7 +148,10 @@ impl Control {
                 let a: SignIn = args(command, arguments)?;
                 reply(self.sign_in(&a.hub_url, a.ca_pem).await?)
             }
-            "cancel_sign_in" => reply(self.cancel_sign_in()),
+            "cancel_sign_in" => {
+                self.cancel_sign_in();
+                reply(())
+            }
             "sign_out" => reply(self.sign_out().await?),
             other => Err(ControlError::new(
                 "unknown_command",
