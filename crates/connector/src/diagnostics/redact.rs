@@ -160,8 +160,8 @@ pub(super) fn credential_secrets(credentials: &Value, secrets: &mut KnownSecrets
             .filter(|(k, _)| !public.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        // `kind` is a tag, not a secret, but scrubbing the word is harmless only if it is
-        // long and unusual; leave it out.
+        // The secret's `kind` tag ("clientCredential") names the sort of secret, not the
+        // secret: scrubbing that word would only mangle the archive.
         let mut secret_part = Value::Object(secret_part);
         if let Some(secret) = secret_part.get_mut("secret").and_then(Value::as_object_mut) {
             secret.remove("kind");
