@@ -306,10 +306,7 @@ async fn a_browser_sign_in_shows_while_it_waits_and_can_be_cancelled() {
             .authorize_url
             .starts_with(&format!("{hub_url}/oauth/authorize?"))
     );
-    assert_eq!(
-        opened.lock().unwrap().as_slice(),
-        [pending.authorize_url.clone()]
-    );
+    assert_eq!(*opened.lock().unwrap(), vec![pending.authorize_url.clone()]);
     let waiting = until(&control, "the wait shown", |s| s.sign_in.is_some()).await;
     assert_eq!(waiting.sign_in.unwrap().hub_url, hub_url);
 
