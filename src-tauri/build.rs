@@ -3,7 +3,7 @@
 /// The IPC commands of the control contract (`uplink_control::COMMANDS`, forwarded by
 /// src-tauri/src/commands.rs); each gets an `allow-…` permission that the main window's
 /// capability grants. A test keeps the three in step.
-const COMMANDS: [&str; 16] = [
+const COMMANDS: [&str; 20] = [
     "app_info",
     "status",
     "reconnect",
@@ -18,6 +18,10 @@ const COMMANDS: [&str; 16] = [
     "revoke",
     "set_app_blocked",
     "activity",
+    "run_diagnostics",
+    "export_diagnostics",
+    "sign_in",
+    "cancel_sign_in",
     "sign_out",
     "use_local_hub",
 ];

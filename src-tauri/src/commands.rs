@@ -4,9 +4,10 @@
 use tauri::State;
 use uplink_connector::SourceConfig;
 use uplink_connector::activity::ActivityRecord;
+use uplink_connector::diagnostics::{DiagnosticsExport, DiagnosticsReport};
 use uplink_connector::form::FormSchema;
 use uplink_control::{
-    AppInfo, Control, ControlError, ControlStatus, SourceTest, TransportPreference,
+    AppInfo, Control, ControlError, ControlStatus, PendingSignIn, SourceTest, TransportPreference,
 };
 
 type Answer<T> = Result<T, ControlError>;
@@ -104,4 +105,30 @@ pub async fn sign_out(control: State<'_, Control>) -> Answer<()> {
 #[tauri::command]
 pub async fn use_local_hub(control: State<'_, Control>) -> Answer<()> {
     control.use_local_hub().await
+}
+
+#[tauri::command]
+pub async fn run_diagnostics(control: State<'_, Control>) -> Answer<DiagnosticsReport> {
+    control.run_diagnostics().await
+}
+
+#[tauri::command]
+pub async fn export_diagnostics(control: State<'_, Control>) -> Answer<DiagnosticsExport> {
+    control.export_diagnostics().await
+}
+
+/// Opens the system browser at the hub's sign-in page; the page is never shown in the window.
+#[tauri::command]
+pub async fn sign_in(
+    control: State<'_, Control>,
+    hub_url: String,
+    ca_pem: Option<String>,
+) -> Answer<PendingSignIn> {
+    control.sign_in(&hub_url, ca_pem).await
+}
+
+#[tauri::command]
+pub fn cancel_sign_in(control: State<'_, Control>) -> Answer<()> {
+    control.cancel_sign_in();
+    Ok(())
 }

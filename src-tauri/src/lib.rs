@@ -62,6 +62,10 @@ pub fn configure<R: Runtime>(builder: Builder<R>) -> Builder<R> {
         commands::revoke,
         commands::set_app_blocked,
         commands::activity,
+        commands::run_diagnostics,
+        commands::export_diagnostics,
+        commands::sign_in,
+        commands::cancel_sign_in,
         commands::sign_out,
         commands::use_local_hub,
     ])

@@ -375,18 +375,23 @@ fn act<R: Runtime>(app: &AppHandle<R>, action: TrayAction) {
 mod tests {
     use super::*;
     use LinkState::*;
+    use uplink_control::HostKind;
 
+    /// A fresh control surface's first status (its runtime never runs: the test's tokio
+    /// runtime ends before the launch task is polled), with `configured` as given.
     fn blank(configured: bool) -> ControlStatus {
-        ControlStatus {
-            connector: uplink_connector::ConnectorStatus::default(),
-            configured,
-            paused: false,
-            transport_preference: Default::default(),
-            local_hub: None,
-            link_history: Vec::new(),
-            sign_in: None,
-            data_dir: "/tmp/uplink".to_owned(),
-        }
+        static BLANK: std::sync::OnceLock<ControlStatus> = std::sync::OnceLock::new();
+        let mut status = BLANK
+            .get_or_init(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                let dir = std::env::temp_dir().join("uplink-tray-test-never-written");
+                runtime.block_on(async { Control::start(HostKind::Desktop, dir).status() })
+            })
+            .clone();
+        status.configured = configured;
+        status
     }
 
     fn status(link: LinkState, transport: Option<&str>, sources: usize) -> ControlStatus {
