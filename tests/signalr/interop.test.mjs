@@ -27,11 +27,11 @@ function startServer() {
   });
 }
 
-function runOfficialClient(transport) {
+function runOfficialClient(transport, protocol = 'json') {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
-      [path.join(here, 'official_client.mjs'), endpoint.url, transport],
+      [path.join(here, 'official_client.mjs'), endpoint.url, transport, protocol],
       { cwd: path.join(repoRoot, 'tests'), env: { ...process.env, NODE_EXTRA_CA_CERTS: endpoint.ca }, timeout: 60_000 },
       (error, stdout, stderr) => {
         if (error) {
@@ -56,10 +56,18 @@ after(() => {
   server?.stdin.end();
 });
 
-for (const transport of ['WebSockets', 'ServerSentEvents', 'LongPolling']) {
-  test(`official client over ${transport}: call, server invocation, client result, stream, close`, async () => {
-    const r = await runOfficialClient(transport);
+const CASES = [
+  ['WebSockets', 'json'], ['ServerSentEvents', 'json'], ['LongPolling', 'json'],
+  // MessagePack needs a transport that carries binary: not Server-Sent Events.
+  ['WebSockets', 'messagepack'], ['LongPolling', 'messagepack'],
+];
+
+for (const [transport, protocol] of CASES) {
+  test(`official client over ${transport} in ${protocol}: call, server invocation, client result, stream, close`, async () => {
+    const r = await runOfficialClient(transport, protocol);
     assert.equal(r.transport, transport, 'the server saw the transport the client forced');
+    assert.equal(r.protocol, protocol, 'the server speaks the protocol the client chose');
+    if (protocol === 'messagepack') assert.deepEqual(r.byteSum, [256, 255 * 256 / 2], 'bin arrives as bytes');
     assert.ok(r.connectionId, 'negotiate gave a connection id');
     assert.equal(r.sum, 42);
     assert.equal(r.triggered, true);

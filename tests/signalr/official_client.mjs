@@ -1,19 +1,22 @@
-// Runs the official @microsoft/signalr client against a hub, over one transport, and prints
-// what it observed as one JSON line. Started by interop.test.mjs with NODE_EXTRA_CA_CERTS set
-// (Node reads that variable only at start-up, so the client needs its own process).
+// Runs the official @microsoft/signalr client against a hub, over one transport and in one hub
+// protocol (`json`, or `messagepack` with @microsoft/signalr-protocol-msgpack), and prints what
+// it observed as one JSON line. Started by interop.test.mjs with NODE_EXTRA_CA_CERTS set (Node
+// reads that variable only at start-up, so the client needs its own process).
 import * as signalR from '@microsoft/signalr';
+import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 
-const [url, transportName] = process.argv.slice(2);
+const [url, transportName, protocolName = 'json'] = process.argv.slice(2);
 const transport = signalR.HttpTransportType[transportName];
 if (transport === undefined) {
   console.error(`unknown transport ${transportName}`);
   process.exit(2);
 }
 
-const connection = new signalR.HubConnectionBuilder()
+let builder = new signalR.HubConnectionBuilder()
   .withUrl(url, { transport, accessTokenFactory: () => 'interop-token' })
-  .configureLogging(signalR.LogLevel.Warning)
-  .build();
+  .configureLogging(signalR.LogLevel.Warning);
+if (protocolName === 'messagepack') builder = builder.withHubProtocol(new MessagePackHubProtocol());
+const connection = builder.build();
 
 const notified = new Promise((resolve) => connection.on('Notify', (text) => resolve(text)));
 // Returning a value answers the server's client-result invocation.
@@ -24,6 +27,11 @@ const results = {};
 await connection.start();
 results.connectionId = connection.connectionId;
 results.transport = await connection.invoke('Transport');
+results.protocol = await connection.invoke('Protocol');
+if (protocolName === 'messagepack') {
+  // A Uint8Array travels as MessagePack bin.
+  results.byteSum = await connection.invoke('ByteSum', Uint8Array.from({ length: 256 }, (_, i) => i));
+}
 results.sum = await connection.invoke('Add', 40, 2);
 results.triggered = await connection.invoke('TriggerNotify', 'hello');
 results.notified = await notified;

@@ -3,10 +3,11 @@
 //! freshly generated CA, prints `{"url": …, "ca": …}` as one JSON line, and runs until its
 //! standard input closes.
 //!
-//! Hub methods: `Add(a, b)`, `Echo(text)`, `Fail()`, `Transport()`, `AskClient(question)`
-//! (asks the caller's `Answer` method: a client result), `TriggerNotify(text)` (invokes the
-//! caller's `Notify`), and the stream `Counter(n)`. Every request needs the bearer token
-//! `interop-token`.
+//! Hub methods: `Add(a, b)`, `Echo(text)`, `Fail()`, `Transport()`, `Protocol()`,
+//! `ByteSum(bytes)` (length and sum of a byte string: `bin` in MessagePack),
+//! `AskClient(question)` (asks the caller's `Answer` method: a client result),
+//! `TriggerNotify(text)` (invokes the caller's `Notify`), and the stream `Counter(n)`. Every
+//! request needs the bearer token `interop-token`.
 
 use std::time::Duration;
 
@@ -33,6 +34,13 @@ fn hub() -> Hub {
         .method("Transport", |caller, (): ()| async move {
             Ok::<_, HubError>(caller.transport().map(|t| t.as_str()))
         })
+        .method("Protocol", |caller, (): ()| async move {
+            Ok::<_, HubError>(caller.protocol())
+        })
+        .method("ByteSum", |_c, (bytes,): (ByteString,)| async move {
+            let sum: u64 = bytes.0.iter().map(|&b| u64::from(b)).sum();
+            Ok::<_, HubError>((bytes.0.len(), sum))
+        })
         .method("AskClient", |caller, (question,): (String,)| async move {
             let answer: String = caller
                 .invoke("Answer", (question,))
@@ -52,6 +60,25 @@ fn hub() -> Hub {
                 })
                 .map(Ok::<_, HubError>))
         })
+}
+
+/// A byte string: MessagePack `bin` (what the official clients send for a `Uint8Array`).
+struct ByteString(Vec<u8>);
+
+impl<'de> serde::Deserialize<'de> for ByteString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ByteString;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteString, E> {
+                Ok(ByteString(v.to_vec()))
+            }
+        }
+        d.deserialize_bytes(Visitor)
+    }
 }
 
 #[tokio::main]

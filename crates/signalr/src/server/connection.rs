@@ -275,6 +275,13 @@ impl ConnectionHandle {
         self.inner.upgrade().and_then(|c| c.transport())
     }
 
+    /// The hub protocol the client chose in its handshake (`json`, `messagepack`).
+    pub fn protocol(&self) -> Option<&'static str> {
+        let conn = self.inner.upgrade()?;
+        let name = lock(&conn.protocol).as_ref().map(|p| p.name());
+        name
+    }
+
     /// Whether the connection is still open.
     pub fn is_connected(&self) -> bool {
         self.inner.upgrade().is_some_and(|c| !c.is_closed())
