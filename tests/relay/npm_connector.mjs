@@ -2,12 +2,14 @@
 // it signs in with client credentials, registers one in-memory data source, answers snapshot and
 // raw queries in acknowledged chunks, and reports what the hub told it as JSON lines on stdout.
 //
-// Usage: node npm_connector.mjs HUB_URL CONNECTOR_ID CREDENTIAL_FILE TRANSPORT
-// (the hub's CA comes from NODE_EXTRA_CA_CERTS)
+// Usage: node npm_connector.mjs HUB_URL CONNECTOR_ID CREDENTIAL_FILE TRANSPORT [PROTOCOL]
+// (the hub's CA comes from NODE_EXTRA_CA_CERTS; PROTOCOL is `json`, the default, or
+// `messagepack`, in which answer chunks go as bytes)
 import { readFileSync } from 'node:fs';
 import * as signalR from '@microsoft/signalr';
+import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 
-const [hubUrl, connectorId, credentialFile, transportName] = process.argv.slice(2);
+const [hubUrl, connectorId, credentialFile, transportName, protocolName = 'json'] = process.argv.slice(2);
 const credential = readFileSync(credentialFile, 'utf8').trim();
 const report = (event) => process.stdout.write(`${JSON.stringify(event)}\n`);
 
@@ -33,13 +35,16 @@ const samples = Array.from({ length: 3600 }, (_, i) => ({
   status: 'good',
 }));
 
-const connection = new signalR.HubConnectionBuilder()
+const messagePack = protocolName === 'messagepack';
+let builder = new signalR.HubConnectionBuilder()
   .withUrl(`${hubUrl}/hubs/connector`, {
     transport: signalR.HttpTransportType[transportName],
     accessTokenFactory: accessToken,
   })
-  .configureLogging(signalR.LogLevel.Warning)
-  .build();
+  .configureLogging(signalR.LogLevel.Warning);
+if (messagePack) builder = builder.withHubProtocol(new MessagePackHubProtocol());
+const connection = builder.build();
+const utf8 = new TextEncoder();
 
 connection.on('Grants', (list) => { report({ event: 'grants', grants: list.grants }); });
 connection.on('CancelQuery', (queryId, reason) => { report({ event: 'cancelled', queryId, reason }); });
@@ -54,7 +59,9 @@ async function sendBody(queryId, body) {
   const inFlight = new Set();
   for (const [seq, data] of pieces.entries()) {
     if (inFlight.size >= 4) await Promise.race(inFlight);
-    const ack = connection.invoke('QueryChunk', queryId, seq, data).finally(() => inFlight.delete(ack));
+    // A string in JSON; in MessagePack the bytes, which travel as bin.
+    const chunk = messagePack ? utf8.encode(data) : data;
+    const ack = connection.invoke('QueryChunk', queryId, seq, chunk).finally(() => inFlight.delete(ack));
     inFlight.add(ack);
   }
   await Promise.all(inFlight);
@@ -96,7 +103,7 @@ const registered = await connection.invoke('Register', {
     },
   ],
 });
-report({ event: 'registered', registered, transport: transportName });
+report({ event: 'registered', registered, transport: transportName, protocol: protocolName });
 process.stdin.on('end', async () => {
   await connection.stop();
   process.exit(0);

@@ -168,8 +168,10 @@ test('a connector built on the official SignalR client from docs/protocol.md ser
   const dir = mkdtempSync(join(tmpdir(), 'uplink-npm-connector-'));
   const credentialFile = join(dir, 'credential.txt');
   writeFileSync(credentialFile, npmSite.credential, { mode: 0o600 });
-  for (const transport of Object.values(TRANSPORTS)) {
-    const child = spawn(process.execPath, [join(here, 'npm_connector.mjs'), hub.url, npmSite.id, credentialFile, transport], {
+  // JSON over each transport, and MessagePack (with chunks as bytes) where the transport carries binary.
+  const cases = [...Object.values(TRANSPORTS).map((t) => [t, 'json']), ['WebSockets', 'messagepack'], ['LongPolling', 'messagepack']];
+  for (const [transport, protocol] of cases) {
+    const child = spawn(process.execPath, [join(here, 'npm_connector.mjs'), hub.url, npmSite.id, credentialFile, transport, protocol], {
       cwd: join(here, '..'),
       env: { ...process.env, NODE_EXTRA_CA_CERTS: hub.caPath },
       stdio: ['pipe', 'pipe', 'inherit'],
@@ -177,7 +179,7 @@ test('a connector built on the official SignalR client from docs/protocol.md ser
     const events = [];
     createInterface({ input: child.stdout }).on('line', (line) => events.push(JSON.parse(line)));
     try {
-      const registered = await eventually(`the npm connector registered over ${transport}`, () => events.find((e) => e.event === 'registered'));
+      const registered = await eventually(`the npm connector registered over ${transport} in ${protocol}`, () => events.find((e) => e.event === 'registered'));
       assert.equal(registered.registered.connectorId, npmSite.id);
       assert.match(registered.registered.sources[0].id, /^src_/);
       const npmToken = await consent(hub, ['simulated', 'npm-source']);

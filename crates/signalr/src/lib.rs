@@ -1,10 +1,10 @@
-//! The ASP.NET Core SignalR protocol in Rust: the JSON hub protocol, negotiate, and the
-//! WebSockets, Server-Sent Events and long-polling transports, as an axum server and a
-//! reconnecting client, both interoperable with the official clients and servers.
+//! The ASP.NET Core SignalR protocol in Rust: the JSON and MessagePack hub protocols,
+//! negotiate, and the WebSockets, Server-Sent Events and long-polling transports, as an axum
+//! server and a reconnecting client, both interoperable with the official clients and servers.
 //!
-//! - [`protocol`]: the hub protocol without I/O — messages, the handshake, `0x1E` record
-//!   framing with a size limit, and the JSON encoding behind the [`protocol::HubProtocol`]
-//!   trait.
+//! - [`protocol`]: the hub protocol without I/O — messages, the handshake, and the JSON
+//!   (`0x1E` records) and MessagePack (VarInt length prefixes) encodings behind the
+//!   [`protocol::HubProtocol`] trait, each with a size limit.
 //! - [`server`]: a [`server::HubServer`] whose [`axum::Router`] mounts at any path and serves
 //!   negotiate and all three transports, with keep-alive, timeouts, bounded send queues, an
 //!   Origin check and an authentication hook; hub methods with results, streams and client
