@@ -1,7 +1,7 @@
 /**
- * The control contract's types in one place. Most are generated from the Rust types into
- * `./bindings/` (never edit those by hand); one below is written here only until its
- * generated binding exists, and goes once it does.
+ * The control contract's types in one place, as generated from the Rust types into
+ * `./bindings/`; never edit those by hand (`UPDATE_BINDINGS=1 cargo test -p uplink-control
+ * bindings` rewrites them from the Rust types).
  */
 export type { ActivityRecord } from './bindings/ActivityRecord';
 export type { CheckId as DiagnosticCheckId } from './bindings/CheckId';
@@ -31,7 +31,3 @@ export type { SourceConfig } from './bindings/SourceConfig';
 export type { SourceStatus } from './bindings/SourceStatus';
 export type { SourceTest } from './bindings/SourceTest';
 export type { TransportPreference } from './bindings/TransportPreference';
-
-// Not generated yet: the sign-in result.
-
-export type SignInStarted = { authorizeUrl: string };

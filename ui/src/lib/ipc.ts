@@ -21,7 +21,7 @@ import type {
   DiagnosticsExport,
   DiagnosticsReport,
   FormSchema,
-  SignInStarted,
+  PendingSignIn,
   SourceConfig,
   SourceTest,
   TransportPreference,
@@ -195,9 +195,12 @@ export function exportDiagnostics(): Promise<DiagnosticsExport> {
   return invoke<DiagnosticsExport>('export_diagnostics');
 }
 
-/** Starts signing in to the hub at `hubUrl` in the system browser. */
-export function signIn(hubUrl: string): Promise<SignInStarted> {
-  return invoke<SignInStarted>('sign_in', { hubUrl });
+/**
+ * Starts signing in to the hub at `hubUrl` in the system browser; `caPem` trusts a hub whose
+ * certificate comes from a private certificate authority. The status shows the wait.
+ */
+export function signIn(hubUrl: string, caPem: string | null = null): Promise<PendingSignIn> {
+  return invoke<PendingSignIn>('sign_in', caPem ? { hubUrl, caPem } : { hubUrl });
 }
 
 /** Gives up the sign-in waiting in the browser. */

@@ -10,7 +10,11 @@ const signedOut = () => controlStatus({ configured: false, connector: { link: 's
 
 test('Sign in checks the address, starts the browser sign-in and waits, with Cancel', async () => {
   const calls = mockControl(signedOut(), {
-    sign_in: () => ({ authorizeUrl: 'https://hub.example.net/oauth/authorize?x=1' }),
+    sign_in: () => ({
+      hubUrl: 'https://hub.example.net',
+      authorizeUrl: 'https://hub.example.net/oauth/authorize?x=1',
+      startedAt: '2026-11-25T10:00:00Z',
+    }),
     cancel_sign_in: () => null,
   });
   render(AccountPage);
@@ -44,6 +48,29 @@ test('Sign in checks the address, starts the browser sign-in and waits, with Can
   await pushStatus(controlStatus({ connector: { hubUrl: 'https://hub.example.net/' } }));
   expect(screen.queryByText(/Waiting for you/)).toBeNull();
   expect(screen.getByRole('region', { name: 'Hub' }).textContent).toContain('https://hub.example.net/');
+});
+
+test('a private certificate authority travels with the sign-in; a sign-in that failed later says why', async () => {
+  const calls = mockControl(signedOut(), {
+    sign_in: () => ({ hubUrl: 'https://hub.plant', authorizeUrl: 'https://hub.plant/a', startedAt: '2026-11-25T10:00:00Z' }),
+  });
+  render(AccountPage);
+  const form = await screen.findByRole('form', { name: 'Sign in to a hub' });
+  await fireEvent.input(within(form).getByLabelText('Hub address'), { target: { value: 'https://hub.plant' } });
+  await fireEvent.input(within(form).getByLabelText('Certificate authority (PEM)'), {
+    target: { value: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n' },
+  });
+  await fireEvent.submit(form);
+  expect(commands(calls)).toEqual([
+    {
+      command: 'sign_in',
+      args: { hubUrl: 'https://hub.plant', caPem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----' },
+    },
+  ]);
+
+  await pushStatus({ ...signedOut(), signInError: 'the hub refused the sign-in: access_denied' });
+  const card = screen.getByRole('region', { name: 'Sign in to a hub' });
+  expect(within(card).getByRole('alert').textContent).toContain('The hub refused the sign-in: access_denied.');
 });
 
 test('a failed sign-in is explained beside the form', async () => {

@@ -40,6 +40,7 @@ export function controlStatus(
     localHub: null,
     linkHistory: [],
     signIn: null,
+    signInError: null,
     dataDir: '/var/lib/uplink',
     ...patch,
     connector,
