@@ -1,6 +1,7 @@
 import { render, screen, within } from '@testing-library/svelte';
+import { clearMocks } from '@tauri-apps/api/mocks';
 import { tick } from 'svelte';
-import { afterEach, beforeEach, expect, test } from 'vitest';
+import { afterEach, beforeEach, expect, test, vi } from 'vitest';
 
 import App from './App.svelte';
 import { controlStatus, mockControl, resetControl } from './test-support/control';
@@ -55,4 +56,20 @@ test('the skip link moves focus to the page without changing the route', async (
   screen.getByRole('link', { name: 'Skip to content' }).click();
   expect(document.activeElement?.id).toBe('main');
   expect(window.location.hash).toBe('');
+});
+
+test('in a browser, a status stream that cannot be reached is announced while the page stays', async () => {
+  clearMocks(); // no Tauri: the page talks HTTP
+  const fetchMock = vi.fn(async (url: string) => {
+    if (url === '/events') {
+      throw new TypeError('Failed to fetch');
+    }
+    return new Response(JSON.stringify(controlStatus()), { headers: { 'Content-Type': 'application/json' } });
+  });
+  vi.stubGlobal('fetch', fetchMock);
+  render(App);
+  expect(await screen.findByText('Live updates stopped.')).toBeTruthy();
+  expect(screen.getByText(/Live updates stopped/).parentElement!.textContent).toContain('Uplink is not answering');
+  expect(screen.getByText('Connected')).toBeTruthy();
+  expect(fetchMock.mock.calls.map(([url]) => url)).toContain('/ipc/status');
 });
