@@ -86,6 +86,23 @@ test('Reconnect, Pause and the transport preference call their commands; a failu
   ]);
 });
 
+test('a transport preference that is refused says why and shows the one in force', async () => {
+  mockControl(controlStatus({ transportPreference: 'serverSentEvents' }), {
+    set_transport_preference: () => {
+      throw { code: 'io', message: 'the settings file cannot be written' };
+    },
+  });
+  render(StatusPage);
+  const select = (await screen.findByLabelText('Preferred transport')) as HTMLSelectElement;
+  expect(select.value).toBe('serverSentEvents');
+  select.value = 'webSockets';
+  await fireEvent.change(select);
+  const card = screen.getByRole('region', { name: 'Transport preference' });
+  expect((await within(card).findByRole('alert')).textContent).toContain('The settings file cannot be written.');
+  expect(select.value).toBe('serverSentEvents');
+  expect(within(card).queryByText(/Saved/)).toBeNull();
+});
+
 test('with no hub, a calm start offers a local hub and signing in; the local hub starts', async () => {
   const calls = mockControl(controlStatus({ configured: false, connector: { link: 'signedOut', hubUrl: null } }), {
     use_local_hub: () => null,
