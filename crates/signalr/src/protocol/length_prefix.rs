@@ -28,6 +28,9 @@ const MAX_LENGTH: u64 = i32::MAX as u64;
 /// ```
 #[derive(Debug)]
 pub struct LengthPrefixedReader {
+    /// A received frame not yet copied anywhere: whole messages are sliced out of it.
+    frame: Option<Bytes>,
+    /// Bytes of a message split across frames.
     buffer: BytesMut,
     max_message_size: usize,
 }
@@ -36,6 +39,7 @@ impl LengthPrefixedReader {
     /// A reader that refuses messages longer than `max_message_size` bytes.
     pub fn new(max_message_size: usize) -> Self {
         Self {
+            frame: None,
             buffer: BytesMut::new(),
             max_message_size,
         }
@@ -43,7 +47,25 @@ impl LengthPrefixedReader {
 
     /// Appends bytes received from the transport.
     pub fn extend(&mut self, bytes: &[u8]) {
+        self.spill();
         self.buffer.extend_from_slice(bytes);
+    }
+
+    /// Appends a frame received from the transport, keeping it as it is: the messages it
+    /// holds whole are handed out as slices of it, without a copy.
+    pub fn extend_owned(&mut self, bytes: Bytes) {
+        if self.frame.is_none() && self.buffer.is_empty() {
+            self.frame = Some(bytes);
+        } else {
+            self.extend(&bytes);
+        }
+    }
+
+    /// Moves a kept frame into the buffer, behind nothing: when a message continues past it.
+    fn spill(&mut self) {
+        if let Some(frame) = self.frame.take() {
+            self.buffer.extend_from_slice(&frame);
+        }
     }
 
     /// The next complete message without its prefix, `None` if more bytes are needed.
@@ -52,6 +74,26 @@ impl LengthPrefixedReader {
     /// [`Error::MessageTooLarge`] when the prefix announces more than the maximum, and
     /// [`Error::MalformedMessage`] for a prefix longer than 5 bytes or beyond 2^31 - 1.
     pub fn next_message(&mut self) -> Result<Option<Bytes>> {
+        if let Some(frame) = &mut self.frame {
+            if let Some((length, prefix)) = read_prefix(frame)? {
+                if length > self.max_message_size as u64 {
+                    return Err(Error::MessageTooLarge {
+                        limit: self.max_message_size,
+                    });
+                }
+                let end = prefix + length as usize;
+                if frame.len() >= end {
+                    let message = frame.slice(prefix..end);
+                    frame.advance(end);
+                    if frame.is_empty() {
+                        self.frame = None;
+                    }
+                    return Ok(Some(message));
+                }
+            }
+            // The rest of the frame is the start of a message: buffer it for the next frames.
+            self.spill();
+        }
         let Some((length, prefix)) = read_prefix(&self.buffer)? else {
             return Ok(None);
         };
@@ -72,7 +114,7 @@ impl LengthPrefixedReader {
 
     /// Whether bytes of an incomplete message are waiting.
     pub fn has_partial(&self) -> bool {
-        !self.buffer.is_empty()
+        self.frame.is_some() || !self.buffer.is_empty()
     }
 }
 
@@ -163,6 +205,32 @@ mod tests {
             assert_eq!(got, [1, 0, 300], "cut at {cut}");
             assert!(!reader.has_partial());
         }
+    }
+
+    #[test]
+    fn whole_messages_are_sliced_out_of_owned_frames_and_split_ones_joined() {
+        let mut stream = Vec::new();
+        for body in [&b"abc"[..], &[], &vec![7u8; 300], b"z"] {
+            write_length_prefix(body.len(), &mut stream);
+            stream.extend_from_slice(body);
+        }
+        let stream = Bytes::from(stream);
+        for cut in 0..stream.len() {
+            let mut reader = LengthPrefixedReader::new(1024);
+            let mut got = Vec::new();
+            for piece in [stream.slice(..cut), stream.slice(cut..)] {
+                reader.extend_owned(piece);
+                while let Some(message) = reader.next_message().unwrap() {
+                    got.push(message.len());
+                }
+            }
+            assert_eq!(got, [3, 0, 300, 1], "cut at {cut}");
+            assert!(!reader.has_partial());
+        }
+        let mut reader = LengthPrefixedReader::new(1024);
+        reader.extend_owned(stream.clone());
+        let first = reader.next_message().unwrap().unwrap();
+        assert_eq!(first.as_ptr(), stream[1..].as_ptr(), "a slice, not a copy");
     }
 
     #[test]

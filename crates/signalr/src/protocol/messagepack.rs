@@ -62,7 +62,23 @@ impl HubProtocol for MessagePackProtocol {
     }
 
     fn encode(&self, message: &HubMessage, out: &mut Vec<u8>) -> Result<()> {
-        let mut body = Vec::with_capacity(body_size_hint(message));
+        // Arguments already in MessagePack (a relayed answer chunk) go straight to `out`: the
+        // parts around them are encoded aside to learn the length first.
+        if let HubMessage::Invocation(inv) | HubMessage::StreamInvocation(inv) = message
+            && let Arguments::MessagePack { array, .. } = &inv.arguments
+        {
+            let mut head = Vec::with_capacity(64);
+            encode_invocation_head(message.type_id(), inv, &mut head)?;
+            let mut tail = Vec::with_capacity(8);
+            encode_stream_ids(inv, &mut tail)?;
+            out.reserve(head.len() + array.len() + tail.len() + 5);
+            write_length_prefix(head.len() + array.len() + tail.len(), out);
+            out.extend_from_slice(&head);
+            out.extend_from_slice(array);
+            out.extend_from_slice(&tail);
+            return Ok(());
+        }
+        let mut body = Vec::with_capacity(64);
         encode(message, &mut body)?;
         out.reserve(body.len() + 5);
         write_length_prefix(body.len(), out);
@@ -77,16 +93,6 @@ impl HubProtocol for MessagePackProtocol {
     }
 }
 
-fn body_size_hint(message: &HubMessage) -> usize {
-    match message {
-        HubMessage::Invocation(inv) | HubMessage::StreamInvocation(inv) => match &inv.arguments {
-            Arguments::MessagePack { array, .. } => array.len() + 64,
-            Arguments::Values(_) => 128,
-        },
-        _ => 64,
-    }
-}
-
 #[derive(Debug)]
 struct MessagePackDecoder {
     frames: LengthPrefixedReader,
@@ -95,6 +101,10 @@ struct MessagePackDecoder {
 impl MessageDecoder for MessagePackDecoder {
     fn extend(&mut self, bytes: &[u8]) {
         self.frames.extend(bytes);
+    }
+
+    fn extend_owned(&mut self, bytes: Bytes) {
+        self.frames.extend_owned(bytes);
     }
 
     fn next_message(&mut self) -> Result<Option<HubMessage>> {
@@ -122,14 +132,7 @@ pub fn encode(message: &HubMessage, out: &mut Vec<u8>) -> Result<()> {
     let kind = u64::from(message.type_id());
     match message {
         HubMessage::Invocation(inv) | HubMessage::StreamInvocation(inv) => {
-            mp::write_array_len(out, 6).map_err(write_error)?;
-            mp::write_uint(out, kind).map_err(write_error)?;
-            write_headers(&inv.headers, out)?;
-            match &inv.invocation_id {
-                Some(id) => mp::write_str(out, id).map_err(write_error)?,
-                None => mp::write_nil(out).map_err(write_error)?,
-            }
-            mp::write_str(out, &inv.target).map_err(write_error)?;
+            encode_invocation_head(message.type_id(), inv, out)?;
             match &inv.arguments {
                 Arguments::MessagePack { array, .. } => out.extend_from_slice(array),
                 Arguments::Values(values) => {
@@ -139,10 +142,7 @@ pub fn encode(message: &HubMessage, out: &mut Vec<u8>) -> Result<()> {
                     }
                 }
             }
-            mp::write_array_len(out, len_u32(inv.stream_ids.len())?).map_err(write_error)?;
-            for id in &inv.stream_ids {
-                mp::write_str(out, id).map_err(write_error)?;
-            }
+            encode_stream_ids(inv, out)?;
         }
         HubMessage::StreamItem(item) => {
             mp::write_array_len(out, 4).map_err(write_error)?;
@@ -197,6 +197,29 @@ pub fn encode(message: &HubMessage, out: &mut Vec<u8>) -> Result<()> {
             mp::write_uint(out, kind).map_err(write_error)?;
             mp::write_uint(out, *sequence_id).map_err(write_error)?;
         }
+    }
+    Ok(())
+}
+
+/// An invocation up to its arguments: `[type, headers, id, target, `.
+fn encode_invocation_head(type_id: u8, inv: &Invocation, out: &mut Vec<u8>) -> Result<()> {
+    use rmp::encode as mp;
+    mp::write_array_len(out, 6).map_err(write_error)?;
+    mp::write_uint(out, u64::from(type_id)).map_err(write_error)?;
+    write_headers(&inv.headers, out)?;
+    match &inv.invocation_id {
+        Some(id) => mp::write_str(out, id).map_err(write_error)?,
+        None => mp::write_nil(out).map_err(write_error)?,
+    }
+    mp::write_str(out, &inv.target).map_err(write_error)?;
+    Ok(())
+}
+
+/// An invocation's last field, its stream ids.
+fn encode_stream_ids(inv: &Invocation, out: &mut Vec<u8>) -> Result<()> {
+    rmp::encode::write_array_len(out, len_u32(inv.stream_ids.len())?).map_err(write_error)?;
+    for id in &inv.stream_ids {
+        rmp::encode::write_str(out, id).map_err(write_error)?;
     }
     Ok(())
 }

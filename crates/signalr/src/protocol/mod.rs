@@ -19,6 +19,8 @@ pub use message::{
 pub use messagepack::MessagePackProtocol;
 pub use records::{DEFAULT_MAX_MESSAGE_SIZE, RECORD_SEPARATOR, RecordReader, write_record};
 
+use bytes::Bytes;
+
 use crate::error::Result;
 
 /// Whether a protocol's messages are text (safe for Server-Sent Events) or arbitrary bytes.
@@ -72,6 +74,10 @@ pub trait HubProtocol: Send + Sync + std::fmt::Debug + 'static {
 pub trait MessageDecoder: Send + std::fmt::Debug {
     /// Appends received bytes.
     fn extend(&mut self, bytes: &[u8]);
+    /// Appends a received frame; a decoder may keep it rather than copy it.
+    fn extend_owned(&mut self, bytes: Bytes) {
+        self.extend(&bytes);
+    }
     /// The next complete message, `None` until more bytes arrive.
     ///
     /// # Errors

@@ -278,8 +278,7 @@ impl ConnectionHandle {
     /// The hub protocol the client chose in its handshake (`json`, `messagepack`).
     pub fn protocol(&self) -> Option<&'static str> {
         let conn = self.inner.upgrade()?;
-        let name = lock(&conn.protocol).as_ref().map(|p| p.name());
-        name
+        lock(&conn.protocol).as_ref().map(|p| p.name())
     }
 
     /// Whether the connection is still open.

@@ -144,7 +144,7 @@ async fn drive(
             bytes = inbound.recv() => match bytes {
                 Some(bytes) => {
                     last_received = Instant::now();
-                    decoder.extend(&bytes);
+                    decoder.extend_owned(bytes);
                 }
                 None => break Ok(()),
             },
