@@ -119,6 +119,18 @@ async fn the_local_hub_gives_a_first_time_user_a_working_link_and_the_buttons_wo
     })
     .await;
     assert_eq!(control.source_settings("line-2").unwrap().kind, "simulated");
+    let listed = control.status();
+    let line2 = listed
+        .connector
+        .sources
+        .iter()
+        .find(|s| s.name == "line-2")
+        .unwrap();
+    assert_eq!(
+        line2.tag_count,
+        Some(test.tag_count),
+        "the list counts what the test read saw"
+    );
 
     // Revoke: the hub confirms by pushing grants without the app.
     control.revoke(DEMO_APP, None).await.unwrap();

@@ -53,6 +53,7 @@ test('lists each data source with its kind, health, tag count and number of apps
           source('line-1', { apps: [grant('app_a', 'Dashboard'), grant('app_b', 'Reports')] }),
           source('historian', {
             kind: 'sqlite',
+            tagCount: null,
             health: { state: 'degraded', issueCount: 1, issues: [{ message: 'row 7 has no time' }] },
           }),
         ],
@@ -67,6 +68,8 @@ test('lists each data source with its kind, health, tag count and number of apps
   expect(first!.textContent).toContain('Simulated data');
   expect(first!.textContent).toContain('Healthy');
   expect(first!.textContent).toContain('2 apps');
+  expect(first!.textContent).toContain('12 tags');
+  expect(second!.textContent).not.toContain('tags');
   expect(second!.textContent).toContain('SQLite table');
   expect(second!.textContent).toContain('Degraded');
   expect(second!.textContent).toContain('Row 7 has no time.');

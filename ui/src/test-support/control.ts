@@ -55,6 +55,7 @@ export function source(name: string, patch: Partial<SourceStatus> = {}): SourceS
     description: '',
     health: { state: 'ok', issueCount: 0 },
     hubId: `src_${name}`,
+    tagCount: 12,
     blockedOnSite: false,
     apps: [],
     ...patch,

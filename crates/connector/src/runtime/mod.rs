@@ -93,6 +93,34 @@ impl RuntimeOptions {
 struct OpenSource {
     config: SourceConfig,
     opened: Result<Arc<dyn DataSource>, String>,
+    /// How many tags it has, counted when it opened (for display).
+    tag_count: Option<u32>,
+}
+
+/// Tag counting stops here: the number is for display.
+const MAX_COUNTED_TAGS: u32 = 100_000;
+
+/// Counts a source's tags a page at a time, up to [`MAX_COUNTED_TAGS`]; `None` if it did not
+/// open or cannot list its tags.
+async fn count_tags(opened: &Result<Arc<dyn DataSource>, String>) -> Option<u32> {
+    let source = opened.as_ref().ok()?;
+    let mut count = 0u32;
+    let mut offset = 0;
+    loop {
+        let page = source
+            .search(&uplink_model::TagSearch {
+                pattern: "*".into(),
+                offset,
+                limit: 1_000,
+            })
+            .await
+            .ok()?;
+        count = count.saturating_add(u32::try_from(page.tags.len()).unwrap_or(u32::MAX));
+        match page.next_offset {
+            Some(next) if count < MAX_COUNTED_TAGS => offset = next,
+            _ => return Some(count),
+        }
+    }
 }
 
 /// The link's part of the status, kept by the link task.
@@ -205,6 +233,7 @@ impl Inner {
                         description: s.config.description.clone(),
                         health,
                         hub_id: hub_ids.get(&s.config.name).cloned(),
+                        tag_count: s.tag_count,
                         blocked_on_site: policy.blocked_sources.contains(&s.config.name),
                         apps: status::apps_for(&s.config.name, &grants, &policy),
                     }
@@ -273,9 +302,11 @@ impl ConnectorRuntime {
             if let Err(error) = &opened {
                 tracing::warn!(source = %source.name, %error, "data source did not open");
             }
+            let tag_count = count_tags(&opened).await;
             sources.push(OpenSource {
                 config: source,
                 opened,
+                tag_count,
             });
         }
         let inner = Arc::new(Inner {
@@ -401,7 +432,8 @@ impl ConnectorRuntime {
         let _edit = self.inner.config_edit.lock().await;
         let mut config = self.inner.config.load()?;
         let added = config.add_source(source)?.clone();
-        let opened = kinds::open(&added).await?;
+        let opened = Ok(kinds::open(&added).await?);
+        let tag_count = count_tags(&opened).await;
         self.inner.config.save(&config)?;
         self.inner
             .sources
@@ -409,7 +441,8 @@ impl ConnectorRuntime {
             .unwrap_or_else(|p| p.into_inner())
             .push(OpenSource {
                 config: added,
-                opened: Ok(opened),
+                opened,
+                tag_count,
             });
         self.sources_changed();
         Ok(())
@@ -431,6 +464,7 @@ impl ConnectorRuntime {
         let old = config.sources.remove(index);
         let added = config.add_source(source)?.clone();
         let opened = kinds::open(&added).await?;
+        let tag_count = count_tags(&Ok(opened.clone())).await;
         // Keep the source's place in the list.
         let new = config.sources.pop().expect("just added");
         config.sources.insert(index, new);
@@ -444,6 +478,7 @@ impl ConnectorRuntime {
             let entry = OpenSource {
                 config: added,
                 opened: Ok(opened),
+                tag_count,
             };
             match sources.iter().position(|s| s.config.name == old.name) {
                 Some(at) => sources[at] = entry,
@@ -710,16 +745,22 @@ async fn apply_config(inner: &Inner, wanted: Vec<SourceConfig>) {
             sources
                 .iter()
                 .find(|s| s.config == config)
-                .map(|s| s.opened.clone())
+                .map(|s| (s.opened.clone(), s.tag_count))
         };
-        let opened = match unchanged {
-            Some(opened) => opened,
+        let (opened, tag_count) = match unchanged {
+            Some(kept) => kept,
             None => {
                 tracing::info!(source = %config.name, "data source added or changed in the configuration");
-                kinds::open(&config).await.map_err(|e| e.to_string())
+                let opened = kinds::open(&config).await.map_err(|e| e.to_string());
+                let tag_count = count_tags(&opened).await;
+                (opened, tag_count)
             }
         };
-        next.push(OpenSource { config, opened });
+        next.push(OpenSource {
+            config,
+            opened,
+            tag_count,
+        });
     }
     *inner.sources.write().unwrap_or_else(|p| p.into_inner()) = next;
     inner.reregister.notify_one();

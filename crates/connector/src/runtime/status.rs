@@ -82,6 +82,8 @@ pub struct SourceStatus {
     pub health: Health,
     /// Its id on the hub, once registered.
     pub hub_id: Option<String>,
+    /// How many tags it has, when it could list them.
+    pub tag_count: Option<u32>,
     /// Whether the local policy blocks it.
     pub blocked_on_site: bool,
     /// Apps with a live grant on it.

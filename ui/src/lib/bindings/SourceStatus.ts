@@ -27,6 +27,10 @@ health: Health,
  */
 hubId: string | null, 
 /**
+ * How many tags it has, when it could list them.
+ */
+tagCount: number | null, 
+/**
  * Whether the local policy blocks it.
  */
 blockedOnSite: boolean, 
