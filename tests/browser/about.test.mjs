@@ -2,62 +2,20 @@
 // what the binary reports, the access token leaves the address bar, and a page without the
 // token shows the server's refusal in plain words.
 //
-// Needs `ui/dist` built (`npm run build` in ui/) and the `uplink` binary at $UPLINK_BIN
-// (default: ${CARGO_TARGET_DIR:-target}/debug/uplink from the repository root). Builds nothing.
+// Needs `ui/dist` built and the `uplink` binary (see ui-process.mjs). Builds nothing.
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const targetDir = path.resolve(repo, process.env.CARGO_TARGET_DIR || 'target');
-const uplinkBin = path.resolve(repo, process.env.UPLINK_BIN || path.join(targetDir, 'debug/uplink'));
-const dist = path.join(repo, 'ui/dist');
-const chromiumPath = '/usr/bin/chromium';
-const artifacts = path.join(targetDir, 'artifacts');
+import { CHROMIUM_ARGS, artifacts, chromiumPath, dist, startUi, uplinkBin } from './ui-process.mjs';
 
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 
-/** Starts `uplink ui` and resolves with its printed URL once it is serving. */
-function startUi(dataDir) {
-  const child = spawn(uplinkBin, ['ui', '--dist', dist, '--data-dir', dataDir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (chunk) => (stderr += chunk));
-  const ready = new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout });
-    lines.on('line', (line) => {
-      const match = /^UI ready at (http:\/\/127\.0\.0\.1:\d+\/)#token=([0-9a-f]{64})$/.exec(line);
-      if (match) {
-        resolve({ url: line.slice('UI ready at '.length), origin: match[1], token: match[2] });
-      } else {
-        reject(new Error(`unexpected line on stdout of \`uplink ui\`: ${line}`));
-      }
-    });
-    child.on('error', reject);
-    child.on('exit', (code, signal) =>
-      reject(new Error(`\`uplink ui\` exited (code ${code}, signal ${signal}) before it was ready:\n${stderr}`)),
-    );
-  });
-  return { child, ready };
-}
 
 /** The `dd` value of a row of the About page's detail list. */
 function detail(page, label) {
