@@ -405,6 +405,8 @@ mod idle_hub {
         let connection = HubConnection::builder(format!("{issuer}/hubs/connector"))
             .tls(tls.clone())
             .force_transport(Transport::WebSockets)
+            // As the connector links: MessagePack over WebSockets.
+            .message_pack()
             .access_token(move || {
                 let token = token.clone();
                 async move { Ok::<_, String>(token) }
