@@ -3,7 +3,25 @@
 //! credential an administrator issued, or the rotating refresh token of a device-flow sign-in.
 //!
 //! The file is owner-only (0600) and written atomically, so a refresh token that rotates is
-//! never lost half-written. Its `Debug` output never shows the secret.
+//! never lost half-written. Where an OS keyring is reachable (the Secret Service of a desktop
+//! session), the secret itself goes there and the file keeps only a marker saying so; where none is
+//! (a headless server, a service account, CI), the secret stays in the file. The choice is made
+//! afresh at every save, so a keyring that appears or goes away is followed. `Debug` output and
+//! errors never show the secret.
+//!
+//! ```no_run
+//! use uplink_connector::credentials::{CredentialStore, LinkCredentials, LinkSecret};
+//!
+//! let store = CredentialStore::new("/var/lib/uplink");
+//! store.save(&LinkCredentials {
+//!     hub_url: "https://hub.example".into(),
+//!     connector_id: "con_example".into(),
+//!     ca_pem: None,
+//!     secret: LinkSecret::ClientCredential { credential: "issued-secret".into() },
+//! })?;
+//! assert!(store.load()?.is_some());
+//! # Ok::<(), uplink_connector::config::ConfigError>(())
+//! ```
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,6 +29,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, write_atomically};
+
+pub mod keyring_store;
+use keyring_store::{Found, KeyringEntry};
 
 /// The credentials file's name in the data dir.
 pub const CREDENTIALS_FILE: &str = "credentials.json";
@@ -68,10 +89,111 @@ impl std::fmt::Debug for LinkSecret {
     }
 }
 
-/// The credentials file in one data dir.
+impl LinkSecret {
+    fn kind(&self) -> SecretKind {
+        match self {
+            LinkSecret::ClientCredential { .. } => SecretKind::ClientCredential,
+            LinkSecret::RefreshToken { .. } => SecretKind::RefreshToken,
+        }
+    }
+
+    fn value(&self) -> &str {
+        match self {
+            LinkSecret::ClientCredential { credential } => credential,
+            LinkSecret::RefreshToken { refresh_token } => refresh_token,
+        }
+    }
+}
+
+/// Which secret the OS keyring holds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum SecretKind {
+    ClientCredential,
+    RefreshToken,
+}
+
+impl SecretKind {
+    fn with(self, value: String) -> LinkSecret {
+        match self {
+            SecretKind::ClientCredential => LinkSecret::ClientCredential { credential: value },
+            SecretKind::RefreshToken => LinkSecret::RefreshToken {
+                refresh_token: value,
+            },
+        }
+    }
+}
+
+/// `credentials.json` as written: the secret itself, or a marker that the OS keyring holds it.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CredentialsFile {
+    hub_url: String,
+    connector_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ca_pem: Option<String>,
+    secret: FileSecret,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+enum FileSecret {
+    #[serde(rename_all = "camelCase")]
+    ClientCredential { credential: String },
+    #[serde(rename_all = "camelCase")]
+    RefreshToken { refresh_token: String },
+    /// `{"kind": "keyring", "holds": "refreshToken"}`.
+    Keyring { holds: SecretKind },
+}
+
+impl CredentialsFile {
+    fn new(credentials: &LinkCredentials, secret: FileSecret) -> Self {
+        Self {
+            hub_url: credentials.hub_url.clone(),
+            connector_id: credentials.connector_id.clone(),
+            ca_pem: credentials.ca_pem.clone(),
+            secret,
+        }
+    }
+
+    fn with_secret_inside(credentials: &LinkCredentials) -> Self {
+        let secret = match credentials.secret.clone() {
+            LinkSecret::ClientCredential { credential } => {
+                FileSecret::ClientCredential { credential }
+            }
+            LinkSecret::RefreshToken { refresh_token } => {
+                FileSecret::RefreshToken { refresh_token }
+            }
+        };
+        Self::new(credentials, secret)
+    }
+
+    fn with_keyring_marker(credentials: &LinkCredentials) -> Self {
+        Self::new(
+            credentials,
+            FileSecret::Keyring {
+                holds: credentials.secret.kind(),
+            },
+        )
+    }
+}
+
+/// Where a [`CredentialStore`] keeps the secret now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretHome {
+    /// No credentials are stored.
+    Nowhere,
+    /// In `credentials.json` itself (owner-only).
+    File,
+    /// In the OS keyring; `credentials.json` holds a marker.
+    Keyring,
+}
+
+/// The credentials of one data dir: `credentials.json`, and the OS keyring entry of that data dir.
 #[derive(Debug, Clone)]
 pub struct CredentialStore {
     path: PathBuf,
+    keyring: KeyringEntry,
 }
 
 impl CredentialStore {
@@ -79,6 +201,7 @@ impl CredentialStore {
     pub fn new(data_dir: impl AsRef<Path>) -> Self {
         Self {
             path: data_dir.as_ref().join(CREDENTIALS_FILE),
+            keyring: KeyringEntry::for_data_dir(data_dir.as_ref()),
         }
     }
 
@@ -91,8 +214,165 @@ impl CredentialStore {
     ///
     /// # Errors
     /// [`ConfigError::Io`] when the file cannot be read or is not credentials (its content is
-    /// never quoted: it holds a secret).
+    /// never quoted: it holds a secret), or when the file says the OS keyring holds the secret and
+    /// the keyring is not reachable or holds nothing for this connector.
     pub fn load(&self) -> Result<Option<LinkCredentials>, ConfigError> {
+        let Some(CredentialsFile {
+            hub_url,
+            connector_id,
+            ca_pem,
+            secret,
+        }) = self.read_file()?
+        else {
+            return Ok(None);
+        };
+        let secret = match secret {
+            FileSecret::ClientCredential { credential } => {
+                LinkSecret::ClientCredential { credential }
+            }
+            FileSecret::RefreshToken { refresh_token } => {
+                LinkSecret::RefreshToken { refresh_token }
+            }
+            FileSecret::Keyring { holds } => match self.keyring.get() {
+                Ok(Found::Secret(value)) => holds.with(value),
+                Ok(Found::Nothing) => {
+                    return Err(self.keyring_error(
+                        "the OS keyring holds no secret for this connector; sign in again".into(),
+                    ));
+                }
+                Err(why) => {
+                    return Err(self.keyring_error(format!(
+                        "the OS keyring holds the secret but is not reachable ({why}); unlock it \
+                         and reconnect, or sign in again"
+                    )));
+                }
+            },
+        };
+        Ok(Some(LinkCredentials {
+            hub_url,
+            connector_id,
+            ca_pem,
+            secret,
+        }))
+    }
+
+    /// Where the secret is kept now, from the file alone (the keyring is not asked).
+    ///
+    /// # Errors
+    /// As [`CredentialStore::load`] for the file.
+    pub fn secret_home(&self) -> Result<SecretHome, ConfigError> {
+        Ok(match self.read_file()? {
+            None => SecretHome::Nowhere,
+            Some(CredentialsFile {
+                secret: FileSecret::Keyring { .. },
+                ..
+            }) => SecretHome::Keyring,
+            Some(_) => SecretHome::File,
+        })
+    }
+
+    /// Saves the credentials: the secret into the OS keyring when one is reachable, else into the
+    /// file; the file is written atomically and readable by the owner only.
+    ///
+    /// The newest secret is always in one of the two, whatever fails or stops midway: a keyring
+    /// write that fails falls back to the file, and when the file held the previous secret itself,
+    /// it takes the new one before the keyring does. (A first sign-in that stops between the
+    /// keyring write and the file write leaves no file: the owner signs in again.)
+    ///
+    /// The keyring is asked over D-Bus with blocking calls, each bounded by a few seconds; from
+    /// async code use [`CredentialStore::save_async`].
+    ///
+    /// # Errors
+    /// [`ConfigError::Io`] when the file cannot be written.
+    pub fn save(&self, credentials: &LinkCredentials) -> Result<(), ConfigError> {
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir).map_err(|source| ConfigError::Io {
+                action: "create",
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let inside = CredentialsFile::with_secret_inside(credentials);
+        if let Err(why) = keyring_store::probe() {
+            tracing::info!(store = "file", path = %self.path.display(), reason = %why, "credentials saved in the owner-only file");
+            return self.write_file(&inside);
+        }
+        let mut newest_in_file = false;
+        if self.secret_home().ok() == Some(SecretHome::File) {
+            // The file holds the previous secret: give it the newest before the keyring.
+            self.write_file(&inside)?;
+            newest_in_file = true;
+        }
+        match self.keyring.set(credentials.secret.value()) {
+            Ok(()) => {
+                self.write_file(&CredentialsFile::with_keyring_marker(credentials))?;
+                tracing::info!(
+                    store = "keyring",
+                    account = self.keyring.account(),
+                    "credentials saved; the secret is in the OS keyring"
+                );
+                Ok(())
+            }
+            Err(why) => {
+                tracing::warn!(store = "file", path = %self.path.display(), reason = %why, "the OS keyring refused the secret; saved in the owner-only file");
+                if newest_in_file {
+                    Ok(())
+                } else {
+                    self.write_file(&inside)
+                }
+            }
+        }
+    }
+
+    /// [`CredentialStore::save`] on a blocking thread, for async callers (the keyring's D-Bus
+    /// calls would otherwise hold up the async runtime).
+    ///
+    /// # Errors
+    /// As [`CredentialStore::save`].
+    pub async fn save_async(&self, credentials: &LinkCredentials) -> Result<(), ConfigError> {
+        let (store, credentials) = (self.clone(), credentials.clone());
+        tokio::task::spawn_blocking(move || store.save(&credentials))
+            .await
+            .map_err(|_| ConfigError::Io {
+                action: "save",
+                path: self.path.clone(),
+                source: std::io::Error::other("the save was interrupted"),
+            })?
+    }
+
+    /// Forgets the credentials (sign out): deletes the keyring entry, then the file.
+    ///
+    /// A keyring that cannot be reached is logged, not an error: the file is what makes the
+    /// connector signed in, and the entry is overwritten at the next sign-in.
+    ///
+    /// # Errors
+    /// [`ConfigError::Io`] when the file cannot be removed.
+    pub fn remove(&self) -> Result<(), ConfigError> {
+        let in_keyring = self.secret_home().ok() == Some(SecretHome::Keyring);
+        match self.keyring.delete() {
+            Ok(removed) => {
+                tracing::info!(
+                    removed,
+                    account = self.keyring.account(),
+                    "keyring entry removed"
+                )
+            }
+            Err(why) if in_keyring => {
+                tracing::warn!(reason = %why, account = self.keyring.account(), "the secret could not be removed from the OS keyring")
+            }
+            Err(why) => tracing::debug!(reason = %why, "no OS keyring to clear"),
+        }
+        match fs::remove_file(&self.path) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(ConfigError::Io {
+                action: "remove",
+                path: self.path.clone(),
+                source: err,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn read_file(&self) -> Result<Option<CredentialsFile>, ConfigError> {
         match fs::read(&self.path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
@@ -113,34 +393,16 @@ impl CredentialStore {
         }
     }
 
-    /// Writes the credentials atomically, readable by the owner only.
-    ///
-    /// # Errors
-    /// [`ConfigError::Io`].
-    pub fn save(&self, credentials: &LinkCredentials) -> Result<(), ConfigError> {
-        if let Some(dir) = self.path.parent() {
-            fs::create_dir_all(dir).map_err(|source| ConfigError::Io {
-                action: "create",
-                path: dir.to_owned(),
-                source,
-            })?;
-        }
-        let json = serde_json::to_vec_pretty(credentials).expect("credentials serialise");
+    fn write_file(&self, file: &CredentialsFile) -> Result<(), ConfigError> {
+        let json = serde_json::to_vec_pretty(file).expect("credentials serialise");
         write_atomically(&self.path, &json, true)
     }
 
-    /// Forgets the credentials (sign out).
-    ///
-    /// # Errors
-    /// [`ConfigError::Io`].
-    pub fn remove(&self) -> Result<(), ConfigError> {
-        match fs::remove_file(&self.path) {
-            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(ConfigError::Io {
-                action: "remove",
-                path: self.path.clone(),
-                source: err,
-            }),
-            _ => Ok(()),
+    fn keyring_error(&self, message: String) -> ConfigError {
+        ConfigError::Io {
+            action: "read the secret for",
+            path: self.path.clone(),
+            source: std::io::Error::other(message),
         }
     }
 }
@@ -198,6 +460,55 @@ mod tests {
         let err = store.load().unwrap_err().to_string();
         assert!(err.contains("sign in again"), "{err}");
         assert!(!err.contains("secret-garbage"));
+    }
+
+    #[test]
+    fn a_keyring_marker_names_the_kind_and_holds_no_secret() {
+        let credentials = sample();
+        let json =
+            serde_json::to_string(&CredentialsFile::with_keyring_marker(&credentials)).unwrap();
+        assert!(!json.contains("rt-very-secret"), "{json}");
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            value["secret"],
+            serde_json::json!({"kind": "keyring", "holds": "refreshToken"})
+        );
+        assert_eq!(value["connectorId"], credentials.connector_id.as_str());
+        // A file from before the keyring still reads the same way.
+        let inside =
+            serde_json::to_value(CredentialsFile::with_secret_inside(&credentials)).unwrap();
+        assert_eq!(inside, serde_json::to_value(&credentials).unwrap());
+    }
+
+    #[test]
+    fn a_marker_without_its_keyring_secret_is_an_error_that_says_so_and_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CredentialStore::new(dir.path());
+        let credentials = sample();
+        store
+            .write_file(&CredentialsFile::with_keyring_marker(&credentials))
+            .unwrap();
+        assert_eq!(store.secret_home().unwrap(), SecretHome::Keyring);
+        // Unreachable (no session bus) or reachable but empty: either way, never an empty secret.
+        let err = store.load().unwrap_err().to_string();
+        assert!(err.contains("OS keyring"), "{err}");
+        assert!(err.contains("sign in again"), "{err}");
+        assert!(!err.contains("rt-very-secret"));
+        store.remove().unwrap();
+        assert_eq!(store.secret_home().unwrap(), SecretHome::Nowhere);
+    }
+
+    #[test]
+    fn debug_output_of_the_store_and_secrets_never_shows_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CredentialStore::new(dir.path());
+        let shown = format!(
+            "{store:?} {:?} {:?}",
+            sample(),
+            keyring_store::Found::Secret("rt-very-secret".into())
+        );
+        assert!(!shown.contains("rt-very-secret"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 
     #[test]

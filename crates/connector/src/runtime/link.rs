@@ -66,7 +66,7 @@ impl TokenSource {
                 refresh_token: next,
             };
             // The old refresh token is spent: losing the new one would sign the connector out.
-            self.store.save(&credentials)?;
+            self.store.save_async(&credentials).await?;
         }
         *lock(&self.issued) = Some((Instant::now(), issued.lifetime()));
         Ok(issued.access_token)
