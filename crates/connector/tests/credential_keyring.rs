@@ -2,11 +2,11 @@
 //! (GNOME Keyring on a private session bus) for the keyring, and a process with no session bus at
 //! all for the owner-only file.
 //!
-//! The keyring test needs a session bus with an unlocked keyring, which a test cannot start for
-//! itself, so it is ignored by default and `scripts/test` runs it inside `dbus-run-session` with
-//! `gnome-keyring-daemon` started and `UPLINK_TEST_KEYRING=1`. Run that way, a keyring that does not
-//! answer fails the test. The file test runs everywhere: it re-runs itself in a child process whose
-//! environment has no session bus.
+//! The keyring test needs a session bus with an unlocked keyring: it re-runs itself inside
+//! `dbus-run-session` with `gnome-keyring-daemon` started on private folders (Debian packages
+//! `dbus-daemon` and `gnome-keyring`) and `UPLINK_TEST_KEYRING=1`; a keyring that does not answer
+//! there fails the test, and so does a missing daemon. The file test re-runs itself in a child
+//! process whose environment has no session bus.
 
 use std::path::Path;
 use std::process::Command;
@@ -50,15 +50,44 @@ fn assert_owner_only(path: &Path) {
 #[cfg(not(unix))]
 fn assert_owner_only(_: &Path) {}
 
-#[tokio::test]
-#[ignore = "needs a Secret Service: scripts/test runs it inside dbus-run-session with gnome-keyring"]
-async fn with_a_keyring_the_secret_lives_there_and_the_file_keeps_only_a_marker() {
-    assert_eq!(
-        std::env::var(KEYRING_EXPECTED).as_deref(),
-        Ok("1"),
-        "run inside dbus-run-session with gnome-keyring-daemon unlocked and {KEYRING_EXPECTED}=1 \
-         (see scripts/test)"
+/// Runs `test` of this binary again inside a private session bus with an unlocked GNOME
+/// Keyring, and fails unless it passed there.
+fn rerun_inside_a_keyring_session(test: &str) {
+    let home = tempfile::tempdir().unwrap();
+    let (data, run) = (home.path().join("data"), home.path().join("run"));
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&run).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let script = r#"eval "$(printf %s pass | gnome-keyring-daemon --unlock --components=secrets)" >/dev/null && exec "$0" "$1" --exact --nocapture --test-threads=1"#;
+    let output = Command::new("dbus-run-session")
+        .args(["--", "sh", "-c", script])
+        .arg(std::env::current_exe().unwrap())
+        .arg(test)
+        .env("XDG_DATA_HOME", &data)
+        .env("XDG_RUNTIME_DIR", &run)
+        .env(KEYRING_EXPECTED, "1")
+        .output()
+        .expect("dbus-run-session runs (Debian package dbus-daemon; gnome-keyring for the daemon)");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && said.contains("1 passed"),
+        "the keyring test failed inside its session:\n{said}\n{}",
+        String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[tokio::test]
+async fn with_a_keyring_the_secret_lives_there_and_the_file_keeps_only_a_marker() {
+    if std::env::var_os(KEYRING_EXPECTED).is_none() {
+        rerun_inside_a_keyring_session(
+            "with_a_keyring_the_secret_lives_there_and_the_file_keeps_only_a_marker",
+        );
+        return;
+    }
     if let Err(why) = keyring_store::probe() {
         panic!("a keyring was expected but is not reachable: {why}");
     }
