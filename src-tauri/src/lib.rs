@@ -6,6 +6,7 @@
 
 mod commands;
 mod live;
+mod navigation;
 mod tray;
 
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use tauri::{AppHandle, Builder, Manager, RunEvent, Runtime, WindowEvent};
 use tauri_plugin_window_state::StateFlags;
 use uplink_control::{Control, HostKind};
 
+pub use navigation::is_bundled_ui;
 pub use tray::{TrayAction, TrayEntry, TrayIconKind, TrayView, tray_view};
 
 /// The label of the one window the UI lives in.
@@ -97,10 +99,19 @@ fn start_control<R: Runtime>(app: &AppHandle<R>, options: &Options) -> anyhow::R
     if options.local_hub {
         let control = control.clone();
         tauri::async_runtime::spawn(async move {
-            if control.status().configured {
-                tracing::info!("a hub is configured: --local-hub has nothing to do");
-            } else if let Err(error) = control.use_local_hub().await {
-                tracing::error!(code = %error.code, %error, "the local hub did not start");
+            // A local hub chosen before starts by itself; a connector signed in elsewhere
+            // keeps its hub (the control surface refuses, and says so).
+            if control.settings().local_hub {
+                return;
+            }
+            match control.use_local_hub().await {
+                Ok(()) => tracing::info!("linked to the embedded local hub"),
+                Err(error) if error.code == "already_configured" => {
+                    tracing::info!("a hub is configured: --local-hub has nothing to do")
+                }
+                Err(error) => {
+                    tracing::error!(code = %error.code, %error, "the local hub did not start")
+                }
             }
         });
     }
@@ -136,7 +147,8 @@ pub fn run(options: Options, started: Instant) {
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
             None,
         ))
-        .plugin(tauri_plugin_notification::init());
+        .plugin(tauri_plugin_notification::init())
+        .plugin(navigation::guard());
     let app = configure(builder)
         .setup(move |app| {
             let control = start_control(app.handle(), &options)?;

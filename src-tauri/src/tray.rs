@@ -362,7 +362,14 @@ fn act<R: Runtime>(app: &AppHandle<R>, action: TrayAction) {
             if let Err(error) = result {
                 tracing::warn!(%error, "could not change whether Uplink starts at login");
             }
-            show_status(app, &control.watch().borrow().clone());
+            // The menu toggled its check mark by itself: redraw it from what the system says.
+            if let Some(drawn) = app.try_state::<Drawn>() {
+                *drawn
+                    .0
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+            }
+            show_status(app, &control.status());
         }
         TrayAction::Quit => {
             tracing::info!("quit from the tray");
@@ -399,15 +406,21 @@ mod tests {
         status.connector.link = link;
         status.connector.hub_url = Some("https://hub.example".to_owned());
         status.connector.transport = transport.map(str::to_owned);
+        // A data source as the runtime reports it (read from JSON, so fields the tray does not
+        // show may come and go).
         status.connector.sources = (0..sources)
-            .map(|i| uplink_connector::runtime::SourceStatus {
-                name: format!("source-{i}"),
-                kind: "simulated".to_owned(),
-                description: String::new(),
-                health: uplink_connector::Health::default(),
-                hub_id: None,
-                blocked_on_site: false,
-                apps: Vec::new(),
+            .map(|i| {
+                serde_json::from_value(serde_json::json!({
+                    "name": format!("source-{i}"),
+                    "kind": "simulated",
+                    "description": "",
+                    "health": { "state": "ok" },
+                    "hubId": null,
+                    "tagCount": 3,
+                    "blockedOnSite": false,
+                    "apps": [],
+                }))
+                .expect("a data source status")
             })
             .collect();
         status

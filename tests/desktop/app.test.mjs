@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -74,8 +74,8 @@ async function waitFor(what, probe, timeoutMs = 30_000) {
 
 /** Starts the app as a child process and remembers it, so no test leaves one running. */
 const apps = new Set();
-function launch(args) {
-  const child = spawn(appBin, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+function launch(args, env = {}) {
+  const child = spawn(appBin, args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, ...env } });
   child.exited = new Promise((done) => child.on('exit', (code, signal) => done({ code, signal })));
   apps.add(child);
   child.on('exit', () => apps.delete(child));
@@ -168,6 +168,14 @@ test('the window shows the Status page linked to the local hub, and the UI reads
     );
     await waitFor('the page to show Connected again', async () => /Connected/.test(await run('return document.body.innerText')));
 
+    // No remote content: the window refuses to leave the bundled UI.
+    const here = await wd('GET', `/session/${sid}/url`);
+    assert.match(here, /^(tauri:\/\/localhost|https?:\/\/tauri\.localhost)([/#]|$)/, 'the window shows the bundled UI');
+    await run("location.href = 'https://example.invalid/'; return true");
+    await sleep(1500);
+    assert.equal(await wd('GET', `/session/${sid}/url`), here, 'navigating to a remote page is refused');
+    assert.match(await run('return document.body.innerText'), /Connected/);
+
     // Commands outside the contract are refused inside the real webview too.
     const refused = await invoke('plugin:shell|execute', { program: 'sh' });
     assert.ok(refused.error, 'a command outside the capability is refused');
@@ -258,7 +266,11 @@ const closeWindow = () =>
   execFileSync('/usr/bin/python3', [join(import.meta.dirname, 'close_window.py'), 'Uplink'], { stdio: 'pipe', timeout: 10_000 });
 
 test('the tray shows the link, pauses and resumes it, opens the window, closing only hides it, and Quit exits with code 0', async () => {
-  const app = launch(['--data-dir', freshDataDir(), '--local-hub']);
+  // A home of its own, so Start at login writes its autostart entry where the test can see it.
+  const home = freshDataDir();
+  mkdirSync(join(home, '.config'));
+  const autostartDir = join(home, '.config', 'autostart');
+  const app = launch(['--data-dir', freshDataDir(), '--local-hub'], { HOME: home });
   try {
     const tray = await waitFor('the tray menu on D-Bus', () => findTray(app.pid));
     const linked = await menuWhere(tray, 'the status line to say connected via WebSockets', (items) =>
@@ -277,6 +289,18 @@ test('the tray shows the link, pauses and resumes it, opens the window, closing 
     assert.equal(labelled(paused, 'Reconnect')?.enabled, false, 'no Reconnect while paused');
     click(tray, labelled(paused, 'Resume link').id);
     await menuWhere(tray, 'the link back after Resume', (items) => items.some((i) => /connected via WebSockets/.test(i.label ?? '')), 60_000);
+
+    // Start at login writes the desktop's autostart entry and checks the item; again removes it.
+    const autostartEntries = () => (existsSync(autostartDir) ? readdirSync(autostartDir).filter((f) => f.endsWith('.desktop')) : []);
+    assert.deepEqual(autostartEntries(), []);
+    click(tray, labelled(menuItems(tray), 'Start at login').id);
+    await menuWhere(tray, 'Start at login checked', (items) => labelled(items, 'Start at login')?.checked === true);
+    const [entry] = autostartEntries();
+    assert.ok(entry, 'an autostart entry was written');
+    assert.match(readFileSync(join(autostartDir, entry), 'utf8'), /^Exec=.*uplink-desktop/m);
+    click(tray, labelled(menuItems(tray), 'Start at login').id);
+    await menuWhere(tray, 'Start at login unchecked', (items) => labelled(items, 'Start at login')?.checked === false);
+    assert.deepEqual(autostartEntries(), [], 'the autostart entry is gone');
 
     // Starts to the tray: no window on screen until Open.
     assert.equal(windowViewable(), false, 'the window stays hidden at start');
