@@ -8,7 +8,6 @@ mod connector_consent;
 mod connector_oauth_client;
 mod consent_csrf;
 mod device;
-mod logs;
 mod pkce;
 mod protocol;
 mod rate_limits;

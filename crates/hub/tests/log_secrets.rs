@@ -1,9 +1,19 @@
+//! No secret reaches the hub's log: a whole session with every log line at TRACE captured.
+//!
+//! It runs in a process of its own: tracing caches per call site whether anyone listens, for
+//! every thread at once, so a test capturing the log with a scoped subscriber can miss lines when
+//! other tests in the same process hit the same call sites.
+
+#[allow(dead_code)] // shared with the attack suite; this test uses part of it
+#[path = "security/harness.rs"]
+mod harness;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use reqwest::StatusCode;
 
-use crate::harness::*;
+use harness::*;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
