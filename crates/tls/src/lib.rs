@@ -21,7 +21,7 @@ mod serve;
 pub use config::{Trust, client_config, server_config};
 pub use error::TlsError;
 pub use loopback::LoopbackCa;
-pub use serve::serve;
+pub use serve::{ServeLimits, serve, serve_with_limits};
 
 /// Makes *ring* the process-wide rustls provider. Safe to call any number of times.
 pub fn install_crypto_provider() {

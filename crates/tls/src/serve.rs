@@ -1,49 +1,94 @@
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::time::Sleep;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-/// A client that has not finished its TLS handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// What one HTTPS server lets a client hold, and for how long. Every field has a default
+/// ([`ServeLimits::default`]) sized for a hub with thousands of connectors and apps; the
+/// hub's operator can change each one (`uplink hub serve --help`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// Connections served at once (default 12 000: above the hub's default cap on connector
+    /// links, so apps still get in when every connector place is taken). A connection beyond
+    /// it is closed as soon as it is accepted, before its TLS handshake; the connections being
+    /// served are not touched. Keep the process's file-descriptor limit above it.
+    pub max_connections: usize,
+    /// A client that has not finished its TLS handshake by then is dropped (default 10 s).
+    pub handshake_timeout: Duration,
+    /// A connection waiting this long for a request's headers is closed (default 30 s): an
+    /// idle keep-alive connection holds a TLS session and HTTP buffers (tens of KiB) for
+    /// nothing, and a client that trickles its headers cannot pin them either. The clock
+    /// runs from the first byte the request needs, not per byte.
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers) in bytes (default 16 KiB); a larger
+    /// one is answered 431 and the connection closed.
+    pub max_header_bytes: usize,
+    /// Most header fields in one request (default 100); more are answered 431.
+    pub max_headers: usize,
+    /// A connection whose writes make no progress for this long is closed (default 60 s):
+    /// a client that never reads its response cannot pin the response, its producer or the
+    /// connection. Any byte accepted by the peer restarts the clock.
+    pub send_timeout: Duration,
+}
 
-/// A connection waiting this long for its next request's headers is closed: an idle keep-alive
-/// connection holds a TLS session and HTTP buffers (tens of KiB) for nothing, and a client
-/// that trickles its headers cannot pin them either. Clients reconnect when they need to.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 12_000,
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(30),
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+            send_timeout: Duration::from_secs(60),
+        }
+    }
+}
 
-/// Serves `app` over HTTPS on `listener` until `shutdown` completes. Each connection gets its
-/// own task, so a slow handshake never delays others; HTTP upgrades (WebSockets) work, and
-/// handlers can extract the peer's `ConnectInfo<SocketAddr>`.
+/// Serves `app` over HTTPS on `listener` until `shutdown` completes, with the default
+/// [`ServeLimits`]. Each connection gets its own task, so a slow handshake never delays
+/// others; HTTP upgrades (WebSockets) work, and handlers can extract the peer's
+/// `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: TcpListener,
     config: Arc<ServerConfig>,
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send,
-) -> std::io::Result<()> {
-    serve_with_idle_timeout(listener, config, app, shutdown, IDLE_TIMEOUT).await
+) -> io::Result<()> {
+    serve_with_limits(listener, config, app, shutdown, ServeLimits::default()).await
 }
 
-async fn serve_with_idle_timeout(
+/// [`serve`] with the given limits.
+pub async fn serve_with_limits(
     listener: TcpListener,
     config: Arc<ServerConfig>,
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send,
-    idle_timeout: Duration,
-) -> std::io::Result<()> {
+    limits: ServeLimits,
+) -> io::Result<()> {
     let acceptor = TlsAcceptor::from(config);
-    let mut http = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only, as the TLS configuration announces over ALPN: a client cannot slip past
+    // these limits by opening HTTP/2 with prior knowledge.
+    let mut http = hyper::server::conn::http1::Builder::new();
     // hyper applies its header read timeout only with a timer; it runs while a connection
     // waits for a request, so it also ends idle keep-alive connections.
-    http.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(idle_timeout);
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(limits.max_header_bytes)
+        .max_headers(limits.max_headers);
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let mut last_refusal_logged: Option<Instant> = None;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -58,6 +103,18 @@ async fn serve_with_idle_timeout(
             },
             () = &mut shutdown => return Ok(()),
         };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            // Dropping the stream closes it at once; the connections in service keep theirs.
+            drop(stream);
+            if last_refusal_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                last_refusal_logged = Some(Instant::now());
+                tracing::warn!(
+                    max_connections = limits.max_connections,
+                    "connection limit reached: closing new connections until some end"
+                );
+            }
+            continue;
+        };
         // Small messages (relayed answers, SignalR frames) must not wait for Nagle's algorithm
         // to meet the peer's delayed ACK: that pairing alone costs 40 ms a round trip.
         if let Err(error) = stream.set_nodelay(true) {
@@ -66,8 +123,10 @@ async fn serve_with_idle_timeout(
         let acceptor = acceptor.clone();
         let app = app.clone();
         let http = http.clone();
+        let (handshake_timeout, send_timeout) = (limits.handshake_timeout, limits.send_timeout);
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            let _permit = permit;
+            let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
                     tracing::debug!(%peer, %error, "TLS handshake failed");
@@ -87,13 +146,106 @@ async fn serve_with_idle_timeout(
                     req
                 },
             ));
-            if let Err(error) = http
-                .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                .await
-            {
+            let io = TokioIo::new(SendTimeout::new(tls, send_timeout));
+            if let Err(error) = http.serve_connection(io, service).with_upgrades().await {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         });
+    }
+}
+
+/// A stream whose writes fail with `TimedOut` once they have been pending, without any
+/// progress, for `timeout`. Upgraded connections (WebSockets) keep the wrapper.
+struct SendTimeout<S> {
+    inner: S,
+    timeout: Duration,
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl<S> SendTimeout<S> {
+    fn new(inner: S, timeout: Duration) -> Self {
+        Self {
+            inner,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    /// Called when a write is pending: starts the clock if it is not running, and fails the
+    /// write once it has run out. The sleep registers the task's waker, so the failure comes
+    /// even if the peer never reads again.
+    fn stall<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let timeout = self.timeout;
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        ready!(sleep.as_mut().poll(cx));
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the peer has not read for the send timeout",
+        )))
+    }
+
+    fn progress<T>(
+        &mut self,
+        outcome: Poll<io::Result<T>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<T>> {
+        match outcome {
+            Poll::Pending => self.stall(cx),
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for SendTimeout<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for SendTimeout<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let outcome = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.progress(outcome, cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let outcome = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.progress(outcome, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let outcome = Pin::new(&mut this.inner).poll_flush(cx);
+        this.progress(outcome, cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let outcome = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.progress(outcome, cx)
     }
 }
 
@@ -114,12 +266,16 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
         let config = server_config(&ca.cert_chain_pem(), ca.key_pem()).unwrap();
-        tokio::spawn(serve_with_idle_timeout(
+        let limits = ServeLimits {
+            header_read_timeout: Duration::from_millis(200),
+            ..ServeLimits::default()
+        };
+        tokio::spawn(serve_with_limits(
             listener,
             config,
             app,
             std::future::pending(),
-            Duration::from_millis(200),
+            limits,
         ));
         let connector =
             TlsConnector::from(client_config(&Trust::CustomCa(ca.ca_pem().to_owned())).unwrap());
