@@ -67,6 +67,18 @@ struct ServeArgs {
     /// https://<listen address>.
     #[arg(long)]
     issuer: Option<String>,
+    /// The most connector links served at once; a connector beyond it is refused with 503
+    /// and retries later. Each link holds a file descriptor: keep the open-file limit above it.
+    #[arg(long, default_value_t = uplink_hub::hub::DEFAULT_MAX_CONNECTORS, value_parser = at_least_one)]
+    max_connectors: usize,
+}
+
+fn at_least_one(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -384,8 +396,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let issuer = args.issuer.unwrap_or_else(|| format!("https://{addr}"));
+    let mut config = HubConfig::new(issuer.clone());
+    config.max_connectors = args.max_connectors;
     let hub = Arc::new(
-        Hub::open(&args.dir.data_dir, HubConfig::new(issuer.clone()))
+        Hub::open(&args.dir.data_dir, config)
             .await
             .with_context(|| {
                 format!(
@@ -394,6 +408,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 )
             })?,
     );
+    if let Some(open_files) = open_file_limit()
+        && open_files < args.max_connectors as u64 + FILES_BESIDE_LINKS
+    {
+        tracing::warn!(
+            open_files,
+            max_connectors = args.max_connectors,
+            "the open-file limit is too low for --max-connectors: the hub would run out of file descriptors before refusing connectors; raise the limit (ulimit -n) or lower --max-connectors"
+        );
+    }
     println!("hub ready at {issuer}");
     tracing::info!(%addr, %issuer, "serving the hub");
     uplink_hub::serve(hub, listener, &cert, &key, async {
@@ -401,4 +424,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })
     .await
     .context("the hub stopped")
+}
+
+/// File descriptors the hub needs besides its links: the store, apps' connections, logs.
+const FILES_BESIDE_LINKS: u64 = 256;
+
+/// This process's soft limit on open files, where the system tells it (Linux).
+fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }

@@ -36,7 +36,15 @@ pub struct HubConfig {
     /// The operator's limit on one relayed answer in bytes (default none: answers stream
     /// whatever their size).
     pub max_answer_bytes: Option<u64>,
+    /// The most connections the connector link serves at once, counting those still opening
+    /// (default [`DEFAULT_MAX_CONNECTORS`]). A connector beyond it is refused with 503 and
+    /// `Retry-After` and retries later; links already up are unaffected.
+    pub max_connectors: usize,
 }
+
+/// The default cap on connector links: about 320 MiB of idle links at ≤ 32 KiB each. Every
+/// link holds a file descriptor, so the hub's open-file limit must be above the cap.
+pub const DEFAULT_MAX_CONNECTORS: usize = 10_000;
 
 impl HubConfig {
     /// Defaults for a hub at `issuer`.
@@ -51,6 +59,7 @@ impl HubConfig {
             rate_limits: RateLimits::default(),
             query_timeout: std::time::Duration::from_secs(30),
             max_answer_bytes: None,
+            max_connectors: DEFAULT_MAX_CONNECTORS,
         }
     }
 

@@ -22,7 +22,7 @@ const MAX_BODY: usize = 64 * 1024;
 /// or SSE connector posts messages of up to [`uplink_link::MAX_LINK_MESSAGE_BYTES`], which the
 /// link's own SignalR limit checks.
 pub fn router(hub: Arc<Hub>) -> Router {
-    let link = link::server(hub.clone()).router();
+    let link = link::router(hub.clone());
     Router::new()
         .route(
             "/.well-known/oauth-authorization-server",

@@ -8,6 +8,7 @@
 //! - `methods`: the methods a connector calls (`Register`, `RenewToken`, `QueryChunk`, …).
 //! - `session`: one connection's state, and the task that ends it when its token expires and
 //!   pushes grant changes to it.
+//! - [`limit`]: the cap on connector links (503 and `Retry-After` beyond it).
 //! - `answer`: a relayed answer on its way to the app, with the bounded buffer whose room is
 //!   the connector's backpressure.
 //!
@@ -21,6 +22,7 @@
 
 mod answer;
 pub mod identity;
+pub mod limit;
 mod local_router;
 mod methods;
 mod registration;
@@ -28,6 +30,7 @@ mod session;
 
 use std::sync::Arc;
 
+use axum::Router;
 use uplink_signalr::server::{HubServer, ServerOptions};
 
 pub use local_router::{LinkStatus, LocalRouter};
@@ -57,4 +60,17 @@ pub fn server(hub: Arc<Hub>) -> HubServer {
         ..ServerOptions::default()
     };
     HubServer::new(methods::hub(hub), options)
+}
+
+/// The link's routes: its SignalR server behind the cap on connector links
+/// ([`crate::HubConfig::max_connectors`]). Mount at [`uplink_link::HUB_PATH`].
+pub fn router(hub: Arc<Hub>) -> Router {
+    let server = server(hub.clone());
+    let cap = Arc::new(limit::ConnectorLimit::new(
+        hub.config.max_connectors,
+        server.clone(),
+    ));
+    server
+        .router()
+        .layer(axum::middleware::from_fn_with_state(cap, limit::gate))
 }

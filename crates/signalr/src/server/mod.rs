@@ -167,6 +167,15 @@ impl HubServer {
         }
     }
 
+    /// How many connections are open, counting those negotiated or awaiting their handshake:
+    /// each holds the server's resources, so a connection cap counts them all.
+    pub fn open_connections(&self) -> usize {
+        lock(&self.shared.by_id)
+            .values()
+            .filter(|c| !c.is_closed())
+            .count()
+    }
+
     /// Every open connection that completed its handshake.
     pub fn connections(&self) -> Vec<ConnectionHandle> {
         lock(&self.shared.by_id)
