@@ -138,11 +138,7 @@ fn key_from_record(record: &TokenKeyRecord) -> Result<SymmetricKey<V4>> {
 
 fn new_key_record(now: i64) -> Result<TokenKeyRecord> {
     let key = SymmetricKey::<V4>::generate().map_err(|e| HubError::TokenIssue(e.to_string()))?;
-    Ok(TokenKeyRecord {
-        id: key_id(&key),
-        key_bytes: key.as_bytes().to_vec(),
-        created_at: now,
-    })
+    Keyring::key_record(key.as_bytes(), now)
 }
 
 fn key_id(key: &SymmetricKey<V4>) -> String {
@@ -163,17 +159,42 @@ impl Keyring {
             store.add_token_key(&record).await?;
             records.push(record);
         }
+        Self::from_records(&records, issuer, audience)
+    }
+
+    /// A keyring of these keys, the first one current, without a store (the token fuzz target
+    /// and tests use a fixed key).
+    ///
+    /// # Errors
+    /// No records, or a record whose bytes are not a v4.local key.
+    pub fn from_records(records: &[TokenKeyRecord], issuer: &str, audience: &str) -> Result<Self> {
+        let current = records
+            .first()
+            .ok_or_else(|| HubError::TokenIssue("no token key".into()))?
+            .id
+            .clone();
         let mut by_id = HashMap::new();
-        for record in &records {
+        for record in records {
             by_id.insert(record.id.clone(), Arc::new(key_from_record(record)?));
         }
         Ok(Self {
-            keys: RwLock::new(Keys {
-                current: records[0].id.clone(),
-                by_id,
-            }),
+            keys: RwLock::new(Keys { current, by_id }),
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
+        })
+    }
+
+    /// The record of a key made from `key_bytes` (32 bytes), with its PASERK id.
+    ///
+    /// # Errors
+    /// Bytes that are not a v4.local key.
+    pub fn key_record(key_bytes: &[u8], created_at: i64) -> Result<TokenKeyRecord> {
+        let key = SymmetricKey::<V4>::from(key_bytes)
+            .map_err(|e| HubError::TokenIssue(format!("unusable key: {e}")))?;
+        Ok(TokenKeyRecord {
+            id: key_id(&key),
+            key_bytes: key_bytes.to_vec(),
+            created_at,
         })
     }
 

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
+
 /// The three transports, fastest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Transport {
@@ -91,6 +93,20 @@ impl std::fmt::Debug for NegotiateResponse {
 }
 
 impl NegotiateResponse {
+    /// Reads a negotiate answer as a client receives it: any JSON object with these fields
+    /// (unknown fields ignored); a server's refusal (`error`) becomes an error.
+    ///
+    /// # Errors
+    /// [`Error::Negotiate`] for a body that is not such an object, or that carries `error`.
+    pub fn parse(body: &[u8]) -> Result<Self> {
+        let answer: Self = serde_json::from_slice(body)
+            .map_err(|e| Error::Negotiate(format!("unreadable answer: {e}")))?;
+        if let Some(error) = answer.error {
+            return Err(Error::Negotiate(error));
+        }
+        Ok(answer)
+    }
+
     /// Whether the server offers `transport`.
     pub fn offers(&self, transport: Transport) -> bool {
         self.available_transports

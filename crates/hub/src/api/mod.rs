@@ -47,6 +47,16 @@ use crate::scopes;
 use crate::secret::public_id;
 use crate::store::DataSource;
 
+/// The query a `POST …/query` body asks for, checked and with every time absolute as of `now`:
+/// exactly what the data API relays for that body (before the data source's capabilities are
+/// compared). Public so that the query fuzz target drives the same code as the route.
+///
+/// # Errors
+/// The same field-naming [`ApiError`] the route answers with.
+pub fn checked_query(body: &[u8], now: chrono::DateTime<chrono::Utc>) -> Result<Query, ApiError> {
+    resolve::resolve(parse::from_body(body)?, now)
+}
+
 /// Every route of the data API, as (method, path); the OpenAPI document lists exactly these.
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/sources"),

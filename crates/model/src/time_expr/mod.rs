@@ -252,17 +252,19 @@ impl TimeExpr {
     /// The instant this expression names when "now" is `now`.
     ///
     /// # Errors
-    /// [`ModelError::TimeOutOfRange`] when an offset moves the time outside what can be represented.
+    /// [`ModelError::TimeOutOfRange`] when an offset moves the time outside the years 0000 to
+    /// 9999, the range RFC 3339 can write: a resolved time is relayed as text and must read back.
     pub fn resolve(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>, ModelError> {
-        match self {
-            TimeExpr::Absolute(at) => Ok(*at),
+        let at = match self {
+            TimeExpr::Absolute(at) => Some(*at),
             TimeExpr::Relative { anchor, offsets } => offsets
                 .iter()
-                .try_fold(anchor.at(now), |at, offset| offset.apply(at))
-                .ok_or_else(|| ModelError::TimeOutOfRange {
-                    expression: self.to_string(),
-                }),
-        }
+                .try_fold(anchor.at(now), |at, offset| offset.apply(at)),
+        };
+        at.filter(|&at| writable(at))
+            .ok_or_else(|| ModelError::TimeOutOfRange {
+                expression: self.to_string(),
+            })
     }
 
     /// True when the expression depends on the moment it is resolved.
@@ -308,6 +310,12 @@ impl<'de> Deserialize<'de> for TimeExpr {
         let text = String::deserialize(deserializer)?;
         parse(&text).map_err(serde::de::Error::custom)
     }
+}
+
+/// Whether RFC 3339 can write `at` (years 0000 to 9999), so that it reads back as itself: a
+/// wider year is written with a sign (`-0001-…`, `+10000-…`) that no RFC 3339 reader takes.
+pub(crate) fn writable(at: DateTime<Utc>) -> bool {
+    (0..=9999).contains(&at.year())
 }
 
 /// Microseconds since the Unix epoch: the compact time of [`crate::Sample`].

@@ -69,7 +69,9 @@ pub fn parse_span(input: &str) -> Result<Span, TimeExprError> {
     if cursor.peek().is_none() {
         return Err(cursor.error_here("the duration is empty"));
     }
-    let mut total: f64 = 0.0;
+    // Whole microseconds per term, summed exactly: a sum in f64 loses microseconds past 2^53
+    // (about 285 years), so a long duration did not read back from its own text.
+    let mut total: i128 = 0;
     while cursor.peek().is_some() {
         if let Some(sign @ ('+' | '-')) = cursor.peek() {
             return Err(
@@ -86,13 +88,15 @@ pub fn parse_span(input: &str) -> Result<Span, TimeExprError> {
                 ),
             ));
         };
-        total += amount * micros as f64;
+        let term = (amount * micros as f64).round();
+        if term >= i64::MAX as f64 {
+            return Err(cursor.error_at(0, "the duration is too long"));
+        }
+        total += term as i128;
         cursor.skip_spaces();
     }
-    if total >= i64::MAX as f64 {
-        return Err(cursor.error_at(0, "the duration is too long"));
-    }
-    Ok(Span::from_micros(total.round() as i64))
+    let total = i64::try_from(total).map_err(|_| cursor.error_at(0, "the duration is too long"))?;
+    Ok(Span::from_micros(total))
 }
 
 fn parse_absolute(input: &str, start: usize) -> Result<TimeExpr, TimeExprError> {
@@ -109,11 +113,16 @@ fn parse_absolute(input: &str, start: usize) -> Result<TimeExpr, TimeExprError> 
                     .and_utc()
             })
         });
-    parsed.map(TimeExpr::Absolute).map_err(|_| TimeExprError {
+    let error = |problem: &str| TimeExprError {
         input: input.to_owned(),
         position: start,
-        problem: "not a valid date and time (write RFC 3339 such as 2024-05-01T08:00:00Z, or a relative time such as *-8h)".to_owned(),
-    })
+        problem: problem.to_owned(),
+    };
+    let at = parsed.map_err(|_| error("not a valid date and time (write RFC 3339 such as 2024-05-01T08:00:00Z, or a relative time such as *-8h)"))?;
+    if !super::writable(at) {
+        return Err(error("the time in UTC is outside the years 0000 to 9999"));
+    }
+    Ok(TimeExpr::Absolute(at))
 }
 
 fn parse_relative(mut cursor: Cursor<'_>) -> Result<TimeExpr, TimeExprError> {

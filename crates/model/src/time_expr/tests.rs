@@ -132,6 +132,35 @@ fn out_of_range_results_are_errors_not_panics() {
     assert_eq!(err.code(), "time_out_of_range");
 }
 
+/// Found by fuzzing: `*-3000y` resolved to year -976, which the hub relayed as
+/// `-0976-05-15T10:30:45.250Z`, text no connector could read back (a leading `-` is a relative
+/// time). Times now stay within the years RFC 3339 writes, however they are reached.
+#[test]
+fn times_outside_the_years_0000_to_9999_are_refused() {
+    for text in ["*-3000y", "*+8000y", "YEAR-2025y-1d", "*+7975y+8mo"] {
+        let err = parse(text).unwrap().resolve(now()).unwrap_err();
+        assert_eq!(err.code(), "time_out_of_range", "{text}");
+    }
+    assert_eq!(resolve("YEAR-2024y"), at(0, 1, 1, 0, 0, 0));
+    for text in ["0000-01-01T00:00:00+01:00", "9999-12-31T23:00:00-01:00"] {
+        let err = parse(text).unwrap_err();
+        assert!(err.problem.contains("0000 to 9999"), "{text}: {err}");
+    }
+    let late = parse("9999-12-31T23:59:59.999999999Z").unwrap();
+    assert_eq!(parse(&late.to_string()).unwrap(), late);
+}
+
+/// Found by fuzzing: `0888888808881.88888888s` was shown as `10288064d22h1m21s888.768ms`,
+/// which read back 128 µs longer, because the terms were summed in floating point.
+#[test]
+fn a_long_duration_reads_back_from_its_own_text() {
+    let span = parse_span("0888888808881.88888888s").unwrap();
+    assert_eq!(parse_span(&span.to_string()).unwrap(), span);
+    let span = Span::from_micros(i64::MAX - 1);
+    assert_eq!(parse_span(&span.to_string()).unwrap(), span);
+    assert!(parse_span("9999999999w 9999999999w").is_err(), "too long");
+}
+
 #[test]
 fn durations_read_single_and_compound_forms() {
     let cases = [

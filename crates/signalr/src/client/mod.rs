@@ -59,6 +59,7 @@ use url::Url;
 
 pub use backoff::Backoff;
 pub use proxy::ProxySetting;
+pub use sse::EventParser;
 
 use self::handlers::Handlers;
 use self::http::{Dialer, HttpClient, KeepAlive, read_body};
@@ -847,7 +848,14 @@ async fn try_transport_with(
             .await?
         }
         Transport::ServerSentEvents => {
-            sse::connect(&shared.http, &uri, &shared.current_token).await?
+            sse::connect(
+                &shared.http,
+                &uri,
+                &shared.current_token,
+                // One event carries one frame: a batch of messages, as a long poll does.
+                shared.max_message_size.saturating_mul(4),
+            )
+            .await?
         }
         Transport::LongPolling => {
             long_polling::connect(
@@ -908,11 +916,7 @@ async fn negotiate(
                 status.as_u16()
             )));
         }
-        let answer: NegotiateResponse = serde_json::from_slice(&body)
-            .map_err(|e| Error::Negotiate(format!("unreadable answer: {e}")))?;
-        if let Some(error) = answer.error {
-            return Err(Error::Negotiate(error));
-        }
+        let answer = NegotiateResponse::parse(&body)?;
         if let Some(redirect) = &answer.url {
             base =
                 Url::parse(redirect).map_err(|e| Error::Negotiate(format!("redirect URL: {e}")))?;

@@ -13,7 +13,12 @@ use crate::negotiate::Transport;
 
 const NAME: &str = "ServerSentEvents";
 
-pub(crate) async fn connect(http: &HttpClient, uri: &Uri, token: &TokenCell) -> Result<Link> {
+pub(crate) async fn connect(
+    http: &HttpClient,
+    uri: &Uri,
+    token: &TokenCell,
+    max_event_size: usize,
+) -> Result<Link> {
     let response = http
         .send(
             Method::GET,
@@ -42,14 +47,21 @@ pub(crate) async fn connect(http: &HttpClient, uri: &Uri, token: &TokenCell) -> 
     let mut body = response.into_body();
     let failures = incoming_tx.clone();
     let reader = tokio::spawn(async move {
-        let mut parser = EventParser::default();
+        let mut parser = EventParser::new(max_event_size);
         loop {
             match body.frame().await {
                 Some(Ok(frame)) => {
                     let Ok(data) = frame.into_data() else {
                         continue;
                     };
-                    for event in parser.feed(&data) {
+                    let events = match parser.feed(&data) {
+                        Ok(events) => events,
+                        Err(e) => {
+                            let _ = incoming_tx.send(Err(e)).await;
+                            return;
+                        }
+                    };
+                    for event in events {
                         if incoming_tx.send(Ok(Bytes::from(event))).await.is_err() {
                             return;
                         }
@@ -82,17 +94,52 @@ pub(crate) async fn connect(http: &HttpClient, uri: &Uri, token: &TokenCell) -> 
 
 /// Parses the `text/event-stream` format: `data:` lines joined by `\n`, dispatched at a blank
 /// line; comments and other fields ignored; `\r\n`, `\n` and `\r` all end lines.
-#[derive(Debug, Default)]
-pub(crate) struct EventParser {
+///
+/// It holds at most `max_event_size` bytes of one event (plus [`EventParser::LINE_SLACK`] for a
+/// field name and line ends): a longer event, or a line that never ends, is an error rather than
+/// a buffer that grows for as long as the server keeps sending.
+///
+/// ```
+/// use uplink_signalr::client::EventParser;
+/// use uplink_signalr::server::encode_sse_event;
+///
+/// let mut parser = EventParser::new(1024);
+/// let stream = encode_sse_event(b"{\"type\":6}\x1e");
+/// assert_eq!(parser.feed(&stream).unwrap(), vec![b"{\"type\":6}\x1e".to_vec()]);
+/// assert!(parser.feed(&[b'x'; 2048]).is_err());
+/// ```
+#[derive(Debug)]
+pub struct EventParser {
     line: Vec<u8>,
     data: Vec<u8>,
     has_data: bool,
     after_cr: bool,
+    max_event_size: usize,
 }
 
 impl EventParser {
-    pub fn feed(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
+    /// Room beyond `max_event_size` for the `data: ` field name and the separators.
+    pub const LINE_SLACK: usize = 16;
+
+    /// A parser for events of at most `max_event_size` bytes of data.
+    pub fn new(max_event_size: usize) -> Self {
+        Self {
+            line: Vec::new(),
+            data: Vec::new(),
+            has_data: false,
+            after_cr: false,
+            max_event_size,
+        }
+    }
+
+    /// The data of every event `chunk` completes, in order.
+    ///
+    /// # Errors
+    /// [`Error::MessageTooLarge`] when an event or a line outgrows the limit; the stream is then
+    /// unusable and the connection should close.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Vec<u8>>> {
         let mut events = Vec::new();
+        let limit = self.max_event_size.saturating_add(Self::LINE_SLACK);
         for &byte in chunk {
             if self.after_cr {
                 self.after_cr = false;
@@ -105,10 +152,17 @@ impl EventParser {
                     self.after_cr = byte == b'\r';
                     self.end_line(&mut events);
                 }
-                _ => self.line.push(byte),
+                _ => {
+                    if self.line.len() + self.data.len() >= limit {
+                        return Err(Error::MessageTooLarge {
+                            limit: self.max_event_size,
+                        });
+                    }
+                    self.line.push(byte);
+                }
             }
         }
-        events
+        Ok(events)
     }
 
     fn end_line(&mut self, events: &mut Vec<Vec<u8>>) {
@@ -147,8 +201,10 @@ mod tests {
 
     #[test]
     fn parses_events_comments_and_every_line_ending() {
-        let mut p = EventParser::default();
-        let events = p.feed(b":\r\n\r\ndata: one\r\n\r\ndata: a\ndata:b\n\nevent: x\rdata: c\r\r");
+        let mut p = EventParser::new(64);
+        let events = p
+            .feed(b":\r\n\r\ndata: one\r\n\r\ndata: a\ndata:b\n\nevent: x\rdata: c\r\r")
+            .unwrap();
         assert_eq!(
             events,
             vec![b"one".to_vec(), b"a\nb".to_vec(), b"c".to_vec()]
@@ -157,10 +213,39 @@ mod tests {
 
     #[test]
     fn a_crlf_split_between_chunks_is_one_line_end() {
-        let mut p = EventParser::default();
-        assert!(p.feed(b"data: x\r").is_empty());
-        assert!(p.feed(b"\n").is_empty());
-        assert_eq!(p.feed(b"\r\n"), vec![b"x".to_vec()]);
+        let mut p = EventParser::new(64);
+        assert!(p.feed(b"data: x\r").unwrap().is_empty());
+        assert!(p.feed(b"\n").unwrap().is_empty());
+        assert_eq!(p.feed(b"\r\n").unwrap(), vec![b"x".to_vec()]);
+    }
+
+    #[test]
+    fn an_endless_line_or_event_is_refused_not_buffered() {
+        let mut p = EventParser::new(100);
+        let mut fed = 0;
+        let refused = loop {
+            match p.feed(&[b'a'; 10]) {
+                Ok(events) => assert!(events.is_empty()),
+                Err(e) => break e,
+            }
+            fed += 10;
+            assert!(fed < 1000, "a line without end is buffered past the limit");
+        };
+        assert!(matches!(refused, Error::MessageTooLarge { limit: 100 }));
+
+        // Many short data lines of one event count together.
+        let mut p = EventParser::new(100);
+        let mut fed = 0;
+        while p.feed(b"data: 0123456789\n").is_ok() {
+            fed += 1;
+            assert!(fed < 100, "an event without end is buffered past the limit");
+        }
+
+        // An event of exactly the limit passes.
+        let payload = vec![b'x'; 100];
+        let mut p = EventParser::new(100);
+        let events = p.feed(&crate::server::encode_sse_event(&payload)).unwrap();
+        assert_eq!(events, vec![payload]);
     }
 
     proptest! {
@@ -174,9 +259,9 @@ mod tests {
                 stream.extend(crate::server::encode_sse_event(p.as_bytes()));
             }
             let at = cut.index(stream.len() + 1);
-            let mut parser = EventParser::default();
-            let mut events = parser.feed(&stream[..at]);
-            events.extend(parser.feed(&stream[at..]));
+            let mut parser = EventParser::new(64);
+            let mut events = parser.feed(&stream[..at]).unwrap();
+            events.extend(parser.feed(&stream[at..]).unwrap());
             let expected: Vec<Vec<u8>> = payloads.iter().map(|p| p.as_bytes().to_vec()).collect();
             prop_assert_eq!(events, expected);
         }

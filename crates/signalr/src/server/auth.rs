@@ -133,8 +133,9 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
-/// The bearer token of a request: the `Authorization` header first, else `access_token`.
-pub(crate) fn bearer_token(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+/// The bearer token of a request: the `Authorization` header first, else the `access_token`
+/// query parameter (browsers cannot set headers on WebSockets and event streams).
+pub fn bearer_token(headers: &HeaderMap, uri: &Uri) -> Option<String> {
     if let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -149,8 +150,9 @@ pub(crate) fn bearer_token(headers: &HeaderMap, uri: &Uri) -> Option<String> {
     query_param(uri, "access_token")
 }
 
-/// One decoded query parameter.
-pub(crate) fn query_param(uri: &Uri, name: &str) -> Option<String> {
+/// The first query parameter called `name`, both name and value form-decoded, as every
+/// route of the server reads `id`, `access_token` and `negotiateVersion`.
+pub fn query_param(uri: &Uri, name: &str) -> Option<String> {
     url::form_urlencoded::parse(uri.query()?.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
@@ -172,11 +174,19 @@ pub fn redacted_uri(uri: &Uri) -> String {
     let redacted: Vec<String> = query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if k == "access_token" || k == "id" => format!("{k}=<redacted>"),
+            // Names are compared decoded, as `query_param` reads them: `acc%65ss_token` is the
+            // access token too.
+            Some((k, _)) if is_secret_param(k) => format!("{k}=<redacted>"),
             _ => pair.to_string(),
         })
         .collect();
     format!("{}?{}", uri.path(), redacted.join("&"))
+}
+
+fn is_secret_param(raw_name: &str) -> bool {
+    url::form_urlencoded::parse(raw_name.as_bytes())
+        .next()
+        .is_some_and(|(name, _)| name == "access_token" || name == "id")
 }
 
 /// Which browser origins may connect. Requests without an `Origin` header (non-browser clients)
@@ -218,6 +228,28 @@ mod tests {
     use axum::http::HeaderValue;
 
     use super::*;
+
+    #[test]
+    fn a_percent_encoded_secret_name_is_redacted_too() {
+        // The server reads `acc%65ss_token` as the access token, so the log must not show it.
+        let uri: Uri = "/h?acc%65ss_token=s3cret&%69d=c0nn&_=1&access_token"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            bearer_token(&HeaderMap::new(), &uri).as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(query_param(&uri, "id").as_deref(), Some("c0nn"));
+        let logged = redacted_uri(&uri);
+        assert!(
+            !logged.contains("s3cret") && !logged.contains("c0nn"),
+            "{logged}"
+        );
+        assert_eq!(
+            logged,
+            "/h?acc%65ss_token=<redacted>&%69d=<redacted>&_=1&access_token"
+        );
+    }
 
     #[test]
     fn bearer_comes_from_header_then_query() {

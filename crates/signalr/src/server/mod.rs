@@ -25,8 +25,7 @@ mod hub;
 mod long_polling;
 mod session;
 mod sse;
-#[cfg(test)]
-pub(crate) use sse::encode_event as encode_sse_event;
+pub use sse::encode_event as encode_sse_event;
 mod websocket;
 
 use std::collections::HashMap;
@@ -41,7 +40,8 @@ use axum::routing::{get, post};
 use rand::RngCore;
 
 pub use auth::{
-    AuthRejection, AuthRequest, Authenticator, Claims, Identity, OriginPolicy, redacted_uri,
+    AuthRejection, AuthRequest, Authenticator, Claims, Identity, OriginPolicy, bearer_token,
+    query_param, redacted_uri,
 };
 pub use connection::ConnectionHandle;
 pub use hub::{Caller, Hub, HubError};
@@ -312,6 +312,15 @@ fn attach(
     }
 }
 
+/// The negotiate version this server answers a request with: what the client asks for in
+/// `negotiateVersion` (0 when absent or unreadable), at most 1.
+pub fn negotiate_version(uri: &Uri) -> u32 {
+    auth::query_param(uri, "negotiateVersion")
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0)
+        .min(1)
+}
+
 async fn negotiate(
     State(server): State<Arc<ServerShared>>,
     uri: Uri,
@@ -321,11 +330,8 @@ async fn negotiate(
         Ok(identity) => identity,
         Err(response) => return response,
     };
-    let requested: u32 = auth::query_param(&uri, "negotiateVersion")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
     let conn = new_connection(&server, identity);
-    let version = requested.min(1);
+    let version = negotiate_version(&uri);
     let format = |t: Transport| match t {
         Transport::ServerSentEvents => vec!["Text".to_string()],
         _ => vec!["Text".to_string(), "Binary".to_string()],

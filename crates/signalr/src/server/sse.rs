@@ -68,8 +68,10 @@ impl Drop for EventStream {
     }
 }
 
-/// One SSE event whose data is `payload`: each line becomes a `data:` line.
-pub(crate) fn encode_event(payload: &[u8]) -> Vec<u8> {
+/// One Server-Sent Event whose data is `payload`: each line becomes a `data:` line (a `\r`
+/// before a `\n` is dropped). Hub protocol frames sent this way are JSON text, which never holds
+/// a bare `\r`, so [`crate::client::EventParser`] reads back exactly `payload`.
+pub fn encode_event(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 16);
     for line in payload.split(|&b| b == b'\n') {
         out.extend_from_slice(b"data: ");
