@@ -12,7 +12,7 @@ as_root() {
 # Debian/Ubuntu packages: building the desktop app (GTK, WebKitGTK, tray) and running its tests.
 APT_BUILD=(build-essential pkg-config file libssl-dev libgtk-3-dev libwebkit2gtk-4.1-dev
   libayatana-appindicator3-dev librsvg2-dev libxdo-dev)
-APT_TEST=(xvfb xauth dbus-daemon gnome-keyring dbus-x11 x11-utils python3-xlib imagemagick webkit2gtk-driver chromium fonts-dejavu-core procps)
+APT_TEST=(xvfb xauth dbus-daemon gnome-keyring dbus-x11 x11-utils python3-xlib imagemagick webkit2gtk-driver chromium fonts-dejavu-core procps python3-venv)
 
 ensure_apt() {
   local missing=() pkg
@@ -51,6 +51,19 @@ ensure_tauri_driver() {
     say "installing tauri-driver $TAURI_DRIVER_VERSION (WebDriver for the desktop app's tests)"
     cargo install tauri-driver --version "$TAURI_DRIVER_VERSION" --locked --quiet
   fi
+}
+
+# schemathesis (Python, pinned) for the HTTP fuzz of the hub, in its own venv under the cache;
+# exports SCHEMATHESIS, the command tests/http/fuzz.py runs.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/uplink/schemathesis-$SCHEMATHESIS_VERSION"
+  if [ ! -x "$venv/bin/schemathesis" ]; then
+    say "installing schemathesis $SCHEMATHESIS_VERSION (HTTP fuzz of the hub) in $venv"
+    python3 -m venv "$venv" || die "python3 with venv is needed for the HTTP fuzz of the hub"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
+  export SCHEMATHESIS="$venv/bin/schemathesis"
 }
 
 build_ui() {

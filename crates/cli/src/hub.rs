@@ -71,6 +71,64 @@ struct ServeArgs {
     /// and retries later. Each link holds a file descriptor: keep the open-file limit above it.
     #[arg(long, default_value_t = uplink_hub::hub::DEFAULT_MAX_CONNECTORS, value_parser = at_least_one)]
     max_connectors: usize,
+    /// Boxed: the limits would make every `uplink` command's arguments as large as the hub's.
+    #[command(flatten)]
+    limits: Box<LimitArgs>,
+}
+
+/// What a client may hold of the hub's HTTPS server (`docs/hardening.md`).
+#[derive(Debug, Clone, ClapArgs)]
+struct LimitArgs {
+    /// The most HTTPS connections served at once (apps, browsers and connectors); one more is
+    /// closed as soon as it is accepted, and those being served are unaffected.
+    #[arg(long, default_value_t = uplink_tls::ServeLimits::default().max_connections, value_parser = at_least_one)]
+    max_connections: usize,
+    /// Seconds a connection may wait for a request's headers, idle or trickling, before it is
+    /// closed.
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    header_timeout: std::time::Duration,
+    /// Seconds a connection's writes may make no progress (a client that does not read its
+    /// response) before it is closed.
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = seconds)]
+    send_timeout: std::time::Duration,
+    /// Largest request head (request line and headers) in bytes; a larger one gets 431.
+    #[arg(long, value_name = "BYTES", default_value_t = uplink_tls::ServeLimits::default().max_header_bytes, value_parser = at_least_one)]
+    max_header_bytes: usize,
+    /// Most header fields in one request; more get 431.
+    #[arg(long, default_value_t = uplink_tls::ServeLimits::default().max_headers, value_parser = at_least_one)]
+    max_headers: usize,
+    /// Largest body in bytes for OAuth requests and the hub's forms; a larger one gets 413.
+    #[arg(long, value_name = "BYTES", default_value_t = uplink_hub::body_limit::BodyLimits::default().form_bytes)]
+    max_form_body: usize,
+    /// Largest body in bytes for the app data API (a query as JSON); a larger one gets 413.
+    #[arg(long, value_name = "BYTES", default_value_t = uplink_hub::body_limit::BodyLimits::default().api_bytes)]
+    max_api_body: usize,
+    /// Seconds a request body may take to arrive in full; a slower one gets 408.
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    body_timeout: std::time::Duration,
+}
+
+impl LimitArgs {
+    fn apply(&self, config: &mut HubConfig) {
+        let serving = &mut config.serving;
+        serving.max_connections = self.max_connections;
+        serving.header_read_timeout = self.header_timeout;
+        serving.send_timeout = self.send_timeout;
+        serving.max_header_bytes = self.max_header_bytes;
+        serving.max_headers = self.max_headers;
+        config.bodies.form_bytes = self.max_form_body;
+        config.bodies.api_bytes = self.max_api_body;
+        config.bodies.read_timeout = self.body_timeout;
+    }
+}
+
+/// A positive number of seconds, fractions allowed.
+fn seconds(value: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = value.parse().map_err(|e| format!("{e}"))?;
+    if secs.is_nan() || secs <= 0.0 {
+        return Err("must be more than 0 seconds".into());
+    }
+    std::time::Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }
 
 fn at_least_one(value: &str) -> Result<usize, String> {
@@ -398,6 +456,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let issuer = args.issuer.unwrap_or_else(|| format!("https://{addr}"));
     let mut config = HubConfig::new(issuer.clone());
     config.max_connectors = args.max_connectors;
+    args.limits.apply(&mut config);
     let hub = Arc::new(
         Hub::open(&args.dir.data_dir, config)
             .await

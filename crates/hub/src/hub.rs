@@ -40,6 +40,11 @@ pub struct HubConfig {
     /// (default [`DEFAULT_MAX_CONNECTORS`]). A connector beyond it is refused with 503 and
     /// `Retry-After` and retries later; links already up are unaffected.
     pub max_connectors: usize,
+    /// What one HTTPS connection may hold: the connection cap, header size and count, and
+    /// the header and send timeouts (`docs/hardening.md`).
+    pub serving: uplink_tls::ServeLimits,
+    /// Request body size per kind of route, and how long a body may take to arrive.
+    pub bodies: crate::body_limit::BodyLimits,
 }
 
 /// The default cap on connector links: about 320 MiB of idle links at ≤ 32 KiB each. Every
@@ -60,6 +65,8 @@ impl HubConfig {
             query_timeout: std::time::Duration::from_secs(30),
             max_answer_bytes: None,
             max_connectors: DEFAULT_MAX_CONNECTORS,
+            serving: uplink_tls::ServeLimits::default(),
+            bodies: crate::body_limit::BodyLimits::default(),
         }
     }
 

@@ -21,6 +21,7 @@
 
 pub mod access;
 pub mod api;
+pub mod body_limit;
 pub mod clock;
 pub mod error;
 pub mod hub;

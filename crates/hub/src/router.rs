@@ -5,24 +5,33 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
-use tower_http::limit::RequestBodyLimitLayer;
 
+use crate::body_limit::{RouteLimit, read_whole_body};
 use crate::hub::Hub;
 use crate::{access, api, link, oauth, pages};
 
-/// Largest request body the hub reads (forms and token requests are small).
-const MAX_BODY: usize = 64 * 1024;
-
-/// Every route of the hub. The connector link is mounted outside the body limit: a long-polling
-/// or SSE connector posts messages of up to [`uplink_link::MAX_LINK_MESSAGE_BYTES`], which the
-/// link's own SignalR limit checks.
+/// Every route of the hub. Request bodies are read whole within [`Hub::config`]'s limits
+/// before a handler runs: forms and OAuth requests have one limit, the data API another. The
+/// connector link is mounted outside them: a long-polling or SSE connector posts messages of
+/// up to [`uplink_link::MAX_LINK_MESSAGE_BYTES`], which the link's own SignalR limit checks.
 pub fn router(hub: Arc<Hub>) -> Router {
     let link = link::router(hub.clone());
+    let bodies = hub.config.bodies;
+    let limit = |bytes| {
+        middleware::from_fn_with_state(
+            RouteLimit {
+                bytes,
+                timeout: bodies.read_timeout,
+            },
+            read_whole_body,
+        )
+    };
+    let data_api = api::routes(hub.relay()).layer(limit(bodies.api_bytes));
     Router::new()
         .route(
             "/.well-known/oauth-authorization-server",
@@ -40,6 +49,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
             get(pages::device::show).post(pages::device::submit),
         )
         .route("/oauth/introspect", post(oauth::introspect::introspect))
+        .route("/oauth/openapi.json", get(oauth::openapi::serve))
         .route(
             "/account/login",
             get(pages::login::show).post(pages::login::submit),
@@ -61,8 +71,10 @@ pub fn router(hub: Arc<Hub>) -> Router {
             "/api/v1/sources/{source}/access",
             get(access::source_access),
         )
-        .merge(api::routes(hub.relay()))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(limit(bodies.form_bytes))
+        .merge(data_api)
+        // The limits above bound every body; axum's own default must not cut one shorter.
+        .layer(DefaultBodyLimit::disable())
         .with_state(hub)
         .nest(uplink_link::HUB_PATH, link)
         .layer(middleware::from_fn(security_headers))

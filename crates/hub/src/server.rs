@@ -29,8 +29,9 @@ pub async fn serve(
             }
         })
     };
+    let limits = hub.config.serving.clone();
     let app = crate::router::router(hub);
-    let result = uplink_tls::serve(listener, tls, app, shutdown).await;
+    let result = uplink_tls::serve_with_limits(listener, tls, app, shutdown, limits).await;
     sweeper.abort();
     result.map_err(|source| crate::error::HubError::Io {
         context: "the HTTPS server stopped".into(),

@@ -22,9 +22,7 @@ pub const DOCUMENT: &str = include_str!("openapi.json");
 /// assert_eq!(doc["servers"][0]["url"], "https://hub.example.com");
 /// ```
 pub fn document(issuer: &str) -> Value {
-    let mut doc: Value =
-        serde_json::from_str(DOCUMENT).expect("openapi.json is valid JSON (a unit test checks)");
-    doc["servers"] = json!([{ "url": issuer, "description": "This hub" }]);
+    let mut doc = for_origin(DOCUMENT, issuer);
     let flow = &mut doc["components"]["securitySchemes"]["oauth2"]["flows"]["authorizationCode"];
     for (field, path) in [
         ("authorizationUrl", "/oauth/authorize"),
@@ -33,6 +31,14 @@ pub fn document(issuer: &str) -> Value {
     ] {
         flow[field] = Value::String(format!("{issuer}{path}"));
     }
+    doc
+}
+
+/// A hand-written OpenAPI document (`text`) whose server is the hub at `issuer`.
+pub(crate) fn for_origin(text: &str, issuer: &str) -> Value {
+    let mut doc: Value =
+        serde_json::from_str(text).expect("the OpenAPI documents are valid JSON (tests check)");
+    doc["servers"] = json!([{ "url": issuer, "description": "This hub" }]);
     doc
 }
 

@@ -9,6 +9,7 @@ pub mod device;
 pub mod error;
 pub mod introspect;
 pub mod metadata;
+pub mod openapi;
 pub mod params;
 pub mod redirect;
 pub mod revoke;

@@ -26,6 +26,8 @@ pub struct TestHub {
     pub historian: DataSource,
     pub lab: DataSource,
     pub conf_secret: String,
+    /// The certificate authority the hub's certificate chains to, for raw TLS clients.
+    pub ca_pem: String,
     _dir: tempfile::TempDir,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -142,6 +144,7 @@ impl TestHub {
             historian,
             lab,
             conf_secret: conf.secret.unwrap().expose().to_owned(),
+            ca_pem: ca.ca_pem().to_owned(),
             _dir: dir,
             _shutdown: tx,
         }

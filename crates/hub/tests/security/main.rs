@@ -8,6 +8,7 @@ mod connector_consent;
 mod connector_oauth_client;
 mod consent_csrf;
 mod device;
+mod limits;
 mod pkce;
 mod protocol;
 mod rate_limits;
