@@ -8,7 +8,9 @@
 //! 3. The hub's memory per idle connected connector at 1 000 connectors (the hub runs in a
 //!    child process so its RSS is its own).
 //!
-//! Run with `cargo bench -p uplink-cli --bench relay [snapshot|raw|memory]`.
+//! Run with `cargo bench -p uplink-cli --bench relay [snapshot|raw|memory]`. Each measurement
+//! also returns its figures, so `benches/alternatives.rs` can put them in its table beside the
+//! alternatives.
 #![allow(clippy::print_stdout)]
 
 // The demo's own stage, so the benchmark measures exactly what `uplink demo` runs; the
@@ -18,7 +20,7 @@
 mod consent;
 #[path = "../src/demo/stage.rs"]
 #[allow(dead_code)]
-mod stage;
+pub mod stage;
 
 use std::io::{BufRead, Write};
 use std::sync::Arc;
@@ -35,9 +37,33 @@ use uplink_signalr::client::HubConnection;
 
 use self::stage::{Stage, StageOptions};
 
-const RAW_VALUES: u64 = 1_000_000;
+pub const RAW_VALUES: u64 = 1_000_000;
 const CONNECTORS: usize = 1_000;
-const HUB_ROLE: &str = "UPLINK_RELAY_BENCH_ROLE";
+pub const HUB_ROLE: &str = "UPLINK_RELAY_BENCH_ROLE";
+
+/// A snapshot of one tag: through the relay and in-process, paced and sustained.
+pub struct SnapshotFigures {
+    pub relay: Timing,
+    pub in_process: Timing,
+    pub paced: Timing,
+    pub offered_per_second: f64,
+    pub sustained_per_second: f64,
+}
+
+/// A raw read of `RAW_VALUES` values: in-process and through the relay over each transport.
+pub struct RawFigures {
+    pub in_process: Timing,
+    pub body_bytes: usize,
+    pub relayed: Vec<(Transport, Timing)>,
+}
+
+/// The hub's resident memory with one link and with all of them.
+pub struct MemoryFigures {
+    pub links: usize,
+    pub before_kib: u64,
+    pub after_kib: u64,
+    pub per_connector_kib: f64,
+}
 
 fn main() -> anyhow::Result<()> {
     if std::env::var(HUB_ROLE).as_deref() == Ok("hub") {
@@ -60,7 +86,7 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-async fn stage(transport: Transport) -> anyhow::Result<(Stage, tempfile::TempDir)> {
+pub async fn stage(transport: Transport) -> anyhow::Result<(Stage, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
     let stage = Stage::start(StageOptions {
         data_dir: dir.path().to_owned(),
@@ -72,7 +98,7 @@ async fn stage(transport: Transport) -> anyhow::Result<(Stage, tempfile::TempDir
     Ok((stage, dir))
 }
 
-fn url(stage: &Stage, query: &str) -> String {
+pub fn url(stage: &Stage, query: &str) -> String {
     format!(
         "{}/api/v1/sources/{}/{query}",
         stage.issuer, stage.sources[0].id
@@ -98,7 +124,7 @@ async fn timed_get(
     Ok(started.elapsed())
 }
 
-async fn snapshot() -> anyhow::Result<()> {
+pub async fn snapshot() -> anyhow::Result<SnapshotFigures> {
     println!("== snapshot of one tag through the relay (WebSockets link)");
     let (stage, _dir) = stage(Transport::WebSockets).await?;
     let client = stage::http_client(&stage.ca_pem)?;
@@ -177,15 +203,22 @@ async fn snapshot() -> anyhow::Result<()> {
     for w in workers {
         total += w.await??;
     }
+    let sustained_per_second = total as f64 / started.elapsed().as_secs_f64();
     println!(
         "relay, 16 requests in flight: {} req/s sustained",
-        si(total as f64 / started.elapsed().as_secs_f64())
+        si(sustained_per_second)
     );
     stage.stop().await;
-    Ok(())
+    Ok(SnapshotFigures {
+        relay: unloaded,
+        in_process: local,
+        paced,
+        offered_per_second: offered,
+        sustained_per_second,
+    })
 }
 
-async fn raw() -> anyhow::Result<()> {
+pub async fn raw() -> anyhow::Result<RawFigures> {
     println!(
         "== raw read of {} values: relay vs the connector's in-process answer",
         si(RAW_VALUES as f64)
@@ -215,6 +248,7 @@ async fn raw() -> anyhow::Result<()> {
         describe("in-process answer", &local, Some(RAW_VALUES)),
         local_bytes / 1_000_000
     );
+    let mut all_relayed = Vec::new();
     for transport in Transport::ALL {
         let (stage, _dir) = stage(transport).await?;
         let client = stage::http_client(&stage.ca_pem)?;
@@ -254,12 +288,17 @@ async fn raw() -> anyhow::Result<()> {
             ),
             si(relayed.per_second(RAW_VALUES))
         );
+        all_relayed.push((transport, relayed));
         stage.stop().await;
     }
-    Ok(())
+    Ok(RawFigures {
+        in_process: local,
+        body_bytes: local_bytes,
+        relayed: all_relayed,
+    })
 }
 
-mod idle_hub {
+pub mod idle_hub {
     //! A hub in a child process with many registered connectors, and the parent that links
     //! them all and reads the child's resident memory.
 
@@ -323,7 +362,7 @@ mod idle_hub {
             .unwrap_or(0)
     }
 
-    pub async fn memory_per_connector() -> anyhow::Result<()> {
+    pub async fn memory_per_connector() -> anyhow::Result<MemoryFigures> {
         println!("== hub memory per idle connector ({CONNECTORS} connectors on WebSockets)");
         let mut child = Command::new(std::env::current_exe()?)
             .env(HUB_ROLE, "hub")
@@ -375,12 +414,18 @@ mod idle_hub {
             after as f64 / 1024.0,
             links.len(),
         );
+        let links_len = links.len();
         for l in links {
             l.stop().await;
         }
         let _ = child.kill();
         let _ = child.wait();
-        Ok(())
+        Ok(MemoryFigures {
+            links: links_len,
+            before_kib: before,
+            after_kib: after,
+            per_connector_kib: per_kib,
+        })
     }
 
     async fn link(
