@@ -461,8 +461,52 @@ pub fn write_atomically(path: &Path, bytes: &[u8], owner_only: bool) -> Result<(
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);
+    } else {
+        remove_abandoned_temp_files(dir, &name);
     }
     result
+}
+
+/// Removes the temp files of `name` that a process killed in the middle of a save left
+/// behind: those of processes no longer running, or untouched for a minute. Another process
+/// saving right now keeps its own.
+fn remove_abandoned_temp_files(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|at| at.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(60));
+        if stale || !process_is_running(pid) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether process `pid` is running, where the system says so cheaply; `true` where it
+/// cannot tell.
+fn process_is_running(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -103,6 +103,10 @@ impl OAuthClient {
             .tls_backend_preconfigured((*tls).clone())
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))
+            // A fresh connection for every token request: they come once per link and renewal,
+            // and after the network silently dropped the link (a half-open connection), a kept
+            // one is as dead as the link, so reusing it would hold up the reconnect 30 s.
+            .pool_max_idle_per_host(0)
             .build()
             .map_err(|e| LinkError::Config(format!("HTTP client: {e}")))?;
         Ok(Self {

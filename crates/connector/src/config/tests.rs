@@ -182,3 +182,22 @@ fn secret_settings_are_split_out_and_written_owner_only() {
         );
     }
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_save_clears_what_a_killed_save_left_behind_but_not_a_running_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ConfigStore::new(dir.path());
+    // No process has this id (Linux's highest is 2²²); process 1 always runs.
+    let abandoned = dir.path().join(format!(".{CONFIG_FILE}.tmp-4000000000"));
+    let in_progress = dir.path().join(format!(".{CONFIG_FILE}.tmp-1"));
+    let unrelated = dir.path().join(".other.json.tmp-4000000000");
+    for file in [&abandoned, &in_progress, &unrelated] {
+        fs::write(file, b"{\"version\":").unwrap();
+    }
+    store.save(&ConnectorConfig::default()).unwrap();
+    assert!(!abandoned.exists(), "a dead process's temp file is removed");
+    assert!(in_progress.exists(), "a running process's save is left alone");
+    assert!(unrelated.exists(), "other files' temp files are theirs to clear");
+    assert_eq!(store.load().unwrap(), ConnectorConfig::default());
+}

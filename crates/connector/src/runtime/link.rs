@@ -106,6 +106,9 @@ pub(super) fn start(
         .tls(tls)
         .transports(&super::lock(&inner.transports).clone())
         .backoff(inner.options.backoff)
+        .handshake_timeout(inner.options.handshake_timeout)
+        .keep_alive_interval(inner.options.keep_alive_interval)
+        .server_timeout(inner.options.server_timeout)
         // Answer chunks then travel as bytes on WebSockets and long polling.
         .message_pack()
         .access_token(move || {

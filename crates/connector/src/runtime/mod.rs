@@ -61,6 +61,14 @@ pub struct RuntimeOptions {
     pub backoff: Backoff,
     /// How often the round trip to the hub is measured.
     pub heartbeat_interval: Duration,
+    /// How long one transport may take to connect and complete the SignalR handshake before
+    /// the next is tried.
+    pub handshake_timeout: Duration,
+    /// A ping is sent when the link sent nothing else for this long.
+    pub keep_alive_interval: Duration,
+    /// The link counts as lost when nothing arrived from the hub for this long (a half-open
+    /// connection is noticed within it).
+    pub server_timeout: Duration,
     /// How often the clocks are compared to notice sleep and wall-clock jumps.
     pub clock_check_interval: Duration,
     /// A gap between the monotonic and the wall clock larger than this forces a reconnect.
@@ -81,6 +89,9 @@ impl RuntimeOptions {
             transports: Transport::ALL.to_vec(),
             backoff: Backoff::default(),
             heartbeat_interval: Duration::from_secs(15),
+            handshake_timeout: Duration::from_secs(15),
+            keep_alive_interval: Duration::from_secs(15),
+            server_timeout: Duration::from_secs(30),
             clock_check_interval: Duration::from_secs(2),
             clock_jump_tolerance: Duration::from_secs(5),
             write_status_file: true,

@@ -605,6 +605,10 @@ impl<T> Drop for InvocationStream<T> {
     }
 }
 
+/// How long the handshake's answer may take over Server-Sent Events (if the handshake timeout
+/// is not shorter): it comes down the event stream, which a buffering proxy holds back.
+pub const EVENT_STREAM_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A transport that completed the handshake.
 struct Established {
     link: Link,
@@ -868,7 +872,27 @@ async fn try_transport_with(
             .await?
         }
     };
-    let decoder = handshake(&mut link, &protocol, shared.max_message_size).await?;
+    let decoder = if transport == Transport::ServerSentEvents {
+        // A server opens an event stream with a comment and answers the handshake at once; a
+        // proxy that buffers the stream holds both back until it ends, so waiting out the whole
+        // handshake timeout would only delay the fallback to long polling.
+        let bound = EVENT_STREAM_HANDSHAKE_TIMEOUT.min(shared.handshake_timeout);
+        tokio::time::timeout(
+            bound,
+            handshake(&mut link, &protocol, shared.max_message_size),
+        )
+        .await
+        .map_err(|_| {
+            Error::transport(
+                transport.as_str(),
+                format!(
+                    "no handshake answer on the event stream within {bound:?}: a proxy is probably buffering it"
+                ),
+            )
+        })??
+    } else {
+        handshake(&mut link, &protocol, shared.max_message_size).await?
+    };
     Ok(Established {
         link,
         protocol,
