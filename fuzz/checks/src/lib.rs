@@ -18,8 +18,11 @@ pub mod sse;
 pub mod time_expr;
 pub mod token;
 
+/// A target's check: returns when the input passes, panics when a property fails.
+pub type Check = fn(&[u8]);
+
 /// Every target: its name (the fuzz target's file and its corpus folder) and its check.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("signalr_decoder", signalr::json),
     ("signalr_messagepack", signalr::messagepack),
     ("long_polling", signalr::long_polling),
