@@ -54,7 +54,7 @@ pub(super) async fn negotiate(
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout);
     builder = match &route.proxy {
-        Some(proxy) => match reqwest::Proxy::all(proxy.url.as_str()) {
+        Some(proxy) => match reqwest::Proxy::all(proxy.url()) {
             Ok(p) => builder.proxy(p),
             Err(_) => return failed("the proxy URL cannot be used".into()),
         },

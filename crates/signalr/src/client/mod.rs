@@ -58,7 +58,7 @@ use tokio::task::JoinHandle;
 use url::Url;
 
 pub use backoff::Backoff;
-pub use proxy::ProxySetting;
+pub use proxy::{Proxy, ProxySetting};
 pub use sse::EventParser;
 
 use self::handlers::Handlers;

@@ -38,11 +38,14 @@ impl std::fmt::Debug for ProxySetting {
     }
 }
 
-/// A resolved proxy: where it is, how to authenticate, and what bypasses it.
+/// A resolved proxy: where it is, how to authenticate, and what bypasses it. Its `Debug`
+/// never shows the credentials.
 #[derive(Clone)]
-pub(crate) struct Proxy {
+pub struct Proxy {
     host: String,
     port: u16,
+    /// The URL as configured, with a scheme; may hold credentials.
+    url: String,
     authorization: Option<String>,
     no_proxy: Vec<String>,
 }
@@ -71,7 +74,10 @@ fn redact_credentials(url: &str) -> String {
 
 impl ProxySetting {
     /// Resolves the setting, reading the environment through `env` (for testability).
-    pub(crate) fn resolve(&self, env: impl Fn(&str) -> Option<String>) -> Result<Option<Proxy>> {
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming what is wrong with the proxy URL (never its credentials).
+    pub fn resolve(&self, env: impl Fn(&str) -> Option<String>) -> Result<Option<Proxy>> {
         let (url, no_proxy) = match self {
             ProxySetting::Direct => return Ok(None),
             ProxySetting::Url { url, no_proxy } => (url.clone(), no_proxy.clone()),
@@ -133,6 +139,7 @@ impl Proxy {
         Ok(Self {
             host,
             port: parsed.port().unwrap_or(3128),
+            url: with_scheme,
             authorization,
             no_proxy: no_proxy
                 .split(',')
@@ -144,7 +151,7 @@ impl Proxy {
 
     /// Whether `host` is reached directly, by the `NO_PROXY` rules: `*`, exact names and
     /// addresses, and domain suffixes (`example.com` and `.example.com` both cover subdomains).
-    pub(crate) fn bypasses(&self, host: &str) -> bool {
+    pub fn bypasses(&self, host: &str) -> bool {
         let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
         self.no_proxy.iter().any(|entry| {
             let entry = entry.split(':').next().unwrap_or(entry);
@@ -157,9 +164,24 @@ impl Proxy {
         })
     }
 
+    /// The proxy's host name or address (without brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The proxy's port (3128 when the URL names none).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The proxy URL as configured, with its scheme. It may hold credentials: never log it.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Opens a tunnel to `host:port` through the proxy.
     pub(crate) async fn tunnel(&self, host: &str, port: u16) -> Result<TcpStream> {
-        let mut stream = TcpStream::connect((self.host.as_str(), self.port))
+        let stream = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|e| {
                 Error::transport(
@@ -168,6 +190,21 @@ impl Proxy {
                 )
             })?;
         stream.set_nodelay(true)?;
+        self.open_tunnel(stream, host, port).await
+    }
+
+    /// Asks the proxy, over `stream` (already connected to it), for a CONNECT tunnel to
+    /// `host:port`, and hands the stream back once the proxy opened it.
+    ///
+    /// # Errors
+    /// [`Error::HttpStatus`] with the proxy's status when it refuses (407: it wants a login);
+    /// a transport or I/O error when it closes or does not speak HTTP.
+    pub async fn open_tunnel(
+        &self,
+        mut stream: TcpStream,
+        host: &str,
+        port: u16,
+    ) -> Result<TcpStream> {
         let authority = if host.contains(':') {
             format!("[{host}]:{port}")
         } else {
