@@ -1,8 +1,8 @@
 //! Uplink desktop app: a thin shell over Uplink's headless crates.
 //!
 //! It owns the tray icon and the window, and maps each IPC command to the control surface in
-//! `uplink-control`; it holds no business logic of its own. The app starts to the tray, keeps
-//! running when its window closes, and exits only through the tray's Quit.
+//! `uplink-control`; it holds no business logic of its own. The app starts to the tray with no
+//! window, keeps running when its window closes, and exits only through the tray's Quit.
 
 mod commands;
 mod live;
@@ -12,7 +12,7 @@ mod tray;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use tauri::{AppHandle, Builder, Manager, RunEvent, Runtime, WindowEvent};
+use tauri::{AppHandle, Builder, Manager, RunEvent, Runtime};
 use tauri_plugin_window_state::StateFlags;
 use uplink_control::{Control, HostKind};
 
@@ -73,16 +73,38 @@ pub fn configure<R: Runtime>(builder: Builder<R>) -> Builder<R> {
     ])
 }
 
-/// Brings the main window to the front, creating nothing new.
+/// Brings the main window to the front, creating it first if it is closed.
+///
+/// The window (and with it WebKit's processes) exists only while the owner looks at it: an app
+/// that lives in the tray holds no web view, which keeps its idle memory small.
 pub fn show_main_window<R: Runtime>(app: &AppHandle<R>) {
-    match app.get_webview_window(MAIN_WINDOW) {
-        Some(window) => {
-            let _ = window.unminimize();
-            let _ = window.show();
-            let _ = window.set_focus();
-        }
-        None => tracing::warn!("the main window is missing"),
-    }
+    let window = match app.get_webview_window(MAIN_WINDOW) {
+        Some(window) => window,
+        None => match create_main_window(app) {
+            Ok(window) => window,
+            Err(error) => {
+                tracing::error!(%error, "the window could not be opened");
+                return;
+            }
+        },
+    };
+    let _ = window.unminimize();
+    let _ = window.show();
+    let _ = window.set_focus();
+}
+
+/// Creates the main window, hidden, from its entry in `tauri.conf.json` (which has
+/// `create: false`); the window-state plugin restores its size and place as it appears.
+fn create_main_window<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<tauri::WebviewWindow<R>> {
+    let config = app
+        .config()
+        .app
+        .windows
+        .iter()
+        .find(|window| window.label == MAIN_WINDOW)
+        .ok_or(tauri::Error::WindowNotFound)?
+        .clone();
+    tauri::WebviewWindowBuilder::from_config(app, &config)?.build()
 }
 
 /// Starts the connector's control surface in `data_dir` and hands it to the app.
@@ -168,18 +190,12 @@ pub fn run(options: Options, started: Instant) {
             }
             Ok(())
         })
-        .on_window_event(|window, event| {
-            // Closing the window only hides it: the connector keeps running in the tray.
-            if let WindowEvent::CloseRequested { api, .. } = event {
-                api.prevent_close();
-                let _ = window.hide();
-            }
-        })
         .build(tauri::generate_context!())
         .expect("the desktop app's context is valid");
 
     app.run(|app, event| match event {
-        // Closing the last window must not end the app; only Quit (which sets a code) does.
+        // Closing the window destroys it (and its web view) but must not end the app: the
+        // connector keeps running in the tray. Only Quit, which sets a code, exits.
         RunEvent::ExitRequested {
             code: None, api, ..
         } => api.prevent_exit(),

@@ -48,11 +48,17 @@ after(() => {
 
 const expectedVersion = () => execFileSync(appBin, ['--version'], { encoding: 'utf8' }).trim().split(/\s+/).pop();
 
-/** Saves the whole screen as a test artifact and, when `docs` is set, as the current screenshot in docs/. */
-function screenshot(name, { docs = false } = {}) {
+/**
+ * Saves the whole screen as a test artifact and, when `docs` is set, as the current screenshot in
+ * docs/. A window WebKit has not painted yet is one flat colour, a tiny PNG: wait for the paint
+ * (it comes late on a loaded machine), and fail if it never comes.
+ */
+async function screenshot(name, { docs = false } = {}) {
   const path = join(artifacts, name);
-  execFileSync('import', ['-window', 'root', path], { timeout: 20_000 });
-  assert.ok(statSync(path).size > 10_000, `${path} looks empty`);
+  await waitFor(`a painted window in ${path}`, () => {
+    execFileSync('import', ['-window', 'root', path], { timeout: 20_000 });
+    return statSync(path).size > 10_000;
+  }, 20_000);
   if (docs) copyFileSync(path, join(screenshots, name));
   return path;
 }
@@ -185,11 +191,21 @@ test('the window shows the Status page linked to the local hub, and the UI reads
 
     // Let the compositor paint before the screenshot.
     await sleep(1000);
-    screenshot('desktop-status.png', { docs: true });
+    await screenshot('desktop-status.png', { docs: true });
   } finally {
     await wd('DELETE', `/session/${sid}`).catch(() => {});
     driver.kill();
     driver = undefined;
+    // The app the driver started must be gone, or the next launch would only hand over to it
+    // (single instance) and exit.
+    await waitFor('the app started by WebDriver to exit', () => {
+      try {
+        execFileSync('pkill', ['-KILL', '-f', `^${appBin} --show-window`]);
+      } catch {
+        return true; // pkill matched nothing
+      }
+      return false;
+    }, 15_000);
   }
 });
 
@@ -261,11 +277,26 @@ function windowViewable() {
   }
 }
 
-// What a window manager's close button sends; the app must hide the window and keep running.
+// WebKit's web content processes started for the app's window: they descend from the app,
+// possibly through a launcher (`ps` cuts their name to 15 characters).
+function webContentProcesses(pid) {
+  const rows = execFileSync('ps', ['-e', '-o', 'pid=,ppid=,comm='], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/));
+  const parent = new Map(rows.map(([p, pp]) => [p, pp]));
+  const descends = (p) => {
+    for (let q = p, hops = 0; q && q !== '1' && hops < 16; q = parent.get(q), hops++) if (q === String(pid)) return true;
+    return false;
+  };
+  return rows.filter(([p, , name]) => name.startsWith('WebKitWebProc') && descends(p)).map(([p]) => p);
+}
+
+// What a window manager's close button sends; the window goes away and the app keeps running.
 const closeWindow = () =>
   execFileSync('/usr/bin/python3', [join(import.meta.dirname, 'close_window.py'), 'Uplink'], { stdio: 'pipe', timeout: 10_000 });
 
-test('the tray shows the link, pauses and resumes it, opens the window, closing only hides it, and Quit exits with code 0', async () => {
+test('the tray shows the link, pauses and resumes it, opens the window, closing it keeps the app in the tray, and Quit exits with code 0', async () => {
   // A home of its own, so Start at login writes its autostart entry where the test can see it.
   const home = freshDataDir();
   mkdirSync(join(home, '.config'));
@@ -302,15 +333,18 @@ test('the tray shows the link, pauses and resumes it, opens the window, closing 
     await menuWhere(tray, 'Start at login unchecked', (items) => labelled(items, 'Start at login')?.checked === false);
     assert.deepEqual(autostartEntries(), [], 'the autostart entry is gone');
 
-    // Starts to the tray: no window on screen until Open.
+    // Starts to the tray: no window on screen until Open, and no web view behind it either.
     assert.equal(windowViewable(), false, 'the window stays hidden at start');
+    assert.deepEqual(webContentProcesses(app.pid), [], 'an app in the tray runs no web content process');
     click(tray, labelled(menuItems(tray), 'Open Uplink').id);
     await waitFor('the window to be shown by Open', () => windowViewable(), 15_000);
     await sleep(1500);
-    screenshot('desktop-tray-open.png');
+    await screenshot('desktop-tray-open.png');
 
+    assert.ok(webContentProcesses(app.pid).length > 0, 'the open window has a web content process');
     closeWindow();
-    await waitFor('the window to hide on close', () => !windowViewable(), 10_000);
+    await waitFor('the window to go on close', () => !windowViewable(), 10_000);
+    await waitFor('its web content process to end with it', () => webContentProcesses(app.pid).length === 0, 15_000);
     await sleep(1000);
     assert.equal(app.exitCode, null, 'closing the window keeps the app running in the tray');
     click(tray, labelled(menuItems(tray), 'Open Uplink').id);
