@@ -12,6 +12,9 @@
 //! also returns its figures, so `benches/alternatives.rs` can put them in its table beside the
 //! alternatives.
 #![allow(clippy::print_stdout)]
+// The figures are public for `alternatives.rs`, which includes this file; a benchmark's own
+// types need no `Debug`, and the demo's token holder must not have one that prints the token.
+#![allow(missing_debug_implementations)]
 
 // The demo's own stage, so the benchmark measures exactly what `uplink demo` runs; the
 // benchmark reads only part of it.

@@ -881,6 +881,8 @@ fn check_snapshot(sim: &SimulatedSource, body: &str) -> Result<(), String> {
 }
 
 /// Runs the soak.
+// With `live`, the long run prints its table window by window: that is its output.
+#[allow(clippy::print_stdout)]
 pub async fn run(options: Options) -> anyhow::Result<Report> {
     ensure!(
         (1..=MAX_APPS).contains(&options.apps),

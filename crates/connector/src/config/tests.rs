@@ -197,7 +197,13 @@ fn a_save_clears_what_a_killed_save_left_behind_but_not_a_running_one() {
     }
     store.save(&ConnectorConfig::default()).unwrap();
     assert!(!abandoned.exists(), "a dead process's temp file is removed");
-    assert!(in_progress.exists(), "a running process's save is left alone");
-    assert!(unrelated.exists(), "other files' temp files are theirs to clear");
+    assert!(
+        in_progress.exists(),
+        "a running process's save is left alone"
+    );
+    assert!(
+        unrelated.exists(),
+        "other files' temp files are theirs to clear"
+    );
     assert_eq!(store.load().unwrap(), ConnectorConfig::default());
 }
