@@ -122,6 +122,49 @@ async fn read_until_closed(tls: &mut TlsStream<TcpStream>) -> String {
     String::from_utf8_lossy(&received).into_owned()
 }
 
+/// Whether a keep-alive `GET /` on `tls` is answered 200.
+async fn is_served(tls: &mut TlsStream<TcpStream>) -> bool {
+    get_root(tls)
+        .await
+        .is_ok_and(|r| r.starts_with("HTTP/1.1 200"))
+}
+
+/// A keep-alive `GET /` on `tls` must be answered 200.
+async fn assert_served(tls: &mut TlsStream<TcpStream>) {
+    let response = get_root(tls).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}
+
+/// The server's whole answer to `request` on a new connection, read until it closes.
+async fn answer(server: &Server, request: &str) -> String {
+    let mut tls = server.connect().await.unwrap();
+    tls.write_all(request.as_bytes()).await.unwrap();
+    read_until_closed(&mut tls).await
+}
+
+/// A `GET /` with `head` lines after the Host line, then `fields` header fields `X-Field-i: i`.
+fn request_with_fields(head: &str, fields: usize) -> String {
+    let mut request = format!("GET / HTTP/1.1\r\nHost: localhost\r\n{head}");
+    for i in 0..fields {
+        request.push_str(&format!("X-Field-{i}: {i}\r\n"));
+    }
+    request.push_str("\r\n");
+    request
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let server = start(ServeLimits {
+        header_read_timeout: Duration::from_millis(200),
+        ..ServeLimits::default()
+    })
+    .await;
+    // Keep-alive: the response comes, then the connection idles until the server ends it.
+    let received = answer(&server, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+    assert!(received.starts_with("HTTP/1.1 200"), "{received}");
+    assert!(received.ends_with("ok"), "{received}");
+}
+
 #[tokio::test]
 async fn connections_beyond_the_cap_are_closed_and_the_served_ones_keep_working() {
     let server = start(ServeLimits {
@@ -131,50 +174,26 @@ async fn connections_beyond_the_cap_are_closed_and_the_served_ones_keep_working(
     .await;
     let mut first = server.connect().await.unwrap();
     let mut second = server.connect().await.unwrap();
-    assert!(
-        get_root(&mut first)
-            .await
-            .unwrap()
-            .starts_with("HTTP/1.1 200")
-    );
-    assert!(
-        get_root(&mut second)
-            .await
-            .unwrap()
-            .starts_with("HTTP/1.1 200")
-    );
+    assert_served(&mut first).await;
+    assert_served(&mut second).await;
 
     // The third is closed before its handshake completes, or right after it.
     let refused = match server.connect().await {
         Err(_) => true,
-        Ok(mut third) => !get_root(&mut third)
-            .await
-            .is_ok_and(|r| r.starts_with("HTTP/1.1 200")),
+        Ok(mut third) => !is_served(&mut third).await,
     };
     assert!(refused, "a connection beyond the cap was served");
 
     // The two in service are untouched.
-    assert!(
-        get_root(&mut first)
-            .await
-            .unwrap()
-            .starts_with("HTTP/1.1 200")
-    );
-    assert!(
-        get_root(&mut second)
-            .await
-            .unwrap()
-            .starts_with("HTTP/1.1 200")
-    );
+    assert_served(&mut first).await;
+    assert_served(&mut second).await;
 
     // Once one ends, its place is free again (the server notices the close promptly).
     drop(first);
     let mut served = false;
     for _ in 0..100 {
         if let Ok(mut again) = server.connect().await
-            && get_root(&mut again)
-                .await
-                .is_ok_and(|r| r.starts_with("HTTP/1.1 200"))
+            && is_served(&mut again).await
         {
             served = true;
             break;
@@ -191,21 +210,16 @@ async fn oversized_headers_are_answered_431_and_others_still_served() {
         ..ServeLimits::default()
     })
     .await;
-    let mut tls = server.connect().await.unwrap();
     let big = "a".repeat(9 * 1024);
-    tls.write_all(format!("GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {big}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let answer = read_until_closed(&mut tls).await;
-    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let refused = answer(
+        &server,
+        &format!("GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {big}\r\n\r\n"),
+    )
+    .await;
+    assert!(refused.starts_with("HTTP/1.1 431"), "{refused}");
 
     let mut other = server.connect().await.unwrap();
-    assert!(
-        get_root(&mut other)
-            .await
-            .unwrap()
-            .starts_with("HTTP/1.1 200")
-    );
+    assert_served(&mut other).await;
 }
 
 #[tokio::test]
@@ -215,26 +229,12 @@ async fn too_many_header_fields_are_answered_431() {
         ..ServeLimits::default()
     })
     .await;
-    let mut tls = server.connect().await.unwrap();
-    let mut request = String::from("GET / HTTP/1.1\r\nHost: localhost\r\n");
-    for i in 0..40 {
-        request.push_str(&format!("X-Field-{i}: {i}\r\n"));
-    }
-    request.push_str("\r\n");
-    tls.write_all(request.as_bytes()).await.unwrap();
-    let answer = read_until_closed(&mut tls).await;
-    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let refused = answer(&server, &request_with_fields("", 40)).await;
+    assert!(refused.starts_with("HTTP/1.1 431"), "{refused}");
 
     // Within the limit, the same request is served.
-    let mut tls = server.connect().await.unwrap();
-    let mut request = String::from("GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-    for i in 0..10 {
-        request.push_str(&format!("X-Field-{i}: {i}\r\n"));
-    }
-    request.push_str("\r\n");
-    tls.write_all(request.as_bytes()).await.unwrap();
-    let answer = read_until_closed(&mut tls).await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let served = answer(&server, &request_with_fields("Connection: close\r\n", 10)).await;
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
 }
 
 #[tokio::test]
@@ -308,10 +308,5 @@ async fn a_client_that_never_reads_pins_neither_memory_nor_the_connection() {
 
     // The server still serves.
     let mut other = server.connect().await.unwrap();
-    assert!(
-        get_root(&mut other)
-            .await
-            .unwrap()
-            .starts_with("HTTP/1.1 200")
-    );
+    assert_served(&mut other).await;
 }
