@@ -6,7 +6,7 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use futures::{StreamExt as _, TryStreamExt as _};
+use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
 use uplink_link::ResultFormat;
 
 use super::error::ApiError;
@@ -50,20 +50,49 @@ pub fn format(parameter: Option<&str>, headers: &HeaderMap) -> Result<ResultForm
     })
 }
 
+/// How much of an answer that is already at hand is held back before the status goes out, so
+/// that an answer which broke off within it still gets an error status.
+const HELD_BEFORE_STATUS: usize = 64 * 1024;
+
 /// Streams `answer` to the app. The first chunk is awaited before the status is sent (the
-/// relay has normally received it already), so an answer that fails at once still gets an
-/// error status; later failures cut the body.
+/// relay has normally received it already), and whatever else has already arrived is taken
+/// too, up to [`HELD_BEFORE_STATUS`]: the HTTP server writes the head together with the first
+/// bytes, so a failure already queued behind them would otherwise close the connection before
+/// any status went out. A failure that comes later cuts the body.
 pub async fn respond(
     format: ResultFormat,
     query_id: String,
     mut answer: RelayStream,
 ) -> Result<Response, ApiError> {
-    let first = match answer.next().await {
+    let mut held = Vec::new();
+    let mut held_bytes = 0;
+    let mut ended = false;
+    match answer.next().await {
         Some(Err(error)) => return Err(error.into()),
-        first => first,
+        Some(Ok(chunk)) => {
+            held_bytes += chunk.len();
+            held.push(Ok(chunk));
+        }
+        None => ended = true,
+    }
+    while !ended && held_bytes < HELD_BEFORE_STATUS {
+        match answer.next().now_or_never() {
+            Some(Some(Ok(chunk))) => {
+                held_bytes += chunk.len();
+                held.push(Ok(chunk));
+            }
+            Some(Some(Err(error))) => return Err(error.into()),
+            Some(None) => ended = true,
+            None => break,
+        }
+    }
+    let rest = if ended {
+        futures::stream::empty().boxed()
+    } else {
+        answer.boxed()
     };
-    let body = futures::stream::iter(first)
-        .chain(answer)
+    let body = futures::stream::iter(held)
+        .chain(rest)
         .inspect_err(move |error| {
             tracing::warn!(%query_id, code = error.code(), %error, "answer broke off; cutting the app's body");
         });
@@ -82,6 +111,66 @@ pub async fn respond(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::relay::RelayError;
+    use axum::body::to_bytes;
+    use bytes::Bytes;
+
+    fn chunk(text: &'static str) -> Result<Bytes, RelayError> {
+        Ok(Bytes::from_static(text.as_bytes()))
+    }
+
+    async fn answer_of(items: Vec<Result<Bytes, RelayError>>, then_pending: bool) -> Response {
+        let ready = futures::stream::iter(items);
+        let stream = if then_pending {
+            ready.chain(futures::stream::pending()).boxed()
+        } else {
+            ready.boxed()
+        };
+        respond(
+            ResultFormat::Json,
+            "q-test".into(),
+            RelayStream::new(stream),
+        )
+        .await
+        .unwrap_or_else(axum::response::IntoResponse::into_response)
+    }
+
+    #[tokio::test]
+    async fn a_failure_queued_behind_the_first_chunk_gets_an_error_status() {
+        let response = answer_of(
+            vec![chunk("{\"items\":["), Err(RelayError::LinkLost)],
+            false,
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["code"], "link_lost");
+    }
+
+    #[tokio::test]
+    async fn a_complete_answer_at_hand_is_sent_whole() {
+        let response = answer_of(vec![chunk("{\"items\":"), chunk("[]}")], false).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        assert_eq!(&body[..], b"{\"items\":[]}");
+    }
+
+    #[tokio::test]
+    async fn a_failure_after_the_status_cuts_the_body() {
+        let (sender, receiver) = futures::channel::mpsc::unbounded();
+        sender.unbounded_send(chunk("{\"items\":[")).unwrap();
+        let response = respond(
+            ResultFormat::Json,
+            "q-test".into(),
+            RelayStream::new(receiver.boxed()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        sender.unbounded_send(Err(RelayError::LinkLost)).unwrap();
+        assert!(to_bytes(response.into_body(), 1 << 16).await.is_err());
+    }
 
     fn accept(value: &'static str) -> HeaderMap {
         let mut headers = HeaderMap::new();
