@@ -402,6 +402,70 @@ async fn bad_input_closes_only_the_offending_connection() {
     assert_eq!(c, json!({"type": 3, "invocationId": "4", "result": 42}));
 }
 
+/// Many invocations in one WebSocket message, as the official clients send them when calls
+/// queue up behind a send in flight.
+fn echo_batch(calls: usize, size: usize) -> String {
+    let payload = "x".repeat(size);
+    (0..calls)
+        .map(|i| {
+            format!(
+                "{{\"type\":1,\"invocationId\":\"{i}\",\"target\":\"Echo\",\"arguments\":[\"{payload}\"]}}\u{1e}"
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_of_many_messages_in_one_websocket_message_is_served() {
+    let server = start(ServerOptions::default()).await;
+    let mut ws = handshaken(&server).await;
+    // 40 × 16 KiB: each message under the 32 KiB limit, the batch far over it.
+    send(&mut ws, &echo_batch(40, 16 * 1024)).await;
+    let mut answered = std::collections::BTreeSet::new();
+    while answered.len() < 40 {
+        let Some(Ok(Message::Text(text))) = within("echoes", ws.next()).await else {
+            panic!("the connection closed after {} echoes", answered.len());
+        };
+        for record in text.split('\u{1e}').filter(|r| !r.is_empty()) {
+            let c: Value = serde_json::from_str(record).unwrap();
+            assert_eq!(c["result"].as_str().map(str::len), Some(16 * 1024), "{c}");
+            answered.insert(c["invocationId"].as_str().unwrap().to_owned());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_batch_over_the_limit_closes_only_that_connection() {
+    let server = start(ServerOptions {
+        max_batch_size: 256 * 1024,
+        ..ServerOptions::default()
+    })
+    .await;
+    let mut healthy = handshaken(&server).await;
+    let mut ws = handshaken(&server).await;
+    // The server may close while the batch is still being written.
+    let _ = ws
+        .send(Message::Text(echo_batch(20, 16 * 1024).into()))
+        .await;
+    let close = next_record(&mut ws).await.expect("a Close message");
+    assert_eq!(close["type"], 7, "{close}");
+    assert!(
+        close["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Message too long")),
+        "{close}"
+    );
+    send(
+        &mut healthy,
+        "{\"type\":1,\"invocationId\":\"1\",\"target\":\"Add\",\"arguments\":[1,2]}\u{1e}",
+    )
+    .await;
+    assert_eq!(
+        next_record(&mut healthy).await,
+        Some(json!({"type": 3, "invocationId": "1", "result": 3}))
+    );
+}
+
 #[tokio::test]
 async fn cancel_invocation_stops_a_stream_and_completes_it() {
     let server = start(ServerOptions::default()).await;

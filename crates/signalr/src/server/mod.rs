@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -50,6 +50,10 @@ use self::connection::{Connection, lock};
 use crate::negotiate::{AvailableTransport, NegotiateResponse, Transport};
 use crate::protocol::{DEFAULT_MAX_MESSAGE_SIZE, HubProtocol, JsonProtocol, MessagePackProtocol};
 
+/// The default [`ServerOptions::max_batch_size`]: axum's default body limit, so a POST and a
+/// WebSocket message are bounded alike.
+pub const DEFAULT_MAX_BATCH_SIZE: usize = 2 * 1024 * 1024;
+
 /// Limits and timings of a [`HubServer`]. Defaults follow ASP.NET Core.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -57,6 +61,10 @@ pub struct ServerOptions {
     pub transports: Vec<Transport>,
     /// Largest incoming message (default 32 KiB).
     pub max_message_size: usize,
+    /// Largest incoming batch: one WebSocket message or one POST body, which may hold many
+    /// messages (default 2 MiB). The official clients concatenate everything queued while a
+    /// send is in flight, so a client with many calls out sends batches far above one message.
+    pub max_batch_size: usize,
     /// A ping is sent when nothing else was sent for this long (default 15 s).
     pub keep_alive_interval: Duration,
     /// The client is dropped when nothing arrived for this long (default 30 s).
@@ -85,6 +93,7 @@ impl Default for ServerOptions {
         Self {
             transports: Transport::ALL.to_vec(),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_batch_size: DEFAULT_MAX_BATCH_SIZE,
             keep_alive_interval: Duration::from_secs(15),
             client_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(15),
@@ -147,6 +156,12 @@ impl HubServer {
                     .delete(long_polling::delete),
             )
             .route("/negotiate", post(negotiate))
+            .layer(DefaultBodyLimit::max(
+                self.shared
+                    .options
+                    .max_batch_size
+                    .max(self.shared.options.max_message_size),
+            ))
             .with_state(self.shared.clone())
     }
 

@@ -34,13 +34,14 @@ pub(crate) async fn accept(server: Arc<ServerShared>, request: Request) -> Respo
     if let Err(response) = attach(&server, &conn, Transport::WebSockets) {
         return response;
     }
-    // A frame may batch several messages: our clients fill frames up to FRAME_LIMIT, and one
-    // message alone is bounded by the maximum message size.
+    // A WebSocket message may batch many messages (the official clients concatenate what
+    // queued up while a send was in flight); each one alone is bounded by the maximum message
+    // size when it is decoded.
     let frame_limit = server
         .options
-        .max_message_size
-        .max(crate::frames::FRAME_LIMIT)
-        + 1024;
+        .max_batch_size
+        .max(server.options.max_message_size)
+        .max(crate::frames::FRAME_LIMIT);
     // The read buffer is allocated up front for every connection and kept while it idles; the
     // 128 KiB default made an idle connector cost the hub ~190 KiB. One TLS record's worth reads
     // a large frame in a few more calls and keeps idle links cheap.
@@ -82,7 +83,13 @@ async fn run(conn: Arc<Connection>, socket: WebSocket) {
         let bytes = match message {
             Ok(Message::Text(text)) => Bytes::from(text),
             Ok(Message::Binary(bytes)) => bytes,
-            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(Message::Close(_)) => break,
+            Err(error) => {
+                // Tells the client why when it can still hear it (e.g. a batch over the limit).
+                tracing::debug!(connection_id = %conn.id, %error, "WebSocket read failed");
+                conn.close(Some(format!("Connection closed with an error: {error}")));
+                break;
+            }
             Ok(Message::Ping(_) | Message::Pong(_)) => continue,
         };
         if conn.inbound_tx.send(bytes).await.is_err() {
