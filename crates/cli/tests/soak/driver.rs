@@ -867,10 +867,9 @@ fn check_snapshot(sim: &SimulatedSource, body: &str) -> Result<(), String> {
         let expected = sim
             .value_at(tag, time.timestamp_micros())
             .map_err(|e| e.to_string())?;
-        // serde_json parses floats to within one unit in the last place, not always exactly;
-        // another seed, tag or instant differs by far more.
-        let close = |got: f64| (got - expected.value).abs() <= 1e-9 * expected.value.abs().max(1.0);
-        if !value["value"].as_f64().is_some_and(close) {
+        // Exactly the source's value, bit for bit: a process value must not change on its way
+        // across the link (JSON floats are written shortest and parsed exactly).
+        if value["value"].as_f64().map(f64::to_bits) != Some(expected.value.to_bits()) {
             return Err(format!(
                 "{tag} at {time}: {} where the source has {}",
                 value["value"], expected.value
