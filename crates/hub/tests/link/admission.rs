@@ -104,11 +104,8 @@ async fn client_credentials_need_the_connectors_own_credential() {
     .await;
     assert_eq!(status, 401);
     let metadata: serde_json::Value = hub
-        .client
-        .get(hub.url("/.well-known/oauth-authorization-server"))
-        .send()
+        .get("/.well-known/oauth-authorization-server")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -103,6 +103,11 @@ impl LinkHub {
         format!("{}{path}", self.issuer)
     }
 
+    /// `GET path`, as any client would, without a token.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
     pub fn plant_id(&self) -> &str {
         &self.plant.connector.id
     }

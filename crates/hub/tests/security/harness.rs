@@ -154,6 +154,11 @@ impl TestHub {
         format!("{}{path}", self.issuer)
     }
 
+    /// `GET path`, as any client would, without a token.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
     /// Headers a browser sends with a form posted from one of the hub's own pages.
     pub fn same_origin(&self, cookie: Option<&str>) -> HeaderMap {
         let mut h = HeaderMap::new();

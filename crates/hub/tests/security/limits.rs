@@ -54,12 +54,7 @@ async fn post_query(hub: &TestHub, query: String) -> reqwest::Response {
 }
 
 async fn still_serves(hub: &TestHub) {
-    let r = hub
-        .client
-        .get(hub.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap();
+    let r = hub.get("/.well-known/oauth-authorization-server").await;
     assert_eq!(r.status(), StatusCode::OK);
 }
 
@@ -206,12 +201,7 @@ async fn the_serving_limits_in_the_hubs_configuration_reach_its_server() {
 #[tokio::test]
 async fn the_oauth_document_is_served_and_lists_exactly_the_oauth_endpoints() {
     let hub = TestHub::start().await;
-    let r = hub
-        .client
-        .get(hub.url("/oauth/openapi.json"))
-        .send()
-        .await
-        .unwrap();
+    let r = hub.get("/oauth/openapi.json").await;
     assert_eq!(r.status(), StatusCode::OK, "served without a token");
     let doc: Value = r.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
@@ -246,11 +236,8 @@ async fn the_oauth_document_is_served_and_lists_exactly_the_oauth_endpoints() {
 
     // The endpoints the metadata names are the ones documented.
     let metadata: Value = hub
-        .client
-        .get(hub.url("/.well-known/oauth-authorization-server"))
-        .send()
+        .get("/.well-known/oauth-authorization-server")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -232,12 +232,7 @@ async fn confidential_clients_must_prove_their_secret() {
 #[tokio::test]
 async fn metadata_describes_the_server() {
     let hub = TestHub::start().await;
-    let r = hub
-        .client
-        .get(hub.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap();
+    let r = hub.get("/.well-known/oauth-authorization-server").await;
     assert_eq!(r.status(), StatusCode::OK);
     let m: serde_json::Value = r.json().await.unwrap();
     assert_eq!(m["issuer"], hub.issuer.as_str());
