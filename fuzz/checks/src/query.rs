@@ -3,8 +3,9 @@
 //! on what it receives.
 
 use chrono::{DateTime, Duration, Utc};
+use uplink_model::aggregate::Intervals;
 use uplink_model::{MAX_INTERVALS, MAX_RAW_COUNT, MAX_TIMES};
-use uplink_model::{ModelError, Query};
+use uplink_model::{ModelError, Query, TimeRange};
 
 use crate::time_expr::assert_absolute_round_trips;
 
@@ -26,12 +27,7 @@ fn resolve(query: &Query, now: DateTime<Utc>) -> Result<String, ModelError> {
         }
         Query::Plot(plot) => {
             let request = plot.resolve(now)?;
-            assert!(request.range.start < request.range.end);
-            let intervals = request.intervals();
-            let count = intervals.count();
-            assert!((1..=MAX_INTERVALS as usize).contains(&count));
-            assert_eq!(intervals.bounds(0).0, request.range.start_us());
-            assert_eq!(intervals.bounds(count - 1).1, request.range.end_us());
+            assert_cut(&request.range, request.intervals());
             format!("{request:?}")
         }
         Query::AtTimes(at) => {
@@ -41,17 +37,22 @@ fn resolve(query: &Query, now: DateTime<Utc>) -> Result<String, ModelError> {
         }
         Query::Processed(processed) => {
             let request = processed.resolve(now)?;
-            assert!(request.range.start < request.range.end);
             assert!(request.interval.as_micros() > 0);
             assert!(!request.functions.is_empty());
-            let intervals = request.intervals();
-            let count = intervals.count();
-            assert!((1..=MAX_INTERVALS as usize).contains(&count));
-            assert_eq!(intervals.bounds(0).0, request.range.start_us());
-            assert_eq!(intervals.bounds(count - 1).1, request.range.end_us());
+            assert_cut(&request.range, request.intervals());
             format!("{request:?}")
         }
     })
+}
+
+/// A resolved range cut into intervals: the range is not empty, and 1 to [`MAX_INTERVALS`]
+/// intervals cover it from its start to its end.
+fn assert_cut(range: &TimeRange, intervals: Intervals) {
+    assert!(range.start < range.end);
+    let count = intervals.count();
+    assert!((1..=MAX_INTERVALS as usize).contains(&count));
+    assert_eq!(intervals.bounds(0).0, range.start_us());
+    assert_eq!(intervals.bounds(count - 1).1, range.end_us());
 }
 
 /// Every instant a checked query names.
