@@ -7,15 +7,9 @@
 //! [--window-secs 10] [--warm-up-secs 60] [--pause-ms 20]`
 #![allow(clippy::print_stdout)]
 
-#[path = "../src/demo/consent.rs"]
-#[allow(unused_imports, dead_code)]
-mod consent;
 #[path = "../tests/soak/driver.rs"]
 #[allow(dead_code)]
 mod driver;
-#[path = "../src/demo/stage.rs"]
-#[allow(dead_code)]
-mod stage;
 
 use std::time::Duration;
 

@@ -2,15 +2,9 @@
 //! is refused while the first is linked, takes the refusal as "retry later" (it keeps trying,
 //! says why, and is never signed out), and links once the first leaves.
 
-#[path = "../src/demo/consent.rs"]
-#[allow(unused_imports, dead_code)]
-mod consent;
 #[path = "soak/driver.rs"]
 #[allow(dead_code)]
 mod driver;
-#[path = "../src/demo/stage.rs"]
-#[allow(dead_code)]
-mod stage;
 
 use std::time::Duration;
 

@@ -4,16 +4,11 @@
 //! asserted: the long run (`cargo bench -p uplink-cli --bench soak`) judges them.
 #![allow(clippy::print_stdout)]
 
-// The demo's consent flow and HTTPS client, so the apps get their tokens as any app does.
-#[path = "../src/demo/consent.rs"]
-#[allow(unused_imports, dead_code)]
-mod consent;
+// The soak's driver (with the demo's consent flow and HTTPS client, so the apps get their
+// tokens as any app does).
 #[path = "soak/driver.rs"]
 #[allow(dead_code)]
 mod driver;
-#[path = "../src/demo/stage.rs"]
-#[allow(dead_code)]
-mod stage;
 
 use std::time::Duration;
 

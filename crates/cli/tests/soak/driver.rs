@@ -15,6 +15,14 @@
 //! The verdict: memory flat after warm-up, file descriptors back to their baseline once the
 //! apps leave, no error, no wrong answer; the p99 is judged by the benchmark only.
 
+// The demo's consent flow and HTTPS client, so the apps get their tokens as any app does.
+#[path = "../../src/demo/consent.rs"]
+#[allow(unused_imports, dead_code)]
+mod consent;
+#[path = "../../src/demo/stage.rs"]
+#[allow(dead_code)]
+mod stage;
+
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
@@ -32,8 +40,8 @@ use uplink_connector::{ConfigStore, ConnectorConfig, SourceConfig, answer, kinds
 use uplink_link::ResultFormat;
 use uplink_signalr::Transport;
 
-use crate::consent::ConsentFlow;
-use crate::stage::http_client;
+use self::consent::ConsentFlow;
+use self::stage::http_client;
 
 const USER: &str = "soak";
 const REDIRECT: &str = "http://127.0.0.1/callback";
