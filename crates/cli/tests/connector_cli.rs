@@ -2,35 +2,16 @@
 //! veto, and a connector registered by an administrator that links to a real `uplink hub`
 //! process, reports its status, and stops cleanly on SIGINT.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-fn uplink() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_uplink"));
-    command
-        .env_remove("UPLINK_DATA_DIR")
-        .env("RUST_LOG", "warn");
-    command
-}
-
-fn run(args: &[&str]) -> Output {
-    uplink().args(args).output().expect("run uplink")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Kills a child process when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{
+    add_connector, add_user, connector_status, free_port, hub_ca, register_connector, run,
+    serve_hub, start_connector, text, wait_until,
+};
 
 #[test]
 fn mistakes_get_one_clear_line() {
@@ -110,35 +91,6 @@ fn the_local_veto_is_edited_and_shown() {
     assert_eq!(policy["blockedApps"], serde_json::json!([]));
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn field<'a>(output: &'a str, name: &str) -> &'a str {
-    output
-        .lines()
-        .find_map(|line| line.strip_prefix(name))
-        .unwrap_or_else(|| panic!("no '{name}' in {output}"))
-        .trim()
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not reached");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn status_json(data: &str) -> serde_json::Value {
-    let output = run(&["connector", "--data-dir", data, "status", "--json"]);
-    serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null)
-}
-
 #[test]
 fn a_registered_connector_links_to_a_hub_and_stops_on_sigint() {
     let dir = tempfile::tempdir().unwrap();
@@ -146,88 +98,36 @@ fn a_registered_connector_links_to_a_hub_and_stops_on_sigint() {
     let con_dir = dir.path().join("connector");
     let (hub, data) = (hub_dir.to_str().unwrap(), con_dir.to_str().unwrap());
 
-    let mut add_user = uplink()
-        .args(["hub", "user", "add", "--data-dir", hub, "ada"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    writeln!(
-        add_user.stdin.take().unwrap(),
-        "correct horse battery staple"
-    )
-    .unwrap();
-    assert!(add_user.wait().unwrap().success());
-    let added = run(&[
-        "hub",
-        "connector",
-        "add",
-        "--data-dir",
-        hub,
-        "--owner",
-        "ada",
-        "--name",
-        "Plant A",
-    ]);
-    assert!(added.status.success(), "{}", text(&added.stderr));
-    let added = text(&added.stdout);
-    let (id, credential) = (field(&added, "connector_id:"), field(&added, "credential:"));
+    add_user(hub, "ada", "correct horse battery staple");
+    let (id, credential) = add_connector(hub, "ada", "Plant A");
 
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let _hub = Running(
-        uplink()
-            .args(["hub", "serve", "--data-dir", hub, "--listen", &listen])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let ca = hub_dir.join("tls").join("ca.pem");
-    wait_until("hub serving", || {
-        ca.exists() && std::net::TcpStream::connect(&listen).is_ok()
-    });
+    let _hub = serve_hub(hub, &listen);
 
-    let credential_file = dir.path().join("credential");
-    std::fs::write(&credential_file, format!("{credential}\n")).unwrap();
     let url = format!("https://{listen}");
-    let registered = run(&[
-        "connector",
-        "--data-dir",
+    let registered = register_connector(
         data,
-        "register",
-        "--hub",
         &url,
-        "--id",
-        id,
-        "--credential-file",
-        credential_file.to_str().unwrap(),
-        "--ca-cert",
-        ca.to_str().unwrap(),
-    ]);
-    assert!(registered.status.success(), "{}", text(&registered.stderr));
+        &id,
+        &credential,
+        &dir.path().join("credential"),
+        &hub_ca(hub),
+    );
     let said = text(&registered.stdout);
     assert!(said.contains("owner-only file"), "{said}");
     assert!(
-        !said.contains(credential),
+        !said.contains(&credential),
         "the secret is never printed back"
     );
     let kept = std::fs::read_to_string(Path::new(data).join("credentials.json")).unwrap();
-    assert!(kept.contains(id));
+    assert!(kept.contains(&id));
 
-    let mut connector = Running(
-        uplink()
-            .args(["connector", "--data-dir", data])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("connector linked", || {
-        status_json(data)["link"] == "connected"
+    let mut connector = start_connector(data);
+    wait_until("connector linked", Duration::from_secs(60), || {
+        connector_status(data)["link"] == "connected"
     });
-    let status = status_json(data);
+    let status = connector_status(data);
     assert_eq!(status["connectorId"], id);
     assert_eq!(status["sources"][0]["name"], "simulated");
     assert!(

@@ -4,92 +4,25 @@
 //! the kill; the connector (a real `uplink connector` process) links again and the app's next
 //! requests, with the token it already held, are answered.
 
+mod common;
 #[path = "../src/demo/consent.rs"]
 #[allow(dead_code)]
 mod consent;
 
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::{
+    add_connector, add_user, connector_status, field, free_port, hub_ca, register_connector,
+    run_ok, serve_hub, start_connector, uplink, wait_until,
+};
 use uplink_hub::store::{SqliteStore, Store};
 
 const PASSWORD: &str = "correct horse battery staple";
 const APP: &str = "kill-test-app";
 const REDIRECT: &str = "http://127.0.0.1/callback";
-
-fn uplink() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_uplink"));
-    command
-        .env_remove("UPLINK_DATA_DIR")
-        .env_remove("UPLINK_HUB_DATA_DIR")
-        .env("RUST_LOG", "warn");
-    command
-}
-
-fn run(args: &[&str]) -> Output {
-    let output = uplink().args(args).output().expect("run uplink");
-    assert!(
-        output.status.success(),
-        "uplink {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-fn field(output: &Output, name: &str) -> String {
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.lines()
-        .find_map(|line| line.strip_prefix(name))
-        .unwrap_or_else(|| panic!("no '{name}' in {text}"))
-        .trim()
-        .to_owned()
-}
-
-/// Kills a child process when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve_hub(hub: &str, listen: &str) -> Running {
-    let running = Running(
-        uplink()
-            .args(["hub", "serve", "--data-dir", hub, "--listen", listen])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("the hub serving", Duration::from_secs(60), || {
-        std::net::TcpStream::connect(listen).is_ok()
-    });
-    running
-}
-
-fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < within, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    started.elapsed()
-}
-
-fn connector_status(data: &str) -> serde_json::Value {
-    let output = uplink()
-        .args(["connector", "--data-dir", data, "status", "--json"])
-        .output()
-        .unwrap();
-    serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null)
-}
 
 /// Everything the store must keep, with what changes by use alone (last use, availability)
 /// left out.
@@ -153,30 +86,9 @@ async fn a_hub_killed_under_load_keeps_every_record_and_serves_again() {
     let db = hub_dir.join("hub.db");
 
     // The administrator's records.
-    let mut add_user = uplink()
-        .args(["hub", "user", "add", "--data-dir", hub, "ada"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    writeln!(add_user.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    assert!(add_user.wait().unwrap().success());
-    let connector = run(&[
-        "hub",
-        "connector",
-        "add",
-        "--data-dir",
-        hub,
-        "--owner",
-        "ada",
-        "--name",
-        "Plant A",
-    ]);
-    let (connector_id, credential) = (
-        field(&connector, "connector_id:"),
-        field(&connector, "credential:"),
-    );
-    let app = run(&[
+    add_user(hub, "ada", PASSWORD);
+    let (connector_id, credential) = add_connector(hub, "ada", "Plant A");
+    let app = run_ok(&[
         "hub",
         "app",
         "add",
@@ -193,42 +105,21 @@ async fn a_hub_killed_under_load_keeps_every_record_and_serves_again() {
     ]);
     let client_secret = field(&app, "client_secret:");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{}", free_port());
     let issuer = format!("https://{listen}");
     let mut hub_process = serve_hub(hub, &listen);
-    let ca_pem = std::fs::read_to_string(hub_dir.join("tls").join("ca.pem")).unwrap();
+    let ca_pem = std::fs::read_to_string(hub_ca(hub)).unwrap();
 
     // A real connector process, registered by the administrator.
-    let credential_file = dir.path().join("credential");
-    std::fs::write(&credential_file, format!("{credential}\n")).unwrap();
-    let ca_file = hub_dir.join("tls").join("ca.pem");
-    run(&[
-        "connector",
-        "--data-dir",
+    register_connector(
         data,
-        "register",
-        "--hub",
         &issuer,
-        "--id",
         &connector_id,
-        "--credential-file",
-        credential_file.to_str().unwrap(),
-        "--ca-cert",
-        ca_file.to_str().unwrap(),
-    ]);
-    let _connector = Running(
-        uplink()
-            .args(["connector", "--data-dir", data])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+        &credential,
+        &dir.path().join("credential"),
+        &hub_ca(hub),
     );
+    let _connector = start_connector(data);
     wait_until("the connector linked", Duration::from_secs(60), || {
         connector_status(data)["link"] == "connected"
     });
