@@ -11,7 +11,14 @@ const LIMIT: usize = 512;
 
 /// Events from `pieces` until the first error, and whether there was one.
 fn parse<'a>(pieces: impl IntoIterator<Item = &'a [u8]>) -> (Vec<Vec<u8>>, bool) {
-    let mut parser = EventParser::new(LIMIT);
+    parse_within(LIMIT, pieces)
+}
+
+fn parse_within<'a>(
+    limit: usize,
+    pieces: impl IntoIterator<Item = &'a [u8]>,
+) -> (Vec<Vec<u8>>, bool) {
+    let mut parser = EventParser::new(limit);
     let mut events = Vec::new();
     for piece in pieces {
         match parser.feed(piece) {
@@ -24,8 +31,9 @@ fn parse<'a>(pieces: impl IntoIterator<Item = &'a [u8]>) -> (Vec<Vec<u8>>, bool)
 
 /// `sse_framing`. First byte: chunk size; the rest: an event stream as received.
 ///
-/// - In chunks or whole, the same events; an over-long event fails either way (the events of
-///   the chunk that fails are lost with the connection, so chunked events are a prefix).
+/// - In chunks or whole, the same events; an over-long event fails either way, and the events
+///   delivered before it are then a prefix of what the stream holds (those of the chunk that
+///   fails are lost with the connection, so how far they reach depends on the chunking).
 /// - No event is larger than the limit (plus the parser's slack for field names).
 /// - The rest cut at every NUL into payloads (bare `\r` removed: JSON never holds one), each
 ///   encoded as the server sends it, parses back to exactly those payloads.
@@ -37,7 +45,17 @@ pub fn framing(data: &[u8]) {
     let (whole, whole_failed) = parse([rest]);
     assert_eq!(chunked_failed, whole_failed, "chunking changed the outcome");
     if whole_failed {
-        assert!(whole.starts_with(&chunked), "chunking changed the events");
+        // Delivered before the failure: the events of a stream with no limit, in order, cut
+        // short (which chunk fails decides where).
+        let (unbounded, _) = parse_within(usize::MAX / 8, [rest]);
+        assert!(
+            unbounded.starts_with(&whole),
+            "the limit changed the events"
+        );
+        assert!(
+            unbounded.starts_with(&chunked),
+            "chunking changed the events"
+        );
     } else {
         assert_eq!(chunked, whole, "chunking changed the events");
     }
