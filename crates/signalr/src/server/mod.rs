@@ -88,6 +88,16 @@ pub struct ServerOptions {
     pub authenticator: Option<Authenticator>,
 }
 
+impl ServerOptions {
+    /// The bound on one incoming batch as applied: never below one message, nor below the
+    /// frames our own clients fill.
+    pub(crate) fn batch_limit(&self) -> usize {
+        self.max_batch_size
+            .max(self.max_message_size)
+            .max(crate::frames::FRAME_LIMIT)
+    }
+}
+
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {
@@ -156,12 +166,7 @@ impl HubServer {
                     .delete(long_polling::delete),
             )
             .route("/negotiate", post(negotiate))
-            .layer(DefaultBodyLimit::max(
-                self.shared
-                    .options
-                    .max_batch_size
-                    .max(self.shared.options.max_message_size),
-            ))
+            .layer(DefaultBodyLimit::max(self.shared.options.batch_limit()))
             .with_state(self.shared.clone())
     }
 

@@ -37,11 +37,7 @@ pub(crate) async fn accept(server: Arc<ServerShared>, request: Request) -> Respo
     // A WebSocket message may batch many messages (the official clients concatenate what
     // queued up while a send was in flight); each one alone is bounded by the maximum message
     // size when it is decoded.
-    let frame_limit = server
-        .options
-        .max_batch_size
-        .max(server.options.max_message_size)
-        .max(crate::frames::FRAME_LIMIT);
+    let frame_limit = server.options.batch_limit();
     // The read buffer is allocated up front for every connection and kept while it idles; the
     // 128 KiB default made an idle connector cost the hub ~190 KiB. One TLS record's worth reads
     // a large frame in a few more calls and keeps idle links cheap.
