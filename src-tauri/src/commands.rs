@@ -1,134 +1,189 @@
-//! IPC commands: one per command of the control contract, each forwarding to [`Control`] and
-//! returning its answer unchanged. Argument names arrive in camelCase (`appId`, `hubUrl`).
+//! IPC commands: one per command of the control contract, each forwarding its arguments to the
+//! [`Backend`] and returning its answer unchanged. Argument names arrive in camelCase (`appId`,
+//! `hubUrl`); the control surface checks them and names any that are wrong.
 
+use serde_json::Value;
 use tauri::State;
-use uplink_connector::SourceConfig;
-use uplink_connector::activity::ActivityRecord;
-use uplink_connector::diagnostics::{DiagnosticsExport, DiagnosticsReport};
-use uplink_connector::form::FormSchema;
-use uplink_control::{
-    AppInfo, Control, ControlError, ControlStatus, PendingSignIn, SourceTest, TransportPreference,
-};
+use tauri::ipc::{InvokeBody, Request};
+use uplink_control::ControlError;
 
-type Answer<T> = Result<T, ControlError>;
+use crate::backend::Backend;
 
-#[tauri::command]
-pub fn app_info(control: State<'_, Control>) -> Answer<AppInfo> {
-    Ok(control.app_info())
+async fn forward(
+    backend: &Backend,
+    command: &str,
+    request: &Request<'_>,
+) -> Result<Value, ControlError> {
+    let arguments = match request.body() {
+        InvokeBody::Json(Value::Null) => Value::Object(Default::default()),
+        InvokeBody::Json(arguments) => arguments.clone(),
+        InvokeBody::Raw(_) => {
+            return Err(ControlError::new(
+                "invalid_arguments",
+                format!("bad arguments for '{command}': expected a JSON object"),
+            ));
+        }
+    };
+    backend.call(command, arguments).await
 }
 
 #[tauri::command]
-pub fn status(control: State<'_, Control>) -> Answer<ControlStatus> {
-    Ok(control.status())
+pub async fn app_info(
+    backend: State<'_, Backend>,
+    request: Request<'_>,
+) -> Result<Value, ControlError> {
+    forward(&backend, "app_info", &request).await
 }
 
 #[tauri::command]
-pub async fn reconnect(control: State<'_, Control>) -> Answer<()> {
-    control.reconnect().await
+pub async fn status(
+    backend: State<'_, Backend>,
+    request: Request<'_>,
+) -> Result<Value, ControlError> {
+    forward(&backend, "status", &request).await
 }
 
 #[tauri::command]
-pub async fn set_paused(control: State<'_, Control>, paused: bool) -> Answer<()> {
-    control.set_paused(paused).await
+pub async fn reconnect(
+    backend: State<'_, Backend>,
+    request: Request<'_>,
+) -> Result<Value, ControlError> {
+    forward(&backend, "reconnect", &request).await
+}
+
+#[tauri::command]
+pub async fn set_paused(
+    backend: State<'_, Backend>,
+    request: Request<'_>,
+) -> Result<Value, ControlError> {
+    forward(&backend, "set_paused", &request).await
 }
 
 #[tauri::command]
 pub async fn set_transport_preference(
-    control: State<'_, Control>,
-    preference: TransportPreference,
-) -> Answer<()> {
-    control.set_transport_preference(preference).await
+    backend: State<'_, Backend>,
+    request: Request<'_>,
+) -> Result<Value, ControlError> {
+    forward(&backend, "set_transport_preference", &request).await
 }
 
 #[tauri::command]
-pub fn source_kinds(control: State<'_, Control>) -> Answer<Vec<FormSchema>> {
-    Ok(control.source_kinds())
+pub async fn source_kinds(
+    backend: State<'_, Backend>,
+    request: Request<'_>,
+) -> Result<Value, ControlError> {
+    forward(&backend, "source_kinds", &request).await
 }
 
 #[tauri::command]
-pub fn source_settings(control: State<'_, Control>, name: String) -> Answer<SourceConfig> {
-    control.source_settings(&name)
+pub async fn source_settings(
+    backend: State<'_, Backend>,
+    request: Request<'_>,
+) -> Result<Value, ControlError> {
+    forward(&backend, "source_settings", &request).await
 }
 
 #[tauri::command]
-pub async fn add_source(control: State<'_, Control>, source: SourceConfig) -> Answer<()> {
-    control.add_source(source).await
+pub async fn add_source(
+    backend: State<'_, Backend>,
+    request: Request<'_>,
+) -> Result<Value, ControlError> {
+    forward(&backend, "add_source", &request).await
 }
 
 #[tauri::command]
 pub async fn edit_source(
-    control: State<'_, Control>,
-    name: String,
-    source: SourceConfig,
-) -> Answer<()> {
-    control.edit_source(&name, source).await
+    backend: State<'_, Backend>,
+    request: Request<'_>,
+) -> Result<Value, ControlError> {
+    forward(&backend, "edit_source", &request).await
 }
 
 #[tauri::command]
-pub async fn remove_source(control: State<'_, Control>, name: String) -> Answer<()> {
-    control.remove_source(&name).await
+pub async fn remove_source(
+    backend: State<'_, Backend>,
+    request: Request<'_>,
+) -> Result<Value, ControlError> {
+    forward(&backend, "remove_source", &request).await
 }
 
 #[tauri::command]
-pub async fn test_source(control: State<'_, Control>, source: SourceConfig) -> Answer<SourceTest> {
-    control.test_source(source).await
+pub async fn test_source(
+    backend: State<'_, Backend>,
+    request: Request<'_>,
+) -> Result<Value, ControlError> {
+    forward(&backend, "test_source", &request).await
 }
 
 #[tauri::command]
 pub async fn revoke(
-    control: State<'_, Control>,
-    app_id: String,
-    source: Option<String>,
-) -> Answer<()> {
-    control.revoke(&app_id, source.as_deref()).await
+    backend: State<'_, Backend>,
+    request: Request<'_>,
+) -> Result<Value, ControlError> {
+    forward(&backend, "revoke", &request).await
 }
 
 #[tauri::command]
 pub async fn set_app_blocked(
-    control: State<'_, Control>,
-    app_id: String,
-    blocked: bool,
-) -> Answer<()> {
-    control.set_app_blocked(&app_id, blocked).await
+    backend: State<'_, Backend>,
+    request: Request<'_>,
+) -> Result<Value, ControlError> {
+    forward(&backend, "set_app_blocked", &request).await
 }
 
 #[tauri::command]
-pub async fn activity(control: State<'_, Control>) -> Answer<Vec<ActivityRecord>> {
-    control.activity().await
+pub async fn activity(
+    backend: State<'_, Backend>,
+    request: Request<'_>,
+) -> Result<Value, ControlError> {
+    forward(&backend, "activity", &request).await
 }
 
 #[tauri::command]
-pub async fn sign_out(control: State<'_, Control>) -> Answer<()> {
-    control.sign_out().await
+pub async fn run_diagnostics(
+    backend: State<'_, Backend>,
+    request: Request<'_>,
+) -> Result<Value, ControlError> {
+    forward(&backend, "run_diagnostics", &request).await
 }
 
 #[tauri::command]
-pub async fn use_local_hub(control: State<'_, Control>) -> Answer<()> {
-    control.use_local_hub().await
-}
-
-#[tauri::command]
-pub async fn run_diagnostics(control: State<'_, Control>) -> Answer<DiagnosticsReport> {
-    control.run_diagnostics().await
-}
-
-#[tauri::command]
-pub async fn export_diagnostics(control: State<'_, Control>) -> Answer<DiagnosticsExport> {
-    control.export_diagnostics().await
+pub async fn export_diagnostics(
+    backend: State<'_, Backend>,
+    request: Request<'_>,
+) -> Result<Value, ControlError> {
+    forward(&backend, "export_diagnostics", &request).await
 }
 
 /// Opens the system browser at the hub's sign-in page; the page is never shown in the window.
 #[tauri::command]
 pub async fn sign_in(
-    control: State<'_, Control>,
-    hub_url: String,
-    ca_pem: Option<String>,
-) -> Answer<PendingSignIn> {
-    control.sign_in(&hub_url, ca_pem).await
+    backend: State<'_, Backend>,
+    request: Request<'_>,
+) -> Result<Value, ControlError> {
+    forward(&backend, "sign_in", &request).await
 }
 
 #[tauri::command]
-pub fn cancel_sign_in(control: State<'_, Control>) -> Answer<()> {
-    control.cancel_sign_in();
-    Ok(())
+pub async fn cancel_sign_in(
+    backend: State<'_, Backend>,
+    request: Request<'_>,
+) -> Result<Value, ControlError> {
+    forward(&backend, "cancel_sign_in", &request).await
+}
+
+#[tauri::command]
+pub async fn sign_out(
+    backend: State<'_, Backend>,
+    request: Request<'_>,
+) -> Result<Value, ControlError> {
+    forward(&backend, "sign_out", &request).await
+}
+
+#[tauri::command]
+pub async fn use_local_hub(
+    backend: State<'_, Backend>,
+    request: Request<'_>,
+) -> Result<Value, ControlError> {
+    forward(&backend, "use_local_hub", &request).await
 }

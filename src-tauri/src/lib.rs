@@ -1,9 +1,13 @@
 //! Uplink desktop app: a thin shell over Uplink's headless crates.
 //!
-//! It owns the tray icon and the window, and maps each IPC command to the control surface in
-//! `uplink-control`; it holds no business logic of its own. The app starts to the tray with no
-//! window, keeps running when its window closes, and exits only through the tray's Quit.
+//! On Linux this is the window process: the tray process (`uplink-tray`, which owns the
+//! connector runtime) starts it when the owner opens the window, and it forwards each IPC
+//! command and status event over the tray process's loopback bridge; closing the window ends
+//! it. Elsewhere one process holds the runtime, the tray and the window ([`run`]). Either way
+//! each IPC command maps to the control surface in `uplink-control`, and the shell holds no
+//! business logic of its own.
 
+mod backend;
 mod commands;
 mod live;
 mod navigation;
@@ -12,12 +16,14 @@ mod tray;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use tauri::{AppHandle, Builder, Manager, RunEvent, Runtime};
 use tauri_plugin_window_state::StateFlags;
 use uplink_control::{Control, HostKind};
 
+pub use backend::{Backend, BridgeClient};
 pub use navigation::is_bundled_ui;
-pub use tray::{TrayAction, TrayEntry, TrayIconKind, TrayView, tray_view};
+pub use uplink_tray::Options;
 
 /// The label of the one window the UI lives in.
 pub const MAIN_WINDOW: &str = "main";
@@ -25,25 +31,18 @@ pub const MAIN_WINDOW: &str = "main";
 /// How long Quit waits for the connector to close its link before the process ends anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
-/// Command-line options of the desktop app.
+/// Command-line options of the window process.
 #[derive(Debug, Default, clap::Parser)]
 #[command(
-    name = "uplink-desktop",
+    name = "uplink-window",
     version,
-    about = "Uplink desktop app: the site connector in your tray"
+    about = "The window of the Uplink desktop app, opened from the tray of uplink-desktop"
 )]
-pub struct Options {
-    /// Show the window at start instead of starting to the tray (for tests and screenshots).
-    #[arg(long)]
-    pub show_window: bool,
-    /// Where the connector keeps its configuration, credentials and logs [default: the
-    /// platform's app data folder].
+pub struct WindowOptions {
+    /// The data folder of the running uplink-desktop whose connector the window shows
+    /// [default: the platform's app data folder].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// With no hub configured yet, start the embedded local hub with a simulated data source
-    /// and a demo app, so everything works at once.
-    #[arg(long)]
-    pub local_hub: bool,
 }
 
 /// Registers the IPC commands. Shared by the real app and the IPC tests, which run it on
@@ -118,38 +117,55 @@ fn start_control<R: Runtime>(app: &AppHandle<R>, options: &Options) -> anyhow::R
     let control =
         tauri::async_runtime::block_on(async { Control::start(HostKind::Desktop, data_dir) });
     app.manage(control.clone());
+    app.manage(Backend::InProcess(control.clone()));
     if options.local_hub {
-        let control = control.clone();
-        tauri::async_runtime::spawn(async move {
-            // A local hub chosen before starts by itself; a connector signed in elsewhere
-            // keeps its hub (the control surface refuses, and says so).
-            if control.settings().local_hub {
-                return;
-            }
-            match control.use_local_hub().await {
-                Ok(()) => tracing::info!("linked to the embedded local hub"),
-                Err(error) if error.code == "already_configured" => {
-                    tracing::info!("a hub is configured: --local-hub has nothing to do")
-                }
-                Err(error) => {
-                    tracing::error!(code = %error.code, %error, "the local hub did not start")
-                }
-            }
-        });
+        tauri::async_runtime::spawn(uplink_tray::link_local_hub(control.clone()));
     }
     Ok(control)
+}
+
+/// Shows the window of the running tray process of `options.data_dir` until it is closed or
+/// the tray process stops.
+pub fn run_window(options: WindowOptions) -> anyhow::Result<()> {
+    uplink_tray::init_logging();
+    let data_dir = match options.data_dir {
+        Some(dir) => dir,
+        None => uplink_tray::default_data_dir().context("no home folder holds Uplink's data")?,
+    };
+    let bridge = BridgeClient::new(uplink_tray::bridge::read(&data_dir)?)?;
+    // A second window process hands over to the first, which comes forward.
+    let builder = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            show_main_window(app);
+        }))
+        .plugin(remembered_place())
+        .plugin(navigation::guard());
+    let app = configure(builder)
+        .manage(Backend::Bridge(bridge.clone()))
+        .setup(move |app| {
+            bridge.forward_status(app.handle().clone());
+            show_main_window(app.handle());
+            Ok(())
+        })
+        .build(tauri::generate_context!())
+        .context("the window could not start")?;
+    // Closing the window ends this process, and WebKit's with it; the tray process stays.
+    app.run(|_, _| {});
+    Ok(())
+}
+
+/// The window's size and place are remembered; its visibility is not, so the app still starts
+/// to the tray after a session that ended with the window open.
+fn remembered_place<R: Runtime>() -> tauri::plugin::TauriPlugin<R> {
+    tauri_plugin_window_state::Builder::default()
+        .with_state_flags(StateFlags::all() - StateFlags::VISIBLE)
+        .build()
 }
 
 /// Runs the desktop app until the user quits from the tray. `started` is when the process
 /// began, for the start-up time in the log.
 pub fn run(options: Options, started: Instant) {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    uplink_tray::init_logging();
     let show_window = options.show_window;
     // The single-instance plugin goes first: a second launch must stop before anything else
     // starts, and bring the running app's window forward instead.
@@ -158,13 +174,7 @@ pub fn run(options: Options, started: Instant) {
             tracing::info!("Uplink was launched again: showing the window");
             show_main_window(app);
         }))
-        .plugin(
-            tauri_plugin_window_state::Builder::default()
-                // Size and place are remembered; visibility is not, so the app still starts to
-                // the tray after a session that ended with the window open.
-                .with_state_flags(StateFlags::all() - StateFlags::VISIBLE)
-                .build(),
-        )
+        .plugin(remembered_place())
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
             None,
@@ -263,7 +273,7 @@ mod ipc_tests {
         let control = tauri::async_runtime::block_on(async {
             Control::start(HostKind::Desktop, data_dir.to_owned())
         });
-        app.manage(control);
+        app.manage(crate::Backend::InProcess(control));
         app
     }
 

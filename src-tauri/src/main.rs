@@ -1,34 +1,21 @@
 // Hide the console window of a release build on Windows.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+//! `uplink-desktop`: the app people start. On Linux it is the tray process, which links no web
+//! view at all (the window is `uplink-window`, started on demand); elsewhere it is the whole
+//! app in one process.
+
 use clap::Parser;
 
-fn main() {
-    #[cfg(target_os = "linux")]
-    without_gl_driver();
+fn main() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let options = uplink_desktop::Options::parse();
-    uplink_desktop::run(options, started);
-}
-
-/// GTK opens GL as it starts only to choose among visuals, which maps the whole GL driver (with
-/// Mesa, an LLVM of some 45 MB) into a process that mostly sits in the tray. The window draws
-/// just as well without it (WebKit then composites in software, which also avoids blank windows
-/// on troublesome GPUs), so unless `GDK_GL` is set already, the app starts itself again, once,
-/// with `GDK_GL=disable`. Set `GDK_GL` to anything (e.g. `GDK_GL=always`) to keep GL.
-#[cfg(target_os = "linux")]
-fn without_gl_driver() {
-    use std::os::unix::process::CommandExt as _;
-    if std::env::var_os("GDK_GL").is_some() {
-        return;
+    #[cfg(target_os = "linux")]
+    {
+        uplink_tray::run(uplink_tray::Options::parse(), started)
     }
-    let Ok(exe) = std::env::current_exe() else {
-        return;
-    };
-    // `exec` returns only if it failed; the app then carries on with GL.
-    let error = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .env("GDK_GL", "disable")
-        .exec();
-    eprintln!("uplink-desktop: starting without GL failed ({error}); starting with it");
+    #[cfg(not(target_os = "linux"))]
+    {
+        uplink_desktop::run(uplink_desktop::Options::parse(), started);
+        Ok(())
+    }
 }

@@ -1,10 +1,10 @@
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 use uplink_connector::{LinkError, SourceError};
 
 /// An error returned to a user interface: a stable machine-readable `code` the UI can branch
 /// on, and a `message` written for the person reading it. Never carries a secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, thiserror::Error)]
 #[error("{message}")]
 pub struct ControlError {
     /// Stable, snake_case; part of the UI contract.
@@ -12,7 +12,7 @@ pub struct ControlError {
     /// One sentence for a person.
     pub message: String,
     /// For `invalid_form`: what is wrong with each submitted field.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub fields: Option<Vec<uplink_connector::form::FieldError>>,
 }

@@ -67,12 +67,25 @@ struct Served {
 /// The router: the UI from `dist`, and the commands under `/ipc/`.
 pub fn router(control: Control, token: AccessToken, dist: PathBuf) -> Router {
     let index = ServeFile::new(dist.join("index.html"));
-    let state = Served { control, token };
+    guarded(commands(control, token).fallback_service(ServeDir::new(dist).fallback(index)))
+}
+
+/// The commands and the status events with no UI: how the desktop app's window process reaches
+/// the connector that its tray process runs.
+pub fn commands_router(control: Control, token: AccessToken) -> Router {
+    guarded(commands(control, token))
+}
+
+fn commands(control: Control, token: AccessToken) -> Router {
     Router::new()
         .route("/ipc/{command}", post(command))
         .route("/events", get(events))
-        .with_state(state)
-        .fallback_service(ServeDir::new(dist).fallback(index))
+        .with_state(Served { control, token })
+}
+
+/// Loopback only, and headers that keep a browser from reusing the answers elsewhere.
+fn guarded(router: Router) -> Router {
+    router
         .layer(middleware::from_fn(loopback_host_only))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
