@@ -1,6 +1,9 @@
-// The real desktop app in a real window: WebDriver (tauri-driver + WebKitWebDriver) drives the
-// window, and the tray menu is driven over D-Bus exactly as a desktop's tray host would. Each app
-// gets a fresh data dir and --local-hub, so it links to an embedded hub with a simulated source.
+// The real desktop app in a real window. The app is two processes: `uplink-desktop` runs the
+// connector and its tray (a StatusNotifierItem on the session bus) with no web view, and starts
+// `uplink-window` when the window opens. WebDriver (tauri-driver + WebKitWebDriver) drives the
+// window; the tray and its menu are driven over D-Bus exactly as a desktop's tray host would.
+// Each app gets a fresh data dir and --local-hub, so it links to an embedded hub with a
+// simulated source.
 // Run inside `xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- node --test tests/desktop/`
 // (scripts/test does).
 
@@ -15,6 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 const repo = resolve(import.meta.dirname, '../..');
 const targetDir = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(repo, 'target');
 const appBin = process.env.UPLINK_DESKTOP_BIN ?? join(targetDir, 'debug', 'uplink-desktop');
+const windowBin = join(appBin, '..', 'uplink-window');
 const driverBin = process.env.TAURI_DRIVER ?? join(homedir(), '.cargo', 'bin', 'tauri-driver');
 const artifacts = join(targetDir, 'artifacts');
 const screenshots = join(repo, 'docs', 'screenshots');
@@ -26,6 +30,7 @@ before(() => {
   assert.ok(process.env.DBUS_SESSION_BUS_ADDRESS, 'no session bus: run under dbus-run-session');
   for (const [what, path] of [
     ['desktop app', appBin],
+    ['desktop window', windowBin],
     ['tauri-driver', driverBin],
     ['WebKitWebDriver', '/usr/bin/WebKitWebDriver'],
     ['python3 with Xlib', '/usr/lib/python3/dist-packages/Xlib'],
@@ -109,12 +114,18 @@ let driver;
 after(() => driver?.kill());
 
 test('the window shows the Status page linked to the local hub, and the UI reads the app over IPC', async () => {
+  // The app starts to the tray; WebDriver then starts the window for the same data dir, which
+  // finds the app through the bridge file the app publishes there.
+  const dataDir = freshDataDir();
+  const app = launch(['--data-dir', dataDir, '--local-hub']);
+  await waitFor('the app to publish its bridge', () => existsSync(join(dataDir, 'desktop-bridge.json')));
+  assert.equal(statSync(join(dataDir, 'desktop-bridge.json')).mode & 0o777, 0o600, 'only the owner may read the bridge file');
   driver = spawn(driverBin, [], { stdio: ['ignore', 'inherit', 'inherit'] });
   await waitFor('tauri-driver', async () => (await fetch(driverUrl + '/status', { signal: AbortSignal.timeout(2_000) })).ok);
   const session = await wd('POST', '/session', {
     capabilities: {
       alwaysMatch: {
-        'tauri:options': { application: appBin, args: ['--show-window', '--data-dir', freshDataDir(), '--local-hub'] },
+        'tauri:options': { application: windowBin, args: ['--data-dir', dataDir] },
       },
     },
   });
@@ -196,16 +207,19 @@ test('the window shows the Status page linked to the local hub, and the UI reads
     await wd('DELETE', `/session/${sid}`).catch(() => {});
     driver.kill();
     driver = undefined;
-    // The app the driver started must be gone, or the next launch would only hand over to it
-    // (single instance) and exit.
-    await waitFor('the app started by WebDriver to exit', () => {
+    // Stopping the app closes the window it served (its status stream ends), so the next
+    // launches find neither running.
+    app.kill('SIGTERM');
+    assert.deepEqual(await exitWithin(app, 15_000), { code: 0, signal: null }, 'the app stops cleanly on SIGTERM');
+    await waitFor('the window to close with the app', () => {
       try {
-        execFileSync('pkill', ['-KILL', '-f', `^${appBin} --show-window`]);
+        execFileSync('pgrep', ['-f', `^${windowBin}`]);
       } catch {
-        return true; // pkill matched nothing
+        return true; // pgrep matched nothing
       }
       return false;
     }, 15_000);
+    assert.equal(existsSync(join(dataDir, 'desktop-bridge.json')), false, 'the bridge file is withdrawn');
   }
 });
 
@@ -217,28 +231,20 @@ const dbus = (dest, path, method, ...args) =>
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 
-// The app's connection that exports the tray item (libayatana-appindicator's object path).
+// The app's tray item: a StatusNotifierItem under the name the specification gives it
+// (`org.kde.StatusNotifierItem-PID-N`), with its menu at /MenuBar.
 function findTray(pid) {
-  const names = [...dbus('org.freedesktop.DBus', '/', 'org.freedesktop.DBus.ListNames').matchAll(/string "(:[\d.]+)"/g)].map((m) => m[1]);
-  for (const name of names) {
-    let owner;
-    try {
-      owner = dbus('org.freedesktop.DBus', '/', 'org.freedesktop.DBus.GetConnectionUnixProcessID', `string:${name}`);
-    } catch {
-      continue;
-    }
-    if (!owner.includes(`uint32 ${pid}`)) continue;
-    let xml;
-    try {
-      xml = dbus(name, '/org/ayatana/NotificationItem', 'org.freedesktop.DBus.Introspectable.Introspect');
-    } catch {
-      continue;
-    }
-    const node = xml.match(/node name="([^"]+)"/);
-    if (node) return { dest: name, menu: `/org/ayatana/NotificationItem/${node[1]}/Menu` };
-  }
-  return undefined;
+  const names = dbus('org.freedesktop.DBus', '/', 'org.freedesktop.DBus.ListNames');
+  const name = names.match(new RegExp(`string "(org\\.kde\\.StatusNotifierItem-${pid}-\\d+)"`))?.[1];
+  return name && { dest: name, item: '/StatusNotifierItem', menu: '/MenuBar' };
 }
+
+/** A property of the tray item, as `dbus-send` prints it. */
+const itemProperty = (tray, property) =>
+  dbus(tray.dest, tray.item, 'org.freedesktop.DBus.Properties.Get', 'string:org.kde.StatusNotifierItem', `string:${property}`);
+
+/** The libraries a process has mapped. */
+const mappedLibraries = (pid) => readFileSync(`/proc/${pid}/maps`, 'utf8');
 
 /** The menu as the tray host sees it: separators dropped, each item with its id, label, enabled and toggle state. */
 function menuItems(tray) {
@@ -308,6 +314,10 @@ test('the tray shows the link, pauses and resumes it, opens the window, closing 
       items.some((i) => !i.enabled && /^Uplink — connected via WebSockets — \d+ data sources?$/.test(i.label ?? '')),
     90_000);
     const labels = linked.map((i) => i.label);
+    assert.match(itemProperty(tray, 'ToolTip'), /Uplink — connected via WebSockets — \d+ data sources?/, 'the tooltip says the state');
+    assert.match(itemProperty(tray, 'IconPixmap'), /int32 64\s+int32 64/, 'the icon is a 64×64 picture');
+    // The process that sits in the tray holds no web view, nor any toolkit.
+    assert.doesNotMatch(mappedLibraries(app.pid), /libwebkit2gtk|libjavascriptcoregtk|libgtk-3/, 'the tray process maps no WebKit or GTK');
     assert.equal(labels[0], 'Open Uplink', 'Open comes first: some tray hosts deliver no icon clicks');
     assert.equal(labels.at(-1), 'Quit Uplink');
     for (const label of ['Reconnect', 'Pause link']) assert.ok(labelled(linked, label)?.enabled, `${label} is offered: ${labels}`);
@@ -347,11 +357,13 @@ test('the tray shows the link, pauses and resumes it, opens the window, closing 
     await waitFor('its web content process to end with it', () => webContentProcesses(app.pid).length === 0, 15_000);
     await sleep(1000);
     assert.equal(app.exitCode, null, 'closing the window keeps the app running in the tray');
-    click(tray, labelled(menuItems(tray), 'Open Uplink').id);
-    await waitFor('Open to show the window again', () => windowViewable(), 15_000);
+    // A click on the icon itself (where the tray host delivers one) opens the window too.
+    dbus(tray.dest, tray.item, 'org.kde.StatusNotifierItem.Activate', 'int32:0', 'int32:0');
+    await waitFor('a click on the icon to show the window again', () => windowViewable(), 15_000);
 
     click(tray, labelled(menuItems(tray), 'Quit Uplink').id);
     assert.deepEqual(await exitWithin(app, 15_000), { code: 0, signal: null }, 'Quit ends the app with code 0');
+    await waitFor('the open window to close with the app', () => !windowViewable(), 15_000);
   } finally {
     if (app.exitCode === null) app.kill('SIGKILL');
   }

@@ -136,15 +136,16 @@ async fn serve(options: Options, started: Instant) -> anyhow::Result<()> {
         }
     }
 
-    if let Some(tray) = &tray {
-        tray.shutdown().await;
-    }
     bridge::withdraw(&data_dir, &address);
     if tokio::time::timeout(SHUTDOWN_GRACE, control.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("the connector did not stop in time; exiting anyway");
+    }
+    // The tray goes last: the click on Quit gets its reply on the bus before the item leaves.
+    if let Some(tray) = &tray {
+        tray.shutdown().await;
     }
     Ok(())
 }
