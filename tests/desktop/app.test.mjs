@@ -14,6 +14,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { prepareConnector, serveHub, startHub } from '../relay/site.mjs';
+import { serveNotifications } from './notifications.mjs';
 
 const repo = resolve(import.meta.dirname, '../..');
 const targetDir = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(repo, 'target');
@@ -385,5 +387,41 @@ test('a second launch shows the running app and exits at once', async () => {
     assert.deepEqual(await exitWithin(first, 15_000), { code: 0, signal: null });
   } finally {
     if (first.exitCode === null) first.kill('SIGKILL');
+  }
+});
+
+test('a lost link to a real hub is notified once, however many retries follow, and its return once', async () => {
+  const notifications = await serveNotifications();
+  const hub = await startHub(['plant']);
+  const site = prepareConnector(hub, hub.connectors[0]);
+  const app = launch(['--data-dir', site.dataDir]);
+  const shown = (pattern) => notifications.received.filter((n) => pattern.test(n.summary));
+  try {
+    const tray = await waitFor('the tray on D-Bus', () => findTray(app.pid));
+    await menuWhere(tray, 'the link to the hub', (items) => items.some((i) => /connected via/.test(i.label ?? '')), 90_000);
+    assert.deepEqual(notifications.received, [], 'nothing to announce while the link is up');
+
+    await hub.stop();
+    await menuWhere(tray, 'the tray to show the link down', (items) => items.some((i) => /— (reconnecting|offline|connecting) —/.test(i.label ?? '')), 30_000);
+    const [lost] = await waitFor('the "link lost" notification', () => {
+      const seen = shown(/lost its link/);
+      return seen.length > 0 && seen;
+    }, 60_000);
+    assert.equal(lost.appName, 'Uplink');
+    assert.ok(lost.body.length > 0, 'the notification says what happened');
+    // The connector keeps retrying; the incident is still announced only once.
+    await sleep(8_000);
+    assert.equal(shown(/lost its link/).length, 1, JSON.stringify(notifications.received));
+
+    await serveHub(hub);
+    await waitFor('the "linked again" notification', () => shown(/linked again/).length > 0, 120_000);
+    await menuWhere(tray, 'the tray to show the link back', (items) => items.some((i) => /connected via/.test(i.label ?? '')), 30_000);
+    assert.equal(shown(/lost its link/).length, 1);
+    assert.equal(shown(/linked again/).length, 1);
+    assert.ok(shown(/linked again/)[0].at > lost.at, 'restored comes after lost');
+  } finally {
+    if (app.exitCode === null) app.kill('SIGKILL');
+    await hub.stop().catch(() => {});
+    notifications.close();
   }
 });
