@@ -26,7 +26,7 @@ impl Opener {
 /// What claiming the session's instance found.
 pub(crate) enum Claim {
     /// This process is the one; the connection holds the name for as long as it lives.
-    First(#[allow(dead_code)] zbus::Connection),
+    First(zbus::Connection),
     /// Another process is the one and has been asked to show its window.
     Running,
 }
