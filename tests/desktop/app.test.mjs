@@ -357,6 +357,11 @@ test('the tray shows the link, pauses and resumes it, opens the window, closing 
     closeWindow();
     await waitFor('the window to go on close', () => !windowViewable(), 10_000);
     await waitFor('its web content process to end with it', () => webContentProcesses(app.pid).length === 0, 15_000);
+    // The window's size and place outlive its process.
+    const windowState = join(home, '.config', 'dev.uplink.desktop', '.window-state.json');
+    await waitFor('the window state to be saved as the window closes', () => existsSync(windowState), 10_000);
+    const saved = JSON.parse(readFileSync(windowState, 'utf8')).main;
+    assert.ok(saved?.width > 0 && saved?.height > 0, `the window's size is remembered: ${JSON.stringify(saved)}`);
     await sleep(1000);
     assert.equal(app.exitCode, null, 'closing the window keeps the app running in the tray');
     // A click on the icon itself (where the tray host delivers one) opens the window too.
