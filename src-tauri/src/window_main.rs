@@ -5,7 +5,13 @@ use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
     #[cfg(target_os = "linux")]
-    without_gl_driver();
+    {
+        without_gl_driver();
+        // The window's class (WM_CLASS) comes from the program's name: giving it the app's name
+        // lets the desktop match the window to Uplink's launcher and icon, whose entry starts
+        // `uplink-desktop`, and not show an unknown `uplink-window`.
+        glib::set_prgname(Some("uplink-desktop"));
+    }
     uplink_desktop::run_window(uplink_desktop::WindowOptions::parse())
 }
 

@@ -350,6 +350,9 @@ test('the tray shows the link, pauses and resumes it, opens the window, closing 
     assert.deepEqual(webContentProcesses(app.pid), [], 'an app in the tray runs no web content process');
     click(tray, labelled(menuItems(tray), 'Open Uplink').id);
     await waitFor('the window to be shown by Open', () => windowViewable(), 15_000);
+    // The window carries the app's class, which the desktop entry's StartupWMClass names, so the
+    // desktop shows it as Uplink although another process draws it.
+    assert.match(execFileSync('xprop', ['-name', 'Uplink', 'WM_CLASS'], { encoding: 'utf8', timeout: 10_000 }), /"uplink-desktop"/);
     await sleep(1500);
     await screenshot('desktop-tray-open.png');
 
