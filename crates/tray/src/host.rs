@@ -173,11 +173,13 @@ async fn follow_status(
     let mut statuses = control.watch();
     let mut alerts = Alerts::default();
     let mut drawn = None;
+    // Read once, and again only when the owner toggles it: not on every status change.
+    let mut start_at_login = autostart::enabled();
     loop {
         let status = statuses.borrow_and_update().clone();
         if let Some(tray) = &tray {
             // Only a change the tray shows is sent over the bus.
-            let view = tray_view(&status, autostart::enabled());
+            let view = tray_view(&status, start_at_login);
             if drawn.as_ref() != Some(&view) {
                 tracing::debug!(tooltip = %view.tooltip, "tray updated");
                 drawn = Some(view.clone());
@@ -189,7 +191,7 @@ async fn follow_status(
         }
         tokio::select! {
             changed = statuses.changed() => if changed.is_err() { break },
-            Some(()) = nudged.recv() => {}
+            Some(()) = nudged.recv() => start_at_login = autostart::enabled(),
         }
     }
     tracing::debug!("the control surface stopped: no more status changes");
