@@ -34,6 +34,18 @@ ensure_toolchains() {
     die "Node.js $v is too old: 20.19 or newer is needed for the UI build"
 }
 
+# A build that fills the disk fails every later step with errors that hide the cause, so the
+# scripts check first. $1: the target folder; $2: GiB a cold build writes into it.
+ensure_disk_space() {
+  local dir=$1 need_gib=$2 free_kib have_kib=0
+  mkdir -p "$dir"
+  free_kib=$(df -Pk "$dir" | awk 'NR==2 {print $4}')
+  [ "$free_kib" -ge $((need_gib * 1024 * 1024)) ] && return 0
+  have_kib=$(du -sk "$dir" 2>/dev/null | cut -f1)
+  [ $((free_kib + have_kib)) -ge $((need_gib * 1024 * 1024)) ] && return 0
+  die "not enough disk space for the build in $dir: $((free_kib / 1024)) MiB free, and a cold build writes about $need_gib GiB there (free some space, or point CARGO_TARGET_DIR at a larger disk)"
+}
+
 # npm packages, from the committed lock files; reinstalled only when a lock changed.
 ensure_npm() {
   local dir=$1
