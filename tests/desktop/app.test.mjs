@@ -15,6 +15,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { prepareConnector, serveHub, startHub } from '../relay/site.mjs';
+import { admin } from '../hub/hub-process.mjs';
 import { serveNotifications } from './notifications.mjs';
 
 const repo = resolve(import.meta.dirname, '../..');
@@ -427,6 +428,41 @@ test('a lost link to a real hub is notified once, however many retries follow, a
     assert.equal(shown(/lost its link/).length, 1);
     assert.equal(shown(/linked again/).length, 1);
     assert.ok(shown(/linked again/)[0].at > lost.at, 'restored comes after lost');
+  } finally {
+    if (app.exitCode === null) app.kill('SIGKILL');
+    await hub.stop().catch(() => {});
+    notifications.close();
+  }
+});
+
+test('a sign-in the hub no longer accepts is notified once, and "Sign in again" in the tray opens the window', async () => {
+  const notifications = await serveNotifications();
+  const hub = await startHub(['plant']);
+  const site = prepareConnector(hub, hub.connectors[0]);
+  const app = launch(['--data-dir', site.dataDir]);
+  const expired = () => notifications.received.filter((n) => /sign in again/.test(n.summary));
+  try {
+    const tray = await waitFor('the tray on D-Bus', () => findTray(app.pid));
+    await menuWhere(tray, 'the link to the hub', (items) => items.some((i) => /connected via/.test(i.label ?? '')), 90_000);
+    assert.equal(labelled(menuItems(tray), 'Sign in again'), undefined, 'no "Sign in again" while the sign-in holds');
+
+    // The hub's operator removes this connector: its credential is refused from the next link on.
+    admin(hub.dataDir, ['connector', 'remove', hub.connectors[0].id]);
+    click(tray, labelled(menuItems(tray), 'Reconnect').id);
+    await menuWhere(tray, '"Sign in again" in the tray menu', (list) => labelled(list, 'Sign in again'), 60_000);
+    const [notice] = await waitFor('the "sign in again" notification', () => expired().length > 0 && expired(), 30_000);
+    assert.equal(notice.appName, 'Uplink');
+    assert.match(notice.body, /Sign in again/, 'the notification says where to act');
+    assert.doesNotMatch(JSON.stringify(notifications.received), /lost its link/, 'a refused sign-in is not reported as a lost link');
+    await sleep(5_000);
+    assert.equal(expired().length, 1, JSON.stringify(notifications.received));
+
+    assert.equal(windowViewable(), false, 'the app is still in the tray');
+    click(tray, labelled(menuItems(tray), 'Sign in again').id);
+    await waitFor('the window to open for signing in', () => windowViewable(), 30_000);
+
+    click(tray, labelled(menuItems(tray), 'Quit Uplink').id);
+    assert.deepEqual(await exitWithin(app, 15_000), { code: 0, signal: null });
   } finally {
     if (app.exitCode === null) app.kill('SIGKILL');
     await hub.stop().catch(() => {});
