@@ -40,9 +40,10 @@ impl std::fmt::Debug for IssuedToken {
 }
 
 impl IssuedToken {
-    /// How long the token lives.
+    /// How long the token can be relied on. Expiry claims are whole seconds, so the token may
+    /// expire up to a second before `expires_in` has passed: count one second less.
     pub fn lifetime(&self) -> Duration {
-        Duration::from_secs(self.expires_in.max(1))
+        Duration::from_secs(self.expires_in.saturating_sub(1).max(1))
     }
 }
 
@@ -311,6 +312,7 @@ mod tests {
             !shown.contains("at-secret") && !shown.contains("rt-secret"),
             "{shown}"
         );
-        assert_eq!(token.lifetime(), Duration::from_secs(600));
+        // Whole-second expiry claims may cut up to a second off.
+        assert_eq!(token.lifetime(), Duration::from_secs(599));
     }
 }
