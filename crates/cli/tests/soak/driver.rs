@@ -112,6 +112,8 @@ pub struct Report {
     pub failures: Vec<String>,
     /// Warnings and errors the hub logged.
     pub hub_log_problems: Vec<String>,
+    /// Connector links that went down during the load, with the reason each gave.
+    pub link_losses: Vec<String>,
 }
 
 /// The judgement of a report.
@@ -262,6 +264,9 @@ impl Report {
         }
         for line in &self.hub_log_problems {
             let _ = writeln!(out, "  hub log: {line}");
+        }
+        for loss in &self.link_losses {
+            let _ = writeln!(out, "  link lost: {loss}");
         }
         let mark = |ok: bool| if ok { "PASS" } else { "FAIL" };
         let _ = writeln!(
@@ -1008,6 +1013,13 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let baseline_fds = hub.fds()?;
 
     let shared = Arc::new(Shared::default());
+    // A link that goes down explains failed requests: note each loss and its reason.
+    let link_losses = Arc::new(Mutex::new(Vec::new()));
+    let watchers: Vec<_> = runtimes
+        .iter()
+        .enumerate()
+        .map(|(j, runtime)| tokio::spawn(watch_link(j, runtime.status(), link_losses.clone())))
+        .collect();
     let targets = Arc::new(targets);
     let started = Instant::now();
     let until = started + options.duration;
@@ -1080,6 +1092,9 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let end_rss_kib = hub.rss_kib()?;
     hub.alive()?;
 
+    for watcher in watchers {
+        watcher.abort();
+    }
     for runtime in runtimes {
         runtime.stop().await;
     }
@@ -1107,5 +1122,37 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         refreshes: shared.refreshes.load(std::sync::atomic::Ordering::Relaxed),
         failures,
         hub_log_problems,
+        link_losses: link_losses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
     })
+}
+
+/// Notes each time connector `j`'s link leaves `Connected`, with the error it gives then.
+async fn watch_link(
+    j: usize,
+    mut status: tokio::sync::watch::Receiver<uplink_connector::runtime::ConnectorStatus>,
+    losses: Arc<Mutex<Vec<String>>>,
+) {
+    let mut was_up = true;
+    loop {
+        let (up, reason) = {
+            let now = status.borrow_and_update();
+            (now.link == LinkState::Connected, now.last_error.clone())
+        };
+        if was_up && !up {
+            let mut losses = losses.lock().unwrap_or_else(|p| p.into_inner());
+            if losses.len() < 10 {
+                losses.push(format!(
+                    "connector {j}: {}",
+                    reason.as_deref().unwrap_or("no reason given")
+                ));
+            }
+        }
+        was_up = up;
+        if status.changed().await.is_err() {
+            return;
+        }
+    }
 }
