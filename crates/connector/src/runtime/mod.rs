@@ -830,14 +830,6 @@ pub fn read_status_file(data_dir: &Path) -> Result<Option<ConnectorStatus>, Link
         path: path.clone(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
     })?;
-    let alive = status.link != LinkState::Offline && process_alive(status.pid);
+    let alive = status.link != LinkState::Offline && uplink_files::process_is_running(status.pid);
     Ok(alive.then_some(status))
-}
-
-fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        true
-    }
 }
