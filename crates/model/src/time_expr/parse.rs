@@ -180,7 +180,8 @@ fn parse_relative(mut cursor: Cursor<'_>) -> Result<TimeExpr, TimeExprError> {
                 return Err(cursor.error_at(
                     unit_at,
                     format!(
-                        "'{}' moves by calendar months, so the amount must be a whole number",
+                        "'{amount}{}': '{}' moves by calendar months, so the amount must be a whole number",
+                        unit.suffix(),
                         unit.suffix()
                     ),
                 ));

@@ -188,7 +188,7 @@ fn every_bad_expression_says_what_and_where() {
         ("*8h", 1, "unexpected '8'"),
         ("TOMORROW", 0, "unknown anchor 'TOMORROW'"),
         ("#", 0, "unexpected '#'"),
-        ("*-1.5mo", 5, "whole number"),
+        ("*-1.5mo", 5, "'1.5mo': 'mo' moves by calendar months"),
         ("*-1.2.3h", 2, "'1.2.3' is not a number"),
         ("*-99999999999999h", 2, "too large"),
         ("2024-13-01T00:00:00Z", 0, "not a valid date and time"),
