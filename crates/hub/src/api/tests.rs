@@ -514,6 +514,48 @@ async fn unknown_api_routes_answer_json_404() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// The App Store Connect forms reach the API as apps write them in a URL (spaces as `%20` or
+/// `+`) and are relayed resolved.
+#[tokio::test]
+async fn compound_relative_times_are_accepted_in_a_query_string() {
+    let f = Fixture::new().await;
+    for (start, end) in [
+        ("WEEK%20-%2012H%2030M%2057S", "WEEK"),
+        ("*+-+1+h", "*"),
+        ("HOUR-1h30m", "HOUR"),
+    ] {
+        f.relay.next(Script::Items(vec![Ok(Bytes::from_static(
+            b"{\"tag\":\"T\",\"values\":[]}",
+        ))]));
+        let (status, body) = f
+            .get(&f.path(&format!("raw?tag=T&start={start}&end={end}")))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{start}: {body}");
+    }
+    let received = f.relay.received();
+    let spans: Vec<chrono::TimeDelta> = received
+        .iter()
+        .map(|(_, relayed)| {
+            let Query::Raw(raw) = &relayed.query else {
+                panic!("raw expected")
+            };
+            let (TimeExpr::Absolute(start), TimeExpr::Absolute(end)) = (&raw.start, &raw.end)
+            else {
+                panic!("times must be absolute: {raw:?}")
+            };
+            *end - *start
+        })
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            chrono::TimeDelta::seconds(12 * 3600 + 30 * 60 + 57),
+            chrono::TimeDelta::hours(1),
+            chrono::TimeDelta::minutes(90),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn the_relayed_query_is_absolute_and_names_the_source_on_its_connector() {
     let f = Fixture::new().await;
