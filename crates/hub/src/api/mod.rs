@@ -240,6 +240,7 @@ impl Call {
             |params| parse::from_params(operation, params),
         )
         .await
+        .map_err(|error| parse::in_param_terms(operation, error))
         .unwrap_or_else(IntoResponse::into_response)
     }
 

@@ -130,6 +130,29 @@ pub fn from_params(operation: QueryOperation, params: &Params) -> Result<Query, 
     })
 }
 
+/// An error about the query a GET route built, named as the route's parameters name it: the
+/// `values-at` route takes `time=` (once per instant) where the query has `times`, so a time
+/// that resolves out of range is `time: … (time= number 2)`, not `times[1]: …`.
+pub fn in_param_terms(operation: QueryOperation, error: ApiError) -> ApiError {
+    match error {
+        ApiError::Invalid { field, message } if operation == QueryOperation::AtTimes => {
+            match field.strip_prefix("times") {
+                Some("") => ApiError::invalid("time", message),
+                Some(index) => {
+                    let number = index
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<usize>()
+                        .map_or_else(|_| index.to_owned(), |i| (i + 1).to_string());
+                    ApiError::invalid("time", format!("{message} (time= number {number})"))
+                }
+                None => ApiError::Invalid { field, message },
+            }
+        }
+        other => other,
+    }
+}
+
 fn tag(params: &Params) -> Result<String, ApiError> {
     let tag = params.required("tag")?;
     if tag.is_empty() {

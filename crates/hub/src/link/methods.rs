@@ -344,6 +344,20 @@ async fn revoke_grant(
         return Err(HubError::new("register first"));
     };
     let connector = &registration.connector;
+    // An app the hub does not know is a mistake on site (a stale list, a typo): say so rather
+    // than report a revoke that revoked nothing.
+    if hub
+        .store
+        .app(&request.app_id)
+        .await
+        .map_err(store_failure)?
+        .is_none()
+    {
+        return Err(HubError::new(format!(
+            "no app '{}' on this hub; nothing was revoked",
+            request.app_id
+        )));
+    }
     if let Some(name) = &request.source {
         let known = hub
             .store
