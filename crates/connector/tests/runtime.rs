@@ -48,7 +48,7 @@ impl TestHub {
                     .unwrap();
                 let port = listener.local_addr().unwrap().port();
                 let config = HubConfig::new(format!("https://127.0.0.1:{port}"));
-                let hub = Arc::new(Hub::open(&dir, config).await.unwrap());
+                let hub = Arc::new(Hub::open(&dir.join("hub"), config).await.unwrap());
                 let serving = hub.clone();
                 tokio::spawn(async move {
                     uplink_hub::serve(serving, listener, &chain, &key, std::future::pending())
@@ -690,7 +690,7 @@ async fn tokens_are_renewed_before_they_expire_on_long_polling() {
                 let port = listener.local_addr().unwrap().port();
                 let mut config = HubConfig::new(format!("https://127.0.0.1:{port}"));
                 config.access_token_ttl = 6;
-                let hub = Arc::new(Hub::open(&store_dir, config).await.unwrap());
+                let hub = Arc::new(Hub::open(&store_dir.join("hub"), config).await.unwrap());
                 let serving = hub.clone();
                 tokio::spawn(async move {
                     uplink_hub::serve(serving, listener, &chain, &key, std::future::pending())

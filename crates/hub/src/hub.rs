@@ -45,6 +45,10 @@ pub struct HubConfig {
     pub serving: uplink_tls::ServeLimits,
     /// Request body size per kind of route, and how long a body may take to arrive.
     pub bodies: crate::body_limit::BodyLimits,
+    /// The file the access-token keys are kept in (0600, never in the store). [`Hub::open`]
+    /// uses `<data dir>/token-keys.json` when this is None; [`Hub::new`] then keeps its keys
+    /// in memory only, so tokens die with the process.
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 /// The default cap on connector links: about 320 MiB of idle links at ≤ 32 KiB each. Every
@@ -67,6 +71,7 @@ impl HubConfig {
             max_connectors: DEFAULT_MAX_CONNECTORS,
             serving: uplink_tls::ServeLimits::default(),
             bodies: crate::body_limit::BodyLimits::default(),
+            key_file: None,
         }
     }
 
@@ -138,8 +143,13 @@ impl Hub {
         config: HubConfig,
         passwords: Passwords,
     ) -> Result<Self> {
-        let keys =
-            Keyring::load_or_create(store.as_ref(), &config.issuer, &config.audience()).await?;
+        let keys = match &config.key_file {
+            Some(path) => {
+                let file = crate::data_dir::KeyFile::new(path);
+                Keyring::open(file, store.as_ref(), &config.issuer, &config.audience()).await?
+            }
+            None => Keyring::generate(&config.issuer, &config.audience())?,
+        };
         ensure_connector_client(store.as_ref()).await?;
         Ok(Self {
             limiters: Limiters::new(config.rate_limits),
@@ -199,9 +209,14 @@ impl Hub {
         Ok(())
     }
 
-    /// Opens the SQLite store in `data_dir` (creating the directory) and builds a hub on it.
-    pub async fn open(data_dir: &Path, config: HubConfig) -> Result<Self> {
+    /// Opens the SQLite store in `data_dir` (creating the directory, 0700) and builds a hub on
+    /// it, with its token keys in `data_dir`'s key file unless `config` names another. Refuses
+    /// a folder or file other local users could read ([`crate::data_dir::prepare`]).
+    pub async fn open(data_dir: &Path, mut config: HubConfig) -> Result<Self> {
         let store = open_store(data_dir).await?;
+        config
+            .key_file
+            .get_or_insert_with(|| data_dir.join(crate::data_dir::KEY_FILE));
         Self::new(Arc::new(store), config, Passwords::new(2)).await
     }
 
@@ -288,8 +303,29 @@ impl Hub {
         Ok(())
     }
 
-    /// Registers an app; for a confidential app the returned secret is the only copy.
+    /// Registers an app; for a confidential app the returned secret is the only copy. Scope
+    /// `connector` is refused here: an app holding it could link as the owner's connector and
+    /// answer other apps' queries. A connector's own client is registered with
+    /// [`Hub::add_app_allowing_connector_scope`].
     pub async fn add_app(&self, new: NewApp) -> Result<RegisteredApp> {
+        if new.scopes.iter().any(|s| s == crate::scopes::CONNECTOR) {
+            return Err(HubError::Invalid(format!(
+                "scope '{}' lets an app link as its user's site connector; give it only to a connector's own client, on purpose (uplink hub app add --allow-connector-scope)",
+                crate::scopes::CONNECTOR
+            )));
+        }
+        self.register_app(new).await
+    }
+
+    /// Registers an app that may ask for scope `connector` (a connector built on another
+    /// SignalR client, say), besides any other scopes. The operator's explicit choice: `uplink
+    /// hub app add --allow-connector-scope`. Its users still consent to `connector` on its own,
+    /// never beside data scopes.
+    pub async fn add_app_allowing_connector_scope(&self, new: NewApp) -> Result<RegisteredApp> {
+        self.register_app(new).await
+    }
+
+    async fn register_app(&self, new: NewApp) -> Result<RegisteredApp> {
         if new.name.trim().is_empty() {
             return Err(HubError::Invalid("the app needs a name".into()));
         }
@@ -492,13 +528,11 @@ async fn ensure_connector_client(store: &dyn Store) -> Result<()> {
     }
 }
 
-/// Opens (creating) the SQLite store file `hub.db` in `data_dir`.
+/// Opens (creating) the SQLite store file `hub.db` in `data_dir`, after checking that the
+/// folder (0700) and the hub's files (0600) are the owner's alone.
 pub async fn open_store(data_dir: &Path) -> Result<SqliteStore> {
-    std::fs::create_dir_all(data_dir).map_err(|source| HubError::Io {
-        context: format!("cannot create data directory {}", data_dir.display()),
-        source,
-    })?;
-    SqliteStore::open(&data_dir.join("hub.db")).await
+    crate::data_dir::prepare(data_dir)?;
+    SqliteStore::open(&data_dir.join(crate::data_dir::STORE_FILE)).await
 }
 
 fn validate_username(name: &str) -> Result<()> {
@@ -521,7 +555,7 @@ mod tests {
 
     async fn fresh() -> (tempfile::TempDir, Hub) {
         let dir = tempfile::tempdir().unwrap();
-        let store = open_store(dir.path()).await.unwrap();
+        let store = open_store(&dir.path().join("hub")).await.unwrap();
         let hub = Hub::new(
             Arc::new(store),
             HubConfig::new("https://hub.test/"),
@@ -549,7 +583,7 @@ mod tests {
     #[tokio::test]
     async fn a_hub_whose_connector_client_predates_the_browser_sign_in_gains_its_redirect_uri() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open_store(dir.path()).await.unwrap();
+        let store = open_store(&dir.path().join("hub")).await.unwrap();
         // The row as hubs before the browser sign-in wrote it: no redirect URI.
         store
             .create_app(&App {
@@ -616,6 +650,16 @@ mod tests {
             .await
             .unwrap();
         assert!(ok.secret.is_some(), "a confidential app gets a secret");
+        let err = hub
+            .add_app(app("https://app.example/cb", "connector", None))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("--allow-connector-scope"), "{err}");
+        let connector_app = hub
+            .add_app_allowing_connector_scope(app("https://app.example/cb", "connector", None))
+            .await
+            .unwrap();
+        assert_eq!(connector_app.app.scopes, vec!["connector"]);
         let err = hub.add_connector("nobody", "Plant").await.unwrap_err();
         assert_eq!(err.code(), "not_found");
     }

@@ -23,6 +23,7 @@ pub mod access;
 pub mod api;
 pub mod body_limit;
 pub mod clock;
+pub mod data_dir;
 pub mod error;
 pub mod hub;
 pub mod link;

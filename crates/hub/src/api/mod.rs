@@ -142,8 +142,12 @@ async fn processed(call: Call) -> Response {
 }
 
 async fn query(call: Call, body: Bytes) -> Response {
-    let scope = parse::body_type(&body).map_or(scopes::DATA_READ, scope_for);
-    call.run(scope, &[], move |_| parse::from_body(&body))
+    // Parsed once: the scope checked is the scope of the query that runs.
+    let parsed = parse::from_body(&body);
+    let scope = parsed.as_ref().map_or(scopes::DATA_READ, |query| {
+        scope_for(uplink_link::operation_of(query))
+    });
+    call.run(scope, &[], move |_| parsed)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }

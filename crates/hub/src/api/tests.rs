@@ -137,7 +137,9 @@ impl Fixture {
     /// sources of one connector, and a token for that app.
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::hub::open_store(dir.path()).await.unwrap();
+        let store = crate::hub::open_store(&dir.path().join("hub"))
+            .await
+            .unwrap();
         let hub = Arc::new(
             Hub::new(
                 Arc::new(store),

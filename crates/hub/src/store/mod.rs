@@ -256,6 +256,8 @@ pub struct DeviceAuthorization {
     pub expires_at: i64,
     /// Minimum seconds between polls.
     pub interval_secs: i64,
+    /// The client address the device asked from (as the hub saw it), shown to the approver.
+    pub requested_from: String,
 }
 
 /// Outcome of a device polling the token endpoint.
@@ -520,11 +522,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Ends a session.
     async fn delete_session(&self, digest: &[u8]) -> Result<()>;
 
-    // Token keys
-    /// Every access-token key, newest first.
+    // Token keys: they live in their own file (`data_dir::KeyFile`). Hubs before it kept them
+    // here; these methods exist to move such keys out, once.
+    /// Every access-token key an older hub kept in the store, newest first.
     async fn token_keys(&self) -> Result<Vec<TokenKeyRecord>>;
-    /// Stores a new access-token key.
+    /// Stores an access-token key the way older hubs did. The hub never calls it; tests of
+    /// the move to the key file do.
     async fn add_token_key(&self, key: &TokenKeyRecord) -> Result<()>;
+    /// Removes every access-token key from the store so that no trace of one stays readable
+    /// in its files (the key bytes are overwritten, not only unlinked).
+    async fn forget_token_keys(&self) -> Result<()>;
 
     // Audit
     /// Appends to the audit trail.

@@ -1052,7 +1052,7 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO device_authorizations (device_digest, user_code_digest, app_id, scopes, \
-             created_at, expires_at, interval_secs) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             created_at, expires_at, interval_secs, requested_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(device_digest)
         .bind(user_code_digest)
@@ -1061,6 +1061,7 @@ impl Store for SqliteStore {
         .bind(r.created_at)
         .bind(r.expires_at)
         .bind(r.interval_secs)
+        .bind(&r.requested_from)
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -1071,8 +1072,8 @@ impl Store for SqliteStore {
         user_code_digest: &[u8],
         now: i64,
     ) -> Result<Option<DeviceAuthorization>> {
-        let row: Option<(String, String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT app_id, scopes, created_at, expires_at, interval_secs FROM device_authorizations \
+        let row: Option<(String, String, i64, i64, i64, String)> = sqlx::query_as(
+            "SELECT app_id, scopes, created_at, expires_at, interval_secs, requested_from FROM device_authorizations \
              WHERE user_code_digest = ? AND expires_at > ? AND approved_at IS NULL AND denied_at IS NULL",
         )
         .bind(user_code_digest)
@@ -1085,6 +1086,7 @@ impl Store for SqliteStore {
             created_at: r.2,
             expires_at: r.3,
             interval_secs: r.4,
+            requested_from: r.5,
         }))
     }
 
@@ -1230,6 +1232,23 @@ impl Store for SqliteStore {
             .bind(&key.key_bytes)
             .bind(key.created_at)
             .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn forget_token_keys(&self) -> Result<()> {
+        let mut conn = self.writer.acquire().await?;
+        // Deleted rows are zeroed in place, the file is rebuilt without free pages that might
+        // still hold old bytes, and the WAL (which held the pages before) is emptied.
+        sqlx::query("PRAGMA secure_delete = ON")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM token_keys")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("VACUUM").execute(&mut *conn).await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut *conn)
             .await?;
         Ok(())
     }
