@@ -8,7 +8,6 @@
 //! tokens the hub accepts, so the key is kept where nothing else is kept and nothing else
 //! reads. Keys found in an older hub's store are moved there on first start ([`KeyFile`]).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -241,24 +240,11 @@ impl KeyFile {
         };
         let json = serde_json::to_vec_pretty(&contents)
             .map_err(|e| HubError::TokenIssue(format!("cannot write the key file: {e}")))?;
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let context = || format!("cannot write the key file {}", self.path.display());
-        let tmp = self.path.with_extension("json.tmp");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&tmp).map_err(io(context()))?;
-        file.write_all(&json).map_err(io(context()))?;
-        file.sync_all().map_err(io(context()))?;
-        drop(file);
-        std::fs::rename(&tmp, &self.path).map_err(io(context()))?;
-        if let Ok(folder) = std::fs::File::open(dir) {
-            let _ = folder.sync_all();
-        }
+        uplink_files::write_atomically(&self.path, &json, uplink_files::Access::OwnerOnly)
+            .map_err(|e| HubError::Io {
+                context: format!("cannot {} the key file {}", e.action, e.path.display()),
+                source: e.source,
+            })?;
         Ok(())
     }
 }
