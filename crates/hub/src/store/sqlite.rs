@@ -1820,6 +1820,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_change_feed_holds_each_revoke_in_order_and_skips_what_it_cannot_read() {
+        let (_dir, store) = store().await;
+        let (user, a, _) = seeded(&store).await;
+        let start = store.change_cursor().await.unwrap();
+        store
+            .grant(
+                &user.id,
+                "app1",
+                std::slice::from_ref(&a.id),
+                &["data.read".into()],
+                5,
+            )
+            .await
+            .unwrap();
+        // A change written by a newer hub that this one cannot read.
+        sqlx::query("INSERT INTO changes (at, change) VALUES (6, '{\"kind\":\"fromTheFuture\"}')")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        store.revoke(&user.id, "app1", None, 7).await.unwrap();
+        store.wait_for_changes(start).await.unwrap();
+        let batch = store.changes_after(start).await.unwrap();
+        assert_eq!(
+            batch.changes,
+            vec![
+                Revocation::Granted {
+                    user_id: user.id.clone(),
+                    app_id: "app1".into(),
+                    source_ids: vec![a.id.clone()],
+                },
+                Revocation::Grant {
+                    user_id: user.id.clone(),
+                    app_id: "app1".into(),
+                    source_id: None,
+                },
+            ]
+        );
+        assert_eq!(batch.cursor, store.change_cursor().await.unwrap());
+        assert!(
+            store
+                .changes_after(batch.cursor)
+                .await
+                .unwrap()
+                .changes
+                .is_empty()
+        );
+        assert_eq!(store.prune_changes(7).await.unwrap(), 2, "older than 7 go");
+        assert_eq!(store.changes_after(start).await.unwrap().changes.len(), 1);
+    }
+
+    #[tokio::test]
     async fn announced_sources_replace_the_list_and_keep_their_ids() {
         let (_dir, store) = store().await;
         let (user, historian, lab) = seeded(&store).await;
