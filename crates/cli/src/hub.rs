@@ -153,7 +153,8 @@ enum UserCommand {
         #[command(flatten)]
         dir: DataDir,
     },
-    /// Set a user's password (read from standard input); signs out their browsers.
+    /// Set a user's password (read from standard input); signs out their browsers and revokes
+    /// every sign-in made with the old one (a running hub closes their links at once).
     Passwd {
         #[command(flatten)]
         dir: DataDir,
@@ -193,7 +194,7 @@ enum AppCommand {
         #[command(flatten)]
         dir: DataDir,
     },
-    /// Remove an app, revoking everything it was granted.
+    /// Remove an app, revoking everything it was granted (a running hub acts on it at once).
     Remove {
         #[command(flatten)]
         dir: DataDir,
@@ -220,7 +221,8 @@ enum ConnectorCommand {
         #[command(flatten)]
         dir: DataDir,
     },
-    /// Remove a connector, revoking grants on its data sources.
+    /// Remove a connector, revoking grants on its data sources and the sign-in that created it
+    /// (a running hub closes its link at once); its id cannot be registered again.
     Remove {
         #[command(flatten)]
         dir: DataDir,

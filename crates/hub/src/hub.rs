@@ -8,7 +8,7 @@ use crate::link::LocalRouter;
 use crate::password::Passwords;
 use crate::rate_limit::{Limiters, RateLimits};
 use crate::relay::ConnectorRouter;
-use crate::revocation::{LocalAnnouncer, Revocation, RevocationAnnouncer};
+use crate::revocation::{LocalAnnouncer, RevocationAnnouncer};
 use crate::secret::{Secret, public_id};
 use crate::store::{App, AuditEvent, Connector, DataSource, SqliteStore, Store, User};
 use crate::token::Keyring;
@@ -98,6 +98,8 @@ pub struct Hub {
     /// ([`Hub::relay`]).
     pub links: Arc<LocalRouter>,
     pub(crate) limiters: Limiters,
+    /// The last change of the store's feed this hub announced.
+    change_cursor: tokio::sync::Mutex<i64>,
     /// Grants whose use was recorded recently (grant id → when), so a burst of requests on one
     /// grant writes "last used" once, not once per request. Never consulted to allow access.
     pub(crate) recently_touched: std::sync::Mutex<std::collections::HashMap<i64, i64>>,
@@ -151,7 +153,9 @@ impl Hub {
             None => Keyring::generate(&config.issuer, &config.audience())?,
         };
         ensure_connector_client(store.as_ref()).await?;
+        let change_cursor = tokio::sync::Mutex::new(store.change_cursor().await?);
         Ok(Self {
+            change_cursor,
             limiters: Limiters::new(config.rate_limits),
             recently_touched: Default::default(),
             links: Arc::new(LocalRouter::new(
@@ -201,11 +205,7 @@ impl Hub {
             )
             .await;
         }
-        self.announcer.announce(Revocation::Granted {
-            user_id: user_id.to_owned(),
-            app_id: app_id.to_owned(),
-            source_ids: source_ids.to_vec(),
-        });
+        self.publish_changes().await;
         Ok(())
     }
 
@@ -250,7 +250,7 @@ impl Hub {
         app_id: &str,
         source_id: Option<&str>,
     ) -> Result<u64> {
-        let n = self
+        let (n, _families) = self
             .store
             .revoke(user_id, app_id, source_id, crate::clock::now())
             .await?;
@@ -262,11 +262,8 @@ impl Hub {
             format!("{n} grant(s)"),
         )
         .await;
-        self.announcer.announce(Revocation::Grant {
-            user_id: user_id.to_owned(),
-            app_id: app_id.to_owned(),
-            source_id: source_id.map(str::to_owned),
-        });
+        // The grant, and (its last grant gone) the app's sign-ins with the links they opened.
+        self.publish_changes().await;
         Ok(n)
     }
 
@@ -276,11 +273,7 @@ impl Hub {
             .store
             .revoke_family(family_id, reason, crate::clock::now())
             .await?;
-        if done {
-            self.announcer.announce(Revocation::TokenFamily {
-                family_id: family_id.to_owned(),
-            });
-        }
+        self.publish_changes().await;
         Ok(done)
     }
 
@@ -294,12 +287,26 @@ impl Hub {
         Ok(user)
     }
 
-    /// Sets a user's password (ending their browser sessions).
+    /// Sets a user's password, ending their browser sessions and revoking every sign-in
+    /// (token family) they made: links those opened close.
     pub async fn set_password(&self, username: &str, password: String) -> Result<()> {
         let hash = self.passwords.hash(password).await?;
-        if !self.store.set_password_hash(username, &hash).await? {
+        let Some(families) = self
+            .store
+            .set_password_hash(username, &hash, crate::clock::now())
+            .await?
+        else {
             return Err(HubError::NotFound(format!("no user named '{username}'")));
-        }
+        };
+        self.audit(
+            "password_changed",
+            None,
+            None,
+            None,
+            format!("{username}: {} sign-in(s) revoked", families.len()),
+        )
+        .await;
+        self.publish_changes().await;
         Ok(())
     }
 
@@ -403,9 +410,7 @@ impl Hub {
         }
         self.audit("app_removed", None, Some(client_id), None, "")
             .await;
-        self.announcer.announce(Revocation::AppRemoved {
-            app_id: client_id.to_owned(),
-        });
+        self.publish_changes().await;
         Ok(())
     }
 
@@ -444,17 +449,66 @@ impl Hub {
         })
     }
 
-    /// Removes a connector; grants on its data sources are revoked.
+    /// Removes a connector: grants on its data sources and the sign-in that created it are
+    /// revoked, its link closes, and its id is never registered again.
     pub async fn remove_connector(&self, id: &str) -> Result<()> {
-        if !self.store.remove_connector(id, crate::clock::now()).await? {
+        let Some(_families) = self.store.remove_connector(id, crate::clock::now()).await? else {
             return Err(HubError::NotFound(format!("no connector with id '{id}'")));
-        }
+        };
         self.audit("connector_removed", None, None, None, id.to_owned())
             .await;
-        self.announcer.announce(Revocation::ConnectorRemoved {
-            connector_id: id.to_owned(),
-        });
+        // The removal, and the sign-in that created it.
+        self.publish_changes().await;
         Ok(())
+    }
+
+    /// Announces every change committed to the store since the last one announced — by this
+    /// process or another sharing the store — once each, in commit order. Called after each
+    /// of this hub's own revokes and consents (so they are announced before the call returns)
+    /// and by [`Hub::follow_changes`] for everyone else's.
+    pub async fn publish_changes(&self) {
+        let mut cursor = self.change_cursor.lock().await;
+        loop {
+            match self.store.changes_after(*cursor).await {
+                Ok(batch) => {
+                    let done = batch.cursor == *cursor;
+                    *cursor = batch.cursor;
+                    for change in batch.changes {
+                        self.announcer.announce(change);
+                    }
+                    if done {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    // Announced on the next call; the store already refuses what was revoked.
+                    tracing::error!(error = %e, "the change feed cannot be read");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Follows the store's change feed for as long as the hub serves, so that a revoke made
+    /// by an admin command run beside the hub (or by another node) reaches live links at once.
+    pub async fn follow_changes(self: Arc<Self>) {
+        const KEEP_CHANGES: i64 = 24 * 3600;
+        let mut pruned_at = 0;
+        loop {
+            self.publish_changes().await;
+            let after = *self.change_cursor.lock().await;
+            if let Err(e) = self.store.wait_for_changes(after).await {
+                tracing::error!(error = %e, "the change feed cannot be read; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            let now = crate::clock::now();
+            if now - pruned_at > 600 {
+                pruned_at = now;
+                if let Err(e) = self.store.prune_changes(now - KEEP_CHANGES).await {
+                    tracing::warn!(error = %e, "old changes not pruned");
+                }
+            }
+        }
     }
 
     /// Adds a data source to a connector. Until the connector link reports its sources, this is

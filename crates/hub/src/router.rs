@@ -63,6 +63,10 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/account/settings", get(pages::settings::show))
         .route("/account/settings/revoke", post(pages::settings::revoke))
         .route(
+            "/account/settings/revoke-sign-in",
+            post(pages::settings::revoke_sign_in),
+        )
+        .route(
             "/account",
             get(|| async { Redirect::to("/account/settings") }),
         )

@@ -397,6 +397,12 @@ impl ConnectorRuntime {
     /// # Errors
     /// [`LinkError::Store`] when they cannot be saved; [`LinkError::Config`].
     pub async fn sign_in(&self, credentials: LinkCredentials) -> Result<(), LinkError> {
+        // Signing in again to the same hub: the sign-in it replaces is ended there first, or
+        // the hub keeps the connector with that one (a sign-in registers only the connectors
+        // it created while it is valid).
+        if let Ok(Some(previous)) = self.inner.credentials.load() {
+            crate::credentials::end_replaced_sign_in(&previous, &credentials).await;
+        }
         self.inner.credentials.save(&credentials)?;
         self.inner
             .paused

@@ -61,6 +61,15 @@ pub async fn token(
 ) -> Response {
     match issue(&hub, peer, &headers, &body).await {
         Ok(tokens) => {
+            // Shown to the owner beside the sign-in; a failure to note it fails nothing.
+            if let Some(refresh) = &tokens.refresh_token
+                && let Err(e) = hub
+                    .store
+                    .note_refresh_address(&digest(refresh), &peer.ip().to_string())
+                    .await
+            {
+                tracing::warn!(error = %e, "the sign-in's address was not recorded");
+            }
             let mut response = Json(tokens).into_response();
             let h = response.headers_mut();
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -154,6 +163,7 @@ async fn authorization_code(
             tracing::warn!(client_id = %app.client_id, "authorization code replayed; its tokens are revoked");
             hub.audit("code_replayed", None, Some(&app.client_id), None, "")
                 .await;
+            hub.publish_changes().await;
             return Err(OAuthError::invalid_grant(
                 "the authorization code was already used",
             ));
@@ -266,10 +276,8 @@ async fn refresh(hub: &Hub, app: &App, params: &Params) -> Result<TokenResponse,
                 family.id.clone(),
             )
             .await;
-            hub.announcer
-                .announce(crate::revocation::Revocation::TokenFamily {
-                    family_id: family.id,
-                });
+            // The store revoked the family and recorded it: links it opened close.
+            hub.publish_changes().await;
             Err(OAuthError::invalid_grant(
                 "the refresh token was already used",
             ))

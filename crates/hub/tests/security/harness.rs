@@ -156,6 +156,11 @@ impl TestHub {
         format!("{}{path}", self.issuer)
     }
 
+    /// The hub's data directory (its `hub.db`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// `GET path`, as any client would, without a token.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.unwrap()
