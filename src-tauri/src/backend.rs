@@ -6,7 +6,7 @@
 use futures::StreamExt as _;
 use serde_json::Value;
 use tauri::{AppHandle, Emitter as _, Runtime};
-use uplink_control::{Control, ControlError};
+use uplink_control::{Control, ControlError, ControlErrorCode};
 use uplink_tray::bridge::BridgeAddress;
 
 use crate::live::STATUS_EVENT;
@@ -42,7 +42,7 @@ fn unreachable(error: reqwest::Error) -> ControlError {
     // Without the URL: it is loopback, and the error needs no more than what failed.
     let error = error.without_url();
     ControlError::new(
-        "tray_unreachable",
+        ControlErrorCode::TrayUnreachable,
         format!("the Uplink tray process did not answer: {error}"),
     )
 }
@@ -56,7 +56,9 @@ impl BridgeClient {
             // Loopback only: a proxy from the environment must never see these requests.
             .no_proxy()
             .build()
-            .map_err(|e| ControlError::new("internal", format!("no HTTP client: {e}")))?;
+            .map_err(|e| {
+                ControlError::new(ControlErrorCode::Internal, format!("no HTTP client: {e}"))
+            })?;
         Ok(Self { http, address })
     }
 
@@ -73,11 +75,17 @@ impl BridgeClient {
         let body = response.bytes().await.map_err(unreachable)?;
         if ok {
             serde_json::from_slice(&body).map_err(|e| {
-                ControlError::new("internal", format!("the tray process answered badly: {e}"))
+                ControlError::new(
+                    ControlErrorCode::Internal,
+                    format!("the tray process answered badly: {e}"),
+                )
             })
         } else {
             Err(serde_json::from_slice(&body).unwrap_or_else(|_| {
-                ControlError::new("internal", "the tray process refused the command")
+                ControlError::new(
+                    ControlErrorCode::Internal,
+                    "the tray process refused the command",
+                )
             }))
         }
     }
@@ -107,13 +115,19 @@ impl BridgeClient {
         let mut events = eventsource_stream::EventStream::new(response.bytes_stream());
         while let Some(event) = events.next().await {
             let event = event.map_err(|e| {
-                ControlError::new("tray_unreachable", format!("the status stream broke: {e}"))
+                ControlError::new(
+                    ControlErrorCode::TrayUnreachable,
+                    format!("the status stream broke: {e}"),
+                )
             })?;
             if event.event != STATUS_EVENT {
                 continue;
             }
             let status: Value = serde_json::from_str(&event.data).map_err(|e| {
-                ControlError::new("internal", format!("a status event did not parse: {e}"))
+                ControlError::new(
+                    ControlErrorCode::Internal,
+                    format!("a status event did not parse: {e}"),
+                )
             })?;
             if let Err(error) = app.emit(STATUS_EVENT, status) {
                 tracing::warn!(%error, "the status did not reach the window");

@@ -2,7 +2,7 @@
 
 use uplink_connector::diagnostics::{DiagnosticsExport, DiagnosticsReport, export_diagnostics};
 
-use crate::{Control, ControlError};
+use crate::{Control, ControlError, ControlErrorCode};
 
 /// Where exports are written, inside the data dir.
 pub const DIAGNOSTICS_DIR: &str = "diagnostics";
@@ -30,7 +30,17 @@ impl Control {
             )
         })
         .await
-        .map_err(|e| ControlError::new("internal", format!("the export did not finish: {e}")))?
-        .map_err(|e| ControlError::new("io", format!("cannot write the export: {e}")))
+        .map_err(|e| {
+            ControlError::new(
+                ControlErrorCode::Internal,
+                format!("the export did not finish: {e}"),
+            )
+        })?
+        .map_err(|e| {
+            ControlError::new(
+                ControlErrorCode::Io,
+                format!("cannot write the export: {e}"),
+            )
+        })
     }
 }

@@ -23,7 +23,7 @@ use subtle::ConstantTimeEq;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::{Control, ControlError};
+use crate::{Control, ControlError, ControlErrorCode};
 
 /// The content security policy of the served UI: nothing from elsewhere, no inline script.
 const CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; \
@@ -101,7 +101,7 @@ fn guarded(router: Router) -> Router {
         ))
 }
 
-fn reply_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+fn reply_error(status: StatusCode, code: ControlErrorCode, message: impl Into<String>) -> Response {
     (status, axum::Json(ControlError::new(code, message))).into_response()
 }
 
@@ -120,7 +120,7 @@ async fn loopback_host_only(request: Request, next: Next) -> Response {
     } else {
         reply_error(
             StatusCode::MISDIRECTED_REQUEST,
-            "not_loopback",
+            ControlErrorCode::NotLoopback,
             "this UI answers only on loopback addresses (127.0.0.1, localhost, [::1])",
         )
     }
@@ -138,7 +138,7 @@ fn authorised(served: &Served, headers: &HeaderMap) -> bool {
 fn unauthorised() -> Response {
     reply_error(
         StatusCode::UNAUTHORIZED,
-        "unauthorized",
+        ControlErrorCode::Unauthorized,
         "open the UI with the link `uplink ui` printed; it carries this session's access token",
     )
 }
@@ -160,14 +160,14 @@ async fn command(
             Ok(_) => {
                 return reply_error(
                     StatusCode::BAD_REQUEST,
-                    "invalid_arguments",
+                    ControlErrorCode::InvalidArguments,
                     "command arguments must be a JSON object",
                 );
             }
             Err(e) => {
                 return reply_error(
                     StatusCode::BAD_REQUEST,
-                    "invalid_arguments",
+                    ControlErrorCode::InvalidArguments,
                     format!("command arguments are not valid JSON: {e}"),
                 );
             }
@@ -176,10 +176,10 @@ async fn command(
     tracing::debug!(command = %command, "control command over HTTP");
     match served.control.dispatch(&command, args).await {
         Ok(value) => axum::Json(value).into_response(),
-        Err(e) if e.code == "unknown_command" => {
+        Err(e) if e.code == ControlErrorCode::UnknownCommand => {
             (StatusCode::NOT_FOUND, axum::Json(e)).into_response()
         }
-        Err(e) if e.code == "invalid_arguments" => {
+        Err(e) if e.code == ControlErrorCode::InvalidArguments => {
             (StatusCode::BAD_REQUEST, axum::Json(e)).into_response()
         }
         Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(e)).into_response(),

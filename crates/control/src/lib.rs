@@ -22,7 +22,8 @@
 //! ```
 
 mod alerts;
-mod commands;
+mod command_table;
+pub mod commands;
 mod diagnostics;
 mod error;
 pub mod http;
@@ -42,7 +43,7 @@ use uplink_connector::runtime::{ConnectorRuntime, ConnectorStatus, RuntimeOption
 
 pub use alerts::{Alert, Alerts};
 pub use diagnostics::DIAGNOSTICS_DIR;
-pub use error::ControlError;
+pub use error::{ControlError, ControlErrorCode};
 pub use info::{AppInfo, HostKind};
 pub use local_hub::DEMO_APP;
 pub use settings::{Settings, SettingsStore};
@@ -150,10 +151,9 @@ impl Control {
     /// The runtime, once started.
     async fn runtime(&self) -> Result<Arc<ConnectorRuntime>, ControlError> {
         let mut ready = self.inner.runtime.subscribe();
-        let started = ready
-            .wait_for(Option::is_some)
-            .await
-            .map_err(|_| ControlError::new("stopped", "the connector has stopped"))?;
+        let started = ready.wait_for(Option::is_some).await.map_err(|_| {
+            ControlError::new(ControlErrorCode::Stopped, "the connector has stopped")
+        })?;
         started.clone().expect("waited for it")
     }
 
@@ -187,7 +187,7 @@ impl Control {
         let runtime = self.runtime().await?;
         if runtime.is_paused() {
             return Err(ControlError::new(
-                "paused",
+                ControlErrorCode::Paused,
                 "the link is paused: resume it to reconnect",
             ));
         }
@@ -235,7 +235,7 @@ impl Control {
         let runtime = self.runtime().await?;
         runtime.revoke(app_id, source).await.map_err(|e| match e {
             uplink_connector::LinkError::Refused { message, .. } => {
-                ControlError::new("revoke_refused", message)
+                ControlError::new(ControlErrorCode::RevokeRefused, message)
             }
             other => other.into(),
         })
@@ -288,7 +288,7 @@ impl Control {
             && self.inner.local_hub.lock().await.is_none();
         if linked_elsewhere {
             return Err(ControlError::new(
-                "already_configured",
+                ControlErrorCode::AlreadyConfigured,
                 "this connector is signed in to a hub: sign out first to use a local hub",
             ));
         }
@@ -318,7 +318,7 @@ impl Control {
             };
             CredentialStore::new(&self.inner.data_dir)
                 .save(&credentials)
-                .map_err(|e| ControlError::new("io", e.to_string()))?;
+                .map_err(|e| ControlError::new(ControlErrorCode::Io, e.to_string()))?;
         }
         *lock(&self.inner.local_hub_view) = Some(LocalHub {
             url: hub.url.clone(),
@@ -339,10 +339,10 @@ impl Control {
         };
         let stored = CredentialStore::new(&self.inner.data_dir)
             .load()
-            .map_err(|e| ControlError::new("io", e.to_string()))?;
+            .map_err(|e| ControlError::new(ControlErrorCode::Io, e.to_string()))?;
         let Some(mut credentials) = stored.filter(|c| c.connector_id == hub.connector_id()) else {
             return Err(ControlError::new(
-                "local_hub",
+                ControlErrorCode::LocalHub,
                 "this connector is linked to another hub: sign out first to use a local hub",
             ));
         };

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use uplink_hub::relay::ConnectorRouter;
 use uplink_hub::{Hub, HubConfig, NewApp};
 
-use crate::ControlError;
+use crate::{ControlError, ControlErrorCode};
 
 /// The folder, inside the connector's data dir.
 pub const LOCAL_HUB_DIR: &str = "local-hub";
@@ -62,7 +62,10 @@ pub(crate) struct RunningHub {
 }
 
 fn failed(what: &str, error: impl std::fmt::Display) -> ControlError {
-    ControlError::new("local_hub", format!("the local hub {what}: {error}"))
+    ControlError::new(
+        ControlErrorCode::LocalHub,
+        format!("the local hub {what}: {error}"),
+    )
 }
 
 impl RunningHub {

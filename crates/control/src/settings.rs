@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ControlError;
 use crate::view::TransportPreference;
+use crate::{ControlError, ControlErrorCode};
 
 /// The file, in the data dir.
 pub const SETTINGS_FILE: &str = "control.json";
@@ -56,8 +56,12 @@ impl SettingsStore {
     /// Saves `settings` atomically.
     pub fn save(&self, settings: &Settings) -> Result<(), ControlError> {
         let json = serde_json::to_vec_pretty(settings).expect("settings serialise");
-        uplink_connector::config::write_atomically(&self.path, &json, false)
-            .map_err(|e| ControlError::new("io", format!("cannot save the settings: {e}")))
+        uplink_connector::config::write_atomically(&self.path, &json, false).map_err(|e| {
+            ControlError::new(
+                ControlErrorCode::Io,
+                format!("cannot save the settings: {e}"),
+            )
+        })
     }
 }
 

@@ -4,11 +4,11 @@
 use uplink_connector::browser_sign_in::{BrowserSignIn, CancelSignIn, PendingSignIn, SignInError};
 use uplink_connector::credentials::CredentialStore;
 
-use crate::{Control, ControlError, lock};
+use crate::{Control, ControlError, ControlErrorCode, lock};
 
 impl From<SignInError> for ControlError {
     fn from(error: SignInError) -> Self {
-        ControlError::new(error.code(), error.to_string())
+        ControlError::lower(error.code(), error.to_string())
     }
 }
 
@@ -75,7 +75,7 @@ impl Control {
             }
             if let Err(error) = finished {
                 tracing::info!(code = %error.code, "browser sign-in ended without signing in");
-                if error.code != "sign_in_cancelled" {
+                if error.code != ControlErrorCode::SignInCancelled {
                     *lock(&control.inner.sign_in_error) = Some(error.message);
                 }
             } else {

@@ -8,7 +8,7 @@ use uplink_connector::form::FormSchema;
 use uplink_connector::{ConfigStore, Health, SourceConfig, kinds};
 use uplink_model::TagSearch;
 
-use crate::{Control, ControlError};
+use crate::{Control, ControlError, ControlErrorCode};
 
 /// What a test read found.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -50,7 +50,7 @@ impl Control {
     fn configured_sources(&self) -> Result<Vec<SourceConfig>, ControlError> {
         Ok(ConfigStore::new(&self.inner.data_dir)
             .load()
-            .map_err(|e| ControlError::new(e.code(), e.to_string()))?
+            .map_err(|e| ControlError::lower(e.code(), e.to_string()))?
             .sources)
     }
 
@@ -183,7 +183,7 @@ impl Control {
 
 fn unknown_source(name: &str) -> ControlError {
     ControlError::new(
-        "unknown_source",
+        ControlErrorCode::UnknownSource,
         format!("no data source named '{name}' is configured"),
     )
 }

@@ -2,9 +2,9 @@
  * Plain-words headings for the errors the UI can meet. The message under a heading is the
  * host's own (written for people); the heading says, in a few words, what kind of trouble it is.
  */
-import type { ControlError } from './ipc';
+import type { ControlError, ControlErrorCode } from './ipc';
 
-const HEADINGS: Record<string, string> = {
+const HEADINGS: Partial<Record<ControlErrorCode, string>> = {
   unauthorized: 'Open Uplink with its access link',
   unreachable: 'Uplink is not answering',
   not_loopback: 'Uplink only answers on this machine',

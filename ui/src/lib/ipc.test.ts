@@ -3,7 +3,8 @@ import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 
 import { adoptAccessToken, forgetAccessToken } from './access-token';
 import type { AppInfo } from './bindings/AppInfo';
-import { appInfo, inDesktopApp, invoke } from './ipc';
+import { appInfo } from './commands';
+import { inDesktopApp, invoke } from './ipc';
 
 const info: AppInfo = { name: 'Uplink', version: '9.8.7', host: 'browser', platform: 'linux x86_64' };
 

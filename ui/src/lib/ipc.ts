@@ -1,10 +1,12 @@
 /**
- * The one way the UI talks to Uplink. In the desktop app commands go over Tauri's IPC; in a
- * browser they go to `uplink ui` as `POST /ipc/<command>` with the page's access token. Either
- * way a command resolves with its typed result or rejects with a {@link ControlError}, so
- * pages never care which host serves them.
+ * The transport between the UI and Uplink. In the desktop app commands go over Tauri's IPC; in
+ * a browser they go to `uplink ui` as `POST /ipc/<command>` with the page's access token.
+ * Either way a command resolves with its result or rejects with a {@link ControlError}, so
+ * pages never care which host serves them. Pages call the typed wrappers in `./commands`
+ * (generated from the command table), never {@link invoke} with a name of their own.
  *
  * ```ts
+ * import { appInfo } from './commands';
  * const info = await appInfo(); // { name: 'Uplink', version: '0.1.0', host: 'browser', … }
  * ```
  */
@@ -13,25 +15,15 @@ import { listen } from '@tauri-apps/api/event';
 
 import { accessToken } from './access-token';
 import { EventStreamParser } from './event-stream';
-import type { AppInfo } from './bindings/AppInfo';
 import type { ControlError } from './bindings/ControlError';
-import type {
-  ActivityRecord,
-  ControlStatus,
-  DiagnosticsExport,
-  DiagnosticsReport,
-  FormSchema,
-  PendingSignIn,
-  SourceConfig,
-  SourceTest,
-  TransportPreference,
-} from './contract';
+import type { ControlErrorCode } from './bindings/ControlErrorCode';
+import type { ControlStatus } from './contract';
 
 /**
- * A command's failure: a stable `code`, a sentence for people, and for `invalid_form` what is
- * wrong with each form field (`fields`).
+ * A command's failure: a stable `code` (a {@link ControlErrorCode}, to branch on), a sentence
+ * for people, and for `invalid_form` what is wrong with each form field (`fields`).
  */
-export type { ControlError };
+export type { ControlError, ControlErrorCode };
 
 /** A command's arguments: a JSON object, as both hosts expect. */
 export type CommandArgs = Record<string, unknown>;
@@ -106,116 +98,14 @@ async function overHttp<T>(command: string, args: CommandArgs): Promise<T> {
   return body as T;
 }
 
-export function failure(code: string, message: string): ControlError {
+/** A failure of the transport itself, with one of the codes the UI raises. */
+export function failure(code: ControlErrorCode, message: string): ControlError {
   return { code, message };
 }
 
 /** Any thrown value as a {@link ControlError}. */
 export function asControlError(error: unknown): ControlError {
   return isControlError(error) ? error : failure('internal', String(error));
-}
-
-/** Which product, version and host the UI is talking to. */
-export function appInfo(): Promise<AppInfo> {
-  return invoke<AppInfo>('app_info');
-}
-
-/** Everything the UI shows, as it is now; {@link onStatus} follows its changes. */
-export function status(): Promise<ControlStatus> {
-  return invoke<ControlStatus>('status');
-}
-
-/** Drops the link to the hub and opens it again at once. */
-export function reconnect(): Promise<null> {
-  return invoke<null>('reconnect');
-}
-
-/** Pauses the link (no queries are served) or resumes it; remembered across restarts. */
-export function setPaused(paused: boolean): Promise<null> {
-  return invoke<null>('set_paused', { paused });
-}
-
-/** Which transport the link should use; remembered, and the link reopens with it. */
-export function setTransportPreference(preference: TransportPreference): Promise<null> {
-  return invoke<null>('set_transport_preference', { preference });
-}
-
-/** The data source kinds this connector knows, each with its form. */
-export function sourceKinds(): Promise<FormSchema[]> {
-  return invoke<FormSchema[]>('source_kinds');
-}
-
-/** A data source's configuration for the Edit form; secret settings come back empty. */
-export function sourceSettings(name: string): Promise<SourceConfig> {
-  return invoke<SourceConfig>('source_settings', { name });
-}
-
-/** Adds a data source; rejects with `invalid_form` (and `fields`) or `duplicate_source`. */
-export function addSource(source: SourceConfig): Promise<null> {
-  return invoke<null>('add_source', { source });
-}
-
-/** Replaces the data source `name` (which may be renamed); an empty secret keeps the stored one. */
-export function editSource(name: string, source: SourceConfig): Promise<null> {
-  return invoke<null>('edit_source', { name, source });
-}
-
-/** Removes a data source; apps lose access to it at once. */
-export function removeSource(name: string): Promise<null> {
-  return invoke<null>('remove_source', { name });
-}
-
-/** Opens a data source without saving it and reads a few values. */
-export function testSource(source: SourceConfig): Promise<SourceTest> {
-  return invoke<SourceTest>('test_source', { source });
-}
-
-/** Revokes an app's grant on one data source, or on all of them when `source` is null. */
-export function revoke(appId: string, source: string | null): Promise<null> {
-  return invoke<null>('revoke', { appId, source });
-}
-
-/** Blocks an app on this site whatever the hub says (the local veto), or lifts the block. */
-export function setAppBlocked(appId: string, blocked: boolean): Promise<null> {
-  return invoke<null>('set_app_blocked', { appId, blocked });
-}
-
-/** The recent relayed requests, newest first. */
-export function activity(): Promise<ActivityRecord[]> {
-  return invoke<ActivityRecord[]>('activity');
-}
-
-/** Tests each step of reaching the hub: DNS, TCP, TLS, negotiate, each transport. */
-export function runDiagnostics(): Promise<DiagnosticsReport> {
-  return invoke<DiagnosticsReport>('run_diagnostics');
-}
-
-/** Writes a zip of recent logs, status and configuration, secrets removed. */
-export function exportDiagnostics(): Promise<DiagnosticsExport> {
-  return invoke<DiagnosticsExport>('export_diagnostics');
-}
-
-/**
- * Starts signing in to the hub at `hubUrl` in the system browser; `caPem` trusts a hub whose
- * certificate comes from a private certificate authority. The status shows the wait.
- */
-export function signIn(hubUrl: string, caPem: string | null = null): Promise<PendingSignIn> {
-  return invoke<PendingSignIn>('sign_in', caPem ? { hubUrl, caPem } : { hubUrl });
-}
-
-/** Gives up the sign-in waiting in the browser. */
-export function cancelSignIn(): Promise<null> {
-  return invoke<null>('cancel_sign_in');
-}
-
-/** Forgets the hub's credentials; the link closes. */
-export function signOut(): Promise<null> {
-  return invoke<null>('sign_out');
-}
-
-/** Starts a hub inside Uplink on this machine, with a simulated data source and a demo app. */
-export function useLocalHub(): Promise<null> {
-  return invoke<null>('use_local_hub');
 }
 
 /** Whether the live status stream is flowing, and if not, why. */

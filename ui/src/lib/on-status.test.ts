@@ -5,7 +5,8 @@ import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { controlStatus } from '../test-support/control';
 import { adoptAccessToken, forgetAccessToken } from './access-token';
 import type { ControlStatus } from './contract';
-import { onStatus, revoke, setPaused, type StreamState } from './ipc';
+import { revoke, setPaused } from './commands';
+import { onStatus, type StreamState } from './ipc';
 
 beforeEach(() => {
   forgetAccessToken();
@@ -51,8 +52,8 @@ describe('in the desktop app', () => {
       calls.push([command, args]);
       return null;
     });
-    await revoke('app_1', null);
-    await setPaused(true);
+    await revoke({ appId: 'app_1', source: null });
+    await setPaused({ paused: true });
     expect(calls).toEqual([
       ['revoke', { appId: 'app_1', source: null }],
       ['set_paused', { paused: true }],

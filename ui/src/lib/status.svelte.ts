@@ -7,7 +7,8 @@
  * live.current?.connector.link; // 'connected', … once loaded
  * ```
  */
-import { asControlError, onStatus, status, type ControlError } from './ipc';
+import { status } from './commands';
+import { asControlError, onStatus, type ControlError } from './ipc';
 import type { ControlStatus } from './contract';
 
 export class StatusStore {

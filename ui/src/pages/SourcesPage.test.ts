@@ -173,7 +173,12 @@ test('a name already taken is named at the Name field', async () => {
   mockControl(controlStatus(), {
     source_kinds: kinds,
     add_source: () => {
-      throw { code: 'duplicate_source', message: 'a data source named `line-1` already exists' };
+      // As the runtime refuses it: a form error on the name field.
+      throw {
+        code: 'invalid_form',
+        message: "name: a data source named 'line-1' already exists",
+        fields: [{ field: 'name', message: "a data source named 'line-1' already exists" }],
+      };
     },
   });
   render(SourcesPage);
@@ -181,7 +186,7 @@ test('a name already taken is named at the Name field', async () => {
   await type('Name', 'line-1');
   await fireEvent.submit(screen.getByRole('form', { name: 'Add a data source' }));
   await screen.findByText(/already exists/);
-  expect(messageFor('Name')).toBe('A data source named line-1 already exists.');
+  expect(messageFor('Name')).toBe("Name a data source named 'line-1' already exists.");
 });
 
 test('Test runs the unsaved settings and shows sample values', async () => {
