@@ -23,8 +23,6 @@ macro_rules! control_commands {
         $then! {
             /// Which product, version and host the UI is talking to (the About page).
             app_info() -> AppInfo = |control| Ok(control.app_info());
-            /// The release of this Uplink, as in `uplink --version`.
-            app_version() -> String = |control| Ok(control.app_version());
             /// Everything the UI shows, as it is now; the status events follow its changes.
             status() -> ControlStatus = |control| Ok(control.status());
             /// Drops the link to the hub and opens it again at once.

@@ -167,11 +167,6 @@ impl Control {
         AppInfo::current(self.inner.host)
     }
 
-    /// The release of this Uplink, as in `uplink --version`.
-    pub fn app_version(&self) -> String {
-        env!("CARGO_PKG_VERSION").to_owned()
-    }
-
     /// The owner's remembered choices.
     pub fn settings(&self) -> Settings {
         lock(&self.inner.chosen).clone()

@@ -29,11 +29,6 @@ export function appInfo(): Promise<AppInfo> {
   return invoke<AppInfo>('app_info');
 }
 
-/** The release of this Uplink, as in `uplink --version`. */
-export function appVersion(): Promise<string> {
-  return invoke<string>('app_version');
-}
-
 /** Everything the UI shows, as it is now; the status events follow its changes. */
 export function status(): Promise<ControlStatus> {
   return invoke<ControlStatus>('status');
