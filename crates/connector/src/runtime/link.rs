@@ -107,6 +107,11 @@ pub(super) fn start(
         .transports(&super::lock(&inner.transports).clone())
         .backoff(inner.options.backoff)
         .handshake_timeout(inner.options.handshake_timeout)
+        .reprobe_interval(inner.options.reprobe_interval)
+        // Starts and reconnects on the transport that last worked on this route.
+        .transport_memory(Arc::new(super::transport_memory::FileTransportMemory::new(
+            &inner.options.data_dir,
+        )))
         .keep_alive_interval(inner.options.keep_alive_interval)
         .server_timeout(inner.options.server_timeout)
         // Answer chunks then travel as bytes on WebSockets and long polling.

@@ -23,6 +23,7 @@ mod error;
 mod link;
 mod query;
 mod status;
+mod transport_memory;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,7 @@ use uplink_signalr::client::{Backoff, HubConnection};
 
 pub use self::error::LinkError;
 pub use self::status::{ConnectorStatus, ConsentedApp, LinkState, SkippedTransport, SourceStatus};
+pub use self::transport_memory::TRANSPORT_MEMORY_FILE;
 use crate::activity::ActivityLog;
 use crate::config::{ConfigError, write_atomically};
 use crate::credentials::{CredentialStore, LinkCredentials};
@@ -64,6 +66,9 @@ pub struct RuntimeOptions {
     /// How long one transport may take to connect and complete the SignalR handshake before
     /// the next is tried.
     pub handshake_timeout: Duration,
+    /// After falling back to a slower transport, how often the faster ones are tried again in
+    /// the background (`None`: never).
+    pub reprobe_interval: Option<Duration>,
     /// A ping is sent when the link sent nothing else for this long.
     pub keep_alive_interval: Duration,
     /// The link counts as lost when nothing arrived from the hub for this long (a half-open
@@ -90,6 +95,7 @@ impl RuntimeOptions {
             backoff: Backoff::default(),
             heartbeat_interval: Duration::from_secs(15),
             handshake_timeout: Duration::from_secs(15),
+            reprobe_interval: Some(Duration::from_secs(300)),
             keep_alive_interval: Duration::from_secs(15),
             server_timeout: Duration::from_secs(30),
             clock_check_interval: Duration::from_secs(2),
