@@ -862,3 +862,32 @@ async fn unreadable_credentials_leave_the_runtime_signed_out_saying_why() {
     );
     runtime.stop().await;
 }
+
+#[tokio::test]
+async fn a_transport_the_owner_forced_is_not_remembered_as_what_works() {
+    let setup = setup().await;
+    let forced = ConnectorRuntime::start(options(setup.data_dir.path(), &[Transport::LongPolling]))
+        .await
+        .unwrap();
+    let mut status = forced.status();
+    let linked = wait_for(&mut status, "connected", |s| s.link == LinkState::Connected).await;
+    assert_eq!(linked.transport.as_deref(), Some("LongPolling"));
+    forced.stop().await;
+    // The link remembers what worked per hub, proxy and allowed transports: with all of them
+    // allowed again it starts on WebSockets, not on the long polling the owner had forced.
+    let free = ConnectorRuntime::start(options(setup.data_dir.path(), &Transport::ALL))
+        .await
+        .unwrap();
+    let mut status = free.status();
+    let linked = wait_for(&mut status, "connected", |s| s.link == LinkState::Connected).await;
+    assert_eq!(linked.transport.as_deref(), Some("WebSockets"));
+    assert!(
+        setup
+            .data_dir
+            .path()
+            .join(uplink_connector::runtime::TRANSPORT_MEMORY_FILE)
+            .exists(),
+        "the memory is kept in the data dir"
+    );
+    free.stop().await;
+}

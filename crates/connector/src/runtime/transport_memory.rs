@@ -28,7 +28,7 @@ struct Stored {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Route {
-    /// The hub URL and `direct` or `proxy host:port`.
+    /// The hub URL, `direct` or `proxy host:port`, and the transports allowed.
     route: String,
     transport: Transport,
     failed: Vec<Failed>,

@@ -307,10 +307,14 @@ impl ClientBuilder {
         };
         let proxy = self.proxy.resolve(|name| std::env::var(name).ok())?;
         let http = HttpClient::new(Dialer::new(&tls, proxy));
+        // The transports allowed are part of the route: what worked while the owner forced
+        // long polling says nothing about the full list.
+        let allowed: Vec<&str> = self.transports.iter().map(|t| t.as_str()).collect();
         let route = format!(
-            "{} {}",
+            "{} {} [{}]",
             url.as_str(),
-            http.dialer.route_to(url.host_str().unwrap_or_default())
+            http.dialer.route_to(url.host_str().unwrap_or_default()),
+            allowed.join(",")
         );
         let working = self
             .memory
@@ -360,7 +364,8 @@ impl ClientBuilder {
 
 struct Shared {
     url: Url,
-    /// The hub URL and how it is reached (directly or through which proxy).
+    /// The hub URL, how it is reached (directly or through which proxy) and the transports
+    /// allowed: what a [`TransportMemory`] keeps apart.
     route: String,
     memory: Option<Arc<dyn TransportMemory>>,
     /// The transport that last worked on the route, and why the faster ones did not.
