@@ -232,7 +232,11 @@ impl Session {
                 // Measured from the last send, whatever it was (a ping included).
                 _ = tokio::time::sleep_until(ping_due) => {
                     if lock(&self.last_sent).elapsed() >= liveness.keep_alive_interval {
-                        let _ = self.send_message(&HubMessage::Ping).await;
+                        // A transport that takes nothing more is over (and the ping would only
+                        // fall due again at once).
+                        if let Err(error) = self.send_message(&HubMessage::Ping).await {
+                            break Err(error);
+                        }
                     }
                 }
             }
@@ -402,5 +406,36 @@ mod tests {
         let frame = wire.recv().await.unwrap();
         assert_eq!(&frame[..], b"{\"type\":6}\x1e");
         assert_eq!(whole((started.elapsed() - before).as_secs()), interval);
+    }
+
+    /// A transport that takes nothing more ends the session at the next ping, rather than
+    /// leaving the loop to try the overdue ping again and again.
+    #[tokio::test]
+    async fn a_transport_that_takes_nothing_ends_the_session_at_the_next_ping() {
+        let (outgoing, wire) = mpsc::channel(16);
+        drop(wire);
+        let (_server, incoming) = mpsc::channel(16);
+        let link = Link {
+            transport: Transport::LongPolling,
+            outgoing: outgoing.clone(),
+            incoming,
+            connect: None,
+            _receivers: AbortOnDrop::default(),
+        };
+        let protocol: Arc<dyn HubProtocol> = Arc::new(JsonProtocol);
+        let session = Session::new(Transport::LongPolling, None, outgoing, protocol.clone());
+        let run = session.run(
+            link,
+            protocol.decoder(1024),
+            Arc::new(Handlers::default()),
+            Liveness {
+                keep_alive_interval: Duration::from_millis(50),
+                server_timeout: Duration::from_secs(3600),
+            },
+        );
+        let ended = tokio::time::timeout(Duration::from_secs(20), run)
+            .await
+            .expect("the session ended");
+        assert_eq!(ended.unwrap_err().code(), "connection_closed");
     }
 }
