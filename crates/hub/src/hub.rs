@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{HubError, Result};
+use crate::in_flight::InFlight;
 use crate::link::LocalRouter;
 use crate::password::Passwords;
 use crate::rate_limit::{Limiters, RateLimits};
@@ -92,6 +93,8 @@ pub struct Hub {
     /// This node's live connector links; the app data API relays through it
     /// ([`Hub::relay`]).
     pub links: Arc<LocalRouter>,
+    /// The answers relayed right now, each cut when the access it serves ends.
+    pub answers: Arc<InFlight>,
     pub(crate) limiters: Limiters,
     /// Grants whose use was recorded recently (grant id → when), so a burst of requests on one
     /// grant writes "last used" once, not once per request. Never consulted to allow access.
@@ -154,6 +157,7 @@ impl Hub {
             passwords,
             config,
             announcer: Arc::new(LocalAnnouncer::default()),
+            answers: Arc::default(),
         })
     }
 
