@@ -15,7 +15,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
 use uplink_connector::credentials::{CredentialStore, LinkCredentials, LinkSecret};
 use uplink_connector::policy::{LocalPolicy, PolicyStore};
 use uplink_connector::runtime::{ConnectorRuntime, ConnectorStatus, LinkState, RuntimeOptions};
@@ -353,30 +354,42 @@ struct Reader {
 }
 
 impl Reader {
-    /// Reads until the body breaks off; `ended` is when the access ended (the revoke's
-    /// answer, the block's save, the token's expiry), before which reading is paced like a
-    /// slow app's. Fails if the body completes, or still flows or hangs past the bound.
-    /// Returns the time from `ended` to the last byte.
-    async fn until_cut(mut self, ended: Instant) -> Duration {
-        let give_up = ended + BOUND + Duration::from_secs(1);
+    /// Reads on in its own task, as an app keeps reading its answer; send it when the access
+    /// ended (the revoke's answer, the block's save, the token's expiry), and join it for
+    /// the time from then to the last byte.
+    fn keep_reading(self) -> (oneshot::Sender<Instant>, JoinHandle<Duration>) {
+        let (ended, ended_at) = oneshot::channel();
+        (ended, tokio::spawn(self.until_cut(ended_at)))
+    }
+
+    /// Reads until the body breaks off, paced like a slow app's until the access ended (so a
+    /// month of values cannot all have arrived by then). Fails if the body completes, or
+    /// still flows or hangs past the bound after the end.
+    async fn until_cut(mut self, mut ended_at: oneshot::Receiver<Instant>) -> Duration {
+        let mut ended: Option<Instant> = None;
         loop {
-            let now = Instant::now();
-            if now < ended {
-                // A slow reader before the access ends, so a month of values cannot all
-                // have arrived by then.
+            if ended.is_none() {
+                ended = ended_at.try_recv().ok();
+            }
+            if ended.is_none_or(|at| Instant::now() < at) {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            let next = tokio::time::timeout_at(give_up.into(), self.response.chunk()).await;
-            match next {
+            let give_up = ended.map_or_else(
+                || Instant::now() + Duration::from_secs(30),
+                |at| at + BOUND + Duration::from_secs(1),
+            );
+            match tokio::time::timeout_at(give_up.into(), self.response.chunk()).await {
                 Ok(Ok(Some(chunk))) => {
                     self.bytes += chunk.len();
                     self.last_byte = Instant::now();
-                    assert!(
-                        self.last_byte < ended + BOUND,
-                        "bytes still arrive {:?} after the access ended ({} bytes so far)",
-                        self.last_byte - ended,
-                        self.bytes
-                    );
+                    if let Some(at) = ended {
+                        assert!(
+                            self.last_byte < at + BOUND,
+                            "bytes still arrive {:?} after the access ended ({} bytes so far)",
+                            self.last_byte - at,
+                            self.bytes
+                        );
+                    }
                 }
                 Ok(Ok(None)) => panic!(
                     "the body ended normally after {} bytes: a cut answer must never look complete",
@@ -384,12 +397,13 @@ impl Reader {
                 ),
                 // The transfer was aborted: the body is cut.
                 Ok(Err(_)) => break,
-                Err(_) => panic!(
-                    "the body neither ended nor broke off {:?} after the access ended",
-                    give_up - ended
-                ),
+                Err(_) => panic!("the body neither ended nor broke off after the access ended"),
             }
         }
+        let ended = match ended {
+            Some(at) => at,
+            None => ended_at.await.expect("told when the access ended"),
+        };
         let cut_off = self.last_byte.saturating_duration_since(ended);
         assert!(
             cut_off <= BOUND,
@@ -448,9 +462,9 @@ where
     let mut figures = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let token = stage.consent(600).await;
-        let reader = stage.start_reading(&token).await;
-        let ended = end(token).await;
-        let cut_off = reader.until_cut(ended).await;
+        let (ended, reading) = stage.start_reading(&token).await.keep_reading();
+        ended.send(end(token).await).unwrap();
+        let cut_off = reading.await.unwrap();
         let read_on_site = stage.connector_stopped(outcome).await;
         // A month of values is ~190 MB of JSON; a stopped query read a small part of it.
         assert!(
@@ -550,13 +564,14 @@ async fn removing_the_app_cuts_the_answer_in_flight() {
 async fn removing_the_connector_cuts_the_answer_in_flight() {
     let stage = Stage::start().await;
     let token = stage.consent(600).await;
-    let reader = stage.start_reading(&token).await;
+    let (ended, reading) = stage.start_reading(&token).await.keep_reading();
     stage
         .hub
         .remove_connector(&stage.connector_id)
         .await
         .unwrap();
-    let cut_off = reader.until_cut(Instant::now()).await;
+    ended.send(Instant::now()).unwrap();
+    let cut_off = reading.await.unwrap();
     stage.connector_stopped("cancelled").await;
     report("a connector removal", &mut [cut_off]);
     stage.runtime.stop().await;
@@ -569,8 +584,9 @@ async fn the_access_tokens_expiry_cuts_the_answer_in_flight() {
     for _ in 0..ROUNDS {
         // Expiry is kept in whole seconds: this token lives one to two seconds.
         let token = stage.consent(2).await;
-        let reader = stage.start_reading(&token).await;
-        let cut_off = reader.until_cut(token.expiry()).await;
+        let (ended, reading) = stage.start_reading(&token).await.keep_reading();
+        ended.send(token.expiry()).unwrap();
+        let cut_off = reading.await.unwrap();
         stage.connector_stopped("cancelled").await;
         figures.push(cut_off);
     }
@@ -588,11 +604,12 @@ async fn a_site_block_from_another_process_stops_the_running_query() {
     for _ in 0..ROUNDS {
         cli.save(&LocalPolicy::default()).unwrap();
         let token = stage.consent(600).await;
-        let reader = stage.start_reading(&token).await;
+        let (ended, reading) = stage.start_reading(&token).await.keep_reading();
         let mut policy = cli.load().unwrap();
         policy.block_app(APP);
         cli.save(&policy).unwrap();
-        let cut_off = reader.until_cut(Instant::now()).await;
+        ended.send(Instant::now()).unwrap();
+        let cut_off = reading.await.unwrap();
         stage.connector_stopped("vetoed").await;
         figures.push(cut_off);
     }
