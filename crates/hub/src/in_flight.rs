@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use std::future::Future as _;
 
+use futures::task::AtomicWaker;
 use futures::{Stream, StreamExt as _};
 use tokio::sync::{broadcast, oneshot};
 use tokio::time::{Instant, Sleep};
@@ -346,13 +347,20 @@ impl Ticket {
             reason = std::future::poll_fn(|cx| self.poll_cut(cx)) => Err(reason),
             answer = router.relay(connector_id, query) => answer,
         };
-        Ok(RelayStream::new(
-            Guarded {
-                ticket: self,
-                answer: Some(relayed?),
+        let (guarded, mut done) = Guarded::new(relayed?);
+        // The cut does not wait for the app to read: an app that stopped reading still has
+        // its query cancelled on the connector at once.
+        let shared = guarded.shared.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                reason = std::future::poll_fn(|cx| self.poll_cut(cx)) => shared.cut(reason),
+                // The answer ended or the app went away.
+                _ = &mut done => {}
             }
-            .boxed(),
-        ))
+            // Leaves the registry.
+            drop(self);
+        });
+        Ok(RelayStream::new(guarded.boxed()))
     }
 }
 
@@ -364,11 +372,62 @@ impl Drop for Ticket {
     }
 }
 
-/// An answer under a ticket: once cut it yields the reason and nothing more, and its
-/// connector's answer is dropped (cancelling the query there).
-struct Guarded {
-    ticket: Ticket,
+/// What the app's stream and its ticket's watcher share.
+struct Shared {
+    state: Mutex<Cut>,
+    waker: AtomicWaker,
+}
+
+#[derive(Default)]
+struct Cut {
+    /// The connector's answer, until it ends or is cut.
     answer: Option<RelayStream>,
+    /// Why it was cut, until the app's stream has said so.
+    reason: Option<RelayError>,
+    /// Nothing more is yielded.
+    over: bool,
+}
+
+impl Shared {
+    /// Cuts the answer: the connector's stream is dropped now (cancelling the query there)
+    /// and the app's stream yields `reason` next.
+    fn cut(&self, reason: RelayError) {
+        let answer = {
+            let mut state = lock(&self.state);
+            if state.over {
+                return;
+            }
+            state.reason = Some(reason);
+            state.answer.take()
+        };
+        drop(answer);
+        self.waker.wake();
+    }
+}
+
+/// An answer under a ticket: once cut it yields the reason and nothing more.
+struct Guarded {
+    shared: Arc<Shared>,
+    /// Dropped when the stream is over or dropped: the ticket's watcher then stops.
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl Guarded {
+    /// The stream, and what resolves when it is over or dropped.
+    fn new(answer: RelayStream) -> (Self, oneshot::Receiver<()>) {
+        let (done, over) = oneshot::channel();
+        let guarded = Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(Cut {
+                    answer: Some(answer),
+                    ..Cut::default()
+                }),
+                waker: AtomicWaker::new(),
+            }),
+            done: Some(done),
+        };
+        (guarded, over)
+    }
 }
 
 impl Stream for Guarded {
@@ -376,18 +435,26 @@ impl Stream for Guarded {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        let Some(answer) = this.answer.as_mut() else {
+        this.shared.waker.register(cx.waker());
+        let mut state = lock(&this.shared.state);
+        if state.over {
             return Poll::Ready(None);
-        };
-        if let Poll::Ready(reason) = this.ticket.poll_cut(cx) {
-            // Nothing more is read: the connector's query is cancelled now, not when the
-            // app's body is dropped.
-            this.answer = None;
+        }
+        if let Some(reason) = state.reason.take() {
+            state.over = true;
+            drop(state);
+            this.done = None;
             return Poll::Ready(Some(Err(reason)));
         }
+        let Some(answer) = state.answer.as_mut() else {
+            return Poll::Pending;
+        };
         match answer.poll_next_unpin(cx) {
             Poll::Ready(None) => {
-                this.answer = None;
+                state.answer = None;
+                state.over = true;
+                drop(state);
+                this.done = None;
                 Poll::Ready(None)
             }
             other => other,
@@ -514,48 +581,116 @@ mod tests {
         )
     }
 
+    /// A router whose every answer is endless, and which counts the answers still alive.
+    #[derive(Debug, Default)]
+    struct Endless {
+        alive: Arc<()>,
+    }
+
+    #[async_trait::async_trait]
+    impl ConnectorRouter for Endless {
+        async fn relay(&self, _: &str, _: RelayedQuery) -> Result<RelayStream, RelayError> {
+            let alive = self.alive.clone();
+            Ok(RelayStream::new(
+                endless()
+                    .map(move |item| {
+                        let _alive = &alive;
+                        item
+                    })
+                    .boxed(),
+            ))
+        }
+
+        fn is_online(&self, _: &str) -> bool {
+            true
+        }
+    }
+
+    fn query() -> RelayedQuery {
+        RelayedQuery {
+            query_id: "q".into(),
+            app_id: "app".into(),
+            user_id: "u1".into(),
+            source: "line-1".into(),
+            format: uplink_link::ResultFormat::Json,
+            query: serde_json::from_str(r#"{"type":"snapshot","tags":["T"]}"#).unwrap(),
+        }
+    }
+
     #[tokio::test]
-    async fn a_cut_answer_yields_an_error_then_nothing() {
+    async fn a_cut_answer_yields_an_error_then_nothing_and_is_dropped_unread() {
         let registry = Arc::new(InFlight::default());
-        let (sender, cut) = oneshot::channel();
-        let mut guarded = Guarded {
-            ticket: Ticket {
-                registry: Arc::downgrade(&registry),
-                id: 7,
-                epoch: 0,
-                cut: Some(cut),
-                expiry: Box::pin(tokio::time::sleep(Duration::from_secs(600))),
-            },
-            answer: Some(endless()),
-        };
-        assert!(guarded.next().await.unwrap().is_ok());
-        sender.send(RelayError::Revoked).unwrap();
-        assert_eq!(guarded.next().await, Some(Err(RelayError::Revoked)));
-        assert!(
-            guarded.answer.is_none(),
-            "the connector's answer is dropped"
-        );
-        assert_eq!(guarded.next().await, None);
+        let router = Endless::default();
+        let mut answer = registry
+            .register(holder())
+            .relay(&router, "con_a", query())
+            .await
+            .unwrap();
+        assert!(answer.next().await.unwrap().is_ok());
+        assert_eq!(Arc::strong_count(&router.alive), 2);
+        // The app stops reading; the revoke still reaches the connector's stream.
+        registry.apply(&Revocation::AppRemoved {
+            app_id: "app".into(),
+        });
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while Arc::strong_count(&router.alive) > 1 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the connector's answer is dropped without the app reading");
+        assert_eq!(answer.next().await, Some(Err(RelayError::Revoked)));
+        assert_eq!(answer.next().await, None);
+        tokio::task::yield_now().await;
+        assert_eq!(registry.running(), 0, "a cut answer leaves the registry");
     }
 
     #[tokio::test]
     async fn an_expired_token_cuts_its_answer() {
         let registry = Arc::new(InFlight::default());
-        let (_sender, cut) = oneshot::channel();
-        let mut guarded = Guarded {
-            ticket: Ticket {
-                registry: Arc::downgrade(&registry),
-                id: 1,
-                epoch: 0,
-                cut: Some(cut),
-                expiry: Box::pin(tokio::time::sleep(Duration::from_millis(50))),
-            },
-            answer: Some(endless()),
-        };
+        let mut expiring = holder();
+        expiring.expires_at = crate::clock::now() + 1;
+        let mut answer = registry
+            .register(expiring)
+            .relay(&Endless::default(), "con_a", query())
+            .await
+            .unwrap();
         let mut last = None;
-        while let Some(item) = guarded.next().await {
+        while let Some(item) = answer.next().await {
             last = Some(item);
         }
         assert_eq!(last, Some(Err(RelayError::TokenExpired)));
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_ends_leaves_the_registry() {
+        let registry = Arc::new(InFlight::default());
+        #[derive(Debug)]
+        struct Short;
+        #[async_trait::async_trait]
+        impl ConnectorRouter for Short {
+            async fn relay(&self, _: &str, _: RelayedQuery) -> Result<RelayStream, RelayError> {
+                Ok(RelayStream::new(
+                    futures::stream::iter([Ok(Bytes::from_static(b"{}"))]).boxed(),
+                ))
+            }
+            fn is_online(&self, _: &str) -> bool {
+                true
+            }
+        }
+        let mut answer = registry
+            .register(holder())
+            .relay(&Short, "con_a", query())
+            .await
+            .unwrap();
+        assert_eq!(answer.next().await, Some(Ok(Bytes::from_static(b"{}"))));
+        assert_eq!(answer.next().await, None);
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while registry.running() > 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the ticket is released");
     }
 }

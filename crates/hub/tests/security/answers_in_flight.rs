@@ -268,3 +268,52 @@ async fn an_answer_in_flight_is_cut_when_its_access_token_expires() {
     until_cut(response, ended).await;
     connector_stopped(&connector).await;
 }
+
+/// An app that stopped reading does not keep its query running on the connector: the revoke
+/// cancels it there at once, and the app, when it reads again, gets what was already on its
+/// way and then a cut body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_cancels_the_query_of_an_app_that_stopped_reading() {
+    let hub = TestHub::start().await;
+    let connector = EndlessConnector::link(&hub).await;
+    let tokens = hub.grant_public(&[&hub.historian.id]).await;
+    let mut response = start_reading(&hub, &tokens.access).await;
+    // The app stops reading: the socket buffers fill and the connector waits at its window.
+    let mut taken = connector.taken.load(Ordering::SeqCst);
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = connector.taken.load(Ordering::SeqCst);
+        if now == taken {
+            break;
+        }
+        taken = now;
+    }
+    let r = hub
+        .client
+        .post(hub.url("/oauth/revoke"))
+        .form(&[
+            ("token", tokens.refresh.as_str()),
+            ("client_id", PUBLIC_APP),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let revoked = Instant::now();
+    while !connector.cancelled.load(Ordering::SeqCst) {
+        assert!(
+            revoked.elapsed() < BOUND,
+            "the query still runs on the connector while the app does not read"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    loop {
+        match tokio::time::timeout(BOUND, response.chunk()).await {
+            Ok(Ok(Some(_))) => {}
+            Ok(Ok(None)) => panic!("the body ended normally: a cut answer must never look whole"),
+            Ok(Err(_)) => break,
+            Err(_) => panic!("the body neither ended nor broke off"),
+        }
+    }
+    connector_stopped(&connector).await;
+}
