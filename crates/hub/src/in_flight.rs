@@ -570,6 +570,21 @@ mod tests {
         assert_eq!(registry.running(), 1, "an ended answer leaves the registry");
     }
 
+    #[tokio::test]
+    async fn missed_announcements_make_the_registry_ask_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::hub::open_store(dir.path()).await.unwrap();
+        let registry = Arc::new(InFlight::default());
+        // No grant in this store: an answer the store no longer allows.
+        let mut ticket = registry.register(holder());
+        let before = registry.epoch();
+        registry.recheck(&store).await;
+        assert!(registry.epoch() > before, "a re-check moves the epoch");
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(ticket.poll_cut(&mut cx), Poll::Ready(RelayError::Revoked));
+    }
+
     fn endless() -> RelayStream {
         RelayStream::new(
             futures::stream::repeat_with(|| Ok(Bytes::from_static(b"x")))
