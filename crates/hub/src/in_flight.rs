@@ -5,10 +5,11 @@
 //! Each relayed query takes a [`Ticket`] from [`InFlight::admit`] after the grant check and
 //! before anything is sent to the connector; [`Ticket::relay`] is the one place every relayed
 //! stream passes through (today the data API's queries, tomorrow subscriptions). The registry
-//! listens to the hub's [`RevocationAnnouncer`]: a matching announcement cuts the ticket's
-//! answer at once — the stream yields an error (so the app's body is cut, never completed)
-//! and drops the connector's answer (which sends `CancelQuery`, so the connector stops reading
-//! its source). A timer cuts it when the token expires. An announcement the registry cannot
+//! listens to the hub's [`crate::revocation::RevocationAnnouncer`]: a matching announcement
+//! cuts the ticket's answer at once — the connector's answer is dropped (which sends
+//! `CancelQuery`, so the connector stops reading its source), by the ticket's own watcher task
+//! so that an app which stopped reading does not delay it, and the app's stream yields an error
+//! (so its body is cut, never completed). A timer cuts it when the token expires. An announcement the registry cannot
 //! interpret, or announcements it missed (a lagging subscriber), make it re-read every
 //! in-flight answer's grant from the store.
 
