@@ -582,8 +582,8 @@ async fn the_access_tokens_expiry_cuts_the_answer_in_flight() {
     let stage = Stage::start().await;
     let mut figures = Vec::new();
     for _ in 0..ROUNDS {
-        // Expiry is kept in whole seconds: this token lives one to two seconds.
-        let token = stage.consent(2).await;
+        // Expiry is kept in whole seconds: this token lives two to three seconds.
+        let token = stage.consent(3).await;
         let (ended, reading) = stage.start_reading(&token).await.keep_reading();
         ended.send(token.expiry()).unwrap();
         let cut_off = reading.await.unwrap();

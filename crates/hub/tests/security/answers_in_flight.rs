@@ -255,7 +255,7 @@ async fn an_answer_in_flight_is_cut_when_the_app_revokes_its_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_in_flight_is_cut_when_its_access_token_expires() {
-    let hub = TestHub::start_with(|config| config.access_token_ttl = 2).await;
+    let hub = TestHub::start_with(|config| config.access_token_ttl = 3).await;
     let connector = EndlessConnector::link(&hub).await;
     let tokens = hub.grant_public(&[&hub.historian.id]).await;
     let expires_at = hub.hub.keys.verify(&tokens.access).unwrap().expires_at;
