@@ -520,6 +520,22 @@ async fn revoking_all_of_an_apps_access_cuts_the_answer_in_flight() {
     stage.runtime.stop().await;
 }
 
+/// The desktop app's revoke button: the connector asks the hub over its link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_on_site_cuts_the_answer_in_flight() {
+    let stage = Stage::start().await;
+    let mut figures = rounds(&stage, 1, "cancelled", |_| {
+        let stage = &stage;
+        async move {
+            stage.runtime.revoke(APP, Some("simulated")).await.unwrap();
+            Instant::now()
+        }
+    })
+    .await;
+    report("a revoke on site (desktop)", &mut figures);
+    stage.runtime.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_the_token_family_cuts_the_answer_in_flight() {
     let stage = Stage::start().await;
