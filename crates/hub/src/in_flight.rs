@@ -574,7 +574,9 @@ mod tests {
     #[tokio::test]
     async fn missed_announcements_make_the_registry_ask_the_store() {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::hub::open_store(dir.path()).await.unwrap();
+        let store = crate::hub::open_store(&dir.path().join("hub"))
+            .await
+            .unwrap();
         let registry = Arc::new(InFlight::default());
         // No grant in this store: an answer the store no longer allows.
         let mut ticket = registry.register(holder());
