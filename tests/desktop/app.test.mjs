@@ -10,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,7 +24,6 @@ const appBin = process.env.UPLINK_DESKTOP_BIN ?? join(targetDir, 'debug', 'uplin
 const windowBin = join(appBin, '..', 'uplink-window');
 const driverBin = process.env.TAURI_DRIVER ?? join(homedir(), '.cargo', 'bin', 'tauri-driver');
 const artifacts = join(targetDir, 'artifacts');
-const screenshots = join(repo, 'docs', 'screenshots');
 const driverUrl = 'http://127.0.0.1:4444';
 
 // A missing piece is a failure, never a skip.
@@ -41,7 +40,6 @@ before(() => {
     assert.ok(existsSync(path), `${what} not found at ${path}`);
   }
   mkdirSync(artifacts, { recursive: true });
-  mkdirSync(screenshots, { recursive: true });
 });
 
 const dataDirs = [];
@@ -57,17 +55,17 @@ after(() => {
 const expectedVersion = () => execFileSync(appBin, ['--version'], { encoding: 'utf8' }).trim().split(/\s+/).pop();
 
 /**
- * Saves the whole screen as a test artifact and, when `docs` is set, as the current screenshot in
- * docs/. A window WebKit has not painted yet is one flat colour, a tiny PNG: wait for the paint
- * (it comes late on a loaded machine), and fail if it never comes.
+ * Saves the whole screen as a test artifact (never into the working tree: `scripts/screenshots`
+ * refreshes docs/ from the artifacts on purpose). A window WebKit has not painted yet is one flat
+ * colour, a tiny PNG: wait for the paint (it comes late on a loaded machine), and fail if it never
+ * comes.
  */
-async function screenshot(name, { docs = false } = {}) {
+async function screenshot(name) {
   const path = join(artifacts, name);
   await waitFor(`a painted window in ${path}`, () => {
     execFileSync('import', ['-window', 'root', path], { timeout: 20_000 });
     return statSync(path).size > 10_000;
   }, 20_000);
-  if (docs) copyFileSync(path, join(screenshots, name));
   return path;
 }
 
@@ -205,7 +203,7 @@ test('the window shows the Status page linked to the local hub, and the UI reads
 
     // Let the compositor paint before the screenshot.
     await sleep(1000);
-    await screenshot('desktop-status.png', { docs: true });
+    await screenshot('desktop-status.png');
   } finally {
     await wd('DELETE', `/session/${sid}`).catch(() => {});
     driver.kill();

@@ -193,6 +193,17 @@ test('a connector built on the official SignalR client from docs/protocol.md ser
       const raw = await api(hub, npmToken, `sources/${npmSource.id}/raw?tag=Line.Speed&start=*-2h&end=*`);
       assert.equal(raw.status, 200);
       assert.equal(raw.body.values.length, 3600, 'a 200 KB answer in acknowledged chunks arrives whole');
+      // §3: relative times arrive resolved, with a fraction of a second (up to nanoseconds).
+      const relayedRaw = events.find((e) => e.event === 'query' && e.type === 'raw');
+      assert.match(relayedRaw.query.start, /T\d\d:\d\d:\d\d\.\d{3,9}Z$/, JSON.stringify(relayedRaw.query));
+      assert.equal(relayedRaw.query.maxCount, undefined, 'maxCount absent when the app set none');
+      // §4: a Tag as the guide describes it reaches the app as written.
+      const tags = await api(hub, npmToken, `sources/${npmSource.id}/tags?pattern=line.*`);
+      assert.equal(tags.status, 200, JSON.stringify(tags.body));
+      assert.deepEqual(tags.body, {
+        tags: [{ id: 'line-speed-1', name: 'Line.Speed', description: 'Speed of the press line', units: 'm/min', dataType: 'float', properties: {} }],
+        nextOffset: null,
+      });
       const unknown = await api(hub, npmToken, `sources/${npmSource.id}/snapshot?tags=Nope`);
       assert.equal(unknown.status, 404);
       assert.equal(unknown.body.code, 'unknown_tag');
@@ -202,6 +213,52 @@ test('a connector built on the official SignalR client from docs/protocol.md ser
     } finally {
       child.stdin.end();
       await new Promise((r) => child.once('exit', r));
+    }
+  }
+});
+
+test('a newer link of the same connector replaces the older, which stops instead of fighting back (docs/protocol.md §5)', async () => {
+  const npmSite = hub.connectors[1];
+  const dir = mkdtempSync(join(tmpdir(), 'uplink-npm-replace-'));
+  const credentialFile = join(dir, 'credential.txt');
+  writeFileSync(credentialFile, npmSite.credential, { mode: 0o600 });
+  const launch = (transport) => {
+    const child = spawn(process.execPath, [join(here, 'npm_connector.mjs'), hub.url, npmSite.id, credentialFile, transport], {
+      cwd: join(here, '..'),
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: hub.caPath },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    const events = [];
+    createInterface({ input: child.stdout }).on('line', (line) => events.push(JSON.parse(line)));
+    const exited = new Promise((r) => child.once('exit', (code) => r(code)));
+    return { child, events, exited };
+  };
+  const older = launch('WebSockets');
+  let newer = null;
+  try {
+    await eventually('the older link registered', () => older.events.find((e) => e.event === 'registered'));
+    newer = launch('LongPolling');
+    await eventually('the newer link registered', () => newer.events.find((e) => e.event === 'registered'));
+    const stopped = await eventually('the older connector told it was replaced', () => older.events.find((e) => e.event === 'stopped'));
+    assert.match(stopped.reason, /replaced by a newer link of the same connector$/);
+    assert.equal(await older.exited, 0, 'the replaced connector ends by itself');
+    assert.equal(older.events.filter((e) => e.event === 'registered').length, 1, 'and never registered again');
+    // The newer link keeps the connector and serves it.
+    const npmToken = await consent(hub, ['simulated', 'npm-source']);
+    const npmSource = await eventually('npm-source online', async () => {
+      const { body } = await api(hub, npmToken, 'sources');
+      return body.sources.find((s) => s.name === 'npm-source' && s.connector.online);
+    });
+    const snapshot = await api(hub, npmToken, `sources/${npmSource.id}/snapshot?tags=Line.Speed`);
+    assert.equal(snapshot.status, 200, JSON.stringify(snapshot.body));
+    assert.ok(newer.events.some((e) => e.event === 'query' && e.type === 'snapshot'), 'the newer link answered');
+    assert.ok(!newer.events.some((e) => e.event === 'stopped' || e.event === 'lost'), JSON.stringify(newer.events));
+  } finally {
+    for (const side of [older, newer].filter(Boolean)) {
+      if (side.child.exitCode === null && side.child.signalCode === null) {
+        side.child.stdin.end();
+        await side.exited;
+      }
     }
   }
 });

@@ -353,7 +353,7 @@ pub mod idle_hub {
         let many = NonZeroU32::new(1_000_000).expect("non-zero");
         config.rate_limits.token_per_address = many;
         config.rate_limits.token_per_app = many;
-        let hub = Arc::new(Hub::open(dir.path(), config).await?);
+        let hub = Arc::new(Hub::open(&dir.path().join("hub"), config).await?);
         hub.add_user("owner", "a long enough password".into())
             .await?;
         let mut connectors = Vec::new();

@@ -300,16 +300,23 @@ async fn login(data_dir: &Path, hub: &str, ca_cert: Option<&Path>) -> anyhow::Re
         .context("the hub issued no refresh token for the connector")?;
     let store = CredentialStore::new(data_dir);
     // Keep the connector's id across sign-ins to the same hub: its grants refer to it.
-    let connector_id = match store.load() {
-        Ok(Some(previous)) if previous.hub_url == hub => previous.connector_id,
+    let previous = store.load().ok().flatten();
+    let connector_id = match &previous {
+        Some(previous) if previous.hub_url == hub => previous.connector_id.clone(),
         _ => generate_connector_id(),
     };
-    store.save(&LinkCredentials {
+    let credentials = LinkCredentials {
         hub_url: hub.clone(),
         connector_id: connector_id.clone(),
         ca_pem,
         secret: LinkSecret::RefreshToken { refresh_token },
-    })?;
+    };
+    // The sign-in this one replaces is ended at the hub, which then lets this one register
+    // the connector.
+    if let Some(previous) = &previous {
+        uplink_connector::credentials::end_replaced_sign_in(previous, &credentials).await;
+    }
+    store.save(&credentials)?;
     say!("Signed in to {hub} as connector {connector_id}.");
     say!(
         "The refresh token is kept in {} (owner-only file, written atomically; this build uses no OS keyring).",

@@ -153,7 +153,8 @@ enum UserCommand {
         #[command(flatten)]
         dir: DataDir,
     },
-    /// Set a user's password (read from standard input); signs out their browsers.
+    /// Set a user's password (read from standard input); signs out their browsers and revokes
+    /// every sign-in made with the old one (a running hub closes their links at once).
     Passwd {
         #[command(flatten)]
         dir: DataDir,
@@ -180,16 +181,20 @@ enum AppCommand {
         /// An exact redirect URI (repeat for several).
         #[arg(long = "redirect-uri", required = true)]
         redirect_uris: Vec<String>,
-        /// A scope the app may ask for (repeat; default: all).
+        /// A scope the app may ask for (repeat; default: tags.read and data.read).
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// Let the app ask for scope `connector` (pass --scope connector too): its users could
+        /// then sign it in as their site connector. Only for a connector's own client.
+        #[arg(long)]
+        allow_connector_scope: bool,
     },
     /// List apps.
     List {
         #[command(flatten)]
         dir: DataDir,
     },
-    /// Remove an app, revoking everything it was granted.
+    /// Remove an app, revoking everything it was granted (a running hub acts on it at once).
     Remove {
         #[command(flatten)]
         dir: DataDir,
@@ -216,7 +221,8 @@ enum ConnectorCommand {
         #[command(flatten)]
         dir: DataDir,
     },
-    /// Remove a connector, revoking grants on its data sources.
+    /// Remove a connector, revoking grants on its data sources and the sign-in that created it
+    /// (a running hub closes its link at once); its id cannot be registered again.
     Remove {
         #[command(flatten)]
         dir: DataDir,
@@ -267,7 +273,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(HubCommand::Source(cmd)) => source(cmd).await,
         Some(HubCommand::Key(KeyCommand::Rotate { dir })) => {
             let hub = open(&dir.data_dir).await?;
-            let id = hub.keys.rotate(hub.store.as_ref()).await?;
+            let id = hub.keys.rotate().await?;
             println!("current key: {id}");
             Ok(())
         }
@@ -323,25 +329,29 @@ async fn app(cmd: AppCommand) -> anyhow::Result<()> {
             public,
             redirect_uris,
             scopes,
+            allow_connector_scope,
         } => {
             let hub = open(&dir.data_dir).await?;
-            let scopes = if scopes.is_empty() {
-                uplink_hub::scopes::ALL
+            let scopes: Vec<String> = if scopes.is_empty() {
+                uplink_hub::scopes::DEFAULT_APP
                     .iter()
-                    .map(|(s, _)| s.to_string())
+                    .map(|s| s.to_string())
                     .collect()
             } else {
                 scopes
             };
-            let registered = hub
-                .add_app(NewApp {
-                    name,
-                    client_id,
-                    confidential: !public,
-                    redirect_uris,
-                    scopes,
-                })
-                .await?;
+            let new = NewApp {
+                name,
+                client_id,
+                confidential: !public,
+                redirect_uris,
+                scopes,
+            };
+            let registered = if allow_connector_scope {
+                hub.add_app_allowing_connector_scope(new).await?
+            } else {
+                hub.add_app(new).await?
+            };
             println!("client_id: {}", registered.app.client_id);
             if let Some(secret) = registered.secret {
                 println!("client_secret: {}", secret.expose());
@@ -428,6 +438,9 @@ async fn source(cmd: SourceCommand) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Before anything is written into it (the loopback certificates): the folder is made
+    // 0700, and refused when others could read it.
+    uplink_hub::data_dir::prepare(&args.dir.data_dir)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -4,9 +4,10 @@
 //!
 //! [`BrowserSignIn::start`] reads the hub's metadata (RFC 8414), binds the listener, opens the
 //! browser at the authorize URL and hands back a [`PendingSignIn`] to show and a [`SignInTask`]
-//! to await. The task accepts exactly one callback: a wrong `state`, or an `iss` (RFC 9207) that
-//! is not the hub's, fails the sign-in; a good one is exchanged for tokens and the browser tab
-//! says it may close. It ends after [`SIGN_IN_TIMEOUT`], when cancelled, or when dropped, and the
+//! to await. The task accepts exactly one callback carrying its `state`: a callback with another
+//! `state` is ignored (a stray request cannot cancel the sign-in); an `iss` (RFC 9207) that is
+//! not the hub's fails it; a good one is exchanged for tokens and the browser tab says it may
+//! close. It ends after [`SIGN_IN_TIMEOUT`], when cancelled, or when dropped, and the
 //! listener goes with it.
 //!
 //! The outcome, [`SignedIn`], becomes the same [`LinkCredentials`] a device-flow sign-in
@@ -87,11 +88,6 @@ pub enum SignInError {
     /// No loopback listener could be opened for the browser's return.
     #[error("cannot listen on 127.0.0.1 for the browser's return: {0}")]
     Listener(#[source] std::io::Error),
-    /// The callback's `state` was missing or not this sign-in's: a forged or stale response.
-    #[error(
-        "the browser returned with a state this sign-in did not send (a stale tab or a forged response); start the sign-in again"
-    )]
-    StateMismatch,
     /// The callback named another issuer than the hub (RFC 9207): a mix-up attack, or a response
     /// from another hub.
     #[error("the browser returned from issuer '{returned}', not from {expected}; nothing was kept")]
@@ -141,8 +137,7 @@ impl SignInError {
             SignInError::Listener(_) => "io",
             SignInError::Cancelled => "sign_in_cancelled",
             SignInError::Store(err) => err.code(),
-            SignInError::StateMismatch
-            | SignInError::IssuerMismatch { .. }
+            SignInError::IssuerMismatch { .. }
             | SignInError::IssuerMissing { .. }
             | SignInError::Refused { .. }
             | SignInError::MissingCode
@@ -543,6 +538,7 @@ struct Callback {
 enum Page {
     SignedIn,
     Failed,
+    NotThisSignIn,
     Cancelled,
     NotFound,
 }
@@ -559,6 +555,11 @@ impl IntoResponse for Page {
                 StatusCode::BAD_REQUEST,
                 "Sign-in failed",
                 "Uplink did not accept this answer. Go back to Uplink to see why and start again.",
+            ),
+            Page::NotThisSignIn => (
+                StatusCode::BAD_REQUEST,
+                "Not this sign-in's answer",
+                "Uplink is waiting for another answer from the hub and ignored this one. If you started the sign-in, finish it in the tab Uplink opened.",
             ),
             Page::Cancelled => (
                 StatusCode::GONE,
@@ -684,30 +685,38 @@ impl Flow {
         outcome
     }
 
-    /// Waits for the one callback, checks it, exchanges its code and answers the browser.
+    /// Waits for the one callback carrying this sign-in's `state`, checks it, exchanges its
+    /// code and answers the browser. A callback with another `state` (a stale tab, another
+    /// page or process on this machine) is told it is not the one and ignored: it cannot end
+    /// the sign-in, which goes on waiting for the browser.
     async fn complete(
         &self,
         incoming: &mut mpsc::Receiver<Callback>,
     ) -> Result<SignedIn, SignInError> {
-        let Some(call) = incoming.recv().await else {
-            return Err(SignInError::Cancelled);
-        };
-        let outcome = self.accept(&CallbackParams::parse(&call.query)).await;
-        let page = if outcome.is_ok() {
-            Page::SignedIn
-        } else {
-            Page::Failed
-        };
-        let _ = call.reply.send(page);
-        outcome
+        loop {
+            let Some(call) = incoming.recv().await else {
+                return Err(SignInError::Cancelled);
+            };
+            let params = CallbackParams::parse(&call.query);
+            // The state first: until it matches, nothing else in the callback is trusted.
+            if !matches!(params.one("state"), Ok(Some(state)) if state == self.state.secret()) {
+                tracing::warn!(hub = %self.issuer, "ignored a callback that is not this sign-in's (wrong or missing state)");
+                let _ = call.reply.send(Page::NotThisSignIn);
+                continue;
+            }
+            let outcome = self.accept(&params).await;
+            let page = if outcome.is_ok() {
+                Page::SignedIn
+            } else {
+                Page::Failed
+            };
+            let _ = call.reply.send(page);
+            return outcome;
+        }
     }
 
+    /// Checks a callback whose `state` is this sign-in's, and exchanges its code.
     async fn accept(&self, params: &CallbackParams) -> Result<SignedIn, SignInError> {
-        // The state first: until it matches, nothing else in the callback is trusted.
-        match params.one("state") {
-            Ok(Some(state)) if state == self.state.secret() => {}
-            _ => return Err(SignInError::StateMismatch),
-        }
         match params.one("iss") {
             Ok(Some(iss)) if iss.trim_end_matches('/') == self.issuer => {}
             Ok(Some(iss)) => {
@@ -950,7 +959,7 @@ mod tests {
     #[test]
     fn error_codes_follow_the_control_contract() {
         assert_eq!(SignInError::Cancelled.code(), "sign_in_cancelled");
-        assert_eq!(SignInError::StateMismatch.code(), "sign_in_failed");
+        assert_eq!(SignInError::MissingCode.code(), "sign_in_failed");
         assert_eq!(
             SignInError::Hub {
                 message: "x".into()

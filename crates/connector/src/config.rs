@@ -5,8 +5,7 @@
 //! directory flushed too, so a crash leaves either the old file or the new one, never half of
 //! one. A file that cannot be read is reported and moved aside, never silently overwritten.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -429,84 +428,15 @@ fn parse(bytes: &[u8]) -> Result<ConnectorConfig, Unreadable> {
     serde_json::from_slice(bytes).map_err(|err| Unreadable::Corrupt(err.to_string()))
 }
 
-/// Temp file, flush, rename over, flush the folder: readers see the old or the new file whole.
+/// Writes `bytes` to `path` atomically (`uplink_files::write_atomically`): readers see the old or
+/// the new file whole, owner-only (0600) when `owner_only`.
 pub fn write_atomically(path: &Path, bytes: &[u8], owner_only: bool) -> Result<(), ConfigError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    if owner_only {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    #[cfg(not(unix))]
-    let _ = owner_only;
-    let result = (|| {
-        let mut file = options.open(&temp).map_err(io("create", &temp))?;
-        file.write_all(bytes).map_err(io("write", &temp))?;
-        file.sync_all().map_err(io("flush", &temp))?;
-        drop(file);
-        fs::rename(&temp, path).map_err(io("replace", path))?;
-        // The rename itself is durable only once the folder is flushed.
-        #[cfg(unix)]
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io("flush", dir))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    } else {
-        remove_abandoned_temp_files(dir, &name);
-    }
-    result
-}
-
-/// Removes the temp files of `name` that a process killed in the middle of a save left
-/// behind: those of processes no longer running, or untouched for a minute. Another process
-/// saving right now keeps its own.
-fn remove_abandoned_temp_files(dir: &Path, name: &str) {
-    let prefix = format!(".{name}.tmp-");
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(pid) = file_name
-            .to_str()
-            .and_then(|n| n.strip_prefix(&prefix))
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == std::process::id() {
-            continue;
-        }
-        let stale = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|at| at.elapsed().ok())
-            .is_some_and(|age| age > std::time::Duration::from_secs(60));
-        if stale || !process_is_running(pid) {
-            let _ = fs::remove_file(entry.path());
-        }
-    }
-}
-
-/// Whether process `pid` is running, where the system says so cheaply; `true` where it
-/// cannot tell.
-fn process_is_running(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        Path::new("/proc").join(pid.to_string()).exists()
-    } else {
-        true
-    }
+    uplink_files::write_atomically(path, bytes, uplink_files::Access::owner_only(owner_only))
+        .map_err(|e| ConfigError::Io {
+            action: e.action,
+            path: e.path,
+            source: e.source,
+        })
 }
 
 #[cfg(test)]

@@ -407,6 +407,42 @@ impl CredentialStore {
     }
 }
 
+/// When `next` signs the connector in again to the hub `previous` was signed in to, ends the
+/// previous sign-in there (RFC 7009 revocation of its refresh token), so the hub lets the new
+/// one register the connector. Best effort: an unreachable hub or a token it no longer knows
+/// is logged, and the new sign-in goes on (the owner can still revoke the old one on the hub's
+/// settings page).
+pub async fn end_replaced_sign_in(previous: &LinkCredentials, next: &LinkCredentials) {
+    let (
+        LinkSecret::RefreshToken { refresh_token: old },
+        LinkSecret::RefreshToken { refresh_token: new },
+    ) = (&previous.secret, &next.secret)
+    else {
+        return;
+    };
+    let hub = previous.hub_url.trim_end_matches('/');
+    if old == new || hub != next.hub_url.trim_end_matches('/') {
+        return;
+    }
+    let trust = match &previous.ca_pem {
+        Some(pem) => uplink_tls::Trust::CustomCa(pem.clone()),
+        None => uplink_tls::Trust::Platform,
+    };
+    let ended = match uplink_tls::client_config(&trust) {
+        Ok(tls) => match crate::oauth::OAuthClient::new(hub, tls) {
+            Ok(oauth) => oauth.revoke(old).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e.to_string()),
+    };
+    match ended {
+        Ok(()) => tracing::info!(hub, "the sign-in replaced by the new one was ended"),
+        Err(error) => {
+            tracing::warn!(hub, %error, "the sign-in replaced by the new one could not be ended");
+        }
+    }
+}
+
 /// A fresh connector id for a device-flow sign-in: `con_` and 22 random URL-safe characters.
 pub fn generate_connector_id() -> String {
     use rand::Rng;

@@ -195,6 +195,32 @@ impl OAuthClient {
         .await
     }
 
+    /// Ends a sign-in at the hub (RFC 7009): the refresh token's whole family is revoked, so
+    /// the hub lets a newer sign-in of this connector take its place.
+    ///
+    /// # Errors
+    /// As [`client_credentials`](Self::client_credentials).
+    pub async fn revoke(&self, refresh_token: &str) -> Result<(), LinkError> {
+        match self
+            .post(
+                "/oauth/revoke",
+                &[
+                    ("token", refresh_token),
+                    ("token_type_hint", "refresh_token"),
+                    ("client_id", CONNECTOR_CLIENT_ID),
+                ],
+                None,
+            )
+            .await?
+        {
+            Ok(_) => Ok(()),
+            Err(body) => Err(LinkError::Refused {
+                code: body.error,
+                message: body.error_description.unwrap_or_default(),
+            }),
+        }
+    }
+
     /// Starts the device flow.
     ///
     /// # Errors

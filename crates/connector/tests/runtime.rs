@@ -48,7 +48,7 @@ impl TestHub {
                     .unwrap();
                 let port = listener.local_addr().unwrap().port();
                 let config = HubConfig::new(format!("https://127.0.0.1:{port}"));
-                let hub = Arc::new(Hub::open(&dir, config).await.unwrap());
+                let hub = Arc::new(Hub::open(&dir.join("hub"), config).await.unwrap());
                 let serving = hub.clone();
                 tokio::spawn(async move {
                     uplink_hub::serve(serving, listener, &chain, &key, std::future::pending())
@@ -605,6 +605,105 @@ async fn a_device_flow_sign_in_links_and_keeps_each_rotated_refresh_token() {
     runtime.stop().await;
 }
 
+/// A device-flow sign-in approved by Ada: its refresh token.
+async fn device_sign_in(setup: &Setup) -> String {
+    let tls = uplink_tls::client_config(&uplink_tls::Trust::CustomCa(setup.ca.ca_pem().to_owned()))
+        .unwrap();
+    let oauth = uplink_connector::oauth::OAuthClient::new(&setup.hub.url(), tls).unwrap();
+    let authorization = oauth.device_authorization().await.unwrap();
+    let (admin, code, user) = (
+        setup.hub.hub.clone(),
+        authorization.user_code.clone(),
+        setup.user_id.clone(),
+    );
+    let approved = setup
+        .hub
+        .run(async move {
+            admin
+                .store
+                .decide_device_authorization(
+                    &uplink_hub::oauth::device::user_code_digest(&code),
+                    Some(&user),
+                    uplink_hub::clock::now(),
+                )
+                .await
+                .unwrap()
+        })
+        .await;
+    assert!(approved);
+    oauth
+        .poll_device(&authorization)
+        .await
+        .unwrap()
+        .refresh_token
+        .expect("a refresh token")
+}
+
+/// The hub lets a sign-in register only the connectors it created while it is valid: signing
+/// the same connector in again ends the old sign-in at the hub, so the new one links.
+#[tokio::test]
+async fn signing_in_again_ends_the_old_sign_in_and_keeps_the_connector() {
+    let setup = setup().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let runtime = ConnectorRuntime::start(options(data_dir.path(), &Transport::ALL))
+        .await
+        .unwrap();
+    let connector_id = uplink_connector::credentials::generate_connector_id();
+    let credentials = |refresh_token: String| LinkCredentials {
+        hub_url: setup.hub.url(),
+        connector_id: connector_id.clone(),
+        ca_pem: Some(setup.ca.ca_pem().to_owned()),
+        secret: LinkSecret::RefreshToken { refresh_token },
+    };
+    let first = device_sign_in(&setup).await;
+    runtime.sign_in(credentials(first)).await.unwrap();
+    let mut status = runtime.status();
+    wait_for(&mut status, "connected", |s| s.link == LinkState::Connected).await;
+    let (admin, user) = (setup.hub.hub.clone(), setup.user_id.clone());
+    // The account's sign-ins, each with the connector it holds, as the settings page lists them.
+    let sign_ins = move || {
+        let (admin, user) = (admin.clone(), user.clone());
+        async move {
+            admin
+                .store
+                .sign_ins_of(&user, uplink_hub::clock::now())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| (s.family_id, s.connector_name.is_some()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let before = setup.hub.run(sign_ins()).await;
+    assert_eq!(before.len(), 1);
+    assert!(before[0].1, "the first sign-in holds the connector");
+
+    let second = device_sign_in(&setup).await;
+    runtime.sign_in(credentials(second)).await.unwrap();
+    let held = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let now = setup.hub.run(sign_ins()).await;
+            if now.len() == 1 && now[0].1 && now[0].0 != before[0].0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        held.is_ok(),
+        "the old sign-in is ended and the new one holds the connector: {:?}",
+        setup.hub.run(sign_ins()).await
+    );
+    let mut status = runtime.status();
+    let linked = wait_for(&mut status, "connected with the new sign-in", |s| {
+        s.link == LinkState::Connected
+    })
+    .await;
+    assert_eq!(linked.connector_id.as_deref(), Some(connector_id.as_str()));
+    runtime.stop().await;
+}
+
 #[tokio::test]
 async fn without_credentials_the_runtime_says_signed_out_and_still_manages_sources() {
     let data_dir = tempfile::tempdir().unwrap();
@@ -690,7 +789,7 @@ async fn tokens_are_renewed_before_they_expire_on_long_polling() {
                 let port = listener.local_addr().unwrap().port();
                 let mut config = HubConfig::new(format!("https://127.0.0.1:{port}"));
                 config.access_token_ttl = 6;
-                let hub = Arc::new(Hub::open(&store_dir, config).await.unwrap());
+                let hub = Arc::new(Hub::open(&store_dir.join("hub"), config).await.unwrap());
                 let serving = hub.clone();
                 tokio::spawn(async move {
                     uplink_hub::serve(serving, listener, &chain, &key, std::future::pending())

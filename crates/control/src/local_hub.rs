@@ -90,6 +90,10 @@ impl RunningHub {
             .map_err(|e| failed("cannot listen", e))?
             .port();
         let url = format!("https://127.0.0.1:{port}");
+        // The local hub's folder is this app's alone: a looser one (made by an older version)
+        // is tightened rather than refused.
+        uplink_hub::data_dir::tighten(&dir.join("hub"))
+            .map_err(|e| failed("cannot make its store private", e))?;
         let hub = Arc::new(
             Hub::open(&dir.join("hub"), HubConfig::new(url.clone()))
                 .await

@@ -32,6 +32,9 @@ pub enum HubError {
     /// TLS set-up failed.
     #[error(transparent)]
     Tls(#[from] uplink_tls::TlsError),
+    /// The data folder or one of the hub's files in it could be read by other local users.
+    #[error("{0}")]
+    Permissions(String),
     /// Reading or writing a file in the data directory failed.
     #[error("{context}: {source}")]
     Io {
@@ -53,6 +56,7 @@ impl HubError {
             HubError::PasswordHashing(_) => "password_hashing_failed",
             HubError::TokenIssue(_) => "token_issue_failed",
             HubError::Tls(_) => "tls_error",
+            HubError::Permissions(_) => "insecure_permissions",
             HubError::Io { .. } => "io_error",
         }
     }

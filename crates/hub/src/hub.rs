@@ -4,11 +4,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{HubError, Result};
+use crate::in_flight::InFlight;
 use crate::link::LocalRouter;
 use crate::password::Passwords;
 use crate::rate_limit::{Limiters, RateLimits};
 use crate::relay::ConnectorRouter;
-use crate::revocation::{LocalAnnouncer, Revocation, RevocationAnnouncer};
+use crate::revocation::{LocalAnnouncer, RevocationAnnouncer};
 use crate::secret::{Secret, public_id};
 use crate::store::{App, AuditEvent, Connector, DataSource, SqliteStore, Store, User};
 use crate::token::Keyring;
@@ -45,6 +46,10 @@ pub struct HubConfig {
     pub serving: uplink_tls::ServeLimits,
     /// Request body size per kind of route, and how long a body may take to arrive.
     pub bodies: crate::body_limit::BodyLimits,
+    /// The file the access-token keys are kept in (0600, never in the store). [`Hub::open`]
+    /// uses `<data dir>/token-keys.json` when this is None; [`Hub::new`] then keeps its keys
+    /// in memory only, so tokens die with the process.
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 /// The default cap on connector links: about 320 MiB of idle links at ≤ 32 KiB each. Every
@@ -67,6 +72,7 @@ impl HubConfig {
             max_connectors: DEFAULT_MAX_CONNECTORS,
             serving: uplink_tls::ServeLimits::default(),
             bodies: crate::body_limit::BodyLimits::default(),
+            key_file: None,
         }
     }
 
@@ -92,7 +98,11 @@ pub struct Hub {
     /// This node's live connector links; the app data API relays through it
     /// ([`Hub::relay`]).
     pub links: Arc<LocalRouter>,
+    /// The answers relayed right now, each cut when the access it serves ends.
+    pub answers: Arc<InFlight>,
     pub(crate) limiters: Limiters,
+    /// The last change of the store's feed this hub announced.
+    change_cursor: tokio::sync::Mutex<i64>,
     /// Grants whose use was recorded recently (grant id → when), so a burst of requests on one
     /// grant writes "last used" once, not once per request. Never consulted to allow access.
     pub(crate) recently_touched: std::sync::Mutex<std::collections::HashMap<i64, i64>>,
@@ -138,10 +148,17 @@ impl Hub {
         config: HubConfig,
         passwords: Passwords,
     ) -> Result<Self> {
-        let keys =
-            Keyring::load_or_create(store.as_ref(), &config.issuer, &config.audience()).await?;
+        let keys = match &config.key_file {
+            Some(path) => {
+                let file = crate::data_dir::KeyFile::new(path);
+                Keyring::open(file, store.as_ref(), &config.issuer, &config.audience()).await?
+            }
+            None => Keyring::generate(&config.issuer, &config.audience())?,
+        };
         ensure_connector_client(store.as_ref()).await?;
+        let change_cursor = tokio::sync::Mutex::new(store.change_cursor().await?);
         Ok(Self {
+            change_cursor,
             limiters: Limiters::new(config.rate_limits),
             recently_touched: Default::default(),
             links: Arc::new(LocalRouter::new(
@@ -154,6 +171,7 @@ impl Hub {
             passwords,
             config,
             announcer: Arc::new(LocalAnnouncer::default()),
+            answers: Arc::default(),
         })
     }
 
@@ -191,17 +209,18 @@ impl Hub {
             )
             .await;
         }
-        self.announcer.announce(Revocation::Granted {
-            user_id: user_id.to_owned(),
-            app_id: app_id.to_owned(),
-            source_ids: source_ids.to_vec(),
-        });
+        self.publish_changes().await;
         Ok(())
     }
 
-    /// Opens the SQLite store in `data_dir` (creating the directory) and builds a hub on it.
-    pub async fn open(data_dir: &Path, config: HubConfig) -> Result<Self> {
+    /// Opens the SQLite store in `data_dir` (creating the directory, 0700) and builds a hub on
+    /// it, with its token keys in `data_dir`'s key file unless `config` names another. Refuses
+    /// a folder or file other local users could read ([`crate::data_dir::prepare`]).
+    pub async fn open(data_dir: &Path, mut config: HubConfig) -> Result<Self> {
         let store = open_store(data_dir).await?;
+        config
+            .key_file
+            .get_or_insert_with(|| data_dir.join(crate::data_dir::KEY_FILE));
         Self::new(Arc::new(store), config, Passwords::new(2)).await
     }
 
@@ -235,7 +254,7 @@ impl Hub {
         app_id: &str,
         source_id: Option<&str>,
     ) -> Result<u64> {
-        let n = self
+        let (n, _families) = self
             .store
             .revoke(user_id, app_id, source_id, crate::clock::now())
             .await?;
@@ -247,11 +266,8 @@ impl Hub {
             format!("{n} grant(s)"),
         )
         .await;
-        self.announcer.announce(Revocation::Grant {
-            user_id: user_id.to_owned(),
-            app_id: app_id.to_owned(),
-            source_id: source_id.map(str::to_owned),
-        });
+        // The grant, and (its last grant gone) the app's sign-ins with the links they opened.
+        self.publish_changes().await;
         Ok(n)
     }
 
@@ -261,11 +277,7 @@ impl Hub {
             .store
             .revoke_family(family_id, reason, crate::clock::now())
             .await?;
-        if done {
-            self.announcer.announce(Revocation::TokenFamily {
-                family_id: family_id.to_owned(),
-            });
-        }
+        self.publish_changes().await;
         Ok(done)
     }
 
@@ -279,17 +291,52 @@ impl Hub {
         Ok(user)
     }
 
-    /// Sets a user's password (ending their browser sessions).
+    /// Sets a user's password, ending their browser sessions and revoking every sign-in
+    /// (token family) they made: links those opened close.
     pub async fn set_password(&self, username: &str, password: String) -> Result<()> {
         let hash = self.passwords.hash(password).await?;
-        if !self.store.set_password_hash(username, &hash).await? {
+        let Some(families) = self
+            .store
+            .set_password_hash(username, &hash, crate::clock::now())
+            .await?
+        else {
             return Err(HubError::NotFound(format!("no user named '{username}'")));
-        }
+        };
+        self.audit(
+            "password_changed",
+            None,
+            None,
+            None,
+            format!("{username}: {} sign-in(s) revoked", families.len()),
+        )
+        .await;
+        self.publish_changes().await;
         Ok(())
     }
 
-    /// Registers an app; for a confidential app the returned secret is the only copy.
+    /// Registers an app; for a confidential app the returned secret is the only copy. Scope
+    /// `connector` is refused here: an app holding it could link as the owner's connector and
+    /// answer other apps' queries. A connector's own client is registered with
+    /// [`Hub::add_app_allowing_connector_scope`].
     pub async fn add_app(&self, new: NewApp) -> Result<RegisteredApp> {
+        if new.scopes.iter().any(|s| s == crate::scopes::CONNECTOR) {
+            return Err(HubError::Invalid(format!(
+                "scope '{}' lets an app link as its user's site connector; give it only to a connector's own client, on purpose (uplink hub app add --allow-connector-scope)",
+                crate::scopes::CONNECTOR
+            )));
+        }
+        self.register_app(new).await
+    }
+
+    /// Registers an app that may ask for scope `connector` (a connector built on another
+    /// SignalR client, say), besides any other scopes. The operator's explicit choice: `uplink
+    /// hub app add --allow-connector-scope`. Its users still consent to `connector` on its own,
+    /// never beside data scopes.
+    pub async fn add_app_allowing_connector_scope(&self, new: NewApp) -> Result<RegisteredApp> {
+        self.register_app(new).await
+    }
+
+    async fn register_app(&self, new: NewApp) -> Result<RegisteredApp> {
         if new.name.trim().is_empty() {
             return Err(HubError::Invalid("the app needs a name".into()));
         }
@@ -367,9 +414,7 @@ impl Hub {
         }
         self.audit("app_removed", None, Some(client_id), None, "")
             .await;
-        self.announcer.announce(Revocation::AppRemoved {
-            app_id: client_id.to_owned(),
-        });
+        self.publish_changes().await;
         Ok(())
     }
 
@@ -408,17 +453,66 @@ impl Hub {
         })
     }
 
-    /// Removes a connector; grants on its data sources are revoked.
+    /// Removes a connector: grants on its data sources and the sign-in that created it are
+    /// revoked, its link closes, and its id is never registered again.
     pub async fn remove_connector(&self, id: &str) -> Result<()> {
-        if !self.store.remove_connector(id, crate::clock::now()).await? {
+        let Some(_families) = self.store.remove_connector(id, crate::clock::now()).await? else {
             return Err(HubError::NotFound(format!("no connector with id '{id}'")));
-        }
+        };
         self.audit("connector_removed", None, None, None, id.to_owned())
             .await;
-        self.announcer.announce(Revocation::ConnectorRemoved {
-            connector_id: id.to_owned(),
-        });
+        // The removal, and the sign-in that created it.
+        self.publish_changes().await;
         Ok(())
+    }
+
+    /// Announces every change committed to the store since the last one announced — by this
+    /// process or another sharing the store — once each, in commit order. Called after each
+    /// of this hub's own revokes and consents (so they are announced before the call returns)
+    /// and by [`Hub::follow_changes`] for everyone else's.
+    pub async fn publish_changes(&self) {
+        let mut cursor = self.change_cursor.lock().await;
+        loop {
+            match self.store.changes_after(*cursor).await {
+                Ok(batch) => {
+                    let done = batch.cursor == *cursor;
+                    *cursor = batch.cursor;
+                    for change in batch.changes {
+                        self.announcer.announce(change);
+                    }
+                    if done {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    // Announced on the next call; the store already refuses what was revoked.
+                    tracing::error!(error = %e, "the change feed cannot be read");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Follows the store's change feed for as long as the hub serves, so that a revoke made
+    /// by an admin command run beside the hub (or by another node) reaches live links at once.
+    pub async fn follow_changes(self: Arc<Self>) {
+        const KEEP_CHANGES: i64 = 24 * 3600;
+        let mut pruned_at = 0;
+        loop {
+            self.publish_changes().await;
+            let after = *self.change_cursor.lock().await;
+            if let Err(e) = self.store.wait_for_changes(after).await {
+                tracing::error!(error = %e, "the change feed cannot be read; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            let now = crate::clock::now();
+            if now - pruned_at > 600 {
+                pruned_at = now;
+                if let Err(e) = self.store.prune_changes(now - KEEP_CHANGES).await {
+                    tracing::warn!(error = %e, "old changes not pruned");
+                }
+            }
+        }
     }
 
     /// Adds a data source to a connector. Until the connector link reports its sources, this is
@@ -492,13 +586,11 @@ async fn ensure_connector_client(store: &dyn Store) -> Result<()> {
     }
 }
 
-/// Opens (creating) the SQLite store file `hub.db` in `data_dir`.
+/// Opens (creating) the SQLite store file `hub.db` in `data_dir`, after checking that the
+/// folder (0700) and the hub's files (0600) are the owner's alone.
 pub async fn open_store(data_dir: &Path) -> Result<SqliteStore> {
-    std::fs::create_dir_all(data_dir).map_err(|source| HubError::Io {
-        context: format!("cannot create data directory {}", data_dir.display()),
-        source,
-    })?;
-    SqliteStore::open(&data_dir.join("hub.db")).await
+    crate::data_dir::prepare(data_dir)?;
+    SqliteStore::open(&data_dir.join(crate::data_dir::STORE_FILE)).await
 }
 
 fn validate_username(name: &str) -> Result<()> {
@@ -521,7 +613,7 @@ mod tests {
 
     async fn fresh() -> (tempfile::TempDir, Hub) {
         let dir = tempfile::tempdir().unwrap();
-        let store = open_store(dir.path()).await.unwrap();
+        let store = open_store(&dir.path().join("hub")).await.unwrap();
         let hub = Hub::new(
             Arc::new(store),
             HubConfig::new("https://hub.test/"),
@@ -549,7 +641,7 @@ mod tests {
     #[tokio::test]
     async fn a_hub_whose_connector_client_predates_the_browser_sign_in_gains_its_redirect_uri() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open_store(dir.path()).await.unwrap();
+        let store = open_store(&dir.path().join("hub")).await.unwrap();
         // The row as hubs before the browser sign-in wrote it: no redirect URI.
         store
             .create_app(&App {
@@ -616,6 +708,16 @@ mod tests {
             .await
             .unwrap();
         assert!(ok.secret.is_some(), "a confidential app gets a secret");
+        let err = hub
+            .add_app(app("https://app.example/cb", "connector", None))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("--allow-connector-scope"), "{err}");
+        let connector_app = hub
+            .add_app_allowing_connector_scope(app("https://app.example/cb", "connector", None))
+            .await
+            .unwrap();
+        assert_eq!(connector_app.app.scopes, vec!["connector"]);
         let err = hub.add_connector("nobody", "Plant").await.unwrap_err();
         assert_eq!(err.code(), "not_found");
     }

@@ -6,8 +6,14 @@
 
 use tokio::sync::broadcast;
 
-/// What was revoked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What was revoked. Serialized (JSON) into the store's change feed, so other hub processes
+/// and admin commands announce the same thing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Revocation {
     /// A user's grant to an app: one data source, or all of them (`source_id` None).
     Grant {

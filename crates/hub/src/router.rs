@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::{Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use crate::body_limit::{RouteLimit, read_whole_body};
+use crate::error::json_error;
 use crate::hub::Hub;
 use crate::{access, api, link, oauth, pages};
 
@@ -62,6 +63,10 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/account/settings", get(pages::settings::show))
         .route("/account/settings/revoke", post(pages::settings::revoke))
         .route(
+            "/account/settings/revoke-sign-in",
+            post(pages::settings::revoke_sign_in),
+        )
+        .route(
             "/account",
             get(|| async { Redirect::to("/account/settings") }),
         )
@@ -77,7 +82,27 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .layer(DefaultBodyLimit::disable())
         .with_state(hub)
         .nest(uplink_link::HUB_PATH, link)
+        .fallback(not_found)
         .layer(middleware::from_fn(security_headers))
+}
+
+/// A path no route serves. Under the APIs (`/api/`) the answer is the `{code, message}` JSON
+/// every API error has, so an app's error handling needs no special case for a mistyped path;
+/// elsewhere (pages, assets) an empty 404.
+async fn not_found(method: Method, uri: Uri) -> Response {
+    let path = uri.path();
+    if !path.starts_with("/api/") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let shown: String = path.chars().take(200).collect();
+    json_error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "no route {method} {shown}{}; the data API's routes are listed in /api/v1/openapi.json",
+            if shown.len() < path.len() { "…" } else { "" }
+        ),
+    )
 }
 
 /// Headers that make every page unframeable, unsniffable and referrer-free; pages that need a

@@ -9,6 +9,11 @@ pub const TAGS_READ: &str = "tags.read";
 /// carry it, and nothing else does unless registered for it.
 pub const CONNECTOR: &str = uplink_link::CONNECTOR_SCOPE;
 
+/// What an app registered without naming its scopes may ask for: reading tags and values.
+/// Never [`CONNECTOR`]: that one makes a link act as the owner's connector, so an operator
+/// gives it to an app only on purpose (`uplink hub app add --allow-connector-scope`).
+pub const DEFAULT_APP: &[&str] = &[TAGS_READ, DATA_READ];
+
 /// Every scope the hub knows, with its description for people.
 pub const ALL: &[(&str, &str)] = &[
     (
@@ -35,6 +40,18 @@ pub fn is_known(scope: &str) -> bool {
     describe(scope).is_some()
 }
 
+/// Why a set of scopes asked for together is refused, if it is: [`CONNECTOR`] is asked for
+/// on its own (a connector's sign-in reads no data), never beside data scopes, so a consent
+/// page for an app's data access never carries it.
+pub fn mixing_problem(scopes: &[String]) -> Option<String> {
+    let connector = scopes.iter().any(|s| s == CONNECTOR);
+    (connector && scopes.len() > 1).then(|| {
+        format!(
+            "scope '{CONNECTOR}' is asked for on its own, by a connector's sign-in, never together with data scopes"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -44,5 +61,14 @@ mod tests {
             assert!(words.len() > 20);
         }
         assert!(!super::is_known("admin"));
+    }
+
+    #[test]
+    fn connector_is_never_a_default_and_never_mixed() {
+        assert!(!super::DEFAULT_APP.contains(&super::CONNECTOR));
+        let asked = |s: &[&str]| s.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(super::mixing_problem(&asked(&["connector"])).is_none());
+        assert!(super::mixing_problem(&asked(&["data.read", "tags.read"])).is_none());
+        assert!(super::mixing_problem(&asked(&["data.read", "connector"])).is_some());
     }
 }

@@ -3,10 +3,14 @@
 //! (scopes), until when, and the token family they belong to — never the data sources: those
 //! are looked up in the store on every request.
 //!
+//! The keys live in their own 0600 file ([`crate::data_dir::KeyFile`]), never in the store.
+//!
 //! ```no_run
 //! # async fn example(store: &dyn uplink_hub::store::Store) -> uplink_hub::Result<()> {
+//! use uplink_hub::data_dir::KeyFile;
 //! use uplink_hub::token::{Keyring, TokenSubject};
-//! let keys = Keyring::load_or_create(store, "https://hub.example", "https://hub.example/api").await?;
+//! let file = KeyFile::new("/var/lib/uplink-hub/token-keys.json");
+//! let keys = Keyring::open(file, store, "https://hub.example", "https://hub.example/api").await?;
 //! let subject = TokenSubject { user_id: "usr_1".into(), app_id: "app".into(),
 //!     scopes: vec!["data.read".into()], family_id: "fam_1".into() };
 //! let token = keys.issue(&subject, 600)?;
@@ -27,6 +31,7 @@ use pasetors::token::UntrustedToken;
 use pasetors::version4::V4;
 use pasetors::{Local, local};
 
+use crate::data_dir::KeyFile;
 use crate::error::{HubError, Result};
 use crate::secret::{Secret, public_id};
 use crate::store::{Store, TokenKeyRecord, split_scopes};
@@ -87,11 +92,15 @@ struct Keys {
     /// Key id of the key that encrypts new tokens.
     current: String,
     by_id: HashMap<String, Arc<SymmetricKey<V4>>>,
+    /// Every key as kept, newest first: what the key file is rewritten with.
+    records: Vec<TokenKeyRecord>,
 }
 
 /// The hub's access-token keys: the newest encrypts, every kept key verifies.
 pub struct Keyring {
     keys: RwLock<Keys>,
+    /// Where the keys are kept; none for a keyring that lives in memory only.
+    file: Option<KeyFile>,
     issuer: String,
     audience: String,
 }
@@ -151,15 +160,51 @@ fn key_id(key: &SymmetricKey<V4>) -> String {
 }
 
 impl Keyring {
-    /// Loads the keys from the store, creating the first one on a fresh hub.
-    pub async fn load_or_create(store: &dyn Store, issuer: &str, audience: &str) -> Result<Self> {
-        let mut records = store.token_keys().await?;
-        if records.is_empty() {
-            let record = new_key_record(crate::clock::now())?;
-            store.add_token_key(&record).await?;
-            records.push(record);
+    /// Loads the keys from their file, creating the first one on a fresh hub. Keys an older
+    /// hub kept in the store are moved into the file (written and synced first, then removed
+    /// from the store), so tokens they made stay valid.
+    ///
+    /// # Errors
+    /// A key file others may read, or one that cannot be read or written; store errors.
+    pub async fn open(
+        file: KeyFile,
+        store: &dyn Store,
+        issuer: &str,
+        audience: &str,
+    ) -> Result<Self> {
+        let mut records = file.load()?;
+        let legacy = store.token_keys().await?;
+        let moving = !legacy.is_empty();
+        for record in legacy {
+            if !records.iter().any(|r| r.id == record.id) {
+                records.push(record);
+            }
         }
-        Self::from_records(&records, issuer, audience)
+        records.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+        if records.is_empty() {
+            records.push(new_key_record(crate::clock::now())?);
+            file.save(&records)?;
+        } else if moving {
+            file.save(&records)?;
+            store.forget_token_keys().await?;
+            tracing::info!(
+                keys = records.len(),
+                file = %file.path().display(),
+                "moved the access-token keys out of the store into their own file"
+            );
+        }
+        let mut keyring = Self::from_records(&records, issuer, audience)?;
+        keyring.file = Some(file);
+        Ok(keyring)
+    }
+
+    /// A keyring of one fresh key, kept in memory only: tokens it makes die with it. For
+    /// hubs built in tests and benchmarks ([`crate::Hub::new`] without a key file).
+    ///
+    /// # Errors
+    /// The system's random source failed.
+    pub fn generate(issuer: &str, audience: &str) -> Result<Self> {
+        Self::from_records(&[new_key_record(crate::clock::now())?], issuer, audience)
     }
 
     /// A keyring of these keys, the first one current, without a store (the token fuzz target
@@ -178,7 +223,12 @@ impl Keyring {
             by_id.insert(record.id.clone(), Arc::new(key_from_record(record)?));
         }
         Ok(Self {
-            keys: RwLock::new(Keys { current, by_id }),
+            keys: RwLock::new(Keys {
+                current,
+                by_id,
+                records: records.to_vec(),
+            }),
+            file: None,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
         })
@@ -199,14 +249,23 @@ impl Keyring {
     }
 
     /// Makes a new key current, keeping the old ones so tokens already issued stay valid until
-    /// they expire. Returns the new key's id.
-    pub async fn rotate(&self, store: &dyn Store) -> Result<String> {
+    /// they expire; the key file is rewritten (atomically) before the new key is used. Returns
+    /// the new key's id.
+    ///
+    /// # Errors
+    /// The key file cannot be written.
+    pub async fn rotate(&self) -> Result<String> {
         let record = new_key_record(crate::clock::now())?;
-        store.add_token_key(&record).await?;
         let key = Arc::new(key_from_record(&record)?);
         let mut keys = self.keys.write().expect("keyring lock poisoned");
+        let mut records = vec![record.clone()];
+        records.extend(keys.records.iter().cloned());
+        if let Some(file) = &self.file {
+            file.save(&records)?;
+        }
         keys.by_id.insert(record.id.clone(), key);
         keys.current = record.id.clone();
+        keys.records = records;
         Ok(record.id)
     }
 
@@ -326,10 +385,15 @@ mod tests {
     async fn keyring() -> (tempfile::TempDir, SqliteStore, Keyring) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("hub.db")).await.unwrap();
-        let keys = Keyring::load_or_create(&store, "https://hub.test", "https://hub.test/api")
-            .await
-            .unwrap();
+        let keys = open(&dir, &store).await;
         (dir, store, keys)
+    }
+
+    async fn open(dir: &tempfile::TempDir, store: &SqliteStore) -> Keyring {
+        let file = KeyFile::new(dir.path().join(crate::data_dir::KEY_FILE));
+        Keyring::open(file, store, "https://hub.test", "https://hub.test/api")
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
@@ -354,19 +418,45 @@ mod tests {
 
     #[tokio::test]
     async fn rotation_keeps_old_tokens_valid_and_persists() {
-        let (_d, store, keys) = keyring().await;
+        let (d, store, keys) = keyring().await;
         let old = keys.issue(&subject(), 600).unwrap();
         let first = keys.current_key_id();
-        let second = keys.rotate(&store).await.unwrap();
+        let second = keys.rotate().await.unwrap();
         assert_ne!(first, second);
         let new = keys.issue(&subject(), 600).unwrap();
         assert!(keys.verify(old.expose()).is_ok());
         assert!(keys.verify(new.expose()).is_ok());
-        let reloaded = Keyring::load_or_create(&store, "https://hub.test", "https://hub.test/api")
-            .await
-            .unwrap();
+        let reloaded = open(&d, &store).await;
         assert_eq!(reloaded.current_key_id(), second);
         assert!(reloaded.verify(old.expose()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn keys_an_older_hub_kept_in_the_store_move_to_the_file_and_stay_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("hub.db")).await.unwrap();
+        let legacy = Keyring::key_record(&[9u8; 32], 1).unwrap();
+        store.add_token_key(&legacy).await.unwrap();
+        let before = Keyring::from_records(
+            std::slice::from_ref(&legacy),
+            "https://hub.test",
+            "https://hub.test/api",
+        )
+        .unwrap()
+        .issue(&subject(), 600)
+        .unwrap();
+        let keys = open(&dir, &store).await;
+        assert!(
+            keys.verify(before.expose()).is_ok(),
+            "old tokens stay valid"
+        );
+        assert_eq!(keys.current_key_id(), legacy.id);
+        assert!(
+            store.token_keys().await.unwrap().is_empty(),
+            "the store holds no key"
+        );
+        let again = open(&dir, &store).await;
+        assert!(again.verify(before.expose()).is_ok(), "kept in the file");
     }
 
     #[tokio::test]

@@ -73,6 +73,21 @@ pub mod to_connector {
     pub const GRANTS: &str = "Grants";
 }
 
+/// The `error` texts of the SignalR `Close` messages with which the hub ends a link, and what a
+/// connector must do on each (`docs/protocol.md` §5). The hub never sets `allowReconnect`.
+pub mod close_reason {
+    /// A newer link registered with this connector's id: **do not reconnect**, or the two links
+    /// would replace each other for ever.
+    pub const REPLACED: &str = "replaced by a newer link of the same connector";
+    /// The connector was removed from the hub: stop.
+    pub const REMOVED: &str = "the connector was removed from the hub";
+    /// The signed-in connector's sign-in was revoked: stop until signed in again.
+    pub const SIGN_IN_REVOKED: &str = "the connector's sign-in was revoked; sign it in again";
+    /// The access token expired without `RenewToken`: reconnect with a fresh token.
+    pub const TOKEN_EXPIRED: &str =
+        "the access token expired without renewal; reconnect with a fresh token";
+}
+
 /// What a connector announces about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -121,3 +121,94 @@ async fn reconnect_now_reconnects_without_backoff() {
     client.stop().await;
     server.stop().await;
 }
+
+/// A server at another origin that accepts any request and records the bearer of each (None
+/// when there is none).
+async fn other_origin(
+    ca: &uplink_tls::LoopbackCa,
+) -> (support::TestServer, Arc<Mutex<Vec<Option<String>>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let options = ServerOptions {
+        authenticator: Some(Authenticator::new(move |request| {
+            let record = record.clone();
+            async move {
+                record.lock().unwrap().push(request.bearer);
+                Ok(Identity::new("anyone"))
+            }
+        })),
+        ..ServerOptions::default()
+    };
+    (start_with(test_hub(), options, ca, 0).await, seen)
+}
+
+/// The hub's own origin: its negotiate redirects to `target` (with `handed` as the redirect's
+/// own token, if any). Returns its URL.
+async fn redirecting_hub(
+    ca: &uplink_tls::LoopbackCa,
+    target: String,
+    handed: Option<&'static str>,
+) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let answer = match handed {
+        Some(token) => serde_json::json!({ "url": target, "accessToken": token }),
+        None => serde_json::json!({ "url": target }),
+    };
+    let app = axum::Router::new().route(
+        &format!("{}/negotiate", support::HUB_PATH),
+        axum::routing::post(move || {
+            let answer = answer.clone();
+            async move { axum::Json(answer) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = uplink_tls::server_config(&ca.cert_chain_pem(), ca.key_pem()).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = uplink_tls::serve(listener, config, app, async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    (
+        format!("https://127.0.0.1:{port}{}", support::HUB_PATH),
+        stop,
+    )
+}
+
+async fn redirected_to_another_origin(transport: Transport, handed: Option<&'static str>) {
+    let ca = loopback_ca();
+    let (other, seen) = other_origin(&ca).await;
+    let (hub_url, _stop) = redirecting_hub(&ca, other.url(), handed).await;
+    let client = HubConnection::builder(hub_url)
+        .tls(other.client_tls.clone())
+        .proxy(ProxySetting::Direct)
+        .force_transport(transport)
+        .access_token(|| async { Ok::<_, String>("token-ours".to_string()) })
+        .start()
+        .unwrap();
+    within("connect through the redirect", client.wait_connected()).await;
+    client.set_access_token("token-ours-renewed");
+    let sum: i64 = within("Add", client.invoke("Add", (2, 3))).await.unwrap();
+    assert_eq!(sum, 5);
+    let seen = seen.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "the other origin was reached");
+    assert!(
+        seen.iter().all(|bearer| bearer.as_deref() == handed),
+        "the other origin sees only the token the redirect handed over, never ours: {seen:?}"
+    );
+    client.stop().await;
+    other.stop().await;
+}
+
+#[tokio::test]
+async fn a_negotiate_redirect_to_another_origin_never_gets_our_token() {
+    for transport in [Transport::LongPolling, Transport::WebSockets] {
+        redirected_to_another_origin(transport, None).await;
+    }
+}
+
+#[tokio::test]
+async fn a_negotiate_redirect_to_another_origin_gets_only_the_token_it_handed_over() {
+    redirected_to_another_origin(Transport::ServerSentEvents, Some("token-handed")).await;
+}

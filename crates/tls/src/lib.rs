@@ -15,6 +15,7 @@
 
 mod config;
 mod error;
+mod head_limit;
 mod loopback;
 mod serve;
 

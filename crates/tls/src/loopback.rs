@@ -1,4 +1,3 @@
-use std::io::Write;
 use std::path::Path;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
@@ -108,31 +107,12 @@ impl LoopbackCa {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), TlsError> {
-    let io = |source| TlsError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(if private { 0o600 } else { 0o644 });
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    let mut file = options.open(&tmp).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
-    if let Some(parent) = path.parent() {
-        // Make the rename itself durable.
-        if let Ok(dir) = std::fs::File::open(parent) {
-            let _ = dir.sync_all();
-        }
-    }
-    Ok(())
+    uplink_files::write_atomically(path, bytes, uplink_files::Access::owner_only(private)).map_err(
+        |e| TlsError::Io {
+            path: e.path,
+            source: e.source,
+        },
+    )
 }
 
 #[cfg(test)]

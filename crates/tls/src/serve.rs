@@ -15,6 +15,8 @@ use tokio::time::Sleep;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use crate::head_limit::HeadLimitAnswer;
+
 /// What one HTTPS server lets a client hold, and for how long. Every field has a default
 /// ([`ServeLimits::default`]) sized for a hub with thousands of connectors and apps; the
 /// hub's operator can change each one (`uplink hub serve --help`).
@@ -33,7 +35,8 @@ pub struct ServeLimits {
     /// runs from the first byte the request needs, not per byte.
     pub header_read_timeout: Duration,
     /// Largest request head (request line and headers) in bytes (default 16 KiB); a larger
-    /// one is answered 431 and the connection closed.
+    /// one is answered 431, with a `{code, message}` JSON body whose code is
+    /// `request_head_too_large`, and the connection closed.
     pub max_header_bytes: usize,
     /// Most header fields in one request (default 100); more are answered 431.
     pub max_headers: usize,
@@ -124,6 +127,7 @@ pub async fn serve_with_limits(
         let app = app.clone();
         let http = http.clone();
         let (handshake_timeout, send_timeout) = (limits.handshake_timeout, limits.send_timeout);
+        let (max_header_bytes, max_headers) = (limits.max_header_bytes, limits.max_headers);
         tokio::spawn(async move {
             let _permit = permit;
             let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
@@ -146,7 +150,13 @@ pub async fn serve_with_limits(
                     req
                 },
             ));
-            let io = TokioIo::new(SendTimeout::new(tls, send_timeout));
+            // hyper answers an oversized head itself, with an empty 431; the wrapper gives
+            // that answer the `{code, message}` JSON body of every other API error.
+            let io = TokioIo::new(HeadLimitAnswer::new(
+                SendTimeout::new(tls, send_timeout),
+                max_header_bytes,
+                max_headers,
+            ));
             if let Err(error) = http.serve_connection(io, service).with_upgrades().await {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }

@@ -203,6 +203,24 @@ async fn connections_beyond_the_cap_are_closed_and_the_served_ones_keep_working(
     assert!(served, "a freed place was not given to a new connection");
 }
 
+/// A 431 carries the `{code, message}` JSON body of every other API error (hyper's own was
+/// empty), complete by its `content-length`, naming the limit.
+fn assert_json_431(response: &str, names: &str) {
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}", body.len())),
+        "{head} / {body}"
+    );
+    assert!(
+        body.starts_with(r#"{"code":"request_head_too_large","message":""#),
+        "{body}"
+    );
+    assert!(body.ends_with("\"}"), "{body}");
+    assert!(body.contains(names), "{body}");
+}
+
 #[tokio::test]
 async fn oversized_headers_are_answered_431_and_others_still_served() {
     let server = start(ServeLimits {
@@ -217,6 +235,7 @@ async fn oversized_headers_are_answered_431_and_others_still_served() {
     )
     .await;
     assert!(refused.starts_with("HTTP/1.1 431"), "{refused}");
+    assert_json_431(&refused, "8192 bytes");
 
     let mut other = server.connect().await.unwrap();
     assert_served(&mut other).await;
@@ -231,6 +250,7 @@ async fn too_many_header_fields_are_answered_431() {
     .await;
     let refused = answer(&server, &request_with_fields("", 40)).await;
     assert!(refused.starts_with("HTTP/1.1 431"), "{refused}");
+    assert_json_431(&refused, "20 header fields");
 
     // Within the limit, the same request is served.
     let served = answer(&server, &request_with_fields("Connection: close\r\n", 10)).await;

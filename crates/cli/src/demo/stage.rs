@@ -206,9 +206,11 @@ impl Dirs {
                     return Err(e).with_context(|| format!("cannot reset {}", dir.display()));
                 }
             }
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
         }
+        std::fs::create_dir_all(&dirs.connector)
+            .with_context(|| format!("cannot create {}", dirs.connector.display()))?;
+        // The hub's folder is its own (0700); the hub refuses a looser one.
+        uplink_hub::data_dir::prepare(&dirs.hub)?;
         Ok(dirs)
     }
 }

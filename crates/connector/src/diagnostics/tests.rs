@@ -29,7 +29,7 @@ async fn live_hub(ca: &uplink_tls::LoopbackCa) -> LiveHub {
     let port = listener.local_addr().unwrap().port();
     let url = format!("https://localhost:{port}");
     let hub = Arc::new(
-        Hub::open(dir.path(), HubConfig::new(url.clone()))
+        Hub::open(&dir.path().join("hub"), HubConfig::new(url.clone()))
             .await
             .unwrap(),
     );

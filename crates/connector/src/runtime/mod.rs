@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::{Notify, Semaphore, oneshot, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 use uplink_link::{Grant, RevokeRequest, to_hub};
 use uplink_model::DataSourceDescriptor;
@@ -176,7 +176,9 @@ pub(crate) struct Inner {
     hub_ids: Mutex<HashMap<String, String>>,
     view: Mutex<LinkView>,
     status: watch::Sender<ConnectorStatus>,
-    queries: Mutex<HashMap<String, oneshot::Sender<()>>>,
+    queries: Mutex<HashMap<String, query::Running>>,
+    /// Signalled when a query starts (the policy follower wakes for it).
+    query_started: Arc<Notify>,
     permits: Arc<Semaphore>,
     reregister: Notify,
     link: tokio::sync::Mutex<Option<LinkHandle>>,
@@ -339,6 +341,7 @@ impl ConnectorRuntime {
             view: Mutex::default(),
             status: watch::channel(ConnectorStatus::default()).0,
             queries: Mutex::default(),
+            query_started: Arc::new(Notify::new()),
             reregister: Notify::new(),
             link: tokio::sync::Mutex::new(None),
             current: Mutex::new(None),
@@ -354,10 +357,20 @@ impl ConnectorRuntime {
             .write_status_file
             .then(|| tokio::spawn(write_status_file(inner.clone())));
         let config_follower = tokio::spawn(follow_config_file(Arc::downgrade(&inner)));
+        let policy_follower = tokio::spawn(query::follow_policy(
+            Arc::downgrade(&inner),
+            inner.options.data_dir.clone(),
+            inner.query_started.clone(),
+        ));
         let status_file = status_writer.is_some();
         let runtime = Self {
             inner,
-            background: Mutex::new(status_writer.into_iter().chain([config_follower]).collect()),
+            background: Mutex::new(
+                status_writer
+                    .into_iter()
+                    .chain([config_follower, policy_follower])
+                    .collect(),
+            ),
             status_file,
         };
         match runtime.inner.credentials.load() {
@@ -403,6 +416,12 @@ impl ConnectorRuntime {
     /// # Errors
     /// [`LinkError::Store`] when they cannot be saved; [`LinkError::Config`].
     pub async fn sign_in(&self, credentials: LinkCredentials) -> Result<(), LinkError> {
+        // Signing in again to the same hub: the sign-in it replaces is ended there first, or
+        // the hub keeps the connector with that one (a sign-in registers only the connectors
+        // it created while it is valid).
+        if let Ok(Some(previous)) = self.inner.credentials.load() {
+            crate::credentials::end_replaced_sign_in(&previous, &credentials).await;
+        }
         self.inner.credentials.save(&credentials)?;
         self.inner
             .paused
@@ -525,6 +544,8 @@ impl ConnectorRuntime {
     }
 
     fn sources_changed(&self) {
+        // A query on a source that is gone stops now.
+        query::reapply(&self.inner);
         self.inner.reregister.notify_one();
         self.inner.publish();
     }
@@ -643,12 +664,14 @@ impl ConnectorRuntime {
         Ok(self.inner.policy.current()?)
     }
 
-    /// Replaces the local policy (saved atomically; applies to the next query).
+    /// Replaces the local policy (saved atomically): it applies to the next query, and the
+    /// running queries it no longer allows stop at once.
     ///
     /// # Errors
     /// [`LinkError::Store`].
     pub fn set_policy(&self, policy: &LocalPolicy) -> Result<(), LinkError> {
         self.inner.policy.save(policy)?;
+        query::reapply(&self.inner);
         self.inner.publish();
         Ok(())
     }
@@ -692,8 +715,8 @@ impl ConnectorRuntime {
             stop_link(old).await;
         }
         *lock(&self.inner.current) = None;
-        for (_, cancel) in lock(&self.inner.queries).drain() {
-            let _ = cancel.send(());
+        for (_, running) in lock(&self.inner.queries).drain() {
+            running.stop(query::Stop::Cancelled);
         }
         self.inner.update_view(|v| {
             v.state = Some(LinkState::Offline);
@@ -780,6 +803,7 @@ async fn apply_config(inner: &Inner, wanted: Vec<SourceConfig>) {
         });
     }
     *inner.sources.write().unwrap_or_else(|p| p.into_inner()) = next;
+    query::reapply(inner);
     inner.reregister.notify_one();
     inner.publish();
 }
@@ -836,14 +860,6 @@ pub fn read_status_file(data_dir: &Path) -> Result<Option<ConnectorStatus>, Link
         path: path.clone(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
     })?;
-    let alive = status.link != LinkState::Offline && process_alive(status.pid);
+    let alive = status.link != LinkState::Offline && uplink_files::process_is_running(status.pid);
     Ok(alive.then_some(status))
-}
-
-fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        true
-    }
 }

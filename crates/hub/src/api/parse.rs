@@ -130,6 +130,29 @@ pub fn from_params(operation: QueryOperation, params: &Params) -> Result<Query, 
     })
 }
 
+/// An error about the query a GET route built, named as the route's parameters name it: the
+/// `values-at` route takes `time=` (once per instant) where the query has `times`, so a time
+/// that resolves out of range is `time: … (time= number 2)`, not `times[1]: …`.
+pub fn in_param_terms(operation: QueryOperation, error: ApiError) -> ApiError {
+    match error {
+        ApiError::Invalid { field, message } if operation == QueryOperation::AtTimes => {
+            match field.strip_prefix("times") {
+                Some("") => ApiError::invalid("time", message),
+                Some(index) => {
+                    let number = index
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<usize>()
+                        .map_or_else(|_| index.to_owned(), |i| (i + 1).to_string());
+                    ApiError::invalid("time", format!("{message} (time= number {number})"))
+                }
+                None => ApiError::Invalid { field, message },
+            }
+        }
+        other => other,
+    }
+}
+
 fn tag(params: &Params) -> Result<String, ApiError> {
     let tag = params.required("tag")?;
     if tag.is_empty() {
@@ -149,27 +172,51 @@ fn end(params: &Params) -> Result<TimeExpr, ApiError> {
     Ok(params.time("end")?.unwrap_or(TimeExpr::NOW))
 }
 
-/// The body of `POST …/query`, as far as needed to pick the scope it needs; `None` when the
-/// body is not a JSON object with a known `type` (parsing then reports why).
-pub fn body_type(body: &[u8]) -> Option<QueryOperation> {
-    #[derive(serde::Deserialize)]
-    struct Typed {
-        r#type: String,
+/// A JSON object whose members are each named once. `serde_json` keeps the last of
+/// repeated members; a body naming `type` twice must not be checked as one query and run as
+/// another, so a repeated name is refused instead.
+struct UniqueMembers(Map<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for UniqueMembers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UniqueMembers;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object with a \"type\"")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut members: A,
+            ) -> Result<UniqueMembers, A::Error> {
+                let mut object = Map::new();
+                while let Some((name, value)) = members.next_entry::<String, Value>()? {
+                    if object.contains_key(&name) {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "member \"{name}\" is given more than once"
+                        )));
+                    }
+                    object.insert(name, value);
+                }
+                Ok(UniqueMembers(object))
+            }
+        }
+        d.deserialize_map(Visitor)
     }
-    let typed: Typed = serde_json::from_slice(body).ok()?;
-    TYPES.into_iter().find(|t| t.as_str() == typed.r#type)
 }
 
-/// The query in a `POST …/query` body.
+/// The query in a `POST …/query` body. The route checks the scope of exactly this query.
 pub fn from_body(body: &[u8]) -> Result<Query, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid("body", format!("not valid JSON: {e}")))?;
-    let Value::Object(mut object) = value else {
-        return Err(ApiError::invalid(
-            "body",
-            "expected a JSON object with a \"type\"",
-        ));
-    };
+    let UniqueMembers(mut object) =
+        serde_json::from_slice(body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data if e.to_string().starts_with("member ") => {
+                ApiError::invalid("body", e.to_string())
+            }
+            serde_json::error::Category::Data => {
+                ApiError::invalid("body", "expected a JSON object with a \"type\"")
+            }
+            _ => ApiError::invalid("body", format!("not valid JSON: {e}")),
+        })?;
     let expected = || {
         TYPES
             .iter()
@@ -322,10 +369,8 @@ mod tests {
             r#"{"type":"processed","tag":"T","start":"*-1d","end":"*","interval":"1h","functions":["AVG"]}"#,
         ] {
             let query = from_body(body.as_bytes()).unwrap();
-            assert_eq!(
-                Some(uplink_link::operation_of(&query)),
-                body_type(body.as_bytes())
-            );
+            let named: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(uplink_link::operation_of(&query).as_str(), named["type"]);
         }
     }
 
@@ -336,6 +381,10 @@ mod tests {
             ("[1]", "body: expected a JSON object"),
             (r#"{"tag":"T"}"#, "type: required"),
             (r#"{"type":"median"}"#, "type: unknown query type 'median'"),
+            (
+                r#"{"type":"raw","type":"search","tag":"T","start":"*-1h"}"#,
+                "body: member \"type\" is given more than once",
+            ),
             (
                 r#"{"type":"raw","tag":"T","start":"*-1h","end":"*","maxcount":5}"#,
                 "maxcount: unknown field for a raw query",

@@ -137,7 +137,9 @@ impl Fixture {
     /// sources of one connector, and a token for that app.
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::hub::open_store(dir.path()).await.unwrap();
+        let store = crate::hub::open_store(&dir.path().join("hub"))
+            .await
+            .unwrap();
         let hub = Arc::new(
             Hub::new(
                 Arc::new(store),
@@ -427,6 +429,132 @@ async fn bad_queries_are_400_naming_the_field_before_anything_is_relayed() {
     assert!(
         f.relay.received().is_empty(),
         "nothing invalid reaches a connector"
+    );
+}
+
+/// The `values-at` route takes `time=`; a time that parses but resolves out of range, or too
+/// many of them, is reported under that name (it was `times[1]: …`, a field the app never
+/// wrote). A `POST …/query` body keeps its own field name, `times[1]`.
+#[tokio::test]
+async fn values_at_range_errors_name_the_time_parameter() {
+    let f = Fixture::new().await;
+    let (status, body) = f
+        .get(&f.path("values-at?tag=T&time=*&time=*%2B8000y"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "invalid_query");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.starts_with("time: "), "{message}");
+    assert!(message.contains("'*+8000y'"), "{message}");
+    assert!(message.ends_with("(time= number 2)"), "{message}");
+
+    // An error about the list as a whole (more than 100 000 times do not fit in a URL, so
+    // only the mapping is checked here) is about `time` too.
+    let whole = parse::in_param_terms(
+        QueryOperation::AtTimes,
+        ApiError::invalid("times", "the number of times must be between 1 and 100000"),
+    );
+    assert_eq!(
+        whole.to_string(),
+        "time: the number of times must be between 1 and 100000"
+    );
+
+    let (status, body) = f
+        .post(
+            &f.granted.id.clone(),
+            r#"{"type":"atTimes","tag":"T","times":["*","*+8000y"]}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().starts_with("times[1]: "),
+        "{body}"
+    );
+    assert!(f.relay.received().is_empty());
+}
+
+/// A path under `/api/v1/` that no route serves answers the same `{code, message}` JSON as
+/// every other API error (it was an empty 404).
+#[tokio::test]
+async fn unknown_api_routes_answer_json_404() {
+    let f = Fixture::new().await;
+    let router = crate::router::router(f.hub.clone());
+    for path in [
+        "/api/v1/nothing".to_owned(),
+        "/api/v1/".to_owned(),
+        "/api/v2/sources".to_owned(),
+        format!("/api/v1/sources/{}/rawdata", f.granted.id),
+    ] {
+        let response = router
+            .clone()
+            .oneshot(Request::get(&path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/json",
+            "{path}"
+        );
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(body["code"], "not_found", "{path}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(&format!("GET {path}")), "{message}");
+        assert!(message.contains("/api/v1/openapi.json"), "{message}");
+    }
+    // Elsewhere a miss stays a plain 404, and real routes are untouched.
+    let response = router
+        .clone()
+        .oneshot(Request::get("/nowhere").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = router
+        .oneshot(Request::get("/api/v1/sources").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// The App Store Connect forms reach the API as apps write them in a URL (spaces as `%20` or
+/// `+`) and are relayed resolved.
+#[tokio::test]
+async fn compound_relative_times_are_accepted_in_a_query_string() {
+    let f = Fixture::new().await;
+    for (start, end) in [
+        ("WEEK%20-%2012H%2030M%2057S", "WEEK"),
+        ("*+-+1+h", "*"),
+        ("HOUR-1h30m", "HOUR"),
+    ] {
+        f.relay.next(Script::Items(vec![Ok(Bytes::from_static(
+            b"{\"tag\":\"T\",\"values\":[]}",
+        ))]));
+        let (status, body) = f
+            .get(&f.path(&format!("raw?tag=T&start={start}&end={end}")))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{start}: {body}");
+    }
+    let received = f.relay.received();
+    let spans: Vec<chrono::TimeDelta> = received
+        .iter()
+        .map(|(_, relayed)| {
+            let Query::Raw(raw) = &relayed.query else {
+                panic!("raw expected")
+            };
+            let (TimeExpr::Absolute(start), TimeExpr::Absolute(end)) = (&raw.start, &raw.end)
+            else {
+                panic!("times must be absolute: {raw:?}")
+            };
+            *end - *start
+        })
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            chrono::TimeDelta::seconds(12 * 3600 + 30 * 60 + 57),
+            chrono::TimeDelta::hours(1),
+            chrono::TimeDelta::minutes(90),
+        ]
     );
 }
 

@@ -150,9 +150,9 @@ impl LocalRouter {
         if let Some(older) = older.filter(|o| !Arc::ptr_eq(o, session)) {
             tracing::info!(connector = %connector_id, "a newer link replaces the connector's older one");
             older.end("the link was replaced by a newer one");
-            older.connection.close(Some(
-                "replaced by a newer link of the same connector".into(),
-            ));
+            older
+                .connection
+                .close(Some(uplink_link::close_reason::REPLACED.into()));
             lock(&self.sessions).remove(older.connection.id());
         }
     }

@@ -18,7 +18,7 @@ use super::registration;
 use super::session::{self, LinkRegistration, Session, grant_list};
 use crate::hub::Hub;
 use crate::relay::RelayError;
-use crate::store::ConnectorClaim;
+use crate::store::{ConnectorClaim, LinkAuthority};
 
 /// The link's SignalR hub: its methods and connection callbacks.
 pub fn hub(hub: Arc<Hub>) -> SignalrHub {
@@ -135,16 +135,16 @@ async fn register(
     let session = attach(&hub, &caller)?;
     registration::validate(&registration).map_err(HubError::new)?;
     let id = registration.connector_id.as_str();
-    let create = match &session.identity.credential {
+    let authority = match &session.identity.credential {
         LinkCredential::Connector { connector_id } => {
             if connector_id != id {
                 return Err(HubError::new(format!(
                     "this link's token belongs to connector '{connector_id}'; register as '{connector_id}', not '{id}'"
                 )));
             }
-            false
+            LinkAuthority::Credential
         }
-        LinkCredential::SignedIn { .. } => true,
+        LinkCredential::SignedIn { family_id, .. } => LinkAuthority::SignIn { family_id },
     };
     if let Some(current) = session.registration()
         && current.connector.id != id
@@ -162,11 +162,13 @@ async fn register(
             &session.identity.user_id,
             registration.name.trim(),
             &registration.software,
-            create,
+            authority,
             now,
         )
         .await
         .map_err(store_failure)?;
+    // A sign-in that took the connector over revoked the one before it: its links close.
+    hub.publish_changes().await;
     let connector = match claim {
         ConnectorClaim::Created(connector) => {
             hub.audit(
@@ -195,10 +197,34 @@ async fn register(
             )));
         }
         ConnectorClaim::Missing => {
-            caller.close(Some("the connector was removed from the hub".into()));
+            caller.close(Some(uplink_link::close_reason::REMOVED.into()));
             return Err(HubError::new(format!(
                 "connector '{id}' no longer exists on this hub"
             )));
+        }
+        ConnectorClaim::Removed => {
+            return Err(HubError::new(format!(
+                "connector id '{id}' was removed from this hub and cannot be registered again; sign the connector in with a new connector id"
+            )));
+        }
+        refused @ (ConnectorClaim::NeedsCredential | ConnectorClaim::OtherSignIn) => {
+            tracing::warn!(connector = id, user = %session.identity.user_id, ?refused, "registration without the connector's authority refused");
+            hub.audit(
+                "connector_register_refused",
+                Some(&session.identity.user_id),
+                None,
+                None,
+                format!("{id}: {refused:?}"),
+            )
+            .await;
+            return Err(HubError::new(match refused {
+                ConnectorClaim::NeedsCredential => format!(
+                    "connector '{id}' was registered by an administrator with its own credential; only a link authenticated with that credential may register as it"
+                ),
+                _ => format!(
+                    "connector '{id}' is signed in with another sign-in that is still valid; a sign-in registers only the connectors it created (to move the connector to this sign-in, revoke the other one on the hub's settings page first)"
+                ),
+            }));
         }
     };
     let sources = hub
@@ -344,6 +370,20 @@ async fn revoke_grant(
         return Err(HubError::new("register first"));
     };
     let connector = &registration.connector;
+    // An app the hub does not know is a mistake on site (a stale list, a typo): say so rather
+    // than report a revoke that revoked nothing.
+    if hub
+        .store
+        .app(&request.app_id)
+        .await
+        .map_err(store_failure)?
+        .is_none()
+    {
+        return Err(HubError::new(format!(
+            "no app '{}' on this hub; nothing was revoked",
+            request.app_id
+        )));
+    }
     if let Some(name) = &request.source {
         let known = hub
             .store

@@ -74,3 +74,42 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .router()
         .layer(axum::middleware::from_fn_with_state(cap, limit::gate))
 }
+
+#[cfg(test)]
+mod tests {
+    use uplink_link::close_reason;
+
+    /// The texts of the hub's `Close` messages are part of the protocol (docs/protocol.md §5
+    /// tells a connector to stop or reconnect by them): each one the hub sends is the shared
+    /// constant, word for word.
+    #[test]
+    fn the_hubs_close_reasons_are_the_documented_ones() {
+        let sources = [
+            include_str!("local_router.rs"),
+            include_str!("session.rs"),
+            include_str!("methods.rs"),
+        ]
+        .concat();
+        assert!(sources.contains("close_reason::REPLACED"));
+        for reason in [
+            close_reason::REMOVED,
+            close_reason::SIGN_IN_REVOKED,
+            close_reason::TOKEN_EXPIRED,
+        ] {
+            let literal = format!("\"{reason}\"");
+            let constant = reason_constant(reason);
+            assert!(
+                sources.contains(&literal) || sources.contains(constant),
+                "the hub no longer closes links with '{reason}'; update uplink_link::close_reason and docs/protocol.md"
+            );
+        }
+    }
+
+    fn reason_constant(reason: &str) -> &'static str {
+        match reason {
+            r if r == close_reason::REMOVED => "close_reason::REMOVED",
+            r if r == close_reason::SIGN_IN_REVOKED => "close_reason::SIGN_IN_REVOKED",
+            _ => "close_reason::TOKEN_EXPIRED",
+        }
+    }
+}

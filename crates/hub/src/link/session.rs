@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, broadcast};
-use uplink_link::{Grant, GrantList, to_connector};
+use uplink_link::{Grant, GrantList, close_reason, to_connector};
 use uplink_model::DataSourceDescriptor;
 use uplink_signalr::server::ConnectionHandle;
 
@@ -181,28 +181,57 @@ enum Effect {
     Close(&'static str),
 }
 
-fn effect(change: &Revocation, session: &Session, registration: &LinkRegistration) -> Effect {
-    let connector = &registration.connector;
+/// What `change` means for a link, registered or not yet: a revoked sign-in or a removed
+/// connector closes the links it authenticated, whether or not they registered.
+fn effect(
+    change: &Revocation,
+    session: &Session,
+    registration: Option<&LinkRegistration>,
+) -> Effect {
     match change {
-        Revocation::Grant { user_id, .. } | Revocation::Granted { user_id, .. }
-            if *user_id == connector.owner_id =>
-        {
-            Effect::PushGrants
-        }
-        Revocation::AppRemoved { .. } => Effect::PushGrants,
-        Revocation::ConnectorRemoved { connector_id } if *connector_id == connector.id => {
-            Effect::Close("the connector was removed from the hub")
-        }
         Revocation::TokenFamily { family_id } => match &session.identity.credential {
             LinkCredential::SignedIn {
                 family_id: mine, ..
-            } if mine == family_id => {
-                Effect::Close("the connector's sign-in was revoked; sign it in again")
-            }
+            } if mine == family_id => Effect::Close(close_reason::SIGN_IN_REVOKED),
             _ => Effect::Nothing,
         },
+        Revocation::ConnectorRemoved { connector_id } => {
+            let registered_as = registration.is_some_and(|r| r.connector.id == *connector_id);
+            let credential_of = matches!(
+                &session.identity.credential,
+                LinkCredential::Connector { connector_id: mine } if mine == connector_id
+            );
+            if registered_as || credential_of {
+                Effect::Close(close_reason::REMOVED)
+            } else {
+                Effect::Nothing
+            }
+        }
+        Revocation::Grant { user_id, .. } | Revocation::Granted { user_id, .. }
+            if registration.is_some_and(|r| r.connector.owner_id == *user_id) =>
+        {
+            Effect::PushGrants
+        }
+        Revocation::AppRemoved { .. } if registration.is_some() => Effect::PushGrants,
         _ => Effect::Nothing,
     }
+}
+
+/// After missed announcements: whether the link's sign-in or connector still stands in the
+/// store.
+async fn still_stands(hub: &Hub, session: &Session) -> bool {
+    let standing = match &session.identity.credential {
+        LinkCredential::SignedIn { family_id, .. } => hub
+            .store
+            .family(family_id)
+            .await
+            .map(|f| f.is_some_and(|f| f.revoked_at.is_none())),
+        LinkCredential::Connector { connector_id } => {
+            hub.store.connector(connector_id).await.map(|c| c.is_some())
+        }
+    };
+    // A store that cannot answer now is not a revoke; the next transport request re-checks.
+    standing.unwrap_or(true)
 }
 
 /// Watches one session until its connection ends: closes it when its token expires without
@@ -219,9 +248,9 @@ pub async fn watch(hub: Arc<Hub>, session: Arc<Session>) {
                 connection = session.connection.id(),
                 "link token expired without renewal"
             );
-            session.connection.close(Some(
-                "the access token expired without renewal; reconnect with a fresh token".into(),
-            ));
+            session
+                .connection
+                .close(Some(close_reason::TOKEN_EXPIRED.into()));
             break;
         }
         // Wall-clock expiry, re-checked on waking: sleeps are monotonic, tokens are not.
@@ -231,19 +260,30 @@ pub async fn watch(hub: Arc<Hub>, session: Arc<Session>) {
             _ = session.changed.notified() => {}
             _ = tokio::time::sleep(wait) => {}
             change = announcements.recv() => {
-                let Some(registration) = session.registration() else { continue };
+                let registration = session.registration();
                 let effect = match change {
-                    Ok(change) => effect(&change, &session, &registration),
-                    Err(broadcast::error::RecvError::Lagged(_)) => Effect::PushGrants,
+                    Ok(change) => effect(&change, &session, registration.as_deref()),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if !still_stands(&hub, &session).await {
+                            Effect::Close(close_reason::SIGN_IN_REVOKED)
+                        } else if registration.is_some() {
+                            Effect::PushGrants
+                        } else {
+                            Effect::Nothing
+                        }
+                    }
                     Err(broadcast::error::RecvError::Closed) => {
                         announcements = hub.announcer.subscribe();
                         Effect::Nothing
                     }
                 };
-                match effect {
-                    Effect::Nothing => {}
-                    Effect::PushGrants => push_grants(&hub, &session, &registration.connector.id).await,
-                    Effect::Close(why) => {
+                match (effect, registration) {
+                    (Effect::Nothing, _) | (Effect::PushGrants, None) => {}
+                    (Effect::PushGrants, Some(registration)) => {
+                        push_grants(&hub, &session, &registration.connector.id).await;
+                    }
+                    (Effect::Close(why), _) => {
+                        tracing::info!(connection = session.connection.id(), why, "link closed");
                         session.connection.close(Some(why.into()));
                         break;
                     }

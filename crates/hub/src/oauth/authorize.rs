@@ -46,6 +46,18 @@ pub fn redirect_to_app(
     Redirect::to(url.as_str()).into_response()
 }
 
+/// Why an app may not ask for `scope`: it was not registered for it. Scope `connector` says
+/// whose it is.
+pub(crate) fn not_registered_for(scope: &str) -> String {
+    if scope == crate::scopes::CONNECTOR {
+        format!(
+            "scope '{scope}' is only for a site connector's own client; this app is not registered for it"
+        )
+    } else {
+        format!("this app may not ask for scope '{scope}'")
+    }
+}
+
 /// A valid PKCE S256 challenge: 43 base64url characters (a SHA-256 digest).
 fn is_s256_challenge(c: &str) -> bool {
     c.len() == 43
@@ -142,10 +154,10 @@ pub async fn authorize(
         Some(Ok(scopes)) => scopes,
     };
     if let Some(bad) = scopes.iter().find(|s| !app.scopes.contains(s)) {
-        return fail(
-            "invalid_scope",
-            &format!("this app may not ask for scope '{bad}'"),
-        );
+        return fail("invalid_scope", &not_registered_for(bad));
+    }
+    if let Some(problem) = crate::scopes::mixing_problem(&scopes) {
+        return fail("invalid_scope", &problem);
     }
     let now = crate::clock::now();
     let request = AuthorizationRequest {

@@ -94,9 +94,12 @@ async fn start(
         ));
     }
     if let Some(bad) = scopes.iter().find(|s| !app.scopes.contains(s)) {
-        return Err(OAuthError::invalid_scope(format!(
-            "this app may not ask for scope '{bad}'"
-        )));
+        return Err(OAuthError::invalid_scope(
+            super::authorize::not_registered_for(bad),
+        ));
+    }
+    if let Some(problem) = crate::scopes::mixing_problem(&scopes) {
+        return Err(OAuthError::invalid_scope(problem));
     }
     let device_code = Secret::generate();
     let code = user_code();
@@ -111,6 +114,7 @@ async fn start(
                 created_at: now,
                 expires_at: now + LIFETIME,
                 interval_secs: INTERVAL,
+                requested_from: peer.ip().to_string(),
             },
         )
         .await?;

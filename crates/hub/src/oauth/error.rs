@@ -31,6 +31,14 @@ impl OAuthError {
             description: description.into(),
         }
     }
+    /// Whether this answers a guess that failed (a wrong client credential, a code, refresh
+    /// token or device code that is not valid): what the caller's address is charged for.
+    pub fn is_failed_attempt(&self) -> bool {
+        matches!(
+            self.error,
+            "invalid_client" | "invalid_grant" | "unauthorized_client" | "expired_token"
+        )
+    }
     /// `invalid_request`: malformed or missing parameters.
     pub fn invalid_request(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", d)

@@ -61,6 +61,15 @@ pub async fn token(
 ) -> Response {
     match issue(&hub, peer, &headers, &body).await {
         Ok(tokens) => {
+            // Shown to the owner beside the sign-in; a failure to note it fails nothing.
+            if let Some(refresh) = &tokens.refresh_token
+                && let Err(e) = hub
+                    .store
+                    .note_refresh_address(&digest(refresh), &peer.ip().to_string())
+                    .await
+            {
+                tracing::warn!(error = %e, "the sign-in's address was not recorded");
+            }
             let mut response = Json(tokens).into_response();
             let h = response.headers_mut();
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -77,15 +86,38 @@ async fn issue(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<TokenResponse, OAuthError> {
-    if !hub.limiters.allow_token_from(peer.ip()) {
+    let address = peer.ip();
+    if !hub.limiters.allow_token_from(address) {
         return Err(OAuthError::slow_down());
     }
+    let outcome = grant(hub, address, headers, body).await;
+    if let Err(error) = &outcome
+        && error.is_failed_attempt()
+    {
+        // A wrong credential or grant is charged to the address that sent it, and to nothing
+        // another caller needs.
+        hub.limiters.token_failed(address);
+    }
+    outcome
+}
+
+async fn grant(
+    hub: &Hub,
+    address: std::net::IpAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<TokenResponse, OAuthError> {
     let params = form_params(headers, body)?;
     if params.get("grant_type") == Some("client_credentials") {
-        return connector_credentials(hub, headers, &params).await;
+        return connector_credentials(hub, address, headers, &params).await;
     }
     let app = authenticate(hub, headers, &params).await?;
-    if !hub.limiters.allow_token_for(&app.client_id) {
+    // After the client is verified; a public client has no credential, so its budget is its
+    // caller's address's.
+    if !hub
+        .limiters
+        .allow_token_for(&app.client_id, app.confidential, address)
+    {
         return Err(OAuthError::slow_down());
     }
     match params.get("grant_type") {
@@ -131,6 +163,7 @@ async fn authorization_code(
             tracing::warn!(client_id = %app.client_id, "authorization code replayed; its tokens are revoked");
             hub.audit("code_replayed", None, Some(&app.client_id), None, "")
                 .await;
+            hub.publish_changes().await;
             return Err(OAuthError::invalid_grant(
                 "the authorization code was already used",
             ));
@@ -243,10 +276,8 @@ async fn refresh(hub: &Hub, app: &App, params: &Params) -> Result<TokenResponse,
                 family.id.clone(),
             )
             .await;
-            hub.announcer
-                .announce(crate::revocation::Revocation::TokenFamily {
-                    family_id: family.id,
-                });
+            // The store revoked the family and recorded it: links it opened close.
+            hub.publish_changes().await;
             Err(OAuthError::invalid_grant(
                 "the refresh token was already used",
             ))
@@ -311,13 +342,11 @@ async fn device_code(hub: &Hub, app: &App, params: &Params) -> Result<TokenRespo
 /// only, no refresh token). The token's app is the connector and its user the owner.
 async fn connector_credentials(
     hub: &Hub,
+    address: std::net::IpAddr,
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<TokenResponse, OAuthError> {
     let (client_id, secret) = super::client_auth::presented(headers, params)?;
-    if !hub.limiters.allow_token_for(&client_id) {
-        return Err(OAuthError::slow_down());
-    }
     let Some(secret) = secret else {
         return Err(OAuthError::invalid_client(
             "client credentials need the connector's credential",
@@ -335,6 +364,9 @@ async fn connector_credentials(
     if expected.is_empty() || !equal(&expected, &digest(&secret)) {
         tracing::info!(connector = %connector.id, "connector authentication failed");
         return Err(OAuthError::invalid_client("client authentication failed"));
+    }
+    if !hub.limiters.allow_token_for(&connector.id, true, address) {
+        return Err(OAuthError::slow_down());
     }
     let scopes = parse_scope(params.get("scope").unwrap_or(crate::scopes::CONNECTOR))
         .map_err(OAuthError::invalid_scope)?;

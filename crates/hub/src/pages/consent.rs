@@ -20,7 +20,7 @@ use super::session::{self, SignedIn};
 use crate::hub::Hub;
 use crate::oauth::authorize::redirect_to_app;
 use crate::secret::Secret;
-use crate::store::{App, AuthorizationRequest, CodeGrant, DataSource};
+use crate::store::{App, AuthorizationRequest, CodeGrant, DataSource, GrantView};
 
 /// Query of the consent page.
 #[derive(Debug, Deserialize)]
@@ -80,14 +80,33 @@ async fn open_request(
     }
 }
 
+/// The grants this user already gave `app`: a consent that changes their permissions says so.
+async fn existing_grants(hub: &Hub, who: &SignedIn, app: &App) -> Result<Vec<GrantView>, Response> {
+    match hub.store.grants_of(&who.user.id).await {
+        Ok(grants) => Ok(grants
+            .into_iter()
+            .filter(|g| g.app_id == app.client_id)
+            .collect()),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
 fn consent_page(
     status: StatusCode,
     who: &SignedIn,
     request: &AuthorizationRequest,
     app: &App,
     sources: &[DataSource],
+    existing: &[GrantView],
     error: Option<&str>,
 ) -> Response {
+    let mut asked = request.scopes.clone();
+    asked.sort();
+    let changes_scopes = existing.iter().any(|g| {
+        let mut had = g.scopes.clone();
+        had.sort();
+        had != asked
+    });
     let mut by_connector: BTreeMap<&str, Vec<&DataSource>> = BTreeMap::new();
     for s in sources {
         by_connector
@@ -116,6 +135,27 @@ fn consent_page(
                         "You can revoke access at any time in your settings."
                     }
                 }
+                @if !existing.is_empty() && !connector_only {
+                    div.notice role="note" id="existing-grants" {
+                        @if changes_scopes {
+                            p { strong { "This changes what " (app.name) " may do." } }
+                        }
+                        p { (app.name) " already has your permission for:" }
+                        ul {
+                            @for g in existing {
+                                li {
+                                    (g.source_name) " (" (g.connector_name) "): "
+                                    @for s in &g.scopes { code { (s) } " " }
+                                }
+                            }
+                        }
+                        p {
+                            "Each data source you tick below gets exactly the permissions ticked here, "
+                            "replacing what it had; the others keep theirs. Your settings show every "
+                            "app's permissions."
+                        }
+                    }
+                }
                 @if let Some(error) = error {
                     div.error role="alert" { (error) }
                 }
@@ -124,7 +164,9 @@ fn consent_page(
                     input type="hidden" name="csrf" value=(who.consent_token(&request.id));
                     fieldset {
                         legend { "What " (app.name) " asks to do" }
-                        @for scope in &request.scopes {
+                        // `connector` is offered only on a connector's own sign-in, never
+                        // beside an app's data access (authorize refuses mixing it in).
+                        @for scope in request.scopes.iter().filter(|s| connector_only || *s != crate::scopes::CONNECTOR) {
                             div.choice {
                                 input type="checkbox" name="scope" value=(scope) id={"scope-" (scope)} checked;
                                 label for={"scope-" (scope)} {
@@ -192,7 +234,19 @@ pub async fn show(
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    consent_page(StatusCode::OK, &who, &request, &app, &sources, None)
+    let existing = match existing_grants(&hub, &who, &app).await {
+        Ok(g) => g,
+        Err(response) => return response,
+    };
+    consent_page(
+        StatusCode::OK,
+        &who,
+        &request,
+        &app,
+        &sources,
+        &existing,
+        None,
+    )
 }
 
 /// `POST /account/consent`.
@@ -259,6 +313,10 @@ async fn approve(
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
+    let existing = match existing_grants(hub, who, app).await {
+        Ok(g) => g,
+        Err(response) => return response,
+    };
     let again = |error: &str| {
         consent_page(
             StatusCode::BAD_REQUEST,
@@ -266,6 +324,7 @@ async fn approve(
             request,
             app,
             &owned,
+            &existing,
             Some(error),
         )
     };
@@ -273,6 +332,9 @@ async fn approve(
     for scope in form.all("scope") {
         if !request.scopes.iter().any(|s| s == scope) {
             return again("That permission was not part of the app's request.");
+        }
+        if scope == crate::scopes::CONNECTOR && !only_connects_a_connector(request) {
+            return again("Connecting a site connector is not something an app can be given.");
         }
         if !scopes.iter().any(|s| s == scope) {
             scopes.push(scope.to_owned());

@@ -40,6 +40,10 @@ button.small { padding: .25rem .7rem; font-size: .9rem; }
 :focus-visible { outline: 3px solid var(--focus); outline-offset: 2px; }
 .error { border-left: 4px solid var(--danger); padding: .5rem .75rem; background: var(--bg); margin: 1rem 0; }
 .notice { border-left: 4px solid var(--accent); padding: .5rem .75rem; background: var(--bg); margin: 1rem 0; }
+.warning { border-left: 4px solid var(--danger); padding: .5rem .75rem; background: var(--bg); margin: 1rem 0; font-weight: 600; }
+dl.request { display: grid; grid-template-columns: max-content 1fr; gap: .3rem 1rem; margin: 1rem 0; }
+dl.request dt { color: var(--muted); font-weight: 600; }
+dl.request dd { margin: 0; }
 table { width: 100%; border-collapse: collapse; font-size: .95rem; }
 th, td { text-align: left; padding: .45rem .4rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { color: var(--muted); font-weight: 600; }

@@ -121,8 +121,10 @@ pub async fn submit(
             &username,
         );
     }
-    if !hub.limiters.allow_sign_in(peer.ip(), &username) {
-        tracing::warn!(peer = %peer.ip(), "sign-in rate limit reached");
+    // The attempt is charged to the caller's address only: nobody else's address, nor the
+    // account, pays for it.
+    if !hub.limiters.allow_attempt_from(peer.ip()) {
+        tracing::warn!(peer = %peer.ip(), "sign-in rate limit reached for this address");
         return login_page(
             StatusCode::TOO_MANY_REQUESTS,
             request,
@@ -130,6 +132,13 @@ pub async fn submit(
             Some("Too many sign-in attempts. Wait a minute, then try again."),
             &username,
         );
+    }
+    // Someone is guessing this account's password: every attempt on it waits a little, the
+    // owner's too, but nobody is refused.
+    let backoff = hub.limiters.sign_in_backoff(&username);
+    if !backoff.is_zero() {
+        tracing::info!(peer = %peer.ip(), "sign-in on an account with many failures: backing off");
+        tokio::time::sleep(backoff).await;
     }
     let credentials = match hub.store.user_credentials(&username).await {
         Ok(c) => c,
@@ -146,6 +155,7 @@ pub async fn submit(
     let user = match (user, matches) {
         (Some(user), true) => user,
         (user, _) => {
+            hub.limiters.sign_in_failed(&username);
             hub.audit(
                 "sign_in_failed",
                 user.as_ref().map(|u| u.id.as_str()),
@@ -163,6 +173,17 @@ pub async fn submit(
             );
         }
     };
+    // Only someone who knows the password spends the account's own budget.
+    if !hub.limiters.allow_verified_account(&user.username) {
+        tracing::warn!(peer = %peer.ip(), "sign-in rate limit reached for this account");
+        return login_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            request,
+            next,
+            Some("Too many sign-ins to this account. Wait a minute, then try again."),
+            &username,
+        );
+    }
     let cookie = match session::start(&hub, &user).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),

@@ -1,5 +1,7 @@
 //! `/account/settings`: the apps that hold grants (per data source, with scopes, when granted
-//! and when last used) with revoke buttons, and the connectors the user owns.
+//! and when last used) with revoke buttons, the account's sign-ins (connectors and devices:
+//! when signed in, last used, from where) each with a revoke button, and the connectors the
+//! user owns.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,13 +17,15 @@ use super::fields::Fields;
 use super::form_guard::{forged, same_origin, token_matches};
 use super::layout::{html_response, human_time, page};
 use super::session;
+use crate::error::HubError;
 use crate::hub::Hub;
-use crate::store::GrantView;
+use crate::store::{GrantView, SignInView};
 
 /// Query of the settings page.
 #[derive(Debug, Deserialize)]
 pub struct SettingsQuery {
     revoked: Option<String>,
+    signed_out: Option<String>,
 }
 
 /// `GET /account/settings`.
@@ -33,10 +37,11 @@ pub async fn show(
     let Some(who) = session::signed_in(&hub, &headers).await else {
         return Redirect::to("/account/login").into_response();
     };
-    let (grants, connectors, sources) = match tokio::try_join!(
+    let (grants, connectors, sources, sign_ins) = match tokio::try_join!(
         hub.store.grants_of(&who.user.id),
         hub.store.connectors(Some(&who.user.id)),
         hub.store.sources_owned_by(&who.user.id),
+        hub.store.sign_ins_of(&who.user.id, crate::clock::now()),
     ) {
         Ok(all) => all,
         Err(e) => return e.into_response(),
@@ -56,6 +61,9 @@ pub async fn show(
             h1 { "Your settings" }
             @if query.revoked.is_some() {
                 div.notice role="status" { "Access revoked. The app's next request is refused." }
+            }
+            @if query.signed_out.is_some() {
+                div.notice role="status" { "Sign-in revoked. Its link is closed and its tokens are refused." }
             }
             section.card aria-labelledby="apps-heading" {
                 h2 id="apps-heading" { "Apps with access" }
@@ -99,6 +107,36 @@ pub async fn show(
                     }
                 }
             }
+            section.card aria-labelledby="sign-ins-heading" {
+                h2 id="sign-ins-heading" { "Signed-in connectors and devices" }
+                @if sign_ins.is_empty() {
+                    p.muted { "Nothing is signed in to your account." }
+                } @else {
+                    table {
+                        caption.muted { "Each sign-in can obtain tokens until you revoke it" }
+                        thead { tr { th scope="col" { "Signed in" } th scope="col" { "When" }
+                            th scope="col" { "Last used" } th scope="col" { "From" } th scope="col" { span.muted { "Action" } } } }
+                        tbody {
+                            @for s in &sign_ins {
+                                @let what = sign_in_name(s);
+                                tr {
+                                    td { strong { (what) } br; span.muted { (s.app_name.as_deref().unwrap_or(&s.app_id)) " · " @for scope in &s.scopes { code { (scope) } " " } } }
+                                    td { (human_time(s.signed_in_at)) }
+                                    td { (human_time(s.last_used_at)) }
+                                    td { @match &s.last_address { Some(a) => code { (a) }, None => span.muted { "unknown" } } }
+                                    td {
+                                        form.inline method="post" action="/account/settings/revoke-sign-in" {
+                                            input type="hidden" name="csrf" value=(csrf);
+                                            input type="hidden" name="family" value=(s.family_id);
+                                            button.danger.small type="submit" aria-label={"Revoke the sign-in of " (what)} { "Revoke" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             section.card aria-labelledby="connectors-heading" {
                 h2 id="connectors-heading" { "Your connectors" }
                 @if connectors.is_empty() {
@@ -123,6 +161,62 @@ pub async fn show(
         },
     );
     html_response(StatusCode::OK, markup)
+}
+
+/// What a sign-in is called on the page: the connector it signed in, else its client.
+fn sign_in_name(s: &SignInView) -> String {
+    match (&s.connector_name, &s.app_name) {
+        (Some(connector), _) => format!("Connector {connector}"),
+        (None, Some(app)) => app.clone(),
+        (None, None) => s.app_id.clone(),
+    }
+}
+
+/// `POST /account/settings/revoke-sign-in`: ends one of the user's sign-ins (`family`) —
+/// its tokens are refused and the links it opened close at once.
+pub async fn revoke_sign_in(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !same_origin(&headers, &hub.config.issuer) {
+        return forged();
+    }
+    let Some(who) = session::signed_in(&hub, &headers).await else {
+        return forged();
+    };
+    let form = Fields::parse(&body);
+    if !token_matches(&who.csrf_token(), form.one("csrf")) {
+        return forged();
+    }
+    let Some(family_id) = form.one("family") else {
+        return forged();
+    };
+    // Only the user's own sign-ins; another's is answered as if it did not exist.
+    match hub.store.family(family_id).await {
+        Ok(Some(family)) if family.user_id == who.user.id => {}
+        Ok(_) => {
+            return HubError::NotFound("no such sign-in on your account".into()).into_response();
+        }
+        Err(e) => return e.into_response(),
+    }
+    match hub
+        .revoke_family(family_id, "revoked by the owner in settings")
+        .await
+    {
+        Ok(_) => {
+            hub.audit(
+                "sign_in_revoked",
+                Some(&who.user.id),
+                None,
+                None,
+                family_id.to_owned(),
+            )
+            .await;
+            Redirect::to("/account/settings?signed_out=1").into_response()
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 /// `POST /account/settings/revoke`: one data source (`source`) or the whole app.

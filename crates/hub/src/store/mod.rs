@@ -7,7 +7,7 @@
 
 mod sqlite;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{CHANGE_POLL, SqliteStore};
 
 use async_trait::async_trait;
 
@@ -102,6 +102,60 @@ pub enum ConnectorClaim {
     OwnedByAnother,
     /// No such connector, and creating one was not allowed.
     Missing,
+    /// The id was removed from the hub; it is never registered again.
+    Removed,
+    /// An administrator provisioned this connector with its own credential: only a link
+    /// authenticated with that credential may register as it.
+    NeedsCredential,
+    /// Another sign-in, still valid, created (or last took over) this connector.
+    OtherSignIn,
+}
+
+/// The authority a link registers with: the connector's own credential, or an owner's
+/// sign-in (a token family with scope `connector`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkAuthority<'a> {
+    /// Client credentials of the connector itself.
+    Credential,
+    /// A sign-in: it may create a connector, and register only connectors its own family
+    /// created — or one whose creating sign-in is no longer valid (revoked or expired), which
+    /// it then takes over (signing a connector in again).
+    SignIn {
+        /// The sign-in's token family.
+        family_id: &'a str,
+    },
+}
+
+/// One valid sign-in of a user (a token family with a usable refresh token), as the settings
+/// page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInView {
+    /// The token family.
+    pub family_id: String,
+    /// The client it signed in with.
+    pub app_id: String,
+    /// That client's name, if it is still registered.
+    pub app_name: Option<String>,
+    /// The connector it created or took over, if any.
+    pub connector_name: Option<String>,
+    /// Its scopes.
+    pub scopes: Vec<String>,
+    /// When it signed in.
+    pub signed_in_at: i64,
+    /// When it last obtained tokens.
+    pub last_used_at: i64,
+    /// The client address it last obtained tokens from, if known.
+    pub last_address: Option<String>,
+}
+
+/// Changes read from the feed: what changed, in commit order, and the sequence number to
+/// wait after next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeBatch {
+    /// The last sequence number read.
+    pub cursor: i64,
+    /// What changed.
+    pub changes: Vec<crate::revocation::Revocation>,
 }
 
 /// One live grant on a connector's data source, as the connector is told.
@@ -256,6 +310,8 @@ pub struct DeviceAuthorization {
     pub expires_at: i64,
     /// Minimum seconds between polls.
     pub interval_secs: i64,
+    /// The client address the device asked from (as the hub saw it), shown to the approver.
+    pub requested_from: String,
 }
 
 /// Outcome of a device polling the token endpoint.
@@ -332,8 +388,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn user(&self, id: &str) -> Result<Option<User>>;
     /// All users.
     async fn users(&self) -> Result<Vec<User>>;
-    /// Replaces a user's password hash and ends their sessions; false if no such user.
-    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool>;
+    /// Replaces a user's password hash, ends their sessions and revokes every token family
+    /// of theirs, in one transaction. None if no such user, else the families revoked.
+    async fn set_password_hash(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<Option<Vec<String>>>;
 
     // Apps
     /// Registers an app; fails with `Conflict` if the client id exists.
@@ -363,23 +425,27 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Connector>;
     /// Connectors, all or one owner's.
     async fn connectors(&self, owner_id: Option<&str>) -> Result<Vec<Connector>>;
-    /// Removes a connector and its data sources, revoking every grant on them.
-    async fn remove_connector(&self, id: &str, now: i64) -> Result<bool>;
+    /// Removes a connector and its data sources, revoking every grant on them and the
+    /// sign-in that created it; its id is never registered again. None if no such connector,
+    /// else the token families revoked. One transaction.
+    async fn remove_connector(&self, id: &str, now: i64) -> Result<Option<Vec<String>>>;
     /// A connector by id.
     async fn connector(&self, id: &str) -> Result<Option<Connector>>;
     /// A connector and the digest of its credential (empty for connectors that registered
     /// themselves and have none).
     async fn connector_credential(&self, id: &str) -> Result<Option<(Connector, Vec<u8>)>>;
-    /// A connector registers on its link as `owner_id`: updates its name and software if it
-    /// is that owner's, creates it (without a credential) if missing and `create` is set, and
-    /// never touches another owner's connector. One transaction.
+    /// A connector registers on its link as `owner_id` with `authority`: updates its name and
+    /// software if it is that owner's and the authority is the connector's (its credential,
+    /// or the sign-in that created it), creates it (without a credential) for a sign-in if
+    /// missing and never removed, and never touches another owner's connector. One
+    /// transaction.
     async fn claim_connector(
         &self,
         id: &str,
         owner_id: &str,
         name: &str,
         software: &str,
-        create: bool,
+        authority: LinkAuthority<'_>,
         now: i64,
     ) -> Result<ConnectorClaim>;
     /// Replaces the data sources a connector announces: each is created or updated (kind,
@@ -433,14 +499,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn grants_of(&self, user_id: &str) -> Result<Vec<GrantView>>;
     /// Revokes one data source's grant (or, with `source_id` None, all of an app's grants) for a
     /// user. When the app has no active grant left for that user, its token families are revoked
-    /// too. Returns how many grants were revoked. Committed before it returns.
+    /// too. Returns how many grants were revoked and the families revoked. Committed before it
+    /// returns.
     async fn revoke(
         &self,
         user_id: &str,
         app_id: &str,
         source_id: Option<&str>,
         now: i64,
-    ) -> Result<u64>;
+    ) -> Result<(u64, Vec<String>)>;
 
     // Authorization requests and codes
     /// Stores a consent transaction.
@@ -481,6 +548,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn family(&self, id: &str) -> Result<Option<TokenFamily>>;
     /// Revokes a token family; false if it was already revoked or unknown.
     async fn revoke_family(&self, id: &str, reason: &str, now: i64) -> Result<bool>;
+    /// Records the client address a refresh token was issued to (shown to the owner).
+    async fn note_refresh_address(&self, digest: &[u8], address: &str) -> Result<()>;
+    /// A user's valid sign-ins (live families with a usable refresh token), newest first.
+    async fn sign_ins_of(&self, user_id: &str, now: i64) -> Result<Vec<SignInView>>;
 
     // Device authorization (RFC 8628)
     /// Stores a new device authorization by the digests of its device and user codes.
@@ -520,11 +591,30 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Ends a session.
     async fn delete_session(&self, digest: &[u8]) -> Result<()>;
 
-    // Token keys
-    /// Every access-token key, newest first.
+    // Token keys: they live in their own file (`data_dir::KeyFile`). Hubs before it kept them
+    // here; these methods exist to move such keys out, once.
+    /// Every access-token key an older hub kept in the store, newest first.
     async fn token_keys(&self) -> Result<Vec<TokenKeyRecord>>;
-    /// Stores a new access-token key.
+    /// Stores an access-token key the way older hubs did. The hub never calls it; tests of
+    /// the move to the key file do.
     async fn add_token_key(&self, key: &TokenKeyRecord) -> Result<()>;
+    /// Removes every access-token key from the store so that no trace of one stays readable
+    /// in its files (the key bytes are overwritten, not only unlinked).
+    async fn forget_token_keys(&self) -> Result<()>;
+
+    // Change feed
+    /// The newest change's sequence number (0 when there is none): where a follower starts.
+    async fn change_cursor(&self) -> Result<i64>;
+    /// The changes committed after `after` — by this process or any other using the same
+    /// store — in commit order (at most a thousand at a time). Every method that revokes or
+    /// grants appends its change in its own transaction.
+    async fn changes_after(&self, after: i64) -> Result<ChangeBatch>;
+    /// Returns once a change after `after` may have been committed by any process. SQLite
+    /// polls (every [`CHANGE_POLL`]); PostgreSQL can LISTEN for a NOTIFY that the same
+    /// transactions send.
+    async fn wait_for_changes(&self, after: i64) -> Result<()>;
+    /// Forgets changes committed before `before` (Unix seconds); returns how many.
+    async fn prune_changes(&self, before: i64) -> Result<u64>;
 
     // Audit
     /// Appends to the audit trail.

@@ -138,3 +138,43 @@ async fn a_revoke_on_site_stops_the_apps_next_request() {
     assert!(events.iter().any(|e| e.event == "revoked_on_site"));
     assert!(hub.hub.relay().is_online(hub.plant_id()));
 }
+
+/// docs/protocol.md: `RevokeGrant` for an app the hub does not know answers an error naming
+/// it; it used to complete as if something had been revoked.
+#[tokio::test]
+async fn revoking_an_unknown_app_on_site_is_an_error_not_a_silent_success() {
+    let hub = LinkHub::start().await;
+    let mut connector =
+        TestConnector::connect(&hub, Transport::WebSockets, hub.connector_token().await).await;
+    let registered = connector
+        .register(hub.plant_id(), &["line-1"])
+        .await
+        .unwrap();
+    let _ = connector.grants.recv().await.unwrap();
+    let line_1 = registered.sources[0].id.clone();
+    let token = hub.app_token(&hub.ada, &line_1).await;
+    assert_eq!(connector.grants.recv().await.unwrap().grants.len(), 1);
+
+    for request in [
+        serde_json::json!({"appId": "app_nobody"}),
+        serde_json::json!({"appId": "app_nobody", "source": "line-1"}),
+    ] {
+        let err = connector
+            .connection
+            .invoke::<()>(to_hub::REVOKE_GRANT, (request.clone(),))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("no app 'app_nobody' on this hub"),
+            "{request}: {err}"
+        );
+    }
+    // The known app's grant is untouched, and the link is still up.
+    assert!(
+        hub.hub
+            .check_access(&token, &line_1, "data.read")
+            .await
+            .is_ok()
+    );
+    assert!(hub.hub.relay().is_online(hub.plant_id()));
+}

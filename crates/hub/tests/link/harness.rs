@@ -146,6 +146,7 @@ impl LinkHub {
                     created_at: now,
                     expires_at: now + 600,
                     interval_secs: 0,
+                    requested_from: "127.0.0.1".into(),
                 },
             )
             .await

@@ -185,3 +185,71 @@ async fn a_denied_device_gets_nothing() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_approval_page_says_who_asked_when_and_from_where_and_warns() {
+    let hub = TestHub::start().await;
+    // The device asks from its own address.
+    let r = hub
+        .client_from([127, 0, 0, 7])
+        .post(hub.url("/oauth/device_authorization"))
+        .form(&[("client_id", PUBLIC_APP), ("scope", "connector")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let user_code = body["user_code"].as_str().unwrap().to_owned();
+    let cookie = hub.sign_in().await;
+    let csrf = session_csrf(&hub, &cookie).await;
+    let (status, page) =
+        device_form(&hub, &cookie, &[("csrf", &csrf), ("user_code", &user_code)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Public App"), "names the client: {page}");
+    assert!(page.contains(PUBLIC_APP), "and its client id");
+    assert!(page.contains("Asked from"));
+    assert!(
+        page.contains("127.0.0.7"),
+        "the address the device asked from"
+    );
+    assert!(page.contains("Asked at"));
+    assert!(page.contains("less than a minute ago"), "when it asked");
+    assert!(
+        page.contains("Only approve a code you started yourself, on a device you own"),
+        "a plain warning"
+    );
+}
+
+#[tokio::test]
+async fn a_code_filled_in_from_a_link_is_said_to_come_from_the_link() {
+    let hub = TestHub::start().await;
+    let (_device_code, user_code) = start_device(&hub).await;
+    let cookie = hub.sign_in().await;
+    let page = |query: String| {
+        let hub = &hub;
+        let cookie = &cookie;
+        async move {
+            hub.client
+                .get(hub.url(&format!("/account/device{query}")))
+                .headers(TestHub::cookie_header(cookie))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let linked = page(format!("?user_code={user_code}")).await;
+    assert!(
+        linked.contains(&format!("value=\"{user_code}\"")),
+        "pre-filled"
+    );
+    assert!(
+        linked.contains("filled in from the link you opened"),
+        "and says so: {linked}"
+    );
+    assert!(linked.contains("Only approve a code you started yourself"));
+    let typed = page(String::new()).await;
+    assert!(!typed.contains("filled in from the link"));
+}

@@ -99,7 +99,9 @@ impl TestHub {
             .add_source(&plant.connector.id, "lab", "Lab results")
             .await
             .unwrap();
-        hub.add_app(NewApp {
+        // Registered for `connector` on purpose, so the attack tests can sign in connectors
+        // with it (an ordinary app cannot be: `add_app` refuses the scope).
+        hub.add_app_allowing_connector_scope(NewApp {
             name: "Public App".into(),
             client_id: Some(PUBLIC_APP.into()),
             confidential: false,
@@ -152,6 +154,11 @@ impl TestHub {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.issuer)
+    }
+
+    /// The hub's data directory (its `hub.db`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     /// `GET path`, as any client would, without a token.
@@ -366,6 +373,19 @@ impl TestHub {
             .await
             .unwrap()
             .status()
+    }
+
+    /// A client of this hub calling from another loopback address (127.0.0.2, …: all of
+    /// 127/8 reaches the hub), so the hub sees a distinct caller as it would on a network.
+    pub fn client_from(&self, address: [u8; 4]) -> reqwest::Client {
+        let tls =
+            uplink_tls::client_config(&uplink_tls::Trust::CustomCa(self.ca_pem.clone())).unwrap();
+        reqwest::Client::builder()
+            .use_preconfigured_tls((*tls).clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(std::net::IpAddr::from(address))
+            .build()
+            .unwrap()
     }
 
     /// How many active grants the user holds, over all apps.

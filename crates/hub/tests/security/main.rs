@@ -3,17 +3,25 @@
 
 mod harness;
 
+mod answers_in_flight;
 mod codes;
 mod connector_consent;
 mod connector_oauth_client;
+mod connector_scope;
+mod connector_takeover;
 mod consent_csrf;
+mod consent_scope_change;
+mod data_dir;
 mod device;
 mod limits;
+mod links;
 mod pkce;
 mod protocol;
+mod query_scope;
 mod rate_limits;
 mod redirect_uri;
 mod refresh;
 mod revocation_race;
 mod settings;
+mod sign_ins;
 mod tokens;

@@ -6,8 +6,10 @@
 //!
 //! Relative expressions start at an anchor — `*` or `NOW`, or the start of the current `SECOND`,
 //! `MINUTE`, `HOUR`, `DAY`, `WEEK` (Monday), `MONTH` or `YEAR` — followed by signed offsets in
-//! `ms s m h d w mo y` (case-insensitive). Calendar anchors are taken in UTC. Months and years
-//! move by calendar months, so they must be whole numbers.
+//! `ms s m h d w mo y` (case-insensitive). One sign may govern several terms (`WEEK - 12H 30M
+//! 57S` is `WEEK-12h-30m-57s`), and whitespace may stand between any two tokens (`* - 1 h`), as
+//! in Intelligent Plant's grammar. Calendar anchors are taken in UTC. Months and years move by
+//! calendar months, so they must be whole numbers.
 //!
 //! ```
 //! use chrono::{TimeZone, Utc};

@@ -35,13 +35,14 @@ const ANCHORS_EXPECTED: &str = "expected *, NOW, SECOND, MINUTE, HOUR, DAY, WEEK
 
 /// Reads a time expression: RFC 3339 / ISO 8601 (`2024-05-01T08:00:00Z`, `2024-05-01T08:00:00`
 /// taken as UTC, `2024-05-01` for midnight UTC) or a relative form (`*`, `NOW`, `*-8h`,
-/// `*-1d+2h`, `DAY-0.5d`, `MONTH+1w`, `-15m`).
+/// `*-1d+2h`, `DAY-0.5d`, `MONTH+1w`, `-15m`, `WEEK - 12H 30M 57S`, `* - 1 h`).
 ///
 /// ```
 /// use uplink_model::time_expr::{parse, TimeExpr};
 ///
 /// assert!(matches!(parse("*-1d+2h"), Ok(TimeExpr::Relative { .. })));
 /// assert!(parse("2024-05-01T08:00:00Z").is_ok());
+/// assert_eq!(parse("HOUR-1h30m").unwrap(), parse("HOUR-1h-30m").unwrap());
 /// assert_eq!(parse("*-").unwrap_err().position, 2);
 /// ```
 pub fn parse(input: &str) -> Result<TimeExpr, TimeExprError> {
@@ -171,20 +172,35 @@ fn parse_relative(mut cursor: Cursor<'_>) -> Result<TimeExpr, TimeExprError> {
         };
         cursor.bump();
         cursor.skip_spaces();
-        let (amount, unit, unit_at) = cursor.term()?;
-        if unit.fixed_micros().is_none() && amount.fract() != 0.0 {
-            return Err(cursor.error_at(
-                unit_at,
-                format!(
-                    "'{}' moves by calendar months, so the amount must be a whole number",
-                    unit.suffix()
-                ),
-            ));
+        // One sign governs every term up to the next sign: `WEEK - 12H 30M 57S` is
+        // WEEK-12h-30m-57s, as Intelligent Plant's grammar reads it.
+        loop {
+            let (amount, unit, unit_at) = cursor.term()?;
+            if unit.fixed_micros().is_none() && amount.fract() != 0.0 {
+                return Err(cursor.error_at(
+                    unit_at,
+                    format!(
+                        "'{amount}{}': '{}' moves by calendar months, so the amount must be a whole number",
+                        unit.suffix(),
+                        unit.suffix()
+                    ),
+                ));
+            }
+            offsets.push(Offset {
+                amount: if negative { -amount } else { amount },
+                unit,
+            });
+            cursor.skip_spaces();
+            match cursor.peek() {
+                None | Some('+' | '-') => break,
+                Some(c) if c.is_ascii_digit() || c == '.' => {}
+                Some(c) => {
+                    return Err(cursor.error_here(format!(
+                        "unexpected '{c}' (expected another term such as 30m, + or -, or the end)"
+                    )));
+                }
+            }
         }
-        offsets.push(Offset {
-            amount: if negative { -amount } else { amount },
-            unit,
-        });
     }
     Ok(TimeExpr::Relative { anchor, offsets })
 }
@@ -248,11 +264,14 @@ impl<'a> Cursor<'a> {
         if amount > MAX_AMOUNT {
             return Err(self.error_at(number_at, format!("{} is too large", clip(number, 16))));
         }
+        let after_number = self.index();
+        // `1 h` is `1h`: whitespace may stand between any two tokens.
+        self.skip_spaces();
         let unit_at = self.index();
         let suffix = self.take_while(char::is_alphabetic);
         if suffix.is_empty() {
             return Err(self.error_at(
-                unit_at,
+                after_number,
                 format!("missing unit after {} ({UNITS_EXPECTED})", clip(number, 16)),
             ));
         }

@@ -49,6 +49,106 @@ fn relative_forms_resolve_as_historians_do() {
     }
 }
 
+/// Intelligent Plant's App Store Connect grammar: several terms after one sign, whitespace
+/// between any two tokens (also between a number and its unit), any case.
+#[test]
+fn the_whole_app_store_connect_grammar_is_accepted() {
+    let cases = [
+        (
+            "WEEK - 12H 30M 57S",
+            at(2024, 5, 13, 0, 0, 0)
+                - TimeDelta::hours(12)
+                - TimeDelta::minutes(30)
+                - TimeDelta::seconds(57),
+        ),
+        ("MONTH + 8h30m", at(2024, 5, 1, 8, 30, 0)),
+        ("HOUR-1h30m", at(2024, 5, 15, 8, 30, 0)),
+        ("* - 1 h", now() - TimeDelta::hours(1)),
+        ("*-1 h", now() - TimeDelta::hours(1)),
+        ("  now  -  2 d  ", now() - TimeDelta::days(2)),
+        ("week-12h30m57s", at(2024, 5, 12, 11, 29, 3)),
+        ("DAY + 1h 30m - 15m", at(2024, 5, 15, 1, 15, 0)),
+        ("Year + 1mo 2d", at(2024, 2, 3, 0, 0, 0)),
+        ("YEAR - 1Y 6MO", at(2022, 7, 1, 0, 0, 0)),
+        ("*-1.5h 30m", now() - TimeDelta::hours(2)),
+        ("MINUTE - 500ms 0.5s", at(2024, 5, 15, 10, 29, 59)),
+        ("second-1S", at(2024, 5, 15, 10, 30, 44)),
+        ("- 1 w", now() - TimeDelta::weeks(1)),
+        ("*-.5d", now() - TimeDelta::hours(12)),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(resolve(text), expected, "{text}");
+    }
+    // One sign over several terms is the same expression as a sign on each.
+    assert_eq!(
+        parse("WEEK - 12H 30M 57S").unwrap(),
+        parse("WEEK-12h-30m-57s").unwrap()
+    );
+    assert_eq!(
+        parse("WEEK - 12H 30M 57S").unwrap().to_string(),
+        "WEEK-12h-30m-57s"
+    );
+}
+
+/// Every expression docs/api.md shows in its time-expression table parses, and resolves to the
+/// instant the table promises.
+#[test]
+fn every_example_in_the_api_guide_parses() {
+    let cases = [
+        ("2026-11-25T08:00:00Z", at(2026, 11, 25, 8, 0, 0)),
+        ("2026-11-25T09:00:00+01:00", at(2026, 11, 25, 8, 0, 0)),
+        (
+            "2026-11-25T08:00:00.125Z",
+            at(2026, 11, 25, 8, 0, 0) + TimeDelta::milliseconds(125),
+        ),
+        ("2026-11-25T08:00:00", at(2026, 11, 25, 8, 0, 0)),
+        ("2026-11-25", at(2026, 11, 25, 0, 0, 0)),
+        ("*", now()),
+        ("NOW", now()),
+        ("*-8h", now() - TimeDelta::hours(8)),
+        ("*-1d", now() - TimeDelta::days(1)),
+        ("*-30m", now() - TimeDelta::minutes(30)),
+        ("*-1.5h", now() - TimeDelta::minutes(90)),
+        ("-15m", now() - TimeDelta::minutes(15)),
+        ("SECOND", at(2024, 5, 15, 10, 30, 45)),
+        ("MINUTE", at(2024, 5, 15, 10, 30, 0)),
+        ("HOUR", at(2024, 5, 15, 10, 0, 0)),
+        ("DAY", at(2024, 5, 15, 0, 0, 0)),
+        ("WEEK", at(2024, 5, 13, 0, 0, 0)),
+        ("MONTH", at(2024, 5, 1, 0, 0, 0)),
+        ("YEAR", at(2024, 1, 1, 0, 0, 0)),
+        ("DAY-0.5d", at(2024, 5, 14, 12, 0, 0)),
+        ("MONTH+1w", at(2024, 5, 8, 0, 0, 0)),
+        ("*-1mo", now() - TimeDelta::days(30)),
+        ("*-1d+2h", now() - TimeDelta::hours(22)),
+        ("WEEK - 12H 30M 57S", at(2024, 5, 12, 11, 29, 3)),
+        ("MONTH + 8h30m", at(2024, 5, 1, 8, 30, 0)),
+        ("HOUR-1h30m", at(2024, 5, 15, 8, 30, 0)),
+        ("* - 1 h", now() - TimeDelta::hours(1)),
+        ("*-7d", now() - TimeDelta::days(7)),
+        ("*-1h", now() - TimeDelta::hours(1)),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(resolve(text), expected, "{text}");
+    }
+    // And the guide shows no expression this table leaves out.
+    let guide = include_str!("../../../../docs/api.md");
+    let section = guide
+        .split("## Time expressions")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("docs/api.md has a Time expressions section");
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let first_cell = row.split('|').nth(1).unwrap_or_default();
+        for example in first_cell.split('`').skip(1).step_by(2) {
+            assert!(
+                cases.iter().any(|(text, _)| *text == example),
+                "docs/api.md shows '{example}', which this test does not check"
+            );
+        }
+    }
+}
+
 #[test]
 fn absolute_forms_are_read_as_utc() {
     assert_eq!(resolve("2024-05-01T08:00:00Z"), at(2024, 5, 1, 8, 0, 0));
@@ -78,7 +178,7 @@ fn error(text: &str) -> TimeExprError {
 
 #[test]
 fn every_bad_expression_says_what_and_where() {
-    let cases: [(&str, usize, &str); 14] = [
+    let cases: [(&str, usize, &str); 22] = [
         ("", 0, "empty"),
         ("   ", 3, "empty"),
         ("*-8x", 3, "unknown unit 'x'"),
@@ -88,11 +188,19 @@ fn every_bad_expression_says_what_and_where() {
         ("*8h", 1, "unexpected '8'"),
         ("TOMORROW", 0, "unknown anchor 'TOMORROW'"),
         ("#", 0, "unexpected '#'"),
-        ("*-1.5mo", 5, "whole number"),
+        ("*-1.5mo", 5, "'1.5mo': 'mo' moves by calendar months"),
         ("*-1.2.3h", 2, "'1.2.3' is not a number"),
         ("*-99999999999999h", 2, "too large"),
         ("2024-13-01T00:00:00Z", 0, "not a valid date and time"),
         ("DAY+1d junk", 7, "unexpected 'j'"),
+        ("WEEK - 12H 30X", 13, "unknown unit 'X'"),
+        ("MONTH + 8h30", 12, "missing unit after 30"),
+        ("HOUR-1h 30m 1.5mo", 15, "whole number"),
+        ("* - 1 h 30", 10, "missing unit after 30"),
+        ("* 1h", 2, "unexpected '1'"),
+        ("*-1h, 2m", 4, "unexpected ','"),
+        ("* - ", 4, "expected a number, found the end"),
+        ("DAYS-1h", 0, "unknown anchor 'DAYS'"),
     ];
     for (text, position, problem) in cases {
         let err = error(text);

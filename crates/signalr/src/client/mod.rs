@@ -644,7 +644,7 @@ impl HubConnection {
     /// carries its token only when it opens, so there the server must be told in-band (for
     /// Uplink's connector link: `RenewToken`). Reconnects still ask the token provider.
     pub fn set_access_token(&self, token: impl Into<String>) {
-        self.shared.current_token.set(Some(token.into()));
+        self.shared.current_token.renew(token.into());
     }
 
     /// Drops the current connection (or abandons the attempt in progress) and connects again
@@ -952,7 +952,8 @@ async fn try_transport_with(
     };
     let (negotiation, base, token) =
         negotiate(shared, shared.url.clone(), token, keep_alive).await?;
-    shared.current_token.set(token.clone());
+    let foreign = base.origin() != shared.url.origin();
+    shared.current_token.set(token.clone(), foreign);
     if !negotiation.offers(transport) {
         return Err(Error::transport(
             transport.as_str(),
@@ -1044,7 +1045,9 @@ async fn try_transport_with(
     })
 }
 
-/// `POST …/negotiate?negotiateVersion=1`, following redirects to another endpoint.
+/// `POST …/negotiate?negotiateVersion=1`, following redirects to another endpoint. Our access
+/// token goes only to the hub's own origin: a redirect elsewhere gets the token it hands over
+/// (`accessToken`), or none.
 async fn negotiate(
     shared: &Shared,
     mut base: Url,
@@ -1084,11 +1087,19 @@ async fn negotiate(
         }
         let answer = NegotiateResponse::parse(&body)?;
         if let Some(redirect) = &answer.url {
-            base =
+            let next =
                 Url::parse(redirect).map_err(|e| Error::Negotiate(format!("redirect URL: {e}")))?;
             if answer.access_token.is_some() {
                 token = answer.access_token.clone();
+            } else if next.origin() != base.origin() {
+                tracing::info!(
+                    from = %base.origin().ascii_serialization(),
+                    to = %next.origin().ascii_serialization(),
+                    "negotiate redirected to another origin without a token of its own; ours stays home"
+                );
+                token = None;
             }
+            base = next;
             continue;
         }
         return Ok((answer, base, token));

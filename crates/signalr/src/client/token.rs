@@ -7,7 +7,15 @@ use std::sync::{Arc, RwLock};
 /// [`HubConnection::set_access_token`](super::HubConnection::set_access_token)) reaches every
 /// later poll and send.
 #[derive(Clone, Default)]
-pub(crate) struct TokenCell(Arc<RwLock<Option<Arc<str>>>>);
+pub(crate) struct TokenCell(Arc<RwLock<Current>>);
+
+#[derive(Default)]
+struct Current {
+    token: Option<Arc<str>>,
+    /// The connection was redirected to another origin: its token (if any) came from the
+    /// redirect, and renewals of our own token must not reach that origin.
+    foreign: bool,
+}
 
 impl std::fmt::Debug for TokenCell {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -20,10 +28,27 @@ impl std::fmt::Debug for TokenCell {
 
 impl TokenCell {
     pub fn get(&self) -> Option<Arc<str>> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .token
+            .clone()
     }
 
-    pub fn set(&self, token: Option<String>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = token.map(Arc::from);
+    /// The token of a new connection: ours when it stays on the hub's origin (`foreign`
+    /// false), else only what a negotiate redirect handed over.
+    pub fn set(&self, token: Option<String>, foreign: bool) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Current {
+            token: token.map(Arc::from),
+            foreign,
+        };
+    }
+
+    /// A renewed token of ours, for the current connection unless it runs on another origin.
+    pub fn renew(&self, token: String) {
+        let mut current = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if !current.foreign {
+            current.token = Some(Arc::from(token));
+        }
     }
 }
