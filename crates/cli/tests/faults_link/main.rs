@@ -451,7 +451,7 @@ async fn a_hung_websocket_upgrade_costs_seconds_on_first_contact_and_nothing_aft
     let hung = http.hung_upgrades();
     let reconnects = site.runtime.status().borrow().reconnects;
     let started = Instant::now();
-    site.runtime.reconnect();
+    site.runtime.reconnect().await.unwrap();
     site.wait_status("reconnected", Duration::from_secs(30), |s| {
         s.reconnects > reconnects && s.link == LinkState::Connected
     })

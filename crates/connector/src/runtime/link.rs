@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use uplink_link::{
     GrantList, HUB_PATH, Heartbeat, Registered, Registration, RelayedQuery, TokenRenewed,
-    to_connector, to_hub,
+    close_reason, to_connector, to_hub,
 };
 use uplink_signalr::HubError;
 use uplink_signalr::client::{ClientEvent, ConnectionState, HubConnection};
@@ -306,6 +306,21 @@ async fn run(
                     renew_at = tokens.renew_at();
                 }
                 Ok(ClientEvent::Reconnecting { last_error, delay, attempt }) => {
+                    if let Some(reason) = final_close_reason(&last_error) {
+                        // Reconnecting would take the connector back from the link that
+                        // replaced this one (or knock on a hub that removed it): stop until
+                        // the owner reconnects.
+                        tracing::warn!(reason, "the hub ended this link for good; not reconnecting");
+                        connection.stop().await;
+                        lock(&inner.current).take();
+                        inner.update_view(|v| {
+                            v.state = Some(LinkState::Offline);
+                            v.transport = None;
+                            v.connected_since = None;
+                            v.last_error = Some(format!("{reason}; not reconnecting until you choose Reconnect"));
+                        });
+                        return;
+                    }
                     linked.connected = false;
                     linked.registered = false;
                     register_retry = None;
@@ -472,6 +487,19 @@ pub(crate) async fn raised(signal: &mut watch::Receiver<bool>) {
             return;
         }
     }
+}
+
+/// The reason in a hub's `Close` after which a connector must not reconnect by itself
+/// (docs/protocol.md §5): a newer link of this connector replaced this one, the connector was
+/// removed, or its sign-in was revoked. `None` for every other loss.
+fn final_close_reason(last_error: &str) -> Option<&'static str> {
+    [
+        close_reason::REPLACED,
+        close_reason::REMOVED,
+        close_reason::SIGN_IN_REVOKED,
+    ]
+    .into_iter()
+    .find(|reason| last_error.ends_with(reason))
 }
 
 #[cfg(test)]

@@ -551,11 +551,22 @@ impl ConnectorRuntime {
     }
 
     /// Drops the current link and opens a new one at once, skipping any backoff wait: the
-    /// host's Reconnect button. Does nothing while signed out or paused.
-    pub fn reconnect(&self) {
-        if let Some(connection) = lock(&self.inner.current).clone() {
-            connection.reconnect_now();
+    /// host's Reconnect button. A link the hub ended for good (replaced by a newer link,
+    /// connector removed, sign-in revoked) is opened again from the stored credentials. Does
+    /// nothing while signed out or paused.
+    ///
+    /// # Errors
+    /// As [`resume`](Self::resume), when the link has to be opened again.
+    pub async fn reconnect(&self) -> Result<(), LinkError> {
+        let current = lock(&self.inner.current).clone();
+        match current {
+            Some(connection) => connection.reconnect_now(),
+            None if !self.is_paused() && self.inner.link.lock().await.is_some() => {
+                self.relink().await?;
+            }
+            None => {}
         }
+        Ok(())
     }
 
     /// Closes the link and keeps it closed (no queries are served) until
