@@ -308,8 +308,7 @@ async fn run(
                 Ok(ClientEvent::Reconnecting { last_error, delay, attempt }) => {
                     if let Some(reason) = final_close_reason(&last_error) {
                         // Reconnecting would take the connector back from the link that
-                        // replaced this one (or knock on a hub that removed it): stop until
-                        // the owner reconnects.
+                        // replaced this one: stop until the owner reconnects.
                         tracing::warn!(reason, "the hub ended this link for good; not reconnecting");
                         connection.stop().await;
                         lock(&inner.current).take();
@@ -489,17 +488,15 @@ pub(crate) async fn raised(signal: &mut watch::Receiver<bool>) {
     }
 }
 
-/// The reason in a hub's `Close` after which a connector must not reconnect by itself
-/// (docs/protocol.md §5): a newer link of this connector replaced this one, the connector was
-/// removed, or its sign-in was revoked. `None` for every other loss.
+/// The reason in a hub's `Close` after which this connector must not reconnect by itself
+/// (docs/protocol.md §5): a newer link of this connector replaced this one, and reconnecting
+/// would take the connector back from it. After the other final reasons (connector removed,
+/// sign-in revoked) the hub refuses the next token anyway, which shows the owner "signed out"
+/// with "Sign in again"; trying again costs nothing there.
 fn final_close_reason(last_error: &str) -> Option<&'static str> {
-    [
-        close_reason::REPLACED,
-        close_reason::REMOVED,
-        close_reason::SIGN_IN_REVOKED,
-    ]
-    .into_iter()
-    .find(|reason| last_error.ends_with(reason))
+    last_error
+        .ends_with(close_reason::REPLACED)
+        .then_some(close_reason::REPLACED)
 }
 
 #[cfg(test)]

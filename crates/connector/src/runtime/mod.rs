@@ -551,8 +551,8 @@ impl ConnectorRuntime {
     }
 
     /// Drops the current link and opens a new one at once, skipping any backoff wait: the
-    /// host's Reconnect button. A link the hub ended for good (replaced by a newer link,
-    /// connector removed, sign-in revoked) is opened again from the stored credentials. Does
+    /// host's Reconnect button. A link the hub ended for good (replaced by a newer link of the
+    /// same connector) is opened again from the stored credentials. Does
     /// nothing while signed out or paused.
     ///
     /// # Errors
