@@ -2,7 +2,8 @@
 //! blocked query is refused on site with `vetoed`, whatever the hub granted — defence in depth.
 //!
 //! The policy lives in `policy.json` in the data dir, written atomically; a running connector
-//! notices when another process (`uplink connector policy …`) replaced the file.
+//! notices when another process (`uplink connector policy …`) replaced the file, and applies a
+//! change to the queries already running too: those the new policy refuses stop at once.
 //!
 //! ```
 //! use uplink_connector::policy::{LocalPolicy, PolicyStore};

@@ -961,3 +961,94 @@ async fn unreadable_credentials_leave_the_runtime_signed_out_saying_why() {
     );
     runtime.stop().await;
 }
+
+#[tokio::test]
+async fn a_transport_the_owner_forced_is_not_remembered_as_what_works() {
+    let setup = setup().await;
+    let forced = ConnectorRuntime::start(options(setup.data_dir.path(), &[Transport::LongPolling]))
+        .await
+        .unwrap();
+    let mut status = forced.status();
+    let linked = wait_for(&mut status, "connected", |s| s.link == LinkState::Connected).await;
+    assert_eq!(linked.transport.as_deref(), Some("LongPolling"));
+    forced.stop().await;
+    // The link remembers what worked per hub, proxy and allowed transports: with all of them
+    // allowed again it starts on WebSockets, not on the long polling the owner had forced.
+    let free = ConnectorRuntime::start(options(setup.data_dir.path(), &Transport::ALL))
+        .await
+        .unwrap();
+    let mut status = free.status();
+    let linked = wait_for(&mut status, "connected", |s| s.link == LinkState::Connected).await;
+    assert_eq!(linked.transport.as_deref(), Some("WebSockets"));
+    assert!(
+        setup
+            .data_dir
+            .path()
+            .join(uplink_connector::runtime::TRANSPORT_MEMORY_FILE)
+            .exists(),
+        "the memory is kept in the data dir"
+    );
+    free.stop().await;
+}
+
+#[tokio::test]
+async fn a_link_replaced_by_a_newer_one_stops_instead_of_taking_the_connector_back() {
+    let setup = setup().await;
+    let first = ConnectorRuntime::start(options(setup.data_dir.path(), &Transport::ALL))
+        .await
+        .unwrap();
+    let mut first_status = first.status();
+    wait_for(&mut first_status, "first linked", |s| {
+        s.link == LinkState::Connected
+    })
+    .await;
+
+    // A second copy of the same connector (same id and credential) links and registers.
+    let second_dir = tempfile::tempdir().unwrap();
+    let credentials = CredentialStore::new(setup.data_dir.path())
+        .load()
+        .unwrap()
+        .unwrap();
+    CredentialStore::new(second_dir.path())
+        .save(&credentials)
+        .unwrap();
+    let second = ConnectorRuntime::start(options(second_dir.path(), &Transport::ALL))
+        .await
+        .unwrap();
+    let mut second_status = second.status();
+    wait_for(&mut second_status, "second linked", |s| {
+        s.link == LinkState::Connected
+    })
+    .await;
+
+    let ended = wait_for(&mut first_status, "first told it was replaced", |s| {
+        s.link == LinkState::Offline
+    })
+    .await;
+    let why = ended.last_error.clone().unwrap_or_default();
+    assert!(
+        why.contains(uplink_link::close_reason::REPLACED),
+        "the owner is told why: {why}"
+    );
+    // With a 100–500 ms backoff, a connector that fought back would have relinked many times.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(first.status().borrow().link, LinkState::Offline);
+    assert_eq!(
+        second.status().borrow().link,
+        LinkState::Connected,
+        "the newer link keeps the connector"
+    );
+
+    // The owner's Reconnect takes it back on purpose; then the other copy stops in turn.
+    first.reconnect().await.unwrap();
+    wait_for(&mut first_status, "first linked again", |s| {
+        s.link == LinkState::Connected
+    })
+    .await;
+    wait_for(&mut second_status, "second replaced", |s| {
+        s.link == LinkState::Offline
+    })
+    .await;
+    first.stop().await;
+    second.stop().await;
+}

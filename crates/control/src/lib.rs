@@ -191,7 +191,7 @@ impl Control {
                 "the link is paused: resume it to reconnect",
             ));
         }
-        runtime.reconnect();
+        runtime.reconnect().await?;
         Ok(())
     }
 

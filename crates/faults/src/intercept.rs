@@ -27,6 +27,10 @@ type Upstream = Arc<tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<I
 #[derive(Debug, Default)]
 struct Shared {
     refuse_websockets: AtomicBool,
+    hang_websockets: AtomicBool,
+    hung_upgrades: AtomicU64,
+    /// Releases the upgrades held while `hang_websockets` was on.
+    release_upgrades: tokio::sync::Notify,
     buffer_event_streams: AtomicBool,
     refused_upgrades: AtomicU64,
     buffered_streams: AtomicU64,
@@ -115,6 +119,16 @@ impl HttpFaults {
             .store(refuse, Ordering::SeqCst);
     }
 
+    /// Holds every request that asks to upgrade to a WebSocket without an answer (`true`), as
+    /// a proxy that does not understand upgrades may: the client sees only silence. Switched
+    /// off, the held requests go on to the upstream.
+    pub fn hang_websockets(&self, hang: bool) {
+        self.shared.hang_websockets.store(hang, Ordering::SeqCst);
+        if !hang {
+            self.shared.release_upgrades.notify_waiters();
+        }
+    }
+
     /// Holds back every `text/event-stream` body until the upstream ends it (`true`): the
     /// headers pass at once, the events only at the very end. Or relays them as they come.
     pub fn buffer_event_streams(&self, buffer: bool) {
@@ -126,6 +140,11 @@ impl HttpFaults {
     /// WebSocket upgrades refused so far.
     pub fn refused_upgrades(&self) -> u64 {
         self.shared.refused_upgrades.load(Ordering::SeqCst)
+    }
+
+    /// WebSocket upgrades held without an answer so far.
+    pub fn hung_upgrades(&self) -> u64 {
+        self.shared.hung_upgrades.load(Ordering::SeqCst)
     }
 
     /// Event streams held back so far.
@@ -223,6 +242,18 @@ async fn relay(
             StatusCode::FORBIDDEN,
             r#"{"code":"proxy_policy","message":"WebSocket upgrades are not allowed by this proxy"}"#,
         ));
+    }
+    if websocket && shared.hang_websockets.load(Ordering::SeqCst) {
+        shared.hung_upgrades.fetch_add(1, Ordering::SeqCst);
+        loop {
+            let released = shared.release_upgrades.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if !shared.hang_websockets.load(Ordering::SeqCst) {
+                break;
+            }
+            released.await;
+        }
     }
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut request));
     let sent = {

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{HubError, Result};
+use crate::in_flight::InFlight;
 use crate::link::LocalRouter;
 use crate::password::Passwords;
 use crate::rate_limit::{Limiters, RateLimits};
@@ -97,6 +98,8 @@ pub struct Hub {
     /// This node's live connector links; the app data API relays through it
     /// ([`Hub::relay`]).
     pub links: Arc<LocalRouter>,
+    /// The answers relayed right now, each cut when the access it serves ends.
+    pub answers: Arc<InFlight>,
     pub(crate) limiters: Limiters,
     /// The last change of the store's feed this hub announced.
     change_cursor: tokio::sync::Mutex<i64>,
@@ -168,6 +171,7 @@ impl Hub {
             passwords,
             config,
             announcer: Arc::new(LocalAnnouncer::default()),
+            answers: Arc::default(),
         })
     }
 

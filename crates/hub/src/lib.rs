@@ -6,7 +6,8 @@
 //! consented and ticked that data source ([`pages::consent`]), it presents a valid access token
 //! ([`token`]) and the grant is live in the store at that moment ([`access`]). Its query then
 //! goes through the [`relay::ConnectorRouter`] seam ([`Hub::relay`]) to the connector's link
-//! ([`link`], SignalR at `/hubs/connector`, `docs/protocol.md`), and the answer streams back.
+//! ([`link`], SignalR at `/hubs/connector`, `docs/protocol.md`), and the answer streams back —
+//! cut at once if the access it serves is revoked or expires on the way ([`in_flight`]).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,6 +27,7 @@ pub mod clock;
 pub mod data_dir;
 pub mod error;
 pub mod hub;
+pub mod in_flight;
 pub mod link;
 pub mod oauth;
 pub mod pages;

@@ -78,6 +78,13 @@ pub enum RelayError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// The access the answer served was revoked while it was on its way (the grant, the
+    /// token's family, the app or the connector).
+    #[error("access to this data source was revoked; the answer was cut")]
+    Revoked,
+    /// The access token expired while the answer was on its way.
+    #[error("the access token expired; the answer was cut (get a fresh token and ask again)")]
+    TokenExpired,
 }
 
 impl RelayError {
@@ -89,6 +96,9 @@ impl RelayError {
             Self::LinkLost => "link_lost",
             Self::Connector { code, .. } => code,
             Self::TooLarge { .. } => "answer_too_large",
+            // The codes the grant check answers with, so an app handles both alike.
+            Self::Revoked => "no_grant",
+            Self::TokenExpired => "invalid_token",
         }
     }
 
@@ -99,6 +109,8 @@ impl RelayError {
             Self::Timeout { .. } => 504,
             Self::Connector { code, .. } => uplink_link::failure::http_status(code),
             Self::TooLarge { .. } => 413,
+            Self::Revoked => 403,
+            Self::TokenExpired => 401,
         }
     }
 }
@@ -144,5 +156,17 @@ mod tests {
             message: "blocked on site".into(),
         };
         assert_eq!((vetoed.http_status(), vetoed.code()), (403, "vetoed"));
+        assert_eq!(
+            (
+                RelayError::Revoked.http_status(),
+                RelayError::Revoked.code()
+            ),
+            (403, "no_grant")
+        );
+        let expired = RelayError::TokenExpired;
+        assert_eq!(
+            (expired.http_status(), expired.code()),
+            (401, "invalid_token")
+        );
     }
 }

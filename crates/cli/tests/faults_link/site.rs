@@ -61,6 +61,8 @@ pub struct SiteOptions {
     pub refuse_websockets: bool,
     /// The intercepting proxy holds event-stream bodies back from the first attempt on.
     pub buffer_event_streams: bool,
+    /// The intercepting proxy holds WebSocket upgrades unanswered from the first attempt on.
+    pub hang_websockets: bool,
 }
 
 impl SiteOptions {
@@ -72,6 +74,7 @@ impl SiteOptions {
             tune: |_| {},
             refuse_websockets: false,
             buffer_event_streams: false,
+            hang_websockets: false,
         }
     }
 }
@@ -89,6 +92,8 @@ pub struct Site {
     pub hub: Arc<Hub>,
     pub issuer: String,
     pub runtime: ConnectorRuntime,
+    /// What the connector runtime was started with (for [`Site::restart_connector`]).
+    runtime_options: RuntimeOptions,
     pub connector_id: String,
     pub source_id: String,
     pub token: String,
@@ -152,6 +157,7 @@ impl Site {
             Via::Intercept => {
                 let proxy = InterceptProxy::start(hub_addr, ca.ca_pem()).await.unwrap();
                 proxy.faults().refuse_websockets(options.refuse_websockets);
+                proxy.faults().hang_websockets(options.hang_websockets);
                 proxy
                     .faults()
                     .buffer_event_streams(options.buffer_event_streams);
@@ -169,7 +175,9 @@ impl Site {
         runtime_options.backoff = BACKOFF;
         runtime_options.write_status_file = false;
         (options.tune)(&mut runtime_options);
-        let runtime = ConnectorRuntime::start(runtime_options).await.unwrap();
+        let runtime = ConnectorRuntime::start(runtime_options.clone())
+            .await
+            .unwrap();
         let signed_in = Instant::now();
         runtime
             .sign_in(LinkCredentials {
@@ -232,6 +240,7 @@ impl Site {
             hub,
             issuer,
             runtime,
+            runtime_options,
             connector_id,
             source_id,
             token: tokens.access_token,
@@ -310,6 +319,31 @@ impl Site {
             .iter()
             .find(|(when, state)| *when > at && *state != LinkState::Reconnecting)
             .map_or(Duration::ZERO, |(when, _)| *when - at)
+    }
+
+    /// Stops the connector runtime and starts a new one on the same data dir (its options
+    /// changed by `tune`), as a restart of the connector does; waits until the hub has it linked again and returns how long that
+    /// took from the new runtime's start.
+    pub async fn restart_connector(&mut self, tune: fn(&mut RuntimeOptions)) -> Duration {
+        tune(&mut self.runtime_options);
+        self.runtime.stop().await;
+        self.wait_online(false, Duration::from_secs(10)).await;
+        let started = Instant::now();
+        self.runtime = ConnectorRuntime::start(self.runtime_options.clone())
+            .await
+            .unwrap();
+        self.wait_online(true, Duration::from_secs(60)).await;
+        let linked = started.elapsed();
+        self.wait_status("connected", Duration::from_secs(30), |s| {
+            s.link == LinkState::Connected
+        })
+        .await;
+        linked
+    }
+
+    /// The data dir of the connector.
+    pub fn connector_dir(&self) -> std::path::PathBuf {
+        self.runtime_options.data_dir.clone()
     }
 
     /// The transport the connector's link uses now.

@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use uplink_link::{
     GrantList, HUB_PATH, Heartbeat, Registered, Registration, RelayedQuery, TokenRenewed,
-    to_connector, to_hub,
+    close_reason, to_connector, to_hub,
 };
 use uplink_signalr::HubError;
 use uplink_signalr::client::{ClientEvent, ConnectionState, HubConnection};
@@ -107,6 +107,11 @@ pub(super) fn start(
         .transports(&super::lock(&inner.transports).clone())
         .backoff(inner.options.backoff)
         .handshake_timeout(inner.options.handshake_timeout)
+        .reprobe_interval(inner.options.reprobe_interval)
+        // Starts and reconnects on the transport that last worked on this route.
+        .transport_memory(Arc::new(super::transport_memory::FileTransportMemory::new(
+            &inner.options.data_dir,
+        )))
         .keep_alive_interval(inner.options.keep_alive_interval)
         .server_timeout(inner.options.server_timeout)
         // Answer chunks then travel as bytes on WebSockets and long polling.
@@ -301,6 +306,20 @@ async fn run(
                     renew_at = tokens.renew_at();
                 }
                 Ok(ClientEvent::Reconnecting { last_error, delay, attempt }) => {
+                    if let Some(reason) = final_close_reason(&last_error) {
+                        // Reconnecting would take the connector back from the link that
+                        // replaced this one: stop until the owner reconnects.
+                        tracing::warn!(reason, "the hub ended this link for good; not reconnecting");
+                        connection.stop().await;
+                        lock(&inner.current).take();
+                        inner.update_view(|v| {
+                            v.state = Some(LinkState::Offline);
+                            v.transport = None;
+                            v.connected_since = None;
+                            v.last_error = Some(format!("{reason}; not reconnecting until you choose Reconnect"));
+                        });
+                        return;
+                    }
                     linked.connected = false;
                     linked.registered = false;
                     register_retry = None;
@@ -467,6 +486,17 @@ pub(crate) async fn raised(signal: &mut watch::Receiver<bool>) {
             return;
         }
     }
+}
+
+/// The reason in a hub's `Close` after which this connector must not reconnect by itself
+/// (docs/protocol.md §5): a newer link of this connector replaced this one, and reconnecting
+/// would take the connector back from it. After the other final reasons (connector removed,
+/// sign-in revoked) the hub refuses the next token anyway, which shows the owner "signed out"
+/// with "Sign in again"; trying again costs nothing there.
+fn final_close_reason(last_error: &str) -> Option<&'static str> {
+    last_error
+        .ends_with(close_reason::REPLACED)
+        .then_some(close_reason::REPLACED)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ mod error;
 mod link;
 mod query;
 mod status;
+mod transport_memory;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::{Notify, Semaphore, oneshot, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 use uplink_link::{Grant, RevokeRequest, to_hub};
 use uplink_model::DataSourceDescriptor;
@@ -39,6 +40,7 @@ use uplink_signalr::client::{Backoff, HubConnection};
 
 pub use self::error::LinkError;
 pub use self::status::{ConnectorStatus, ConsentedApp, LinkState, SkippedTransport, SourceStatus};
+pub use self::transport_memory::TRANSPORT_MEMORY_FILE;
 use crate::activity::ActivityLog;
 use crate::config::{ConfigError, write_atomically};
 use crate::credentials::{CredentialStore, LinkCredentials};
@@ -64,6 +66,9 @@ pub struct RuntimeOptions {
     /// How long one transport may take to connect and complete the SignalR handshake before
     /// the next is tried.
     pub handshake_timeout: Duration,
+    /// After falling back to a slower transport, how often the faster ones are tried again in
+    /// the background (`None`: never).
+    pub reprobe_interval: Option<Duration>,
     /// A ping is sent when the link sent nothing else for this long.
     pub keep_alive_interval: Duration,
     /// The link counts as lost when nothing arrived from the hub for this long (a half-open
@@ -90,6 +95,7 @@ impl RuntimeOptions {
             backoff: Backoff::default(),
             heartbeat_interval: Duration::from_secs(15),
             handshake_timeout: Duration::from_secs(15),
+            reprobe_interval: Some(Duration::from_secs(300)),
             keep_alive_interval: Duration::from_secs(15),
             server_timeout: Duration::from_secs(30),
             clock_check_interval: Duration::from_secs(2),
@@ -170,7 +176,9 @@ pub(crate) struct Inner {
     hub_ids: Mutex<HashMap<String, String>>,
     view: Mutex<LinkView>,
     status: watch::Sender<ConnectorStatus>,
-    queries: Mutex<HashMap<String, oneshot::Sender<()>>>,
+    queries: Mutex<HashMap<String, query::Running>>,
+    /// Signalled when a query starts (the policy follower wakes for it).
+    query_started: Arc<Notify>,
     permits: Arc<Semaphore>,
     reregister: Notify,
     link: tokio::sync::Mutex<Option<LinkHandle>>,
@@ -333,6 +341,7 @@ impl ConnectorRuntime {
             view: Mutex::default(),
             status: watch::channel(ConnectorStatus::default()).0,
             queries: Mutex::default(),
+            query_started: Arc::new(Notify::new()),
             reregister: Notify::new(),
             link: tokio::sync::Mutex::new(None),
             current: Mutex::new(None),
@@ -348,10 +357,20 @@ impl ConnectorRuntime {
             .write_status_file
             .then(|| tokio::spawn(write_status_file(inner.clone())));
         let config_follower = tokio::spawn(follow_config_file(Arc::downgrade(&inner)));
+        let policy_follower = tokio::spawn(query::follow_policy(
+            Arc::downgrade(&inner),
+            inner.options.data_dir.clone(),
+            inner.query_started.clone(),
+        ));
         let status_file = status_writer.is_some();
         let runtime = Self {
             inner,
-            background: Mutex::new(status_writer.into_iter().chain([config_follower]).collect()),
+            background: Mutex::new(
+                status_writer
+                    .into_iter()
+                    .chain([config_follower, policy_follower])
+                    .collect(),
+            ),
             status_file,
         };
         match runtime.inner.credentials.load() {
@@ -525,16 +544,29 @@ impl ConnectorRuntime {
     }
 
     fn sources_changed(&self) {
+        // A query on a source that is gone stops now.
+        query::reapply(&self.inner);
         self.inner.reregister.notify_one();
         self.inner.publish();
     }
 
     /// Drops the current link and opens a new one at once, skipping any backoff wait: the
-    /// host's Reconnect button. Does nothing while signed out or paused.
-    pub fn reconnect(&self) {
-        if let Some(connection) = lock(&self.inner.current).clone() {
-            connection.reconnect_now();
+    /// host's Reconnect button. A link the hub ended for good (replaced by a newer link of the
+    /// same connector) is opened again from the stored credentials. Does
+    /// nothing while signed out or paused.
+    ///
+    /// # Errors
+    /// As [`resume`](Self::resume), when the link has to be opened again.
+    pub async fn reconnect(&self) -> Result<(), LinkError> {
+        let current = lock(&self.inner.current).clone();
+        match current {
+            Some(connection) => connection.reconnect_now(),
+            None if !self.is_paused() && self.inner.link.lock().await.is_some() => {
+                self.relink().await?;
+            }
+            None => {}
         }
+        Ok(())
     }
 
     /// Closes the link and keeps it closed (no queries are served) until
@@ -643,12 +675,14 @@ impl ConnectorRuntime {
         Ok(self.inner.policy.current()?)
     }
 
-    /// Replaces the local policy (saved atomically; applies to the next query).
+    /// Replaces the local policy (saved atomically): it applies to the next query, and the
+    /// running queries it no longer allows stop at once.
     ///
     /// # Errors
     /// [`LinkError::Store`].
     pub fn set_policy(&self, policy: &LocalPolicy) -> Result<(), LinkError> {
         self.inner.policy.save(policy)?;
+        query::reapply(&self.inner);
         self.inner.publish();
         Ok(())
     }
@@ -692,8 +726,8 @@ impl ConnectorRuntime {
             stop_link(old).await;
         }
         *lock(&self.inner.current) = None;
-        for (_, cancel) in lock(&self.inner.queries).drain() {
-            let _ = cancel.send(());
+        for (_, running) in lock(&self.inner.queries).drain() {
+            running.stop(query::Stop::Cancelled);
         }
         self.inner.update_view(|v| {
             v.state = Some(LinkState::Offline);
@@ -780,6 +814,7 @@ async fn apply_config(inner: &Inner, wanted: Vec<SourceConfig>) {
         });
     }
     *inner.sources.write().unwrap_or_else(|p| p.into_inner()) = next;
+    query::reapply(inner);
     inner.reregister.notify_one();
     inner.publish();
 }

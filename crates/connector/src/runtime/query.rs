@@ -1,13 +1,17 @@
 //! Serving one relayed query: the local policy first, then the answer streamed as `QueryChunk`s
 //! with at most [`CHUNK_WINDOW`] unacknowledged, then `QueryEnd`; a `CancelQuery` or a refused
-//! chunk drops the query (and so stops reading its source) and sends nothing more.
+//! chunk drops the query (and so stops reading its source) and sends nothing more. When the
+//! site's policy or its sources change, [`reapply`] ends the running queries they no longer
+//! allow — `QueryEnd` with the same failure a new query would get — and stops reading them.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 use uplink_link::{
     CHUNK_WINDOW, ChunkData, QueryFailure, QueryOutcome, RelayedQuery, failure, to_hub,
@@ -17,6 +21,32 @@ use uplink_signalr::client::HubConnection;
 use super::{Inner, lock};
 use crate::activity::ActivityRecord;
 use crate::answer;
+use crate::policy::POLICY_FILE;
+
+/// Why a running query must stop.
+#[derive(Debug)]
+pub(super) enum Stop {
+    /// The hub cancelled it (the app went away, or its access ended there), or the runtime
+    /// stops: nothing more is sent.
+    Cancelled,
+    /// The site's policy or sources no longer allow it: it ends with this failure.
+    Refused(QueryFailure),
+}
+
+/// A query being served: whose it is, and how to stop it.
+#[derive(Debug)]
+pub(super) struct Running {
+    app_id: String,
+    source: String,
+    stop: oneshot::Sender<Stop>,
+}
+
+impl Running {
+    /// Stops the query.
+    pub(super) fn stop(self, why: Stop) {
+        let _ = self.stop.send(why);
+    }
+}
 
 /// Starts serving `relayed` in its own task (called in order of arrival).
 pub(super) fn accept(inner: &Arc<Inner>, relayed: RelayedQuery) {
@@ -24,10 +54,18 @@ pub(super) fn accept(inner: &Arc<Inner>, relayed: RelayedQuery) {
         return;
     };
     let arrived = Instant::now();
-    let (cancel, cancelled) = oneshot::channel();
+    let (stop, cancelled) = oneshot::channel();
     let permit = inner.permits.clone().try_acquire_owned().ok();
     if permit.is_some() {
-        lock(&inner.queries).insert(relayed.query_id.clone(), cancel);
+        lock(&inner.queries).insert(
+            relayed.query_id.clone(),
+            Running {
+                app_id: relayed.app_id.clone(),
+                source: relayed.source.clone(),
+                stop,
+            },
+        );
+        inner.query_started.notify_one();
         inner.publish();
     }
     let inner = inner.clone();
@@ -64,9 +102,102 @@ pub(super) fn accept(inner: &Arc<Inner>, relayed: RelayedQuery) {
 
 /// Cancels a running query; unknown ids (already finished) are ignored.
 pub(super) fn cancel(inner: &Inner, query_id: &str, reason: &str) {
-    if let Some(cancel) = lock(&inner.queries).remove(query_id) {
+    if let Some(running) = lock(&inner.queries).remove(query_id) {
         tracing::debug!(query = %query_id, %reason, "query cancelled by the hub");
-        let _ = cancel.send(());
+        running.stop(Stop::Cancelled);
+    }
+}
+
+/// Re-applies the site's policy and sources to every running query: those they no longer
+/// allow (an app or source blocked, a source removed, a policy that cannot be read) stop now.
+pub(super) fn reapply(inner: &Inner) {
+    let running: Vec<(String, String, String)> = lock(&inner.queries)
+        .iter()
+        .map(|(id, r)| (id.clone(), r.app_id.clone(), r.source.clone()))
+        .collect();
+    let mut stopped = 0;
+    for (query_id, app_id, source) in running {
+        let verdict = inner.policy.check(&app_id, &source).and_then(|()| {
+            if inner.source(&source).is_some() {
+                Ok(())
+            } else {
+                Err(QueryFailure {
+                    code: failure::UNKNOWN_SOURCE.to_owned(),
+                    message: format!("the data source '{source}' was removed from this connector"),
+                })
+            }
+        });
+        let Err(refusal) = verdict else { continue };
+        if let Some(running) = lock(&inner.queries).remove(&query_id) {
+            tracing::info!(query = %query_id, app = %app_id, %source, code = %refusal.code, "the site no longer allows a running query; stopping it");
+            running.stop(Stop::Refused(refusal));
+            stopped += 1;
+        }
+    }
+    if stopped > 0 {
+        inner.publish();
+    }
+}
+
+/// How often the policy is re-read while queries run, should a change go unnoticed by the
+/// file watcher (a file system that sends no events).
+const POLICY_RECHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Follows the policy file while the runtime lives: when another process (`uplink connector
+/// policy …`) replaces it, running queries are held to the new policy at once.
+pub(super) async fn follow_policy(inner: Weak<Inner>, data_dir: PathBuf, started: Arc<Notify>) {
+    let data_dir = data_dir.as_path();
+    let changed = Arc::new(tokio::sync::Notify::new());
+    // Watch the folder: the file is replaced by a rename, which a watch on the file misses.
+    let _watcher = {
+        let changed = changed.clone();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok_and(|e| {
+                !e.kind.is_access()
+                    && e.paths
+                        .iter()
+                        .any(|p| p.file_name().is_some_and(|n| n == POLICY_FILE))
+            }) {
+                changed.notify_one();
+            }
+        })
+        .and_then(|mut w| {
+            notify::Watcher::watch(&mut w, data_dir, notify::RecursiveMode::NonRecursive)
+                .map(|()| w)
+        });
+        match watcher {
+            Ok(watcher) => Some(watcher),
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch the local policy file; running queries see policy changes within {POLICY_RECHECK_INTERVAL:?}");
+                None
+            }
+        }
+    };
+    let mut seen = None;
+    loop {
+        let idle = match inner.upgrade() {
+            Some(inner) => lock(&inner.queries).is_empty(),
+            None => return,
+        };
+        if idle {
+            // Nothing runs: a query's own start checks the policy.
+            tokio::select! {
+                () = changed.notified() => {}
+                () = started.notified() => {}
+            }
+        } else {
+            tokio::select! {
+                () = changed.notified() => {}
+                () = tokio::time::sleep(POLICY_RECHECK_INTERVAL) => {}
+            }
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        let now = inner.policy.current().map_err(|e| e.to_string());
+        if seen.as_ref() != Some(&now) {
+            seen = Some(now);
+            reapply(&inner);
+            inner.publish();
+        }
     }
 }
 
@@ -75,7 +206,7 @@ async fn serve(
     inner: &Inner,
     connection: &HubConnection,
     relayed: &RelayedQuery,
-    mut cancelled: oneshot::Receiver<()>,
+    mut cancelled: oneshot::Receiver<Stop>,
 ) -> (String, u64) {
     if let Err(veto) = inner.policy.check(&relayed.app_id, &relayed.source) {
         end(connection, &relayed.query_id, Some(veto.clone())).await;
@@ -104,7 +235,14 @@ async fn serve(
         }
         tokio::select! {
             biased;
-            _ = &mut cancelled => return (failure::CANCELLED.to_owned(), bytes),
+            stop = &mut cancelled => return match stop {
+                Ok(Stop::Refused(refusal)) => {
+                    // Nothing more is read; the hub cuts the app's body with this failure.
+                    end(connection, &relayed.query_id, Some(refusal.clone())).await;
+                    (refusal.code, bytes)
+                }
+                Ok(Stop::Cancelled) | Err(_) => (failure::CANCELLED.to_owned(), bytes),
+            },
             acknowledged = in_flight.next(), if !in_flight.is_empty() => {
                 if let Some(Err(error)) = acknowledged {
                     // The app went away or the hub's limit was reached: stop, send no end.

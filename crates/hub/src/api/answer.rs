@@ -10,7 +10,7 @@ use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
 use uplink_link::ResultFormat;
 
 use super::error::ApiError;
-use crate::relay::RelayStream;
+use crate::relay::{RelayError, RelayStream};
 
 /// The format asked for: `?format=` wins; else `Accept: application/x-ndjson` means NDJSON;
 /// else JSON.
@@ -95,8 +95,13 @@ pub async fn respond(
     };
     let body = futures::stream::iter(held)
         .chain(rest)
-        .inspect_err(move |error| {
-            tracing::warn!(%query_id, code = error.code(), %error, "answer broke off; cutting the app's body");
+        .inspect_err(move |error| match error {
+            RelayError::Revoked | RelayError::TokenExpired => {
+                tracing::info!(%query_id, code = error.code(), %error, "access ended; cutting the app's body");
+            }
+            _ => {
+                tracing::warn!(%query_id, code = error.code(), %error, "answer broke off; cutting the app's body");
+            }
         });
     let mut response = Response::new(Body::from_stream(body));
     *response.status_mut() = StatusCode::OK;
@@ -113,7 +118,6 @@ pub async fn respond(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::RelayError;
     use axum::body::to_bytes;
     use bytes::Bytes;
 

@@ -42,6 +42,7 @@ pub use self::error::ApiError;
 use self::params::{FORMAT, Params};
 use crate::access::{Access, Denied, bearer_token};
 use crate::hub::Hub;
+use crate::in_flight::Holder;
 use crate::relay::ConnectorRouter;
 use crate::scopes;
 use crate::secret::public_id;
@@ -248,19 +249,38 @@ impl Call {
         .unwrap_or_else(IntoResponse::into_response)
     }
 
-    /// Token, grant, validation, then relay: the order every query goes through.
+    /// Token, grant, validation, then relay: the order every query goes through. The answer
+    /// is relayed under a ticket of [`crate::in_flight`], so it stops the moment its access
+    /// is revoked or its token expires.
     async fn run(
         self,
         scope: &'static str,
         known_params: &[&str],
         build: impl FnOnce(&Params) -> Result<Query, ApiError>,
     ) -> Result<Response, ApiError> {
+        // Read before the grant check: a revoke announced between the check and the
+        // answer's admission moves it, and the grant is then read again.
+        let epoch = self.hub.answers.epoch();
         let (access, source) = self.authorize(scope).await?;
         let params = Params::parse(self.query.as_deref(), known_params)?;
         let format = answer::format(params.one(FORMAT)?, &self.headers)?;
         let query = resolve::resolve(build(&params)?, chrono::Utc::now())?;
         if let Some(capabilities) = &source.capabilities {
             resolve::check_supported(&query, capabilities, &source.name)?;
+        }
+        let ticket = self.hub.answers.admit(
+            &self.hub,
+            Holder {
+                user_id: access.claims.user_id.clone(),
+                app_id: access.claims.app_id.clone(),
+                source_id: source.id.clone(),
+                connector_id: source.connector_id.clone(),
+                family_id: access.claims.family_id.clone(),
+                expires_at: access.claims.expires_at,
+            },
+        );
+        if ticket.admitted_in() != epoch {
+            self.authorize(scope).await?;
         }
         let relayed = RelayedQuery {
             query_id: public_id("q"),
@@ -279,9 +299,8 @@ impl Call {
             operation = %relayed.operation(),
             "relaying query"
         );
-        let answer = self
-            .relay
-            .relay(&source.connector_id, relayed)
+        let answer = ticket
+            .relay(self.relay.as_ref(), &source.connector_id, relayed)
             .await
             .inspect_err(|error| {
                 tracing::info!(%query_id, code = error.code(), %error, "query refused");

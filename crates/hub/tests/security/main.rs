@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod answers_in_flight;
 mod codes;
 mod connector_consent;
 mod connector_oauth_client;

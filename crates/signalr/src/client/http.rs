@@ -32,6 +32,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 pub(crate) struct Dialer {
     tls: TlsConnector,
     proxy: Option<Arc<Proxy>>,
+    /// How long the latest dial took (TCP, proxy tunnel, TLS): sizes a first probe's wait.
+    last_connect: Arc<std::sync::Mutex<Option<std::time::Duration>>>,
 }
 
 impl Dialer {
@@ -42,10 +44,37 @@ impl Dialer {
         Self {
             tls: TlsConnector::from(Arc::new(config)),
             proxy: proxy.map(Arc::new),
+            last_connect: Arc::default(),
         }
     }
 
+    /// How long the latest connect took, TCP (or the proxy's tunnel) and TLS together.
+    pub fn last_connect(&self) -> Option<std::time::Duration> {
+        *self.last_connect.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How the client reaches `host`, for telling routes apart: `direct`, or the proxy's
+    /// address (never its credentials).
+    pub fn route_to(&self, host: &str) -> String {
+        match &self.proxy {
+            Some(proxy) if !proxy.bypasses(host) => {
+                format!("proxy {}:{}", proxy.host(), proxy.port())
+            }
+            _ => "direct".to_owned(),
+        }
+    }
+
+    /// Dials `uri`, measuring how long it took.
     pub async fn dial(&self, uri: &Uri) -> Result<Box<dyn Io>> {
+        let started = std::time::Instant::now();
+        let stream = self.dial_unmeasured(uri).await?;
+        let took = started.elapsed();
+        *self.last_connect.lock().unwrap_or_else(|p| p.into_inner()) = Some(took);
+        tracing::trace!(?took, "connected");
+        Ok(stream)
+    }
+
+    async fn dial_unmeasured(&self, uri: &Uri) -> Result<Box<dyn Io>> {
         let secure = match uri.scheme_str() {
             Some("https" | "wss") => true,
             Some("http" | "ws") => false,

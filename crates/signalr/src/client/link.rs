@@ -17,6 +17,8 @@ pub(crate) struct Link {
     pub transport: Transport,
     pub outgoing: mpsc::Sender<Bytes>,
     pub incoming: mpsc::Receiver<Result<Bytes>>,
+    /// How long this link's own TCP and TLS connect took, when it dialled one of its own.
+    pub connect: Option<std::time::Duration>,
     pub _receivers: AbortOnDrop,
 }
 

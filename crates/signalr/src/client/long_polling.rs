@@ -98,6 +98,7 @@ pub(crate) async fn connect(
         transport: Transport::LongPolling,
         outgoing,
         incoming,
+        connect: None,
         _receivers: AbortOnDrop(vec![poller]),
     })
 }

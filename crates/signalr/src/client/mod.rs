@@ -31,6 +31,7 @@ mod handlers;
 mod http;
 mod link;
 mod long_polling;
+mod probe;
 mod proxy;
 mod session;
 mod sse;
@@ -58,12 +59,16 @@ use tokio::task::JoinHandle;
 use url::Url;
 
 pub use backoff::Backoff;
+pub use probe::{
+    FIRST_PROBE_CONNECT_MULTIPLE, FIRST_PROBE_FLOOR, Remembered, TransportMemory, first_probe_wait,
+};
 pub use proxy::{Proxy, ProxySetting};
 pub use sse::EventParser;
 
 use self::handlers::Handlers;
 use self::http::{Dialer, HttpClient, KeepAlive, read_body};
 use self::link::Link;
+use self::probe::Patience;
 use self::session::{Liveness, Session, handshake};
 use self::token::TokenCell;
 use crate::arguments::arguments_for;
@@ -74,6 +79,10 @@ use crate::protocol::{
     HubMessage, HubProtocol, Invocation, JsonProtocol, MessageDecoder, MessagePackProtocol,
     TransferFormat,
 };
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 type TokenFn = Arc<dyn Fn() -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
 
@@ -148,6 +157,7 @@ pub struct ClientBuilder {
     long_poll_timeout: Duration,
     max_message_size: usize,
     message_pack: bool,
+    memory: Option<Arc<dyn TransportMemory>>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -258,6 +268,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Where the transport that last worked on this route (hub URL and proxy) is kept, with
+    /// why the faster ones failed: the client starts and reconnects on it at once, and moves up
+    /// when a background re-probe finds a faster one working. Without it the client remembers
+    /// only while it runs.
+    pub fn transport_memory(mut self, memory: Arc<dyn TransportMemory>) -> Self {
+        self.memory = Some(memory);
+        self
+    }
+
     /// Largest message accepted from the server (default 1 MiB).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
@@ -288,8 +307,28 @@ impl ClientBuilder {
         };
         let proxy = self.proxy.resolve(|name| std::env::var(name).ok())?;
         let http = HttpClient::new(Dialer::new(&tls, proxy));
+        // The transports allowed are part of the route: what worked while the owner forced
+        // long polling says nothing about the full list.
+        let allowed: Vec<&str> = self.transports.iter().map(|t| t.as_str()).collect();
+        let route = format!(
+            "{} {} [{}]",
+            url.as_str(),
+            http.dialer.route_to(url.host_str().unwrap_or_default()),
+            allowed.join(",")
+        );
+        let working = self
+            .memory
+            .as_ref()
+            .and_then(|memory| memory.recall(&route))
+            .filter(|r| self.transports.contains(&r.transport));
+        if let Some(remembered) = &working {
+            tracing::info!(%route, transport = %remembered.transport, "starting on the transport that last worked on this route");
+        }
         let shared = Arc::new(Shared {
             url,
+            route,
+            memory: self.memory,
+            working: Mutex::new(working),
             http,
             transports: self.transports,
             token: self.token,
@@ -325,6 +364,12 @@ impl ClientBuilder {
 
 struct Shared {
     url: Url,
+    /// The hub URL, how it is reached (directly or through which proxy) and the transports
+    /// allowed: what a [`TransportMemory`] keeps apart.
+    route: String,
+    memory: Option<Arc<dyn TransportMemory>>,
+    /// The transport that last worked on the route, and why the faster ones did not.
+    working: Mutex<Option<Remembered>>,
     http: HttpClient,
     transports: Vec<Transport>,
     token: Option<TokenFn>,
@@ -355,7 +400,75 @@ struct Shared {
     reconnect_requested: AtomicBool,
 }
 
+/// How a transport skipped because it failed before is reported.
+const NOT_RETRIED: &str = "not retried (failed before): ";
+
 impl Shared {
+    /// What to try, in order: the transport that last worked, at once and with the whole
+    /// handshake timeout, then the others in order of preference; each a first probe but the
+    /// last, which has nothing to fall back to.
+    fn plan(&self) -> (Vec<(Transport, Patience)>, Vec<SkippedTransport>) {
+        let working = lock(&self.working).clone();
+        let mut plan = Vec::with_capacity(self.transports.len());
+        let mut not_retried = Vec::new();
+        if let Some(remembered) = &working {
+            plan.push((remembered.transport, Patience::Full));
+            not_retried = remembered
+                .failed
+                .iter()
+                .map(|s| SkippedTransport {
+                    transport: s.transport,
+                    reason: format!("{NOT_RETRIED}{}", s.reason.trim_start_matches(NOT_RETRIED)),
+                })
+                .collect();
+        }
+        let rest: Vec<Transport> = self
+            .transports
+            .iter()
+            .copied()
+            .filter(|t| working.as_ref().is_none_or(|r| r.transport != *t))
+            .collect();
+        for (i, &transport) in rest.iter().enumerate() {
+            let patience = if i + 1 == rest.len() {
+                Patience::Full
+            } else {
+                Patience::FirstProbe
+            };
+            plan.push((transport, patience));
+        }
+        (plan, not_retried)
+    }
+
+    /// Remembers `transport` as working on the route, with the faster transports that failed.
+    fn learn(&self, transport: Transport, skipped: &[SkippedTransport]) {
+        let faster: Vec<Transport> = self
+            .transports
+            .iter()
+            .copied()
+            .take_while(|t| *t != transport)
+            .collect();
+        let learnt = Remembered {
+            transport,
+            failed: skipped
+                .iter()
+                .filter(|s| faster.contains(&s.transport))
+                .map(|s| SkippedTransport {
+                    transport: s.transport,
+                    reason: s.reason.trim_start_matches(NOT_RETRIED).to_owned(),
+                })
+                .collect(),
+        };
+        let mut working = lock(&self.working);
+        if working.as_ref() == Some(&learnt) {
+            return;
+        }
+        *working = Some(learnt.clone());
+        drop(working);
+        if let Some(memory) = &self.memory {
+            memory.remember(&self.route, &learnt);
+        }
+    }
+
     fn emit(&self, event: ClientEvent) {
         match &event {
             ClientEvent::Connected {
@@ -412,6 +525,7 @@ impl HubConnection {
             long_poll_timeout: Duration::from_secs(100),
             max_message_size: 1024 * 1024,
             message_pack: false,
+            memory: None,
         }
     }
 
@@ -605,10 +719,6 @@ impl<T> Drop for InvocationStream<T> {
     }
 }
 
-/// How long the handshake's answer may take over Server-Sent Events (if the handshake timeout
-/// is not shorter): it comes down the event stream, which a buffering proxy holds back.
-pub const EVENT_STREAM_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// A transport that completed the handshake.
 struct Established {
     link: Link,
@@ -626,8 +736,9 @@ async fn supervise(shared: Arc<Shared>) {
         shared.emit(ClientEvent::Connecting {
             attempt: failures + 1,
         });
+        let (plan, not_retried) = shared.plan();
         let connected = tokio::select! {
-            result = connect(&shared, &shared.transports) => result,
+            result = connect(&shared, &plan, not_retried) => result,
             _ = crate::signal::raised(&mut stop) => break,
             _ = shared.reconnect.notified() => Err(Error::closed("reconnect requested")),
         };
@@ -673,6 +784,7 @@ async fn run_connected(
 ) -> Option<Error> {
     loop {
         let transport = established.link.transport;
+        shared.learn(transport, &established.skipped);
         let session = Session::new(
             transport,
             established.connection_id.clone(),
@@ -728,13 +840,15 @@ async fn run_connected(
                         None => std::future::pending::<()>().await,
                     }
                 } => {
-                    match connect(shared, &faster).await {
+                    // In the background: each faster transport gets the whole handshake timeout.
+                    let plan: Vec<_> = faster.iter().map(|&t| (t, Patience::Full)).collect();
+                    match connect(shared, &plan, Vec::new()).await {
                         Ok(mut better) if !session.has_pending() => {
                             tracing::info!(from = %transport, to = %better.link.transport, "re-probe found a faster transport working again");
-                            better.skipped = vec![SkippedTransport {
+                            better.skipped.push(SkippedTransport {
                                 transport,
                                 reason: "replaced: a re-probe found a faster transport working".into(),
-                            }];
+                            });
                             session.stop();
                             let _ = tokio::time::timeout(Duration::from_secs(2), &mut task).await;
                             established = better;
@@ -749,13 +863,24 @@ async fn run_connected(
     }
 }
 
-/// Tries `transports` in order, each with its own negotiate and the handshake timeout.
-async fn connect(shared: &Arc<Shared>, transports: &[Transport]) -> Result<Established> {
-    let mut skipped = Vec::new();
-    for &transport in transports {
-        match tokio::time::timeout(shared.handshake_timeout, try_transport(shared, transport)).await
+/// Tries the transports of `plan` in order, each with its own negotiate, within the handshake
+/// timeout and as patiently as planned; `skipped` starts with the transports not tried at all.
+async fn connect(
+    shared: &Arc<Shared>,
+    plan: &[(Transport, Patience)],
+    mut skipped: Vec<SkippedTransport>,
+) -> Result<Established> {
+    for &(transport, patience) in plan {
+        let started = std::time::Instant::now();
+        match tokio::time::timeout(
+            shared.handshake_timeout,
+            try_transport(shared, transport, patience),
+        )
+        .await
         {
             Ok(Ok(mut established)) => {
+                tracing::debug!(%transport, ?patience, took = ?started.elapsed(), connect = ?established.link.connect.or(shared.http.dialer.last_connect()), "transport connected");
+                skipped.retain(|s| s.transport != transport);
                 established.skipped = skipped;
                 return Ok(established);
             }
@@ -773,7 +898,7 @@ async fn connect(shared: &Arc<Shared>, transports: &[Transport]) -> Result<Estab
                 ),
             }),
         }
-        tracing::debug!(%transport, reason = %skipped.last().map(|s| s.reason.as_str()).unwrap_or(""), "transport skipped");
+        tracing::debug!(%transport, ?patience, took = ?started.elapsed(), reason = %skipped.last().map(|s| s.reason.as_str()).unwrap_or(""), "transport skipped");
     }
     let reasons: Vec<String> = skipped
         .iter()
@@ -784,14 +909,18 @@ async fn connect(shared: &Arc<Shared>, transports: &[Transport]) -> Result<Estab
 
 /// Connects over `transport` with the binary protocol where it may be used, else JSON; a
 /// server that refuses the binary protocol is asked again in JSON at once.
-async fn try_transport(shared: &Arc<Shared>, transport: Transport) -> Result<Established> {
+async fn try_transport(
+    shared: &Arc<Shared>,
+    transport: Transport,
+    patience: Patience,
+) -> Result<Established> {
     let binary = shared
         .binary_protocol
         .as_ref()
         .filter(|_| transport != Transport::ServerSentEvents)
         .filter(|_| !shared.binary_refused.load(Ordering::Relaxed));
     if let Some(binary) = binary {
-        match try_transport_with(shared, transport, binary.clone()).await {
+        match try_transport_with(shared, transport, binary.clone(), patience).await {
             Err(Error::HandshakeRejected(reason)) => {
                 tracing::info!(%transport, protocol = binary.name(), %reason, "the server refused the binary hub protocol; using JSON");
                 shared.binary_refused.store(true, Ordering::Relaxed);
@@ -799,13 +928,14 @@ async fn try_transport(shared: &Arc<Shared>, transport: Transport) -> Result<Est
             other => return other,
         }
     }
-    try_transport_with(shared, transport, shared.protocol.clone()).await
+    try_transport_with(shared, transport, shared.protocol.clone(), patience).await
 }
 
 async fn try_transport_with(
     shared: &Arc<Shared>,
     transport: Transport,
     protocol: Arc<dyn HubProtocol>,
+    patience: Patience,
 ) -> Result<Established> {
     let token = match &shared.token {
         Some(provider) => Some(
@@ -849,6 +979,8 @@ async fn try_transport_with(
                 token,
                 shared.max_message_size,
                 binary,
+                patience,
+                shared.handshake_timeout,
             )
             .await?
         }
@@ -873,26 +1005,36 @@ async fn try_transport_with(
             .await?
         }
     };
-    let decoder = if transport == Transport::ServerSentEvents {
-        // A server opens an event stream with a comment and answers the handshake at once; a
-        // proxy that buffers the stream holds both back until it ends, so waiting out the whole
-        // handshake timeout would only delay the fallback to long polling.
-        let bound = EVENT_STREAM_HANDSHAKE_TIMEOUT.min(shared.handshake_timeout);
-        tokio::time::timeout(
-            bound,
-            handshake(&mut link, &protocol, shared.max_message_size),
-        )
-        .await
-        .map_err(|_| {
-            Error::transport(
-                transport.as_str(),
-                format!(
-                    "no handshake answer on the event stream within {bound:?}: a proxy is probably buffering it"
-                ),
+    let decoder = match patience {
+        Patience::Full => handshake(&mut link, &protocol, shared.max_message_size).await?,
+        // A server answers the handshake at once (and opens an event stream with a comment
+        // before it); a proxy that buffers the stream or holds frames back shows only silence,
+        // so a first probe stops waiting for it soon after connecting.
+        Patience::FirstProbe => {
+            let connect = link
+                .connect
+                .or(shared.http.dialer.last_connect())
+                .unwrap_or_default();
+            let wait = probe::first_probe_wait(connect, shared.handshake_timeout);
+            let why = if transport == Transport::ServerSentEvents {
+                "a proxy is probably buffering the event stream"
+            } else {
+                "a proxy may be holding it"
+            };
+            tokio::time::timeout(
+                wait,
+                handshake(&mut link, &protocol, shared.max_message_size),
             )
-        })??
-    } else {
-        handshake(&mut link, &protocol, shared.max_message_size).await?
+            .await
+            .map_err(|_| {
+                Error::transport(
+                    transport.as_str(),
+                    format!(
+                        "no handshake answer within {wait:?} (connecting took {connect:?}): {why}"
+                    ),
+                )
+            })??
+        }
     };
     Ok(Established {
         link,

@@ -2,7 +2,7 @@
 //! server invocations (with client results), keep-alive pings and the server timeout.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,9 @@ pub(crate) struct Session {
     protocol: Arc<dyn HubProtocol>,
     pending: Mutex<HashMap<String, Pending>>,
     next_id: AtomicU64,
-    sent_since_ping: AtomicBool,
+    /// When a message was last handed to the transport: a ping goes out when nothing else
+    /// did for the keep-alive interval.
+    last_sent: Mutex<tokio::time::Instant>,
     stop: watch::Sender<bool>,
 }
 
@@ -96,7 +98,7 @@ impl Session {
             protocol,
             pending: Mutex::default(),
             next_id: AtomicU64::new(0),
-            sent_since_ping: AtomicBool::new(false),
+            last_sent: Mutex::new(tokio::time::Instant::now()),
             stop: watch::channel(false).0,
         })
     }
@@ -122,7 +124,7 @@ impl Session {
             .send(Bytes::from(out))
             .await
             .map_err(|_| Error::closed("transport closed"))?;
-        self.sent_since_ping.store(true, Ordering::Relaxed);
+        *lock(&self.last_sent) = tokio::time::Instant::now();
         Ok(())
     }
 
@@ -192,11 +194,9 @@ impl Session {
         liveness: Liveness,
     ) -> Result<()> {
         let mut stop = self.stop.subscribe();
-        let tick_every = (liveness.keep_alive_interval.min(liveness.server_timeout) / 2)
-            .max(Duration::from_millis(10));
+        let tick_every = (liveness.server_timeout / 4).max(Duration::from_millis(10));
         let mut tick = tokio::time::interval(tick_every);
         let mut last_received = Instant::now();
-        let mut last_ping = Instant::now();
         let result = loop {
             loop {
                 match decoder.next_message() {
@@ -209,6 +209,7 @@ impl Session {
                     Err(e) => return self.finish(Err(e)),
                 }
             }
+            let ping_due = *lock(&self.last_sent) + liveness.keep_alive_interval;
             tokio::select! {
                 biased;
                 received = link.incoming.recv() => match received {
@@ -227,10 +228,14 @@ impl Session {
                     if last_received.elapsed() > liveness.server_timeout {
                         break Err(Error::Timeout { what: "server keep-alive", after: liveness.server_timeout });
                     }
-                    if last_ping.elapsed() >= liveness.keep_alive_interval {
-                        last_ping = Instant::now();
-                        if !self.sent_since_ping.swap(false, Ordering::Relaxed) {
-                            let _ = self.send_message(&HubMessage::Ping).await;
+                }
+                // Measured from the last send, whatever it was (a ping included).
+                _ = tokio::time::sleep_until(ping_due) => {
+                    if lock(&self.last_sent).elapsed() >= liveness.keep_alive_interval {
+                        // A transport that takes nothing more is over (and the ping would only
+                        // fall due again at once).
+                        if let Err(error) = self.send_message(&HubMessage::Ping).await {
+                            break Err(error);
                         }
                     }
                 }
@@ -339,5 +344,98 @@ impl Session {
                     .await;
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::link::AbortOnDrop;
+    use crate::protocol::JsonProtocol;
+
+    /// The client's own pings: one every keep-alive interval after the last send, a ping
+    /// counting as a send (not one skipped every other interval).
+    #[tokio::test(start_paused = true)]
+    async fn pings_go_out_every_interval_after_the_last_send() {
+        let (outgoing, mut wire) = mpsc::channel(16);
+        let (_server, incoming) = mpsc::channel(16);
+        let link = Link {
+            transport: Transport::WebSockets,
+            outgoing: outgoing.clone(),
+            incoming,
+            connect: None,
+            _receivers: AbortOnDrop::default(),
+        };
+        let protocol: Arc<dyn HubProtocol> = Arc::new(JsonProtocol);
+        let session = Session::new(Transport::WebSockets, None, outgoing, protocol.clone());
+        let interval = Duration::from_secs(15);
+        let started = tokio::time::Instant::now();
+        let _run = tokio::spawn(session.clone().run(
+            link,
+            protocol.decoder(1024),
+            Arc::new(Handlers::default()),
+            Liveness {
+                keep_alive_interval: interval,
+                server_timeout: Duration::from_secs(3600),
+            },
+        ));
+        let mut sent = Vec::new();
+        for _ in 0..4 {
+            let frame = wire.recv().await.expect("a ping");
+            assert_eq!(&frame[..], b"{\"type\":6}\x1e");
+            sent.push(started.elapsed());
+        }
+        let whole = |s: u64| Duration::from_secs(s);
+        assert_eq!(
+            sent.iter().map(|d| whole(d.as_secs())).collect::<Vec<_>>(),
+            [whole(15), whole(30), whole(45), whole(60)],
+            "{sent:?}"
+        );
+        // A message sent in between moves the next ping back a whole interval.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        session
+            .send_message(&HubMessage::Invocation(Invocation::new(
+                None,
+                "Hello",
+                Arguments::default(),
+            )))
+            .await
+            .unwrap();
+        let _hello = wire.recv().await.unwrap();
+        let before = started.elapsed();
+        let frame = wire.recv().await.unwrap();
+        assert_eq!(&frame[..], b"{\"type\":6}\x1e");
+        assert_eq!(whole((started.elapsed() - before).as_secs()), interval);
+    }
+
+    /// A transport that takes nothing more ends the session at the next ping, rather than
+    /// leaving the loop to try the overdue ping again and again.
+    #[tokio::test]
+    async fn a_transport_that_takes_nothing_ends_the_session_at_the_next_ping() {
+        let (outgoing, wire) = mpsc::channel(16);
+        drop(wire);
+        let (_server, incoming) = mpsc::channel(16);
+        let link = Link {
+            transport: Transport::LongPolling,
+            outgoing: outgoing.clone(),
+            incoming,
+            connect: None,
+            _receivers: AbortOnDrop::default(),
+        };
+        let protocol: Arc<dyn HubProtocol> = Arc::new(JsonProtocol);
+        let session = Session::new(Transport::LongPolling, None, outgoing, protocol.clone());
+        let run = session.run(
+            link,
+            protocol.decoder(1024),
+            Arc::new(Handlers::default()),
+            Liveness {
+                keep_alive_interval: Duration::from_millis(50),
+                server_timeout: Duration::from_secs(3600),
+            },
+        );
+        let ended = tokio::time::timeout(Duration::from_secs(20), run)
+            .await
+            .expect("the session ended");
+        assert_eq!(ended.unwrap_err().code(), "connection_closed");
     }
 }

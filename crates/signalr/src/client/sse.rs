@@ -88,6 +88,7 @@ pub(crate) async fn connect(
         outgoing,
         incoming,
         // Stopping the sender too: without the event stream there is nobody to answer.
+        connect: None,
         _receivers: AbortOnDrop(vec![reader, sender]),
     })
 }

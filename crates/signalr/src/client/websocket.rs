@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::http::Dialer;
 use super::link::{AbortOnDrop, Link};
+use super::probe::{Patience, first_probe_wait};
 use crate::error::{Error, Result};
 use crate::frames::FrameBuilder;
 use crate::negotiate::Transport;
@@ -22,6 +23,8 @@ pub(crate) async fn connect(
     token: Option<&str>,
     max_message_size: usize,
     binary: bool,
+    patience: Patience,
+    handshake_timeout: std::time::Duration,
 ) -> Result<Link> {
     let mut ws_url = url.clone();
     let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
@@ -32,7 +35,9 @@ pub(crate) async fn connect(
         .as_str()
         .parse()
         .map_err(|e| Error::Config(format!("WebSocket URL: {e}")))?;
+    let started = std::time::Instant::now();
     let stream = dialer.dial(&uri).await?;
+    let connect = started.elapsed();
     let mut request = ws_url
         .as_str()
         .into_client_request()
@@ -44,16 +49,30 @@ pub(crate) async fn connect(
     }
     let config =
         WebSocketConfig::default().max_message_size(Some(max_message_size.max(64 * 1024) * 2));
-    let (socket, _response) =
-        tokio_tungstenite::client_async_with_config(request, stream, Some(config))
-            .await
-            .map_err(|e| match e {
-                tokio_tungstenite::tungstenite::Error::Http(response) => Error::HttpStatus {
-                    operation: "WebSocket upgrade",
-                    status: response.status().as_u16(),
-                },
-                other => Error::transport(NAME, other),
-            })?;
+    let upgrade = tokio_tungstenite::client_async_with_config(request, stream, Some(config));
+    let upgraded = match patience {
+        Patience::Full => upgrade.await,
+        // A proxy that holds upgrades answers nothing: waiting out the whole handshake timeout
+        // would only delay the fallback.
+        Patience::FirstProbe => {
+            let wait = first_probe_wait(connect, handshake_timeout);
+            tokio::time::timeout(wait, upgrade).await.map_err(|_| {
+                Error::transport(
+                    NAME,
+                    format!(
+                        "no answer to the upgrade within {wait:?} (connecting took {connect:?}): a proxy is probably holding it"
+                    ),
+                )
+            })?
+        }
+    };
+    let (socket, _response) = upgraded.map_err(|e| match e {
+        tokio_tungstenite::tungstenite::Error::Http(response) => Error::HttpStatus {
+            operation: "WebSocket upgrade",
+            status: response.status().as_u16(),
+        },
+        other => Error::transport(NAME, other),
+    })?;
     let (mut sink, mut stream) = socket.split();
     let (outgoing, mut outgoing_rx) = mpsc::channel::<Bytes>(256);
     let (incoming_tx, incoming) = mpsc::channel(256);
@@ -106,6 +125,7 @@ pub(crate) async fn connect(
         transport: Transport::WebSockets,
         outgoing,
         incoming,
+        connect: Some(connect),
         _receivers: AbortOnDrop(vec![reader]),
     })
 }

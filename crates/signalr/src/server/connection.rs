@@ -41,7 +41,13 @@ pub(crate) struct Connection {
     pub poll_superseded: Notify,
     pending_results: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     next_invocation: AtomicU64,
-    pub sent_since_ping: AtomicBool,
+    /// The keep-alive interval: a Ping is written when nothing else was for this long.
+    keep_alive: Duration,
+    /// When a frame was last handed to the transport to write; `None` until the handshake is
+    /// answered (no pings before it).
+    last_write: Mutex<Option<tokio::time::Instant>>,
+    /// Wakes a transport writer waiting for the keep-alive clock to start.
+    keep_alive_armed: Notify,
     pub protocol: Mutex<Option<Arc<dyn HubProtocol>>>,
     pub client_result_timeout: Duration,
 }
@@ -61,6 +67,7 @@ impl Connection {
         identity: Option<Identity>,
         send_queue: usize,
         client_result_timeout: Duration,
+        keep_alive: Duration,
     ) -> Arc<Self> {
         let (outbound_tx, outbound_rx) = mpsc::channel(send_queue.max(1));
         let (inbound_tx, inbound_rx) = mpsc::channel(64);
@@ -85,7 +92,9 @@ impl Connection {
             poll_superseded: Notify::new(),
             pending_results: Mutex::new(HashMap::new()),
             next_invocation: AtomicU64::new(0),
-            sent_since_ping: AtomicBool::new(false),
+            keep_alive,
+            last_write: Mutex::new(None),
+            keep_alive_armed: Notify::new(),
             protocol: Mutex::new(None),
             client_result_timeout,
         })
@@ -155,7 +164,6 @@ impl Connection {
             mpsc::error::TrySendError::Full(_) => Error::SlowConsumer,
             mpsc::error::TrySendError::Closed(_) => Error::closed("send queue closed"),
         })?;
-        self.sent_since_ping.store(true, Ordering::Relaxed);
         Ok(())
     }
 
@@ -185,10 +193,7 @@ impl Connection {
         }
         let bytes = self.encode(message)?;
         match self.outbound_tx.send_timeout(bytes, patience).await {
-            Ok(()) => {
-                self.sent_since_ping.store(true, Ordering::Relaxed);
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
                 self.close(Some(
                     "Connection closed: the client did not read fast enough".into(),
@@ -201,22 +206,74 @@ impl Connection {
         }
     }
 
+    /// Starts the keep-alive clock; called once the handshake's answer is queued, so no ping
+    /// ever goes before it.
+    pub fn arm_keep_alive(&self) {
+        lock(&self.last_write).get_or_insert_with(tokio::time::Instant::now);
+        // A stored permit: a writer that has not started waiting yet still sees it.
+        self.keep_alive_armed.notify_one();
+    }
+
+    /// When a ping is due: the keep-alive interval after the last write.
+    fn ping_due(&self) -> Option<tokio::time::Instant> {
+        lock(&self.last_write).map(|at| at + self.keep_alive)
+    }
+
+    /// Records a write, restarting the keep-alive clock (once armed).
+    fn wrote(&self) {
+        if let Some(at) = lock(&self.last_write).as_mut() {
+            *at = tokio::time::Instant::now();
+        }
+    }
+
     /// The next frame to send: a message kept back last time, else the first queued one,
-    /// batched with what else is waiting. `None` once closed and drained.
+    /// batched with what else is waiting; or a Ping when nothing was written for the keep-alive
+    /// interval. `None` once closed and drained.
+    ///
+    /// Every transport writes only what this returns, so the keep-alive is measured from the
+    /// last write whatever the transport, and whatever the client sends: a long poll waiting
+    /// here is answered with the Ping when it falls due.
     pub async fn next_frame(&self, outbound: &mut mpsc::Receiver<Bytes>) -> Option<Bytes> {
         let carried = lock(&self.frames).take_carry();
         let first = match carried {
             Some(first) => first,
-            None => {
-                let next = tokio::select! {
-                    biased;
-                    next = outbound.recv() => next,
-                    _ = self.closed() => None,
+            None => loop {
+                let due = self.ping_due();
+                let ping_time = async {
+                    match due {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => self.keep_alive_armed.notified().await,
+                    }
                 };
-                next.or_else(|| outbound.try_recv().ok())?
-            }
+                tokio::select! {
+                    biased;
+                    next = outbound.recv() => match next {
+                        Some(first) => break first,
+                        None => return None,
+                    },
+                    _ = self.closed() => match outbound.try_recv() {
+                        Ok(first) => break first,
+                        Err(_) => return None,
+                    },
+                    _ = ping_time => {
+                        if due.is_none() {
+                            continue; // the clock just started
+                        }
+                        match self.encode(&HubMessage::Ping) {
+                            Ok(ping) => {
+                                self.wrote();
+                                return Some(ping);
+                            }
+                            // Unreachable once armed; never spin on it.
+                            Err(_) => *lock(&self.last_write) = None,
+                        }
+                    }
+                }
+            },
         };
-        Some(lock(&self.frames).build(first, outbound))
+        let frame = lock(&self.frames).build(first, outbound);
+        self.wrote();
+        Some(frame)
     }
 
     pub fn complete_client_result(&self, invocation_id: &str, outcome: Outcome) -> bool {
@@ -390,7 +447,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_send_queue_disconnects_the_slow_client() {
-        let conn = Connection::new("id".into(), "tok".into(), None, 2, Duration::from_secs(1));
+        let conn = Connection::new(
+            "id".into(),
+            "tok".into(),
+            None,
+            2,
+            Duration::from_secs(1),
+            Duration::from_secs(15),
+        );
         *lock(&conn.protocol) = Some(Arc::new(crate::protocol::JsonProtocol));
         let handle = ConnectionHandle::new(&conn);
         handle.send("A", ()).unwrap();
@@ -409,6 +473,7 @@ mod tests {
             None,
             8,
             Duration::from_millis(50),
+            Duration::from_secs(15),
         );
         *lock(&conn.protocol) = Some(Arc::new(crate::protocol::JsonProtocol));
         let handle = ConnectionHandle::new(&conn);

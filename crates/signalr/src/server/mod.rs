@@ -65,9 +65,13 @@ pub struct ServerOptions {
     /// messages (default 2 MiB). The official clients concatenate everything queued while a
     /// send is in flight, so a client with many calls out sends batches far above one message.
     pub max_batch_size: usize,
-    /// A ping is sent when nothing else was sent for this long (default 15 s).
+    /// A ping is written when nothing else was written for this long (default 15 s, as
+    /// ASP.NET Core), on every transport and whatever the client sends; a pending long poll is
+    /// answered with it.
     pub keep_alive_interval: Duration,
-    /// The client is dropped when nothing arrived for this long (default 30 s).
+    /// The client is dropped when nothing arrived for this long (default 30 s). Not on long
+    /// polling, which keeps itself alive as ASP.NET Core's does: the official clients send no
+    /// pings there, and a client that stops polling is dropped after `disconnect_timeout`.
     pub client_timeout: Duration,
     /// The handshake must arrive this soon after the transport attaches (default 15 s).
     pub handshake_timeout: Duration,
@@ -294,6 +298,7 @@ fn new_connection(server: &Arc<ServerShared>, identity: Option<Identity>) -> Arc
         identity,
         server.options.send_queue_capacity,
         server.options.client_result_timeout,
+        server.options.keep_alive_interval,
     );
     lock(&server.by_token).insert(conn.token.clone(), conn.clone());
     lock(&server.by_id).insert(conn.id.to_string(), conn.clone());

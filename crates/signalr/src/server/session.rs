@@ -2,7 +2,6 @@
 //! keep-alive pings and the client timeout. Transports only move bytes in and out.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Instant;
@@ -115,6 +114,8 @@ async fn drive(
         .try_send(Bytes::from(out))
         .map_err(|_| Error::SlowConsumer)?;
     *lock(&conn.protocol) = Some(protocol.clone());
+    // Pings are written by the transports (see `Connection::next_frame`), from now on.
+    conn.arm_keep_alive();
     tracing::debug!(connection_id = %conn.id, transport = ?conn.transport(), "handshake complete");
 
     // Whatever followed the handshake in the same frame belongs to the hub protocol.
@@ -128,10 +129,9 @@ async fn drive(
     let handle = ConnectionHandle::new(conn);
     let running: Running = Arc::default();
     let mut last_received = Instant::now();
-    let tick_every = (options.keep_alive_interval.min(options.client_timeout) / 2)
+    let tick_every = (options.client_timeout.min(options.disconnect_timeout) / 2)
         .max(std::time::Duration::from_millis(10));
     let mut tick = tokio::time::interval(tick_every);
-    let mut last_ping = Instant::now();
 
     let result = loop {
         while let Some(message) = decoder.next_message()? {
@@ -150,16 +150,13 @@ async fn drive(
             },
             _ = conn.closed() => break Ok(()),
             _ = tick.tick() => {
-                if last_received.elapsed() > options.client_timeout {
+                // Long polling keeps itself alive: its polls are the client's sign of life (the
+                // official clients send no pings on it), so it ends only when polling stops.
+                let long_polling = conn.transport() == Some(Transport::LongPolling);
+                if !long_polling && last_received.elapsed() > options.client_timeout {
                     break Err(Error::Timeout { what: "client keep-alive", after: options.client_timeout });
                 }
-                if last_ping.elapsed() >= options.keep_alive_interval {
-                    last_ping = Instant::now();
-                    if !conn.sent_since_ping.swap(false, Ordering::Relaxed) {
-                        conn.send_now(&HubMessage::Ping)?;
-                    }
-                }
-                if conn.transport() == Some(Transport::LongPolling) {
+                if long_polling {
                     let lp = lock(&conn.long_poll);
                     if !lp.active && lp.last_ended.elapsed() > options.disconnect_timeout {
                         break Err(Error::closed("the long-polling client stopped polling"));
