@@ -106,11 +106,11 @@ fn start_control<R: Runtime>(app: &AppHandle<R>, options: &Options) -> anyhow::R
 /// Shows the window of the running tray process of `options.data_dir` until it is closed or
 /// the tray process stops.
 pub fn run_window(options: WindowOptions) -> anyhow::Result<()> {
-    uplink_tray::init_logging();
     let data_dir = match options.data_dir {
         Some(dir) => dir,
         None => uplink_tray::default_data_dir().context("no home folder holds Uplink's data")?,
     };
+    uplink_tray::init_logging(uplink_tray::WINDOW_PROGRAM, Some(&data_dir));
     let bridge = BridgeClient::new(uplink_tray::bridge::read(&data_dir)?)?;
     // A second window process hands over to the first, which comes forward.
     let builder = tauri::Builder::default()
@@ -144,7 +144,12 @@ fn remembered_place<R: Runtime>() -> tauri::plugin::TauriPlugin<R> {
 /// Runs the desktop app until the user quits from the tray. `started` is when the process
 /// began, for the start-up time in the log.
 pub fn run(options: Options, started: Instant) {
-    uplink_tray::init_logging();
+    // The same folder the path resolver names (see `uplink_tray::default_data_dir`).
+    let data_dir = options
+        .data_dir
+        .clone()
+        .or_else(uplink_tray::default_data_dir);
+    uplink_tray::init_logging(uplink_tray::TRAY_PROGRAM, data_dir.as_deref());
     let show_window = options.show_window;
     // The single-instance plugin goes first: a second launch must stop before anything else
     // starts, and bring the running app's window forward instead.
@@ -163,16 +168,7 @@ pub fn run(options: Options, started: Instant) {
     let app = configure(builder)
         .setup(move |app| {
             let control = start_control(app.handle(), &options)?;
-            let status = control.watch().borrow().clone();
-            match tray::install(app.handle(), &status) {
-                Ok(()) => tracing::info!(
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "tray ready"
-                ),
-                // No tray host (a stock GNOME, a CI machine): the app still runs; a second
-                // launch or --show-window opens the window.
-                Err(error) => tracing::warn!(%error, "no tray icon: the desktop has no tray host"),
-            }
+            tray::start(app.handle(), &control, started);
             live::forward_status(app.handle().clone(), &control);
             if show_window {
                 show_main_window(app.handle());

@@ -1,20 +1,22 @@
-//! The tray: a pure view of the control status (icon, tooltip and menu, tested without a
-//! display) and the thin code that turns it into a real tray icon and keeps it current.
+//! The tray where the app is one process (not Linux): Tauri's tray icon as a [`TrayHost`] for
+//! the one tray loop of `uplink-tray` (the same loop, tested there, that the Linux tray process
+//! runs), plus Tauri's notifications, start at login and window.
+
+use std::time::Instant;
 
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
-use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
-use tauri::{AppHandle, Manager, Runtime};
+use tauri::tray::{MouseButton, MouseButtonState, TrayIconBuilder, TrayIconEvent};
+use tauri::{AppHandle, Runtime};
 use tauri_plugin_autostart::ManagerExt as _;
-use uplink_control::{Control, ControlStatus};
+use tauri_plugin_notification::NotificationExt as _;
+use tokio::sync::mpsc::{self, UnboundedSender};
+use uplink_control::{Alert, Control};
 use uplink_tray::view::{TrayAction, TrayEntry, TrayView, tray_view};
+use uplink_tray::{TrayEnd, TrayHost, TrayLoop};
 
 /// The tray icon's id.
 const TRAY_ID: &str = "uplink";
-
-/// The last view drawn, so a status change that the tray does not show redraws nothing.
-#[derive(Debug, Default)]
-struct Drawn(std::sync::Mutex<Option<TrayView>>);
 
 /// Whether the app starts at login, as the system says.
 fn starts_at_login<R: Runtime>(app: &AppHandle<R>) -> bool {
@@ -64,118 +66,131 @@ fn build_menu<R: Runtime>(app: &AppHandle<R>, entries: &[TrayEntry]) -> tauri::R
     Ok(menu)
 }
 
-/// Creates the tray icon showing `status`. Fails where the desktop has no tray host.
-pub(crate) fn install<R: Runtime>(app: &AppHandle<R>, status: &ControlStatus) -> tauri::Result<()> {
-    let view = tray_view(status, starts_at_login(app));
+/// Puts the tray icon up (where the desktop has a tray host) and runs the tray loop over
+/// `control` until Quit, which ends the app. `started` is when the process began, for the log.
+pub(crate) fn start<R: Runtime>(app: &AppHandle<R>, control: &Control, started: Instant) {
+    let (actions, requested) = mpsc::unbounded_channel();
+    match install(app, control, actions.clone()) {
+        Ok(()) => tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "tray ready"
+        ),
+        // No tray host (a stock GNOME, a CI machine): the app still runs and notifies; a second
+        // launch or --show-window opens the window.
+        Err(error) => tracing::warn!(%error, "no tray icon: the desktop has no tray host"),
+    }
+    let host = TauriTray {
+        app: app.clone(),
+        _actions: actions,
+    };
+    let (app, control) = (app.clone(), control.clone());
+    tauri::async_runtime::spawn(async move {
+        let mut tray = TrayLoop::new(control.clone(), host);
+        let end = tray
+            .run(control.watch(), requested, std::future::pending())
+            .await;
+        if end == TrayEnd::Quit {
+            app.exit(0);
+        }
+    });
+}
+
+/// Creates the tray icon; its clicks go to `actions`. Fails where the desktop has no tray host.
+fn install<R: Runtime>(
+    app: &AppHandle<R>,
+    control: &Control,
+    actions: UnboundedSender<TrayAction>,
+) -> tauri::Result<()> {
+    let view = tray_view(&control.status(), starts_at_login(app));
+    let clicked = actions.clone();
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(Image::from_bytes(view.icon.png())?)
         .tooltip(&view.tooltip)
         .menu(&build_menu(app, &view.menu)?)
         .show_menu_on_left_click(true)
-        .on_menu_event(|app, event| {
+        .on_menu_event(move |_, event| {
             if let Some(action) = TrayAction::from_id(event.id().as_ref()) {
-                act(app, action);
+                let _ = actions.send(action);
             }
         })
-        .on_tray_icon_event(|tray, event| {
+        .on_tray_icon_event(move |_, event| {
             if let TrayIconEvent::Click {
                 button: MouseButton::Left,
                 button_state: MouseButtonState::Up,
                 ..
             } = event
             {
-                crate::show_main_window(tray.app_handle());
+                let _ = clicked.send(TrayAction::Open);
             }
         })
         .build(app)?;
-    app.manage(Drawn(std::sync::Mutex::new(Some(view))));
     Ok(())
 }
 
-/// Redraws what changed in the tray for a new status. Does nothing without a tray.
-pub(crate) fn show_status<R: Runtime>(app: &AppHandle<R>, status: &ControlStatus) {
-    let (Some(tray), Some(drawn)) = (app.tray_by_id(TRAY_ID), app.try_state::<Drawn>()) else {
-        return;
-    };
-    let view = tray_view(status, starts_at_login(app));
-    let mut drawn = drawn
-        .0
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if drawn.as_ref() == Some(&view) {
-        return;
-    }
-    if let Err(error) = redraw(app, &tray, drawn.as_ref(), &view) {
-        tracing::warn!(%error, "the tray could not be updated");
-        return;
-    }
-    *drawn = Some(view);
+/// Tauri's tray, notifications, autostart and window, for the tray loop.
+struct TauriTray<R: Runtime> {
+    app: AppHandle<R>,
+    /// Keeps the action channel open while the loop runs, with a tray icon or without.
+    _actions: UnboundedSender<TrayAction>,
 }
 
-fn redraw<R: Runtime>(
-    app: &AppHandle<R>,
-    tray: &TrayIcon<R>,
-    before: Option<&TrayView>,
-    view: &TrayView,
-) -> tauri::Result<()> {
-    if before.map(|b| b.icon) != Some(view.icon) {
-        tray.set_icon(Some(Image::from_bytes(view.icon.png())?))?;
+impl<R: Runtime> std::fmt::Debug for TauriTray<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TauriTray").finish_non_exhaustive()
     }
-    if before.map(|b| &b.tooltip) != Some(&view.tooltip) {
-        tray.set_tooltip(Some(&view.tooltip))?;
-    }
-    if before.map(|b| &b.menu) != Some(&view.menu) {
-        tray.set_menu(Some(build_menu(app, &view.menu)?))?;
-    }
-    tracing::debug!(tooltip = %view.tooltip, "tray updated");
-    Ok(())
 }
 
-/// Runs a control command in the background; the tray has no one to show an error to but the log
-/// (the status change it causes, or not, reaches the tray and the window anyway).
-fn forward<T>(
-    what: &'static str,
-    call: impl Future<Output = Result<T, uplink_control::ControlError>> + Send + 'static,
-) {
-    tauri::async_runtime::spawn(async move {
-        if let Err(error) = call.await {
-            tracing::warn!(code = %error.code, %error, "tray: {what} failed");
+impl<R: Runtime> TrayHost for TauriTray<R> {
+    async fn draw(&mut self, view: &TrayView) {
+        let Some(tray) = self.app.tray_by_id(TRAY_ID) else {
+            return;
+        };
+        let drawn = Image::from_bytes(view.icon.png())
+            .and_then(|icon| tray.set_icon(Some(icon)))
+            .and_then(|()| tray.set_tooltip(Some(&view.tooltip)))
+            .and_then(|()| tray.set_menu(Some(build_menu(&self.app, &view.menu)?)));
+        if let Err(error) = drawn {
+            tracing::warn!(%error, "the tray could not be updated");
         }
-    });
-}
+    }
 
-/// Carries out a menu item: each one forwards to the control surface or the window.
-fn act<R: Runtime>(app: &AppHandle<R>, action: TrayAction) {
-    let control = app.state::<Control>().inner().clone();
-    match action {
-        TrayAction::Open => crate::show_main_window(app),
-        TrayAction::Reconnect => forward("reconnect", async move { control.reconnect().await }),
-        TrayAction::Pause => forward("pause", async move { control.set_paused(true).await }),
-        TrayAction::Resume => forward("resume", async move { control.set_paused(false).await }),
-        // Signing in happens in the system browser, started from the window's Account page.
-        TrayAction::SignIn => crate::show_main_window(app),
-        TrayAction::StartAtLogin => {
-            let autolaunch = app.autolaunch();
-            let result = if starts_at_login(app) {
-                autolaunch.disable()
-            } else {
-                autolaunch.enable()
-            };
-            if let Err(error) = result {
-                tracing::warn!(%error, "could not change whether Uplink starts at login");
-            }
-            // The menu toggled its check mark by itself: redraw it from what the system says.
-            if let Some(drawn) = app.try_state::<Drawn>() {
-                *drawn
-                    .0
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
-            }
-            show_status(app, &control.status());
+    async fn notify(&mut self, alert: &Alert) {
+        let shown = self
+            .app
+            .notification()
+            .builder()
+            .title(alert.title())
+            .body(alert.body())
+            .show();
+        if let Err(error) = shown {
+            tracing::warn!(%error, alert = alert.id(), "the notification could not be shown");
         }
-        TrayAction::Quit => {
-            tracing::info!("quit from the tray");
-            app.exit(0);
+    }
+
+    fn open_window(&mut self) {
+        // Windows are made on the main thread.
+        let app = self.app.clone();
+        let shown = self
+            .app
+            .run_on_main_thread(move || crate::show_main_window(&app));
+        if let Err(error) = shown {
+            tracing::error!(%error, "the window could not be opened");
+        }
+    }
+
+    fn starts_at_login(&self) -> bool {
+        starts_at_login(&self.app)
+    }
+
+    fn toggle_start_at_login(&mut self) {
+        let autolaunch = self.app.autolaunch();
+        let result = if starts_at_login(&self.app) {
+            autolaunch.disable()
+        } else {
+            autolaunch.enable()
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "could not change whether Uplink starts at login");
         }
     }
 }

@@ -221,6 +221,14 @@ test('the window shows the Status page linked to the local hub, and the UI reads
       return false;
     }, 15_000);
     assert.equal(existsSync(join(dataDir, 'desktop-bridge.json')), false, 'the bridge file is withdrawn');
+    // Each process keeps its own log in the data folder, the owner's alone.
+    for (const log of ['uplink-desktop.log', 'uplink-window.log']) {
+      const path = join(dataDir, 'logs', log);
+      assert.ok(existsSync(path), `${log} is written`);
+      assert.equal(statSync(path).mode & 0o777, 0o600, `only the owner may read ${log}`);
+      assert.ok(readFileSync(path, 'utf8').length > 0, `${log} holds what the process logged`);
+    }
+    assert.match(readFileSync(join(dataDir, 'logs', 'uplink-desktop.log'), 'utf8'), /tray ready/);
   }
 });
 

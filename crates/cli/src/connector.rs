@@ -103,6 +103,17 @@ enum PolicyChange {
     },
 }
 
+impl Args {
+    /// The data dir of a connector this command runs (its log files go there); `None` for the
+    /// other subcommands, whose few lines go to standard error only.
+    pub fn serving_data_dir(&self) -> Option<&Path> {
+        match self.command {
+            None | Some(Command::Run { .. }) => self.data_dir.as_deref(),
+            Some(_) => None,
+        }
+    }
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let data_dir = args
         .data_dir

@@ -263,6 +263,18 @@ enum KeyCommand {
     },
 }
 
+impl Args {
+    /// The data dir of a hub this command serves (its log files go there); `None` for an
+    /// admin command, whose few lines go to standard error only.
+    pub fn serving_data_dir(&self) -> Option<&Path> {
+        match &self.command {
+            None => Some(&self.serve.dir.data_dir),
+            Some(HubCommand::Serve(serve)) => Some(&serve.dir.data_dir),
+            Some(_) => None,
+        }
+    }
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         None => serve(args.serve).await,

@@ -37,13 +37,16 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Logs go to standard error, and for a serving hub or connector also to rolling files in
+    // its data dir (`logs/uplink-hub.log`, `logs/uplink-connector.log`), secrets redacted.
+    let (program, data_dir) = match &cli.command {
+        Command::Hub(args) => ("uplink-hub", args.serving_data_dir()),
+        Command::Connector(args) => ("uplink-connector", args.serving_data_dir()),
+        _ => ("uplink", None),
+    };
+    if let Some(path) = uplink_logs::init(program, data_dir) {
+        tracing::info!(path = %path.display(), "logging to a file");
+    }
     let outcome = tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)
         .and_then(|runtime| runtime.block_on(dispatch(cli.command)));

@@ -8,11 +8,18 @@
 //! [`bridge`] and forwards every command and event.
 //!
 //! [`view`] is what the tray shows, a pure function of the status shared by every platform's
-//! tray. The host itself is written for Linux, where the tray is a StatusNotifierItem on the
-//! session bus; elsewhere the Tauri shell hosts the runtime and the tray in one process.
+//! tray, and [`tray_loop`] the one loop that follows the status, draws the view, raises the
+//! alerts and carries out the clicks, behind a [`TrayHost`] each platform implements. The host
+//! here is written for Linux, where the tray is a StatusNotifierItem on the session bus;
+//! elsewhere the Tauri shell hosts the runtime and the tray (Tauri's) in one process.
+//!
+//! Each process logs to standard error and to `DATA_DIR/logs/` ([`init_logging`]).
 
 pub mod bridge;
+pub mod tray_loop;
 pub mod view;
+
+pub use tray_loop::{TrayEnd, TrayHost, TrayLoop};
 
 #[cfg(target_os = "linux")]
 mod autostart;
@@ -33,6 +40,13 @@ pub use host::run;
 use std::path::PathBuf;
 
 use uplink_control::Control;
+
+/// The desktop app's program: the tray process on Linux, the whole app elsewhere; its log is
+/// `DATA_DIR/logs/uplink-desktop.log`.
+pub const TRAY_PROGRAM: &str = "uplink-desktop";
+
+/// The window process on Linux; its log is `DATA_DIR/logs/uplink-window.log`.
+pub const WINDOW_PROGRAM: &str = "uplink-window";
 
 /// The app's identifier: names its data folder, and must match `tauri.conf.json`.
 pub const IDENTIFIER: &str = "dev.uplink.desktop";
@@ -65,15 +79,12 @@ pub struct Options {
     pub local_hub: bool,
 }
 
-/// Logs to stderr, at `info` unless `RUST_LOG` says otherwise.
-pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+/// Logs to standard error and to `DATA_DIR/logs/PROGRAM.log` (rolled over at 5 MiB, five files
+/// kept), at `info` unless `RUST_LOG` says otherwise, with secrets redacted.
+pub fn init_logging(program: &str, data_dir: Option<&std::path::Path>) {
+    if let Some(path) = uplink_logs::init(program, data_dir) {
+        tracing::info!(path = %path.display(), "logging to a file");
+    }
 }
 
 /// What `--local-hub` does: with no hub configured, links the connector to the embedded local

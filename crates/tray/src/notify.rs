@@ -5,7 +5,6 @@ use uplink_control::Alert;
 
 /// Shows `alert`; a desktop with no notification service gets a log line instead.
 pub(crate) async fn show(alert: &Alert) {
-    tracing::info!(alert = alert.id(), "notifying");
     let shown = notify_rust::Notification::new()
         .appname("Uplink")
         .summary(alert.title())

@@ -2,11 +2,93 @@
 //! session bus, with no toolkit. It draws a [`TrayView`] and turns clicks into [`TrayAction`]s
 //! for the host.
 
+use std::path::Path;
+
 use ksni::menu::{CheckmarkItem, StandardItem};
 use ksni::{MenuItem, ToolTip, TrayMethods as _};
 use tokio::sync::mpsc::UnboundedSender;
+use uplink_control::{Alert, Control};
 
-use crate::view::{TrayAction, TrayEntry, TrayIconKind, TrayView};
+use crate::tray_loop::TrayHost;
+use crate::view::{TrayAction, TrayEntry, TrayIconKind, TrayView, tray_view};
+use crate::windows::Windows;
+use crate::{autostart, notify};
+
+/// The tray host on Linux: the StatusNotifierItem (when the session has a bus to put it on),
+/// freedesktop notifications, the desktop's autostart entries, and window processes.
+pub(crate) struct SniHost {
+    tray: Option<ksni::Handle<UplinkTray>>,
+    windows: Windows,
+    /// Keeps the action channel open while the tray loop runs, with a tray or without.
+    _actions: UnboundedSender<TrayAction>,
+}
+
+impl std::fmt::Debug for SniHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SniHost")
+            .field("tray", &self.tray.is_some())
+            .field("windows", &self.windows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SniHost {
+    /// Puts the tray showing `control`'s status on the session bus; clicks go to `actions`.
+    /// Without a bus the app runs on with no icon (a second launch opens the window).
+    pub(crate) async fn start(
+        control: &Control,
+        data_dir: &Path,
+        actions: UnboundedSender<TrayAction>,
+    ) -> anyhow::Result<Self> {
+        let windows = Windows::new(data_dir.to_owned())?;
+        let view = tray_view(&control.status(), autostart::enabled());
+        let item = UplinkTray::new(view, Pictures::decode()?, actions.clone());
+        let tray = match item.assume_sni_available(true).spawn().await {
+            Ok(tray) => Some(tray),
+            Err(error) => {
+                tracing::warn!(%error, "no tray icon: the session has no bus to put it on");
+                None
+            }
+        };
+        Ok(Self {
+            tray,
+            windows,
+            _actions: actions,
+        })
+    }
+
+    /// Takes the tray off the bus.
+    pub(crate) async fn shutdown(&self) {
+        if let Some(tray) = &self.tray {
+            tray.shutdown().await;
+        }
+    }
+}
+
+impl TrayHost for SniHost {
+    async fn draw(&mut self, view: &TrayView) {
+        if let Some(tray) = &self.tray {
+            let view = view.clone();
+            tray.update(|tray| tray.view = view).await;
+        }
+    }
+
+    async fn notify(&mut self, alert: &Alert) {
+        notify::show(alert).await;
+    }
+
+    fn open_window(&mut self) {
+        self.windows.open();
+    }
+
+    fn starts_at_login(&self) -> bool {
+        autostart::enabled()
+    }
+
+    fn toggle_start_at_login(&mut self) {
+        autostart::toggle();
+    }
+}
 
 /// The three pictures, decoded once for the bus (ARGB32, network byte order).
 #[derive(Debug, Clone)]
@@ -17,7 +99,7 @@ pub(crate) struct Pictures {
 }
 
 impl Pictures {
-    pub(crate) fn decode() -> Result<Self, PictureError> {
+    fn decode() -> Result<Self, PictureError> {
         Ok(Self {
             connected: argb(TrayIconKind::Connected.png())?,
             connecting: argb(TrayIconKind::Connecting.png())?,
@@ -78,17 +160,13 @@ fn argb(png_file: &[u8]) -> Result<ksni::Icon, PictureError> {
 /// The tray item: what it shows, and where its clicks go.
 #[derive(Debug)]
 pub(crate) struct UplinkTray {
-    pub(crate) view: TrayView,
+    view: TrayView,
     pictures: Pictures,
     actions: UnboundedSender<TrayAction>,
 }
 
 impl UplinkTray {
-    pub(crate) fn new(
-        view: TrayView,
-        pictures: Pictures,
-        actions: UnboundedSender<TrayAction>,
-    ) -> Self {
+    fn new(view: TrayView, pictures: Pictures, actions: UnboundedSender<TrayAction>) -> Self {
         Self {
             view,
             pictures,
@@ -173,11 +251,6 @@ impl ksni::Tray for UplinkTray {
         );
         true
     }
-}
-
-/// Puts the tray on the session bus.
-pub(crate) async fn spawn(tray: UplinkTray) -> Result<ksni::Handle<UplinkTray>, ksni::Error> {
-    tray.assume_sni_available(true).spawn().await
 }
 
 #[cfg(test)]

@@ -4,8 +4,7 @@
 
 use std::path::PathBuf;
 
-/// The window program's file name, installed next to `uplink-desktop`.
-pub(crate) const WINDOW_PROGRAM: &str = "uplink-window";
+use crate::WINDOW_PROGRAM;
 
 /// Starts window processes.
 #[derive(Debug, Clone)]

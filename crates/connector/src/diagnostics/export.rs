@@ -1,6 +1,8 @@
 //! "Export diagnostics": one zip a site can send to support, holding the status, the
 //! configuration without its secrets, the local policy, the tail of the activity trail, recent
-//! logs and a manifest of what was left out — and never the credentials or secrets files.
+//! logs (the newest files of `DATA_DIR/logs/`, which every Uplink program writes through the
+//! secret-redacting layer of `uplink-logs`) and a manifest of what was left out — and never the
+//! credentials or secrets files.
 
 use std::fs;
 use std::io::{Cursor, Read, Seek, SeekFrom, Write};
@@ -97,7 +99,15 @@ pub fn export_diagnostics(
     }
     for log in recent_logs(data_dir) {
         if let (Some(tail), Some(name)) = (read_tail(&log, LOG_TAIL_BYTES), log.file_name()) {
-            entries.push((format!("logs/{}", name.to_string_lossy()), tail));
+            let name = format!("logs/{}", name.to_string_lossy());
+            // Logs are written through the redacting layer already; a line from before it, or
+            // from another program, is scrubbed of token-shaped text here all the same.
+            let text = String::from_utf8_lossy(&tail);
+            let scrubbed = uplink_logs::redact::scrub(&text);
+            if scrubbed != text {
+                redacted.push(format!("{name}: token-shaped text replaced by <redacted>"));
+            }
+            entries.push((name, scrubbed.into_owned().into_bytes()));
         }
     }
     for (name, bytes) in extra {

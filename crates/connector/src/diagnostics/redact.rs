@@ -9,22 +9,10 @@ use serde_json::{Map, Value};
 /// settings that hold one are removed from the configuration all the same.
 const MIN_SCRUBBED_LEN: usize = 4;
 
-/// Setting names that hold a secret whatever their schema says.
-const SECRET_WORDS: [&str; 8] = [
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "credential",
-    "apikey",
-    "api_key",
-    "private_key",
-];
-
-/// Whether a setting's name says it holds a secret.
+/// Whether a setting's name says it holds a secret whatever its schema says: the same words
+/// the log layer redacts fields by.
 pub(super) fn looks_secret(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    SECRET_WORDS.iter().any(|word| name.contains(word))
+    uplink_logs::redact::looks_secret(name)
 }
 
 /// The secret values this connector holds, to scrub from anything exported.

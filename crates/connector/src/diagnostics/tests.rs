@@ -572,7 +572,7 @@ fn diagnostics_export_holds_no_secret_anywhere() {
     // A log line that leaked the secret by mistake: the archive must still not carry it.
     std::fs::write(
         dir.join("logs/uplink.log"),
-        format!("INFO linked\nDEBUG oops credential={CLIENT_SECRET} sent\n"),
+        format!("INFO linked\nDEBUG oops sent {CLIENT_SECRET} by mistake\n"),
     )
     .unwrap();
 
@@ -627,7 +627,7 @@ fn diagnostics_export_holds_no_secret_anywhere() {
     );
     assert!(config["sources"][0]["settings"]["apiToken"].is_null());
     assert!(String::from_utf8_lossy(entry("policy.json")).contains("app_nosy"));
-    assert!(String::from_utf8_lossy(entry("logs/uplink.log")).contains("credential=*** sent"));
+    assert!(String::from_utf8_lossy(entry("logs/uplink.log")).contains("sent *** by mistake"));
     let manifest: serde_json::Value = serde_json::from_slice(entry("manifest.json")).unwrap();
     assert_eq!(manifest["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(manifest["platform"]["os"], std::env::consts::OS);
@@ -657,4 +657,74 @@ fn diagnostics_export_holds_no_secret_anywhere() {
         1
     );
     assert!(!odd_names.iter().any(|n| n.contains("..")));
+}
+
+#[test]
+fn diagnostics_export_has_the_logs_and_no_secret_logged_through_the_layer() {
+    const PASETO: &str = "v4.local.Rk2bJm0Zk9VgTz2rR8yQ1aW5uN7oP4sL6dF0hJ2kE9cV3xB_-Aa";
+    const REFRESH: &str = "kP3x9Qw2LmZ7vB1nR8tY4uI6oA0sD5fG3hJ7kL9zXc";
+    const PASSWORD: &str = "correct-horse-battery";
+    const OLD_TOKEN: &str = "v4.local.OldOldOld0123456789abcdefABCDEF";
+
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path();
+    let file = uplink_logs::LogFiles::in_data_dir(dir, "uplink-connector")
+        .open()
+        .unwrap();
+    tracing::subscriber::with_default(uplink_logs::subscriber("info", Some(file.clone())), || {
+        tracing::info!(hub = "https://hub.example", "linked");
+        tracing::info!(refresh_token = REFRESH, "token renewed");
+        tracing::warn!(password = PASSWORD, source = "line-1", "the source refused");
+        tracing::warn!("the hub refused Bearer {PASETO}");
+        tracing::info!(uri = %format!("/hubs/connector?access_token={REFRESH}"), "negotiate");
+    });
+    // A log written before the layer (or by another program) with a token in it.
+    std::fs::write(
+        dir.join("logs/older.log"),
+        format!("INFO sent Authorization: Bearer {OLD_TOKEN}\n"),
+    )
+    .unwrap();
+
+    let logged = std::fs::read_to_string(file.path()).unwrap();
+    for secret in [PASETO, REFRESH, PASSWORD] {
+        assert!(
+            !logged.contains(secret),
+            "the log file holds {secret}: {logged}"
+        );
+    }
+    for kept in [
+        "linked hub=\"https://hub.example\"",
+        "token renewed refresh_token=<redacted>",
+        "the source refused password=<redacted> source=\"line-1\"",
+        "the hub refused Bearer <redacted>",
+        "negotiate uri=/hubs/connector?access_token=<redacted>",
+    ] {
+        assert!(logged.contains(kept), "{kept:?} missing from {logged}");
+    }
+
+    let export = export_diagnostics(dir, &dir.join("diagnostics"), &[]).unwrap();
+    let entries = unzip(&export.path);
+    for (entry, bytes) in &entries {
+        for secret in [PASETO, REFRESH, PASSWORD, OLD_TOKEN] {
+            assert!(
+                !contains(bytes, secret.as_bytes()),
+                "{entry} holds {secret}"
+            );
+        }
+    }
+    let entry = |name: &str| {
+        let found = entries.iter().find(|(n, _)| n == name);
+        String::from_utf8_lossy(&found.unwrap_or_else(|| panic!("{name} missing")).1).into_owned()
+    };
+    assert!(entry("logs/uplink-connector.log").contains("token renewed refresh_token=<redacted>"));
+    assert!(entry("logs/older.log").contains("Authorization: Bearer <redacted>"));
+    let manifest = entry("manifest.json");
+    assert!(
+        manifest.contains("logs/older.log: token-shaped text replaced"),
+        "{manifest}"
+    );
+    assert!(
+        !manifest.contains("logs/uplink-connector.log: token-shaped"),
+        "the layer's own log needed no scrubbing: {manifest}"
+    );
 }
