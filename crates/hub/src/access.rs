@@ -22,10 +22,11 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::error::{HubError, json_error};
+use crate::api::ApiErrorCode;
+use crate::error::HubError;
 use crate::hub::Hub;
 use crate::scopes;
 use crate::token::{AccessClaims, TokenRejection};
@@ -66,22 +67,19 @@ pub enum Denied {
 
 impl IntoResponse for Denied {
     fn into_response(self) -> Response {
-        let (status, code, challenge) = match &self {
-            Denied::MissingToken => (StatusCode::UNAUTHORIZED, "missing_token", "Bearer"),
-            Denied::InvalidToken(_) => (
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                "Bearer error=\"invalid_token\"",
-            ),
+        let (code, challenge) = match &self {
+            Denied::MissingToken => (ApiErrorCode::MissingToken, "Bearer"),
+            Denied::InvalidToken(_) => {
+                (ApiErrorCode::InvalidToken, "Bearer error=\"invalid_token\"")
+            }
             Denied::InsufficientScope(_) => (
-                StatusCode::FORBIDDEN,
-                "insufficient_scope",
+                ApiErrorCode::InsufficientScope,
                 "Bearer error=\"insufficient_scope\"",
             ),
-            Denied::NoGrant => (StatusCode::FORBIDDEN, "no_grant", ""),
+            Denied::NoGrant => (ApiErrorCode::NoGrant, ""),
             Denied::Store(e) => return store_failure(e),
         };
-        let mut response = json_error(status, code, self.to_string());
+        let mut response = code.response(self.to_string());
         if !challenge.is_empty() {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -94,11 +92,7 @@ impl IntoResponse for Denied {
 
 fn store_failure(e: &HubError) -> Response {
     tracing::error!(error = %e, "grant check could not read the store");
-    json_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "store_unavailable",
-        "the hub cannot check grants right now; try again",
-    )
+    ApiErrorCode::StoreUnavailable.response("the hub cannot check grants right now; try again")
 }
 
 /// The bearer token of a request, if it carries exactly one `Authorization: Bearer` header.
@@ -203,13 +197,7 @@ impl FromRequestParts<Arc<Hub>> for SourceAccess {
             .iter()
             .find(|(name, _)| *name == "source")
             .map(|(_, value)| value.to_owned())
-            .ok_or_else(|| {
-                json_error(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    "no data source in the path",
-                )
-            })?;
+            .ok_or_else(|| ApiErrorCode::NotFound.response("no data source in the path"))?;
         let token =
             bearer_token(&parts.headers).ok_or_else(|| Denied::MissingToken.into_response())?;
         let access = hub

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body_util::LengthLimitError;
 
-use crate::error::json_error;
+use crate::api::ApiErrorCode;
 
 /// How large a request body may be on each kind of route, and how long it may take to arrive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,21 +67,15 @@ pub async fn read_whole_body(
             Ok(Err(error)) if is_length_limit(&error) => return too_large(limit.bytes),
             Ok(Err(error)) => {
                 tracing::debug!(%error, "request body could not be read");
-                return closing(json_error(
-                    StatusCode::BAD_REQUEST,
-                    "unreadable_body",
-                    "the request body could not be read",
-                ));
+                return closing(
+                    ApiErrorCode::UnreadableBody.response("the request body could not be read"),
+                );
             }
             Err(_) => {
-                return closing(json_error(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "body_timeout",
-                    format!(
-                        "the request body did not arrive within {} s",
-                        limit.timeout.as_secs_f64()
-                    ),
-                ));
+                return closing(ApiErrorCode::BodyTimeout.response(format!(
+                    "the request body did not arrive within {} s",
+                    limit.timeout.as_secs_f64()
+                )));
             }
         };
     next.run(Request::from_parts(parts, Body::from(bytes)))
@@ -100,11 +94,9 @@ fn is_length_limit(error: &axum::Error) -> bool {
 }
 
 fn too_large(limit: usize) -> Response {
-    closing(json_error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
-        format!("the request body is larger than this route's limit of {limit} bytes"),
-    ))
+    closing(ApiErrorCode::BodyTooLarge.response(format!(
+        "the request body is larger than this route's limit of {limit} bytes"
+    )))
 }
 
 /// The rest of the body is never read, so the connection cannot carry another request.

@@ -11,6 +11,9 @@ use bytes::Bytes;
 use futures::Stream;
 use futures::stream::BoxStream;
 use uplink_link::RelayedQuery;
+use uplink_link::failure::FailureCode;
+
+use crate::api::ApiErrorCode;
 
 /// The answer to a relayed query, as the bytes of the app's HTTP body.
 ///
@@ -88,29 +91,43 @@ pub enum RelayError {
 }
 
 impl RelayError {
+    /// The data API's code for this, or `None` for a connector's code the hub does not know
+    /// (a newer connector's: relayed as it is, with 502).
+    pub fn api_code(&self) -> Option<ApiErrorCode> {
+        self.known_code().ok()
+    }
+
+    /// The data API's code, or the connector's own when the hub does not know it.
+    fn known_code(&self) -> Result<ApiErrorCode, &str> {
+        Ok(match self {
+            Self::Offline { .. } => ApiErrorCode::ConnectorOffline,
+            Self::Timeout { .. } => ApiErrorCode::ConnectorTimeout,
+            Self::LinkLost => ApiErrorCode::LinkLost,
+            Self::Connector { code, .. } => {
+                return FailureCode::from_wire(code)
+                    .and_then(ApiErrorCode::of_failure)
+                    .ok_or(code.as_str());
+            }
+            Self::TooLarge { .. } => ApiErrorCode::AnswerTooLarge,
+            // The codes the grant check answers with, so an app handles both alike.
+            Self::Revoked => ApiErrorCode::NoGrant,
+            Self::TokenExpired => ApiErrorCode::InvalidToken,
+        })
+    }
+
     /// A stable machine-readable code.
     pub fn code(&self) -> &str {
-        match self {
-            Self::Offline { .. } => "connector_offline",
-            Self::Timeout { .. } => "connector_timeout",
-            Self::LinkLost => "link_lost",
-            Self::Connector { code, .. } => code,
-            Self::TooLarge { .. } => "answer_too_large",
-            // The codes the grant check answers with, so an app handles both alike.
-            Self::Revoked => "no_grant",
-            Self::TokenExpired => "invalid_token",
+        match self.known_code() {
+            Ok(code) => code.as_str(),
+            Err(connector_code) => connector_code,
         }
     }
 
     /// The HTTP status an app sees when this happens before the body began.
     pub fn http_status(&self) -> u16 {
-        match self {
-            Self::Offline { .. } | Self::LinkLost => 503,
-            Self::Timeout { .. } => 504,
-            Self::Connector { code, .. } => uplink_link::failure::http_status(code),
-            Self::TooLarge { .. } => 413,
-            Self::Revoked => 403,
-            Self::TokenExpired => 401,
+        match self.known_code() {
+            Ok(code) => code.status().as_u16(),
+            Err(connector_code) => uplink_link::failure::http_status(connector_code),
         }
     }
 }
@@ -163,6 +180,17 @@ mod tests {
             ),
             (403, "no_grant")
         );
+        let newer = RelayError::Connector {
+            code: "something_new".into(),
+            message: "a newer connector's failure".into(),
+        };
+        assert_eq!((newer.http_status(), newer.code()), (502, "something_new"));
+        assert_eq!(newer.api_code(), None);
+        let busy = RelayError::Connector {
+            code: "busy".into(),
+            message: "too many queries".into(),
+        };
+        assert_eq!(busy.api_code(), Some(ApiErrorCode::Busy));
         let expired = RelayError::TokenExpired;
         assert_eq!(
             (expired.http_status(), expired.code()),

@@ -11,8 +11,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
+use crate::api::ApiErrorCode;
 use crate::body_limit::{RouteLimit, read_whole_body};
-use crate::error::json_error;
 use crate::hub::Hub;
 use crate::{access, api, link, oauth, pages};
 
@@ -95,14 +95,10 @@ async fn not_found(method: Method, uri: Uri) -> Response {
         return StatusCode::NOT_FOUND.into_response();
     }
     let shown: String = path.chars().take(200).collect();
-    json_error(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!(
-            "no route {method} {shown}{}; the data API's routes are listed in /api/v1/openapi.json",
-            if shown.len() < path.len() { "…" } else { "" }
-        ),
-    )
+    ApiErrorCode::NotFound.response(format!(
+        "no route {method} {shown}{}; the data API's routes are listed in /api/v1/openapi.json",
+        if shown.len() < path.len() { "…" } else { "" }
+    ))
 }
 
 /// Headers that make every page unframeable, unsniffable and referrer-free; pages that need a

@@ -301,34 +301,97 @@ pub struct QueryFailure {
 
 /// The stable failure codes a connector reports, and the HTTP status the app then sees (when
 /// no byte of the body was sent yet; later failures cut the body short).
+///
+/// [`FailureCode`] is the list; the `&str` constants name the same codes for code that builds
+/// a [`QueryFailure`]. On the wire a code stays a string, so a newer connector's code that this
+/// list does not know still reaches the app (as a 502).
 pub mod failure {
+    use serde::{Deserialize, Serialize};
+
+    /// Makes [`FailureCode`] from its variants, wire names and HTTP statuses.
+    macro_rules! codes {
+        ($( $(#[doc = $doc:literal])* $variant:ident = $wire:literal => $status:literal, )*) => {
+            /// A stable failure code a connector reports; snake_case on the wire.
+            #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+            #[non_exhaustive]
+            pub enum FailureCode {
+                $( $(#[doc = $doc])* #[serde(rename = $wire)] $variant, )*
+            }
+
+            impl FailureCode {
+                /// Every code, in the order they are declared.
+                pub const ALL: &[FailureCode] = &[$(FailureCode::$variant),*];
+
+                /// The code as it appears on the wire, e.g. `vetoed`.
+                pub const fn as_str(self) -> &'static str {
+                    match self {
+                        $( FailureCode::$variant => $wire, )*
+                    }
+                }
+
+                /// The code of this wire name, if it is one.
+                pub fn from_wire(code: &str) -> Option<Self> {
+                    match code {
+                        $( $wire => Some(FailureCode::$variant), )*
+                        _ => None,
+                    }
+                }
+
+                /// The HTTP status an app sees for this failure.
+                pub const fn http_status(self) -> u16 {
+                    match self {
+                        $( FailureCode::$variant => $status, )*
+                    }
+                }
+            }
+        };
+    }
+
+    codes! {
+        /// The data source is not on this connector (404).
+        UnknownSource = "unknown_source" => 404,
+        /// The tag does not exist (404).
+        UnknownTag = "unknown_tag" => 404,
+        /// The connector's local policy refuses this app or data source (403).
+        Vetoed = "vetoed" => 403,
+        /// The query is malformed or out of limits (400).
+        InvalidQuery = "invalid_query" => 400,
+        /// The data source does not answer this kind of query (400).
+        Unsupported = "unsupported" => 400,
+        /// The data source failed (502).
+        SourceError = "source_error" => 502,
+        /// The connector is running too many queries (503).
+        Busy = "busy" => 503,
+        /// The query was cancelled (499, never seen by the app).
+        Cancelled = "cancelled" => 499,
+    }
+
+    impl std::fmt::Display for FailureCode {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+
     /// The data source is not on this connector (404).
-    pub const UNKNOWN_SOURCE: &str = "unknown_source";
+    pub const UNKNOWN_SOURCE: &str = FailureCode::UnknownSource.as_str();
     /// The tag does not exist (404).
-    pub const UNKNOWN_TAG: &str = "unknown_tag";
+    pub const UNKNOWN_TAG: &str = FailureCode::UnknownTag.as_str();
     /// The connector's local policy refuses this app or data source (403).
-    pub const VETOED: &str = "vetoed";
+    pub const VETOED: &str = FailureCode::Vetoed.as_str();
     /// The query is malformed or out of limits (400).
-    pub const INVALID_QUERY: &str = "invalid_query";
+    pub const INVALID_QUERY: &str = FailureCode::InvalidQuery.as_str();
     /// The data source does not answer this kind of query (400).
-    pub const UNSUPPORTED: &str = "unsupported";
+    pub const UNSUPPORTED: &str = FailureCode::Unsupported.as_str();
     /// The data source failed (502).
-    pub const SOURCE_ERROR: &str = "source_error";
+    pub const SOURCE_ERROR: &str = FailureCode::SourceError.as_str();
     /// The connector is running too many queries (503).
-    pub const BUSY: &str = "busy";
+    pub const BUSY: &str = FailureCode::Busy.as_str();
     /// The query was cancelled (499, never seen by the app).
-    pub const CANCELLED: &str = "cancelled";
+    pub const CANCELLED: &str = FailureCode::Cancelled.as_str();
 
     /// The HTTP status an app sees for a failure `code`; unknown codes are 502.
     pub fn http_status(code: &str) -> u16 {
-        match code {
-            UNKNOWN_SOURCE | UNKNOWN_TAG => 404,
-            VETOED => 403,
-            INVALID_QUERY | UNSUPPORTED => 400,
-            BUSY => 503,
-            CANCELLED => 499,
-            _ => 502,
-        }
+        FailureCode::from_wire(code).map_or(502, FailureCode::http_status)
     }
 }
 
@@ -377,6 +440,21 @@ mod tests {
         assert_eq!(failure::http_status(failure::UNKNOWN_TAG), 404);
         assert_eq!(failure::http_status(failure::INVALID_QUERY), 400);
         assert_eq!(failure::http_status("something_new"), 502);
+    }
+
+    #[test]
+    fn failure_codes_round_trip_through_their_wire_names() {
+        for &code in failure::FailureCode::ALL {
+            assert_eq!(failure::FailureCode::from_wire(code.as_str()), Some(code));
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                serde_json::Value::from(code.as_str())
+            );
+            assert_eq!(failure::http_status(code.as_str()), code.http_status());
+        }
+        assert_eq!(failure::FailureCode::from_wire("something_new"), None);
+        assert_eq!(failure::VETOED, "vetoed");
+        assert_eq!(failure::CANCELLED, "cancelled");
     }
 
     #[test]

@@ -21,6 +21,8 @@ mod serve;
 
 pub use config::{Trust, client_config, server_config};
 pub use error::TlsError;
+/// The `code` of the JSON answer to a request head over the limits (431).
+pub use head_limit::CODE as HEAD_TOO_LARGE_CODE;
 pub use loopback::LoopbackCa;
 pub use serve::{ServeLimits, serve, serve_with_limits};
 

@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::ApiErrorCode;
 use crate::access::Denied;
 use crate::error::{HubError, json_error};
 use crate::relay::RelayError;
@@ -60,12 +61,10 @@ impl IntoResponse for ApiError {
         match self {
             ApiError::Denied(denied) => denied.into_response(),
             ApiError::UnknownSource(_) | ApiError::SourceUnavailable { .. } => {
-                json_error(StatusCode::NOT_FOUND, "unknown_source", message)
+                ApiErrorCode::UnknownSource.response(message)
             }
-            ApiError::Invalid { .. } => {
-                json_error(StatusCode::BAD_REQUEST, "invalid_query", message)
-            }
-            ApiError::Unsupported(_) => json_error(StatusCode::BAD_REQUEST, "unsupported", message),
+            ApiError::Invalid { .. } => ApiErrorCode::InvalidQuery.response(message),
+            ApiError::Unsupported(_) => ApiErrorCode::Unsupported.response(message),
             ApiError::Relay(error) => {
                 let status = StatusCode::from_u16(error.http_status())
                     .ok()
@@ -75,11 +74,8 @@ impl IntoResponse for ApiError {
             }
             ApiError::Store(error) => {
                 tracing::error!(%error, "data API could not read the store");
-                json_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    "the hub cannot read its store right now; try again",
-                )
+                ApiErrorCode::StoreUnavailable
+                    .response("the hub cannot read its store right now; try again")
             }
         }
     }

@@ -19,6 +19,7 @@
 //! ```
 
 mod answer;
+mod code;
 mod error;
 pub mod openapi;
 mod params;
@@ -37,6 +38,8 @@ use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use uplink_link::{QueryOperation, RelayedQuery};
 use uplink_model::Query;
+
+pub use code::ApiErrorCode;
 
 pub use self::error::ApiError;
 use self::params::{FORMAT, Params};
