@@ -11,6 +11,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
+use super::error::OAuthErrorCode;
 use super::params::{Params, parse_scope};
 use super::redirect;
 use crate::hub::Hub;
@@ -116,48 +117,62 @@ pub async fn authorize(
     }
     let state = params.get("state");
     let issuer = hub.config.issuer.as_str();
-    let fail = |error: &str, description: &str| {
+    let fail = |error: OAuthErrorCode, description: &str| {
         redirect_to_app(
             redirect_uri,
-            &[("error", error), ("error_description", description)],
+            &[
+                ("error", error.as_str()),
+                ("error_description", description),
+            ],
             state,
             issuer,
         )
     };
     if params.get("response_type") != Some("code") {
         return fail(
-            "unsupported_response_type",
+            OAuthErrorCode::UnsupportedResponseType,
             "only the authorization code flow (response_type=code) is supported",
         );
     }
     let Some(challenge) = params.get("code_challenge") else {
         return fail(
-            "invalid_request",
+            OAuthErrorCode::InvalidRequest,
             "PKCE is required: send code_challenge with code_challenge_method=S256",
         );
     };
     if params.get("code_challenge_method") != Some("S256") {
-        return fail("invalid_request", "code_challenge_method must be S256");
+        return fail(
+            OAuthErrorCode::InvalidRequest,
+            "code_challenge_method must be S256",
+        );
     }
     if !is_s256_challenge(challenge) {
         return fail(
-            "invalid_request",
+            OAuthErrorCode::InvalidRequest,
             "code_challenge must be 43 base64url characters (S256)",
         );
     }
     let scopes = match params.get("scope").map(parse_scope) {
-        None => return fail("invalid_scope", "the request must name the scopes it needs"),
-        Some(Err(problem)) => return fail("invalid_scope", &problem),
+        None => {
+            return fail(
+                OAuthErrorCode::InvalidScope,
+                "the request must name the scopes it needs",
+            );
+        }
+        Some(Err(problem)) => return fail(OAuthErrorCode::InvalidScope, &problem),
         Some(Ok(scopes)) if scopes.is_empty() => {
-            return fail("invalid_scope", "the request must name the scopes it needs");
+            return fail(
+                OAuthErrorCode::InvalidScope,
+                "the request must name the scopes it needs",
+            );
         }
         Some(Ok(scopes)) => scopes,
     };
     if let Some(bad) = scopes.iter().find(|s| !app.scopes.contains(s)) {
-        return fail("invalid_scope", &not_registered_for(bad));
+        return fail(OAuthErrorCode::InvalidScope, &not_registered_for(bad));
     }
     if let Some(problem) = crate::scopes::mixing_problem(&scopes) {
-        return fail("invalid_scope", &problem);
+        return fail(OAuthErrorCode::InvalidScope, &problem);
     }
     let now = crate::clock::now();
     let request = AuthorizationRequest {

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::client_auth::authenticate;
-use super::error::OAuthError;
+use super::error::{OAuthError, OAuthErrorCode};
 use super::params::{Params, parse_scope};
 use crate::hub::Hub;
 use crate::secret::{Secret, digest, equal, pkce_s256};
@@ -295,11 +295,7 @@ async fn device_code(hub: &Hub, app: &App, params: &Params) -> Result<TokenRespo
             .map_err(OAuthError::invalid_request)?,
     );
     let now = crate::clock::now();
-    let error = |status, error: &'static str, description: &str| OAuthError {
-        status,
-        error,
-        description: description.to_owned(),
-    };
+    let error = OAuthError::new;
     let bad = axum::http::StatusCode::BAD_REQUEST;
     match hub
         .store
@@ -308,18 +304,22 @@ async fn device_code(hub: &Hub, app: &App, params: &Params) -> Result<TokenRespo
     {
         DevicePoll::Pending { too_fast: false } => Err(error(
             bad,
-            "authorization_pending",
+            OAuthErrorCode::AuthorizationPending,
             "the user has not approved yet; keep polling",
         )),
         DevicePoll::Pending { too_fast: true } => Err(error(
             bad,
-            "slow_down",
+            OAuthErrorCode::SlowDown,
             "polling too often; add 5 seconds to the interval",
         )),
-        DevicePoll::Denied => Err(error(bad, "access_denied", "the user denied the request")),
+        DevicePoll::Denied => Err(error(
+            bad,
+            OAuthErrorCode::AccessDenied,
+            "the user denied the request",
+        )),
         DevicePoll::Invalid => Err(error(
             bad,
-            "expired_token",
+            OAuthErrorCode::ExpiredToken,
             "the device code is expired, unknown or already used; start again",
         )),
         DevicePoll::Approved(family) => {

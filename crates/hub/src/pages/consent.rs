@@ -19,6 +19,7 @@ use super::layout::{error_page, html_response, page};
 use super::session::{self, SignedIn};
 use crate::hub::Hub;
 use crate::oauth::authorize::redirect_to_app;
+use crate::oauth::error::OAuthErrorCode;
 use crate::secret::Secret;
 use crate::store::{App, AuthorizationRequest, CodeGrant, DataSource, GrantView};
 
@@ -290,7 +291,7 @@ pub async fn submit(State(hub): State<Arc<Hub>>, headers: HeaderMap, body: Bytes
             redirect_to_app(
                 &request.redirect_uri,
                 &[
-                    ("error", "access_denied"),
+                    ("error", OAuthErrorCode::AccessDenied.as_str()),
                     ("error_description", "the user denied access"),
                 ],
                 request.state.as_deref(),
