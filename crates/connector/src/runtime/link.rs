@@ -2,7 +2,13 @@
 //! (re)connect, `Register` after each connect and whenever the sources change, `RenewToken`
 //! at two thirds of a token's life, a `Heartbeat` for the round trip, and a clock check that
 //! reconnects at once after sleep or a wall-clock jump.
+//!
+//! The loop waits for the next [`LinkEvent`] and hands it to a small handler.
 
+// Each function here stays simple enough to read at a glance (clippy's default bound, 25).
+#![warn(clippy::cognitive_complexity)]
+
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
@@ -241,182 +247,327 @@ struct Linked {
     ever_connected: bool,
 }
 
+/// What the link loop waits for; each is handled by one small method of [`LinkLoop`].
+enum LinkEvent {
+    /// The owner stopped the link.
+    Stop,
+    /// The connection's state changed (or events were missed, or the connection is gone).
+    Client(Result<ClientEvent, broadcast::error::RecvError>),
+    /// The sources changed: register again.
+    Reregister,
+    /// Time to (re)try `Register`.
+    RegisterDue,
+    /// Time to renew the access token.
+    RenewDue,
+    /// Time to measure the round trip.
+    Heartbeat,
+    /// Time to compare the wall clock with the monotonic one.
+    ClockCheck,
+}
+
+/// The link loop's state between events.
+struct LinkLoop {
+    inner: Weak<Inner>,
+    connection: HubConnection,
+    tokens: Arc<TokenSource>,
+    connector_id: String,
+    stopped: watch::Receiver<bool>,
+    events: broadcast::Receiver<ClientEvent>,
+    linked: Linked,
+    /// The connection is up but the loop has not handled it yet.
+    pending_connect: bool,
+    heartbeat: tokio::time::Interval,
+    clock: tokio::time::Interval,
+    clock_jump_tolerance: Duration,
+    last_check: (Instant, SystemTime),
+    renew_at: Option<Instant>,
+    register_retry: Option<Instant>,
+}
+
 async fn run(
     inner: Weak<Inner>,
     connection: HubConnection,
     tokens: Arc<TokenSource>,
     connector_id: String,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) {
     let Some(strong) = inner.upgrade() else {
         return;
     };
     let options = strong.options.clone();
     drop(strong);
-    let mut events = connection.events();
-    let mut linked = Linked::default();
-    // An event may have gone by before we subscribed.
-    let mut pending_connect = matches!(connection.state(), ConnectionState::Connected(_));
     let mut heartbeat = tokio::time::interval(options.heartbeat_interval);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut clock = tokio::time::interval(options.clock_check_interval);
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_check = (Instant::now(), SystemTime::now());
-    let mut renew_at: Option<Instant> = None;
-    let mut register_retry: Option<Instant> = None;
-    loop {
-        let Some(inner) = inner.upgrade() else {
-            return;
-        };
-        if pending_connect {
-            pending_connect = false;
-            let transport = connection.transport().map(|t| t.to_string());
-            on_connected(&inner, &mut linked, transport, Vec::new());
-            linked.registered = false;
-            register_retry = Some(Instant::now());
-            renew_at = tokens.renew_at();
+    let mut link = LinkLoop {
+        inner,
+        events: connection.events(),
+        // An event may have gone by before we subscribed.
+        pending_connect: matches!(connection.state(), ConnectionState::Connected(_)),
+        connection,
+        tokens,
+        connector_id,
+        stopped,
+        linked: Linked::default(),
+        heartbeat,
+        clock,
+        clock_jump_tolerance: options.clock_jump_tolerance,
+        last_check: (Instant::now(), SystemTime::now()),
+        renew_at: None,
+        register_retry: None,
+    };
+    link.run().await;
+}
+
+/// Sleeps until `at`, or forever when there is no `at`.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl LinkLoop {
+    /// Waits for the next event and handles it, until the link ends.
+    async fn run(&mut self) {
+        loop {
+            let Some(inner) = self.inner.upgrade() else {
+                return;
+            };
+            if std::mem::take(&mut self.pending_connect) {
+                let transport = self.connection.transport().map(|t| t.to_string());
+                self.connected(&inner, transport, Vec::new());
+            }
+            let event = self.next_event(&inner).await;
+            if self.handle(&inner, event).await.is_break() {
+                return;
+            }
         }
-        let renew_sleep = async {
-            match renew_at {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        let register_sleep = async {
-            match register_retry {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+    }
+
+    async fn next_event(&mut self, inner: &Inner) -> LinkEvent {
         tokio::select! {
-            _ = crate::runtime::link::raised(&mut stopped) => return,
-            event = events.recv() => match event {
-                Ok(ClientEvent::Connecting { .. }) => {
-                    let signed_out = tokens.refused.load(Ordering::SeqCst);
-                    inner.update_view(|v| v.state = Some(state_while_down(linked.ever_connected, signed_out)));
-                }
-                Ok(ClientEvent::Connected { transport, skipped, .. }) => {
-                    let skipped = skipped
-                        .into_iter()
-                        .map(|s| SkippedTransport { transport: s.transport.to_string(), reason: s.reason })
-                        .collect();
-                    on_connected(&inner, &mut linked, Some(transport.to_string()), skipped);
-                    linked.registered = false;
-                    register_retry = Some(Instant::now());
-                    renew_at = tokens.renew_at();
-                }
-                Ok(ClientEvent::Reconnecting { last_error, delay, attempt }) => {
-                    if let Some(reason) = final_close_reason(&last_error) {
-                        // Reconnecting would take the connector back from the link that
-                        // replaced this one: stop until the owner reconnects.
-                        tracing::warn!(reason, "the hub ended this link for good; not reconnecting");
-                        connection.stop().await;
-                        lock(&inner.current).take();
-                        inner.update_view(|v| {
-                            v.state = Some(LinkState::Offline);
-                            v.transport = None;
-                            v.connected_since = None;
-                            v.last_error = Some(format!("{reason}; not reconnecting until you choose Reconnect"));
-                        });
-                        return;
-                    }
-                    linked.connected = false;
-                    linked.registered = false;
-                    register_retry = None;
-                    renew_at = None;
-                    let signed_out = tokens.refused.load(Ordering::SeqCst);
-                    tracing::info!(attempt, ?delay, error = %last_error, "link to the hub lost; reconnecting");
-                    inner.update_view(|v| {
-                        v.state = Some(state_while_down(linked.ever_connected, signed_out));
-                        v.transport = None;
-                        v.connected_since = None;
-                        v.last_error = Some(last_error);
-                    });
-                }
-                Ok(ClientEvent::Disconnected { error }) => {
-                    inner.update_view(|v| {
-                        v.state = Some(LinkState::Offline);
-                        v.transport = None;
-                        v.connected_since = None;
-                        if error.is_some() { v.last_error = error; }
-                    });
-                    return;
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    // Events were missed: take the connection's state as it is now.
-                    pending_connect = matches!(connection.state(), ConnectionState::Connected(_));
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
-            _ = inner.reregister.notified() => {
-                if linked.connected {
-                    register_retry = Some(Instant::now());
+            _ = raised(&mut self.stopped) => LinkEvent::Stop,
+            event = self.events.recv() => LinkEvent::Client(event),
+            _ = inner.reregister.notified() => LinkEvent::Reregister,
+            _ = sleep_until(self.register_retry) => LinkEvent::RegisterDue,
+            _ = sleep_until(self.renew_at) => LinkEvent::RenewDue,
+            _ = self.heartbeat.tick() => LinkEvent::Heartbeat,
+            _ = self.clock.tick() => LinkEvent::ClockCheck,
+        }
+    }
+
+    async fn handle(&mut self, inner: &Arc<Inner>, event: LinkEvent) -> ControlFlow<()> {
+        match event {
+            LinkEvent::Stop => return ControlFlow::Break(()),
+            LinkEvent::Client(event) => return self.on_client_event(inner, event).await,
+            LinkEvent::Reregister => {
+                if self.linked.connected {
+                    self.register_retry = Some(Instant::now());
                 }
             }
-            _ = register_sleep => {
-                register_retry = None;
-                let registered = tokio::time::timeout(CALL_TIMEOUT, register(&inner, &connection, &connector_id))
-                    .await
-                    .unwrap_or_else(|_| Err(LinkError::NotLinked("the hub did not answer Register in time".into())));
-                match registered {
-                    Ok(()) => {
-                        linked.registered = true;
-                        inner.update_view(|v| {
-                            v.state = Some(LinkState::Connected);
-                            v.last_error = None;
-                        });
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "registration with the hub failed; retrying");
-                        inner.update_view(|v| v.last_error = Some(format!("registration failed: {error}")));
-                        if linked.connected {
-                            register_retry = Some(Instant::now() + Duration::from_secs(5));
-                        }
-                    }
-                }
+            LinkEvent::RegisterDue => self.on_register_due(inner).await,
+            LinkEvent::RenewDue => self.on_renew_due(inner).await,
+            LinkEvent::Heartbeat => self.on_heartbeat(inner),
+            LinkEvent::ClockCheck => self.on_clock_check(),
+        }
+        ControlFlow::Continue(())
+    }
+
+    async fn on_client_event(
+        &mut self,
+        inner: &Inner,
+        event: Result<ClientEvent, broadcast::error::RecvError>,
+    ) -> ControlFlow<()> {
+        match event {
+            Ok(ClientEvent::Connecting { .. }) => {
+                let state = self.state_while_down();
+                inner.update_view(|v| v.state = Some(state));
             }
-            _ = renew_sleep => {
-                let renewed = tokio::time::timeout(CALL_TIMEOUT, renew(&connection, &tokens))
-                    .await
-                    .unwrap_or_else(|_| Err(LinkError::NotLinked("the hub did not answer RenewToken in time".into())));
-                match renewed {
-                    Ok(()) => renew_at = tokens.renew_at(),
-                    Err(error) => {
-                        tracing::warn!(%error, "token renewal failed; retrying");
-                        inner.update_view(|v| v.last_error = Some(format!("token renewal failed: {error}")));
-                        renew_at = Some(Instant::now() + Duration::from_secs(15));
+            Ok(ClientEvent::Connected {
+                transport, skipped, ..
+            }) => {
+                let skipped = skipped
+                    .into_iter()
+                    .map(|s| SkippedTransport {
+                        transport: s.transport.to_string(),
+                        reason: s.reason,
+                    })
+                    .collect();
+                self.connected(inner, Some(transport.to_string()), skipped);
+            }
+            Ok(ClientEvent::Reconnecting {
+                last_error,
+                delay,
+                attempt,
+            }) => {
+                return self
+                    .on_reconnecting(inner, last_error, delay, attempt)
+                    .await;
+            }
+            Ok(ClientEvent::Disconnected { error }) => {
+                inner.update_view(|v| {
+                    v.state = Some(LinkState::Offline);
+                    v.transport = None;
+                    v.connected_since = None;
+                    if error.is_some() {
+                        v.last_error = error;
                     }
-                }
+                });
+                return ControlFlow::Break(());
             }
-            _ = heartbeat.tick() => {
-                if linked.registered {
-                    // Measured aside, so a slow answer never holds up the clock check.
-                    let (connection, inner) = (connection.clone(), Arc::downgrade(&inner));
-                    tokio::spawn(async move {
-                        let sent = Instant::now();
-                        let answered = tokio::time::timeout(
-                            CALL_TIMEOUT,
-                            connection.invoke::<Heartbeat>(to_hub::HEARTBEAT, ()),
-                        )
-                        .await;
-                        if let (Ok(Ok(_)), Some(inner)) = (answered, inner.upgrade()) {
-                            let rtt = sent.elapsed().as_secs_f64() * 1000.0;
-                            inner.update_view(|v| v.round_trip_ms = Some(rtt));
-                        }
-                    });
-                }
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                // Events were missed: take the connection's state as it is now.
+                self.pending_connect =
+                    matches!(self.connection.state(), ConnectionState::Connected(_));
             }
-            _ = clock.tick() => {
-                let now = (Instant::now(), SystemTime::now());
-                if let Some(gap) = clock_gap(last_check, now)
-                    && gap > options.clock_jump_tolerance
-                {
-                    tracing::warn!(gap_s = gap.as_secs_f64(), "the machine slept or its clock jumped; reconnecting at once");
-                    connection.reconnect_now();
+            Err(broadcast::error::RecvError::Closed) => return ControlFlow::Break(()),
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The connection is up: show it, register at once, renew the token in time.
+    fn connected(
+        &mut self,
+        inner: &Inner,
+        transport: Option<String>,
+        skipped: Vec<SkippedTransport>,
+    ) {
+        on_connected(inner, &mut self.linked, transport, skipped);
+        self.linked.registered = false;
+        self.register_retry = Some(Instant::now());
+        self.renew_at = self.tokens.renew_at();
+    }
+
+    fn state_while_down(&self) -> LinkState {
+        let signed_out = self.tokens.refused.load(Ordering::SeqCst);
+        state_while_down(self.linked.ever_connected, signed_out)
+    }
+
+    async fn on_reconnecting(
+        &mut self,
+        inner: &Inner,
+        last_error: String,
+        delay: Duration,
+        attempt: u32,
+    ) -> ControlFlow<()> {
+        if let Some(reason) = final_close_reason(&last_error) {
+            self.stop_for_good(inner, reason).await;
+            return ControlFlow::Break(());
+        }
+        self.linked.connected = false;
+        self.linked.registered = false;
+        self.register_retry = None;
+        self.renew_at = None;
+        let state = self.state_while_down();
+        tracing::info!(attempt, ?delay, error = %last_error, "link to the hub lost; reconnecting");
+        inner.update_view(|v| {
+            v.state = Some(state);
+            v.transport = None;
+            v.connected_since = None;
+            v.last_error = Some(last_error);
+        });
+        ControlFlow::Continue(())
+    }
+
+    /// Reconnecting would take the connector back from the link that replaced this one: stop
+    /// until the owner reconnects.
+    async fn stop_for_good(&mut self, inner: &Inner, reason: &str) {
+        tracing::warn!(reason, "the hub ended this link for good; not reconnecting");
+        self.connection.stop().await;
+        lock(&inner.current).take();
+        inner.update_view(|v| {
+            v.state = Some(LinkState::Offline);
+            v.transport = None;
+            v.connected_since = None;
+            v.last_error = Some(format!(
+                "{reason}; not reconnecting until you choose Reconnect"
+            ));
+        });
+    }
+
+    async fn on_register_due(&mut self, inner: &Inner) {
+        self.register_retry = None;
+        let registered = tokio::time::timeout(
+            CALL_TIMEOUT,
+            register(inner, &self.connection, &self.connector_id),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(LinkError::NotLinked(
+                "the hub did not answer Register in time".into(),
+            ))
+        });
+        match registered {
+            Ok(()) => {
+                self.linked.registered = true;
+                inner.update_view(|v| {
+                    v.state = Some(LinkState::Connected);
+                    v.last_error = None;
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "registration with the hub failed; retrying");
+                inner.update_view(|v| v.last_error = Some(format!("registration failed: {error}")));
+                if self.linked.connected {
+                    self.register_retry = Some(Instant::now() + Duration::from_secs(5));
                 }
-                last_check = now;
             }
         }
+    }
+
+    async fn on_renew_due(&mut self, inner: &Inner) {
+        let renewed = tokio::time::timeout(CALL_TIMEOUT, renew(&self.connection, &self.tokens))
+            .await
+            .unwrap_or_else(|_| {
+                Err(LinkError::NotLinked(
+                    "the hub did not answer RenewToken in time".into(),
+                ))
+            });
+        match renewed {
+            Ok(()) => self.renew_at = self.tokens.renew_at(),
+            Err(error) => {
+                tracing::warn!(%error, "token renewal failed; retrying");
+                inner
+                    .update_view(|v| v.last_error = Some(format!("token renewal failed: {error}")));
+                self.renew_at = Some(Instant::now() + Duration::from_secs(15));
+            }
+        }
+    }
+
+    fn on_heartbeat(&self, inner: &Arc<Inner>) {
+        if !self.linked.registered {
+            return;
+        }
+        // Measured aside, so a slow answer never holds up the clock check.
+        let (connection, inner) = (self.connection.clone(), Arc::downgrade(inner));
+        tokio::spawn(async move {
+            let sent = Instant::now();
+            let answered = tokio::time::timeout(
+                CALL_TIMEOUT,
+                connection.invoke::<Heartbeat>(to_hub::HEARTBEAT, ()),
+            )
+            .await;
+            if let (Ok(Ok(_)), Some(inner)) = (answered, inner.upgrade()) {
+                let rtt = sent.elapsed().as_secs_f64() * 1000.0;
+                inner.update_view(|v| v.round_trip_ms = Some(rtt));
+            }
+        });
+    }
+
+    fn on_clock_check(&mut self) {
+        let now = (Instant::now(), SystemTime::now());
+        if let Some(gap) = clock_gap(self.last_check, now)
+            && gap > self.clock_jump_tolerance
+        {
+            tracing::warn!(
+                gap_s = gap.as_secs_f64(),
+                "the machine slept or its clock jumped; reconnecting at once"
+            );
+            self.connection.reconnect_now();
+        }
+        self.last_check = now;
     }
 }
 

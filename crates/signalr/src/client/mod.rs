@@ -25,6 +25,14 @@
 //! connection.stop().await;
 //! # Ok(()) }
 //! ```
+//!
+//! While connected, `run_connected` waits for the next `ConnectedEvent` (the session ended,
+//! stop, reconnect now, re-probe) and hands it to a small handler; `session.rs` runs the protocol
+//! loop of one session the same way.
+
+// Each function here and in the submodules stays simple enough to read at a glance (clippy's
+// default bound, 25).
+#![warn(clippy::cognitive_complexity)]
 
 mod backoff;
 mod handlers;
@@ -783,6 +791,52 @@ async fn run_connected(
     stop: &mut watch::Receiver<bool>,
 ) -> Option<Error> {
     loop {
+        match Connected::start(shared, established)
+            .serve(shared, stop)
+            .await
+        {
+            SessionEnd::Lost(error) => return Some(error),
+            SessionEnd::Stopped => return None,
+            SessionEnd::Moved(better) => established = better,
+        }
+    }
+}
+
+/// What the connected loop waits for; each is handled by one small method of [`Connected`].
+enum ConnectedEvent {
+    /// The session ended by itself (transport failed, server closed).
+    Ended(std::result::Result<Result<()>, tokio::task::JoinError>),
+    /// The client is stopping.
+    Stop,
+    /// [`HubConnection::reconnect_now`] was called.
+    Reconnect,
+    /// Time to see whether a faster transport works again.
+    Reprobe,
+}
+
+/// How one session ended.
+enum SessionEnd {
+    /// The link is lost: reconnect.
+    Lost(Error),
+    /// The client stopped.
+    Stopped,
+    /// A faster transport is connected: run the next session on it.
+    Moved(Established),
+}
+
+/// One running session and what the connected loop needs to watch it.
+struct Connected {
+    transport: Transport,
+    session: Arc<Session>,
+    task: tokio::task::JoinHandle<Result<()>>,
+    /// The transports preferred to this one, in order.
+    faster: Vec<Transport>,
+    reprobe_timer: Option<tokio::time::Interval>,
+}
+
+impl Connected {
+    /// Starts a session on `established` and announces it.
+    fn start(shared: &Arc<Shared>, established: Established) -> Self {
         let transport = established.link.transport;
         shared.learn(transport, &established.skipped);
         let session = Session::new(
@@ -797,7 +851,7 @@ async fn run_connected(
             connection_id: established.connection_id.clone(),
             skipped: established.skipped.clone(),
         });
-        let mut task = tokio::spawn(session.clone().run(
+        let task = tokio::spawn(session.clone().run(
             established.link,
             established.decoder,
             shared.handlers.clone(),
@@ -810,56 +864,104 @@ async fn run_connected(
             .take_while(|t| *t != transport)
             .collect();
         let reprobe = shared.reprobe_interval.filter(|_| !faster.is_empty());
-        let mut reprobe_timer = reprobe
+        let reprobe_timer = reprobe
             .map(|every| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
+        Self {
+            transport,
+            session,
+            task,
+            faster,
+            reprobe_timer,
+        }
+    }
+
+    /// Waits for the next event and handles it, until the session ends.
+    async fn serve(mut self, shared: &Arc<Shared>, stop: &mut watch::Receiver<bool>) -> SessionEnd {
         loop {
-            tokio::select! {
-                ended = &mut task => {
-                    shared.session.send_replace(None);
-                    let error = match ended {
-                        Ok(Ok(())) => Error::closed("the connection ended"),
-                        Ok(Err(e)) => e,
-                        Err(e) => Error::closed(format!("session task failed: {e}")),
-                    };
-                    return Some(error);
-                }
-                _ = crate::signal::raised(stop) => {
-                    session.stop();
-                    let _ = tokio::time::timeout(Duration::from_secs(2), &mut task).await;
-                    return None;
-                }
-                _ = shared.reconnect.notified() => {
-                    shared.session.send_replace(None);
-                    session.stop();
-                    let _ = tokio::time::timeout(Duration::from_secs(2), &mut task).await;
-                    return Some(Error::closed("reconnect requested"));
-                }
-                _ = async {
-                    match reprobe_timer.as_mut() {
-                        Some(timer) => { timer.tick().await; }
-                        None => std::future::pending::<()>().await,
-                    }
-                } => {
-                    // In the background: each faster transport gets the whole handshake timeout.
-                    let plan: Vec<_> = faster.iter().map(|&t| (t, Patience::Full)).collect();
-                    match connect(shared, &plan, Vec::new()).await {
-                        Ok(mut better) if !session.has_pending() => {
-                            tracing::info!(from = %transport, to = %better.link.transport, "re-probe found a faster transport working again");
-                            better.skipped.push(SkippedTransport {
-                                transport,
-                                reason: "replaced: a re-probe found a faster transport working".into(),
-                            });
-                            session.stop();
-                            let _ = tokio::time::timeout(Duration::from_secs(2), &mut task).await;
-                            established = better;
-                            break;
-                        }
-                        Ok(_) => tracing::debug!("faster transport works, but calls are in flight: switching later"),
-                        Err(e) => tracing::debug!(error = %e, "re-probe: faster transports still unavailable"),
-                    }
-                }
+            let event = self.next_event(shared, stop).await;
+            if let Some(end) = self.handle(shared, event).await {
+                return end;
             }
         }
+    }
+
+    async fn next_event(
+        &mut self,
+        shared: &Shared,
+        stop: &mut watch::Receiver<bool>,
+    ) -> ConnectedEvent {
+        let reprobe_timer = &mut self.reprobe_timer;
+        tokio::select! {
+            ended = &mut self.task => ConnectedEvent::Ended(ended),
+            _ = crate::signal::raised(stop) => ConnectedEvent::Stop,
+            _ = shared.reconnect.notified() => ConnectedEvent::Reconnect,
+            _ = async {
+                match reprobe_timer.as_mut() {
+                    Some(timer) => { timer.tick().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => ConnectedEvent::Reprobe,
+        }
+    }
+
+    /// Handles one event; `Some` ends the session.
+    async fn handle(&mut self, shared: &Arc<Shared>, event: ConnectedEvent) -> Option<SessionEnd> {
+        match event {
+            ConnectedEvent::Ended(ended) => {
+                shared.session.send_replace(None);
+                let error = match ended {
+                    Ok(Ok(())) => Error::closed("the connection ended"),
+                    Ok(Err(e)) => e,
+                    Err(e) => Error::closed(format!("session task failed: {e}")),
+                };
+                Some(SessionEnd::Lost(error))
+            }
+            ConnectedEvent::Stop => {
+                self.stop_session().await;
+                Some(SessionEnd::Stopped)
+            }
+            ConnectedEvent::Reconnect => {
+                shared.session.send_replace(None);
+                self.stop_session().await;
+                Some(SessionEnd::Lost(Error::closed("reconnect requested")))
+            }
+            ConnectedEvent::Reprobe => self.reprobe(shared).await.map(SessionEnd::Moved),
+        }
+    }
+
+    /// Asks the session to close and gives it a moment to do so.
+    async fn stop_session(&mut self) {
+        self.session.stop();
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.task).await;
+    }
+
+    /// Tries the faster transports; `Some` when one works and the session was idle enough to
+    /// leave for it.
+    async fn reprobe(&mut self, shared: &Arc<Shared>) -> Option<Established> {
+        // In the background: each faster transport gets the whole handshake timeout.
+        let plan: Vec<_> = self.faster.iter().map(|&t| (t, Patience::Full)).collect();
+        match connect(shared, &plan, Vec::new()).await {
+            Ok(better) if !self.session.has_pending() => Some(self.move_to(better).await),
+            Ok(_) => {
+                tracing::debug!("faster transport works, but calls are in flight: switching later");
+                None
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "re-probe: faster transports still unavailable");
+                None
+            }
+        }
+    }
+
+    /// Ends this session for `better`, a faster transport found working again.
+    async fn move_to(&mut self, mut better: Established) -> Established {
+        tracing::info!(from = %self.transport, to = %better.link.transport, "re-probe found a faster transport working again");
+        better.skipped.push(SkippedTransport {
+            transport: self.transport,
+            reason: "replaced: a re-probe found a faster transport working".into(),
+        });
+        self.stop_session().await;
+        better
     }
 }
 

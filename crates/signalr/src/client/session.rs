@@ -24,6 +24,18 @@ pub(crate) enum Pending {
     Stream(mpsc::Sender<Result<Value>>),
 }
 
+/// What a session's protocol loop waits for, in this order of priority.
+enum SessionEvent {
+    /// Bytes from the transport, its error, or its end (`None`).
+    Received(Option<Result<Bytes>>),
+    /// [`Session::stop`]: send `Close` and end.
+    Stop,
+    /// Time to check that the server still speaks.
+    Tick,
+    /// The keep-alive interval has passed since the last send was measured.
+    PingDue,
+}
+
 /// One live connection; replaced on every reconnect.
 pub(crate) struct Session {
     pub transport: Transport,
@@ -185,7 +197,8 @@ impl Session {
         self.stop.send_replace(true);
     }
 
-    /// Runs until the transport fails, the server closes, or [`Session::stop`].
+    /// Runs until the transport fails, the server closes, or [`Session::stop`]: handles the
+    /// messages decoded so far, then waits for the next [`SessionEvent`] and handles it.
     pub async fn run(
         self: Arc<Self>,
         mut link: Link,
@@ -198,50 +211,96 @@ impl Session {
         let mut tick = tokio::time::interval(tick_every);
         let mut last_received = Instant::now();
         let result = loop {
-            loop {
-                match decoder.next_message() {
-                    Ok(Some(message)) => {
-                        if let Some(end) = self.dispatch(message, &handlers).await {
-                            return self.finish(end);
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => return self.finish(Err(e)),
-                }
+            if let Some(end) = self.dispatch_decoded(&mut decoder, &handlers).await {
+                break end;
             }
-            let ping_due = *lock(&self.last_sent) + liveness.keep_alive_interval;
-            tokio::select! {
-                biased;
-                received = link.incoming.recv() => match received {
-                    Some(Ok(bytes)) => {
-                        last_received = Instant::now();
-                        decoder.extend(&bytes);
-                    }
-                    Some(Err(e)) => break Err(e),
-                    None => break Err(Error::closed("the server ended the transport")),
-                },
-                _ = crate::signal::raised(&mut stop) => {
-                    let _ = self.send_message(&HubMessage::Close(Close::default())).await;
+            let event = self
+                .next_event(
+                    &mut link,
+                    &mut stop,
+                    &mut tick,
+                    liveness.keep_alive_interval,
+                )
+                .await;
+            match event {
+                SessionEvent::Received(Some(Ok(bytes))) => {
+                    last_received = Instant::now();
+                    decoder.extend(&bytes);
+                }
+                SessionEvent::Received(Some(Err(e))) => break Err(e),
+                SessionEvent::Received(None) => {
+                    break Err(Error::closed("the server ended the transport"));
+                }
+                SessionEvent::Stop => {
+                    let _ = self
+                        .send_message(&HubMessage::Close(Close::default()))
+                        .await;
                     break Ok(());
                 }
-                _ = tick.tick() => {
+                SessionEvent::Tick => {
                     if last_received.elapsed() > liveness.server_timeout {
-                        break Err(Error::Timeout { what: "server keep-alive", after: liveness.server_timeout });
+                        break Err(Error::Timeout {
+                            what: "server keep-alive",
+                            after: liveness.server_timeout,
+                        });
                     }
                 }
-                // Measured from the last send, whatever it was (a ping included).
-                _ = tokio::time::sleep_until(ping_due) => {
-                    if lock(&self.last_sent).elapsed() >= liveness.keep_alive_interval {
-                        // A transport that takes nothing more is over (and the ping would only
-                        // fall due again at once).
-                        if let Err(error) = self.send_message(&HubMessage::Ping).await {
-                            break Err(error);
-                        }
+                SessionEvent::PingDue => {
+                    // A transport that takes nothing more is over (and the ping would only
+                    // fall due again at once).
+                    if let Err(error) = self.ping_if_idle(liveness.keep_alive_interval).await {
+                        break Err(error);
                     }
                 }
             }
         };
         self.finish(result)
+    }
+
+    /// Waits for the next event, the transport's first.
+    async fn next_event(
+        &self,
+        link: &mut Link,
+        stop: &mut watch::Receiver<bool>,
+        tick: &mut tokio::time::Interval,
+        keep_alive_interval: Duration,
+    ) -> SessionEvent {
+        // Measured from the last send, whatever it was (a ping included).
+        let ping_due = *lock(&self.last_sent) + keep_alive_interval;
+        tokio::select! {
+            biased;
+            received = link.incoming.recv() => SessionEvent::Received(received),
+            _ = crate::signal::raised(stop) => SessionEvent::Stop,
+            _ = tick.tick() => SessionEvent::Tick,
+            _ = tokio::time::sleep_until(ping_due) => SessionEvent::PingDue,
+        }
+    }
+
+    /// Handles every whole message decoded so far; `Some` ends the session.
+    async fn dispatch_decoded(
+        self: &Arc<Self>,
+        decoder: &mut Box<dyn MessageDecoder>,
+        handlers: &Arc<Handlers>,
+    ) -> Option<Result<()>> {
+        loop {
+            match decoder.next_message() {
+                Ok(Some(message)) => {
+                    if let Some(end) = self.dispatch(message, handlers).await {
+                        return Some(end);
+                    }
+                }
+                Ok(None) => return None,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// Sends a ping when nothing was sent for `keep_alive_interval`.
+    async fn ping_if_idle(&self, keep_alive_interval: Duration) -> Result<()> {
+        if lock(&self.last_sent).elapsed() >= keep_alive_interval {
+            self.send_message(&HubMessage::Ping).await?;
+        }
+        Ok(())
     }
 
     fn finish(&self, result: Result<()>) -> Result<()> {
