@@ -20,6 +20,7 @@
 //! }
 //! # Ok(()) }
 //! ```
+#![warn(missing_docs)]
 
 mod alerts;
 mod command_table;

@@ -18,6 +18,7 @@
 //! assert_eq!(query.operation(), QueryOperation::Snapshot);
 //! assert_eq!(query.format, ResultFormat::Json);
 //! ```
+#![warn(missing_docs)]
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

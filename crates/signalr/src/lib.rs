@@ -48,6 +48,7 @@
 //! connection.stop().await;
 //! # Ok(()) }
 //! ```
+#![warn(missing_docs)]
 
 mod arguments;
 pub mod client;
