@@ -437,7 +437,7 @@ mod tests {
                 app_name: "App".into(),
                 user_id: "usr_1".into(),
                 source: "sim".into(),
-                scopes: vec!["read".into()],
+                scopes: vec!["data.read".into(), "tags.read".into()],
                 granted_at: Utc::now(),
                 last_used_at: None,
             }],
