@@ -1,11 +1,11 @@
 //! Uplink desktop app: a thin shell over Uplink's headless crates.
 //!
-//! On Linux this is the window process: the tray process (`uplink-tray`, which owns the
-//! connector runtime) starts it when the owner opens the window, and it forwards each IPC
-//! command and status event over the tray process's loopback bridge; closing the window ends
-//! it. Elsewhere one process holds the runtime, the tray and the window ([`run`]). Either way
-//! each IPC command maps to the control surface in `uplink-control`, and the shell holds no
-//! business logic of its own.
+//! On Linux this is the window process: the tray process (`uplink-desktop`, built from
+//! `uplink-tray`, which owns the connector runtime) starts it when the owner opens the window,
+//! and it forwards each IPC command and status event over the tray process's loopback bridge;
+//! closing the window ends it. Elsewhere one process holds the runtime, the tray and the window
+//! ([`run`]). Either way each IPC command maps to the control surface in `uplink-control`, and
+//! the shell holds no business logic of its own.
 
 mod backend;
 mod commands;

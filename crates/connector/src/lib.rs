@@ -29,6 +29,7 @@
 //! assert_eq!(chunk.len(), 61); // one value a second, both ends included
 //! # });
 //! ```
+#![warn(missing_docs)]
 
 pub mod activity;
 pub mod answer;

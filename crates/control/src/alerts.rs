@@ -101,8 +101,8 @@ pub const LOSS_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
 /// The notification state machine: remembers just enough of earlier statuses to announce each
 /// incident once. Pure: no clock and no I/O — it reads the time from the statuses, so a loss is
-/// announced with the first status that arrives [`LOSS_GRACE`] after the link went down (a
-/// retrying link publishes one per attempt).
+/// announced with the first status that arrives `LOSS_GRACE` (ten seconds) after the link went
+/// down (a retrying link publishes one per attempt).
 #[derive(Debug, Clone, Default)]
 pub struct Alerts {
     /// The link has been up since the app started (or since it was last paused).

@@ -28,35 +28,58 @@ macro_rules! control_commands {
             /// Drops the link to the hub and opens it again at once.
             reconnect() -> () = |control| control.reconnect().await;
             /// Pauses the link (no queries are served) or resumes it; remembered across restarts.
-            set_paused(SetPausedArgs { paused: bool }) -> () =
+            set_paused(SetPausedArgs {
+                /// `true` to pause, `false` to resume.
+                paused: bool,
+            }) -> () =
                 |control| control.set_paused(paused).await;
             /// Which transport the link should use; remembered, and the link reopens with it.
             set_transport_preference(SetTransportPreferenceArgs {
+                /// The transport to use, or automatic fallback.
                 preference: TransportPreference,
             }) -> () =
                 |control| control.set_transport_preference(preference).await;
             /// The data source kinds this connector knows, each with its form.
             source_kinds() -> Vec<FormSchema> = |control| Ok(control.source_kinds());
             /// A data source's configuration for the Edit form; secret settings come back empty.
-            source_settings(SourceSettingsArgs { name: String }) -> SourceConfig =
+            source_settings(SourceSettingsArgs {
+                /// The data source's name.
+                name: String,
+            }) -> SourceConfig =
                 |control| control.source_settings(&name);
             /// Adds a data source; rejects with `invalid_form` (and `fields`).
-            add_source(AddSourceArgs { source: SourceConfig }) -> () =
+            add_source(AddSourceArgs {
+                /// The new data source's configuration.
+                source: SourceConfig,
+            }) -> () =
                 |control| control.add_source(source).await;
             /// Replaces the data source `name` (which may be renamed); an empty secret keeps the
             /// stored one.
-            edit_source(EditSourceArgs { name: String, source: SourceConfig }) -> () =
+            edit_source(EditSourceArgs {
+                /// The name of the data source to replace.
+                name: String,
+                /// Its new configuration (its name may differ).
+                source: SourceConfig,
+            }) -> () =
                 |control| control.edit_source(&name, source).await;
             /// Removes a data source; apps lose access to it at once.
-            remove_source(RemoveSourceArgs { name: String }) -> () =
+            remove_source(RemoveSourceArgs {
+                /// The data source's name.
+                name: String,
+            }) -> () =
                 |control| control.remove_source(&name).await;
             /// Opens a data source without saving it and reads a few values.
-            test_source(TestSourceArgs { source: SourceConfig }) -> SourceTest =
+            test_source(TestSourceArgs {
+                /// The configuration to try.
+                source: SourceConfig,
+            }) -> SourceTest =
                 |control| control.test_source(source).await;
             /// Revokes an app's grant on one data source, or on all of them when `source` is
             /// absent or null.
             revoke(RevokeArgs {
+                /// The app whose grant ends.
                 app_id: String,
+                /// The data source; absent or null for all of them.
                 #[serde(default)]
                 #[ts(optional = nullable)]
                 source: Option<String>,
@@ -64,7 +87,12 @@ macro_rules! control_commands {
                 |control| control.revoke(&app_id, source.as_deref()).await;
             /// Blocks an app on this site whatever the hub says (the local veto), or lifts the
             /// block.
-            set_app_blocked(SetAppBlockedArgs { app_id: String, blocked: bool }) -> () =
+            set_app_blocked(SetAppBlockedArgs {
+                /// The app.
+                app_id: String,
+                /// `true` to block it, `false` to lift the block.
+                blocked: bool,
+            }) -> () =
                 |control| control.set_app_blocked(&app_id, blocked).await;
             /// The recent relayed requests, newest first.
             activity() -> Vec<ActivityRecord> = |control| control.activity().await;
@@ -80,7 +108,9 @@ macro_rules! control_commands {
             /// hub whose certificate comes from a private certificate authority. The status
             /// shows the wait.
             sign_in(SignInArgs {
+                /// The hub's address (`https://…`).
                 hub_url: String,
+                /// PEM text of a private certificate authority to trust for this hub.
                 #[serde(default)]
                 #[ts(optional)]
                 ca_pem: Option<String>,

@@ -1,10 +1,11 @@
 //! The control surface a connector shows its user interfaces: typed commands and the view
 //! models they return, over a connector runtime this crate owns.
 //!
-//! The same commands reach the runtime two ways: the desktop app maps each Tauri IPC command
-//! to a method of [`Control`], and [`http::router`] serves the web UI and the same commands
-//! over loopback HTTP, so a machine without a desktop can be managed from a browser. State
-//! changes are pushed (a [`watch`](tokio::sync::watch) of [`ControlStatus`]), never polled.
+//! The commands are one table (`command_table.rs`) and all reach [`Control::dispatch`]: the
+//! desktop app's Tauri IPC commands directly, or on Linux through the tray process's loopback
+//! bridge ([`http::commands_router`]); and [`http::router`] serves the web UI and the same
+//! commands over loopback HTTP, so a machine without a desktop can be managed from a browser.
+//! State changes are pushed (a [`watch`] of [`ControlStatus`]), never polled.
 //! Every type that crosses either boundary derives [`ts_rs::TS`]; the UI's TypeScript
 //! bindings are generated from them and a test fails when they drift.
 //!
@@ -20,6 +21,7 @@
 //! }
 //! # Ok(()) }
 //! ```
+#![warn(missing_docs)]
 
 mod alerts;
 mod command_table;

@@ -16,7 +16,7 @@ use crate::{Control, ControlError, ControlErrorCode};
 pub struct SourceTest {
     /// Whether the source works.
     pub health: Health,
-    /// How many tags it has (counted up to [`MAX_COUNTED_TAGS`]).
+    /// How many tags it has (counted up to `MAX_COUNTED_TAGS`, 100 000).
     pub tag_count: u32,
     /// The current values of its first few tags.
     pub sample: Vec<SampleValue>,

@@ -22,6 +22,7 @@
 //! faults.stall_connections(); // or: it silently stops carrying anything
 //! # Ok(()) }
 //! ```
+#![warn(missing_docs)]
 
 mod intercept;
 mod tcp;

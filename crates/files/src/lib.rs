@@ -8,6 +8,7 @@
 //! uplink_files::write_atomically(&path, b"{}", uplink_files::Access::OwnerOnly).unwrap();
 //! assert_eq!(std::fs::read(&path).unwrap(), b"{}");
 //! ```
+#![warn(missing_docs)]
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

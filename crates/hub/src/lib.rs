@@ -19,6 +19,7 @@
 //! let app = uplink_hub::router(hub.clone());  // axum Router: pages, OAuth2, /api/v1/, /hubs/connector
 //! # drop((app, relay)); Ok(()) }
 //! ```
+#![warn(missing_docs)]
 
 pub mod access;
 pub mod api;

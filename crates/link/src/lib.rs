@@ -18,6 +18,7 @@
 //! assert_eq!(query.operation(), QueryOperation::Snapshot);
 //! assert_eq!(query.format, ResultFormat::Json);
 //! ```
+#![warn(missing_docs)]
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -514,7 +515,7 @@ mod tests {
                 app_name: "App".into(),
                 user_id: "usr_1".into(),
                 source: "sim".into(),
-                scopes: vec!["read".into()],
+                scopes: vec!["data.read".into(), "tags.read".into()],
                 granted_at: Utc::now(),
                 last_used_at: None,
             }],

@@ -14,6 +14,7 @@
 //! let logged = std::fs::read_to_string(file.path()).unwrap();
 //! assert!(logged.contains("signed in refresh_token=<redacted>"), "{logged}");
 //! ```
+#![warn(missing_docs)]
 
 mod fields;
 pub mod redact;

@@ -14,6 +14,7 @@
 //! let line = compare("sum of 10k", &ours, "fold", &baseline);
 //! assert!(line.contains("ratio"));
 //! ```
+#![warn(missing_docs)]
 
 use std::fmt::Write as _;
 use std::hint::black_box;

@@ -25,6 +25,7 @@
 //! let points = aggregate::plot(&samples, &request.intervals());
 //! assert_eq!(points.len(), 4); // first and last of each half: a ramp's extremes
 //! ```
+#![warn(missing_docs)]
 
 pub mod aggregate;
 mod error;

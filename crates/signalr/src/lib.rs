@@ -13,7 +13,9 @@
 //!   Server-Sent Events to long polling, goes through `HTTPS_PROXY`, reconnects forever with
 //!   jittered backoff, and moves back up to a faster transport when it works again.
 //!
-//! A server and a client, over TLS:
+//! A server and a client, over TLS. The crate itself needs only rustls configurations (a
+//! client without one trusts the platform's store); the example makes them, and serves HTTPS,
+//! with `uplink-tls`, Uplink's own TLS helpers, which are not a dependency of this crate:
 //!
 //! ```no_run
 //! use axum::Router;
@@ -46,6 +48,7 @@
 //! connection.stop().await;
 //! # Ok(()) }
 //! ```
+#![warn(missing_docs)]
 
 mod arguments;
 pub mod client;

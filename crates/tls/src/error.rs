@@ -6,13 +6,24 @@ use std::path::PathBuf;
 pub enum TlsError {
     /// No certificate in the PEM text given for a certificate chain.
     #[error("no certificate found in {what}")]
-    NoCertificate { what: String },
+    NoCertificate {
+        /// What the text was for ("the certificate chain", "the CA certificate").
+        what: String,
+    },
     /// No private key in the PEM text given for a key.
     #[error("no private key found in {what}")]
-    NoPrivateKey { what: String },
+    NoPrivateKey {
+        /// What the text was for.
+        what: String,
+    },
     /// PEM text that could not be parsed.
     #[error("{what} is not valid PEM: {reason}")]
-    BadPem { what: String, reason: String },
+    BadPem {
+        /// What the text was for.
+        what: String,
+        /// The parser's complaint.
+        reason: String,
+    },
     /// rustls refused the configuration (for example a key that does not match the certificate).
     #[error("TLS configuration refused: {0}")]
     Config(#[from] rustls::Error),
@@ -25,7 +36,9 @@ pub enum TlsError {
     /// Reading or writing certificate files failed.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },

@@ -12,6 +12,7 @@
 //! assert_eq!(server.alpn_protocols, vec![b"http/1.1".to_vec()]);
 //! # drop(client);
 //! ```
+#![warn(missing_docs)]
 
 mod config;
 mod error;

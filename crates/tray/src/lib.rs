@@ -14,6 +14,7 @@
 //! elsewhere the Tauri shell hosts the runtime and the tray (Tauri's) in one process.
 //!
 //! Each process logs to standard error and to `DATA_DIR/logs/` ([`init_logging`]).
+#![warn(missing_docs)]
 
 pub mod bridge;
 pub mod tray_loop;

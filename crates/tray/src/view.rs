@@ -60,14 +60,20 @@ pub enum TrayEntry {
     Status(String),
     /// A clickable item.
     Action {
+        /// What a click does.
         action: TrayAction,
+        /// The words shown.
         label: &'static str,
+        /// Whether it can be clicked now.
         enabled: bool,
     },
     /// An item with a check mark.
     Toggle {
+        /// What a click does.
         action: TrayAction,
+        /// The words shown.
         label: &'static str,
+        /// Whether its check mark shows.
         checked: bool,
     },
     /// A divider.

@@ -6,7 +6,7 @@ import AppsPage from './AppsPage.svelte';
 
 afterEach(resetControl);
 
-const dashboard = (patch = {}) => grant('app_dash', 'Dashboard', { scopes: ['data:read', 'tags:search'], ...patch });
+const dashboard = (patch = {}) => grant('app_dash', 'Dashboard', { scopes: ['data.read', 'tags.read'], ...patch });
 const reports = () => grant('app_rep', 'Reports', { userId: 'usr_bob', lastUsedAt: '2026-11-24T08:00:00Z' });
 
 function withGrants(lineOne = [dashboard(), reports()], boiler = [dashboard()]) {
@@ -22,7 +22,7 @@ test('grants are grouped by app, each data source with its scopes, granter and l
   const sources = within(app).getByRole('list', { name: 'Dashboard’s data sources' });
   const rows = within(sources).getAllByRole('listitem');
   expect(rows.map((row) => within(row).getByRole('heading').textContent)).toEqual(['boiler', 'line-1']);
-  expect(within(rows[0]!).getByText('tags:search').tagName).toBe('CODE');
+  expect(within(rows[0]!).getByText('tags.read').tagName).toBe('CODE');
   expect(rows[0]!.textContent).toContain('Granted by usr_ada');
   expect(rows[0]!.textContent).toContain('never used');
   const other = screen.getByRole('region', { name: 'Reports' });

@@ -68,7 +68,7 @@ export function grant(appId: string, appName: string, patch: Partial<ConsentedAp
     appId,
     appName,
     userId: 'usr_ada',
-    scopes: ['data:read'],
+    scopes: ['data.read'],
     grantedAt: '2026-11-20T09:00:00Z',
     lastUsedAt: null,
     blockedOnSite: false,

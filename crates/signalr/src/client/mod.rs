@@ -92,6 +92,33 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The client configuration used when the builder was given none: the operating system's
+/// trust store, always through the ring provider, whatever default the process installed.
+fn platform_trust() -> Result<Arc<ClientConfig>> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let tls = |e: rustls::Error| Error::Tls(e.to_string());
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(tls)?
+            .with_platform_verifier()
+            .map_err(tls)?
+            .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod platform_trust_tests {
+    #[test]
+    fn the_default_trust_is_the_platform_store() {
+        let config = super::platform_trust().expect("the platform verifier is available");
+        assert!(
+            config.alpn_protocols.is_empty(),
+            "no ALPN: the transports choose HTTP/1.1 themselves"
+        );
+    }
+}
+
 type TokenFn = Arc<dyn Fn() -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
 
 /// A transport the client did not use, and why.
@@ -310,8 +337,7 @@ impl ClientBuilder {
         }
         let tls = match self.tls {
             Some(tls) => tls,
-            None => uplink_tls::client_config(&uplink_tls::Trust::Platform)
-                .map_err(|e| Error::Tls(e.to_string()))?,
+            None => platform_trust()?,
         };
         let proxy = self.proxy.resolve(|name| std::env::var(name).ok())?;
         let http = HttpClient::new(Dialer::new(&tls, proxy));

@@ -4,4 +4,8 @@ import type { SourceConfig } from "./SourceConfig";
 /**
  * The arguments of `add_source`, a JSON object.
  */
-export type AddSourceArgs = { source: SourceConfig, };
+export type AddSourceArgs = { 
+/**
+ * The new data source's configuration.
+ */
+source: SourceConfig, };

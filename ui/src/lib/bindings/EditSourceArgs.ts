@@ -4,4 +4,12 @@ import type { SourceConfig } from "./SourceConfig";
 /**
  * The arguments of `edit_source`, a JSON object.
  */
-export type EditSourceArgs = { name: string, source: SourceConfig, };
+export type EditSourceArgs = { 
+/**
+ * The name of the data source to replace.
+ */
+name: string, 
+/**
+ * Its new configuration (its name may differ).
+ */
+source: SourceConfig, };

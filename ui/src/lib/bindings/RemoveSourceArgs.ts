@@ -3,4 +3,8 @@
 /**
  * The arguments of `remove_source`, a JSON object.
  */
-export type RemoveSourceArgs = { name: string, };
+export type RemoveSourceArgs = { 
+/**
+ * The data source's name.
+ */
+name: string, };

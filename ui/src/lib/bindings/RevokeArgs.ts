@@ -3,4 +3,12 @@
 /**
  * The arguments of `revoke`, a JSON object.
  */
-export type RevokeArgs = { appId: string, source?: string | null, };
+export type RevokeArgs = { 
+/**
+ * The app whose grant ends.
+ */
+appId: string, 
+/**
+ * The data source; absent or null for all of them.
+ */
+source?: string | null, };

@@ -3,4 +3,12 @@
 /**
  * The arguments of `set_app_blocked`, a JSON object.
  */
-export type SetAppBlockedArgs = { appId: string, blocked: boolean, };
+export type SetAppBlockedArgs = { 
+/**
+ * The app.
+ */
+appId: string, 
+/**
+ * `true` to block it, `false` to lift the block.
+ */
+blocked: boolean, };

@@ -3,4 +3,8 @@
 /**
  * The arguments of `set_paused`, a JSON object.
  */
-export type SetPausedArgs = { paused: boolean, };
+export type SetPausedArgs = { 
+/**
+ * `true` to pause, `false` to resume.
+ */
+paused: boolean, };

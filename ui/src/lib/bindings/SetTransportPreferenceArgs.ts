@@ -4,4 +4,8 @@ import type { TransportPreference } from "./TransportPreference";
 /**
  * The arguments of `set_transport_preference`, a JSON object.
  */
-export type SetTransportPreferenceArgs = { preference: TransportPreference, };
+export type SetTransportPreferenceArgs = { 
+/**
+ * The transport to use, or automatic fallback.
+ */
+preference: TransportPreference, };

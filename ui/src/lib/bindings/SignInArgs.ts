@@ -3,4 +3,12 @@
 /**
  * The arguments of `sign_in`, a JSON object.
  */
-export type SignInArgs = { hubUrl: string, caPem?: string, };
+export type SignInArgs = { 
+/**
+ * The hub's address (`https://…`).
+ */
+hubUrl: string, 
+/**
+ * PEM text of a private certificate authority to trust for this hub.
+ */
+caPem?: string, };

@@ -3,4 +3,8 @@
 /**
  * The arguments of `source_settings`, a JSON object.
  */
-export type SourceSettingsArgs = { name: string, };
+export type SourceSettingsArgs = { 
+/**
+ * The data source's name.
+ */
+name: string, };

@@ -11,7 +11,7 @@ export type SourceTest = {
  */
 health: Health, 
 /**
- * How many tags it has (counted up to [`MAX_COUNTED_TAGS`]).
+ * How many tags it has (counted up to `MAX_COUNTED_TAGS`, 100 000).
  */
 tagCount: number, 
 /**

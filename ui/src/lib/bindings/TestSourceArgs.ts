@@ -4,4 +4,8 @@ import type { SourceConfig } from "./SourceConfig";
 /**
  * The arguments of `test_source`, a JSON object.
  */
-export type TestSourceArgs = { source: SourceConfig, };
+export type TestSourceArgs = { 
+/**
+ * The configuration to try.
+ */
+source: SourceConfig, };
