@@ -20,7 +20,7 @@ use futures::Stream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Sleep};
 
-use super::session::Session;
+use super::session::LinkSession;
 use crate::relay::RelayError;
 
 /// Chunks the hub holds per query beyond the connector's own window of unacknowledged ones.
@@ -148,7 +148,7 @@ impl QuerySlot {
 /// Sends `CancelQuery` when the app end goes away before the answer ended.
 #[derive(Debug)]
 pub struct Cancel {
-    session: Weak<Session>,
+    session: Weak<LinkSession>,
     query_id: String,
     turn: Turn,
     armed: bool,
@@ -156,7 +156,7 @@ pub struct Cancel {
 
 impl Cancel {
     /// Armed for `query_id` on `session`, whose chunks take `turn`s.
-    pub fn new(session: Weak<Session>, query_id: String, turn: Turn) -> Self {
+    pub fn new(session: Weak<LinkSession>, query_id: String, turn: Turn) -> Self {
         Self {
             session,
             query_id,

@@ -17,7 +17,7 @@ use uplink_signalr::server::ConnectionHandle;
 
 use super::answer::{ANSWER_BUFFER, Answer, Cancel, Item, QuerySlot};
 use super::identity::LinkIdentity;
-use super::session::{LinkRegistration, Session};
+use super::session::{LinkRegistration, LinkSession};
 use crate::relay::{ConnectorRouter, RelayError, RelayStream};
 use crate::store::Store;
 
@@ -49,9 +49,9 @@ pub struct LocalRouter {
     query_timeout: Duration,
     max_answer_bytes: Option<u64>,
     /// Every connection on the link endpoint, by SignalR connection id.
-    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    sessions: Mutex<HashMap<String, Arc<LinkSession>>>,
     /// The registered link of each connector, by connector id.
-    links: Mutex<HashMap<String, Arc<Session>>>,
+    links: Mutex<HashMap<String, Arc<LinkSession>>>,
     next_query: AtomicU64,
 }
 
@@ -93,7 +93,7 @@ impl LocalRouter {
 
     /// Every registered link, ordered by connector name.
     pub fn links(&self) -> Vec<LinkStatus> {
-        let sessions: Vec<Arc<Session>> = lock(&self.links).values().cloned().collect();
+        let sessions: Vec<Arc<LinkSession>> = lock(&self.links).values().cloned().collect();
         let mut all: Vec<LinkStatus> = sessions
             .iter()
             .filter_map(|s| {
@@ -121,7 +121,7 @@ impl LocalRouter {
     pub(crate) fn session_for(
         &self,
         connection: &ConnectionHandle,
-    ) -> Result<(Arc<Session>, bool), String> {
+    ) -> Result<(Arc<LinkSession>, bool), String> {
         let mut sessions = lock(&self.sessions);
         if let Some(session) = sessions.get(connection.id()) {
             return Ok((session.clone(), false));
@@ -131,19 +131,19 @@ impl LocalRouter {
         }
         let identity = LinkIdentity::of(connection.identity())
             .ok_or_else(|| "the link was opened without a connector token".to_owned())?;
-        let session = Arc::new(Session::new(connection.clone(), identity));
+        let session = Arc::new(LinkSession::new(connection.clone(), identity));
         sessions.insert(connection.id().to_owned(), session.clone());
         Ok((session, true))
     }
 
     /// The session of a connection, if it has one.
-    pub(crate) fn session(&self, connection_id: &str) -> Option<Arc<Session>> {
+    pub(crate) fn session(&self, connection_id: &str) -> Option<Arc<LinkSession>> {
         lock(&self.sessions).get(connection_id).cloned()
     }
 
     /// Makes `session` the link of its registered connector; an older link of the same
     /// connector is ended and closed (the newest link wins).
-    pub(crate) fn install(&self, session: &Arc<Session>, registration: LinkRegistration) {
+    pub(crate) fn install(&self, session: &Arc<LinkSession>, registration: LinkRegistration) {
         let connector_id = registration.connector.id.clone();
         session.set_registration(registration);
         let older = lock(&self.links).insert(connector_id.clone(), session.clone());
@@ -158,7 +158,7 @@ impl LocalRouter {
     }
 
     /// Forgets a session whose connection ended; its queries end with `LinkLost`.
-    pub(crate) fn detach(&self, session: &Arc<Session>) {
+    pub(crate) fn detach(&self, session: &Arc<LinkSession>) {
         lock(&self.sessions).remove(session.connection.id());
         if let Some(registration) = session.registration() {
             let mut links = lock(&self.links);
@@ -172,7 +172,7 @@ impl LocalRouter {
         session.end("the link closed");
     }
 
-    fn live(&self, connector_id: &str) -> Option<Arc<Session>> {
+    fn live(&self, connector_id: &str) -> Option<Arc<LinkSession>> {
         lock(&self.links)
             .get(connector_id)
             .filter(|s| s.connection.is_connected())

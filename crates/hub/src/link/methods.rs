@@ -15,7 +15,7 @@ use uplink_signalr::server::{Caller, Hub as SignalrHub, HubError};
 use super::answer::{Item, Turn};
 use super::identity::{self, LinkCredential};
 use super::registration;
-use super::session::{self, LinkRegistration, Session, grant_list};
+use super::session::{self, LinkRegistration, LinkSession, grant_list};
 use crate::hub::Hub;
 use crate::relay::RelayError;
 use crate::store::{ConnectorClaim, LinkAuthority};
@@ -103,7 +103,7 @@ pub fn hub(hub: Arc<Hub>) -> SignalrHub {
 }
 
 /// The session of a connection, starting its watcher the first time.
-fn attach(hub: &Arc<Hub>, caller: &Caller) -> Result<Arc<Session>, HubError> {
+fn attach(hub: &Arc<Hub>, caller: &Caller) -> Result<Arc<LinkSession>, HubError> {
     let (session, new) = hub.links.session_for(caller).map_err(HubError::new)?;
     if new {
         tokio::spawn(session::watch(hub.clone(), session.clone()));
@@ -112,7 +112,7 @@ fn attach(hub: &Arc<Hub>, caller: &Caller) -> Result<Arc<Session>, HubError> {
 }
 
 /// The session of a registered link, or the error every method but `Register` gives before.
-fn registered(hub: &Arc<Hub>, caller: &Caller, method: &str) -> Result<Arc<Session>, HubError> {
+fn registered(hub: &Arc<Hub>, caller: &Caller, method: &str) -> Result<Arc<LinkSession>, HubError> {
     let session = attach(hub, caller)?;
     if session.registration().is_none() {
         return Err(HubError::new(format!(

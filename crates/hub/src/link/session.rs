@@ -30,9 +30,10 @@ pub struct LinkRegistration {
     pub sources: Vec<DataSourceDescriptor>,
 }
 
-/// One connection on the link endpoint.
+/// One connection on the link endpoint: a connector's link session (the browser's login
+/// session is [`crate::store::LoginSession`]).
 #[derive(Debug)]
-pub struct Session {
+pub struct LinkSession {
     /// The SignalR connection.
     pub connection: ConnectionHandle,
     /// Who opened it (shared with the connection).
@@ -54,7 +55,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl Session {
+impl LinkSession {
     /// A session for a connection opened as `identity`.
     pub fn new(connection: ConnectionHandle, identity: Arc<LinkIdentity>) -> Self {
         Self {
@@ -160,7 +161,7 @@ pub async fn grant_list(hub: &Hub, connector_id: &str) -> crate::Result<Vec<Gran
 }
 
 /// Sends the connector its current grants.
-pub async fn push_grants(hub: &Hub, session: &Session, connector_id: &str) {
+pub async fn push_grants(hub: &Hub, session: &LinkSession, connector_id: &str) {
     match grant_list(hub, connector_id).await {
         Ok(grants) => {
             if let Err(e) = session
@@ -185,7 +186,7 @@ enum Effect {
 /// connector closes the links it authenticated, whether or not they registered.
 fn effect(
     change: &Revocation,
-    session: &Session,
+    session: &LinkSession,
     registration: Option<&LinkRegistration>,
 ) -> Effect {
     match change {
@@ -219,7 +220,7 @@ fn effect(
 
 /// After missed announcements: whether the link's sign-in or connector still stands in the
 /// store.
-async fn still_stands(hub: &Hub, session: &Session) -> bool {
+async fn still_stands(hub: &Hub, session: &LinkSession) -> bool {
     let standing = match &session.identity.credential {
         LinkCredential::SignedIn { family_id, .. } => hub
             .store
@@ -236,7 +237,7 @@ async fn still_stands(hub: &Hub, session: &Session) -> bool {
 
 /// Watches one session until its connection ends: closes it when its token expires without
 /// renewal, and pushes `Grants` whenever consent is given or revoked on its data sources.
-pub async fn watch(hub: Arc<Hub>, session: Arc<Session>) {
+pub async fn watch(hub: Arc<Hub>, session: Arc<LinkSession>) {
     let mut announcements = hub.announcer.subscribe();
     loop {
         if session.is_ended() || !session.connection.is_connected() {

@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 use crate::error::Result;
 use crate::hub::Hub;
 use crate::secret::Secret;
-use crate::store::{Session, User};
+use crate::store::{LoginSession, User};
 
 /// The session cookie's name. The `__Host-` prefix makes browsers insist on Secure, path `/`
 /// and no Domain, so no other host can set or shadow it.
@@ -91,7 +91,7 @@ pub async fn signed_in(hub: &Hub, headers: &HeaderMap) -> Option<SignedIn> {
 pub async fn start(hub: &Hub, user: &User) -> Result<String> {
     let secret = Secret::generate();
     let now = crate::clock::now();
-    let session = Session {
+    let session = LoginSession {
         user_id: user.id.clone(),
         expires_at: now + hub.config.session_ttl,
     };

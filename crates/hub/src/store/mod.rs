@@ -330,9 +330,10 @@ pub enum DevicePoll {
     Invalid,
 }
 
-/// A signed-in browser session.
+/// A signed-in browser session (the login session; the connector link's session is
+/// [`crate::link::session::LinkSession`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Session {
+pub struct LoginSession {
     /// Who is signed in.
     pub user_id: String,
     /// Expiry.
@@ -585,9 +586,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     // Sessions
     /// Stores a browser session by its digest.
-    async fn create_session(&self, digest: &[u8], session: &Session, now: i64) -> Result<()>;
+    async fn create_session(&self, digest: &[u8], session: &LoginSession, now: i64) -> Result<()>;
     /// A live session.
-    async fn session(&self, digest: &[u8], now: i64) -> Result<Option<Session>>;
+    async fn session(&self, digest: &[u8], now: i64) -> Result<Option<LoginSession>>;
     /// Ends a session.
     async fn delete_session(&self, digest: &[u8]) -> Result<()>;
 

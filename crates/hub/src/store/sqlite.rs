@@ -13,8 +13,8 @@ use sqlx::sqlite::{
 use super::{
     ActiveGrant, App, AuditEvent, AuthorizationRequest, ChangeBatch, CodeGrant, CodeRedemption,
     Connector, ConnectorClaim, ConnectorGrant, DataSource, DeviceAuthorization, DevicePoll,
-    GrantView, LinkAuthority, Rotation, Session, SignInView, Store, TokenFamily, TokenKeyRecord,
-    User, split_scopes,
+    GrantView, LinkAuthority, LoginSession, Rotation, SignInView, Store, TokenFamily,
+    TokenKeyRecord, User, split_scopes,
 };
 use crate::error::{HubError, Result};
 use crate::revocation::Revocation;
@@ -1403,7 +1403,7 @@ impl Store for SqliteStore {
         Ok(outcome)
     }
 
-    async fn create_session(&self, digest: &[u8], session: &Session, now: i64) -> Result<()> {
+    async fn create_session(&self, digest: &[u8], session: &LoginSession, now: i64) -> Result<()> {
         sqlx::query(
             "INSERT INTO sessions (digest, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
         )
@@ -1416,7 +1416,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn session(&self, digest: &[u8], now: i64) -> Result<Option<Session>> {
+    async fn session(&self, digest: &[u8], now: i64) -> Result<Option<LoginSession>> {
         let row: Option<(String, i64)> = sqlx::query_as(
             "SELECT user_id, expires_at FROM sessions WHERE digest = ? AND expires_at > ?",
         )
@@ -1424,7 +1424,7 @@ impl Store for SqliteStore {
         .bind(now)
         .fetch_optional(&self.reader)
         .await?;
-        Ok(row.map(|(user_id, expires_at)| Session {
+        Ok(row.map(|(user_id, expires_at)| LoginSession {
             user_id,
             expires_at,
         }))
