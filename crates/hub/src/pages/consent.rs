@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -14,7 +13,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::fields::Fields;
-use super::form_guard::{forged, same_origin, token_matches};
+use super::form_guard::{ConsentForm, GuardedForm, forged};
 use super::layout::{error_page, html_response, page};
 use super::session::{self, SignedIn};
 use crate::hub::Hub;
@@ -251,20 +250,14 @@ pub async fn show(
 }
 
 /// `POST /account/consent`.
-pub async fn submit(State(hub): State<Arc<Hub>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !same_origin(&headers, &hub.config.issuer) {
-        return forged();
-    }
-    let Some(who) = session::signed_in(&hub, &headers).await else {
-        return forged();
-    };
-    let form = Fields::parse(&body);
+pub async fn submit(
+    State(hub): State<Arc<Hub>>,
+    GuardedForm { who, form, .. }: GuardedForm<ConsentForm>,
+) -> Response {
+    // The guard checked the token against this very field.
     let Some(request_id) = form.one("request") else {
         return forged();
     };
-    if !token_matches(&who.consent_token(request_id), form.one("csrf")) {
-        return forged();
-    }
     let (request, app) = match open_request(&hub, request_id, &who).await {
         Ok(r) => r,
         Err(response) => return response,

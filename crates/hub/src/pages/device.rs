@@ -4,15 +4,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::fields::Fields;
-use super::form_guard::{forged, same_origin, token_matches};
+use super::form_guard::{GuardedForm, forged};
 use super::layout::{html_response, page};
 use super::session::{self, SignedIn};
 use crate::hub::Hub;
@@ -96,19 +94,8 @@ pub async fn show(
 pub async fn submit(
     State(hub): State<Arc<Hub>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
+    GuardedForm { who, form, .. }: GuardedForm,
 ) -> Response {
-    if !same_origin(&headers, &hub.config.issuer) {
-        return forged();
-    }
-    let Some(who) = session::signed_in(&hub, &headers).await else {
-        return forged();
-    };
-    let form = Fields::parse(&body);
-    if !token_matches(&who.csrf_token(), form.one("csrf")) {
-        return forged();
-    }
     let typed = form.one("user_code").unwrap_or_default().trim().to_owned();
     // Codes are short: guessing them is limited like guessing passwords.
     // The session proves the account, so both the address and the account pay.

@@ -11,7 +11,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::fields::Fields;
-use super::form_guard::{forged, same_origin, token_matches};
+use super::form_guard::{GuardedForm, SignOutForm, forged, same_origin};
 use super::layout::{html_response, page};
 use super::session;
 use crate::hub::Hub;
@@ -197,17 +197,11 @@ pub async fn submit(
 }
 
 /// `POST /account/logout`.
-pub async fn logout(State(hub): State<Arc<Hub>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(signed_in) = session::signed_in(&hub, &headers).await else {
-        return Redirect::to("/account/login").into_response();
-    };
-    let form = Fields::parse(&body);
-    if !same_origin(&headers, &hub.config.issuer)
-        || !token_matches(&signed_in.csrf_token(), form.one("csrf"))
-    {
-        return forged();
-    }
-    if let Err(e) = hub.store.delete_session(&signed_in.digest()).await {
+pub async fn logout(
+    State(hub): State<Arc<Hub>>,
+    GuardedForm { who, .. }: GuardedForm<SignOutForm>,
+) -> Response {
+    if let Err(e) = hub.store.delete_session(&who.digest()).await {
         return e.into_response();
     }
     let mut response = Redirect::to("/account/login").into_response();

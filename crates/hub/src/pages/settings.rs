@@ -6,15 +6,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::fields::Fields;
-use super::form_guard::{forged, same_origin, token_matches};
+use super::form_guard::{GuardedForm, forged};
 use super::layout::{html_response, human_time, page};
 use super::session;
 use crate::error::HubError;
@@ -176,19 +174,8 @@ fn sign_in_name(s: &SignInView) -> String {
 /// its tokens are refused and the links it opened close at once.
 pub async fn revoke_sign_in(
     State(hub): State<Arc<Hub>>,
-    headers: HeaderMap,
-    body: Bytes,
+    GuardedForm { who, form, .. }: GuardedForm,
 ) -> Response {
-    if !same_origin(&headers, &hub.config.issuer) {
-        return forged();
-    }
-    let Some(who) = session::signed_in(&hub, &headers).await else {
-        return forged();
-    };
-    let form = Fields::parse(&body);
-    if !token_matches(&who.csrf_token(), form.one("csrf")) {
-        return forged();
-    }
     let Some(family_id) = form.one("family") else {
         return forged();
     };
@@ -220,17 +207,10 @@ pub async fn revoke_sign_in(
 }
 
 /// `POST /account/settings/revoke`: one data source (`source`) or the whole app.
-pub async fn revoke(State(hub): State<Arc<Hub>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !same_origin(&headers, &hub.config.issuer) {
-        return forged();
-    }
-    let Some(who) = session::signed_in(&hub, &headers).await else {
-        return forged();
-    };
-    let form = Fields::parse(&body);
-    if !token_matches(&who.csrf_token(), form.one("csrf")) {
-        return forged();
-    }
+pub async fn revoke(
+    State(hub): State<Arc<Hub>>,
+    GuardedForm { who, form, .. }: GuardedForm,
+) -> Response {
     let Some(app) = form.one("app") else {
         return forged();
     };

@@ -24,4 +24,5 @@ mod refresh;
 mod revocation_race;
 mod settings;
 mod sign_ins;
+mod sign_out;
 mod tokens;
