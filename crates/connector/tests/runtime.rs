@@ -527,34 +527,7 @@ async fn the_connector_relinks_by_itself_after_the_hub_restarts() {
 #[tokio::test]
 async fn a_device_flow_sign_in_links_and_keeps_each_rotated_refresh_token() {
     let setup = setup().await;
-    let tls = uplink_tls::client_config(&uplink_tls::Trust::CustomCa(setup.ca.ca_pem().to_owned()))
-        .unwrap();
-    let oauth = uplink_connector::oauth::OAuthClient::new(&setup.hub.url(), tls).unwrap();
-    let authorization = oauth.device_authorization().await.unwrap();
-    assert!(authorization.verification_uri.ends_with("/account/device"));
-    // The owner approves the code on the hub's page; the store's decision stands in for it.
-    let (admin, code, user) = (
-        setup.hub.hub.clone(),
-        authorization.user_code.clone(),
-        setup.user_id.clone(),
-    );
-    let approved = setup
-        .hub
-        .run(async move {
-            admin
-                .store
-                .decide_device_authorization(
-                    &uplink_hub::oauth::device::user_code_digest(&code),
-                    Some(&user),
-                    uplink_hub::clock::now(),
-                )
-                .await
-                .unwrap()
-        })
-        .await;
-    assert!(approved);
-    let issued = oauth.poll_device(&authorization).await.unwrap();
-    let first_refresh = issued.refresh_token.clone().expect("a refresh token");
+    let first_refresh = device_sign_in(&setup).await;
 
     let data_dir = tempfile::tempdir().unwrap();
     let store = CredentialStore::new(data_dir.path());
@@ -611,6 +584,8 @@ async fn device_sign_in(setup: &Setup) -> String {
         .unwrap();
     let oauth = uplink_connector::oauth::OAuthClient::new(&setup.hub.url(), tls).unwrap();
     let authorization = oauth.device_authorization().await.unwrap();
+    assert!(authorization.verification_uri.ends_with("/account/device"));
+    // The owner approves the code on the hub's page; the store's decision stands in for it.
     let (admin, code, user) = (
         setup.hub.hub.clone(),
         authorization.user_code.clone(),
