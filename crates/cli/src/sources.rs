@@ -81,7 +81,7 @@ async fn print(args: Args) -> anyhow::Result<()> {
                     .map(|s| {
                         serde_json::json!({
                             "name": s.name, "kind": s.kind, "description": s.description,
-                            "settings": s.redacted_settings(),
+                            "settings": uplink_connector::kinds::redacted_settings(s),
                         })
                     })
                     .collect();

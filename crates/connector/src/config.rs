@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::form::FieldError;
+pub use uplink_source::SourceConfig;
+
 use crate::{SourceError, kinds};
 
 /// The configuration file's name in the data dir.
@@ -45,55 +47,6 @@ pub struct ConnectorSettings {
     /// The hub to link to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hub_url: Option<String>,
-}
-
-/// One configured data source.
-#[derive(Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
-#[serde(rename_all = "camelCase")]
-pub struct SourceConfig {
-    /// Unique on this connector; what grants refer to.
-    pub name: String,
-    /// The adapter (`simulated`, `csv`, `sqlite`).
-    pub kind: String,
-    /// What it holds, for people.
-    #[serde(default)]
-    pub description: String,
-    /// The kind's settings, as validated by its form schema.
-    #[serde(default)]
-    #[ts(type = "Record<string, string | number | boolean>")]
-    pub settings: Map<String, Value>,
-}
-
-impl std::fmt::Debug for SourceConfig {
-    /// Secret settings are shown as `***`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SourceConfig")
-            .field("name", &self.name)
-            .field("kind", &self.kind)
-            .field("description", &self.description)
-            .field("settings", &self.redacted_settings())
-            .finish()
-    }
-}
-
-impl SourceConfig {
-    /// The settings with secret fields replaced by `***`, for display and logs.
-    pub fn redacted_settings(&self) -> Map<String, Value> {
-        let secrets: Vec<String> = kinds::schema(&self.kind)
-            .map(|s| s.secret_fields().map(str::to_owned).collect())
-            .unwrap_or_default();
-        self.settings
-            .iter()
-            .map(|(k, v)| {
-                let shown = if secrets.contains(k) {
-                    Value::String("***".into())
-                } else {
-                    v.clone()
-                };
-                (k.clone(), shown)
-            })
-            .collect()
-    }
 }
 
 impl Default for ConnectorConfig {

@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::form::{FieldError, FormSchema};
+use crate::form::FormSchema;
 use crate::sources::{csv, simulated, sqlite};
 use crate::{DataSource, SourceConfig, SourceError};
+pub use uplink_source::typed_settings;
 
 /// Every kind's form, in the order a user interface offers them.
 pub fn kinds() -> Vec<FormSchema> {
@@ -46,15 +46,21 @@ pub async fn open(config: &SourceConfig) -> Result<Arc<dyn DataSource>, SourceEr
     })
 }
 
-/// Validates `settings` against `schema` and reads them into a kind's settings type.
-pub(crate) fn typed_settings<T: DeserializeOwned>(
-    schema: &FormSchema,
-    settings: &Map<String, Value>,
-) -> Result<T, SourceError> {
-    let valid = schema
-        .validate(settings)
-        .map_err(SourceError::InvalidSettings)?;
-    serde_json::from_value(Value::Object(valid)).map_err(|err| {
-        SourceError::InvalidSettings(vec![FieldError::new("settings", err.to_string())])
-    })
+/// The settings with secret fields replaced by `***`, for display and logs.
+pub fn redacted_settings(config: &SourceConfig) -> Map<String, Value> {
+    let secrets: Vec<String> = schema(&config.kind)
+        .map(|s| s.secret_fields().map(str::to_owned).collect())
+        .unwrap_or_default();
+    config
+        .settings
+        .iter()
+        .map(|(k, v)| {
+            let shown = if secrets.contains(k) {
+                Value::String("***".into())
+            } else {
+                v.clone()
+            };
+            (k.clone(), shown)
+        })
+        .collect()
 }

@@ -37,16 +37,17 @@ pub mod browser_sign_in;
 pub mod config;
 pub mod credentials;
 pub mod diagnostics;
-mod error;
-pub mod form;
 pub mod kinds;
 pub mod oauth;
 pub mod policy;
 pub mod runtime;
-mod source;
 pub mod sources;
 
-pub use config::{ConfigStore, ConnectorConfig, SourceConfig};
-pub use error::SourceError;
+pub use config::{ConfigStore, ConnectorConfig};
 pub use runtime::{ConnectorRuntime, ConnectorStatus, LinkError, LinkState, RuntimeOptions};
-pub use source::{CHUNK, DataSource, Health, HealthIssue, HealthState, RawStream, SnapshotStream};
+/// The data source trait and its types, reached as `crate::source` inside the connector.
+use uplink_source as source;
+pub use uplink_source::{
+    CHUNK, DataSource, Health, HealthIssue, HealthState, RawStream, SnapshotStream,
+};
+pub use uplink_source::{SourceConfig, SourceError, form};

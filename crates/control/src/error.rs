@@ -245,8 +245,8 @@ mod tests {
     /// must be a code of the contract, or the UI would see `internal` instead.
     const LOWER_CODES: &[(&str, &str)] = &[
         (
-            "crates/connector/src/error.rs",
-            include_str!("../../connector/src/error.rs"),
+            "crates/source/src/error.rs",
+            include_str!("../../source/src/error.rs"),
         ),
         (
             "crates/connector/src/runtime/error.rs",

@@ -128,7 +128,7 @@ impl CsvSource {
     /// [`SourceError::InvalidSettings`], or [`SourceError::Io`] when the path cannot be read
     /// at all (malformed rows are not errors: they are in [`DataSource::health`]).
     pub async fn open(config: &SourceConfig) -> Result<Self, SourceError> {
-        let settings: Settings = crate::kinds::typed_settings(&schema(), &config.settings)?;
+        let settings: Settings = uplink_source::typed_settings(&schema(), &config.settings)?;
         if settings.delimiter.len() != 1 {
             return Err(SourceError::InvalidSettings(vec![
                 crate::form::FieldError::new("delimiter", "must be one single-byte character"),

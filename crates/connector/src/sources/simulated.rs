@@ -220,7 +220,7 @@ impl SimulatedSource {
     /// # Errors
     /// [`SourceError::InvalidSettings`] when the settings do not fit the form.
     pub fn open(config: &SourceConfig) -> Result<Self, SourceError> {
-        let settings: Settings = crate::kinds::typed_settings(&schema(), &config.settings)?;
+        let settings: Settings = uplink_source::typed_settings(&schema(), &config.settings)?;
         let period = settings.period.as_micros();
         let mut tags = Vec::new();
         let mut signals = Vec::new();

@@ -146,7 +146,7 @@ impl SqliteSource {
     /// [`SourceError::InvalidSettings`] naming the field (`path`, `table`, a column) that does
     /// not fit the database.
     pub async fn open(config: &SourceConfig) -> Result<Self, SourceError> {
-        let settings: Settings = crate::kinds::typed_settings(&schema(), &config.settings)?;
+        let settings: Settings = uplink_source::typed_settings(&schema(), &config.settings)?;
         let field_error = |field: &str, message: String| {
             SourceError::InvalidSettings(vec![FieldError::new(field, message)])
         };

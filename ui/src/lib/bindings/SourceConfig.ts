@@ -9,7 +9,7 @@ export type SourceConfig = {
  */
 name: string, 
 /**
- * The adapter (`simulated`, `csv`, `sqlite`).
+ * The adapter (`simulated`, `csv`, `sqlite`, …).
  */
 kind: string, 
 /**

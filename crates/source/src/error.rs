@@ -62,9 +62,6 @@ pub enum SourceError {
         /// What failed, without any secret.
         message: String,
     },
-    /// The configuration file could not be used.
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
 }
 
 impl SourceError {
@@ -79,7 +76,6 @@ impl SourceError {
             SourceError::Unsupported { .. } => "unsupported",
             SourceError::Io { .. } => "io",
             SourceError::Database { .. } => "database",
-            SourceError::Config(err) => err.code(),
         }
     }
 
@@ -91,11 +87,8 @@ impl SourceError {
         }
     }
 
-    pub(crate) fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-        source: std::io::Error,
-    ) -> Self {
+    /// A file error, naming what was done and which file.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         SourceError::Io {
             action,
             path: path.into(),

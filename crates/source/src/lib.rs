@@ -1,4 +1,16 @@
-//! The one trait every data source implements, and what a source reports about itself.
+//! What every Uplink data source is: the one streaming trait each kind implements, what a source
+//! reports about its health, the schema-driven form its settings are entered and validated with,
+//! and the errors it names. Kinds live in crates of their own (or in the connector for the small
+//! built-in ones) and depend on this crate only; the connector's registry opens them.
+
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+pub mod form;
+
+pub use config::{SourceConfig, typed_settings};
+pub use error::SourceError;
 
 use std::fmt;
 
@@ -11,8 +23,6 @@ use uplink_model::{
     AtTimesRequest, Boundary, DataSourceDescriptor, Function, PlotRequest, ProcessedRequest,
     RawRequest, Sample, TagPage, TagSearch, TagValue, TimeRange, aggregate,
 };
-
-use crate::SourceError;
 
 /// Values of a raw read, oldest first, in chunks of at most [`CHUNK`] samples. The read runs
 /// only as fast as the stream is polled, and dropping the stream cancels it.
@@ -233,11 +243,7 @@ impl fmt::Display for HealthIssue {
 }
 
 /// Cuts a sorted in-memory series into a raw stream (for sources that hold their data).
-pub(crate) fn stream_slice(
-    samples: std::sync::Arc<Vec<Sample>>,
-    lo: usize,
-    hi: usize,
-) -> RawStream {
+pub fn stream_slice(samples: std::sync::Arc<Vec<Sample>>, lo: usize, hi: usize) -> RawStream {
     futures::stream::unfold(lo, move |at| {
         let samples = samples.clone();
         async move {
