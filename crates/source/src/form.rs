@@ -258,9 +258,17 @@ impl FormSchema {
     ///
     /// ```
     /// use serde_json::json;
-    /// use uplink_connector::kinds;
+    /// use uplink_source::form::{FieldSchema, FieldType, FormSchema};
     ///
-    /// let schema = kinds::schema("simulated").unwrap();
+    /// let schema = FormSchema {
+    ///     kind: "example".into(),
+    ///     title: "Example".into(),
+    ///     description: "A source with two numbers".into(),
+    ///     fields: vec![
+    ///         FieldSchema::new("seed", "Seed", FieldType::Integer, false, "Random seed"),
+    ///         FieldSchema::new("amplitude", "Amplitude", FieldType::Number, true, "Peak value"),
+    ///     ],
+    /// };
     /// let settings = json!({"seed": "7", "amplitude": "big"});
     /// let errors = schema.validate(settings.as_object().unwrap()).unwrap_err();
     /// assert_eq!(errors[0].field, "amplitude");

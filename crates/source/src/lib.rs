@@ -36,6 +36,18 @@ pub type SnapshotStream = BoxStream<'static, Vec<TagValue>>;
 /// small enough that a slow reader holds little memory.
 pub const CHUNK: usize = 8_192;
 
+/// A value to set on a tag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(untagged)]
+pub enum WriteValue {
+    /// A switch: a coil, a boolean variable.
+    Bool(bool),
+    /// A number, converted to the tag's own type by the source (refused when it does not fit).
+    Number(f64),
+    /// A text, or a digital state's name.
+    Text(String),
+}
+
 /// A place process data can be read from: a historian, a file, a database, a simulation.
 ///
 /// Sources answer raw reads natively; plot, values-at-times and processed queries have default
@@ -119,6 +131,17 @@ pub trait DataSource: Send + Sync + fmt::Debug {
         Err(SourceError::Unsupported {
             source_name: self.descriptor().name,
             what: "snapshot subscriptions",
+        })
+    }
+
+    /// Sets a tag's value on the source (a PLC setpoint, a coil). The connector calls it only
+    /// for a source whose site settings enable writing, and only for an app the owner allowed
+    /// to write; a source that cannot write keeps this default.
+    async fn write(&self, tag: &str, value: &WriteValue) -> Result<(), SourceError> {
+        let _ = (tag, value);
+        Err(SourceError::Unsupported {
+            source_name: self.descriptor().name,
+            what: "writes",
         })
     }
 
