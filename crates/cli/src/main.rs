@@ -5,6 +5,7 @@ mod connector;
 mod demo;
 mod hub;
 mod query;
+mod service;
 mod sources;
 mod ui;
 
@@ -15,8 +16,33 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "uplink", version, about, long_about = None)]
 struct Cli {
+    /// How log lines on standard error look: `text`, or `json` (one object per line, for
+    /// journald and log shippers). Log files in the data folder are always text.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "UPLINK_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormatArg,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+impl From<LogFormatArg> for uplink_logs::LogFormat {
+    fn from(format: LogFormatArg) -> Self {
+        match format {
+            LogFormatArg::Text => Self::Text,
+            LogFormatArg::Json => Self::Json,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,7 +70,7 @@ fn main() -> std::process::ExitCode {
         Command::Connector(args) => ("uplink-connector", args.serving_data_dir()),
         _ => ("uplink", None),
     };
-    if let Some(path) = uplink_logs::init(program, data_dir) {
+    if let Some(path) = uplink_logs::init_with(program, data_dir, cli.log_format.into()) {
         tracing::info!(path = %path.display(), "logging to a file");
     }
     let outcome = tokio::runtime::Runtime::new()

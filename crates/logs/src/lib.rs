@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 mod fields;
+mod json;
 pub mod redact;
 mod rolling;
 
@@ -26,7 +27,19 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 
 pub use fields::RedactingFields;
+pub use json::JsonLines;
 pub use rolling::{DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, LogFile, LogFiles, RecordWriter};
+
+/// How lines on standard error look: text for people, or one JSON object per line for
+/// journald and log shippers (`--log-format json`). Log files are always text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `time level target: message name=value…`.
+    #[default]
+    Text,
+    /// [`JsonLines`].
+    Json,
+}
 
 /// The subscriber every program installs: `filter` (an `EnvFilter` directive such as `info`,
 /// overridden by `RUST_LOG`), standard error, and `file` when there is one, all through
@@ -35,10 +48,39 @@ pub fn subscriber(
     filter: &str,
     file: Option<LogFile>,
 ) -> impl tracing::Subscriber + Send + Sync + 'static {
+    subscriber_to(filter, file, LogFormat::Text, std::io::stderr)
+}
+
+/// [`subscriber`] with standard error replaced by `out`, in `format`.
+pub fn subscriber_to<W>(
+    filter: &str,
+    file: Option<LogFile>,
+    format: LogFormat,
+    out: W,
+) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
-    let stderr = tracing_subscriber::fmt::layer()
-        .fmt_fields(RedactingFields)
-        .with_writer(std::io::stderr);
+    let (text, json) = match format {
+        LogFormat::Text => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .fmt_fields(RedactingFields)
+                    .with_writer(out),
+            ),
+            None,
+        ),
+        LogFormat::Json => (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .fmt_fields(RedactingFields)
+                    .event_format(JsonLines)
+                    .with_writer(out),
+            ),
+        ),
+    };
     let file = file.map(|file| {
         tracing_subscriber::fmt::layer()
             .fmt_fields(RedactingFields)
@@ -47,7 +89,8 @@ pub fn subscriber(
     });
     tracing_subscriber::registry()
         .with(filter)
-        .with(stderr)
+        .with(text)
+        .with(json)
         .with(file)
 }
 
@@ -56,6 +99,11 @@ pub fn subscriber(
 /// reported (on standard error, through the log) and the program logs to standard error alone.
 /// Call once, first thing.
 pub fn init(program: &str, data_dir: Option<&Path>) -> Option<PathBuf> {
+    init_with(program, data_dir, LogFormat::Text)
+}
+
+/// [`init`] with standard error in `format`.
+pub fn init_with(program: &str, data_dir: Option<&Path>, format: LogFormat) -> Option<PathBuf> {
     let files = data_dir.map(|dir| LogFiles::in_data_dir(dir, program));
     let (file, problem) = match files.map(|files| (files.path(), files.open())) {
         Some((_, Ok(file))) => (Some(file), None),
@@ -63,7 +111,8 @@ pub fn init(program: &str, data_dir: Option<&Path>) -> Option<PathBuf> {
         None => (None, None),
     };
     let path = file.as_ref().map(LogFile::path);
-    if tracing::subscriber::set_global_default(subscriber("info", file)).is_err() {
+    let installed = subscriber_to("info", file, format, std::io::stderr);
+    if tracing::subscriber::set_global_default(installed).is_err() {
         return None;
     }
     if let Some((path, error)) = problem {
