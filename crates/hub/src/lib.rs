@@ -27,6 +27,7 @@ pub mod body_limit;
 pub mod clock;
 pub mod data_dir;
 pub mod error;
+pub mod health;
 pub mod hub;
 pub mod in_flight;
 pub mod link;

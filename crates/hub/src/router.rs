@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use crate::api::ApiErrorCode;
 use crate::body_limit::{RouteLimit, read_whole_body};
 use crate::hub::Hub;
-use crate::{access, api, link, oauth, pages};
+use crate::{access, api, health, link, oauth, pages};
 
 /// Every route of the hub. Request bodies are read whole within [`Hub::config`]'s limits
 /// before a handler runs: forms and OAuth requests have one limit, the data API another. The
@@ -34,6 +34,8 @@ pub fn router(hub: Arc<Hub>) -> Router {
     };
     let data_api = api::routes(hub.relay()).layer(limit(bodies.api_bytes));
     Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route(
             "/.well-known/oauth-authorization-server",
             get(oauth::metadata::metadata),
