@@ -10,7 +10,9 @@ use uplink_connector::credentials::{
 };
 use uplink_connector::oauth::OAuthClient;
 use uplink_connector::policy::PolicyStore;
-use uplink_connector::runtime::{self, ConnectorRuntime, ConnectorStatus, RuntimeOptions};
+use uplink_connector::runtime::{
+    self, ConnectorRuntime, ConnectorStatus, LinkState, RuntimeOptions,
+};
 
 /// Writes one line to standard output (what the command reports), failing the command when
 /// standard output is gone.
@@ -164,16 +166,20 @@ async fn run_connector(data_dir: &Path, transport: Option<TransportChoice>) -> a
         .with_context(|| format!("cannot start the connector in {}", data_dir.display()))?;
     let mut status = runtime.status();
     let mut shown = Shown::default();
+    let _watchdog = crate::service::watchdog();
+    let mut ready = false;
     shown.log(&status.borrow_and_update());
+    announce(&status.borrow(), &mut ready);
     // One listener for the whole run: a signal that arrives while a status change is being
     // logged must not be missed.
-    let stop = stop_requested();
+    let stop = crate::service::stop_requested();
     tokio::pin!(stop);
     loop {
         tokio::select! {
             changed = status.changed() => {
                 if changed.is_err() { break; }
                 shown.log(&status.borrow_and_update());
+                announce(&status.borrow(), &mut ready);
             }
             () = &mut stop => {
                 tracing::info!("stopping the connector");
@@ -181,34 +187,30 @@ async fn run_connector(data_dir: &Path, transport: Option<TransportChoice>) -> a
             }
         }
     }
+    crate::service::stopping();
     // A second Ctrl-C does not wait for the link to close.
     tokio::select! {
         () = runtime.stop() => {}
-        () = stop_requested() => tracing::warn!("stopped without waiting for the link to close"),
+        () = crate::service::stop_requested() => tracing::warn!("stopped without waiting for the link to close"),
     }
     Ok(())
 }
 
-/// Resolves on Ctrl-C, or SIGTERM from a service manager.
-async fn stop_requested() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// Tells a service manager how the link is: ready the first time it is up (so `systemctl start`
+/// returns once the connector serves), and the link's state as the status line ever after.
+fn announce(status: &ConnectorStatus, ready: &mut bool) {
+    let line = match (&status.transport, &status.last_error) {
+        (Some(transport), _) if status.link == LinkState::Connected => {
+            format!("linked to the hub over {transport}")
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        (_, Some(error)) => format!("{}: {error}", status.link),
+        _ => status.link.to_string(),
+    };
+    if !*ready && status.link == LinkState::Connected {
+        *ready = true;
+        crate::service::ready(&line);
+    } else {
+        crate::service::status(&line);
     }
 }
 

@@ -503,8 +503,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     println!("hub ready at {issuer}");
     tracing::info!(%addr, %issuer, "serving the hub");
+    // The listener is bound and the store open: connections made from here on are served.
+    crate::service::ready(&format!("serving {issuer} on {addr}"));
+    let _watchdog = crate::service::watchdog();
     uplink_hub::serve(hub, listener, &cert, &key, async {
-        let _ = tokio::signal::ctrl_c().await;
+        crate::service::stop_requested().await;
+        tracing::info!("stopping the hub");
+        crate::service::stopping();
     })
     .await
     .context("the hub stopped")

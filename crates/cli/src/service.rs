@@ -1,0 +1,79 @@
+//! Running under a service manager: systemd's `Type=notify` readiness (`READY=1` only once the
+//! hub listens or the connector's link is up), its watchdog (`WATCHDOG=1` at half the interval
+//! the unit asks for, from the same runtime that serves, so a wedged process is restarted),
+//! status lines, and stopping on SIGTERM as on Ctrl-C. Without `NOTIFY_SOCKET` every call is a
+//! no-op, so the same binary runs by hand.
+
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+
+/// Tells the service manager the program is ready, with a status line for `systemctl status`.
+pub fn ready(status: &str) {
+    send(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+/// Updates the status line.
+pub fn status(status: &str) {
+    send(&[NotifyState::Status(status)]);
+}
+
+/// Tells the service manager the program is stopping.
+pub fn stopping() {
+    send(&[NotifyState::Stopping]);
+}
+
+fn send(states: &[NotifyState<'_>]) {
+    if let Err(error) = sd_notify::notify(states) {
+        tracing::warn!(%error, "cannot notify the service manager");
+    }
+}
+
+/// Pings the watchdog while the returned task lives, when the unit set `WatchdogSec=`.
+pub fn watchdog() -> Option<WatchdogTask> {
+    let interval = sd_notify::watchdog_enabled()?;
+    let every = (interval / 2).max(Duration::from_millis(100));
+    tracing::info!(
+        every_ms = every.as_millis() as u64,
+        "pinging the service manager's watchdog"
+    );
+    Some(WatchdogTask(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            send(&[NotifyState::Watchdog]);
+        }
+    })))
+}
+
+/// The watchdog pings; they stop when this is dropped.
+pub struct WatchdogTask(tokio::task::JoinHandle<()>);
+
+impl Drop for WatchdogTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Resolves on Ctrl-C, or SIGTERM from a service manager.
+pub async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
