@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 
 /// A signed-in browser session (the login session; the connector link's session is
-/// [`crate::link::session::LinkSession`]).
+/// `crate::link::session::LinkSession`, private to the link).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginSession {
     /// Who is signed in.
