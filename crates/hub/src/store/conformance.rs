@@ -4,16 +4,18 @@
 //! Every test below is an `async fn(&dyn Store)` that starts from an empty store. The
 //! `conformance!` macro turns the list of them into one `#[tokio::test]` per test in a module
 //! named after the backend, opening a fresh store for each. A backend joins the suite with one
-//! line at the bottom of this file:
+//! line beside SQLite's (just after the macro):
 //!
 //! ```text
-//! conformance!(sqlite, open_sqlite());
+//! conformance!(sqlite, super::open_sqlite());
 //! conformance!(postgres, crate::store::postgres::open_for_test());   // later
 //! ```
 //!
-//! where the expression yields `(guard, store)`: the guard (a temporary folder, a scratch
-//! database) lives as long as the test. A test function missing from the list is dead code,
-//! which clippy (warnings denied) refuses, so none is skipped by forgetting.
+//! where the expression (evaluated inside the generated module, hence `super::`) is a future
+//! of `(guard, store)`: the guard (a temporary folder, a scratch database) lives as long as
+//! the test, and the store is any type implementing every room. A test function missing from
+//! the list is dead code, which clippy (warnings denied) refuses, so none is skipped by
+//! forgetting.
 //!
 //! Backend-specific behaviour (SQLite's file modes, migrations, polling for other processes'
 //! changes, feed entries it cannot parse) is tested next to that backend's code.
