@@ -18,7 +18,7 @@ use common::{
     add_connector, add_user, connector_status, field, free_port, hub_ca, register_connector,
     run_ok, serve_hub, start_connector, uplink, wait_until,
 };
-use uplink_hub::store::{SqliteStore, Store};
+use uplink_hub::store::{SqliteStore, prelude::*};
 
 const PASSWORD: &str = "correct horse battery staple";
 const APP: &str = "kill-test-app";

@@ -14,7 +14,7 @@ use axum::http::{Request, StatusCode, header};
 use tower::ServiceExt as _;
 use uplink_hub::password::Passwords;
 use uplink_hub::secret::Secret;
-use uplink_hub::store::{CodeGrant, CodeRedemption, SqliteStore, Store};
+use uplink_hub::store::{CodeGrant, CodeRedemption, SqliteStore, prelude::*};
 use uplink_hub::token::TokenSubject;
 use uplink_hub::{Hub, HubConfig, NewApp};
 use uplink_measure::{Timing, compare, describe};

@@ -16,7 +16,7 @@ use pasetors::version4::V4;
 use pasetors::{Local, local};
 use uplink_hub::password::Passwords;
 use uplink_hub::secret::Secret;
-use uplink_hub::store::{CodeGrant, CodeRedemption, SqliteStore, Store};
+use uplink_hub::store::{CodeGrant, CodeRedemption, SqliteStore, prelude::*};
 use uplink_hub::token::TokenSubject;
 use uplink_hub::{Hub, HubConfig, NewApp};
 use uplink_measure::{Runs, Timing, compare, describe};

@@ -11,7 +11,8 @@ use crate::rate_limit::{Limiters, RateLimits};
 use crate::relay::ConnectorRouter;
 use crate::revocation::{LocalAnnouncer, RevocationAnnouncer};
 use crate::secret::{Secret, public_id};
-use crate::store::{App, AuditEvent, Connector, DataSource, SqliteStore, Store, User};
+use crate::store::prelude::*;
+use crate::store::{App, AuditEvent, Connector, DataSource, SqliteStore, User};
 use crate::token::Keyring;
 
 /// How a hub behaves. `issuer` is the public origin, e.g. `https://hub.example.com`.

@@ -372,6 +372,7 @@ impl Keyring {
 mod tests {
     use super::*;
     use crate::store::SqliteStore;
+    use crate::store::prelude::*;
 
     fn subject() -> TokenSubject {
         TokenSubject {

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 use uplink_hub::data_dir::{KEY_FILE, KeyFile, STORE_FILE};
-use uplink_hub::store::{SqliteStore, Store};
+use uplink_hub::store::{SqliteStore, prelude::*};
 use uplink_hub::token::{Keyring, TokenSubject};
 use uplink_hub::{Hub, HubConfig};
 

@@ -1,0 +1,150 @@
+//! The apps room on SQLite. Removing an app cuts its grants, token families and codes in
+//! the same transaction.
+
+use async_trait::async_trait;
+
+use super::{SqliteStore, is_unique_violation, record_change, record_families};
+use crate::error::{HubError, Result};
+use crate::revocation::Revocation;
+use crate::store::{App, AppStore, split_scopes};
+
+#[derive(sqlx::FromRow)]
+struct AppRow {
+    client_id: String,
+    name: String,
+    confidential: bool,
+    secret_digest: Option<Vec<u8>>,
+    /// JSON array.
+    redirect_uris: String,
+    /// Space-separated.
+    scopes: String,
+    created_at: i64,
+}
+
+impl TryFrom<AppRow> for App {
+    type Error = HubError;
+
+    fn try_from(row: AppRow) -> Result<Self> {
+        let redirect_uris: Vec<String> = serde_json::from_str(&row.redirect_uris).map_err(|e| {
+            HubError::Invalid(format!(
+                "stored redirect URIs of app '{}': {e}",
+                row.client_id
+            ))
+        })?;
+        Ok(App {
+            client_id: row.client_id,
+            name: row.name,
+            confidential: row.confidential,
+            secret_digest: row.secret_digest,
+            redirect_uris,
+            scopes: split_scopes(&row.scopes),
+            created_at: row.created_at,
+        })
+    }
+}
+
+const APP_SELECT: &str = "SELECT client_id, name, confidential, secret_digest, redirect_uris, \
+     scopes, created_at FROM apps";
+
+#[async_trait]
+impl AppStore for SqliteStore {
+    async fn create_app(&self, app: &App) -> Result<()> {
+        let uris = serde_json::to_string(&app.redirect_uris)
+            .map_err(|e| HubError::Invalid(format!("redirect URIs: {e}")))?;
+        sqlx::query(
+            "INSERT INTO apps (client_id, name, confidential, secret_digest, redirect_uris, scopes, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&app.client_id)
+        .bind(&app.name)
+        .bind(app.confidential)
+        .bind(&app.secret_digest)
+        .bind(uris)
+        .bind(app.scopes.join(" "))
+        .bind(app.created_at)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                HubError::Conflict(format!("an app with client id '{}' already exists", app.client_id))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn app(&self, client_id: &str) -> Result<Option<App>> {
+        let sql = format!("{APP_SELECT} WHERE client_id = ?");
+        let row: Option<AppRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(client_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(App::try_from).transpose()
+    }
+
+    async fn apps(&self) -> Result<Vec<App>> {
+        let sql = format!("{APP_SELECT} ORDER BY name");
+        let rows: Vec<AppRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.into_iter().map(App::try_from).collect()
+    }
+
+    async fn set_app_redirect_uris(
+        &self,
+        client_id: &str,
+        redirect_uris: &[String],
+    ) -> Result<bool> {
+        let uris = serde_json::to_string(redirect_uris)
+            .map_err(|e| HubError::Invalid(format!("redirect URIs: {e}")))?;
+        let updated = sqlx::query("UPDATE apps SET redirect_uris = ? WHERE client_id = ?")
+            .bind(uris)
+            .bind(client_id)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        Ok(updated > 0)
+    }
+
+    async fn remove_app(&self, client_id: &str, now: i64) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let removed = sqlx::query("DELETE FROM apps WHERE client_id = ?")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if removed == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE grants SET revoked_at = ?, revoked_by = 'app removed' WHERE app_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?;
+        let families: Vec<String> = sqlx::query_scalar(
+            "UPDATE token_families SET revoked_at = ?, revoked_reason = 'app removed' WHERE app_id = ? AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(now)
+        .bind(client_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM authorization_codes WHERE app_id = ?")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
+        record_change(
+            &mut tx,
+            &Revocation::AppRemoved {
+                app_id: client_id.to_owned(),
+            },
+            now,
+        )
+        .await?;
+        record_families(&mut tx, &families, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,172 @@
+//! The device-flow room on SQLite (RFC 8628). An approval is redeemed once: the poll that
+//! redeems it opens the token family in the same transaction.
+
+use async_trait::async_trait;
+
+use super::SqliteStore;
+use crate::error::Result;
+use crate::secret::public_id;
+use crate::store::{DeviceAuthorization, DeviceFlowStore, DevicePoll, TokenFamily, split_scopes};
+
+#[derive(sqlx::FromRow)]
+struct PendingRow {
+    app_id: String,
+    scopes: String,
+    created_at: i64,
+    expires_at: i64,
+    interval_secs: i64,
+    requested_from: String,
+}
+
+impl From<PendingRow> for DeviceAuthorization {
+    fn from(row: PendingRow) -> Self {
+        DeviceAuthorization {
+            app_id: row.app_id,
+            scopes: split_scopes(&row.scopes),
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            interval_secs: row.interval_secs,
+            requested_from: row.requested_from,
+        }
+    }
+}
+
+/// What a poll needs to decide.
+#[derive(sqlx::FromRow)]
+struct PollRow {
+    last_polled_at: Option<i64>,
+    expires_at: i64,
+    interval_secs: i64,
+    user_id: Option<String>,
+    scopes: String,
+    approved_at: Option<i64>,
+    denied_at: Option<i64>,
+    redeemed_at: Option<i64>,
+}
+
+#[async_trait]
+impl DeviceFlowStore for SqliteStore {
+    async fn create_device_authorization(
+        &self,
+        device_digest: &[u8],
+        user_code_digest: &[u8],
+        r: &DeviceAuthorization,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO device_authorizations (device_digest, user_code_digest, app_id, scopes, \
+             created_at, expires_at, interval_secs, requested_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(device_digest)
+        .bind(user_code_digest)
+        .bind(&r.app_id)
+        .bind(r.scopes.join(" "))
+        .bind(r.created_at)
+        .bind(r.expires_at)
+        .bind(r.interval_secs)
+        .bind(&r.requested_from)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn pending_device_authorization(
+        &self,
+        user_code_digest: &[u8],
+        now: i64,
+    ) -> Result<Option<DeviceAuthorization>> {
+        let row: Option<PendingRow> = sqlx::query_as(
+            "SELECT app_id, scopes, created_at, expires_at, interval_secs, requested_from FROM device_authorizations \
+             WHERE user_code_digest = ? AND expires_at > ? AND approved_at IS NULL AND denied_at IS NULL",
+        )
+        .bind(user_code_digest)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.map(DeviceAuthorization::from))
+    }
+
+    async fn decide_device_authorization(
+        &self,
+        user_code_digest: &[u8],
+        user_id: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE device_authorizations SET user_id = ?1, \
+             approved_at = CASE WHEN ?1 IS NULL THEN NULL ELSE ?2 END, \
+             denied_at = CASE WHEN ?1 IS NULL THEN ?2 ELSE NULL END \
+             WHERE user_code_digest = ?3 AND expires_at > ?2 AND approved_at IS NULL AND denied_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(user_code_digest)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn poll_device_authorization(
+        &self,
+        device_digest: &[u8],
+        app_id: &str,
+        now: i64,
+    ) -> Result<DevicePoll> {
+        let mut tx = self.writer.begin().await?;
+        // The store has one writer connection, so this read-then-write transaction cannot
+        // interleave with another poll of the same code.
+        let row: Option<PollRow> = sqlx::query_as(
+            "SELECT last_polled_at, expires_at, interval_secs, user_id, scopes, approved_at, denied_at, \
+             redeemed_at FROM device_authorizations WHERE device_digest = ? AND app_id = ?",
+        )
+        .bind(device_digest)
+        .bind(app_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE device_authorizations SET last_polled_at = ? WHERE device_digest = ?")
+            .bind(now)
+            .bind(device_digest)
+            .execute(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(DevicePoll::Invalid);
+        };
+        let outcome = if row.redeemed_at.is_some() || row.expires_at <= now {
+            DevicePoll::Invalid
+        } else if row.denied_at.is_some() {
+            DevicePoll::Denied
+        } else if let (Some(_), Some(user_id)) = (row.approved_at, row.user_id) {
+            let family_id = public_id("fam");
+            sqlx::query("UPDATE device_authorizations SET redeemed_at = ? WHERE device_digest = ?")
+                .bind(now)
+                .bind(device_digest)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO token_families (id, user_id, app_id, scopes, created_at) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(&family_id)
+            .bind(&user_id)
+            .bind(app_id)
+            .bind(&row.scopes)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            DevicePoll::Approved(TokenFamily {
+                id: family_id,
+                user_id,
+                app_id: app_id.to_owned(),
+                scopes: split_scopes(&row.scopes),
+                revoked_at: None,
+            })
+        } else {
+            DevicePoll::Pending {
+                too_fast: row
+                    .last_polled_at
+                    .is_some_and(|t| now - t < row.interval_secs),
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,51 @@
+//! The login-sessions room on SQLite.
+
+use async_trait::async_trait;
+
+use super::SqliteStore;
+use crate::error::Result;
+use crate::store::{LoginSession, LoginSessionStore};
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    user_id: String,
+    expires_at: i64,
+}
+
+#[async_trait]
+impl LoginSessionStore for SqliteStore {
+    async fn create_session(&self, digest: &[u8], session: &LoginSession, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (digest, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(digest)
+        .bind(&session.user_id)
+        .bind(now)
+        .bind(session.expires_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn session(&self, digest: &[u8], now: i64) -> Result<Option<LoginSession>> {
+        let row: Option<SessionRow> = sqlx::query_as(
+            "SELECT user_id, expires_at FROM sessions WHERE digest = ? AND expires_at > ?",
+        )
+        .bind(digest)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.map(|r| LoginSession {
+            user_id: r.user_id,
+            expires_at: r.expires_at,
+        }))
+    }
+
+    async fn delete_session(&self, digest: &[u8]) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE digest = ?")
+            .bind(digest)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,123 @@
+//! The users room on SQLite.
+
+use async_trait::async_trait;
+
+use super::{SqliteStore, is_unique_violation, record_families};
+use crate::error::{HubError, Result};
+use crate::secret::public_id;
+use crate::store::{User, UserStore};
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    created_at: i64,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        User {
+            id: row.id,
+            username: row.username,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct CredentialRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    password_hash: String,
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn create_user(&self, username: &str, password_hash: &str) -> Result<User> {
+        let user = User {
+            id: public_id("usr"),
+            username: username.to_owned(),
+            created_at: crate::clock::now(),
+        };
+        sqlx::query(
+            "INSERT INTO users (id, username, password_hash, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(password_hash)
+        .bind(user.created_at)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                HubError::Conflict(format!("a user named '{username}' already exists"))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(user)
+    }
+
+    async fn user_credentials(&self, username: &str) -> Result<Option<(User, String)>> {
+        let row: Option<CredentialRow> = sqlx::query_as(
+            "SELECT id, username, created_at, password_hash FROM users WHERE username = ?",
+        )
+        .bind(username)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.map(|r| (r.user.into(), r.password_hash)))
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<User>> {
+        let row: Option<UserRow> =
+            sqlx::query_as("SELECT id, username, created_at FROM users WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(row.map(User::from))
+    }
+
+    async fn users(&self) -> Result<Vec<User>> {
+        let rows: Vec<UserRow> =
+            sqlx::query_as("SELECT id, username, created_at FROM users ORDER BY username")
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows.into_iter().map(User::from).collect())
+    }
+
+    async fn set_password_hash(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<Option<Vec<String>>> {
+        let mut tx = self.writer.begin().await?;
+        let id: Option<String> = sqlx::query_scalar(
+            "UPDATE users SET password_hash = ? WHERE username = ? RETURNING id",
+        )
+        .bind(password_hash)
+        .bind(username)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        // A new password signs out every browser that knew the old one, and every sign-in
+        // (connectors, devices, apps) made with it.
+        sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        let families: Vec<String> = sqlx::query_scalar(
+            "UPDATE token_families SET revoked_at = ?, revoked_reason = 'password changed' \
+             WHERE user_id = ? AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(now)
+        .bind(&id)
+        .fetch_all(&mut *tx)
+        .await?;
+        record_families(&mut tx, &families, now).await?;
+        tx.commit().await?;
+        Ok(Some(families))
+    }
+}
