@@ -48,6 +48,18 @@ enum HubCommand {
     /// Access-token encryption keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Configuration files (`--config FILE`).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+enum ConfigCommand {
+    /// Checks a configuration file of `uplink hub serve`: names the key and line of each problem.
+    Check {
+        /// The TOML file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, ClapArgs)]
@@ -283,6 +295,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(HubCommand::App(cmd)) => app(cmd).await,
         Some(HubCommand::Connector(cmd)) => connector(cmd).await,
         Some(HubCommand::Source(cmd)) => source(cmd).await,
+        Some(HubCommand::Config(ConfigCommand::Check { file })) => {
+            let root = <crate::Cli as clap::CommandFactory>::command();
+            let problems = crate::config_file::check_file(&file, &root)?;
+            if problems.is_empty() {
+                println!("{}: ok", file.display());
+                return Ok(());
+            }
+            for problem in &problems {
+                eprintln!("{}: {problem}", file.display());
+            }
+            anyhow::bail!("{} problem(s) in {}", problems.len(), file.display())
+        }
         Some(HubCommand::Key(KeyCommand::Rotate { dir })) => {
             let hub = open(&dir.data_dir).await?;
             let id = hub.keys.rotate().await?;

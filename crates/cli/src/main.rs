@@ -1,6 +1,7 @@
 //! `uplink`: the headless face of Uplink. Every subcommand lives in its own module with an
 //! `Args` struct and a `run` function; this file only dispatches.
 
+mod config_file;
 mod connector;
 mod demo;
 mod hub;
@@ -9,7 +10,7 @@ mod service;
 mod sources;
 mod ui;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Uplink moves a plant's process data off site safely: a connector on site keeps an
 /// outbound, encrypted link to a hub, and apps read only what the data owner granted.
@@ -26,6 +27,10 @@ struct Cli {
         default_value = "text"
     )]
     log_format: LogFormatArg,
+    /// A TOML file of `uplink hub serve`'s or `uplink connector run`'s flags, one key per flag
+    /// (`listen = "0.0.0.0:8443"`); flags and environment variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -62,7 +67,14 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let argv = match config_file::expand(std::env::args_os().collect(), &Cli::command()) {
+        Ok(argv) => argv,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let cli = Cli::parse_from(argv);
     // Logs go to standard error, and for a serving hub or connector also to rolling files in
     // its data dir (`logs/uplink-hub.log`, `logs/uplink-connector.log`), secrets redacted.
     let (program, data_dir) = match &cli.command {

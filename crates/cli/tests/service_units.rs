@@ -8,10 +8,14 @@ use std::process::Command;
 
 const UNITS: [&str; 2] = ["uplink-hub.service", "uplink-connector.service"];
 
-fn unit_file(name: &str) -> PathBuf {
+fn packaged(folder: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../packaging/systemd")
-        .join(name)
+        .join("../../packaging")
+        .join(folder)
+}
+
+fn unit_file(name: &str) -> PathBuf {
+    packaged("systemd").join(name)
 }
 
 /// The unit with `/usr/bin/uplink` replaced by the binary under test, written into `dir`:
@@ -21,7 +25,11 @@ fn unit_for_this_build(name: &str, dir: &Path) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(
         &path,
-        text.replace("/usr/bin/uplink", env!("CARGO_BIN_EXE_uplink")),
+        text.replace("/usr/bin/uplink", env!("CARGO_BIN_EXE_uplink"))
+            .replace(
+                "/etc/uplink/",
+                &format!("{}/", packaged("config").display()),
+            ),
     )
     .unwrap();
     path
@@ -88,7 +96,10 @@ fn the_units_start_a_command_line_this_uplink_accepts() {
         );
         let args: Vec<String> = words
             .filter(|word| !word.starts_with("$UPLINK_"))
-            .map(|word| word.replace(&state_dir, state.path().to_str().unwrap()))
+            .map(|word| {
+                word.replace(&state_dir, state.path().to_str().unwrap())
+                    .replace("/etc/uplink", packaged("config").to_str().unwrap())
+            })
             .collect();
         assert!(text.contains("Type=notify"), "{name} waits for READY=1");
         let output = Command::new(env!("CARGO_BIN_EXE_uplink"))
