@@ -47,4 +47,4 @@ pub mod token;
 pub use error::{HubError, Result};
 pub use hub::{Hub, HubConfig, NewApp, RegisteredApp, RegisteredConnector};
 pub use router::router;
-pub use server::serve;
+pub use server::{serve, serve_tls};
