@@ -83,6 +83,10 @@ struct ServeArgs {
     /// and retries later. Each link holds a file descriptor: keep the open-file limit above it.
     #[arg(long, default_value_t = uplink_hub::hub::DEFAULT_MAX_CONNECTORS, value_parser = at_least_one)]
     max_connectors: usize,
+    /// Address of the Prometheus metrics listener (plain HTTP, `GET /metrics`), or `off`.
+    /// Keep it on loopback or a private network: the public port never serves metrics.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9464")]
+    metrics_listen: crate::service::MetricsListen,
     /// Boxed: the limits would make every `uplink` command's arguments as large as the hub's.
     #[command(flatten)]
     limits: Box<LimitArgs>,
@@ -534,6 +538,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         certificate,
         args.tls_cert.clone().zip(args.tls_key.clone()),
     ));
+    let _metrics = {
+        let hub = hub.clone();
+        crate::service::serve_metrics(args.metrics_listen, move || {
+            (uplink_hub::metrics::CONTENT_TYPE, hub.metrics.scrape(&hub))
+        })
+        .await
+    };
     // The listener is bound and the store open: connections made from here on are served.
     crate::service::ready(&format!("serving {issuer} on {addr}"));
     let _watchdog = crate::service::watchdog();

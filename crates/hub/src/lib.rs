@@ -31,6 +31,7 @@ pub mod health;
 pub mod hub;
 pub mod in_flight;
 pub mod link;
+pub mod metrics;
 pub mod oauth;
 pub mod pages;
 pub mod password;
