@@ -44,7 +44,7 @@ pub fn schema() -> FormSchema {
     let mut map = FieldSchema::new(
         "registerMap",
         "Register map",
-        FieldType::Text,
+        FieldType::Lines,
         true,
         "CSV with the header name,table,address,type,order,scale,offset,units,description. Table: coil, discrete input, input register or holding register; address from 0; type u16, i16, u32, i32, f32, f64 or bool; order ABCD (default), CDAB, BADC or DCBA; value = raw × scale + offset.",
     );
