@@ -1,7 +1,7 @@
 //! Coalescing: the rows of each table grouped into as few read requests as the protocol allows,
 //! bridging gaps of unmapped addresses up to a bound.
 
-use crate::map::{RegisterMap, Table};
+use crate::map::{RegisterMap, Row, Table};
 
 /// The most registers one read may ask for (function codes 3 and 4).
 pub const MAX_REGISTERS: u16 = 125;
@@ -72,6 +72,47 @@ pub fn plan(map: &RegisterMap, max_gap: u16, max_registers: u16) -> Vec<Block> {
 /// A block being grown: first and last address, and its rows with their first addresses.
 type Growing = (u32, u32, Vec<(usize, u32)>);
 
+/// The block cut where it reads over unmapped addresses: one block per run of touching rows.
+/// Used when a device refuses a read that spans addresses it does not have.
+pub fn split_at_gaps(block: &Block, rows: &[Row]) -> Vec<Block> {
+    let mut members: Vec<(usize, u32, u32)> = block
+        .rows
+        .iter()
+        .map(|&(index, at)| {
+            let first = u32::from(block.start) + u32::from(at);
+            (index, first, first + rows[index].width() - 1)
+        })
+        .collect();
+    members.sort_by_key(|&(_, first, _)| first);
+    let mut pieces = Vec::new();
+    let mut current: Option<Growing> = None;
+    for (index, first, last) in members {
+        if let Some((_, end, group)) = current.as_mut()
+            && first == *end + 1
+        {
+            *end = last;
+            group.push((index, first));
+            continue;
+        }
+        if let Some((start, end, group)) = current.take() {
+            pieces.push(finish(block.table, start, end, &group));
+        }
+        current = Some((first, last, vec![(index, first)]));
+    }
+    if let Some((start, end, group)) = current {
+        pieces.push(finish(block.table, start, end, &group));
+    }
+    pieces
+}
+
+impl Block {
+    /// True when the block reads addresses no row maps.
+    pub fn has_gaps(&self, rows: &[Row]) -> bool {
+        let mapped: u32 = self.rows.iter().map(|&(i, _)| rows[i].width()).sum();
+        mapped < u32::from(self.count)
+    }
+}
+
 fn finish(table: Table, start: u32, end: u32, members: &[(usize, u32)]) -> Block {
     // Addresses and widths were checked against the 16-bit address space and the limits.
     Block {
@@ -126,6 +167,31 @@ mod tests {
         assert_eq!(blocks[2].rows, [(1, 0), (2, 5), (0, 10)]);
         // No gap allowed: only touching rows join.
         assert_eq!(plan(&m, 0, 125).len(), 7);
+    }
+
+    #[test]
+    fn a_block_splits_into_runs_of_touching_rows() {
+        let m = map(&[
+            ("hr", 0, "u16"),
+            ("hr", 1, "f32"),
+            ("hr", 8, "u16"),
+            ("hr", 20, "f64"),
+        ]);
+        let blocks = plan(&m, 20, 125);
+        assert_eq!(spans(&blocks), [(Table::HoldingRegister, 0, 24)]);
+        assert!(blocks[0].has_gaps(m.rows()));
+        let pieces = split_at_gaps(&blocks[0], m.rows());
+        assert_eq!(
+            spans(&pieces),
+            [
+                (Table::HoldingRegister, 0, 3),
+                (Table::HoldingRegister, 8, 1),
+                (Table::HoldingRegister, 20, 4)
+            ]
+        );
+        assert_eq!(pieces[0].rows, [(0, 0), (1, 1)]);
+        assert_eq!(pieces[2].rows, [(3, 0)]);
+        assert!(pieces.iter().all(|p| !p.has_gaps(m.rows())));
     }
 
     #[test]

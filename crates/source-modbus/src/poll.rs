@@ -16,7 +16,7 @@ use uplink_source::{Health, HealthIssue};
 
 use crate::codec;
 use crate::map::{Row, Table, ValueType};
-use crate::plan::Block;
+use crate::plan::{self, Block};
 
 /// What the poller shares with the source.
 #[derive(Debug)]
@@ -29,8 +29,9 @@ pub struct Shared {
     pub timeout: Duration,
     /// The map's rows.
     pub rows: Vec<Row>,
-    /// The reads of one poll.
-    pub blocks: Vec<Block>,
+    /// The reads of one poll; a block the device refuses for its gaps is replaced by its
+    /// mapped runs.
+    blocks: Mutex<Vec<Block>>,
     /// The open connection, if any; a request that fails at the transport closes it.
     connection: tokio::sync::Mutex<Option<Connection>>,
     /// The snapshot and health from the last poll.
@@ -136,7 +137,7 @@ impl Shared {
             unit,
             timeout,
             rows,
-            blocks,
+            blocks: Mutex::new(blocks),
             connection: tokio::sync::Mutex::new(None),
             polls: watch::Sender::new(0),
             requests: AtomicU64::new(0),
@@ -159,7 +160,7 @@ impl Shared {
     pub fn stats(&self) -> PollStats {
         PollStats {
             polls: *self.polls.borrow(),
-            requests_per_poll: self.blocks.len(),
+            requests_per_poll: self.plan().len(),
             last_poll_requests: self.last_requests.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
         }
@@ -168,6 +169,17 @@ impl Shared {
     /// A receiver that changes after every poll.
     pub fn watch(&self) -> watch::Receiver<u64> {
         self.polls.subscribe()
+    }
+
+    /// The reads of one poll, as planned now.
+    pub fn plan(&self) -> Vec<Block> {
+        self.lock_plan().clone()
+    }
+
+    fn lock_plan(&self) -> std::sync::MutexGuard<'_, Vec<Block>> {
+        self.blocks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -305,7 +317,11 @@ impl Shared {
         match self.connect(&mut slot).await {
             Err(message) => health.fail(issue(message)),
             Ok(()) => {
-                for block in &self.blocks {
+                let plan = self.plan();
+                let mut replanned: Option<Vec<Block>> = None;
+                let mut queue: std::collections::VecDeque<(Block, bool)> =
+                    plan.iter().cloned().map(|b| (b, true)).collect();
+                while let Some((block, may_split)) = queue.pop_front() {
                     sent += 1;
                     self.requests.fetch_add(1, Ordering::Relaxed);
                     match self
@@ -320,6 +336,28 @@ impl Shared {
                                 }
                             }
                         }
+                        // A read over unmapped addresses the device does not have: read the
+                        // mapped runs apart, now and in every later poll.
+                        Err(Failure::Exception(ExceptionCode::IllegalDataAddress))
+                            if may_split && block.has_gaps(&self.rows) =>
+                        {
+                            let pieces = plan::split_at_gaps(&block, &self.rows);
+                            tracing::info!(
+                                endpoint = %self.endpoint,
+                                table = %block.table,
+                                start = block.start,
+                                count = block.count,
+                                pieces = pieces.len(),
+                                "modbus device refuses reads over unmapped addresses: reading the mapped runs apart"
+                            );
+                            let next = replanned.get_or_insert_with(|| plan.clone());
+                            if let Some(at) = next.iter().position(|b| *b == block) {
+                                next.splice(at..=at, pieces.iter().cloned());
+                            }
+                            for piece in pieces.into_iter().rev() {
+                                queue.push_front((piece, false));
+                            }
+                        }
                         Err(Failure::Exception(code)) => health.report(issue(format!(
                             "the device refused to read {} {}–{}: {}",
                             block.table.plural(),
@@ -332,6 +370,9 @@ impl Shared {
                             break;
                         }
                     }
+                }
+                if let Some(next) = replanned {
+                    *self.lock_plan() = next;
                 }
             }
         }

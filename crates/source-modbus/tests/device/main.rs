@@ -268,6 +268,34 @@ async fn an_exception_is_named_and_only_its_rows_turn_bad() {
 }
 
 #[tokio::test]
+async fn a_read_refused_for_its_gaps_is_split_into_the_mapped_runs() {
+    let device = Device::start(0);
+    // Registers 48–99 do not exist on the device; a gap bound of 100 makes one read over them.
+    let map = format!(
+        "{HEADER}first,holding register,36,u16,DCBA,,,,\nlevel,holding register,100,u16,,,,,\n"
+    );
+    let source = open(device.port, &map, &[("maxGap", json!(100))]).await;
+    assert_eq!(
+        source.health().state,
+        HealthState::Ok,
+        "{:?}",
+        source.health()
+    );
+    let values = source
+        .snapshot(&["first".into(), "level".into()])
+        .await
+        .unwrap();
+    assert_eq!(values[0].value, Some(51966.0));
+    assert_eq!(values[1].value, Some(1234.0));
+    // The refused read and its two pieces, then only the pieces.
+    let stats = source.stats();
+    assert_eq!((stats.last_poll_requests, stats.requests_per_poll), (3, 2));
+    source.poll_now().await;
+    assert_eq!(source.stats().last_poll_requests, 2);
+    assert_eq!(source.health().state, HealthState::Ok);
+}
+
+#[tokio::test]
 async fn a_device_nobody_listens_on_opens_with_a_failed_health() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
