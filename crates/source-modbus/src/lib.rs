@@ -129,12 +129,16 @@ struct Inner {
     tags: Vec<Tag>,
     index: HashMap<String, usize>,
     shared: Arc<Shared>,
-    poller: tokio::task::JoinHandle<()>,
+    _poller: Poller,
 }
 
-impl Drop for Inner {
+/// The polling task, stopped when dropped: with the source, or with an `open` given up halfway.
+#[derive(Debug)]
+struct Poller(tokio::task::JoinHandle<()>);
+
+impl Drop for Poller {
     fn drop(&mut self) {
-        self.poller.abort();
+        self.0.abort();
     }
 }
 
@@ -177,7 +181,10 @@ impl ModbusSource {
             blocks,
         ));
         let mut first = shared.watch();
-        let poller = tokio::spawn(run(shared.clone(), std_duration(settings.poll_interval)));
+        let poller = Poller(tokio::spawn(run(
+            shared.clone(),
+            std_duration(settings.poll_interval),
+        )));
         // The poller always finishes its first poll (every step of it is bounded by the timeout).
         let _ = first.changed().await;
         Ok(Self {
@@ -187,7 +194,7 @@ impl ModbusSource {
                 tags,
                 index,
                 shared,
-                poller,
+                _poller: poller,
             }),
         })
     }

@@ -361,6 +361,19 @@ impl RegisterMap {
             if record.iter().all(str::is_empty) {
                 continue;
             }
+            if record.len() > headers.len() {
+                let name = record.get(columns["name"]).filter(|n| !n.is_empty());
+                problems.push(problem(
+                    line,
+                    name,
+                    format!(
+                        "has {} fields but the header names {} columns (put a text that holds a comma in double quotes)",
+                        record.len(),
+                        headers.len()
+                    ),
+                ));
+                continue;
+            }
             if rows.len() >= MAX_ROWS {
                 problems.push(problem(
                     line,
@@ -654,7 +667,8 @@ mod tests {
              h,coil,1,bool,,2,,,\n\
              ,holding register,4,u16,,,,,\n\
              ok,holding register,5,u16,,,,,\n\
-             OK,holding register,6,u16,,,,,\n",
+             OK,holding register,6,u16,,,,,\n\
+             m,holding register,7,u16,,,,,Pump, main\n",
         );
         let expected = [
             "line 2 (a): type 'u8' is not one of",
@@ -667,6 +681,7 @@ mod tests {
             "line 9 (h): scale and offset apply to numbers",
             "line 10: the tag name is empty",
             "line 12 (OK): the name is already used on line 11 (ok)",
+            "line 13 (m): has 10 fields but the header names 9 columns",
         ];
         assert_eq!(found.len(), expected.len(), "{found:#?}");
         for (got, want) in found.iter().zip(expected) {

@@ -313,6 +313,35 @@ async fn a_device_nobody_listens_on_opens_with_a_failed_health() {
 }
 
 #[tokio::test]
+async fn an_open_given_up_halfway_leaves_no_poller_behind() {
+    // A peer that accepts connections and never answers: the first poll waits for its timeout.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let map = format!("{HEADER}level,holding register,100,u16,,,,,\n");
+    let config = config(
+        port,
+        &map,
+        &[("pollInterval", json!("100ms")), ("timeout", json!("2s"))],
+    );
+    let given_up =
+        tokio::time::timeout(Duration::from_millis(300), ModbusSource::open(&config)).await;
+    assert!(given_up.is_err(), "open waits for the first poll");
+    let mut held = Vec::new();
+    while let Ok(Ok((socket, _))) =
+        tokio::time::timeout(Duration::from_millis(200), listener.accept()).await
+    {
+        held.push(socket);
+    }
+    assert!(held.len() <= 1, "{} connections", held.len());
+    // A poller still running would give up on its read after 2 s and connect again.
+    let again = tokio::time::timeout(Duration::from_secs(5), listener.accept()).await;
+    assert!(
+        again.is_err(),
+        "the poller of an abandoned open kept polling"
+    );
+}
+
+#[tokio::test]
 async fn writes_reach_coils_and_holding_registers_and_read_back() {
     let device = Device::start(0);
     let map = format!(
