@@ -153,13 +153,18 @@ impl ModbusSource {
     pub async fn open(config: &SourceConfig) -> Result<Self, SourceError> {
         let settings: Settings = uplink_source::typed_settings(&schema(), &config.settings)?;
         let host = settings.host.trim();
-        if host.is_empty() || host.contains(char::is_whitespace) {
-            return Err(SourceError::InvalidSettings(vec![FieldError::new(
-                "host",
-                "must be a host name or IP address without spaces",
-            )]));
-        }
-        let map = parse_map(&settings.register_map)?;
+        let bad_host = (host.is_empty() || host.contains(char::is_whitespace))
+            .then(|| FieldError::new("host", "must be a host name or IP address without spaces"));
+        // Every problem at once: the host's and each bad row's.
+        let map = match (parse_map(&settings.register_map), bad_host) {
+            (Ok(map), None) => map,
+            (Ok(_), Some(host)) => return Err(SourceError::InvalidSettings(vec![host])),
+            (Err(err), host) => {
+                let mut errors: Vec<FieldError> = host.into_iter().collect();
+                errors.extend(err.field_errors().iter().cloned());
+                return Err(SourceError::InvalidSettings(errors));
+            }
+        };
         let blocks = plan::plan(&map, settings.max_gap, settings.max_registers);
         let endpoint = if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]:{}", settings.port)

@@ -493,6 +493,16 @@ async fn bad_maps_are_field_errors_naming_the_row() {
         past[0].message,
         "line 2 (total): a f64 at holding register 65533 takes 4 registers and runs past the last address, 65535"
     );
+    // The host's problem and the map's, together.
+    let mut both = config(502, &format!("{HEADER}a,hr,0,u8,,,,,\n"), &[]);
+    both.settings.insert("host".into(), json!("plc 1"));
+    let err = ModbusSource::open(&both).await.unwrap_err();
+    let fields: Vec<&str> = err
+        .field_errors()
+        .iter()
+        .map(|e| e.field.as_str())
+        .collect();
+    assert_eq!(fields, ["host", "registerMap"]);
     let empty = errors(HEADER.to_owned()).await;
     assert!(empty[0].message.starts_with("has no rows"), "{empty:?}");
     // Other fields are checked by the form.
