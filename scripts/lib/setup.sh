@@ -78,6 +78,20 @@ ensure_schemathesis() {
   export SCHEMATHESIS="$venv/bin/schemathesis"
 }
 
+# pymodbus (Python, pinned: its API is moving) for the Modbus source's tests, which serve real
+# registers with it; in its own venv under the cache. Exports UPLINK_PYMODBUS_PYTHON, the python
+# crates/source-modbus/tests start tests/fixtures/modbus_server.py with.
+PYMODBUS_VERSION=3.16.1
+ensure_pymodbus() {
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/uplink/pymodbus-$PYMODBUS_VERSION"
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import pymodbus' 2>/dev/null; then
+    say "installing pymodbus $PYMODBUS_VERSION (the Modbus test server) in $venv"
+    python3 -m venv "$venv" || die "python3 with venv is needed for the Modbus tests"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "pymodbus==$PYMODBUS_VERSION"
+  fi
+  export UPLINK_PYMODBUS_PYTHON="$venv/bin/python"
+}
+
 build_ui() {
   ensure_npm ui
   say "building the web UI (ui/dist)"

@@ -11,7 +11,12 @@ pub use uplink_source::typed_settings;
 
 /// Every kind's form, in the order a user interface offers them.
 pub fn kinds() -> Vec<FormSchema> {
-    vec![simulated::schema(), csv::schema(), sqlite::schema()]
+    vec![
+        simulated::schema(),
+        csv::schema(),
+        sqlite::schema(),
+        uplink_source_modbus::schema(),
+    ]
 }
 
 /// One kind's form.
@@ -42,6 +47,9 @@ pub async fn open(config: &SourceConfig) -> Result<Arc<dyn DataSource>, SourceEr
         simulated::KIND => Arc::new(simulated::SimulatedSource::open(config)?),
         csv::KIND => Arc::new(csv::CsvSource::open(config).await?),
         sqlite::KIND => Arc::new(sqlite::SqliteSource::open(config).await?),
+        uplink_source_modbus::KIND => {
+            Arc::new(uplink_source_modbus::ModbusSource::open(config).await?)
+        }
         other => return Err(schema(other).expect_err("not a known kind")),
     })
 }
@@ -63,4 +71,42 @@ pub fn redacted_settings(config: &SourceConfig) -> Map<String, Value> {
             (k.clone(), shown)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn modbus_is_offered_and_opened_through_the_registry() {
+        assert!(kinds().iter().any(|k| k.kind == "modbus"));
+        let form = schema("modbus").unwrap();
+        let map = form
+            .fields
+            .iter()
+            .find(|f| f.name == "registerMap")
+            .unwrap();
+        assert_eq!(map.field_type, crate::form::FieldType::Lines);
+        // Opening reaches the kind's own checks: an overlapping map is a field error naming rows.
+        let config = SourceConfig {
+            name: "plc".into(),
+            kind: "modbus".into(),
+            description: String::new(),
+            settings: serde_json::json!({
+                "host": "127.0.0.1",
+                "registerMap": "name,table,address,type\na,hr,0,f32\nb,hr,1,u16\n",
+            })
+            .as_object()
+            .cloned()
+            .unwrap(),
+        };
+        let err = open(&config).await.unwrap_err();
+        assert_eq!(err.field_errors()[0].field, "registerMap");
+        assert!(
+            err.field_errors()[0]
+                .message
+                .starts_with("line 3 (b): holding registers 1–1 overlap line 2 (a)"),
+            "{err}"
+        );
+    }
 }
