@@ -152,6 +152,7 @@ impl Hub {
         if !claims.has_scope(scope) {
             return Err(Denied::InsufficientScope(scope));
         }
+        let read = std::time::Instant::now();
         let grant = self
             .store
             .active_grant(
@@ -160,8 +161,9 @@ impl Hub {
                 source_id,
                 &claims.family_id,
             )
-            .await?
-            .ok_or(Denied::NoGrant)?;
+            .await;
+        self.metrics.store_read("active_grant", read.elapsed());
+        let grant = grant?.ok_or(Denied::NoGrant)?;
         if !grant.scopes.iter().any(|s| s == scope) {
             return Err(Denied::InsufficientScope(scope));
         }

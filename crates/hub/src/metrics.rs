@@ -1,7 +1,7 @@
 //! The hub's Prometheus metrics: links by transport, link connects, relayed queries by
 //! operation and outcome with their latency and bytes, grant checks with their latency,
-//! revocations and the answers they cut, OAuth grants by type and outcome, and rate-limit
-//! refusals. `uplink hub serve` serves [`HubMetrics::scrape`] on a listener of its own
+//! revocations and the answers they cut, OAuth grants by type and outcome, rate-limit
+//! refusals, and the store's time on the request path. `uplink hub serve` serves [`HubMetrics::scrape`] on a listener of its own
 //! (`--metrics-listen`, loopback by default), never on the public port.
 //!
 //! Labels carry only bounded, non-identifying values (an operation, a transport, an outcome
@@ -102,6 +102,8 @@ pub struct HubMetrics {
     pub grant_checks: Family<OutcomeLabel, Counter>,
     /// How long a grant check took (token verification and the store read).
     pub grant_check_seconds: Histogram,
+    /// Store reads on the request path, by operation.
+    pub store_seconds: Family<OperationLabel, Histogram, fn() -> Histogram>,
     /// Revocations this hub was told of, by kind.
     pub revocations: Family<KindLabel, Counter>,
     /// Answers in flight cut because their access ended.
@@ -125,6 +127,7 @@ impl Default for HubMetrics {
             broken_answers: Family::default(),
             grant_checks: Family::default(),
             grant_check_seconds: latency_histogram(),
+            store_seconds: Family::new_with_constructor(latency_histogram),
             revocations: Family::default(),
             answers_cut: Counter::default(),
             oauth_grants: Family::default(),
@@ -171,6 +174,11 @@ impl Default for HubMetrics {
             "grant_check_seconds",
             "Time a grant check took",
             metrics.grant_check_seconds.clone(),
+        );
+        registry.register(
+            "store_seconds",
+            "Time the store took to answer a read on the request path, by operation",
+            metrics.store_seconds.clone(),
         );
         registry.register(
             "revocations",
@@ -224,6 +232,15 @@ impl HubMetrics {
             })
             .inc();
         self.grant_check_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Records how long a store read took.
+    pub fn store_read(&self, operation: &str, took: Duration) {
+        self.store_seconds
+            .get_or_create(&OperationLabel {
+                operation: operation.to_owned(),
+            })
+            .observe(took.as_secs_f64());
     }
 
     /// Counts a rate-limit refusal.

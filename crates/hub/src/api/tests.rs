@@ -1038,6 +1038,7 @@ async fn queries_are_counted_by_operation_and_outcome_with_their_bytes() {
         r#"uplink_hub_broken_answers_total{outcome="link_lost"} 1"#,
         r#"uplink_hub_relay_seconds_count{operation="raw"} 2"#,
         r#"uplink_hub_grant_checks_total{outcome="invalid_token"} 1"#,
+        r#"uplink_hub_store_seconds_count{operation="active_grant"}"#,
         &format!("uplink_hub_relayed_bytes_total {}", 10 + 70 * 1024),
     ] {
         assert!(scrape.contains(line), "{line} missing from\n{scrape}");
