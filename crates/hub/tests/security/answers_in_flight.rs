@@ -48,8 +48,7 @@ impl EndlessConnector {
             .unwrap()
             .expose()
             .to_owned();
-        let tls =
-            uplink_tls::client_config(&uplink_tls::Trust::CustomCa(hub.ca_pem.clone())).unwrap();
+        let tls = hub.tls.clone();
         let (query_tx, mut queries) = mpsc::unbounded_channel::<RelayedQuery>();
         let cancelled = Arc::new(AtomicBool::new(false));
         let on_cancel = cancelled.clone();
