@@ -2,7 +2,7 @@
 //! connector on our SignalR client over the real link, as fast as the hub takes it — is cut the
 //! moment the access ends (the user revokes on the settings page, the app revokes its token,
 //! the token expires), the connector is told to cancel, and the hub takes nothing more from
-//! it. `crates/connector/tests/answers_in_flight.rs` runs the same cases with the real
+//! it. `crates/cli/tests/connector_hub/answers_in_flight.rs` runs the same cases with the real
 //! connector runtime and measures the cut-off.
 
 use std::sync::Arc;
