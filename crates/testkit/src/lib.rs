@@ -103,6 +103,7 @@ pub struct TestHub {
     /// The confidential app's client secret.
     pub conf_secret: String,
     config: HubConfig,
+    worker_threads: usize,
     runtime: Option<tokio::runtime::Runtime>,
     dir: tempfile::TempDir,
 }
@@ -216,6 +217,12 @@ impl TestHub {
 
     /// A hub whose configuration `configure` adjusts (the issuer is set already).
     pub async fn start_with(configure: impl FnOnce(&mut HubConfig)) -> Self {
+        Self::start_on(1, configure).await
+    }
+
+    /// A hub whose runtime has `worker_threads` threads (benchmarks measure it as a server
+    /// process would run), its configuration adjusted by `configure`.
+    pub async fn start_on(worker_threads: usize, configure: impl FnOnce(&mut HubConfig)) -> Self {
         uplink_tls::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let ca = uplink_tls::LoopbackCa::generate(&["127.0.0.1", "localhost"]).unwrap();
@@ -225,7 +232,7 @@ impl TestHub {
         let mut config = HubConfig::new(issuer.clone());
         configure(&mut config);
         let data_dir = dir.path().join("hub");
-        let (runtime, hub) = serve(&data_dir, &ca, listener, config.clone()).await;
+        let (runtime, hub) = serve(&data_dir, &ca, listener, config.clone(), worker_threads).await;
         let seeded = hub.clone();
         let (user, plant, conf_secret) = runtime
             .spawn(async move { seed(&seeded).await })
@@ -244,6 +251,7 @@ impl TestHub {
             plant,
             conf_secret,
             config,
+            worker_threads,
             runtime: Some(runtime),
             dir,
         }
@@ -276,7 +284,14 @@ impl TestHub {
                 Err(e) => panic!("port {} not free again: {e}", self.port),
             }
         };
-        let (runtime, hub) = serve(&self.data_dir(), &self.ca, listener, self.config.clone()).await;
+        let (runtime, hub) = serve(
+            &self.data_dir(),
+            &self.ca,
+            listener,
+            self.config.clone(),
+            self.worker_threads,
+        )
+        .await;
         self.hub = hub;
         self.runtime = Some(runtime);
     }
@@ -773,13 +788,14 @@ async fn serve(
     ca: &uplink_tls::LoopbackCa,
     listener: std::net::TcpListener,
     mut config: HubConfig,
+    worker_threads: usize,
 ) -> (tokio::runtime::Runtime, Arc<Hub>) {
     listener.set_nonblocking(true).unwrap();
     config
         .key_file
         .get_or_insert_with(|| data_dir.join(uplink_hub::data_dir::KEY_FILE));
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(worker_threads)
         .enable_all()
         .build()
         .unwrap();
@@ -808,6 +824,17 @@ async fn serve(
     (runtime, hub)
 }
 
+/// The dashboard app ([`APP`]) as it is registered: public, `data.read`.
+pub fn dashboard_app() -> NewApp {
+    NewApp {
+        name: APP_NAME.into(),
+        client_id: Some(APP.into()),
+        confidential: false,
+        redirect_uris: vec![APP_REDIRECT.into()],
+        scopes: vec!["data.read".into()],
+    }
+}
+
 /// Ada, her connector "Plant A", the public and confidential apps and the dashboard.
 async fn seed(hub: &Hub) -> (User, RegisteredConnector, String) {
     let user = hub.add_user(USER, PASSWORD.into()).await.unwrap();
@@ -833,14 +860,6 @@ async fn seed(hub: &Hub) -> (User, RegisteredConnector, String) {
         })
         .await
         .unwrap();
-    hub.add_app(NewApp {
-        name: APP_NAME.into(),
-        client_id: Some(APP.into()),
-        confidential: false,
-        redirect_uris: vec![APP_REDIRECT.into()],
-        scopes: vec!["data.read".into()],
-    })
-    .await
-    .unwrap();
+    hub.add_app(dashboard_app()).await.unwrap();
     (user, plant, conf.secret.unwrap().expose().to_owned())
 }

@@ -18,10 +18,10 @@ use tokio::task::JoinHandle;
 use uplink_connector::credentials::{CredentialStore, LinkCredentials, LinkSecret};
 use uplink_connector::policy::{LocalPolicy, PolicyStore};
 use uplink_connector::runtime::{ConnectorRuntime, ConnectorStatus, LinkState, RuntimeOptions};
-use uplink_hub::{Hub, NewApp};
+use uplink_hub::Hub;
 use uplink_signalr::Transport;
 use uplink_signalr::client::Backoff;
-use uplink_testkit::{APP, APP_NAME, APP_REDIRECT, TestHub};
+use uplink_testkit::{APP, TestHub};
 
 use crate::wait_for;
 
@@ -46,15 +46,7 @@ struct Stage {
 
 /// Registers the dashboard app (again, after a removal).
 async fn app(hub: &Hub) {
-    hub.add_app(NewApp {
-        name: APP_NAME.into(),
-        client_id: Some(APP.into()),
-        confidential: false,
-        redirect_uris: vec![APP_REDIRECT.into()],
-        scopes: vec!["data.read".into()],
-    })
-    .await
-    .unwrap();
+    hub.add_app(uplink_testkit::dashboard_app()).await.unwrap();
 }
 
 impl Stage {
