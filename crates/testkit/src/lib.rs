@@ -61,6 +61,12 @@ pub const VERIFIER: &str = "a-verifier-that-is-long-enough-for-rfc7636-012345678
 /// The `state` of every authorization the helpers start.
 pub const STATE: &str = "xyz-state";
 
+thread_local! {
+    /// Keeps a hub thread's log destination for as long as the thread lives.
+    static LOG_TO: std::cell::RefCell<Option<tracing::dispatcher::DefaultGuard>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// How long a restart may wait for the killed hub's port to be free again.
 const PORT_FREE_WITHIN: Duration = Duration::from_secs(30);
 
@@ -794,9 +800,17 @@ async fn serve(
     config
         .key_file
         .get_or_insert_with(|| data_dir.join(uplink_hub::data_dir::KEY_FILE));
+    // The hub's threads log to whatever the starting thread logs to, so a test that captures
+    // the log with a scoped subscriber (`tracing::subscriber::with_default`) sees the hub's
+    // lines too.
+    let dispatch = tracing::dispatcher::get_default(|current| current.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(worker_threads)
         .enable_all()
+        .on_thread_start(move || {
+            let guard = tracing::dispatcher::set_default(&dispatch);
+            LOG_TO.with(|slot| *slot.borrow_mut() = Some(guard));
+        })
         .build()
         .unwrap();
     let (data_dir, chain, key) = (
