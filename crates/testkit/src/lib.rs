@@ -700,7 +700,7 @@ impl TestHub {
             .await
             .unwrap();
         let store = &self.hub.store;
-        let now = uplink_hub::clock::now();
+        let now = unix_now();
         let digest = uplink_hub::secret::Secret::generate().digest();
         store
             .create_code(
@@ -778,6 +778,14 @@ impl TestHub {
         })
         .await
     }
+}
+
+/// Seconds since the Unix epoch, as the store keeps time.
+pub fn unix_now() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    i64::try_from(since.as_secs()).expect("seconds fit in i64")
 }
 
 /// The consent form's own CSRF token (not the sign-out form's in the page header).

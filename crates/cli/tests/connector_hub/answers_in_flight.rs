@@ -103,7 +103,7 @@ impl Stage {
     /// Ada consents to the app reading the simulated source; an access token of a fresh
     /// family, valid for `ttl` seconds.
     async fn consent(&self, ttl: i64) -> Token {
-        let now = uplink_hub::clock::now();
+        let now = uplink_testkit::unix_now();
         let access = self
             .kit
             .mint_app_token(

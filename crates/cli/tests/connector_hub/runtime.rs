@@ -460,7 +460,7 @@ async fn signing_in_again_ends_the_old_sign_in_and_keeps_the_connector() {
         async move {
             admin
                 .store
-                .sign_ins_of(&user, uplink_hub::clock::now())
+                .sign_ins_of(&user, uplink_testkit::unix_now())
                 .await
                 .unwrap()
                 .into_iter()
