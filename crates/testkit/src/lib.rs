@@ -208,7 +208,9 @@ pub fn trusting_client(ca_pem: &str) -> reqwest::Client {
     client_builder(ca_pem).build().unwrap()
 }
 
-fn client_builder(ca_pem: &str) -> reqwest::ClientBuilder {
+/// A client builder trusting `ca_pem` and following no redirect, for a client that needs more
+/// (a timeout, a local address).
+pub fn client_builder(ca_pem: &str) -> reqwest::ClientBuilder {
     let tls = uplink_tls::client_config(&uplink_tls::Trust::CustomCa(ca_pem.to_owned())).unwrap();
     reqwest::Client::builder()
         .tls_backend_preconfigured((*tls).clone())
