@@ -424,6 +424,28 @@ impl TestHub {
         (cookie, csrf)
     }
 
+    /// Posts the settings page's Revoke form for `app` (one source, or the whole app) with
+    /// `headers`; the hub's answer.
+    pub async fn settings_revoke(
+        &self,
+        headers: HeaderMap,
+        csrf: &str,
+        app: &str,
+        source: Option<&str>,
+    ) -> reqwest::Response {
+        let mut form = vec![("csrf", csrf), ("app", app)];
+        if let Some(source) = source {
+            form.push(("source", source));
+        }
+        self.client
+            .post(self.url("/account/settings/revoke"))
+            .headers(headers)
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Presses Revoke on the settings page for `app` (one source, or the whole app); asserts
     /// the hub's redirect back.
     pub async fn revoke_on_settings_page(
@@ -433,18 +455,9 @@ impl TestHub {
         source: Option<&str>,
     ) {
         let (cookie, csrf) = session;
-        let mut form = vec![("csrf", csrf.as_str()), ("app", app)];
-        if let Some(source) = source {
-            form.push(("source", source));
-        }
         let r = self
-            .client
-            .post(self.url("/account/settings/revoke"))
-            .headers(self.same_origin(Some(cookie)))
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
+            .settings_revoke(self.same_origin(Some(cookie)), csrf, app, source)
+            .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "revoked");
     }
 
