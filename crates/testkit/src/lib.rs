@@ -517,6 +517,28 @@ impl TestHub {
             .unwrap()
     }
 
+    /// Posts the consent form from the hub's own page: `decision` (`approve` or `deny`) on
+    /// `request` for `scope`, ticking no data source; the hub's answer.
+    pub async fn decide_consent(
+        &self,
+        cookie: &str,
+        request: &str,
+        csrf: &str,
+        decision: &str,
+        scope: &str,
+    ) -> reqwest::Response {
+        self.post_consent(
+            self.same_origin(Some(cookie)),
+            &[
+                ("request", request),
+                ("csrf", csrf),
+                ("decision", decision),
+                ("scope", scope),
+            ],
+        )
+        .await
+    }
+
     /// A complete, honest consent for `client_id` ticking `sources`; returns the code.
     pub async fn consent_for(&self, client_id: &str, redirect_uri: &str, sources: &[&str]) -> Code {
         let cookie = self.sign_in().await;

@@ -161,15 +161,7 @@ async fn revoking_an_apps_access_closes_links_its_sign_ins_opened() {
     let request = hub.start_authorization(&cookie, &params).await;
     let csrf = hub.consent_token(&cookie, &request).await;
     let r = hub
-        .post_consent(
-            hub.same_origin(Some(&cookie)),
-            &[
-                ("request", request.as_str()),
-                ("csrf", csrf.as_str()),
-                ("decision", "approve"),
-                ("scope", "connector"),
-            ],
-        )
+        .decide_consent(&cookie, &request, &csrf, "approve", "connector")
         .await;
     let code = Code {
         code: query_param(&location(&r), "code").unwrap(),
