@@ -11,9 +11,13 @@
 //!
 //! ```no_run
 //! # async fn run() {
-//! let hub = uplink_testkit::TestHub::start().await;
-//! let tokens = hub.grant_public(&[]).await; // sign in, consent, code → tokens
-//! assert_eq!(hub.access(&tokens.access, "src_unknown").await, 404);
+//! let mut hub = uplink_testkit::TestHub::start().await;
+//! let source = hub.hub.add_source(hub.plant_id(), "historian", "").await.unwrap();
+//! let tokens = hub.grant_public(&[&source.id]).await; // sign in, consent, code → tokens
+//! assert_eq!(hub.access(&tokens.access, &source.id).await, 200);
+//! hub.kill();
+//! hub.restart().await; // same folder, port and keys: the token still works
+//! assert_eq!(hub.access(&tokens.access, &source.id).await, 200);
 //! # }
 //! ```
 #![warn(missing_docs)]
