@@ -337,34 +337,29 @@ pub mod idle_hub {
     use std::num::NonZeroU32;
     use std::process::{Command, Stdio};
 
-    use uplink_hub::{Hub, HubConfig};
+    use uplink_testkit::{TestHub, USER};
 
     use super::*;
 
     /// The child: a hub with `CONNECTORS` registered connectors; prints one JSON line, then
     /// answers each "rss" line on stdin with its resident set in KiB.
     pub async fn serve() -> anyhow::Result<()> {
-        uplink_tls::install_crypto_provider();
-        let dir = tempfile::tempdir()?;
-        let ca = uplink_tls::LoopbackCa::generate(&["127.0.0.1"])?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let issuer = format!("https://{}", listener.local_addr()?);
-        let mut config = HubConfig::new(issuer.clone());
+        // The test kit's hub, on a runtime of two threads as the server process runs it.
         let many = NonZeroU32::new(1_000_000).expect("non-zero");
-        config.rate_limits.token_per_address = many;
-        config.rate_limits.token_per_app = many;
-        let hub = Arc::new(Hub::open(&dir.path().join("hub"), config).await?);
-        hub.add_user("owner", "a long enough password".into())
-            .await?;
-        let mut connectors = Vec::new();
-        for i in 0..CONNECTORS {
-            let c = hub.add_connector("owner", &format!("site {i}")).await?;
+        let kit = TestHub::start_on(2, |config| {
+            config.rate_limits.token_per_address = many;
+            config.rate_limits.token_per_app = many;
+        })
+        .await;
+        let (issuer, ca) = (kit.issuer.clone(), &kit.ca);
+        let mut connectors = vec![(
+            kit.plant_id().to_owned(),
+            kit.plant.credential.expose().to_owned(),
+        )];
+        for i in 1..CONNECTORS {
+            let c = kit.hub.add_connector(USER, &format!("site {i}")).await?;
             connectors.push((c.connector.id, c.credential.expose().to_owned()));
         }
-        let (chain, key) = (ca.cert_chain_pem(), ca.key_pem().to_owned());
-        tokio::spawn(async move {
-            uplink_hub::serve(hub, listener, &chain, &key, std::future::pending()).await
-        });
         let hello =
             serde_json::json!({ "issuer": issuer, "ca": ca.ca_pem(), "connectors": connectors });
         let mut out = std::io::stdout();

@@ -129,10 +129,7 @@ async fn a_hub_killed_under_load_keeps_every_record_and_serves_again() {
         .to_owned();
 
     // The owner consents; the app gets its token.
-    let tls = uplink_tls::client_config(&uplink_tls::Trust::CustomCa(ca_pem)).unwrap();
-    let client = reqwest::Client::builder()
-        .use_preconfigured_tls((*tls).clone())
-        .redirect(reqwest::redirect::Policy::none())
+    let client = uplink_testkit::client_builder(&ca_pem)
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();

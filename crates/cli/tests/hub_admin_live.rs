@@ -68,10 +68,7 @@ async fn connector_remove_and_passwd_from_another_process_reach_the_running_hub(
         .to_owned();
 
     let ca_pem = std::fs::read_to_string(hub_ca(hub)).unwrap();
-    let tls = uplink_tls::client_config(&uplink_tls::Trust::CustomCa(ca_pem)).unwrap();
-    let client = reqwest::Client::builder()
-        .use_preconfigured_tls((*tls).clone())
-        .redirect(reqwest::redirect::Policy::none())
+    let client = uplink_testkit::client_builder(&ca_pem)
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();

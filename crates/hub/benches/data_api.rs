@@ -6,18 +6,13 @@
 //! - the grant check alone (token verification + store lookup).
 #![allow(clippy::print_stdout)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use tower::ServiceExt as _;
-use uplink_hub::password::Passwords;
-use uplink_hub::secret::Secret;
-use uplink_hub::store::{CodeGrant, CodeRedemption, SqliteStore, prelude::*};
-use uplink_hub::token::TokenSubject;
-use uplink_hub::{Hub, HubConfig, NewApp};
 use uplink_measure::{Timing, compare, describe};
+use uplink_testkit::{APP, TestHub};
 
 const ROUNDS: usize = 4_000;
 
@@ -32,76 +27,14 @@ fn main() {
 }
 
 async fn run() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("hub.db")).await.unwrap());
-    let hub = Arc::new(
-        Hub::new(
-            store.clone(),
-            HubConfig::new("https://127.0.0.1:8443"),
-            Passwords::with_cost(1, 64, 1),
-        )
-        .await
-        .unwrap(),
-    );
-    let user = hub.add_user("bench", "long enough".into()).await.unwrap();
-    hub.add_app(NewApp {
-        name: "Bench".into(),
-        client_id: Some("bench-app".into()),
-        confidential: false,
-        redirect_uris: vec!["https://app.example/cb".into()],
-        scopes: vec!["data.read".into()],
-    })
-    .await
-    .unwrap();
-    let connector = hub.add_connector("bench", "Site").await.unwrap();
-    let source = hub
-        .add_source(&connector.connector.id, "line-1", "")
-        .await
-        .unwrap();
-    store
-        .grant(
-            &user.id,
-            "bench-app",
-            std::slice::from_ref(&source.id),
-            &["data.read".into()],
-            uplink_hub::clock::now(),
-        )
-        .await
-        .unwrap();
-    let code = Secret::generate();
-    let now = uplink_hub::clock::now();
-    store
-        .create_code(
-            &code.digest(),
-            &CodeGrant {
-                app_id: "bench-app".into(),
-                user_id: user.id.clone(),
-                redirect_uri: "https://app.example/cb".into(),
-                scopes: vec!["data.read".into()],
-                code_challenge: "x".into(),
-                created_at: now,
-                expires_at: now + 600,
-            },
-        )
-        .await
-        .unwrap();
-    let CodeRedemption::Fresh { family_id, .. } =
-        store.redeem_code(&code.digest(), now).await.unwrap()
-    else {
-        panic!("fresh code expected")
-    };
-    let token = hub
-        .keys
-        .issue(
-            &TokenSubject {
-                user_id: user.id.clone(),
-                app_id: "bench-app".into(),
-                scopes: vec!["data.read".into()],
-                family_id,
-            },
-            600,
-        )
-        .unwrap();
+    // The test kit's hub (its store and keys; the router is driven in-process here), Ada's
+    // connector with one data source, and the dashboard app's token for it.
+    let kit = TestHub::start_on(2, |_| {}).await;
+    let (hub, store) = (kit.hub.clone(), kit.hub.store.clone());
+    let source = hub.add_source(kit.plant_id(), "line-1", "").await.unwrap();
+    let token = kit
+        .mint_app_token(&kit.user.id, APP, std::slice::from_ref(&source.id), 600)
+        .await;
     let router = uplink_hub::router(hub.clone());
     let uri = format!(
         "/api/v1/sources/{}/raw?tag=FIC101.PV&start=*-8h&end=*&maxCount=1000",
@@ -109,7 +42,7 @@ async fn run() {
     );
     let request = || {
         Request::get(&uri)
-            .header(header::AUTHORIZATION, format!("Bearer {}", token.expose()))
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
             .body(Body::empty())
             .unwrap()
     };
@@ -137,7 +70,7 @@ async fn run() {
     let mut gate = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
         let start = Instant::now();
-        hub.check_access(token.expose(), &source.id, "data.read")
+        hub.check_access(&token, &source.id, "data.read")
             .await
             .unwrap();
         gate.push(start.elapsed());

@@ -6,7 +6,6 @@
 //!   no password is involved).
 #![allow(clippy::print_stdout)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pasetors::claims::{Claims, ClaimsValidationRules};
@@ -14,12 +13,12 @@ use pasetors::keys::{Generate as _, SymmetricKey};
 use pasetors::token::UntrustedToken;
 use pasetors::version4::V4;
 use pasetors::{Local, local};
-use uplink_hub::password::Passwords;
+use uplink_hub::NewApp;
 use uplink_hub::secret::Secret;
-use uplink_hub::store::{CodeGrant, CodeRedemption, SqliteStore, prelude::*};
+use uplink_hub::store::{CodeGrant, CodeRedemption, Store};
 use uplink_hub::token::TokenSubject;
-use uplink_hub::{Hub, HubConfig, NewApp};
 use uplink_measure::{Runs, Timing, compare, describe};
+use uplink_testkit::TestHub;
 
 const GRANTS_PER_APP: usize = 1_000;
 const APPS: usize = 100;
@@ -59,26 +58,18 @@ async fn open_family(store: &dyn Store, user: &str, app: &str) -> String {
 }
 
 async fn run() {
-    let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!(
-        "https://127.0.0.1:{}",
-        listener.local_addr().unwrap().port()
-    );
-    let mut config = HubConfig::new(issuer.clone());
+    // The test kit's hub on a runtime of two threads, as the server process would run it.
     let plenty = std::num::NonZeroU32::new(1_000_000).unwrap();
-    config.rate_limits.token_per_address = plenty;
-    config.rate_limits.token_per_app = plenty;
-    let store = Arc::new(SqliteStore::open(&dir.path().join("hub.db")).await.unwrap());
-    let hub = Arc::new(
-        Hub::new(store.clone(), config, Passwords::with_cost(2, 64, 1))
-            .await
-            .unwrap(),
-    );
+    let kit = TestHub::start_on(2, |config| {
+        config.rate_limits.token_per_address = plenty;
+        config.rate_limits.token_per_app = plenty;
+    })
+    .await;
+    let (hub, store) = (kit.hub.clone(), kit.hub.store.clone());
 
     // 100 000 grants: 100 apps × 1 000 data sources for one user.
     let seeding = Instant::now();
-    let user = store.create_user("bench", "x").await.unwrap();
+    let user = kit.user.clone();
     let sources: Vec<String> = (0..GRANTS_PER_APP)
         .map(|i| format!("src_{i:020}"))
         .collect();
@@ -177,7 +168,7 @@ async fn run() {
         .test_before_acquire(false)
         .connect_with(
             sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(dir.path().join("hub.db"))
+                .filename(kit.data_dir().join("hub.db"))
                 .read_only(true),
         )
         .await
@@ -241,24 +232,8 @@ async fn run() {
     })
     .await
     .unwrap();
-    let ca = uplink_tls::LoopbackCa::generate(&["127.0.0.1"]).unwrap();
-    let (chain, key) = (ca.cert_chain_pem(), ca.key_pem().to_owned());
-    let serving = hub.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        uplink_hub::serve(serving, listener, &chain, &key, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    let tls =
-        uplink_tls::client_config(&uplink_tls::Trust::CustomCa(ca.ca_pem().to_owned())).unwrap();
-    let client = reqwest::Client::builder()
-        .use_preconfigured_tls((*tls).clone())
-        .build()
-        .unwrap();
-    let token_url = format!("{issuer}/oauth/token");
+    let client = kit.client.clone();
+    let token_url = kit.url("/oauth/token");
     let chain_of = |refresh: String| {
         let (client, url) = (client.clone(), token_url.clone());
         async move {
@@ -323,6 +298,5 @@ async fn run() {
             Some(total)
         )
     );
-    let _ = stop.send(());
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(kit);
 }

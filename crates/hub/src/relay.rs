@@ -1,5 +1,5 @@
 //! The connector router seam: "deliver this query to connector X and stream its answer back".
-//! The app data API talks only to [`ConnectorRouter`]; today [`crate::link`] implements it with an
+//! The app data API talks only to [`ConnectorRouter`]; today `crate::link` implements it with an
 //! in-process map of live links, later a backplane (NATS request/reply, Redis) can route to the
 //! hub node that holds X's link.
 

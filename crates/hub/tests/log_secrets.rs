@@ -40,7 +40,8 @@ fn no_secret_reaches_the_log() {
         .with_ansi(false)
         .with_writer(move || sink.clone())
         .finish();
-    // A single-threaded runtime keeps every hub task on this thread, under this subscriber.
+    // A single-threaded runtime keeps the test's tasks on this thread, under this subscriber;
+    // the test kit's hub runs on threads of its own that log to the same subscriber.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,4 +1,4 @@
-//! A site for the fault scenarios: a hub served over loopback TLS, the real connector runtime
+//! A site for the fault scenarios: the test kit's hub over loopback TLS, the real connector runtime
 //! linked to it through a fault proxy, and an app holding an access token from the real
 //! consent flow. The app reaches the hub directly; only the link crosses the proxy.
 
@@ -12,14 +12,15 @@ use uplink_connector::runtime::{ConnectorRuntime, ConnectorStatus, LinkState, Ru
 use uplink_connector::{ConnectorConfig, answer, kinds};
 use uplink_faults::{FaultProxy, Faults, HttpFaults, InterceptProxy};
 use uplink_hub::relay::ConnectorRouter as _;
-use uplink_hub::{Hub, HubConfig, NewApp};
+use uplink_hub::{Hub, NewApp};
 use uplink_link::ResultFormat;
 use uplink_model::Query;
 use uplink_signalr::Transport;
 use uplink_signalr::client::Backoff;
+use uplink_testkit::{PASSWORD, TestHub, USER};
 
 use crate::consent::ConsentFlow;
-use crate::stage::{DEMO_APP, DEMO_REDIRECT, DEMO_SCOPE, DEMO_USER, http_client};
+use crate::stage::{DEMO_APP, DEMO_REDIRECT, DEMO_SCOPE, http_client};
 
 /// Which proxy the link crosses.
 pub enum Via {
@@ -104,7 +105,8 @@ pub struct Site {
     pub linked_after: Duration,
     /// Every change of the connector's link state, as it happened.
     pub history: Arc<std::sync::Mutex<Vec<(Instant, LinkState)>>>,
-    stop_hub: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The hub's own handle (dropping it kills the hub).
+    kit: TestHub,
     _dir: tempfile::TempDir,
 }
 
@@ -117,16 +119,12 @@ impl Site {
                 .with_test_writer()
                 .try_init();
         }
-        let dir = tempfile::tempdir().unwrap();
-        let ca = uplink_tls::LoopbackCa::generate(&["localhost", "127.0.0.1"]).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let hub_addr = listener.local_addr().unwrap();
-        let issuer = format!("https://{hub_addr}");
-        let mut config = HubConfig::new(issuer.clone());
-        config.query_timeout = QUERY_TIMEOUT;
-        let hub = Arc::new(Hub::open(&dir.path().join("hub"), config).await.unwrap());
-        let password = "correct horse battery staple";
-        let user = hub.add_user(DEMO_USER, password.into()).await.unwrap();
+        // The test kit's hub (Ada and her connector), answering a relayed query's first chunk
+        // within `QUERY_TIMEOUT`, with the demo's confidential app for the consent flow.
+        let kit = TestHub::start_with(|config| config.query_timeout = QUERY_TIMEOUT).await;
+        let (hub, issuer, ca) = (kit.hub.clone(), kit.issuer.clone(), &kit.ca);
+        let hub_addr = std::net::SocketAddr::from(([127, 0, 0, 1], kit.port));
+        let user = kit.user.clone();
         let app = hub
             .add_app(NewApp {
                 name: "Fault scenario app".into(),
@@ -137,17 +135,8 @@ impl Site {
             })
             .await
             .unwrap();
-        let connector = hub.add_connector(DEMO_USER, "Fault site").await.unwrap();
-        let (stop_hub, stopped) = tokio::sync::oneshot::channel::<()>();
-        {
-            let (chain, key, hub) = (ca.cert_chain_pem(), ca.key_pem().to_owned(), hub.clone());
-            tokio::spawn(async move {
-                uplink_hub::serve(hub, listener, &chain, &key, async {
-                    let _ = stopped.await;
-                })
-                .await
-            });
-        }
+        let connector = &kit.plant;
+        let dir = tempfile::tempdir().unwrap();
 
         let (proxy, link_ca) = match options.via {
             Via::Tcp => (
@@ -223,8 +212,8 @@ impl Site {
         let tokens = ConsentFlow {
             client: &app_client,
             issuer: &issuer,
-            username: DEMO_USER,
-            password,
+            username: USER,
+            password: PASSWORD,
             client_id: DEMO_APP,
             client_secret: app.secret.as_ref().unwrap().expose(),
             redirect_uri: DEMO_REDIRECT,
@@ -246,7 +235,7 @@ impl Site {
             token: tokens.access_token,
             app: app_client,
             proxy,
-            stop_hub: Some(stop_hub),
+            kit,
             _dir: dir,
         };
         site.wait_status("connected", Duration::from_secs(30), |s| {
@@ -353,9 +342,7 @@ impl Site {
 
     pub async fn stop(mut self) {
         self.runtime.stop().await;
-        if let Some(stop) = self.stop_hub.take() {
-            let _ = stop.send(());
-        }
+        self.kit.kill();
     }
 }
 

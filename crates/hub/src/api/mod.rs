@@ -55,15 +55,19 @@ use crate::store::DataSource;
 
 /// The query a `POST …/query` body asks for, checked and with every time absolute as of `now`:
 /// exactly what the data API relays for that body (before the data source's capabilities are
-/// compared). Public so that the query fuzz target drives the same code as the route.
+/// compared). Public (with the `testing` feature) so that the query fuzz target drives the same
+/// code as the route.
 ///
 /// # Errors
 /// The same field-naming [`ApiError`] the route answers with.
+#[cfg(any(test, feature = "testing"))]
 pub fn checked_query(body: &[u8], now: chrono::DateTime<chrono::Utc>) -> Result<Query, ApiError> {
     resolve::resolve(parse::from_body(body)?, now)
 }
 
-/// Every route of the data API, as (method, path); the OpenAPI document lists exactly these.
+/// Every route of the data API, as (method, path); the OpenAPI document lists exactly these
+/// (checked by the tests).
+#[cfg(any(test, feature = "testing"))]
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/sources"),
     ("get", "/api/v1/sources/{source}"),

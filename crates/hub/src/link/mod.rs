@@ -33,7 +33,9 @@ use std::sync::Arc;
 use axum::Router;
 use uplink_signalr::server::{HubServer, ServerOptions};
 
-pub use local_router::{LinkStatus, LocalRouter};
+#[cfg(feature = "testing")]
+pub use local_router::LinkStatus;
+pub use local_router::LocalRouter;
 
 use crate::hub::Hub;
 use crate::store::Connector;

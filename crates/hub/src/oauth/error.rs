@@ -20,6 +20,7 @@ macro_rules! codes {
 
         impl OAuthErrorCode {
             /// Every code, in the order they are declared.
+            #[cfg(any(test, feature = "testing"))]
             pub const ALL: &[OAuthErrorCode] = &[$(OAuthErrorCode::$variant),*];
 
             /// The code as it appears on the wire, e.g. `invalid_grant`.
@@ -30,6 +31,7 @@ macro_rules! codes {
             }
 
             /// The code of this wire name, if it is one.
+            #[cfg(any(test, feature = "testing"))]
             pub fn from_wire(code: &str) -> Option<Self> {
                 match code {
                     $( $wire => Some(OAuthErrorCode::$variant), )*

@@ -1,32 +1,34 @@
-//! A real hub serving the connector link over real TLS on loopback, and a test connector built
+//! The test kit's real hub serving the connector link over real TLS on loopback, and a test connector built
 //! on our SignalR client (`uplink_signalr::client::HubConnection`) that records what the hub
 //! sends it.
 
-use std::sync::Arc;
+use std::ops::Deref;
 
 use tokio::sync::mpsc;
-use uplink_hub::password::Passwords;
-use uplink_hub::store::{
-    CodeGrant, CodeRedemption, DeviceAuthorization, DevicePoll, SqliteStore, User,
-};
+use uplink_hub::HubConfig;
+use uplink_hub::store::{DeviceAuthorization, DevicePoll, User};
 use uplink_hub::token::TokenSubject;
-use uplink_hub::{Hub, HubConfig, NewApp, RegisteredConnector};
 use uplink_link::{GrantList, Registered, Registration, RelayedQuery, to_connector, to_hub};
 use uplink_model::{Capabilities, DataSourceDescriptor};
 use uplink_signalr::client::HubConnection;
 use uplink_signalr::{HubError, Transport};
+use uplink_testkit::TestHub;
 
-pub const APP: &str = "dashboard";
+pub use uplink_testkit::APP;
 
+/// The test kit's hub (Ada, her connector "Plant A", the dashboard app), with the link's
+/// token helpers.
 pub struct LinkHub {
-    pub hub: Arc<Hub>,
-    pub issuer: String,
-    pub client: reqwest::Client,
-    pub tls: Arc<rustls::ClientConfig>,
+    kit: TestHub,
     pub ada: User,
-    pub plant: RegisteredConnector,
-    _dir: tempfile::TempDir,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Deref for LinkHub {
+    type Target = TestHub;
+
+    fn deref(&self) -> &TestHub {
+        &self.kit
+    }
 }
 
 impl LinkHub {
@@ -35,98 +37,15 @@ impl LinkHub {
     }
 
     pub async fn start_with(configure: impl FnOnce(&mut HubConfig)) -> Self {
-        uplink_tls::install_crypto_provider();
         if std::env::var_os("LINK_TEST_LOG").is_some() {
             let _ = tracing_subscriber::fmt()
                 .with_max_level(tracing::Level::DEBUG)
                 .with_test_writer()
                 .try_init();
         }
-        let dir = tempfile::tempdir().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = format!(
-            "https://127.0.0.1:{}",
-            listener.local_addr().unwrap().port()
-        );
-        let mut config = HubConfig::new(issuer.clone());
-        configure(&mut config);
-        let store = SqliteStore::open(&dir.path().join("hub.db")).await.unwrap();
-        let hub = Arc::new(
-            Hub::new(Arc::new(store), config, Passwords::with_cost(4, 64, 1))
-                .await
-                .unwrap(),
-        );
-        let ada = hub
-            .add_user("ada", "correct horse battery staple".into())
-            .await
-            .unwrap();
-        let plant = hub.add_connector("ada", "Plant A").await.unwrap();
-        hub.add_app(NewApp {
-            name: "Energy dashboard".into(),
-            client_id: Some(APP.into()),
-            confidential: false,
-            redirect_uris: vec!["https://app.example/cb".into()],
-            scopes: vec!["data.read".into()],
-        })
-        .await
-        .unwrap();
-        let ca = uplink_tls::LoopbackCa::generate(&["127.0.0.1", "localhost"]).unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let serving = hub.clone();
-        let (chain, key) = (ca.cert_chain_pem(), ca.key_pem().to_owned());
-        tokio::spawn(async move {
-            uplink_hub::serve(serving, listener, &chain, &key, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
-        let tls = uplink_tls::client_config(&uplink_tls::Trust::CustomCa(ca.ca_pem().to_owned()))
-            .unwrap();
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls((*tls).clone())
-            .build()
-            .unwrap();
-        Self {
-            hub,
-            issuer,
-            client,
-            tls,
-            ada,
-            plant,
-            _dir: dir,
-            _shutdown: tx,
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.issuer)
-    }
-
-    /// `GET path`, as any client would, without a token.
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.unwrap()
-    }
-
-    pub fn plant_id(&self) -> &str {
-        &self.plant.connector.id
-    }
-
-    /// The connector's token through `grant_type=client_credentials`, as a connector gets it.
-    pub async fn connector_token(&self) -> String {
-        let r = self
-            .client
-            .post(self.url("/oauth/token"))
-            .basic_auth(self.plant_id(), Some(self.plant.credential.expose()))
-            .form(&[("grant_type", "client_credentials"), ("scope", "connector")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let body: serde_json::Value = r.json().await.unwrap();
-        assert!(body.get("refresh_token").is_none(), "no refresh token");
-        assert_eq!(body["scope"], "connector");
-        body["access_token"].as_str().unwrap().to_owned()
+        let kit = TestHub::start_with(configure).await;
+        let ada = kit.user.clone();
+        Self { kit, ada }
     }
 
     /// A connector sign-in of `user` as the device flow leaves it in the store: a live token
@@ -174,53 +93,13 @@ impl LinkHub {
 
     /// An app's access token for `source_id`, after `user` consented (a live family and grant).
     pub async fn app_token(&self, user: &User, source_id: &str) -> String {
-        let store = &self.hub.store;
-        let now = uplink_hub::clock::now();
-        self.hub
-            .grant(
-                &user.id,
-                APP,
-                &[source_id.to_owned()],
-                &["data.read".into()],
-            )
+        self.kit
+            .mint_app_token(&user.id, APP, &[source_id.to_owned()], 600)
             .await
-            .unwrap();
-        let digest = format!("code-{source_id}");
-        store
-            .create_code(
-                digest.as_bytes(),
-                &CodeGrant {
-                    app_id: APP.into(),
-                    user_id: user.id.clone(),
-                    redirect_uri: "https://app.example/cb".into(),
-                    scopes: vec!["data.read".into()],
-                    code_challenge: "unused".into(),
-                    created_at: now,
-                    expires_at: now + 600,
-                },
-            )
-            .await
-            .unwrap();
-        let CodeRedemption::Fresh { family_id, .. } =
-            store.redeem_code(digest.as_bytes(), now).await.unwrap()
-        else {
-            panic!("code not redeemed")
-        };
-        self.issue(&TokenSubject {
-            user_id: user.id.clone(),
-            app_id: APP.into(),
-            scopes: vec!["data.read".into()],
-            family_id,
-        })
     }
 
     pub fn issue(&self, subject: &TokenSubject) -> String {
-        self.hub
-            .keys
-            .issue(subject, 600)
-            .unwrap()
-            .expose()
-            .to_owned()
+        self.kit.issue(subject, 600)
     }
 
     /// POST negotiate with `token`; the status.

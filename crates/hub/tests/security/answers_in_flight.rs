@@ -2,7 +2,7 @@
 //! connector on our SignalR client over the real link, as fast as the hub takes it — is cut the
 //! moment the access ends (the user revokes on the settings page, the app revokes its token,
 //! the token expires), the connector is told to cancel, and the hub takes nothing more from
-//! it. `crates/connector/tests/answers_in_flight.rs` runs the same cases with the real
+//! it. `crates/cli/tests/connector_hub/answers_in_flight.rs` runs the same cases with the real
 //! connector runtime and measures the cut-off.
 
 use std::sync::Arc;
@@ -48,8 +48,7 @@ impl EndlessConnector {
             .unwrap()
             .expose()
             .to_owned();
-        let tls =
-            uplink_tls::client_config(&uplink_tls::Trust::CustomCa(hub.ca_pem.clone())).unwrap();
+        let tls = hub.tls.clone();
         let (query_tx, mut queries) = mpsc::unbounded_channel::<RelayedQuery>();
         let cancelled = Arc::new(AtomicBool::new(false));
         let on_cancel = cancelled.clone();
@@ -201,30 +200,16 @@ async fn an_answer_in_flight_is_cut_when_the_user_revokes_the_grant() {
     let connector = EndlessConnector::link(&hub).await;
     let tokens = hub.grant_public(&[&hub.historian.id]).await;
     let cookie = hub.sign_in().await;
-    let page = hub
-        .client
-        .get(hub.url("/account/settings"))
-        .headers(TestHub::cookie_header(&cookie))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = hidden_input(&page, "csrf").unwrap();
+    let csrf = hub.page_csrf(&cookie, "/account/settings").await;
     let response = start_reading(&hub, &tokens.access).await;
     let r = hub
-        .client
-        .post(hub.url("/account/settings/revoke"))
-        .headers(hub.same_origin(Some(&cookie)))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("app", PUBLIC_APP),
-            ("source", hub.historian.id.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .settings_revoke(
+            hub.same_origin(Some(&cookie)),
+            &csrf,
+            PUBLIC_APP,
+            Some(&hub.historian.id),
+        )
+        .await;
     let ended = Instant::now();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     until_cut(response, ended).await;

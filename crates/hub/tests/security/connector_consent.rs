@@ -46,15 +46,7 @@ async fn connecting_a_connector_shares_no_data_source() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(hub.grant_count().await, 0);
     let r = hub
-        .post_consent(
-            hub.same_origin(Some(&cookie)),
-            &[
-                ("request", request.as_str()),
-                ("csrf", csrf.as_str()),
-                ("decision", "approve"),
-                ("scope", "connector"),
-            ],
-        )
+        .decide_consent(&cookie, &request, &csrf, "approve", "connector")
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let code = query_param(&location(&r), "code").expect("a code");

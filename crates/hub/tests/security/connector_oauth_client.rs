@@ -56,15 +56,7 @@ async fn oauth_connector_client_signs_in_with_pkce_on_a_loopback_port() {
         .await;
     let csrf = hub.consent_token(&cookie, &request).await;
     let r = hub
-        .post_consent(
-            hub.same_origin(Some(&cookie)),
-            &[
-                ("request", request.as_str()),
-                ("csrf", csrf.as_str()),
-                ("decision", "approve"),
-                ("scope", "connector"),
-            ],
-        )
+        .decide_consent(&cookie, &request, &csrf, "approve", "connector")
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let loc = location(&r);
@@ -137,15 +129,7 @@ async fn oauth_connector_client_without_pkce_is_refused() {
         .await;
     let csrf = hub.consent_token(&cookie, &request).await;
     let r = hub
-        .post_consent(
-            hub.same_origin(Some(&cookie)),
-            &[
-                ("request", request.as_str()),
-                ("csrf", csrf.as_str()),
-                ("decision", "approve"),
-                ("scope", "connector"),
-            ],
-        )
+        .decide_consent(&cookie, &request, &csrf, "approve", "connector")
         .await;
     let code = query_param(&location(&r), "code").expect("a code");
     let r = hub

@@ -135,15 +135,7 @@ async fn approving_without_a_source_grants_nothing() {
         .await;
     let csrf = hub.consent_token(&cookie, &request).await;
     let r = hub
-        .post_consent(
-            hub.same_origin(Some(&cookie)),
-            &[
-                ("request", &request),
-                ("csrf", &csrf),
-                ("decision", "approve"),
-                ("scope", "data.read"),
-            ],
-        )
+        .decide_consent(&cookie, &request, &csrf, "approve", "data.read")
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(

@@ -17,8 +17,7 @@ use crate::harness::{CONF_APP, TestHub};
 async fn raw_tls(hub: &TestHub) -> TlsStream<tokio::net::TcpStream> {
     let addr = hub.issuer.trim_start_matches("https://");
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let config =
-        uplink_tls::client_config(&uplink_tls::Trust::CustomCa(hub.ca_pem.clone())).unwrap();
+    let config = hub.tls.clone();
     TlsConnector::from(config)
         .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
         .await

@@ -99,8 +99,7 @@ pub struct Link {
 
 impl Link {
     pub async fn open(hub: &TestHub, token: String) -> Self {
-        let tls =
-            uplink_tls::client_config(&uplink_tls::Trust::CustomCa(hub.ca_pem.clone())).unwrap();
+        let tls = hub.tls.clone();
         let connection = HubConnection::builder(hub.url(uplink_link::HUB_PATH))
             .tls(tls)
             .force_transport(Transport::WebSockets)

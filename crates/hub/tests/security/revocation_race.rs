@@ -13,17 +13,7 @@ async fn no_request_starting_after_a_revoke_is_allowed() {
     let hub = Arc::new(TestHub::start().await);
     let tokens = hub.grant_public(&[&hub.historian.id]).await;
     let cookie = hub.sign_in().await;
-    let page = hub
-        .client
-        .get(hub.url("/account/settings"))
-        .headers(TestHub::cookie_header(&cookie))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = hidden_input(&page, "csrf").unwrap();
+    let csrf = hub.page_csrf(&cookie, "/account/settings").await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..8)
@@ -43,17 +33,13 @@ async fn no_request_starting_after_a_revoke_is_allowed() {
     // Let traffic build up, with grants allowed.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let r = hub
-        .client
-        .post(hub.url("/account/settings/revoke"))
-        .headers(hub.same_origin(Some(&cookie)))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("app", PUBLIC_APP),
-            ("source", hub.historian.id.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .settings_revoke(
+            hub.same_origin(Some(&cookie)),
+            &csrf,
+            PUBLIC_APP,
+            Some(&hub.historian.id),
+        )
+        .await;
     let revoked = Instant::now();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;

@@ -26,17 +26,8 @@ async fn settings_lists_grants_and_revokes_one_source_then_the_app() {
     let mut evil = TestHub::cookie_header(&cookie);
     evil.insert("origin", HeaderValue::from_static("https://evil.example"));
     let r = hub
-        .client
-        .post(hub.url("/account/settings/revoke"))
-        .headers(evil)
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("app", PUBLIC_APP),
-            ("source", hub.lab.id.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .settings_revoke(evil, &csrf, PUBLIC_APP, Some(&hub.lab.id))
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         hub.access(&tokens.access, &hub.lab.id).await,
@@ -44,17 +35,13 @@ async fn settings_lists_grants_and_revokes_one_source_then_the_app() {
     );
 
     let r = hub
-        .client
-        .post(hub.url("/account/settings/revoke"))
-        .headers(hub.same_origin(Some(&cookie)))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("app", PUBLIC_APP),
-            ("source", hub.lab.id.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .settings_revoke(
+            hub.same_origin(Some(&cookie)),
+            &csrf,
+            PUBLIC_APP,
+            Some(&hub.lab.id),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         hub.access(&tokens.access, &hub.lab.id).await,
@@ -66,13 +53,8 @@ async fn settings_lists_grants_and_revokes_one_source_then_the_app() {
     );
 
     let r = hub
-        .client
-        .post(hub.url("/account/settings/revoke"))
-        .headers(hub.same_origin(Some(&cookie)))
-        .form(&[("csrf", csrf.as_str()), ("app", PUBLIC_APP)])
-        .send()
-        .await
-        .unwrap();
+        .settings_revoke(hub.same_origin(Some(&cookie)), &csrf, PUBLIC_APP, None)
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         hub.access(&tokens.access, &hub.historian.id).await,

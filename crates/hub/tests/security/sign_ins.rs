@@ -161,15 +161,7 @@ async fn revoking_an_apps_access_closes_links_its_sign_ins_opened() {
     let request = hub.start_authorization(&cookie, &params).await;
     let csrf = hub.consent_token(&cookie, &request).await;
     let r = hub
-        .post_consent(
-            hub.same_origin(Some(&cookie)),
-            &[
-                ("request", request.as_str()),
-                ("csrf", csrf.as_str()),
-                ("decision", "approve"),
-                ("scope", "connector"),
-            ],
-        )
+        .decide_consent(&cookie, &request, &csrf, "approve", "connector")
         .await;
     let code = Code {
         code: query_param(&location(&r), "code").unwrap(),
@@ -185,13 +177,8 @@ async fn revoking_an_apps_access_closes_links_its_sign_ins_opened() {
     let page = settings_page(&hub, &cookie).await;
     let csrf = hidden_input(&page, "csrf").unwrap();
     let r = hub
-        .client
-        .post(hub.url("/account/settings/revoke"))
-        .headers(hub.same_origin(Some(&cookie)))
-        .form(&[("csrf", csrf.as_str()), ("app", PUBLIC_APP)])
-        .send()
-        .await
-        .unwrap();
+        .settings_revoke(hub.same_origin(Some(&cookie)), &csrf, PUBLIC_APP, None)
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let (why, _) = registered.closed().await;
     assert!(why.contains("revoked"), "{why}");

@@ -39,17 +39,7 @@ async fn sign_out_needs_the_hubs_own_page_and_the_sessions_token() {
 
     let cookie = hub.sign_in().await;
     assert!(signed_in(&hub, &cookie).await);
-    let page = hub
-        .client
-        .get(hub.url("/account/settings"))
-        .headers(TestHub::cookie_header(&cookie))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = hidden_input(&page, "csrf").unwrap();
+    let csrf = hub.page_csrf(&cookie, "/account/settings").await;
 
     // From another site, even with the right token: refused, still signed in.
     let mut evil = TestHub::cookie_header(&cookie);

@@ -7,29 +7,24 @@
 //! of the revoke's answer, and that the connector stopped the query (nothing more is read).
 //!
 //! Each case runs several rounds and prints the median cut-off (docs/hardening.md, "Revocation
-//! in flight"): `cargo test -p uplink-connector --test answers_in_flight -- --nocapture
-//! --test-threads=1`.
+//! in flight"): `cargo test -p uplink-cli --test connector_hub answers_in_flight --
+//! --nocapture --test-threads=1`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, HeaderValue};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use uplink_connector::credentials::{CredentialStore, LinkCredentials, LinkSecret};
 use uplink_connector::policy::{LocalPolicy, PolicyStore};
 use uplink_connector::runtime::{ConnectorRuntime, ConnectorStatus, LinkState, RuntimeOptions};
-use uplink_hub::password::Passwords;
-use uplink_hub::store::{CodeGrant, CodeRedemption, SqliteStore, User};
-use uplink_hub::token::TokenSubject;
-use uplink_hub::{Hub, HubConfig, NewApp};
+use uplink_hub::Hub;
 use uplink_signalr::Transport;
 use uplink_signalr::client::Backoff;
+use uplink_testkit::{APP, TestHub};
 
-const APP: &str = "dashboard";
-const REDIRECT: &str = "https://app.example/cb";
-const PASSWORD: &str = "correct horse battery staple";
+use crate::wait_for;
+
 /// Rounds per case; the median is reported.
 const ROUNDS: usize = 5;
 /// The generous bound on "from the revoke's answer to the last byte" (the goal is ≤ 100 ms
@@ -38,76 +33,34 @@ const BOUND: Duration = Duration::from_secs(2);
 /// What the app reads before the access ends, so the answer is surely flowing.
 const READ_FIRST: usize = 256 * 1024;
 
+/// The test kit's hub (Ada, the dashboard app, her connector "Plant A") and Plant A's
+/// connector runtime, linked and registered with its simulated source.
 struct Stage {
-    hub: Arc<Hub>,
-    issuer: String,
-    client: reqwest::Client,
-    ada: User,
+    kit: TestHub,
     connector_id: String,
     source_id: String,
     runtime: ConnectorRuntime,
     status: watch::Receiver<ConnectorStatus>,
     data_dir: tempfile::TempDir,
-    _hub_dir: tempfile::TempDir,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
+/// Registers the dashboard app (again, after a removal).
 async fn app(hub: &Hub) {
-    hub.add_app(NewApp {
-        name: "Energy dashboard".into(),
-        client_id: Some(APP.into()),
-        confidential: false,
-        redirect_uris: vec![REDIRECT.into()],
-        scopes: vec!["data.read".into()],
-    })
-    .await
-    .unwrap();
+    hub.add_app(uplink_testkit::dashboard_app()).await.unwrap();
 }
 
 impl Stage {
     async fn start() -> Self {
-        uplink_tls::install_crypto_provider();
-        let ca = uplink_tls::LoopbackCa::generate(&["127.0.0.1", "localhost"]).unwrap();
-        let hub_dir = tempfile::tempdir().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = format!(
-            "https://127.0.0.1:{}",
-            listener.local_addr().unwrap().port()
-        );
-        let store = SqliteStore::open(&hub_dir.path().join("hub.db"))
-            .await
-            .unwrap();
-        let hub = Arc::new(
-            Hub::new(
-                Arc::new(store),
-                HubConfig::new(issuer.clone()),
-                Passwords::with_cost(4, 64, 1),
-            )
-            .await
-            .unwrap(),
-        );
-        let ada = hub.add_user("ada", PASSWORD.into()).await.unwrap();
-        app(&hub).await;
-        let connector = hub.add_connector("ada", "Plant A").await.unwrap();
-        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        let serving = hub.clone();
-        let (chain, key) = (ca.cert_chain_pem(), ca.key_pem().to_owned());
-        tokio::spawn(async move {
-            uplink_hub::serve(serving, listener, &chain, &key, async {
-                let _ = stop.await;
-            })
-            .await
-            .unwrap();
-        });
-
+        let kit = TestHub::start().await;
+        let connector_id = kit.plant_id().to_owned();
         let data_dir = tempfile::tempdir().unwrap();
         CredentialStore::new(data_dir.path())
             .save(&LinkCredentials {
-                hub_url: issuer.clone(),
-                connector_id: connector.connector.id.clone(),
-                ca_pem: Some(ca.ca_pem().to_owned()),
+                hub_url: kit.issuer.clone(),
+                connector_id: connector_id.clone(),
+                ca_pem: Some(kit.ca_pem().to_owned()),
                 secret: LinkSecret::ClientCredential {
-                    credential: connector.credential.expose().to_owned(),
+                    credential: kit.plant.credential.expose().to_owned(),
                 },
             })
             .unwrap();
@@ -125,81 +78,41 @@ impl Stage {
         })
         .await;
         let source_id = linked.sources[0].hub_id.clone().unwrap();
-
-        let tls = uplink_tls::client_config(&uplink_tls::Trust::CustomCa(ca.ca_pem().to_owned()))
-            .unwrap();
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls((*tls).clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
         Self {
-            hub,
-            issuer,
-            client,
-            ada,
-            connector_id: connector.connector.id,
+            kit,
+            connector_id,
             source_id,
             runtime,
             status,
             data_dir,
-            _hub_dir: hub_dir,
-            _shutdown: shutdown,
         }
     }
 
+    fn hub(&self) -> &Hub {
+        &self.kit.hub
+    }
+
+    fn client(&self) -> &reqwest::Client {
+        &self.kit.client
+    }
+
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.issuer)
+        self.kit.url(path)
     }
 
     /// Ada consents to the app reading the simulated source; an access token of a fresh
     /// family, valid for `ttl` seconds.
     async fn consent(&self, ttl: i64) -> Token {
-        self.hub
-            .grant(
-                &self.ada.id,
+        let now = uplink_testkit::unix_now();
+        let access = self
+            .kit
+            .mint_app_token(
+                &self.kit.user.id,
                 APP,
                 std::slice::from_ref(&self.source_id),
-                &["data.read".into()],
+                ttl,
             )
-            .await
-            .unwrap();
-        let store = &self.hub.store;
-        let now = uplink_hub::clock::now();
-        let digest = format!("code-{}", rand_suffix());
-        store
-            .create_code(
-                digest.as_bytes(),
-                &CodeGrant {
-                    app_id: APP.into(),
-                    user_id: self.ada.id.clone(),
-                    redirect_uri: REDIRECT.into(),
-                    scopes: vec!["data.read".into()],
-                    code_challenge: "unused".into(),
-                    created_at: now,
-                    expires_at: now + 600,
-                },
-            )
-            .await
-            .unwrap();
-        let CodeRedemption::Fresh { family_id, .. } =
-            store.redeem_code(digest.as_bytes(), now).await.unwrap()
-        else {
-            panic!("code not redeemed")
-        };
-        let subject = TokenSubject {
-            user_id: self.ada.id.clone(),
-            app_id: APP.into(),
-            scopes: vec!["data.read".into()],
-            family_id,
-        };
-        let access = self
-            .hub
-            .keys
-            .issue(&subject, ttl)
-            .unwrap()
-            .expose()
-            .to_owned();
+            .await;
         Token {
             access,
             expires_at: now + ttl,
@@ -209,7 +122,7 @@ impl Stage {
     /// The app asks for a month of raw values and reads the first [`READ_FIRST`] bytes.
     async fn start_reading(&self, token: &Token) -> Reader {
         let mut response = self
-            .client
+            .client()
             .get(self.url(&format!(
                 "/api/v1/sources/{}/raw?tag=sim.ramp.1&start=*-30d&end=*",
                 self.source_id
@@ -241,70 +154,13 @@ impl Stage {
 
     /// Signs Ada in on the hub's pages: the session cookie and the settings page's CSRF token.
     async fn settings_session(&self) -> (String, String) {
-        let r = self
-            .client
-            .post(self.url("/account/login"))
-            .headers(self.same_origin(None))
-            .form(&[("username", "ada"), ("password", PASSWORD)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::SEE_OTHER, "sign-in");
-        let cookie = r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .strip_prefix("__Host-uplink-session=")
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned();
-        let page = self
-            .client
-            .get(self.url("/account/settings"))
-            .headers(self.same_origin(Some(&cookie)))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let marker = "name=\"csrf\" value=\"";
-        let start = page.find(marker).expect("a CSRF token") + marker.len();
-        let csrf = page[start..start + page[start..].find('"').unwrap()].to_owned();
-        (cookie, csrf)
-    }
-
-    fn same_origin(&self, cookie: Option<&str>) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert("origin", HeaderValue::from_str(&self.issuer).unwrap());
-        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
-        if let Some(c) = cookie {
-            h.insert(
-                "cookie",
-                HeaderValue::from_str(&format!("__Host-uplink-session={c}")).unwrap(),
-            );
-        }
-        h
+        self.kit.settings_session().await
     }
 
     /// Ada presses Revoke on the settings page (one source, or the whole app); returns when
     /// the hub answered.
     async fn revoke_on_settings_page(&self, session: &(String, String), source: Option<&str>) {
-        let (cookie, csrf) = session;
-        let mut form = vec![("csrf", csrf.as_str()), ("app", APP)];
-        if let Some(source) = source {
-            form.push(("source", source));
-        }
-        let r = self
-            .client
-            .post(self.url("/account/settings/revoke"))
-            .headers(self.same_origin(Some(cookie)))
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::SEE_OTHER, "revoked");
+        self.kit.revoke_on_settings_page(session, APP, source).await;
     }
 
     /// Waits until the connector recorded the query's end with `outcome` and runs nothing.
@@ -335,16 +191,6 @@ impl Token {
         let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(self.expires_at).unwrap());
         Instant::now() + at.duration_since(SystemTime::now()).unwrap_or_default()
     }
-}
-
-fn rand_suffix() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 struct Reader {
@@ -413,29 +259,6 @@ impl Reader {
     }
 }
 
-async fn wait_for(
-    status: &mut watch::Receiver<ConnectorStatus>,
-    what: &str,
-    done: impl Fn(&ConnectorStatus) -> bool,
-) -> ConnectorStatus {
-    let waited = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            {
-                let now = status.borrow_and_update();
-                if done(&now) {
-                    return now.clone();
-                }
-            }
-            status.changed().await.unwrap();
-        }
-    })
-    .await;
-    match waited {
-        Ok(status) => status,
-        Err(_) => panic!("{what}: not reached; status now {:#?}", *status.borrow()),
-    }
-}
-
 /// Prints the figures of one case and their median.
 fn report(case: &str, figures: &mut [Duration]) {
     figures.sort();
@@ -489,7 +312,7 @@ async fn revoking_one_source_on_the_settings_page_cuts_the_answer_in_flight() {
             let ended = Instant::now();
             // New requests are refused at once too.
             let r = stage
-                .client
+                .client()
                 .get(stage.url(&format!("/api/v1/sources/{}", stage.source_id)))
                 .bearer_auth(&token.access)
                 .send()
@@ -543,7 +366,7 @@ async fn revoking_the_token_family_cuts_the_answer_in_flight() {
         let stage = &stage;
         async move {
             let r = stage
-                .client
+                .client()
                 .post(stage.url("/oauth/revoke"))
                 .form(&[("token", token.access.as_str()), ("client_id", APP)])
                 .send()
@@ -564,10 +387,10 @@ async fn removing_the_app_cuts_the_answer_in_flight() {
     let mut figures = rounds(&stage, ROUNDS, "cancelled", |_| {
         let stage = &stage;
         async move {
-            stage.hub.remove_app(APP).await.unwrap();
+            stage.hub().remove_app(APP).await.unwrap();
             let ended = Instant::now();
             // Registered again for the next round.
-            app(&stage.hub).await;
+            app(stage.hub()).await;
             ended
         }
     })
@@ -582,7 +405,7 @@ async fn removing_the_connector_cuts_the_answer_in_flight() {
     let token = stage.consent(600).await;
     let (ended, reading) = stage.start_reading(&token).await.keep_reading();
     stage
-        .hub
+        .hub()
         .remove_connector(&stage.connector_id)
         .await
         .unwrap();
@@ -645,7 +468,7 @@ async fn assert_vetoed_with_a_reason(stage: &Stage) {
     cli.save(&policy).unwrap();
     let token = stage.consent(600).await;
     let r = stage
-        .client
+        .client()
         .get(stage.url(&format!(
             "/api/v1/sources/{}/raw?tag=sim.ramp.1&start=*-1h&end=*",
             stage.source_id

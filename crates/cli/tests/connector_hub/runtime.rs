@@ -1,203 +1,53 @@
-//! The connector runtime against the real hub (`uplink_hub`'s router over real TLS on
-//! loopback), signed in with client credentials from `Hub::add_connector`: registration,
+//! The connector runtime against the real hub (the test kit's: `uplink_hub` over real TLS on
+//! loopback), signed in with the client credentials of the seeded connector: registration,
 //! relayed answers in chunks over each transport, cancellation, the site's veto,
 //! re-registration after a source is added, and relinking after the hub restarts.
 //!
-//! The hub runs on its own tokio runtime, so "restarting" it drops every task and socket of
-//! the old one, as a process that dies would.
+//! The test kit's hub runs on its own tokio runtime, so killing it drops every task and socket
+//! at once, as a process that dies would; it restarts on the same data folder and port.
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::json;
-use tokio::sync::watch;
 use uplink_connector::credentials::{CredentialStore, LinkCredentials, LinkSecret};
 use uplink_connector::policy::LocalPolicy;
-use uplink_connector::runtime::{ConnectorRuntime, ConnectorStatus, LinkState, RuntimeOptions};
+use uplink_connector::runtime::{ConnectorRuntime, LinkState};
 use uplink_connector::{SourceConfig, kinds};
 use uplink_hub::relay::RelayError;
-use uplink_hub::{Hub, HubConfig, NewApp};
 use uplink_link::{RelayedQuery, ResultFormat};
 use uplink_signalr::Transport;
-use uplink_signalr::client::Backoff;
+use uplink_testkit::{APP, TestHub};
 
-const APP: &str = "dashboard";
-
-/// A hub process: its own runtime, store dir and port.
-struct TestHub {
-    runtime: Option<tokio::runtime::Runtime>,
-    hub: Arc<Hub>,
-    port: u16,
-}
-
-impl TestHub {
-    async fn start(dir: &Path, ca: &uplink_tls::LoopbackCa, port: u16) -> Self {
-        uplink_tls::install_crypto_provider();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (dir, chain, key) = (dir.to_owned(), ca.cert_chain_pem(), ca.key_pem().to_owned());
-        let (hub, port) = runtime
-            .spawn(async move {
-                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-                    .await
-                    .unwrap();
-                let port = listener.local_addr().unwrap().port();
-                let config = HubConfig::new(format!("https://127.0.0.1:{port}"));
-                let hub = Arc::new(Hub::open(&dir.join("hub"), config).await.unwrap());
-                let serving = hub.clone();
-                tokio::spawn(async move {
-                    uplink_hub::serve(serving, listener, &chain, &key, std::future::pending())
-                        .await
-                        .unwrap();
-                });
-                (hub, port)
-            })
-            .await
-            .unwrap();
-        Self {
-            runtime: Some(runtime),
-            hub,
-            port,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
-    }
-
-    /// Runs `future` on the hub's runtime.
-    async fn run<T: Send + 'static>(
-        &self,
-        future: impl std::future::Future<Output = T> + Send + 'static,
-    ) -> T {
-        self.runtime.as_ref().unwrap().spawn(future).await.unwrap()
-    }
-
-    /// Relays `query` as the app data API would and reads the whole answer.
-    async fn relay(&self, connector_id: &str, query: RelayedQuery) -> Result<String, RelayError> {
-        let relay = self.hub.relay();
-        let connector_id = connector_id.to_owned();
-        self.run(async move {
-            let mut stream = relay.relay(&connector_id, query).await?;
-            let mut body = Vec::new();
-            while let Some(chunk) = stream.next().await {
-                body.extend_from_slice(&chunk?);
-            }
-            Ok(String::from_utf8(body).unwrap())
-        })
-        .await
-    }
-
-    /// Kills the hub: every task and socket goes at once.
-    fn kill(mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-impl Drop for TestHub {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
+use crate::{options, wait_for};
 
 struct Setup {
     hub: TestHub,
-    ca: uplink_tls::LoopbackCa,
-    hub_dir: tempfile::TempDir,
     data_dir: tempfile::TempDir,
     connector_id: String,
     user_id: String,
 }
 
+/// The test kit's hub (Ada, the dashboard app, her connector "Plant A") and a connector data
+/// folder holding Plant A's client credentials.
 async fn setup() -> Setup {
-    uplink_tls::install_crypto_provider();
-    let ca = uplink_tls::LoopbackCa::generate(&["127.0.0.1", "localhost"]).unwrap();
-    let hub_dir = tempfile::tempdir().unwrap();
-    let hub = TestHub::start(hub_dir.path(), &ca, 0).await;
-    let admin = hub.hub.clone();
-    let (connector, user_id) = hub
-        .run(async move {
-            let user = admin
-                .add_user("ada", "correct horse battery staple".into())
-                .await
-                .unwrap();
-            admin
-                .add_app(NewApp {
-                    name: "Energy dashboard".into(),
-                    client_id: Some(APP.into()),
-                    confidential: false,
-                    redirect_uris: vec!["https://app.example/cb".into()],
-                    scopes: vec!["data.read".into()],
-                })
-                .await
-                .unwrap();
-            (
-                admin.add_connector("ada", "Plant A").await.unwrap(),
-                user.id,
-            )
-        })
-        .await;
+    let hub = TestHub::start().await;
     let data_dir = tempfile::tempdir().unwrap();
     CredentialStore::new(data_dir.path())
         .save(&LinkCredentials {
-            hub_url: hub.url(),
-            connector_id: connector.connector.id.clone(),
-            ca_pem: Some(ca.ca_pem().to_owned()),
+            hub_url: hub.issuer.clone(),
+            connector_id: hub.plant_id().to_owned(),
+            ca_pem: Some(hub.ca_pem().to_owned()),
             secret: LinkSecret::ClientCredential {
-                credential: connector.credential.expose().to_owned(),
+                credential: hub.plant.credential.expose().to_owned(),
             },
         })
         .unwrap();
     Setup {
+        connector_id: hub.plant_id().to_owned(),
+        user_id: hub.user.id.clone(),
         hub,
-        ca,
-        hub_dir,
         data_dir,
-        connector_id: connector.connector.id,
-        user_id,
-    }
-}
-
-fn options(data_dir: &Path, transports: &[Transport]) -> RuntimeOptions {
-    let mut options = RuntimeOptions::new(data_dir);
-    options.transports = transports.to_vec();
-    options.backoff = Backoff {
-        initial: Duration::from_millis(100),
-        max: Duration::from_millis(500),
-    };
-    options.heartbeat_interval = Duration::from_millis(250);
-    options
-}
-
-async fn wait_for(
-    status: &mut watch::Receiver<ConnectorStatus>,
-    what: &str,
-    done: impl Fn(&ConnectorStatus) -> bool,
-) -> ConnectorStatus {
-    let waited = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            {
-                let now = status.borrow_and_update();
-                if done(&now) {
-                    return now.clone();
-                }
-            }
-            status.changed().await.unwrap();
-        }
-    })
-    .await;
-    match waited {
-        Ok(status) => status,
-        Err(_) => panic!("{what}: not reached; status now {:#?}", *status.borrow()),
     }
 }
 
@@ -472,40 +322,25 @@ async fn a_source_added_at_run_time_is_announced() {
 
 #[tokio::test]
 async fn the_connector_relinks_by_itself_after_the_hub_restarts() {
-    let Setup {
-        hub,
-        ca,
-        hub_dir,
-        data_dir,
-        connector_id,
-        user_id,
-    } = setup().await;
-    let runtime = ConnectorRuntime::start(options(data_dir.path(), &Transport::ALL))
+    let mut setup = setup().await;
+    let runtime = ConnectorRuntime::start(options(setup.data_dir.path(), &Transport::ALL))
         .await
         .unwrap();
     let mut status = runtime.status();
     wait_for(&mut status, "connected", |s| s.link == LinkState::Connected).await;
-    let port = hub.port;
-    hub.kill();
+    setup.hub.kill();
     wait_for(&mut status, "link lost", |s| {
         s.link == LinkState::Reconnecting
     })
     .await;
 
-    let hub = TestHub::start(hub_dir.path(), &ca, port).await;
+    // The same data folder and port, as a hub process restarted by its service manager.
+    setup.hub.restart().await;
     let back = wait_for(&mut status, "relinked", |s| {
         s.link == LinkState::Connected && s.reconnects >= 1
     })
     .await;
     assert!(back.last_error.is_none());
-    let setup = Setup {
-        hub,
-        ca,
-        hub_dir,
-        data_dir,
-        connector_id,
-        user_id,
-    };
     let body = setup
         .hub
         .relay(
@@ -534,9 +369,9 @@ async fn a_device_flow_sign_in_links_and_keeps_each_rotated_refresh_token() {
     let connector_id = uplink_connector::credentials::generate_connector_id();
     store
         .save(&LinkCredentials {
-            hub_url: setup.hub.url(),
+            hub_url: setup.hub.issuer.clone(),
             connector_id: connector_id.clone(),
-            ca_pem: Some(setup.ca.ca_pem().to_owned()),
+            ca_pem: Some(setup.hub.ca_pem().to_owned()),
             secret: LinkSecret::RefreshToken {
                 refresh_token: first_refresh.clone(),
             },
@@ -580,32 +415,16 @@ async fn a_device_flow_sign_in_links_and_keeps_each_rotated_refresh_token() {
 
 /// A device-flow sign-in approved by Ada: its refresh token.
 async fn device_sign_in(setup: &Setup) -> String {
-    let tls = uplink_tls::client_config(&uplink_tls::Trust::CustomCa(setup.ca.ca_pem().to_owned()))
+    let oauth = uplink_connector::oauth::OAuthClient::new(&setup.hub.issuer, setup.hub.tls.clone())
         .unwrap();
-    let oauth = uplink_connector::oauth::OAuthClient::new(&setup.hub.url(), tls).unwrap();
     let authorization = oauth.device_authorization().await.unwrap();
     assert!(authorization.verification_uri.ends_with("/account/device"));
-    // The owner approves the code on the hub's page; the store's decision stands in for it.
-    let (admin, code, user) = (
-        setup.hub.hub.clone(),
-        authorization.user_code.clone(),
-        setup.user_id.clone(),
-    );
-    let approved = setup
+    // The owner approves the code on the hub's device page.
+    let page = setup
         .hub
-        .run(async move {
-            admin
-                .store
-                .decide_device_authorization(
-                    &uplink_hub::oauth::device::user_code_digest(&code),
-                    Some(&user),
-                    uplink_hub::clock::now(),
-                )
-                .await
-                .unwrap()
-        })
+        .decide_device(&authorization.user_code, "approve")
         .await;
-    assert!(approved);
+    assert!(page.contains("Device connected"), "{page}");
     oauth
         .poll_device(&authorization)
         .await
@@ -625,9 +444,9 @@ async fn signing_in_again_ends_the_old_sign_in_and_keeps_the_connector() {
         .unwrap();
     let connector_id = uplink_connector::credentials::generate_connector_id();
     let credentials = |refresh_token: String| LinkCredentials {
-        hub_url: setup.hub.url(),
+        hub_url: setup.hub.issuer.clone(),
         connector_id: connector_id.clone(),
-        ca_pem: Some(setup.ca.ca_pem().to_owned()),
+        ca_pem: Some(setup.hub.ca_pem().to_owned()),
         secret: LinkSecret::RefreshToken { refresh_token },
     };
     let first = device_sign_in(&setup).await;
@@ -641,7 +460,7 @@ async fn signing_in_again_ends_the_old_sign_in_and_keeps_the_connector() {
         async move {
             admin
                 .store
-                .sign_ins_of(&user, uplink_hub::clock::now())
+                .sign_ins_of(&user, uplink_testkit::unix_now())
                 .await
                 .unwrap()
                 .into_iter()
@@ -741,51 +560,20 @@ async fn consents_show_per_source_and_revoke_on_site_reaches_the_hub() {
 
 #[tokio::test]
 async fn tokens_are_renewed_before_they_expire_on_long_polling() {
-    uplink_tls::install_crypto_provider();
-    let setup = setup().await;
-    // A second hub on the same store with six-second access tokens: renewals come every few
-    // seconds, with room for a loaded machine's delays before the hub would close the link.
-    let ca = &setup.ca;
+    let mut setup = setup().await;
+    // The hub again on the same store, now with six-second access tokens: renewals come every
+    // few seconds, with room for a loaded machine's delays before the hub would close the link.
+    setup
+        .hub
+        .restart_with(|config| config.access_token_ttl = 6)
+        .await;
     let dir = tempfile::tempdir().unwrap();
-    let short = {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (chain, key, store_dir) = (
-            ca.cert_chain_pem(),
-            ca.key_pem().to_owned(),
-            setup.hub_dir.path().to_owned(),
-        );
-        let (hub, port) = runtime
-            .spawn(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let port = listener.local_addr().unwrap().port();
-                let mut config = HubConfig::new(format!("https://127.0.0.1:{port}"));
-                config.access_token_ttl = 6;
-                let hub = Arc::new(Hub::open(&store_dir.join("hub"), config).await.unwrap());
-                let serving = hub.clone();
-                tokio::spawn(async move {
-                    uplink_hub::serve(serving, listener, &chain, &key, std::future::pending())
-                        .await
-                        .unwrap();
-                });
-                (hub, port)
-            })
-            .await
-            .unwrap();
-        TestHub {
-            runtime: Some(runtime),
-            hub,
-            port,
-        }
-    };
+    let short = &setup.hub;
     let mut credentials = CredentialStore::new(setup.data_dir.path())
         .load()
         .unwrap()
         .unwrap();
-    credentials.hub_url = short.url();
+    credentials.hub_url = short.issuer.clone();
     CredentialStore::new(dir.path()).save(&credentials).unwrap();
     let runtime = ConnectorRuntime::start(options(dir.path(), &[Transport::LongPolling]))
         .await
@@ -869,7 +657,7 @@ async fn queries_beyond_the_limit_are_answered_busy() {
     );
     let (opened_tx, opened_rx) = tokio::sync::oneshot::channel();
     let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
-    setup.hub.runtime.as_ref().unwrap().spawn(async move {
+    setup.hub.spawn(async move {
         let stream = relay.relay(&connector_id, held).await.unwrap();
         let _ = opened_tx.send(());
         let _ = release_rx.await;

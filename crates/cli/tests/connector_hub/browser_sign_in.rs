@@ -3,205 +3,30 @@
 //! the hub's page, approves the consent form and follows the redirect to the connector's
 //! loopback listener. No test launches a real browser: the opener only hands the URL over.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, HeaderValue};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use uplink_connector::browser_sign_in::{BrowserSignIn, PendingSignIn, SignInError, SignInTask};
 use uplink_connector::credentials::{CredentialStore, LinkSecret};
-use uplink_connector::runtime::{ConnectorRuntime, ConnectorStatus, LinkState, RuntimeOptions};
-use uplink_hub::password::Passwords;
-use uplink_hub::store::SqliteStore;
-use uplink_hub::{Hub, HubConfig};
+use uplink_connector::runtime::{ConnectorRuntime, LinkState};
 use uplink_signalr::Transport;
-use uplink_signalr::client::Backoff;
+use uplink_testkit::{TestHub, query_param};
 
-const USER: &str = "ada";
-const PASSWORD: &str = "correct horse battery staple";
-const SESSION_COOKIE: &str = "__Host-uplink-session";
+use crate::wait_for;
 
-/// A hub serving real TLS on loopback, with one user.
-struct TestHub {
-    hub: Arc<Hub>,
-    issuer: String,
-    ca: uplink_tls::LoopbackCa,
-    _dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-impl TestHub {
-    async fn start() -> Self {
-        uplink_tls::install_crypto_provider();
-        let dir = tempfile::tempdir().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = format!(
-            "https://127.0.0.1:{}",
-            listener.local_addr().unwrap().port()
-        );
-        let store = SqliteStore::open(&dir.path().join("hub.db")).await.unwrap();
-        let hub = Arc::new(
-            Hub::new(
-                Arc::new(store),
-                HubConfig::new(issuer.clone()),
-                Passwords::with_cost(2, 64, 1),
-            )
-            .await
-            .unwrap(),
-        );
-        hub.add_user(USER, PASSWORD.into()).await.unwrap();
-        let ca = uplink_tls::LoopbackCa::generate(&["127.0.0.1", "localhost"]).unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (serving, chain, key) = (hub.clone(), ca.cert_chain_pem(), ca.key_pem().to_owned());
-        tokio::spawn(async move {
-            uplink_hub::serve(serving, listener, &chain, &key, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        Self {
-            hub,
-            issuer,
-            ca,
-            _dir: dir,
-            _stop: stop,
-        }
-    }
-
-    fn trust(&self) -> uplink_tls::Trust {
-        uplink_tls::Trust::CustomCa(self.ca.ca_pem().to_owned())
-    }
-
-    /// A browser: trusts the hub's CA, follows no redirect by itself (each hop is checked).
-    fn browser(&self) -> reqwest::Client {
-        let tls = uplink_tls::client_config(&self.trust()).unwrap();
-        reqwest::Client::builder()
-            .tls_backend_preconfigured((*tls).clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
-    }
-
-    /// Starts a sign-in whose "browser" is a channel the test reads the URL from.
-    async fn start_sign_in(&self) -> (PendingSignIn, SignInTask, mpsc::UnboundedReceiver<String>) {
-        let (opened, urls) = mpsc::unbounded_channel();
-        let (pending, task) = BrowserSignIn::new()
-            .with_opener(move |url| {
-                opened.send(url.to_owned()).unwrap();
-                Ok(())
-            })
-            .start(&self.issuer, self.trust())
-            .await
-            .unwrap();
-        (pending, task, urls)
-    }
-
-    /// Walks the hub's pages from the authorize URL to the consent decision, as a person
-    /// would; returns where the hub sends the browser back to.
-    async fn consent(
-        &self,
-        browser: &reqwest::Client,
-        authorize_url: &str,
-        decision: &str,
-    ) -> String {
-        let r = browser.get(authorize_url).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        let login = location(&r);
-        let request = login
-            .strip_prefix("/account/login?request=")
-            .unwrap_or_else(|| panic!("expected the sign-in page, got {login}"))
-            .to_owned();
-        let r = browser
-            .post(format!("{}/account/login", self.issuer))
-            .headers(self.same_origin(None))
-            .form(&[
-                ("username", USER),
-                ("password", PASSWORD),
-                ("request", request.as_str()),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::SEE_OTHER, "signing in on the hub");
-        let session = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|v| v.strip_prefix(&format!("{SESSION_COOKIE}=")))
-            .and_then(|v| v.split(';').next())
-            .expect("a session cookie")
-            .to_owned();
-        let consent_path = location(&r);
-        assert_eq!(consent_path, format!("/account/consent?request={request}"));
-        let page = browser
-            .get(format!("{}{consent_path}", self.issuer))
-            .headers(self.same_origin(Some(&session)))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert!(page.contains("Connect a site connector to your account"));
-        let form = &page[page
-            .find("action=\"/account/consent\"")
-            .expect("a consent form")..];
-        let csrf = hidden_input(form, "csrf").expect("a CSRF token");
-        let r = browser
-            .post(format!("{}/account/consent", self.issuer))
-            .headers(self.same_origin(Some(&session)))
-            .form(&[
-                ("request", request.as_str()),
-                ("csrf", csrf.as_str()),
-                ("decision", decision),
-                ("scope", "connector"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::SEE_OTHER, "the consent decision");
-        location(&r)
-    }
-
-    /// What a browser sends with a form posted from one of the hub's own pages.
-    fn same_origin(&self, session: Option<&str>) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert("origin", HeaderValue::from_str(&self.issuer).unwrap());
-        headers.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
-        if let Some(session) = session {
-            headers.insert(
-                "cookie",
-                HeaderValue::from_str(&format!("{SESSION_COOKIE}={session}")).unwrap(),
-            );
-        }
-        headers
-    }
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn hidden_input(html: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let rest = &html[html.find(&marker)? + marker.len()..];
-    Some(rest[..rest.find('"')?].to_owned())
-}
-
-fn query_param(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url)
-        .ok()?
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
+/// Starts a sign-in whose "browser" is a channel the test reads the URL from.
+async fn start_sign_in(
+    hub: &TestHub,
+) -> (PendingSignIn, SignInTask, mpsc::UnboundedReceiver<String>) {
+    let (opened, urls) = mpsc::unbounded_channel();
+    let (pending, task) = BrowserSignIn::new()
+        .with_opener(move |url| {
+            opened.send(url.to_owned()).unwrap();
+            Ok(())
+        })
+        .start(&hub.issuer, hub.trust())
+        .await
+        .unwrap();
+    (pending, task, urls)
 }
 
 /// The loopback port the sign-in listens on, from the redirect URI in its authorize URL.
@@ -220,39 +45,14 @@ async fn nothing_listens_on(port: u16) -> bool {
     )
 }
 
-fn options(data_dir: &std::path::Path) -> RuntimeOptions {
-    let mut options = RuntimeOptions::new(data_dir);
-    options.transports = vec![Transport::WebSockets];
-    options.backoff = Backoff {
-        initial: Duration::from_millis(100),
-        max: Duration::from_millis(500),
-    };
-    options
-}
-
-async fn wait_for(
-    status: &mut watch::Receiver<ConnectorStatus>,
-    what: &str,
-    done: impl Fn(&ConnectorStatus) -> bool,
-) {
-    let waited = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if done(&status.borrow_and_update()) {
-                return;
-            }
-            status.changed().await.unwrap();
-        }
-    })
-    .await;
-    if waited.is_err() {
-        panic!("{what}: not reached; status now {:#?}", *status.borrow());
-    }
+fn options(data_dir: &std::path::Path) -> uplink_connector::runtime::RuntimeOptions {
+    crate::options(data_dir, &[Transport::WebSockets])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_sign_in_completes_with_a_refresh_token_the_runtime_links_with() {
     let hub = TestHub::start().await;
-    let (pending, task, mut opened) = hub.start_sign_in().await;
+    let (pending, task, mut opened) = start_sign_in(&hub).await;
     assert_eq!(pending.hub_url, hub.issuer);
     assert!(pending.browser_opened);
     let url = opened.recv().await.expect("the browser was opened");
@@ -272,8 +72,10 @@ async fn browser_sign_in_completes_with_a_refresh_token_the_runtime_links_with()
     let port = listener_port(&pending);
 
     let signing_in = tokio::spawn(task);
-    let browser = hub.browser();
-    let back = hub.consent(&browser, &url, "approve").await;
+    let browser = hub.client.clone();
+    let back = hub
+        .sign_in_and_decide(&browser, &url, "approve", "connector")
+        .await;
     assert!(
         back.starts_with(&format!("http://127.0.0.1:{port}/callback?")),
         "{back}"
@@ -351,12 +153,12 @@ async fn browser_sign_in_completes_with_a_refresh_token_the_runtime_links_with()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_sign_in_ignores_a_callback_with_a_wrong_state_and_still_completes() {
     let hub = TestHub::start().await;
-    let (pending, task, _opened) = hub.start_sign_in().await;
+    let (pending, task, _opened) = start_sign_in(&hub).await;
     let port = listener_port(&pending);
     let signing_in = tokio::spawn(task);
     // Another page (or process) sends the listener a code of its choosing, then a request
     // with no state at all: neither is taken, and neither ends the sign-in.
-    let browser = hub.browser();
+    let browser = hub.client.clone();
     for stray in [
         format!(
             "http://127.0.0.1:{port}/callback?code=attacker-code&state=forged-state&iss={}",
@@ -377,7 +179,7 @@ async fn browser_sign_in_ignores_a_callback_with_a_wrong_state_and_still_complet
     assert!(!nothing_listens_on(port).await, "still listening");
     // The owner's own browser then comes back with the real answer: signed in.
     let back = hub
-        .consent(&browser, &pending.authorize_url, "approve")
+        .sign_in_and_decide(&browser, &pending.authorize_url, "approve", "connector")
         .await;
     let page = browser.get(&back).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
@@ -399,7 +201,7 @@ async fn browser_sign_in_refuses_another_issuer_or_none() {
         (Some("https://evil.example"), "IssuerMismatch"),
         (None, "IssuerMissing"),
     ] {
-        let (pending, task, _opened) = hub.start_sign_in().await;
+        let (pending, task, _opened) = start_sign_in(&hub).await;
         let port = listener_port(&pending);
         let state = query_param(&pending.authorize_url, "state").unwrap();
         let signing_in = tokio::spawn(task);
@@ -407,7 +209,7 @@ async fn browser_sign_in_refuses_another_issuer_or_none() {
         if let Some(iss) = iss {
             callback.push_str(&format!("&iss={iss}"));
         }
-        let page = hub.browser().get(&callback).send().await.unwrap();
+        let page = hub.client.clone().get(&callback).send().await.unwrap();
         assert_eq!(page.status(), StatusCode::BAD_REQUEST);
         let error = signing_in.await.unwrap().unwrap_err();
         assert!(format!("{error:?}").starts_with(expected), "{error:?}");
@@ -418,10 +220,12 @@ async fn browser_sign_in_refuses_another_issuer_or_none() {
 #[tokio::test]
 async fn browser_sign_in_reports_the_owner_denying() {
     let hub = TestHub::start().await;
-    let (pending, task, _opened) = hub.start_sign_in().await;
+    let (pending, task, _opened) = start_sign_in(&hub).await;
     let signing_in = tokio::spawn(task);
-    let browser = hub.browser();
-    let back = hub.consent(&browser, &pending.authorize_url, "deny").await;
+    let browser = hub.client.clone();
+    let back = hub
+        .sign_in_and_decide(&browser, &pending.authorize_url, "deny", "connector")
+        .await;
     assert_eq!(
         query_param(&back, "error").as_deref(),
         Some("access_denied")
@@ -437,7 +241,7 @@ async fn browser_sign_in_reports_the_owner_denying() {
 #[tokio::test]
 async fn browser_sign_in_cancelled_or_dropped_leaves_no_listener() {
     let hub = TestHub::start().await;
-    let (pending, task, _opened) = hub.start_sign_in().await;
+    let (pending, task, _opened) = start_sign_in(&hub).await;
     let port = listener_port(&pending);
     assert!(!nothing_listens_on(port).await, "listening while pending");
     task.canceller().cancel();
@@ -451,7 +255,7 @@ async fn browser_sign_in_cancelled_or_dropped_leaves_no_listener() {
 
     // Dropping the task (an aborted host task) closes it too, and a browser that comes back
     // later finds nothing.
-    let (pending, task, _opened) = hub.start_sign_in().await;
+    let (pending, task, _opened) = start_sign_in(&hub).await;
     let port = listener_port(&pending);
     drop(task);
     assert!(
