@@ -11,7 +11,12 @@ pub use uplink_source::typed_settings;
 
 /// Every kind's form, in the order a user interface offers them.
 pub fn kinds() -> Vec<FormSchema> {
-    vec![simulated::schema(), csv::schema(), sqlite::schema()]
+    vec![
+        simulated::schema(),
+        csv::schema(),
+        sqlite::schema(),
+        uplink_source_mqtt::schema(),
+    ]
 }
 
 /// One kind's form.
@@ -42,6 +47,7 @@ pub async fn open(config: &SourceConfig) -> Result<Arc<dyn DataSource>, SourceEr
         simulated::KIND => Arc::new(simulated::SimulatedSource::open(config)?),
         csv::KIND => Arc::new(csv::CsvSource::open(config).await?),
         sqlite::KIND => Arc::new(sqlite::SqliteSource::open(config).await?),
+        uplink_source_mqtt::KIND => Arc::new(uplink_source_mqtt::MqttSource::open(config).await?),
         other => return Err(schema(other).expect_err("not a known kind")),
     })
 }

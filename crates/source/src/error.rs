@@ -62,6 +62,26 @@ pub enum SourceError {
         /// What failed, without any secret.
         message: String,
     },
+    /// The device or server behind the source did not answer, or refused (a PLC that times out,
+    /// a Modbus exception).
+    #[error("data source '{source_name}': {message}")]
+    Device {
+        /// The data source.
+        source_name: String,
+        /// What happened, in plain words, without any secret.
+        message: String,
+    },
+    /// A write was refused before reaching the device: the tag is read-only or the value does
+    /// not fit it.
+    #[error("data source '{source_name}' cannot write '{tag}': {reason}")]
+    WriteRefused {
+        /// The data source.
+        source_name: String,
+        /// The tag.
+        tag: String,
+        /// Why, for a person.
+        reason: String,
+    },
 }
 
 impl SourceError {
@@ -76,6 +96,8 @@ impl SourceError {
             SourceError::Unsupported { .. } => "unsupported",
             SourceError::Io { .. } => "io",
             SourceError::Database { .. } => "database",
+            SourceError::Device { .. } => "device",
+            SourceError::WriteRefused { .. } => "write_refused",
         }
     }
 
