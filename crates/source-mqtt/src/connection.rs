@@ -140,6 +140,12 @@ pub(crate) fn client(options: &Options) -> (AsyncClient, EventLoop) {
 
 /// Plain words for why the connection failed or dropped; never a secret.
 pub(crate) fn describe(err: &ConnectionError, broker: &Broker) -> String {
+    if let Some(tls) = rustls_error(err) {
+        return format!(
+            "TLS with the broker at {broker} was refused: {}",
+            tls_words(tls)
+        );
+    }
     match err {
         ConnectionError::ConnectionRefused(code) => match code {
             ConnectReturnCode::BadUserNamePassword => {
@@ -170,12 +176,7 @@ pub(crate) fn describe(err: &ConnectionError, broker: &Broker) -> String {
             }
             _ => format!("cannot reach the broker at {broker}: {io}"),
         },
-        ConnectionError::Tls(tls) => {
-            format!(
-                "TLS with the broker at {broker} was refused: {}",
-                tls_words(tls)
-            )
-        }
+        ConnectionError::Tls(tls) => format!("TLS with the broker at {broker} failed: {tls}"),
         ConnectionError::NetworkTimeout => format!("the broker at {broker} did not answer in time"),
         ConnectionError::FlushTimeout => format!("the broker at {broker} stopped reading"),
         ConnectionError::MqttState(state) => {
@@ -185,21 +186,35 @@ pub(crate) fn describe(err: &ConnectionError, broker: &Broker) -> String {
     }
 }
 
-fn tls_words(err: &rumqttc::TlsError) -> String {
+/// The rustls error somewhere in an error's chain (I/O errors carry it inside).
+fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(found) = err.downcast_ref::<rustls::Error>() {
+        return Some(found);
+    }
+    if let Some(io) = err.downcast_ref::<std::io::Error>()
+        && let Some(inner) = io.get_ref()
+        && let Some(found) = rustls_error(inner)
+    {
+        return Some(found);
+    }
+    err.source().and_then(rustls_error)
+}
+
+fn tls_words(err: &rustls::Error) -> String {
+    use rustls::AlertDescription as Alert;
     match err {
-        rumqttc::TlsError::TLS(rustls::Error::InvalidCertificate(cert)) => {
+        rustls::Error::InvalidCertificate(cert) => {
             format!("the broker's certificate is not trusted ({cert:?}); check the CA certificate")
         }
-        rumqttc::TlsError::Io(io) => match io
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            Some(rustls::Error::InvalidCertificate(cert)) => format!(
-                "the broker's certificate is not trusted ({cert:?}); check the CA certificate"
-            ),
-            Some(other) => other.to_string(),
-            None => io.to_string(),
-        },
+        rustls::Error::AlertReceived(Alert::CertificateRequired | Alert::HandshakeFailure) => {
+            "the broker asks for a client certificate; give one (and its key) in the form".into()
+        }
+        rustls::Error::AlertReceived(
+            Alert::BadCertificate
+            | Alert::UnknownCA
+            | Alert::CertificateUnknown
+            | Alert::AccessDenied,
+        ) => "the broker refused the client certificate".into(),
         other => other.to_string(),
     }
 }

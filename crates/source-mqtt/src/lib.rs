@@ -573,13 +573,13 @@ impl DataSource for MqttSource {
             }
         };
         tracing::info!(source = %self.inner.name, tag, topic = %topic, "mqtt write");
+        // Never waits: a write the connection cannot take now fails rather than going out late.
         self.inner
             .client
-            .publish(topic, QoS::AtLeastOnce, false, payload)
-            .await
+            .try_publish(topic, QoS::AtLeastOnce, false, payload)
             .map_err(|err| SourceError::Device {
                 source_name: self.inner.name.clone(),
-                message: format!("the write could not be queued for the broker: {err}"),
+                message: format!("the write could not be handed to the broker connection: {err}"),
             })
     }
 }

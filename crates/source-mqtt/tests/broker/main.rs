@@ -281,7 +281,7 @@ async fn retained_values_seed_the_snapshot() {
 async fn user_name_and_password_are_used_and_a_refusal_is_named() {
     let broker = Mosquitto::start(Setup {
         users: vec![("plant", "s3cret-pa55")],
-        tls: false,
+        ..Setup::default()
     });
     let lines = "a/b plain";
     let source = open(
@@ -326,8 +326,8 @@ async fn user_name_and_password_are_used_and_a_refusal_is_named() {
 #[tokio::test]
 async fn tls_with_the_broker_ca_works_and_another_ca_is_refused() {
     let broker = Mosquitto::start(Setup {
-        users: vec![],
         tls: true,
+        ..Setup::default()
     });
     let lines = "secure/# plain";
     let source = open(
@@ -357,6 +357,59 @@ async fn tls_with_the_broker_ca_works_and_another_ca_is_refused() {
     // Plain TCP to the TLS port is not MQTT to it either: the source says it cannot connect.
     let plain = open(&format!("mqtt://127.0.0.1:{}", broker.tls_port), lines, &[]).await;
     assert_eq!(plain.health().state, HealthState::Failed);
+}
+
+#[tokio::test]
+async fn a_broker_that_asks_for_a_client_certificate_gets_the_configured_one() {
+    let broker = Mosquitto::start(Setup {
+        tls: true,
+        client_certificates: true,
+        ..Setup::default()
+    });
+    let lines = "secure/# plain";
+    let ca = ("caFile", json!(broker.ca_file()));
+    let source = open(
+        &broker.tls_url(),
+        lines,
+        &[
+            ca.clone(),
+            ("clientCertFile", json!(broker.file("client.pem"))),
+            ("clientKeyFile", json!(broker.file("client-key.pem"))),
+        ],
+    )
+    .await;
+    assert_eq!(source.connection(), Connection::Up, "{:?}", source.health());
+    let without = open(&broker.tls_url(), lines, std::slice::from_ref(&ca)).await;
+    let health = without.health();
+    assert_eq!(health.state, HealthState::Failed);
+    assert!(
+        health.issues[0].message.contains("TLS")
+            && health.issues[0]
+                .message
+                .contains("asks for a client certificate"),
+        "{health:?}"
+    );
+
+    // A key that is not PEM is a field error that does not quote the file.
+    let junk = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        junk.path(),
+        "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleQ==\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let err = MqttSource::open(&config(
+        &broker.tls_url(),
+        lines,
+        &[
+            ca,
+            ("clientCertFile", json!(broker.file("client.pem"))),
+            ("clientKeyFile", json!(junk.path().display().to_string())),
+        ],
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(err.field_errors()[0].field, "clientKeyFile", "{err}");
+    assert!(!err.to_string().contains("c2VjcmV0"), "{err}");
 }
 
 #[tokio::test]

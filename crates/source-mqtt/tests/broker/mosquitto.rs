@@ -14,8 +14,11 @@ use uplink_tls::LoopbackCa;
 pub struct Setup {
     /// `(user, password)` pairs; anonymous clients are refused when any is given.
     pub users: Vec<(&'static str, &'static str)>,
-    /// A TLS listener with a leaf certificate signed by this CA.
+    /// A TLS listener with a leaf certificate signed by a CA of the test's own.
     pub tls: bool,
+    /// The TLS listener asks for client certificates signed by another CA of the test's own
+    /// (`client.pem` and `client-key.pem` in the broker's folder).
+    pub client_certificates: bool,
 }
 
 pub struct Mosquitto {
@@ -46,6 +49,31 @@ fn binary() -> PathBuf {
          install it with `sudo apt-get install mosquitto` (./scripts/test installs it through \
          scripts/lib/setup.sh)"
     );
+}
+
+/// A client CA (`client-ca.pem`) and a client certificate it signed (`client.pem`,
+/// `client-key.pem`).
+fn client_certificates(dir: &Path) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.distinguished_name
+        .push(DnType::CommonName, "test client CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, "connector");
+    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    std::fs::write(dir.join("client-ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("client.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("client-key.pem"), key.serialize_pem()).unwrap();
 }
 
 fn free_port() -> u16 {
@@ -91,6 +119,13 @@ impl Mosquitto {
                 dir.path().join("cert.pem").display(),
                 dir.path().join("key.pem").display()
             ));
+            if setup.client_certificates {
+                client_certificates(dir.path());
+                config.push_str(&format!(
+                    "require_certificate true\ncafile {}\n",
+                    dir.path().join("client-ca.pem").display()
+                ));
+            }
         }
         let config_path = dir.path().join("mosquitto.conf");
         std::fs::write(&config_path, config).unwrap();
@@ -151,6 +186,11 @@ impl Mosquitto {
 
     pub fn tls_url(&self) -> String {
         format!("mqtts://localhost:{}", self.tls_port)
+    }
+
+    /// A file in the broker's folder.
+    pub fn file(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
     }
 
     /// The CA certificate file clients should trust.
