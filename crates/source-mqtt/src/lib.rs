@@ -349,6 +349,11 @@ impl MqttSource {
         self.inner.shared.lock().connection.clone()
     }
 
+    /// How many messages the broker delivered since the source opened, read or not.
+    pub fn messages(&self) -> u64 {
+        self.inner.shared.lock().messages
+    }
+
     /// Sparkplug counters of an edge node (`group/node`): sequence gaps, bdSeq gaps, and
     /// deaths ignored as stale (an earlier session's).
     pub fn sparkplug_gaps(&self, node: &str) -> Option<(u64, u64, u64)> {

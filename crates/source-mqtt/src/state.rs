@@ -92,6 +92,8 @@ pub struct State {
     pub connection: Connection,
     /// Counts changes; each entry remembers the count of its last change.
     pub version: u64,
+    /// Messages received, read or not.
+    pub messages: u64,
     opened: DateTime<Utc>,
 }
 
@@ -108,6 +110,7 @@ impl State {
             problems: BTreeMap::new(),
             connection: Connection::Connecting,
             version: 0,
+            messages: 0,
             opened,
         };
         for i in 0..state.subs.len() {
@@ -188,6 +191,7 @@ impl State {
 
     /// Reads one message. Returns whether any tag changed.
     pub fn ingest(&mut self, topic: &str, payload: &[u8]) -> bool {
+        self.messages += 1;
         let route = match self.routes.get(topic) {
             Some(route) => *route,
             None => self.route(topic),

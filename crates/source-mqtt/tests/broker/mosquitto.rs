@@ -19,6 +19,8 @@ pub struct Setup {
     /// The TLS listener asks for client certificates signed by another CA of the test's own
     /// (`client.pem` and `client-key.pem` in the broker's folder).
     pub client_certificates: bool,
+    /// Persistent sessions queue without limit, QoS 0 messages included (for the bench).
+    pub bench_queues: bool,
 }
 
 pub struct Mosquitto {
@@ -96,6 +98,9 @@ impl Mosquitto {
             setup.users.is_empty(),
             log = dir.path().join("mosquitto.log").display(),
         );
+        if setup.bench_queues {
+            config.push_str("max_queued_messages 0\nmax_queued_bytes 0\nqueue_qos0_messages true\nmax_inflight_messages 0\n");
+        }
         if !setup.users.is_empty() {
             let file = dir.path().join("passwords");
             std::fs::write(&file, "").unwrap();
