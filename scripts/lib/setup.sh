@@ -12,7 +12,7 @@ as_root() {
 # Debian/Ubuntu packages: building the desktop app (GTK, WebKitGTK, tray) and running its tests.
 APT_BUILD=(build-essential pkg-config file libssl-dev libgtk-3-dev libwebkit2gtk-4.1-dev
   libayatana-appindicator3-dev librsvg2-dev libxdo-dev)
-APT_TEST=(systemd xvfb xauth dbus-daemon gnome-keyring dbus-x11 x11-utils python3-xlib imagemagick webkit2gtk-driver chromium fonts-dejavu-core procps python3-venv mosquitto)
+APT_TEST=(systemd prometheus xvfb xauth dbus-daemon gnome-keyring dbus-x11 x11-utils python3-xlib imagemagick webkit2gtk-driver chromium fonts-dejavu-core procps python3-venv mosquitto)
 
 ensure_apt() {
   local missing=() pkg
@@ -76,6 +76,20 @@ ensure_schemathesis() {
     "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
   fi
   export SCHEMATHESIS="$venv/bin/schemathesis"
+}
+
+# pymodbus (Python, pinned: its API is moving) for the Modbus source's tests, which serve real
+# registers with it; in its own venv under the cache. Exports UPLINK_PYMODBUS_PYTHON, the python
+# crates/source-modbus/tests start tests/fixtures/modbus_server.py with.
+PYMODBUS_VERSION=3.16.1
+ensure_pymodbus() {
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/uplink/pymodbus-$PYMODBUS_VERSION"
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import pymodbus' 2>/dev/null; then
+    say "installing pymodbus $PYMODBUS_VERSION (the Modbus test server) in $venv"
+    python3 -m venv "$venv" || die "python3 with venv is needed for the Modbus tests"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "pymodbus==$PYMODBUS_VERSION"
+  fi
+  export UPLINK_PYMODBUS_PYTHON="$venv/bin/python"
 }
 
 build_ui() {

@@ -39,6 +39,9 @@ enum Command {
         /// misbehave with the others).
         #[arg(long, value_enum)]
         transport: Option<TransportChoice>,
+        /// Address of the Prometheus metrics listener (plain HTTP, `GET /metrics`), or `off`.
+        #[arg(long, value_name = "ADDR|off", default_value = DEFAULT_METRICS)]
+        metrics_listen: crate::service::MetricsListen,
     },
     /// Sign this connector in to a hub with the device flow: approve the printed code on the
     /// hub in a browser, from any machine.
@@ -120,8 +123,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let data_dir = args
         .data_dir
         .context("the connector needs a data dir: pass --data-dir DIR or set UPLINK_DATA_DIR")?;
-    match args.command.unwrap_or(Command::Run { transport: None }) {
-        Command::Run { transport } => run_connector(&data_dir, transport).await,
+    let default_run = || Command::Run {
+        transport: None,
+        metrics_listen: DEFAULT_METRICS.parse().expect("a valid default"),
+    };
+    match args.command.unwrap_or_else(default_run) {
+        Command::Run {
+            transport,
+            metrics_listen,
+        } => run_connector(&data_dir, transport, metrics_listen).await,
         Command::Login { hub, ca_cert } => login(&data_dir, &hub, ca_cert.as_deref()).await,
         Command::Register {
             hub,
@@ -152,7 +162,14 @@ impl From<TransportChoice> for uplink_signalr::Transport {
     }
 }
 
-async fn run_connector(data_dir: &Path, transport: Option<TransportChoice>) -> anyhow::Result<()> {
+/// Where a connector serves its metrics unless told otherwise: loopback, beside a hub's 9464.
+const DEFAULT_METRICS: &str = "127.0.0.1:9465";
+
+async fn run_connector(
+    data_dir: &Path,
+    transport: Option<TransportChoice>,
+    metrics_listen: crate::service::MetricsListen,
+) -> anyhow::Result<()> {
     // A service that cannot link would idle forever: say so at once instead.
     if CredentialStore::new(data_dir).load()?.is_none() {
         return Err(uplink_connector::LinkError::SignedOut.into());
@@ -167,6 +184,17 @@ async fn run_connector(data_dir: &Path, transport: Option<TransportChoice>) -> a
     let mut status = runtime.status();
     let mut shown = Shown::default();
     let _watchdog = crate::service::watchdog();
+    let runtime = std::sync::Arc::new(runtime);
+    let _metrics = {
+        let runtime = runtime.clone();
+        crate::service::serve_metrics(metrics_listen, move || {
+            (
+                uplink_connector::runtime::metrics::CONTENT_TYPE,
+                runtime.metrics_text(),
+            )
+        })
+        .await
+    };
     let mut ready = false;
     shown.log(&status.borrow_and_update());
     announce(&status.borrow(), &mut ready);

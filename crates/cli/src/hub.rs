@@ -83,6 +83,10 @@ struct ServeArgs {
     /// and retries later. Each link holds a file descriptor: keep the open-file limit above it.
     #[arg(long, default_value_t = uplink_hub::hub::DEFAULT_MAX_CONNECTORS, value_parser = at_least_one)]
     max_connectors: usize,
+    /// Address of the Prometheus metrics listener (plain HTTP, `GET /metrics`), or `off`.
+    /// Keep it on loopback or a private network: the public port never serves metrics.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9464")]
+    metrics_listen: crate::service::MetricsListen,
     /// Boxed: the limits would make every `uplink` command's arguments as large as the hub's.
     #[command(flatten)]
     limits: Box<LimitArgs>,
@@ -527,16 +531,87 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     println!("hub ready at {issuer}");
     tracing::info!(%addr, %issuer, "serving the hub");
+    let certificate = uplink_tls::CertificateSlot::new(&cert, &key)
+        .context("cannot use the TLS certificate and key")?;
+    let tls = certificate.server_config();
+    let _reloads = tokio::spawn(reload_on_hangup(
+        certificate,
+        args.tls_cert.clone().zip(args.tls_key.clone()),
+    ));
+    let _metrics = {
+        let hub = hub.clone();
+        crate::service::serve_metrics(args.metrics_listen, move || {
+            (uplink_hub::metrics::CONTENT_TYPE, hub.metrics.scrape(&hub))
+        })
+        .await
+    };
     // The listener is bound and the store open: connections made from here on are served.
     crate::service::ready(&format!("serving {issuer} on {addr}"));
     let _watchdog = crate::service::watchdog();
-    uplink_hub::serve(hub, listener, &cert, &key, async {
+    uplink_hub::serve_tls(hub, listener, tls, async {
         crate::service::stop_requested().await;
         tracing::info!("stopping the hub");
         crate::service::stopping();
     })
     .await
     .context("the hub stopped")
+}
+
+/// On each SIGHUP, reads `--tls-cert` and `--tls-key` again and makes them the certificate of
+/// new handshakes (an ACME renewal needs no restart); a pair that cannot be used is refused
+/// with the reason in the log, and the certificate in service stays.
+async fn reload_on_hangup(
+    certificate: Arc<uplink_tls::CertificateSlot>,
+    files: Option<(PathBuf, PathBuf)>,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: the certificate reloads only on restart");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            let Some((cert, key)) = &files else {
+                tracing::info!(
+                    "SIGHUP: nothing to reload (the certificate is the data folder's loopback one)"
+                );
+                continue;
+            };
+            let read = std::fs::read_to_string(cert)
+                .and_then(|chain| std::fs::read_to_string(key).map(|key| (chain, key)));
+            let outcome = match read {
+                Ok((chain, key)) => certificate
+                    .replace(&chain, &key)
+                    .map_err(|error| error.to_string()),
+                Err(error) => Err(format!("cannot read the files: {error}")),
+            };
+            match outcome {
+                Ok(()) => tracing::info!(
+                    cert = %cert.display(),
+                    sha256 = %hex_digest(&certificate.leaf_der()),
+                    "SIGHUP: reloaded the TLS certificate; new connections use it"
+                ),
+                Err(reason) => tracing::warn!(
+                    cert = %cert.display(),
+                    %reason,
+                    "SIGHUP: kept the TLS certificate in service"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (certificate, files);
+    }
+}
+
+fn hex_digest(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// File descriptors the hub needs besides its links: the store, apps' connections, logs.

@@ -77,3 +77,65 @@ pub async fn stop_requested() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// `--metrics-listen`: an address, or `off`.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsListen(Option<std::net::SocketAddr>);
+
+impl std::str::FromStr for MetricsListen {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        if value == "off" {
+            return Ok(Self(None));
+        }
+        value
+            .parse()
+            .map(|addr| Self(Some(addr)))
+            .map_err(|_| format!("'{value}' is neither an address (127.0.0.1:9464) nor 'off'"))
+    }
+}
+
+/// Serves `GET /metrics` (plain HTTP) on `listen` with what `scrape` gives (media type, text)
+/// while the returned task lives. Metrics are not worth refusing to serve for: an address in
+/// use is a warning, and the program runs without them.
+pub async fn serve_metrics(
+    listen: MetricsListen,
+    scrape: impl Fn() -> (&'static str, String) + Clone + Send + Sync + 'static,
+) -> Option<MetricsTask> {
+    use axum::http::header;
+    let addr = listen.0?;
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::warn!(%addr, %error, "cannot serve metrics (pass --metrics-listen ADDR or off)");
+            return None;
+        }
+    };
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!(%bound, "serving Prometheus metrics at /metrics");
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let scrape = scrape.clone();
+            async move {
+                let (media_type, text) = scrape();
+                ([(header::CONTENT_TYPE, media_type)], text)
+            }
+        }),
+    );
+    Some(MetricsTask(tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::warn!(%error, "the metrics listener stopped");
+        }
+    })))
+}
+
+/// The metrics listener; it stops when this is dropped.
+pub struct MetricsTask(tokio::task::JoinHandle<()>);
+
+impl Drop for MetricsTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

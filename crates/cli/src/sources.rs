@@ -47,6 +47,18 @@ enum Command {
         /// Save without opening the source first (for a file that appears later).
         #[arg(long)]
         no_check: bool,
+        /// A Modbus register map as a CSV file (header
+        /// name,table,address,type,order,scale,offset,units,description): sets `registerMap`.
+        #[arg(long, value_name = "CSV")]
+        map_file: Option<PathBuf>,
+    },
+    /// Print a Modbus source's register map as CSV, to edit and add again with --map-file.
+    ExportMap {
+        /// The connector's data dir.
+        #[arg(long, env = "UPLINK_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The data source's name.
+        name: String,
     },
     /// Remove a data source.
     Remove {
@@ -105,14 +117,23 @@ async fn print(args: Args) -> anyhow::Result<()> {
             description,
             settings,
             no_check,
+            map_file,
         } => {
             let store = ConfigStore::new(&data_dir);
             let mut config = store.load()?;
+            let mut settings = parse_settings(&settings)?;
+            if let Some(path) = map_file {
+                let map = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read the map file {}", path.display()))?;
+                // Checked here so that a bad row names the file's own lines, even with --no-check.
+                uplink_source_modbus::parse_map(&map).map_err(explain)?;
+                settings.insert(MAP_FIELD.into(), Value::String(map));
+            }
             let source = SourceConfig {
                 name,
                 kind,
                 description,
-                settings: parse_settings(&settings)?,
+                settings,
             };
             let added = config.add_source(source).map_err(explain)?.clone();
             if !no_check {
@@ -125,6 +146,19 @@ async fn print(args: Args) -> anyhow::Result<()> {
             store.save(&config)?;
             writeln!(out, "added data source '{}' ({})", added.name, added.kind)?;
         }
+        Command::ExportMap { data_dir, name } => {
+            let (config, _) = ConfigStore::new(&data_dir).load_or_recover()?;
+            let source = config
+                .sources
+                .iter()
+                .find(|s| s.name == name)
+                .with_context(|| format!("no data source named '{name}' is configured"))?;
+            let Some(Value::String(map)) = source.settings.get(MAP_FIELD) else {
+                anyhow::bail!("data source '{name}' ({}) has no register map", source.kind);
+            };
+            let map = uplink_source_modbus::parse_map(map).map_err(explain)?;
+            out.write_all(map.to_csv().as_bytes())?;
+        }
         Command::Remove { data_dir, name } => {
             let store = ConfigStore::new(&data_dir);
             let mut config = store.load()?;
@@ -135,6 +169,9 @@ async fn print(args: Args) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The Modbus form's register map field.
+const MAP_FIELD: &str = "registerMap";
 
 /// A reader that stopped early (`| head`) is not an error.
 pub fn ignore_closed_output(result: anyhow::Result<()>) -> anyhow::Result<()> {

@@ -15,6 +15,7 @@ pub fn kinds() -> Vec<FormSchema> {
         simulated::schema(),
         csv::schema(),
         sqlite::schema(),
+        uplink_source_modbus::schema(),
         uplink_source_mqtt::schema(),
     ]
 }
@@ -47,6 +48,9 @@ pub async fn open(config: &SourceConfig) -> Result<Arc<dyn DataSource>, SourceEr
         simulated::KIND => Arc::new(simulated::SimulatedSource::open(config)?),
         csv::KIND => Arc::new(csv::CsvSource::open(config).await?),
         sqlite::KIND => Arc::new(sqlite::SqliteSource::open(config).await?),
+        uplink_source_modbus::KIND => {
+            Arc::new(uplink_source_modbus::ModbusSource::open(config).await?)
+        }
         uplink_source_mqtt::KIND => Arc::new(uplink_source_mqtt::MqttSource::open(config).await?),
         other => return Err(schema(other).expect_err("not a known kind")),
     })
@@ -69,4 +73,74 @@ pub fn redacted_settings(config: &SourceConfig) -> Map<String, Value> {
             (k.clone(), shown)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn modbus_is_offered_and_opened_through_the_registry() {
+        assert!(kinds().iter().any(|k| k.kind == "modbus"));
+        let form = schema("modbus").unwrap();
+        let map = form
+            .fields
+            .iter()
+            .find(|f| f.name == "registerMap")
+            .unwrap();
+        assert_eq!(map.field_type, crate::form::FieldType::Lines);
+        // Opening reaches the kind's own checks: an overlapping map is a field error naming rows.
+        let config = SourceConfig {
+            name: "plc".into(),
+            kind: "modbus".into(),
+            description: String::new(),
+            settings: serde_json::json!({
+                "host": "127.0.0.1",
+                "registerMap": "name,table,address,type\na,hr,0,f32\nb,hr,1,u16\n",
+            })
+            .as_object()
+            .cloned()
+            .unwrap(),
+        };
+        let err = open(&config).await.unwrap_err();
+        assert_eq!(err.field_errors()[0].field, "registerMap");
+        assert!(
+            err.field_errors()[0]
+                .message
+                .starts_with("line 3 (b): holding registers 1–1 overlap line 2 (a)"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn mqtt_is_offered_and_opened_through_the_registry() {
+        let form = schema("mqtt").unwrap();
+        let field = |name: &str| form.fields.iter().find(|f| f.name == name).unwrap();
+        assert_eq!(
+            field("subscriptions").field_type,
+            crate::form::FieldType::Lines
+        );
+        assert!(field("password").secret);
+        let config = SourceConfig {
+            name: "broker".into(),
+            kind: "mqtt".into(),
+            description: String::new(),
+            settings: serde_json::json!({
+                "brokerUrl": "mqtt://127.0.0.1:1",
+                "password": "not-shown",
+                "username": "u",
+                "subscriptions": "plant/+/temp plain\nplant/#/x plain",
+            })
+            .as_object()
+            .cloned()
+            .unwrap(),
+        };
+        assert_eq!(redacted_settings(&config)["password"], "***");
+        let err = open(&config).await.unwrap_err();
+        assert_eq!(err.field_errors()[0].field, "subscriptions");
+        assert!(
+            err.field_errors()[0].message.starts_with("line 2: "),
+            "{err}"
+        );
+    }
 }

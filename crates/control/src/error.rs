@@ -91,6 +91,10 @@ codes! {
     Unsupported = "unsupported",
     /// The data source's database failed.
     Database = "database",
+    /// The device or server behind the data source did not answer, or refused.
+    Device = "device",
+    /// A write was refused before it reached the device (a read-only tag, a value that does not fit).
+    WriteRefused = "write_refused",
     // The connector's configuration files.
     /// A configuration file is damaged.
     ConfigCorrupt = "config_corrupt",

@@ -65,6 +65,19 @@ pub enum Denied {
     Store(#[from] HubError),
 }
 
+impl Denied {
+    /// Why, as a metric's label.
+    pub fn metric_code(&self) -> &'static str {
+        match self {
+            Denied::MissingToken => "missing_token",
+            Denied::InvalidToken(_) => "invalid_token",
+            Denied::InsufficientScope(_) => "insufficient_scope",
+            Denied::NoGrant => "no_grant",
+            Denied::Store(_) => "store_error",
+        }
+    }
+}
+
 impl IntoResponse for Denied {
     fn into_response(self) -> Response {
         let (code, challenge) = match &self {
@@ -111,6 +124,22 @@ impl Hub {
     /// The full check: `token` is valid and carries `scope`, and the store holds a live grant
     /// of `scope` for (token's user, token's app, `source_id`) in a live token family.
     pub async fn check_access(
+        &self,
+        token: &str,
+        source_id: &str,
+        scope: &'static str,
+    ) -> Result<Access, Denied> {
+        let started = std::time::Instant::now();
+        let checked = self.check_token_and_grant(token, source_id, scope).await;
+        let outcome = match &checked {
+            Ok(_) => "ok",
+            Err(denied) => denied.metric_code(),
+        };
+        self.metrics.grant_check(outcome, started.elapsed());
+        checked
+    }
+
+    async fn check_token_and_grant(
         &self,
         token: &str,
         source_id: &str,

@@ -101,6 +101,8 @@ pub struct Hub {
     pub links: Arc<LocalRouter>,
     /// The answers relayed right now, each cut when the access it serves ends.
     pub answers: Arc<InFlight>,
+    /// What Prometheus scrapes.
+    pub metrics: Arc<crate::metrics::HubMetrics>,
     pub(crate) limiters: Limiters,
     /// The last change of the store's feed this hub announced.
     change_cursor: tokio::sync::Mutex<i64>,
@@ -158,9 +160,10 @@ impl Hub {
         };
         ensure_connector_client(store.as_ref()).await?;
         let change_cursor = tokio::sync::Mutex::new(store.change_cursor().await?);
+        let metrics = Arc::new(crate::metrics::HubMetrics::default());
         Ok(Self {
             change_cursor,
-            limiters: Limiters::new(config.rate_limits),
+            limiters: Limiters::counted_in(config.rate_limits, metrics.clone()),
             recently_touched: Default::default(),
             links: Arc::new(LocalRouter::new(
                 store.clone(),
@@ -173,6 +176,7 @@ impl Hub {
             config,
             announcer: Arc::new(LocalAnnouncer::default()),
             answers: Arc::default(),
+            metrics,
         })
     }
 
@@ -479,6 +483,14 @@ impl Hub {
                     let done = batch.cursor == *cursor;
                     *cursor = batch.cursor;
                     for change in batch.changes {
+                        if let Some(kind) = change.kind() {
+                            self.metrics
+                                .revocations
+                                .get_or_create(&crate::metrics::KindLabel {
+                                    kind: kind.to_owned(),
+                                })
+                                .inc();
+                        }
                         self.announcer.announce(change);
                     }
                     if done {

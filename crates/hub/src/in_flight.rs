@@ -181,8 +181,8 @@ impl InFlight {
     }
 
     /// Re-reads the grant of every answer in flight and cuts those the store no longer
-    /// allows. For announcements that were missed or cannot be matched.
-    async fn recheck(&self, store: &dyn Store) {
+    /// allows, and returns how many. For announcements that were missed or cannot be matched.
+    async fn recheck(&self, store: &dyn Store) -> usize {
         let holders: Vec<(u64, Holder)> = {
             let mut state = lock(&self.state);
             state.epoch += 1;
@@ -193,6 +193,7 @@ impl InFlight {
                 .map(|(id, e)| (*id, e.holder.clone()))
                 .collect()
         };
+        let mut cut = 0;
         for (id, holder) in holders {
             let live = store
                 .active_grant(
@@ -203,20 +204,24 @@ impl InFlight {
                 )
                 .await;
             // A store that cannot answer cannot prove access: cut.
-            if !matches!(live, Ok(Some(_))) {
-                self.cut(id);
+            if !matches!(live, Ok(Some(_))) && self.cut(id) {
+                cut += 1;
             }
         }
+        cut
     }
 
-    fn cut(&self, id: u64) {
-        if let Some(sender) = lock(&self.state)
+    /// Cuts one answer; whether it was still running.
+    fn cut(&self, id: u64) -> bool {
+        let Some(sender) = lock(&self.state)
             .answers
             .get_mut(&id)
             .and_then(|e| e.cut.take())
-        {
-            let _ = sender.send(RelayError::Revoked);
-        }
+        else {
+            return false;
+        };
+        let _ = sender.send(RelayError::Revoked);
+        true
     }
 
     fn forget(&self, id: u64) {
@@ -235,6 +240,7 @@ impl InFlight {
             Arc::downgrade(self),
             announcements,
             hub.store.clone(),
+            hub.metrics.clone(),
         ));
     }
 }
@@ -244,6 +250,7 @@ async fn follow(
     registry: Weak<InFlight>,
     mut announcements: broadcast::Receiver<Revocation>,
     store: Arc<dyn Store>,
+    metrics: Arc<crate::metrics::HubMetrics>,
 ) {
     loop {
         let change = announcements.recv().await;
@@ -254,6 +261,7 @@ async fn follow(
             Ok(change) => {
                 if understood(&change) {
                     let cut = registry.apply(&change);
+                    metrics.answers_cut.inc_by(cut as u64);
                     if cut > 0 {
                         tracing::info!(
                             answers = cut,
@@ -262,7 +270,8 @@ async fn follow(
                         );
                     }
                 } else {
-                    registry.recheck(store.as_ref()).await;
+                    let cut = registry.recheck(store.as_ref()).await;
+                    metrics.answers_cut.inc_by(cut as u64);
                 }
             }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -270,7 +279,8 @@ async fn follow(
                     missed,
                     "revocations were missed; re-checking every answer in flight"
                 );
-                registry.recheck(store.as_ref()).await;
+                let cut = registry.recheck(store.as_ref()).await;
+                metrics.answers_cut.inc_by(cut as u64);
             }
             Err(broadcast::error::RecvError::Closed) => {
                 registry.watching.store(false, Ordering::Release);

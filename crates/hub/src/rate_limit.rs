@@ -15,8 +15,10 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::metrics::HubMetrics;
 
 /// Budgets per minute (each may be spent at once, then refills evenly over the minute).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,12 +131,20 @@ pub struct Limiters {
     token_address: Budget<IpAddr>,
     token_failures: Budget<IpAddr>,
     token_client: Budget<ClientKey>,
+    /// Where refusals are counted (`uplink_hub_rate_limited_total`).
+    metrics: Arc<HubMetrics>,
 }
 
 impl Limiters {
     /// Limiters with the given budgets.
     pub fn new(limits: RateLimits) -> Self {
+        Self::counted_in(limits, Arc::default())
+    }
+
+    /// Limiters with the given budgets, counting refusals in `metrics`.
+    pub fn counted_in(limits: RateLimits, metrics: Arc<HubMetrics>) -> Self {
         Self {
+            metrics,
             backoff: limits.sign_in_backoff,
             sign_in_address: Budget::per_minute(limits.sign_in_per_address),
             sign_in_account: Budget::per_minute(limits.sign_in_per_account),
@@ -148,7 +158,15 @@ impl Limiters {
     /// A sign-in attempt (or a typed device code) from `address`: spends the address's budget,
     /// before anything is checked. Whether it may proceed.
     pub fn allow_attempt_from(&self, address: IpAddr) -> bool {
-        self.sign_in_address.take(&address)
+        self.counted(self.sign_in_address.take(&address), "sign_in_address")
+    }
+
+    /// `allowed`, counting a refusal by `limit`.
+    fn counted(&self, allowed: bool, limit: &str) -> bool {
+        if !allowed {
+            self.metrics.rate_limited(limit);
+        }
+        allowed
     }
 
     /// How long a sign-in on `account` waits before its password is checked: nothing, unless
@@ -158,6 +176,7 @@ impl Limiters {
         if self.sign_in_failures.has(&account.to_lowercase()) {
             Duration::ZERO
         } else {
+            self.metrics.rate_limited("sign_in_backoff");
             self.backoff
         }
     }
@@ -171,14 +190,18 @@ impl Limiters {
     /// A verified sign-in (or a device code typed in a verified session) of `account`: spends
     /// the account's own budget. Whether it may proceed.
     pub fn allow_verified_account(&self, account: &str) -> bool {
-        self.sign_in_account.take(&account.to_lowercase())
+        self.counted(
+            self.sign_in_account.take(&account.to_lowercase()),
+            "sign_in_account",
+        )
     }
 
     /// A token-endpoint request from `address`, before anything is checked: spends the
     /// address's budget, and is refused when the address has no failures left. Whether it may
     /// proceed.
     pub fn allow_token_from(&self, address: IpAddr) -> bool {
-        self.token_failures.has(&address) && self.token_address.take(&address)
+        let allowed = self.token_failures.has(&address) && self.token_address.take(&address);
+        self.counted(allowed, "token_address")
     }
 
     /// A token-endpoint request that failed (a bad client credential, a grant that is not
@@ -196,7 +219,7 @@ impl Limiters {
         } else {
             ClientKey::PublicFrom(client_id.to_owned(), address)
         };
-        self.token_client.take(&key)
+        self.counted(self.token_client.take(&key), "token_client")
     }
 
     /// Forgets keys idle long enough to be full again, bounding memory.

@@ -123,6 +123,14 @@ impl RelayError {
         }
     }
 
+    /// The code for metrics: one of a fixed set, whatever code a connector sent.
+    pub fn metric_code(&self) -> &'static str {
+        match self.known_code() {
+            Ok(code) => code.as_str(),
+            Err(_) => "connector_error",
+        }
+    }
+
     /// The HTTP status an app sees when this happens before the body began.
     pub fn http_status(&self) -> u16 {
         match self.known_code() {

@@ -51,6 +51,19 @@ pub enum Revocation {
     },
 }
 
+impl Revocation {
+    /// The kind of revocation as a metric's label; `None` for a consent, which revokes nothing.
+    pub fn kind(&self) -> Option<&'static str> {
+        match self {
+            Revocation::Grant { .. } => Some("grant"),
+            Revocation::AppRemoved { .. } => Some("app_removed"),
+            Revocation::TokenFamily { .. } => Some("token_family"),
+            Revocation::ConnectorRemoved { .. } => Some("connector_removed"),
+            Revocation::Granted { .. } => None,
+        }
+    }
+}
+
 /// Tells whoever listens that something was revoked. Announcing never fails the revoke: the
 /// store is the authority, announcements only make the news travel faster.
 pub trait RevocationAnnouncer: Send + Sync + std::fmt::Debug {

@@ -19,6 +19,17 @@ pub async fn serve(
 ) -> Result<()> {
     uplink_tls::install_crypto_provider();
     let tls = uplink_tls::server_config(cert_chain_pem, key_pem)?;
+    serve_tls(hub, listener, tls, shutdown).await
+}
+
+/// [`serve`] with a TLS configuration of the caller's: one whose certificate a
+/// [`uplink_tls::CertificateSlot`] replaces while serving, for instance.
+pub async fn serve_tls(
+    hub: Arc<Hub>,
+    listener: TcpListener,
+    tls: Arc<uplink_tls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let sweeper = {
         let hub = hub.clone();
         tokio::spawn(async move {

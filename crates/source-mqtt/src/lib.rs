@@ -48,7 +48,7 @@ pub fn schema() -> FormSchema {
     let mut subscriptions = FieldSchema::new(
         subscriptions::FIELD,
         "Subscriptions",
-        FieldType::Text,
+        FieldType::Lines,
         true,
         "One per line: a topic filter, a payload rule (plain, json or sparkplug) and options, such as `plant/+/temp json value=$.v time=$.ts name={2}.temp` or `spBv1.0/# sparkplug`. Options: name=, value=, time=, quality=, unit=ms|s|us, qos=0|1|2, command=.",
     );

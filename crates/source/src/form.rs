@@ -55,6 +55,8 @@ pub struct FieldSchema {
 pub enum FieldType {
     /// Free text.
     Text,
+    /// Text over several lines, such as a small table in CSV; checked as text.
+    Lines,
     /// A file or folder on the connector's machine.
     Path,
     /// A whole number.
@@ -172,7 +174,7 @@ impl FieldSchema {
     /// Checks one value (text from a form is converted to the field's type).
     fn check(&self, value: &Value) -> Result<Value, String> {
         match self.field_type {
-            FieldType::Text | FieldType::Path => {
+            FieldType::Text | FieldType::Lines | FieldType::Path => {
                 let text = as_text(value).ok_or("must be text")?;
                 let limit = self.constraints.max_length.unwrap_or(DEFAULT_MAX_LENGTH);
                 if text.chars().count() > limit {
@@ -386,6 +388,27 @@ mod tests {
         let errors = validate(json!({"path": "  ", "every": "1x"})).unwrap_err();
         assert_eq!(errors[0].message, "must not be empty");
         assert!(errors[1].message.contains("unknown unit 'x'"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_lines_field_keeps_its_lines_and_its_length_limit() {
+        let mut table = FieldSchema::new("map", "Map", FieldType::Lines, true, "");
+        table.constraints.max_length = Some(10);
+        let schema = FormSchema {
+            kind: "test".into(),
+            title: "Test".into(),
+            description: String::new(),
+            fields: vec![table],
+        };
+        let valid = schema
+            .validate(json!({"map": "a,b\n1,2\n"}).as_object().unwrap())
+            .unwrap();
+        assert_eq!(valid["map"], "a,b\n1,2\n");
+        let errors = schema
+            .validate(json!({"map": "a,b\n1,2\n3,4\n"}).as_object().unwrap())
+            .unwrap_err();
+        assert_eq!(errors[0].message, "must be at most 10 characters");
+        assert_eq!(serde_json::to_value(FieldType::Lines).unwrap(), "lines");
     }
 
     #[test]

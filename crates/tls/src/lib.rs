@@ -18,6 +18,7 @@ mod config;
 mod error;
 mod head_limit;
 mod loopback;
+mod reload;
 mod serve;
 
 pub use config::{Trust, client_config, server_config};
@@ -25,6 +26,9 @@ pub use error::TlsError;
 /// The `code` of the JSON answer to a request head over the limits (431).
 pub use head_limit::CODE as HEAD_TOO_LARGE_CODE;
 pub use loopback::LoopbackCa;
+pub use reload::CertificateSlot;
+/// The server configuration every serving function takes.
+pub use rustls::ServerConfig;
 pub use serve::{ServeLimits, serve, serve_with_limits};
 
 /// Makes *ring* the process-wide rustls provider. Safe to call any number of times.

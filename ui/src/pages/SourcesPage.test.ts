@@ -169,6 +169,49 @@ test('the runtime’s field errors show beside their fields; a good form is sent
   expect(screen.getByRole('heading', { name: 'line-9' })).toBeTruthy();
 });
 
+test('a lines field is a text area: a CSV table keeps its lines, and a bad row is named beside it', async () => {
+  const modbus: FormSchema = {
+    kind: 'modbus',
+    title: 'Modbus TCP device',
+    description: 'Registers of a PLC.',
+    fields: [
+      { name: 'host', label: 'Host', type: 'text', required: true, help: '', secret: false },
+      { name: 'registerMap', label: 'Register map', type: 'lines', required: true, help: 'CSV.', constraints: { maxLength: 2097152 }, secret: false },
+    ],
+  };
+  let refuse = true;
+  const calls = mockControl(controlStatus(), {
+    source_kinds: () => [modbus],
+    add_source: () => {
+      if (refuse) {
+        refuse = false;
+        throw {
+          code: 'invalid_form',
+          message: 'the settings are not valid',
+          fields: [{ field: 'registerMap', message: 'line 3 (temp): holding registers 11–11 overlap line 2 (flow)' }],
+        };
+      }
+      return null;
+    },
+  });
+  render(SourcesPage);
+  await fireEvent.click(await screen.findByRole('button', { name: 'Add data source' }));
+  const map = screen.getByLabelText('Register map');
+  expect(map.tagName).toBe('TEXTAREA');
+  const csv = 'name,table,address,type\nflow,hr,10,f32\ntemp,hr,11,u16\n';
+  await type('Name', 'plc');
+  await type('Host', '10.0.0.5');
+  await type('Register map', csv);
+  await fireEvent.submit(screen.getByRole('form', { name: 'Add a data source' }));
+  await screen.findByText(/overlap line 2/);
+  expect(messageFor('Register map')).toBe('Register map line 3 (temp): holding registers 11–11 overlap line 2 (flow).');
+  expect(map.getAttribute('aria-invalid')).toBe('true');
+  const sent = commands(calls).filter((c) => c.command === 'add_source');
+  expect(sent[0]!.args).toEqual({
+    source: { name: 'plc', kind: 'modbus', description: '', settings: { host: '10.0.0.5', registerMap: csv } },
+  });
+});
+
 test('a name already taken is named at the Name field', async () => {
   mockControl(controlStatus(), {
     source_kinds: kinds,

@@ -21,6 +21,7 @@
 
 mod error;
 mod link;
+pub mod metrics;
 mod query;
 mod status;
 mod transport_memory;
@@ -170,6 +171,7 @@ pub(crate) struct Inner {
     config_edit: tokio::sync::Mutex<()>,
     policy: PolicyStore,
     activity: ActivityLog,
+    metrics: metrics::ConnectorMetrics,
     credentials: CredentialStore,
     sources: std::sync::RwLock<Vec<OpenSource>>,
     grants: Mutex<Vec<Grant>>,
@@ -334,6 +336,7 @@ impl ConnectorRuntime {
             config_edit: tokio::sync::Mutex::new(()),
             policy: PolicyStore::new(&dir),
             activity: ActivityLog::open(&dir)?,
+            metrics: metrics::ConnectorMetrics::default(),
             credentials: CredentialStore::new(&dir),
             sources: std::sync::RwLock::new(sources),
             grants: Mutex::default(),
@@ -452,6 +455,11 @@ impl ConnectorRuntime {
     /// The live status: `borrow()` for now, `changed()` to follow it.
     pub fn status(&self) -> watch::Receiver<ConnectorStatus> {
         self.inner.status.subscribe()
+    }
+
+    /// The Prometheus text exposition of this runtime's metrics ([`metrics::CONTENT_TYPE`]).
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics.scrape(&self.inner.status.borrow())
     }
 
     /// The data dir.

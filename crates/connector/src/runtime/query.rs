@@ -86,6 +86,14 @@ pub(super) fn accept(inner: &Arc<Inner>, relayed: RelayedQuery) {
         };
         lock(&inner.queries).remove(&relayed.query_id);
         tracing::debug!(query = %relayed.query_id, app = %relayed.app_id, source = %relayed.source, %outcome, bytes, "relayed query");
+        let took = arrived.elapsed();
+        inner.metrics.query(
+            &relayed.source,
+            relayed.operation().as_str(),
+            &outcome,
+            took,
+            bytes,
+        );
         inner.activity.record(ActivityRecord {
             time: Utc::now(),
             app_id: relayed.app_id.clone(),
@@ -93,7 +101,7 @@ pub(super) fn accept(inner: &Arc<Inner>, relayed: RelayedQuery) {
             source: relayed.source.clone(),
             operation: relayed.operation().as_str().to_owned(),
             outcome,
-            duration_ms: arrived.elapsed().as_secs_f64() * 1000.0,
+            duration_ms: took.as_secs_f64() * 1000.0,
             bytes,
         });
         inner.publish();

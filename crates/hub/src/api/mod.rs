@@ -28,6 +28,7 @@ mod resolve;
 pub mod sources;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::{FromRequestParts, RawPathParams, RawQuery, State};
 use axum::http::HeaderMap;
@@ -36,6 +37,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
+use futures::StreamExt as _;
 use uplink_link::{QueryOperation, RelayedQuery};
 use uplink_model::Query;
 
@@ -46,7 +48,7 @@ use self::params::{FORMAT, Params};
 use crate::access::{Access, Denied, bearer_token};
 use crate::hub::Hub;
 use crate::in_flight::Holder;
-use crate::relay::ConnectorRouter;
+use crate::relay::{ConnectorRouter, RelayStream};
 use crate::scopes;
 use crate::secret::public_id;
 use crate::store::DataSource;
@@ -261,6 +263,7 @@ impl Call {
         known_params: &[&str],
         build: impl FnOnce(&Params) -> Result<Query, ApiError>,
     ) -> Result<Response, ApiError> {
+        let started = std::time::Instant::now();
         // Read before the grant check: a revoke announced between the check and the
         // answer's admission moves it, and the grant is then read again.
         let epoch = self.hub.answers.epoch();
@@ -302,13 +305,46 @@ impl Call {
             operation = %relayed.operation(),
             "relaying query"
         );
+        let operation = relayed.operation().as_str();
+        let metrics = self.hub.metrics.clone();
         let answer = ticket
             .relay(self.relay.as_ref(), &source.connector_id, relayed)
             .await
             .inspect_err(|error| {
+                metrics.query(operation, error.metric_code());
                 tracing::info!(%query_id, code = error.code(), %error, "query refused");
             })?;
-        answer::respond(format, query_id, answer).await
+        // A failure before the status is the query's outcome; one after it breaks an answer
+        // already counted as answered.
+        let status_sent = Arc::new(AtomicBool::new(false));
+        let counted = {
+            let (metrics, status_sent) = (metrics.clone(), status_sent.clone());
+            RelayStream::new(
+                answer
+                    .inspect(move |chunk| match chunk {
+                        Ok(bytes) => {
+                            metrics.relayed_bytes.inc_by(bytes.len() as u64);
+                        }
+                        Err(error) if status_sent.load(Ordering::Relaxed) => {
+                            metrics.broken_answer(error.metric_code());
+                        }
+                        Err(error) => metrics.query(operation, error.metric_code()),
+                    })
+                    .boxed(),
+            )
+        };
+        let response = answer::respond(format, query_id, counted).await;
+        if response.is_ok() {
+            status_sent.store(true, Ordering::Relaxed);
+            metrics.query(operation, "ok");
+            metrics
+                .relay_seconds
+                .get_or_create(&crate::metrics::OperationLabel {
+                    operation: operation.to_owned(),
+                })
+                .observe(started.elapsed().as_secs_f64());
+        }
+        response
     }
 }
 

@@ -981,3 +981,76 @@ async fn the_guides_curl_examples_are_valid_requests() {
             .any(|(_, q)| q.format == ResultFormat::Ndjson)
     );
 }
+
+#[tokio::test]
+async fn queries_are_counted_by_operation_and_outcome_with_their_bytes() {
+    let f = Fixture::new().await;
+    let raw = f.path("raw?tag=T&start=*-1h");
+    let get = |path: &str| {
+        Request::get(path)
+            .header(header::AUTHORIZATION, format!("Bearer {}", f.token))
+            .body(Body::empty())
+            .unwrap()
+    };
+    f.relay
+        .next(Script::Items(vec![Ok(Bytes::from_static(b"0123456789"))]));
+    let answered = f.send(get(&raw)).await;
+    assert_eq!(answered.status(), StatusCode::OK);
+    axum::body::to_bytes(answered.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    f.relay.next(Script::Refuse(RelayError::Offline {
+        connector: "Press shop".into(),
+    }));
+    f.send(get(&f.path("snapshot?tags=A"))).await;
+    // A code only the connector knows is not a label value of its own.
+    f.relay.next(Script::Refuse(RelayError::Connector {
+        code: "made_up_by_the_connector".into(),
+        message: "?".into(),
+    }));
+    f.send(get(&f.path("snapshot?tags=A"))).await;
+    // Broken after its status went out: an answered query, and a broken answer.
+    f.relay.next(Script::Items(vec![
+        Ok(Bytes::from(vec![b' '; 70 * 1024])),
+        Err(RelayError::LinkLost),
+    ]));
+    let broken = f.send(get(&raw)).await;
+    assert_eq!(broken.status(), StatusCode::OK);
+    assert!(
+        axum::body::to_bytes(broken.into_body(), 1 << 20)
+            .await
+            .is_err()
+    );
+    // Refused at the grant check, so never relayed.
+    f.send(
+        Request::get(raw.as_str())
+            .header(header::AUTHORIZATION, "Bearer v4.local.not-a-token")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+
+    let scrape = f.hub.metrics.scrape(&f.hub);
+    for line in [
+        r#"uplink_hub_queries_total{operation="raw",outcome="ok"} 2"#,
+        r#"uplink_hub_queries_total{operation="snapshot",outcome="connector_offline"} 1"#,
+        r#"uplink_hub_queries_total{operation="snapshot",outcome="connector_error"} 1"#,
+        r#"uplink_hub_broken_answers_total{outcome="link_lost"} 1"#,
+        r#"uplink_hub_relay_seconds_count{operation="raw"} 2"#,
+        r#"uplink_hub_grant_checks_total{outcome="invalid_token"} 1"#,
+        &format!("uplink_hub_relayed_bytes_total {}", 10 + 70 * 1024),
+    ] {
+        assert!(scrape.contains(line), "{line} missing from\n{scrape}");
+    }
+    // Every query's grant was checked (some twice, when a revoke could have raced it).
+    let checked_ok: u64 = scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"uplink_hub_grant_checks_total{outcome="ok"} "#))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(checked_ok >= 4, "{scrape}");
+    assert!(!scrape.contains("made_up"), "{scrape}");
+    for id in [&f.user.id, &f.granted.id, &f.granted.connector_id] {
+        assert!(!scrape.contains(id.as_str()), "no ids in labels: {scrape}");
+    }
+}

@@ -234,6 +234,15 @@ async fn register(
         .map_err(store_failure)?;
     tracing::info!(connector = %connector.id, sources = sources.len(), transport = ?caller.transport(), "connector registered its link");
     let connector_id = connector.id.clone();
+    hub.metrics
+        .link_connects
+        .get_or_create(&crate::metrics::TransportLabel {
+            transport: caller
+                .transport()
+                .map_or("unknown", crate::metrics::transport_label)
+                .to_owned(),
+        })
+        .inc();
     hub.links.install(
         &session,
         LinkRegistration {

@@ -91,6 +91,17 @@ async fn issue(
         return Err(OAuthError::slow_down());
     }
     let outcome = grant(hub, address, headers, body).await;
+    hub.metrics
+        .oauth_grants
+        .get_or_create(&crate::metrics::GrantLabels {
+            grant_type: grant_type_label(body).to_owned(),
+            outcome: match &outcome {
+                Ok(_) => "ok",
+                Err(error) => error.error.as_str(),
+            }
+            .to_owned(),
+        })
+        .inc();
     if let Err(error) = &outcome
         && error.is_failed_attempt()
     {
@@ -99,6 +110,21 @@ async fn issue(
         hub.limiters.token_failed(address);
     }
     outcome
+}
+
+/// The request's grant type as a metric's label: one of the known ones, else `other`.
+fn grant_type_label(body: &[u8]) -> &'static str {
+    let grant_type = form_urlencoded::parse(body)
+        .find(|(name, _)| name == "grant_type")
+        .map(|(_, value)| value);
+    match grant_type.as_deref() {
+        Some("authorization_code") => "authorization_code",
+        Some("refresh_token") => "refresh_token",
+        Some("client_credentials") => "client_credentials",
+        Some(super::device::GRANT_TYPE) => "device_code",
+        Some(_) => "other",
+        None => "missing",
+    }
 }
 
 async fn grant(

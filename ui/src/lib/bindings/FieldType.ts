@@ -3,4 +3,4 @@
 /**
  * The kind of value a field holds.
  */
-export type FieldType = "text" | "path" | "integer" | "number" | "boolean" | "select" | "duration";
+export type FieldType = "text" | "lines" | "path" | "integer" | "number" | "boolean" | "select" | "duration";

@@ -47,6 +47,7 @@ export function fieldProblem(field: FieldSchema, value: FieldValue | undefined, 
   const c = field.constraints ?? {};
   switch (field.type) {
     case 'text':
+    case 'lines':
     case 'path': {
       const limit = c.maxLength ?? DEFAULT_MAX_LENGTH;
       return [...text].length > limit ? `must be at most ${limit} characters` : null;

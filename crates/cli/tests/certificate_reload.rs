@@ -1,0 +1,121 @@
+//! A hub serving its own certificate (`--tls-cert`/`--tls-key`) takes a renewed one on SIGHUP:
+//! the next handshake presents it with no restart; a pair that cannot be used is refused with
+//! the reason in the log, and the certificate in service stays.
+
+mod common;
+
+use std::io::Write as _;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Running, free_port, uplink, wait_until};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use uplink_tls::LoopbackCa;
+
+/// The leaf certificate (DER) the hub at `listen` presents in a fresh handshake.
+fn presented(listen: &str, trusted: &[&LoopbackCa]) -> Option<Vec<u8>> {
+    uplink_tls::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in trusted {
+        roots
+            .add(CertificateDer::from_pem_slice(ca.ca_pem().as_bytes()).unwrap())
+            .unwrap();
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("localhost").unwrap();
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let socket = TcpStream::connect(listen).ok()?;
+    let mut tls = rustls::StreamOwned::new(connection, socket);
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    tls.flush().ok()?;
+    let leaf = tls.conn.peer_certificates()?.first()?.to_vec();
+    Some(leaf)
+}
+
+fn leaf_of(ca: &LoopbackCa) -> Vec<u8> {
+    CertificateDer::pem_slice_iter(ca.cert_chain_pem().as_bytes())
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
+}
+
+fn install(ca: &LoopbackCa, cert: &Path, key: &Path) {
+    std::fs::write(cert, ca.cert_chain_pem()).unwrap();
+    std::fs::write(key, ca.key_pem()).unwrap();
+}
+
+fn hang_up(pid: u32) {
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn sighup_swaps_the_certificate_and_refuses_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, log) = (
+        dir.path().join("hub.crt"),
+        dir.path().join("hub.key"),
+        dir.path().join("stderr.log"),
+    );
+    let first = LoopbackCa::generate(&["localhost"]).unwrap();
+    let renewed = LoopbackCa::generate(&["localhost"]).unwrap();
+    install(&first, &cert, &key);
+
+    let listen = format!("127.0.0.1:{}", free_port());
+    let hub = Running(
+        uplink()
+            .env("RUST_LOG", "info")
+            .args(["hub", "serve", "--listen", &listen, "--data-dir"])
+            .arg(dir.path().join("hub"))
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let both = [&first, &renewed];
+    wait_until("the hub serving", Duration::from_secs(60), || {
+        presented(&listen, &both).is_some()
+    });
+    assert_eq!(presented(&listen, &both), Some(leaf_of(&first)));
+
+    install(&renewed, &cert, &key);
+    hang_up(hub.0.id());
+    wait_until(
+        "the renewed certificate in use",
+        Duration::from_secs(30),
+        || presented(&listen, &both) == Some(leaf_of(&renewed)),
+    );
+
+    // A key that is not the certificate's: refused, said why, and the renewed one stays.
+    std::fs::write(&key, first.key_pem()).unwrap();
+    hang_up(hub.0.id());
+    wait_until("the refusal logged", Duration::from_secs(30), || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("kept the TLS certificate in service")
+    });
+    assert_eq!(presented(&listen, &both), Some(leaf_of(&renewed)));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("reloaded the TLS certificate"), "{logged}");
+    assert!(
+        !logged.contains("PRIVATE KEY"),
+        "no key material in the log: {logged}"
+    );
+}
