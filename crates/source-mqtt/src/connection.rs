@@ -24,8 +24,16 @@ const MAX_PACKET: usize = 16 * 1024 * 1024;
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// The protocol version spoken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Version {
+    V311,
+    V5,
+}
+
 /// What the connection is made with.
 pub(crate) struct Options {
+    pub version: Version,
     pub broker: Broker,
     pub client_id: String,
     pub credentials: Option<(String, String)>,
@@ -117,8 +125,54 @@ pub(crate) fn tls_config(
     Ok(Arc::new(config))
 }
 
-/// The client and its event loop (not connected until polled).
-pub(crate) fn client(options: &Options) -> (AsyncClient, EventLoop) {
+/// The client of either protocol version.
+#[derive(Debug, Clone)]
+pub(crate) enum Client {
+    V311(AsyncClient),
+    V5(rumqttc::v5::AsyncClient),
+}
+
+impl Client {
+    /// Hands a QoS 1 publish to the connection without waiting.
+    pub(crate) fn try_publish(&self, topic: String, payload: Vec<u8>) -> Result<(), String> {
+        match self {
+            Client::V311(client) => client
+                .try_publish(topic, QoS::AtLeastOnce, false, payload)
+                .map_err(|e| e.to_string()),
+            Client::V5(client) => client
+                .try_publish(
+                    topic,
+                    rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                    false,
+                    payload,
+                )
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Connects and polls until the source is dropped, with either protocol version.
+pub(crate) fn start(
+    options: &Options,
+    shared: Arc<Shared>,
+    filters: Vec<(String, QoS)>,
+) -> (Client, tokio::task::JoinHandle<()>) {
+    let broker = options.broker.clone();
+    match options.version {
+        Version::V311 => {
+            let (client, eventloop) = client_v311(options);
+            let task = tokio::spawn(run(shared, client.clone(), eventloop, filters, broker));
+            (Client::V311(client), task)
+        }
+        Version::V5 => {
+            let (client, eventloop) = client_v5(options);
+            let task = tokio::spawn(run_v5(shared, client.clone(), eventloop, filters, broker));
+            (Client::V5(client), task)
+        }
+    }
+}
+
+fn client_v311(options: &Options) -> (AsyncClient, EventLoop) {
     let mut mqtt = MqttOptions::new(
         options.client_id.clone(),
         options.broker.host.clone(),
@@ -136,6 +190,30 @@ pub(crate) fn client(options: &Options) -> (AsyncClient, EventLoop) {
         )));
     }
     AsyncClient::new(mqtt, 64)
+}
+
+fn client_v5(options: &Options) -> (rumqttc::v5::AsyncClient, rumqttc::v5::EventLoop) {
+    let mut mqtt = rumqttc::v5::MqttOptions::new(
+        options.client_id.clone(),
+        options.broker.host.clone(),
+        options.broker.port,
+    );
+    mqtt.set_keep_alive(options.keep_alive)
+        .set_clean_start(options.clean_session)
+        .set_max_packet_size(Some(MAX_PACKET as u32));
+    if !options.clean_session {
+        // MQTT 5 ends a session when the connection closes unless told to keep it.
+        mqtt.set_session_expiry_interval(Some(u32::MAX));
+    }
+    if let Some((user, password)) = &options.credentials {
+        mqtt.set_credentials(user.clone(), password.clone());
+    }
+    if let Some(tls) = &options.tls {
+        mqtt.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            tls.clone(),
+        )));
+    }
+    rumqttc::v5::AsyncClient::new(mqtt, 64)
 }
 
 /// Plain words for why the connection failed or dropped; never a secret.
@@ -186,6 +264,43 @@ pub(crate) fn describe(err: &ConnectionError, broker: &Broker) -> String {
     }
 }
 
+/// Plain words for an MQTT 5 connection failure; never a secret.
+pub(crate) fn describe_v5(err: &rumqttc::v5::ConnectionError, broker: &Broker) -> String {
+    use rumqttc::v5::ConnectionError as E;
+    use rumqttc::v5::mqttbytes::v5::ConnectReturnCode as Code;
+    if let Some(tls) = rustls_error(err) {
+        return format!(
+            "TLS with the broker at {broker} was refused: {}",
+            tls_words(tls)
+        );
+    }
+    match err {
+        E::ConnectionRefused(Code::BadUserNamePassword | Code::NotAuthorized) => format!(
+            "the broker at {broker} refused the connection: the user name or password is wrong, or this client is not authorised"
+        ),
+        E::ConnectionRefused(Code::ClientIdentifierNotValid | Code::BadClientId) => {
+            format!("the broker at {broker} refused the client id")
+        }
+        E::ConnectionRefused(Code::UnsupportedProtocolVersion | Code::RefusedProtocolVersion) => {
+            format!("the broker at {broker} refused MQTT 5; try 3.1.1")
+        }
+        E::ConnectionRefused(code) => {
+            format!("the broker at {broker} refused the connection ({code:?})")
+        }
+        E::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => {
+                format!("the broker at {broker} is down or not listening (connection refused)")
+            }
+            _ => format!("cannot reach the broker at {broker}: {io}"),
+        },
+        E::Timeout(_) => format!("the broker at {broker} did not answer in time"),
+        E::MqttState(state) => {
+            format!("the connection to the broker at {broker} was lost: {state}")
+        }
+        other => format!("the connection to the broker at {broker} failed: {other}"),
+    }
+}
+
 /// The rustls error somewhere in an error's chain (I/O errors carry it inside).
 fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     if let Some(found) = err.downcast_ref::<rustls::Error>() {
@@ -219,8 +334,67 @@ fn tls_words(err: &rustls::Error) -> String {
     }
 }
 
+/// Polls an MQTT 5 event loop until the source is dropped.
+async fn run_v5(
+    shared: Arc<Shared>,
+    client: rumqttc::v5::AsyncClient,
+    mut eventloop: rumqttc::v5::EventLoop,
+    filters: Vec<(String, QoS)>,
+    broker: Broker,
+) {
+    use rumqttc::v5::Event;
+    use rumqttc::v5::mqttbytes::v5::{Filter, Packet, SubscribeReasonCode};
+    let qos = |qos: QoS| match qos {
+        QoS::AtMostOnce => rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+        QoS::AtLeastOnce => rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+        QoS::ExactlyOnce => rumqttc::v5::mqttbytes::QoS::ExactlyOnce,
+    };
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                match std::str::from_utf8(&publish.topic) {
+                    Ok(topic) => shared.ingest(topic, &publish.payload),
+                    Err(_) => tracing::debug!("mqtt 5 message with a topic that is not UTF-8"),
+                }
+            }
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff = MIN_BACKOFF;
+                let request = filters
+                    .iter()
+                    .map(|(filter, q)| Filter::new(filter.clone(), qos(*q)));
+                if let Err(err) = client.try_subscribe_many(request) {
+                    tracing::warn!(error = %err, "mqtt subscribe could not be queued");
+                }
+                shared.set_connection(Connection::Up);
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                let refused: Vec<&str> = ack
+                    .return_codes
+                    .iter()
+                    .zip(&filters)
+                    .filter(|(code, _)| !matches!(code, SubscribeReasonCode::Success(_)))
+                    .map(|(_, (filter, _))| filter.as_str())
+                    .collect();
+                if !refused.is_empty() {
+                    let mut state = shared.lock();
+                    for filter in refused {
+                        state.refused_subscription(filter);
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(err) => {
+                shared.set_connection(Connection::Down(describe_v5(&err, &broker)));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
 /// Polls the event loop until the source is dropped.
-pub(crate) async fn run(
+async fn run(
     shared: Arc<Shared>,
     client: AsyncClient,
     mut eventloop: EventLoop,

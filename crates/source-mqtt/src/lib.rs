@@ -4,7 +4,7 @@
 //! published to a command topic (Sparkplug NCMD/DCMD). Stored values (raw, plot, processed)
 //! wait for the edge historian.
 //!
-//! The client is `rumqttc` (MQTT 3.1.1) over TCP or rustls with the *ring* provider; it
+//! The client is `rumqttc` (MQTT 3.1.1 or 5) over TCP or rustls with the *ring* provider; it
 //! reconnects with backoff for as long as the source is open.
 
 #![warn(missing_docs)]
@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use futures::StreamExt;
 use prost::Message;
-use rumqttc::{AsyncClient, QoS};
+use rumqttc::QoS;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::watch;
@@ -69,8 +69,8 @@ pub fn schema() -> FormSchema {
                 .default_value("30s"),
             FieldSchema::new("cleanSession", "Clean session", FieldType::Boolean, true, "Start with no session on the broker; off keeps subscriptions and queued QoS 1/2 messages across reconnects (needs a client id).")
                 .default_value(true),
-            FieldSchema::new("mqttVersion", "MQTT version", FieldType::Select, true, "The protocol version; 3.1.1 is what this connector speaks.")
-                .options(&["3.1.1"])
+            FieldSchema::new("mqttVersion", "MQTT version", FieldType::Select, true, "The protocol version the broker is spoken to in: 3.1.1 or 5.")
+                .options(&["3.1.1", "5"])
                 .default_value("3.1.1"),
             subscriptions,
         ],
@@ -95,6 +95,7 @@ struct Settings {
     client_key_file: Option<String>,
     keep_alive: Span,
     clean_session: bool,
+    mqtt_version: String,
     subscriptions: String,
 }
 
@@ -162,7 +163,7 @@ struct Inner {
     name: String,
     description: String,
     shared: Arc<Shared>,
-    client: AsyncClient,
+    client: connection::Client,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -306,6 +307,11 @@ impl MqttSource {
             format!("uplink-{:x}-{nanos:x}", std::process::id())
         });
         let options = connection::Options {
+            version: if settings.mqtt_version == "5" {
+                connection::Version::V5
+            } else {
+                connection::Version::V311
+            },
             broker: broker.clone(),
             client_id,
             credentials: username.map(|u| (u, password.unwrap_or_default())),
@@ -318,15 +324,8 @@ impl MqttSource {
             state: Mutex::new(State::new(subs)),
             changes: watch::channel(0).0,
         });
-        let (client, eventloop) = connection::client(&options);
         let mut first = shared.changes.subscribe();
-        let task = tokio::spawn(connection::run(
-            shared.clone(),
-            client.clone(),
-            eventloop,
-            filters,
-            broker,
-        ));
+        let (client, task) = connection::start(&options, shared.clone(), filters);
         let wait = options.keep_alive.min(Duration::from_secs(10));
         let _ = tokio::time::timeout(
             wait,
@@ -581,7 +580,7 @@ impl DataSource for MqttSource {
         // Never waits: a write the connection cannot take now fails rather than going out late.
         self.inner
             .client
-            .try_publish(topic, QoS::AtLeastOnce, false, payload)
+            .try_publish(topic, payload)
             .map_err(|err| SourceError::Device {
                 source_name: self.inner.name.clone(),
                 message: format!("the write could not be handed to the broker connection: {err}"),

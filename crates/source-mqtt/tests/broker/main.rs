@@ -76,6 +76,10 @@ struct Client {
 
 impl Client {
     async fn connect(port: u16, subscribe: &[&str]) -> Self {
+        Self::connect_as(port, subscribe, None).await
+    }
+
+    async fn connect_as(port: u16, subscribe: &[&str], user: Option<(&str, &str)>) -> Self {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let id = format!(
             "test-{}-{}",
@@ -84,6 +88,9 @@ impl Client {
         );
         let mut options = MqttOptions::new(id, "127.0.0.1", port);
         options.set_max_packet_size(1 << 20, 1 << 20);
+        if let Some((name, password)) = user {
+            options.set_credentials(name, password);
+        }
         let (client, mut eventloop) = AsyncClient::new(options, 1024);
         let (ack_tx, acks) = watch::channel(0u64);
         let (sub_tx, mut subscribed) = watch::channel(false);
@@ -972,4 +979,55 @@ async fn bad_form_input_is_named_field_by_field() {
     let found = errors(json!({"subscriptions": "a plain", "mqttVersion": "4"})).await;
     assert!(found.iter().any(|(f, _)| f == "brokerUrl"), "{found:?}");
     assert!(found.iter().any(|(f, _)| f == "mqttVersion"), "{found:?}");
+}
+
+#[tokio::test]
+async fn mqtt_5_reads_retained_and_live_values_writes_and_names_a_refusal() {
+    let broker = Mosquitto::start(Setup {
+        users: vec![("plant", "v5-pa55")],
+        ..Setup::default()
+    });
+    let v5 = ("mqttVersion", json!("5"));
+    let user = ("username", json!("plant"));
+    // The test clients speak 3.1.1 with the same user (the broker refuses anonymous clients).
+    let mut publisher =
+        Client::connect_as(broker.port, &["cmd/#"], Some(("plant", "v5-pa55"))).await;
+    publisher.publish("v5/seed", "4.5", true).await;
+    let lines = "v5/+ plain name={2} command=cmd/{2}";
+    let source = open(
+        &broker.url(),
+        lines,
+        &[
+            v5.clone(),
+            user.clone(),
+            ("password", json!("v5-pa55")),
+            ("clientId", json!("uplink-v5-test")),
+        ],
+    )
+    .await;
+    assert_eq!(source.connection(), Connection::Up, "{:?}", source.health());
+    // mosquitto logs each client's protocol: p5 is MQTT 5 (p2 is 3.1.1).
+    let log = broker.log();
+    assert!(log.contains("as uplink-v5-test (p5"), "{log}");
+    wait_value(&source, "seed", number(4.5)).await;
+    publisher.publish("v5/live", "6", false).await;
+    wait_value(&source, "live", number(6.0)).await;
+    source
+        .write("live", &WriteValue::Number(7.0))
+        .await
+        .unwrap();
+    assert_eq!(publisher.next().await, ("cmd/live".into(), b"7".to_vec()));
+
+    let refused = open(
+        &broker.url(),
+        lines,
+        &[v5, user, ("password", json!("wrong"))],
+    )
+    .await;
+    let health = refused.health();
+    assert_eq!(health.state, HealthState::Failed);
+    assert!(
+        health.issues[0].message.contains("user name or password"),
+        "{health:?}"
+    );
 }

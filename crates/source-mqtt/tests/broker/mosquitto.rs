@@ -94,7 +94,7 @@ impl Mosquitto {
         let tls_port = free_port();
         let mut config = format!(
             "user root\nper_listener_settings false\npersistence false\nlog_dest file {log}\n\
-             log_type error\nlog_type warning\nallow_anonymous {}\nlistener {port} 127.0.0.1\n",
+             log_type error\nlog_type warning\nlog_type notice\nallow_anonymous {}\nlistener {port} 127.0.0.1\n",
             setup.users.is_empty(),
             log = dir.path().join("mosquitto.log").display(),
         );
@@ -191,6 +191,11 @@ impl Mosquitto {
 
     pub fn tls_url(&self) -> String {
         format!("mqtts://localhost:{}", self.tls_port)
+    }
+
+    /// What the broker logged (errors, warnings, notices such as each client's connect).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
     }
 
     /// A file in the broker's folder.
