@@ -744,3 +744,113 @@ fn json_value(
     }
     Ok(value)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::subscriptions;
+
+    fn state(lines: &str) -> State {
+        State::new(subscriptions::parse(lines).unwrap())
+    }
+
+    fn value(state: &State, tag: &str) -> TagValue {
+        state.entries[state.position(tag).unwrap()].value.clone()
+    }
+
+    #[test]
+    fn json_times_and_qualities_read_in_every_documented_form() {
+        let mut s = state(
+            "a/s json value=$.v time=$.t quality=$.q unit=s name=s\n\
+                           a/u json value=$.v time=$.t quality=$.q unit=us name=u\n\
+                           a/r json value=$.v time=$.t quality=$.q name=r",
+        );
+        assert!(s.ingest("a/s", br#"{"v": 1, "t": 1700000000, "q": 192}"#));
+        assert!(s.ingest(
+            "a/u",
+            br#"{"v": true, "t": 1700000000000001, "q": 1073741824}"#
+        ));
+        assert!(s.ingest(
+            "a/r",
+            br#"{"v": null, "t": "2026-12-06T10:00:00.5Z", "q": false}"#
+        ));
+        let v = value(&s, "s");
+        assert_eq!(
+            (v.value, v.status, v.time.timestamp()),
+            (Some(1.0), Status::Good, 1_700_000_000)
+        );
+        let v = value(&s, "u");
+        assert_eq!((v.value, v.status), (Some(1.0), Status::Uncertain));
+        assert_eq!(v.time.timestamp_micros(), 1_700_000_000_000_001);
+        let v = value(&s, "r");
+        assert_eq!((v.value, v.status), (None, Status::Bad));
+        assert_eq!(
+            v.time,
+            DateTime::parse_from_rfc3339("2026-12-06T10:00:00.5Z").unwrap()
+        );
+        // A 0–255 code is an OPC DA quality byte; 0x80000000 an OPC UA bad code.
+        assert!(s.ingest("a/s", br#"{"v": 2, "q": 0}"#));
+        assert_eq!(value(&s, "s").status, Status::Bad);
+        assert!(s.ingest("a/s", br#"{"v": 2, "q": 2147483648}"#));
+        assert_eq!(value(&s, "s").status, Status::Bad);
+        // Unreadable documents change nothing and are counted.
+        assert!(!s.ingest("a/s", br#"{"v": [1]}"#));
+        assert!(!s.ingest("a/s", br#"{"v": 1, "t": "yesterday"}"#));
+        assert_eq!(value(&s, "s").value, Some(2.0));
+        let health = s.health();
+        assert!(
+            health
+                .issues
+                .iter()
+                .any(|i| i.message.starts_with("2 messages could not be read")),
+            "{health:?}"
+        );
+    }
+
+    #[test]
+    fn a_name_template_longer_than_the_topic_is_counted_not_guessed() {
+        let mut s = state("a/# plain name={1}.{3}");
+        assert!(s.ingest("a/b/c", b"1"));
+        assert_eq!(value(&s, "a.c").value, Some(1.0));
+        assert!(!s.ingest("a/b", b"2"));
+        let health = s.health();
+        assert!(
+            health.issues.iter().any(|i| i
+                .message
+                .contains("too few levels for the name template of line 1")),
+            "{health:?}"
+        );
+    }
+
+    #[test]
+    fn a_sparkplug_quality_property_sets_the_status() {
+        let quality = |code: u32| sparkplug::PropertySet {
+            keys: vec!["Quality".into()],
+            values: vec![sparkplug::PropertyValue {
+                r#type: Some(sparkplug::code::INT32),
+                is_null: None,
+                value: Some(sparkplug::PropertyValueKind::IntValue(code)),
+            }],
+        };
+        let metric = |code: u32| sparkplug::Metric {
+            name: Some("m".into()),
+            datatype: Some(sparkplug::code::DOUBLE),
+            value: Some(sparkplug::MetricValue::DoubleValue(1.0)),
+            properties: Some(quality(code)),
+            ..Default::default()
+        };
+        let at = Utc::now();
+        assert_eq!(
+            metric_value(&metric(192), sparkplug::code::DOUBLE, at).status,
+            Status::Good
+        );
+        assert_eq!(
+            metric_value(&metric(500), sparkplug::code::DOUBLE, at).status,
+            Status::Uncertain
+        );
+        assert_eq!(
+            metric_value(&metric(0), sparkplug::code::DOUBLE, at).status,
+            Status::Bad
+        );
+    }
+}
