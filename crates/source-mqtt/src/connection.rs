@@ -354,7 +354,14 @@ async fn run_v5(
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 match std::str::from_utf8(&publish.topic) {
-                    Ok(topic) => shared.ingest(topic, &publish.payload),
+                    Ok(topic) => {
+                        for (topic, payload) in shared.ingest(topic, &publish.payload) {
+                            let qos = rumqttc::v5::mqttbytes::QoS::AtLeastOnce;
+                            if let Err(err) = client.try_publish(topic, qos, false, payload) {
+                                tracing::warn!(error = %err, "mqtt rebirth request could not be queued");
+                            }
+                        }
+                    }
                     Err(_) => tracing::debug!("mqtt 5 message with a topic that is not UTF-8"),
                 }
             }
@@ -405,7 +412,11 @@ async fn run(
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(publish))) => {
-                shared.ingest(&publish.topic, &publish.payload);
+                for (topic, payload) in shared.ingest(&publish.topic, &publish.payload) {
+                    if let Err(err) = client.try_publish(topic, QoS::AtLeastOnce, false, payload) {
+                        tracing::warn!(error = %err, "mqtt rebirth request could not be queued");
+                    }
+                }
             }
             Ok(Event::Incoming(Packet::ConnAck(ConnAck { .. }))) => {
                 backoff = MIN_BACKOFF;

@@ -69,6 +69,8 @@ pub fn schema() -> FormSchema {
                 .default_value("30s"),
             FieldSchema::new("cleanSession", "Clean session", FieldType::Boolean, true, "Start with no session on the broker; off keeps subscriptions and queued QoS 1/2 messages across reconnects (needs a client id).")
                 .default_value(true),
+            FieldSchema::new("sparkplugRebirth", "Ask Sparkplug nodes for rebirth", FieldType::Boolean, true, "When data arrives from a Sparkplug edge node whose birth certificate was missed (the connector started after it), publish an NCMD Node Control/Rebirth so the node sends its birth again. Off: such nodes' tags appear at their next birth.")
+                .default_value(false),
             FieldSchema::new("mqttVersion", "MQTT version", FieldType::Select, true, "The protocol version the broker is spoken to in: 3.1.1 or 5.")
                 .options(&["3.1.1", "5"])
                 .default_value("3.1.1"),
@@ -96,6 +98,7 @@ struct Settings {
     keep_alive: Span,
     clean_session: bool,
     mqtt_version: String,
+    sparkplug_rebirth: bool,
     subscriptions: String,
 }
 
@@ -187,12 +190,17 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Reads one message and wakes subscribers when a tag changed.
-    pub(crate) fn ingest(&self, topic: &str, payload: &[u8]) {
-        let changed = self.lock().ingest(topic, payload);
+    /// Reads one message and wakes subscribers when a tag changed; returns what the source
+    /// has to publish in answer (rebirth requests), usually nothing.
+    pub(crate) fn ingest(&self, topic: &str, payload: &[u8]) -> Vec<(String, Vec<u8>)> {
+        let mut state = self.lock();
+        let changed = state.ingest(topic, payload);
+        let outbox = std::mem::take(&mut state.outbox);
+        drop(state);
         if changed {
             self.changes.send_modify(|n| *n += 1);
         }
+        outbox
     }
 
     pub(crate) fn set_connection(&self, connection: Connection) {
@@ -321,7 +329,11 @@ impl MqttSource {
         };
         let filters: Vec<(String, QoS)> = subs.iter().map(|s| (s.filter.clone(), s.qos)).collect();
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(subs)),
+            state: Mutex::new({
+                let mut state = State::new(subs);
+                state.rebirth = settings.sparkplug_rebirth;
+                state
+            }),
             changes: watch::channel(0).0,
         });
         let mut first = shared.changes.subscribe();

@@ -14,6 +14,9 @@ use uplink_source::{Health, HealthIssue};
 use crate::sparkplug::{self, MessageType, Payload, Reading};
 use crate::subscriptions::{Rule, Subscription};
 
+/// The shortest time between two rebirth requests to one edge node.
+pub const REBIRTH_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The most tags one source keeps; messages that would add more are counted and dropped.
 pub const MAX_TAGS: usize = 100_000;
 
@@ -94,6 +97,12 @@ pub struct State {
     pub version: u64,
     /// Messages received, read or not.
     pub messages: u64,
+    /// Whether to ask edge nodes whose birth was missed for a rebirth.
+    pub rebirth: bool,
+    /// When each edge node (`group/node`) was last asked for a rebirth.
+    rebirths_asked: HashMap<String, std::time::Instant>,
+    /// Messages to publish (rebirth requests), taken by the connection task.
+    pub outbox: Vec<(String, Vec<u8>)>,
     opened: DateTime<Utc>,
 }
 
@@ -111,6 +120,9 @@ impl State {
             connection: Connection::Connecting,
             version: 0,
             messages: 0,
+            rebirth: false,
+            rebirths_asked: HashMap::new(),
+            outbox: Vec::new(),
             opened,
         };
         for i in 0..state.subs.len() {
@@ -332,6 +344,7 @@ impl State {
                 self.births(&key, group, node_id, None, &payload, now)
             }
             MessageType::DBirth => {
+                self.ask_rebirth_unless_born(group, node_id);
                 self.check_seq(&key, topic, payload.seq);
                 if !self.nodes.get(&key).is_some_and(|n| n.online) {
                     self.problem(
@@ -342,6 +355,7 @@ impl State {
                 self.births(&key, group, node_id, device, &payload, now)
             }
             MessageType::NData | MessageType::DData => {
+                self.ask_rebirth_unless_born(group, node_id);
                 self.check_seq(&key, topic, payload.seq);
                 let mut changed = false;
                 for metric in &payload.metrics {
@@ -365,6 +379,7 @@ impl State {
                             .clone()
                             .or_else(|| metric.alias.map(|a| format!("alias {a}")))
                             .unwrap_or_else(|| "a metric without name or alias".into());
+                        self.ask_rebirth(group, node_id);
                         self.problem(
                             "sparkplug",
                             format!("{what} on '{topic}' is not in a birth certificate"),
@@ -408,6 +423,52 @@ impl State {
             }
             MessageType::NCmd | MessageType::DCmd => false,
         }
+    }
+
+    fn ask_rebirth_unless_born(&mut self, group: &str, node: &str) {
+        if !self
+            .nodes
+            .get(&format!("{group}/{node}"))
+            .is_some_and(|n| n.online)
+        {
+            self.ask_rebirth(group, node);
+        }
+    }
+
+    /// Queues an NCMD `Node Control/Rebirth` for an edge node whose birth certificate the
+    /// source missed (it connected after the birth, or a birth was lost), at most once per
+    /// [`REBIRTH_EVERY`] per node, when the form allows it.
+    fn ask_rebirth(&mut self, group: &str, node: &str) {
+        if !self.rebirth {
+            return;
+        }
+        let key = format!("{group}/{node}");
+        let now = std::time::Instant::now();
+        if self
+            .rebirths_asked
+            .get(&key)
+            .is_some_and(|at| now.duration_since(*at) < REBIRTH_EVERY)
+        {
+            return;
+        }
+        self.rebirths_asked.insert(key.clone(), now);
+        tracing::info!(node = %key, "asking a Sparkplug edge node for a rebirth");
+        let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+        let payload = Payload {
+            timestamp: Some(now_ms),
+            metrics: vec![sparkplug::Metric {
+                name: Some("Node Control/Rebirth".into()),
+                timestamp: Some(now_ms),
+                datatype: Some(sparkplug::code::BOOLEAN),
+                value: Some(sparkplug::MetricValue::BooleanValue(true)),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        self.outbox.push((
+            format!("{}/{group}/NCMD/{node}", sparkplug::NAMESPACE),
+            payload.encode_to_vec(),
+        ));
     }
 
     fn check_seq(&mut self, key: &str, topic: &str, seq: Option<u64>) {

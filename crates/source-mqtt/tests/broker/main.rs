@@ -1031,3 +1031,72 @@ async fn mqtt_5_reads_retained_and_live_values_writes_and_names_a_refusal() {
         "{health:?}"
     );
 }
+
+#[tokio::test]
+async fn an_edge_node_whose_birth_was_missed_is_asked_for_a_rebirth_when_allowed() {
+    let broker = Mosquitto::start(Setup::default());
+    let mut edge = Client::connect(broker.port, &["spBv1.0/+/NCMD/#"]).await;
+    let quiet = open(&broker.url(), "spBv1.0/# sparkplug", &[]).await;
+    let asking = open(
+        &broker.url(),
+        "spBv1.0/# sparkplug",
+        &[("sparkplugRebirth", json!(true))],
+    )
+    .await;
+
+    // The node was born before either source connected: its data names an alias no one knows.
+    let data = |seq| {
+        payload(
+            Some(seq),
+            vec![metric(
+                None,
+                1,
+                sparkplug::code::DOUBLE,
+                MetricValue::DoubleValue(5.0),
+            )],
+        )
+    };
+    edge.publish("spBv1.0/plant/NDATA/edge9", data(7), false)
+        .await;
+    let (topic, body) = edge.next().await;
+    assert_eq!(topic, "spBv1.0/plant/NCMD/edge9");
+    let request = Payload::decode(body.as_slice()).unwrap();
+    assert_eq!(
+        request.metrics[0].name.as_deref(),
+        Some("Node Control/Rebirth")
+    );
+    assert_eq!(
+        request.metrics[0].value,
+        Some(MetricValue::BooleanValue(true))
+    );
+    // One request per node per 10 s, however much data arrives; the quiet source asks nothing.
+    edge.publish("spBv1.0/plant/NDATA/edge9", data(8), false)
+        .await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), edge.received.recv())
+            .await
+            .is_err(),
+        "a second rebirth request, or one from the source that may not ask"
+    );
+
+    // The node answers with its birth: both sources now know its tags.
+    let birth = payload(
+        Some(0),
+        vec![
+            bd_seq(3),
+            metric(
+                Some("Flow"),
+                1,
+                sparkplug::code::DOUBLE,
+                MetricValue::DoubleValue(6.0),
+            ),
+        ],
+    );
+    edge.publish("spBv1.0/plant/NBIRTH/edge9", birth, false)
+        .await;
+    wait_value(&asking, "plant/edge9/Flow", number(6.0)).await;
+    wait_value(&quiet, "plant/edge9/Flow", number(6.0)).await;
+    edge.publish("spBv1.0/plant/NDATA/edge9", data(1), false)
+        .await;
+    wait_value(&asking, "plant/edge9/Flow", number(5.0)).await;
+}
