@@ -79,7 +79,8 @@ pub fn schema() -> FormSchema {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The form's values. No `Debug`: it holds the password.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Settings {
     broker_url: String,
