@@ -439,6 +439,24 @@ async fn a_broker_restart_is_survived_and_values_resume() {
     let health = source.health();
     assert_eq!(health.state, HealthState::Failed);
     assert!(health.issues[0].message.contains("broker"), "{health:?}");
+    // Reconnecting to nothing: the broker is named as down, in plain words.
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let health = source.health();
+        if health.issues.iter().any(|i| {
+            i.message.contains(&format!(
+                "the broker at mqtt://127.0.0.1:{} is down or not listening",
+                broker.port
+            ))
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broker was never named as down: {health:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     broker.restart();
     assert!(
