@@ -12,7 +12,7 @@ as_root() {
 # Debian/Ubuntu packages: building the desktop app (GTK, WebKitGTK, tray) and running its tests.
 APT_BUILD=(build-essential pkg-config file libssl-dev libgtk-3-dev libwebkit2gtk-4.1-dev
   libayatana-appindicator3-dev librsvg2-dev libxdo-dev)
-APT_TEST=(systemd prometheus rpm fakeroot xvfb xauth dbus-daemon gnome-keyring dbus-x11 x11-utils python3-xlib imagemagick webkit2gtk-driver chromium fonts-dejavu-core procps python3-venv)
+APT_TEST=(systemd prometheus rpm fakeroot mosquitto mosquitto-clients xvfb xauth dbus-daemon gnome-keyring dbus-x11 x11-utils python3-xlib imagemagick webkit2gtk-driver chromium fonts-dejavu-core procps python3-venv)
 
 ensure_apt() {
   local missing=() pkg

@@ -16,6 +16,7 @@ pub fn kinds() -> Vec<FormSchema> {
         csv::schema(),
         sqlite::schema(),
         uplink_source_modbus::schema(),
+        uplink_source_mqtt::schema(),
     ]
 }
 
@@ -50,6 +51,7 @@ pub async fn open(config: &SourceConfig) -> Result<Arc<dyn DataSource>, SourceEr
         uplink_source_modbus::KIND => {
             Arc::new(uplink_source_modbus::ModbusSource::open(config).await?)
         }
+        uplink_source_mqtt::KIND => Arc::new(uplink_source_mqtt::MqttSource::open(config).await?),
         other => return Err(schema(other).expect_err("not a known kind")),
     })
 }
@@ -106,6 +108,38 @@ mod tests {
             err.field_errors()[0]
                 .message
                 .starts_with("line 3 (b): holding registers 1–1 overlap line 2 (a)"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn mqtt_is_offered_and_opened_through_the_registry() {
+        let form = schema("mqtt").unwrap();
+        let field = |name: &str| form.fields.iter().find(|f| f.name == name).unwrap();
+        assert_eq!(
+            field("subscriptions").field_type,
+            crate::form::FieldType::Lines
+        );
+        assert!(field("password").secret);
+        let config = SourceConfig {
+            name: "broker".into(),
+            kind: "mqtt".into(),
+            description: String::new(),
+            settings: serde_json::json!({
+                "brokerUrl": "mqtt://127.0.0.1:1",
+                "password": "not-shown",
+                "username": "u",
+                "subscriptions": "plant/+/temp plain\nplant/#/x plain",
+            })
+            .as_object()
+            .cloned()
+            .unwrap(),
+        };
+        assert_eq!(redacted_settings(&config)["password"], "***");
+        let err = open(&config).await.unwrap_err();
+        assert_eq!(err.field_errors()[0].field, "subscriptions");
+        assert!(
+            err.field_errors()[0].message.starts_with("line 2: "),
             "{err}"
         );
     }
