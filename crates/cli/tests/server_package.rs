@@ -25,7 +25,9 @@ fn repo() -> PathBuf {
 }
 
 fn run(command: &mut Command) -> String {
-    let output = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -89,13 +91,19 @@ fn both_packages_install_the_command_the_units_and_their_files() {
     assert_eq!(version_of(&root).trim(), version);
     let users = std::fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
     for user in ["uplink-hub:", "uplink-connector:"] {
-        assert!(users.contains(user), "postinst did not create {user}: {users}");
+        assert!(
+            users.contains(user),
+            "postinst did not create {user}: {users}"
+        );
     }
     let name = run(Command::new("dpkg-deb").arg("-f").arg(&deb).arg("Package"));
     assert_eq!(name.trim(), "uplink");
     let kept = std::fs::read_to_string(root.join("var/lib/dpkg/info/uplink.conffiles")).unwrap();
     for file in FILES.iter().filter(|f| f.starts_with("/etc/")) {
-        assert!(kept.lines().any(|l| l == *file), "{file} is not a conffile: {kept}");
+        assert!(
+            kept.lines().any(|l| l == *file),
+            "{file} is not a conffile: {kept}"
+        );
     }
     for unit in ["uplink-hub.service", "uplink-connector.service"] {
         assert_eq!(
@@ -109,17 +117,29 @@ fn both_packages_install_the_command_the_units_and_their_files() {
     // the .deb's run above).
     let rpm_root = dir.path().join("rpm-root");
     std::fs::create_dir_all(&rpm_root).unwrap();
-    run(Command::new("rpm").arg("--root").arg(&rpm_root).arg("--initdb"));
+    run(Command::new("rpm")
+        .arg("--root")
+        .arg(&rpm_root)
+        .arg("--initdb"));
     run(Command::new("rpm")
         .arg("--root")
         .arg(&rpm_root)
         .args(["--nodeps", "--noscripts", "-i"])
         .arg(&rpm));
-    let listed = run(Command::new("rpm").arg("--root").arg(&rpm_root).args(["-ql", "uplink"]));
+    let listed = run(Command::new("rpm")
+        .arg("--root")
+        .arg(&rpm_root)
+        .args(["-ql", "uplink"]));
     for file in FILES {
-        assert!(listed.lines().any(|l| l == file), "the .rpm lacks {file}: {listed}");
+        assert!(
+            listed.lines().any(|l| l == file),
+            "the .rpm lacks {file}: {listed}"
+        );
     }
-    let configs = run(Command::new("rpm").arg("--root").arg(&rpm_root).args(["-qc", "uplink"]));
+    let configs = run(Command::new("rpm")
+        .arg("--root")
+        .arg(&rpm_root)
+        .args(["-qc", "uplink"]));
     assert!(configs.contains("/etc/uplink/hub.toml"), "{configs}");
     let scripts = run(Command::new("rpm").arg("-qp").arg("--scripts").arg(&rpm));
     assert!(scripts.contains("systemd-sysusers"), "{scripts}");

@@ -136,11 +136,6 @@ pub struct Limiters {
 }
 
 impl Limiters {
-    /// Limiters with the given budgets.
-    pub fn new(limits: RateLimits) -> Self {
-        Self::counted_in(limits, Arc::default())
-    }
-
     /// Limiters with the given budgets, counting refusals in `metrics`.
     pub fn counted_in(limits: RateLimits, metrics: Arc<HubMetrics>) -> Self {
         Self {
@@ -243,10 +238,10 @@ mod tests {
 
     #[test]
     fn failures_slow_an_account_down_but_never_refuse_it() {
-        let l = Limiters::new(RateLimits {
+        let l = Limiters::counted_in(RateLimits {
             sign_in_failures_per_account: n(3),
             ..RateLimits::default()
-        });
+        }, Arc::default());
         for i in 0..10u8 {
             assert!(l.allow_attempt_from(IpAddr::from([10, 0, 0, i])));
             l.sign_in_failed("Ada");
@@ -261,11 +256,11 @@ mod tests {
 
     #[test]
     fn an_address_spends_only_its_own_budget() {
-        let l = Limiters::new(RateLimits {
+        let l = Limiters::counted_in(RateLimits {
             sign_in_per_address: n(3),
             token_failures_per_address: n(2),
             ..RateLimits::default()
-        });
+        }, Arc::default());
         let (attacker, owner) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
         assert_eq!((0..5).filter(|_| l.allow_attempt_from(attacker)).count(), 3);
         assert!(l.allow_attempt_from(owner));
@@ -277,10 +272,10 @@ mod tests {
 
     #[test]
     fn a_public_client_is_budgeted_per_address() {
-        let l = Limiters::new(RateLimits {
+        let l = Limiters::counted_in(RateLimits {
             token_per_app: n(2),
             ..RateLimits::default()
-        });
+        }, Arc::default());
         let (flood, owner) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
         assert_eq!(
             (0..5)
@@ -297,7 +292,7 @@ mod tests {
 
     #[test]
     fn idle_full_buckets_are_forgotten() {
-        let l = Limiters::new(RateLimits::default());
+        let l = Limiters::counted_in(RateLimits::default(), Arc::default());
         assert!(l.allow_attempt_from(IpAddr::from([10, 0, 0, 1])));
         l.forget_idle();
         assert_eq!(l.sign_in_address.buckets.lock().unwrap().len(), 1);
