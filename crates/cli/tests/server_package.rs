@@ -60,7 +60,7 @@ fn build(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn version_of(installed: &Path) -> String {
-    run(&mut Command::new(installed.join("usr/bin/uplink")).arg("--version"))
+    run(Command::new(installed.join("usr/bin/uplink")).arg("--version"))
 }
 
 #[test]
