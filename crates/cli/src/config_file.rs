@@ -158,7 +158,10 @@ fn command_path(argv: &[OsString], root: &clap::Command) -> (Vec<String>, usize)
 }
 
 fn find(root: &clap::Command, words: &[&str]) -> clap::Command {
+    // Built first, so that the global flags (`--log-level`, `--log-format`) are the
+    // subcommand's too, and keys of the file.
     let mut current = root.clone();
+    current.build();
     for word in words {
         current = current
             .find_subcommand(word)

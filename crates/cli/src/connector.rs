@@ -162,6 +162,44 @@ impl From<TransportChoice> for uplink_signalr::Transport {
     }
 }
 
+/// On SIGHUP, or when the `--config` file changes, applies the log level and names what changed
+/// that needs a restart (the transport, the metrics listener).
+async fn reload_when_asked(
+    mut requests: crate::service::ReloadRequests,
+    transport: Option<TransportChoice>,
+    metrics_listen: crate::service::MetricsListen,
+) {
+    while let Some(cause) = requests.next().await {
+        let cli = match crate::service::reread() {
+            Ok(cli) => cli,
+            Err(error) => {
+                tracing::warn!(cause, error = %format!("{error:#}"), "reload refused: the settings in service stay");
+                continue;
+            }
+        };
+        crate::service::apply_log_level(&cli.log_level);
+        let crate::Command::Connector(args) = cli.command else {
+            continue;
+        };
+        if let Some(Command::Run {
+            transport: now_transport,
+            metrics_listen: now_metrics,
+        }) = args.command
+        {
+            let mut changed = Vec::new();
+            if format!("{now_transport:?}") != format!("{transport:?}") {
+                changed.push("transport");
+            }
+            if format!("{now_metrics:?}") != format!("{metrics_listen:?}") {
+                changed.push("metrics-listen");
+            }
+            if !changed.is_empty() {
+                tracing::warn!(cause, changed = %changed.join(", "), "reload: these settings changed and take effect at the next restart");
+            }
+        }
+    }
+}
+
 /// Where a connector serves its metrics unless told otherwise: loopback, beside a hub's 9464.
 const DEFAULT_METRICS: &str = "127.0.0.1:9465";
 
@@ -195,6 +233,9 @@ async fn run_connector(
         })
         .await
     };
+    let config = crate::service::reread().ok().and_then(|cli| cli.config);
+    let requests = crate::service::ReloadRequests::listen(config.as_deref());
+    let _reloads = tokio::spawn(reload_when_asked(requests, transport, metrics_listen));
     let mut ready = false;
     shown.log(&status.borrow_and_update());
     announce(&status.borrow(), &mut ready);

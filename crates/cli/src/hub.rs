@@ -506,7 +506,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             (ca.cert_chain_pem(), ca.key_pem().to_owned())
         }
     };
-    let issuer = args.issuer.unwrap_or_else(|| format!("https://{addr}"));
+    let issuer = args
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("https://{addr}"));
     let mut config = HubConfig::new(issuer.clone());
     config.max_connectors = args.max_connectors;
     args.limits.apply(&mut config);
@@ -534,10 +537,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let certificate = uplink_tls::CertificateSlot::new(&cert, &key)
         .context("cannot use the TLS certificate and key")?;
     let tls = certificate.server_config();
-    let _reloads = tokio::spawn(reload_on_hangup(
-        certificate,
-        args.tls_cert.clone().zip(args.tls_key.clone()),
-    ));
+    let requests = crate::service::ReloadRequests::listen(started_config().as_deref());
+    let _reloads = tokio::spawn(reload_when_asked(requests, certificate, args.clone()));
     let _metrics = {
         let hub = hub.clone();
         crate::service::serve_metrics(args.metrics_listen, move || {
@@ -557,53 +558,116 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .context("the hub stopped")
 }
 
-/// On each SIGHUP, reads `--tls-cert` and `--tls-key` again and makes them the certificate of
-/// new handshakes (an ACME renewal needs no restart); a pair that cannot be used is refused
-/// with the reason in the log, and the certificate in service stays.
-async fn reload_on_hangup(
+/// On SIGHUP, or when the `--config` file changes, reads the settings again (the start's flags
+/// and environment still win over the file) and applies what can change while serving: the TLS
+/// certificate and key (read again even when their paths are the same, so an ACME renewal needs
+/// no restart) and the log level. A certificate that cannot be used is refused with the reason
+/// in the log and the one in service stays; a changed setting that needs a restart is named.
+async fn reload_when_asked(
+    mut requests: crate::service::ReloadRequests,
     certificate: Arc<uplink_tls::CertificateSlot>,
-    files: Option<(PathBuf, PathBuf)>,
+    started: ServeArgs,
 ) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP: the certificate reloads only on restart");
-            return;
-        };
-        while hangups.recv().await.is_some() {
-            let Some((cert, key)) = &files else {
-                tracing::info!(
-                    "SIGHUP: nothing to reload (the certificate is the data folder's loopback one)"
-                );
+    while let Some(cause) = requests.next().await {
+        let cli = match crate::service::reread() {
+            Ok(cli) => cli,
+            Err(error) => {
+                tracing::warn!(cause, error = %format!("{error:#}"), "reload refused: the settings in service stay");
                 continue;
-            };
-            let read = std::fs::read_to_string(cert)
-                .and_then(|chain| std::fs::read_to_string(key).map(|key| (chain, key)));
-            let outcome = match read {
-                Ok((chain, key)) => certificate
-                    .replace(&chain, &key)
-                    .map_err(|error| error.to_string()),
-                Err(error) => Err(format!("cannot read the files: {error}")),
-            };
-            match outcome {
-                Ok(()) => tracing::info!(
-                    cert = %cert.display(),
-                    sha256 = %hex_digest(&certificate.leaf_der()),
-                    "SIGHUP: reloaded the TLS certificate; new connections use it"
-                ),
-                Err(reason) => tracing::warn!(
-                    cert = %cert.display(),
-                    %reason,
-                    "SIGHUP: kept the TLS certificate in service"
-                ),
             }
+        };
+        crate::service::apply_log_level(&cli.log_level);
+        let crate::Command::Hub(args) = cli.command else {
+            continue;
+        };
+        let now = match args.command {
+            Some(HubCommand::Serve(serve)) => serve,
+            _ => args.serve,
+        };
+        reload_certificate(&certificate, &now, cause);
+        let needs_restart = restart_only_changes(&started, &now);
+        if !needs_restart.is_empty() {
+            tracing::warn!(
+                cause,
+                changed = %needs_restart.join(", "),
+                "reload: these settings changed and take effect at the next restart"
+            );
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = (certificate, files);
+}
+
+/// The `--config` file this process was started with, if any.
+fn started_config() -> Option<PathBuf> {
+    crate::service::reread().ok()?.config
+}
+
+fn reload_certificate(certificate: &uplink_tls::CertificateSlot, now: &ServeArgs, cause: &str) {
+    let (Some(cert), Some(key)) = (&now.tls_cert, &now.tls_key) else {
+        tracing::info!(
+            cause,
+            "reload: the certificate is the data folder's loopback one; nothing to reload"
+        );
+        return;
+    };
+    let read = std::fs::read_to_string(cert)
+        .and_then(|chain| std::fs::read_to_string(key).map(|key| (chain, key)));
+    let outcome = match read {
+        Ok((chain, key)) => certificate
+            .replace(&chain, &key)
+            .map_err(|error| error.to_string()),
+        Err(error) => Err(format!("cannot read the files: {error}")),
+    };
+    match outcome {
+        Ok(()) => tracing::info!(
+            cause,
+            cert = %cert.display(),
+            sha256 = %hex_digest(&certificate.leaf_der()),
+            "reloaded the TLS certificate; new connections use it"
+        ),
+        Err(reason) => tracing::warn!(
+            cause,
+            cert = %cert.display(),
+            %reason,
+            "reload: kept the TLS certificate in service"
+        ),
     }
+}
+
+/// The settings that differ between `before` and `now` and cannot change while serving.
+fn restart_only_changes(before: &ServeArgs, now: &ServeArgs) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut check = |name: &'static str, was: String, is: String| {
+        if was != is {
+            changed.push(name);
+        }
+    };
+    check(
+        "data-dir",
+        format!("{:?}", before.dir.data_dir),
+        format!("{:?}", now.dir.data_dir),
+    );
+    check("listen", before.listen.to_string(), now.listen.to_string());
+    check(
+        "issuer",
+        format!("{:?}", before.issuer),
+        format!("{:?}", now.issuer),
+    );
+    check(
+        "max-connectors",
+        before.max_connectors.to_string(),
+        now.max_connectors.to_string(),
+    );
+    check(
+        "metrics-listen",
+        format!("{:?}", before.metrics_listen),
+        format!("{:?}", now.metrics_listen),
+    );
+    check(
+        "limits",
+        format!("{:?}", before.limits),
+        format!("{:?}", now.limits),
+    );
+    changed
 }
 
 fn hex_digest(bytes: &[u8]) -> String {

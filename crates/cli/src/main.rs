@@ -27,12 +27,30 @@ struct Cli {
         default_value = "text"
     )]
     log_format: LogFormatArg,
+    /// Which events are logged: `error`, `warn`, `info`, `debug`, `trace`, or per module
+    /// (`info,uplink_hub=debug`). A reload (SIGHUP, or the configuration file changing) applies
+    /// a new one; `RUST_LOG`, when set, wins.
+    #[arg(
+        long,
+        global = true,
+        env = "UPLINK_LOG_LEVEL",
+        default_value = "info",
+        value_name = "LEVEL",
+        value_parser = log_level
+    )]
+    log_level: String,
     /// A TOML file of `uplink hub serve`'s or `uplink connector run`'s flags, one key per flag
     /// (`listen = "0.0.0.0:8443"`); flags and environment variables override it.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+fn log_level(value: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(value)
+        .map(|_| value.to_owned())
+        .map_err(|error| format!("not a log level: {error}"))
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -67,7 +85,8 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let argv = match config_file::expand(std::env::args_os().collect(), &Cli::command()) {
+    let arguments: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let argv = match config_file::expand(arguments.clone(), &Cli::command()) {
         Ok(argv) => argv,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -82,9 +101,12 @@ fn main() -> std::process::ExitCode {
         Command::Connector(args) => ("uplink-connector", args.serving_data_dir()),
         _ => ("uplink", None),
     };
-    if let Some(path) = uplink_logs::init_with(program, data_dir, cli.log_format.into()) {
+    let installed =
+        uplink_logs::init_with(program, data_dir, cli.log_format.into(), &cli.log_level);
+    if let Some(path) = installed.as_ref().and_then(|i| i.file.as_ref()) {
         tracing::info!(path = %path.display(), "logging to a file");
     }
+    service::remember(arguments, installed.map(|i| i.level));
     let outcome = tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)
         .and_then(|runtime| runtime.block_on(dispatch(cli.command)));

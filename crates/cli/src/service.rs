@@ -139,3 +139,130 @@ impl Drop for MetricsTask {
         self.0.abort();
     }
 }
+
+/// The arguments this process started with, before `--config` was expanded: a reload reads
+/// them again against the file as it is now, so flags and environment keep winning over it.
+static ARGUMENTS: std::sync::OnceLock<Vec<std::ffi::OsString>> = std::sync::OnceLock::new();
+
+/// Changes the log level while running; set once logging is installed.
+static LOG_LEVEL: std::sync::OnceLock<uplink_logs::LevelHandle> = std::sync::OnceLock::new();
+
+/// Remembers how the process was started and how to change its log level, for reloads.
+pub fn remember(arguments: Vec<std::ffi::OsString>, level: Option<uplink_logs::LevelHandle>) {
+    let _ = ARGUMENTS.set(arguments);
+    if let Some(level) = level {
+        let _ = LOG_LEVEL.set(level);
+    }
+}
+
+/// The command line as it reads now: the start's arguments with the configuration file's
+/// current keys.
+///
+/// # Errors
+/// The file has problems (each named by key and line) or the arguments no longer parse.
+pub fn reread() -> anyhow::Result<crate::Cli> {
+    use clap::{CommandFactory as _, Parser as _};
+    let arguments = ARGUMENTS.get().cloned().unwrap_or_default();
+    let expanded = crate::config_file::expand(arguments, &crate::Cli::command())?;
+    Ok(crate::Cli::try_parse_from(expanded)?)
+}
+
+/// Applies `level` (`--log-level` or the file's `log-level`), saying in the log what changed.
+pub fn apply_log_level(level: &str) {
+    let Some(handle) = LOG_LEVEL.get() else {
+        return;
+    };
+    match handle.set(level) {
+        Ok(true) => tracing::warn!(level, "reloaded: logging at this level now"),
+        Ok(false) => {
+            tracing::info!("reloaded: RUST_LOG decides the log level; --log-level is ignored")
+        }
+        Err(problem) => tracing::warn!(%problem, "reload: kept the log level in force"),
+    }
+}
+
+/// What asks for a reload: SIGHUP, and the configuration file changing.
+pub struct ReloadRequests {
+    receiver: tokio::sync::mpsc::Receiver<&'static str>,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl ReloadRequests {
+    /// Listens for SIGHUP and, when `config` is given, for changes to that file (its folder is
+    /// watched: editors and configuration tools replace files by renaming). Call it before the
+    /// program says it is ready.
+    pub fn listen(config: Option<&std::path::Path>) -> Self {
+        let (sender, receiver) = tokio::sync::mpsc::channel(4);
+        #[cfg(unix)]
+        {
+            // Installed before this returns: a SIGHUP from then on reloads, never kills.
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::hangup()) {
+                Ok(mut hangups) => {
+                    let sender = sender.clone();
+                    tokio::spawn(async move {
+                        while hangups.recv().await.is_some() {
+                            if sender.send("SIGHUP").await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGHUP: settings reload only on restart");
+                }
+            }
+        }
+        let watcher = config.and_then(|file| watch_file(file, sender));
+        Self {
+            receiver,
+            _watcher: watcher,
+        }
+    }
+
+    /// The next request (what caused it), after a short quiet period so that one save that
+    /// writes several times reloads once.
+    pub async fn next(&mut self) -> Option<&'static str> {
+        let cause = self.receiver.recv().await?;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        while self.receiver.try_recv().is_ok() {}
+        Some(cause)
+    }
+}
+
+fn watch_file(
+    file: &std::path::Path,
+    sender: tokio::sync::mpsc::Sender<&'static str>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher as _;
+    let name = file.file_name()?.to_owned();
+    let folder = match file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| {
+            !e.kind.is_access()
+                && e.paths
+                    .iter()
+                    .any(|p| p.file_name() == Some(name.as_os_str()))
+        }) {
+            let _ = sender.try_send("the configuration file changed");
+        }
+    })
+    .and_then(|mut watcher| {
+        watcher
+            .watch(&folder, notify::RecursiveMode::NonRecursive)
+            .map(|()| watcher)
+    });
+    match watcher {
+        Ok(watcher) => {
+            tracing::info!(file = %file.display(), "watching the configuration file: a change reloads it, as SIGHUP does");
+            Some(watcher)
+        }
+        Err(error) => {
+            tracing::warn!(%error, file = %file.display(), "cannot watch the configuration file: reload with SIGHUP");
+            None
+        }
+    }
+}

@@ -119,3 +119,80 @@ fn sighup_swaps_the_certificate_and_refuses_a_broken_one() {
         "no key material in the log: {logged}"
     );
 }
+
+#[test]
+fn a_changed_configuration_file_is_applied_without_a_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = LoopbackCa::generate(&["localhost"]).unwrap();
+    let renewed = LoopbackCa::generate(&["localhost"]).unwrap();
+    let (cert_a, key_a) = (dir.path().join("a.crt"), dir.path().join("a.key"));
+    let (cert_b, key_b) = (dir.path().join("b.crt"), dir.path().join("b.key"));
+    install(&first, &cert_a, &key_a);
+    install(&renewed, &cert_b, &key_b);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let config = dir.path().join("hub.toml");
+    let settings = |cert: &Path, key: &Path, extra: &str| {
+        format!(
+            "listen = \"{listen}\"\ntls-cert = \"{}\"\ntls-key = \"{}\"\nmetrics-listen = \"off\"\n{extra}",
+            cert.display(),
+            key.display()
+        )
+    };
+    std::fs::write(&config, settings(&cert_a, &key_a, "")).unwrap();
+    let log = dir.path().join("stderr.log");
+    let _hub = Running(
+        uplink()
+            .env_remove("RUST_LOG")
+            .args(["hub", "serve", "--data-dir"])
+            .arg(dir.path().join("hub"))
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let both = [&first, &renewed];
+    wait_until("the hub serving", Duration::from_secs(60), || {
+        presented(&listen, &both) == Some(leaf_of(&first))
+    });
+    let logged = || std::fs::read_to_string(&log).unwrap();
+    wait_until("the file watched", Duration::from_secs(30), || {
+        logged().contains("watching the configuration file")
+    });
+
+    // Pointing the file at the renewed pair, with a debug log level and a limit that needs a
+    // restart: the certificate and the level apply at once, the limit is named.
+    std::fs::write(
+        &config,
+        settings(
+            &cert_b,
+            &key_b,
+            "log-level = \"debug\"\nmax-connectors = 7\n",
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    while presented(&listen, &both) != Some(leaf_of(&renewed)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the renewed certificate is not in use; the hub said:\n{}",
+            logged()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_until("the reload logged", Duration::from_secs(30), || {
+        logged().contains("these settings changed and take effect at the next restart")
+    });
+    let said = logged();
+    assert!(said.contains("logging at this level now"), "{said}");
+    assert!(said.contains("changed=max-connectors"), "{said}");
+
+    // A broken file is refused whole: the renewed certificate stays.
+    std::fs::write(&config, "listen = \n").unwrap();
+    wait_until("the refusal logged", Duration::from_secs(30), || {
+        logged().contains("reload refused: the settings in service stay")
+    });
+    assert!(logged().contains("not TOML"), "{}", logged());
+    assert_eq!(presented(&listen, &both), Some(leaf_of(&renewed)));
+}

@@ -61,7 +61,81 @@ pub fn subscriber_to<W>(
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    subscriber_with_level(filter, file, format, out).0
+}
+
+/// Which events are logged, changeable while the program runs (`--log-level`, reloaded on
+/// SIGHUP). `RUST_LOG`, when set, wins over both.
+#[derive(Clone)]
+pub struct LevelHandle {
+    handle: tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>,
+    from_environment: bool,
+}
+
+impl std::fmt::Debug for LevelHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LevelHandle")
+            .field("from_environment", &self.from_environment)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LevelHandle {
+    /// Logs what `directive` (`info`, `warn,uplink_hub=debug`…) lets through from now on.
+    /// Returns whether it changed anything: not while `RUST_LOG` decides.
+    ///
+    /// # Errors
+    /// A directive that does not parse, in words; the level in force stays.
+    pub fn set(&self, directive: &str) -> Result<bool, String> {
+        if self.from_environment {
+            return Ok(false);
+        }
+        let filter = EnvFilter::try_new(directive)
+            .map_err(|error| format!("log level '{directive}' is not valid: {error}"))?;
+        self.handle
+            .reload(filter)
+            .map_err(|error| format!("cannot change the log level: {error}"))?;
+        Ok(true)
+    }
+}
+
+/// [`subscriber_to`], with the handle that changes its level while it runs.
+pub fn subscriber_with_level<W>(
+    filter: &str,
+    file: Option<LogFile>,
+    format: LogFormat,
+    out: W,
+) -> (
+    impl tracing::Subscriber + Send + Sync + 'static,
+    LevelHandle,
+)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let (filter, from_environment) = match EnvFilter::try_from_default_env() {
+        Ok(from_environment) => (from_environment, true),
+        Err(_) => (
+            EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info")),
+            false,
+        ),
+    };
+    layered(filter, from_environment, file, format, out)
+}
+
+fn layered<W>(
+    filter: EnvFilter,
+    from_environment: bool,
+    file: Option<LogFile>,
+    format: LogFormat,
+    out: W,
+) -> (
+    impl tracing::Subscriber + Send + Sync + 'static,
+    LevelHandle,
+)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     let (text, json) = match format {
         LogFormat::Text => (
             Some(
@@ -87,11 +161,27 @@ where
             .with_ansi(false)
             .with_writer(file)
     });
-    tracing_subscriber::registry()
+    let subscriber = tracing_subscriber::registry()
         .with(filter)
         .with(text)
         .with(json)
-        .with(file)
+        .with(file);
+    (
+        subscriber,
+        LevelHandle {
+            handle,
+            from_environment,
+        },
+    )
+}
+
+/// What [`init_with`] installed.
+#[derive(Debug)]
+pub struct Installed {
+    /// The log file, when there is one.
+    pub file: Option<PathBuf>,
+    /// Changes the level while the program runs.
+    pub level: LevelHandle,
 }
 
 /// Installs the logging of `program`: standard error, and `DATA_DIR/logs/PROGRAM.log` when a
@@ -99,11 +189,17 @@ where
 /// reported (on standard error, through the log) and the program logs to standard error alone.
 /// Call once, first thing.
 pub fn init(program: &str, data_dir: Option<&Path>) -> Option<PathBuf> {
-    init_with(program, data_dir, LogFormat::Text)
+    init_with(program, data_dir, LogFormat::Text, "info").and_then(|installed| installed.file)
 }
 
-/// [`init`] with standard error in `format`.
-pub fn init_with(program: &str, data_dir: Option<&Path>, format: LogFormat) -> Option<PathBuf> {
+/// [`init`] with standard error in `format` and `level` (an `EnvFilter` directive; `RUST_LOG`
+/// wins when set). `None` when a subscriber was installed already.
+pub fn init_with(
+    program: &str,
+    data_dir: Option<&Path>,
+    format: LogFormat,
+    level: &str,
+) -> Option<Installed> {
     let files = data_dir.map(|dir| LogFiles::in_data_dir(dir, program));
     let (file, problem) = match files.map(|files| (files.path(), files.open())) {
         Some((_, Ok(file))) => (Some(file), None),
@@ -111,12 +207,66 @@ pub fn init_with(program: &str, data_dir: Option<&Path>, format: LogFormat) -> O
         None => (None, None),
     };
     let path = file.as_ref().map(LogFile::path);
-    let installed = subscriber_to("info", file, format, std::io::stderr);
+    let (installed, level) = subscriber_with_level(level, file, format, std::io::stderr);
     if tracing::subscriber::set_global_default(installed).is_err() {
         return None;
     }
     if let Some((path, error)) = problem {
         tracing::warn!(path = %path.display(), %error, "cannot write the log file: logging to standard error only");
     }
-    path
+    Some(Installed { file: path, level })
+}
+
+#[cfg(test)]
+mod level_tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use crate::LogFormat;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_level_changes_while_running_and_a_bad_one_is_refused() {
+        let out = Captured::default();
+        let writer = out.clone();
+        // Built as `--log-level info` would be, whatever RUST_LOG the test runs with.
+        let (subscriber, level) = crate::layered(
+            tracing_subscriber::EnvFilter::new("info"),
+            false,
+            None,
+            LogFormat::Text,
+            move || writer.clone(),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!("first debug");
+            tracing::info!("first info");
+            assert_eq!(level.set("debug"), Ok(true));
+            tracing::debug!("second debug");
+            assert!(level.set("not a [level").unwrap_err().contains("not valid"));
+            tracing::debug!("third debug");
+            level.set("warn").unwrap();
+            tracing::info!("second info");
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains("first debug"), "{text}");
+        assert!(text.contains("first info"), "{text}");
+        assert!(text.contains("second debug"), "{text}");
+        assert!(
+            text.contains("third debug"),
+            "a refused level keeps the one in force: {text}"
+        );
+        assert!(!text.contains("second info"), "{text}");
+    }
 }
