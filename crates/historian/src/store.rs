@@ -103,7 +103,12 @@ enum Command {
     Flush(oneshot::Sender<Result<(), HistorianError>>),
     Trim(oneshot::Sender<Result<(), HistorianError>>),
     Close(oneshot::Sender<()>),
+    Options(HistorianOptions),
 }
+
+/// Historian files open in this process: opening one again (a source edited while its old
+/// version still records) shares the one writer, so two never write the same file.
+static OPEN: Mutex<Vec<(PathBuf, std::sync::Weak<Shared>)>> = Mutex::new(Vec::new());
 
 /// Batches waiting for the writer; a producer waits when the writer falls behind.
 const QUEUE: usize = 64;
@@ -160,6 +165,20 @@ impl Historian {
         options: HistorianOptions,
     ) -> Result<Self, HistorianError> {
         let path = path.into();
+        let existing = {
+            let mut open = lock(&OPEN);
+            open.retain(|(_, shared)| shared.strong_count() > 0);
+            open.iter()
+                .find(|(p, _)| *p == path)
+                .and_then(|(_, shared)| shared.upgrade())
+        };
+        if let Some(shared) = existing
+            && !shared.tx.is_closed()
+        {
+            let historian = Self { shared };
+            historian.send(Command::Options(options)).await?;
+            return Ok(historian);
+        }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|err| HistorianError::Database {
                 path: path.display().to_string(),
@@ -203,14 +222,14 @@ impl Historian {
         writer.update_stats().await?;
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(writer.run(rx));
-        Ok(Self {
-            shared: Arc::new(Shared {
-                path,
-                tx,
-                read,
-                stats,
-            }),
-        })
+        let shared = Arc::new(Shared {
+            path: path.clone(),
+            tx,
+            read,
+            stats,
+        });
+        lock(&OPEN).push((path, Arc::downgrade(&shared)));
+        Ok(Self { shared })
     }
 
     /// The file.
@@ -551,6 +570,12 @@ impl Writer {
                         };
                         trimmed = Instant::now();
                         let _ = ack.send(result);
+                    }
+                    Some(Command::Options(options)) => {
+                        if options.flush_every != self.options.flush_every {
+                            tick = tokio::time::interval(options.flush_every);
+                        }
+                        self.options = options;
                     }
                     Some(Command::Close(ack)) => {
                         let result = self.flush().await;
