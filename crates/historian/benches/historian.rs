@@ -7,6 +7,8 @@
 //!
 //! `cargo bench -p uplink-historian --bench historian`
 
+#![allow(clippy::print_stdout)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -459,8 +459,9 @@ fn crash_value(tag: usize, time_us: i64) -> f64 {
 }
 
 /// Run by `killed_50_times_while_recording_…` as a child process: records ten tags at the wall
-/// clock's time until killed.
+/// clock's time until killed, after saying so on its standard output.
 #[test]
+#[allow(clippy::print_stdout)]
 fn crash_child() {
     let Ok(path) = std::env::var(CHILD) else {
         return;
