@@ -522,8 +522,9 @@ async fn killed_50_times_while_recording_it_loses_at_most_a_second_and_never_cor
         .await
         .unwrap();
         assert!(ready, "round {round}: the child never started recording");
-        // Kill at a different moment of the flush cycle each round.
-        tokio::time::sleep(Duration::from_millis(150 + (round * 37) % 400)).await;
+        // Kill after more than a second of recording (longer than any flush may wait), at a
+        // different moment of the flush cycle each round.
+        tokio::time::sleep(Duration::from_millis(1_100 + (round * 137) % 900)).await;
         let killed_at = to_micros(Utc::now());
         child.kill().unwrap();
         child.wait().unwrap();
