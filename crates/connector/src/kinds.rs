@@ -16,6 +16,7 @@ pub fn kinds() -> Vec<FormSchema> {
         csv::schema(),
         sqlite::schema(),
         uplink_source_modbus::schema(),
+        uplink_source_postgres::schema(),
     ]
 }
 
@@ -49,6 +50,9 @@ pub async fn open(config: &SourceConfig) -> Result<Arc<dyn DataSource>, SourceEr
         sqlite::KIND => Arc::new(sqlite::SqliteSource::open(config).await?),
         uplink_source_modbus::KIND => {
             Arc::new(uplink_source_modbus::ModbusSource::open(config).await?)
+        }
+        uplink_source_postgres::KIND => {
+            Arc::new(uplink_source_postgres::PostgresSource::open(config).await?)
         }
         other => return Err(schema(other).expect_err("not a known kind")),
     })

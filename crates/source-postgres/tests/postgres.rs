@@ -1,0 +1,346 @@
+//! The `postgres` kind against a real PostgreSQL server started by the test (the Debian server
+//! binaries, run as the `postgres` user on a loopback port with a socket folder of its own;
+//! `scripts/lib/setup.sh` installs them). Missing binaries fail the test loudly.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use futures::StreamExt;
+use serde_json::json;
+use sqlx::Connection;
+use uplink_model::time_expr::from_micros;
+use uplink_model::{
+    Boundary, PlotRequest, RawRequest, Sample, Status, TagSearch, TimeRange, aggregate,
+};
+use uplink_source::{DataSource, SourceConfig};
+use uplink_source_postgres::PostgresSource;
+
+const PASSWORD: &str = "s3cret-pg-pass";
+const SECOND: i64 = 1_000_000;
+const START: i64 = 1_700_000_000 * SECOND;
+const PER_TAG: i64 = 250_000;
+
+struct Server {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Server {
+    fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|versions| {
+                versions
+                    .filter_map(|v| v.ok().map(|v| v.path().join("bin")))
+                    .filter(|b| b.join("initdb").exists())
+                    .max()
+            })
+            .expect("PostgreSQL server binaries are missing: run scripts/lib/setup.sh (postgresql package)");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("pw"), PASSWORD).unwrap();
+        run(Command::new("chown")
+            .args(["-R", "postgres:"])
+            .arg(dir.path()));
+        run(Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("initdb"))
+            .arg("-D")
+            .arg(dir.path().join("data"))
+            .args(["--auth=scram-sha-256", "-U", "uplink", "--no-sync"])
+            .arg(format!("--pwfile={}", dir.path().join("pw").display())));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        run(Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(dir.path().join("data"))
+            .arg("-l")
+            .arg(dir.path().join("log"))
+            .args(["-w", "-o"])
+            .arg(format!(
+                "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off",
+                dir.path().display()
+            ))
+            .arg("start"));
+        Self { bin, dir, port }
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "postgres://uplink:{PASSWORD}@127.0.0.1:{}/postgres?sslmode=disable",
+            self.port
+        )
+    }
+
+    async fn admin(&self) -> sqlx::PgConnection {
+        sqlx::PgConnection::connect(&self.url())
+            .await
+            .expect("admin connection")
+    }
+
+    fn config(&self, settings: serde_json::Value) -> SourceConfig {
+        let mut all = json!({
+            "host": "127.0.0.1", "port": self.port, "user": "uplink", "password": PASSWORD,
+            "database": "postgres", "tls": "disable",
+        });
+        for (k, v) in settings.as_object().unwrap() {
+            all[k] = v.clone();
+        }
+        SourceConfig {
+            name: "pg".into(),
+            kind: "postgres".into(),
+            description: String::new(),
+            settings: all.as_object().cloned().unwrap(),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+fn run(command: &mut Command) {
+    let out = command.output().expect("command runs");
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn expected(tag: i64, i: i64) -> Sample {
+    let mut sample = Sample::good(START + i * SECOND, i as f64 * 0.5 + tag as f64);
+    if i % 1_000 == 7 {
+        sample.status = Status::Uncertain;
+    }
+    sample
+}
+
+async fn long_table(server: &Server) {
+    let mut db = server.admin().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE vals (tag text NOT NULL, time timestamptz NOT NULL, value double precision, quality integer);
+         INSERT INTO vals SELECT 'tag' || t, to_timestamp({}) + i * interval '1 second', i * 0.5 + t,
+                CASE WHEN i % 1000 = 7 THEN 64 ELSE 192 END
+           FROM generate_series(0, 3) t, generate_series(0, {}) i;
+         CREATE INDEX ON vals (tag, time);
+         CREATE TABLE tag_info (name text, description text, units text);
+         INSERT INTO tag_info VALUES ('tag1', 'Flow into tank 1', 'm³/h');
+         CREATE TABLE wide (ts timestamp, \"TI 100\" double precision, \"FI-200\" real, note text);
+         INSERT INTO wide SELECT to_timestamp({}) AT TIME ZONE 'UTC' + i * interval '1 second', i, CASE WHEN i % 2 = 0 THEN i END, 'x'
+           FROM generate_series(0, 999) i;
+         ANALYZE;",
+        START / SECOND,
+        PER_TAG - 1,
+        START / SECOND
+    )))
+    .execute(&mut db)
+    .await
+    .unwrap();
+}
+
+async fn read(
+    source: &PostgresSource,
+    tag: &str,
+    lo: i64,
+    hi: i64,
+    boundary: Boundary,
+) -> Vec<Sample> {
+    let request = RawRequest {
+        tag: tag.into(),
+        range: TimeRange::new(from_micros(lo), from_micros(hi)).unwrap(),
+        max_count: None,
+        boundary,
+    };
+    let mut stream = source.raw(&request).await.unwrap();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        assert!(chunk.len() <= uplink_source::CHUNK);
+        out.extend(chunk);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_historian_reads_long_and_wide_tables_and_names_bad_settings() {
+    let server = Server::start();
+    long_table(&server).await;
+    let long = json!({"table": "vals", "timeColumn": "time", "tagColumn": "tag", "valueColumn": "value",
+        "qualityColumn": "quality", "metadataTable": "tag_info"});
+    let source = PostgresSource::open(&server.config(long.clone()))
+        .await
+        .unwrap();
+
+    let page = source.search(&TagSearch::new("*")).await.unwrap();
+    let names: Vec<&str> = page.tags.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["tag0", "tag1", "tag2", "tag3"]);
+    assert_eq!(page.tags[1].units, "m³/h");
+    assert_eq!(page.tags[1].description, "Flow into tank 1");
+
+    let latest = source.snapshot(&["tag2".into()]).await.unwrap();
+    assert_eq!(latest[0].to_sample(), expected(2, PER_TAG - 1));
+
+    // 1 000 000 rows read back exactly, a page at a time.
+    let mut total = 0;
+    for t in 0..4 {
+        let values = read(
+            &source,
+            &format!("tag{t}"),
+            START,
+            START + PER_TAG * SECOND,
+            Boundary::Inside,
+        )
+        .await;
+        assert_eq!(values.len() as i64, PER_TAG);
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(*v, expected(t, i as i64), "tag{t} row {i}");
+        }
+        total += values.len();
+    }
+    assert_eq!(total, 1_000_000);
+    let (lo, hi) = (START + 10 * SECOND + 1, START + 20 * SECOND + 1);
+    let inside = read(&source, "tag3", lo, hi, Boundary::Inside).await;
+    assert_eq!(
+        inside,
+        (11..=20).map(|i| expected(3, i)).collect::<Vec<_>>()
+    );
+    let outside = read(&source, "tag3", lo, hi, Boundary::Outside).await;
+    assert_eq!(
+        outside,
+        (10..=21).map(|i| expected(3, i)).collect::<Vec<_>>()
+    );
+    let exact = read(
+        &source,
+        "tag3",
+        START + 10 * SECOND,
+        START + 20 * SECOND,
+        Boundary::Outside,
+    )
+    .await;
+    assert_eq!(exact, (10..=20).map(|i| expected(3, i)).collect::<Vec<_>>());
+
+    let plot = PlotRequest {
+        tag: "tag0".into(),
+        range: TimeRange::new(from_micros(START), from_micros(START + 100_000 * SECOND)).unwrap(),
+        intervals: 50,
+    };
+    let raw = read(
+        &source,
+        "tag0",
+        START,
+        START + 100_000 * SECOND,
+        Boundary::Inside,
+    )
+    .await;
+    assert_eq!(
+        source.plot(&plot).await.unwrap(),
+        aggregate::plot(&raw, &plot.intervals())
+    );
+
+    // A wide table: a tag per numeric column; a NULL is no value, not a zero.
+    let wide = PostgresSource::open(
+        &server.config(json!({"layout": "wide", "table": "public.wide", "timeColumn": "ts"})),
+    )
+    .await
+    .unwrap();
+    let page = wide.search(&TagSearch::new("*")).await.unwrap();
+    let names: Vec<&str> = page.tags.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["FI-200", "TI 100"]);
+    let values = read(
+        &wide,
+        "FI-200",
+        START,
+        START + 10 * SECOND,
+        Boundary::Inside,
+    )
+    .await;
+    assert_eq!(
+        values,
+        (0..=10)
+            .step_by(2)
+            .map(|i| Sample::good(START + i * SECOND, i as f64))
+            .collect::<Vec<_>>()
+    );
+
+    // Settings the catalog does not know are field errors, all at once.
+    let err = PostgresSource::open(&server.config(json!({"table": "nope"})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.field_errors()[0].field, "table", "{err}");
+    let err = PostgresSource::open(&server.config(
+        json!({"table": "vals", "valueColumn": "val\"; DROP TABLE vals; --",
+        "qualityColumn": "tag"}),
+    ))
+    .await
+    .unwrap_err();
+    let fields: Vec<&str> = err
+        .field_errors()
+        .iter()
+        .map(|e| e.field.as_str())
+        .collect();
+    assert_eq!(fields, ["valueColumn", "qualityColumn"], "{err}");
+    assert!(err.field_errors()[1].message.contains("is text"), "{err}");
+
+    // Wrong credentials: a database error that does not repeat the password.
+    let mut wrong = server.config(long.clone());
+    wrong
+        .settings
+        .insert("password".into(), json!("not-the-password"));
+    let err = PostgresSource::open(&wrong).await.unwrap_err();
+    assert_eq!(err.code(), "database");
+    assert!(
+        err.to_string().contains("password authentication failed"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("not-the-password"));
+
+    // The connection dropped mid-stream: the read ends with an error or carries on correctly on
+    // a new connection; it never hangs or returns wrong values.
+    let request = RawRequest {
+        tag: "tag1".into(),
+        range: TimeRange::new(from_micros(START), from_micros(START + PER_TAG * SECOND)).unwrap(),
+        max_count: None,
+        boundary: Boundary::Inside,
+    };
+    let mut stream = source.raw(&request).await.unwrap();
+    let mut got = stream.next().await.unwrap().unwrap();
+    let mut admin = server.admin().await;
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'uplink-connector'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty());
+    let mut failed = None;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => got.extend(chunk),
+            Err(err) => {
+                failed = Some(err);
+                break;
+            }
+        }
+    }
+    match failed {
+        Some(err) => assert_eq!(err.code(), "database", "{err}"),
+        None => assert_eq!(got.len() as i64, PER_TAG),
+    }
+    for (i, v) in got.iter().enumerate() {
+        assert_eq!(*v, expected(1, i as i64));
+    }
+}
