@@ -21,8 +21,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 // bound parameters. `AssertSqlSafe` marks that audit.
 use sqlx::{AssertSqlSafe, Row};
 use uplink_model::{
-    Boundary, Capabilities, DataSourceDescriptor, DataType, RawRequest, Sample, Status, Tag,
-    TagPage, TagSearch, TagValue, time_expr::from_micros,
+    Boundary, Capabilities, DataSourceDescriptor, DataType, PlotRequest, RawRequest, Sample,
+    Status, Tag, TagPage, TagSearch, TagValue, time_expr::from_micros,
 };
 use uplink_source::form::{FieldError, FieldSchema, FieldType, FormSchema};
 use uplink_source::{CHUNK, DataSource, Health, RawStream, SourceConfig, SourceError};
@@ -353,6 +353,27 @@ impl PostgresSource {
         }
     }
 
+    /// The value expression, the row filter (the tag bound as `$tag_param` on long tables) and
+    /// the tag to bind, and the quality expression (clamped to a quality byte).
+    fn parts(&self, tag: &str, tag_param: usize) -> (String, String, Option<String>, String) {
+        let plan = &self.shared.plan;
+        let (value, filter, bind) = match &plan.tag {
+            Some(tag_column) => (
+                plan.value.clone().unwrap_or_default(),
+                format!("{tag_column} = ${tag_param}"),
+                Some(tag.to_owned()),
+            ),
+            None => {
+                let column = plan.columns.get(tag).cloned().unwrap_or_default();
+                (column.clone(), format!("{column} IS NOT NULL"), None)
+            }
+        };
+        let quality = plan.quality.as_deref().map_or("192".into(), |q| {
+            format!("least(greatest(coalesce({q}, 0), 0), 255)")
+        });
+        (value, filter, bind, quality)
+    }
+
     /// `SELECT µs, value, quality FROM table WHERE <tag> AND time <op> <bound>`, bound as $1/$2.
     fn select(
         &self,
@@ -362,21 +383,7 @@ impl PostgresSource {
         limit: i64,
     ) -> (String, Option<String>) {
         let plan = &self.shared.plan;
-        let (value, filter, bind) = match &plan.tag {
-            Some(tag_column) => (
-                plan.value.clone().unwrap_or_default(),
-                format!("{tag_column} = $2"),
-                Some(tag.to_owned()),
-            ),
-            None => {
-                let column = plan.columns.get(tag).cloned().unwrap_or_default();
-                (column.clone(), format!("{column} IS NOT NULL"), None)
-            }
-        };
-        let quality = plan
-            .quality
-            .as_deref()
-            .map_or("192".into(), |q| format!("coalesce({q}, 0)::int4"));
+        let (value, filter, bind, quality) = self.parts(tag, 2);
         let time = &plan.time;
         (
             format!(
@@ -387,6 +394,54 @@ impl PostgresSource {
             ),
             bind,
         )
+    }
+
+    /// The plot computed by the server: per interval (`width_bucket` over the intervals'
+    /// starts, so the same cuts as the model's) the first and last rows and the earliest
+    /// smallest and largest usable values — what [`uplink_model::aggregate::plot`] picks, in
+    /// time order, without moving every row to the connector.
+    async fn plot_in_database(&self, request: &PlotRequest) -> Result<Vec<Sample>, SourceError> {
+        let intervals = request.intervals();
+        let starts: Vec<i64> = intervals.iter().map(|(start, _)| start).collect();
+        let Some(end) = intervals.iter().last().map(|(_, end)| end) else {
+            return Ok(Vec::new());
+        };
+        let plan = &self.shared.plan;
+        let (value, filter, bind, quality) = self.parts(&request.tag, 4);
+        let time = &plan.time;
+        let sql = format!(
+            "SELECT t, v, q FROM ( \
+               SELECT t, v, q, usable, \
+                 row_number() OVER (PARTITION BY k ORDER BY t) AS rf, \
+                 row_number() OVER (PARTITION BY k ORDER BY t DESC) AS rl, \
+                 row_number() OVER (PARTITION BY k, usable ORDER BY v, t) AS rmin, \
+                 row_number() OVER (PARTITION BY k, usable ORDER BY v DESC, t) AS rmax \
+               FROM ( \
+                 SELECT t, v, q, width_bucket(t, $3::int8[]) AS k, \
+                   coalesce(v <> 'NaN'::float8 AND v <> 'Infinity'::float8 AND v <> '-Infinity'::float8 \
+                     AND (q >> 6) IN (1, 3), false) AS usable \
+                 FROM ( \
+                   SELECT (extract(epoch from {time}) * 1000000)::int8 AS t, {value}::float8 AS v, {quality}::int4 AS q \
+                   FROM {} WHERE {filter} \
+                     AND {time} >= ('epoch'::timestamptz + $1::int8 * interval '1 microsecond') \
+                     AND {time} < ('epoch'::timestamptz + $2::int8 * interval '1 microsecond') \
+                 ) s \
+               ) b \
+             ) x WHERE rf = 1 OR rl = 1 OR (usable AND (rmin = 1 OR rmax = 1)) ORDER BY t",
+            plan.table
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .bind(request.range.start_us())
+            .bind(end)
+            .bind(starts);
+        if let Some(tag) = bind {
+            query = query.bind(tag);
+        }
+        let rows = query
+            .fetch_all(&self.shared.pool)
+            .await
+            .map_err(|e| self.database(&e))?;
+        Ok(rows.iter().map(sample).collect())
     }
 
     async fn fetch(
@@ -403,22 +458,23 @@ impl PostgresSource {
             .fetch_all(&self.shared.pool)
             .await
             .map_err(|e| self.database(&e))?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                let time: i64 = row.get(0);
-                let value: Option<f64> = row.get(1);
-                let quality: i32 = row.get(2);
-                match value {
-                    Some(v) if v.is_finite() => Sample {
-                        time_us: time,
-                        value: v,
-                        status: Status::from_code(quality.clamp(0, 255) as u8),
-                    },
-                    _ => Sample::bad(time),
-                }
-            })
-            .collect())
+        Ok(rows.iter().map(sample).collect())
+    }
+}
+
+/// A row of (µs, value, quality) as a sample: no value, or a value that is not a finite
+/// number, is a bad sample.
+fn sample(row: &sqlx::postgres::PgRow) -> Sample {
+    let time: i64 = row.get(0);
+    let value: Option<f64> = row.get(1);
+    let quality: i32 = row.get(2);
+    match value {
+        Some(v) if v.is_finite() => Sample {
+            time_us: time,
+            value: v,
+            status: Status::from_code(quality.clamp(0, 255) as u8),
+        },
+        _ => Sample::bad(time),
     }
 }
 
@@ -530,6 +586,11 @@ impl DataSource for PostgresSource {
             });
         }
         Ok(values)
+    }
+
+    async fn plot(&self, request: &PlotRequest) -> Result<Vec<Sample>, SourceError> {
+        self.check_tag(&request.tag)?;
+        self.plot_in_database(request).await
     }
 
     async fn raw(&self, request: &RawRequest) -> Result<RawStream, SourceError> {

@@ -20,18 +20,36 @@ const PER_TAG: i64 = 250_000;
 
 fn expected(tag: i64, i: i64) -> Sample {
     let mut sample = Sample::good(START + i * SECOND, i as f64 * 0.5 + tag as f64);
+    if i % 7_919 == 3 {
+        return Sample::bad(sample.time_us);
+    }
     if i % 1_000 == 7 {
         sample.status = Status::Uncertain;
+    } else if i % 5_000 == 11 {
+        sample.status = Status::Bad;
     }
     sample
+}
+
+/// Equal samples, a missing value (NaN) equal to a missing value.
+fn same(a: &[Sample], b: &[Sample]) {
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert_eq!(
+            (x.time_us, x.value.to_bits(), x.status),
+            (y.time_us, y.value.to_bits(), y.status),
+            "sample {i}"
+        );
+    }
 }
 
 async fn long_table(server: &Server) {
     let mut db = server.admin().await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE TABLE vals (tag text NOT NULL, time timestamptz NOT NULL, value double precision, quality integer);
-         INSERT INTO vals SELECT 'tag' || t, to_timestamp({}) + i * interval '1 second', i * 0.5 + t,
-                CASE WHEN i % 1000 = 7 THEN 64 ELSE 192 END
+         INSERT INTO vals SELECT 'tag' || t, to_timestamp({}) + i * interval '1 second',
+                CASE WHEN i % 7919 = 3 THEN NULL ELSE i * 0.5 + t END,
+                CASE WHEN i % 1000 = 7 THEN 64 WHEN i % 5000 = 11 THEN 0 ELSE 192 END
            FROM generate_series(0, 3) t, generate_series(0, {}) i;
          CREATE INDEX ON vals (tag, time);
          CREATE TABLE tag_info (name text, description text, units text);
@@ -103,9 +121,10 @@ async fn a_postgresql_historian_reads_long_and_wide_tables_and_names_bad_setting
         )
         .await;
         assert_eq!(values.len() as i64, PER_TAG);
-        for (i, v) in values.iter().enumerate() {
-            assert_eq!(*v, expected(t, i as i64), "tag{t} row {i}");
-        }
+        same(
+            &values,
+            &(0..PER_TAG).map(|i| expected(t, i)).collect::<Vec<_>>(),
+        );
         total += values.len();
     }
     assert_eq!(total, 1_000_000);
@@ -130,23 +149,29 @@ async fn a_postgresql_historian_reads_long_and_wide_tables_and_names_bad_setting
     .await;
     assert_eq!(exact, (10..=20).map(|i| expected(3, i)).collect::<Vec<_>>());
 
-    let plot = PlotRequest {
-        tag: "tag0".into(),
-        range: TimeRange::new(from_micros(START), from_micros(START + 100_000 * SECOND)).unwrap(),
-        intervals: 50,
-    };
-    let raw = read(
-        &source,
-        "tag0",
-        START,
-        START + 100_000 * SECOND,
-        Boundary::Inside,
-    )
-    .await;
-    assert_eq!(
-        source.plot(&plot).await.unwrap(),
-        aggregate::plot(&raw, &plot.intervals())
-    );
+    // The plot computed by the server equals the model's over the same raw rows, for few and
+    // many intervals, uneven cuts, bad and missing values included.
+    for (tag, from, to, intervals) in [
+        ("tag0", START, START + 100_000 * SECOND, 50),
+        ("tag1", START + 3, START + 249_999 * SECOND, 7),
+        (
+            "tag2",
+            START - 5 * SECOND,
+            START + 30_000 * SECOND + 17,
+            4_999,
+        ),
+        ("tag3", START + 100 * SECOND, START + 200 * SECOND, 1_000),
+    ] {
+        let plot = PlotRequest {
+            tag: tag.into(),
+            range: TimeRange::new(from_micros(from), from_micros(to)).unwrap(),
+            intervals,
+        };
+        let raw = read(&source, tag, from, to, Boundary::Inside).await;
+        let ours = source.plot(&plot).await.unwrap();
+        assert!(!ours.is_empty());
+        same(&ours, &aggregate::plot(&raw, &plot.intervals()));
+    }
 
     // A wide table: a tag per numeric column; a NULL is no value, not a zero.
     let wide = PostgresSource::open(
@@ -157,6 +182,23 @@ async fn a_postgresql_historian_reads_long_and_wide_tables_and_names_bad_setting
     let page = wide.search(&TagSearch::new("*")).await.unwrap();
     let names: Vec<&str> = page.tags.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["FI-200", "TI 100"]);
+    let plot = PlotRequest {
+        tag: "FI-200".into(),
+        range: TimeRange::new(from_micros(START), from_micros(START + 999 * SECOND)).unwrap(),
+        intervals: 9,
+    };
+    let raw = read(
+        &wide,
+        "FI-200",
+        START,
+        START + 999 * SECOND,
+        Boundary::Inside,
+    )
+    .await;
+    same(
+        &wide.plot(&plot).await.unwrap(),
+        &aggregate::plot(&raw, &plot.intervals()),
+    );
     let values = read(
         &wide,
         "FI-200",
@@ -237,7 +279,10 @@ async fn a_postgresql_historian_reads_long_and_wide_tables_and_names_bad_setting
         Some(err) => assert_eq!(err.code(), "database", "{err}"),
         None => assert_eq!(got.len() as i64, PER_TAG),
     }
-    for (i, v) in got.iter().enumerate() {
-        assert_eq!(*v, expected(1, i as i64));
-    }
+    same(
+        &got,
+        &(0..got.len() as i64)
+            .map(|i| expected(1, i))
+            .collect::<Vec<_>>(),
+    );
 }
