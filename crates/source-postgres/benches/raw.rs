@@ -1,5 +1,5 @@
 //! PostgreSQL raw reads: 1 000 000 rows of one tag from a long table (indexed on tag, time) read
-//! through `PostgresSource::raw` (keyset pages of 8 192 rows, decoded to samples), beside a
+//! through `PostgresSource::raw` (one query read by a task as the reader takes chunks of 8 192, decoded to samples), beside a
 //! baseline plain sqlx loop streaming the same rows with one `SELECT` on one connection, in the
 //! same process against the same server (started by the bench, as the tests do). Goal (issue
 //! 20): ratio ≥ 0.9.

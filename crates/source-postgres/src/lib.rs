@@ -4,9 +4,10 @@
 //!
 //! Every table and column named in the form is checked against the database's catalog when the
 //! source opens, and SQL is built from the catalog's own names, quoted: a user's text never
-//! becomes SQL. Raw reads go a page of [`CHUNK`] rows at a time (keyset on the time column), so
-//! memory stays bounded whatever the range; plot, processed and values-at-times are the model's
-//! computation over those raw reads.
+//! becomes SQL. A raw read is one query read only as fast as the reader takes chunks (the
+//! connection's flow control holds the server back), so memory stays bounded whatever the range;
+//! plot is computed by the server, equal to the model's; processed and values-at-times are the
+//! model's computation over raw reads.
 #![warn(missing_docs)]
 
 use std::collections::HashMap;
@@ -596,98 +597,103 @@ impl DataSource for PostgresSource {
     async fn raw(&self, request: &RawRequest) -> Result<RawStream, SourceError> {
         self.check_tag(&request.tag)?;
         let (lo, hi) = (request.range.start_us(), request.range.end_us());
+        let outside = request.boundary == Boundary::Outside;
         let mut first = Vec::new();
-        if request.boundary == Boundary::Outside {
+        if outside {
             let (sql, bind) = self.select(&request.tag, "<=", "DESC", 1);
             first = self.fetch(&sql, &bind, lo).await?;
             first.retain(|s| s.time_us < lo);
         }
-        let (page_sql, bind) = self.select(&request.tag, ">=", "ASC", CHUNK as i64);
-        let state = RawState {
-            source: self.clone(),
-            page_sql,
-            bind,
-            next: lo,
-            hi,
-            outside: request.boundary == Boundary::Outside,
-            at_end: false,
-            remaining: request.max_count.unwrap_or(u64::MAX),
-            pending: first,
-            done: false,
-            tag: request.tag.clone(),
-        };
-        Ok(futures::stream::try_unfold(state, |mut state| async move {
-            let chunk = state.next_chunk().await?;
-            Ok::<_, SourceError>(chunk.map(|chunk| (chunk, state)))
+        // One query, read as the consumer reads: a task owns the connection and hands chunks
+        // through a channel of two; when it is full the task stops reading rows, TCP holds the
+        // server back, and memory stays at a few chunks. Dropping the stream ends the task.
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let source = self.clone();
+        let tag = request.tag.clone();
+        let limit = request.max_count.unwrap_or(u64::MAX);
+        tokio::spawn(async move {
+            let result = source
+                .stream_range(&tag, lo, hi, outside, limit, first, &tx)
+                .await;
+            if let Err(err) = result {
+                let _ = tx.send(Err(err)).await;
+            }
+        });
+        Ok(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
         })
         .boxed())
     }
 }
 
-/// A raw read in progress: pages of rows by time, each from the last one's end.
-struct RawState {
-    source: PostgresSource,
-    page_sql: String,
-    bind: Option<String>,
-    next: i64,
-    hi: i64,
-    outside: bool,
-    at_end: bool,
-    remaining: u64,
-    pending: Vec<Sample>,
-    done: bool,
-    tag: String,
-}
-
-impl RawState {
-    async fn next_chunk(&mut self) -> Result<Option<Vec<Sample>>, SourceError> {
-        if self.remaining == 0 {
-            return Ok(None);
-        }
-        if !self.done && self.pending.len() < CHUNK {
-            let page = self
-                .source
-                .fetch(&self.page_sql, &self.bind, self.next)
-                .await?;
-            if page.len() < CHUNK {
-                self.done = true;
+impl PostgresSource {
+    /// Reads `lo..=hi` of `tag` with one query on a connection of its own, sending chunks of
+    /// at most [`CHUNK`] samples (after `first`, the value before the range when asked);
+    /// with outside boundaries, the first value after the range follows when none sits on
+    /// its end.
+    #[allow(clippy::too_many_arguments)]
+    async fn stream_range(
+        &self,
+        tag: &str,
+        lo: i64,
+        hi: i64,
+        outside: bool,
+        limit: u64,
+        first: Vec<Sample>,
+        tx: &tokio::sync::mpsc::Sender<Result<Vec<Sample>, SourceError>>,
+    ) -> Result<(), SourceError> {
+        let plan = &self.shared.plan;
+        let (value, filter, bind, quality) = self.parts(tag, 3);
+        let time = &plan.time;
+        let sql = format!(
+            "SELECT (extract(epoch from {time}) * 1000000)::int8, {value}::float8, {quality}::int4 \
+             FROM {} WHERE {filter} \
+               AND {time} >= ('epoch'::timestamptz + $1::int8 * interval '1 microsecond') \
+               AND {time} <= ('epoch'::timestamptz + $2::int8 * interval '1 microsecond') \
+             ORDER BY {time}",
+            plan.table
+        );
+        let mut remaining = limit;
+        let mut chunk = first;
+        chunk.truncate(usize::try_from(remaining).unwrap_or(usize::MAX));
+        remaining -= chunk.len() as u64;
+        let mut at_end = false;
+        let mut conn = self
+            .shared
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| self.database(&e))?;
+        {
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(lo).bind(hi);
+            if let Some(tag) = &bind {
+                query = query.bind(tag.clone());
             }
-            if let Some(last) = page.last() {
-                self.next = last.time_us.saturating_add(1);
-            }
-            for sample in page {
-                if sample.time_us <= self.hi {
-                    self.at_end |= sample.time_us == self.hi;
-                    self.pending.push(sample);
-                } else {
-                    if self.outside && !self.at_end {
-                        self.pending.push(sample);
-                    }
-                    self.done = true;
+            let mut rows = query.fetch(&mut *conn);
+            while remaining > 0 {
+                let Some(row) = rows.next().await else {
                     break;
+                };
+                let sample = sample(&row.map_err(|e| self.database(&e))?);
+                at_end |= sample.time_us == hi;
+                chunk.push(sample);
+                remaining -= 1;
+                if chunk.len() == CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                    if tx.send(Ok(full)).await.is_err() {
+                        return Ok(());
+                    }
                 }
             }
-            if self.done
-                && self.outside
-                && !self.at_end
-                && self.pending.last().is_none_or(|s| s.time_us <= self.hi)
-            {
-                let (sql, bind) = self.source.select(&self.tag, ">", "ASC", 1);
-                self.pending
-                    .extend(self.source.fetch(&sql, &bind, self.hi).await?);
-                self.at_end = true;
-            }
         }
-        if self.pending.is_empty() {
-            return Ok(None);
+        drop(conn);
+        if outside && !at_end && remaining > 0 {
+            let (sql, bind) = self.select(tag, ">", "ASC", 1);
+            chunk.extend(self.fetch(&sql, &bind, hi).await?);
         }
-        let take = self
-            .pending
-            .len()
-            .min(CHUNK)
-            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
-        self.remaining -= take as u64;
-        let rest = self.pending.split_off(take);
-        Ok(Some(std::mem::replace(&mut self.pending, rest)))
+        if !chunk.is_empty() {
+            let _ = tx.send(Ok(chunk)).await;
+        }
+        Ok(())
     }
 }
