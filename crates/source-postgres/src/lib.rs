@@ -22,8 +22,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 // bound parameters. `AssertSqlSafe` marks that audit.
 use sqlx::{AssertSqlSafe, Row};
 use uplink_model::{
-    Boundary, Capabilities, DataSourceDescriptor, DataType, PlotRequest, RawRequest, Sample,
-    Status, Tag, TagPage, TagSearch, TagValue, time_expr::from_micros,
+    Boundary, Capabilities, DataSourceDescriptor, DataType, Function, PlotRequest,
+    ProcessedRequest, RawRequest, Sample, Status, Tag, TagPage, TagSearch, TagValue, aggregate,
+    time_expr::from_micros,
 };
 use uplink_source::form::{FieldError, FieldSchema, FieldType, FormSchema};
 use uplink_source::{CHUNK, DataSource, Health, RawStream, SourceConfig, SourceError};
@@ -397,6 +398,77 @@ impl PostgresSource {
         )
     }
 
+    /// Per interval (numbered from 1 by `width_bucket` over the intervals' starts): the rows,
+    /// good and bad ones, the usable ones, their smallest and largest values and the first
+    /// and last usable values by time — all a processed Min, Max, Count, Range, Delta,
+    /// PercentGood or PercentBad needs, computed exactly as the model does.
+    async fn summaries(
+        &self,
+        tag: &str,
+        intervals: &uplink_model::aggregate::Intervals,
+    ) -> Result<HashMap<i32, Summary>, SourceError> {
+        let starts: Vec<i64> = intervals.iter().map(|(start, _)| start).collect();
+        let (Some(&first), Some(end)) = (starts.first(), intervals.iter().last().map(|(_, e)| e))
+        else {
+            return Ok(HashMap::new());
+        };
+        let plan = &self.shared.plan;
+        let (value, filter, bind, quality) = self.parts(tag, 4);
+        let time = &plan.time;
+        let sql = format!(
+            "SELECT k, count(*)::int8, count(*) FILTER (WHERE good)::int8, \
+               count(*) FILTER (WHERE NOT usable)::int8, count(*) FILTER (WHERE usable)::int8, \
+               min(v) FILTER (WHERE usable), max(v) FILTER (WHERE usable), \
+               (array_agg(v ORDER BY t) FILTER (WHERE usable))[1], \
+               (array_agg(v ORDER BY t DESC) FILTER (WHERE usable))[1] \
+             FROM ( \
+               SELECT t, v, width_bucket(t, $3::int8[]) AS k, \
+                 coalesce(finite AND (q >> 6) IN (1, 3), false) AS usable, \
+                 coalesce(finite AND (q >> 6) = 3, false) AS good \
+               FROM ( \
+                 SELECT t, v, q, (v <> 'NaN'::float8 AND v <> 'Infinity'::float8 \
+                   AND v <> '-Infinity'::float8) AS finite \
+                 FROM ( \
+                   SELECT (extract(epoch from {time}) * 1000000)::int8 AS t, {value}::float8 AS v, {quality}::int4 AS q \
+                   FROM {} WHERE {filter} \
+                     AND {time} >= ('epoch'::timestamptz + $1::int8 * interval '1 microsecond') \
+                     AND {time} < ('epoch'::timestamptz + $2::int8 * interval '1 microsecond') \
+                 ) r \
+               ) s \
+             ) b GROUP BY k",
+            plan.table
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .bind(first)
+            .bind(end)
+            .bind(starts);
+        if let Some(tag) = bind {
+            query = query.bind(tag);
+        }
+        let rows = query
+            .fetch_all(&self.shared.pool)
+            .await
+            .map_err(|e| self.database(&e))?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                (
+                    row.get::<i32, _>(0),
+                    Summary {
+                        rows: row.get(1),
+                        good: row.get(2),
+                        bad: row.get(3),
+                        usable: row.get(4),
+                        min: row.get(5),
+                        max: row.get(6),
+                        first: row.get(7),
+                        last: row.get(8),
+                    },
+                )
+            })
+            .collect())
+    }
+
     /// The plot computed by the server: per interval (`width_bucket` over the intervals'
     /// starts, so the same cuts as the model's) the first and last rows and the earliest
     /// smallest and largest usable values — what [`uplink_model::aggregate::plot`] picks, in
@@ -460,6 +532,61 @@ impl PostgresSource {
             .await
             .map_err(|e| self.database(&e))?;
         Ok(rows.iter().map(sample).collect())
+    }
+}
+
+/// What the server counted in one interval.
+#[derive(Debug, Default)]
+struct Summary {
+    rows: i64,
+    good: i64,
+    bad: i64,
+    usable: i64,
+    min: Option<f64>,
+    max: Option<f64>,
+    first: Option<f64>,
+    last: Option<f64>,
+}
+
+impl Summary {
+    /// The processed value as [`aggregate::processed`] computes it from the same rows.
+    fn sample(&self, start: i64, function: Function) -> Sample {
+        let share = |matching: i64| {
+            if self.rows == 0 {
+                Sample::bad(start)
+            } else {
+                Sample::good(start, 100.0 * matching as f64 / self.rows as f64)
+            }
+        };
+        match function {
+            Function::Count => return Sample::good(start, self.rows as f64),
+            Function::PercentGood => return share(self.good),
+            Function::PercentBad => return share(self.bad),
+            _ => {}
+        }
+        let (Some(min), Some(max), Some(first), Some(last)) =
+            (self.min, self.max, self.first, self.last)
+        else {
+            return Sample::bad(start);
+        };
+        if self.usable == 0 {
+            return Sample::bad(start);
+        }
+        let value = match function {
+            Function::Min => min,
+            Function::Max => max,
+            Function::Range => max - min,
+            _ => last - first,
+        };
+        Sample {
+            time_us: start,
+            value,
+            status: if self.good == self.rows {
+                Status::Good
+            } else {
+                Status::Uncertain
+            },
+        }
     }
 }
 
@@ -587,6 +714,60 @@ impl DataSource for PostgresSource {
             });
         }
         Ok(values)
+    }
+
+    async fn processed(
+        &self,
+        request: &ProcessedRequest,
+    ) -> Result<Vec<(Function, Vec<Sample>)>, SourceError> {
+        self.check_tag(&request.tag)?;
+        let intervals = request.intervals();
+        let in_database = |f: &Function| {
+            matches!(
+                f,
+                Function::Min
+                    | Function::Max
+                    | Function::Count
+                    | Function::Range
+                    | Function::Delta
+                    | Function::PercentGood
+                    | Function::PercentBad
+            )
+        };
+        let summaries = if request.functions.iter().any(in_database) {
+            Some(self.summaries(&request.tag, &intervals).await?)
+        } else {
+            None
+        };
+        let raw = if request.functions.iter().any(|f| !in_database(f)) {
+            Some(
+                self.collect_raw(&request.tag, request.range, Boundary::Outside)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        Ok(request
+            .functions
+            .iter()
+            .map(|&function| {
+                let values = match (&summaries, &raw) {
+                    (Some(summaries), _) if in_database(&function) => intervals
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (start, _))| {
+                            summaries.get(&(i as i32 + 1)).map_or_else(
+                                || Summary::default().sample(start, function),
+                                |summary| summary.sample(start, function),
+                            )
+                        })
+                        .collect(),
+                    (_, Some(raw)) => aggregate::processed(raw, &intervals, function),
+                    _ => Vec::new(),
+                };
+                (function, values)
+            })
+            .collect())
     }
 
     async fn plot(&self, request: &PlotRequest) -> Result<Vec<Sample>, SourceError> {

@@ -6,7 +6,8 @@ use futures::StreamExt;
 use serde_json::json;
 use uplink_model::time_expr::from_micros;
 use uplink_model::{
-    Boundary, PlotRequest, RawRequest, Sample, Status, TagSearch, TimeRange, aggregate,
+    Boundary, Function, PlotRequest, ProcessedRequest, RawRequest, Sample, Span, Status, TagSearch,
+    TimeRange, aggregate,
 };
 use uplink_source::DataSource;
 use uplink_source_postgres::PostgresSource;
@@ -171,6 +172,45 @@ async fn a_postgresql_historian_reads_long_and_wide_tables_and_names_bad_setting
         let ours = source.plot(&plot).await.unwrap();
         assert!(!ours.is_empty());
         same(&ours, &aggregate::plot(&raw, &plot.intervals()));
+    }
+
+    // Processed: the functions the server computes, and the rest from raw, equal to the model's
+    // over the same rows (uneven last interval, empty intervals before the data).
+    let all = vec![
+        Function::Min,
+        Function::Max,
+        Function::Count,
+        Function::Range,
+        Function::Delta,
+        Function::PercentGood,
+        Function::PercentBad,
+        Function::Avg,
+        Function::Interp,
+    ];
+    for (tag, from, to, step) in [
+        (
+            "tag0",
+            START - 3_600 * SECOND,
+            START + 100_000 * SECOND + 5,
+            3_600,
+        ),
+        ("tag2", START + 1, START + 20_000 * SECOND, 137),
+    ] {
+        let request = ProcessedRequest {
+            tag: tag.into(),
+            range: TimeRange::new(from_micros(from), from_micros(to)).unwrap(),
+            interval: Span::from_secs(step),
+            functions: all.clone(),
+        };
+        let raw = read(&source, tag, from, to, Boundary::Outside).await;
+        let answers = source.processed(&request).await.unwrap();
+        assert_eq!(answers.len(), all.len());
+        for (function, values) in answers {
+            same(
+                &values,
+                &aggregate::processed(&raw, &request.intervals(), function),
+            );
+        }
     }
 
     // A wide table: a tag per numeric column; a NULL is no value, not a zero.
