@@ -53,6 +53,24 @@ async fn a_recording_source_writes_its_live_values_and_says_so() {
     }
     let status = status.expect("recording within 10 s");
     assert_eq!(status.tags, ["sim.ramp.1"]);
+    // Search marks the recorded tag, and only it, with when it was first recorded.
+    let page = source
+        .search(&uplink_model::TagSearch::new("*"))
+        .await
+        .unwrap();
+    let marked: Vec<(&str, &str)> = page
+        .tags
+        .iter()
+        .filter_map(|t| Some((t.name.as_str(), t.properties.get("recordedSince")?.as_str())))
+        .collect();
+    assert_eq!(marked.len(), 1, "{marked:?}");
+    assert_eq!(marked[0].0, "sim.ramp.1");
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(marked[0].1)
+            .unwrap()
+            .with_timezone(&chrono::Utc),
+        status.since.unwrap()
+    );
     assert!(file.exists());
     assert!(status.disk_bytes > 0);
     // Without recording the source is the kind's own, with no recording status.

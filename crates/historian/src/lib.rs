@@ -14,7 +14,7 @@ pub mod codec;
 mod recorded;
 mod store;
 
-pub use recorded::{Recorded, historian_file};
+pub use recorded::{RECORDED_SINCE, Recorded, historian_file};
 pub use store::{Historian, HistorianOptions, HistorianStats, Retention};
 
 /// What can go wrong in the historian, without any secret.

@@ -17,6 +17,9 @@ use uplink_source::{DataSource, Health, RawStream, SnapshotStream, SourceError, 
 
 use crate::store::{Historian, HistorianOptions, Retention};
 
+/// The tag property naming when a recorded tag's first value was recorded.
+pub const RECORDED_SINCE: &str = "recordedSince";
+
 /// The most tags one source records.
 const MAX_RECORDED_TAGS: usize = 100_000;
 /// The wait before subscribing again after the source's live values stopped.
@@ -199,8 +202,19 @@ impl DataSource for Recorded {
         health
     }
 
+    /// The source's tags; each recorded one carries the property `recordedSince` (RFC 3339),
+    /// so an app sees which tags have history and from when.
     async fn search(&self, search: &TagSearch) -> Result<TagPage, SourceError> {
-        self.inner.search(search).await
+        let mut page = self.inner.search(search).await?;
+        for tag in &mut page.tags {
+            if let Some(first) = self.historian.first_recorded(&tag.name) {
+                tag.properties.insert(
+                    RECORDED_SINCE.into(),
+                    from_micros(first).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                );
+            }
+        }
+        Ok(page)
     }
 
     async fn snapshot(&self, tags: &[String]) -> Result<Vec<TagValue>, SourceError> {

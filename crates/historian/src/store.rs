@@ -95,6 +95,8 @@ struct Shared {
     tx: mpsc::Sender<Command>,
     read: SqlitePool,
     stats: Arc<Mutex<HistorianStats>>,
+    /// Each recorded tag's first value time (µs).
+    firsts: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 #[derive(Debug)]
@@ -210,7 +212,9 @@ impl Historian {
             .await
             .map_err(db_error(&path))?;
         let stats = Arc::new(Mutex::new(HistorianStats::default()));
+        let firsts = Arc::new(Mutex::new(HashMap::new()));
         let mut writer = Writer {
+            firsts: firsts.clone(),
             conn,
             path: path.clone(),
             options,
@@ -227,6 +231,7 @@ impl Historian {
             tx,
             read,
             stats,
+            firsts,
         });
         lock(&OPEN).push((path, Arc::downgrade(&shared)));
         Ok(Self { shared })
@@ -295,6 +300,11 @@ impl Historian {
     /// Tags, times and disk use, as of the last flush.
     pub fn stats(&self) -> HistorianStats {
         lock(&self.shared.stats).clone()
+    }
+
+    /// When `tag` was first recorded (µs since the epoch), if it was.
+    pub fn first_recorded(&self, tag: &str) -> Option<i64> {
+        lock(&self.shared.firsts).get(tag).copied()
     }
 
     /// The names of the recorded tags.
@@ -478,6 +488,7 @@ struct Writer {
     tags: HashMap<Arc<str>, TagState>,
     pending: usize,
     stats: Arc<Mutex<HistorianStats>>,
+    firsts: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 impl Writer {
@@ -495,11 +506,12 @@ impl Writer {
 
     /// Rebuilds each tag's open block from its segments, and its last value.
     async fn recover(&mut self) -> Result<(), HistorianError> {
-        let tags: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM tags")
+        let tags: Vec<(i64, String, i64)> = sqlx::query_as("SELECT id, name, first_us FROM tags")
             .fetch_all(&mut self.conn)
             .await
             .map_err(self.error())?;
-        for (id, name) in tags {
+        for (id, name, first_us) in tags {
+            lock(&self.firsts).insert(name.clone(), first_us);
             let segments: Vec<(i64, Vec<u8>)> = sqlx::query_as(
                 "SELECT start_us, data FROM blocks WHERE tag_id = ? AND sealed = 0 \
                  ORDER BY start_us",
@@ -623,6 +635,7 @@ impl Writer {
                 .fetch_one(&mut self.conn)
                 .await
                 .map_err(self.error())?;
+                lock(&self.firsts).insert(name.to_string(), sample.time_us);
                 self.tags.insert(
                     name.clone(),
                     TagState {
