@@ -326,3 +326,45 @@ async fn a_postgresql_historian_reads_long_and_wide_tables_and_names_bad_setting
             .collect::<Vec<_>>(),
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_verify_full_trusts_the_given_ca_and_refuses_an_unknown_one() {
+    let ca = uplink_tls::LoopbackCa::generate(&["localhost", "127.0.0.1"]).unwrap();
+    let server = Server::start_tls(&ca);
+    let mut db = server.admin().await;
+    sqlx::raw_sql(
+        "CREATE TABLE vals (tag text, time timestamptz, value double precision);
+         INSERT INTO vals VALUES ('a', now(), 1.5);",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.ca_pem()).unwrap();
+
+    let trusted = server.config(json!({"table": "vals", "tls": "verify-full",
+        "caFile": ca_file.display().to_string()}));
+    let source = PostgresSource::open(&trusted).await.unwrap();
+    let value = source.snapshot(&["a".into()]).await.unwrap();
+    assert_eq!(value[0].value, Some(1.5));
+    let mut admin = server.admin().await;
+    let encrypted: Vec<bool> = sqlx::query_scalar(
+        "SELECT ssl FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+         WHERE application_name = 'uplink-connector'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        !encrypted.is_empty() && encrypted.iter().all(|e| *e),
+        "{encrypted:?}"
+    );
+
+    // Without our CA, the server's certificate is not trusted.
+    let other = uplink_tls::LoopbackCa::generate(&["localhost"]).unwrap();
+    std::fs::write(&ca_file, other.ca_pem()).unwrap();
+    let err = PostgresSource::open(&trusted).await.unwrap_err();
+    assert_eq!(err.code(), "database", "{err}");
+    assert!(!err.to_string().contains(server::PASSWORD), "{err}");
+}

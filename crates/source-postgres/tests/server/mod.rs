@@ -19,6 +19,16 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A server that also accepts TLS, with `ca`'s leaf certificate (for 127.0.0.1 and
+    /// localhost).
+    pub fn start_tls(ca: &uplink_tls::LoopbackCa) -> Self {
+        Self::start_with(Some(ca))
+    }
+
+    fn start_with(tls: Option<&uplink_tls::LoopbackCa>) -> Self {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()
             .and_then(|versions| {
@@ -30,6 +40,19 @@ impl Server {
             .expect("PostgreSQL server binaries are missing: run scripts/lib/setup.sh (postgresql package)");
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("pw"), PASSWORD).unwrap();
+        let mut ssl = String::new();
+        if let Some(ca) = tls {
+            use std::os::unix::fs::PermissionsExt;
+            let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+            std::fs::write(&cert, ca.cert_chain_pem()).unwrap();
+            std::fs::write(&key, ca.key_pem()).unwrap();
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+            ssl = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert.display(),
+                key.display()
+            );
+        }
         run(Command::new("chown")
             .args(["-R", "postgres:"])
             .arg(dir.path()));
@@ -54,7 +77,7 @@ impl Server {
             .arg(dir.path().join("log"))
             .args(["-w", "-o"])
             .arg(format!(
-                "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off",
+                "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off{ssl}",
                 dir.path().display()
             ))
             .arg("start"));
