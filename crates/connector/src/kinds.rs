@@ -17,6 +17,7 @@ pub fn kinds() -> Vec<FormSchema> {
         sqlite::schema(),
         uplink_source_modbus::schema(),
         uplink_source_mqtt::schema(),
+        uplink_source_postgres::schema(),
     ]
 }
 
@@ -52,9 +53,30 @@ pub async fn open(config: &SourceConfig) -> Result<Arc<dyn DataSource>, SourceEr
             Arc::new(uplink_source_modbus::ModbusSource::open(config).await?)
         }
         uplink_source_mqtt::KIND => Arc::new(uplink_source_mqtt::MqttSource::open(config).await?),
+        uplink_source_postgres::KIND => {
+            Arc::new(uplink_source_postgres::PostgresSource::open(config).await?)
+        }
         other => return Err(schema(other).expect_err("not a known kind")),
     })
 }
+
+/// Opens a configured source as [`open`] does, and when its settings ask for recording, wraps
+/// it so its live values are recorded to its edge historian file under `data_dir/historian/`
+/// (and a source with no history of its own answers history from that recording).
+///
+/// # Errors
+/// As [`open`], or bad recording settings, or a historian file that cannot be opened.
+pub async fn open_in(
+    config: &SourceConfig,
+    data_dir: &std::path::Path,
+) -> Result<Arc<dyn DataSource>, SourceError> {
+    let source = open(config).await?;
+    let file = uplink_historian::historian_file(&data_dir.join(HISTORIAN_DIR), &config.name);
+    uplink_historian::Recorded::wrap(source, &config.settings, file).await
+}
+
+/// The folder of the edge historian files, under the connector's data folder.
+pub const HISTORIAN_DIR: &str = "historian";
 
 /// The settings with secret fields replaced by `***`, for display and logs.
 pub fn redacted_settings(config: &SourceConfig) -> Map<String, Value> {
@@ -144,3 +166,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "kinds_recording_tests.rs"]
+mod recording_tests;

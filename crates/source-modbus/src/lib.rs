@@ -72,7 +72,10 @@ pub fn schema() -> FormSchema {
                 .default_value(125)
                 .range(1.0, 125.0),
             map,
-        ],
+        ]
+        .into_iter()
+        .chain(uplink_source::recording::fields())
+        .collect(),
     }
 }
 

@@ -8,6 +8,7 @@
 mod config;
 mod error;
 pub mod form;
+pub mod recording;
 
 pub use config::{SourceConfig, typed_settings};
 pub use error::SourceError;
@@ -143,6 +144,11 @@ pub trait DataSource: Send + Sync + fmt::Debug {
             source_name: self.descriptor().name,
             what: "writes",
         })
+    }
+
+    /// What this source records to the edge historian, when it records (see [`recording`]).
+    fn recording(&self) -> Option<recording::RecordingStatus> {
+        None
     }
 
     /// A whole raw read in memory: for the aggregations, which need every sample of the range.

@@ -29,5 +29,6 @@ export type { SampleValue } from './bindings/SampleValue';
 export type { SkippedTransport } from './bindings/SkippedTransport';
 export type { SourceConfig } from './bindings/SourceConfig';
 export type { SourceStatus } from './bindings/SourceStatus';
+export type { RecordingStatus } from './bindings/RecordingStatus';
 export type { SourceTest } from './bindings/SourceTest';
 export type { TransportPreference } from './bindings/TransportPreference';

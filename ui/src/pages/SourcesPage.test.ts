@@ -76,6 +76,35 @@ test('lists each data source with its kind, health, tag count and number of apps
   expect(second!.textContent).toContain('No apps');
 });
 
+test('a source recording to the edge historian shows its tags, disk used and oldest value', async () => {
+  mockControl(
+    controlStatus({
+      connector: {
+        sources: [
+          source('plc', {
+            kind: 'modbus',
+            recording: {
+              tags: ['TI100', 'FI200', 'PI300'],
+              since: '2026-11-01T00:00:00Z',
+              oldest: '2026-11-06T12:00:00Z',
+              diskBytes: 48_300_000,
+              recorded: 1_000,
+              lastError: null,
+            },
+          }),
+          source('line-1'),
+        ],
+      },
+    }),
+    { source_kinds: kinds },
+  );
+  render(SourcesPage);
+  const list = await screen.findByRole('list', { name: 'Data sources' });
+  const [recording, plain] = within(list).getAllByRole('listitem');
+  expect(recording!.textContent).toContain('Recording 3 tags · 48 MB · oldest 2026-11-06');
+  expect(plain!.textContent).not.toContain('Recording');
+});
+
 test('the Add form is drawn from the kind’s schema, with defaults, and follows a change of kind', async () => {
   mockControl(controlStatus(), { source_kinds: kinds });
   render(SourcesPage);

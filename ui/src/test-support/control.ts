@@ -58,6 +58,7 @@ export function source(name: string, patch: Partial<SourceStatus> = {}): SourceS
     tagCount: 12,
     blockedOnSite: false,
     apps: [],
+    recording: null,
     ...patch,
   };
 }

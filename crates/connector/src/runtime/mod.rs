@@ -257,6 +257,7 @@ impl Inner {
                         tag_count: s.tag_count,
                         blocked_on_site: policy.blocked_sources.contains(&s.config.name),
                         apps: status::apps_for(&s.config.name, &grants, &policy),
+                        recording: s.opened.as_ref().ok().and_then(|source| source.recording()),
                     }
                 })
                 .collect()
@@ -319,7 +320,9 @@ impl ConnectorRuntime {
         let (loaded, problem) = config.load_or_recover()?;
         let mut sources = Vec::with_capacity(loaded.sources.len());
         for source in loaded.sources {
-            let opened = kinds::open(&source).await.map_err(|e| e.to_string());
+            let opened = kinds::open_in(&source, &dir)
+                .await
+                .map_err(|e| e.to_string());
             if let Err(error) = &opened {
                 tracing::warn!(source = %source.name, %error, "data source did not open");
             }
@@ -476,7 +479,7 @@ impl ConnectorRuntime {
         let _edit = self.inner.config_edit.lock().await;
         let mut config = self.inner.config.load()?;
         let added = config.add_source(source)?.clone();
-        let opened = Ok(kinds::open(&added).await?);
+        let opened = Ok(kinds::open_in(&added, &self.inner.options.data_dir).await?);
         let tag_count = count_tags(&opened).await;
         self.inner.config.save(&config)?;
         self.inner
@@ -507,7 +510,7 @@ impl ConnectorRuntime {
             .ok_or_else(|| crate::SourceError::UnknownSource(name.to_owned()))?;
         let old = config.sources.remove(index);
         let added = config.add_source(source)?.clone();
-        let opened = kinds::open(&added).await?;
+        let opened = kinds::open_in(&added, &self.inner.options.data_dir).await?;
         let tag_count = count_tags(&Ok(opened.clone())).await;
         // Keep the source's place in the list.
         let new = config.sources.pop().expect("just added");
@@ -810,7 +813,9 @@ async fn apply_config(inner: &Inner, wanted: Vec<SourceConfig>) {
             Some(kept) => kept,
             None => {
                 tracing::info!(source = %config.name, "data source added or changed in the configuration");
-                let opened = kinds::open(&config).await.map_err(|e| e.to_string());
+                let opened = kinds::open_in(&config, &inner.options.data_dir)
+                    .await
+                    .map_err(|e| e.to_string());
                 let tag_count = count_tags(&opened).await;
                 (opened, tag_count)
             }

@@ -88,6 +88,9 @@ pub struct SourceStatus {
     pub blocked_on_site: bool,
     /// Apps with a live grant on it.
     pub apps: Vec<ConsentedApp>,
+    /// What it records to the edge historian, when recording is on.
+    #[serde(default)]
+    pub recording: Option<uplink_source::recording::RecordingStatus>,
 }
 
 /// Everything the host shows.

@@ -46,7 +46,10 @@ pub fn schema() -> FormSchema {
             FieldSchema::new("tagsPerShape", "Tags per shape", FieldType::Integer, true, "How many tags of each shape, each shifted in phase and seeded apart.")
                 .default_value(1)
                 .range(1.0, 1_000.0),
-        ],
+        ]
+        .into_iter()
+        .chain(uplink_source::recording::fields())
+        .collect(),
     }
 }
 

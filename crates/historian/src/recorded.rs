@@ -1,0 +1,322 @@
+//! A data source with recording on: its live values go to a [`Historian`], and when the source
+//! has no history of its own, its raw reads (and so plot, processed and values-at-times, through
+//! the model's shared aggregation) are answered from the recording.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use uplink_model::{
+    AtTimesRequest, Capabilities, DataSourceDescriptor, Function, PlotRequest, ProcessedRequest,
+    RawRequest, Sample, TagPage, TagSearch, TagValue, time_expr::from_micros,
+};
+use uplink_source::recording::{RecordingSettings, RecordingStatus};
+use uplink_source::{DataSource, Health, RawStream, SnapshotStream, SourceError, WriteValue};
+
+use crate::store::{Historian, HistorianOptions, Retention};
+
+/// The tag property naming when a recorded tag's first value was recorded.
+pub const RECORDED_SINCE: &str = "recordedSince";
+
+/// The most tags one source records.
+const MAX_RECORDED_TAGS: usize = 100_000;
+/// The wait before subscribing again after the source's live values stopped.
+const RESUBSCRIBE: Duration = Duration::from_secs(5);
+
+/// The historian file of the source named `source` under `folder`: the name is kept readable,
+/// with anything but letters, digits, `-` and `_` written as `%xx`.
+pub fn historian_file(folder: &Path, source: &str) -> PathBuf {
+    let mut file = String::new();
+    for byte in source.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
+            file.push(char::from(byte));
+        } else {
+            file.push_str(&format!("%{byte:02x}"));
+        }
+    }
+    file.push_str(".historian");
+    folder.join(file)
+}
+
+/// A source whose live values are recorded; everything else is the source's own.
+#[derive(Debug)]
+pub struct Recorded {
+    inner: Arc<dyn DataSource>,
+    historian: Historian,
+    /// The source has no raw reads of its own: history comes from the recording.
+    from_recording: bool,
+    tags: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Recorded {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Recorded {
+    /// Wraps `inner` when `settings` asks for recording: opens the historian file at `file`
+    /// and starts subscribing to the matching tags' live values. Without recording the source
+    /// is returned as it is.
+    ///
+    /// # Errors
+    /// Bad recording settings, or a historian file that cannot be opened.
+    pub async fn wrap(
+        inner: Arc<dyn DataSource>,
+        settings: &serde_json::Map<String, serde_json::Value>,
+        file: PathBuf,
+    ) -> Result<Arc<dyn DataSource>, SourceError> {
+        let Some(settings) = RecordingSettings::from_settings(settings)? else {
+            return Ok(inner);
+        };
+        let options = HistorianOptions {
+            deadband: settings.deadband,
+            retention: Retention {
+                max_age: Some(Duration::from_micros(
+                    u64::try_from(settings.retention_age.as_micros()).unwrap_or(u64::MAX),
+                )),
+                max_bytes: Some(settings.retention_size_mb.saturating_mul(1 << 20)),
+            },
+            ..HistorianOptions::default()
+        };
+        let historian = Historian::open(file, options).await?;
+        Ok(Arc::new(Self::start(inner, historian, &settings)))
+    }
+
+    /// Records `inner`'s tags matching `settings` into `historian`.
+    pub fn start(
+        inner: Arc<dyn DataSource>,
+        historian: Historian,
+        settings: &RecordingSettings,
+    ) -> Self {
+        let tags = Arc::new(Mutex::new(Vec::new()));
+        let task = tokio::spawn(record(
+            inner.clone(),
+            historian.clone(),
+            settings.search_pattern().to_owned(),
+            tags.clone(),
+        ));
+        Self {
+            from_recording: !inner.descriptor().capabilities.raw,
+            inner,
+            historian,
+            tags,
+            task,
+        }
+    }
+
+    /// The historian this source records to.
+    pub fn historian(&self) -> &Historian {
+        &self.historian
+    }
+}
+
+/// Lists the matching tags, subscribes, and writes every value, subscribing again if the live
+/// values stop (a device that went away).
+async fn record(
+    source: Arc<dyn DataSource>,
+    historian: Historian,
+    pattern: String,
+    recorded: Arc<Mutex<Vec<String>>>,
+) {
+    let name = source.descriptor().name;
+    loop {
+        match list_tags(source.as_ref(), &pattern).await {
+            Ok(tags) if !tags.is_empty() => {
+                *recorded.lock().unwrap_or_else(|p| p.into_inner()) = tags.clone();
+                let names: Vec<Arc<str>> = tags.iter().map(|t| Arc::from(t.as_str())).collect();
+                match source.subscribe(&tags).await {
+                    Ok(mut stream) => {
+                        while let Some(values) = stream.next().await {
+                            let batch: Vec<(Arc<str>, Sample)> = names
+                                .iter()
+                                .zip(values)
+                                .map(|(name, value)| (name.clone(), value.to_sample()))
+                                .collect();
+                            if historian.record(batch).await.is_err() {
+                                return;
+                            }
+                        }
+                        tracing::info!(source = %name, "live values ended; subscribing again");
+                    }
+                    Err(err) => {
+                        tracing::warn!(source = %name, error = %err, "cannot subscribe to record")
+                    }
+                }
+            }
+            Ok(_) => {
+                tracing::info!(source = %name, pattern, "no tag matches the recording pattern")
+            }
+            Err(err) => tracing::warn!(source = %name, error = %err, "cannot list tags to record"),
+        }
+        tokio::time::sleep(RESUBSCRIBE).await;
+    }
+}
+
+async fn list_tags(source: &dyn DataSource, pattern: &str) -> Result<Vec<String>, SourceError> {
+    let mut tags = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page: TagPage = source
+            .search(&TagSearch {
+                pattern: pattern.to_owned(),
+                offset,
+                limit: 1_000,
+            })
+            .await?;
+        tags.extend(page.tags.into_iter().map(|t| t.name));
+        match page.next_offset {
+            Some(next) if tags.len() < MAX_RECORDED_TAGS => offset = next,
+            _ => return Ok(tags),
+        }
+    }
+}
+
+#[async_trait]
+impl DataSource for Recorded {
+    fn descriptor(&self) -> DataSourceDescriptor {
+        let mut descriptor = self.inner.descriptor();
+        if self.from_recording {
+            descriptor.capabilities = Capabilities {
+                search: descriptor.capabilities.search,
+                snapshot: descriptor.capabilities.snapshot,
+                subscribe: descriptor.capabilities.subscribe,
+                ..Capabilities::all_from_raw()
+            };
+        }
+        descriptor
+    }
+
+    fn health(&self) -> Health {
+        let mut health = self.inner.health();
+        if let Some(error) = self.historian.stats().last_error {
+            health.report(uplink_source::HealthIssue {
+                message: format!("recording: {error}"),
+                file: None,
+                line: None,
+            });
+        }
+        health
+    }
+
+    /// The source's tags; each recorded one carries the property `recordedSince` (RFC 3339),
+    /// so an app sees which tags have history and from when.
+    async fn search(&self, search: &TagSearch) -> Result<TagPage, SourceError> {
+        let mut page = self.inner.search(search).await?;
+        for tag in &mut page.tags {
+            if let Some(first) = self.historian.first_recorded(&tag.name) {
+                tag.properties.insert(
+                    RECORDED_SINCE.into(),
+                    from_micros(first).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                );
+            }
+        }
+        Ok(page)
+    }
+
+    async fn snapshot(&self, tags: &[String]) -> Result<Vec<TagValue>, SourceError> {
+        self.inner.snapshot(tags).await
+    }
+
+    async fn raw(&self, request: &RawRequest) -> Result<RawStream, SourceError> {
+        if self.from_recording {
+            self.historian.raw(request).await
+        } else {
+            self.inner.raw(request).await
+        }
+    }
+
+    async fn plot(&self, request: &PlotRequest) -> Result<Vec<Sample>, SourceError> {
+        if self.from_recording {
+            plot_from_raw(self, request).await
+        } else {
+            self.inner.plot(request).await
+        }
+    }
+
+    async fn at_times(&self, request: &AtTimesRequest) -> Result<Vec<Sample>, SourceError> {
+        if self.from_recording {
+            at_times_from_raw(self, request).await
+        } else {
+            self.inner.at_times(request).await
+        }
+    }
+
+    async fn processed(
+        &self,
+        request: &ProcessedRequest,
+    ) -> Result<Vec<(Function, Vec<Sample>)>, SourceError> {
+        if self.from_recording {
+            processed_from_raw(self, request).await
+        } else {
+            self.inner.processed(request).await
+        }
+    }
+
+    async fn subscribe(&self, tags: &[String]) -> Result<SnapshotStream, SourceError> {
+        self.inner.subscribe(tags).await
+    }
+
+    async fn write(&self, tag: &str, value: &WriteValue) -> Result<(), SourceError> {
+        self.inner.write(tag, value).await
+    }
+
+    fn recording(&self) -> Option<RecordingStatus> {
+        let stats = self.historian.stats();
+        Some(RecordingStatus {
+            tags: self.tags.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            since: stats.since_us.map(from_micros),
+            oldest: stats.oldest_us.map(from_micros),
+            disk_bytes: stats.disk_bytes,
+            recorded: stats.recorded,
+            last_error: stats.last_error,
+        })
+    }
+}
+
+/// The trait's default answers, computed over this source's (recorded) raw reads.
+#[derive(Debug)]
+struct FromRaw<'a>(&'a Recorded);
+
+#[async_trait]
+impl DataSource for FromRaw<'_> {
+    fn descriptor(&self) -> DataSourceDescriptor {
+        self.0.descriptor()
+    }
+    fn health(&self) -> Health {
+        self.0.health()
+    }
+    async fn search(&self, search: &TagSearch) -> Result<TagPage, SourceError> {
+        self.0.search(search).await
+    }
+    async fn snapshot(&self, tags: &[String]) -> Result<Vec<TagValue>, SourceError> {
+        self.0.snapshot(tags).await
+    }
+    async fn raw(&self, request: &RawRequest) -> Result<RawStream, SourceError> {
+        self.0.historian.raw(request).await
+    }
+}
+
+async fn plot_from_raw(
+    source: &Recorded,
+    request: &PlotRequest,
+) -> Result<Vec<Sample>, SourceError> {
+    FromRaw(source).plot(request).await
+}
+
+async fn at_times_from_raw(
+    source: &Recorded,
+    request: &AtTimesRequest,
+) -> Result<Vec<Sample>, SourceError> {
+    FromRaw(source).at_times(request).await
+}
+
+async fn processed_from_raw(
+    source: &Recorded,
+    request: &ProcessedRequest,
+) -> Result<Vec<(Function, Vec<Sample>)>, SourceError> {
+    FromRaw(source).processed(request).await
+}
