@@ -6,12 +6,17 @@ use serde_json::{Map, Value};
 
 use crate::form::FormSchema;
 use crate::sources::{csv, simulated, sqlite};
-use crate::{DataSource, SourceConfig, SourceError};
+use crate::{DataSource, SourceConfig, SourceContext, SourceError};
 pub use uplink_source::typed_settings;
 
 /// Every kind's form, in the order a user interface offers them.
 pub fn kinds() -> Vec<FormSchema> {
-    vec![simulated::schema(), csv::schema(), sqlite::schema()]
+    vec![
+        simulated::schema(),
+        csv::schema(),
+        sqlite::schema(),
+        uplink_source_opcua::schema(),
+    ]
 }
 
 /// One kind's form.
@@ -32,18 +37,59 @@ pub fn schema(kind: &str) -> Result<FormSchema, SourceError> {
         })
 }
 
+/// Opens a configured source outside a connector (no data folder: kinds that keep state there,
+/// such as OPC UA's certificates, refuse to open). See [`open_in`].
+///
+/// # Errors
+/// As [`open_in`].
+pub async fn open(config: &SourceConfig) -> Result<Arc<dyn DataSource>, SourceError> {
+    open_in(config, &SourceContext::default()).await
+}
+
 /// Opens a configured source: settings are validated against the kind's form first, then the
-/// source checks what it reads (the file exists, the table has the columns…).
+/// source checks what it reads (the file exists, the table has the columns, the server
+/// answers…). `context` gives the connector's data folder.
 ///
 /// # Errors
 /// [`SourceError::InvalidSettings`] with field-level errors, or whatever opening found.
-pub async fn open(config: &SourceConfig) -> Result<Arc<dyn DataSource>, SourceError> {
+pub async fn open_in(
+    config: &SourceConfig,
+    context: &SourceContext,
+) -> Result<Arc<dyn DataSource>, SourceError> {
     Ok(match config.kind.as_str() {
         simulated::KIND => Arc::new(simulated::SimulatedSource::open(config)?),
         csv::KIND => Arc::new(csv::CsvSource::open(config).await?),
         sqlite::KIND => Arc::new(sqlite::SqliteSource::open(config).await?),
+        uplink_source_opcua::KIND => {
+            Arc::new(uplink_source_opcua::OpcUaSource::open(config, context).await?)
+        }
         other => return Err(schema(other).expect_err("not a known kind")),
     })
+}
+
+/// Puts the server certificate of a source that has one (an OPC UA server's) on the
+/// connector's trust list, checked against `expected` when given; returns its thumbprints in
+/// words.
+///
+/// # Errors
+/// [`SourceError::Unsupported`] for a kind without server certificates; field errors when the
+/// server cannot be reached or the thumbprint does not match.
+pub async fn trust_server(
+    config: &SourceConfig,
+    context: &SourceContext,
+    expected: Option<&str>,
+) -> Result<String, SourceError> {
+    match config.kind.as_str() {
+        uplink_source_opcua::KIND => {
+            Ok(uplink_source_opcua::trust_server(config, context, expected)
+                .await?
+                .to_string())
+        }
+        _ => Err(SourceError::Unsupported {
+            source_name: config.name.clone(),
+            what: "trusting a server certificate",
+        }),
+    }
 }
 
 /// The settings with secret fields replaced by `***`, for display and logs.

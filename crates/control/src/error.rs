@@ -91,6 +91,10 @@ codes! {
     Unsupported = "unsupported",
     /// The data source's database failed.
     Database = "database",
+    /// The data source's server or device cannot be reached or refused the connection.
+    SourceUnavailable = "source_unavailable",
+    /// The data source did not answer in time.
+    SourceTimeout = "source_timeout",
     // The connector's configuration files.
     /// A configuration file is damaged.
     ConfigCorrupt = "config_corrupt",
