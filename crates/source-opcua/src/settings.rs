@@ -77,7 +77,8 @@ pub fn schema() -> FormSchema {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+// No Debug: it holds the password.
+#[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Raw {
     endpoint_url: String,
