@@ -110,3 +110,60 @@ pub fn redacted_settings(config: &SourceConfig) -> Map<String, Value> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn opcua(settings: serde_json::Value) -> SourceConfig {
+        SourceConfig {
+            name: "plc".into(),
+            kind: "opcua".into(),
+            description: String::new(),
+            settings: settings.as_object().unwrap().clone(),
+        }
+    }
+
+    #[test]
+    fn the_opcua_kind_is_offered_with_its_password_secret() {
+        let schema = schema("opcua").unwrap();
+        assert_eq!(schema.secret_fields().collect::<Vec<_>>(), ["password"]);
+        let shown = redacted_settings(&opcua(json!({
+            "endpointUrl": "opc.tcp://plc:4840/", "identity": "userName",
+            "userName": "op", "password": "hunter2"
+        })));
+        assert_eq!(shown["password"], "***");
+        assert_eq!(shown["userName"], "op");
+    }
+
+    #[tokio::test]
+    async fn an_opcua_source_needs_the_connectors_data_folder_and_checks_its_form_first() {
+        let err = open(&opcua(json!({"endpointUrl": "opc.tcp://127.0.0.1:1/"})))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("data folder"), "{err}");
+        let err = open_in(
+            &opcua(json!({"endpointUrl": "http://plc/"})),
+            &SourceContext::in_dir("/nonexistent"),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.field_errors()[0].field, "endpointUrl");
+    }
+
+    #[tokio::test]
+    async fn only_kinds_with_server_certificates_can_trust_one() {
+        let csv = SourceConfig {
+            name: "files".into(),
+            kind: "csv".into(),
+            description: String::new(),
+            settings: serde_json::Map::new(),
+        };
+        let err = trust_server(&csv, &SourceContext::default(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "unsupported");
+    }
+}

@@ -256,14 +256,14 @@ fn rejected_path(pki: &Path, cert: &X509) -> PathBuf {
         .join(CertificateStore::cert_file_name(cert))
 }
 
-/// Writes `bytes` to `path` atomically (a temporary file renamed into place).
+/// Writes `bytes` to `path` atomically (the connector's one way of saving state).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SourceError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| SourceError::io("cannot create", dir, e))?;
-    let temporary = path.with_extension("der.tmp");
-    std::fs::write(&temporary, bytes)
-        .map_err(|e| SourceError::io("cannot write", &temporary, e))?;
-    std::fs::rename(&temporary, path).map_err(|e| SourceError::io("cannot write", path, e))
+    uplink_files::write_atomically(path, bytes, uplink_files::Access::Default).map_err(|err| {
+        SourceError::Unavailable {
+            source_name: String::new(),
+            message: format!("cannot save a certificate in the trust list: {err}"),
+        }
+    })
 }
 
 /// Puts `cert` on the trust list (and off the rejected list).
