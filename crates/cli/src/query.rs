@@ -127,6 +127,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let context = uplink_connector::SourceContext {
         data_dir: args.data_dir.clone(),
+        retry_unreachable: false,
     };
     let source = kinds::open_in(config.source(&args.source)?, &context)
         .await

@@ -74,7 +74,11 @@ struct Shared {
     name: String,
     description: String,
     settings: Settings,
-    connection: Connection,
+    data_dir: PathBuf,
+    /// The session, once one was opened.
+    connection: std::sync::RwLock<Option<Arc<Connection>>>,
+    /// Why there is no session yet (a server unreachable when the connector started).
+    pending: std::sync::Mutex<Option<String>>,
     tags: tokio::sync::RwLock<Option<Arc<TagCache>>>,
     refreshed: std::sync::Mutex<Option<std::time::Instant>>,
     last_answer: std::sync::Mutex<Option<Answered>>,
@@ -113,29 +117,74 @@ impl OpcUaSource {
     pub async fn open(config: &SourceConfig, context: &SourceContext) -> Result<Self, SourceError> {
         let settings = Settings::read(config)?;
         let dir = data_dir(context)?;
-        let connection = connection::connect(&settings, &dir, &config.name)
-            .await
-            .map_err(|err| match err {
-                SourceError::Unavailable { message, .. } => SourceError::Unavailable {
+        let connected = connection::connect(&settings, &dir, &config.name).await;
+        let (connection, pending) = match connected {
+            Ok(connection) => (Some(Arc::new(connection)), None),
+            // A connector starting while the server is away keeps trying in the background;
+            // a form being tested says what is wrong at once.
+            Err(err) if context.retry_unreachable && unreachable(&err) => {
+                tracing::warn!(source = %config.name, error = %err, "OPC UA server unreachable; retrying in the background");
+                (None, Some(err.to_string()))
+            }
+            Err(SourceError::Unavailable { message, .. }) => {
+                return Err(SourceError::Unavailable {
                     source_name: config.name.clone(),
                     message,
-                },
-                other => other,
-            })?;
+                });
+            }
+            Err(other) => return Err(other),
+        };
+        let retrying = pending.is_some();
         let source = Self {
             shared: Arc::new(Shared {
                 name: config.name.clone(),
                 description: config.description.clone(),
                 settings,
-                connection,
+                data_dir: dir,
+                connection: std::sync::RwLock::new(connection),
+                pending: std::sync::Mutex::new(pending),
                 tags: tokio::sync::RwLock::new(None),
                 refreshed: std::sync::Mutex::new(None),
                 last_answer: std::sync::Mutex::new(None),
                 subscriptions: AtomicU64::new(0),
             }),
         };
-        source.refresh_tags().await?;
+        if retrying {
+            tokio::spawn(keep_connecting(Arc::downgrade(&source.shared)));
+        } else {
+            source.refresh_tags().await?;
+        }
         Ok(source)
+    }
+
+    /// Whether a session is open (false while a server unreachable at start-up is retried).
+    pub fn is_connected(&self) -> bool {
+        self.connection().is_some()
+    }
+
+    fn connection(&self) -> Option<Arc<Connection>> {
+        self.shared
+            .connection
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The session, or why there is none.
+    fn session(&self) -> Result<Arc<opcua::client::Session>, SourceError> {
+        match self.connection() {
+            Some(connection) => Ok(connection.session.clone()),
+            None => Err(SourceError::Unavailable {
+                source_name: self.shared.name.clone(),
+                message: self
+                    .shared
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                    .unwrap_or_else(|| "not connected".into()),
+            }),
+        }
     }
 
     /// Browses the address space again (new variables appear, removed ones go).
@@ -143,11 +192,9 @@ impl OpcUaSource {
     /// # Errors
     /// When the server does not answer the browse.
     pub async fn refresh_tags(&self) -> Result<usize, SourceError> {
+        let session = self.session()?;
         let cache = self
-            .timed(
-                "browsing",
-                tags::browse(&self.shared.connection.session, &self.shared.settings),
-            )
+            .timed("browsing", tags::browse(&session, &self.shared.settings))
             .await?
             .map_err(|code| self.server_error("browsing", code))?;
         let count = cache.tags.len();
@@ -165,7 +212,8 @@ impl OpcUaSource {
 
     /// How many times the session was re-established after a loss.
     pub fn reconnects(&self) -> u64 {
-        self.shared.connection.reconnects.load(Ordering::Relaxed)
+        self.connection()
+            .map_or(0, |c| c.reconnects.load(Ordering::Relaxed))
     }
 
     /// Who answered the last processed or values-at-times read.
@@ -262,7 +310,7 @@ impl OpcUaSource {
         let mut results = self
             .timed(
                 "a history read",
-                self.shared.connection.session.history_read(
+                self.session()?.history_read(
                     details,
                     TimestampsToReturn::Source,
                     false,
@@ -278,6 +326,46 @@ impl OpcUaSource {
             });
         }
         Ok(results.remove(0))
+    }
+}
+
+/// An error that may pass once the server is back (it did not answer), as opposed to settings
+/// the server refused.
+fn unreachable(err: &SourceError) -> bool {
+    match err {
+        SourceError::Unavailable { .. } | SourceError::Timeout { .. } => true,
+        SourceError::InvalidSettings(fields) => fields.iter().all(|f| f.field == "endpointUrl"),
+        _ => false,
+    }
+}
+
+/// Opens the session of a source whose server was unreachable at start-up, with backoff
+/// (1 s doubling to 30 s), until it opens or the source is dropped.
+async fn keep_connecting(shared: std::sync::Weak<Shared>) {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(30));
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
+        let attempt = connection::connect(&strong.settings, &strong.data_dir, &strong.name).await;
+        match attempt {
+            Ok(connection) => {
+                *strong.connection.write().unwrap_or_else(|p| p.into_inner()) =
+                    Some(Arc::new(connection));
+                *strong.pending.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                tracing::info!(source = %strong.name, "connected to the OPC UA server");
+                let source = OpcUaSource { shared: strong };
+                if let Err(err) = source.refresh_tags().await {
+                    tracing::warn!(source = %source.shared.name, error = %err, "browsing after connecting failed");
+                }
+                return;
+            }
+            Err(err) => {
+                *strong.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(err.to_string());
+            }
+        }
     }
 }
 
@@ -338,15 +426,26 @@ impl DataSource for OpcUaSource {
 
     fn health(&self) -> Health {
         let mut health = Health::ok();
-        if let LinkState::Down(message) = &*self
-            .shared
-            .connection
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-        {
+        let problem = match self.connection() {
+            Some(connection) => {
+                match &*connection.state.lock().unwrap_or_else(|p| p.into_inner()) {
+                    LinkState::Down(message) => Some(message.clone()),
+                    LinkState::Connected => None,
+                }
+            }
+            None => Some(format!(
+                "not connected yet, retrying: {}",
+                self.shared
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                    .unwrap_or_default()
+            )),
+        };
+        if let Some(message) = problem {
             health.fail(HealthIssue {
-                message: message.clone(),
+                message,
                 file: None,
                 line: None,
             });
@@ -362,6 +461,7 @@ impl DataSource for OpcUaSource {
 
     async fn snapshot(&self, tags: &[String]) -> Result<Vec<TagValue>, SourceError> {
         let nodes = self.nodes(tags).await?;
+        let session = self.session()?;
         let mut values = Vec::with_capacity(tags.len());
         for batch in nodes.chunks(READ_BATCH) {
             let read: Vec<ReadValueId> = batch
@@ -371,10 +471,7 @@ impl DataSource for OpcUaSource {
             let answer = self
                 .timed(
                     "a snapshot read",
-                    self.shared
-                        .connection
-                        .session
-                        .read(&read, TimestampsToReturn::Both, 0.0),
+                    session.read(&read, TimestampsToReturn::Both, 0.0),
                 )
                 .await?
                 .map_err(|e| self.server_error("reading current values", e))?;
@@ -575,7 +672,7 @@ impl DataSource for OpcUaSource {
                 let _ = sender.send(values.clone());
             })
         };
-        let session = &self.shared.connection.session;
+        let session = &self.session()?;
         let id = self
             .timed(
                 "creating a subscription",
@@ -631,7 +728,7 @@ impl DataSource for OpcUaSource {
 
     async fn write(&self, tag: &str, value: &WriteValue) -> Result<(), SourceError> {
         let node = self.node(tag).await?;
-        let session = &self.shared.connection.session;
+        let session = &self.session()?;
         let read = self
             .timed(
                 "reading the tag's type",
@@ -742,15 +839,11 @@ impl OpcUaSource {
             data_encoding: QualifiedName::null(),
             continuation_point: continuation,
         };
+        let Ok(session) = self.session() else { return };
         let details = HistoryReadAction::ReadRawModifiedDetails(ReadRawModifiedDetails::default());
         let _ = tokio::time::timeout(
             self.shared.settings.timeout,
-            self.shared.connection.session.history_read(
-                details,
-                TimestampsToReturn::Source,
-                true,
-                &[request],
-            ),
+            session.history_read(details, TimestampsToReturn::Source, true, &[request]),
         )
         .await;
     }

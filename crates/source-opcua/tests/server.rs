@@ -696,3 +696,53 @@ async fn a_wrong_endpoint_is_a_plain_field_error() {
     .unwrap_err();
     assert!(err.to_string().contains("data folder"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_down_when_the_connector_starts_is_retried_until_it_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let settings = json!({
+        "endpointUrl": format!("opc.tcp://127.0.0.1:{port}/uplink/"),
+        "browseRoot": "ns=2;s=Plant", "timeout": "2s",
+    });
+    // A form being tested: the error at once.
+    assert!(open(&dir, settings.clone()).await.is_err());
+    // A connector starting: the source opens, failed, and keeps trying.
+    let context = SourceContext::in_dir(dir.path()).retrying();
+    let source = OpcUaSource::open(&config(settings), &context)
+        .await
+        .unwrap();
+    assert!(!source.is_connected());
+    let health = source.health();
+    assert_eq!(health.state, HealthState::Failed);
+    assert!(
+        health.issues[0].message.contains("not connected yet"),
+        "{health:?}"
+    );
+    let err = source
+        .snapshot(&["Temperature".to_owned()])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "source_unavailable", "{err}");
+
+    let _server = Server::start(&["--port", &port.to_string()]).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let page = source.search(&TagSearch::new("Temperature")).await;
+        if matches!(&page, Ok(p) if p.tags.len() == 1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never connected: {page:?} {:?}",
+            source.health()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(source.is_connected());
+    assert_eq!(source.health().state, HealthState::Ok);
+    let values = source.snapshot(&["Temperature".to_owned()]).await.unwrap();
+    assert!(values[0].value.is_some());
+}

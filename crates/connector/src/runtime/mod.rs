@@ -317,7 +317,7 @@ impl ConnectorRuntime {
         let (loaded, problem) = config.load_or_recover()?;
         let mut sources = Vec::with_capacity(loaded.sources.len());
         for source in loaded.sources {
-            let opened = kinds::open_in(&source, &SourceContext::in_dir(&dir))
+            let opened = kinds::open_in(&source, &SourceContext::in_dir(&dir).retrying())
                 .await
                 .map_err(|e| e.to_string());
             if let Err(error) = &opened {
@@ -809,7 +809,7 @@ async fn apply_config(inner: &Inner, wanted: Vec<SourceConfig>) {
             Some(kept) => kept,
             None => {
                 tracing::info!(source = %config.name, "data source added or changed in the configuration");
-                let context = SourceContext::in_dir(&inner.options.data_dir);
+                let context = SourceContext::in_dir(&inner.options.data_dir).retrying();
                 let opened = kinds::open_in(&config, &context)
                     .await
                     .map_err(|e| e.to_string());
