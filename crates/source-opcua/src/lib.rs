@@ -20,7 +20,7 @@ mod values;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -51,6 +51,9 @@ use tags::TagCache;
 
 /// Nodes per Read request.
 const READ_BATCH: usize = 500;
+/// The first client handle Uplink gives a monitored item (the client library numbers its own
+/// from 1 000).
+const FIRST_HANDLE: u32 = 0x4000_0000;
 /// Values asked for per HistoryRead request (well within any server's message size).
 const HISTORY_PAGE: u64 = 1_000;
 
@@ -82,7 +85,9 @@ struct Shared {
     tags: tokio::sync::RwLock<Option<Arc<TagCache>>>,
     refreshed: std::sync::Mutex<Option<std::time::Instant>>,
     last_answer: std::sync::Mutex<Option<Answered>>,
-    subscriptions: AtomicU64,
+    /// Client handles for monitored items: each subscription's items get their own range, so a
+    /// subscription is found again after a reconnect re-created it under a new id.
+    next_handle: AtomicU32,
 }
 
 fn data_dir(context: &SourceContext) -> Result<PathBuf, SourceError> {
@@ -146,7 +151,7 @@ impl OpcUaSource {
                 tags: tokio::sync::RwLock::new(None),
                 refreshed: std::sync::Mutex::new(None),
                 last_answer: std::sync::Mutex::new(None),
-                subscriptions: AtomicU64::new(0),
+                next_handle: AtomicU32::new(FIRST_HANDLE),
             }),
         };
         if retrying {
@@ -680,10 +685,14 @@ impl DataSource for OpcUaSource {
             )
             .await?
             .map_err(|e| self.server_error("creating a subscription", e))?;
+        let count = u32::try_from(nodes.len()).unwrap_or(u32::MAX);
+        let first_handle = self.shared.next_handle.fetch_add(count, Ordering::Relaxed);
         let items: Vec<MonitoredItemCreateRequest> = nodes
             .iter()
-            .map(|(node, _)| {
+            .zip(first_handle..)
+            .map(|((node, _), handle)| {
                 let mut item = MonitoredItemCreateRequest::from(node.clone());
+                item.requested_parameters.client_handle = handle;
                 item.requested_parameters.sampling_interval = interval.as_secs_f64() * 1_000.0;
                 item.requested_parameters.queue_size = 1;
                 item
@@ -710,10 +719,9 @@ impl DataSource for OpcUaSource {
                 ),
             });
         }
-        self.shared.subscriptions.fetch_add(1, Ordering::Relaxed);
         let guard = SubscriptionGuard {
             session: session.clone(),
-            id,
+            first_handle,
         };
         let first = futures::stream::once(async move { current });
         let updates =
@@ -849,16 +857,29 @@ impl OpcUaSource {
     }
 }
 
+/// The subscription holding the monitored item with `handle`, by its current id (a reconnect
+/// may have re-created it under another).
+fn subscription_with(session: &opcua::client::Session, handle: u32) -> Option<u32> {
+    let state = session.subscription_state.lock();
+    state.subscription_ids()?.into_iter().find(|&id| {
+        state
+            .get(id)
+            .is_some_and(|s| s.monitored_items().any(|m| m.client_handle() == handle))
+    })
+}
+
 /// Deletes the subscription when the stream is dropped.
 struct SubscriptionGuard {
     session: Arc<opcua::client::Session>,
-    id: u32,
+    first_handle: u32,
 }
 
 impl Drop for SubscriptionGuard {
     fn drop(&mut self) {
         let session = self.session.clone();
-        let id = self.id;
+        let Some(id) = subscription_with(&session, self.first_handle) else {
+            return;
+        };
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 let _ =
@@ -866,5 +887,13 @@ impl Drop for SubscriptionGuard {
                         .await;
             });
         }
+    }
+}
+
+impl OpcUaSource {
+    /// How many subscriptions the session holds (one per live `subscribe` stream).
+    pub fn subscription_count(&self) -> usize {
+        self.connection()
+            .map_or(0, |c| c.session.subscription_state.lock().len())
     }
 }

@@ -440,6 +440,16 @@ async fn a_subscription_delivers_changes_within_a_publishing_interval() {
         last = counter;
     }
     assert!(last > start, "the counter moved: {start} → {last}");
+    assert_eq!(source.subscription_count(), 1);
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while source.subscription_count() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "dropping the stream never deleted the subscription"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -597,6 +607,17 @@ async fn a_server_restart_mid_subscription_is_survived() {
     next_update(&mut stream, Duration::from_secs(10)).await;
     assert_eq!(source.health().state, HealthState::Ok);
     assert!(source.snapshot(&["Counter".to_owned()]).await.is_ok());
+    // The re-created subscription is found again and deleted with the stream.
+    assert_eq!(source.subscription_count(), 1);
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while source.subscription_count() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the re-created subscription outlived its stream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
