@@ -531,6 +531,26 @@ async fn sign_and_encrypt_needs_the_server_certificate_trusted_first() {
     // Now on the trust list: no thumbprint needed.
     let again = open(&dir, secure(None)).await.unwrap();
     assert!(again.snapshot(&["Label".to_owned()]).await.is_ok());
+    drop(again);
+    // The Aes policies, and signing only.
+    for (policy, mode) in [
+        ("Aes128Sha256RsaOaep", "SignAndEncrypt"),
+        ("Aes256Sha256RsaPss", "SignAndEncrypt"),
+        ("Basic256Sha256", "Sign"),
+    ] {
+        let mut settings = secure(None);
+        settings["securityPolicy"] = json!(policy);
+        settings["securityMode"] = json!(mode);
+        let source = open(&dir, settings)
+            .await
+            .unwrap_or_else(|err| panic!("{policy} {mode}: {err}"));
+        let values = source.snapshot(&["Label".to_owned()]).await.unwrap();
+        assert_eq!(
+            values[0].text.as_deref(),
+            Some("Line one"),
+            "{policy} {mode}"
+        );
+    }
 
     // `uplink sources trust` for a fresh connector, checked against the thumbprint.
     let other = tempfile::tempdir().unwrap();
