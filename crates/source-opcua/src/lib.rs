@@ -505,65 +505,8 @@ impl DataSource for OpcUaSource {
         let request = request.clone();
         let (sender, receiver) = tokio::sync::mpsc::channel(2);
         tokio::spawn(async move {
-            let mut remaining = request.max_count.unwrap_or(u64::MAX);
-            let mut start_us = request.range.start_us();
-            let mut continuation = ByteString::null();
-            let mut first = true;
-            loop {
-                let page = remaining.min(HISTORY_PAGE) as u32;
-                let details = HistoryReadAction::ReadRawModifiedDetails(ReadRawModifiedDetails {
-                    is_read_modified: false,
-                    start_time: ua_time(start_us),
-                    end_time: ua_time(request.range.end_us()),
-                    num_values_per_node: page,
-                    return_bounds: first && request.boundary == Boundary::Outside,
-                });
-                let result = match source.history_page(details, &node, continuation).await {
-                    Ok(result) => result,
-                    Err(err) => {
-                        let _ = sender.send(Err(err)).await;
-                        return;
-                    }
-                };
-                if result.status_code.is_bad() {
-                    let _ = sender
-                        .send(Err(SourceError::Unavailable {
-                            source_name: source.shared.name.clone(),
-                            message: format!(
-                                "the server refused the history read of '{}': {}",
-                                request.tag,
-                                connection::plain(result.status_code)
-                            ),
-                        }))
-                        .await;
-                    return;
-                }
-                first = false;
-                continuation = result.continuation_point.clone();
-                let mut samples: Vec<Sample> =
-                    history_values(result).iter().map(values::sample).collect();
-                let full = samples.len() as u64 >= u64::from(page);
-                samples.truncate(remaining.min(usize::MAX as u64) as usize);
-                remaining -= samples.len() as u64;
-                let last = samples.last().map(|s| s.time_us);
-                if !samples.is_empty() && sender.send(Ok(samples)).await.is_err() {
-                    source.release(&node, continuation).await;
-                    return;
-                }
-                if remaining == 0 {
-                    source.release(&node, continuation).await;
-                    return;
-                }
-                if continuation.is_null_or_empty() {
-                    // Some servers stop at the page size without a continuation point: go on
-                    // from just after the last value until a page comes back short.
-                    match last {
-                        Some(last) if full && last < request.range.end_us() => {
-                            start_us = last + 1;
-                        }
-                        _ => return,
-                    }
-                }
+            if let Err(err) = source.read_raw(&node, &request, &sender).await {
+                let _ = sender.send(Err(err)).await;
             }
         });
         Ok(
@@ -792,6 +735,126 @@ impl DataSource for OpcUaSource {
 }
 
 impl OpcUaSource {
+    /// Streams a raw read to `sender` page by page; returns early when the reader has gone.
+    /// Bounding values (`Boundary::Outside`) are read separately, one value before and one
+    /// after, so they come whether or not the server honours `returnBounds`.
+    async fn read_raw(
+        &self,
+        node: &NodeId,
+        request: &RawRequest,
+        sender: &tokio::sync::mpsc::Sender<Result<Vec<Sample>, SourceError>>,
+    ) -> Result<(), SourceError> {
+        let (start, end) = (request.range.start_us(), request.range.end_us());
+        let outside = request.boundary == Boundary::Outside;
+        let mut remaining = request.max_count.unwrap_or(u64::MAX);
+        let mut pending = Vec::new();
+        if outside {
+            // Reading backwards (start after end) from just before the start gives the last
+            // value before it.
+            pending.extend(self.one_value(node, start - 1, 0, &request.tag).await?);
+            remaining = remaining.saturating_sub(pending.len() as u64);
+        }
+        let mut from = start;
+        let mut continuation = ByteString::null();
+        let mut last_time = None;
+        while remaining > 0 {
+            let page = remaining.min(HISTORY_PAGE) as u32;
+            let details = HistoryReadAction::ReadRawModifiedDetails(ReadRawModifiedDetails {
+                is_read_modified: false,
+                start_time: ua_time(from),
+                end_time: ua_time(end),
+                num_values_per_node: page,
+                return_bounds: false,
+            });
+            let result = self.history_page(details, node, continuation).await?;
+            self.check_history(&result, &request.tag, "the history read")?;
+            continuation = result.continuation_point.clone();
+            let mut samples: Vec<Sample> =
+                history_values(result).iter().map(values::sample).collect();
+            let full = samples.len() as u64 >= u64::from(page);
+            samples.truncate(remaining.min(usize::MAX as u64) as usize);
+            remaining -= samples.len() as u64;
+            if let Some(last) = samples.last() {
+                last_time = Some(last.time_us);
+            }
+            pending.extend(samples);
+            if !pending.is_empty() && sender.send(Ok(std::mem::take(&mut pending))).await.is_err() {
+                self.release(node, continuation).await;
+                return Ok(());
+            }
+            if continuation.is_null_or_empty() {
+                // Some servers stop at the page size without a continuation point: go on from
+                // just after the last value until a page comes back short.
+                match last_time {
+                    Some(last) if full && last < end => from = last + 1,
+                    _ => break,
+                }
+            }
+        }
+        if remaining == 0 {
+            self.release(node, continuation).await;
+            return Ok(());
+        }
+        if outside && last_time != Some(end) {
+            const TEN_YEARS_US: i64 = 10 * 366 * 86_400 * 1_000_000;
+            pending.extend(
+                self.one_value(
+                    node,
+                    end + 1,
+                    end.saturating_add(TEN_YEARS_US),
+                    &request.tag,
+                )
+                .await?,
+            );
+        }
+        if !pending.is_empty() {
+            let _ = sender.send(Ok(pending)).await;
+        }
+        Ok(())
+    }
+
+    /// The first stored value from `from` towards `to` (backwards when `to` is earlier).
+    async fn one_value(
+        &self,
+        node: &NodeId,
+        from: i64,
+        to: i64,
+        tag: &str,
+    ) -> Result<Option<Sample>, SourceError> {
+        let details = HistoryReadAction::ReadRawModifiedDetails(ReadRawModifiedDetails {
+            is_read_modified: false,
+            start_time: ua_time(from),
+            end_time: ua_time(to),
+            num_values_per_node: 1,
+            return_bounds: false,
+        });
+        let result = self.history_page(details, node, ByteString::null()).await?;
+        self.check_history(&result, tag, "a bounding value")?;
+        let continuation = result.continuation_point.clone();
+        let value = history_values(result).first().map(values::sample);
+        self.release(node, continuation).await;
+        Ok(value)
+    }
+
+    /// A history result the server refused, as an error; "no data" is not an error.
+    fn check_history(
+        &self,
+        result: &HistoryReadResult,
+        tag: &str,
+        what: &str,
+    ) -> Result<(), SourceError> {
+        if result.status_code.is_bad() && result.status_code.sub_code().name() != "BadNoData" {
+            return Err(SourceError::Unavailable {
+                source_name: self.shared.name.clone(),
+                message: format!(
+                    "the server refused {what} of '{tag}': {}",
+                    connection::plain(result.status_code)
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// One function over the intervals from HistoryRead processed; `None` when the server does
     /// not offer it.
     async fn processed_on_server(

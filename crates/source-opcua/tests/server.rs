@@ -12,7 +12,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use uplink_model::time_expr::from_micros;
 use uplink_model::{
-    Boundary, DataType, Function, ProcessedRequest, RawRequest, Span, Status, TagSearch, TimeRange,
+    AtTimesRequest, Boundary, DataType, Function, ProcessedRequest, RawRequest, Span, Status,
+    TagSearch, TimeRange,
 };
 use uplink_source::{
     DataSource, HealthState, SourceConfig, SourceContext, SourceError, WriteValue,
@@ -380,6 +381,37 @@ async fn processed_reads_are_pushed_down_to_the_server_or_computed_from_raw() {
     assert_eq!(source.last_answered_by(), Some(Answered::Uplink));
     assert_eq!(answer[0].1[0].value, 60.0);
 
+    // Raw with bounding values: the last before the start and the first after the end, whether
+    // or not the server honours returnBounds (asyncua does not).
+    let bounded = RawRequest {
+        tag: "Temperature".into(),
+        range: TimeRange::new(
+            from_micros(start + 10_500_000),
+            from_micros(start + 20_500_000),
+        )
+        .unwrap(),
+        max_count: None,
+        boundary: Boundary::Outside,
+    };
+    let mut stream = source.raw(&bounded).await.unwrap();
+    let mut values = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        values.extend(chunk.unwrap().into_iter().map(|s| s.value));
+    }
+    let expected_bounded: Vec<f64> = (10..=21).map(f64::from).collect();
+    assert_eq!(values, expected_bounded);
+
+    // Values at times, interpolated by the server.
+    let at = |s: f64| from_micros(start + (s * 1e6) as i64);
+    let request = AtTimesRequest {
+        tag: "Temperature".into(),
+        times: vec![at(10.5), at(3.0), at(100.25)],
+    };
+    let values = source.at_times(&request).await.unwrap();
+    assert_eq!(source.last_answered_by(), Some(Answered::Server));
+    let got: Vec<f64> = values.iter().map(|s| s.value).collect();
+    assert_eq!(got, [10.5, 3.0, 100.25], "in the order asked");
+
     // A server without processed reads: the same averages, computed by Uplink.
     let plain = Server::start(&["--no-processed"]).await;
     let source = open(
@@ -396,6 +428,19 @@ async fn processed_reads_are_pushed_down_to_the_server_or_computed_from_raw() {
     assert_eq!(source.last_answered_by(), Some(Answered::Uplink));
     let averages: Vec<f64> = answer[0].1.iter().map(|s| s.value).collect();
     assert_eq!(averages, expected);
+    let at = |s: f64| from_micros(start + (s * 1e6) as i64);
+    let request = AtTimesRequest {
+        tag: "Temperature".into(),
+        times: vec![at(10.5), at(3.0), at(100.25)],
+    };
+    let values = source.at_times(&request).await.unwrap();
+    assert_eq!(source.last_answered_by(), Some(Answered::Uplink));
+    let got: Vec<f64> = values.iter().map(|s| s.value).collect();
+    assert_eq!(
+        got,
+        [10.5, 3.0, 100.25],
+        "the same answer, computed by Uplink"
+    );
 }
 
 async fn next_update(
