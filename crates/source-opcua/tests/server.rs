@@ -832,3 +832,54 @@ async fn a_server_down_when_the_connector_starts_is_retried_until_it_answers() {
     let values = source.snapshot(&["Temperature".to_owned()]).await.unwrap();
     assert!(values[0].value.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_x509_user_certificate_signs_in() {
+    let certs = tempfile::tempdir().unwrap();
+    let users = tempfile::tempdir().unwrap();
+    let server = Server::start(&[
+        "--encrypted",
+        certs.path().to_str().unwrap(),
+        "--x509-user",
+        users.path().to_str().unwrap(),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = json!({
+        "endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant",
+        "securityPolicy": "Basic256Sha256", "securityMode": "SignAndEncrypt",
+        "identity": "x509",
+        "userCertificate": users.path().join("user-cert.der"),
+        "userPrivateKey": users.path().join("user-key.pem"),
+    });
+    let context = SourceContext::in_dir(dir.path());
+    uplink_source_opcua::trust_server(&config(settings.clone()), &context, None)
+        .await
+        .unwrap();
+    let source = OpcUaSource::open(&config(settings.clone()), &context)
+        .await
+        .unwrap();
+    assert!(
+        source.snapshot(&["Pressure".to_owned()]).await.unwrap()[0]
+            .value
+            .is_some()
+    );
+
+    // Anonymous is not accepted by this server.
+    settings["identity"] = json!("anonymous");
+    let message = field_error(open(&dir, settings.clone()).await, "identity");
+    assert!(
+        message.contains("does not accept anonymous sign-in"),
+        "{message}"
+    );
+    // A certificate the server does not know: refused, on the certificate field.
+    settings["identity"] = json!("x509");
+    settings["userCertificate"] = json!(certs.path().join("server-cert.der"));
+    settings["userPrivateKey"] = json!(certs.path().join("server-key.pem"));
+    let message = field_error(open(&dir, settings.clone()).await, "userCertificate");
+    assert!(message.contains("refused the identity"), "{message}");
+    // A missing key file is named.
+    settings["userPrivateKey"] = json!(users.path().join("nope.pem"));
+    let message = field_error(open(&dir, settings).await, "userPrivateKey");
+    assert!(message.contains("not a readable file"), "{message}");
+}
