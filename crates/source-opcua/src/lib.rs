@@ -20,17 +20,18 @@ mod values;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use opcua::client::HistoryReadAction;
-use opcua::client::{DataChangeCallback, MonitoredItem};
+use opcua::client::{DataChangeCallback, EventCallback, MonitoredItem};
 use opcua::types::{
-    AttributeId, ByteString, DataValue, HistoryData, HistoryReadResult, HistoryReadValueId,
-    MonitoredItemCreateRequest, NodeId, NumericRange, QualifiedName, ReadAtTimeDetails,
-    ReadProcessedDetails, ReadRawModifiedDetails, ReadValueId, TimestampsToReturn,
+    AttributeId, ByteString, ContentFilter, DataValue, EventFilter, ExtensionObject, HistoryData,
+    HistoryReadResult, HistoryReadValueId, MonitoredItemCreateRequest, NodeId, NumericRange,
+    ObjectId, ObjectTypeId, QualifiedName, ReadAtTimeDetails, ReadProcessedDetails,
+    ReadRawModifiedDetails, ReadValueId, SimpleAttributeOperand, TimestampsToReturn, Variant,
 };
 use uplink_model::time_expr::from_micros;
 use uplink_model::{
@@ -54,6 +55,8 @@ const READ_BATCH: usize = 500;
 /// The first client handle Uplink gives a monitored item (the client library numbers its own
 /// from 1 000).
 const FIRST_HANDLE: u32 = 0x4000_0000;
+/// The client handle of the monitored item that watches the server's model change events.
+const MODEL_HANDLE: u32 = FIRST_HANDLE - 1;
 /// Values asked for per HistoryRead request (well within any server's message size).
 const HISTORY_PAGE: u64 = 1_000;
 
@@ -88,6 +91,8 @@ struct Shared {
     /// Client handles for monitored items: each subscription's items get their own range, so a
     /// subscription is found again after a reconnect re-created it under a new id.
     next_handle: AtomicU32,
+    /// Set by the server's model change events: the tag list is browsed again before its next use.
+    model_changed: Arc<AtomicBool>,
 }
 
 fn data_dir(context: &SourceContext) -> Result<PathBuf, SourceError> {
@@ -152,11 +157,13 @@ impl OpcUaSource {
                 refreshed: std::sync::Mutex::new(None),
                 last_answer: std::sync::Mutex::new(None),
                 next_handle: AtomicU32::new(FIRST_HANDLE),
+                model_changed: Arc::new(AtomicBool::new(false)),
             }),
         };
         if retrying {
             tokio::spawn(keep_connecting(Arc::downgrade(&source.shared)));
         } else {
+            source.watch_model_changes().await;
             source.refresh_tags().await?;
         }
         Ok(source)
@@ -260,6 +267,12 @@ impl OpcUaSource {
     }
 
     async fn cache(&self) -> Result<Arc<TagCache>, SourceError> {
+        if self.shared.model_changed.swap(false, Ordering::Relaxed) {
+            if let Err(err) = self.refresh_tags().await {
+                self.shared.model_changed.store(true, Ordering::Relaxed);
+                return Err(err);
+            }
+        }
         if let Some(cache) = self.shared.tags.read().await.clone() {
             return Ok(cache);
         }
@@ -362,6 +375,7 @@ async fn keep_connecting(shared: std::sync::Weak<Shared>) {
                 *strong.pending.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 tracing::info!(source = %strong.name, "connected to the OPC UA server");
                 let source = OpcUaSource { shared: strong };
+                source.watch_model_changes().await;
                 if let Err(err) = source.refresh_tags().await {
                     tracing::warn!(source = %source.shared.name, error = %err, "browsing after connecting failed");
                 }
@@ -956,7 +970,73 @@ impl Drop for SubscriptionGuard {
 impl OpcUaSource {
     /// How many subscriptions the session holds (one per live `subscribe` stream).
     pub fn subscription_count(&self) -> usize {
-        self.connection()
-            .map_or(0, |c| c.session.subscription_state.lock().len())
+        self.connection().map_or(0, |c| {
+            let all = c.session.subscription_state.lock().len();
+            all - usize::from(subscription_with(&c.session, MODEL_HANDLE).is_some())
+        })
+    }
+
+    /// Subscribes to the server's model change events (on the Server object): any of them
+    /// marks the tag list stale. A server without events is browsed on demand only.
+    async fn watch_model_changes(&self) {
+        let Ok(session) = self.session() else { return };
+        let stale = self.shared.model_changed.clone();
+        let callback =
+            EventCallback::new(move |fields: Option<Vec<Variant>>, _: &MonitoredItem| {
+                let model_change =
+                    fields
+                        .as_ref()
+                        .and_then(|f| f.first())
+                        .is_some_and(|v| match v {
+                            Variant::NodeId(id) => {
+                                **id == NodeId::from(ObjectTypeId::GeneralModelChangeEventType)
+                                    || **id == NodeId::from(ObjectTypeId::BaseModelChangeEventType)
+                            }
+                            _ => false,
+                        });
+                if model_change {
+                    stale.store(true, Ordering::Relaxed);
+                }
+            });
+        let interval = self.shared.settings.publishing_interval;
+        let created = self
+            .timed(
+                "watching model changes",
+                session.create_subscription(interval, 30, 10, 0, 0, true, callback),
+            )
+            .await;
+        let Ok(Ok(id)) = created else {
+            tracing::debug!(source = %self.shared.name, "the server did not create a subscription for model change events");
+            return;
+        };
+        let filter = EventFilter {
+            select_clauses: Some(vec![SimpleAttributeOperand {
+                type_definition_id: ObjectTypeId::BaseEventType.into(),
+                browse_path: Some(vec![QualifiedName::new(0, "EventType")]),
+                attribute_id: AttributeId::Value as u32,
+                index_range: NumericRange::None,
+            }]),
+            where_clause: ContentFilter::default(),
+        };
+        let mut item = MonitoredItemCreateRequest::from(NodeId::from(ObjectId::Server));
+        item.item_to_monitor.attribute_id = AttributeId::EventNotifier as u32;
+        item.requested_parameters.client_handle = MODEL_HANDLE;
+        item.requested_parameters.filter = ExtensionObject::from_message(filter);
+        item.requested_parameters.queue_size = 10;
+        let answer = self
+            .timed(
+                "watching model changes",
+                session.create_monitored_items(id, TimestampsToReturn::Neither, vec![item]),
+            )
+            .await;
+        let ok = matches!(&answer, Ok(Ok(created)) if created.iter().all(|c| c.result.status_code.is_good()));
+        if !ok {
+            tracing::debug!(source = %self.shared.name, "the server does not send model change events; tags are browsed on demand");
+            let _ = tokio::time::timeout(
+                self.shared.settings.timeout,
+                session.delete_subscription(id),
+            )
+            .await;
+        }
     }
 }

@@ -883,3 +883,33 @@ async fn an_x509_user_certificate_signs_in() {
     let message = field_error(open(&dir, settings).await, "userPrivateKey");
     assert!(message.contains("not a readable file"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_change_event_refreshes_the_tag_list() {
+    let server = Server::start(&["--grow-after", "3"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(
+        &dir,
+        json!({"endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant", "publishingInterval": "200ms"}),
+    )
+    .await
+    .unwrap();
+    let before = source.search(&TagSearch::new("Added")).await.unwrap();
+    assert!(before.tags.is_empty(), "not there yet");
+    // Search reads the cached list; only the server's event makes it browse again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let page = source.search(&TagSearch::new("Added")).await.unwrap();
+        if let Some(tag) = page.tags.first() {
+            assert_eq!(tag.units, "kg");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new variable never appeared");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        source.subscription_count(),
+        0,
+        "the model watch is not a live-value stream"
+    );
+}
