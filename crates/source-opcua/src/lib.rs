@@ -267,11 +267,11 @@ impl OpcUaSource {
     }
 
     async fn cache(&self) -> Result<Arc<TagCache>, SourceError> {
-        if self.shared.model_changed.swap(false, Ordering::Relaxed) {
-            if let Err(err) = self.refresh_tags().await {
-                self.shared.model_changed.store(true, Ordering::Relaxed);
-                return Err(err);
-            }
+        if self.shared.model_changed.swap(false, Ordering::Relaxed)
+            && let Err(err) = self.refresh_tags().await
+        {
+            self.shared.model_changed.store(true, Ordering::Relaxed);
+            return Err(err);
         }
         if let Some(cache) = self.shared.tags.read().await.clone() {
             return Ok(cache);
@@ -386,6 +386,14 @@ async fn keep_connecting(shared: std::sync::Weak<Shared>) {
             }
         }
     }
+}
+
+/// GeneralModelChangeEventType or BaseModelChangeEventType.
+fn is_model_change(event_type: &NodeId) -> bool {
+    event_type.namespace == 0
+        && matches!(event_type.identifier, opcua::types::Identifier::Numeric(n)
+            if n == ObjectTypeId::GeneralModelChangeEventType as u32
+                || n == ObjectTypeId::BaseModelChangeEventType as u32)
 }
 
 fn nonempty(text: &str) -> Option<String> {
@@ -988,10 +996,7 @@ impl OpcUaSource {
                         .as_ref()
                         .and_then(|f| f.first())
                         .is_some_and(|v| match v {
-                            Variant::NodeId(id) => {
-                                **id == NodeId::from(ObjectTypeId::GeneralModelChangeEventType)
-                                    || **id == NodeId::from(ObjectTypeId::BaseModelChangeEventType)
-                            }
+                            Variant::NodeId(id) => is_model_change(id),
                             _ => false,
                         });
                 if model_change {
