@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::form::FormSchema;
 use crate::sources::{csv, simulated, sqlite};
-use crate::{DataSource, SourceConfig, SourceError};
+use crate::{DataSource, SourceConfig, SourceContext, SourceError};
 pub use uplink_source::typed_settings;
 
 /// Every kind's form, in the order a user interface offers them.
@@ -17,6 +17,7 @@ pub fn kinds() -> Vec<FormSchema> {
         sqlite::schema(),
         uplink_source_modbus::schema(),
         uplink_source_mqtt::schema(),
+        uplink_source_opcua::schema(),
     ]
 }
 
@@ -38,12 +39,25 @@ pub fn schema(kind: &str) -> Result<FormSchema, SourceError> {
         })
 }
 
+/// Opens a configured source outside a connector (no data folder: kinds that keep state there,
+/// such as OPC UA's certificates, refuse to open). See [`open_in`].
+///
+/// # Errors
+/// As [`open_in`].
+pub async fn open(config: &SourceConfig) -> Result<Arc<dyn DataSource>, SourceError> {
+    open_in(config, &SourceContext::default()).await
+}
+
 /// Opens a configured source: settings are validated against the kind's form first, then the
-/// source checks what it reads (the file exists, the table has the columns…).
+/// source checks what it reads (the file exists, the table has the columns, the server
+/// answers…). `context` gives the connector's data folder.
 ///
 /// # Errors
 /// [`SourceError::InvalidSettings`] with field-level errors, or whatever opening found.
-pub async fn open(config: &SourceConfig) -> Result<Arc<dyn DataSource>, SourceError> {
+pub async fn open_in(
+    config: &SourceConfig,
+    context: &SourceContext,
+) -> Result<Arc<dyn DataSource>, SourceError> {
     Ok(match config.kind.as_str() {
         simulated::KIND => Arc::new(simulated::SimulatedSource::open(config)?),
         csv::KIND => Arc::new(csv::CsvSource::open(config).await?),
@@ -52,8 +66,36 @@ pub async fn open(config: &SourceConfig) -> Result<Arc<dyn DataSource>, SourceEr
             Arc::new(uplink_source_modbus::ModbusSource::open(config).await?)
         }
         uplink_source_mqtt::KIND => Arc::new(uplink_source_mqtt::MqttSource::open(config).await?),
+        uplink_source_opcua::KIND => {
+            Arc::new(uplink_source_opcua::OpcUaSource::open(config, context).await?)
+        }
         other => return Err(schema(other).expect_err("not a known kind")),
     })
+}
+
+/// Puts the server certificate of a source that has one (an OPC UA server's) on the
+/// connector's trust list, checked against `expected` when given; returns its thumbprints in
+/// words.
+///
+/// # Errors
+/// [`SourceError::Unsupported`] for a kind without server certificates; field errors when the
+/// server cannot be reached or the thumbprint does not match.
+pub async fn trust_server(
+    config: &SourceConfig,
+    context: &SourceContext,
+    expected: Option<&str>,
+) -> Result<String, SourceError> {
+    match config.kind.as_str() {
+        uplink_source_opcua::KIND => {
+            Ok(uplink_source_opcua::trust_server(config, context, expected)
+                .await?
+                .to_string())
+        }
+        _ => Err(SourceError::Unsupported {
+            source_name: config.name.clone(),
+            what: "trusting a server certificate",
+        }),
+    }
 }
 
 /// The settings with secret fields replaced by `***`, for display and logs.
@@ -77,6 +119,8 @@ pub fn redacted_settings(config: &SourceConfig) -> Map<String, Value> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[tokio::test]
@@ -142,5 +186,55 @@ mod tests {
             err.field_errors()[0].message.starts_with("line 2: "),
             "{err}"
         );
+    }
+
+    fn opcua(settings: serde_json::Value) -> SourceConfig {
+        SourceConfig {
+            name: "plc".into(),
+            kind: "opcua".into(),
+            description: String::new(),
+            settings: settings.as_object().unwrap().clone(),
+        }
+    }
+
+    #[test]
+    fn the_opcua_kind_is_offered_with_its_password_secret() {
+        let schema = schema("opcua").unwrap();
+        assert_eq!(schema.secret_fields().collect::<Vec<_>>(), ["password"]);
+        let shown = redacted_settings(&opcua(json!({
+            "endpointUrl": "opc.tcp://plc:4840/", "identity": "userName",
+            "userName": "op", "password": "hunter2"
+        })));
+        assert_eq!(shown["password"], "***");
+        assert_eq!(shown["userName"], "op");
+    }
+
+    #[tokio::test]
+    async fn an_opcua_source_needs_the_connectors_data_folder_and_checks_its_form_first() {
+        let err = open(&opcua(json!({"endpointUrl": "opc.tcp://127.0.0.1:1/"})))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("data folder"), "{err}");
+        let err = open_in(
+            &opcua(json!({"endpointUrl": "http://plc/"})),
+            &SourceContext::in_dir("/nonexistent"),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.field_errors()[0].field, "endpointUrl");
+    }
+
+    #[tokio::test]
+    async fn only_kinds_with_server_certificates_can_trust_one() {
+        let csv = SourceConfig {
+            name: "files".into(),
+            kind: "csv".into(),
+            description: String::new(),
+            settings: serde_json::Map::new(),
+        };
+        let err = trust_server(&csv, &SourceContext::default(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "unsupported");
     }
 }
