@@ -93,6 +93,17 @@ ensure_pymodbus() {
     "$venv/bin/pip" install --quiet --disable-pip-version-check "pymodbus==$PYMODBUS_VERSION"
   fi
   export UPLINK_PYMODBUS_PYTHON="$venv/bin/python"
+# Python asyncua (pinned) for the OPC UA data source's tests, in its own venv under the cache;
+# exports UPLINK_ASYNCUA_PYTHON, the python that runs tests/fixtures/opcua_server.py.
+ASYNCUA_VERSION=2.1.0
+ensure_asyncua() {
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/uplink/asyncua-$ASYNCUA_VERSION"
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import asyncua' 2>/dev/null; then
+    say "installing asyncua $ASYNCUA_VERSION (the OPC UA test server) in $venv"
+    python3 -m venv "$venv" || die "python3 with venv is needed for the OPC UA server the tests run"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "asyncua==$ASYNCUA_VERSION"
+  fi
+  export UPLINK_ASYNCUA_PYTHON="$venv/bin/python"
 }
 
 build_ui() {

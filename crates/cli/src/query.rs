@@ -125,7 +125,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(dir) => ConfigStore::new(dir).load()?,
         None => ConnectorConfig::default(),
     };
-    let source = kinds::open(config.source(&args.source)?)
+    let context = uplink_connector::SourceContext {
+        data_dir: args.data_dir.clone(),
+        retry_unreachable: false,
+    };
+    let source = kinds::open_without_recording(config.source(&args.source)?, &context)
         .await
         .map_err(explain)?;
     let result = print(&*source, args.query, args.json).await;

@@ -60,6 +60,19 @@ enum Command {
         /// The data source's name.
         name: String,
     },
+    /// Trust the server certificate of a data source (an OPC UA server's): fetches it, shows
+    /// its thumbprints and puts it on the connector's trust list.
+    Trust {
+        /// The connector's data dir.
+        #[arg(long, env = "UPLINK_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The data source's name.
+        name: String,
+        /// Trust only a certificate with this SHA-1 or SHA-256 thumbprint (hex), as the
+        /// server's own screen shows it.
+        #[arg(long)]
+        thumbprint: Option<String>,
+    },
     /// Remove a data source.
     Remove {
         /// The connector's data dir.
@@ -137,7 +150,10 @@ async fn print(args: Args) -> anyhow::Result<()> {
             };
             let added = config.add_source(source).map_err(explain)?.clone();
             if !no_check {
-                let opened = kinds::open(&added).await.map_err(explain)?;
+                let context = uplink_connector::SourceContext::in_dir(&data_dir);
+                let opened = kinds::open_without_recording(&added, &context)
+                    .await
+                    .map_err(explain)?;
                 let health = opened.health();
                 for issue in &health.issues {
                     eprintln!("warning: {issue}");
@@ -158,6 +174,22 @@ async fn print(args: Args) -> anyhow::Result<()> {
             };
             let map = uplink_source_modbus::parse_map(map).map_err(explain)?;
             out.write_all(map.to_csv().as_bytes())?;
+        }
+        Command::Trust {
+            data_dir,
+            name,
+            thumbprint,
+        } => {
+            let config = ConfigStore::new(&data_dir).load()?;
+            let source = config.source(&name).map_err(explain)?;
+            let context = uplink_connector::SourceContext::in_dir(&data_dir);
+            let thumbprints = kinds::trust_server(source, &context, thumbprint.as_deref())
+                .await
+                .map_err(explain)?;
+            writeln!(
+                out,
+                "trusted the server certificate of '{name}' ({thumbprints})"
+            )?;
         }
         Command::Remove { data_dir, name } => {
             let store = ConfigStore::new(&data_dir);

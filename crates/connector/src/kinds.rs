@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::form::FormSchema;
 use crate::sources::{csv, simulated, sqlite};
-use crate::{DataSource, SourceConfig, SourceError};
+use crate::{DataSource, SourceConfig, SourceContext, SourceError};
 pub use uplink_source::typed_settings;
 
 /// Every kind's form, in the order a user interface offers them.
@@ -17,6 +17,7 @@ pub fn kinds() -> Vec<FormSchema> {
         sqlite::schema(),
         uplink_source_modbus::schema(),
         uplink_source_mqtt::schema(),
+        uplink_source_opcua::schema(),
         uplink_source_postgres::schema(),
     ]
 }
@@ -39,12 +40,60 @@ pub fn schema(kind: &str) -> Result<FormSchema, SourceError> {
         })
 }
 
-/// Opens a configured source: settings are validated against the kind's form first, then the
-/// source checks what it reads (the file exists, the table has the columns…).
+/// Opens a configured source outside a connector (no data folder: kinds that keep state there,
+/// such as OPC UA's certificates, refuse to open). See [`open_in`].
 ///
 /// # Errors
-/// [`SourceError::InvalidSettings`] with field-level errors, or whatever opening found.
+/// As [`open_in`].
 pub async fn open(config: &SourceConfig) -> Result<Arc<dyn DataSource>, SourceError> {
+    open_in(config, &SourceContext::default()).await
+}
+
+/// Opens a configured source: settings are validated against the kind's form first, then the
+/// source checks what it reads (the file exists, the table has the columns, the server
+/// answers…). `context` gives the connector's data folder. When the settings ask for recording,
+/// the source is wrapped so that its live values are recorded to its edge historian file under
+/// `DATA_DIR/historian/` (and a source with no history of its own answers history from it).
+///
+/// # Errors
+/// [`SourceError::InvalidSettings`] with field-level errors, or whatever opening found, or bad
+/// recording settings, or a historian file that cannot be opened.
+pub async fn open_in(
+    config: &SourceConfig,
+    context: &SourceContext,
+) -> Result<Arc<dyn DataSource>, SourceError> {
+    let source = open_kind(config, context).await?;
+    match &context.data_dir {
+        Some(data_dir) => {
+            let file =
+                uplink_historian::historian_file(&data_dir.join(HISTORIAN_DIR), &config.name);
+            uplink_historian::Recorded::wrap(source, &config.settings, file).await
+        }
+        // Outside a connector (a form being checked by a tool) nothing is recorded.
+        None => Ok(source),
+    }
+}
+
+/// The folder of the edge historian files, under the connector's data folder.
+pub const HISTORIAN_DIR: &str = "historian";
+
+/// Opens a configured source as [`open_in`] does, without recording: for trying a form (the
+/// Test button, `uplink sources add`) and for one-off reads by another process, which must not
+/// write to the historian file the connector records into.
+///
+/// # Errors
+/// As [`open_in`], less the recording's.
+pub async fn open_without_recording(
+    config: &SourceConfig,
+    context: &SourceContext,
+) -> Result<Arc<dyn DataSource>, SourceError> {
+    open_kind(config, context).await
+}
+
+async fn open_kind(
+    config: &SourceConfig,
+    context: &SourceContext,
+) -> Result<Arc<dyn DataSource>, SourceError> {
     Ok(match config.kind.as_str() {
         simulated::KIND => Arc::new(simulated::SimulatedSource::open(config)?),
         csv::KIND => Arc::new(csv::CsvSource::open(config).await?),
@@ -53,6 +102,9 @@ pub async fn open(config: &SourceConfig) -> Result<Arc<dyn DataSource>, SourceEr
             Arc::new(uplink_source_modbus::ModbusSource::open(config).await?)
         }
         uplink_source_mqtt::KIND => Arc::new(uplink_source_mqtt::MqttSource::open(config).await?),
+        uplink_source_opcua::KIND => {
+            Arc::new(uplink_source_opcua::OpcUaSource::open(config, context).await?)
+        }
         uplink_source_postgres::KIND => {
             Arc::new(uplink_source_postgres::PostgresSource::open(config).await?)
         }
@@ -60,23 +112,30 @@ pub async fn open(config: &SourceConfig) -> Result<Arc<dyn DataSource>, SourceEr
     })
 }
 
-/// Opens a configured source as [`open`] does, and when its settings ask for recording, wraps
-/// it so its live values are recorded to its edge historian file under `data_dir/historian/`
-/// (and a source with no history of its own answers history from that recording).
+/// Puts the server certificate of a source that has one (an OPC UA server's) on the
+/// connector's trust list, checked against `expected` when given; returns its thumbprints in
+/// words.
 ///
 /// # Errors
-/// As [`open`], or bad recording settings, or a historian file that cannot be opened.
-pub async fn open_in(
+/// [`SourceError::Unsupported`] for a kind without server certificates; field errors when the
+/// server cannot be reached or the thumbprint does not match.
+pub async fn trust_server(
     config: &SourceConfig,
-    data_dir: &std::path::Path,
-) -> Result<Arc<dyn DataSource>, SourceError> {
-    let source = open(config).await?;
-    let file = uplink_historian::historian_file(&data_dir.join(HISTORIAN_DIR), &config.name);
-    uplink_historian::Recorded::wrap(source, &config.settings, file).await
+    context: &SourceContext,
+    expected: Option<&str>,
+) -> Result<String, SourceError> {
+    match config.kind.as_str() {
+        uplink_source_opcua::KIND => {
+            Ok(uplink_source_opcua::trust_server(config, context, expected)
+                .await?
+                .to_string())
+        }
+        _ => Err(SourceError::Unsupported {
+            source_name: config.name.clone(),
+            what: "trusting a server certificate",
+        }),
+    }
 }
-
-/// The folder of the edge historian files, under the connector's data folder.
-pub const HISTORIAN_DIR: &str = "historian";
 
 /// The settings with secret fields replaced by `***`, for display and logs.
 pub fn redacted_settings(config: &SourceConfig) -> Map<String, Value> {
@@ -99,6 +158,8 @@ pub fn redacted_settings(config: &SourceConfig) -> Map<String, Value> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[tokio::test]
@@ -164,6 +225,56 @@ mod tests {
             err.field_errors()[0].message.starts_with("line 2: "),
             "{err}"
         );
+    }
+
+    fn opcua(settings: serde_json::Value) -> SourceConfig {
+        SourceConfig {
+            name: "plc".into(),
+            kind: "opcua".into(),
+            description: String::new(),
+            settings: settings.as_object().unwrap().clone(),
+        }
+    }
+
+    #[test]
+    fn the_opcua_kind_is_offered_with_its_password_secret() {
+        let schema = schema("opcua").unwrap();
+        assert_eq!(schema.secret_fields().collect::<Vec<_>>(), ["password"]);
+        let shown = redacted_settings(&opcua(json!({
+            "endpointUrl": "opc.tcp://plc:4840/", "identity": "userName",
+            "userName": "op", "password": "hunter2"
+        })));
+        assert_eq!(shown["password"], "***");
+        assert_eq!(shown["userName"], "op");
+    }
+
+    #[tokio::test]
+    async fn an_opcua_source_needs_the_connectors_data_folder_and_checks_its_form_first() {
+        let err = open(&opcua(json!({"endpointUrl": "opc.tcp://127.0.0.1:1/"})))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("data folder"), "{err}");
+        let err = open_in(
+            &opcua(json!({"endpointUrl": "http://plc/"})),
+            &SourceContext::in_dir("/nonexistent"),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.field_errors()[0].field, "endpointUrl");
+    }
+
+    #[tokio::test]
+    async fn only_kinds_with_server_certificates_can_trust_one() {
+        let csv = SourceConfig {
+            name: "files".into(),
+            kind: "csv".into(),
+            description: String::new(),
+            settings: serde_json::Map::new(),
+        };
+        let err = trust_server(&csv, &SourceContext::default(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "unsupported");
     }
 }
 

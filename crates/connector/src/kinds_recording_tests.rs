@@ -40,7 +40,9 @@ async fn a_recording_source_writes_its_live_values_and_says_so() {
     let config = simulated(serde_json::json!({
         "sampleInterval": "100ms", "record": "pattern", "recordTags": "sim.ramp.*"
     }));
-    let source = open_in(&config, dir.path()).await.unwrap();
+    let source = open_in(&config, &SourceContext::in_dir(dir.path()))
+        .await
+        .unwrap();
     let file = dir.path().join("historian").join("sim%20one.historian");
     let mut status = None;
     for _ in 0..100 {
@@ -74,13 +76,18 @@ async fn a_recording_source_writes_its_live_values_and_says_so() {
     assert!(file.exists());
     assert!(status.disk_bytes > 0);
     // Without recording the source is the kind's own, with no recording status.
-    let plain = open_in(&simulated(serde_json::json!({})), dir.path())
-        .await
-        .unwrap();
+    let plain = open_in(
+        &simulated(serde_json::json!({})),
+        &SourceContext::in_dir(dir.path()),
+    )
+    .await
+    .unwrap();
     assert!(plain.recording().is_none());
     // A bad pattern is a field error.
     let bad = simulated(serde_json::json!({"record": "pattern", "recordTags": ""}));
-    let err = open_in(&bad, dir.path()).await.unwrap_err();
+    let err = open_in(&bad, &SourceContext::in_dir(dir.path()))
+        .await
+        .unwrap_err();
     assert_eq!(err.field_errors()[0].field, "recordTags", "{err}");
 }
 

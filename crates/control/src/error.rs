@@ -95,6 +95,10 @@ codes! {
     Device = "device",
     /// A write was refused before it reached the device (a read-only tag, a value that does not fit).
     WriteRefused = "write_refused",
+    /// The data source's server or device cannot be reached or refused the connection.
+    SourceUnavailable = "source_unavailable",
+    /// The data source did not answer in time.
+    SourceTimeout = "source_timeout",
     // The connector's configuration files.
     /// A configuration file is damaged.
     ConfigCorrupt = "config_corrupt",

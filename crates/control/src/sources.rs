@@ -101,7 +101,8 @@ impl Control {
         source.settings = kinds::schema(&source.kind)?
             .validate(&source.settings)
             .map_err(ControlError::invalid_form)?;
-        let opened = kinds::open(&source).await?;
+        let context = uplink_connector::SourceContext::in_dir(&self.inner.data_dir);
+        let opened = kinds::open_without_recording(&source, &context).await?;
         let mut tag_count = 0u32;
         let mut sample_tags = Vec::new();
         let mut offset = 0;

@@ -75,7 +75,10 @@ pub fn schema() -> FormSchema {
                 .options(&["3.1.1", "5"])
                 .default_value("3.1.1"),
             subscriptions,
-        ],
+        ]
+        .into_iter()
+        .chain(uplink_source::recording::fields())
+        .collect(),
     }
 }
 

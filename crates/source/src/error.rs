@@ -54,6 +54,25 @@ pub enum SourceError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The source's server or device cannot be reached or refused the connection (it is
+    /// retried in the background; health says what is wrong).
+    #[error("data source '{source_name}' is unavailable: {message}")]
+    Unavailable {
+        /// The data source.
+        source_name: String,
+        /// What is wrong, in plain words, without any secret.
+        message: String,
+    },
+    /// The source did not answer in time; the request was abandoned.
+    #[error("data source '{source_name}' did not answer {what} within {seconds} s")]
+    Timeout {
+        /// The data source.
+        source_name: String,
+        /// The request, in words.
+        what: &'static str,
+        /// The time allowed.
+        seconds: u64,
+    },
     /// The database refused or failed a query.
     #[error("data source '{source_name}': {message}")]
     Database {
@@ -95,6 +114,8 @@ impl SourceError {
             SourceError::InvalidSettings(_) => "invalid_settings",
             SourceError::Unsupported { .. } => "unsupported",
             SourceError::Io { .. } => "io",
+            SourceError::Unavailable { .. } => "source_unavailable",
+            SourceError::Timeout { .. } => "source_timeout",
             SourceError::Database { .. } => "database",
             SourceError::Device { .. } => "device",
             SourceError::WriteRefused { .. } => "write_refused",

@@ -14,6 +14,7 @@ pub use config::{SourceConfig, typed_settings};
 pub use error::SourceError;
 
 use std::fmt;
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -47,6 +48,35 @@ pub enum WriteValue {
     Number(f64),
     /// A text, or a digital state's name.
     Text(String),
+}
+
+/// What the connector gives a source when opening it, beside its settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceContext {
+    /// The connector's data folder, where a source keeps its own state (an OPC UA client's
+    /// application certificate and trust list); `None` when opened outside a connector.
+    pub data_dir: Option<PathBuf>,
+    /// Whether a source whose server does not answer opens anyway, failed in its health, and
+    /// keeps trying (a connector starting or reloading its configuration), rather than
+    /// failing to open (a form being tested or saved, where the owner should see the error).
+    pub retry_unreachable: bool,
+}
+
+impl SourceContext {
+    /// The context of a connector whose data folder is `data_dir`, for a source being added or
+    /// tested (an unreachable server is an error).
+    pub fn in_dir(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: Some(data_dir.into()),
+            retry_unreachable: false,
+        }
+    }
+
+    /// The same context, for a connector starting up: an unreachable server is retried.
+    pub fn retrying(mut self) -> Self {
+        self.retry_unreachable = true;
+        self
+    }
 }
 
 /// A place process data can be read from: a historian, a file, a database, a simulation.

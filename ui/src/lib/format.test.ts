@@ -1,6 +1,6 @@
 import { expect, test } from 'vitest';
 
-import { counted, formatBytes, formatMilliseconds, formatTime, transportName } from './format';
+import { counted, formatBytes, formatMilliseconds, formatTime, formatValue, transportName } from './format';
 
 test('durations pick a unit a person reads at a glance', () => {
   expect(formatMilliseconds(0.42)).toBe('0.4 ms');
@@ -31,4 +31,15 @@ test('counts agree with their nouns, and transports read as words', () => {
   expect(counted(2, 'data source')).toBe('2 data sources');
   expect(transportName('ServerSentEvents')).toBe('Server-Sent Events');
   expect(transportName('Carrier pigeon')).toBe('Carrier pigeon');
+});
+
+test('sample values keep whole numbers and text, and round long fractions', () => {
+  expect(formatValue(16.940710545286407)).toBe('16.9407');
+  expect(formatValue(1.5656509816786222)).toBe('1.56565');
+  expect(formatValue(-0.000123456789)).toBe('-0.000123457');
+  expect(formatValue(123456.789)).toBe('123456.8');
+  expect(formatValue(73.4)).toBe('73.4');
+  expect(formatValue(1234567)).toBe('1234567');
+  expect(formatValue('Line one')).toBe('Line one');
+  expect(formatValue(null)).toBe('—');
 });

@@ -32,6 +32,22 @@ export function formatMilliseconds(ms: number): string {
   return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
 }
 
+/**
+ * A sample value as a person reads it: whole numbers and text as they are, fractions to six
+ * significant digits (`16.9407`, not `16.940710545286407`), none as a dash.
+ */
+export function formatValue(value: number | string | null): string {
+  if (value === null) {
+    return '—';
+  }
+  if (typeof value === 'string' || Number.isInteger(value) || !Number.isFinite(value)) {
+    return String(value);
+  }
+  const whole = Math.abs(Math.trunc(value)).toString().length;
+  const rounded = Math.abs(value) < 1 ? Number(value.toPrecision(6)) : Number(value.toFixed(Math.max(1, 6 - whole)));
+  return String(rounded);
+}
+
 /** A size in bytes: `512 B`, `4.0 KiB`, `1.2 MiB`. */
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

@@ -127,6 +127,24 @@ test('the Add form is drawn from the kind’s schema, with defaults, and follows
   expect(within(form).getByLabelText('Password').getAttribute('type')).toBe('password');
 });
 
+test('a field’s help shows names between backticks as code', async () => {
+  const opcua: FormSchema = {
+    kind: 'opcua',
+    title: 'OPC UA server',
+    description: 'Variables of an OPC UA server.',
+    fields: [
+      { name: 'trustedThumbprint', label: 'Trusted server certificate', type: 'text', required: false, help: 'Enter it here or run `uplink sources trust NAME`.', secret: false },
+    ],
+  };
+  mockControl(controlStatus(), { source_kinds: () => [opcua] });
+  render(SourcesPage);
+  await fireEvent.click(await screen.findByRole('button', { name: 'Add data source' }));
+  const input = within(screen.getByRole('form', { name: 'Add a data source' })).getByLabelText('Trusted server certificate', { exact: false });
+  const help = document.getElementById(input.getAttribute('aria-describedby')!)!;
+  expect(help.textContent).toBe('Enter it here or run uplink sources trust NAME.');
+  expect(help.querySelector('code')?.textContent).toBe('uplink sources trust NAME');
+});
+
 test('bad values are named beside their field before anything is sent', async () => {
   const calls = mockControl(controlStatus(), { source_kinds: kinds, add_source: () => null });
   render(SourcesPage);

@@ -46,7 +46,7 @@ use crate::activity::ActivityLog;
 use crate::config::{ConfigError, write_atomically};
 use crate::credentials::{CredentialStore, LinkCredentials};
 use crate::policy::{LocalPolicy, PolicyStore};
-use crate::{ConfigStore, DataSource, Health, HealthIssue, SourceConfig, kinds};
+use crate::{ConfigStore, DataSource, Health, HealthIssue, SourceConfig, SourceContext, kinds};
 
 /// The file the running connector keeps its status in, for `uplink connector status`.
 pub const STATUS_FILE: &str = "status.json";
@@ -320,7 +320,7 @@ impl ConnectorRuntime {
         let (loaded, problem) = config.load_or_recover()?;
         let mut sources = Vec::with_capacity(loaded.sources.len());
         for source in loaded.sources {
-            let opened = kinds::open_in(&source, &dir)
+            let opened = kinds::open_in(&source, &SourceContext::in_dir(&dir).retrying())
                 .await
                 .map_err(|e| e.to_string());
             if let Err(error) = &opened {
@@ -470,6 +470,11 @@ impl ConnectorRuntime {
         &self.inner.options.data_dir
     }
 
+    /// What a data source opened by this connector is given: its data dir.
+    pub fn source_context(&self) -> SourceContext {
+        SourceContext::in_dir(&self.inner.options.data_dir)
+    }
+
     /// Adds a data source: validated against its kind's form, opened, saved atomically, then
     /// announced to the hub.
     ///
@@ -479,7 +484,7 @@ impl ConnectorRuntime {
         let _edit = self.inner.config_edit.lock().await;
         let mut config = self.inner.config.load()?;
         let added = config.add_source(source)?.clone();
-        let opened = Ok(kinds::open_in(&added, &self.inner.options.data_dir).await?);
+        let opened = Ok(kinds::open_in(&added, &self.source_context()).await?);
         let tag_count = count_tags(&opened).await;
         self.inner.config.save(&config)?;
         self.inner
@@ -510,7 +515,7 @@ impl ConnectorRuntime {
             .ok_or_else(|| crate::SourceError::UnknownSource(name.to_owned()))?;
         let old = config.sources.remove(index);
         let added = config.add_source(source)?.clone();
-        let opened = kinds::open_in(&added, &self.inner.options.data_dir).await?;
+        let opened = kinds::open_in(&added, &self.source_context()).await?;
         let tag_count = count_tags(&Ok(opened.clone())).await;
         // Keep the source's place in the list.
         let new = config.sources.pop().expect("just added");
@@ -813,7 +818,8 @@ async fn apply_config(inner: &Inner, wanted: Vec<SourceConfig>) {
             Some(kept) => kept,
             None => {
                 tracing::info!(source = %config.name, "data source added or changed in the configuration");
-                let opened = kinds::open_in(&config, &inner.options.data_dir)
+                let context = SourceContext::in_dir(&inner.options.data_dir).retrying();
+                let opened = kinds::open_in(&config, &context)
                     .await
                     .map_err(|e| e.to_string());
                 let tag_count = count_tags(&opened).await;

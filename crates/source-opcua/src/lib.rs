@@ -1,0 +1,1047 @@
+//! The `opcua` data source kind: the variables of an OPC UA server, browsed under a root and
+//! named by browse path or node id; current values by the Read service in batches; stored values
+//! by HistoryRead (raw, paged with continuation points and streamed in chunks; processed and
+//! at-time pushed down when the server answers them, else computed by Uplink from raw); live
+//! values by a subscription with monitored items; writes by the Write service.
+//!
+//! The connector's own application certificate is created on first use in its data folder
+//! (`opcua/pki/own`); a server certificate is used only once it is on the trust list
+//! (`opcua/pki/trusted`), put there by the owner through the form's thumbprint field or
+//! `uplink sources trust`. A certificate seen for the first time is refused with its
+//! thumbprints, never accepted silently.
+
+#![warn(missing_docs)]
+
+mod connection;
+mod settings;
+mod tags;
+mod values;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use opcua::client::HistoryReadAction;
+use opcua::client::{DataChangeCallback, EventCallback, MonitoredItem};
+use opcua::types::{
+    AttributeId, ByteString, ContentFilter, DataValue, EventFilter, ExtensionObject, HistoryData,
+    HistoryReadResult, HistoryReadValueId, MonitoredItemCreateRequest, NodeId, NumericRange,
+    ObjectId, ObjectTypeId, QualifiedName, ReadAtTimeDetails, ReadProcessedDetails,
+    ReadRawModifiedDetails, ReadValueId, SimpleAttributeOperand, TimestampsToReturn, Variant,
+};
+use uplink_model::time_expr::from_micros;
+use uplink_model::{
+    AtTimesRequest, Boundary, Capabilities, DataSourceDescriptor, Function, ProcessedRequest,
+    RawRequest, Sample, TagPage, TagSearch, TagValue, aggregate,
+};
+use uplink_source::{
+    DataSource, Health, HealthIssue, RawStream, SnapshotStream, SourceConfig, SourceContext,
+    SourceError, WriteValue,
+};
+
+pub use connection::Thumbprints;
+pub use settings::{KIND, schema};
+
+use connection::{Connection, LinkState};
+use settings::Settings;
+use tags::TagCache;
+
+/// Nodes per Read request.
+const READ_BATCH: usize = 500;
+/// The first client handle Uplink gives a monitored item (the client library numbers its own
+/// from 1 000).
+const FIRST_HANDLE: u32 = 0x4000_0000;
+/// The client handle of the monitored item that watches the server's model change events.
+const MODEL_HANDLE: u32 = FIRST_HANDLE - 1;
+/// Values asked for per HistoryRead request (well within any server's message size).
+const HISTORY_PAGE: u64 = 1_000;
+
+/// How the last processed read was answered (for tests and diagnostics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answered {
+    /// By the server (HistoryRead processed or at-time).
+    Server,
+    /// By Uplink, from a raw read, because the server does not answer it.
+    Uplink,
+}
+
+/// An OPC UA data source.
+#[derive(Debug, Clone)]
+pub struct OpcUaSource {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    name: String,
+    description: String,
+    settings: Settings,
+    data_dir: PathBuf,
+    /// The session, once one was opened.
+    connection: std::sync::RwLock<Option<Arc<Connection>>>,
+    /// Why there is no session yet (a server unreachable when the connector started).
+    pending: std::sync::Mutex<Option<String>>,
+    tags: tokio::sync::RwLock<Option<Arc<TagCache>>>,
+    refreshed: std::sync::Mutex<Option<std::time::Instant>>,
+    last_answer: std::sync::Mutex<Option<Answered>>,
+    /// Client handles for monitored items: each subscription's items get their own range, so a
+    /// subscription is found again after a reconnect re-created it under a new id.
+    next_handle: AtomicU32,
+    /// Set by the server's model change events: the tag list is browsed again before its next use.
+    model_changed: Arc<AtomicBool>,
+}
+
+fn data_dir(context: &SourceContext) -> Result<PathBuf, SourceError> {
+    context.data_dir.clone().ok_or_else(|| SourceError::Unavailable {
+        source_name: String::new(),
+        message: "an OPC UA source needs the connector's data folder (for its certificate and trust list); open it through a connector or pass --data-dir".into(),
+    })
+}
+
+/// Puts the server certificate of the configured source on the trust list, after checking it
+/// against `expected` (a SHA-1 or SHA-256 thumbprint) when given; returns its thumbprints.
+///
+/// # Errors
+/// Field errors for bad settings, an unreachable server, a None policy (nothing to trust) or a
+/// thumbprint that does not match.
+pub async fn trust_server(
+    config: &SourceConfig,
+    context: &SourceContext,
+    expected: Option<&str>,
+) -> Result<Thumbprints, SourceError> {
+    let settings = Settings::read(config)?;
+    connection::trust_server(&settings, &data_dir(context)?, expected).await
+}
+
+impl OpcUaSource {
+    /// Connects (a session, with the configured security and identity) and browses the tags.
+    ///
+    /// # Errors
+    /// Field errors naming what to fix: an endpoint that does not answer, a security policy the
+    /// server does not offer, an untrusted server certificate (with its thumbprints), a refused
+    /// identity.
+    pub async fn open(config: &SourceConfig, context: &SourceContext) -> Result<Self, SourceError> {
+        let settings = Settings::read(config)?;
+        let dir = data_dir(context)?;
+        let connected = connection::connect(&settings, &dir, &config.name).await;
+        let (connection, pending) = match connected {
+            Ok(connection) => (Some(Arc::new(connection)), None),
+            // A connector starting while the server is away keeps trying in the background;
+            // a form being tested says what is wrong at once.
+            Err(err) if context.retry_unreachable && unreachable(&err) => {
+                tracing::warn!(source = %config.name, error = %err, "OPC UA server unreachable; retrying in the background");
+                (None, Some(err.to_string()))
+            }
+            Err(SourceError::Unavailable { message, .. }) => {
+                return Err(SourceError::Unavailable {
+                    source_name: config.name.clone(),
+                    message,
+                });
+            }
+            Err(other) => return Err(other),
+        };
+        let retrying = pending.is_some();
+        let source = Self {
+            shared: Arc::new(Shared {
+                name: config.name.clone(),
+                description: config.description.clone(),
+                settings,
+                data_dir: dir,
+                connection: std::sync::RwLock::new(connection),
+                pending: std::sync::Mutex::new(pending),
+                tags: tokio::sync::RwLock::new(None),
+                refreshed: std::sync::Mutex::new(None),
+                last_answer: std::sync::Mutex::new(None),
+                next_handle: AtomicU32::new(FIRST_HANDLE),
+                model_changed: Arc::new(AtomicBool::new(false)),
+            }),
+        };
+        if retrying {
+            tokio::spawn(keep_connecting(Arc::downgrade(&source.shared)));
+        } else {
+            source.watch_model_changes().await;
+            source.refresh_tags().await?;
+        }
+        Ok(source)
+    }
+
+    /// Whether a session is open (false while a server unreachable at start-up is retried).
+    pub fn is_connected(&self) -> bool {
+        self.connection().is_some()
+    }
+
+    fn connection(&self) -> Option<Arc<Connection>> {
+        self.shared
+            .connection
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The session, or why there is none.
+    fn session(&self) -> Result<Arc<opcua::client::Session>, SourceError> {
+        match self.connection() {
+            Some(connection) => Ok(connection.session.clone()),
+            None => Err(SourceError::Unavailable {
+                source_name: self.shared.name.clone(),
+                message: self
+                    .shared
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                    .unwrap_or_else(|| "not connected".into()),
+            }),
+        }
+    }
+
+    /// Browses the address space again (new variables appear, removed ones go).
+    ///
+    /// # Errors
+    /// When the server does not answer the browse.
+    pub async fn refresh_tags(&self) -> Result<usize, SourceError> {
+        let session = self.session()?;
+        let cache = self
+            .timed("browsing", tags::browse(&session, &self.shared.settings))
+            .await?
+            .map_err(|code| self.server_error("browsing", code))?;
+        let count = cache.tags.len();
+        if cache.truncated {
+            tracing::warn!(source = %self.shared.name, count, "browsing stopped at the most tags allowed");
+        }
+        *self.shared.tags.write().await = Some(Arc::new(cache));
+        *self
+            .shared
+            .refreshed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
+        Ok(count)
+    }
+
+    /// How many times the session was re-established after a loss.
+    pub fn reconnects(&self) -> u64 {
+        self.connection()
+            .map_or(0, |c| c.reconnects.load(Ordering::Relaxed))
+    }
+
+    /// Who answered the last processed or values-at-times read.
+    pub fn last_answered_by(&self) -> Option<Answered> {
+        *self
+            .shared
+            .last_answer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn answered(&self, by: Answered) {
+        *self
+            .shared
+            .last_answer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(by);
+    }
+
+    async fn timed<T>(
+        &self,
+        what: &'static str,
+        future: impl Future<Output = T>,
+    ) -> Result<T, SourceError> {
+        tokio::time::timeout(self.shared.settings.timeout, future)
+            .await
+            .map_err(|_| SourceError::Timeout {
+                source_name: self.shared.name.clone(),
+                what,
+                seconds: self.shared.settings.timeout.as_secs().max(1),
+            })
+    }
+
+    fn server_error(&self, what: &str, error: opcua::types::Error) -> SourceError {
+        SourceError::Unavailable {
+            source_name: self.shared.name.clone(),
+            message: format!("{what}: {}", connection::plain(error.status())),
+        }
+    }
+
+    async fn cache(&self) -> Result<Arc<TagCache>, SourceError> {
+        if self.shared.model_changed.swap(false, Ordering::Relaxed)
+            && let Err(err) = self.refresh_tags().await
+        {
+            self.shared.model_changed.store(true, Ordering::Relaxed);
+            return Err(err);
+        }
+        if let Some(cache) = self.shared.tags.read().await.clone() {
+            return Ok(cache);
+        }
+        self.refresh_tags().await?;
+        Ok(self.shared.tags.read().await.clone().unwrap_or_default())
+    }
+
+    /// The node of each tag; an unknown name browses again (at most every 10 s) before failing.
+    async fn nodes(&self, names: &[String]) -> Result<Vec<(NodeId, Option<String>)>, SourceError> {
+        let mut cache = self.cache().await?;
+        if names.iter().any(|n| cache.get(n).is_none()) {
+            let stale = self
+                .shared
+                .refreshed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_none_or(|at| at.elapsed() > Duration::from_secs(10));
+            if stale {
+                self.refresh_tags().await?;
+                cache = self.cache().await?;
+            }
+        }
+        names
+            .iter()
+            .map(|name| {
+                cache
+                    .get(name)
+                    .map(|entry| (entry.node.clone(), nonempty(&entry.tag.units)))
+                    .ok_or_else(|| SourceError::UnknownTag {
+                        source_name: self.shared.name.clone(),
+                        tag: name.clone(),
+                    })
+            })
+            .collect()
+    }
+
+    async fn node(&self, name: &str) -> Result<NodeId, SourceError> {
+        Ok(self.nodes(&[name.to_owned()]).await?.remove(0).0)
+    }
+
+    async fn history_page(
+        &self,
+        details: HistoryReadAction,
+        node: &NodeId,
+        continuation: ByteString,
+    ) -> Result<HistoryReadResult, SourceError> {
+        let request = HistoryReadValueId {
+            node_id: node.clone(),
+            index_range: NumericRange::None,
+            data_encoding: QualifiedName::null(),
+            continuation_point: continuation,
+        };
+        let mut results = self
+            .timed(
+                "a history read",
+                self.session()?.history_read(
+                    details,
+                    TimestampsToReturn::Source,
+                    false,
+                    &[request],
+                ),
+            )
+            .await?
+            .map_err(|e| self.server_error("history read", e))?;
+        if results.is_empty() {
+            return Err(SourceError::Unavailable {
+                source_name: self.shared.name.clone(),
+                message: "the server answered a history read with no result".into(),
+            });
+        }
+        Ok(results.remove(0))
+    }
+}
+
+/// An error that may pass once the server is back (it did not answer), as opposed to settings
+/// the server refused.
+fn unreachable(err: &SourceError) -> bool {
+    match err {
+        SourceError::Unavailable { .. } | SourceError::Timeout { .. } => true,
+        SourceError::InvalidSettings(fields) => fields.iter().all(|f| f.field == "endpointUrl"),
+        _ => false,
+    }
+}
+
+/// Opens the session of a source whose server was unreachable at start-up, with backoff
+/// (1 s doubling to 30 s), until it opens or the source is dropped.
+async fn keep_connecting(shared: std::sync::Weak<Shared>) {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(30));
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
+        let attempt = connection::connect(&strong.settings, &strong.data_dir, &strong.name).await;
+        match attempt {
+            Ok(connection) => {
+                *strong.connection.write().unwrap_or_else(|p| p.into_inner()) =
+                    Some(Arc::new(connection));
+                *strong.pending.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                tracing::info!(source = %strong.name, "connected to the OPC UA server");
+                let source = OpcUaSource { shared: strong };
+                source.watch_model_changes().await;
+                if let Err(err) = source.refresh_tags().await {
+                    tracing::warn!(source = %source.shared.name, error = %err, "browsing after connecting failed");
+                }
+                return;
+            }
+            Err(err) => {
+                *strong.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(err.to_string());
+            }
+        }
+    }
+}
+
+/// GeneralModelChangeEventType or BaseModelChangeEventType.
+fn is_model_change(event_type: &NodeId) -> bool {
+    event_type.namespace == 0
+        && matches!(event_type.identifier, opcua::types::Identifier::Numeric(n)
+            if n == ObjectTypeId::GeneralModelChangeEventType as u32
+                || n == ObjectTypeId::BaseModelChangeEventType as u32)
+}
+
+fn nonempty(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+fn history_values(result: HistoryReadResult) -> Vec<DataValue> {
+    result
+        .history_data
+        .into_inner_as::<HistoryData>()
+        .and_then(|data| data.data_values)
+        .unwrap_or_default()
+}
+
+fn ua_time(micros: i64) -> opcua::types::DateTime {
+    opcua::types::DateTime::from(from_micros(micros))
+}
+
+/// The OPC UA aggregate that computes `function` as Uplink's model defines it, if one does.
+fn aggregate_of(function: Function) -> Option<opcua::types::ObjectId> {
+    use opcua::types::ObjectId;
+    match function {
+        Function::Avg => Some(ObjectId::AggregateFunction_Average),
+        Function::Min => Some(ObjectId::AggregateFunction_Minimum),
+        Function::Max => Some(ObjectId::AggregateFunction_Maximum),
+        _ => None,
+    }
+}
+
+/// A status that says the server does not do this kind of history read (so Uplink does).
+fn not_offered(code: opcua::types::StatusCode) -> bool {
+    matches!(
+        code.sub_code().name(),
+        "BadAggregateNotSupported"
+            | "BadNotImplemented"
+            | "BadHistoryOperationUnsupported"
+            | "BadHistoryOperationInvalid"
+            | "BadServiceUnsupported"
+            | "BadNotSupported"
+            | "BadAggregateListMismatch"
+    )
+}
+
+#[async_trait]
+impl DataSource for OpcUaSource {
+    fn descriptor(&self) -> DataSourceDescriptor {
+        DataSourceDescriptor {
+            name: self.shared.name.clone(),
+            kind: KIND.into(),
+            description: self.shared.description.clone(),
+            capabilities: Capabilities {
+                subscribe: true,
+                ..Capabilities::all_from_raw()
+            },
+        }
+    }
+
+    fn health(&self) -> Health {
+        let mut health = Health::ok();
+        let problem = match self.connection() {
+            Some(connection) => {
+                match &*connection.state.lock().unwrap_or_else(|p| p.into_inner()) {
+                    LinkState::Down(message) => Some(message.clone()),
+                    LinkState::Connected => None,
+                }
+            }
+            None => Some(format!(
+                "not connected yet, retrying: {}",
+                self.shared
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                    .unwrap_or_default()
+            )),
+        };
+        if let Some(message) = problem {
+            health.fail(HealthIssue {
+                message,
+                file: None,
+                line: None,
+            });
+        }
+        health
+    }
+
+    async fn search(&self, search: &TagSearch) -> Result<TagPage, SourceError> {
+        search.validate()?;
+        let cache = self.cache().await?;
+        Ok(search.page(cache.tags.iter().map(|e| &e.tag))?)
+    }
+
+    async fn snapshot(&self, tags: &[String]) -> Result<Vec<TagValue>, SourceError> {
+        let nodes = self.nodes(tags).await?;
+        let session = self.session()?;
+        let mut values = Vec::with_capacity(tags.len());
+        for batch in nodes.chunks(READ_BATCH) {
+            let read: Vec<ReadValueId> = batch
+                .iter()
+                .map(|(node, _)| ReadValueId::from(node.clone()))
+                .collect();
+            let answer = self
+                .timed(
+                    "a snapshot read",
+                    session.read(&read, TimestampsToReturn::Both, 0.0),
+                )
+                .await?
+                .map_err(|e| self.server_error("reading current values", e))?;
+            if answer.len() != batch.len() {
+                return Err(SourceError::Unavailable {
+                    source_name: self.shared.name.clone(),
+                    message: format!(
+                        "the server answered {} of {} values",
+                        answer.len(),
+                        batch.len()
+                    ),
+                });
+            }
+            for (value, (_, units)) in answer.iter().zip(batch) {
+                let mut tag_value = values::tag_value(value);
+                tag_value.units = units.clone();
+                values.push(tag_value);
+            }
+        }
+        Ok(values)
+    }
+
+    async fn raw(&self, request: &RawRequest) -> Result<RawStream, SourceError> {
+        let node = self.node(&request.tag).await?;
+        let source = self.clone();
+        let request = request.clone();
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(async move {
+            if let Err(err) = source.read_raw(&node, &request, &sender).await {
+                let _ = sender.send(Err(err)).await;
+            }
+        });
+        Ok(
+            futures::stream::unfold(receiver, |mut receiver| async move {
+                receiver.recv().await.map(|chunk| (chunk, receiver))
+            })
+            .boxed(),
+        )
+    }
+
+    async fn processed(
+        &self,
+        request: &ProcessedRequest,
+    ) -> Result<Vec<(Function, Vec<Sample>)>, SourceError> {
+        let node = self.node(&request.tag).await?;
+        let intervals = request.intervals();
+        let mut answers = Vec::with_capacity(request.functions.len());
+        let mut raw: Option<Vec<Sample>> = None;
+        let mut by_server = true;
+        for &function in &request.functions {
+            let pushed = match aggregate_of(function) {
+                Some(aggregate) => {
+                    self.processed_on_server(request, &node, aggregate, intervals.count())
+                        .await?
+                }
+                None => None,
+            };
+            let samples = match pushed {
+                Some(samples) => samples,
+                None => {
+                    by_server = false;
+                    if raw.is_none() {
+                        raw = Some(
+                            self.collect_raw(&request.tag, request.range, Boundary::Outside)
+                                .await?,
+                        );
+                    }
+                    aggregate::processed(raw.as_deref().unwrap_or(&[]), &intervals, function)
+                }
+            };
+            answers.push((function, samples));
+        }
+        self.answered(if by_server {
+            Answered::Server
+        } else {
+            Answered::Uplink
+        });
+        Ok(answers)
+    }
+
+    async fn at_times(&self, request: &AtTimesRequest) -> Result<Vec<Sample>, SourceError> {
+        let node = self.node(&request.tag).await?;
+        let times = request.times_us();
+        let details = HistoryReadAction::ReadAtTimeDetails(ReadAtTimeDetails {
+            req_times: Some(times.iter().map(|&t| ua_time(t)).collect()),
+            use_simple_bounds: true,
+        });
+        let result = self
+            .history_page(details, &node, ByteString::null())
+            .await?;
+        if !result.status_code.is_bad() {
+            let answer: Vec<Sample> = history_values(result).iter().map(values::sample).collect();
+            if answer.len() == times.len() {
+                self.answered(Answered::Server);
+                return Ok(answer);
+            }
+        } else if !not_offered(result.status_code) {
+            return Err(SourceError::Unavailable {
+                source_name: self.shared.name.clone(),
+                message: format!(
+                    "the server refused values at times of '{}': {}",
+                    request.tag,
+                    connection::plain(result.status_code)
+                ),
+            });
+        }
+        self.answered(Answered::Uplink);
+        let (Some(&first), Some(&last)) = (times.iter().min(), times.iter().max()) else {
+            return Ok(Vec::new());
+        };
+        let range = uplink_model::TimeRange::new(from_micros(first), from_micros(last))?;
+        let samples = self
+            .collect_raw(&request.tag, range, Boundary::Outside)
+            .await?;
+        Ok(aggregate::at_times(&samples, &times))
+    }
+
+    async fn subscribe(&self, tags: &[String]) -> Result<SnapshotStream, SourceError> {
+        let nodes = self.nodes(tags).await?;
+        let current = self.snapshot(tags).await?;
+        let interval = self.shared.settings.publishing_interval;
+        let mut positions: HashMap<NodeId, Vec<usize>> = HashMap::new();
+        for (at, (node, _)) in nodes.iter().enumerate() {
+            positions.entry(node.clone()).or_default().push(at);
+        }
+        let units: Vec<Option<String>> = nodes.iter().map(|(_, u)| u.clone()).collect();
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Vec<TagValue>>();
+        let state = Arc::new(std::sync::Mutex::new(current.clone()));
+        let callback = {
+            let state = state.clone();
+            DataChangeCallback::new(move |value: DataValue, item: &MonitoredItem| {
+                let Some(at) = positions.get(&item.item_to_monitor().node_id) else {
+                    return;
+                };
+                let mut values = state.lock().unwrap_or_else(|p| p.into_inner());
+                for &i in at {
+                    let mut tag_value = values::tag_value(&value);
+                    tag_value.units = units[i].clone();
+                    values[i] = tag_value;
+                }
+                let _ = sender.send(values.clone());
+            })
+        };
+        let session = &self.session()?;
+        let id = self
+            .timed(
+                "creating a subscription",
+                session.create_subscription(interval, 30, 10, 0, 0, true, callback),
+            )
+            .await?
+            .map_err(|e| self.server_error("creating a subscription", e))?;
+        let count = u32::try_from(nodes.len()).unwrap_or(u32::MAX);
+        let first_handle = self.shared.next_handle.fetch_add(count, Ordering::Relaxed);
+        let items: Vec<MonitoredItemCreateRequest> = nodes
+            .iter()
+            .zip(first_handle..)
+            .map(|((node, _), handle)| {
+                let mut item = MonitoredItemCreateRequest::from(node.clone());
+                item.requested_parameters.client_handle = handle;
+                item.requested_parameters.sampling_interval = interval.as_secs_f64() * 1_000.0;
+                item.requested_parameters.queue_size = 1;
+                item
+            })
+            .collect();
+        let created = self
+            .timed(
+                "creating monitored items",
+                session.create_monitored_items(id, TimestampsToReturn::Both, items),
+            )
+            .await?
+            .map_err(|e| self.server_error("creating monitored items", e))?;
+        if let Some((bad, tag)) = created
+            .iter()
+            .zip(tags)
+            .find(|(c, _)| c.result.status_code.is_bad())
+        {
+            let _ = session.delete_subscription(id).await;
+            return Err(SourceError::Unavailable {
+                source_name: self.shared.name.clone(),
+                message: format!(
+                    "the server refused to monitor '{tag}': {}",
+                    connection::plain(bad.result.status_code)
+                ),
+            });
+        }
+        let guard = SubscriptionGuard {
+            session: session.clone(),
+            first_handle,
+        };
+        let first = futures::stream::once(async move { current });
+        let updates =
+            futures::stream::unfold((receiver, guard), |(mut receiver, guard)| async move {
+                receiver
+                    .recv()
+                    .await
+                    .map(|values| (values, (receiver, guard)))
+            });
+        Ok(first.chain(updates).boxed())
+    }
+
+    async fn write(&self, tag: &str, value: &WriteValue) -> Result<(), SourceError> {
+        let node = self.node(tag).await?;
+        let session = &self.session()?;
+        let read = self
+            .timed(
+                "reading the tag's type",
+                session.read(
+                    &[ReadValueId {
+                        node_id: node.clone(),
+                        attribute_id: AttributeId::DataType as u32,
+                        ..Default::default()
+                    }],
+                    TimestampsToReturn::Neither,
+                    0.0,
+                ),
+            )
+            .await?
+            .map_err(|e| self.server_error("reading the tag's type", e))?;
+        let data_type = read.first().and_then(|v| match &v.value {
+            Some(opcua::types::Variant::NodeId(id)) => Some((**id).clone()),
+            _ => None,
+        });
+        let variant = values::to_variant(value, data_type.as_ref()).map_err(|message| {
+            SourceError::InvalidSettings(vec![uplink_source::form::FieldError::new(
+                "value",
+                format!("cannot write to '{tag}': {message}"),
+            )])
+        })?;
+        let codes = self
+            .timed(
+                "a write",
+                session.write(&[opcua::types::WriteValue {
+                    node_id: node,
+                    attribute_id: AttributeId::Value as u32,
+                    index_range: NumericRange::None,
+                    value: DataValue::value_only(variant),
+                }]),
+            )
+            .await?
+            .map_err(|e| self.server_error("writing", e))?;
+        match codes.first() {
+            Some(code) if code.is_good() => Ok(()),
+            Some(code) => Err(SourceError::Unavailable {
+                source_name: self.shared.name.clone(),
+                message: format!(
+                    "the server refused the write to '{tag}': {}",
+                    connection::plain(*code)
+                ),
+            }),
+            None => Err(SourceError::Unavailable {
+                source_name: self.shared.name.clone(),
+                message: "the server answered the write with no result".into(),
+            }),
+        }
+    }
+}
+
+impl OpcUaSource {
+    /// Streams a raw read to `sender` page by page; returns early when the reader has gone.
+    /// Bounding values (`Boundary::Outside`) are read separately, one value before and one
+    /// after, so they come whether or not the server honours `returnBounds`.
+    async fn read_raw(
+        &self,
+        node: &NodeId,
+        request: &RawRequest,
+        sender: &tokio::sync::mpsc::Sender<Result<Vec<Sample>, SourceError>>,
+    ) -> Result<(), SourceError> {
+        let (start, end) = (request.range.start_us(), request.range.end_us());
+        let outside = request.boundary == Boundary::Outside;
+        let mut remaining = request.max_count.unwrap_or(u64::MAX);
+        let mut pending = Vec::new();
+        if outside {
+            // Reading backwards (start after end) from just before the start gives the last
+            // value before it.
+            pending.extend(self.one_value(node, start - 1, 0, &request.tag).await?);
+            remaining = remaining.saturating_sub(pending.len() as u64);
+        }
+        let mut from = start;
+        let mut continuation = ByteString::null();
+        let mut last_time = None;
+        while remaining > 0 {
+            let page = remaining.min(HISTORY_PAGE) as u32;
+            let details = HistoryReadAction::ReadRawModifiedDetails(ReadRawModifiedDetails {
+                is_read_modified: false,
+                start_time: ua_time(from),
+                end_time: ua_time(end),
+                num_values_per_node: page,
+                return_bounds: false,
+            });
+            let result = self.history_page(details, node, continuation).await?;
+            self.check_history(&result, &request.tag, "the history read")?;
+            continuation = result.continuation_point.clone();
+            let mut samples: Vec<Sample> =
+                history_values(result).iter().map(values::sample).collect();
+            let full = samples.len() as u64 >= u64::from(page);
+            samples.truncate(remaining.min(usize::MAX as u64) as usize);
+            remaining -= samples.len() as u64;
+            if let Some(last) = samples.last() {
+                last_time = Some(last.time_us);
+            }
+            pending.extend(samples);
+            if !pending.is_empty() && sender.send(Ok(std::mem::take(&mut pending))).await.is_err() {
+                self.release(node, continuation).await;
+                return Ok(());
+            }
+            if continuation.is_null_or_empty() {
+                // Some servers stop at the page size without a continuation point: go on from
+                // just after the last value until a page comes back short.
+                match last_time {
+                    Some(last) if full && last < end => from = last + 1,
+                    _ => break,
+                }
+            }
+        }
+        if remaining == 0 {
+            self.release(node, continuation).await;
+            return Ok(());
+        }
+        if outside && last_time != Some(end) {
+            const TEN_YEARS_US: i64 = 10 * 366 * 86_400 * 1_000_000;
+            pending.extend(
+                self.one_value(
+                    node,
+                    end + 1,
+                    end.saturating_add(TEN_YEARS_US),
+                    &request.tag,
+                )
+                .await?,
+            );
+        }
+        if !pending.is_empty() {
+            let _ = sender.send(Ok(pending)).await;
+        }
+        Ok(())
+    }
+
+    /// The first stored value from `from` towards `to` (backwards when `to` is earlier).
+    async fn one_value(
+        &self,
+        node: &NodeId,
+        from: i64,
+        to: i64,
+        tag: &str,
+    ) -> Result<Option<Sample>, SourceError> {
+        let details = HistoryReadAction::ReadRawModifiedDetails(ReadRawModifiedDetails {
+            is_read_modified: false,
+            start_time: ua_time(from),
+            end_time: ua_time(to),
+            num_values_per_node: 1,
+            return_bounds: false,
+        });
+        let result = self.history_page(details, node, ByteString::null()).await?;
+        self.check_history(&result, tag, "a bounding value")?;
+        let continuation = result.continuation_point.clone();
+        let value = history_values(result).first().map(values::sample);
+        self.release(node, continuation).await;
+        Ok(value)
+    }
+
+    /// A history result the server refused, as an error; "no data" is not an error.
+    fn check_history(
+        &self,
+        result: &HistoryReadResult,
+        tag: &str,
+        what: &str,
+    ) -> Result<(), SourceError> {
+        if result.status_code.is_bad() && result.status_code.sub_code().name() != "BadNoData" {
+            return Err(SourceError::Unavailable {
+                source_name: self.shared.name.clone(),
+                message: format!(
+                    "the server refused {what} of '{tag}': {}",
+                    connection::plain(result.status_code)
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// One function over the intervals from HistoryRead processed; `None` when the server does
+    /// not offer it.
+    async fn processed_on_server(
+        &self,
+        request: &ProcessedRequest,
+        node: &NodeId,
+        aggregate: opcua::types::ObjectId,
+        intervals: usize,
+    ) -> Result<Option<Vec<Sample>>, SourceError> {
+        let mut continuation = ByteString::null();
+        let mut samples = Vec::with_capacity(intervals);
+        loop {
+            let details = HistoryReadAction::ReadProcessedDetails(ReadProcessedDetails {
+                start_time: ua_time(request.range.start_us()),
+                end_time: ua_time(request.range.end_us()),
+                processing_interval: request.interval.as_micros() as f64 / 1_000.0,
+                aggregate_type: Some(vec![aggregate.into()]),
+                aggregate_configuration: opcua::types::AggregateConfiguration {
+                    use_server_capabilities_defaults: true,
+                    ..Default::default()
+                },
+            });
+            let result = self.history_page(details, node, continuation).await?;
+            if result.status_code.is_bad() {
+                if not_offered(result.status_code) {
+                    return Ok(None);
+                }
+                return Err(SourceError::Unavailable {
+                    source_name: self.shared.name.clone(),
+                    message: format!(
+                        "the server refused a processed read of '{}': {}",
+                        request.tag,
+                        connection::plain(result.status_code)
+                    ),
+                });
+            }
+            continuation = result.continuation_point.clone();
+            samples.extend(history_values(result).iter().map(values::sample));
+            if continuation.is_null_or_empty() || samples.len() >= intervals {
+                break;
+            }
+        }
+        Ok(Some(samples))
+    }
+
+    async fn release(&self, node: &NodeId, continuation: ByteString) {
+        if continuation.is_null_or_empty() {
+            return;
+        }
+        let request = HistoryReadValueId {
+            node_id: node.clone(),
+            index_range: NumericRange::None,
+            data_encoding: QualifiedName::null(),
+            continuation_point: continuation,
+        };
+        let Ok(session) = self.session() else { return };
+        let details = HistoryReadAction::ReadRawModifiedDetails(ReadRawModifiedDetails::default());
+        let _ = tokio::time::timeout(
+            self.shared.settings.timeout,
+            session.history_read(details, TimestampsToReturn::Source, true, &[request]),
+        )
+        .await;
+    }
+}
+
+/// The subscription holding the monitored item with `handle`, by its current id (a reconnect
+/// may have re-created it under another).
+fn subscription_with(session: &opcua::client::Session, handle: u32) -> Option<u32> {
+    let state = session.subscription_state.lock();
+    state.subscription_ids()?.into_iter().find(|&id| {
+        state
+            .get(id)
+            .is_some_and(|s| s.monitored_items().any(|m| m.client_handle() == handle))
+    })
+}
+
+/// Deletes the subscription when the stream is dropped.
+struct SubscriptionGuard {
+    session: Arc<opcua::client::Session>,
+    first_handle: u32,
+}
+
+impl Drop for SubscriptionGuard {
+    fn drop(&mut self) {
+        let session = self.session.clone();
+        let Some(id) = subscription_with(&session, self.first_handle) else {
+            return;
+        };
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(5), session.delete_subscription(id))
+                        .await;
+            });
+        }
+    }
+}
+
+impl OpcUaSource {
+    /// How many subscriptions the session holds (one per live `subscribe` stream).
+    pub fn subscription_count(&self) -> usize {
+        self.connection().map_or(0, |c| {
+            let all = c.session.subscription_state.lock().len();
+            all - usize::from(subscription_with(&c.session, MODEL_HANDLE).is_some())
+        })
+    }
+
+    /// Subscribes to the server's model change events (on the Server object): any of them
+    /// marks the tag list stale. A server without events is browsed on demand only.
+    async fn watch_model_changes(&self) {
+        let Ok(session) = self.session() else { return };
+        let stale = self.shared.model_changed.clone();
+        let callback =
+            EventCallback::new(move |fields: Option<Vec<Variant>>, _: &MonitoredItem| {
+                let model_change =
+                    fields
+                        .as_ref()
+                        .and_then(|f| f.first())
+                        .is_some_and(|v| match v {
+                            Variant::NodeId(id) => is_model_change(id),
+                            _ => false,
+                        });
+                if model_change {
+                    stale.store(true, Ordering::Relaxed);
+                }
+            });
+        let interval = self.shared.settings.publishing_interval;
+        let created = self
+            .timed(
+                "watching model changes",
+                session.create_subscription(interval, 30, 10, 0, 0, true, callback),
+            )
+            .await;
+        let Ok(Ok(id)) = created else {
+            tracing::debug!(source = %self.shared.name, "the server did not create a subscription for model change events");
+            return;
+        };
+        let filter = EventFilter {
+            select_clauses: Some(vec![SimpleAttributeOperand {
+                type_definition_id: ObjectTypeId::BaseEventType.into(),
+                browse_path: Some(vec![QualifiedName::new(0, "EventType")]),
+                attribute_id: AttributeId::Value as u32,
+                index_range: NumericRange::None,
+            }]),
+            where_clause: ContentFilter::default(),
+        };
+        let mut item = MonitoredItemCreateRequest::from(NodeId::from(ObjectId::Server));
+        item.item_to_monitor.attribute_id = AttributeId::EventNotifier as u32;
+        item.requested_parameters.client_handle = MODEL_HANDLE;
+        item.requested_parameters.filter = ExtensionObject::from_message(filter);
+        item.requested_parameters.queue_size = 10;
+        let answer = self
+            .timed(
+                "watching model changes",
+                session.create_monitored_items(id, TimestampsToReturn::Neither, vec![item]),
+            )
+            .await;
+        let ok = matches!(&answer, Ok(Ok(created)) if created.iter().all(|c| c.result.status_code.is_good()));
+        if !ok {
+            tracing::debug!(source = %self.shared.name, "the server does not send model change events; tags are browsed on demand");
+            let _ = tokio::time::timeout(
+                self.shared.settings.timeout,
+                session.delete_subscription(id),
+            )
+            .await;
+        }
+    }
+}

@@ -1,0 +1,915 @@
+//! The `opcua` kind against a real OPC UA server: Python asyncua (pinned, installed by
+//! `scripts/lib/setup.sh`) running `tests/fixtures/opcua_server.py` on loopback, started and
+//! stopped by each test.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use uplink_model::time_expr::from_micros;
+use uplink_model::{
+    AtTimesRequest, Boundary, DataType, Function, ProcessedRequest, RawRequest, Span, Status,
+    TagSearch, TimeRange,
+};
+use uplink_source::{
+    DataSource, HealthState, SourceConfig, SourceContext, SourceError, WriteValue,
+};
+use uplink_source_opcua::{Answered, OpcUaSource};
+
+const ASYNCUA_VERSION: &str = "2.1.0";
+
+/// The venv's python: `UPLINK_ASYNCUA_PYTHON`, else where setup.sh installs it.
+fn python() -> PathBuf {
+    let path = std::env::var_os("UPLINK_ASYNCUA_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
+            cache
+                .join("uplink")
+                .join(format!("asyncua-{ASYNCUA_VERSION}"))
+                .join("bin")
+                .join("python")
+        });
+    assert!(
+        path.is_file(),
+        "the OPC UA test server needs Python asyncua {ASYNCUA_VERSION} at {}: run ./scripts/test (it installs it), or \
+         `python3 -m venv ~/.cache/uplink/asyncua-{ASYNCUA_VERSION} && ~/.cache/uplink/asyncua-{ASYNCUA_VERSION}/bin/pip install asyncua=={ASYNCUA_VERSION}`, \
+         or point UPLINK_ASYNCUA_PYTHON at a python that has it",
+        path.display()
+    );
+    path
+}
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/opcua_server.py")
+}
+
+/// A running fixture server; killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    args: Vec<String>,
+}
+
+impl Server {
+    async fn start(args: &[&str]) -> Server {
+        Self::start_owned(args.iter().map(|a| (*a).to_owned()).collect()).await
+    }
+
+    async fn start_owned(args: Vec<String>) -> Server {
+        // RUST_LOG=opcua=debug shows the client's side of a failing test.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let mut child = Command::new(python())
+            .arg(fixture())
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the OPC UA fixture server");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
+            .await
+            .expect("the fixture server did not start within 120 s")
+            .unwrap()
+            .expect("the fixture server exited before listening");
+        let port = line
+            .strip_prefix("PORT ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line from the fixture: {line}"));
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Server { child, port, args }
+    }
+
+    fn url(&self) -> String {
+        format!("opc.tcp://127.0.0.1:{}/uplink/", self.port)
+    }
+
+    async fn stop(&mut self) {
+        let _ = self.child.kill().await;
+        let _ = self.child.wait().await;
+    }
+
+    /// Stops the server and starts it again on the same port.
+    async fn restart(&mut self) {
+        self.stop().await;
+        let mut args = self.args.clone();
+        if !args.iter().any(|a| a == "--port") {
+            args.extend(["--port".to_owned(), self.port.to_string()]);
+        }
+        let port = self.port;
+        // The port may take a moment to be free again.
+        for _ in 0..20 {
+            let next = Self::start_owned(args.clone()).await;
+            if next.port == port {
+                *self = next;
+                return;
+            }
+        }
+        panic!("could not restart the fixture server on port {port}");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+fn config(settings: Value) -> SourceConfig {
+    SourceConfig {
+        name: "plant".into(),
+        kind: "opcua".into(),
+        description: "the test plant".into(),
+        settings: settings.as_object().unwrap().clone(),
+    }
+}
+
+async fn open(dir: &tempfile::TempDir, settings: Value) -> Result<OpcUaSource, SourceError> {
+    OpcUaSource::open(&config(settings), &SourceContext::in_dir(dir.path())).await
+}
+
+fn field_error(result: Result<OpcUaSource, SourceError>, field: &str) -> String {
+    match result {
+        Err(SourceError::InvalidSettings(errors)) => {
+            let error = errors
+                .iter()
+                .find(|e| e.field == field)
+                .unwrap_or_else(|| panic!("no error on {field}: {errors:?}"));
+            error.message.clone()
+        }
+        Err(other) => panic!("expected a field error on {field}, got {other}"),
+        Ok(_) => panic!("expected a field error on {field}, but the source opened"),
+    }
+}
+
+fn names(page: &uplink_model::TagPage) -> Vec<&str> {
+    page.tags.iter().map(|t| t.name.as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browses_tags_with_units_descriptions_and_types_and_searches_them() {
+    let server = Server::start(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(
+        &dir,
+        json!({"endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant"}),
+    )
+    .await
+    .unwrap();
+    let all = source.search(&TagSearch::new("*")).await.unwrap();
+    let mut found = names(&all);
+    found.sort_unstable();
+    assert_eq!(
+        found,
+        [
+            "Counter",
+            "Label",
+            "Line1/Speed",
+            "Pressure",
+            "Running",
+            "Setpoint",
+            "Temperature"
+        ],
+        "the properties (EngineeringUnits) are not tags"
+    );
+    let temperature = all.tags.iter().find(|t| t.name == "Temperature").unwrap();
+    assert_eq!(temperature.units, "°C");
+    assert_eq!(temperature.description, "Boiler temperature");
+    assert_eq!(temperature.data_type, DataType::Float);
+    assert_eq!(temperature.id, "ns=2;s=Plant.Temperature");
+    let by_name = |n: &str| all.tags.iter().find(|t| t.name == n).unwrap();
+    assert_eq!(by_name("Counter").data_type, DataType::Integer);
+    assert_eq!(by_name("Running").data_type, DataType::Boolean);
+    assert_eq!(by_name("Label").data_type, DataType::Text);
+    assert_eq!(by_name("Line1/Speed").units, "m/s");
+
+    let page = source.search(&TagSearch::new("*e*ure")).await.unwrap();
+    let mut matched = names(&page);
+    matched.sort_unstable();
+    assert_eq!(matched, ["Pressure", "Temperature"]);
+    let paged = source
+        .search(&TagSearch {
+            pattern: "*".into(),
+            offset: 0,
+            limit: 3,
+        })
+        .await
+        .unwrap();
+    assert_eq!(paged.tags.len(), 3);
+    assert_eq!(paged.next_offset, Some(3));
+
+    // From Objects, with node ids as names.
+    let by_id = open(
+        &dir,
+        json!({"endpointUrl": server.url(), "tagNames": "nodeId"}),
+    )
+    .await
+    .unwrap();
+    let page = by_id
+        .search(&TagSearch::new("ns=2;s=Plant.*"))
+        .await
+        .unwrap();
+    assert!(
+        names(&page).contains(&"ns=2;s=Plant.Line1.Speed"),
+        "{:?}",
+        names(&page)
+    );
+    let snapshot = by_id
+        .snapshot(&["ns=2;s=Plant.Label".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(snapshot[0].text.as_deref(), Some("Line one"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_reads_current_values_and_names_unknown_tags() {
+    let server = Server::start(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(
+        &dir,
+        json!({"endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant"}),
+    )
+    .await
+    .unwrap();
+    assert!(
+        dir.path().join("opcua/pki/own/cert.der").is_file(),
+        "the application certificate is made on first use"
+    );
+    let tags: Vec<String> = ["Temperature", "Label", "Running", "Line1/Speed"]
+        .map(str::to_owned)
+        .to_vec();
+    let values = source.snapshot(&tags).await.unwrap();
+    assert_eq!(values.len(), 4);
+    let temperature = values[0].value.unwrap();
+    assert!((15.0..=25.0).contains(&temperature), "{temperature}");
+    assert_eq!(values[0].status, Status::Good);
+    assert_eq!(values[0].units.as_deref(), Some("°C"));
+    assert_eq!(values[1].text.as_deref(), Some("Line one"));
+    assert!(matches!(values[2].value, Some(v) if v == 0.0 || v == 1.0));
+    assert_eq!(values[3].value, Some(1.25));
+    let age = chrono::Utc::now() - values[0].time;
+    assert!(
+        age < chrono::Duration::seconds(60),
+        "a current value: {age}"
+    );
+
+    let err = source
+        .snapshot(&["Temperature".to_owned(), "Nope".to_owned()])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "unknown_tag");
+    assert!(err.to_string().contains("Nope"));
+    assert_eq!(source.health().state, HealthState::Ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_history_is_paged_with_continuation_points_and_streamed_in_chunks() {
+    let server = Server::start(&["--history", "20000"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(
+        &dir,
+        json!({"endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant"}),
+    )
+    .await
+    .unwrap();
+    let now = chrono::Utc::now();
+    let request = RawRequest {
+        tag: "Counter".into(),
+        range: TimeRange::new(now - chrono::Duration::hours(7), now).unwrap(),
+        max_count: None,
+        boundary: Boundary::Inside,
+    };
+    let mut stream = source.raw(&request).await.unwrap();
+    let mut chunks = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        chunks.push(chunk.unwrap());
+    }
+    assert!(chunks.len() >= 3, "20,000 values come in several pages");
+    assert!(chunks.iter().all(|c| c.len() <= uplink_source::CHUNK));
+    let samples: Vec<_> = chunks.concat();
+    assert!(samples.len() >= 20_000, "{}", samples.len());
+    for (i, s) in samples.iter().take(20_000).enumerate() {
+        assert_eq!(
+            s.value, i as f64,
+            "value {i} in order, none lost or repeated at page edges"
+        );
+        assert_eq!(s.status, Status::Good);
+    }
+    assert!(samples.windows(2).all(|w| w[0].time_us < w[1].time_us));
+
+    let limited = RawRequest {
+        max_count: Some(10_000),
+        ..request
+    };
+    let mut stream = source.raw(&limited).await.unwrap();
+    let mut count = 0;
+    while let Some(chunk) = stream.next().await {
+        count += chunk.unwrap().len();
+    }
+    assert_eq!(count, 10_000, "max_count stops the paging");
+}
+
+fn processed_request(start_us: i64, functions: Vec<Function>) -> ProcessedRequest {
+    ProcessedRequest {
+        tag: "Temperature".into(),
+        range: TimeRange::new(from_micros(start_us), from_micros(start_us + 600_000_000)).unwrap(),
+        interval: Span::from_secs(60),
+        functions,
+    }
+}
+
+async fn first_stored_time(source: &OpcUaSource) -> i64 {
+    let now = chrono::Utc::now();
+    let request = RawRequest {
+        tag: "Temperature".into(),
+        range: TimeRange::new(now - chrono::Duration::hours(1), now).unwrap(),
+        max_count: Some(1),
+        boundary: Boundary::Inside,
+    };
+    let mut stream = source.raw(&request).await.unwrap();
+    stream.next().await.unwrap().unwrap()[0].time_us
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processed_reads_are_pushed_down_to_the_server_or_computed_from_raw() {
+    let server = Server::start(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(
+        &dir,
+        json!({"endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant"}),
+    )
+    .await
+    .unwrap();
+    let start = first_stored_time(&source).await;
+    // Values 0..599, one a second: interval k averages 60k..60k+59.
+    let answer = source
+        .processed(&processed_request(
+            start,
+            vec![Function::Avg, Function::Max],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(source.last_answered_by(), Some(Answered::Server));
+    let averages: Vec<f64> = answer[0].1.iter().map(|s| s.value).collect();
+    let expected: Vec<f64> = (0..10).map(|k| 60.0 * k as f64 + 29.5).collect();
+    assert_eq!(averages, expected);
+    assert_eq!(answer[1].1[9].value, 599.0);
+    assert_eq!(
+        answer[0].1[0].time_us, start,
+        "stamped at each interval's start"
+    );
+
+    // A function with no OPC UA aggregate of the same meaning is computed by Uplink.
+    let answer = source
+        .processed(&processed_request(start, vec![Function::Count]))
+        .await
+        .unwrap();
+    assert_eq!(source.last_answered_by(), Some(Answered::Uplink));
+    assert_eq!(answer[0].1[0].value, 60.0);
+
+    // Raw with bounding values: the last before the start and the first after the end, whether
+    // or not the server honours returnBounds (asyncua does not).
+    let bounded = RawRequest {
+        tag: "Temperature".into(),
+        range: TimeRange::new(
+            from_micros(start + 10_500_000),
+            from_micros(start + 20_500_000),
+        )
+        .unwrap(),
+        max_count: None,
+        boundary: Boundary::Outside,
+    };
+    let mut stream = source.raw(&bounded).await.unwrap();
+    let mut values = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        values.extend(chunk.unwrap().into_iter().map(|s| s.value));
+    }
+    let expected_bounded: Vec<f64> = (10..=21).map(f64::from).collect();
+    assert_eq!(values, expected_bounded);
+
+    // Values at times, interpolated by the server.
+    let at = |s: f64| from_micros(start + (s * 1e6) as i64);
+    let request = AtTimesRequest {
+        tag: "Temperature".into(),
+        times: vec![at(10.5), at(3.0), at(100.25)],
+    };
+    let values = source.at_times(&request).await.unwrap();
+    assert_eq!(source.last_answered_by(), Some(Answered::Server));
+    let got: Vec<f64> = values.iter().map(|s| s.value).collect();
+    assert_eq!(got, [10.5, 3.0, 100.25], "in the order asked");
+
+    // A server without processed reads: the same averages, computed by Uplink.
+    let plain = Server::start(&["--no-processed"]).await;
+    let source = open(
+        &dir,
+        json!({"endpointUrl": plain.url(), "browseRoot": "ns=2;s=Plant"}),
+    )
+    .await
+    .unwrap();
+    let start = first_stored_time(&source).await;
+    let answer = source
+        .processed(&processed_request(start, vec![Function::Avg]))
+        .await
+        .unwrap();
+    assert_eq!(source.last_answered_by(), Some(Answered::Uplink));
+    let averages: Vec<f64> = answer[0].1.iter().map(|s| s.value).collect();
+    assert_eq!(averages, expected);
+    let at = |s: f64| from_micros(start + (s * 1e6) as i64);
+    let request = AtTimesRequest {
+        tag: "Temperature".into(),
+        times: vec![at(10.5), at(3.0), at(100.25)],
+    };
+    let values = source.at_times(&request).await.unwrap();
+    assert_eq!(source.last_answered_by(), Some(Answered::Uplink));
+    let got: Vec<f64> = values.iter().map(|s| s.value).collect();
+    assert_eq!(
+        got,
+        [10.5, 3.0, 100.25],
+        "the same answer, computed by Uplink"
+    );
+}
+
+async fn next_update(
+    stream: &mut uplink_source::SnapshotStream,
+    within: Duration,
+) -> Vec<uplink_model::TagValue> {
+    tokio::time::timeout(within, stream.next())
+        .await
+        .unwrap_or_else(|_| panic!("no update within {within:?}"))
+        .expect("the subscription ended")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_delivers_changes_within_a_publishing_interval() {
+    let server = Server::start(&["--period", "0.05"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(
+        &dir,
+        json!({"endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant", "publishingInterval": "200ms"}),
+    )
+    .await
+    .unwrap();
+    assert!(source.descriptor().capabilities.subscribe);
+    let tags = vec!["Counter".to_owned(), "Label".to_owned()];
+    let mut stream = source.subscribe(&tags).await.unwrap();
+    let first = next_update(&mut stream, Duration::from_secs(10)).await;
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[1].text.as_deref(), Some("Line one"));
+    let start = first[0].value.unwrap();
+    let mut last = start;
+    // The counter changes every 50 ms: each publishing interval (200 ms) brings a change. The
+    // bound is generous (the machine is loaded), far below what a poll every few seconds gives.
+    for _ in 0..5 {
+        let update = next_update(&mut stream, Duration::from_millis(200 + 1_800)).await;
+        let counter = update[0].value.unwrap();
+        assert!(counter >= last, "{counter} after {last}");
+        assert_eq!(
+            update[1].text.as_deref(),
+            Some("Line one"),
+            "unchanged tags keep their value"
+        );
+        last = counter;
+    }
+    assert!(last > start, "the counter moved: {start} → {last}");
+    assert_eq!(source.subscription_count(), 1);
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while source.subscription_count() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "dropping the stream never deleted the subscription"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_user_name_identity_signs_in_and_a_bad_password_is_a_plain_field_error() {
+    let server = Server::start(&["--user", "alice:s3cret-pw"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = |password: &str| {
+        json!({
+            "endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant",
+            "identity": "userName", "userName": "alice", "password": password,
+        })
+    };
+    let source = open(&dir, settings("s3cret-pw")).await.unwrap();
+    let values = source.snapshot(&["Pressure".to_owned()]).await.unwrap();
+    assert!(values[0].value.is_some());
+
+    let wrong = open(&dir, settings("guess")).await;
+    let message = field_error(wrong, "password");
+    assert!(message.contains("refused the identity"), "{message}");
+    assert!(!message.contains("guess"), "never the password itself");
+
+    let anonymous = open(&dir, json!({"endpointUrl": server.url()})).await;
+    let message = field_error(anonymous, "identity");
+    assert!(
+        message.contains("does not accept anonymous sign-in"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_and_encrypt_needs_the_server_certificate_trusted_first() {
+    let certs = tempfile::tempdir().unwrap();
+    let server = Server::start(&["--encrypted", certs.path().to_str().unwrap()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secure = |thumbprint: Option<&str>| {
+        let mut settings = json!({
+            "endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant",
+            "securityPolicy": "Basic256Sha256", "securityMode": "SignAndEncrypt",
+        });
+        if let Some(t) = thumbprint {
+            settings["trustedThumbprint"] = json!(t);
+        }
+        settings
+    };
+    // Seen for the first time: refused, with its thumbprints.
+    let message = field_error(open(&dir, secure(None)).await, "trustedThumbprint");
+    assert!(message.contains("not trusted yet"), "{message}");
+    let sha256 = message
+        .split("SHA-256 ")
+        .nth(1)
+        .and_then(|rest| rest.get(..64))
+        .unwrap_or_else(|| panic!("no SHA-256 thumbprint in: {message}"))
+        .to_owned();
+    assert!(sha256.chars().all(|c| c.is_ascii_hexdigit()));
+    let rejected = std::fs::read_dir(dir.path().join("opcua/pki/rejected"))
+        .unwrap()
+        .count();
+    assert_eq!(rejected, 1, "kept aside for the owner to inspect");
+    // Trying again does not trust it either.
+    field_error(open(&dir, secure(None)).await, "trustedThumbprint");
+
+    // Another thumbprint: refused.
+    let message = field_error(
+        open(&dir, secure(Some(&"ab".repeat(32)))).await,
+        "trustedThumbprint",
+    );
+    assert!(
+        message.contains("not the certificate you trusted"),
+        "{message}"
+    );
+
+    // The owner trusts it by its thumbprint: the session is encrypted and works.
+    let source = open(&dir, secure(Some(&sha256.to_uppercase())))
+        .await
+        .unwrap();
+    let values = source.snapshot(&["Temperature".to_owned()]).await.unwrap();
+    assert!(values[0].value.is_some());
+    drop(source);
+    // Now on the trust list: no thumbprint needed.
+    let again = open(&dir, secure(None)).await.unwrap();
+    assert!(again.snapshot(&["Label".to_owned()]).await.is_ok());
+    drop(again);
+    // The Aes policies, and signing only.
+    for (policy, mode) in [
+        ("Aes128Sha256RsaOaep", "SignAndEncrypt"),
+        ("Aes256Sha256RsaPss", "SignAndEncrypt"),
+        ("Basic256Sha256", "Sign"),
+    ] {
+        let mut settings = secure(None);
+        settings["securityPolicy"] = json!(policy);
+        settings["securityMode"] = json!(mode);
+        let source = open(&dir, settings)
+            .await
+            .unwrap_or_else(|err| panic!("{policy} {mode}: {err}"));
+        let values = source.snapshot(&["Label".to_owned()]).await.unwrap();
+        assert_eq!(
+            values[0].text.as_deref(),
+            Some("Line one"),
+            "{policy} {mode}"
+        );
+    }
+
+    // `uplink sources trust` for a fresh connector, checked against the thumbprint.
+    let other = tempfile::tempdir().unwrap();
+    let context = SourceContext::in_dir(other.path());
+    let err =
+        uplink_source_opcua::trust_server(&config(secure(None)), &context, Some(&"cd".repeat(20)))
+            .await
+            .unwrap_err();
+    assert!(err.to_string().contains("nothing was trusted"), "{err}");
+    let trusted = uplink_source_opcua::trust_server(&config(secure(None)), &context, Some(&sha256))
+        .await
+        .unwrap();
+    assert_eq!(trusted.sha256, sha256);
+    OpcUaSource::open(&config(secure(None)), &context)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_mid_subscription_is_survived() {
+    let mut server = Server::start(&["--period", "0.05"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(
+        &dir,
+        json!({"endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant",
+               "publishingInterval": "200ms", "timeout": "3s"}),
+    )
+    .await
+    .unwrap();
+    let mut stream = source.subscribe(&["Counter".to_owned()]).await.unwrap();
+    next_update(&mut stream, Duration::from_secs(10)).await;
+    next_update(&mut stream, Duration::from_secs(10)).await;
+
+    server.stop().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let health = loop {
+        let health = source.health();
+        if health.state == HealthState::Failed {
+            break health;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "health never said the server is gone"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let words = health.issues[0].message.clone();
+    assert!(
+        words.contains("connection to the server") || words.contains("reconnect"),
+        "{words}"
+    );
+    let err = source.snapshot(&["Counter".to_owned()]).await.unwrap_err();
+    assert!(
+        matches!(err.code(), "source_unavailable" | "source_timeout"),
+        "a read while the server is down fails with a stable code: {err}"
+    );
+
+    server.restart().await;
+    // The counter starts again from 1 on the new server: updates resume on the same stream.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let update = tokio::time::timeout(Duration::from_secs(90), stream.next())
+            .await
+            .expect("no update after the restart")
+            .expect("the subscription ended");
+        if source.reconnects() >= 1 && update[0].value.is_some_and(|v| v < 1_000.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no update from the restarted server"
+        );
+    }
+    next_update(&mut stream, Duration::from_secs(10)).await;
+    assert_eq!(source.health().state, HealthState::Ok);
+    assert!(source.snapshot(&["Counter".to_owned()]).await.is_ok());
+    // The re-created subscription is found again and deleted with the stream.
+    assert_eq!(source.subscription_count(), 1);
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while source.subscription_count() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the re-created subscription outlived its stream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_server_fails_reads_with_a_stable_code_instead_of_hanging() {
+    let server = Server::start(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(
+        &dir,
+        json!({"endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant", "timeout": "2s"}),
+    )
+    .await
+    .unwrap();
+    server.signal("-STOP");
+    let started = Instant::now();
+    let err = source
+        .snapshot(&["Temperature".to_owned()])
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    server.signal("-CONT");
+    assert!(
+        matches!(err.code(), "source_timeout" | "source_unavailable"),
+        "{} {err}",
+        err.code()
+    );
+    assert!(
+        waited < Duration::from_secs(30),
+        "gave up after {waited:?}, not never"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_set_the_variable_in_its_own_type() {
+    let server = Server::start(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(
+        &dir,
+        json!({"endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant"}),
+    )
+    .await
+    .unwrap();
+    source
+        .write("Setpoint", &WriteValue::Number(42.5))
+        .await
+        .unwrap();
+    let values = source.snapshot(&["Setpoint".to_owned()]).await.unwrap();
+    assert_eq!(values[0].value, Some(42.5));
+    let err = source
+        .write("Setpoint", &WriteValue::Text("hot".into()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("takes a number"), "{err}");
+    let err = source
+        .write("Nope", &WriteValue::Number(1.0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "unknown_tag");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_endpoint_is_a_plain_field_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let result = open(
+        &dir,
+        json!({"endpointUrl": format!("opc.tcp://127.0.0.1:{port}/"), "timeout": "3s"}),
+    )
+    .await;
+    let message = field_error(result, "endpointUrl");
+    assert!(
+        message.contains(&format!("opc.tcp://127.0.0.1:{port}/"))
+            && (message.contains("cannot reach an OPC UA server")
+                || message.contains("no OPC UA server answered")),
+        "{message}"
+    );
+
+    let result = open(&dir, json!({"endpointUrl": "http://127.0.0.1:80/"})).await;
+    assert!(field_error(result, "endpointUrl").contains("opc.tcp://"));
+
+    // A security policy the server does not offer.
+    let server = Server::start(&[]).await;
+    let result = open(
+        &dir,
+        json!({"endpointUrl": server.url(), "securityPolicy": "Basic256Sha256", "securityMode": "Sign"}),
+    )
+    .await;
+    assert!(field_error(result, "securityPolicy").contains("does not offer"));
+
+    // Outside a connector there is no folder for the certificate.
+    let err = OpcUaSource::open(
+        &config(json!({"endpointUrl": server.url()})),
+        &SourceContext::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("data folder"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_down_when_the_connector_starts_is_retried_until_it_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let settings = json!({
+        "endpointUrl": format!("opc.tcp://127.0.0.1:{port}/uplink/"),
+        "browseRoot": "ns=2;s=Plant", "timeout": "2s",
+    });
+    // A form being tested: the error at once.
+    assert!(open(&dir, settings.clone()).await.is_err());
+    // A connector starting: the source opens, failed, and keeps trying.
+    let context = SourceContext::in_dir(dir.path()).retrying();
+    let source = OpcUaSource::open(&config(settings), &context)
+        .await
+        .unwrap();
+    assert!(!source.is_connected());
+    let health = source.health();
+    assert_eq!(health.state, HealthState::Failed);
+    assert!(
+        health.issues[0].message.contains("not connected yet"),
+        "{health:?}"
+    );
+    let err = source
+        .snapshot(&["Temperature".to_owned()])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "source_unavailable", "{err}");
+
+    let _server = Server::start(&["--port", &port.to_string()]).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let page = source.search(&TagSearch::new("Temperature")).await;
+        if matches!(&page, Ok(p) if p.tags.len() == 1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never connected: {page:?} {:?}",
+            source.health()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(source.is_connected());
+    assert_eq!(source.health().state, HealthState::Ok);
+    let values = source.snapshot(&["Temperature".to_owned()]).await.unwrap();
+    assert!(values[0].value.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_x509_user_certificate_signs_in() {
+    let certs = tempfile::tempdir().unwrap();
+    let users = tempfile::tempdir().unwrap();
+    let server = Server::start(&[
+        "--encrypted",
+        certs.path().to_str().unwrap(),
+        "--x509-user",
+        users.path().to_str().unwrap(),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = json!({
+        "endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant",
+        "securityPolicy": "Basic256Sha256", "securityMode": "SignAndEncrypt",
+        "identity": "x509",
+        "userCertificate": users.path().join("user-cert.der"),
+        "userPrivateKey": users.path().join("user-key.pem"),
+    });
+    let context = SourceContext::in_dir(dir.path());
+    uplink_source_opcua::trust_server(&config(settings.clone()), &context, None)
+        .await
+        .unwrap();
+    let source = OpcUaSource::open(&config(settings.clone()), &context)
+        .await
+        .unwrap();
+    assert!(
+        source.snapshot(&["Pressure".to_owned()]).await.unwrap()[0]
+            .value
+            .is_some()
+    );
+
+    // Anonymous is not accepted by this server.
+    settings["identity"] = json!("anonymous");
+    let message = field_error(open(&dir, settings.clone()).await, "identity");
+    assert!(
+        message.contains("does not accept anonymous sign-in"),
+        "{message}"
+    );
+    // A certificate the server does not know: refused, on the certificate field.
+    settings["identity"] = json!("x509");
+    settings["userCertificate"] = json!(certs.path().join("server-cert.der"));
+    settings["userPrivateKey"] = json!(certs.path().join("server-key.pem"));
+    let message = field_error(open(&dir, settings.clone()).await, "userCertificate");
+    assert!(message.contains("refused the identity"), "{message}");
+    // A missing key file is named.
+    settings["userPrivateKey"] = json!(users.path().join("nope.pem"));
+    let message = field_error(open(&dir, settings).await, "userPrivateKey");
+    assert!(message.contains("not a readable file"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_change_event_refreshes_the_tag_list() {
+    let server = Server::start(&["--grow-after", "3"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(
+        &dir,
+        json!({"endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant", "publishingInterval": "200ms"}),
+    )
+    .await
+    .unwrap();
+    let before = source.search(&TagSearch::new("Added")).await.unwrap();
+    assert!(before.tags.is_empty(), "not there yet");
+    // Search reads the cached list; only the server's event makes it browse again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let page = source.search(&TagSearch::new("Added")).await.unwrap();
+        if let Some(tag) = page.tags.first() {
+            assert_eq!(tag.units, "kg");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new variable never appeared");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        source.subscription_count(),
+        0,
+        "the model watch is not a live-value stream"
+    );
+}
