@@ -68,42 +68,41 @@ ensure_tauri_driver() {
   fi
 }
 
-# schemathesis (Python, pinned) for the HTTP fuzz of the hub, in its own venv under the cache;
-# exports SCHEMATHESIS, the command tests/http/fuzz.py runs.
-SCHEMATHESIS_VERSION=4.32.5
-ensure_schemathesis() {
-  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/uplink/schemathesis-$SCHEMATHESIS_VERSION"
-  if [ ! -x "$venv/bin/schemathesis" ]; then
-    say "installing schemathesis $SCHEMATHESIS_VERSION (HTTP fuzz of the hub) in $venv"
-    python3 -m venv "$venv" || die "python3 with venv is needed for the HTTP fuzz of the hub"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+# A pinned Python package in a venv of its own under the cache (test tools and the test servers
+# of the data source kinds): ensure_venv NAME PIP_SPEC IMPORT WHAT sets VENV to its folder.
+ensure_venv() {
+  local name=$1 spec=$2 import=$3 what=$4
+  VENV="${XDG_CACHE_HOME:-$HOME/.cache}/uplink/$name"
+  if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import $import" 2>/dev/null; then
+    say "installing $spec ($what) in $VENV"
+    python3 -m venv "$VENV" || die "python3 with venv is needed for $what"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "$spec"
   fi
-  export SCHEMATHESIS="$venv/bin/schemathesis"
 }
 
-# pymodbus (Python, pinned: its API is moving) for the Modbus source's tests, which serve real
-# registers with it; in its own venv under the cache. Exports UPLINK_PYMODBUS_PYTHON, the python
-# crates/source-modbus/tests start tests/fixtures/modbus_server.py with.
+# schemathesis for the HTTP fuzz of the hub; exports SCHEMATHESIS, the command
+# tests/http/fuzz.py runs.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+  ensure_venv "schemathesis-$SCHEMATHESIS_VERSION" "schemathesis==$SCHEMATHESIS_VERSION" schemathesis "the HTTP fuzz of the hub"
+  export SCHEMATHESIS="$VENV/bin/schemathesis"
+}
+
+# pymodbus (its API is moving) for the Modbus source's tests, which serve real registers with
+# it; exports UPLINK_PYMODBUS_PYTHON, the python crates/source-modbus/tests start
+# tests/fixtures/modbus_server.py with.
 PYMODBUS_VERSION=3.16.1
 ensure_pymodbus() {
-  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/uplink/pymodbus-$PYMODBUS_VERSION"
-  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import pymodbus' 2>/dev/null; then
-    say "installing pymodbus $PYMODBUS_VERSION (the Modbus test server) in $venv"
-    python3 -m venv "$venv" || die "python3 with venv is needed for the Modbus tests"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "pymodbus==$PYMODBUS_VERSION"
-  fi
-  export UPLINK_PYMODBUS_PYTHON="$venv/bin/python"
-# Python asyncua (pinned) for the OPC UA data source's tests, in its own venv under the cache;
-# exports UPLINK_ASYNCUA_PYTHON, the python that runs tests/fixtures/opcua_server.py.
+  ensure_venv "pymodbus-$PYMODBUS_VERSION" "pymodbus==$PYMODBUS_VERSION" pymodbus "the Modbus test server"
+  export UPLINK_PYMODBUS_PYTHON="$VENV/bin/python"
+}
+
+# asyncua for the OPC UA data source's tests; exports UPLINK_ASYNCUA_PYTHON, the python that runs
+# tests/fixtures/opcua_server.py.
 ASYNCUA_VERSION=2.1.0
 ensure_asyncua() {
-  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/uplink/asyncua-$ASYNCUA_VERSION"
-  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import asyncua' 2>/dev/null; then
-    say "installing asyncua $ASYNCUA_VERSION (the OPC UA test server) in $venv"
-    python3 -m venv "$venv" || die "python3 with venv is needed for the OPC UA server the tests run"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "asyncua==$ASYNCUA_VERSION"
-  fi
-  export UPLINK_ASYNCUA_PYTHON="$venv/bin/python"
+  ensure_venv "asyncua-$ASYNCUA_VERSION" "asyncua==$ASYNCUA_VERSION" asyncua "the OPC UA test server"
+  export UPLINK_ASYNCUA_PYTHON="$VENV/bin/python"
 }
 
 build_ui() {

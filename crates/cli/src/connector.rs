@@ -169,15 +169,7 @@ async fn reload_when_asked(
     transport: Option<TransportChoice>,
     metrics_listen: crate::service::MetricsListen,
 ) {
-    while let Some(cause) = requests.next().await {
-        let cli = match crate::service::reread() {
-            Ok(cli) => cli,
-            Err(error) => {
-                tracing::warn!(cause, error = %format!("{error:#}"), "reload refused: the settings in service stay");
-                continue;
-            }
-        };
-        crate::service::apply_log_level(&cli.log_level);
+    while let Some((cause, cli)) = requests.next_settings().await {
         let crate::Command::Connector(args) = cli.command else {
             continue;
         };

@@ -568,15 +568,7 @@ async fn reload_when_asked(
     certificate: Arc<uplink_tls::CertificateSlot>,
     started: ServeArgs,
 ) {
-    while let Some(cause) = requests.next().await {
-        let cli = match crate::service::reread() {
-            Ok(cli) => cli,
-            Err(error) => {
-                tracing::warn!(cause, error = %format!("{error:#}"), "reload refused: the settings in service stay");
-                continue;
-            }
-        };
-        crate::service::apply_log_level(&cli.log_level);
+    while let Some((cause, cli)) = requests.next_settings().await {
         let crate::Command::Hub(args) = cli.command else {
             continue;
         };

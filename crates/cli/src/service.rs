@@ -220,9 +220,27 @@ impl ReloadRequests {
         }
     }
 
+    /// The settings as they read after the next request (and what caused it), with the log
+    /// level already applied. A request whose settings do not read (a broken file) is refused
+    /// in the log, and the settings in service stay.
+    pub async fn next_settings(&mut self) -> Option<(&'static str, crate::Cli)> {
+        loop {
+            let cause = self.next().await?;
+            match reread() {
+                Ok(cli) => {
+                    apply_log_level(&cli.log_level);
+                    return Some((cause, cli));
+                }
+                Err(error) => {
+                    tracing::warn!(cause, error = %format!("{error:#}"), "reload refused: the settings in service stay");
+                }
+            }
+        }
+    }
+
     /// The next request (what caused it), after a short quiet period so that one save that
     /// writes several times reloads once.
-    pub async fn next(&mut self) -> Option<&'static str> {
+    async fn next(&mut self) -> Option<&'static str> {
         let cause = self.receiver.recv().await?;
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         while self.receiver.try_recv().is_ok() {}

@@ -128,28 +128,13 @@ impl Visit for JsonFields {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
     use serde_json::Value;
 
     use crate::LogFormat;
+    use crate::test_support::Captured;
 
     const PASETO: &str = "v4.local.Xq3bJm0Zk9VgTz2rR8yQ1aW5uN7oP4sL6dF0hJ2kE9cV3xB_-Aa";
     const SECRET: &str = "hunter2-the-site-password";
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn each_event_is_one_json_object_with_secrets_removed() {
@@ -168,7 +153,7 @@ mod tests {
             );
             tracing::warn!("sent Authorization: Bearer {PASETO} to the hub");
         });
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = out.text();
         assert!(!text.contains(SECRET), "{text}");
         assert!(!text.contains("Xq3bJm0Zk9"), "{text}");
         let lines: Vec<Value> = text

@@ -219,23 +219,8 @@ pub fn init_with(
 
 #[cfg(test)]
 mod level_tests {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
     use crate::LogFormat;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::test_support::Captured;
 
     #[test]
     fn the_level_changes_while_running_and_a_bad_one_is_refused() {
@@ -259,7 +244,7 @@ mod level_tests {
             level.set("warn").unwrap();
             tracing::info!("second info");
         });
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = out.text();
         assert!(!text.contains("first debug"), "{text}");
         assert!(text.contains("first info"), "{text}");
         assert!(text.contains("second debug"), "{text}");
@@ -268,5 +253,32 @@ mod level_tests {
             "a refused level keeps the one in force: {text}"
         );
         assert!(!text.contains("second info"), "{text}");
+    }
+}
+
+/// What the tests log into.
+#[cfg(test)]
+mod test_support {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    /// Lines written, kept for the test to read.
+    #[derive(Clone, Default)]
+    pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Captured {
+        pub(crate) fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 }
