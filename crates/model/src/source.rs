@@ -68,6 +68,17 @@ impl Capabilities {
         }
     }
 
+    /// What a source of live values without history of its own offers (a device polled or a
+    /// broker subscribed to): search, snapshot and push; history comes from recording it.
+    pub fn live_only() -> Self {
+        Self {
+            search: true,
+            snapshot: true,
+            subscribe: true,
+            ..Self::default()
+        }
+    }
+
     /// True when `function` is among the processed functions offered.
     pub fn supports(&self, function: Function) -> bool {
         self.processed.iter().any(|d| d.name == function)

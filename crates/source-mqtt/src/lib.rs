@@ -442,12 +442,7 @@ impl DataSource for MqttSource {
             name: self.inner.name.clone(),
             kind: KIND.into(),
             description: self.inner.description.clone(),
-            capabilities: Capabilities {
-                search: true,
-                snapshot: true,
-                subscribe: true,
-                ..Capabilities::default()
-            },
+            capabilities: Capabilities::live_only(),
         }
     }
 
