@@ -26,6 +26,7 @@ build_server_packages() {
   install -D -m 0644 packaging/default/uplink-connector "$root/etc/default/uplink-connector"
   install -D -m 0644 docs/operations.md "$root/usr/share/doc/uplink/operations.md"
   install -D -m 0644 README.md "$root/usr/share/doc/uplink/README.md"
+  install -D -m 0644 packaging/grafana/uplink.json "$root/usr/share/uplink/grafana/uplink.json"
 
   # .deb
   local deb="$stage/deb"

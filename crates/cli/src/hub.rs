@@ -538,7 +538,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot use the TLS certificate and key")?;
     let tls = certificate.server_config();
     let requests = crate::service::ReloadRequests::listen(started_config().as_deref());
-    let _reloads = tokio::spawn(reload_when_asked(requests, certificate, args.clone()));
+    let _reloads = tokio::spawn(reload_when_asked(
+        requests,
+        certificate,
+        hub.clone(),
+        args.clone(),
+    ));
     let _metrics = {
         let hub = hub.clone();
         crate::service::serve_metrics(args.metrics_listen, move || {
@@ -561,13 +566,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// On SIGHUP, or when the `--config` file changes, reads the settings again (the start's flags
 /// and environment still win over the file) and applies what can change while serving: the TLS
 /// certificate and key (read again even when their paths are the same, so an ACME renewal needs
-/// no restart) and the log level. A certificate that cannot be used is refused with the reason
-/// in the log and the one in service stays; a changed setting that needs a restart is named.
+/// no restart), the limits (for requests and connections that arrive from then on) and the log
+/// level. A certificate that cannot be used is refused with the reason in the log and the one in
+/// service stays; a changed setting that needs a restart is named.
 async fn reload_when_asked(
     mut requests: crate::service::ReloadRequests,
     certificate: Arc<uplink_tls::CertificateSlot>,
+    hub: Arc<Hub>,
     started: ServeArgs,
 ) {
+    let mut in_force = started.clone();
     while let Some((cause, cli)) = requests.next_settings().await {
         let crate::Command::Hub(args) = cli.command else {
             continue;
@@ -577,6 +585,8 @@ async fn reload_when_asked(
             _ => args.serve,
         };
         reload_certificate(&certificate, &now, cause);
+        reload_limits(&hub, &in_force, &now, cause);
+        in_force = now.clone();
         let needs_restart = restart_only_changes(&started, &now);
         if !needs_restart.is_empty() {
             tracing::warn!(
@@ -586,6 +596,49 @@ async fn reload_when_asked(
             );
         }
     }
+}
+
+/// Puts the limits of `now` in force where they differ from `before`, and names them.
+fn reload_limits(hub: &Hub, before: &ServeArgs, now: &ServeArgs, cause: &str) {
+    let changed = limit_changes(before, now);
+    if changed.is_empty() {
+        return;
+    }
+    let mut config = hub.config.clone();
+    config.max_connectors = now.max_connectors;
+    now.limits.apply(&mut config);
+    hub.limits
+        .replace(uplink_hub::live_limits::Limits::of(&config));
+    tracing::warn!(
+        cause,
+        changed = %changed.join(", "),
+        "reloaded limits: requests and connections arriving from now on get them"
+    );
+}
+
+/// The limits (by their flag and configuration key) that differ between `before` and `now`.
+fn limit_changes(before: &ServeArgs, now: &ServeArgs) -> Vec<&'static str> {
+    let (was, is) = (&before.limits, &now.limits);
+    [
+        (
+            "max-connectors",
+            before.max_connectors != now.max_connectors,
+        ),
+        ("max-connections", was.max_connections != is.max_connections),
+        ("header-timeout", was.header_timeout != is.header_timeout),
+        ("send-timeout", was.send_timeout != is.send_timeout),
+        (
+            "max-header-bytes",
+            was.max_header_bytes != is.max_header_bytes,
+        ),
+        ("max-headers", was.max_headers != is.max_headers),
+        ("max-form-body", was.max_form_body != is.max_form_body),
+        ("max-api-body", was.max_api_body != is.max_api_body),
+        ("body-timeout", was.body_timeout != is.body_timeout),
+    ]
+    .into_iter()
+    .filter_map(|(name, differs)| differs.then_some(name))
+    .collect()
 }
 
 /// The `--config` file this process was started with, if any.
@@ -645,19 +698,9 @@ fn restart_only_changes(before: &ServeArgs, now: &ServeArgs) -> Vec<&'static str
         format!("{:?}", now.issuer),
     );
     check(
-        "max-connectors",
-        before.max_connectors.to_string(),
-        now.max_connectors.to_string(),
-    );
-    check(
         "metrics-listen",
         format!("{:?}", before.metrics_listen),
         format!("{:?}", now.metrics_listen),
-    );
-    check(
-        "limits",
-        format!("{:?}", before.limits),
-        format!("{:?}", now.limits),
     );
     changed
 }

@@ -1,6 +1,7 @@
 //! A hub serving its own certificate (`--tls-cert`/`--tls-key`) takes a renewed one on SIGHUP:
 //! the next handshake presents it with no restart; a pair that cannot be used is refused with
-//! the reason in the log, and the certificate in service stays.
+//! the reason in the log, and the certificate in service stays. Limits changed in the
+//! configuration file apply to the next request, with no restart either.
 
 mod common;
 
@@ -37,6 +38,33 @@ fn presented(listen: &str, trusted: &[&LoopbackCa]) -> Option<Vec<u8>> {
     tls.flush().ok()?;
     let leaf = tls.conn.peer_certificates()?.first()?.to_vec();
     Some(leaf)
+}
+
+/// The status line and body the hub at `listen` answers to a POST of `body` bytes to `path`.
+fn post(listen: &str, trusted: &LoopbackCa, path: &str, body: usize) -> String {
+    use std::io::Read as _;
+    uplink_tls::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(trusted.ca_pem().as_bytes()).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("localhost").unwrap();
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let socket = TcpStream::connect(listen).unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, socket);
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {body}\r\nConnection: close\r\n\r\n"
+    );
+    tls.write_all(head.as_bytes()).unwrap();
+    tls.write_all(&vec![b' '; body]).unwrap();
+    tls.flush().unwrap();
+    let mut answer = Vec::new();
+    // The hub may close without TLS close_notify once it has refused the body.
+    let _ = tls.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 fn leaf_of(ca: &LoopbackCa) -> Vec<u8> {
@@ -161,14 +189,20 @@ fn a_changed_configuration_file_is_applied_without_a_signal() {
         logged().contains("watching the configuration file")
     });
 
-    // Pointing the file at the renewed pair, with a debug log level and a limit that needs a
-    // restart: the certificate and the level apply at once, the limit is named.
+    // Under the default limit a 2 KiB query body is read (and refused for want of a token).
+    let query = "/api/v1/sources/src_any/query";
+    let answer = post(&listen, &first, query, 2048);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+
+    // Pointing the file at the renewed pair, with a debug log level, a lower body limit and a
+    // setting that needs a restart: the certificate, the level and the limit apply at once,
+    // the other setting is named.
     std::fs::write(
         &config,
         settings(
             &cert_b,
             &key_b,
-            "log-level = \"debug\"\nmax-connectors = 7\n",
+            "log-level = \"debug\"\nmax-api-body = 1024\nissuer = \"https://elsewhere.test\"\n",
         ),
     )
     .unwrap();
@@ -186,7 +220,13 @@ fn a_changed_configuration_file_is_applied_without_a_signal() {
     });
     let said = logged();
     assert!(said.contains("logging at this level now"), "{said}");
-    assert!(said.contains("changed=max-connectors"), "{said}");
+    assert!(said.contains("changed=issuer"), "{said}");
+    assert!(said.contains("reloaded limits"), "{said}");
+    assert!(said.contains("changed=max-api-body"), "{said}");
+    let answer = post(&listen, &renewed, query, 2048);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"code\":\"body_too_large\""), "{answer}");
+    assert!(answer.contains("limit of 1024 bytes"), "{answer}");
 
     // A broken file is refused whole: the renewed certificate stays.
     std::fs::write(&config, "listen = \n").unwrap();

@@ -1,7 +1,8 @@
 //! `uplink hub serve --metrics-listen` and `uplink connector run --metrics-listen`: Prometheus
 //! metrics on a listener of their own, in a form
 //! `promtool check metrics` accepts, counting what happened (a linked connector, a refused
-//! token), never naming a user, app or connector, and absent from the public port.
+//! token), never naming a user, app or connector, and absent from the public port; the Grafana
+//! dashboard the package installs reads only what they export.
 
 mod common;
 
@@ -159,4 +160,127 @@ async fn the_hub_counts_links_and_refusals_for_prometheus() {
         assert!(!text.contains(private), "{private} in\n{text}");
     }
     tokio::task::block_in_place(|| promtool_accepts(&text));
+    tokio::task::block_in_place(|| the_dashboard_reads_what_is_exported(&[&text, &on_site]));
+}
+
+/// Every series name a scrape offers: the samples', and for each `# TYPE` the names its
+/// samples take.
+fn exported_names(scrapes: &[&str]) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for line in scrapes.iter().flat_map(|s| s.lines()) {
+        if let Some(declared) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = declared.split_once(' ').unwrap();
+            let suffixes: &[&str] = match kind {
+                "histogram" => &["_bucket", "_sum", "_count"],
+                _ => &[""],
+            };
+            for suffix in suffixes {
+                names.insert(format!("{name}{suffix}"));
+            }
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let end = line.find(['{', ' ']).unwrap_or(line.len());
+            names.insert(line[..end].to_owned());
+        }
+    }
+    names
+}
+
+/// The families a metrics module registers (`registry.register("name", …)`), with `prefix`:
+/// a labelled family is in a scrape only once it has a sample, which an idle hub lacks.
+fn registered_families(source: &str, prefix: &str) -> Vec<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(source);
+    let text = std::fs::read_to_string(path).unwrap();
+    text.split("registry.register(")
+        .skip(1)
+        .map(|call| {
+            let name = call.split('"').nth(1).unwrap();
+            format!("{prefix}{name}")
+        })
+        .collect()
+}
+
+/// `packaging/grafana/uplink.json` (installed by the server package) is a Grafana dashboard
+/// whose every query names only series the hub and connector export (seen in a scrape, or a
+/// family they register that has no sample yet), in PromQL that promtool parses.
+fn the_dashboard_reads_what_is_exported(scrapes: &[&str]) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../packaging/grafana/uplink.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(dashboard["schemaVersion"].as_u64().unwrap() >= 36);
+    let variables = dashboard["templating"]["list"].as_array().unwrap();
+    assert!(
+        variables
+            .iter()
+            .any(|v| v["type"] == "datasource" && v["query"] == "prometheus"),
+        "a Prometheus data source variable"
+    );
+    let exported = exported_names(scrapes);
+    let mut families = registered_families("../hub/src/metrics.rs", "uplink_hub_");
+    families.extend(registered_families(
+        "../connector/src/runtime/metrics.rs",
+        "uplink_connector_",
+    ));
+    assert!(families.len() >= 20, "{families:?}");
+    let mut expressions = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        if panel["type"] == "row" {
+            continue;
+        }
+        let title = panel["title"].as_str().unwrap();
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{title} has no query");
+        for target in targets {
+            let expr = target["expr"].as_str().unwrap();
+            let named: Vec<&str> = expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|word| word.starts_with("uplink_"))
+                .collect();
+            assert!(!named.is_empty(), "{title}: {expr} names no Uplink series");
+            for name in named {
+                let declared = families.iter().any(|family| {
+                    ["", "_total", "_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|suffix| format!("{family}{suffix}") == name)
+                });
+                assert!(
+                    exported.contains(name) || declared,
+                    "{title}: {name} is not exported; exported: {exported:?}, registered: {families:?}"
+                );
+            }
+            expressions.push(expr.to_owned());
+        }
+    }
+    assert!(expressions.len() >= 20, "{} queries", expressions.len());
+    // Grafana's own interval variable stands for a range promtool can parse.
+    let rules = expressions
+        .iter()
+        .enumerate()
+        .map(|(i, expr)| {
+            let expr = expr.replace("$__rate_interval", "5m");
+            format!(
+                "      - record: uplink:dashboard_{i}\n        expr: {}\n",
+                serde_json::to_string(&expr).unwrap()
+            )
+        })
+        .collect::<String>();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dashboard.rules.yml");
+    std::fs::write(
+        &file,
+        format!("groups:\n  - name: dashboard\n    rules:\n{rules}"),
+    )
+    .unwrap();
+    let checked = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
 }

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const FILES: [&str; 10] = [
+const FILES: [&str; 11] = [
     "/usr/bin/uplink",
     "/usr/lib/systemd/system/uplink-hub.service",
     "/usr/lib/systemd/system/uplink-connector.service",
@@ -18,6 +18,7 @@ const FILES: [&str; 10] = [
     "/etc/default/uplink-connector",
     "/usr/share/doc/uplink/operations.md",
     "/usr/share/doc/uplink/README.md",
+    "/usr/share/uplink/grafana/uplink.json",
 ];
 
 fn repo() -> PathBuf {

@@ -37,21 +37,46 @@ impl Default for BodyLimits {
     }
 }
 
-/// The limit one group of routes applies: the state of [`read_whole_body`].
-#[derive(Debug, Clone, Copy)]
+/// Which of [`BodyLimits`] a group of routes applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyGroup {
+    /// [`BodyLimits::form_bytes`].
+    Form,
+    /// [`BodyLimits::api_bytes`].
+    Api,
+}
+
+/// The limit one group of routes applies, read from the limits in force for each request:
+/// the state of [`read_whole_body`].
+#[derive(Debug, Clone)]
 pub struct RouteLimit {
-    /// Largest body in bytes.
-    pub bytes: usize,
-    /// Longest time for the body to arrive.
-    pub timeout: Duration,
+    /// Which size limit applies.
+    pub group: BodyGroup,
+    /// Where the limits in force are.
+    pub limits: std::sync::Arc<crate::live_limits::LiveLimits>,
+}
+
+/// The size and time one request's body may take.
+#[derive(Debug, Clone, Copy)]
+struct Limit {
+    bytes: usize,
+    timeout: Duration,
 }
 
 /// Middleware: reads the body within the route's limits, then runs the handler on it.
 pub async fn read_whole_body(
-    State(limit): State<RouteLimit>,
+    State(route): State<RouteLimit>,
     request: Request,
     next: Next,
 ) -> Response {
+    let bodies = route.limits.bodies();
+    let limit = Limit {
+        bytes: match route.group {
+            BodyGroup::Form => bodies.form_bytes,
+            BodyGroup::Api => bodies.api_bytes,
+        },
+        timeout: bodies.read_timeout,
+    };
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -103,6 +103,8 @@ pub struct Hub {
     pub answers: Arc<InFlight>,
     /// What Prometheus scrapes.
     pub metrics: Arc<crate::metrics::HubMetrics>,
+    /// The limits in force, seeded from [`Hub::config`] and replaceable while serving.
+    pub limits: Arc<crate::live_limits::LiveLimits>,
     pub(crate) limiters: Limiters,
     /// The last change of the store's feed this hub announced.
     change_cursor: tokio::sync::Mutex<i64>,
@@ -165,6 +167,9 @@ impl Hub {
             change_cursor,
             limiters: Limiters::counted_in(config.rate_limits, metrics.clone()),
             recently_touched: Default::default(),
+            limits: Arc::new(crate::live_limits::LiveLimits::new(
+                crate::live_limits::Limits::of(&config),
+            )),
             links: Arc::new(LocalRouter::new(
                 store.clone(),
                 config.query_timeout,

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use crate::api::ApiErrorCode;
-use crate::body_limit::{RouteLimit, read_whole_body};
+use crate::body_limit::{BodyGroup, RouteLimit, read_whole_body};
 use crate::hub::Hub;
 use crate::{access, api, health, link, oauth, pages};
 
@@ -22,17 +22,16 @@ use crate::{access, api, health, link, oauth, pages};
 /// up to [`uplink_link::MAX_LINK_MESSAGE_BYTES`], which the link's own SignalR limit checks.
 pub fn router(hub: Arc<Hub>) -> Router {
     let link = link::router(hub.clone());
-    let bodies = hub.config.bodies;
-    let limit = |bytes| {
+    let limit = |group| {
         middleware::from_fn_with_state(
             RouteLimit {
-                bytes,
-                timeout: bodies.read_timeout,
+                group,
+                limits: hub.limits.clone(),
             },
             read_whole_body,
         )
     };
-    let data_api = api::routes(hub.relay()).layer(limit(bodies.api_bytes));
+    let data_api = api::routes(hub.relay()).layer(limit(BodyGroup::Api));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -78,7 +77,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
             "/api/v1/sources/{source}/access",
             get(access::source_access),
         )
-        .layer(limit(bodies.form_bytes))
+        .layer(limit(BodyGroup::Form))
         .merge(data_api)
         // The limits above bound every body; axum's own default must not cut one shorter.
         .layer(DefaultBodyLimit::disable())

@@ -42,9 +42,9 @@ pub async fn serve_tls(
     };
     // Revokes made by admin commands or other processes reach live links at once.
     let follower = tokio::spawn(hub.clone().follow_changes());
-    let limits = hub.config.serving.clone();
+    let limits = hub.limits.serving();
     let app = crate::router::router(hub);
-    let result = uplink_tls::serve_with_limits(listener, tls, app, shutdown, limits).await;
+    let result = uplink_tls::serve_with_live_limits(listener, tls, app, shutdown, limits).await;
     sweeper.abort();
     follower.abort();
     result.map_err(|source| crate::error::HubError::Io {

@@ -29,7 +29,7 @@ pub use loopback::LoopbackCa;
 pub use reload::CertificateSlot;
 /// The server configuration every serving function takes.
 pub use rustls::ServerConfig;
-pub use serve::{ServeLimits, serve, serve_with_limits};
+pub use serve::{ServeLimits, ServeLimitsSlot, serve, serve_with_limits, serve_with_live_limits};
 
 /// Makes *ring* the process-wide rustls provider. Safe to call any number of times.
 pub fn install_crypto_provider() {

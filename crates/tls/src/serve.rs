@@ -2,6 +2,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::watch;
 use tokio::time::Sleep;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
@@ -80,17 +81,44 @@ pub async fn serve_with_limits(
     shutdown: impl Future<Output = ()> + Send,
     limits: ServeLimits,
 ) -> io::Result<()> {
+    let limits = Arc::new(ServeLimitsSlot::new(limits));
+    serve_with_live_limits(listener, config, app, shutdown, limits).await
+}
+
+/// The limits a server applies, replaceable while it serves (an operator's reload): each new
+/// connection is served under the limits in force when it was accepted; connections already
+/// open keep theirs. A lower connection cap closes no connection: new ones are refused until
+/// enough have ended.
+#[derive(Debug)]
+pub struct ServeLimitsSlot(watch::Sender<ServeLimits>);
+
+impl ServeLimitsSlot {
+    /// A slot holding `limits`.
+    pub fn new(limits: ServeLimits) -> Self {
+        Self(watch::Sender::new(limits))
+    }
+
+    /// The limits in force.
+    pub fn current(&self) -> ServeLimits {
+        self.0.borrow().clone()
+    }
+
+    /// Puts `limits` in force for the connections accepted from now on.
+    pub fn replace(&self, limits: ServeLimits) {
+        self.0.send_replace(limits);
+    }
+}
+
+/// [`serve`] with limits an operator can replace while it serves.
+pub async fn serve_with_live_limits(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send,
+    live: Arc<ServeLimitsSlot>,
+) -> io::Result<()> {
     let acceptor = TlsAcceptor::from(config);
-    // HTTP/1.1 only, as the TLS configuration announces over ALPN: a client cannot slip past
-    // these limits by opening HTTP/2 with prior knowledge.
-    let mut http = hyper::server::conn::http1::Builder::new();
-    // hyper applies its header read timeout only with a timer; it runs while a connection
-    // waits for a request, so it also ends idle keep-alive connections.
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_header_size(limits.max_header_bytes)
-        .max_headers(limits.max_headers);
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let open = Arc::new(AtomicUsize::new(0));
     let mut last_refusal_logged: Option<Instant> = None;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -106,7 +134,8 @@ pub async fn serve_with_limits(
             },
             () = &mut shutdown => return Ok(()),
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
+        let limits = live.current();
+        let Some(permit) = OpenConnection::admit(&open, limits.max_connections) else {
             // Dropping the stream closes it at once; the connections in service keep theirs.
             drop(stream);
             if last_refusal_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
@@ -125,7 +154,15 @@ pub async fn serve_with_limits(
         }
         let acceptor = acceptor.clone();
         let app = app.clone();
-        let http = http.clone();
+        // HTTP/1.1 only, as the TLS configuration announces over ALPN: a client cannot slip
+        // past these limits by opening HTTP/2 with prior knowledge.
+        let mut http = hyper::server::conn::http1::Builder::new();
+        // hyper applies its header read timeout only with a timer; it runs while a connection
+        // waits for a request, so it also ends idle keep-alive connections.
+        http.timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_header_size(limits.max_header_bytes)
+            .max_headers(limits.max_headers);
         let (handshake_timeout, send_timeout) = (limits.handshake_timeout, limits.send_timeout);
         let (max_header_bytes, max_headers) = (limits.max_header_bytes, limits.max_headers);
         tokio::spawn(async move {
@@ -161,6 +198,26 @@ pub async fn serve_with_limits(
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         });
+    }
+}
+
+/// One connection counted against the cap, until it is dropped.
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl OpenConnection {
+    /// Counts one more connection, unless `max` are open already.
+    fn admit(open: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| Self(open.clone()))
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

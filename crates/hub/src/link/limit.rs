@@ -26,7 +26,7 @@ pub const LIMIT_CODE: &str = "connector_limit";
 /// The cap and what it counts.
 #[derive(Debug)]
 pub struct ConnectorLimit {
-    max: usize,
+    limits: Arc<crate::live_limits::LiveLimits>,
     server: HubServer,
     /// Requests admitted that have not yet finished opening their connection.
     opening: Mutex<usize>,
@@ -35,10 +35,10 @@ pub struct ConnectorLimit {
 }
 
 impl ConnectorLimit {
-    /// A cap of `max` connections on `server`'s endpoint.
-    pub fn new(max: usize, server: HubServer) -> Self {
+    /// A cap on connections to `server`'s endpoint: the limits' `max_connectors` in force.
+    pub fn new(limits: Arc<crate::live_limits::LiveLimits>, server: HubServer) -> Self {
         Self {
-            max,
+            limits,
             server,
             opening: Mutex::new(0),
             last_warned: AtomicI64::new(i64::MIN),
@@ -48,7 +48,7 @@ impl ConnectorLimit {
     /// A slot for one more connection, held while it opens; `None` at the cap.
     fn admit(self: &Arc<Self>) -> Option<Opening> {
         let mut opening = self.opening.lock().unwrap_or_else(|p| p.into_inner());
-        if self.server.open_connections() + *opening >= self.max {
+        if self.server.open_connections() + *opening >= self.limits.max_connectors() {
             return None;
         }
         *opening += 1;
@@ -56,6 +56,7 @@ impl ConnectorLimit {
     }
 
     fn refusal(&self) -> Response {
+        let max = self.limits.max_connectors();
         let now = crate::clock::now();
         let last = self.last_warned.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= 60
@@ -65,18 +66,18 @@ impl ConnectorLimit {
                 .is_ok()
         {
             tracing::warn!(
-                max_connectors = self.max,
+                max_connectors = max,
                 "connector link refused: the hub is at its connector limit (logged once a minute)"
             );
         } else {
             tracing::debug!(
-                max_connectors = self.max,
+                max_connectors = max,
                 "connector link refused at the limit"
             );
         }
         let message = format!(
             "this hub serves at most {} connector links at once and all are in use; retry in {RETRY_AFTER_SECS} s",
-            self.max
+            max
         );
         // `error` is where a SignalR client looks in a negotiate answer.
         let body = serde_json::json!({ "code": LIMIT_CODE, "message": message, "error": message });

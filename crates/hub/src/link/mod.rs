@@ -68,10 +68,7 @@ pub fn server(hub: Arc<Hub>) -> HubServer {
 /// ([`crate::HubConfig::max_connectors`]). Mount at [`uplink_link::HUB_PATH`].
 pub fn router(hub: Arc<Hub>) -> Router {
     let server = server(hub.clone());
-    let cap = Arc::new(limit::ConnectorLimit::new(
-        hub.config.max_connectors,
-        server.clone(),
-    ));
+    let cap = Arc::new(limit::ConnectorLimit::new(hub.limits.clone(), server.clone()));
     server
         .router()
         .layer(axum::middleware::from_fn_with_state(cap, limit::gate))
