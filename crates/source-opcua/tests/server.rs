@@ -12,13 +12,13 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use uplink_model::time_expr::from_micros;
 use uplink_model::{
-    AtTimesRequest, Boundary, DataType, Function, ProcessedRequest, RawRequest, Span, Status,
-    TagSearch, TimeRange,
+    AtTimesRequest, Boundary, ComputedBy, DataType, Function, ProcessedRequest, RawRequest, Span,
+    Status, TagSearch, TimeRange,
 };
 use uplink_source::{
     DataSource, HealthState, SourceConfig, SourceContext, SourceError, WriteValue,
 };
-use uplink_source_opcua::{Answered, OpcUaSource};
+use uplink_source_opcua::OpcUaSource;
 
 const ASYNCUA_VERSION: &str = "2.1.0";
 
@@ -363,7 +363,12 @@ async fn processed_reads_are_pushed_down_to_the_server_or_computed_from_raw() {
         ))
         .await
         .unwrap();
-    assert_eq!(source.last_answered_by(), Some(Answered::Server));
+    assert_eq!(
+        answer.by,
+        ComputedBy::Source,
+        "HistoryRead processed on the server"
+    );
+    let answer = answer.values;
     let averages: Vec<f64> = answer[0].1.iter().map(|s| s.value).collect();
     let expected: Vec<f64> = (0..10).map(|k| 60.0 * k as f64 + 29.5).collect();
     assert_eq!(averages, expected);
@@ -378,7 +383,12 @@ async fn processed_reads_are_pushed_down_to_the_server_or_computed_from_raw() {
         .processed(&processed_request(start, vec![Function::Count]))
         .await
         .unwrap();
-    assert_eq!(source.last_answered_by(), Some(Answered::Uplink));
+    assert_eq!(
+        answer.by,
+        ComputedBy::Uplink,
+        "no OPC UA aggregate for COUNT"
+    );
+    let answer = answer.values;
     assert_eq!(answer[0].1[0].value, 60.0);
 
     // Raw with bounding values: the last before the start and the first after the end, whether
@@ -408,9 +418,20 @@ async fn processed_reads_are_pushed_down_to_the_server_or_computed_from_raw() {
         times: vec![at(10.5), at(3.0), at(100.25)],
     };
     let values = source.at_times(&request).await.unwrap();
-    assert_eq!(source.last_answered_by(), Some(Answered::Server));
-    let got: Vec<f64> = values.iter().map(|s| s.value).collect();
+    assert_eq!(values.by, ComputedBy::Source, "HistoryRead at-time");
+    let got: Vec<f64> = values.values.iter().map(|s| s.value).collect();
     assert_eq!(got, [10.5, 3.0, 100.25], "in the order asked");
+
+    // Several functions, one the server lacks: the answer as a whole is Uplink's.
+    let answer = source
+        .processed(&processed_request(
+            start,
+            vec![Function::Avg, Function::Count],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(answer.by, ComputedBy::Uplink);
+    assert_eq!(answer.values[0].1[0].value, 29.5);
 
     // A server without processed reads: the same averages, computed by Uplink.
     let plain = Server::start(&["--no-processed"]).await;
@@ -425,7 +446,12 @@ async fn processed_reads_are_pushed_down_to_the_server_or_computed_from_raw() {
         .processed(&processed_request(start, vec![Function::Avg]))
         .await
         .unwrap();
-    assert_eq!(source.last_answered_by(), Some(Answered::Uplink));
+    assert_eq!(
+        answer.by,
+        ComputedBy::Uplink,
+        "the server lacks processed reads"
+    );
+    let answer = answer.values;
     let averages: Vec<f64> = answer[0].1.iter().map(|s| s.value).collect();
     assert_eq!(averages, expected);
     let at = |s: f64| from_micros(start + (s * 1e6) as i64);
@@ -434,8 +460,8 @@ async fn processed_reads_are_pushed_down_to_the_server_or_computed_from_raw() {
         times: vec![at(10.5), at(3.0), at(100.25)],
     };
     let values = source.at_times(&request).await.unwrap();
-    assert_eq!(source.last_answered_by(), Some(Answered::Uplink));
-    let got: Vec<f64> = values.iter().map(|s| s.value).collect();
+    assert_eq!(values.by, ComputedBy::Uplink);
+    let got: Vec<f64> = values.values.iter().map(|s| s.value).collect();
     assert_eq!(
         got,
         [10.5, 3.0, 100.25],
@@ -912,4 +938,53 @@ async fn a_model_change_event_refreshes_the_tag_list() {
         0,
         "the model watch is not a live-value stream"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_keep_the_servers_own_status_code() {
+    let server = Server::start(&["--period", "0.05"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(
+        &dir,
+        json!({"endpointUrl": server.url(), "browseRoot": "ns=2;s=Quality", "publishingInterval": "200ms"}),
+    )
+    .await
+    .unwrap();
+    // BadSensorFailure and UncertainLastUsableValue, as OPC UA numbers them.
+    const BAD_SENSOR_FAILURE: u32 = 0x808C_0000;
+    const UNCERTAIN_LAST_USABLE: u32 = 0x4090_0000;
+    let tags = vec!["Failed".to_owned(), "Stale".to_owned()];
+    let values = source.snapshot(&tags).await.unwrap();
+    assert_eq!(values[0].status, Status::Bad);
+    assert_eq!(values[0].source_status_code, Some(BAD_SENSOR_FAILURE));
+    assert_eq!(values[1].status, Status::Uncertain);
+    assert_eq!(values[1].source_status_code, Some(UNCERTAIN_LAST_USABLE));
+    let json = serde_json::to_value(&values[0]).unwrap();
+    assert_eq!(json["sourceStatusCode"], BAD_SENSOR_FAILURE);
+
+    // Live values carry it too: a change of Stale arrives with its code.
+    let mut stream = source.subscribe(&tags).await.unwrap();
+    let first = next_update(&mut stream, Duration::from_secs(10)).await;
+    let before = first[1].value;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let update = next_update(&mut stream, Duration::from_secs(10)).await;
+        if update[1].value != before {
+            assert_eq!(update[1].status, Status::Uncertain);
+            assert_eq!(update[1].source_status_code, Some(UNCERTAIN_LAST_USABLE));
+            assert_eq!(update[0].source_status_code, Some(BAD_SENSOR_FAILURE));
+            break;
+        }
+        assert!(Instant::now() < deadline, "Stale never changed");
+    }
+
+    // A plain Good value carries no code.
+    let plain = open(
+        &dir,
+        json!({"endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant"}),
+    )
+    .await
+    .unwrap();
+    let good = plain.snapshot(&["Label".to_owned()]).await.unwrap();
+    assert_eq!(good[0].source_status_code, None);
 }
