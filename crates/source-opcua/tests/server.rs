@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -55,6 +57,10 @@ struct Server {
     child: Child,
     port: u16,
     args: Vec<String>,
+    /// Secure channel renewals the server reported (`RENEW` lines).
+    renewals: Arc<AtomicUsize>,
+    /// Times it closed every session on SIGUSR1 (`SESSIONS CLOSED` lines).
+    sessions_closed: Arc<AtomicUsize>,
 }
 
 impl Server {
@@ -87,8 +93,27 @@ impl Server {
             .strip_prefix("PORT ")
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line from the fixture: {line}"));
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Server { child, port, args }
+        let renewals = Arc::new(AtomicUsize::new(0));
+        let sessions_closed = Arc::new(AtomicUsize::new(0));
+        {
+            let (renewals, sessions_closed) = (renewals.clone(), sessions_closed.clone());
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line.starts_with("RENEW ") {
+                        renewals.fetch_add(1, Ordering::Relaxed);
+                    } else if line == "SESSIONS CLOSED" {
+                        sessions_closed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+        Server {
+            child,
+            port,
+            args,
+            renewals,
+            sessions_closed,
+        }
     }
 
     fn url(&self) -> String {
@@ -987,4 +1012,158 @@ async fn values_keep_the_servers_own_status_code() {
     .unwrap();
     let good = plain.snapshot(&["Label".to_owned()]).await.unwrap();
     assert_eq!(good[0].source_status_code, None);
+}
+
+/// Waits (generously) until `done`, failing with `what`.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within 90 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Reads the stream until a Counter value above `above` arrives (older values queued before
+/// a fault do not count).
+async fn counter_above(stream: &mut uplink_source::SnapshotStream, above: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let update = tokio::time::timeout(Duration::from_secs(90), stream.next())
+            .await
+            .expect("no update within 90 s")
+            .expect("the subscription ended");
+        if let Some(value) = update[0].value.filter(|v| *v > above) {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "no Counter above {above}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_drop_mid_subscription_is_reported_and_values_flow_again() {
+    let server = Server::start(&["--period", "0.05"]).await;
+    let proxy = uplink_faults::FaultProxy::start(([127, 0, 0, 1], server.port).into())
+        .await
+        .unwrap();
+    let faults = proxy.faults();
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(
+        &dir,
+        json!({"endpointUrl": format!("opc.tcp://{}/uplink/", proxy.addr()),
+               "browseRoot": "ns=2;s=Plant", "publishingInterval": "200ms", "timeout": "3s"}),
+    )
+    .await
+    .unwrap();
+    assert!(
+        faults.open_connections() >= 1,
+        "the session runs through the proxy"
+    );
+    let mut stream = source.subscribe(&["Counter".to_owned()]).await.unwrap();
+    let before = counter_above(&mut stream, 0.0).await;
+
+    // The network goes: open connections are cut and new ones refused.
+    faults.set_refuse(true);
+    faults.drop_connections(uplink_faults::Close::Rst);
+    eventually("health says the connection is lost", || {
+        source.health().state == HealthState::Failed
+    })
+    .await;
+    let words = source.health().issues[0].message.clone();
+    assert!(
+        words.contains("connection to the server") || words.contains("reconnect"),
+        "{words}"
+    );
+    let err = source.snapshot(&["Counter".to_owned()]).await.unwrap_err();
+    assert!(
+        matches!(err.code(), "source_unavailable" | "source_timeout"),
+        "a read while the network is down fails with a stable code: {err}"
+    );
+
+    // It comes back: the client reconnects by itself and the same stream flows again, with
+    // values newer than any from before the drop.
+    faults.set_refuse(false);
+    let resumed_from = counter_above(&mut stream, before + 20.0).await;
+    assert!(resumed_from > before);
+    eventually("health is ok again", || {
+        source.health().state == HealthState::Ok
+    })
+    .await;
+    assert!(source.reconnects() >= 1, "it reconnected");
+    assert!(source.snapshot(&["Counter".to_owned()]).await.is_ok());
+    assert_eq!(source.subscription_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_the_server_closed_is_created_again_and_values_flow() {
+    let server = Server::start(&["--period", "0.05"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(
+        &dir,
+        json!({"endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant",
+               "publishingInterval": "200ms", "timeout": "3s"}),
+    )
+    .await
+    .unwrap();
+    let mut stream = source.subscribe(&["Counter".to_owned()]).await.unwrap();
+    let before = counter_above(&mut stream, 0.0).await;
+
+    // The server forgets the session (as when it timed out) and its subscriptions with it.
+    server.signal("-USR1");
+    eventually("the server closed the session", || {
+        server.sessions_closed.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    let after = counter_above(&mut stream, before + 40.0).await;
+    assert!(after > before + 40.0);
+    // Still flowing: not a value queued before the close.
+    let later = counter_above(&mut stream, after).await;
+    assert!(later > after);
+    eventually("health is ok", || source.health().state == HealthState::Ok).await;
+    assert!(source.snapshot(&["Counter".to_owned()]).await.is_ok());
+    assert_eq!(source.subscription_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_keep_flowing_across_secure_channel_renewals() {
+    let certs = tempfile::tempdir().unwrap();
+    let server = Server::start(&[
+        "--period",
+        "0.05",
+        "--encrypted",
+        certs.path().to_str().unwrap(),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = json!({
+        "endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant",
+        "securityPolicy": "Basic256Sha256", "securityMode": "SignAndEncrypt",
+        "publishingInterval": "200ms", "secureChannelLifetime": "3s",
+    });
+    let context = SourceContext::in_dir(dir.path());
+    uplink_source_opcua::trust_server(&config(settings.clone()), &context, None)
+        .await
+        .unwrap();
+    let source = OpcUaSource::open(&config(settings), &context)
+        .await
+        .unwrap();
+    let mut stream = source.subscribe(&["Counter".to_owned()]).await.unwrap();
+    let mut last = counter_above(&mut stream, 0.0).await;
+    let start = server.renewals.load(Ordering::Relaxed);
+    // Every update within a few publishing intervals, across at least two renewals.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while server.renewals.load(Ordering::Relaxed) < start + 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the channel was not renewed twice within 90 s"
+        );
+        let update = next_update(&mut stream, Duration::from_secs(5)).await;
+        let counter = update[0].value.unwrap();
+        assert!(counter >= last, "{counter} after {last}");
+        last = counter;
+        assert_eq!(source.health().state, HealthState::Ok);
+    }
+    let after = counter_above(&mut stream, last).await;
+    assert!(after > last, "values flow after the renewals");
+    assert_eq!(source.reconnects(), 0, "renewed, not reconnected");
+    assert!(source.snapshot(&["Label".to_owned()]).await.is_ok());
 }
