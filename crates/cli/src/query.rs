@@ -10,8 +10,8 @@ use serde::Serialize;
 use uplink_connector::{ConfigStore, ConnectorConfig, DataSource, HealthState, kinds};
 use uplink_model::time_expr::{self, Span};
 use uplink_model::{
-    AtTimesQuery, Boundary, Function, PlotQuery, ProcessedQuery, ProcessedSeries, RawQuery, Sample,
-    SnapshotQuery, TagSearch, TagValue, TimeExpr,
+    AtTimesQuery, Boundary, ComputedBy, Function, PlotQuery, ProcessedQuery, ProcessedSeries,
+    RawQuery, Sample, SnapshotQuery, TagSearch, TagValue, TimeExpr,
 };
 
 use crate::sources::{explain, ignore_closed_output};
@@ -257,7 +257,9 @@ async fn print(source: &dyn DataSource, query: Query, json: bool) -> anyhow::Res
                 intervals,
             }
             .resolve(now)?;
-            let points = source.plot(&request).await?;
+            let answer = source.plot(&request).await?;
+            computed_by(answer.by);
+            let points = answer.values;
             let mut table = Values::start(&mut out, json)?;
             table.rows(&mut out, &points)?;
             table.finish(&mut out)?;
@@ -268,7 +270,9 @@ async fn print(source: &dyn DataSource, query: Query, json: bool) -> anyhow::Res
                 .map(|t| time_expr::parse(t).map_err(|err| anyhow::anyhow!("--time: {err}")))
                 .collect::<anyhow::Result<_>>()?;
             let request = AtTimesQuery { tag, times }.resolve(now)?;
-            let values = source.at_times(&request).await?;
+            let answer = source.at_times(&request).await?;
+            computed_by(answer.by);
+            let values = answer.values;
             let mut table = Values::start(&mut out, json)?;
             table.rows(&mut out, &values)?;
             table.finish(&mut out)?;
@@ -295,7 +299,9 @@ async fn print(source: &dyn DataSource, query: Query, json: bool) -> anyhow::Res
                 functions,
             }
             .resolve(now)?;
-            let series = source.processed(&request).await?;
+            let answer = source.processed(&request).await?;
+            computed_by(answer.by);
+            let series = answer.values;
             if json {
                 let series: Vec<ProcessedSeries> = series
                     .into_iter()
@@ -420,6 +426,15 @@ impl Values {
             writeln!(out, "(no values)")?;
         }
         Ok(())
+    }
+}
+
+/// Says on stderr (stdout keeps the app API's shapes) who computed the answer: the data source
+/// itself, or Uplink from raw values — what apps see as the `Uplink-Computed-By` header.
+fn computed_by(by: ComputedBy) {
+    match by {
+        ComputedBy::Source => eprintln!("computed by: source (the data source answered it itself)"),
+        ComputedBy::Uplink => eprintln!("computed by: uplink (from the source's raw values)"),
     }
 }
 

@@ -155,3 +155,45 @@ fn a_registered_connector_links_to_a_hub_and_stops_on_sigint() {
     let after = text(&run(&["connector", "--data-dir", data, "status"]).stdout);
     assert!(after.contains("No connector is running"), "{after}");
 }
+
+#[test]
+fn uplink_query_says_who_computed_an_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let plot = common::run_ok(&[
+        "query",
+        "--data-dir",
+        data,
+        "plot",
+        "sim.sinusoid.1",
+        "--intervals",
+        "4",
+    ]);
+    assert!(
+        text(&plot.stderr).contains("computed by: uplink"),
+        "{}",
+        text(&plot.stderr)
+    );
+    assert!(
+        !text(&plot.stdout).contains("computed by"),
+        "stdout keeps the values only"
+    );
+    let processed = common::run_ok(&[
+        "query",
+        "--data-dir",
+        data,
+        "--json",
+        "processed",
+        "sim.ramp.1",
+        "--function",
+        "AVG",
+    ]);
+    assert!(text(&processed.stderr).contains("computed by: uplink"));
+    let series: serde_json::Value = serde_json::from_slice(&processed.stdout).unwrap();
+    assert_eq!(series[0]["function"], "AVG");
+    let raw = common::run_ok(&["query", "--data-dir", data, "raw", "sim.ramp.1"]);
+    assert!(
+        !text(&raw.stderr).contains("computed by"),
+        "a raw read computes nothing"
+    );
+}

@@ -25,13 +25,13 @@
 
 mod body_writer;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::Utc;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use uplink_link::{QueryFailure, ResultFormat, failure};
-use uplink_model::{Function, ModelError, Query, Sample, Tag, TagValue};
+use uplink_model::{ComputedBy, Function, ModelError, Query, Sample, Tag, TagValue};
 
 use self::body_writer::ChunkWriter;
 use crate::{DataSource, RawStream, SourceError};
@@ -46,19 +46,33 @@ const SAMPLES_PER_STEP: usize = 4_096;
 
 /// Runs `query` on `source` and streams the answer body in `format`.
 pub fn answer(source: Arc<dyn DataSource>, query: Query, format: ResultFormat) -> AnswerStream {
+    answer_noting(source, query, format, Arc::default())
+}
+
+/// [`answer`], noting in `computed_by` who computed a plot, values-at-times or processed
+/// answer (set before the first chunk is yielded; left empty for the other queries).
+pub fn answer_noting(
+    source: Arc<dyn DataSource>,
+    query: Query,
+    format: ResultFormat,
+    computed_by: Arc<OnceLock<ComputedBy>>,
+) -> AnswerStream {
     enum State {
-        Start(Arc<dyn DataSource>, Query),
+        Start(Arc<dyn DataSource>, Query, Arc<OnceLock<ComputedBy>>),
         Running(Box<Producer>),
         Done,
     }
-    futures::stream::unfold(State::Start(source, query), move |state| async move {
+    let start = State::Start(source, query, computed_by);
+    futures::stream::unfold(start, move |state| async move {
         let mut producer = match state {
             State::Done => return None,
             State::Running(producer) => producer,
-            State::Start(source, query) => match Producer::start(&*source, query, format).await {
-                Ok(producer) => Box::new(producer),
-                Err(failure) => return Some((Err(failure), State::Done)),
-            },
+            State::Start(source, query, computed_by) => {
+                match Producer::start(&*source, query, format, &computed_by).await {
+                    Ok(producer) => Box::new(producer),
+                    Err(failure) => return Some((Err(failure), State::Done)),
+                }
+            }
         };
         match producer.next().await {
             Some(Ok(chunk)) => Some((Ok(chunk), State::Running(producer))),
@@ -121,6 +135,7 @@ impl Producer {
         source: &dyn DataSource,
         query: Query,
         format: ResultFormat,
+        computed_by: &OnceLock<ComputedBy>,
     ) -> Result<Self, QueryFailure> {
         let now = Utc::now();
         let mut producer = Producer {
@@ -153,25 +168,31 @@ impl Producer {
             }
             Query::Plot(plot) => {
                 let request = plot.resolve(now).map_err(invalid)?;
-                let samples = source.plot(&request).await.map_err(|e| failure_of(&e))?;
+                let answer = source.plot(&request).await.map_err(|e| failure_of(&e))?;
+                let _ = computed_by.set(answer.by);
+                let samples = answer.values;
                 producer.open_series(json, &request.tag);
                 producer.body = Body::Samples { samples, at: 0 };
             }
             Query::AtTimes(at_times) => {
                 let request = at_times.resolve(now).map_err(invalid)?;
-                let samples = source
+                let answer = source
                     .at_times(&request)
                     .await
                     .map_err(|e| failure_of(&e))?;
+                let _ = computed_by.set(answer.by);
+                let samples = answer.values;
                 producer.open_series(json, &request.tag);
                 producer.body = Body::Samples { samples, at: 0 };
             }
             Query::Processed(processed) => {
                 let request = processed.resolve(now).map_err(invalid)?;
-                let series = source
+                let answer = source
                     .processed(&request)
                     .await
                     .map_err(|e| failure_of(&e))?;
+                let _ = computed_by.set(answer.by);
+                let series = answer.values;
                 if json {
                     let tag = request.tag.clone();
                     producer.writer.record(|buf, _| {

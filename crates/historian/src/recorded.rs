@@ -9,11 +9,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use uplink_model::{
-    AtTimesRequest, Capabilities, DataSourceDescriptor, Function, PlotRequest, ProcessedRequest,
+    AtTimesRequest, Capabilities, Computed, DataSourceDescriptor, PlotRequest, ProcessedRequest,
     RawRequest, Sample, TagPage, TagSearch, TagValue, time_expr::from_micros,
 };
 use uplink_source::recording::{RecordingSettings, RecordingStatus};
-use uplink_source::{DataSource, Health, RawStream, SnapshotStream, SourceError, WriteValue};
+use uplink_source::{
+    DataSource, Health, ProcessedSeriesList, RawStream, SnapshotStream, SourceError, WriteValue,
+};
 
 use crate::store::{Historian, HistorianOptions, Retention};
 
@@ -229,7 +231,7 @@ impl DataSource for Recorded {
         }
     }
 
-    async fn plot(&self, request: &PlotRequest) -> Result<Vec<Sample>, SourceError> {
+    async fn plot(&self, request: &PlotRequest) -> Result<Computed<Vec<Sample>>, SourceError> {
         if self.from_recording {
             plot_from_raw(self, request).await
         } else {
@@ -237,7 +239,10 @@ impl DataSource for Recorded {
         }
     }
 
-    async fn at_times(&self, request: &AtTimesRequest) -> Result<Vec<Sample>, SourceError> {
+    async fn at_times(
+        &self,
+        request: &AtTimesRequest,
+    ) -> Result<Computed<Vec<Sample>>, SourceError> {
         if self.from_recording {
             at_times_from_raw(self, request).await
         } else {
@@ -248,7 +253,7 @@ impl DataSource for Recorded {
     async fn processed(
         &self,
         request: &ProcessedRequest,
-    ) -> Result<Vec<(Function, Vec<Sample>)>, SourceError> {
+    ) -> Result<Computed<ProcessedSeriesList>, SourceError> {
         if self.from_recording {
             processed_from_raw(self, request).await
         } else {
@@ -303,20 +308,20 @@ impl DataSource for FromRaw<'_> {
 async fn plot_from_raw(
     source: &Recorded,
     request: &PlotRequest,
-) -> Result<Vec<Sample>, SourceError> {
+) -> Result<Computed<Vec<Sample>>, SourceError> {
     FromRaw(source).plot(request).await
 }
 
 async fn at_times_from_raw(
     source: &Recorded,
     request: &AtTimesRequest,
-) -> Result<Vec<Sample>, SourceError> {
+) -> Result<Computed<Vec<Sample>>, SourceError> {
     FromRaw(source).at_times(request).await
 }
 
 async fn processed_from_raw(
     source: &Recorded,
     request: &ProcessedRequest,
-) -> Result<Vec<(Function, Vec<Sample>)>, SourceError> {
+) -> Result<Computed<ProcessedSeriesList>, SourceError> {
     FromRaw(source).processed(request).await
 }

@@ -238,7 +238,7 @@ async fn plot_processed_and_at_times_match_the_models_computation() {
         .filter(|s| s.time_us >= plot.range.start_us() && s.time_us <= plot.range.end_us())
         .collect();
     same(
-        &recorded.plot(&plot).await.unwrap(),
+        &recorded.plot(&plot).await.unwrap().values,
         &aggregate::plot(&inside, &plot.intervals()),
     );
 
@@ -250,6 +250,12 @@ async fn plot_processed_and_at_times_match_the_models_computation() {
     };
     let outside: Vec<Sample> = values[10..=40_000].to_vec();
     let answers = recorded.processed(&processed).await.unwrap();
+    assert_eq!(
+        answers.by,
+        uplink_model::ComputedBy::Uplink,
+        "from the recording"
+    );
+    let answers = answers.values;
     for (function, samples) in answers {
         let expected = aggregate::processed(&outside, &processed.intervals(), function);
         same(&samples, &expected);
@@ -271,7 +277,7 @@ async fn plot_processed_and_at_times_match_the_models_computation() {
         &values,
         &times.iter().map(|t| to_micros(*t)).collect::<Vec<_>>(),
     );
-    same(&recorded.at_times(&at).await.unwrap(), &expected);
+    same(&recorded.at_times(&at).await.unwrap().values, &expected);
     assert!(recorded.recording().unwrap().disk_bytes > 0);
 }
 

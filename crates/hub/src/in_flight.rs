@@ -358,7 +358,9 @@ impl Ticket {
             reason = std::future::poll_fn(|cx| self.poll_cut(cx)) => Err(reason),
             answer = router.relay(connector_id, query) => answer,
         };
-        let (guarded, mut done) = Guarded::new(relayed?);
+        let relayed = relayed?;
+        let computed_by = relayed.computed();
+        let (guarded, mut done) = Guarded::new(relayed);
         // The cut does not wait for the app to read: an app that stopped reading still has
         // its query cancelled on the connector at once.
         let shared = guarded.shared.clone();
@@ -371,7 +373,7 @@ impl Ticket {
             // Leaves the registry.
             drop(self);
         });
-        Ok(RelayStream::new(guarded.boxed()))
+        Ok(RelayStream::new(guarded.boxed()).computed_by(computed_by))
     }
 }
 

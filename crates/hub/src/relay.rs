@@ -12,6 +12,7 @@ use futures::Stream;
 use futures::stream::BoxStream;
 use uplink_link::RelayedQuery;
 use uplink_link::failure::FailureCode;
+use uplink_model::ComputedBy;
 
 use crate::api::ApiErrorCode;
 
@@ -22,12 +23,27 @@ use crate::api::ApiErrorCode;
 /// connector.
 pub struct RelayStream {
     inner: BoxStream<'static, Result<Bytes, RelayError>>,
+    computed_by: Option<ComputedBy>,
 }
 
 impl RelayStream {
     /// Wraps a stream of body chunks.
     pub fn new(inner: BoxStream<'static, Result<Bytes, RelayError>>) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            computed_by: None,
+        }
+    }
+
+    /// The same answer, with who computed it as the connector said (`None`: it did not say).
+    pub fn computed_by(mut self, by: Option<ComputedBy>) -> Self {
+        self.computed_by = by;
+        self
+    }
+
+    /// Who computed the answer (plot, values at times, processed), when the connector said.
+    pub fn computed(&self) -> Option<ComputedBy> {
+        self.computed_by
     }
 }
 

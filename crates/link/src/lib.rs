@@ -22,7 +22,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use uplink_model::{DataSourceDescriptor, Query};
+use uplink_model::{ComputedBy, DataSourceDescriptor, Query};
 
 mod chunk_data;
 
@@ -57,6 +57,11 @@ pub mod to_hub {
     /// `QueryEnd(queryId: string, outcome: QueryOutcome) -> null`: the answer is complete, or
     /// failed.
     pub const QUERY_END: &str = "QueryEnd";
+    /// `QueryInfo(queryId: string, info: QueryInfo)`, optional and sent without awaiting a
+    /// completion, before the first `QueryChunk`: what the hub passes on to the app in response
+    /// headers (who computed the answer). A connector that never sends it is answered without
+    /// those headers; a hub that does not know it ignores it.
+    pub const QUERY_INFO: &str = "QueryInfo";
     /// `RevokeGrant(RevokeRequest) -> null`: the data owner revoked an app on site.
     pub const REVOKE_GRANT: &str = "RevokeGrant";
     /// `Heartbeat() -> Heartbeat`: measures round-trip time and compares clocks.
@@ -280,6 +285,27 @@ pub fn operation_of(query: &Query) -> QueryOperation {
         Query::AtTimes(_) => QueryOperation::AtTimes,
         Query::Processed(_) => QueryOperation::Processed,
     }
+}
+
+/// What a connector says about its answer before the body (argument of
+/// [`to_hub::QUERY_INFO`]); every field is optional, and unknown fields are ignored.
+///
+/// ```
+/// use uplink_link::QueryInfo;
+/// use uplink_model::ComputedBy;
+///
+/// let info = QueryInfo { computed_by: Some(ComputedBy::Source) };
+/// assert_eq!(serde_json::to_string(&info).unwrap(), r#"{"computedBy":"source"}"#);
+/// let empty: QueryInfo = serde_json::from_str(r#"{"later":1}"#).unwrap();
+/// assert_eq!(empty.computed_by, None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryInfo {
+    /// Who computed a plot, values-at-times or processed answer: the data source itself
+    /// (pushed down) or Uplink's model from raw values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computed_by: Option<ComputedBy>,
 }
 
 /// How a query ended (argument of [`to_hub::QUERY_END`]).

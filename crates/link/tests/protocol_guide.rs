@@ -9,8 +9,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uplink_link::{
-    CHUNK_WINDOW, ChunkData, GrantList, Heartbeat, MAX_CHUNK_BYTES, QueryOutcome, Registered,
-    Registration, RelayedQuery, RevokeRequest, TokenRenewed, close_reason, to_connector, to_hub,
+    CHUNK_WINDOW, ChunkData, GrantList, Heartbeat, MAX_CHUNK_BYTES, QueryInfo, QueryOutcome,
+    Registered, Registration, RelayedQuery, RevokeRequest, TokenRenewed, close_reason,
+    to_connector, to_hub,
 };
 use uplink_model::{Tag, TagValue};
 use uplink_signalr::protocol::json::decode;
@@ -97,6 +98,7 @@ fn check_message(text: &str) -> Result<(), String> {
                     Ok(())
                 }
                 to_hub::QUERY_END => arguments::<(String, QueryOutcome)>(values),
+                to_hub::QUERY_INFO => arguments::<(String, QueryInfo)>(values),
                 to_hub::REGISTER => arguments::<(Registration,)>(values),
                 to_hub::RENEW_TOKEN => arguments::<(String,)>(values),
                 to_hub::REVOKE_GRANT => arguments::<(RevokeRequest,)>(values),
@@ -146,6 +148,7 @@ fn every_example_message_in_the_guide_is_read_by_the_hubs_decoder() {
                     "Registered" => check::<Registered>(&example),
                     "TokenRenewed" => check::<TokenRenewed>(&example),
                     "QueryOutcome" => check::<QueryOutcome>(&example),
+                    "QueryInfo" => check::<QueryInfo>(&example),
                     "RevokeRequest" => check::<RevokeRequest>(&example),
                     "Heartbeat" => check::<Heartbeat>(&example),
                     "RelayedQuery" => check::<RelayedQuery>(&example),
@@ -168,6 +171,7 @@ fn every_example_message_in_the_guide_is_read_by_the_hubs_decoder() {
         "Registered",
         "TokenRenewed",
         "QueryOutcome",
+        "QueryInfo",
         "RevokeRequest",
         "Heartbeat",
         "RelayedQuery",

@@ -7,6 +7,8 @@
 //! - [`DataSourceDescriptor`], [`Capabilities`], [`Tag`], [`TagValue`], [`Status`]: what there is.
 //! - [`Query`] and its parts: what an app asks, with [`time_expr`] times; each resolves into a
 //!   validated request (`RawRequest`, `PlotRequest`…) that a data source answers.
+//! - [`Computed`] / [`ComputedBy`]: whether a computed answer came from the source itself or
+//!   from Uplink's model.
 //! - [`aggregate`]: plot, processed functions and interpolation as pure functions over
 //!   [`Sample`]s, so a source that can read raw values answers everything else for free.
 //!
@@ -28,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod aggregate;
+mod computed;
 mod error;
 mod function;
 mod pattern;
@@ -38,6 +41,7 @@ mod tag;
 pub mod time_expr;
 mod value;
 
+pub use computed::{Computed, ComputedBy, UnknownComputedBy};
 pub use error::ModelError;
 pub use function::{Function, FunctionDescriptor};
 pub use pattern::{MAX_PATTERN_LEN, NamePattern};

@@ -37,6 +37,12 @@ pub struct TagValue {
     /// Engineering units, when they differ from the tag's or the tag is not at hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub units: Option<String>,
+    /// The data source's own status code behind `status`, when it has one other than plain
+    /// good (an OPC UA StatusCode such as `0x808F0000`, BadSensorFailure). Only present when
+    /// the source gave one; `status` is what to act on, this is for people and tools that know
+    /// the source's codes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_status_code: Option<u32>,
 }
 
 impl TagValue {
@@ -48,6 +54,7 @@ impl TagValue {
             text: None,
             status: Status::Good,
             units: None,
+            source_status_code: None,
         }
     }
 
@@ -59,6 +66,7 @@ impl TagValue {
             text: Some(text.into()),
             status: Status::Good,
             units: None,
+            source_status_code: None,
         }
     }
 
@@ -70,12 +78,19 @@ impl TagValue {
             text: None,
             status,
             units: None,
+            source_status_code: None,
         }
     }
 
     /// The same value with a different status.
     pub fn with_status(mut self, status: Status) -> Self {
         self.status = status;
+        self
+    }
+
+    /// The same value with the source's own status code attached.
+    pub fn with_source_status_code(mut self, code: u32) -> Self {
+        self.source_status_code = Some(code);
         self
     }
 
@@ -107,6 +122,7 @@ impl From<Sample> for TagValue {
             text: None,
             status: sample.status,
             units: None,
+            source_status_code: None,
         }
     }
 }
@@ -197,11 +213,12 @@ mod tests {
             text: Some("Open".into()),
             status: Status::Uncertain,
             units: Some("bar".into()),
+            source_status_code: Some(0x408F_0000),
         };
         let json = serde_json::to_string(&v).unwrap();
         assert_eq!(
             json,
-            r#"{"time":"2024-05-01T08:00:00.001500Z","value":1.0,"text":"Open","status":"uncertain","units":"bar"}"#
+            r#"{"time":"2024-05-01T08:00:00.001500Z","value":1.0,"text":"Open","status":"uncertain","units":"bar","sourceStatusCode":1083113472}"#
         );
         assert_eq!(serde_json::from_str::<TagValue>(&json).unwrap(), v);
     }

@@ -152,6 +152,11 @@ fn client(settings: &Settings, pki: &Path) -> Result<Client, SourceError> {
         .keep_alive_interval(Duration::from_secs(2).min(settings.timeout))
         .max_failed_keep_alive_count(2)
         .session_timeout(60_000)
+        .channel_lifetime(
+            u32::try_from(settings.channel_lifetime.as_millis())
+                .unwrap_or(u32::MAX)
+                .max(1_000),
+        )
         .recreate_subscriptions(true)
         .client()
         .map_err(|errors| SourceError::Unavailable {

@@ -35,12 +35,12 @@ use opcua::types::{
 };
 use uplink_model::time_expr::from_micros;
 use uplink_model::{
-    AtTimesRequest, Boundary, Capabilities, DataSourceDescriptor, Function, ProcessedRequest,
-    RawRequest, Sample, TagPage, TagSearch, TagValue, aggregate,
+    AtTimesRequest, Boundary, Capabilities, Computed, ComputedBy, DataSourceDescriptor, Function,
+    ProcessedRequest, RawRequest, Sample, TagPage, TagSearch, TagValue, aggregate,
 };
 use uplink_source::{
-    DataSource, Health, HealthIssue, RawStream, SnapshotStream, SourceConfig, SourceContext,
-    SourceError, WriteValue,
+    DataSource, Health, HealthIssue, ProcessedSeriesList, RawStream, SnapshotStream, SourceConfig,
+    SourceContext, SourceError, WriteValue,
 };
 
 pub use connection::Thumbprints;
@@ -60,15 +60,6 @@ const MODEL_HANDLE: u32 = FIRST_HANDLE - 1;
 /// Values asked for per HistoryRead request (well within any server's message size).
 const HISTORY_PAGE: u64 = 1_000;
 
-/// How the last processed read was answered (for tests and diagnostics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answered {
-    /// By the server (HistoryRead processed or at-time).
-    Server,
-    /// By Uplink, from a raw read, because the server does not answer it.
-    Uplink,
-}
-
 /// An OPC UA data source.
 #[derive(Debug, Clone)]
 pub struct OpcUaSource {
@@ -87,7 +78,6 @@ struct Shared {
     pending: std::sync::Mutex<Option<String>>,
     tags: tokio::sync::RwLock<Option<Arc<TagCache>>>,
     refreshed: std::sync::Mutex<Option<std::time::Instant>>,
-    last_answer: std::sync::Mutex<Option<Answered>>,
     /// Client handles for monitored items: each subscription's items get their own range, so a
     /// subscription is found again after a reconnect re-created it under a new id.
     next_handle: AtomicU32,
@@ -155,7 +145,6 @@ impl OpcUaSource {
                 pending: std::sync::Mutex::new(pending),
                 tags: tokio::sync::RwLock::new(None),
                 refreshed: std::sync::Mutex::new(None),
-                last_answer: std::sync::Mutex::new(None),
                 next_handle: AtomicU32::new(FIRST_HANDLE),
                 model_changed: Arc::new(AtomicBool::new(false)),
             }),
@@ -226,23 +215,6 @@ impl OpcUaSource {
     pub fn reconnects(&self) -> u64 {
         self.connection()
             .map_or(0, |c| c.reconnects.load(Ordering::Relaxed))
-    }
-
-    /// Who answered the last processed or values-at-times read.
-    pub fn last_answered_by(&self) -> Option<Answered> {
-        *self
-            .shared
-            .last_answer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn answered(&self, by: Answered) {
-        *self
-            .shared
-            .last_answer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(by);
     }
 
     async fn timed<T>(
@@ -542,12 +514,12 @@ impl DataSource for OpcUaSource {
     async fn processed(
         &self,
         request: &ProcessedRequest,
-    ) -> Result<Vec<(Function, Vec<Sample>)>, SourceError> {
+    ) -> Result<Computed<ProcessedSeriesList>, SourceError> {
         let node = self.node(&request.tag).await?;
         let intervals = request.intervals();
         let mut answers = Vec::with_capacity(request.functions.len());
         let mut raw: Option<Vec<Sample>> = None;
-        let mut by_server = true;
+        let mut by = ComputedBy::Source;
         for &function in &request.functions {
             let pushed = match aggregate_of(function) {
                 Some(aggregate) => {
@@ -559,7 +531,7 @@ impl DataSource for OpcUaSource {
             let samples = match pushed {
                 Some(samples) => samples,
                 None => {
-                    by_server = false;
+                    by = ComputedBy::Uplink;
                     if raw.is_none() {
                         raw = Some(
                             self.collect_raw(&request.tag, request.range, Boundary::Outside)
@@ -571,15 +543,16 @@ impl DataSource for OpcUaSource {
             };
             answers.push((function, samples));
         }
-        self.answered(if by_server {
-            Answered::Server
-        } else {
-            Answered::Uplink
-        });
-        Ok(answers)
+        Ok(Computed {
+            values: answers,
+            by,
+        })
     }
 
-    async fn at_times(&self, request: &AtTimesRequest) -> Result<Vec<Sample>, SourceError> {
+    async fn at_times(
+        &self,
+        request: &AtTimesRequest,
+    ) -> Result<Computed<Vec<Sample>>, SourceError> {
         let node = self.node(&request.tag).await?;
         let times = request.times_us();
         let details = HistoryReadAction::ReadAtTimeDetails(ReadAtTimeDetails {
@@ -592,8 +565,7 @@ impl DataSource for OpcUaSource {
         if !result.status_code.is_bad() {
             let answer: Vec<Sample> = history_values(result).iter().map(values::sample).collect();
             if answer.len() == times.len() {
-                self.answered(Answered::Server);
-                return Ok(answer);
+                return Ok(Computed::by_source(answer));
             }
         } else if !not_offered(result.status_code) {
             return Err(SourceError::Unavailable {
@@ -605,15 +577,14 @@ impl DataSource for OpcUaSource {
                 ),
             });
         }
-        self.answered(Answered::Uplink);
         let (Some(&first), Some(&last)) = (times.iter().min(), times.iter().max()) else {
-            return Ok(Vec::new());
+            return Ok(Computed::by_uplink(Vec::new()));
         };
         let range = uplink_model::TimeRange::new(from_micros(first), from_micros(last))?;
         let samples = self
             .collect_raw(&request.tag, range, Boundary::Outside)
             .await?;
-        Ok(aggregate::at_times(&samples, &times))
+        Ok(Computed::by_uplink(aggregate::at_times(&samples, &times)))
     }
 
     async fn subscribe(&self, tags: &[String]) -> Result<SnapshotStream, SourceError> {

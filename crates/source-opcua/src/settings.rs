@@ -73,6 +73,9 @@ pub fn schema() -> FormSchema {
             FieldSchema::new("publishingInterval", "Publishing interval", FieldType::Duration, true,
                 "How often the server sends live values to subscriptions; items are sampled at the same interval.")
                 .default_value("1s"),
+            FieldSchema::new("secureChannelLifetime", "Secure channel lifetime", FieldType::Duration, true,
+                "How long the keys of a secure channel live before the connector renews them (the server may shorten it); values keep flowing across renewals.")
+                .default_value("60s"),
         ]
         .into_iter()
         .chain(uplink_source::recording::fields())
@@ -103,6 +106,7 @@ struct Raw {
     max_tags: u32,
     timeout: String,
     publishing_interval: String,
+    secure_channel_lifetime: String,
 }
 
 /// Who the connector signs in as.
@@ -143,6 +147,8 @@ pub(crate) struct Settings {
     pub max_tags: usize,
     pub timeout: Duration,
     pub publishing_interval: Duration,
+    /// How long a secure channel's token lives before renewal (requested; the server revises).
+    pub channel_lifetime: Duration,
 }
 
 /// `opc.tcp://host:port/path` with a host and a port; the message says what is wrong.
@@ -293,6 +299,11 @@ impl Settings {
         let timeout = duration("timeout", &raw.timeout, &mut errors);
         let publishing_interval =
             duration("publishingInterval", &raw.publishing_interval, &mut errors);
+        let channel_lifetime = duration(
+            "secureChannelLifetime",
+            &raw.secure_channel_lifetime,
+            &mut errors,
+        );
         if !errors.is_empty() {
             return Err(SourceError::InvalidSettings(errors));
         }
@@ -307,6 +318,7 @@ impl Settings {
             max_tags: raw.max_tags as usize,
             timeout,
             publishing_interval,
+            channel_lifetime,
         })
     }
 }

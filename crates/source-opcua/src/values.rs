@@ -7,8 +7,8 @@ use uplink_model::time_expr::to_micros;
 use uplink_model::{Sample, Status, TagValue};
 use uplink_source::WriteValue;
 
-/// Good, uncertain or bad from the code's severity bits (the code itself stays on the server's
-/// side; health and errors name it).
+/// Good, uncertain or bad from the code's severity bits (the code itself travels beside it, see
+/// [`source_code`]).
 pub(crate) fn status(code: StatusCode) -> Status {
     if code.is_good() {
         Status::Good
@@ -67,7 +67,14 @@ pub(crate) fn tag_value(value: &DataValue) -> TagValue {
         text,
         status: status(value.status()),
         units: None,
+        source_status_code: source_code(value.status()),
     }
+}
+
+/// The server's own code, kept on the value unless it is plain Good (`0`), which says nothing
+/// more than the good status does.
+pub(crate) fn source_code(code: StatusCode) -> Option<u32> {
+    (code.bits() != 0).then_some(code.bits())
 }
 
 /// A stored value in the compact form; no number makes it a bad sample.
@@ -161,6 +168,23 @@ mod tests {
         );
         assert_eq!(status(StatusCode::BadSensorFailure), Status::Bad);
         assert_eq!(status(StatusCode::BadNoCommunication), Status::Bad);
+    }
+
+    #[test]
+    fn the_servers_code_is_kept_beside_the_status_unless_plain_good() {
+        let bad = DataValue {
+            value: Some(Variant::Double(1.0)),
+            status: Some(StatusCode::BadSensorFailure),
+            ..Default::default()
+        };
+        let value = tag_value(&bad);
+        assert_eq!(value.status, Status::Bad);
+        assert_eq!(
+            value.source_status_code,
+            Some(StatusCode::BadSensorFailure.bits())
+        );
+        let good = DataValue::value_only(Variant::Double(1.0));
+        assert_eq!(tag_value(&good).source_status_code, None);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -12,13 +14,13 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use uplink_model::time_expr::from_micros;
 use uplink_model::{
-    AtTimesRequest, Boundary, DataType, Function, ProcessedRequest, RawRequest, Span, Status,
-    TagSearch, TimeRange,
+    AtTimesRequest, Boundary, ComputedBy, DataType, Function, ProcessedRequest, RawRequest, Span,
+    Status, TagSearch, TimeRange,
 };
 use uplink_source::{
     DataSource, HealthState, SourceConfig, SourceContext, SourceError, WriteValue,
 };
-use uplink_source_opcua::{Answered, OpcUaSource};
+use uplink_source_opcua::OpcUaSource;
 
 const ASYNCUA_VERSION: &str = "2.1.0";
 
@@ -55,6 +57,10 @@ struct Server {
     child: Child,
     port: u16,
     args: Vec<String>,
+    /// Secure channel renewals the server reported (`RENEW` lines).
+    renewals: Arc<AtomicUsize>,
+    /// Times it closed every session on SIGUSR1 (`SESSIONS CLOSED` lines).
+    sessions_closed: Arc<AtomicUsize>,
 }
 
 impl Server {
@@ -87,8 +93,27 @@ impl Server {
             .strip_prefix("PORT ")
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line from the fixture: {line}"));
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Server { child, port, args }
+        let renewals = Arc::new(AtomicUsize::new(0));
+        let sessions_closed = Arc::new(AtomicUsize::new(0));
+        {
+            let (renewals, sessions_closed) = (renewals.clone(), sessions_closed.clone());
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line.starts_with("RENEW ") {
+                        renewals.fetch_add(1, Ordering::Relaxed);
+                    } else if line == "SESSIONS CLOSED" {
+                        sessions_closed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+        Server {
+            child,
+            port,
+            args,
+            renewals,
+            sessions_closed,
+        }
     }
 
     fn url(&self) -> String {
@@ -363,7 +388,12 @@ async fn processed_reads_are_pushed_down_to_the_server_or_computed_from_raw() {
         ))
         .await
         .unwrap();
-    assert_eq!(source.last_answered_by(), Some(Answered::Server));
+    assert_eq!(
+        answer.by,
+        ComputedBy::Source,
+        "HistoryRead processed on the server"
+    );
+    let answer = answer.values;
     let averages: Vec<f64> = answer[0].1.iter().map(|s| s.value).collect();
     let expected: Vec<f64> = (0..10).map(|k| 60.0 * k as f64 + 29.5).collect();
     assert_eq!(averages, expected);
@@ -378,7 +408,12 @@ async fn processed_reads_are_pushed_down_to_the_server_or_computed_from_raw() {
         .processed(&processed_request(start, vec![Function::Count]))
         .await
         .unwrap();
-    assert_eq!(source.last_answered_by(), Some(Answered::Uplink));
+    assert_eq!(
+        answer.by,
+        ComputedBy::Uplink,
+        "no OPC UA aggregate for COUNT"
+    );
+    let answer = answer.values;
     assert_eq!(answer[0].1[0].value, 60.0);
 
     // Raw with bounding values: the last before the start and the first after the end, whether
@@ -408,9 +443,20 @@ async fn processed_reads_are_pushed_down_to_the_server_or_computed_from_raw() {
         times: vec![at(10.5), at(3.0), at(100.25)],
     };
     let values = source.at_times(&request).await.unwrap();
-    assert_eq!(source.last_answered_by(), Some(Answered::Server));
-    let got: Vec<f64> = values.iter().map(|s| s.value).collect();
+    assert_eq!(values.by, ComputedBy::Source, "HistoryRead at-time");
+    let got: Vec<f64> = values.values.iter().map(|s| s.value).collect();
     assert_eq!(got, [10.5, 3.0, 100.25], "in the order asked");
+
+    // Several functions, one the server lacks: the answer as a whole is Uplink's.
+    let answer = source
+        .processed(&processed_request(
+            start,
+            vec![Function::Avg, Function::Count],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(answer.by, ComputedBy::Uplink);
+    assert_eq!(answer.values[0].1[0].value, 29.5);
 
     // A server without processed reads: the same averages, computed by Uplink.
     let plain = Server::start(&["--no-processed"]).await;
@@ -425,7 +471,12 @@ async fn processed_reads_are_pushed_down_to_the_server_or_computed_from_raw() {
         .processed(&processed_request(start, vec![Function::Avg]))
         .await
         .unwrap();
-    assert_eq!(source.last_answered_by(), Some(Answered::Uplink));
+    assert_eq!(
+        answer.by,
+        ComputedBy::Uplink,
+        "the server lacks processed reads"
+    );
+    let answer = answer.values;
     let averages: Vec<f64> = answer[0].1.iter().map(|s| s.value).collect();
     assert_eq!(averages, expected);
     let at = |s: f64| from_micros(start + (s * 1e6) as i64);
@@ -434,8 +485,8 @@ async fn processed_reads_are_pushed_down_to_the_server_or_computed_from_raw() {
         times: vec![at(10.5), at(3.0), at(100.25)],
     };
     let values = source.at_times(&request).await.unwrap();
-    assert_eq!(source.last_answered_by(), Some(Answered::Uplink));
-    let got: Vec<f64> = values.iter().map(|s| s.value).collect();
+    assert_eq!(values.by, ComputedBy::Uplink);
+    let got: Vec<f64> = values.values.iter().map(|s| s.value).collect();
     assert_eq!(
         got,
         [10.5, 3.0, 100.25],
@@ -912,4 +963,207 @@ async fn a_model_change_event_refreshes_the_tag_list() {
         0,
         "the model watch is not a live-value stream"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_keep_the_servers_own_status_code() {
+    let server = Server::start(&["--period", "0.05"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(
+        &dir,
+        json!({"endpointUrl": server.url(), "browseRoot": "ns=2;s=Quality", "publishingInterval": "200ms"}),
+    )
+    .await
+    .unwrap();
+    // BadSensorFailure and UncertainLastUsableValue, as OPC UA numbers them.
+    const BAD_SENSOR_FAILURE: u32 = 0x808C_0000;
+    const UNCERTAIN_LAST_USABLE: u32 = 0x4090_0000;
+    let tags = vec!["Failed".to_owned(), "Stale".to_owned()];
+    let values = source.snapshot(&tags).await.unwrap();
+    assert_eq!(values[0].status, Status::Bad);
+    assert_eq!(values[0].source_status_code, Some(BAD_SENSOR_FAILURE));
+    assert_eq!(values[1].status, Status::Uncertain);
+    assert_eq!(values[1].source_status_code, Some(UNCERTAIN_LAST_USABLE));
+    let json = serde_json::to_value(&values[0]).unwrap();
+    assert_eq!(json["sourceStatusCode"], BAD_SENSOR_FAILURE);
+
+    // Live values carry it too: a change of Stale arrives with its code.
+    let mut stream = source.subscribe(&tags).await.unwrap();
+    let first = next_update(&mut stream, Duration::from_secs(10)).await;
+    let before = first[1].value;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let update = next_update(&mut stream, Duration::from_secs(10)).await;
+        if update[1].value != before {
+            assert_eq!(update[1].status, Status::Uncertain);
+            assert_eq!(update[1].source_status_code, Some(UNCERTAIN_LAST_USABLE));
+            assert_eq!(update[0].source_status_code, Some(BAD_SENSOR_FAILURE));
+            break;
+        }
+        assert!(Instant::now() < deadline, "Stale never changed");
+    }
+
+    // A plain Good value carries no code.
+    let plain = open(
+        &dir,
+        json!({"endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant"}),
+    )
+    .await
+    .unwrap();
+    let good = plain.snapshot(&["Label".to_owned()]).await.unwrap();
+    assert_eq!(good[0].source_status_code, None);
+}
+
+/// Waits (generously) until `done`, failing with `what`.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within 90 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Reads the stream until a Counter value above `above` arrives (older values queued before
+/// a fault do not count).
+async fn counter_above(stream: &mut uplink_source::SnapshotStream, above: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let update = tokio::time::timeout(Duration::from_secs(90), stream.next())
+            .await
+            .expect("no update within 90 s")
+            .expect("the subscription ended");
+        if let Some(value) = update[0].value.filter(|v| *v > above) {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "no Counter above {above}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_drop_mid_subscription_is_reported_and_values_flow_again() {
+    let server = Server::start(&["--period", "0.05"]).await;
+    let proxy = uplink_faults::FaultProxy::start(([127, 0, 0, 1], server.port).into())
+        .await
+        .unwrap();
+    let faults = proxy.faults();
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(
+        &dir,
+        json!({"endpointUrl": format!("opc.tcp://{}/uplink/", proxy.addr()),
+               "browseRoot": "ns=2;s=Plant", "publishingInterval": "200ms", "timeout": "3s"}),
+    )
+    .await
+    .unwrap();
+    assert!(
+        faults.open_connections() >= 1,
+        "the session runs through the proxy"
+    );
+    let mut stream = source.subscribe(&["Counter".to_owned()]).await.unwrap();
+    let before = counter_above(&mut stream, 0.0).await;
+
+    // The network goes: open connections are cut and new ones refused.
+    faults.set_refuse(true);
+    faults.drop_connections(uplink_faults::Close::Rst);
+    eventually("health says the connection is lost", || {
+        source.health().state == HealthState::Failed
+    })
+    .await;
+    let words = source.health().issues[0].message.clone();
+    assert!(
+        words.contains("connection to the server") || words.contains("reconnect"),
+        "{words}"
+    );
+    let err = source.snapshot(&["Counter".to_owned()]).await.unwrap_err();
+    assert!(
+        matches!(err.code(), "source_unavailable" | "source_timeout"),
+        "a read while the network is down fails with a stable code: {err}"
+    );
+
+    // It comes back: the client reconnects by itself and the same stream flows again, with
+    // values newer than any from before the drop.
+    faults.set_refuse(false);
+    let resumed_from = counter_above(&mut stream, before + 20.0).await;
+    assert!(resumed_from > before);
+    eventually("health is ok again", || {
+        source.health().state == HealthState::Ok
+    })
+    .await;
+    assert!(source.reconnects() >= 1, "it reconnected");
+    assert!(source.snapshot(&["Counter".to_owned()]).await.is_ok());
+    assert_eq!(source.subscription_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_the_server_closed_is_created_again_and_values_flow() {
+    let server = Server::start(&["--period", "0.05"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(
+        &dir,
+        json!({"endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant",
+               "publishingInterval": "200ms", "timeout": "3s"}),
+    )
+    .await
+    .unwrap();
+    let mut stream = source.subscribe(&["Counter".to_owned()]).await.unwrap();
+    let before = counter_above(&mut stream, 0.0).await;
+
+    // The server forgets the session (as when it timed out) and its subscriptions with it.
+    server.signal("-USR1");
+    eventually("the server closed the session", || {
+        server.sessions_closed.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    let after = counter_above(&mut stream, before + 40.0).await;
+    assert!(after > before + 40.0);
+    // Still flowing: not a value queued before the close.
+    let later = counter_above(&mut stream, after).await;
+    assert!(later > after);
+    eventually("health is ok", || source.health().state == HealthState::Ok).await;
+    assert!(source.snapshot(&["Counter".to_owned()]).await.is_ok());
+    assert_eq!(source.subscription_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_keep_flowing_across_secure_channel_renewals() {
+    let certs = tempfile::tempdir().unwrap();
+    let server = Server::start(&[
+        "--period",
+        "0.05",
+        "--encrypted",
+        certs.path().to_str().unwrap(),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = json!({
+        "endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant",
+        "securityPolicy": "Basic256Sha256", "securityMode": "SignAndEncrypt",
+        "publishingInterval": "200ms", "secureChannelLifetime": "3s",
+    });
+    let context = SourceContext::in_dir(dir.path());
+    uplink_source_opcua::trust_server(&config(settings.clone()), &context, None)
+        .await
+        .unwrap();
+    let source = OpcUaSource::open(&config(settings), &context)
+        .await
+        .unwrap();
+    let mut stream = source.subscribe(&["Counter".to_owned()]).await.unwrap();
+    let mut last = counter_above(&mut stream, 0.0).await;
+    let start = server.renewals.load(Ordering::Relaxed);
+    // Every update within a few publishing intervals, across at least two renewals.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while server.renewals.load(Ordering::Relaxed) < start + 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the channel was not renewed twice within 90 s"
+        );
+        let update = next_update(&mut stream, Duration::from_secs(5)).await;
+        let counter = update[0].value.unwrap();
+        assert!(counter >= last, "{counter} after {last}");
+        last = counter;
+        assert_eq!(source.health().state, HealthState::Ok);
+    }
+    let after = counter_above(&mut stream, last).await;
+    assert!(after > last, "values flow after the renewals");
+    assert_eq!(source.reconnects(), 0, "renewed, not reconnected");
+    assert!(source.snapshot(&["Label".to_owned()]).await.is_ok());
 }

@@ -22,12 +22,14 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 // bound parameters. `AssertSqlSafe` marks that audit.
 use sqlx::{AssertSqlSafe, Row};
 use uplink_model::{
-    Boundary, Capabilities, DataSourceDescriptor, DataType, Function, PlotRequest,
-    ProcessedRequest, RawRequest, Sample, Status, Tag, TagPage, TagSearch, TagValue, aggregate,
-    time_expr::from_micros,
+    Boundary, Capabilities, Computed, ComputedBy, DataSourceDescriptor, DataType, Function,
+    PlotRequest, ProcessedRequest, RawRequest, Sample, Status, Tag, TagPage, TagSearch, TagValue,
+    aggregate, time_expr::from_micros,
 };
 use uplink_source::form::{FieldError, FieldSchema, FieldType, FormSchema};
-use uplink_source::{CHUNK, DataSource, Health, RawStream, SourceConfig, SourceError};
+use uplink_source::{
+    CHUNK, DataSource, Health, ProcessedSeriesList, RawStream, SourceConfig, SourceError,
+};
 
 /// The kind's identifier.
 pub const KIND: &str = "postgres";
@@ -719,7 +721,7 @@ impl DataSource for PostgresSource {
     async fn processed(
         &self,
         request: &ProcessedRequest,
-    ) -> Result<Vec<(Function, Vec<Sample>)>, SourceError> {
+    ) -> Result<Computed<ProcessedSeriesList>, SourceError> {
         self.check_tag(&request.tag)?;
         let intervals = request.intervals();
         let in_database = |f: &Function| {
@@ -747,7 +749,13 @@ impl DataSource for PostgresSource {
         } else {
             None
         };
-        Ok(request
+        // Every function summed up by the database: its answer; any computed from rows: Uplink's.
+        let by = if raw.is_none() {
+            ComputedBy::Source
+        } else {
+            ComputedBy::Uplink
+        };
+        let series = request
             .functions
             .iter()
             .map(|&function| {
@@ -767,12 +775,13 @@ impl DataSource for PostgresSource {
                 };
                 (function, values)
             })
-            .collect())
+            .collect();
+        Ok(Computed { values: series, by })
     }
 
-    async fn plot(&self, request: &PlotRequest) -> Result<Vec<Sample>, SourceError> {
+    async fn plot(&self, request: &PlotRequest) -> Result<Computed<Vec<Sample>>, SourceError> {
         self.check_tag(&request.tag)?;
-        self.plot_in_database(request).await
+        Ok(Computed::by_source(self.plot_in_database(request).await?))
     }
 
     async fn raw(&self, request: &RawRequest) -> Result<RawStream, SourceError> {

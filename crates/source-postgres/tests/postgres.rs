@@ -169,7 +169,13 @@ async fn a_postgresql_historian_reads_long_and_wide_tables_and_names_bad_setting
             intervals,
         };
         let raw = read(&source, tag, from, to, Boundary::Inside).await;
-        let ours = source.plot(&plot).await.unwrap();
+        let answer = source.plot(&plot).await.unwrap();
+        assert_eq!(
+            answer.by,
+            uplink_model::ComputedBy::Source,
+            "date_bin in the database"
+        );
+        let ours = answer.values;
         assert!(!ours.is_empty());
         same(&ours, &aggregate::plot(&raw, &plot.intervals()));
     }
@@ -203,7 +209,7 @@ async fn a_postgresql_historian_reads_long_and_wide_tables_and_names_bad_setting
             functions: all.clone(),
         };
         let raw = read(&source, tag, from, to, Boundary::Outside).await;
-        let answers = source.processed(&request).await.unwrap();
+        let answers = source.processed(&request).await.unwrap().values;
         assert_eq!(answers.len(), all.len());
         for (function, values) in answers {
             same(
@@ -236,7 +242,7 @@ async fn a_postgresql_historian_reads_long_and_wide_tables_and_names_bad_setting
     )
     .await;
     same(
-        &wide.plot(&plot).await.unwrap(),
+        &wide.plot(&plot).await.unwrap().values,
         &aggregate::plot(&raw, &plot.intervals()),
     );
     let values = read(

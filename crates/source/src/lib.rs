@@ -22,8 +22,8 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 use uplink_model::{
-    AtTimesRequest, Boundary, DataSourceDescriptor, Function, PlotRequest, ProcessedRequest,
-    RawRequest, Sample, TagPage, TagSearch, TagValue, TimeRange, aggregate,
+    AtTimesRequest, Boundary, Computed, DataSourceDescriptor, Function, PlotRequest,
+    ProcessedRequest, RawRequest, Sample, TagPage, TagSearch, TagValue, TimeRange, aggregate,
 };
 
 /// Values of a raw read, oldest first, in chunks of at most [`CHUNK`] samples. The read runs
@@ -33,6 +33,9 @@ pub type RawStream = BoxStream<'static, Result<Vec<Sample>, SourceError>>;
 /// Current values pushed by a source that can: each item holds one value per subscribed tag,
 /// in the order subscribed.
 pub type SnapshotStream = BoxStream<'static, Vec<TagValue>>;
+
+/// A processed answer: each function asked, in order, with its value per interval.
+pub type ProcessedSeriesList = Vec<(Function, Vec<Sample>)>;
 
 /// The most samples in one chunk of a [`RawStream`]: large enough that per-chunk costs vanish,
 /// small enough that a slow reader holds little memory.
@@ -83,8 +86,10 @@ impl SourceContext {
 ///
 /// Sources answer raw reads natively; plot, values-at-times and processed queries have default
 /// answers computed by [`uplink_model::aggregate`] from a raw read, which a source overrides only
-/// when it can do better. Requests arrive validated and resolved, so a source never sees a
-/// reversed range or a zero interval.
+/// when it can do better. Each computed answer says who computed it ([`Computed`]): the defaults
+/// say Uplink, an override that pushed the work down to the source says Source (and Uplink when
+/// it fell back). Requests arrive validated and resolved, so a source never sees a reversed
+/// range or a zero interval.
 #[async_trait]
 pub trait DataSource: Send + Sync + fmt::Debug {
     /// Name, kind, description and capabilities.
@@ -104,7 +109,7 @@ pub trait DataSource: Send + Sync + fmt::Debug {
 
     /// Shape-preserving down-sampling: by default a raw read folded chunk by chunk into an
     /// [`aggregate::PlotBuilder`], so memory stays at four samples per interval.
-    async fn plot(&self, request: &PlotRequest) -> Result<Vec<Sample>, SourceError> {
+    async fn plot(&self, request: &PlotRequest) -> Result<Computed<Vec<Sample>>, SourceError> {
         let raw = RawRequest {
             tag: request.tag.clone(),
             range: request.range,
@@ -116,14 +121,17 @@ pub trait DataSource: Send + Sync + fmt::Debug {
         while let Some(chunk) = stream.next().await {
             builder.push(&chunk?);
         }
-        Ok(builder.finish())
+        Ok(Computed::by_uplink(builder.finish()))
     }
 
     /// Interpolated values at the requested instants ([`aggregate::at_times`] by default).
-    async fn at_times(&self, request: &AtTimesRequest) -> Result<Vec<Sample>, SourceError> {
+    async fn at_times(
+        &self,
+        request: &AtTimesRequest,
+    ) -> Result<Computed<Vec<Sample>>, SourceError> {
         let times = request.times_us();
         let (Some(&first), Some(&last)) = (times.iter().min(), times.iter().max()) else {
-            return Ok(Vec::new());
+            return Ok(Computed::by_uplink(Vec::new()));
         };
         let range = TimeRange::new(
             uplink_model::time_expr::from_micros(first),
@@ -132,28 +140,30 @@ pub trait DataSource: Send + Sync + fmt::Debug {
         let samples = self
             .collect_raw(&request.tag, range, Boundary::Outside)
             .await?;
-        Ok(aggregate::at_times(&samples, &times))
+        Ok(Computed::by_uplink(aggregate::at_times(&samples, &times)))
     }
 
     /// Each function over each interval ([`aggregate::processed`] by default).
     async fn processed(
         &self,
         request: &ProcessedRequest,
-    ) -> Result<Vec<(Function, Vec<Sample>)>, SourceError> {
+    ) -> Result<Computed<ProcessedSeriesList>, SourceError> {
         let samples = self
             .collect_raw(&request.tag, request.range, Boundary::Outside)
             .await?;
         let intervals = request.intervals();
-        Ok(request
-            .functions
-            .iter()
-            .map(|&function| {
-                (
-                    function,
-                    aggregate::processed(&samples, &intervals, function),
-                )
-            })
-            .collect())
+        Ok(Computed::by_uplink(
+            request
+                .functions
+                .iter()
+                .map(|&function| {
+                    (
+                        function,
+                        aggregate::processed(&samples, &intervals, function),
+                    )
+                })
+                .collect(),
+        ))
     }
 
     /// New current values as they arrive, for sources that push.
@@ -314,4 +324,91 @@ pub fn stream_slice(samples: std::sync::Arc<Vec<Sample>>, lo: usize, hi: usize) 
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use uplink_model::{
+        ComputedBy, DataSourceDescriptor, Function, PlotRequest, ProcessedRequest, RawRequest,
+        Sample, Span, TagPage, TagSearch, TagValue, TimeRange, time_expr::from_micros,
+    };
+
+    use super::*;
+
+    /// One tag holding a ramp, answering raw reads only.
+    #[derive(Debug)]
+    struct Ramp(Arc<Vec<Sample>>);
+
+    #[async_trait]
+    impl DataSource for Ramp {
+        fn descriptor(&self) -> DataSourceDescriptor {
+            DataSourceDescriptor {
+                name: "ramp".into(),
+                kind: "test".into(),
+                description: String::new(),
+                capabilities: uplink_model::Capabilities::all_from_raw(),
+            }
+        }
+        fn health(&self) -> Health {
+            Health::ok()
+        }
+        async fn search(&self, _: &TagSearch) -> Result<TagPage, SourceError> {
+            unreachable_in_test()
+        }
+        async fn snapshot(&self, _: &[String]) -> Result<Vec<TagValue>, SourceError> {
+            unreachable_in_test()
+        }
+        async fn raw(&self, request: &RawRequest) -> Result<RawStream, SourceError> {
+            let (lo, hi) = (request.range.start_us(), request.range.end_us());
+            let from = self.0.partition_point(|s| s.time_us < lo);
+            let to = self.0.partition_point(|s| s.time_us <= hi);
+            Ok(stream_slice(self.0.clone(), from, to))
+        }
+    }
+
+    fn unreachable_in_test<T>() -> Result<T, SourceError> {
+        Err(SourceError::UnknownSource("not used by this test".into()))
+    }
+
+    #[tokio::test]
+    async fn the_default_answers_say_uplink_computed_them() {
+        let ramp = Ramp(Arc::new(
+            (0..600)
+                .map(|s| Sample::good(s * 1_000_000, s as f64))
+                .collect(),
+        ));
+        let range = TimeRange::new(from_micros(0), from_micros(599_000_000)).unwrap();
+        let plot = ramp
+            .plot(&PlotRequest {
+                tag: "x".into(),
+                range,
+                intervals: 4,
+            })
+            .await
+            .unwrap();
+        assert_eq!(plot.by, ComputedBy::Uplink);
+        assert!(!plot.values.is_empty());
+        let at = ramp
+            .at_times(&AtTimesRequest {
+                tag: "x".into(),
+                times: vec![from_micros(10_000_000), from_micros(20_000_000)],
+            })
+            .await
+            .unwrap();
+        assert_eq!(at.by, ComputedBy::Uplink);
+        assert_eq!(at.values[1].value, 20.0);
+        let processed = ramp
+            .processed(&ProcessedRequest {
+                tag: "x".into(),
+                range,
+                interval: Span::from_secs(60),
+                functions: vec![Function::Count],
+            })
+            .await
+            .unwrap();
+        assert_eq!(processed.by, ComputedBy::Uplink);
+        assert_eq!(processed.values[0].1[0].value, 60.0);
+    }
 }

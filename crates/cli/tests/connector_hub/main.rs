@@ -8,10 +8,12 @@
 //!   renewal, the query limit, replaced links;
 //! - `browser_sign_in`: the RFC 8252 browser sign-in through the hub's pages;
 //! - `answers_in_flight`: revoke means stop, for an answer flowing from site to app;
-//! - `diagnostics`: the connectivity test against a live hub.
+//! - `diagnostics`: the connectivity test against a live hub;
+//! - `computed_by`: the `Uplink-Computed-By` header, from a data source's answer to the app.
 
 mod answers_in_flight;
 mod browser_sign_in;
+mod computed_by;
 mod diagnostics;
 mod runtime;
 

@@ -252,6 +252,10 @@ pub(crate) fn tag_value_fields(buf: &mut Vec<u8>, date: &mut DateCache, value: &
         buf.extend_from_slice(b",\"units\":");
         string(buf, units);
     }
+    if let Some(code) = value.source_status_code {
+        buf.extend_from_slice(b",\"sourceStatusCode\":");
+        integer(buf, u64::from(code));
+    }
 }
 
 /// Writes a tag as `serde_json` does (tags are few; no need to hand-write them).
@@ -318,6 +322,27 @@ mod tests {
             assert_eq!(
                 String::from_utf8(buf).unwrap(),
                 serde_json::to_string(text).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn a_value_with_the_sources_own_code_is_written_like_serde_json() {
+        let at = Utc.with_ymd_and_hms(2024, 5, 1, 8, 0, 0).unwrap();
+        for value in [
+            TagValue::number(at, 1.5)
+                .with_status(uplink_model::Status::Bad)
+                .with_source_status_code(0x808C_0000)
+                .with_units("bar"),
+            TagValue::number(at, 2.0),
+        ] {
+            let mut buf = Vec::new();
+            buf.push(b'{');
+            tag_value_fields(&mut buf, &mut DateCache::default(), &value);
+            buf.push(b'}');
+            assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                serde_json::to_string(&value).unwrap()
             );
         }
     }

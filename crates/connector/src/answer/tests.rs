@@ -210,7 +210,8 @@ async fn plot_and_at_times_are_the_sources_samples() {
     let direct = source
         .plot(&plot_query.resolve(Utc::now()).unwrap())
         .await
-        .unwrap();
+        .unwrap()
+        .values;
     assert!(direct.len() > 10);
     same_text(&text, &series_text("sim.sinusoid.1", &direct));
 
@@ -234,7 +235,8 @@ async fn processed_groups_values_by_function() {
     let direct = source
         .processed(&processed.resolve(Utc::now()).unwrap())
         .await
-        .unwrap();
+        .unwrap()
+        .values;
     let functions: Vec<String> = direct
         .iter()
         .map(|(function, samples)| {

@@ -14,8 +14,9 @@ use futures::stream::FuturesUnordered;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 use uplink_link::{
-    CHUNK_WINDOW, ChunkData, QueryFailure, QueryOutcome, RelayedQuery, failure, to_hub,
+    CHUNK_WINDOW, ChunkData, QueryFailure, QueryInfo, QueryOutcome, RelayedQuery, failure, to_hub,
 };
+use uplink_model::ComputedBy;
 use uplink_signalr::client::HubConnection;
 
 use super::{Inner, lock};
@@ -231,7 +232,13 @@ async fn serve(
         end(connection, &relayed.query_id, Some(unknown.clone())).await;
         return (unknown.code, 0);
     };
-    let mut body = answer::answer(source, relayed.query.clone(), relayed.format);
+    let computed_by = Arc::new(std::sync::OnceLock::new());
+    let mut body = answer::answer_noting(
+        source,
+        relayed.query.clone(),
+        relayed.format,
+        computed_by.clone(),
+    );
     let mut in_flight = FuturesUnordered::new();
     let mut seq: u64 = 0;
     let mut bytes: u64 = 0;
@@ -260,6 +267,9 @@ async fn serve(
             }
             next = body.next(), if !finished && in_flight.len() < CHUNK_WINDOW => match next {
                 Some(Ok(chunk)) => {
+                    if seq == 0 {
+                        info(connection, &relayed.query_id, computed_by.get().copied()).await;
+                    }
                     bytes += chunk.len() as u64;
                     let connection = connection.clone();
                     let id = relayed.query_id.clone();
@@ -286,6 +296,18 @@ async fn serve(
         .map_or_else(|| "ok".to_owned(), |f| f.code.clone());
     end(connection, &relayed.query_id, failed).await;
     (code, bytes)
+}
+
+/// Tells the hub who computed the answer, before its first chunk (nothing for the queries that
+/// compute nothing). Sent without a completion: a hub that does not know the method ignores it.
+async fn info(connection: &HubConnection, query_id: &str, computed_by: Option<ComputedBy>) {
+    if computed_by.is_none() {
+        return;
+    }
+    let info = QueryInfo { computed_by };
+    if let Err(error) = connection.send(to_hub::QUERY_INFO, (query_id, info)).await {
+        tracing::debug!(query = %query_id, %error, "QueryInfo not delivered");
+    }
 }
 
 async fn end(connection: &HubConnection, query_id: &str, error: Option<QueryFailure>) {

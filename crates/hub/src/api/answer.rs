@@ -50,6 +50,10 @@ pub fn format(parameter: Option<&str>, headers: &HeaderMap) -> Result<ResultForm
     })
 }
 
+/// Who computed a plot, values-at-times or processed answer: `source` (pushed down to the data
+/// source) or `uplink` (computed from raw values). Absent when the connector did not say.
+pub const COMPUTED_BY: header::HeaderName = header::HeaderName::from_static("uplink-computed-by");
+
 /// How much of an answer that is already at hand is held back before the status goes out, so
 /// that an answer which broke off within it still gets an error status.
 const HELD_BEFORE_STATUS: usize = 64 * 1024;
@@ -88,6 +92,7 @@ pub async fn respond(
             None => break,
         }
     }
+    let computed_by = answer.computed();
     let rest = if ended {
         futures::stream::empty().boxed()
     } else {
@@ -112,6 +117,9 @@ pub async fn respond(
     );
     // Process data is the data owner's: no cache along the way may keep a copy.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(by) = computed_by {
+        headers.insert(COMPUTED_BY, HeaderValue::from_static(by.as_str()));
+    }
     Ok(response)
 }
 
@@ -120,6 +128,7 @@ mod tests {
     use super::*;
     use axum::body::to_bytes;
     use bytes::Bytes;
+    use uplink_model::ComputedBy;
 
     fn chunk(text: &'static str) -> Result<Bytes, RelayError> {
         Ok(Bytes::from_static(text.as_bytes()))
@@ -151,6 +160,25 @@ mod tests {
         assert_eq!(response.status(), StatusCode::OK);
         let body = to_bytes(response.into_body(), 1 << 16).await.unwrap();
         assert_eq!(&body[..], b"{\"items\":[]}");
+    }
+
+    #[tokio::test]
+    async fn who_computed_the_answer_is_a_header_only_when_the_connector_said() {
+        for said in [Some(ComputedBy::Source), Some(ComputedBy::Uplink), None] {
+            let stream = futures::stream::iter(vec![chunk("{}")]).boxed();
+            let response = respond(
+                ResultFormat::Json,
+                "q-test".into(),
+                RelayStream::new(stream).computed_by(said),
+            )
+            .await
+            .unwrap();
+            let header = response
+                .headers()
+                .get("uplink-computed-by")
+                .map(|v| v.to_str().unwrap().to_owned());
+            assert_eq!(header.as_deref(), said.map(ComputedBy::as_str));
+        }
     }
 
     #[tokio::test]

@@ -321,6 +321,7 @@ impl Call {
         // A failure before the status is the query's outcome; one after it breaks an answer
         // already counted as answered.
         let status_sent = Arc::new(AtomicBool::new(false));
+        let computed_by = answer.computed();
         let counted = {
             let (metrics, status_sent) = (metrics.clone(), status_sent.clone());
             RelayStream::new(
@@ -336,6 +337,7 @@ impl Call {
                     })
                     .boxed(),
             )
+            .computed_by(computed_by)
         };
         let response = answer::respond(format, query_id, counted).await;
         if response.is_ok() {

@@ -29,6 +29,9 @@ pub const ANSWER_BUFFER: usize = 2;
 /// What the link hands to the app end of a query.
 #[derive(Debug)]
 pub enum Item {
+    /// What the connector said about its answer before the body (`QueryInfo`); ignored once
+    /// the body began.
+    Info(uplink_link::QueryInfo),
     /// The next bytes of the body, as the connector sent them.
     Chunk(Bytes),
     /// The body is complete.
@@ -241,6 +244,11 @@ impl Stream for Answer {
             return Poll::Ready(Some(Ok(first)));
         }
         match this.items.poll_recv(cx) {
+            // Headers went with the first chunk: a late `QueryInfo` changes nothing.
+            Poll::Ready(Some(Item::Info(_))) => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
             Poll::Ready(Some(Item::Chunk(bytes))) => {
                 this.waiting = false;
                 Poll::Ready(Some(Ok(bytes)))

@@ -223,27 +223,33 @@ impl ConnectorRouter for LocalRouter {
             return Err(self.offline(connector_id).await);
         }
         drop(session);
-        let first = match tokio::time::timeout(self.query_timeout, items.recv()).await {
-            Err(_) => {
-                cancel.fire("the connector did not answer in time");
-                return Err(self.timeout());
+        let deadline = tokio::time::Instant::now() + self.query_timeout;
+        let mut info = uplink_link::QueryInfo::default();
+        let first = loop {
+            match tokio::time::timeout_at(deadline, items.recv()).await {
+                Err(_) => {
+                    cancel.fire("the connector did not answer in time");
+                    return Err(self.timeout());
+                }
+                Ok(None) => {
+                    cancel.disarm();
+                    return Err(RelayError::LinkLost);
+                }
+                Ok(Some(Item::Failed(error))) => {
+                    cancel.disarm();
+                    return Err(error);
+                }
+                Ok(Some(Item::Info(said))) => info = said,
+                Ok(Some(Item::End)) => {
+                    cancel.disarm();
+                    return Ok(RelayStream::new(futures::stream::empty().boxed())
+                        .computed_by(info.computed_by));
+                }
+                Ok(Some(Item::Chunk(first))) => break first,
             }
-            Ok(None) => {
-                cancel.disarm();
-                return Err(RelayError::LinkLost);
-            }
-            Ok(Some(Item::Failed(error))) => {
-                cancel.disarm();
-                return Err(error);
-            }
-            Ok(Some(Item::End)) => {
-                cancel.disarm();
-                return Ok(RelayStream::new(futures::stream::empty().boxed()));
-            }
-            Ok(Some(Item::Chunk(first))) => first,
         };
         let answer = Answer::new(first, items, cancel, self.query_timeout);
-        Ok(RelayStream::new(answer.boxed()))
+        Ok(RelayStream::new(answer.boxed()).computed_by(info.computed_by))
     }
 
     fn is_online(&self, connector_id: &str) -> bool {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use uplink_link::{
-    ChunkData, Heartbeat, QueryOutcome, Registered, RegisteredSource, Registration, RevokeRequest,
+    ChunkData, Heartbeat, QueryInfo, QueryOutcome, Registered, RegisteredSource, Registration, RevokeRequest,
     TokenRenewed, to_hub,
 };
 use uplink_signalr::server::{Caller, Hub as SignalrHub, HubError};
@@ -42,6 +42,7 @@ pub fn hub(hub: Arc<Hub>) -> SignalrHub {
         }
     };
     let with = |hub: &Arc<Hub>| hub.clone();
+    let h7 = hub.clone();
     let (h1, h2, h3, h4, h5, h6) = (
         with(&hub),
         with(&hub),
@@ -82,6 +83,14 @@ pub fn hub(hub: Arc<Hub>) -> SignalrHub {
                     turn.finish();
                     Ok::<_, HubError>(())
                 }
+            },
+        )
+        .method(
+            to_hub::QUERY_INFO,
+            move |caller, (query_id, info): (String, QueryInfo)| {
+                // Now, in arrival order: ahead of the first chunk, which the connector sends after.
+                let noted = note_query_info(&h7, &caller, &query_id, info);
+                async move { noted }
             },
         )
         .method(
@@ -342,6 +351,21 @@ async fn forward_chunk(
             "the app stopped waiting for query '{query_id}'; stop sending it"
         ))
     })
+}
+
+/// Passes the connector's word about its answer (who computed it) to the app end, ahead of
+/// the body; once the body began, or for a query not running, it changes nothing.
+fn note_query_info(
+    hub: &Arc<Hub>,
+    caller: &Caller,
+    query_id: &str,
+    info: QueryInfo,
+) -> Result<(), HubError> {
+    let session = registered(hub, caller, to_hub::QUERY_INFO)?;
+    session.with_query(query_id, |slot| {
+        let _ = slot.sender.try_send(Item::Info(info));
+    });
+    Ok(())
 }
 
 /// The end of an answer: where it goes, after which chunk, and what it says.

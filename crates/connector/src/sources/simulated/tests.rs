@@ -151,6 +151,8 @@ async fn processed_and_plot_come_from_the_model() {
         functions: vec![uplink_model::Function::Avg, uplink_model::Function::Count],
     };
     let result = sim.processed(&request).await.unwrap();
+    assert_eq!(result.by, uplink_model::ComputedBy::Uplink);
+    let result = result.values;
     // Square: +10 for the first half minute, −10 for the second.
     assert_eq!(
         result[0].1.iter().map(|s| s.value).collect::<Vec<_>>(),
@@ -223,7 +225,7 @@ async fn plot_streams_across_chunks_to_the_same_points() {
         range,
         intervals: 300,
     };
-    let streamed = sim.plot(&plot).await.unwrap();
+    let streamed = sim.plot(&plot).await.unwrap().values;
     let all = sim
         .collect_raw("sim.randomWalk.1", range, Boundary::Inside)
         .await
