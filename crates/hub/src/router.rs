@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -89,13 +89,23 @@ pub fn router(hub: Arc<Hub>) -> Router {
 
 /// A path no route serves. Under the APIs (`/api/`) the answer is the `{code, message}` JSON
 /// every API error has, so an app's error handling needs no special case for a mistyped path;
-/// elsewhere (pages, assets) an empty 404.
-async fn not_found(method: Method, uri: Uri) -> Response {
+/// a browser's page request gets a page in the hub's style that leads back to the account;
+/// anything else (an asset, a script) an empty 404.
+async fn not_found(method: Method, headers: HeaderMap, uri: Uri) -> Response {
     let path = uri.path();
-    if !path.starts_with("/api/") {
-        return StatusCode::NOT_FOUND.into_response();
-    }
     let shown: String = path.chars().take(200).collect();
+    if !path.starts_with("/api/") {
+        let wants_page = method == Method::GET
+            && headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|accept| accept.contains("text/html"));
+        return if wants_page {
+            pages::layout::not_found_page(&shown)
+        } else {
+            StatusCode::NOT_FOUND.into_response()
+        };
+    }
     ApiErrorCode::NotFound.response(format!(
         "no route {method} {shown}{}; the data API's routes are listed in /api/v1/openapi.json",
         if shown.len() < path.len() { "…" } else { "" }

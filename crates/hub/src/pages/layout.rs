@@ -109,6 +109,24 @@ pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
     )
 }
 
+/// The page for a path no route serves: says so in the hub's style and leads back to the account.
+pub fn not_found_page(path: &str) -> Response {
+    html_response(
+        StatusCode::NOT_FOUND,
+        page(
+            "Page not found",
+            None,
+            html! {
+                div.card role="alert" {
+                    h1 { "Page not found" }
+                    p { "This hub has no page at " code { (path) } "." }
+                    p { a href="/account/settings" { "Go to your account settings" } }
+                }
+            },
+        ),
+    )
+}
+
 /// `GET /assets/hub.css`.
 pub async fn stylesheet() -> Response {
     (
