@@ -93,6 +93,34 @@ impl Recorded {
         Ok(Arc::new(Self::start(inner, historian, &settings)))
     }
 
+    /// `inner` as the connector serves it when `settings` ask for recording, for a process
+    /// that only reads (`uplink query`): history comes from the recording in the historian
+    /// file at `file`, opened read-only, when the source has none of its own (the runtime's
+    /// rule); nothing is recorded. Without recording, or before anything was recorded (no
+    /// file yet), the source is returned as it is.
+    ///
+    /// # Errors
+    /// Bad recording settings, or a historian file that cannot be read.
+    pub async fn read_only(
+        inner: Arc<dyn DataSource>,
+        settings: &serde_json::Map<String, serde_json::Value>,
+        file: PathBuf,
+    ) -> Result<Arc<dyn DataSource>, SourceError> {
+        if RecordingSettings::from_settings(settings)?.is_none() || !file.exists() {
+            return Ok(inner);
+        }
+        let historian = Historian::open_read_only(file).await?;
+        let tags = historian.tag_names().await?;
+        Ok(Arc::new(Self {
+            from_recording: !inner.descriptor().capabilities.raw,
+            inner,
+            historian,
+            tags: Arc::new(Mutex::new(tags)),
+            dropped: Arc::new(AtomicU64::new(0)),
+            task: tokio::spawn(async {}),
+        }))
+    }
+
     /// Records `inner`'s tags matching `settings` into `historian`.
     pub fn start(
         inner: Arc<dyn DataSource>,

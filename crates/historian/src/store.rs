@@ -257,6 +257,55 @@ impl Historian {
         Ok(Self { shared })
     }
 
+    /// Opens an existing historian file to read only, with no writer: for another process
+    /// (`uplink query`) reading what the connector records, which must never write to it.
+    /// Recording to it fails with [`HistorianError::Stopped`].
+    ///
+    /// # Errors
+    /// [`HistorianError::Database`] when the file does not exist or is not a historian.
+    pub async fn open_read_only(path: impl Into<PathBuf>) -> Result<Self, HistorianError> {
+        let path = path.into();
+        let read = SqlitePoolOptions::new()
+            .max_connections(2)
+            .min_connections(0)
+            .connect_with(
+                SqliteConnectOptions::new()
+                    .filename(&path)
+                    .read_only(true)
+                    .busy_timeout(Duration::from_secs(30)),
+            )
+            .await
+            .map_err(db_error(&path))?;
+        let tags: Vec<(String, i64)> = sqlx::query_as("SELECT name, first_us FROM tags")
+            .fetch_all(&read)
+            .await
+            .map_err(db_error(&path))?;
+        let (since, oldest): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT min(first_us) FROM tags), (SELECT min(start_us) FROM blocks)",
+        )
+        .fetch_one(&read)
+        .await
+        .map_err(db_error(&path))?;
+        let stats = HistorianStats {
+            tags: tags.len() as u64,
+            since_us: since,
+            oldest_us: oldest,
+            disk_bytes: disk_bytes(&path),
+            ..HistorianStats::default()
+        };
+        // A sender whose receiver is gone: every write is refused as stopped.
+        let (tx, _) = mpsc::channel(1);
+        Ok(Self {
+            shared: Arc::new(Shared {
+                path,
+                tx,
+                read,
+                stats: Arc::new(Mutex::new(stats)),
+                firsts: Arc::new(Mutex::new(tags.into_iter().collect())),
+            }),
+        })
+    }
+
     /// The file.
     pub fn path(&self) -> &Path {
         &self.shared.path
