@@ -129,7 +129,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         data_dir: args.data_dir.clone(),
         retry_unreachable: false,
     };
-    let source = kinds::open_without_recording(config.source(&args.source)?, &context)
+    // A recorded source without history of its own answers history from its recording, as
+    // the connector does (read-only: the connector may be writing to it).
+    let source = kinds::open_for_reading(config.source(&args.source)?, &context)
         .await
         .map_err(explain)?;
     let result = print(&*source, args.query, args.json).await;

@@ -78,8 +78,8 @@ pub async fn open_in(
 pub const HISTORIAN_DIR: &str = "historian";
 
 /// Opens a configured source as [`open_in`] does, without recording: for trying a form (the
-/// Test button, `uplink sources add`) and for one-off reads by another process, which must not
-/// write to the historian file the connector records into.
+/// Test button, `uplink sources add`), which must not write to the historian file the
+/// connector records into (one-off reads use [`open_for_reading`]).
 ///
 /// # Errors
 /// As [`open_in`], less the recording's.
@@ -88,6 +88,29 @@ pub async fn open_without_recording(
     context: &SourceContext,
 ) -> Result<Arc<dyn DataSource>, SourceError> {
     open_kind(config, context).await
+}
+
+/// Opens a configured source for one-off reads by another process than the connector
+/// (`uplink query`): as the connector serves it, without recording. When the settings ask for
+/// recording and the source has no history of its own, its raw, plot, processed and
+/// values-at-times answers come from its edge historian file under `DATA_DIR/historian/`,
+/// read-only (the runtime's rule); a source with its own history answers from it.
+///
+/// # Errors
+/// As [`open_without_recording`], or a historian file that cannot be read.
+pub async fn open_for_reading(
+    config: &SourceConfig,
+    context: &SourceContext,
+) -> Result<Arc<dyn DataSource>, SourceError> {
+    let source = open_kind(config, context).await?;
+    match &context.data_dir {
+        Some(data_dir) => {
+            let file =
+                uplink_historian::historian_file(&data_dir.join(HISTORIAN_DIR), &config.name);
+            uplink_historian::Recorded::read_only(source, &config.settings, file).await
+        }
+        None => Ok(source),
+    }
 }
 
 async fn open_kind(

@@ -91,6 +91,66 @@ async fn a_recording_source_writes_its_live_values_and_says_so() {
     assert_eq!(err.field_errors()[0].field, "recordTags", "{err}");
 }
 
+/// Every sample of a tag sampled faster than a snapshot subscription ticks (10 ms against
+/// 100 ms) is recorded, from the source's change stream: the recording equals the source's own
+/// raw read over the recorded stretch.
+#[tokio::test]
+async fn the_simulated_sources_every_sample_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = simulated(serde_json::json!({
+        "sampleInterval": "10ms", "record": "pattern", "recordTags": "sim.ramp.1"
+    }));
+    let source = open_in(&config, &SourceContext::in_dir(dir.path()))
+        .await
+        .unwrap();
+    let historian = Historian::open(
+        dir.path().join("historian").join("sim%20one.historian"),
+        HistorianOptions::default(),
+    )
+    .await
+    .unwrap();
+    let wide = TimeRange::new(
+        chrono::Utc::now() - chrono::Duration::hours(1),
+        chrono::Utc::now() + chrono::Duration::hours(1),
+    )
+    .unwrap();
+    let read = |source: Arc<dyn DataSource>, historian: Option<Historian>, range: TimeRange| async move {
+        let request = RawRequest {
+            tag: "sim.ramp.1".into(),
+            range,
+            max_count: None,
+            boundary: Boundary::Inside,
+        };
+        let mut stream = match historian {
+            Some(historian) => historian.raw(&request).await.unwrap(),
+            None => source.raw(&request).await.unwrap(),
+        };
+        let mut samples: Vec<Sample> = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            samples.extend(chunk.unwrap());
+        }
+        samples
+    };
+    let mut recorded = Vec::new();
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        recorded = read(source.clone(), Some(historian.clone()), wide).await;
+        if recorded.len() >= 100 {
+            break;
+        }
+    }
+    assert!(recorded.len() >= 100, "{} values recorded", recorded.len());
+    let stretch = TimeRange::new(
+        from_micros(recorded[0].time_us),
+        from_micros(recorded[recorded.len() - 1].time_us),
+    )
+    .unwrap();
+    let own = read(source.clone(), None, stretch).await;
+    let recorded = read(source, Some(historian), stretch).await;
+    assert_eq!(recorded.len(), own.len(), "every 10 ms sample is recorded");
+    assert_eq!(recorded, own);
+}
+
 /// The 10 000 000 values recorded from the simulated source (fewer with
 /// `UPLINK_HISTORIAN_VALUES`; about 20 s in a debug build).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,8 +4,18 @@
 //! zigzag varint of the change in the time step (0 for a steady sample rate: one byte), and the
 //! bytes of the value's XOR with the previous value that are not zero (none when the value did not
 //! change; the trailing zero bytes of an integer-valued change are left out too).
+//!
+//! A value with a text (a text tag's value, or a digital state's name beside its number) is the
+//! byte [`TEXT`] (a header never takes it), the sample as above, then the text's length as a
+//! varint and its UTF-8 bytes; a text-only value's number is NaN. Numeric values cost nothing more.
 
 use uplink_model::{Sample, Status};
+
+/// The byte that starts a value with a text (headers stop at 254).
+pub const TEXT: u8 = 255;
+
+/// The longest text kept, in bytes; a longer one is cut at a character boundary.
+pub const MAX_TEXT: usize = 65_536;
 
 /// Appends samples to an encoded block.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +32,21 @@ impl Encoder {
     /// An empty block.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Adds a sample with a text (see the module's notes); times must increase.
+    pub fn push_text(&mut self, sample: &Sample, text: Option<&str>) {
+        let Some(text) = text else {
+            return self.push(sample);
+        };
+        self.bytes.push(TEXT);
+        self.push(sample);
+        let mut end = text.len().min(MAX_TEXT);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        put_varint(&mut self.bytes, end as u64);
+        self.bytes.extend_from_slice(&text.as_bytes()[..end]);
     }
 
     /// Adds a sample; times must increase.
@@ -110,10 +135,27 @@ pub struct Damaged;
 /// # Errors
 /// [`Damaged`] when the bytes are not a block.
 pub fn decode(first_us: i64, bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), Damaged> {
+    decode_with(first_us, bytes, |sample, _| out.push(sample))
+}
+
+/// Decodes a block that starts at `first_us`, giving each sample with its text, if any.
+///
+/// # Errors
+/// [`Damaged`] when the bytes are not a block.
+pub fn decode_with(
+    first_us: i64,
+    bytes: &[u8],
+    mut each: impl FnMut(Sample, Option<&str>),
+) -> Result<(), Damaged> {
     let (mut at, mut time, mut delta, mut bits) = (0usize, first_us, 0i64, 0u64);
     while at < bytes.len() {
-        let header = bytes[at];
+        let mut header = bytes[at];
         at += 1;
+        let has_text = header == TEXT;
+        if has_text {
+            header = *bytes.get(at).ok_or(Damaged)?;
+            at += 1;
+        }
         let status = match header / 85 {
             0 => Status::Bad,
             1 => Status::Uncertain,
@@ -139,11 +181,23 @@ pub fn decode(first_us: i64, bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), 
         let mut word = [0u8; 8];
         word[..length].copy_from_slice(raw);
         bits ^= u64::from_le_bytes(word) << (u32::from(trailing) * 8);
-        out.push(Sample {
+        let sample = Sample {
             time_us: time,
             value: f64::from_bits(bits),
             status,
-        });
+        };
+        if has_text {
+            let (length, used) = get_varint(&bytes[at..]).ok_or(Damaged)?;
+            at += used;
+            let length = usize::try_from(length).map_err(|_| Damaged)?;
+            let raw = bytes
+                .get(at..at.checked_add(length).ok_or(Damaged)?)
+                .ok_or(Damaged)?;
+            at += length;
+            each(sample, Some(std::str::from_utf8(raw).map_err(|_| Damaged)?));
+        } else {
+            each(sample, None);
+        }
     }
     Ok(())
 }
@@ -217,6 +271,34 @@ mod tests {
         let bytes = encode(&samples);
         assert!(bytes.len() < 3 * samples.len(), "{} bytes", bytes.len());
         assert_eq!(round_trip(&samples), samples);
+    }
+
+    #[test]
+    fn texts_and_digital_state_names_read_back_beside_their_numbers() {
+        let values = [
+            (Sample::good(1_000, 1.0), Some("Open")),
+            (Sample::good(2_000, 2.0), None),
+            (Sample::good(3_000, f64::NAN), Some("batch 42 — started")),
+            (Sample::good(4_000, f64::NAN), Some("")),
+            (Sample::good(5_000, 3.0), None),
+        ];
+        let mut encoder = Encoder::new();
+        values.iter().for_each(|(s, t)| encoder.push_text(s, *t));
+        let mut back = Vec::new();
+        decode_with(1_000, encoder.bytes(), |s, t| {
+            back.push((s, t.map(str::to_owned)))
+        })
+        .unwrap();
+        assert_eq!(back.len(), values.len());
+        for ((a, at), (b, bt)) in values.iter().zip(&back) {
+            assert_eq!(a.time_us, b.time_us);
+            assert_eq!(a.value.to_bits(), b.value.to_bits());
+            assert_eq!(a.status, b.status);
+            assert_eq!(at.map(str::to_owned), *bt);
+        }
+        let mut samples = Vec::new();
+        decode(1_000, encoder.bytes(), &mut samples).unwrap();
+        assert_eq!(samples.len(), values.len());
     }
 
     #[test]

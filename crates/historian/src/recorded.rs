@@ -2,19 +2,23 @@
 //! has no history of its own, its raw reads (and so plot, processed and values-at-times, through
 //! the model's shared aggregation) are answered from the recording.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use uplink_model::{
-    AtTimesRequest, Capabilities, Computed, DataSourceDescriptor, PlotRequest, ProcessedRequest,
-    RawRequest, Sample, TagPage, TagSearch, TagValue, time_expr::from_micros,
+    AtTimesRequest, Capabilities, Computed, DataSourceDescriptor, NamePattern, PlotRequest,
+    ProcessedRequest, RawRequest, Sample, Status, TagPage, TagSearch, TagValue,
+    time_expr::from_micros,
 };
 use uplink_source::recording::{RecordingSettings, RecordingStatus};
 use uplink_source::{
-    DataSource, Health, ProcessedSeriesList, RawStream, SnapshotStream, SourceError, WriteValue,
+    ChangeStream, DataSource, Health, ProcessedSeriesList, RawStream, SnapshotStream, SourceError,
+    WriteValue,
 };
 
 use crate::store::{Historian, HistorianOptions, Retention};
@@ -50,6 +54,8 @@ pub struct Recorded {
     /// The source has no raw reads of its own: history comes from the recording.
     from_recording: bool,
     tags: Arc<Mutex<Vec<String>>>,
+    /// Values the source's change stream dropped because recording fell behind.
+    dropped: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -88,6 +94,34 @@ impl Recorded {
         Ok(Arc::new(Self::start(inner, historian, &settings)))
     }
 
+    /// `inner` as the connector serves it when `settings` ask for recording, for a process
+    /// that only reads (`uplink query`): history comes from the recording in the historian
+    /// file at `file`, opened read-only, when the source has none of its own (the runtime's
+    /// rule); nothing is recorded. Without recording, or before anything was recorded (no
+    /// file yet), the source is returned as it is.
+    ///
+    /// # Errors
+    /// Bad recording settings, or a historian file that cannot be read.
+    pub async fn read_only(
+        inner: Arc<dyn DataSource>,
+        settings: &serde_json::Map<String, serde_json::Value>,
+        file: PathBuf,
+    ) -> Result<Arc<dyn DataSource>, SourceError> {
+        if RecordingSettings::from_settings(settings)?.is_none() || !file.exists() {
+            return Ok(inner);
+        }
+        let historian = Historian::open_read_only(file).await?;
+        let tags = historian.tag_names().await?;
+        Ok(Arc::new(Self {
+            from_recording: !inner.descriptor().capabilities.raw,
+            inner,
+            historian,
+            tags: Arc::new(Mutex::new(tags)),
+            dropped: Arc::new(AtomicU64::new(0)),
+            task: tokio::spawn(async {}),
+        }))
+    }
+
     /// Records `inner`'s tags matching `settings` into `historian`.
     pub fn start(
         inner: Arc<dyn DataSource>,
@@ -95,17 +129,22 @@ impl Recorded {
         settings: &RecordingSettings,
     ) -> Self {
         let tags = Arc::new(Mutex::new(Vec::new()));
+        let dropped = Arc::new(AtomicU64::new(0));
         let task = tokio::spawn(record(
             inner.clone(),
             historian.clone(),
             settings.search_pattern().to_owned(),
-            tags.clone(),
+            Recording {
+                tags: tags.clone(),
+                dropped: dropped.clone(),
+            },
         ));
         Self {
             from_recording: !inner.descriptor().capabilities.raw,
             inner,
             historian,
             tags,
+            dropped,
             task,
         }
     }
@@ -116,46 +155,158 @@ impl Recorded {
     }
 }
 
-/// Lists the matching tags, subscribes, and writes every value, subscribing again if the live
-/// values stop (a device that went away).
+/// What the recording task reports to its source.
+struct Recording {
+    tags: Arc<Mutex<Vec<String>>>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// Records the source's values: from its change stream when it has one (every value, and tags
+/// that appear later), else from snapshot subscriptions of the tags matching when it started.
+/// Starts again after [`RESUBSCRIBE`] when the values stop (a device that went away).
 async fn record(
     source: Arc<dyn DataSource>,
     historian: Historian,
     pattern: String,
-    recorded: Arc<Mutex<Vec<String>>>,
+    recording: Recording,
 ) {
     let name = source.descriptor().name;
+    let Ok(matcher) = NamePattern::new(&pattern) else {
+        tracing::warn!(source = %name, pattern, "the recording pattern is not valid");
+        return;
+    };
     loop {
-        match list_tags(source.as_ref(), &pattern).await {
-            Ok(tags) if !tags.is_empty() => {
-                *recorded.lock().unwrap_or_else(|p| p.into_inner()) = tags.clone();
-                let names: Vec<Arc<str>> = tags.iter().map(|t| Arc::from(t.as_str())).collect();
-                match source.subscribe(&tags).await {
-                    Ok(mut stream) => {
-                        while let Some(values) = stream.next().await {
-                            let batch: Vec<(Arc<str>, Sample)> = names
-                                .iter()
-                                .zip(values)
-                                .map(|(name, value)| (name.clone(), value.to_sample()))
-                                .collect();
-                            if historian.record(batch).await.is_err() {
-                                return;
-                            }
-                        }
-                        tracing::info!(source = %name, "live values ended; subscribing again");
-                    }
-                    Err(err) => {
-                        tracing::warn!(source = %name, error = %err, "cannot subscribe to record")
-                    }
-                }
+        let stopped = match source.changes().await {
+            Ok(changes) => {
+                record_changes(
+                    source.as_ref(),
+                    &historian,
+                    &pattern,
+                    &matcher,
+                    &recording,
+                    changes,
+                )
+                .await
             }
-            Ok(_) => {
-                tracing::info!(source = %name, pattern, "no tag matches the recording pattern")
+            Err(SourceError::Unsupported { .. }) => {
+                record_snapshots(source.as_ref(), &historian, &pattern, &recording).await
             }
-            Err(err) => tracing::warn!(source = %name, error = %err, "cannot list tags to record"),
+            Err(err) => {
+                tracing::warn!(source = %name, error = %err, "cannot follow values to record");
+                false
+            }
+        };
+        if stopped {
+            return;
         }
         tokio::time::sleep(RESUBSCRIBE).await;
     }
+}
+
+/// Records every value of the change stream whose tag matches; returns whether the historian
+/// stopped.
+async fn record_changes(
+    source: &dyn DataSource,
+    historian: &Historian,
+    pattern: &str,
+    matcher: &NamePattern,
+    recording: &Recording,
+    mut changes: ChangeStream,
+) -> bool {
+    let name = source.descriptor().name;
+    // Which names match (decided once each), for at most MAX_RECORDED_TAGS names.
+    let mut known: HashMap<Arc<str>, bool> = HashMap::new();
+    // The tags there now, with their current values: the stream has what changes from here on.
+    match list_tags(source, pattern).await {
+        Ok(tags) => {
+            for tag in &tags {
+                known.insert(Arc::from(tag.as_str()), true);
+            }
+            *lock(&recording.tags) = tags.clone();
+            if let Ok(values) = source.snapshot(&tags).await {
+                let batch = tags
+                    .iter()
+                    .map(|t| Arc::from(t.as_str()))
+                    .zip(values)
+                    .collect();
+                if historian.record_values(batch).await.is_err() {
+                    return true;
+                }
+            }
+        }
+        Err(err) => tracing::warn!(source = %name, error = %err, "cannot list tags to record"),
+    }
+    while let Some(changes) = changes.next().await {
+        if changes.dropped > 0 {
+            let total = recording
+                .dropped
+                .fetch_add(changes.dropped, Ordering::Relaxed)
+                + changes.dropped;
+            tracing::warn!(source = %name, dropped = changes.dropped, total, "recording fell behind the live values: values were dropped");
+        }
+        let mut batch = Vec::with_capacity(changes.values.len());
+        for change in changes.values {
+            let recorded = match known.get(&change.tag) {
+                Some(&recorded) => recorded,
+                None if known.len() >= MAX_RECORDED_TAGS => false,
+                None => {
+                    let recorded = matcher.matches(&change.tag);
+                    known.insert(change.tag.clone(), recorded);
+                    if recorded {
+                        tracing::info!(source = %name, tag = %change.tag, "recording a new tag");
+                        lock(&recording.tags).push(change.tag.to_string());
+                    }
+                    recorded
+                }
+            };
+            if recorded {
+                batch.push((change.tag, change.value));
+            }
+        }
+        if historian.record_values(batch).await.is_err() {
+            return true;
+        }
+    }
+    tracing::info!(source = %name, "live values ended; following them again");
+    false
+}
+
+/// Records snapshot subscriptions of the tags matching now (a source without a change stream);
+/// returns whether the historian stopped.
+async fn record_snapshots(
+    source: &dyn DataSource,
+    historian: &Historian,
+    pattern: &str,
+    recording: &Recording,
+) -> bool {
+    let name = source.descriptor().name;
+    match list_tags(source, pattern).await {
+        Ok(tags) if !tags.is_empty() => {
+            *lock(&recording.tags) = tags.clone();
+            let names: Vec<Arc<str>> = tags.iter().map(|t| Arc::from(t.as_str())).collect();
+            match source.subscribe(&tags).await {
+                Ok(mut stream) => {
+                    while let Some(values) = stream.next().await {
+                        let batch = names.iter().cloned().zip(values).collect();
+                        if historian.record_values(batch).await.is_err() {
+                            return true;
+                        }
+                    }
+                    tracing::info!(source = %name, "live values ended; subscribing again");
+                }
+                Err(err) => {
+                    tracing::warn!(source = %name, error = %err, "cannot subscribe to record")
+                }
+            }
+        }
+        Ok(_) => tracing::info!(source = %name, pattern, "no tag matches the recording pattern"),
+        Err(err) => tracing::warn!(source = %name, error = %err, "cannot list tags to record"),
+    }
+    false
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 async fn list_tags(source: &dyn DataSource, pattern: &str) -> Result<Vec<String>, SourceError> {
@@ -197,6 +348,16 @@ impl DataSource for Recorded {
         if let Some(error) = self.historian.stats().last_error {
             health.report(uplink_source::HealthIssue {
                 message: format!("recording: {error}"),
+                file: None,
+                line: None,
+            });
+        }
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        if dropped > 0 {
+            health.report(uplink_source::HealthIssue {
+                message: format!(
+                    "recording fell behind the live values: {dropped} values were not recorded"
+                ),
                 file: None,
                 line: None,
             });
@@ -265,6 +426,10 @@ impl DataSource for Recorded {
         self.inner.subscribe(tags).await
     }
 
+    async fn changes(&self) -> Result<ChangeStream, SourceError> {
+        self.inner.changes().await
+    }
+
     async fn write(&self, tag: &str, value: &WriteValue) -> Result<(), SourceError> {
         self.inner.write(tag, value).await
     }
@@ -272,7 +437,7 @@ impl DataSource for Recorded {
     fn recording(&self) -> Option<RecordingStatus> {
         let stats = self.historian.stats();
         Some(RecordingStatus {
-            tags: self.tags.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            tags: lock(&self.tags).clone(),
             since: stats.since_us.map(from_micros),
             oldest: stats.oldest_us.map(from_micros),
             disk_bytes: stats.disk_bytes,
@@ -300,8 +465,21 @@ impl DataSource for FromRaw<'_> {
     async fn snapshot(&self, tags: &[String]) -> Result<Vec<TagValue>, SourceError> {
         self.0.snapshot(tags).await
     }
+    /// A recorded text value has no number: the aggregations take it as a bad sample.
     async fn raw(&self, request: &RawRequest) -> Result<RawStream, SourceError> {
-        self.0.historian.raw(request).await
+        let stream = self.0.historian.raw(request).await?;
+        Ok(stream
+            .map(|chunk| {
+                chunk.map(|mut samples| {
+                    for sample in &mut samples {
+                        if sample.value.is_nan() {
+                            sample.status = Status::Bad;
+                        }
+                    }
+                    samples
+                })
+            })
+            .boxed())
     }
 }
 

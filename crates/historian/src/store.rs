@@ -19,7 +19,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
-use uplink_model::{Boundary, RawRequest, Sample};
+use uplink_model::time_expr::{from_micros, to_micros};
+use uplink_model::{Boundary, RawRequest, Sample, TagValue};
 use uplink_source::{CHUNK, RawStream, SourceError};
 
 use crate::HistorianError;
@@ -99,9 +100,28 @@ struct Shared {
     firsts: Arc<Mutex<HashMap<String, i64>>>,
 }
 
+/// A value to record: the tag, the sample, and its text if it has one.
+type Value = (Arc<str>, Sample, Option<Arc<str>>);
+
+/// A tag's value as the historian keeps it: a text-only value has a NaN number and keeps its
+/// status; a value with neither number nor text is a bad sample.
+fn value_of(value: &TagValue) -> (Sample, Option<Arc<str>>) {
+    match &value.text {
+        Some(text) => (
+            Sample {
+                time_us: to_micros(value.time),
+                value: value.value.filter(|v| v.is_finite()).unwrap_or(f64::NAN),
+                status: value.status,
+            },
+            Some(Arc::from(text.as_str())),
+        ),
+        None => (value.to_sample(), None),
+    }
+}
+
 #[derive(Debug)]
 enum Command {
-    Record(Vec<(Arc<str>, Sample)>),
+    Record(Vec<Value>),
     Flush(oneshot::Sender<Result<(), HistorianError>>),
     Trim(oneshot::Sender<Result<(), HistorianError>>),
     Close(oneshot::Sender<()>),
@@ -237,6 +257,55 @@ impl Historian {
         Ok(Self { shared })
     }
 
+    /// Opens an existing historian file to read only, with no writer: for another process
+    /// (`uplink query`) reading what the connector records, which must never write to it.
+    /// Recording to it fails with [`HistorianError::Stopped`].
+    ///
+    /// # Errors
+    /// [`HistorianError::Database`] when the file does not exist or is not a historian.
+    pub async fn open_read_only(path: impl Into<PathBuf>) -> Result<Self, HistorianError> {
+        let path = path.into();
+        let read = SqlitePoolOptions::new()
+            .max_connections(2)
+            .min_connections(0)
+            .connect_with(
+                SqliteConnectOptions::new()
+                    .filename(&path)
+                    .read_only(true)
+                    .busy_timeout(Duration::from_secs(30)),
+            )
+            .await
+            .map_err(db_error(&path))?;
+        let tags: Vec<(String, i64)> = sqlx::query_as("SELECT name, first_us FROM tags")
+            .fetch_all(&read)
+            .await
+            .map_err(db_error(&path))?;
+        let (since, oldest): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT min(first_us) FROM tags), (SELECT min(start_us) FROM blocks)",
+        )
+        .fetch_one(&read)
+        .await
+        .map_err(db_error(&path))?;
+        let stats = HistorianStats {
+            tags: tags.len() as u64,
+            since_us: since,
+            oldest_us: oldest,
+            disk_bytes: disk_bytes(&path),
+            ..HistorianStats::default()
+        };
+        // A sender whose receiver is gone: every write is refused as stopped.
+        let (tx, _) = mpsc::channel(1);
+        Ok(Self {
+            shared: Arc::new(Shared {
+                path,
+                tx,
+                read,
+                stats: Arc::new(Mutex::new(stats)),
+                firsts: Arc::new(Mutex::new(tags.into_iter().collect())),
+            }),
+        })
+    }
+
     /// The file.
     pub fn path(&self) -> &Path {
         &self.shared.path
@@ -252,7 +321,35 @@ impl Historian {
         if values.is_empty() {
             return Ok(());
         }
-        self.send(Command::Record(values)).await
+        self.send(Command::Record(
+            values.into_iter().map(|(tag, s)| (tag, s, None)).collect(),
+        ))
+        .await
+    }
+
+    /// Queues values as sources give them: a text (a text tag's value, a digital state's name
+    /// beside its number) is kept with the value and read back by [`raw_values`](Self::raw_values);
+    /// a text-only value keeps its status, with no number. Otherwise as [`record`](Self::record).
+    ///
+    /// # Errors
+    /// [`HistorianError::Stopped`] after [`close`](Self::close).
+    pub async fn record_values(
+        &self,
+        values: Vec<(Arc<str>, TagValue)>,
+    ) -> Result<(), HistorianError> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        self.send(Command::Record(
+            values
+                .into_iter()
+                .map(|(tag, value)| {
+                    let (sample, text) = value_of(&value);
+                    (tag, sample, text)
+                })
+                .collect(),
+        ))
+        .await
     }
 
     async fn send(&self, command: Command) -> Result<(), HistorianError> {
@@ -325,6 +422,69 @@ impl Historian {
     /// # Errors
     /// [`SourceError::Database`] when the file cannot be read.
     pub async fn raw(&self, request: &RawRequest) -> Result<RawStream, SourceError> {
+        let Some(reader) = self.reader(request, false).await? else {
+            return Ok(futures::stream::empty().boxed());
+        };
+        Ok(
+            futures::stream::try_unfold(reader, |mut reader| async move {
+                let chunk = reader.next_chunk().await?;
+                Ok::<_, SourceError>(chunk.map(|chunk| (chunk, reader)))
+            })
+            .boxed(),
+        )
+    }
+
+    /// Recorded values of one tag with their texts, as [`raw`](Self::raw) streams samples: a
+    /// text tag's values and digital state names as they were recorded.
+    ///
+    /// # Errors
+    /// [`SourceError::Database`] when the file cannot be read.
+    pub async fn raw_values(
+        &self,
+        request: &RawRequest,
+    ) -> Result<futures::stream::BoxStream<'static, Result<Vec<TagValue>, SourceError>>, SourceError>
+    {
+        let Some(reader) = self.reader(request, true).await? else {
+            return Ok(futures::stream::empty().boxed());
+        };
+        Ok(
+            futures::stream::try_unfold(reader, |mut reader| async move {
+                let Some(chunk) = reader.next_chunk().await? else {
+                    return Ok::<_, SourceError>(None);
+                };
+                let values = chunk
+                    .into_iter()
+                    .map(|sample| {
+                        let text = match reader.texts.front() {
+                            Some((time, _)) if *time == sample.time_us => {
+                                reader.texts.pop_front().map(|(_, text)| text)
+                            }
+                            _ => None,
+                        };
+                        match text {
+                            Some(text) => TagValue {
+                                time: from_micros(sample.time_us),
+                                value: sample.value.is_finite().then_some(sample.value),
+                                text: Some(text),
+                                status: sample.status,
+                                units: None,
+                                source_status_code: None,
+                            },
+                            None => TagValue::from(sample),
+                        }
+                    })
+                    .collect();
+                Ok(Some((values, reader)))
+            })
+            .boxed(),
+        )
+    }
+
+    async fn reader(
+        &self,
+        request: &RawRequest,
+        with_text: bool,
+    ) -> Result<Option<Reader>, SourceError> {
         let path = self.shared.path.clone();
         let pool = self.shared.read.clone();
         let id: Option<i64> = sqlx::query_scalar("SELECT id FROM tags WHERE name = ?")
@@ -333,7 +493,7 @@ impl Historian {
             .await
             .map_err(db_error(&path))?;
         let Some(id) = id else {
-            return Ok(futures::stream::empty().boxed());
+            return Ok(None);
         };
         let (lo, hi) = (request.range.start_us(), request.range.end_us());
         let outside = request.boundary == Boundary::Outside;
@@ -359,6 +519,8 @@ impl Historian {
             at_end: false,
             remaining: request.max_count.unwrap_or(u64::MAX),
             ready: Vec::new(),
+            with_text,
+            texts: std::collections::VecDeque::new(),
             done: false,
         };
         if let Some(row) = first {
@@ -366,21 +528,19 @@ impl Historian {
             reader.cursor = start;
             if outside {
                 let mut samples = Vec::new();
-                reader.decode(start, row.get(1), &mut samples)?;
+                let mut texts = Vec::new();
+                reader.decode(start, row.get(1), &mut samples, &mut texts)?;
                 if let Some(before) = samples.iter().rev().find(|s| s.time_us <= lo)
                     && before.time_us < lo
                 {
                     reader.ready.push(*before);
+                    if let Some(text) = texts.into_iter().find(|(t, _)| *t == before.time_us) {
+                        reader.texts.push_back(text);
+                    }
                 }
             }
         }
-        Ok(
-            futures::stream::try_unfold(reader, |mut reader| async move {
-                let chunk = reader.next_chunk().await?;
-                Ok::<_, SourceError>(chunk.map(|chunk| (chunk, reader)))
-            })
-            .boxed(),
-        )
+        Ok(Some(reader))
     }
 }
 
@@ -398,12 +558,29 @@ struct Reader {
     at_end: bool,
     remaining: u64,
     ready: Vec<Sample>,
+    /// Whether texts are read too.
+    with_text: bool,
+    /// The texts of samples in `ready` (or already handed out in a chunk), by time.
+    texts: std::collections::VecDeque<(i64, String)>,
     done: bool,
 }
 
 impl Reader {
-    fn decode(&self, start: i64, data: &[u8], out: &mut Vec<Sample>) -> Result<(), SourceError> {
-        codec::decode(start, data, out).map_err(|codec::Damaged| {
+    fn decode(
+        &self,
+        start: i64,
+        data: &[u8],
+        out: &mut Vec<Sample>,
+        texts: &mut Vec<(i64, String)>,
+    ) -> Result<(), SourceError> {
+        let with_text = self.with_text;
+        codec::decode_with(start, data, |sample, text| {
+            if with_text && let Some(text) = text {
+                texts.push((sample.time_us, text.to_owned()));
+            }
+            out.push(sample);
+        })
+        .map_err(|codec::Damaged| {
             HistorianError::Damaged {
                 path: self.path.display().to_string(),
                 tag_id: self.id,
@@ -415,6 +592,7 @@ impl Reader {
 
     async fn next_chunk(&mut self) -> Result<Option<Vec<Sample>>, SourceError> {
         let mut samples = Vec::new();
+        let mut texts = Vec::new();
         while self.ready.len() < CHUNK && !self.done {
             let upper = if self.outside { i64::MAX } else { self.hi };
             let rows = sqlx::query(
@@ -435,18 +613,23 @@ impl Reader {
                 let start: i64 = row.get(0);
                 self.cursor = start.saturating_add(1);
                 samples.clear();
-                self.decode(start, row.get(1), &mut samples)?;
+                texts.clear();
+                self.decode(start, row.get(1), &mut samples, &mut texts)?;
+                let mut texts = texts.drain(..).peekable();
                 for sample in &samples {
+                    let text = texts.next_if(|(t, _)| *t == sample.time_us);
                     if sample.time_us < self.lo {
                         continue;
                     }
                     if sample.time_us <= self.hi {
                         self.at_end |= sample.time_us == self.hi;
                         self.ready.push(*sample);
+                        self.texts.extend(text);
                         continue;
                     }
                     if self.outside && !self.at_end {
                         self.ready.push(*sample);
+                        self.texts.extend(text);
                     }
                     self.done = true;
                     break 'rows;
@@ -473,12 +656,14 @@ struct TagState {
     id: i64,
     /// Every value of the open block, committed or not.
     open: Encoder,
-    /// Values accepted since the last flush.
-    pending: Vec<Sample>,
+    /// Values accepted since the last flush, with their texts.
+    pending: Vec<(Sample, Option<Arc<str>>)>,
     /// The last value accepted.
     last: Option<Sample>,
+    /// The last accepted value's text.
+    last_text: Option<Arc<str>>,
     /// The last value held back by the deadband, recorded when the value next moves.
-    held: Option<Sample>,
+    held: Option<(Sample, Option<Arc<str>>)>,
 }
 
 struct Writer {
@@ -521,13 +706,16 @@ impl Writer {
             .await
             .map_err(self.error())?;
             let mut open = Encoder::new();
-            let mut samples = Vec::new();
+            let mut last = None;
+            let mut last_text = None;
             for (start, data) in &segments {
-                samples.clear();
-                codec::decode(*start, data, &mut samples).map_err(|_| self.damaged(id, *start))?;
-                samples.iter().for_each(|s| open.push(s));
+                codec::decode_with(*start, data, |sample, text| {
+                    open.push_text(&sample, text);
+                    last = Some(sample);
+                    last_text = text.map(Arc::from);
+                })
+                .map_err(|_| self.damaged(id, *start))?;
             }
-            let mut last = samples.last().copied();
             if last.is_none() {
                 let block: Option<(i64, Vec<u8>)> = sqlx::query_as(
                     "SELECT start_us, data FROM blocks WHERE tag_id = ? \
@@ -538,9 +726,11 @@ impl Writer {
                 .await
                 .map_err(self.error())?;
                 if let Some((start, data)) = block {
-                    codec::decode(start, &data, &mut samples)
-                        .map_err(|_| self.damaged(id, start))?;
-                    last = samples.last().copied();
+                    codec::decode_with(start, &data, |sample, text| {
+                        last = Some(sample);
+                        last_text = text.map(Arc::from);
+                    })
+                    .map_err(|_| self.damaged(id, start))?;
                 }
             }
             self.tags.insert(
@@ -550,6 +740,7 @@ impl Writer {
                     open,
                     pending: Vec::new(),
                     last,
+                    last_text,
                     held: None,
                 },
             );
@@ -621,10 +812,10 @@ impl Writer {
         }
     }
 
-    async fn accept(&mut self, values: Vec<(Arc<str>, Sample)>) -> Result<(), HistorianError> {
+    async fn accept(&mut self, values: Vec<Value>) -> Result<(), HistorianError> {
         let deadband = self.options.deadband;
         let mut accepted = 0u64;
-        for (name, sample) in values {
+        for (name, sample, text) in values {
             if !self.tags.contains_key(&name) {
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO tags (name, first_us) VALUES (?, ?) \
@@ -643,6 +834,7 @@ impl Writer {
                         open: Encoder::new(),
                         pending: Vec::new(),
                         last: None,
+                        last_text: None,
                         held: None,
                     },
                 );
@@ -650,19 +842,19 @@ impl Writer {
             let Some(state) = self.tags.get_mut(&name) else {
                 continue;
             };
-            let reference = state.held.or(state.last);
+            let reference = state.held.as_ref().map(|(s, _)| *s).or(state.last);
             if reference.is_some_and(|r| sample.time_us <= r.time_us) {
                 continue;
             }
             if let Some(last) = state.last {
-                let same_status = last.status == sample.status;
+                let same_status = last.status == sample.status && state.last_text == text;
                 let unchanged = last.value.to_bits() == sample.value.to_bits()
                     || (last.value.is_finite()
                         && sample.value.is_finite()
                         && (sample.value - last.value).abs() <= deadband
                         && deadband > 0.0);
                 if same_status && unchanged {
-                    state.held = Some(sample);
+                    state.held = Some((sample, text));
                     continue;
                 }
             }
@@ -670,8 +862,9 @@ impl Writer {
                 state.pending.push(held);
                 accepted += 1;
             }
-            state.pending.push(sample);
             state.last = Some(sample);
+            state.last_text = text.clone();
+            state.pending.push((sample, text));
             accepted += 1;
         }
         self.pending += accepted as usize;
@@ -693,7 +886,7 @@ impl Writer {
                 continue;
             }
             let mut segment_from = 0;
-            for (i, sample) in state.pending.iter().enumerate() {
+            for (i, (sample, text)) in state.pending.iter().enumerate() {
                 let open = &state.open;
                 if open.count() > 0
                     && (open.count() >= block_values
@@ -710,12 +903,12 @@ impl Writer {
                     state.open.clear();
                     segment_from = i;
                 }
-                state.open.push(sample);
+                state.open.push_text(sample, text.as_deref());
             }
             let mut segment = Encoder::new();
             state.pending[segment_from..]
                 .iter()
-                .for_each(|s| segment.push(s));
+                .for_each(|(s, t)| segment.push_text(s, t.as_deref()));
             insert_block(&mut tx, state.id, &segment, false)
                 .await
                 .map_err(&error)?;

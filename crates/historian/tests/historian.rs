@@ -588,3 +588,126 @@ async fn killed_50_times_while_recording_it_loses_at_most_a_second_and_never_cor
     }
     eprintln!("{total} values per tag recorded across 50 killed runs");
 }
+
+/// A tag's recorded values with their texts: (time, number, text, status).
+async fn read_values(
+    historian: &Historian,
+    tag: &str,
+    start: i64,
+    end: i64,
+    boundary: Boundary,
+) -> Vec<(i64, Option<f64>, Option<String>, Status)> {
+    let request = RawRequest {
+        tag: tag.into(),
+        range: range(start, end),
+        max_count: None,
+        boundary,
+    };
+    let mut stream = historian.raw_values(&request).await.unwrap();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        for value in chunk.unwrap() {
+            out.push((to_micros(value.time), value.value, value.text, value.status));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn texts_and_digital_state_names_are_recorded_as_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("texts.historian");
+    // Small blocks: texts cross sealed blocks and open segments alike.
+    let options = HistorianOptions {
+        block_values: 3,
+        ..HistorianOptions::default()
+    };
+    let start = 1_700_000_000 * SECOND;
+    let at = |i: i64| from_micros(start + i * SECOND);
+    let state = |i: i64, value: f64, name: &str, status: Status| TagValue {
+        time: at(i),
+        value: Some(value),
+        text: Some(name.into()),
+        status,
+        units: None,
+        source_status_code: None,
+    };
+    let mut uncertain = TagValue::text(at(4), "auto");
+    uncertain.status = Status::Uncertain;
+    let (mode, valve): (Arc<str>, Arc<str>) = (Arc::from("mode"), Arc::from("valve"));
+    let historian = Historian::open(&path, options).await.unwrap();
+    historian
+        .record_values(vec![
+            (mode.clone(), TagValue::text(at(0), "auto")),
+            (valve.clone(), state(0, 1.0, "Open", Status::Good)),
+            (mode.clone(), TagValue::text(at(1), "manual")),
+            (valve.clone(), state(1, 0.0, "Closed", Status::Good)),
+            // Unchanged: held back, and kept as the last value before the change.
+            (mode.clone(), TagValue::text(at(2), "manual")),
+            (mode.clone(), TagValue::text(at(3), "auto")),
+            (mode.clone(), uncertain),
+            // The same number with another state name is a change.
+            (valve.clone(), state(2, 0.0, "Shut", Status::Good)),
+        ])
+        .await
+        .unwrap();
+    historian.close().await;
+    // Reopened: the open block's texts are picked up, and recording goes on after them.
+    let historian = Historian::open(&path, options).await.unwrap();
+    historian
+        .record_values(vec![(mode.clone(), TagValue::text(at(5), "stop"))])
+        .await
+        .unwrap();
+    historian.flush().await.unwrap();
+
+    let end = start + 10 * SECOND;
+    let text = |s: &str| Some(s.to_owned());
+    let t = |i: i64| start + i * SECOND;
+    assert_eq!(
+        read_values(&historian, "mode", start, end, Boundary::Inside).await,
+        [
+            (t(0), None, text("auto"), Status::Good),
+            (t(1), None, text("manual"), Status::Good),
+            (t(2), None, text("manual"), Status::Good),
+            (t(3), None, text("auto"), Status::Good),
+            (t(4), None, text("auto"), Status::Uncertain),
+            (t(5), None, text("stop"), Status::Good),
+        ]
+    );
+    assert_eq!(
+        read_values(&historian, "valve", start, end, Boundary::Inside).await,
+        [
+            (t(0), Some(1.0), text("Open"), Status::Good),
+            (t(1), Some(0.0), text("Closed"), Status::Good),
+            (t(2), Some(0.0), text("Shut"), Status::Good),
+        ]
+    );
+    // With outside boundaries the value before the start leads, with its text.
+    assert_eq!(
+        read_values(
+            &historian,
+            "mode",
+            t(1) + SECOND / 2,
+            t(3) + SECOND / 2,
+            Boundary::Outside
+        )
+        .await,
+        [
+            (t(1), None, text("manual"), Status::Good),
+            (t(2), None, text("manual"), Status::Good),
+            (t(3), None, text("auto"), Status::Good),
+            (t(4), None, text("auto"), Status::Uncertain),
+        ]
+    );
+    // Raw samples keep the text values' statuses (no number: NaN), not bad.
+    let samples = read(&historian, "mode", start, end, Boundary::Inside).await;
+    assert_eq!(samples.len(), 6);
+    assert!(samples.iter().all(|s| s.value.is_nan()));
+    assert_eq!(samples[4].status, Status::Uncertain);
+    assert!(
+        samples
+            .iter()
+            .enumerate()
+            .all(|(i, s)| i == 4 || s.status == Status::Good)
+    );
+}

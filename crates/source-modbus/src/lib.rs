@@ -24,7 +24,8 @@ use uplink_model::{
 };
 use uplink_source::form::{FieldError, FieldSchema, FieldType, FormSchema};
 use uplink_source::{
-    DataSource, Health, RawStream, SnapshotStream, SourceConfig, SourceError, WriteValue,
+    ChangeStream, DataSource, Health, RawStream, SnapshotStream, SourceConfig, SourceError,
+    WriteValue,
 };
 
 pub use map::{RegisterMap, Row, Table, ValueType};
@@ -338,6 +339,11 @@ impl DataSource for ModbusSource {
             },
         )
         .boxed())
+    }
+
+    /// Every row's value from every poll (the historian keeps only those that changed).
+    async fn changes(&self) -> Result<ChangeStream, SourceError> {
+        Ok(self.inner.shared.feed.subscribe())
     }
 
     async fn write(&self, tag: &str, value: &WriteValue) -> Result<(), SourceError> {

@@ -38,6 +38,10 @@ pub struct Shared {
     state: Mutex<State>,
     /// Counts finished polls; subscribers wait on it.
     polls: watch::Sender<u64>,
+    /// Every poll's values, for the edge historian.
+    pub feed: uplink_source::ChangeFeed,
+    /// The rows' names, shared by the values published to [`Shared::feed`].
+    names: Vec<std::sync::Arc<str>>,
     /// Read requests sent by polls, in all.
     requests: AtomicU64,
     /// Read requests sent by the last poll.
@@ -136,6 +140,11 @@ impl Shared {
             endpoint,
             unit,
             timeout,
+            names: rows
+                .iter()
+                .map(|r| std::sync::Arc::from(r.name.as_str()))
+                .collect(),
+            feed: uplink_source::ChangeFeed::default(),
             rows,
             blocks: Mutex::new(blocks),
             connection: tokio::sync::Mutex::new(None),
@@ -378,6 +387,7 @@ impl Shared {
         }
         drop(slot);
         self.last_requests.store(sent, Ordering::Relaxed);
+        self.feed.publish_all(self.names.iter().zip(&values));
         let before = {
             let mut state = self.lock_state();
             let before = state.health.state;

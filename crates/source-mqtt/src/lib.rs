@@ -29,7 +29,8 @@ use uplink_model::time_expr::Span;
 use uplink_model::{Capabilities, DataSourceDescriptor, RawRequest, TagPage, TagSearch, TagValue};
 use uplink_source::form::{FieldError, FieldSchema, FieldType, FormSchema};
 use uplink_source::{
-    DataSource, Health, RawStream, SnapshotStream, SourceConfig, SourceError, WriteValue,
+    ChangeStream, DataSource, Health, RawStream, SnapshotStream, SourceConfig, SourceError,
+    WriteValue,
 };
 
 pub use state::{Connection, MAX_TAGS};
@@ -185,6 +186,8 @@ impl Drop for Inner {
 pub(crate) struct Shared {
     state: Mutex<State>,
     changes: watch::Sender<u64>,
+    /// Every value as it arrives, for the edge historian.
+    feed: uplink_source::ChangeFeed,
 }
 
 impl Shared {
@@ -198,9 +201,20 @@ impl Shared {
     /// has to publish in answer (rebirth requests), usually nothing.
     pub(crate) fn ingest(&self, topic: &str, payload: &[u8]) -> Vec<(String, Vec<u8>)> {
         let mut state = self.lock();
+        state.track_changes = self.feed.has_readers();
         let changed = state.ingest(topic, payload);
         let outbox = std::mem::take(&mut state.outbox);
-        drop(state);
+        if !state.changed.is_empty() {
+            let values: Vec<(Arc<str>, TagValue)> = std::mem::take(&mut state.changed)
+                .into_iter()
+                .map(|(p, value)| (Arc::from(state.entries[p].tag.name.as_str()), value))
+                .collect();
+            drop(state);
+            self.feed
+                .publish_all(values.iter().map(|(tag, value)| (tag, value)));
+        } else {
+            drop(state);
+        }
         if changed {
             self.changes.send_modify(|n| *n += 1);
         }
@@ -339,6 +353,7 @@ impl MqttSource {
                 state
             }),
             changes: watch::channel(0).0,
+            feed: uplink_source::ChangeFeed::default(),
         });
         let mut first = shared.changes.subscribe();
         let (client, task) = connection::start(&options, shared.clone(), filters);
@@ -467,7 +482,7 @@ impl DataSource for MqttSource {
     async fn raw(&self, _request: &RawRequest) -> Result<RawStream, SourceError> {
         Err(SourceError::Unsupported {
             source_name: self.inner.name.clone(),
-            what: "stored values (raw, plot and processed reads need the edge historian, which does not record MQTT values yet)",
+            what: "stored values (raw, plot and processed reads come from the edge historian: turn recording on in the source's form)",
         })
     }
 
@@ -508,6 +523,12 @@ impl DataSource for MqttSource {
             },
         )
         .boxed())
+    }
+
+    /// Every value of every topic and metric as its message arrives, including tags first seen
+    /// later; values stamped on arrival are each at least a microsecond after the last.
+    async fn changes(&self) -> Result<ChangeStream, SourceError> {
+        Ok(self.inner.shared.feed.subscribe())
     }
 
     async fn write(&self, tag: &str, value: &WriteValue) -> Result<(), SourceError> {

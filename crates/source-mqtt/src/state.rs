@@ -97,6 +97,10 @@ pub struct State {
     pub version: u64,
     /// Messages received, read or not.
     pub messages: u64,
+    /// Whether to list changed tags in [`State::changed`] (someone reads the change stream).
+    pub track_changes: bool,
+    /// The tags set since the connection task last took them, in order (each value once).
+    pub changed: Vec<(usize, TagValue)>,
     /// Whether to ask edge nodes whose birth was missed for a rebirth.
     pub rebirth: bool,
     /// When each edge node (`group/node`) was last asked for a rebirth.
@@ -120,6 +124,8 @@ impl State {
             connection: Connection::Connecting,
             version: 0,
             messages: 0,
+            track_changes: false,
+            changed: Vec::new(),
             rebirth: false,
             rebirths_asked: HashMap::new(),
             outbox: Vec::new(),
@@ -196,6 +202,9 @@ impl State {
 
     fn set(&mut self, position: usize, value: TagValue) {
         self.version += 1;
+        if self.track_changes {
+            self.changed.push((position, value.clone()));
+        }
         let entry = &mut self.entries[position];
         entry.value = value;
         entry.version = self.version;
@@ -261,7 +270,10 @@ impl State {
         let Origin::Topic { sub, .. } = self.entries[position].origin else {
             return false;
         };
-        let now = Utc::now();
+        // Values stamped on arrival: a burst of messages within one microsecond keeps its
+        // order, each later than the last, so a recording keeps every one.
+        let now =
+            Utc::now().max(self.entries[position].value.time + chrono::TimeDelta::microseconds(1));
         let value = match &self.subs[sub].rule {
             Rule::Plain => match std::str::from_utf8(payload) {
                 Ok(text) => Ok(plain_value(text.trim(), now)),

@@ -6,8 +6,11 @@
 //! source opens, and SQL is built from the catalog's own names, quoted: a user's text never
 //! becomes SQL. A raw read is one query read only as fast as the reader takes chunks (the
 //! connection's flow control holds the server back), so memory stays bounded whatever the range;
-//! plot is computed by the server, equal to the model's; processed and values-at-times are the
-//! model's computation over raw reads.
+//! plot and processed's Min, Max, Count, Range, Delta, PercentGood and PercentBad are computed by
+//! the server, equal to the model's, over intervals cut by TimescaleDB's `time_bucket` when the
+//! function is there (detected when the source opens), else `date_bin`, for intervals of one
+//! width, and `width_bucket` over the intervals' starts for uneven ones ([`Bucketing`]); the other
+//! functions and values-at-times are the model's computation over raw reads.
 #![warn(missing_docs)]
 
 use std::collections::HashMap;
@@ -36,6 +39,39 @@ pub const KIND: &str = "postgres";
 
 /// The most tags listed from a long table.
 const MAX_TAGS: i64 = 100_000;
+
+/// How the server cuts a plot's or processed query's range into intervals, detected when the
+/// source opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucketing {
+    /// TimescaleDB's `time_bucket(interval, timestamptz)` (the extension is installed), for
+    /// intervals of one width; `width_bucket` for uneven ones.
+    TimeBucket,
+    /// PostgreSQL's own `date_bin` (14 and later), for intervals of one width; `width_bucket`
+    /// for uneven ones.
+    DateBin,
+    /// `width_bucket` over the intervals' starts.
+    WidthBucket,
+}
+
+/// The origin TimescaleDB's two-argument `time_bucket` aligns buckets to: Monday
+/// 2000-01-03T00:00:00Z, in µs since the epoch.
+const TIME_BUCKET_ORIGIN_US: i64 = 946_857_600 * 1_000_000;
+
+/// The first start and the width of intervals that are all one width from the first start
+/// (the last may be cut short), or `None`.
+fn even_stride(starts: &[i64]) -> Option<(i64, i64)> {
+    let (&first, &second) = (starts.first()?, starts.get(1)?);
+    let stride = second - first;
+    (stride > 0
+        && starts.iter().enumerate().all(|(i, &s)| {
+            Some(s)
+                == (i as i64)
+                    .checked_mul(stride)
+                    .and_then(|o| o.checked_add(first))
+        }))
+    .then_some((first, stride))
+}
 
 /// The form of a PostgreSQL source.
 pub fn schema() -> FormSchema {
@@ -114,6 +150,7 @@ struct Shared {
     pool: PgPool,
     plan: Plan,
     tags: Vec<Tag>,
+    bucketing: Bucketing,
 }
 
 /// The SQL of this source, built from catalog names only.
@@ -328,6 +365,32 @@ impl PostgresSource {
                 tag
             })
             .collect();
+        // TimescaleDB's function when the extension is there, else PostgreSQL's own.
+        let (time_bucket, date_bin): (bool, bool) = sqlx::query_as(
+            "SELECT to_regprocedure('time_bucket(interval,timestamp with time zone)') IS NOT NULL, \
+             to_regprocedure('date_bin(interval,timestamp with time zone,timestamp with time zone)') IS NOT NULL",
+        )
+        .fetch_one(&pool)
+        .await
+        .map_err(|e| database(describe(&e)))?;
+        // The buckets are shifted onto time_bucket's origin: checked, not assumed (a 7-day
+        // bucket of 2000-01-05 starts on the origin's Monday, 2000-01-03).
+        let time_bucket = time_bucket
+            && sqlx::query_scalar::<_, bool>(
+                "SELECT time_bucket(interval '7 days', '2000-01-05T12:00:00Z'::timestamptz) \
+                 = '2000-01-03T00:00:00Z'::timestamptz",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(false);
+        let bucketing = if time_bucket {
+            Bucketing::TimeBucket
+        } else if date_bin {
+            Bucketing::DateBin
+        } else {
+            Bucketing::WidthBucket
+        };
+        tracing::debug!(source = %config.name, ?bucketing, "postgres source opened");
         Ok(Self {
             shared: Arc::new(Shared {
                 name: config.name.clone(),
@@ -335,8 +398,37 @@ impl PostgresSource {
                 pool,
                 plan,
                 tags,
+                bucketing,
             }),
         })
+    }
+
+    /// How plot and processed queries cut their intervals on this server.
+    pub fn bucketing(&self) -> Bucketing {
+        self.shared.bucketing
+    }
+
+    /// The SQL of each row's interval number (from 1; `t` is the row's time in µs), and the
+    /// `int8[]` bound as `$3` for it: the detected bucket function when the intervals are all
+    /// one width, else `width_bucket` over the intervals' starts (exact for any cut).
+    fn bucket(&self, starts: Vec<i64>) -> (&'static str, Vec<i64>) {
+        match (self.shared.bucketing, even_stride(&starts)) {
+            (Bucketing::TimeBucket, Some((first, stride))) => (
+                // Shifted so that the first start falls on time_bucket's origin.
+                "((extract(epoch from time_bucket(($3::int8[])[1] * interval '1 microsecond', \
+                   'epoch'::timestamptz + (t - ($3::int8[])[2]) * interval '1 microsecond')) \
+                   * 1000000)::int8 - ($3::int8[])[3]) / ($3::int8[])[1] + 1",
+                vec![stride, first - TIME_BUCKET_ORIGIN_US, TIME_BUCKET_ORIGIN_US],
+            ),
+            (Bucketing::DateBin, Some((first, stride))) => (
+                "((extract(epoch from date_bin(($3::int8[])[1] * interval '1 microsecond', \
+                   'epoch'::timestamptz + t * interval '1 microsecond', \
+                   'epoch'::timestamptz + ($3::int8[])[2] * interval '1 microsecond')) \
+                   * 1000000)::int8 - ($3::int8[])[2]) / ($3::int8[])[1] + 1",
+                vec![stride, first],
+            ),
+            _ => ("width_bucket(t, $3::int8[])", starts),
+        }
     }
 
     fn database(&self, err: &sqlx::Error) -> SourceError {
@@ -417,6 +509,7 @@ impl PostgresSource {
         let plan = &self.shared.plan;
         let (value, filter, bind, quality) = self.parts(tag, 4);
         let time = &plan.time;
+        let (bucket, cuts) = self.bucket(starts);
         let sql = format!(
             "SELECT k, count(*)::int8, count(*) FILTER (WHERE good)::int8, \
                count(*) FILTER (WHERE NOT usable)::int8, count(*) FILTER (WHERE usable)::int8, \
@@ -424,7 +517,7 @@ impl PostgresSource {
                (array_agg(v ORDER BY t) FILTER (WHERE usable))[1], \
                (array_agg(v ORDER BY t DESC) FILTER (WHERE usable))[1] \
              FROM ( \
-               SELECT t, v, width_bucket(t, $3::int8[]) AS k, \
+               SELECT t, v, ({bucket})::int4 AS k, \
                  coalesce(finite AND (q >> 6) IN (1, 3), false) AS usable, \
                  coalesce(finite AND (q >> 6) = 3, false) AS good \
                FROM ( \
@@ -443,7 +536,7 @@ impl PostgresSource {
         let mut query = sqlx::query(AssertSqlSafe(sql))
             .bind(first)
             .bind(end)
-            .bind(starts);
+            .bind(cuts);
         if let Some(tag) = bind {
             query = query.bind(tag);
         }
@@ -484,6 +577,7 @@ impl PostgresSource {
         let plan = &self.shared.plan;
         let (value, filter, bind, quality) = self.parts(&request.tag, 4);
         let time = &plan.time;
+        let (bucket, cuts) = self.bucket(starts);
         let sql = format!(
             "SELECT t, v, q FROM ( \
                SELECT t, v, q, usable, \
@@ -492,7 +586,7 @@ impl PostgresSource {
                  row_number() OVER (PARTITION BY k, usable ORDER BY v, t) AS rmin, \
                  row_number() OVER (PARTITION BY k, usable ORDER BY v DESC, t) AS rmax \
                FROM ( \
-                 SELECT t, v, q, width_bucket(t, $3::int8[]) AS k, \
+                 SELECT t, v, q, {bucket} AS k, \
                    coalesce(v <> 'NaN'::float8 AND v <> 'Infinity'::float8 AND v <> '-Infinity'::float8 \
                      AND (q >> 6) IN (1, 3), false) AS usable \
                  FROM ( \
@@ -508,7 +602,7 @@ impl PostgresSource {
         let mut query = sqlx::query(AssertSqlSafe(sql))
             .bind(request.range.start_us())
             .bind(end)
-            .bind(starts);
+            .bind(cuts);
         if let Some(tag) = bind {
             query = query.bind(tag);
         }

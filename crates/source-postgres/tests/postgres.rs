@@ -10,7 +10,7 @@ use uplink_model::{
     TimeRange, aggregate,
 };
 use uplink_source::DataSource;
-use uplink_source_postgres::PostgresSource;
+use uplink_source_postgres::{Bucketing, PostgresSource};
 
 mod server;
 use server::Server;
@@ -373,4 +373,125 @@ async fn tls_verify_full_trusts_the_given_ca_and_refuses_an_unknown_one() {
     let err = PostgresSource::open(&trusted).await.unwrap_err();
     assert_eq!(err.code(), "database", "{err}");
     assert!(!err.to_string().contains(server::PASSWORD), "{err}");
+}
+
+/// Calls of the stand-in `time_bucket` so far.
+async fn time_bucket_calls(server: &Server) -> i64 {
+    let mut db = server.admin().await;
+    sqlx::query_scalar(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM time_bucket_calls",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap()
+}
+
+/// TimescaleDB is not packaged here, so the test stands in for the extension's function with a
+/// SQL function of the same signature, `time_bucket(interval, timestamptz)`, aligned as the
+/// extension's is (to Monday 2000-01-03) and counting its calls: that checks the source detects
+/// the function and its queries call it, not TimescaleDB itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timescaledbs_time_bucket_is_used_when_present_and_answers_as_date_bin_does() {
+    let server = Server::start();
+    let mut db = server.admin().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE vals (tag text NOT NULL, time timestamptz NOT NULL, value double precision, quality integer);
+         INSERT INTO vals SELECT 'a', to_timestamp({}) + i * interval '1 second',
+                CASE WHEN i % 797 = 3 THEN NULL ELSE sin(i / 500.0) * 100 END,
+                CASE WHEN i % 100 = 7 THEN 64 WHEN i % 500 = 11 THEN 0 ELSE 192 END
+           FROM generate_series(0, 49999) i;
+         CREATE INDEX ON vals (tag, time);
+         ANALYZE;",
+        START / SECOND
+    )))
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let settings = json!({"table": "vals", "timeColumn": "time", "tagColumn": "tag",
+        "valueColumn": "value", "qualityColumn": "quality"});
+    let plain = PostgresSource::open(&server.config(settings.clone()))
+        .await
+        .unwrap();
+    assert_eq!(plain.bucketing(), Bucketing::DateBin);
+
+    sqlx::raw_sql(
+        "CREATE SEQUENCE time_bucket_calls;
+         CREATE FUNCTION time_bucket(interval, timestamptz) RETURNS timestamptz
+           LANGUAGE plpgsql AS $$
+           BEGIN
+             PERFORM nextval('time_bucket_calls');
+             RETURN date_bin($1, $2, '2000-01-03T00:00:00Z'::timestamptz);
+           END $$;",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let timescale = PostgresSource::open(&server.config(settings))
+        .await
+        .unwrap();
+    assert_eq!(timescale.bucketing(), Bucketing::TimeBucket);
+
+    // Intervals of one width, from a start that is no bucket boundary of either function's own.
+    let from = START + 1_234_567;
+    let plot = PlotRequest {
+        tag: "a".into(),
+        range: TimeRange::new(from_micros(from), from_micros(from + 40_000 * SECOND)).unwrap(),
+        intervals: 160,
+    };
+    let before = time_bucket_calls(&server).await;
+    let ours = timescale.plot(&plot).await.unwrap();
+    let rows = 40_000;
+    assert!(
+        time_bucket_calls(&server).await - before >= rows,
+        "the plot query called time_bucket for each row"
+    );
+    let by_date_bin = plain.plot(&plot).await.unwrap();
+    assert_eq!(ours.by, uplink_model::ComputedBy::Source);
+    let (ours, by_date_bin) = (ours.values, by_date_bin.values);
+    assert!(!ours.is_empty());
+    same(&ours, &by_date_bin);
+    let raw = read(&plain, "a", from, from + 40_000 * SECOND, Boundary::Inside).await;
+    same(&ours, &aggregate::plot(&raw, &plot.intervals()));
+
+    let processed = ProcessedRequest {
+        tag: "a".into(),
+        range: TimeRange::new(from_micros(from), from_micros(from + 30_000 * SECOND + 17)).unwrap(),
+        interval: Span::from_secs(600),
+        functions: vec![
+            Function::Min,
+            Function::Max,
+            Function::Count,
+            Function::Range,
+            Function::Delta,
+            Function::PercentGood,
+            Function::PercentBad,
+        ],
+    };
+    let before = time_bucket_calls(&server).await;
+    let ours = timescale.processed(&processed).await.unwrap();
+    assert!(
+        time_bucket_calls(&server).await - before >= 30_000,
+        "the processed query called time_bucket for each row"
+    );
+    let by_date_bin = plain.processed(&processed).await.unwrap();
+    assert_eq!(ours.by, uplink_model::ComputedBy::Source);
+    let (ours, by_date_bin) = (ours.values, by_date_bin.values);
+    assert_eq!(ours.len(), by_date_bin.len());
+    for ((f, a), (g, b)) in ours.iter().zip(&by_date_bin) {
+        assert_eq!(f, g);
+        assert_eq!(a.len(), 51, "{f}: 50 whole intervals and the cut one");
+        same(a, b);
+    }
+
+    // Uneven cuts (40 000 s in 7 intervals) are not one width: width_bucket, no time_bucket.
+    let uneven = PlotRequest {
+        intervals: 7,
+        ..plot.clone()
+    };
+    let before = time_bucket_calls(&server).await;
+    same(
+        &timescale.plot(&uneven).await.unwrap().values,
+        &plain.plot(&uneven).await.unwrap().values,
+    );
+    assert_eq!(time_bucket_calls(&server).await, before);
 }

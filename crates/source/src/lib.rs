@@ -5,11 +5,13 @@
 
 #![warn(missing_docs)]
 
+pub mod changes;
 mod config;
 mod error;
 pub mod form;
 pub mod recording;
 
+pub use changes::{Change, ChangeFeed, ChangeStream, Changes};
 pub use config::{SourceConfig, typed_settings};
 pub use error::SourceError;
 
@@ -172,6 +174,17 @@ pub trait DataSource: Send + Sync + fmt::Debug {
         Err(SourceError::Unsupported {
             source_name: self.descriptor().name,
             what: "snapshot subscriptions",
+        })
+    }
+
+    /// Every new value of every tag as it arrives, one by one (several values of one tag between
+    /// two reads are all there, unlike [`subscribe`](Self::subscribe)'s snapshots), in a bounded
+    /// queue that counts what a slow reader lost (see [`changes`]). What the edge historian
+    /// records from; tags that appear later (a new MQTT topic) come too.
+    async fn changes(&self) -> Result<ChangeStream, SourceError> {
+        Err(SourceError::Unsupported {
+            source_name: self.descriptor().name,
+            what: "change streams",
         })
     }
 

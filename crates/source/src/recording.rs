@@ -123,7 +123,7 @@ impl RecordingSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordingStatus {
-    /// The recorded tags' names (the pattern's matches when the source opened).
+    /// The recorded tags' names (the pattern's matches when the source opened, then each later match).
     pub tags: Vec<String>,
     /// When recording first started for this source, if it has recorded anything.
     pub since: Option<DateTime<Utc>>,

@@ -17,7 +17,9 @@ use uplink_model::{
 };
 
 use crate::form::{FieldSchema, FieldType, FormSchema};
-use crate::source::{CHUNK, DataSource, Health, RawStream, SnapshotStream};
+use crate::source::{
+    CHUNK, Change, ChangeStream, Changes, DataSource, Health, RawStream, SnapshotStream,
+};
 use crate::{SourceConfig, SourceError};
 
 /// The kind's identifier.
@@ -181,6 +183,9 @@ struct Inner {
     /// One period of each periodic signal, sampled on the grid, built on first read.
     cycles: Vec<OnceLock<Option<Cycle>>>,
 }
+
+/// The most grid steps one item of a change stream covers.
+const MAX_CHANGE_STEPS: i64 = 1_000;
 
 /// The most samples per period worth keeping in a table (8 MB).
 const MAX_CYCLE: i64 = 1 << 20;
@@ -371,6 +376,49 @@ impl DataSource for SimulatedSource {
                         .collect(),
                 };
                 Some((Ok(chunk), end + 1))
+            }
+        })
+        .boxed())
+    }
+
+    /// Every tag's every sample on the grid as its instant passes, checked every interval (at
+    /// least every 100 ms); at most [`MAX_CHANGE_STEPS`] grid steps per check, so a stalled
+    /// reader catches up with a gap rather than unbounded work.
+    async fn changes(&self) -> Result<ChangeStream, SourceError> {
+        let source = self.clone();
+        let names: Arc<[Arc<str>]> = self
+            .inner
+            .tags
+            .iter()
+            .map(|t| Arc::from(t.name.as_str()))
+            .collect();
+        let interval = self.inner.interval;
+        let every = Duration::from_micros(interval.max(100_000) as u64);
+        let next = to_micros(Utc::now()).div_euclid(interval) + 1;
+        Ok(futures::stream::unfold(next, move |mut next| {
+            let (source, names) = (source.clone(), names.clone());
+            async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let last = to_micros(Utc::now()).div_euclid(interval);
+                    if last < next {
+                        continue;
+                    }
+                    let from = next.max(last - MAX_CHANGE_STEPS + 1);
+                    let mut values = Vec::new();
+                    for index in from..=last {
+                        let t = index * interval;
+                        for (position, tag) in names.iter().enumerate() {
+                            let signal = source.inner.signals[position];
+                            values.push(Change {
+                                tag: tag.clone(),
+                                value: TagValue::from(Sample::good(t, signal.value(t, index))),
+                            });
+                        }
+                    }
+                    next = last + 1;
+                    return Some((Changes { values, dropped: 0 }, next));
+                }
             }
         })
         .boxed())

@@ -517,3 +517,31 @@ async fn bad_maps_are_field_errors_naming_the_row() {
         .collect();
     assert_eq!(fields, ["port", "unitId"]);
 }
+
+#[tokio::test]
+async fn the_change_stream_keeps_every_polls_values_for_a_slow_reader() {
+    let device = Device::start(0);
+    let map = format!("{HEADER}level,holding register,100,u16,,,,,\npump,coil,0,bool,,,,,\n");
+    let source = open(device.port, &map, &[("pollInterval", json!("100ms"))]).await;
+    let stats = source.stats();
+    let mut changes = source.changes().await.unwrap();
+    // The reader takes nothing while several polls go by: a snapshot stream would keep only
+    // the last poll's values; the change stream keeps them all.
+    eventually("six polls went by", || {
+        source.stats().polls >= stats.polls + 6
+    })
+    .await;
+    let got = changes.next().await.expect("the values of the polls");
+    assert_eq!(got.dropped, 0);
+    let level: Vec<&TagValue> = got
+        .values
+        .iter()
+        .filter(|c| &*c.tag == "level")
+        .map(|c| &c.value)
+        .collect();
+    let pump = got.values.iter().filter(|c| &*c.tag == "pump").count();
+    assert!(level.len() >= 5, "{} level values", level.len());
+    assert_eq!(pump, level.len(), "every poll gives every row");
+    assert!(level.iter().all(|v| v.value == Some(1234.0)));
+    assert!(level.windows(2).all(|w| w[0].time < w[1].time));
+}

@@ -3,6 +3,7 @@
 //! B payloads built with the crate's own prost messages.
 
 mod mosquitto;
+mod recording;
 
 use std::time::{Duration, Instant};
 
@@ -138,6 +139,23 @@ impl Client {
         tokio::time::timeout(LIMIT, self.acks.wait_for(|&n| n >= sent))
             .await
             .expect("the broker acknowledged the publish")
+            .unwrap();
+    }
+
+    /// Publishes every payload to one topic back to back at QoS 1 (each queued before the
+    /// last is acknowledged: a burst), then waits for all the acknowledgements.
+    async fn burst(&mut self, topic: &str, payloads: impl IntoIterator<Item = String>) {
+        for payload in payloads {
+            self.client
+                .publish(topic, QoS::AtLeastOnce, false, payload.into_bytes())
+                .await
+                .unwrap();
+            self.sent += 1;
+        }
+        let sent = self.sent;
+        tokio::time::timeout(LIMIT, self.acks.wait_for(|&n| n >= sent))
+            .await
+            .expect("the broker acknowledged the burst")
             .unwrap();
     }
 

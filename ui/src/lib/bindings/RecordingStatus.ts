@@ -5,7 +5,7 @@
  */
 export type RecordingStatus = { 
 /**
- * The recorded tags' names (the pattern's matches when the source opened).
+ * The recorded tags' names (the pattern's matches when the source opened, then each later match).
  */
 tags: Array<string>, 
 /**
