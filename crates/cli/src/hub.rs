@@ -163,6 +163,25 @@ enum UserCommand {
         dir: DataDir,
         /// Sign-in name.
         username: String,
+        /// Display name, shown to apps granted `profile`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Email address, shown to apps granted `email`.
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Set a user's display name or email (an empty value clears it).
+    Set {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Sign-in name.
+        username: String,
+        /// Display name, shown to apps granted `profile`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Email address, shown to apps granted `email`.
+        #[arg(long)]
+        email: Option<String>,
     },
     /// List users.
     List {
@@ -277,6 +296,12 @@ enum KeyCommand {
         #[command(flatten)]
         dir: DataDir,
     },
+    /// Make a new ID-token signing key current (OpenID Connect); the old one stays in the
+    /// JWKS until the ID tokens it signed have expired. A running hub picks it up on restart.
+    RotateIdToken {
+        #[command(flatten)]
+        dir: DataDir,
+    },
 }
 
 impl Args {
@@ -317,6 +342,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             println!("current key: {id}");
             Ok(())
         }
+        Some(HubCommand::Key(KeyCommand::RotateIdToken { dir })) => {
+            let hub = open(&dir.data_dir).await?;
+            let id = hub.id_keys.rotate()?;
+            println!("current ID-token key: {id}");
+            Ok(())
+        }
     }
 }
 
@@ -340,15 +371,41 @@ fn read_password() -> anyhow::Result<String> {
 
 async fn user(cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
-        UserCommand::Add { dir, username } => {
+        UserCommand::Add {
+            dir,
+            username,
+            name,
+            email,
+        } => {
             let hub = open(&dir.data_dir).await?;
-            let user = hub.add_user(&username, read_password()?).await?;
-            println!("{}\t{}", user.id, user.username);
+            let mut user = hub.add_user(&username, read_password()?).await?;
+            if name.is_some() || email.is_some() {
+                user = hub
+                    .set_profile(&username, name.as_deref(), email.as_deref())
+                    .await?;
+            }
+            println!("{}", user_line(&user));
+        }
+        UserCommand::Set {
+            dir,
+            username,
+            name,
+            email,
+        } => {
+            anyhow::ensure!(
+                name.is_some() || email.is_some(),
+                "nothing to set: give --name or --email"
+            );
+            let hub = open(&dir.data_dir).await?;
+            let user = hub
+                .set_profile(&username, name.as_deref(), email.as_deref())
+                .await?;
+            println!("{}", user_line(&user));
         }
         UserCommand::List { dir } => {
             let hub = open(&dir.data_dir).await?;
             for u in hub.store.users().await? {
-                println!("{}\t{}", u.id, u.username);
+                println!("{}", user_line(&u));
             }
         }
         UserCommand::Passwd { dir, username } => {
@@ -358,6 +415,20 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A user as the admin commands print them: id, sign-in name, then display name and email
+/// when set (tab-separated).
+fn user_line(u: &uplink_hub::store::User) -> String {
+    let mut line = format!("{}\t{}", u.id, u.username);
+    if u.display_name.is_some() || u.email.is_some() {
+        line.push_str(&format!(
+            "\t{}\t{}",
+            u.display_name.as_deref().unwrap_or(""),
+            u.email.as_deref().unwrap_or("")
+        ));
+    }
+    line
 }
 
 async fn app(cmd: AppCommand) -> anyhow::Result<()> {

@@ -88,3 +88,103 @@ fn a_hub_folder_others_can_read_is_refused_with_a_clear_line() {
     assert!(stderr.contains("hub.db has mode 644"), "{stderr}");
     assert!(stderr.contains("chmod 600"), "{stderr}");
 }
+
+#[test]
+fn a_users_display_name_and_email_are_set_listed_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = dir.path().join("hub");
+    let hub = hub.to_str().unwrap();
+    common::add_user(hub, "ada", "correct horse battery staple");
+    let set = run_ok(&[
+        "hub",
+        "user",
+        "set",
+        "ada",
+        "--data-dir",
+        hub,
+        "--name",
+        "Ada Lovelace",
+        "--email",
+        "ada@example.com",
+    ]);
+    assert!(
+        text(&set.stdout).ends_with("\tada\tAda Lovelace\tada@example.com\n"),
+        "{}",
+        text(&set.stdout)
+    );
+    let list = text(&run_ok(&["hub", "user", "list", "--data-dir", hub]).stdout);
+    assert!(
+        list.contains("\tada\tAda Lovelace\tada@example.com"),
+        "{list}"
+    );
+    // An empty value clears one field and leaves the other.
+    run_ok(&[
+        "hub",
+        "user",
+        "set",
+        "ada",
+        "--data-dir",
+        hub,
+        "--email",
+        "",
+    ]);
+    let list = text(&run_ok(&["hub", "user", "list", "--data-dir", hub]).stdout);
+    assert!(list.contains("\tada\tAda Lovelace\t\n"), "{list:?}");
+    let bad = run(&[
+        "hub",
+        "user",
+        "set",
+        "ada",
+        "--data-dir",
+        hub,
+        "--email",
+        "not an address",
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("is not an email address"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let nobody = run(&[
+        "hub",
+        "user",
+        "set",
+        "bob",
+        "--data-dir",
+        hub,
+        "--name",
+        "Bob",
+    ]);
+    assert!(
+        text(&nobody.stderr).contains("no user named 'bob'"),
+        "{}",
+        text(&nobody.stderr)
+    );
+}
+
+#[test]
+fn rotating_the_id_token_key_keeps_the_old_one_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = dir.path().join("hub");
+    let hub_arg = hub.to_str().unwrap();
+    let first = text(&run_ok(&["hub", "key", "rotate-id-token", "--data-dir", hub_arg]).stdout);
+    let second = text(&run_ok(&["hub", "key", "rotate-id-token", "--data-dir", hub_arg]).stdout);
+    assert_ne!(first, second);
+    let file = std::fs::read_to_string(hub.join("id-token-keys.json")).unwrap();
+    let kid = second.trim().rsplit(' ').next().unwrap();
+    assert!(file.contains(kid), "the current key is kept");
+    assert_eq!(
+        file.matches("\"kid\"").count(),
+        3,
+        "retired keys stay while their tokens live"
+    );
+    assert_eq!(
+        std::fs::metadata(hub.join("id-token-keys.json"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+}

@@ -51,6 +51,13 @@ pub struct HubConfig {
     /// uses `<data dir>/token-keys.json` when this is None; [`Hub::new`] then keeps its keys
     /// in memory only, so tokens die with the process.
     pub key_file: Option<std::path::PathBuf>,
+    /// The file the ID-token signing keys are kept in (0600). [`Hub::open`] uses
+    /// `<data dir>/id-token-keys.json` when this is None; [`Hub::new`] then keeps them in
+    /// memory only.
+    pub id_key_file: Option<std::path::PathBuf>,
+    /// ID-token lifetime in seconds (default 600); a retired signing key stays published
+    /// this long after it stopped signing.
+    pub id_token_ttl: i64,
 }
 
 /// The default cap on connector links: about 320 MiB of idle links at ≤ 32 KiB each. Every
@@ -74,6 +81,8 @@ impl HubConfig {
             serving: uplink_tls::ServeLimits::default(),
             bodies: crate::body_limit::BodyLimits::default(),
             key_file: None,
+            id_key_file: None,
+            id_token_ttl: crate::id_token::DEFAULT_TTL,
         }
     }
 
@@ -90,6 +99,8 @@ pub struct Hub {
     pub store: Arc<dyn Store>,
     /// Access-token keys.
     pub keys: Keyring,
+    /// ID-token signing keys (OpenID Connect).
+    pub id_keys: crate::id_token::IdTokenKeys,
     /// Password hashing.
     pub passwords: Passwords,
     /// Behaviour.
@@ -158,6 +169,14 @@ impl Hub {
             }
             None => Keyring::generate(&config.issuer, &config.audience())?,
         };
+        let id_keys = match &config.id_key_file {
+            Some(path) => crate::id_token::IdTokenKeys::open(
+                path.clone(),
+                &config.issuer,
+                config.id_token_ttl,
+            )?,
+            None => crate::id_token::IdTokenKeys::generate(&config.issuer, config.id_token_ttl)?,
+        };
         ensure_connector_client(store.as_ref()).await?;
         let change_cursor = tokio::sync::Mutex::new(store.change_cursor().await?);
         let metrics = Arc::new(crate::metrics::HubMetrics::default());
@@ -172,6 +191,7 @@ impl Hub {
             )),
             store,
             keys,
+            id_keys,
             passwords,
             config,
             announcer: Arc::new(LocalAnnouncer::default()),
@@ -226,6 +246,9 @@ impl Hub {
         config
             .key_file
             .get_or_insert_with(|| data_dir.join(crate::data_dir::KEY_FILE));
+        config
+            .id_key_file
+            .get_or_insert_with(|| data_dir.join(crate::id_token::ID_KEY_FILE));
         Self::new(Arc::new(store), config, Passwords::new(2)).await
     }
 
@@ -292,6 +315,42 @@ impl Hub {
         let hash = self.passwords.hash(password).await?;
         let user = self.store.create_user(username, &hash).await?;
         self.audit("user_added", Some(&user.id), None, None, "")
+            .await;
+        Ok(user)
+    }
+
+    /// Sets a user's display name and email (`None` leaves one as it is, an empty string
+    /// clears it), after checking them.
+    pub async fn set_profile(
+        &self,
+        username: &str,
+        display_name: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<User> {
+        if let Some(name) = display_name
+            && (name.chars().count() > 100 || name.chars().any(char::is_control))
+        {
+            return Err(HubError::Invalid(
+                "a display name is at most 100 characters, with no control characters".into(),
+            ));
+        }
+        if let Some(email) = email
+            && !email.is_empty()
+            && !is_plausible_email(email)
+        {
+            return Err(HubError::Invalid(format!(
+                "'{email}' is not an email address (name@domain, at most 254 characters)"
+            )));
+        }
+        let display_name = display_name.map(str::trim);
+        let Some(user) = self
+            .store
+            .set_profile(username, display_name, email)
+            .await?
+        else {
+            return Err(HubError::NotFound(format!("no user named '{username}'")));
+        };
+        self.audit("profile_changed", Some(&user.id), None, None, "")
             .await;
         Ok(user)
     }
@@ -618,6 +677,20 @@ fn validate_username(name: &str) -> Result<()> {
             "username '{name}' must be 2–64 letters, digits, '-', '_', '.' or '@'"
         )))
     }
+}
+
+/// An email address as far as the hub checks one: `local@domain`, with a dot in the domain,
+/// no spaces, at most 254 characters. Whether it is reachable is the user's business.
+fn is_plausible_email(email: &str) -> bool {
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    email.len() <= 254
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 #[cfg(test)]

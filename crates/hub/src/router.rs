@@ -40,6 +40,15 @@ pub fn router(hub: Arc<Hub>) -> Router {
             "/.well-known/oauth-authorization-server",
             get(oauth::metadata::metadata),
         )
+        .route(
+            "/.well-known/openid-configuration",
+            get(oauth::oidc::configuration),
+        )
+        .route("/oauth/jwks", get(oauth::oidc::jwks))
+        .route(
+            "/oauth/userinfo",
+            get(oauth::oidc::userinfo).post(oauth::oidc::userinfo),
+        )
         .route("/oauth/authorize", get(oauth::authorize::authorize))
         .route("/oauth/token", post(oauth::token_endpoint::token))
         .route("/oauth/revoke", post(oauth::revoke::revoke))

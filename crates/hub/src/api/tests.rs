@@ -120,6 +120,8 @@ async fn open_family(hub: &Hub, user: &str, scopes: &[&str]) -> String {
                 redirect_uri: "https://app.example/cb".into(),
                 scopes: scopes.iter().map(|s| s.to_string()).collect(),
                 code_challenge: "x".into(),
+                nonce: None,
+                auth_time: now,
                 created_at: now,
                 expires_at: now + 600,
             },

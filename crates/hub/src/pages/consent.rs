@@ -116,6 +116,14 @@ fn consent_page(
     }
     let csrf = who.csrf_token();
     let connector_only = only_connects_a_connector(request);
+    let reads_data = request.scopes.iter().any(|s| crate::scopes::reads_data(s));
+    // Profile first, then the data scopes, in the order the hub lists them.
+    let mut shown: Vec<&String> = request
+        .scopes
+        .iter()
+        .filter(|s| connector_only || *s != crate::scopes::CONNECTOR)
+        .collect();
+    shown.sort_by_key(|s| crate::scopes::order(s));
     let markup = page(
         "Allow access",
         Some((&who.user.username, &csrf)),
@@ -128,10 +136,16 @@ fn consent_page(
                         "hub under your account. No app can read them until you allow it, and you can "
                         "revoke any app at any time in your settings."
                     }
-                } @else {
+                } @else if reads_data {
                     h1 { "Allow " strong { (app.name) } " to read your data?" }
                     p.lead {
                         (app.name) " will only reach the data sources you tick below. "
+                        "You can revoke access at any time in your settings."
+                    }
+                } @else {
+                    h1 { "Allow " strong { (app.name) } " to use your account?" }
+                    p.lead {
+                        (app.name) " will only get what you tick below. "
                         "You can revoke access at any time in your settings."
                     }
                 }
@@ -166,7 +180,7 @@ fn consent_page(
                         legend { "What " (app.name) " asks to do" }
                         // `connector` is offered only on a connector's own sign-in, never
                         // beside an app's data access (authorize refuses mixing it in).
-                        @for scope in request.scopes.iter().filter(|s| connector_only || *s != crate::scopes::CONNECTOR) {
+                        @for scope in &shown {
                             div.choice {
                                 input type="checkbox" name="scope" value=(scope) id={"scope-" (scope)} checked;
                                 label for={"scope-" (scope)} {
@@ -176,7 +190,7 @@ fn consent_page(
                             }
                         }
                     }
-                    @if !connector_only { fieldset {
+                    @if !connector_only && reads_data { fieldset {
                         legend { "Which data sources it may read" }
                         @if sources.is_empty() {
                             p.muted { "You have no data sources yet. Connect a site connector first." }
@@ -351,8 +365,12 @@ async fn approve(
         if !sources.is_empty() {
             return again("A connector sign-in does not share data sources.");
         }
-    } else if sources.is_empty() {
-        return again("Tick at least one data source, or deny the request.");
+    } else if scopes.iter().any(|s| crate::scopes::reads_data(s)) {
+        if sources.is_empty() {
+            return again("Tick at least one data source, or deny the request.");
+        }
+    } else if !sources.is_empty() {
+        return again("Data sources are shared only with permission to read them.");
     }
     let now = crate::clock::now();
     match hub
@@ -378,6 +396,8 @@ async fn approve(
         redirect_uri: request.redirect_uri.clone(),
         scopes,
         code_challenge: request.code_challenge.clone(),
+        nonce: request.nonce.clone(),
+        auth_time: who.signed_in_at,
         created_at: now,
         expires_at: now + hub.config.code_ttl,
     };

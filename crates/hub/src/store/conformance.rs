@@ -43,6 +43,7 @@ macro_rules! conformance {
         conformance!(@suite $backend, $open;
             usernames_are_unique_regardless_of_case,
             users_are_found_by_id_and_listed_by_name,
+            a_profile_is_set_cleared_and_left_alone_field_by_field,
             a_new_password_ends_sessions_and_sign_ins,
             apps_round_trip_and_client_ids_are_unique,
             removing_an_app_cuts_its_grants_families_and_codes,
@@ -133,6 +134,8 @@ fn code(user: &User) -> CodeGrant {
         redirect_uri: REDIRECT.into(),
         scopes: vec!["data.read".into()],
         code_challenge: "c".into(),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        auth_time: 1,
         created_at: 1,
         expires_at: 100,
     }
@@ -222,12 +225,43 @@ async fn users_are_found_by_id_and_listed_by_name(store: &dyn Store) {
     assert_eq!(store.user_credentials("nobody").await.unwrap(), None);
 }
 
+async fn a_profile_is_set_cleared_and_left_alone_field_by_field(store: &dyn Store) {
+    let ada = store.create_user("ada", "h").await.unwrap();
+    assert_eq!((ada.display_name.clone(), ada.email.clone()), (None, None));
+    let set = store
+        .set_profile("ADA", Some("Ada Lovelace"), Some("ada@example.com"))
+        .await
+        .unwrap()
+        .expect("found regardless of case");
+    assert_eq!(set.display_name.as_deref(), Some("Ada Lovelace"));
+    assert_eq!(set.email.as_deref(), Some("ada@example.com"));
+    assert_eq!(store.user(&ada.id).await.unwrap(), Some(set.clone()));
+    let kept = store
+        .set_profile("ada", None, Some(""))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        kept.display_name.as_deref(),
+        Some("Ada Lovelace"),
+        "None leaves it"
+    );
+    assert_eq!(kept.email, None, "empty clears it");
+    let (user, _) = store.user_credentials("ada").await.unwrap().unwrap();
+    assert_eq!(user, kept);
+    assert_eq!(
+        store.set_profile("nobody", Some("x"), None).await.unwrap(),
+        None
+    );
+}
+
 async fn a_new_password_ends_sessions_and_sign_ins(store: &dyn Store) {
     let seed = seeded(store).await;
     let family = open_family(store, &seed.ada, b"c1", 5).await;
     let session = LoginSession {
         user_id: seed.ada.id.clone(),
         expires_at: 1_000,
+        signed_in_at: 5,
     };
     store.create_session(b"s1", &session, 5).await.unwrap();
     let start = store.change_cursor().await.unwrap();
@@ -717,6 +751,7 @@ async fn an_authorization_request_is_bound_once_and_finished_once(store: &dyn St
         scopes: vec!["data.read".into(), "data.raw".into()],
         state: Some("xyz".into()),
         code_challenge: "challenge".into(),
+        nonce: Some("n-0S6_WzA2Mj".into()),
         user_id: None,
         created_at: 3,
         expires_at: 600,
@@ -1128,6 +1163,7 @@ async fn a_session_lives_until_it_expires_or_ends(store: &dyn Store) {
     let session = LoginSession {
         user_id: seed.ada.id.clone(),
         expires_at: 100,
+        signed_in_at: 1,
     };
     store.create_session(b"s1", &session, 1).await.unwrap();
     store.create_session(b"s2", &session, 1).await.unwrap();
