@@ -45,12 +45,50 @@ enum HubCommand {
     /// Data sources of connectors (until connectors report them over their link).
     #[command(subcommand)]
     Source(SourceCommand),
+    /// Users' accounts: balances and the ledger (amounts in whole minor units, e.g. cents).
+    #[command(subcommand)]
+    Account(AccountCommand),
     /// Access-token encryption keys.
     #[command(subcommand)]
     Key(KeyCommand),
     /// Configuration files (`--config FILE`).
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCommand {
+    /// Add money to a user's account.
+    Credit {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Sign-in name.
+        username: String,
+        /// Whole minor units of the hub's currency (1000 is 10.00 EUR).
+        amount: i64,
+        /// What it is for, kept in the ledger.
+        #[arg(long, default_value = "credit by the operator")]
+        note: String,
+    },
+    /// Take money from a user's account (never below zero).
+    Debit {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Sign-in name.
+        username: String,
+        /// Whole minor units of the hub's currency.
+        amount: i64,
+        /// What it is for, kept in the ledger.
+        #[arg(long, default_value = "debit by the operator")]
+        note: String,
+    },
+    /// A user's balance, the apps allowed to debit it, and the ledger.
+    Show {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Sign-in name.
+        username: String,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -324,6 +362,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(HubCommand::App(cmd)) => app(cmd).await,
         Some(HubCommand::Connector(cmd)) => connector(cmd).await,
         Some(HubCommand::Source(cmd)) => source(cmd).await,
+        Some(HubCommand::Account(cmd)) => account(cmd).await,
         Some(HubCommand::Config(ConfigCommand::Check { file })) => {
             let root = <crate::Cli as clap::CommandFactory>::command();
             let problems = crate::config_file::check_file(&file, &root)?;
@@ -415,6 +454,70 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn account(cmd: AccountCommand) -> anyhow::Result<()> {
+    use uplink_hub::store::TxKind;
+    let (dir, username, kind, amount, note) = match cmd {
+        AccountCommand::Credit {
+            dir,
+            username,
+            amount,
+            note,
+        } => (dir, username, TxKind::Credit, amount, note),
+        AccountCommand::Debit {
+            dir,
+            username,
+            amount,
+            note,
+        } => (dir, username, TxKind::Debit, amount, note),
+        AccountCommand::Show { dir, username } => {
+            let hub = open(&dir.data_dir).await?;
+            let user = hub.user_named(&username).await?;
+            let billing = &hub.config.billing;
+            let now = uplink_hub::billing::period_start(unix_now());
+            let balance = hub.store.balance(&user.id).await?;
+            println!(
+                "balance: {balance} ({} {})",
+                billing.format(balance),
+                billing.currency
+            );
+            for a in hub.store.allowances_of(&user.id, now).await? {
+                println!(
+                    "app: {}\tlimit {}\tspent this month {}",
+                    a.grant.app_id,
+                    a.grant
+                        .monthly_limit
+                        .map_or("none".to_owned(), |l| l.to_string()),
+                    a.spent
+                );
+            }
+            for e in hub.store.transactions(&user.id, None).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    e.id,
+                    e.at,
+                    e.kind.as_str(),
+                    e.amount,
+                    e.app_id.as_deref().unwrap_or("-"),
+                    e.description
+                );
+            }
+            return Ok(());
+        }
+    };
+    let hub = open(&dir.data_dir).await?;
+    let entry = hub.operator_entry(&username, kind, amount, &note).await?;
+    let balance = hub.store.balance(&entry.user_id).await?;
+    println!("transaction: {}", entry.id);
+    println!("balance: {balance}");
+    Ok(())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// A user as the admin commands print them: id, sign-in name, then display name and email

@@ -188,3 +188,44 @@ fn rotating_the_id_token_key_keeps_the_old_one_in_the_file() {
         0o600
     );
 }
+
+#[test]
+fn the_operator_credits_debits_and_shows_an_account_in_whole_minor_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = dir.path().join("hub");
+    let hub = hub.to_str().unwrap();
+    common::add_user(hub, "ada", "correct horse battery staple");
+    let credit = run_ok(&[
+        "hub",
+        "account",
+        "credit",
+        "ada",
+        "1000",
+        "--data-dir",
+        hub,
+        "--note",
+        "top-up",
+    ]);
+    assert!(
+        text(&credit.stdout).contains("balance: 1000"),
+        "{}",
+        text(&credit.stdout)
+    );
+    run_ok(&["hub", "account", "debit", "ada", "250", "--data-dir", hub]);
+    let over = run(&["hub", "account", "debit", "ada", "751", "--data-dir", hub]);
+    assert!(!over.status.success(), "never below zero");
+    assert!(
+        text(&over.stderr).contains("lower than 7.51"),
+        "{}",
+        text(&over.stderr)
+    );
+    let fraction = run(&["hub", "account", "credit", "ada", "2.5", "--data-dir", hub]);
+    assert!(!fraction.status.success(), "amounts are whole minor units");
+    let show = text(&run_ok(&["hub", "account", "show", "ada", "--data-dir", hub]).stdout);
+    assert!(show.starts_with("balance: 750 (7.50 EUR)\n"), "{show}");
+    assert!(show.contains("\tcredit\t1000\t-\ttop-up"), "{show}");
+    assert!(
+        show.contains("\tdebit\t250\t-\tdebit by the operator"),
+        "{show}"
+    );
+}

@@ -58,6 +58,8 @@ pub struct HubConfig {
     /// ID-token lifetime in seconds (default 600); a retired signing key stays published
     /// this long after it stopped signing.
     pub id_token_ttl: i64,
+    /// Billing: the hub's currency, the default spending limit, the refund window.
+    pub billing: crate::billing::BillingConfig,
 }
 
 /// The default cap on connector links: about 320 MiB of idle links at ≤ 32 KiB each. Every
@@ -83,6 +85,7 @@ impl HubConfig {
             key_file: None,
             id_key_file: None,
             id_token_ttl: crate::id_token::DEFAULT_TTL,
+            billing: crate::billing::BillingConfig::default(),
         }
     }
 
@@ -115,6 +118,8 @@ pub struct Hub {
     /// What Prometheus scrapes.
     pub metrics: Arc<crate::metrics::HubMetrics>,
     pub(crate) limiters: Limiters,
+    /// Debits being handled now and the most at once (the race tests read it).
+    pub debits_in_flight: crate::billing::DebitsInFlight,
     /// The last change of the store's feed this hub announced.
     change_cursor: tokio::sync::Mutex<i64>,
     /// Grants whose use was recorded recently (grant id → when), so a burst of requests on one
@@ -183,6 +188,7 @@ impl Hub {
         Ok(Self {
             change_cursor,
             limiters: Limiters::counted_in(config.rate_limits, metrics.clone()),
+            debits_in_flight: Default::default(),
             recently_touched: Default::default(),
             links: Arc::new(LocalRouter::new(
                 store.clone(),
@@ -236,6 +242,90 @@ impl Hub {
         }
         self.publish_changes().await;
         Ok(())
+    }
+
+    /// Records a user's consent to `app_id` debiting their account up to `monthly_limit`
+    /// (None: no limit, the user's explicit choice), audited.
+    pub async fn grant_billing(
+        &self,
+        user_id: &str,
+        app_id: &str,
+        monthly_limit: Option<i64>,
+    ) -> Result<()> {
+        self.store
+            .grant_billing(user_id, app_id, monthly_limit, crate::clock::now())
+            .await?;
+        self.audit(
+            "billing_granted",
+            Some(user_id),
+            Some(app_id),
+            None,
+            monthly_limit.map_or("no limit".to_owned(), |l| format!("limit {l}")),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Revokes a user's consent to `app_id` debiting them: when this returns, no debit that
+    /// starts afterwards succeeds. Whether there was one.
+    pub async fn revoke_billing(&self, user_id: &str, app_id: &str) -> Result<bool> {
+        let done = self
+            .store
+            .revoke_billing(user_id, app_id, crate::clock::now())
+            .await?;
+        if done {
+            self.audit("billing_revoked", Some(user_id), Some(app_id), None, "")
+                .await;
+        }
+        Ok(done)
+    }
+
+    /// The operator's credit or debit of a user's account (by sign-in name), audited.
+    pub async fn operator_entry(
+        &self,
+        username: &str,
+        kind: crate::store::TxKind,
+        amount: i64,
+        note: &str,
+    ) -> Result<crate::store::LedgerEntry> {
+        if !(1..=crate::billing::MAX_AMOUNT).contains(&amount) {
+            return Err(HubError::Invalid(format!(
+                "the amount is a whole number of minor units, 1 to {}",
+                crate::billing::MAX_AMOUNT
+            )));
+        }
+        let user = self.user_named(username).await?;
+        let Some(entry) = self
+            .store
+            .operator_entry(&user.id, kind, amount, note, crate::clock::now())
+            .await?
+        else {
+            return Err(HubError::Invalid(format!(
+                "{username}'s balance is lower than {}",
+                self.config.billing.format(amount)
+            )));
+        };
+        self.audit(
+            match kind {
+                crate::store::TxKind::Credit => "account_credited",
+                _ => "account_debited",
+            },
+            Some(&user.id),
+            None,
+            None,
+            format!("{} {}", entry.id, amount),
+        )
+        .await;
+        Ok(entry)
+    }
+
+    /// The user with this sign-in name.
+    pub async fn user_named(&self, username: &str) -> Result<User> {
+        self.store
+            .user_credentials(username)
+            .await?
+            .map(|(user, _)| user)
+            .ok_or_else(|| HubError::NotFound(format!("no user named '{username}'")))
     }
 
     /// Opens the SQLite store in `data_dir` (creating the directory, 0700) and builds a hub on

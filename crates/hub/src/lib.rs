@@ -27,6 +27,7 @@
 // seeding), access tokens, passwords and secrets as the hub hands them out, and `relay`, the seam
 // between the data API and the connector links, and `metrics`, what an operator's Prometheus
 // scrapes.
+pub mod billing;
 pub mod body_limit;
 pub mod data_dir;
 pub mod hub;

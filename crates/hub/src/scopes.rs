@@ -6,6 +6,8 @@ pub const OPENID: &str = "openid";
 pub const PROFILE: &str = "profile";
 /// OpenID Connect: the user's email address.
 pub const EMAIL: &str = "email";
+/// Debit the user's hub account, within the monthly limit the user sets on the consent page.
+pub const ACCOUNT_DEBIT: &str = "account.debit";
 /// Read tag values (snapshot, raw, plot, processed) from the granted data sources.
 pub const DATA_READ: &str = "data.read";
 /// Find and list tags of the granted data sources.
@@ -31,6 +33,10 @@ pub const ALL: &[(&str, &str)] = &[
         "See your name: your display name and the name you sign in with",
     ),
     (EMAIL, "See your email address"),
+    (
+        ACCOUNT_DEBIT,
+        "Charge your hub account for what you use, up to the monthly limit you set here",
+    ),
     (
         TAGS_READ,
         "See the tags in the data sources you choose: names, descriptions and units",

@@ -91,8 +91,10 @@ async fn existing_grants(hub: &Hub, who: &SignedIn, app: &App) -> Result<Vec<Gra
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn consent_page(
     status: StatusCode,
+    billing: &crate::billing::BillingConfig,
     who: &SignedIn,
     request: &AuthorizationRequest,
     app: &App,
@@ -188,6 +190,19 @@ fn consent_page(
                                     span.hint { code { (scope) } }
                                 }
                             }
+                            @if scope.as_str() == crate::scopes::ACCOUNT_DEBIT {
+                                div.limit {
+                                    label for="spending-limit" {
+                                        "Monthly spending limit for " (app.name) " (" (billing.currency) ")"
+                                    }
+                                    input type="text" inputmode="decimal" name="spending_limit" id="spending-limit"
+                                        value=(billing.format(request.suggested_limit.unwrap_or(billing.default_monthly_limit)));
+                                    div.choice {
+                                        input type="checkbox" name="spending_unlimited" value="yes" id="spending-unlimited";
+                                        label for="spending-unlimited" { "No monthly limit: let " (app.name) " charge any amount my balance covers" }
+                                    }
+                                }
+                            }
                         }
                     }
                     @if !connector_only && reads_data { fieldset {
@@ -254,6 +269,7 @@ pub async fn show(
     };
     consent_page(
         StatusCode::OK,
+        &hub.config.billing,
         &who,
         &request,
         &app,
@@ -328,6 +344,7 @@ async fn approve(
     let again = |error: &str| {
         consent_page(
             StatusCode::BAD_REQUEST,
+            &hub.config.billing,
             who,
             request,
             app,
@@ -372,6 +389,24 @@ async fn approve(
     } else if !sources.is_empty() {
         return again("Data sources are shared only with permission to read them.");
     }
+    // The spending limit: what the user typed, or no limit only if they ticked so.
+    let billing = &hub.config.billing;
+    let monthly_limit = if !scopes.iter().any(|s| s == crate::scopes::ACCOUNT_DEBIT) {
+        None
+    } else if form.one("spending_unlimited") == Some("yes") {
+        Some(None)
+    } else {
+        match form.one("spending_limit").and_then(|t| billing.parse(t)) {
+            Some(limit) => Some(Some(limit)),
+            None => {
+                return again(&format!(
+                    "Enter a monthly spending limit in {}, like {}, or tick \"No monthly limit\".",
+                    billing.currency,
+                    billing.format(billing.default_monthly_limit)
+                ));
+            }
+        }
+    };
     let now = crate::clock::now();
     match hub
         .store
@@ -385,6 +420,13 @@ async fn approve(
     if !sources.is_empty()
         && let Err(e) = hub
             .grant(&who.user.id, &app.client_id, &sources, &scopes)
+            .await
+    {
+        return e.into_response();
+    }
+    if let Some(limit) = monthly_limit
+        && let Err(e) = hub
+            .grant_billing(&who.user.id, &app.client_id, limit)
             .await
     {
         return e.into_response();

@@ -21,6 +21,9 @@ pub struct AuthorizationRequest {
     pub code_challenge: String,
     /// The OpenID Connect `nonce`, echoed in the ID token.
     pub nonce: Option<String>,
+    /// The monthly spending limit the app suggests for `account.debit` (minor units); the
+    /// consent page starts from it, the user decides.
+    pub suggested_limit: Option<i64>,
     /// The user it was bound to when first shown, if any.
     pub user_id: Option<String>,
     /// Created.

@@ -19,6 +19,7 @@ struct RequestRow {
     state: Option<String>,
     code_challenge: String,
     nonce: Option<String>,
+    suggested_limit: Option<i64>,
     user_id: Option<String>,
     created_at: i64,
     expires_at: i64,
@@ -35,6 +36,7 @@ impl From<RequestRow> for AuthorizationRequest {
             state: row.state,
             code_challenge: row.code_challenge,
             nonce: row.nonce,
+            suggested_limit: row.suggested_limit,
             user_id: row.user_id,
             created_at: row.created_at,
             expires_at: row.expires_at,
@@ -77,7 +79,7 @@ impl AuthorizationStore for SqliteStore {
     async fn create_authorization_request(&self, r: &AuthorizationRequest) -> Result<()> {
         sqlx::query(
             "INSERT INTO authorization_requests (id, app_id, redirect_uri, scopes, state, code_challenge, \
-             nonce, user_id, created_at, expires_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             nonce, suggested_limit, user_id, created_at, expires_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&r.id)
         .bind(&r.app_id)
@@ -86,6 +88,7 @@ impl AuthorizationStore for SqliteStore {
         .bind(&r.state)
         .bind(&r.code_challenge)
         .bind(&r.nonce)
+        .bind(r.suggested_limit)
         .bind(&r.user_id)
         .bind(r.created_at)
         .bind(r.expires_at)
@@ -97,7 +100,7 @@ impl AuthorizationStore for SqliteStore {
 
     async fn authorization_request(&self, id: &str) -> Result<Option<AuthorizationRequest>> {
         let row: Option<RequestRow> = sqlx::query_as(
-            "SELECT id, app_id, redirect_uri, scopes, state, code_challenge, nonce, user_id, \
+            "SELECT id, app_id, redirect_uri, scopes, state, code_challenge, nonce, suggested_limit, user_id, \
              created_at, expires_at, finished_at FROM authorization_requests WHERE id = ?",
         )
         .bind(id)
