@@ -128,6 +128,40 @@ struct ServeArgs {
     /// Boxed: the limits would make every `uplink` command's arguments as large as the hub's.
     #[command(flatten)]
     limits: Box<LimitArgs>,
+    /// Boxed for the same reason.
+    #[command(flatten)]
+    billing: Box<BillingArgs>,
+}
+
+/// How the hub bills users for apps' usage (`account.debit`; docs/api.md, "Billing").
+#[derive(Debug, Clone, ClapArgs)]
+struct BillingArgs {
+    /// The hub's one currency (ISO 4217 code), shown with every amount.
+    #[arg(long, default_value = "EUR")]
+    currency: String,
+    /// Digits of the currency's minor unit (2: amounts are cents).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=4))]
+    currency_digits: u32,
+    /// The monthly spending limit the consent page starts from when the app suggests none,
+    /// in whole minor units.
+    #[arg(long, default_value_t = 500)]
+    default_spending_limit: i64,
+    /// Days after a debit during which the app may refund it.
+    #[arg(long, default_value_t = 30)]
+    refund_window_days: i64,
+}
+
+impl BillingArgs {
+    fn apply(&self, config: &mut HubConfig) {
+        config.billing = uplink_hub::billing::BillingConfig {
+            currency: self.currency.clone(),
+            minor_digits: self.currency_digits,
+            default_monthly_limit: self
+                .default_spending_limit
+                .clamp(0, uplink_hub::billing::MAX_AMOUNT),
+            refund_window: self.refund_window_days.max(0) * 86_400,
+        };
+    }
 }
 
 /// What a client may hold of the hub's HTTPS server (`docs/hardening.md`).
@@ -687,6 +721,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = HubConfig::new(issuer.clone());
     config.max_connectors = args.max_connectors;
     args.limits.apply(&mut config);
+    args.billing.apply(&mut config);
     let hub = Arc::new(
         Hub::open(&args.dir.data_dir, config)
             .await
@@ -833,6 +868,11 @@ fn restart_only_changes(before: &ServeArgs, now: &ServeArgs) -> Vec<&'static str
         format!("{:?}", before.limits),
         format!("{:?}", now.limits),
     );
+    check(
+        "billing",
+        format!("{:?}", before.billing),
+        format!("{:?}", now.billing),
+    );
     changed
 }
 
@@ -852,4 +892,46 @@ fn open_file_limit() -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        billing: super::BillingArgs,
+    }
+
+    #[test]
+    fn billing_flags_set_the_hubs_currency_default_limit_and_refund_window() {
+        let mut config = super::HubConfig::new("https://hub.test");
+        Serve::try_parse_from(["serve"])
+            .unwrap()
+            .billing
+            .apply(&mut config);
+        assert_eq!(
+            config.billing,
+            uplink_hub::billing::BillingConfig::default()
+        );
+        let serve = Serve::try_parse_from([
+            "serve",
+            "--currency",
+            "JPY",
+            "--currency-digits",
+            "0",
+            "--default-spending-limit",
+            "700",
+            "--refund-window-days",
+            "7",
+        ])
+        .unwrap();
+        serve.billing.apply(&mut config);
+        assert_eq!(config.billing.currency, "JPY");
+        assert_eq!(config.billing.format(700), "700");
+        assert_eq!(config.billing.default_monthly_limit, 700);
+        assert_eq!(config.billing.refund_window, 7 * 86_400);
+        assert!(Serve::try_parse_from(["serve", "--currency-digits", "9"]).is_err());
+    }
 }
