@@ -74,6 +74,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/account/settings", get(pages::settings::show))
         .route("/account/settings/revoke", post(pages::settings::revoke))
         .route("/account/settings/billing", post(pages::settings::billing))
+        .route("/account/settings/profile", post(pages::settings::profile))
         .route(
             "/account/settings/ledger.csv",
             get(pages::settings::ledger_csv),

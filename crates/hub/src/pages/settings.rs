@@ -25,6 +25,7 @@ pub struct SettingsQuery {
     revoked: Option<String>,
     signed_out: Option<String>,
     billing: Option<String>,
+    profile: Option<String>,
 }
 
 /// `GET /account/settings`.
@@ -121,6 +122,23 @@ pub async fn show(
                             }
                         }
                     }
+                }
+            }
+            @if query.profile.is_some() {
+                div.notice role="status" { "Profile saved. Apps you allowed to see it get the new one." }
+            }
+            section.card aria-labelledby="profile-heading" {
+                h2 id="profile-heading" { "Your profile" }
+                p.muted { "Apps see these only if you allow them to (“See your name”, “See your email address”)." }
+                form method="post" action="/account/settings/profile" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="display-name" { "Display name" }
+                    input type="text" name="display_name" id="display-name" maxlength="100"
+                        value=(who.user.display_name.as_deref().unwrap_or(""));
+                    label for="email" { "Email" }
+                    input type="email" name="email" id="email" maxlength="254"
+                        value=(who.user.email.as_deref().unwrap_or(""));
+                    button type="submit" { "Save profile" }
                 }
             }
             @if let Some(what) = &query.billing {
@@ -374,6 +392,24 @@ pub async fn ledger_csv(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Resp
             crate::billing::ledger_csv(&entries, &hub.config.billing.currency),
         )
             .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /account/settings/profile`: the signed-in user's display name and email (empty
+/// clears one).
+pub async fn profile(
+    State(hub): State<Arc<Hub>>,
+    GuardedForm { who, form, .. }: GuardedForm,
+) -> Response {
+    let (Some(name), Some(email)) = (form.one("display_name"), form.one("email")) else {
+        return forged();
+    };
+    match hub
+        .set_profile(&who.user.username, Some(name), Some(email.trim()))
+        .await
+    {
+        Ok(_) => Redirect::to("/account/settings?profile=1").into_response(),
         Err(e) => e.into_response(),
     }
 }
