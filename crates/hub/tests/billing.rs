@@ -211,6 +211,21 @@ async fn an_app_debits_within_the_limit_refunds_and_sees_only_its_allowance() {
     assert_eq!(r.status(), StatusCode::OK);
     let (_, available) = get(&hub, &token, "/api/resource/userbalance").await;
     assert_eq!(available, json!(400), "500 limit − 120 + 20 refunded");
+
+    // The audit has each movement and the consent.
+    let h = hub.hub.clone();
+    let events = hub
+        .run(async move { h.store.audit_events(100).await.unwrap() })
+        .await;
+    let count = |name: &str| events.iter().filter(|e| e.event == name).count();
+    assert_eq!(count("account_credited"), 1);
+    assert_eq!(
+        count("account_debited"),
+        2,
+        "the two debits that went through"
+    );
+    assert_eq!(count("account_refunded"), 2);
+    assert_eq!(count("billing_granted"), 1);
 }
 
 /// 200 debits at once against a balance that covers 30 and a limit that covers 50: exactly 30

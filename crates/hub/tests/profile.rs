@@ -114,3 +114,34 @@ async fn the_settings_page_sets_the_profile_and_userinfo_answers_it_as_the_guide
         assert!(shown.contains(&format!("\"{key}\"")), "{shown}");
     }
 }
+
+/// A rotated ID-token key: new tokens carry the new `kid`, and the old key stays in the JWKS
+/// beside it while tokens it signed may still be valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_rotation_the_jwks_publishes_the_old_and_the_new_key() {
+    let hub = TestHub::start().await;
+    let kids = |jwks: &Value| -> Vec<String> {
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let jwks: Value = hub.get("/oauth/jwks").await.json().await.unwrap();
+    let old = kids(&jwks);
+    assert_eq!(old.len(), 1);
+    assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
+    assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
+    let new = hub.hub.id_keys.rotate().unwrap();
+    let jwks: Value = hub.get("/oauth/jwks").await.json().await.unwrap();
+    assert_eq!(kids(&jwks), vec![new, old[0].clone()]);
+    let discovery: Value = hub
+        .get("/.well-known/openid-configuration")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["jwks_uri"], hub.url("/oauth/jwks"));
+    assert_eq!(discovery["issuer"], hub.issuer.as_str());
+}
