@@ -37,7 +37,7 @@ export function field(output, name) {
 
 /**
  * Seeds a user with one connector and two data sources, registers `apps`
- * ([{name, clientId, public, redirectUri}]), then serves the hub on a free loopback port.
+ * ([{name, clientId, public, redirectUri, scopes?}]), then serves the hub on a free loopback port.
  */
 export async function startHub(apps) {
   const dataDir = mkdtempSync(join(tmpdir(), 'uplink-hub-test-'));
@@ -55,6 +55,7 @@ export async function startHub(apps) {
   for (const app of apps) {
     const args = ['app', 'add', '--name', app.name, '--client-id', app.clientId, '--redirect-uri', app.redirectUri];
     if (app.public) args.push('--public');
+    for (const scope of app.scopes ?? []) args.push('--scope', scope);
     const out = admin(dataDir, args);
     if (!app.public) secrets[app.clientId] = field(out, 'client_secret');
   }

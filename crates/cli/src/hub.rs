@@ -45,12 +45,50 @@ enum HubCommand {
     /// Data sources of connectors (until connectors report them over their link).
     #[command(subcommand)]
     Source(SourceCommand),
+    /// Users' accounts: balances and the ledger (amounts in whole minor units, e.g. cents).
+    #[command(subcommand)]
+    Account(AccountCommand),
     /// Access-token encryption keys.
     #[command(subcommand)]
     Key(KeyCommand),
     /// Configuration files (`--config FILE`).
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCommand {
+    /// Add money to a user's account.
+    Credit {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Sign-in name.
+        username: String,
+        /// Whole minor units of the hub's currency (1000 is 10.00 EUR).
+        amount: i64,
+        /// What it is for, kept in the ledger.
+        #[arg(long, default_value = "credit by the operator")]
+        note: String,
+    },
+    /// Take money from a user's account (never below zero).
+    Debit {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Sign-in name.
+        username: String,
+        /// Whole minor units of the hub's currency.
+        amount: i64,
+        /// What it is for, kept in the ledger.
+        #[arg(long, default_value = "debit by the operator")]
+        note: String,
+    },
+    /// A user's balance, the apps allowed to debit it, and the ledger.
+    Show {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Sign-in name.
+        username: String,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -90,6 +128,40 @@ struct ServeArgs {
     /// Boxed: the limits would make every `uplink` command's arguments as large as the hub's.
     #[command(flatten)]
     limits: Box<LimitArgs>,
+    /// Boxed for the same reason.
+    #[command(flatten)]
+    billing: Box<BillingArgs>,
+}
+
+/// How the hub bills users for apps' usage (`account.debit`; docs/api.md, "Billing").
+#[derive(Debug, Clone, ClapArgs)]
+struct BillingArgs {
+    /// The hub's one currency (ISO 4217 code), shown with every amount.
+    #[arg(long, default_value = "EUR")]
+    currency: String,
+    /// Digits of the currency's minor unit (2: amounts are cents).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=4))]
+    currency_digits: u32,
+    /// The monthly spending limit the consent page starts from when the app suggests none,
+    /// in whole minor units.
+    #[arg(long, default_value_t = 500)]
+    default_spending_limit: i64,
+    /// Days after a debit during which the app may refund it.
+    #[arg(long, default_value_t = 30)]
+    refund_window_days: i64,
+}
+
+impl BillingArgs {
+    fn apply(&self, config: &mut HubConfig) {
+        config.billing = uplink_hub::billing::BillingConfig {
+            currency: self.currency.clone(),
+            minor_digits: self.currency_digits,
+            default_monthly_limit: self
+                .default_spending_limit
+                .clamp(0, uplink_hub::billing::MAX_AMOUNT),
+            refund_window: self.refund_window_days.max(0) * 86_400,
+        };
+    }
 }
 
 /// What a client may hold of the hub's HTTPS server (`docs/hardening.md`).
@@ -163,6 +235,25 @@ enum UserCommand {
         dir: DataDir,
         /// Sign-in name.
         username: String,
+        /// Display name, shown to apps granted `profile`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Email address, shown to apps granted `email`.
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Set a user's display name or email (an empty value clears it).
+    Set {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Sign-in name.
+        username: String,
+        /// Display name, shown to apps granted `profile`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Email address, shown to apps granted `email`.
+        #[arg(long)]
+        email: Option<String>,
     },
     /// List users.
     List {
@@ -277,6 +368,12 @@ enum KeyCommand {
         #[command(flatten)]
         dir: DataDir,
     },
+    /// Make a new ID-token signing key current (OpenID Connect); the old one stays in the
+    /// JWKS until the ID tokens it signed have expired. A running hub picks it up on restart.
+    RotateIdToken {
+        #[command(flatten)]
+        dir: DataDir,
+    },
 }
 
 impl Args {
@@ -299,6 +396,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(HubCommand::App(cmd)) => app(cmd).await,
         Some(HubCommand::Connector(cmd)) => connector(cmd).await,
         Some(HubCommand::Source(cmd)) => source(cmd).await,
+        Some(HubCommand::Account(cmd)) => account(cmd).await,
         Some(HubCommand::Config(ConfigCommand::Check { file })) => {
             let root = <crate::Cli as clap::CommandFactory>::command();
             let problems = crate::config_file::check_file(&file, &root)?;
@@ -315,6 +413,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let hub = open(&dir.data_dir).await?;
             let id = hub.keys.rotate().await?;
             println!("current key: {id}");
+            Ok(())
+        }
+        Some(HubCommand::Key(KeyCommand::RotateIdToken { dir })) => {
+            let hub = open(&dir.data_dir).await?;
+            let id = hub.id_keys.rotate()?;
+            println!("current ID-token key: {id}");
             Ok(())
         }
     }
@@ -340,15 +444,41 @@ fn read_password() -> anyhow::Result<String> {
 
 async fn user(cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
-        UserCommand::Add { dir, username } => {
+        UserCommand::Add {
+            dir,
+            username,
+            name,
+            email,
+        } => {
             let hub = open(&dir.data_dir).await?;
-            let user = hub.add_user(&username, read_password()?).await?;
-            println!("{}\t{}", user.id, user.username);
+            let mut user = hub.add_user(&username, read_password()?).await?;
+            if name.is_some() || email.is_some() {
+                user = hub
+                    .set_profile(&username, name.as_deref(), email.as_deref())
+                    .await?;
+            }
+            println!("{}", user_line(&user));
+        }
+        UserCommand::Set {
+            dir,
+            username,
+            name,
+            email,
+        } => {
+            anyhow::ensure!(
+                name.is_some() || email.is_some(),
+                "nothing to set: give --name or --email"
+            );
+            let hub = open(&dir.data_dir).await?;
+            let user = hub
+                .set_profile(&username, name.as_deref(), email.as_deref())
+                .await?;
+            println!("{}", user_line(&user));
         }
         UserCommand::List { dir } => {
             let hub = open(&dir.data_dir).await?;
             for u in hub.store.users().await? {
-                println!("{}\t{}", u.id, u.username);
+                println!("{}", user_line(&u));
             }
         }
         UserCommand::Passwd { dir, username } => {
@@ -358,6 +488,84 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn account(cmd: AccountCommand) -> anyhow::Result<()> {
+    use uplink_hub::store::TxKind;
+    let (dir, username, kind, amount, note) = match cmd {
+        AccountCommand::Credit {
+            dir,
+            username,
+            amount,
+            note,
+        } => (dir, username, TxKind::Credit, amount, note),
+        AccountCommand::Debit {
+            dir,
+            username,
+            amount,
+            note,
+        } => (dir, username, TxKind::Debit, amount, note),
+        AccountCommand::Show { dir, username } => {
+            let hub = open(&dir.data_dir).await?;
+            let user = hub.user_named(&username).await?;
+            let billing = &hub.config.billing;
+            let now = uplink_hub::billing::period_start(unix_now());
+            let balance = hub.store.balance(&user.id).await?;
+            println!(
+                "balance: {balance} ({} {})",
+                billing.format(balance),
+                billing.currency
+            );
+            for a in hub.store.allowances_of(&user.id, now).await? {
+                println!(
+                    "app: {}\tlimit {}\tspent this month {}",
+                    a.grant.app_id,
+                    a.grant
+                        .monthly_limit
+                        .map_or("none".to_owned(), |l| l.to_string()),
+                    a.spent
+                );
+            }
+            for e in hub.store.transactions(&user.id, None).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    e.id,
+                    e.at,
+                    e.kind.as_str(),
+                    e.amount,
+                    e.app_id.as_deref().unwrap_or("-"),
+                    e.description
+                );
+            }
+            return Ok(());
+        }
+    };
+    let hub = open(&dir.data_dir).await?;
+    let entry = hub.operator_entry(&username, kind, amount, &note).await?;
+    let balance = hub.store.balance(&entry.user_id).await?;
+    println!("transaction: {}", entry.id);
+    println!("balance: {balance}");
+    Ok(())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// A user as the admin commands print them: id, sign-in name, then display name and email
+/// when set (tab-separated).
+fn user_line(u: &uplink_hub::store::User) -> String {
+    let mut line = format!("{}\t{}", u.id, u.username);
+    if u.display_name.is_some() || u.email.is_some() {
+        line.push_str(&format!(
+            "\t{}\t{}",
+            u.display_name.as_deref().unwrap_or(""),
+            u.email.as_deref().unwrap_or("")
+        ));
+    }
+    line
 }
 
 async fn app(cmd: AppCommand) -> anyhow::Result<()> {
@@ -513,6 +721,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = HubConfig::new(issuer.clone());
     config.max_connectors = args.max_connectors;
     args.limits.apply(&mut config);
+    args.billing.apply(&mut config);
     let hub = Arc::new(
         Hub::open(&args.dir.data_dir, config)
             .await
@@ -702,6 +911,11 @@ fn restart_only_changes(before: &ServeArgs, now: &ServeArgs) -> Vec<&'static str
         format!("{:?}", before.metrics_listen),
         format!("{:?}", now.metrics_listen),
     );
+    check(
+        "billing",
+        format!("{:?}", before.billing),
+        format!("{:?}", now.billing),
+    );
     changed
 }
 
@@ -721,4 +935,46 @@ fn open_file_limit() -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        billing: super::BillingArgs,
+    }
+
+    #[test]
+    fn billing_flags_set_the_hubs_currency_default_limit_and_refund_window() {
+        let mut config = super::HubConfig::new("https://hub.test");
+        Serve::try_parse_from(["serve"])
+            .unwrap()
+            .billing
+            .apply(&mut config);
+        assert_eq!(
+            config.billing,
+            uplink_hub::billing::BillingConfig::default()
+        );
+        let serve = Serve::try_parse_from([
+            "serve",
+            "--currency",
+            "JPY",
+            "--currency-digits",
+            "0",
+            "--default-spending-limit",
+            "700",
+            "--refund-window-days",
+            "7",
+        ])
+        .unwrap();
+        serve.billing.apply(&mut config);
+        assert_eq!(config.billing.currency, "JPY");
+        assert_eq!(config.billing.format(700), "700");
+        assert_eq!(config.billing.default_monthly_limit, 700);
+        assert_eq!(config.billing.refund_window, 7 * 86_400);
+        assert!(Serve::try_parse_from(["serve", "--currency-digits", "9"]).is_err());
+    }
 }

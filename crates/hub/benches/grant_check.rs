@@ -45,6 +45,8 @@ async fn open_family(store: &dyn Store, user: &str, app: &str) -> String {
                 redirect_uri: "https://app.example/cb".into(),
                 scopes: vec!["data.read".into()],
                 code_challenge: "x".into(),
+                nonce: None,
+                auth_time: now,
                 created_at: now,
                 expires_at: now + 600,
             },

@@ -29,6 +29,7 @@ fn own_files(dir: &Path) -> Vec<PathBuf> {
         .map(|suffix| dir.join(format!("{STORE_FILE}{suffix}")))
         .collect();
     files.push(dir.join(KEY_FILE));
+    files.push(dir.join(crate::id_token::ID_KEY_FILE));
     files
 }
 
@@ -142,6 +143,26 @@ fn loose(path: &Path, mode: u32, wanted: &str) -> HubError {
         path.display(),
         path.display()
     ))
+}
+
+/// Refuses a key file that other local users may read or write.
+///
+/// # Errors
+/// [`HubError::Permissions`] naming the file and the command that fixes it; I/O errors.
+pub fn refuse_loose_file(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path)
+            .map_err(io(format!("cannot read {}", path.display())))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(loose(path, mode, "600"));
+        }
+    }
+    Ok(())
 }
 
 /// The keys as the key file holds them, newest first.

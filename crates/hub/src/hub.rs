@@ -51,6 +51,15 @@ pub struct HubConfig {
     /// uses `<data dir>/token-keys.json` when this is None; [`Hub::new`] then keeps its keys
     /// in memory only, so tokens die with the process.
     pub key_file: Option<std::path::PathBuf>,
+    /// The file the ID-token signing keys are kept in (0600). [`Hub::open`] uses
+    /// `<data dir>/id-token-keys.json` when this is None; [`Hub::new`] then keeps them in
+    /// memory only.
+    pub id_key_file: Option<std::path::PathBuf>,
+    /// ID-token lifetime in seconds (default 600); a retired signing key stays published
+    /// this long after it stopped signing.
+    pub id_token_ttl: i64,
+    /// Billing: the hub's currency, the default spending limit, the refund window.
+    pub billing: crate::billing::BillingConfig,
 }
 
 /// The default cap on connector links: about 320 MiB of idle links at ≤ 32 KiB each. Every
@@ -74,6 +83,9 @@ impl HubConfig {
             serving: uplink_tls::ServeLimits::default(),
             bodies: crate::body_limit::BodyLimits::default(),
             key_file: None,
+            id_key_file: None,
+            id_token_ttl: crate::id_token::DEFAULT_TTL,
+            billing: crate::billing::BillingConfig::default(),
         }
     }
 
@@ -90,6 +102,8 @@ pub struct Hub {
     pub store: Arc<dyn Store>,
     /// Access-token keys.
     pub keys: Keyring,
+    /// ID-token signing keys (OpenID Connect).
+    pub id_keys: crate::id_token::IdTokenKeys,
     /// Password hashing.
     pub passwords: Passwords,
     /// Behaviour.
@@ -106,6 +120,8 @@ pub struct Hub {
     /// The limits in force, seeded from [`Hub::config`] and replaceable while serving.
     pub limits: Arc<crate::live_limits::LiveLimits>,
     pub(crate) limiters: Limiters,
+    /// Debits being handled now and the most at once (the race tests read it).
+    pub debits_in_flight: crate::billing::DebitsInFlight,
     /// The last change of the store's feed this hub announced.
     change_cursor: tokio::sync::Mutex<i64>,
     /// Grants whose use was recorded recently (grant id → when), so a burst of requests on one
@@ -160,12 +176,21 @@ impl Hub {
             }
             None => Keyring::generate(&config.issuer, &config.audience())?,
         };
+        let id_keys = match &config.id_key_file {
+            Some(path) => crate::id_token::IdTokenKeys::open(
+                path.clone(),
+                &config.issuer,
+                config.id_token_ttl,
+            )?,
+            None => crate::id_token::IdTokenKeys::generate(&config.issuer, config.id_token_ttl)?,
+        };
         ensure_connector_client(store.as_ref()).await?;
         let change_cursor = tokio::sync::Mutex::new(store.change_cursor().await?);
         let metrics = Arc::new(crate::metrics::HubMetrics::default());
         Ok(Self {
             change_cursor,
             limiters: Limiters::counted_in(config.rate_limits, metrics.clone()),
+            debits_in_flight: Default::default(),
             recently_touched: Default::default(),
             limits: Arc::new(crate::live_limits::LiveLimits::new(
                 crate::live_limits::Limits::of(&config),
@@ -177,6 +202,7 @@ impl Hub {
             )),
             store,
             keys,
+            id_keys,
             passwords,
             config,
             announcer: Arc::new(LocalAnnouncer::default()),
@@ -223,6 +249,90 @@ impl Hub {
         Ok(())
     }
 
+    /// Records a user's consent to `app_id` debiting their account up to `monthly_limit`
+    /// (None: no limit, the user's explicit choice), audited.
+    pub async fn grant_billing(
+        &self,
+        user_id: &str,
+        app_id: &str,
+        monthly_limit: Option<i64>,
+    ) -> Result<()> {
+        self.store
+            .grant_billing(user_id, app_id, monthly_limit, crate::clock::now())
+            .await?;
+        self.audit(
+            "billing_granted",
+            Some(user_id),
+            Some(app_id),
+            None,
+            monthly_limit.map_or("no limit".to_owned(), |l| format!("limit {l}")),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Revokes a user's consent to `app_id` debiting them: when this returns, no debit that
+    /// starts afterwards succeeds. Whether there was one.
+    pub async fn revoke_billing(&self, user_id: &str, app_id: &str) -> Result<bool> {
+        let done = self
+            .store
+            .revoke_billing(user_id, app_id, crate::clock::now())
+            .await?;
+        if done {
+            self.audit("billing_revoked", Some(user_id), Some(app_id), None, "")
+                .await;
+        }
+        Ok(done)
+    }
+
+    /// The operator's credit or debit of a user's account (by sign-in name), audited.
+    pub async fn operator_entry(
+        &self,
+        username: &str,
+        kind: crate::store::TxKind,
+        amount: i64,
+        note: &str,
+    ) -> Result<crate::store::LedgerEntry> {
+        if !(1..=crate::billing::MAX_AMOUNT).contains(&amount) {
+            return Err(HubError::Invalid(format!(
+                "the amount is a whole number of minor units, 1 to {}",
+                crate::billing::MAX_AMOUNT
+            )));
+        }
+        let user = self.user_named(username).await?;
+        let Some(entry) = self
+            .store
+            .operator_entry(&user.id, kind, amount, note, crate::clock::now())
+            .await?
+        else {
+            return Err(HubError::Invalid(format!(
+                "{username}'s balance is lower than {}",
+                self.config.billing.format(amount)
+            )));
+        };
+        self.audit(
+            match kind {
+                crate::store::TxKind::Credit => "account_credited",
+                _ => "account_debited",
+            },
+            Some(&user.id),
+            None,
+            None,
+            format!("{} {}", entry.id, amount),
+        )
+        .await;
+        Ok(entry)
+    }
+
+    /// The user with this sign-in name.
+    pub async fn user_named(&self, username: &str) -> Result<User> {
+        self.store
+            .user_credentials(username)
+            .await?
+            .map(|(user, _)| user)
+            .ok_or_else(|| HubError::NotFound(format!("no user named '{username}'")))
+    }
+
     /// Opens the SQLite store in `data_dir` (creating the directory, 0700) and builds a hub on
     /// it, with its token keys in `data_dir`'s key file unless `config` names another. Refuses
     /// a folder or file other local users could read ([`crate::data_dir::prepare`]).
@@ -231,6 +341,9 @@ impl Hub {
         config
             .key_file
             .get_or_insert_with(|| data_dir.join(crate::data_dir::KEY_FILE));
+        config
+            .id_key_file
+            .get_or_insert_with(|| data_dir.join(crate::id_token::ID_KEY_FILE));
         Self::new(Arc::new(store), config, Passwords::new(2)).await
     }
 
@@ -297,6 +410,42 @@ impl Hub {
         let hash = self.passwords.hash(password).await?;
         let user = self.store.create_user(username, &hash).await?;
         self.audit("user_added", Some(&user.id), None, None, "")
+            .await;
+        Ok(user)
+    }
+
+    /// Sets a user's display name and email (`None` leaves one as it is, an empty string
+    /// clears it), after checking them.
+    pub async fn set_profile(
+        &self,
+        username: &str,
+        display_name: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<User> {
+        if let Some(name) = display_name
+            && (name.chars().count() > 100 || name.chars().any(char::is_control))
+        {
+            return Err(HubError::Invalid(
+                "a display name is at most 100 characters, with no control characters".into(),
+            ));
+        }
+        if let Some(email) = email
+            && !email.is_empty()
+            && !is_plausible_email(email)
+        {
+            return Err(HubError::Invalid(format!(
+                "'{email}' is not an email address (name@domain, at most 254 characters)"
+            )));
+        }
+        let display_name = display_name.map(str::trim);
+        let Some(user) = self
+            .store
+            .set_profile(username, display_name, email)
+            .await?
+        else {
+            return Err(HubError::NotFound(format!("no user named '{username}'")));
+        };
+        self.audit("profile_changed", Some(&user.id), None, None, "")
             .await;
         Ok(user)
     }
@@ -623,6 +772,20 @@ fn validate_username(name: &str) -> Result<()> {
             "username '{name}' must be 2–64 letters, digits, '-', '_', '.' or '@'"
         )))
     }
+}
+
+/// An email address as far as the hub checks one: `local@domain`, with a dot in the domain,
+/// no spaces, at most 254 characters. Whether it is reachable is the user's business.
+fn is_plausible_email(email: &str) -> bool {
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    email.len() <= 254
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 #[cfg(test)]

@@ -27,9 +27,11 @@
 // seeding), access tokens, passwords and secrets as the hub hands them out, and `relay`, the seam
 // between the data API and the connector links, and `metrics`, what an operator's Prometheus
 // scrapes.
+pub mod billing;
 pub mod body_limit;
 pub mod data_dir;
 pub mod hub;
+pub mod id_token;
 pub mod live_limits;
 pub mod metrics;
 pub mod password;

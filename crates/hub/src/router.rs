@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use crate::api::ApiErrorCode;
 use crate::body_limit::{BodyGroup, RouteLimit, read_whole_body};
 use crate::hub::Hub;
-use crate::{access, api, health, link, oauth, pages};
+use crate::{access, api, billing, health, link, oauth, pages};
 
 /// Every route of the hub. Request bodies are read whole within [`Hub::config`]'s limits
 /// before a handler runs: forms and OAuth requests have one limit, the data API another. The
@@ -38,6 +38,15 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route(
             "/.well-known/oauth-authorization-server",
             get(oauth::metadata::metadata),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(oauth::oidc::configuration),
+        )
+        .route("/oauth/jwks", get(oauth::oidc::jwks))
+        .route(
+            "/oauth/userinfo",
+            get(oauth::oidc::userinfo).post(oauth::oidc::userinfo),
         )
         .route("/oauth/authorize", get(oauth::authorize::authorize))
         .route("/oauth/token", post(oauth::token_endpoint::token))
@@ -63,6 +72,12 @@ pub fn router(hub: Arc<Hub>) -> Router {
         )
         .route("/account/settings", get(pages::settings::show))
         .route("/account/settings/revoke", post(pages::settings::revoke))
+        .route("/account/settings/billing", post(pages::settings::billing))
+        .route("/account/settings/profile", post(pages::settings::profile))
+        .route(
+            "/account/settings/ledger.csv",
+            get(pages::settings::ledger_csv),
+        )
         .route(
             "/account/settings/revoke-sign-in",
             post(pages::settings::revoke_sign_in),
@@ -77,6 +92,19 @@ pub fn router(hub: Arc<Hub>) -> Router {
             "/api/v1/sources/{source}/access",
             get(access::source_access),
         )
+        .route("/api/v1/account/debits", post(billing::post_debit))
+        .route(
+            "/api/v1/account/debits/{id}/refund",
+            post(billing::post_refund),
+        )
+        .route("/api/v1/account/balance", get(billing::get_balance))
+        .route(
+            "/api/v1/account/transactions",
+            get(billing::get_transactions),
+        )
+        .route("/api/resource/debit", post(billing::compat_debit))
+        .route("/api/resource/refund", post(billing::compat_refund))
+        .route("/api/resource/userbalance", get(billing::compat_balance))
         .layer(limit(BodyGroup::Form))
         .merge(data_api)
         // The limits above bound every body; axum's own default must not cut one shorter.

@@ -1,5 +1,13 @@
 //! The scopes an app can ask for, each with the plain words the consent page shows.
 
+/// OpenID Connect: sign the user in; the app gets an ID token naming them (`sub`).
+pub const OPENID: &str = "openid";
+/// OpenID Connect: the user's display name and sign-in name.
+pub const PROFILE: &str = "profile";
+/// OpenID Connect: the user's email address.
+pub const EMAIL: &str = "email";
+/// Debit the user's hub account, within the monthly limit the user sets on the consent page.
+pub const ACCOUNT_DEBIT: &str = "account.debit";
 /// Read tag values (snapshot, raw, plot, processed) from the granted data sources.
 pub const DATA_READ: &str = "data.read";
 /// Find and list tags of the granted data sources.
@@ -17,6 +25,19 @@ pub const DEFAULT_APP: &[&str] = &[TAGS_READ, DATA_READ];
 /// Every scope the hub knows, with its description for people.
 pub const ALL: &[(&str, &str)] = &[
     (
+        OPENID,
+        "Sign you in with your hub account: the app learns an id for you that stays the same",
+    ),
+    (
+        PROFILE,
+        "See your name: your display name and the name you sign in with",
+    ),
+    (EMAIL, "See your email address"),
+    (
+        ACCOUNT_DEBIT,
+        "Charge your hub account for what you use, up to the monthly limit you set here",
+    ),
+    (
         TAGS_READ,
         "See the tags in the data sources you choose: names, descriptions and units",
     ),
@@ -33,6 +54,18 @@ pub const ALL: &[(&str, &str)] = &[
 /// The plain-words description of `scope`, if the hub knows it.
 pub fn describe(scope: &str) -> Option<&'static str> {
     ALL.iter().find(|(s, _)| *s == scope).map(|(_, d)| *d)
+}
+
+/// Whether `scope` reads data sources, so a consent for it needs at least one ticked.
+pub fn reads_data(scope: &str) -> bool {
+    scope == TAGS_READ || scope == DATA_READ
+}
+
+/// Where `scope` comes on the consent page: profile first, then the rest as [`ALL`] lists them.
+pub fn order(scope: &str) -> usize {
+    ALL.iter()
+        .position(|(s, _)| *s == scope)
+        .unwrap_or(ALL.len())
 }
 
 /// Whether the hub knows `scope`.

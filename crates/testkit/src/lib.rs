@@ -752,6 +752,8 @@ impl TestHub {
                     redirect_uri: APP_REDIRECT.into(),
                     scopes: vec!["data.read".into()],
                     code_challenge: "unused".into(),
+                    nonce: None,
+                    auth_time: now,
                     created_at: now,
                     expires_at: now + 600,
                 },

@@ -75,6 +75,15 @@ codes! {
     NoGrant = "no_grant" => FORBIDDEN,
     /// The hub cannot read its store.
     StoreUnavailable = "store_unavailable" => SERVICE_UNAVAILABLE,
+    // Billing (`account.debit`).
+    /// The user's balance is lower than the debit.
+    InsufficientFunds = "insufficient_funds" => PAYMENT_REQUIRED,
+    /// The debit would pass the monthly limit the user set for the app.
+    LimitReached = "limit_reached" => PAYMENT_REQUIRED,
+    /// The `Idempotency-Key` was used before for a different debit.
+    IdempotencyKeyReused = "idempotency_key_reused" => CONFLICT,
+    /// The refund is more than is left of the debit, or the debit is past the refund window.
+    RefundRefused = "refund_refused" => UNPROCESSABLE_ENTITY,
     // The data source and its connector.
     /// No such data source, or its connector no longer offers it.
     UnknownSource = "unknown_source" => NOT_FOUND,

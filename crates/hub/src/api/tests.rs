@@ -120,6 +120,8 @@ async fn open_family(hub: &Hub, user: &str, scopes: &[&str]) -> String {
                 redirect_uri: "https://app.example/cb".into(),
                 scopes: scopes.iter().map(|s| s.to_string()).collect(),
                 code_challenge: "x".into(),
+                nonce: None,
+                auth_time: now,
                 created_at: now,
                 expires_at: now + 600,
             },
@@ -953,6 +955,10 @@ async fn the_guides_curl_examples_are_valid_requests() {
         let Some(at) = text.find("\"$HUB/api/v1/") else {
             continue;
         };
+        // Billing's examples run against a real hub in tests/billing.rs.
+        if text.contains("/api/v1/account/") {
+            continue;
+        }
         let url = &text[at + "\"$HUB".len()..];
         let url = url[..url.find('"').unwrap()].replace("$SRC", &f.granted.id);
         let mut request = Request::get(&url);

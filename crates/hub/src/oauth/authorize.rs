@@ -174,6 +174,23 @@ pub async fn authorize(
     if let Some(problem) = crate::scopes::mixing_problem(&scopes) {
         return fail(OAuthErrorCode::InvalidScope, &problem);
     }
+    let nonce = params.get("nonce");
+    if nonce.is_some_and(|n| n.is_empty() || n.len() > 512) {
+        return fail(
+            OAuthErrorCode::InvalidRequest,
+            "nonce must be 1–512 characters",
+        );
+    }
+    let suggested_limit = match params.get("spending_limit").map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(limit)) if (0..=crate::billing::MAX_AMOUNT).contains(&limit) => Some(limit),
+        Some(_) => {
+            return fail(
+                OAuthErrorCode::InvalidRequest,
+                "spending_limit must be a whole number of minor units (cents), 0 or more",
+            );
+        }
+    };
     let now = crate::clock::now();
     let request = AuthorizationRequest {
         id: public_id("req"),
@@ -182,6 +199,8 @@ pub async fn authorize(
         scopes,
         state: state.map(str::to_owned),
         code_challenge: challenge.to_owned(),
+        nonce: nonce.map(str::to_owned),
+        suggested_limit,
         user_id: None,
         created_at: now,
         expires_at: now + hub.config.authorization_request_ttl,

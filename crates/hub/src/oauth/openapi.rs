@@ -1,5 +1,6 @@
 //! `GET /oauth/openapi.json`: the OAuth endpoints (token with each grant type, authorize,
-//! revoke, introspect, device authorization, metadata) as an OpenAPI 3.1 document, served
+//! revoke, introspect, device authorization, metadata, and OpenID Connect's discovery, JWKS
+//! and userinfo) as an OpenAPI 3.1 document, served
 //! without a token. Written by hand next to the code (`openapi.json`); tests hold it to the
 //! routes, and the HTTP fuzz (`tests/http/`) to what the endpoints answer.
 

@@ -31,6 +31,9 @@ struct TokenResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
     scope: String,
+    /// OpenID Connect: present when the code's consent included scope `openid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
 }
 
 /// Reads a form body, refusing other content types and repeated parameters.
@@ -221,6 +224,7 @@ async fn authorization_code(
     ) {
         return refuse("the code_verifier does not match the code_challenge").await;
     }
+    let (nonce, auth_time) = (grant.nonce.clone(), grant.auth_time);
     let family = TokenFamily {
         id: family_id.clone(),
         user_id: grant.user_id,
@@ -236,7 +240,17 @@ async fn authorization_code(
         "authorization_code",
     )
     .await;
-    mint(hub, &family, family.scopes.clone(), now).await
+    let mut tokens = mint(hub, &family, family.scopes.clone(), now).await?;
+    if family.scopes.iter().any(|s| s == crate::scopes::OPENID) {
+        tokens.id_token = Some(hub.id_keys.issue(&crate::id_token::IdTokenSubject {
+            subject: &family.user_id,
+            audience: &family.app_id,
+            auth_time,
+            nonce: nonce.as_deref(),
+            access_token: &tokens.access_token,
+        })?);
+    }
+    Ok(tokens)
 }
 
 async fn refresh(hub: &Hub, app: &App, params: &Params) -> Result<TokenResponse, OAuthError> {
@@ -290,6 +304,7 @@ async fn refresh(hub: &Hub, app: &App, params: &Params) -> Result<TokenResponse,
                 expires_in: hub.config.access_token_ttl,
                 refresh_token: Some(successor.expose().to_owned()),
                 scope: scopes.join(" "),
+                id_token: None,
             })
         }
         Rotation::Reused => {
@@ -412,6 +427,7 @@ async fn connector_credentials(
         expires_in: hub.config.access_token_ttl,
         refresh_token: None,
         scope: crate::scopes::CONNECTOR.to_owned(),
+        id_token: None,
     })
 }
 
@@ -447,5 +463,6 @@ async fn mint(
         expires_in: hub.config.access_token_ttl,
         refresh_token: Some(refresh.expose().to_owned()),
         scope: scopes.join(" "),
+        id_token: None,
     })
 }

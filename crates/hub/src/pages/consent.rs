@@ -91,8 +91,10 @@ async fn existing_grants(hub: &Hub, who: &SignedIn, app: &App) -> Result<Vec<Gra
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn consent_page(
     status: StatusCode,
+    billing: &crate::billing::BillingConfig,
     who: &SignedIn,
     request: &AuthorizationRequest,
     app: &App,
@@ -116,6 +118,14 @@ fn consent_page(
     }
     let csrf = who.csrf_token();
     let connector_only = only_connects_a_connector(request);
+    let reads_data = request.scopes.iter().any(|s| crate::scopes::reads_data(s));
+    // Profile first, then the data scopes, in the order the hub lists them.
+    let mut shown: Vec<&String> = request
+        .scopes
+        .iter()
+        .filter(|s| connector_only || *s != crate::scopes::CONNECTOR)
+        .collect();
+    shown.sort_by_key(|s| crate::scopes::order(s));
     let markup = page(
         "Allow access",
         Some((&who.user.username, &csrf)),
@@ -128,10 +138,16 @@ fn consent_page(
                         "hub under your account. No app can read them until you allow it, and you can "
                         "revoke any app at any time in your settings."
                     }
-                } @else {
+                } @else if reads_data {
                     h1 { "Allow " strong { (app.name) } " to read your data?" }
                     p.lead {
                         (app.name) " will only reach the data sources you tick below. "
+                        "You can revoke access at any time in your settings."
+                    }
+                } @else {
+                    h1 { "Allow " strong { (app.name) } " to use your account?" }
+                    p.lead {
+                        (app.name) " will only get what you tick below. "
                         "You can revoke access at any time in your settings."
                     }
                 }
@@ -166,7 +182,7 @@ fn consent_page(
                         legend { "What " (app.name) " asks to do" }
                         // `connector` is offered only on a connector's own sign-in, never
                         // beside an app's data access (authorize refuses mixing it in).
-                        @for scope in request.scopes.iter().filter(|s| connector_only || *s != crate::scopes::CONNECTOR) {
+                        @for scope in &shown {
                             div.choice {
                                 input type="checkbox" name="scope" value=(scope) id={"scope-" (scope)} checked;
                                 label for={"scope-" (scope)} {
@@ -174,9 +190,22 @@ fn consent_page(
                                     span.hint { code { (scope) } }
                                 }
                             }
+                            @if scope.as_str() == crate::scopes::ACCOUNT_DEBIT {
+                                div.limit {
+                                    label for="spending-limit" {
+                                        "Monthly spending limit for " (app.name) " (" (billing.currency) ")"
+                                    }
+                                    input type="text" inputmode="decimal" name="spending_limit" id="spending-limit"
+                                        value=(billing.format(request.suggested_limit.unwrap_or(billing.default_monthly_limit)));
+                                    div.choice {
+                                        input type="checkbox" name="spending_unlimited" value="yes" id="spending-unlimited";
+                                        label for="spending-unlimited" { "No monthly limit: let " (app.name) " charge any amount my balance covers" }
+                                    }
+                                }
+                            }
                         }
                     }
-                    @if !connector_only { fieldset {
+                    @if !connector_only && reads_data { fieldset {
                         legend { "Which data sources it may read" }
                         @if sources.is_empty() {
                             p.muted { "You have no data sources yet. Connect a site connector first." }
@@ -240,6 +269,7 @@ pub async fn show(
     };
     consent_page(
         StatusCode::OK,
+        &hub.config.billing,
         &who,
         &request,
         &app,
@@ -314,6 +344,7 @@ async fn approve(
     let again = |error: &str| {
         consent_page(
             StatusCode::BAD_REQUEST,
+            &hub.config.billing,
             who,
             request,
             app,
@@ -351,9 +382,31 @@ async fn approve(
         if !sources.is_empty() {
             return again("A connector sign-in does not share data sources.");
         }
-    } else if sources.is_empty() {
-        return again("Tick at least one data source, or deny the request.");
+    } else if scopes.iter().any(|s| crate::scopes::reads_data(s)) {
+        if sources.is_empty() {
+            return again("Tick at least one data source, or deny the request.");
+        }
+    } else if !sources.is_empty() {
+        return again("Data sources are shared only with permission to read them.");
     }
+    // The spending limit: what the user typed, or no limit only if they ticked so.
+    let billing = &hub.config.billing;
+    let monthly_limit = if !scopes.iter().any(|s| s == crate::scopes::ACCOUNT_DEBIT) {
+        None
+    } else if form.one("spending_unlimited") == Some("yes") {
+        Some(None)
+    } else {
+        match form.one("spending_limit").and_then(|t| billing.parse(t)) {
+            Some(limit) => Some(Some(limit)),
+            None => {
+                return again(&format!(
+                    "Enter a monthly spending limit in {}, like {}, or tick \"No monthly limit\".",
+                    billing.currency,
+                    billing.format(billing.default_monthly_limit)
+                ));
+            }
+        }
+    };
     let now = crate::clock::now();
     match hub
         .store
@@ -371,6 +424,13 @@ async fn approve(
     {
         return e.into_response();
     }
+    if let Some(limit) = monthly_limit
+        && let Err(e) = hub
+            .grant_billing(&who.user.id, &app.client_id, limit)
+            .await
+    {
+        return e.into_response();
+    }
     let code = Secret::generate();
     let grant = CodeGrant {
         app_id: app.client_id.clone(),
@@ -378,6 +438,8 @@ async fn approve(
         redirect_uri: request.redirect_uri.clone(),
         scopes,
         code_challenge: request.code_challenge.clone(),
+        nonce: request.nonce.clone(),
+        auth_time: who.signed_in_at,
         created_at: now,
         expires_at: now + hub.config.code_ttl,
     };

@@ -21,6 +21,8 @@ pub const COOKIE: &str = "__Host-uplink-session";
 pub struct SignedIn {
     /// Who.
     pub user: User,
+    /// When they signed in (Unix seconds): an ID token's `auth_time`.
+    pub signed_in_at: i64,
     secret: Secret,
 }
 
@@ -84,7 +86,11 @@ pub async fn signed_in(hub: &Hub, headers: &HeaderMap) -> Option<SignedIn> {
         }
     };
     let user = hub.store.user(&session.user_id).await.ok()??;
-    Some(SignedIn { user, secret })
+    Some(SignedIn {
+        user,
+        signed_in_at: session.signed_in_at,
+        secret,
+    })
 }
 
 /// Starts a session for `user`; returns the `Set-Cookie` value.
@@ -94,6 +100,7 @@ pub async fn start(hub: &Hub, user: &User) -> Result<String> {
     let session = LoginSession {
         user_id: user.id.clone(),
         expires_at: now + hub.config.session_ttl,
+        signed_in_at: now,
     };
     hub.store
         .create_session(&secret.digest(), &session, now)
@@ -137,7 +144,10 @@ mod tests {
                 id: "u".into(),
                 username: "u".into(),
                 created_at: 0,
+                display_name: None,
+                email: None,
             },
+            signed_in_at: 0,
             secret: Secret::from_received("s"),
         };
         assert_ne!(s.consent_token("req_a"), s.consent_token("req_b"));

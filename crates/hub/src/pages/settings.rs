@@ -24,6 +24,8 @@ use crate::store::{GrantView, SignInView};
 pub struct SettingsQuery {
     revoked: Option<String>,
     signed_out: Option<String>,
+    billing: Option<String>,
+    profile: Option<String>,
 }
 
 /// `GET /account/settings`.
@@ -43,6 +45,23 @@ pub async fn show(
     ) {
         Ok(all) => all,
         Err(e) => return e.into_response(),
+    };
+    let period = crate::billing::period_start(crate::clock::now());
+    let (allowances, ledger, apps, balance) = match tokio::try_join!(
+        hub.store.allowances_of(&who.user.id, period),
+        hub.store.transactions(&who.user.id, None),
+        hub.store.apps(),
+        hub.store.balance(&who.user.id),
+    ) {
+        Ok(all) => all,
+        Err(e) => return e.into_response(),
+    };
+    let billing = &hub.config.billing;
+    let money = |minor: i64| format!("{} {}", billing.format(minor), billing.currency);
+    let app_name = |id: &str| {
+        apps.iter()
+            .find(|a| a.client_id == id)
+            .map_or_else(|| id.to_owned(), |a| a.name.clone())
     };
     let mut by_app: BTreeMap<(&str, &str), Vec<&GrantView>> = BTreeMap::new();
     for g in &grants {
@@ -99,6 +118,87 @@ pub async fn show(
                                                 aria-label={"Revoke " (app_name) "'s access to " (g.source_name)} { "Revoke" }
                                         }
                                     }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if query.profile.is_some() {
+                div.notice role="status" { "Profile saved. Apps you allowed to see it get the new one." }
+            }
+            section.card aria-labelledby="profile-heading" {
+                h2 id="profile-heading" { "Your profile" }
+                p.muted { "Apps see these only if you allow them to (“See your name”, “See your email address”)." }
+                form method="post" action="/account/settings/profile" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="display-name" { "Display name" }
+                    input type="text" name="display_name" id="display-name" maxlength="100"
+                        value=(who.user.display_name.as_deref().unwrap_or(""));
+                    label for="email" { "Email" }
+                    input type="email" name="email" id="email" maxlength="254"
+                        value=(who.user.email.as_deref().unwrap_or(""));
+                    button type="submit" { "Save profile" }
+                }
+            }
+            @if let Some(what) = &query.billing {
+                div.notice role="status" {
+                    @if what == "revoked" { "Billing revoked. The app can no longer charge your account." }
+                    @else { "Spending limit saved." }
+                }
+            }
+            section.card aria-labelledby="billing-heading" {
+                h2 id="billing-heading" { "Billing" }
+                p { "Your balance: " strong { (money(balance)) } }
+                @if allowances.is_empty() {
+                    p.muted { "No app may charge your account." }
+                }
+                @for a in &allowances {
+                    @let name = app_name(&a.grant.app_id);
+                    div.app-head {
+                        h2 { (name) " may charge your account" }
+                        form.inline method="post" action="/account/settings/billing" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            input type="hidden" name="app" value=(a.grant.app_id);
+                            button.danger type="submit" name="action" value="revoke"
+                                aria-label={"Revoke billing of " (name)} { "Revoke billing" }
+                        }
+                    }
+                    p {
+                        "Spent this month: " strong { (money(a.spent)) }
+                        @match a.grant.monthly_limit {
+                            Some(limit) => { " of your " (money(limit)) " monthly limit." }
+                            None => { " (no monthly limit)." }
+                        }
+                    }
+                    form method="post" action="/account/settings/billing" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="app" value=(a.grant.app_id);
+                        label for={"limit-" (a.grant.app_id)} { "Monthly spending limit for " (name) " (" (billing.currency) ")" }
+                        input type="text" inputmode="decimal" name="spending_limit" id={"limit-" (a.grant.app_id)}
+                            value=(a.grant.monthly_limit.map(|l| billing.format(l)).unwrap_or_default());
+                        div.choice {
+                            input type="checkbox" name="spending_unlimited" value="yes" id={"unlimited-" (a.grant.app_id)}
+                                checked[a.grant.monthly_limit.is_none()];
+                            label for={"unlimited-" (a.grant.app_id)} { "No monthly limit" }
+                        }
+                        button type="submit" name="action" value="limit" { "Save limit for " (name) }
+                    }
+                }
+                @if !ledger.is_empty() {
+                    table {
+                        caption.muted { "Every movement of your account " a href="/account/settings/ledger.csv" { "(download as CSV)" } }
+                        thead { tr { th scope="col" { "When" } th scope="col" { "App" } th scope="col" { "What" } th scope="col" { "Amount" } } }
+                        tbody {
+                            @for e in ledger.iter().rev() {
+                                tr {
+                                    td { (human_time(e.at)) }
+                                    td { @match &e.app_id { Some(id) => (app_name(id)), None => span.muted { "the hub's operator" } } }
+                                    td { (e.description) " " span.muted { code { (e.id) } } }
+                                    td { @match e.kind {
+                                        crate::store::TxKind::Debit => { "−" (money(e.amount)) }
+                                        _ => { "+" (money(e.amount)) }
+                                    } }
                                 }
                             }
                         }
@@ -217,6 +317,99 @@ pub async fn revoke(
     let source = form.one("source");
     match hub.revoke(&who.user.id, app, source).await {
         Ok(_) => Redirect::to("/account/settings?revoked=1").into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /account/settings/billing`: revoke an app's billing (`action=revoke`), or change its
+/// monthly limit (`action=limit`, `spending_limit`, or `spending_unlimited=yes`).
+pub async fn billing(
+    State(hub): State<Arc<Hub>>,
+    GuardedForm { who, form, .. }: GuardedForm,
+) -> Response {
+    let Some(app) = form.one("app") else {
+        return forged();
+    };
+    match form.one("action") {
+        Some("revoke") => match hub.revoke_billing(&who.user.id, app).await {
+            Ok(_) => Redirect::to("/account/settings?billing=revoked").into_response(),
+            Err(e) => e.into_response(),
+        },
+        Some("limit") => {
+            let config = &hub.config.billing;
+            let limit = if form.one("spending_unlimited") == Some("yes") {
+                None
+            } else {
+                match form.one("spending_limit").and_then(|t| config.parse(t)) {
+                    Some(limit) => Some(limit),
+                    None => {
+                        return HubError::Invalid(format!(
+                            "enter a monthly limit in {}, like {}, or tick \"No monthly limit\"",
+                            config.currency,
+                            config.format(config.default_monthly_limit)
+                        ))
+                        .into_response();
+                    }
+                }
+            };
+            match hub.store.set_billing_limit(&who.user.id, app, limit).await {
+                Ok(true) => {
+                    hub.audit(
+                        "billing_limit_changed",
+                        Some(&who.user.id),
+                        Some(app),
+                        None,
+                        limit.map_or("no limit".to_owned(), |l| format!("limit {l}")),
+                    )
+                    .await;
+                    Redirect::to("/account/settings?billing=limit").into_response()
+                }
+                Ok(false) => {
+                    HubError::NotFound("this app may not charge your account".into()).into_response()
+                }
+                Err(e) => e.into_response(),
+            }
+        }
+        _ => forged(),
+    }
+}
+
+/// `GET /account/settings/ledger.csv`: the signed-in user's whole ledger as CSV.
+pub async fn ledger_csv(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Response {
+    let Some(who) = session::signed_in(&hub, &headers).await else {
+        return Redirect::to("/account/login").into_response();
+    };
+    match hub.store.transactions(&who.user.id, None).await {
+        Ok(entries) => (
+            [
+                (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"ledger.csv\"",
+                ),
+                (axum::http::header::CACHE_CONTROL, "no-store"),
+            ],
+            crate::billing::ledger_csv(&entries, &hub.config.billing.currency),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /account/settings/profile`: the signed-in user's display name and email (empty
+/// clears one).
+pub async fn profile(
+    State(hub): State<Arc<Hub>>,
+    GuardedForm { who, form, .. }: GuardedForm,
+) -> Response {
+    let (Some(name), Some(email)) = (form.one("display_name"), form.one("email")) else {
+        return forged();
+    };
+    match hub
+        .set_profile(&who.user.username, Some(name), Some(email.trim()))
+        .await
+    {
+        Ok(_) => Redirect::to("/account/settings?profile=1").into_response(),
         Err(e) => e.into_response(),
     }
 }

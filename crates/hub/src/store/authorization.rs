@@ -19,6 +19,11 @@ pub struct AuthorizationRequest {
     pub state: Option<String>,
     /// PKCE S256 challenge.
     pub code_challenge: String,
+    /// The OpenID Connect `nonce`, echoed in the ID token.
+    pub nonce: Option<String>,
+    /// The monthly spending limit the app suggests for `account.debit` (minor units); the
+    /// consent page starts from it, the user decides.
+    pub suggested_limit: Option<i64>,
     /// The user it was bound to when first shown, if any.
     pub user_id: Option<String>,
     /// Created.
@@ -42,6 +47,10 @@ pub struct CodeGrant {
     pub scopes: Vec<String>,
     /// PKCE S256 challenge.
     pub code_challenge: String,
+    /// The OpenID Connect `nonce` of the authorization request, echoed in the ID token.
+    pub nonce: Option<String>,
+    /// When the user signed in (Unix seconds): the ID token's `auth_time`.
+    pub auth_time: i64,
     /// Issued.
     pub created_at: i64,
     /// Expiry.

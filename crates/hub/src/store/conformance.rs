@@ -23,8 +23,8 @@
 use super::prelude::*;
 use super::{
     App, AuditEvent, AuthorizationRequest, CodeGrant, CodeRedemption, ConnectorClaim, DataSource,
-    DeviceAuthorization, DevicePoll, LinkAuthority, LoginSession, Rotation, SqliteStore,
-    TokenKeyRecord, User,
+    DebitOutcome, DebitRequest, DeviceAuthorization, DevicePoll, LinkAuthority, LoginSession,
+    RefundOutcome, RefundRequest, Rotation, SqliteStore, TokenKeyRecord, TxKind, User,
 };
 use crate::revocation::Revocation;
 
@@ -43,6 +43,7 @@ macro_rules! conformance {
         conformance!(@suite $backend, $open;
             usernames_are_unique_regardless_of_case,
             users_are_found_by_id_and_listed_by_name,
+            a_profile_is_set_cleared_and_left_alone_field_by_field,
             a_new_password_ends_sessions_and_sign_ins,
             apps_round_trip_and_client_ids_are_unique,
             removing_an_app_cuts_its_grants_families_and_codes,
@@ -67,6 +68,11 @@ macro_rules! conformance {
             token_keys_are_listed_newest_first_and_forgotten_entirely,
             the_change_feed_holds_each_change_in_commit_order,
             the_audit_trail_reads_newest_first_up_to_the_limit,
+            the_operator_credits_and_debits_never_below_zero,
+            a_debit_needs_a_live_grant_and_sign_in_and_stays_within_balance_and_limit,
+            an_idempotency_key_returns_the_first_debit_and_refuses_another,
+            a_refund_is_at_most_what_is_left_within_the_window,
+            racing_debits_never_overdraw,
         );
     };
     (@suite $backend:ident, $open:expr; $($test:ident),+ $(,)?) => {
@@ -133,6 +139,8 @@ fn code(user: &User) -> CodeGrant {
         redirect_uri: REDIRECT.into(),
         scopes: vec!["data.read".into()],
         code_challenge: "c".into(),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        auth_time: 1,
         created_at: 1,
         expires_at: 100,
     }
@@ -222,12 +230,43 @@ async fn users_are_found_by_id_and_listed_by_name(store: &dyn Store) {
     assert_eq!(store.user_credentials("nobody").await.unwrap(), None);
 }
 
+async fn a_profile_is_set_cleared_and_left_alone_field_by_field(store: &dyn Store) {
+    let ada = store.create_user("ada", "h").await.unwrap();
+    assert_eq!((ada.display_name.clone(), ada.email.clone()), (None, None));
+    let set = store
+        .set_profile("ADA", Some("Ada Lovelace"), Some("ada@example.com"))
+        .await
+        .unwrap()
+        .expect("found regardless of case");
+    assert_eq!(set.display_name.as_deref(), Some("Ada Lovelace"));
+    assert_eq!(set.email.as_deref(), Some("ada@example.com"));
+    assert_eq!(store.user(&ada.id).await.unwrap(), Some(set.clone()));
+    let kept = store
+        .set_profile("ada", None, Some(""))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        kept.display_name.as_deref(),
+        Some("Ada Lovelace"),
+        "None leaves it"
+    );
+    assert_eq!(kept.email, None, "empty clears it");
+    let (user, _) = store.user_credentials("ada").await.unwrap().unwrap();
+    assert_eq!(user, kept);
+    assert_eq!(
+        store.set_profile("nobody", Some("x"), None).await.unwrap(),
+        None
+    );
+}
+
 async fn a_new_password_ends_sessions_and_sign_ins(store: &dyn Store) {
     let seed = seeded(store).await;
     let family = open_family(store, &seed.ada, b"c1", 5).await;
     let session = LoginSession {
         user_id: seed.ada.id.clone(),
         expires_at: 1_000,
+        signed_in_at: 5,
     };
     store.create_session(b"s1", &session, 5).await.unwrap();
     let start = store.change_cursor().await.unwrap();
@@ -717,6 +756,8 @@ async fn an_authorization_request_is_bound_once_and_finished_once(store: &dyn St
         scopes: vec!["data.read".into(), "data.raw".into()],
         state: Some("xyz".into()),
         code_challenge: "challenge".into(),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        suggested_limit: Some(300),
         user_id: None,
         created_at: 3,
         expires_at: 600,
@@ -1128,6 +1169,7 @@ async fn a_session_lives_until_it_expires_or_ends(store: &dyn Store) {
     let session = LoginSession {
         user_id: seed.ada.id.clone(),
         expires_at: 100,
+        signed_in_at: 1,
     };
     store.create_session(b"s1", &session, 1).await.unwrap();
     store.create_session(b"s2", &session, 1).await.unwrap();
@@ -1239,4 +1281,310 @@ async fn the_audit_trail_reads_newest_first_up_to_the_limit(store: &dyn Store) {
         store.audit_events(10).await.unwrap()[2],
         event(1, "sign_in")
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accounts and the ledger
+
+fn debit_of(user: &User, family: &str, amount: i64, key: Option<&str>, now: i64) -> DebitRequest {
+    DebitRequest {
+        user_id: user.id.clone(),
+        app_id: APP.into(),
+        family_id: family.into(),
+        amount,
+        description: "a report".into(),
+        idempotency_key: key.map(str::to_owned),
+        now,
+        period_start: 100,
+    }
+}
+
+async fn the_operator_credits_and_debits_never_below_zero(store: &dyn Store) {
+    let seed = seeded(store).await;
+    assert_eq!(store.balance(&seed.ada.id).await.unwrap(), 0);
+    let credit = store
+        .operator_entry(&seed.ada.id, TxKind::Credit, 1_000, "top-up", 5)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (credit.kind, credit.amount, credit.app_id.clone()),
+        (TxKind::Credit, 1_000, None)
+    );
+    assert!(
+        store
+            .operator_entry(&seed.ada.id, TxKind::Debit, 1_001, "too much", 6)
+            .await
+            .unwrap()
+            .is_none(),
+        "never below zero"
+    );
+    store
+        .operator_entry(&seed.ada.id, TxKind::Debit, 400, "fee", 7)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.balance(&seed.ada.id).await.unwrap(), 600);
+    let rows = store.transactions(&seed.ada.id, None).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0], credit, "oldest first");
+}
+
+async fn a_debit_needs_a_live_grant_and_sign_in_and_stays_within_balance_and_limit(
+    store: &dyn Store,
+) {
+    let seed = seeded(store).await;
+    let family = open_family(store, &seed.ada, b"c1", 5).await;
+    store
+        .operator_entry(&seed.ada.id, TxKind::Credit, 1_000, "top-up", 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .debit(&debit_of(&seed.ada, &family, 10, None, 110))
+            .await
+            .unwrap(),
+        DebitOutcome::NoGrant,
+        "no consent yet"
+    );
+    let grant = store
+        .grant_billing(&seed.ada.id, APP, Some(300), 100)
+        .await
+        .unwrap();
+    let DebitOutcome::Done(first) = store
+        .debit(&debit_of(&seed.ada, &family, 250, None, 110))
+        .await
+        .unwrap()
+    else {
+        panic!("a debit within both")
+    };
+    assert_eq!(first.grant_id.as_deref(), Some(grant.id.as_str()));
+    assert_eq!(
+        store
+            .debit(&debit_of(&seed.ada, &family, 51, None, 111))
+            .await
+            .unwrap(),
+        DebitOutcome::LimitReached {
+            limit_remaining: 50,
+            balance: 750
+        }
+    );
+    // A debit of the previous period does not count against this one's limit.
+    let fresh = DebitRequest {
+        period_start: 111,
+        ..debit_of(&seed.ada, &family, 300, None, 112)
+    };
+    assert!(matches!(
+        store.debit(&fresh).await.unwrap(),
+        DebitOutcome::Done(_)
+    ));
+    assert_eq!(
+        store
+            .grant_billing(&seed.ada.id, APP, None, 113)
+            .await
+            .unwrap()
+            .id,
+        grant.id,
+        "a new consent changes the live grant's limit"
+    );
+    assert_eq!(
+        store
+            .debit(&debit_of(&seed.ada, &family, 451, None, 114))
+            .await
+            .unwrap(),
+        DebitOutcome::InsufficientFunds {
+            balance: 450,
+            limit_remaining: None
+        }
+    );
+    let allowance = store
+        .allowance(&seed.ada.id, APP, 100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (allowance.spent, allowance.balance, allowance.available()),
+        (550, 450, 450)
+    );
+    assert!(
+        store
+            .set_billing_limit(&seed.ada.id, APP, Some(600))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .allowance(&seed.ada.id, APP, 100)
+            .await
+            .unwrap()
+            .unwrap()
+            .available(),
+        50
+    );
+    // Revoked: refused at once; a revoked sign-in too.
+    assert!(store.revoke_billing(&seed.ada.id, APP, 115).await.unwrap());
+    assert!(!store.revoke_billing(&seed.ada.id, APP, 115).await.unwrap());
+    assert_eq!(
+        store
+            .debit(&debit_of(&seed.ada, &family, 1, None, 116))
+            .await
+            .unwrap(),
+        DebitOutcome::NoGrant
+    );
+    assert_eq!(store.allowance(&seed.ada.id, APP, 100).await.unwrap(), None);
+    store
+        .grant_billing(&seed.ada.id, APP, None, 117)
+        .await
+        .unwrap();
+    store.revoke_family(&family, "test", 118).await.unwrap();
+    assert_eq!(
+        store
+            .debit(&debit_of(&seed.ada, &family, 1, None, 119))
+            .await
+            .unwrap(),
+        DebitOutcome::NoGrant,
+        "the sign-in was revoked"
+    );
+    assert_eq!(
+        store.allowances_of(&seed.ada.id, 100).await.unwrap().len(),
+        1
+    );
+}
+
+async fn an_idempotency_key_returns_the_first_debit_and_refuses_another(store: &dyn Store) {
+    let seed = seeded(store).await;
+    let family = open_family(store, &seed.ada, b"c1", 5).await;
+    store
+        .operator_entry(&seed.ada.id, TxKind::Credit, 1_000, "top-up", 5)
+        .await
+        .unwrap();
+    store
+        .grant_billing(&seed.ada.id, APP, None, 100)
+        .await
+        .unwrap();
+    let DebitOutcome::Done(first) = store
+        .debit(&debit_of(&seed.ada, &family, 100, Some("k"), 110))
+        .await
+        .unwrap()
+    else {
+        panic!("debited")
+    };
+    assert_eq!(
+        store
+            .debit(&debit_of(&seed.ada, &family, 100, Some("k"), 111))
+            .await
+            .unwrap(),
+        DebitOutcome::Repeated(first)
+    );
+    assert_eq!(
+        store
+            .debit(&debit_of(&seed.ada, &family, 101, Some("k"), 112))
+            .await
+            .unwrap(),
+        DebitOutcome::KeyReused
+    );
+    assert_eq!(
+        store.balance(&seed.ada.id).await.unwrap(),
+        900,
+        "debited once"
+    );
+}
+
+async fn a_refund_is_at_most_what_is_left_within_the_window(store: &dyn Store) {
+    let seed = seeded(store).await;
+    let family = open_family(store, &seed.ada, b"c1", 5).await;
+    store
+        .operator_entry(&seed.ada.id, TxKind::Credit, 1_000, "top-up", 5)
+        .await
+        .unwrap();
+    store
+        .grant_billing(&seed.ada.id, APP, Some(500), 100)
+        .await
+        .unwrap();
+    let DebitOutcome::Done(debit) = store
+        .debit(&debit_of(&seed.ada, &family, 300, None, 110))
+        .await
+        .unwrap()
+    else {
+        panic!("debited")
+    };
+    let refund = |amount: Option<i64>, window_start: i64, key: Option<&str>| RefundRequest {
+        user_id: seed.ada.id.clone(),
+        app_id: APP.into(),
+        debit_id: debit.id.clone(),
+        amount,
+        idempotency_key: key.map(str::to_owned),
+        now: 120,
+        window_start,
+    };
+    assert_eq!(
+        store.refund(&refund(Some(10), 111, None)).await.unwrap(),
+        RefundOutcome::TooLate
+    );
+    let RefundOutcome::Done(part) = store
+        .refund(&refund(Some(100), 0, Some("r")))
+        .await
+        .unwrap()
+    else {
+        panic!("refunded")
+    };
+    assert_eq!(
+        (part.kind, part.refund_of.as_deref()),
+        (TxKind::Refund, Some(debit.id.as_str()))
+    );
+    assert_eq!(
+        store
+            .refund(&refund(Some(100), 0, Some("r")))
+            .await
+            .unwrap(),
+        RefundOutcome::Done(part),
+        "a repeated key refunds once"
+    );
+    assert_eq!(
+        store.refund(&refund(Some(201), 0, None)).await.unwrap(),
+        RefundOutcome::TooMuch { refundable: 200 }
+    );
+    let RefundOutcome::Done(rest) = store.refund(&refund(None, 0, None)).await.unwrap() else {
+        panic!("the rest refunded")
+    };
+    assert_eq!(rest.amount, 200);
+    assert_eq!(store.balance(&seed.ada.id).await.unwrap(), 1_000);
+    assert_eq!(
+        store
+            .allowance(&seed.ada.id, APP, 100)
+            .await
+            .unwrap()
+            .unwrap()
+            .spent,
+        0,
+        "refunds give the limit back"
+    );
+    let other = RefundRequest {
+        app_id: "another-app".into(),
+        ..refund(Some(1), 0, None)
+    };
+    assert_eq!(store.refund(&other).await.unwrap(), RefundOutcome::NotFound);
+}
+
+async fn racing_debits_never_overdraw(store: &dyn Store) {
+    let seed = seeded(store).await;
+    let family = open_family(store, &seed.ada, b"c1", 5).await;
+    store
+        .operator_entry(&seed.ada.id, TxKind::Credit, 1_000, "top-up", 5)
+        .await
+        .unwrap();
+    store
+        .grant_billing(&seed.ada.id, APP, Some(700), 100)
+        .await
+        .unwrap();
+    let requests: Vec<DebitRequest> = (0..40)
+        .map(|i| debit_of(&seed.ada, &family, 100, Some(&format!("k{i}")), 110))
+        .collect();
+    let outcomes = futures::future::join_all(requests.iter().map(|r| store.debit(r))).await;
+    let done = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(DebitOutcome::Done(_))))
+        .count();
+    assert_eq!(done, 7, "the limit holds");
+    assert_eq!(store.balance(&seed.ada.id).await.unwrap(), 300);
 }

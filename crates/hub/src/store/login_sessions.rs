@@ -12,6 +12,8 @@ pub struct LoginSession {
     pub user_id: String,
     /// Expiry.
     pub expires_at: i64,
+    /// When the user signed in (Unix seconds); set by the store from `now` at creation.
+    pub signed_in_at: i64,
 }
 
 /// The login-sessions room.

@@ -11,6 +11,7 @@
 //! Every method that answers a security question reads the store afresh: nothing here caches,
 //! so a revoke committed by one call is seen by the next check.
 
+mod accounts;
 mod apps;
 mod audit;
 mod authorization;
@@ -26,6 +27,10 @@ mod sqlite;
 mod token_keys;
 mod users;
 
+pub use accounts::{
+    AccountStore, Allowance, BillingGrant, DebitOutcome, DebitRequest, LedgerEntry, RefundOutcome,
+    RefundRequest, TxKind,
+};
 pub use apps::{App, AppStore};
 pub use audit::{AuditEvent, AuditStore};
 pub use authorization::{AuthorizationRequest, AuthorizationStore, CodeGrant, CodeRedemption};
@@ -45,8 +50,9 @@ pub use users::{User, UserStore};
 /// `uplink_hub::store::prelude::*` outside the crate) makes every store method callable.
 pub mod prelude {
     pub use super::{
-        AppStore, AuditStore, AuthorizationStore, ChangeFeedStore, ConnectorStore, DeviceFlowStore,
-        GrantStore, LoginSessionStore, Store, TokenFamilyStore, TokenKeyStore, UserStore,
+        AccountStore, AppStore, AuditStore, AuthorizationStore, ChangeFeedStore, ConnectorStore,
+        DeviceFlowStore, GrantStore, LoginSessionStore, Store, TokenFamilyStore, TokenKeyStore,
+        UserStore,
     };
 }
 
@@ -54,6 +60,7 @@ pub mod prelude {
 /// follow. Implemented for every type that implements all the rooms.
 pub trait Store:
     UserStore
+    + AccountStore
     + AppStore
     + ConnectorStore
     + GrantStore
@@ -71,6 +78,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: UserStore
+        + AccountStore
         + AppStore
         + ConnectorStore
         + GrantStore

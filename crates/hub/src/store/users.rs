@@ -13,6 +13,10 @@ pub struct User {
     pub username: String,
     /// When the account was created.
     pub created_at: i64,
+    /// The name shown to people and to apps granted `profile`, if set.
+    pub display_name: Option<String>,
+    /// The email address apps granted `email` see, if set.
+    pub email: Option<String>,
 }
 
 /// The users room.
@@ -26,6 +30,14 @@ pub trait UserStore: Send + Sync {
     async fn user(&self, id: &str) -> Result<Option<User>>;
     /// All users.
     async fn users(&self) -> Result<Vec<User>>;
+    /// Sets a user's display name and email; `None` leaves a field as it is, an empty string
+    /// clears it. None if no such user, else the user as now stored.
+    async fn set_profile(
+        &self,
+        username: &str,
+        display_name: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<Option<User>>;
     /// Replaces a user's password hash, ends their sessions and revokes every token family
     /// of theirs, in one transaction. None if no such user, else the families revoked.
     async fn set_password_hash(

@@ -209,6 +209,8 @@ fn snapshot_of_line_2() -> uplink_link::RelayedQuery {
             id: "usr_x".into(),
             username: "x".into(),
             created_at: 0,
+            display_name: None,
+            email: None,
         },
         "line-2",
     );

@@ -106,6 +106,8 @@ async fn an_expired_code_is_refused() {
                 redirect_uri: PUBLIC_REDIRECT.into(),
                 scopes: vec!["data.read".into()],
                 code_challenge: pkce_s256(VERIFIER),
+                nonce: None,
+                auth_time: now - 700,
                 created_at: now - 700,
                 expires_at: now - 100,
             },

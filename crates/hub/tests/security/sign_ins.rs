@@ -94,6 +94,8 @@ async fn settings_list_sign_ins_and_revoking_one_closes_its_live_link() {
             redirect_uri: PUBLIC_REDIRECT.into(),
             scopes: vec!["data.read".into()],
             code_challenge: "c".into(),
+            nonce: None,
+            auth_time: 0,
             created_at: 0,
             expires_at: i64::MAX,
         };

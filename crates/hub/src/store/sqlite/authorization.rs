@@ -18,6 +18,8 @@ struct RequestRow {
     scopes: String,
     state: Option<String>,
     code_challenge: String,
+    nonce: Option<String>,
+    suggested_limit: Option<i64>,
     user_id: Option<String>,
     created_at: i64,
     expires_at: i64,
@@ -33,6 +35,8 @@ impl From<RequestRow> for AuthorizationRequest {
             scopes: split_scopes(&row.scopes),
             state: row.state,
             code_challenge: row.code_challenge,
+            nonce: row.nonce,
+            suggested_limit: row.suggested_limit,
             user_id: row.user_id,
             created_at: row.created_at,
             expires_at: row.expires_at,
@@ -48,6 +52,8 @@ struct CodeRow {
     redirect_uri: String,
     scopes: String,
     code_challenge: String,
+    nonce: Option<String>,
+    auth_time: i64,
     created_at: i64,
     expires_at: i64,
 }
@@ -60,6 +66,8 @@ impl From<CodeRow> for CodeGrant {
             redirect_uri: row.redirect_uri,
             scopes: split_scopes(&row.scopes),
             code_challenge: row.code_challenge,
+            nonce: row.nonce,
+            auth_time: row.auth_time,
             created_at: row.created_at,
             expires_at: row.expires_at,
         }
@@ -71,7 +79,7 @@ impl AuthorizationStore for SqliteStore {
     async fn create_authorization_request(&self, r: &AuthorizationRequest) -> Result<()> {
         sqlx::query(
             "INSERT INTO authorization_requests (id, app_id, redirect_uri, scopes, state, code_challenge, \
-             user_id, created_at, expires_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             nonce, suggested_limit, user_id, created_at, expires_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&r.id)
         .bind(&r.app_id)
@@ -79,6 +87,8 @@ impl AuthorizationStore for SqliteStore {
         .bind(r.scopes.join(" "))
         .bind(&r.state)
         .bind(&r.code_challenge)
+        .bind(&r.nonce)
+        .bind(r.suggested_limit)
         .bind(&r.user_id)
         .bind(r.created_at)
         .bind(r.expires_at)
@@ -90,7 +100,7 @@ impl AuthorizationStore for SqliteStore {
 
     async fn authorization_request(&self, id: &str) -> Result<Option<AuthorizationRequest>> {
         let row: Option<RequestRow> = sqlx::query_as(
-            "SELECT id, app_id, redirect_uri, scopes, state, code_challenge, user_id, \
+            "SELECT id, app_id, redirect_uri, scopes, state, code_challenge, nonce, suggested_limit, user_id, \
              created_at, expires_at, finished_at FROM authorization_requests WHERE id = ?",
         )
         .bind(id)
@@ -125,7 +135,7 @@ impl AuthorizationStore for SqliteStore {
     async fn create_code(&self, digest: &[u8], code: &CodeGrant) -> Result<()> {
         sqlx::query(
             "INSERT INTO authorization_codes (digest, app_id, user_id, redirect_uri, scopes, code_challenge, \
-             created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             nonce, auth_time, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(digest)
         .bind(&code.app_id)
@@ -133,6 +143,8 @@ impl AuthorizationStore for SqliteStore {
         .bind(&code.redirect_uri)
         .bind(code.scopes.join(" "))
         .bind(&code.code_challenge)
+        .bind(&code.nonce)
+        .bind(code.auth_time)
         .bind(code.created_at)
         .bind(code.expires_at)
         .execute(&self.writer)
@@ -147,7 +159,7 @@ impl AuthorizationStore for SqliteStore {
         let row: Option<CodeRow> = sqlx::query_as(
             "UPDATE authorization_codes SET used_at = ?1, family_id = ?2 \
              WHERE digest = ?3 AND used_at IS NULL \
-             RETURNING app_id, user_id, redirect_uri, scopes, code_challenge, created_at, expires_at",
+             RETURNING app_id, user_id, redirect_uri, scopes, code_challenge, nonce, auth_time, created_at, expires_at",
         )
         .bind(now)
         .bind(&family_id)

@@ -10,6 +10,7 @@ use crate::store::{LoginSession, LoginSessionStore};
 struct SessionRow {
     user_id: String,
     expires_at: i64,
+    created_at: i64,
 }
 
 #[async_trait]
@@ -29,7 +30,7 @@ impl LoginSessionStore for SqliteStore {
 
     async fn session(&self, digest: &[u8], now: i64) -> Result<Option<LoginSession>> {
         let row: Option<SessionRow> = sqlx::query_as(
-            "SELECT user_id, expires_at FROM sessions WHERE digest = ? AND expires_at > ?",
+            "SELECT user_id, expires_at, created_at FROM sessions WHERE digest = ? AND expires_at > ?",
         )
         .bind(digest)
         .bind(now)
@@ -38,6 +39,7 @@ impl LoginSessionStore for SqliteStore {
         Ok(row.map(|r| LoginSession {
             user_id: r.user_id,
             expires_at: r.expires_at,
+            signed_in_at: r.created_at,
         }))
     }
 

@@ -7,6 +7,7 @@
 //! (recording changes, revoking a family inside the caller's transaction). Rows are read into
 //! `#[derive(sqlx::FromRow)]` structs by column name, never by position.
 
+mod accounts;
 mod apps;
 mod audit;
 mod authorization;
@@ -237,6 +238,28 @@ mod tests {
             usize::try_from(applied).unwrap(),
             shipped,
             "every migration, once"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_ledger_refuses_changes_and_removals() {
+        let (_dir, store) = store().await;
+        let ada = store.create_user("ada", "h").await.unwrap();
+        store
+            .operator_entry(&ada.id, crate::store::TxKind::Credit, 5, "top-up", 1)
+            .await
+            .unwrap();
+        for sql in ["UPDATE ledger SET amount = 1000", "DELETE FROM ledger"] {
+            let err = sqlx::query(sql).execute(&store.writer).await.unwrap_err();
+            assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+        }
+        let err = sqlx::query("UPDATE accounts SET balance = -1")
+            .execute(&store.writer)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("CHECK"),
+            "a balance never goes below zero: {err}"
         );
     }
 

@@ -12,6 +12,8 @@ struct UserRow {
     id: String,
     username: String,
     created_at: i64,
+    display_name: Option<String>,
+    email: Option<String>,
 }
 
 impl From<UserRow> for User {
@@ -20,6 +22,8 @@ impl From<UserRow> for User {
             id: row.id,
             username: row.username,
             created_at: row.created_at,
+            display_name: row.display_name,
+            email: row.email,
         }
     }
 }
@@ -38,6 +42,8 @@ impl UserStore for SqliteStore {
             id: public_id("usr"),
             username: username.to_owned(),
             created_at: crate::clock::now(),
+            display_name: None,
+            email: None,
         };
         sqlx::query(
             "INSERT INTO users (id, username, password_hash, created_at) VALUES (?, ?, ?, ?)",
@@ -60,7 +66,7 @@ impl UserStore for SqliteStore {
 
     async fn user_credentials(&self, username: &str) -> Result<Option<(User, String)>> {
         let row: Option<CredentialRow> = sqlx::query_as(
-            "SELECT id, username, created_at, password_hash FROM users WHERE username = ?",
+            "SELECT id, username, created_at, display_name, email, password_hash FROM users WHERE username = ?",
         )
         .bind(username)
         .fetch_optional(&self.reader)
@@ -69,20 +75,41 @@ impl UserStore for SqliteStore {
     }
 
     async fn user(&self, id: &str) -> Result<Option<User>> {
-        let row: Option<UserRow> =
-            sqlx::query_as("SELECT id, username, created_at FROM users WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.reader)
-                .await?;
+        let row: Option<UserRow> = sqlx::query_as(
+            "SELECT id, username, created_at, display_name, email FROM users WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
         Ok(row.map(User::from))
     }
 
     async fn users(&self) -> Result<Vec<User>> {
-        let rows: Vec<UserRow> =
-            sqlx::query_as("SELECT id, username, created_at FROM users ORDER BY username")
-                .fetch_all(&self.reader)
-                .await?;
+        let rows: Vec<UserRow> = sqlx::query_as(
+            "SELECT id, username, created_at, display_name, email FROM users ORDER BY username",
+        )
+        .fetch_all(&self.reader)
+        .await?;
         Ok(rows.into_iter().map(User::from).collect())
+    }
+
+    async fn set_profile(
+        &self,
+        username: &str,
+        display_name: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<Option<User>> {
+        let row: Option<UserRow> = sqlx::query_as(
+            "UPDATE users SET display_name = CASE WHEN ?1 IS NULL THEN display_name ELSE NULLIF(?1, '') END, \
+             email = CASE WHEN ?2 IS NULL THEN email ELSE NULLIF(?2, '') END \
+             WHERE username = ?3 RETURNING id, username, created_at, display_name, email",
+        )
+        .bind(display_name)
+        .bind(email)
+        .bind(username)
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(row.map(User::from))
     }
 
     async fn set_password_hash(
