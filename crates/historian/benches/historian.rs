@@ -220,6 +220,7 @@ async fn bench() {
                 time_us: t,
                 value: v,
                 status: uplink_model::Status::from_code(s as u8),
+                source_code: 0,
             });
             count += 1;
         }

@@ -185,6 +185,7 @@ pub fn decode_with(
             time_us: time,
             value: f64::from_bits(bits),
             status,
+            source_code: 0,
         };
         if has_text {
             let (length, used) = get_varint(&bytes[at..]).ok_or(Damaged)?;
@@ -249,6 +250,7 @@ mod tests {
                 time_us: 3_500,
                 value: -0.1,
                 status: Status::Uncertain,
+                source_code: 0,
             },
             Sample::bad(10_000),
             Sample::good(-5 + 20_000, f64::MAX),

@@ -112,6 +112,7 @@ fn value_of(value: &TagValue) -> (Sample, Option<Arc<str>>) {
                 time_us: to_micros(value.time),
                 value: value.value.filter(|v| v.is_finite()).unwrap_or(f64::NAN),
                 status: value.status,
+                source_code: 0,
             },
             Some(Arc::from(text.as_str())),
         ),

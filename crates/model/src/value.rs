@@ -107,6 +107,7 @@ impl TagValue {
                 time_us: to_micros(self.time),
                 value,
                 status: self.status,
+                source_code: self.source_status_code.unwrap_or(0),
             },
             _ => Sample::bad(to_micros(self.time)),
         }
@@ -122,7 +123,7 @@ impl From<Sample> for TagValue {
             text: None,
             status: sample.status,
             units: None,
-            source_status_code: None,
+            source_status_code: (sample.source_code != 0).then_some(sample.source_code),
         }
     }
 }
@@ -139,6 +140,10 @@ pub struct Sample {
     pub value: f64,
     /// How far the value can be trusted.
     pub status: Status,
+    /// The source's own status code beside `status` (an OPC UA server's StatusCode), `0` when
+    /// the source has none or it is plain good; what [`TagValue::source_status_code`] carries.
+    /// Aggregates computed by Uplink have none.
+    pub source_code: u32,
 }
 
 impl Sample {
@@ -148,6 +153,7 @@ impl Sample {
             time_us,
             value,
             status: Status::Good,
+            source_code: 0,
         }
     }
 
@@ -157,6 +163,7 @@ impl Sample {
             time_us,
             value: f64::NAN,
             status: Status::Bad,
+            source_code: 0,
         }
     }
 

@@ -77,7 +77,8 @@ pub(crate) fn source_code(code: StatusCode) -> Option<u32> {
     (code.bits() != 0).then_some(code.bits())
 }
 
-/// A stored value in the compact form; no number makes it a bad sample.
+/// A stored value in the compact form, with the server's own code; no number makes it a bad
+/// sample.
 pub(crate) fn sample(value: &DataValue) -> Sample {
     let time_us = to_micros(time_of(value));
     let number = value
@@ -90,8 +91,12 @@ pub(crate) fn sample(value: &DataValue) -> Sample {
             time_us,
             value: n,
             status: status(value.status()),
+            source_code: value.status().bits(),
         },
-        None => Sample::bad(time_us),
+        None => Sample {
+            source_code: value.status().bits(),
+            ..Sample::bad(time_us)
+        },
     }
 }
 

@@ -1003,6 +1003,29 @@ async fn values_keep_the_servers_own_status_code() {
         assert!(Instant::now() < deadline, "Stale never changed");
     }
 
+    // Stored values keep it too: Stale's history, read raw, and written for an app.
+    let now = chrono::Utc::now();
+    let request = RawRequest {
+        tag: "Stale".into(),
+        range: TimeRange::new(now - chrono::Duration::minutes(10), now).unwrap(),
+        max_count: None,
+        boundary: Boundary::Inside,
+    };
+    let mut history = Vec::new();
+    let mut stream = source.raw(&request).await.unwrap();
+    while let Some(chunk) = stream.next().await {
+        history.extend(chunk.unwrap());
+    }
+    assert!(history.len() >= 3, "{history:?}");
+    assert!(
+        history[..3]
+            .iter()
+            .all(|s| s.status == Status::Uncertain && s.source_code == UNCERTAIN_LAST_USABLE),
+        "{history:?}"
+    );
+    let json = serde_json::to_value(uplink_model::TagValue::from(history[0])).unwrap();
+    assert_eq!(json["sourceStatusCode"], UNCERTAIN_LAST_USABLE);
+
     // A plain Good value carries no code.
     let plain = open(
         &dir,

@@ -98,6 +98,7 @@ async fn bench() {
                 time_us: t,
                 value: v.unwrap_or(f64::NAN),
                 status: Status::from_code(q as u8),
+                source_code: 0,
             });
             count += 1;
         }

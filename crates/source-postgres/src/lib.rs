@@ -682,6 +682,7 @@ impl Summary {
             } else {
                 Status::Uncertain
             },
+            source_code: 0,
         }
     }
 }
@@ -697,6 +698,7 @@ fn sample(row: &sqlx::postgres::PgRow) -> Sample {
             time_us: time,
             value: v,
             status: Status::from_code(quality.clamp(0, 255) as u8),
+            source_code: 0,
         },
         _ => Sample::bad(time),
     }

@@ -216,8 +216,9 @@ fn status(buf: &mut Vec<u8>, status: Status) {
     });
 }
 
-/// Writes a sample's fields without braces: `"time":…,"value":…,"status":…` (no value when
-/// it is not finite, as [`TagValue::from`] a [`Sample`] has none).
+/// Writes a sample's fields without braces: `"time":…,"value":…,"status":…` and the source's
+/// own `"sourceStatusCode"` when it has one (no value when it is not finite), as `serde_json`
+/// writes [`TagValue::from`] the [`Sample`].
 #[inline]
 pub(crate) fn sample_fields(buf: &mut Vec<u8>, date: &mut DateCache, sample: &Sample) {
     buf.extend_from_slice(b"\"time\":");
@@ -228,6 +229,10 @@ pub(crate) fn sample_fields(buf: &mut Vec<u8>, date: &mut DateCache, sample: &Sa
     }
     buf.extend_from_slice(b",\"status\":");
     status(buf, sample.status);
+    if sample.source_code != 0 {
+        buf.extend_from_slice(b",\"sourceStatusCode\":");
+        integer(buf, u64::from(sample.source_code));
+    }
 }
 
 /// Writes a value's fields without braces, as `serde_json` writes a [`TagValue`].
@@ -324,6 +329,26 @@ mod tests {
                 serde_json::to_string(text).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn a_sample_with_the_sources_own_code_is_written_as_its_tag_value() {
+        let coded = Sample {
+            source_code: 0x408F_0000,
+            ..Sample::good(1_714_550_400_000_000, 3.25)
+        };
+        for sample in [coded, Sample::good(1_714_550_400_000_000, 3.25), Sample::bad(5)] {
+            let mut buf = vec![b'{'];
+            sample_fields(&mut buf, &mut DateCache::default(), &sample);
+            buf.push(b'}');
+            assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                serde_json::to_string(&TagValue::from(sample)).unwrap()
+            );
+        }
+        let mut buf = Vec::new();
+        sample_fields(&mut buf, &mut DateCache::default(), &coded);
+        assert!(String::from_utf8(buf).unwrap().ends_with(",\"sourceStatusCode\":1083113472"));
     }
 
     #[test]

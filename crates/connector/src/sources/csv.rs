@@ -433,6 +433,7 @@ fn parse_row<'r>(
             time_us,
             value,
             status,
+            source_code: 0,
         },
     ))
 }

@@ -330,6 +330,7 @@ impl Shared {
             time_us,
             value,
             status,
+            source_code: 0,
         }
     }
 

@@ -27,6 +27,7 @@ pub fn interpolate_at(samples: &[Sample], time_us: i64) -> Sample {
             time_us,
             value: line(&before, next, time_us),
             status: before.status.worst(next.status),
+            source_code: 0,
         },
         _ => Sample::bad(time_us),
     }

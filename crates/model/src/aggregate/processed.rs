@@ -120,6 +120,7 @@ fn from_summary(summary: &Summary, start: i64, function: Function) -> Sample {
         time_us: start,
         value,
         status: summary.status(),
+        source_code: 0,
     }
 }
 
@@ -144,6 +145,7 @@ fn spread(inside: &[Sample], start: i64, function: Function) -> Sample {
             variance
         },
         status: summary.status(),
+        source_code: 0,
     }
 }
 
@@ -184,5 +186,6 @@ fn time_average(samples: &[Sample], first_inside: usize, start: i64, end: i64) -
         time_us: start,
         value: integral / covered as f64,
         status,
+        source_code: 0,
     }
 }

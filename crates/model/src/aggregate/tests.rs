@@ -115,6 +115,7 @@ fn interpolation_is_bad_beside_a_bad_sample_and_outside_the_data() {
             time_us: 10,
             value: 10.0,
             status: Status::Uncertain,
+            source_code: 0,
         },
     ];
     assert_eq!(interpolate_at(&mixed, 5).status, Status::Uncertain);
@@ -180,6 +181,7 @@ fn bad_samples_are_counted_but_not_averaged() {
             time_us: 3,
             value: 1e9,
             status: Status::Bad,
+            source_code: 0,
         },
     ];
     let all = Intervals::split(0, 4, 1);
@@ -227,6 +229,7 @@ fn sorted_samples() -> impl Strategy<Value = Vec<Sample>> {
                         time_us: time,
                         value,
                         status: Status::Uncertain,
+                        source_code: 0,
                     },
                     _ => Sample::good(time, value),
                 }
