@@ -8,11 +8,14 @@
 //!   renewal, the query limit, replaced links;
 //! - `browser_sign_in`: the RFC 8252 browser sign-in through the hub's pages;
 //! - `answers_in_flight`: revoke means stop, for an answer flowing from site to app;
-//! - `diagnostics`: the connectivity test against a live hub.
+//! - `diagnostics`: the connectivity test against a live hub;
+//! - `live_values`: live values (subscriptions) from the simulated source to an app's event
+//!   stream: order, coalescing, resume, sharing, and the stream's end when access ends.
 
 mod answers_in_flight;
 mod browser_sign_in;
 mod diagnostics;
+mod live_values;
 mod runtime;
 
 use std::path::Path;

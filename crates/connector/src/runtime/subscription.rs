@@ -82,10 +82,7 @@ pub(super) async fn feed(
             number += 1;
             latest_tx.send_replace(Some((number, Arc::new(values))));
         }
-        failed_tx.send_replace(Some(QueryFailure {
-            code: failure::SOURCE_ERROR.to_owned(),
-            message: "the data source stopped sending values".to_owned(),
-        }));
+        failed_tx.send_replace(Some(stream_ended()));
     })
     .abort_handle();
     let feed = Arc::new(Feed {
@@ -260,20 +257,31 @@ async fn serve(
         tokio::select! {
             biased;
             stop = &mut stopped => return stop_outcome(connection, id, stop).await,
-            _ = failed.changed() => {
+            changed = failed.changed() => {
                 let failure = failed.borrow().clone();
-                if let Some(failure) = failure {
+                if changed.is_err() || failure.is_some() {
+                    let failure = failure.unwrap_or_else(stream_ended);
                     end(connection, id, Some(failure.clone())).await;
                     return failure.code;
                 }
             }
             changed = latest.changed() => {
                 if changed.is_err() {
-                    std::future::pending::<()>().await;
+                    let failure = stream_ended();
+                    end(connection, id, Some(failure.clone())).await;
+                    return failure.code;
                 }
                 coalescer.offer_latest(&latest);
             }
         }
+    }
+}
+
+/// The failure of a subscription whose source stopped sending.
+fn stream_ended() -> QueryFailure {
+    QueryFailure {
+        code: failure::SOURCE_ERROR.to_owned(),
+        message: "the data source stopped sending values".to_owned(),
     }
 }
 
