@@ -131,10 +131,19 @@ impl Stage {
 
     /// How many times the connector called `DataSource::subscribe` on the simulated source.
     fn source_subscribes(&self) -> u64 {
+        self.counter("uplink_connector_source_subscribes_total{")
+    }
+
+    /// How many subscriptions the hub asked the connector for.
+    fn subscriptions(&self) -> u64 {
+        self.counter("uplink_connector_subscriptions_total{")
+    }
+
+    fn counter(&self, prefix: &str) -> u64 {
         self.runtime
             .metrics_text()
             .lines()
-            .find(|l| l.starts_with("uplink_connector_source_subscribes_total{"))
+            .find(|l| l.starts_with(prefix))
             .and_then(|l| l.rsplit(' ').next())
             .map_or(0, |n| n.parse().unwrap())
     }
@@ -334,7 +343,7 @@ fn rss_kib() -> u64 {
 async fn many_app_streams_on_one_tag_share_one_subscription_on_the_source() {
     let stage = Stage::start().await;
     let token = stage.token(600).await;
-    let before = stage.source_subscribes();
+    let before = (stage.source_subscribes(), stage.subscriptions());
     let mut streams = Vec::new();
     for _ in 0..120 {
         streams.push(stage.subscribe(&token, "tags=sim.ramp.1&interval=0s", None));
@@ -353,7 +362,12 @@ async fn many_app_streams_on_one_tag_share_one_subscription_on_the_source() {
         assert_eq!(events.next().await.unwrap().name, "values");
     }
     assert_eq!(
-        stage.source_subscribes() - before,
+        stage.subscriptions() - before.1,
+        1,
+        "one Subscribe to the connector for 120 streams"
+    );
+    assert_eq!(
+        stage.source_subscribes() - before.0,
         1,
         "one DataSource::subscribe for 120 streams"
     );

@@ -72,6 +72,7 @@ pub struct ConnectorMetrics {
     active_queries: Gauge,
     source_health: Family<SourceHealthLabels, Gauge>,
     source_subscribes: Family<SourceLabel, Counter>,
+    subscriptions: Family<SourceLabel, Counter>,
 }
 
 impl Default for ConnectorMetrics {
@@ -89,6 +90,7 @@ impl Default for ConnectorMetrics {
             active_queries: Gauge::default(),
             source_health: Family::default(),
             source_subscribes: Family::default(),
+            subscriptions: Family::default(),
         };
         let mut metrics = metrics;
         let registry = &mut metrics.registry;
@@ -142,11 +144,25 @@ impl Default for ConnectorMetrics {
             "Subscriptions opened on a data source (one per tag set, shared by every app on it)",
             metrics.source_subscribes.clone(),
         );
+        registry.register(
+            "subscriptions",
+            "Subscriptions the hub asked for (one per app, data source and tag set), by data source",
+            metrics.subscriptions.clone(),
+        );
         metrics
     }
 }
 
 impl ConnectorMetrics {
+    /// Counts a subscription the hub asked for on `source`.
+    pub(crate) fn subscription(&self, source: &str) {
+        self.subscriptions
+            .get_or_create(&SourceLabel {
+                source: source.to_owned(),
+            })
+            .inc();
+    }
+
     /// Counts a `DataSource::subscribe` on `source`.
     pub(crate) fn source_subscribed(&self, source: &str) {
         self.source_subscribes

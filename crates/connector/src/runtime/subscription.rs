@@ -105,6 +105,7 @@ pub(super) fn accept(inner: &Arc<Inner>, request: SubscribeRequest) {
     let Some(connection) = lock(&inner.current).clone() else {
         return;
     };
+    inner.metrics.subscription(&request.source);
     let (stop, stopped) = oneshot::channel();
     lock(&inner.subscriptions).insert(
         request.subscription_id.clone(),
