@@ -419,6 +419,13 @@ async fn a_revoke_ends_the_stream_with_a_revoked_event() {
         s.sources.iter().all(|s| s.apps.is_empty())
     })
     .await;
+    // Consent given again: a new subscription, with values flowing (not the ended one's).
+    let token = stage.token(600).await;
+    let mut events = stage
+        .events(&token, "tags=sim.ramp.1&interval=0s", None)
+        .await;
+    assert_eq!(events.next().await.unwrap().name, "snapshot");
+    assert_eq!(events.next().await.unwrap().name, "values");
     stage.runtime.stop().await;
 }
 

@@ -183,7 +183,12 @@ pub(super) fn apply_grants(
         }
         if let Some(running) = lock(&inner.subscriptions).remove(&id) {
             tracing::info!(subscription = %id, app = %app_id, %source, "the app no longer holds a grant; ending its subscription");
-            running.stop(Stop::Cancelled);
+            // Said to the hub, so that a later subscription starts afresh rather than joining
+            // this ended one.
+            running.stop(Stop::Refused(QueryFailure {
+                code: failure::CANCELLED.to_owned(),
+                message: format!("the app '{app_id}' no longer holds a grant on '{source}'"),
+            }));
         }
     }
 }
