@@ -352,15 +352,32 @@ impl Ticket {
         connector_id: &str,
         query: RelayedQuery,
     ) -> Result<RelayStream, RelayError> {
-        let relayed = tokio::select! {
+        let relayed = self.until_cut(router.relay(connector_id, query)).await;
+        Ok(self.guard(relayed??))
+    }
+
+    /// Runs `work` (the wait for a first chunk, a subscription's first values) unless the
+    /// ticket is cut first, in which case `work` is dropped and the cut's reason returned.
+    ///
+    /// # Errors
+    /// The cut's reason.
+    pub async fn until_cut<T>(
+        &mut self,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, RelayError> {
+        tokio::select! {
             biased;
-            // Dropping the pending relay cancels the query on the connector.
+            // Dropping the pending work cancels it on the connector.
             reason = std::future::poll_fn(|cx| self.poll_cut(cx)) => Err(reason),
-            answer = router.relay(connector_id, query) => answer,
-        };
-        let relayed = relayed?;
-        let computed_by = relayed.computed();
-        let (guarded, mut done) = Guarded::new(relayed);
+            done = work => Ok(done),
+        }
+    }
+
+    /// Puts `stream` under this ticket: once cut, the stream is dropped at once (whether or
+    /// not the app reads) and the app's stream yields the cut's reason, then ends.
+    pub fn guard(mut self, stream: RelayStream) -> RelayStream {
+        let computed_by = stream.computed();
+        let (guarded, mut done) = Guarded::new(stream);
         // The cut does not wait for the app to read: an app that stopped reading still has
         // its query cancelled on the connector at once.
         let shared = guarded.shared.clone();
@@ -373,7 +390,7 @@ impl Ticket {
             // Leaves the registry.
             drop(self);
         });
-        Ok(RelayStream::new(guarded.boxed()).computed_by(computed_by))
+        RelayStream::new(guarded.boxed()).computed_by(computed_by)
     }
 }
 

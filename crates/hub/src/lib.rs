@@ -32,6 +32,7 @@ pub mod body_limit;
 pub mod data_dir;
 pub mod hub;
 pub mod id_token;
+pub mod live;
 pub mod live_limits;
 pub mod metrics;
 pub mod password;

@@ -168,6 +168,22 @@ pub trait ConnectorRouter: Send + Sync + std::fmt::Debug {
         query: RelayedQuery,
     ) -> Result<RelayStream, RelayError>;
 
+    /// Subscribes to live values (docs/protocol.md, `Subscribe`): one subscription on the
+    /// connector per (app, data source, tag set), shared by every caller asking for the same
+    /// (`request.subscription_id` is the router's own). Returns once the first update (the
+    /// current values) arrived, so a refusal becomes an HTTP error status.
+    async fn subscribe(
+        &self,
+        connector_id: &str,
+        request: uplink_link::SubscribeRequest,
+    ) -> Result<crate::live::LiveHandle, RelayError> {
+        let _ = (connector_id, request);
+        Err(RelayError::Connector {
+            code: uplink_link::failure::UNSUPPORTED.to_owned(),
+            message: "this hub does not relay subscriptions".to_owned(),
+        })
+    }
+
     /// Whether `connector_id` has a live, registered link right now.
     fn is_online(&self, connector_id: &str) -> bool;
 

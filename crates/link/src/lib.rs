@@ -66,6 +66,13 @@ pub mod to_hub {
     pub const REVOKE_GRANT: &str = "RevokeGrant";
     /// `Heartbeat() -> Heartbeat`: measures round-trip time and compares clocks.
     pub const HEARTBEAT: &str = "Heartbeat";
+    /// `SubscriptionUpdate(subscriptionId: string, update: SubscriptionUpdate) -> null`: the
+    /// latest values of a subscription's changed tags; at most one awaits its completion at a
+    /// time (the completion is the flow control). An error completion means stop.
+    pub const SUBSCRIPTION_UPDATE: &str = "SubscriptionUpdate";
+    /// `SubscriptionEnd(subscriptionId: string, outcome: QueryOutcome) -> null`: the connector
+    /// ended a subscription (its source failed or was removed, the site blocked it).
+    pub const SUBSCRIPTION_END: &str = "SubscriptionEnd";
 }
 
 /// Methods the hub invokes on the connector (sent without awaiting a result).
@@ -77,6 +84,73 @@ pub mod to_connector {
     /// `Grants(GrantList)`: every live grant on this connector's data sources, sent after
     /// registration and whenever one is given or revoked.
     pub const GRANTS: &str = "Grants";
+    /// `Subscribe(SubscribeRequest)`: stream the current values of these tags, then their
+    /// changes, as `SubscriptionUpdate`s until `Unsubscribe`.
+    pub const SUBSCRIBE: &str = "Subscribe";
+    /// `Unsubscribe(subscriptionId: string, reason: string)`: stop a subscription and send
+    /// nothing more for it (no `SubscriptionEnd`).
+    pub const UNSUBSCRIBE: &str = "Unsubscribe";
+}
+
+/// What a subscription streams. Values today; events (alarms) will use the same messages with
+/// `kind: "events"` and [`SubscriptionUpdate::events`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SubscriptionKind {
+    /// Current values of tags, coalesced to the latest per tag.
+    #[default]
+    Values,
+}
+
+/// The argument of [`to_connector::SUBSCRIBE`]: one subscription per (app, data source, tag
+/// set), however many app streams share it on the hub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscribeRequest {
+    /// Unique per link; names the updates, the end and `Unsubscribe`.
+    pub subscription_id: String,
+    /// The app (its client id), for the connector's local policy and audit trail.
+    pub app_id: String,
+    /// The user whose grant the first app stream used.
+    pub user_id: String,
+    /// The data source's name on the connector.
+    pub source: String,
+    /// What to stream; optional, default `values`.
+    #[serde(default)]
+    pub kind: SubscriptionKind,
+    /// The tags, sorted and without repeats (1 to [`MAX_SUBSCRIBED_TAGS`]).
+    pub tags: Vec<String>,
+}
+
+/// The most tags one subscription may name.
+pub const MAX_SUBSCRIBED_TAGS: usize = 1_000;
+
+/// One tag's latest value in a [`SubscriptionUpdate`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagUpdate {
+    /// The tag's name.
+    pub tag: String,
+    /// Its latest value.
+    #[serde(flatten)]
+    pub value: uplink_model::TagValue,
+}
+
+/// The second argument of [`to_hub::SUBSCRIPTION_UPDATE`].
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionUpdate {
+    /// Counts from 0 per subscription; the first update (`seq` 0) is the current snapshot of
+    /// every tag.
+    pub seq: u64,
+    /// The latest value of each tag that changed since the previous update (each tag once).
+    #[serde(default)]
+    pub values: Vec<TagUpdate>,
+    /// Values the connector replaced by a newer one of the same tag before it could send them
+    /// (the hub or the app was slower than the source) since the previous update; optional,
+    /// default 0.
+    #[serde(default)]
+    pub dropped: u64,
 }
 
 /// The `error` texts of the SignalR `Close` messages with which the hub ends a link, and what a
@@ -505,6 +579,26 @@ mod tests {
             .serialize(&mut rmp_serde::Serializer::new(&mut bytes).with_struct_map())
             .unwrap();
         rmp_serde::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn subscription_messages_survive_json_and_messagepack() {
+        let request: SubscribeRequest = serde_json::from_str(
+            r#"{"subscriptionId":"s1","appId":"app_1","userId":"usr_1","source":"line-1","tags":["A","B"]}"#,
+        )
+        .unwrap();
+        assert_eq!(request.kind, SubscriptionKind::Values);
+        assert_eq!(through_messagepack(&request), request);
+        let update: SubscriptionUpdate = serde_json::from_str(
+            r#"{"seq":3,"values":[{"tag":"A","time":"2026-11-25T08:00:00.1Z","value":42.5,"status":"good"}],"dropped":7}"#,
+        )
+        .unwrap();
+        assert_eq!(update.values[0].tag, "A");
+        assert_eq!(update.values[0].value.value, Some(42.5));
+        let json = serde_json::to_value(&update).unwrap();
+        assert_eq!(json["values"][0]["tag"], "A");
+        assert_eq!(json["values"][0]["value"], 42.5);
+        assert_eq!(through_messagepack(&update), update);
     }
 
     #[test]

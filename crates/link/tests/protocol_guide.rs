@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uplink_link::{
     CHUNK_WINDOW, ChunkData, GrantList, Heartbeat, MAX_CHUNK_BYTES, QueryInfo, QueryOutcome,
-    Registered, Registration, RelayedQuery, RevokeRequest, TokenRenewed, close_reason,
-    to_connector, to_hub,
+    Registered, Registration, RelayedQuery, RevokeRequest, SubscribeRequest, SubscriptionUpdate,
+    TokenRenewed, close_reason, to_connector, to_hub,
 };
 use uplink_model::{Tag, TagValue};
 use uplink_signalr::protocol::json::decode;
@@ -106,6 +106,10 @@ fn check_message(text: &str) -> Result<(), String> {
                 to_connector::QUERY => arguments::<(RelayedQuery,)>(values),
                 to_connector::CANCEL_QUERY => arguments::<(String, String)>(values),
                 to_connector::GRANTS => arguments::<(GrantList,)>(values),
+                to_connector::SUBSCRIBE => arguments::<(SubscribeRequest,)>(values),
+                to_connector::UNSUBSCRIBE => arguments::<(String, String)>(values),
+                to_hub::SUBSCRIPTION_UPDATE => arguments::<(String, SubscriptionUpdate)>(values),
+                to_hub::SUBSCRIPTION_END => arguments::<(String, QueryOutcome)>(values),
                 other => Err(format!("no method '{other}' on the link")),
             }
         }
@@ -155,6 +159,8 @@ fn every_example_message_in_the_guide_is_read_by_the_hubs_decoder() {
                     "GrantList" => check::<GrantList>(&example),
                     "TagValue" => check::<TagValue>(&example),
                     "Tag" => check::<Tag>(&example),
+                    "SubscribeRequest" => check::<SubscribeRequest>(&example),
+                    "SubscriptionUpdate" => check::<SubscriptionUpdate>(&example),
                     "" => Err("the block does not name its message (```json KIND)".into()),
                     other => Err(format!("no message kind '{other}' is known to this test")),
                 },
@@ -178,6 +184,8 @@ fn every_example_message_in_the_guide_is_read_by_the_hubs_decoder() {
         "GrantList",
         "TagValue",
         "Tag",
+        "SubscribeRequest",
+        "SubscriptionUpdate",
         "message",
     ] {
         assert!(kinds.contains_key(kind), "no {kind} example in the guide");

@@ -10,11 +10,14 @@
 //! - `answers_in_flight`: revoke means stop, for an answer flowing from site to app;
 //! - `diagnostics`: the connectivity test against a live hub;
 //! - `computed_by`: the `Uplink-Computed-By` header, from a data source's answer to the app.
+//! - `live_values`: live values (subscriptions) from the simulated source to an app's event
+//!   stream: order, coalescing, resume, sharing, and the stream's end when access ends.
 
 mod answers_in_flight;
 mod browser_sign_in;
 mod computed_by;
 mod diagnostics;
+mod live_values;
 mod runtime;
 
 use std::path::Path;

@@ -337,7 +337,11 @@ mod tests {
             source_code: 0x408F_0000,
             ..Sample::good(1_714_550_400_000_000, 3.25)
         };
-        for sample in [coded, Sample::good(1_714_550_400_000_000, 3.25), Sample::bad(5)] {
+        for sample in [
+            coded,
+            Sample::good(1_714_550_400_000_000, 3.25),
+            Sample::bad(5),
+        ] {
             let mut buf = vec![b'{'];
             sample_fields(&mut buf, &mut DateCache::default(), &sample);
             buf.push(b'}');
@@ -348,7 +352,11 @@ mod tests {
         }
         let mut buf = Vec::new();
         sample_fields(&mut buf, &mut DateCache::default(), &coded);
-        assert!(String::from_utf8(buf).unwrap().ends_with(",\"sourceStatusCode\":1083113472"));
+        assert!(
+            String::from_utf8(buf)
+                .unwrap()
+                .ends_with(",\"sourceStatusCode\":1083113472")
+        );
     }
 
     #[test]

@@ -17,13 +17,13 @@ use chrono::Utc;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use uplink_link::{
-    GrantList, HUB_PATH, Heartbeat, Registered, Registration, RelayedQuery, TokenRenewed,
-    close_reason, to_connector, to_hub,
+    GrantList, HUB_PATH, Heartbeat, Registered, Registration, RelayedQuery, SubscribeRequest,
+    TokenRenewed, close_reason, to_connector, to_hub,
 };
 use uplink_signalr::HubError;
 use uplink_signalr::client::{ClientEvent, ConnectionState, HubConnection};
 
-use super::{Inner, LinkError, LinkHandle, LinkState, SkippedTransport, lock, query};
+use super::{Inner, LinkError, LinkHandle, LinkState, SkippedTransport, lock, query, subscription};
 use crate::credentials::{CredentialStore, LinkCredentials, LinkSecret};
 use crate::oauth::OAuthClient;
 
@@ -108,6 +108,8 @@ pub(super) fn start(
     let on_query = Arc::downgrade(inner);
     let on_cancel = Arc::downgrade(inner);
     let on_grants = Arc::downgrade(inner);
+    let on_subscribe = Arc::downgrade(inner);
+    let on_unsubscribe = Arc::downgrade(inner);
     let connection = HubConnection::builder(format!("{hub_url}{HUB_PATH}"))
         .tls(tls)
         .transports(&super::lock(&inner.transports).clone())
@@ -143,6 +145,28 @@ pub(super) fn start(
                 ) {
                     let reason = arguments.get(1).and_then(|v| v.as_str()).unwrap_or("");
                     query::cancel(&inner, id, reason);
+                }
+                std::future::ready(Ok::<(), HubError>(()))
+            },
+        )
+        .on(
+            to_connector::SUBSCRIBE,
+            move |(request,): (SubscribeRequest,)| {
+                if let Some(inner) = on_subscribe.upgrade() {
+                    subscription::accept(&inner, request);
+                }
+                std::future::ready(Ok::<(), HubError>(()))
+            },
+        )
+        .on(
+            to_connector::UNSUBSCRIBE,
+            move |arguments: Vec<serde_json::Value>| {
+                if let (Some(inner), Some(id)) = (
+                    on_unsubscribe.upgrade(),
+                    arguments.first().and_then(|v| v.as_str()),
+                ) {
+                    let reason = arguments.get(1).and_then(|v| v.as_str()).unwrap_or("");
+                    subscription::cancel(&inner, id, reason);
                 }
                 std::future::ready(Ok::<(), HubError>(()))
             },

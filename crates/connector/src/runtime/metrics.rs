@@ -71,6 +71,8 @@ pub struct ConnectorMetrics {
     round_trip_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     active_queries: Gauge,
     source_health: Family<SourceHealthLabels, Gauge>,
+    source_subscribes: Family<SourceLabel, Counter>,
+    subscriptions: Family<SourceLabel, Counter>,
 }
 
 impl Default for ConnectorMetrics {
@@ -87,6 +89,8 @@ impl Default for ConnectorMetrics {
             round_trip_seconds: Gauge::default(),
             active_queries: Gauge::default(),
             source_health: Family::default(),
+            source_subscribes: Family::default(),
+            subscriptions: Family::default(),
         };
         let mut metrics = metrics;
         let registry = &mut metrics.registry;
@@ -135,11 +139,39 @@ impl Default for ConnectorMetrics {
             "Each data source's health (1 for its current state)",
             metrics.source_health.clone(),
         );
+        registry.register(
+            "source_subscribes",
+            "Subscriptions opened on a data source (one per tag set, shared by every app on it)",
+            metrics.source_subscribes.clone(),
+        );
+        registry.register(
+            "subscriptions",
+            "Subscriptions the hub asked for (one per app, data source and tag set), by data source",
+            metrics.subscriptions.clone(),
+        );
         metrics
     }
 }
 
 impl ConnectorMetrics {
+    /// Counts a subscription the hub asked for on `source`.
+    pub(crate) fn subscription(&self, source: &str) {
+        self.subscriptions
+            .get_or_create(&SourceLabel {
+                source: source.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a `DataSource::subscribe` on `source`.
+    pub(crate) fn source_subscribed(&self, source: &str) {
+        self.source_subscribes
+            .get_or_create(&SourceLabel {
+                source: source.to_owned(),
+            })
+            .inc();
+    }
+
     /// Counts a served query.
     pub(crate) fn query(
         &self,

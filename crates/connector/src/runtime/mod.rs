@@ -24,6 +24,7 @@ mod link;
 pub mod metrics;
 mod query;
 mod status;
+mod subscription;
 mod transport_memory;
 
 use std::collections::HashMap;
@@ -179,6 +180,11 @@ pub(crate) struct Inner {
     view: Mutex<LinkView>,
     status: watch::Sender<ConnectorStatus>,
     queries: Mutex<HashMap<String, query::Running>>,
+    /// Live-value subscriptions being served, by the hub's subscription id.
+    subscriptions: Mutex<HashMap<String, subscription::Running>>,
+    /// One source subscription per (source, tags), shared by the subscriptions on it.
+    #[allow(clippy::type_complexity)]
+    feeds: Mutex<HashMap<(String, Vec<String>), std::sync::Weak<subscription::Feed>>>,
     /// Signalled when a query starts (the policy follower wakes for it).
     query_started: Arc<Notify>,
     permits: Arc<Semaphore>,
@@ -221,7 +227,8 @@ impl Inner {
     }
 
     fn set_grants(&self, grants: Vec<Grant>) {
-        *lock(&self.grants) = grants;
+        let before = std::mem::replace(&mut *lock(&self.grants), grants.clone());
+        subscription::apply_grants(self, &before, &grants);
         self.publish();
     }
 
@@ -347,6 +354,8 @@ impl ConnectorRuntime {
             view: Mutex::default(),
             status: watch::channel(ConnectorStatus::default()).0,
             queries: Mutex::default(),
+            subscriptions: Mutex::default(),
+            feeds: Mutex::default(),
             query_started: Arc::new(Notify::new()),
             reregister: Notify::new(),
             link: tokio::sync::Mutex::new(None),
@@ -743,6 +752,9 @@ impl ConnectorRuntime {
         }
         *lock(&self.inner.current) = None;
         for (_, running) in lock(&self.inner.queries).drain() {
+            running.stop(query::Stop::Cancelled);
+        }
+        for (_, running) in lock(&self.inner.subscriptions).drain() {
             running.stop(query::Stop::Cancelled);
         }
         self.inner.update_view(|v| {

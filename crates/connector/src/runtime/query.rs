@@ -120,6 +120,7 @@ pub(super) fn cancel(inner: &Inner, query_id: &str, reason: &str) {
 /// Re-applies the site's policy and sources to every running query: those they no longer
 /// allow (an app or source blocked, a source removed, a policy that cannot be read) stop now.
 pub(super) fn reapply(inner: &Inner) {
+    super::subscription::reapply(inner);
     let running: Vec<(String, String, String)> = lock(&inner.queries)
         .iter()
         .map(|(id, r)| (id.clone(), r.app_id.clone(), r.source.clone()))
@@ -185,7 +186,7 @@ pub(super) async fn follow_policy(inner: Weak<Inner>, data_dir: PathBuf, started
     let mut seen = None;
     loop {
         let idle = match inner.upgrade() {
-            Some(inner) => lock(&inner.queries).is_empty(),
+            Some(inner) => lock(&inner.queries).is_empty() && lock(&inner.subscriptions).is_empty(),
             None => return,
         };
         if idle {

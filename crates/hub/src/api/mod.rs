@@ -26,6 +26,7 @@ mod params;
 mod parse;
 mod resolve;
 pub mod sources;
+pub mod subscribe;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,6 +79,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/sources/{source}/values-at"),
     ("get", "/api/v1/sources/{source}/processed"),
     ("post", "/api/v1/sources/{source}/query"),
+    ("get", "/api/v1/sources/{source}/subscribe"),
     ("get", "/api/v1/openapi.json"),
 ];
 
@@ -93,6 +95,7 @@ pub fn routes(relay: Arc<dyn ConnectorRouter>) -> Router<Arc<Hub>> {
         .route("/api/v1/sources/{source}/values-at", get(values_at))
         .route("/api/v1/sources/{source}/processed", get(processed))
         .route("/api/v1/sources/{source}/query", post(query))
+        .route("/api/v1/sources/{source}/subscribe", get(live_values))
         .layer(Extension(relay))
         .route("/api/v1/openapi.json", get(openapi::serve))
 }
@@ -158,6 +161,12 @@ async fn query(call: Call, body: Bytes) -> Response {
         scope_for(uplink_link::operation_of(query))
     });
     call.run(scope, &[], move |_| parsed)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn live_values(call: Call) -> Response {
+    call.subscribe()
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
@@ -256,6 +265,82 @@ impl Call {
         .await
         .map_err(|error| parse::in_param_terms(operation, error))
         .unwrap_or_else(IntoResponse::into_response)
+    }
+
+    /// Live values: token, grant and parameters as a query, then one connector subscription
+    /// shared per (app, source, tags), streamed as `text/event-stream` under a ticket of
+    /// [`crate::in_flight`], so a revoke, a removal or the token's expiry ends it at once with
+    /// a final event saying why.
+    async fn subscribe(self) -> Result<Response, ApiError> {
+        let epoch = self.hub.answers.epoch();
+        let (access, source) = self.authorize(scopes::DATA_READ).await?;
+        let params = Params::parse(self.query.as_deref(), &["tags", "tag", "interval"])?;
+        let tags = subscribe::tags(params.list("tags").chain(params.all("tag")))?;
+        let interval = subscribe::interval(params.one("interval")?)?;
+        if source.capabilities.as_ref().is_some_and(|c| !c.subscribe) {
+            return Err(ApiError::Unsupported(format!(
+                "the data source '{}' does not push live values",
+                source.name
+            )));
+        }
+        let mut ticket = self.hub.answers.admit(
+            &self.hub,
+            Holder {
+                user_id: access.claims.user_id.clone(),
+                app_id: access.claims.app_id.clone(),
+                source_id: source.id.clone(),
+                connector_id: source.connector_id.clone(),
+                family_id: access.claims.family_id.clone(),
+                expires_at: access.claims.expires_at,
+            },
+        );
+        if ticket.admitted_in() != epoch {
+            self.authorize(scopes::DATA_READ).await?;
+        }
+        let request = uplink_link::SubscribeRequest {
+            subscription_id: String::new(),
+            app_id: access.claims.app_id.clone(),
+            user_id: access.claims.user_id,
+            source: source.name.clone(),
+            kind: uplink_link::SubscriptionKind::Values,
+            tags,
+        };
+        let handle = ticket
+            .until_cut(self.relay.subscribe(&source.connector_id, request))
+            .await
+            .and_then(|subscribed| subscribed)
+            .inspect_err(|error| {
+                tracing::info!(app = %access.claims.app_id, source = %source.id, code = error.code(), %error, "subscription refused");
+            })?;
+        let last_event_id = self
+            .headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        tracing::debug!(app = %access.claims.app_id, source = %source.id, resume = last_event_id.is_some(), "live values streaming");
+        let guarded = ticket.guard(subscribe::stream(handle, interval, last_event_id));
+        let body = guarded.map(|frame| {
+            Ok::<_, std::convert::Infallible>(match frame {
+                Ok(bytes) => bytes,
+                Err(cut) => subscribe::cut_event(&cut),
+            })
+        });
+        let mut response = Response::new(axum::body::Body::from_stream(body));
+        let headers = response.headers_mut();
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+        // Proxies that buffer responses must pass events on as they come.
+        headers.insert(
+            "x-accel-buffering",
+            axum::http::HeaderValue::from_static("no"),
+        );
+        Ok(response)
     }
 
     /// Token, grant, validation, then relay: the order every query goes through. The answer

@@ -40,6 +40,8 @@ struct FakeRelay {
     online: AtomicBool,
     script: Mutex<Option<Script>>,
     received: Mutex<Vec<(String, RelayedQuery)>>,
+    /// The last subscription asked for, to push values into.
+    live: Mutex<Option<Arc<crate::live::Live>>>,
 }
 
 impl std::fmt::Debug for Script {
@@ -54,6 +56,7 @@ impl FakeRelay {
             online: AtomicBool::new(true),
             script: Mutex::new(None),
             received: Mutex::new(Vec::new()),
+            live: Mutex::new(None),
         })
     }
 
@@ -88,6 +91,41 @@ impl ConnectorRouter for FakeRelay {
     fn is_online(&self, _connector_id: &str) -> bool {
         self.online.load(Ordering::SeqCst)
     }
+
+    /// A subscription whose snapshot is one value per tag.
+    async fn subscribe(
+        &self,
+        _connector_id: &str,
+        request: uplink_link::SubscribeRequest,
+    ) -> Result<crate::live::LiveHandle, RelayError> {
+        let live = crate::live::Live::new(request.tags.clone());
+        live.apply(update(&request.tags, 1.0));
+        let handle = live.join();
+        *self.live.lock().unwrap() = Some(live);
+        Ok(handle)
+    }
+}
+
+fn update(tags: &[String], value: f64) -> uplink_link::SubscriptionUpdate {
+    uplink_link::SubscriptionUpdate {
+        seq: 0,
+        values: tags
+            .iter()
+            .map(|tag| uplink_link::TagUpdate {
+                tag: tag.clone(),
+                value: uplink_model::TagValue::number(chrono::Utc::now(), value),
+            })
+            .collect(),
+        dropped: 0,
+    }
+}
+
+/// The next frame of an event stream (within 5 s), as text; `None` once it ended.
+async fn frame(body: &mut axum::body::BodyDataStream) -> Option<String> {
+    tokio::time::timeout(std::time::Duration::from_secs(5), body.next())
+        .await
+        .expect("a frame within 5 s")
+        .map(|bytes| String::from_utf8(bytes.unwrap().to_vec()).unwrap())
 }
 
 fn tokio_stream_from(
@@ -1060,4 +1098,87 @@ async fn queries_are_counted_by_operation_and_outcome_with_their_bytes() {
     for id in [&f.user.id, &f.granted.id, &f.granted.connector_id] {
         assert!(!scrape.contains(id.as_str()), "no ids in labels: {scrape}");
     }
+}
+
+fn subscribe_request(f: &Fixture, query: &str) -> Request<Body> {
+    Request::get(f.path(&format!("subscribe?{query}")))
+        .header(header::AUTHORIZATION, format!("Bearer {}", f.token))
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn live_values_stream_a_snapshot_then_changes_then_a_final_event() {
+    let f = Fixture::new().await;
+    let response = f
+        .send(subscribe_request(&f, "tags=B,A,B&interval=0s"))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    let mut body = response.into_body().into_data_stream();
+    let snapshot = frame(&mut body).await.unwrap();
+    assert!(snapshot.starts_with("event: snapshot\nid: "), "{snapshot}");
+    assert!(snapshot.contains("\"tag\":\"A\"") && snapshot.contains("\"tag\":\"B\""));
+    let live = f.relay.live.lock().unwrap().clone().unwrap();
+    assert_eq!(live.tags(), ["A", "B"], "sorted, without repeats");
+    live.apply(update(&["A".to_owned()], 2.0));
+    let values = frame(&mut body).await.unwrap();
+    assert!(values.starts_with("event: values\nid: "), "{values}");
+    assert!(values.contains("\"value\":2.0") && !values.contains("\"B\""));
+    live.end(crate::live::LiveEnd::Blocked("blocked on site".into()));
+    let last = frame(&mut body).await.unwrap();
+    assert!(last.starts_with("event: blocked\n"), "{last}");
+    assert!(last.contains("\"code\":\"vetoed\""));
+    assert!(frame(&mut body).await.is_none(), "the stream ends after it");
+}
+
+#[tokio::test]
+async fn a_revoke_ends_a_live_stream_with_a_revoked_event() {
+    let f = Fixture::new().await;
+    let response = f.send(subscribe_request(&f, "tags=A")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body().into_data_stream();
+    assert!(frame(&mut body).await.unwrap().starts_with("event: snapshot"));
+    f.hub
+        .revoke(&f.user.id, APP, Some(&f.granted.id))
+        .await
+        .unwrap();
+    let last = frame(&mut body).await.unwrap();
+    assert!(last.starts_with("event: revoked\n"), "{last}");
+    assert!(last.contains("\"code\":\"no_grant\""));
+    assert!(frame(&mut body).await.is_none());
+    // The stream's share of the subscription was let go.
+    let live = f.relay.live.lock().unwrap().clone().unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while live.subscribers() > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn subscribe_checks_its_parameters() {
+    let f = Fixture::new().await;
+    for (query, field) in [
+        ("interval=1s", "tags"),
+        ("tags=A&interval=2h", "interval"),
+        ("tags=A&interval=soon", "interval"),
+        ("tags=A&intervl=1s", "intervl"),
+    ] {
+        let response = f.send(subscribe_request(&f, query)).await;
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(body["code"], "invalid_query", "{query}");
+        assert!(
+            body["message"].as_str().unwrap().starts_with(field),
+            "{query}: {body}"
+        );
+    }
+    let (status, _) = f
+        .get_with(&f.path("subscribe?tags=A"), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

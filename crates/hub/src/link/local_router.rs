@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
-use uplink_link::{RelayedQuery, to_connector};
+use uplink_link::{RelayedQuery, SubscribeRequest, to_connector};
 use uplink_model::DataSourceDescriptor;
 use uplink_signalr::Transport;
 use uplink_signalr::server::ConnectionHandle;
@@ -18,6 +18,7 @@ use uplink_signalr::server::ConnectionHandle;
 use super::answer::{ANSWER_BUFFER, Answer, Cancel, Item, QuerySlot};
 use super::identity::LinkIdentity;
 use super::session::{LinkRegistration, LinkSession};
+use crate::live::{Live, LiveEnd, LiveHandle};
 use crate::relay::{ConnectorRouter, RelayError, RelayStream};
 use crate::store::Store;
 
@@ -53,7 +54,17 @@ pub struct LocalRouter {
     /// The registered link of each connector, by connector id.
     links: Mutex<HashMap<String, Arc<LinkSession>>>,
     next_query: AtomicU64,
+    /// The live-value subscriptions, one per (connector, app, source, tags).
+    live: Arc<Mutex<HashMap<LiveKey, Arc<Live>>>>,
+    /// How long a subscription no app stream uses stays, so a reconnect can resume it.
+    linger: Duration,
 }
+
+/// What one connector subscription is shared by.
+type LiveKey = (String, String, String, Vec<String>);
+
+/// How long a subscription outlives its last app stream by default.
+pub const LINGER: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for LocalRouter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,7 +94,21 @@ impl LocalRouter {
             sessions: Mutex::default(),
             links: Mutex::default(),
             next_query: AtomicU64::new(0),
+            live: Arc::default(),
+            linger: LINGER,
         }
+    }
+
+    /// Sets how long a subscription outlives its last app stream.
+    pub fn set_linger(&mut self, linger: Duration) {
+        self.linger = linger;
+    }
+
+    /// The connector subscriptions open now, and the values the hub holds for them (one per
+    /// tag at most, whatever the apps' pace).
+    pub fn live_subscriptions(&self) -> (usize, usize) {
+        let live = lock(&self.live);
+        (live.len(), live.values().map(|l| l.held_values()).sum())
     }
 
     /// The operator's limit on one answer's size.
@@ -252,6 +277,67 @@ impl ConnectorRouter for LocalRouter {
         Ok(RelayStream::new(answer.boxed()).computed_by(info.computed_by))
     }
 
+    async fn subscribe(
+        &self,
+        connector_id: &str,
+        mut request: SubscribeRequest,
+    ) -> Result<LiveHandle, RelayError> {
+        let Some(session) = self.live(connector_id) else {
+            return Err(self.offline(connector_id).await);
+        };
+        let key: LiveKey = (
+            connector_id.to_owned(),
+            request.app_id.clone(),
+            request.source.clone(),
+            request.tags.clone(),
+        );
+        let handle = {
+            let mut live = lock(&self.live);
+            match live.get(&key).filter(|l| l.ended().is_none()) {
+                Some(shared) => shared.join(),
+                None => {
+                    let id = format!("s{}", self.next_query.fetch_add(1, Ordering::Relaxed));
+                    request.subscription_id.clone_from(&id);
+                    let shared = Live::new(request.tags.clone());
+                    let handle = shared.join();
+                    live.insert(key.clone(), shared.clone());
+                    session.add_subscription(id.clone(), shared.clone());
+                    if let Err(e) = session.connection.send(to_connector::SUBSCRIBE, (&request,)) {
+                        tracing::debug!(connector = connector_id, error = %e, "subscribe not sent");
+                        live.remove(&key);
+                        session.take_subscription(&id);
+                        shared.end(LiveEnd::Offline);
+                    } else {
+                        tokio::spawn(keep(
+                            shared,
+                            Arc::downgrade(&self.live),
+                            key,
+                            Arc::downgrade(&session),
+                            id,
+                            self.linger,
+                        ));
+                    }
+                    handle
+                }
+            }
+        };
+        drop(session);
+        match tokio::time::timeout(self.query_timeout, handle.first()).await {
+            Err(_) => Err(self.timeout()),
+            Ok(Ok(())) => Ok(handle),
+            Ok(Err(LiveEnd::Offline | LiveEnd::Closed)) => Err(RelayError::LinkLost),
+            Ok(Err(LiveEnd::Blocked(message))) => Err(RelayError::Connector {
+                code: uplink_link::failure::VETOED.to_owned(),
+                message,
+            }),
+            Ok(Err(LiveEnd::Removed(message))) => Err(RelayError::Connector {
+                code: uplink_link::failure::UNKNOWN_SOURCE.to_owned(),
+                message,
+            }),
+            Ok(Err(LiveEnd::Failed(code, message))) => Err(RelayError::Connector { code, message }),
+        }
+    }
+
     fn is_online(&self, connector_id: &str) -> bool {
         self.live(connector_id)
             .is_some_and(|s| s.registration().is_some())
@@ -261,5 +347,62 @@ impl ConnectorRouter for LocalRouter {
         self.live(connector_id)?
             .registration()
             .map(|r| r.sources.clone())
+    }
+}
+
+/// Keeps one subscription: when no app stream has used it for `linger`, it is ended on the
+/// connector (`Unsubscribe`); once ended for any reason it leaves the router and its link.
+async fn keep(
+    live: Arc<Live>,
+    all: std::sync::Weak<Mutex<HashMap<LiveKey, Arc<Live>>>>,
+    key: LiveKey,
+    session: std::sync::Weak<LinkSession>,
+    id: String,
+    linger: Duration,
+) {
+    let mut changes = live.changes();
+    let mut idle_since: Option<tokio::time::Instant> = None;
+    loop {
+        if live.ended().is_some() {
+            break;
+        }
+        if live.subscribers() > 0 {
+            idle_since = None;
+            tokio::select! {
+                () = live.idle.notified() => {}
+                changed = changes.changed() => if changed.is_err() { break },
+            }
+            continue;
+        }
+        let deadline = *idle_since.get_or_insert_with(tokio::time::Instant::now) + linger;
+        if tokio::time::Instant::now() >= deadline {
+            // Under the router's lock, so no app stream joins what is ending.
+            let guard = all.upgrade();
+            let _held = guard.as_ref().map(|all| lock(all));
+            if live.subscribers() == 0 {
+                live.end(LiveEnd::Closed);
+                if let Some(session) = session.upgrade() {
+                    let _ = session.connection.send(
+                        to_connector::UNSUBSCRIBE,
+                        (id.as_str(), "no app reads this subscription any more"),
+                    );
+                }
+            }
+            continue;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {}
+            () = live.idle.notified() => {}
+            changed = changes.changed() => if changed.is_err() { break },
+        }
+    }
+    if let Some(all) = all.upgrade() {
+        let mut all = lock(&all);
+        if all.get(&key).is_some_and(|l| Arc::ptr_eq(l, &live)) {
+            all.remove(&key);
+        }
+    }
+    if let Some(session) = session.upgrade() {
+        session.take_subscription(&id);
     }
 }

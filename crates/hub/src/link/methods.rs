@@ -7,8 +7,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use uplink_link::{
-    ChunkData, Heartbeat, QueryInfo, QueryOutcome, Registered, RegisteredSource, Registration, RevokeRequest,
-    TokenRenewed, to_hub,
+    ChunkData, Heartbeat, QueryInfo, QueryOutcome, Registered, RegisteredSource, Registration,
+    RevokeRequest, SubscriptionUpdate, TokenRenewed, to_hub,
 };
 use uplink_signalr::server::{Caller, Hub as SignalrHub, HubError};
 
@@ -17,6 +17,7 @@ use super::identity::{self, LinkCredential};
 use super::registration;
 use super::session::{self, LinkRegistration, LinkSession, grant_list};
 use crate::hub::Hub;
+use crate::live::LiveEnd;
 use crate::relay::RelayError;
 use crate::store::{ConnectorClaim, LinkAuthority};
 
@@ -42,8 +43,10 @@ pub fn hub(hub: Arc<Hub>) -> SignalrHub {
         }
     };
     let with = |hub: &Arc<Hub>| hub.clone();
-    let h7 = hub.clone();
-    let (h1, h2, h3, h4, h5, h6) = (
+    let (h1, h2, h3, h4, h5, h6, h7, h8, h9) = (
+        with(&hub),
+        with(&hub),
+        with(&hub),
         with(&hub),
         with(&hub),
         with(&hub),
@@ -89,7 +92,7 @@ pub fn hub(hub: Arc<Hub>) -> SignalrHub {
             to_hub::QUERY_INFO,
             move |caller, (query_id, info): (String, QueryInfo)| {
                 // Now, in arrival order: ahead of the first chunk, which the connector sends after.
-                let noted = note_query_info(&h7, &caller, &query_id, info);
+                let noted = note_query_info(&h9, &caller, &query_id, info);
                 async move { noted }
             },
         )
@@ -98,6 +101,21 @@ pub fn hub(hub: Arc<Hub>) -> SignalrHub {
             move |caller, (r,): (RevokeRequest,)| {
                 let hub = h5.clone();
                 async move { revoke_grant(hub, caller, r).await }
+            },
+        )
+        .method(
+            to_hub::SUBSCRIPTION_UPDATE,
+            move |caller, (id, update): (String, SubscriptionUpdate)| {
+                // Applied now, in arrival order: the hub holds the latest value per tag.
+                let applied = subscription_update(&h7, &caller, &id, update);
+                std::future::ready(applied)
+            },
+        )
+        .method(
+            to_hub::SUBSCRIPTION_END,
+            move |caller, (id, outcome): (String, QueryOutcome)| {
+                let ended = subscription_end(&h8, &caller, &id, outcome);
+                std::future::ready(ended)
             },
         )
         .method(to_hub::HEARTBEAT, move |caller, (): ()| {
@@ -391,6 +409,41 @@ fn end_query(
         }),
     };
     Ok((slot.sender, slot.turn, slot.end, item))
+}
+
+fn subscription_update(
+    hub: &Arc<Hub>,
+    caller: &Caller,
+    id: &str,
+    update: SubscriptionUpdate,
+) -> Result<(), HubError> {
+    let session = registered(hub, caller, to_hub::SUBSCRIPTION_UPDATE)?;
+    let live = session.subscription(id).ok_or_else(|| {
+        HubError::new(format!(
+            "no subscription '{id}' is open on this link (ended or unknown); stop sending it"
+        ))
+    })?;
+    live.apply(update);
+    Ok(())
+}
+
+fn subscription_end(
+    hub: &Arc<Hub>,
+    caller: &Caller,
+    id: &str,
+    outcome: QueryOutcome,
+) -> Result<(), HubError> {
+    let session = registered(hub, caller, to_hub::SUBSCRIPTION_END)?;
+    let live = session.take_subscription(id).ok_or_else(|| {
+        HubError::new(format!(
+            "no subscription '{id}' is open on this link (ended or unknown)"
+        ))
+    })?;
+    live.end(match outcome.error {
+        Some(failure) => LiveEnd::of_failure(&failure.code, failure.message),
+        None => LiveEnd::Closed,
+    });
+    Ok(())
 }
 
 async fn revoke_grant(

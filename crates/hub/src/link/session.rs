@@ -15,6 +15,7 @@ use uplink_signalr::server::ConnectionHandle;
 use super::answer::{Item, QuerySlot};
 use super::identity::{LinkCredential, LinkIdentity};
 use crate::hub::Hub;
+use crate::live::{Live, LiveEnd};
 use crate::relay::RelayError;
 use crate::revocation::Revocation;
 use crate::store::Connector;
@@ -48,6 +49,8 @@ pub struct LinkSession {
     changed: Notify,
     registration: Mutex<Option<Arc<LinkRegistration>>>,
     queries: Mutex<HashMap<String, QuerySlot>>,
+    /// Live-value subscriptions on this link, by subscription id.
+    subscriptions: Mutex<HashMap<String, Arc<Live>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -67,6 +70,7 @@ impl LinkSession {
             changed: Notify::new(),
             registration: Mutex::default(),
             queries: Mutex::default(),
+            subscriptions: Mutex::default(),
         }
     }
 
@@ -102,6 +106,21 @@ impl LinkSession {
         lock(&self.queries).get_mut(query_id).map(f)
     }
 
+    /// Starts routing a subscription's updates.
+    pub fn add_subscription(&self, id: String, live: Arc<Live>) {
+        lock(&self.subscriptions).insert(id, live);
+    }
+
+    /// A subscription of this link.
+    pub fn subscription(&self, id: &str) -> Option<Arc<Live>> {
+        lock(&self.subscriptions).get(id).cloned()
+    }
+
+    /// Stops routing a subscription's updates.
+    pub fn take_subscription(&self, id: &str) -> Option<Arc<Live>> {
+        lock(&self.subscriptions).remove(id)
+    }
+
     /// How many queries are running.
     pub fn running_queries(&self) -> usize {
         lock(&self.queries).len()
@@ -130,6 +149,14 @@ impl LinkSession {
             // Dropping the slot's sender ends the app's stream with LinkLost once in-flight
             // chunks are delivered; try to say so first where there is room.
             let _ = slot.sender.try_send(Item::Failed(RelayError::LinkLost));
+        }
+        let subscriptions: Vec<(String, Arc<Live>)> =
+            lock(&self.subscriptions).drain().collect();
+        for (id, live) in subscriptions {
+            let _ = self
+                .connection
+                .send(to_connector::UNSUBSCRIBE, (id.as_str(), reason));
+            live.end(LiveEnd::Offline);
         }
         self.closed.store(true, Ordering::Release);
         self.changed.notify_one();
