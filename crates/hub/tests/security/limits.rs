@@ -226,6 +226,10 @@ async fn the_oauth_document_is_served_and_lists_exactly_the_oauth_endpoints() {
         ("post", "/oauth/introspect"),
         ("post", "/oauth/device_authorization"),
         ("get", "/oauth/openapi.json"),
+        ("get", "/.well-known/openid-configuration"),
+        ("get", "/oauth/jwks"),
+        ("get", "/oauth/userinfo"),
+        ("post", "/oauth/userinfo"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))
@@ -265,9 +269,25 @@ async fn the_oauth_document_is_served_and_lists_exactly_the_oauth_endpoints() {
         );
     }
 
-    // Every documented POST endpoint answers an empty form with an OAuth error, not a miss.
+    // Every documented POST endpoint answers an empty form with an OAuth error, not a miss;
+    // userinfo, a bearer-protected resource, asks for the token as RFC 6750 says.
+    let userinfo = hub
+        .client
+        .post(hub.url("/oauth/userinfo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(userinfo.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        userinfo.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer"),
+        "{:?}",
+        userinfo.headers()
+    );
     for (method, path) in &documented {
-        if method != "post" {
+        if method != "post" || path == "/oauth/userinfo" {
             continue;
         }
         let r = hub
