@@ -225,6 +225,10 @@ describe('The UI against the real runtime, served by `uplink ui`', { timeout: 30
     await exited;
 
     await page.getByText('Live updates stopped.').waitFor({ timeout: UPDATE_WAIT });
+    // The badge no longer vouches for a link state the window cannot see.
+    const link = page.getByRole('region', { name: 'Link' });
+    await link.getByText('Not connected to Uplink').waitFor();
+    assert.equal(await link.getByText('Connected', { exact: true }).count(), 0);
     await page.getByRole('button', { name: 'Reconnect' }).click();
     const alert = page.getByRole('region', { name: 'Link' }).getByRole('alert');
     await alert.waitFor();

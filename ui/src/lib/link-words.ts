@@ -44,7 +44,20 @@ const PAUSED: LinkWords = {
   tone: 'neutral',
 };
 
-/** What a link state means; a paused link says so whatever its state. */
-export function linkWords(state: LinkState, paused = false): LinkWords {
+const NO_BACKEND: LinkWords = {
+  label: 'Not connected to Uplink',
+  explanation:
+    'This window lost touch with Uplink, so it cannot say how the link is now; what it shows below is from before. It reconnects by itself once Uplink answers again.',
+  tone: 'neutral',
+};
+
+/**
+ * What a link state means; a paused link says so whatever its state, and a window that lost
+ * touch with Uplink (`backendLost`) says that instead of a state it can no longer vouch for.
+ */
+export function linkWords(state: LinkState, paused = false, backendLost = false): LinkWords {
+  if (backendLost) {
+    return NO_BACKEND;
+  }
   return paused ? PAUSED : WORDS[state];
 }
