@@ -23,7 +23,7 @@ h1 { font-size: 1.5rem; margin: 0 0 .75rem; }
 h2 { font-size: 1.1rem; margin: 1.25rem 0 .5rem; }
 p.lead { color: var(--muted); margin-top: 0; }
 label { display: block; font-weight: 600; margin: .75rem 0 .25rem; }
-input[type=text], input[type=password] { width: 100%; padding: .6rem .7rem; font: inherit;
+input[type=text], input[type=password], input[type=email] { width: 100%; padding: .6rem .7rem; font: inherit;
   border: 1px solid var(--line); border-radius: 6px; background: var(--bg); color: var(--fg); }
 fieldset { border: 1px solid var(--line); border-radius: 8px; margin: 1rem 0; padding: .5rem 1rem 1rem; }
 legend { font-weight: 700; padding: 0 .35rem; }
