@@ -63,12 +63,8 @@ pub async fn open_in(
     context: &SourceContext,
 ) -> Result<Arc<dyn DataSource>, SourceError> {
     let source = open_kind(config, context).await?;
-    match &context.data_dir {
-        Some(data_dir) => {
-            let file =
-                uplink_historian::historian_file(&data_dir.join(HISTORIAN_DIR), &config.name);
-            uplink_historian::Recorded::wrap(source, &config.settings, file).await
-        }
+    match historian_file(config, context) {
+        Some(file) => uplink_historian::Recorded::wrap(source, &config.settings, file).await,
         // Outside a connector (a form being checked by a tool) nothing is recorded.
         None => Ok(source),
     }
@@ -76,6 +72,12 @@ pub async fn open_in(
 
 /// The folder of the edge historian files, under the connector's data folder.
 pub const HISTORIAN_DIR: &str = "historian";
+
+/// The edge historian file of `config`'s source, when there is a data folder to keep it in.
+fn historian_file(config: &SourceConfig, context: &SourceContext) -> Option<std::path::PathBuf> {
+    let dir = context.data_dir.as_ref()?.join(HISTORIAN_DIR);
+    Some(uplink_historian::historian_file(&dir, &config.name))
+}
 
 /// Opens a configured source as [`open_in`] does, without recording: for trying a form (the
 /// Test button, `uplink sources add`), which must not write to the historian file the
@@ -103,12 +105,8 @@ pub async fn open_for_reading(
     context: &SourceContext,
 ) -> Result<Arc<dyn DataSource>, SourceError> {
     let source = open_kind(config, context).await?;
-    match &context.data_dir {
-        Some(data_dir) => {
-            let file =
-                uplink_historian::historian_file(&data_dir.join(HISTORIAN_DIR), &config.name);
-            uplink_historian::Recorded::read_only(source, &config.settings, file).await
-        }
+    match historian_file(config, context) {
+        Some(file) => uplink_historian::Recorded::read_only(source, &config.settings, file).await,
         None => Ok(source),
     }
 }
