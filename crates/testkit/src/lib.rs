@@ -269,10 +269,17 @@ impl TestHub {
         }
     }
 
-    /// Kills the hub: every task and socket of it goes at once. [`TestHub::restart`] brings it
-    /// back.
+    /// Kills the hub: every task and socket of it goes, and this returns once its port no
+    /// longer accepts connections (the runtime's tasks are dropped on a thread of its own, which
+    /// a loaded machine may run a moment later). [`TestHub::restart`] brings it back.
     pub fn kill(&mut self) {
         self.shut_down();
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            && started.elapsed() < PORT_FREE_WITHIN
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Starts the hub again on the same data folder and port (killing it first if it runs).
