@@ -125,6 +125,13 @@ def write_config(path, info, examples, *, api):
             "[auth.openapi.bearer]",
             f"bearer = {toml_string(info['access_token'])}",
             "",
+            # A live-values stream never ends by itself: each case reads its first events (the
+            # snapshot and one change), checks them against the schema and hangs up.
+            "[[operations]]",
+            'include-operation-id = "subscribe"',
+            "max-stream-events = 2",
+            "generation.max-examples = 10",
+            "",
         ]
     else:
         lines += [
