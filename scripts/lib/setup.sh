@@ -12,9 +12,10 @@ as_root() {
 # Debian/Ubuntu packages: building the desktop app (GTK, WebKitGTK, tray) and running its tests.
 APT_BUILD=(build-essential pkg-config file libssl-dev libgtk-3-dev libwebkit2gtk-4.1-dev
   libayatana-appindicator3-dev librsvg2-dev libxdo-dev)
-# The postgres kind's tests start a PostgreSQL server of their own (crates/source-postgres/tests).
+# The postgres kind's tests and the hub's PostgreSQL store tests start a PostgreSQL server of their
+# own (crates/source-postgres/tests, crates/testkit/src/postgres.rs).
 APT_POSTGRES=(postgresql)
-APT_TEST=(systemd prometheus rpm fakeroot mosquitto mosquitto-clients xvfb xauth dbus-daemon gnome-keyring dbus-x11 x11-utils python3-xlib imagemagick webkit2gtk-driver chromium fonts-dejavu-core procps python3-venv)
+APT_TEST=(systemd prometheus nats-server haproxy rpm fakeroot xclip mosquitto mosquitto-clients xvfb xauth dbus-daemon gnome-keyring dbus-x11 x11-utils python3-xlib imagemagick webkit2gtk-driver chromium fonts-dejavu-core procps python3-venv)
 APT_TEST+=("${APT_POSTGRES[@]}")
 
 ensure_apt() {

@@ -6,6 +6,7 @@
 use futures::StreamExt as _;
 use serde_json::Value;
 use tauri::{AppHandle, Emitter as _, Runtime};
+use uplink_control::http::TAG_VALUES_EVENT;
 use uplink_control::{Control, ControlError, ControlErrorCode};
 use uplink_tray::bridge::BridgeAddress;
 
@@ -101,6 +102,53 @@ impl BridgeClient {
             }
             app.exit(0);
         });
+    }
+
+    /// Forwards the tray process's tag-watch values (the data source page's live values) to
+    /// the window; a broken stream is reopened after a pause, while the window lives.
+    pub fn forward_tag_values<R: Runtime>(&self, app: AppHandle<R>) {
+        let client = self.clone();
+        tauri::async_runtime::spawn(async move {
+            loop {
+                if let Err(error) = client.follow_tag_values(&app).await {
+                    tracing::debug!(%error, "the tag values stream broke; reopening");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+    }
+
+    async fn follow_tag_values<R: Runtime>(&self, app: &AppHandle<R>) -> Result<(), ControlError> {
+        let response = self
+            .http
+            .get(format!("{}/tag-values", self.address.url))
+            .bearer_auth(&self.address.token)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(unreachable)?;
+        let mut events = eventsource_stream::EventStream::new(response.bytes_stream());
+        while let Some(event) = events.next().await {
+            let event = event.map_err(|e| {
+                ControlError::new(
+                    ControlErrorCode::TrayUnreachable,
+                    format!("the tag values stream broke: {e}"),
+                )
+            })?;
+            if event.event != TAG_VALUES_EVENT {
+                continue;
+            }
+            let values: Value = serde_json::from_str(&event.data).map_err(|e| {
+                ControlError::new(
+                    ControlErrorCode::Internal,
+                    format!("a tag values event did not parse: {e}"),
+                )
+            })?;
+            if let Err(error) = app.emit(TAG_VALUES_EVENT, values) {
+                tracing::warn!(%error, "the tag values did not reach the window");
+            }
+        }
+        Ok(())
     }
 
     async fn follow<R: Runtime>(&self, app: &AppHandle<R>) -> Result<(), ControlError> {

@@ -56,23 +56,31 @@ pub fn configure<R: Runtime>(builder: Builder<R>) -> Builder<R> {
 /// The window (and with it WebKit's processes) exists only while the owner looks at it: an app
 /// that lives in the tray holds no web view, which keeps its idle memory small.
 pub fn show_main_window<R: Runtime>(app: &AppHandle<R>) {
-    let window = match app.get_webview_window(MAIN_WINDOW) {
-        Some(window) => window,
-        None => match create_main_window(app) {
-            Ok(window) => window,
-            Err(error) => {
+    match app.get_webview_window(MAIN_WINDOW) {
+        Some(window) => bring_forward(&window),
+        None => {
+            if let Err(error) = create_main_window(app) {
                 tracing::error!(%error, "the window could not be opened");
-                return;
             }
-        },
-    };
+        }
+    }
+}
+
+fn bring_forward<R: Runtime>(window: &tauri::WebviewWindow<R>) {
     let _ = window.unminimize();
     let _ = window.show();
     let _ = window.set_focus();
 }
 
+/// How long a new window waits for its page before it appears anyway (a page that never
+/// loads must not leave the owner with no window at all).
+const SHOW_UNLOADED_AFTER: Duration = Duration::from_secs(3);
+
 /// Creates the main window, hidden, from its entry in `tauri.conf.json` (which has
 /// `create: false`); the window-state plugin restores its size and place as it appears.
+///
+/// It appears once its page has loaded, so its first frame is the UI and never an empty
+/// window; a later load (a reload) leaves it where it is.
 fn create_main_window<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<tauri::WebviewWindow<R>> {
     let config = app
         .config()
@@ -82,7 +90,25 @@ fn create_main_window<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<tauri::We
         .find(|window| window.label == MAIN_WINDOW)
         .ok_or(tauri::Error::WindowNotFound)?
         .clone();
-    tauri::WebviewWindowBuilder::from_config(app, &config)?.build()
+    let window = tauri::WebviewWindowBuilder::from_config(app, &config)?
+        .on_page_load(|window, payload| {
+            if payload.event() == tauri::webview::PageLoadEvent::Finished
+                && !window.is_visible().unwrap_or(true)
+            {
+                tracing::info!("the window's page has loaded: showing the window");
+                bring_forward(&window);
+            }
+        })
+        .build()?;
+    let late = window.clone();
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(SHOW_UNLOADED_AFTER).await;
+        if !late.is_visible().unwrap_or(true) {
+            tracing::warn!("the window's page has not loaded yet: showing the window anyway");
+            bring_forward(&late);
+        }
+    });
+    Ok(window)
 }
 
 /// Starts the connector's control surface in `data_dir` and hands it to the app.
@@ -123,6 +149,7 @@ pub fn run_window(options: WindowOptions) -> anyhow::Result<()> {
         .manage(Backend::Bridge(bridge.clone()))
         .setup(move |app| {
             bridge.forward_status(app.handle().clone());
+            bridge.forward_tag_values(app.handle().clone());
             show_main_window(app.handle());
             Ok(())
         })
@@ -170,6 +197,7 @@ pub fn run(options: Options, started: Instant) {
             let control = start_control(app.handle(), &options)?;
             tray::start(app.handle(), &control, started);
             live::forward_status(app.handle().clone(), &control);
+            live::forward_tag_values(app.handle().clone(), &control);
             if show_window {
                 show_main_window(app.handle());
             }

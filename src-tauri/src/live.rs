@@ -24,3 +24,21 @@ pub(crate) fn forward_status<R: Runtime>(app: AppHandle<R>, control: &Control) {
         }
     });
 }
+
+/// Spawns the task that forwards the tag watches' values (the data source page's live values)
+/// as the `tag-values` event, on every change, until the control surface stops.
+pub(crate) fn forward_tag_values<R: Runtime>(app: AppHandle<R>, control: &Control) {
+    let mut values = control.watched_values();
+    tauri::async_runtime::spawn(async move {
+        loop {
+            let list: Vec<uplink_control::WatchedValues> =
+                values.borrow_and_update().values().cloned().collect();
+            if let Err(error) = app.emit(uplink_control::http::TAG_VALUES_EVENT, &list) {
+                tracing::warn!(%error, "the tag values did not reach the window");
+            }
+            if values.changed().await.is_err() {
+                break;
+            }
+        }
+    });
+}

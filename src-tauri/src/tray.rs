@@ -12,6 +12,7 @@ use tauri_plugin_autostart::ManagerExt as _;
 use tauri_plugin_notification::NotificationExt as _;
 use tokio::sync::mpsc::{self, UnboundedSender};
 use uplink_control::{Alert, Control};
+use uplink_tray::shortcuts::{self, Clipboard};
 use uplink_tray::view::{TrayAction, TrayEntry, TrayView, tray_view};
 use uplink_tray::{TrayEnd, TrayHost, TrayLoop};
 
@@ -81,6 +82,7 @@ pub(crate) fn start<R: Runtime>(app: &AppHandle<R>, control: &Control, started: 
     }
     let host = TauriTray {
         app: app.clone(),
+        clipboard: Clipboard::default(),
         _actions: actions,
     };
     let (app, control) = (app.clone(), control.clone());
@@ -101,7 +103,7 @@ fn install<R: Runtime>(
     control: &Control,
     actions: UnboundedSender<TrayAction>,
 ) -> tauri::Result<()> {
-    let view = tray_view(&control.status(), starts_at_login(app));
+    let view = tray_view(&control.status(), starts_at_login(app), chrono::Utc::now());
     let clicked = actions.clone();
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(Image::from_bytes(view.icon.png())?)
@@ -130,6 +132,7 @@ fn install<R: Runtime>(
 /// Tauri's tray, notifications, autostart and window, for the tray loop.
 struct TauriTray<R: Runtime> {
     app: AppHandle<R>,
+    clipboard: Clipboard,
     /// Keeps the action channel open while the loop runs, with a tray icon or without.
     _actions: UnboundedSender<TrayAction>,
 }
@@ -176,6 +179,14 @@ impl<R: Runtime> TrayHost for TauriTray<R> {
         if let Err(error) = shown {
             tracing::error!(%error, "the window could not be opened");
         }
+    }
+
+    fn open_in_browser(&mut self, url: &str) {
+        shortcuts::open_in_browser(url);
+    }
+
+    fn copy_to_clipboard(&mut self, text: &str) {
+        self.clipboard.copy(text);
     }
 
     fn starts_at_login(&self) -> bool {

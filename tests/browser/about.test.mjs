@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { chromium } from 'playwright-core';
 
-import { CHROMIUM_ARGS, artifacts, chromiumPath, dist, startUi, uplinkBin } from './ui-process.mjs';
+import { CHROMIUM_ARGS, artifacts, chromiumPath, dist, shoot, startUi, uplinkBin } from './ui-process.mjs';
 
 
 
@@ -118,21 +118,20 @@ describe('About page in Chromium, served by `uplink ui`', { timeout: 120_000 }, 
     await detail(page, 'Version').waitFor();
     assert.equal(await detail(page, 'Version').textContent(), version);
 
-    await page.screenshot({ path: path.join(artifacts, 'browser-about.png'), fullPage: true });
+    // 1280×800 and 360 wide, light and dark.
+    await shoot(page, 'about');
 
     // Dark when the system is dark: the page background follows the colour scheme.
     const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
     const light = await background();
     await page.emulateMedia({ colorScheme: 'dark' });
     assert.notEqual(await background(), light, 'the page looks the same in dark mode');
-    await page.screenshot({ path: path.join(artifacts, 'browser-about-dark.png'), fullPage: true });
     await page.emulateMedia({ colorScheme: 'light' });
 
     // Readable at 360 px: nothing wider than the window, navigation above the page.
     await page.setViewportSize({ width: 360, height: 720 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `the page is ${overflow}px wider than a 360px window`);
-    await page.screenshot({ path: path.join(artifacts, 'browser-about-360.png'), fullPage: true });
 
     // Keyboard: the first Tab reaches the skip link, which moves focus to the page.
     await page.keyboard.press('Tab');

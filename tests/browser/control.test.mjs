@@ -1,8 +1,9 @@
 // The web UI in real headless Chromium against the real control runtime, served by `uplink ui
 // --data-dir <fresh folder>`: a first-time user starts the local hub and sees the link come up,
 // adds a simulated data source through its form (meeting a field error from the form and one
-// from the runtime first), sees it listed, revokes the demo app and sees it go, and runs the
-// connectivity test. Every page must fit a 360 px window and load with nothing blocked.
+// from the runtime first), sees it listed, revokes the demo app (after confirming) and sees it
+// go, and runs the connectivity test. Every page must fit a 360 px window and load with nothing
+// blocked.
 //
 // Needs `ui/dist` built and the `uplink` binary (see ui-process.mjs). Builds nothing.
 
@@ -14,7 +15,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { chromium } from 'playwright-core';
 
-import { CHROMIUM_ARGS, artifacts, chromiumPath, dist, startUi, uplinkBin } from './ui-process.mjs';
+import { CHROMIUM_ARGS, artifacts, chromiumPath, dist, shoot, startUi, uplinkBin } from './ui-process.mjs';
 
 
 // Waiting limits for what the runtime does in the background (linking, relaying a revoke); they
@@ -117,8 +118,43 @@ describe('The UI against the real runtime, served by `uplink ui`', { timeout: 30
     assert.match(await page.getByTestId('link-explanation').textContent(), /link to the hub is up/);
     const hub = link.locator('dl .row').filter({ has: page.locator('dt', { hasText: /^Hub$/ }) }).locator('dd .value');
     assert.match(await hub.textContent(), /^https:\/\/(127\.0\.0\.1|localhost):\d+\/?$/);
-    await page.screenshot({ path: path.join(artifacts, 'browser-status.png'), fullPage: true });
-    await fitsIn360(page, 'status');
+    // Status says the hub is the local demo hub, not an organisation's.
+    assert.match(await page.getByTestId('demo-hub').textContent(), /Local demo hub.*only its demo app can ask for data/s);
+    await shoot(page, 'status');
+  });
+
+  test('the navigation stays in the same place on every page', async () => {
+    await page.setViewportSize({ width: 1280, height: 800 });
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    const where = () =>
+      nav.getByRole('link').evaluateAll((links) => links.map((a) => {
+        const box = a.getBoundingClientRect();
+        return [a.textContent, Math.round(box.x), Math.round(box.y), Math.round(box.width)];
+      }));
+    let first = null;
+    for (const name of ['Status', 'Data sources', 'Apps', 'Activity', 'Diagnostics', 'Account', 'About']) {
+      await openPage(page, name);
+      const now = await where();
+      first ??= now;
+      assert.deepEqual(now, first, `the navigation moved on ${name}`);
+    }
+    await page.setViewportSize({ width: 1100, height: 800 });
+  });
+
+  test('in a 360 px window every page’s link is in view, none hidden past the edge', async () => {
+    await page.setViewportSize({ width: 360, height: 720 });
+    const links = await page
+      .getByRole('navigation', { name: 'Main' })
+      .getByRole('link')
+      .evaluateAll((all) => all.map((a) => {
+        const box = a.getBoundingClientRect();
+        return { name: a.textContent.trim(), left: Math.round(box.left), right: Math.round(box.right) };
+      }));
+    assert.deepEqual(links.map((l) => l.name), ['Status', 'Data sources', 'Apps', 'Activity', 'Diagnostics', 'Account', 'About']);
+    for (const link of links) {
+      assert.ok(link.left >= 0 && link.right <= 360, `${link.name} is cut off at 360 px: ${JSON.stringify(link)}`);
+    }
+    await page.setViewportSize({ width: 1100, height: 800 });
   });
 
   test('a simulated data source is added through its form, after a field error from each side', async () => {
@@ -158,8 +194,7 @@ describe('The UI against the real runtime, served by `uplink ui`', { timeout: 30
     });
     await listed.waitFor({ timeout: UPDATE_WAIT });
     assert.match(await listed.textContent(), /Simulated data/);
-    await page.screenshot({ path: path.join(artifacts, 'browser-sources.png'), fullPage: true });
-    await fitsIn360(page, 'sources');
+    await shoot(page, 'sources');
   });
 
   test('revoking the demo app takes it off the Apps page', async () => {
@@ -168,13 +203,38 @@ describe('The UI against the real runtime, served by `uplink ui`', { timeout: 30
     await revokeAll.first().waitFor({ timeout: UPDATE_WAIT });
     const label = await revokeAll.first().getAttribute('aria-label');
     const appName = label.slice('Revoke all access for '.length);
-    await page.screenshot({ path: path.join(artifacts, 'browser-apps.png'), fullPage: true });
-    await fitsIn360(page, 'apps');
+    await shoot(page, 'apps');
 
+    // Revoking asks first; Cancel keeps the grant.
     await revokeAll.first().click();
+    let dialog = page.getByRole('alertdialog', { name: `Revoke all of ${appName}’s access?` });
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    assert.equal(await page.getByRole('button', { name: `Revoke all access for ${appName}` }).count(), 1);
+    await revokeAll.first().click();
+    dialog = page.getByRole('alertdialog', { name: `Revoke all of ${appName}’s access?` });
+    await dialog.getByRole('button', { name: 'Revoke', exact: true }).click();
     await page.getByText(`Revoked all of ${appName}’s access.`).waitFor({ timeout: UPDATE_WAIT });
     await page.getByRole('region', { name: appName, exact: true }).waitFor({ state: 'detached', timeout: UPDATE_WAIT });
     assert.equal(await page.getByRole('button', { name: `Revoke all access for ${appName}` }).count(), 0);
+  });
+
+  test('Activity uses the width beside the navigation, with no column cut off', async () => {
+    await openPage(page, 'Activity');
+    for (const [width, height] of [[1280, 800], [960, 680]]) {
+      await page.setViewportSize({ width, height });
+      // The link history has rows once the link came up (no app has asked for data here).
+      const table = page.getByRole('region', { name: 'Link history' }).locator('.table-scroll');
+      await table.waitFor({ timeout: UPDATE_WAIT });
+      const { clipped, used } = await table.evaluate((scroller) => ({
+        clipped: scroller.scrollWidth - scroller.clientWidth,
+        used: scroller.getBoundingClientRect().width / (window.innerWidth - document.querySelector('nav').getBoundingClientRect().width),
+      }));
+      assert.ok(clipped <= 0, `at ${width}×${height} the link history table is cut off by ${clipped}px`);
+      assert.ok(used > 0.8, `at ${width}×${height} the link history table uses only ${Math.round(used * 100)}% of the width`);
+      await page.screenshot({ path: path.join(artifacts, `browser-activity-${width}.png`), fullPage: true });
+    }
+    await page.setViewportSize({ width: 1100, height: 800 });
   });
 
   test('the connectivity test passes its checks against the local hub', async () => {
@@ -200,8 +260,7 @@ describe('The UI against the real runtime, served by `uplink ui`', { timeout: 30
     const zip = await written.locator('code').textContent();
     assert.ok(zip.startsWith(path.join(dataDir, 'diagnostics')), `the zip went to ${zip}`);
     assert.ok(existsSync(zip), `no zip at ${zip}`);
-    await page.screenshot({ path: path.join(artifacts, 'browser-diagnostics.png'), fullPage: true });
-    await fitsIn360(page, 'diagnostics');
+    await shoot(page, 'diagnostics');
 
     // The other pages render against the real runtime too.
     const loaded = { Activity: 'Link history', Account: 'Local hub' };
@@ -209,8 +268,7 @@ describe('The UI against the real runtime, served by `uplink ui`', { timeout: 30
       await openPage(page, name);
       await page.getByRole('region', { name: region }).waitFor();
       assert.equal(await page.getByRole('alert').count(), 0, `the ${name} page shows an error`);
-      await page.screenshot({ path: path.join(artifacts, `browser-${name.toLowerCase()}.png`), fullPage: true });
-      await fitsIn360(page, name.toLowerCase());
+      await shoot(page, name.toLowerCase());
     }
     assert.match(await page.getByRole('region', { name: 'Local hub' }).textContent(), /Running at/);
 

@@ -10,11 +10,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { prepareConnector, serveHub, startHub } from '../relay/site.mjs';
+import { api, consent, prepareConnector, serveHub, startHub, uplinkBin } from '../relay/site.mjs';
 import { admin } from '../hub/hub-process.mjs';
 import { serveNotifications } from './notifications.mjs';
 
@@ -36,6 +36,8 @@ before(() => {
     ['tauri-driver', driverBin],
     ['WebKitWebDriver', '/usr/bin/WebKitWebDriver'],
     ['python3 with Xlib', '/usr/lib/python3/dist-packages/Xlib'],
+    ['xclip (reads the clipboard back)', '/usr/bin/xclip'],
+    ['uplink (adds a data source, registers a connector)', uplinkBin],
   ]) {
     assert.ok(existsSync(path), `${what} not found at ${path}`);
   }
@@ -316,7 +318,8 @@ test('the tray shows the link, pauses and resumes it, opens the window, closing 
   const home = freshDataDir();
   mkdirSync(join(home, '.config'));
   const autostartDir = join(home, '.config', 'autostart');
-  const app = launch(['--data-dir', freshDataDir(), '--local-hub'], { HOME: home });
+  const dataDir = freshDataDir();
+  const app = launch(['--data-dir', dataDir, '--local-hub'], { HOME: home });
   try {
     const tray = await waitFor('the tray menu on D-Bus', () => findTray(app.pid));
     const linked = await menuWhere(tray, 'the status line to say connected via WebSockets', (items) =>
@@ -356,7 +359,20 @@ test('the tray shows the link, pauses and resumes it, opens the window, closing 
     assert.equal(windowViewable(), false, 'the window stays hidden at start');
     assert.deepEqual(webContentProcesses(app.pid), [], 'an app in the tray runs no web content process');
     click(tray, labelled(menuItems(tray), 'Open Uplink').id);
-    await waitFor('the window to be shown by Open', () => windowViewable(), 15_000);
+    // The window appears only once its page has loaded, so its first frames are the UI and not
+    // an empty window waiting for the page: the window process says it showed the window for
+    // that reason, before the window was seen mapped.
+    const openDeadline = Date.now() + 15_000;
+    while (!windowViewable()) {
+      assert.ok(Date.now() < openDeadline, 'the window is shown by Open');
+      await sleep(5);
+    }
+    const mappedAt = Date.now();
+    const windowLog = readFileSync(join(dataDir, 'logs', 'uplink-window.log'), 'utf8');
+    const loaded = windowLog.split('\n').find((line) => line.includes("the window's page has loaded: showing the window"));
+    assert.ok(loaded, `the window was shown because its page had loaded:\n${windowLog}`);
+    assert.ok(Date.parse(loaded.split(/\s+/)[0]) <= mappedAt, `the page loaded before the window was mapped: ${loaded}`);
+    assert.doesNotMatch(windowLog, /showing the window anyway/);
     // The window carries the app's class, which the desktop entry's StartupWMClass names, so the
     // desktop shows it as Uplink although another process draws it.
     assert.match(execFileSync('xprop', ['-name', 'Uplink', 'WM_CLASS'], { encoding: 'utf8', timeout: 10_000 }), /"uplink-desktop"/);
@@ -473,5 +489,197 @@ test('a sign-in the hub no longer accepts is notified once, and "Sign in again" 
     if (app.exitCode === null) app.kill('SIGKILL');
     await hub.stop().catch(() => {});
     notifications.close();
+  }
+});
+
+/** What the X clipboard holds, as another program reads it. */
+const clipboardText = () =>
+  execFileSync('xclip', ['-o', '-selection', 'clipboard'], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'pipe'] });
+
+test('the tray menu opens the hub, copies the connector id, and tells the last error and the latest request', async () => {
+  const hub = await startHub(['plant']);
+  const site = prepareConnector(hub, hub.connectors[0]);
+  execFileSync(uplinkBin, ['sources', 'add', '--data-dir', site.dataDir, '--name', 'line1', '--kind', 'simulated'], { stdio: 'pipe' });
+  // The system browser is a script that writes down what it was asked to open: $BROWSER is
+  // where the app looks first, as every desktop's "open a web page" does.
+  const browserDir = freshDataDir();
+  const opened = join(browserDir, 'opened.txt');
+  const browser = join(browserDir, 'browser.sh');
+  writeFileSync(browser, `#!/bin/sh\nprintf '%s\\n' "$1" >> '${opened}'\n`, { mode: 0o755 });
+  const app = launch(['--data-dir', site.dataDir], { BROWSER: browser });
+  const informative = (items) => items.filter((i) => !i.enabled && /^Last (error|request): /.test(i.label ?? '')).map((i) => i.label);
+  try {
+    const tray = await waitFor('the tray on D-Bus', () => findTray(app.pid));
+    const linked = await menuWhere(tray, 'the link to the hub', (items) => items.some((i) => /connected via/.test(i.label ?? '')), 90_000);
+    const labels = linked.map((i) => i.label);
+    assert.equal(labels[1], 'Open the hub', `the hub's pages are one click from the top: ${labels}`);
+    assert.ok(labelled(linked, 'Open the hub').enabled, `Open the hub is offered: ${labels}`);
+    assert.ok(labelled(linked, 'Copy connector id')?.enabled, `Copy connector id is offered: ${labels}`);
+    assert.deepEqual(informative(linked), [], 'no error and no request to tell yet');
+
+    // Copy connector id: another program reads the id from the clipboard.
+    let held = '';
+    try {
+      held = clipboardText();
+    } catch {
+      // Nothing on the clipboard yet.
+    }
+    assert.notEqual(held, hub.connectors[0].id, 'the clipboard does not hold the id before the click');
+    click(tray, labelled(linked, 'Copy connector id').id);
+    const copied = await waitFor('the connector id on the clipboard', () => clipboardText(), 15_000);
+    assert.equal(copied, hub.connectors[0].id);
+    assert.equal(app.exitCode, null, 'the app keeps running (and serving its clipboard)');
+    assert.equal(clipboardText(), hub.connectors[0].id, 'the id stays on the clipboard');
+
+    // Open the hub: the system browser is asked for the hub's address.
+    click(tray, labelled(linked, 'Open the hub').id);
+    const url = await waitFor('the browser to be asked for the hub', () => existsSync(opened) && readFileSync(opened, 'utf8').trim(), 15_000);
+    assert.equal(url.replace(/\/$/, ''), hub.url.replace(/\/$/, ''));
+
+    // An app reads the data source through the hub: the menu names the latest request.
+    const token = await consent(hub, ['line1']);
+    const source = await waitFor('line1 online on the hub', async () => {
+      const { status, body } = await api(hub, token, 'sources');
+      return status === 200 && body.sources.find((s) => s.name === 'line1' && s.connector.online);
+    }, 60_000);
+    const read = await api(hub, token, `sources/${source.id}/snapshot?tags=sim.sinusoid.1`);
+    assert.equal(read.status, 200, JSON.stringify(read.body));
+    const served = await menuWhere(tray, 'the latest request in the menu', (items) => informative(items).some((l) => l.startsWith('Last request: ')), 30_000);
+    assert.match(informative(served).at(-1), /^Last request: Energy dashboard · line1 · (just now|\d+ min ago)$/, 'the app by its name, the source, how long ago');
+
+    // The hub goes away: the reason is a disabled line under the state, with the request kept.
+    await hub.stop();
+    const failing = await menuWhere(tray, 'the last error in the menu', (items) => informative(items).some((l) => l.startsWith('Last error: ')), 60_000);
+    const [error, request] = informative(failing);
+    assert.match(error, /^Last error: \S.{3,}/, 'the error says what went wrong');
+    assert.ok(error.length <= 73, `one short line: ${error}`);
+    assert.match(request, /^Last request: Energy dashboard · line1 · /);
+    assert.equal(labelled(failing, 'Copy connector id')?.enabled, true, 'the id is still there to copy while offline');
+
+    click(tray, labelled(menuItems(tray), 'Quit Uplink').id);
+    assert.deepEqual(await exitWithin(app, 15_000), { code: 0, signal: null });
+  } finally {
+    if (app.exitCode === null) app.kill('SIGKILL');
+    await hub.stop().catch(() => {});
+  }
+});
+
+// --- The window's live values and folder picker, under WebDriver ---------------------------
+
+/** A WebDriver session on a window of the app running on `dataDir`, with helpers by visible label. */
+async function windowSession(dataDir) {
+  driver = spawn(driverBin, [], { stdio: ['ignore', 'inherit', 'inherit'] });
+  await waitFor('tauri-driver', async () => (await fetch(driverUrl + '/status', { signal: AbortSignal.timeout(2_000) })).ok);
+  const session = await wd('POST', '/session', {
+    capabilities: { alwaysMatch: { 'tauri:options': { application: windowBin, args: ['--data-dir', dataDir] } } },
+  });
+  const sid = session.sessionId;
+  const element = (found) => Object.values(found)[0];
+  const xpath = (value) => wd('POST', `/session/${sid}/element`, { using: 'xpath', value }).then(element);
+  const literal = (text) => (text.includes('"') ? `'${text}'` : `"${text}"`);
+  const w = {
+    sid,
+    run: (script, args = []) => wd('POST', `/session/${sid}/execute/sync`, { script, args }),
+    /** The control a `<label>` with exactly this text names. */
+    byLabel: (label) => xpath(`//*[@id=//label[normalize-space()=${literal(label)}]/@for]`),
+    /** A button with exactly this text. */
+    button: (text) => xpath(`//button[normalize-space()=${literal(text)}]`),
+    xpath,
+    click: (id) => wd('POST', `/session/${sid}/element/${id}/click`, {}),
+    type: async (id, text) => {
+      await wd('POST', `/session/${sid}/element/${id}/clear`, {});
+      await wd('POST', `/session/${sid}/element/${id}/value`, { text });
+    },
+    property: (id, name) => wd('GET', `/session/${sid}/element/${id}/property/${name}`),
+    text: () => wd('POST', `/session/${sid}/execute/sync`, { script: 'return document.body.innerText', args: [] }),
+    async end() {
+      await wd('DELETE', `/session/${sid}`).catch(() => {});
+      driver?.kill();
+      driver = undefined;
+    },
+  };
+  return w;
+}
+
+test('in the desktop window a source page’s live values come from the runtime’s tag-values event, and Browse… picks a file from the runtime’s folder listing', async () => {
+  const dataDir = freshDataDir();
+  const files = freshDataDir();
+  mkdirSync(join(files, 'archive'));
+  writeFileSync(join(files, 'plant.csv'), 'time,tag,value\n2026-01-01T00:00:00Z,line1.flow,1.5\n');
+  const app = launch(['--data-dir', dataDir, '--local-hub']);
+  await waitFor('the app to publish its bridge', () => existsSync(join(dataDir, 'desktop-bridge.json')));
+  const w = await windowSession(dataDir);
+  try {
+    await w.run("location.hash = '#/status'");
+    await waitFor('the link to the local hub', async () => /Connected/.test(await w.text()), 90_000);
+
+    // The simulated source's page, with every command the page sends from now on written down
+    // and every `tag-values` event the window receives counted.
+    await w.run("location.hash = '#/sources/simulated'");
+    await waitFor('the source page', () => w.xpath("//h1[normalize-space()='simulated']"), 30_000);
+    // Commands leave the page as requests to `ipc://localhost/<command>` (Tauri's IPC), so a
+    // wrapped fetch sees each one.
+    const installed = await w.run(
+      'window.__commands = []; window.__tagValues = []; const real = window.fetch.bind(window);' +
+        'window.fetch = (url, options) => {' +
+        "  const match = /^ipc:\\/\\/localhost\\/([^?#]+)/.exec(String(url));" +
+        '  if (match) window.__commands.push(decodeURIComponent(match[1]));' +
+        '  return real(url, options);' +
+        '};' +
+        "return window.__TAURI__.event.listen('tag-values', (e) => window.__tagValues.push(e.payload)).then(() => window.__commands.length > 0);",
+    );
+    assert.equal(installed, true, 'the command log is in place');
+    await w.type(await w.byLabel('Find tags'), 'sim.r?mp.*');
+    await w.click(await w.button('Search'));
+    const firstValue = () =>
+      w.run(
+        "const cell = document.querySelector('table[aria-label=\"Tags\"] td.value[data-tag^=\"sim.ramp.\"]');" +
+          'return cell && /\\d/.test(cell.textContent) ? { tag: cell.dataset.tag, text: cell.textContent.trim() } : null;',
+      );
+    const before = await waitFor('a live value on screen', firstValue, 30_000);
+    const after = await waitFor('the value on screen to change', async () => {
+      const now = await w.run(
+        `const cell = document.querySelector('td.value[data-tag="${before.tag}"]'); return cell ? cell.textContent.trim() : null;`,
+      );
+      return /\d/.test(now ?? '') && now !== before.text ? now : false;
+    }, 30_000);
+    assert.notEqual(after, before.text);
+    const commands = await w.run('return window.__commands');
+    assert.ok(commands.includes('search_tags'), `the search went through the logged path: ${commands}`);
+    assert.ok(commands.includes('watch_tags'), `the page started a watch: ${commands}`);
+    const asked = commands.filter((c) => !['search_tags', 'watch_tags', 'stop_watch'].includes(c) && !c.startsWith('plugin:event|'));
+    assert.deepEqual(asked, [], 'the page asked for nothing else: the values were pushed');
+    // The value on screen may first come from the search's own answer, so one event can be
+    // all that changed it so far: the tag keeps changing, and more events keep coming.
+    const carried = () =>
+      w.run(
+        `return window.__tagValues.filter((list) => JSON.stringify(list).includes(${JSON.stringify(JSON.stringify(before.tag))})).length`,
+      );
+    await waitFor(`two tag-values events carrying ${before.tag}`, async () => (await carried()) >= 2, 30_000);
+    await sleep(500);
+    await screenshot('desktop-source-page.png');
+
+    // Browse…: the CSV form's picker lists the folder through the runtime and fills the path.
+    await w.run("location.hash = '#/sources'");
+    await w.click(await waitFor('the Data sources page', () => w.button('Add data source'), 30_000));
+    await w.click(await w.xpath(`//*[@id=//label[normalize-space()='Kind']/@for]/option[@value='csv']`));
+    const path = await w.byLabel('File or folder');
+    await w.type(path, files);
+    await w.click(await w.button('Browse…'));
+    const listing = `//*[@role='dialog']//ul[@aria-label=${JSON.stringify(`Folders and files in ${files}`)}]`;
+    await waitFor('the picker listing the folder', () => w.xpath(listing), 30_000);
+    const entries = await w.run(
+      `return [...document.querySelectorAll('[role="dialog"] ul button')].map((b) => b.textContent.trim())`,
+    );
+    assert.deepEqual(entries.sort(), ['archive/', 'plant.csv'], 'the folder’s entries, folders marked');
+    await sleep(500);
+    await screenshot('desktop-csv-picker.png');
+    await w.click(await w.xpath(`${listing}//button[normalize-space()='plant.csv']`));
+    await waitFor('the picker to close', async () => (await w.run('return document.querySelectorAll(\'[role="dialog"]\').length')) === 0, 10_000);
+    assert.equal(await w.property(await w.byLabel('File or folder'), 'value'), join(files, 'plant.csv'));
+  } finally {
+    await w.end();
+    app.kill('SIGTERM');
+    assert.deepEqual(await exitWithin(app, 15_000), { code: 0, signal: null });
   }
 });

@@ -5,8 +5,10 @@ Starts `uplink demo` (a real hub over TLS on loopback, a connector with a simula
 and a demo app holding an access token from the real consent flow), then lets schemathesis
 generate requests from the documents the hub serves:
 
-  * /api/v1/openapi.json  — the app data API, with the demo app's bearer token, the source's
-    real id (and sometimes a made-up one) and its real tag names mixed into generated values;
+  * /api/v1/openapi.json  — the app data API, with the demo app's bearer token (which carries
+    `events.read`, and the source's grant its events tick, so the alarms-and-events routes are
+    fuzzed past the grant check — checked before the fuzz starts), the source's real id (and
+    sometimes a made-up one) and its real tag names mixed into generated values;
   * /oauth/openapi.json   — token (every grant type), authorize, revoke, introspect, device
     authorization and metadata, as the demo app (Basic) and anonymously.
 
@@ -28,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -132,6 +135,13 @@ def write_config(path, info, examples, *, api):
             "max-stream-events = 2",
             "generation.max-examples = 10",
             "",
+            # The events stream says nothing until an alarm: a case that opened it reads until
+            # its first event or the request timeout, so few cases.
+            "[[operations]]",
+            'include-operation-id = "subscribeEvents"',
+            "max-stream-events = 1",
+            "generation.max-examples = 5",
+            "",
         ]
     else:
         lines += [
@@ -159,6 +169,28 @@ def run_schemathesis(config, url, report_dir):
     return subprocess.run(command, cwd=report_dir).returncode
 
 
+def api_get(info, path):
+    """The status and JSON body of the app data API's answer to GET `path` with the token."""
+    context = ssl.create_default_context(cafile=info["ca_cert"])
+    request = urllib.request.Request(
+        f"{info['hub_url']}{path}",
+        headers={"Authorization": f"Bearer {info['access_token']}"},
+    )
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=REQUEST_TIMEOUT) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read() or b"null")
+
+
+def events_are_granted(info):
+    """The token reads the source's alarms and events: else the fuzz would meet only 403s."""
+    source = info["data_sources"][0]["id"]
+    status, body = api_get(info, f"/api/v1/sources/{source}/events?start=*-1h")
+    if status != 200 or "events" not in body:
+        fail(f"the demo token cannot read events ({status}: {body}); the events routes would be fuzzed as 403 only")
+
+
 def hub_still_answers(info):
     context = ssl.create_default_context(cafile=info["ca_cert"])
     source = info["data_sources"][0]["id"]
@@ -183,6 +215,7 @@ def main():
     with open(log_path, "w") as log:
         demo, info = start_demo(work / "demo", log)
         try:
+            events_are_granted(info)
             for name, path, api in [
                 ("app data API", "/api/v1/openapi.json", True),
                 ("OAuth endpoints", "/oauth/openapi.json", False),

@@ -1,6 +1,7 @@
 // The consent flow in real Chromium: sign in, see the consent page, tick one of two data
 // sources, approve; the app's token reads the ticked source and not the other; the user
-// revokes on the settings page; the app's next request is refused.
+// revokes on the settings page (after confirming; Cancel keeps the grant); the app's next
+// request is refused and the app stays listed as revoked.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
@@ -109,8 +110,28 @@ test('consent with a per-source choice, then revoke on the settings page', async
 
   await page.goto(`${hub.url}/account/settings`);
   await page.getByRole('heading', { name: APP_NAME }).waitFor();
-  await page.getByRole('button', { name: `Revoke ${APP_NAME}'s access to historian` }).click();
+  await page.screenshot({ path: join(targetDir, 'artifacts', 'hub-settings.png'), fullPage: true });
+
+  // Revoking asks first, naming the app and the data source; Cancel keeps the grant.
+  const revokeButton = page.getByRole('button', { name: `Revoke ${APP_NAME}'s access to historian` });
+  await revokeButton.click();
+  const question = page.getByRole('heading', { level: 1, name: `Revoke ${APP_NAME}'s access to historian?` });
+  await question.waitFor();
+  await page.screenshot({ path: join(targetDir, 'artifacts', 'hub-revoke-confirm.png'), fullPage: true });
+  await page.getByRole('link', { name: 'Cancel' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Your settings' }).waitFor();
+  assert.equal(await accessStatus(hub, tokens.access_token, hub.sources.historian), 200, 'Cancel revoked nothing');
+  assert.equal(await revokeButton.count(), 1, 'the grant is still listed');
+
+  await revokeButton.click();
+  await question.waitFor();
+  await page.getByRole('button', { name: 'Revoke', exact: true }).click();
   await page.getByRole('status').filter({ hasText: 'Access revoked' }).waitFor();
   assert.equal(await accessStatus(hub, tokens.access_token, hub.sources.historian), 403, 'the next request is refused');
   assert.equal(await page.getByRole('heading', { name: APP_NAME }).count(), 0, 'the app no longer holds grants');
+
+  // The app stays listed, as revoked, so its owner still knows of it (and can block it on a site).
+  const revoked = page.getByRole('list', { name: 'Revoked apps' }).getByRole('listitem').filter({ hasText: APP_NAME });
+  assert.match(await revoked.textContent(), /revoked/);
+  await page.screenshot({ path: join(targetDir, 'artifacts', 'hub-settings-revoked.png'), fullPage: true });
 });

@@ -37,9 +37,10 @@ export function field(output, name) {
 
 /**
  * Seeds a user with one connector and two data sources, registers `apps`
- * ([{name, clientId, public, redirectUri, scopes?}]), then serves the hub on a free loopback port.
+ * ([{name, clientId, public, redirectUri, scopes?}]) and more of her connectors (`connectors`:
+ * [{name, sources: [name…]}]), then serves the hub on a free loopback port.
  */
-export async function startHub(apps) {
+export async function startHub(apps, { connectors = [] } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'uplink-hub-test-'));
   admin(dataDir, ['user', 'add', USER], `${PASSWORD}\n`);
   const connector = field(admin(dataDir, ['connector', 'add', '--owner', USER, '--name', 'Plant A']), 'connector_id');
@@ -51,6 +52,15 @@ export async function startHub(apps) {
     admin(dataDir, ['source', 'add', '--connector', connector, '--name', 'lab', '--description', 'Laboratory results']),
     'source_id',
   );
+  const more = [];
+  for (const extra of connectors) {
+    const id = field(admin(dataDir, ['connector', 'add', '--owner', USER, '--name', extra.name]), 'connector_id');
+    const sources = {};
+    for (const name of extra.sources) {
+      sources[name] = field(admin(dataDir, ['source', 'add', '--connector', id, '--name', name]), 'source_id');
+    }
+    more.push({ id, sources });
+  }
   const secrets = {};
   for (const app of apps) {
     const args = ['app', 'add', '--name', app.name, '--client-id', app.clientId, '--redirect-uri', app.redirectUri];
@@ -66,6 +76,7 @@ export async function startHub(apps) {
     ca,
     dataDir,
     sources: { historian, lab },
+    connectors: more,
     secrets,
     fetch: caFetch(ca),
     async stop() {

@@ -139,9 +139,10 @@ export async function signIn(hub) {
 
 /**
  * The dashboard app's authorization-code flow with PKCE through the hub's real pages, ada
- * ticking the data sources named `sourceNames`; returns the access token.
+ * ticking the data sources named `sourceNames` (and the alarms-and-events box of those named
+ * in `eventsFrom`, with scope `events.read`); returns the access token.
  */
-export async function consent(hub, sourceNames, scopes = ['data.read', 'tags.read']) {
+export async function consent(hub, sourceNames, scopes = ['data.read', 'tags.read'], { eventsFrom = [] } = {}) {
   const cookie = await signIn(hub);
   const verifier = randomBytes(32).toString('base64url');
   const challenge = createHash('sha256').update(verifier).digest('base64url');
@@ -162,6 +163,7 @@ export async function consent(hub, sourceNames, scopes = ['data.read', 'tags.rea
     const match = boxes.find((m) => m[2].trim() === name);
     if (!match) throw new Error(`the consent page does not offer ${name}: ${boxes.map((m) => m[2]).join(', ')}`);
     fields.append('source', match[1]);
+    if (eventsFrom.includes(name)) fields.append('events_source', match[1]);
   }
   const approved = await hub.fetch(`${hub.url}/account/consent`, { method: 'POST', headers: sameOrigin(hub, cookie), body: fields });
   const back = new URL(approved.headers.get('location'));
@@ -181,7 +183,7 @@ export async function revokeOnHub(hub) {
   const cookie = await signIn(hub);
   const page = await (await hub.fetch(`${hub.url}/account/settings`, { headers: { cookie: `${SESSION}=${cookie}` } })).text();
   const form = page.slice(page.indexOf('action="/account/settings/revoke"'));
-  const fields = new URLSearchParams({ csrf: hiddenInput(form, 'csrf'), app: hiddenInput(form, 'app') });
+  const fields = new URLSearchParams({ csrf: hiddenInput(form, 'csrf'), app: hiddenInput(form, 'app'), confirm: 'yes' });
   const r = await hub.fetch(`${hub.url}/account/settings/revoke`, { method: 'POST', headers: sameOrigin(hub, cookie), body: fields });
   if (r.status !== 303) throw new Error(`revoke answered ${r.status}`);
 }

@@ -12,17 +12,39 @@ import DiagnosticsPage from './pages/DiagnosticsPage.svelte';
 import SourcesPage from './pages/SourcesPage.svelte';
 import StatusPage from './pages/StatusPage.svelte';
 
-export type Route = { path: string; title: string; page: Component };
+/** `wide`: a page of tables that uses the whole width beside the navigation. */
+export type Route = { path: string; title: string; page: Component; wide?: boolean };
 
 export const routes: Route[] = [
   { path: '/status', title: 'Status', page: StatusPage },
   { path: '/sources', title: 'Data sources', page: SourcesPage },
   { path: '/apps', title: 'Apps', page: AppsPage },
-  { path: '/activity', title: 'Activity', page: ActivityPage },
+  { path: '/activity', title: 'Activity', page: ActivityPage, wide: true },
   { path: '/diagnostics', title: 'Diagnostics', page: DiagnosticsPage },
   { path: '/account', title: 'Account', page: AccountPage },
   { path: '/about', title: 'About', page: AboutPage },
 ];
+
+/** The page of one data source, `#/sources/<name>`: not in the navigation, reached from Data sources. */
+const SOURCE_PAGE = /^#?\/sources\/(.+)$/;
+
+/** The data source a fragment names (`#/sources/<name>`), or `null` for any other page. */
+export function sourceNameIn(hash: string): string | null {
+  const match = SOURCE_PAGE.exec(hash);
+  if (!match) {
+    return null;
+  }
+  try {
+    return decodeURIComponent(match[1]!);
+  } catch {
+    return match[1]!;
+  }
+}
+
+/** The link to a data source's page. */
+export function sourceHref(name: string): string {
+  return `#/sources/${encodeURIComponent(name)}`;
+}
 
 /** Where an empty fragment leads. */
 export const homeRoute: Route = routes[0]!;

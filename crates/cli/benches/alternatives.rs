@@ -24,6 +24,7 @@ mod relay;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use relay::cpu_ns;
 use serde_json::{Value, json};
 use uplink_measure::{Timing, human, si};
 
@@ -116,6 +117,8 @@ impl Row {
 #[derive(Default)]
 struct Report {
     rows: Vec<Row>,
+    /// Raw values/s through the relay per transport, kept to set beside the tunnel's bound.
+    raw_rates: Vec<(String, f64)>,
 }
 
 fn micros(d: Duration) -> f64 {
@@ -195,17 +198,60 @@ impl Report {
                 micros(f.paced.percentile(p)),
             );
         }
+        let floor = "floor: HTTPS request + WebSocket round trip";
+        self.time(
+            "snapshot",
+            "snapshot latency p50, one at a time, against its floor".into(),
+            f.relay.percentile(50.0),
+            (floor, f.floor.unloaded(50.0)),
+        );
+        self.time(
+            "snapshot",
+            "snapshot latency p50 at 1 000 req/s, against its floor".into(),
+            f.paced.percentile(50.0),
+            (floor, f.floor.paced(50.0)),
+        );
         self.push(
             "snapshot",
             "snapshots/s, 16 in flight".into(),
             "req/s",
             f.sustained_per_second,
         );
+        let g = &f.grant;
+        self.rows.push(Row {
+            section: "snapshot",
+            figure: "grant check inside a snapshot request (mean, the hub's counters)".into(),
+            unit: "µs",
+            ours: Some(micros(g.in_request)),
+            baseline: Some(("the request (mean)".into(), micros(g.request_mean))),
+            ratio: None,
+            note: format!(
+                "{:.1} % of the request; its store read {:.1} µs; {} checks",
+                100.0 * g.share(),
+                micros(g.store_in_request),
+                g.checks
+            ),
+        });
+        self.rows.push(Row {
+            section: "snapshot",
+            figure: "grant check alone, in-process (p50)".into(),
+            unit: "µs",
+            ours: Some(micros(g.check.median())),
+            baseline: None,
+            ratio: None,
+            note: format!(
+                "token verification {:.1} µs, store read {:.1} µs",
+                micros(g.verify.median()),
+                micros(g.store.median())
+            ),
+        });
     }
 
     fn raw(&mut self, f: relay::RawFigures) {
         let local = f.in_process.per_second(relay::RAW_VALUES);
         for (transport, timing) in &f.relayed {
+            self.raw_rates
+                .push((transport.to_string(), timing.per_second(relay::RAW_VALUES)));
             self.rate(
                 "raw",
                 format!("raw values/s over {transport}"),
@@ -213,9 +259,22 @@ impl Report {
                 timing.per_second(relay::RAW_VALUES),
                 ("in-process answer", local),
             );
+            if let Some((_, cpu)) = f.cpu_relayed.iter().find(|(t, _)| t == transport)
+                && let Some(last) = self.rows.last_mut()
+            {
+                last.note = format!(
+                    "CPU per read {:.2} s, {:.1} × the in-process answer's",
+                    cpu.as_secs_f64(),
+                    cpu.as_secs_f64() / f.cpu_in_process.as_secs_f64().max(f64::MIN_POSITIVE)
+                );
+            }
         }
         if let Some(last) = self.rows.last_mut() {
-            last.note = format!("{:.1} MB JSON body", f.body_bytes as f64 / 1e6);
+            last.note = format!(
+                "{}; {:.1} MB JSON body",
+                last.note,
+                f.body_bytes as f64 / 1e6
+            );
         }
     }
 
@@ -258,11 +317,53 @@ impl Report {
             mbps(&f.relay),
             ("site service direct", mbps(&f.direct)),
         );
-        for row in self.rows.iter_mut().rev().take(3) {
+        // The bound: any relay of this answer terminates the app's TLS and carries the bytes
+        // over a second TLS connection; a bare forwarder does only that.
+        self.rate(
+            "tunnel",
+            "MB/s through a TLS→TLS forwarder".into(),
+            "MB/s",
+            mbps(&f.forwarder),
+            ("site service direct", mbps(&f.direct)),
+        );
+        self.rate(
+            "tunnel",
+            "MB/s through our relay (WebSockets), against the bound".into(),
+            "MB/s",
+            mbps(&f.relay),
+            ("TLS→TLS forwarder", mbps(&f.forwarder)),
+        );
+        for row in self.rows.iter_mut().rev().take(5) {
             row.note = format!(
                 "{:.1} MB body, median of {}",
                 f.body_bytes as f64 / 1e6,
                 f.relay.len()
+            );
+        }
+        if let Some(last) = self.rows.last_mut() {
+            let per_byte = |name: &str| {
+                f.cpu
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map_or(0.0, |(_, c)| c.as_nanos() as f64 / f.body_bytes as f64)
+            };
+            last.note.push_str(&format!(
+                "; CPU ns/byte: relay {:.2}, forwarder {:.2}, direct {:.2}",
+                per_byte("relay"),
+                per_byte("TLS→TLS forwarder"),
+                per_byte("direct")
+            ));
+        }
+        // The raw reads carry the same answer (the same query and answer code), so the
+        // forwarder bounds them too.
+        let bound = f.forwarder.per_second(relay::RAW_VALUES);
+        for (transport, rate) in std::mem::take(&mut self.raw_rates) {
+            self.rate(
+                "raw",
+                format!("raw values/s over {transport}, against the bound"),
+                "values/s",
+                rate,
+                ("site service through a TLS→TLS forwarder", bound),
             );
         }
     }
@@ -287,6 +388,32 @@ impl Report {
                 timing.per_second(1),
                 floor,
             );
+        }
+        // The bound: the plain echo plus the protocol's own work, in CPU per echo.
+        for (name, timing, cpu, protocol) in [
+            ("JSON", &r.ours_json, r.cpu_json, r.protocol_json),
+            (
+                "MessagePack",
+                &r.ours_msgpack,
+                r.cpu_msgpack,
+                r.protocol_msgpack,
+            ),
+        ] {
+            self.rate(
+                "messages",
+                format!("echoes/s of {size}, our SignalR client, {name}, against the bound"),
+                "msg/s",
+                timing.per_second(1),
+                ("plain echo + the protocol's work", r.bound(protocol)),
+            );
+            if let Some(last) = self.rows.last_mut() {
+                last.note = format!(
+                    "CPU per echo: ours {:.2} µs, plain {:.2} µs, protocol {:.2} µs",
+                    micros(cpu),
+                    micros(r.cpu_plain),
+                    micros(protocol)
+                );
+            }
         }
     }
 
@@ -472,6 +599,49 @@ mod tunnel {
         pub direct: Timing,
         pub rathole: Timing,
         pub relay: Timing,
+        /// The site service behind a bare TLS→TLS forwarder: two TLS legs and a copy, the
+        /// least a relay adds to the direct fetch.
+        pub forwarder: Timing,
+        /// CPU time of this process per fetch (median), by path: the client and the site
+        /// service always, plus the forwarder, or the hub and the connector; rathole's own
+        /// processes are not counted.
+        pub cpu: Vec<(&'static str, Duration)>,
+    }
+
+    /// A bare forwarder in front of `site_port`: terminates the client's TLS and carries the
+    /// bytes both ways over a TLS connection of its own to the site service, with 64 KiB
+    /// buffers. Returns the port it listens on.
+    async fn forwarder(ca: &uplink_tls::LoopbackCa, site_port: u16) -> anyhow::Result<u16> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let acceptor = tokio_rustls::TlsAcceptor::from(uplink_tls::server_config(
+            &ca.cert_chain_pem(),
+            ca.key_pem(),
+        )?);
+        let connector = tokio_rustls::TlsConnector::from(uplink_tls::client_config(
+            &uplink_tls::Trust::CustomCa(ca.ca_pem().to_owned()),
+        )?);
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, connector) = (acceptor.clone(), connector.clone());
+                tokio::spawn(async move {
+                    tcp.set_nodelay(true)?;
+                    let mut front = acceptor.accept(tcp).await?;
+                    let upstream = tokio::net::TcpStream::connect(("127.0.0.1", site_port)).await?;
+                    upstream.set_nodelay(true)?;
+                    let mut back = connector.connect("localhost".try_into()?, upstream).await?;
+                    tokio::io::copy_bidirectional_with_sizes(
+                        &mut front,
+                        &mut back,
+                        64 * 1024,
+                        64 * 1024,
+                    )
+                    .await?;
+                    anyhow::Ok(())
+                });
+            }
+        });
+        Ok(port)
     }
 
     fn rathole_binary() -> anyhow::Result<PathBuf> {
@@ -595,6 +765,7 @@ mod tunnel {
         let client = relay::stage::http_client(ca.ca_pem())?;
         let direct_url = format!("https://localhost:{site_port}/raw");
         let tunnel_url = format!("https://localhost:{exposed}/raw");
+        let forwarder_url = format!("https://localhost:{}/raw", forwarder(&ca, site_port).await?);
 
         // The tunnel is up once a request goes through it.
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -620,12 +791,16 @@ mod tunnel {
         );
         let token = stage.tokens.access_token.clone();
         fetch(&stage_client, &relay_url, Some(&token)).await?;
+        fetch(&client, &forwarder_url, None).await?;
 
-        // Interleaved, so a burst of load elsewhere on the machine falls on all three alike.
-        let (mut direct, mut tunnel, mut relayed) = (Vec::new(), Vec::new(), Vec::new());
+        // Interleaved, so a burst of load elsewhere on the machine falls on all four alike.
+        let (mut direct, mut tunnel, mut relayed, mut forwarded) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut cpu: [Vec<Duration>; 4] = Default::default();
         for _ in 0..RUNS {
-            for (url, token, samples, client) in [
+            for ((url, token, samples, client), cpu) in [
                 (&direct_url, None, &mut direct, &client),
+                (&forwarder_url, None, &mut forwarded, &client),
                 (&tunnel_url, None, &mut tunnel, &client),
                 (
                     &relay_url,
@@ -633,8 +808,13 @@ mod tunnel {
                     &mut relayed,
                     &stage_client,
                 ),
-            ] {
+            ]
+            .into_iter()
+            .zip(cpu.iter_mut())
+            {
+                let started = cpu_ns();
                 let (took, bytes) = fetch(client, url, token).await?;
+                cpu.push(Duration::from_nanos(cpu_ns().saturating_sub(started)));
                 anyhow::ensure!(
                     bytes.abs_diff(expected) < expected / 100,
                     "{url} carried {bytes} bytes where {expected} were expected"
@@ -648,9 +828,22 @@ mod tunnel {
             direct: Timing::from_samples(direct),
             rathole: Timing::from_samples(tunnel),
             relay: Timing::from_samples(relayed),
+            forwarder: Timing::from_samples(forwarded),
+            cpu: ["direct", "TLS→TLS forwarder", "rathole", "relay"]
+                .into_iter()
+                .zip(cpu.map(|c| Timing::from_samples(c).median()))
+                .collect(),
         };
+        for (name, cpu) in &figures.cpu {
+            println!(
+                "{name}: CPU of this process per fetch {} ({:.2} ns per byte)",
+                human(*cpu),
+                cpu.as_nanos() as f64 / figures.body_bytes as f64
+            );
+        }
         for (name, t) in [
             ("direct", &figures.direct),
+            ("TLS→TLS forwarder", &figures.forwarder),
             ("rathole", &figures.rathole),
             ("relay", &figures.relay),
         ] {
@@ -696,6 +889,91 @@ mod messages {
         pub ours_msgpack: Timing,
         pub node_json: Timing,
         pub node_msgpack: Timing,
+        /// CPU time per echo, every thread of this process (client and server both run in
+        /// it): the plain echo, ours in JSON, ours in MessagePack.
+        pub cpu_plain: Duration,
+        pub cpu_json: Duration,
+        pub cpu_msgpack: Duration,
+        /// The protocol's own work per echo, in-process, no I/O (see [`protocol_work`]).
+        pub protocol_json: Duration,
+        pub protocol_msgpack: Duration,
+    }
+
+    impl Rates {
+        /// What SignalR's echo cannot beat: the plain echo's rate, scaled by its CPU per echo
+        /// against that CPU plus the protocol's own work.
+        pub fn bound(&self, protocol: Duration) -> f64 {
+            let plain = self.cpu_plain.as_secs_f64();
+            self.plain.per_second(1) * plain / (plain + protocol.as_secs_f64())
+        }
+    }
+
+    /// The work a SignalR echo needs beyond a plain one, per echo, done in-process without
+    /// I/O: the client encodes the call (its argument made a value), the server parses it,
+    /// binds the argument, makes the result a value and encodes the completion, and the client
+    /// parses that and binds the result. In MessagePack it goes through `serde_json::Value`
+    /// on both sides, which is a little more than the client's direct encoding, so the bound
+    /// it gives is if anything low.
+    pub fn protocol_work(payload: &str, message_pack: bool) -> anyhow::Result<Duration> {
+        use axum::body::Bytes;
+        use uplink_signalr::protocol::{
+            Completion, HubMessage, Invocation, Outcome, json, messagepack,
+        };
+        let encode = |m: &HubMessage, out: &mut Vec<u8>| {
+            out.clear();
+            if message_pack {
+                messagepack::encode(m, out)
+            } else {
+                json::encode(m, out)
+            }
+        };
+        let decode = |out: &[u8]| {
+            if message_pack {
+                messagepack::decode(&Bytes::copy_from_slice(out))
+            } else {
+                json::decode(out)
+            }
+        };
+        let mut out = Vec::with_capacity(payload.len() + 64);
+        let mut runs = Vec::new();
+        for run in 0..=RUNS {
+            let started = cpu_ns();
+            for i in 0..COUNT {
+                let call = HubMessage::Invocation(Invocation::new(
+                    Some(i.to_string()),
+                    "Echo",
+                    vec![serde_json::to_value(payload)?],
+                ));
+                encode(&call, &mut out)?;
+                let HubMessage::Invocation(call) = decode(&out)? else {
+                    anyhow::bail!("the call did not parse as an invocation");
+                };
+                let (text,): (String,) =
+                    serde_json::from_value(Value::Array(call.arguments.into_values()?))?;
+                let done = HubMessage::Completion(Completion {
+                    headers: Default::default(),
+                    invocation_id: call.invocation_id.unwrap_or_default(),
+                    outcome: Outcome::Result(serde_json::to_value(text)?),
+                });
+                encode(&done, &mut out)?;
+                let HubMessage::Completion(done) = decode(&out)? else {
+                    anyhow::bail!("the completion did not parse as one");
+                };
+                let Outcome::Result(result) = done.outcome else {
+                    anyhow::bail!("the completion carries no result");
+                };
+                let echoed: String = serde_json::from_value(result)?;
+                anyhow::ensure!(
+                    echoed.len() == payload.len(),
+                    "the echo changed the payload"
+                );
+            }
+            // The first run warms up.
+            if run > 0 {
+                runs.push(Duration::from_nanos(cpu_ns().saturating_sub(started)));
+            }
+        }
+        Ok(per_echo(runs).median())
     }
 
     fn per_echo(runs: Vec<Duration>) -> Timing {
@@ -761,7 +1039,7 @@ mod messages {
         })
     }
 
-    async fn plain(s: &Servers, payload: &str) -> anyhow::Result<Timing> {
+    async fn plain(s: &Servers, payload: &str) -> anyhow::Result<(Timing, Duration)> {
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", s.websocket_port)).await?;
         tcp.set_nodelay(true)?;
         let tls = TlsConnector::from(s.client_tls.clone())
@@ -807,14 +1085,24 @@ mod messages {
             Ok(started.elapsed())
         };
         run(500).await?;
+        let cpu = cpu_ns();
         let mut runs = Vec::new();
         for _ in 0..RUNS {
             runs.push(run(COUNT).await?);
         }
-        Ok(per_echo(runs))
+        Ok((per_echo(runs), cpu_per_echo(cpu)))
     }
 
-    async fn ours(s: &Servers, payload: &str, message_pack: bool) -> anyhow::Result<Timing> {
+    /// CPU time per echo of the `RUNS` runs since `started` (a [`cpu_ns`] reading).
+    fn cpu_per_echo(started: u64) -> Duration {
+        Duration::from_nanos((cpu_ns().saturating_sub(started)) / (RUNS * COUNT) as u64)
+    }
+
+    async fn ours(
+        s: &Servers,
+        payload: &str,
+        message_pack: bool,
+    ) -> anyhow::Result<(Timing, Duration)> {
         let mut builder = HubConnection::builder(&s.signalr_url)
             .tls(s.client_tls.clone())
             .proxy(ProxySetting::Direct)
@@ -840,12 +1128,14 @@ mod messages {
             Ok(started.elapsed())
         };
         run(500).await?;
+        let cpu = cpu_ns();
         let mut runs = Vec::new();
         for _ in 0..RUNS {
             runs.push(run(COUNT).await?);
         }
+        let cpu = cpu_per_echo(cpu);
         client.stop().await;
-        Ok(per_echo(runs))
+        Ok((per_echo(runs), cpu))
     }
 
     async fn node(s: &Servers, size: usize, protocol: &str) -> anyhow::Result<Timing> {
@@ -900,13 +1190,21 @@ mod messages {
         for size in SIZES {
             println!("== echoes of {size} bytes over TLS, {WINDOW} in flight");
             let payload = "x".repeat(size);
+            let (plain, cpu_plain) = plain(&s, &payload).await?;
+            let (ours_json, cpu_json) = ours(&s, &payload, false).await?;
+            let (ours_msgpack, cpu_msgpack) = ours(&s, &payload, true).await?;
             let rates = Rates {
                 size,
-                plain: plain(&s, &payload).await?,
-                ours_json: ours(&s, &payload, false).await?,
-                ours_msgpack: ours(&s, &payload, true).await?,
+                plain,
+                ours_json,
+                ours_msgpack,
                 node_json: node(&s, size, "json").await?,
                 node_msgpack: node(&s, size, "messagepack").await?,
+                cpu_plain,
+                cpu_json,
+                cpu_msgpack,
+                protocol_json: protocol_work(&payload, false)?,
+                protocol_msgpack: protocol_work(&payload, true)?,
             };
             for (name, t) in [
                 ("tokio-tungstenite", &rates.plain),
@@ -916,6 +1214,29 @@ mod messages {
                 ("Node, MessagePack", &rates.node_msgpack),
             ] {
                 println!("{name}: {} echoes/s", si(t.per_second(1)));
+            }
+            for (name, timing, cpu, protocol) in [
+                (
+                    "JSON",
+                    &rates.ours_json,
+                    rates.cpu_json,
+                    rates.protocol_json,
+                ),
+                (
+                    "MessagePack",
+                    &rates.ours_msgpack,
+                    rates.cpu_msgpack,
+                    rates.protocol_msgpack,
+                ),
+            ] {
+                println!(
+                    "CPU per echo: plain {:.2} µs, ours in {name} {:.2} µs; the protocol's own work {:.2} µs; bound {} echoes/s, ours / bound {:.2}",
+                    micros(rates.cpu_plain),
+                    micros(cpu),
+                    micros(protocol),
+                    si(rates.bound(protocol)),
+                    timing.per_second(1) / rates.bound(protocol)
+                );
             }
             all.push(rates);
         }

@@ -53,6 +53,58 @@ pub struct SnapshotFigures {
     /// Paced requests the connector shed as busy (503 `busy`) instead of answering.
     pub shed: usize,
     pub sustained_per_second: f64,
+    /// What a relayed snapshot cannot beat on this machine, measured in the same run.
+    pub floor: Floor,
+    /// The grant check's share of a snapshot request, measured in the same run.
+    pub grant: GrantFigures,
+}
+
+/// The grant check (token verified, grant read from the store) on the snapshot requests: its
+/// time inside them, from the hub's own counters, and the check alone, in-process.
+pub struct GrantFigures {
+    /// Checks counted during the one-at-a-time run.
+    pub checks: u64,
+    /// Mean time of a check inside those requests (`grant_check_seconds`).
+    pub in_request: Duration,
+    /// Mean time of its store read inside those requests (`store_seconds{active_grant}`).
+    pub store_in_request: Duration,
+    /// Mean time of a snapshot request in the same run.
+    pub request_mean: Duration,
+    /// The whole check, called in-process one at a time.
+    pub check: Timing,
+    /// The token's verification alone.
+    pub verify: Timing,
+    /// The store read alone.
+    pub store: Timing,
+}
+
+impl GrantFigures {
+    /// The check's share of a snapshot request's time (means).
+    pub fn share(&self) -> f64 {
+        self.in_request.as_secs_f64() / self.request_mean.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+}
+
+/// The latency floor of a relayed snapshot: the app's HTTPS request to a trivial handler plus
+/// one WebSocket round trip (the hub asking the connector), both on loopback over the same
+/// rustls configuration — one at a time and at the same 1 000 per second as the relay.
+pub struct Floor {
+    pub https: Timing,
+    pub https_paced: Timing,
+    pub websocket: Timing,
+    pub websocket_paced: Timing,
+}
+
+impl Floor {
+    /// The floor at percentile `p`, one at a time.
+    pub fn unloaded(&self, p: f64) -> Duration {
+        self.https.percentile(p) + self.websocket.percentile(p)
+    }
+
+    /// The floor at percentile `p` at 1 000 per second.
+    pub fn paced(&self, p: f64) -> Duration {
+        self.https_paced.percentile(p) + self.websocket_paced.percentile(p)
+    }
 }
 
 /// A raw read of `RAW_VALUES` values: in-process and through the relay over each transport.
@@ -60,6 +112,10 @@ pub struct RawFigures {
     pub in_process: Timing,
     pub body_bytes: usize,
     pub relayed: Vec<(Transport, Timing)>,
+    /// CPU time of this process per read (median): the in-process answer, then per transport
+    /// (the client, the hub and the connector all run in it).
+    pub cpu_in_process: Duration,
+    pub cpu_relayed: Vec<(Transport, Duration)>,
 }
 
 /// The hub's resident memory with one link and with all of them.
@@ -89,6 +145,19 @@ fn main() -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+/// CPU time used so far by every thread of this process, in nanoseconds, from the scheduler's
+/// accounting (`/proc/self/task/*/schedstat`): unlike wall time, others' load on the machine
+/// adds little to it.
+pub fn cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 pub async fn stage(transport: Transport) -> anyhow::Result<(Stage, tempfile::TempDir)> {
@@ -157,11 +226,15 @@ pub async fn snapshot() -> anyhow::Result<SnapshotFigures> {
     for _ in 0..200 {
         get().await?;
     }
+    let counted_before = grant_counters(&stage);
     let mut unloaded = Vec::new();
     for _ in 0..2000 {
         unloaded.push(get().await?);
     }
+    let counted = grant_counters(&stage).since(&counted_before);
+    let request_mean = unloaded.iter().sum::<Duration>() / unloaded.len() as u32;
     let unloaded = Timing::from_samples(unloaded);
+    let grant = grant_alone(&stage, counted, request_mean).await?;
 
     // The baseline: the connector's own answer for the same query, in-process.
     let source = kinds::open(&ConnectorConfig::default().sources[0]).await?;
@@ -240,6 +313,19 @@ pub async fn snapshot() -> anyhow::Result<SnapshotFigures> {
         si(sustained_per_second)
     );
     stage.stop().await;
+
+    let floor = floor::measure().await?;
+    for (label, ours, floor) in [
+        ("one at a time", &unloaded, floor.unloaded(50.0)),
+        ("at 1 000 req/s", &paced, floor.paced(50.0)),
+    ] {
+        println!(
+            "relay {label}: p50 {} | floor (HTTPS request + WebSocket round trip): p50 {} | ours / floor {:.2}",
+            uplink_measure::human(ours.median()),
+            uplink_measure::human(floor),
+            ours.median().as_secs_f64() / floor.as_secs_f64().max(f64::MIN_POSITIVE)
+        );
+    }
     Ok(SnapshotFigures {
         relay: unloaded,
         in_process: local,
@@ -247,7 +333,235 @@ pub async fn snapshot() -> anyhow::Result<SnapshotFigures> {
         offered_per_second: offered,
         shed,
         sustained_per_second,
+        floor,
+        grant,
     })
+}
+
+/// The hub's grant-check counters: checks, seconds in them, seconds in their store reads.
+#[derive(Default)]
+struct GrantCounters {
+    checks: f64,
+    seconds: f64,
+    store_seconds: f64,
+}
+
+impl GrantCounters {
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            checks: self.checks - before.checks,
+            seconds: self.seconds - before.seconds,
+            store_seconds: self.store_seconds - before.store_seconds,
+        }
+    }
+}
+
+fn grant_counters(stage: &Stage) -> GrantCounters {
+    let text = stage.hub.metrics.scrape(&stage.hub);
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    GrantCounters {
+        checks: value("uplink_hub_grant_check_seconds_count "),
+        seconds: value("uplink_hub_grant_check_seconds_sum "),
+        store_seconds: value("uplink_hub_store_seconds_sum{operation=\"active_grant\"} "),
+    }
+}
+
+/// The grant check alone, in-process on the stage's hub, beside what the requests counted.
+async fn grant_alone(
+    stage: &Stage,
+    counted: GrantCounters,
+    request_mean: Duration,
+) -> anyhow::Result<GrantFigures> {
+    use uplink_hub::scopes::DATA_READ;
+    let (hub, token) = (&stage.hub, stage.tokens.access_token.as_str());
+    let source = stage.sources[0].id.as_str();
+    let claims = hub.keys.verify(token)?;
+    let (mut check, mut verify, mut store) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..2200 {
+        let started = Instant::now();
+        hub.check_access(token, source, DATA_READ).await?;
+        let took = started.elapsed();
+        let started = Instant::now();
+        std::hint::black_box(hub.keys.verify(token)?);
+        let verified = started.elapsed();
+        let started = Instant::now();
+        let grant = hub
+            .store
+            .active_grant(&claims.user_id, &claims.app_id, source, &claims.family_id)
+            .await?;
+        let read = started.elapsed();
+        anyhow::ensure!(grant.is_some(), "the stage's app has no live grant");
+        if i >= 200 {
+            check.push(took);
+            verify.push(verified);
+            store.push(read);
+        }
+    }
+    anyhow::ensure!(
+        counted.checks >= 2000.0,
+        "the hub counted {} grant checks for 2 000 requests",
+        counted.checks
+    );
+    let mean = |seconds: f64| Duration::from_secs_f64(seconds / counted.checks);
+    let figures = GrantFigures {
+        checks: counted.checks as u64,
+        in_request: mean(counted.seconds),
+        store_in_request: mean(counted.store_seconds),
+        request_mean,
+        check: Timing::from_samples(check),
+        verify: Timing::from_samples(verify),
+        store: Timing::from_samples(store),
+    };
+    println!(
+        "grant check inside the snapshot requests: mean {} of a mean {} request ({:.1} %; its store read {}) | alone, in-process: check p50 {}, token verification p50 {}, store read p50 {}",
+        uplink_measure::human(figures.in_request),
+        uplink_measure::human(request_mean),
+        100.0 * figures.share(),
+        uplink_measure::human(figures.store_in_request),
+        uplink_measure::human(figures.check.median()),
+        uplink_measure::human(figures.verify.median()),
+        uplink_measure::human(figures.store.median()),
+    );
+    Ok(figures)
+}
+
+/// The floor of a relayed snapshot, measured on servers of its own (see [`Floor`]).
+mod floor {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use futures::SinkExt;
+    use tokio::net::TcpListener;
+    use tokio_rustls::{TlsAcceptor, TlsConnector};
+    use tokio_tungstenite::tungstenite::Message;
+
+    use super::*;
+
+    /// About the size of a one-tag snapshot answer.
+    const BODY: &str = r#"{"values":[{"tag":"sim.sinusoid.1","time":"2026-12-07T00:00:00.000Z","value":0.5,"quality":"good"}]}"#;
+    const SAMPLES: usize = 2000;
+    const PACED: usize = 3000;
+
+    pub async fn measure() -> anyhow::Result<Floor> {
+        let ca = uplink_tls::LoopbackCa::generate(&["localhost", "127.0.0.1"])?;
+        let server_tls = uplink_tls::server_config(&ca.cert_chain_pem(), ca.key_pem())?;
+
+        // HTTPS: a handler that answers at once, served as the hub serves its API.
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let https_port = listener.local_addr()?.port();
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { BODY }));
+        tokio::spawn(uplink_tls::serve(
+            listener,
+            server_tls.clone(),
+            app,
+            std::future::pending(),
+        ));
+        let client = stage::http_client(ca.ca_pem())?;
+        let url: Arc<str> = format!("https://localhost:{https_port}/").into();
+        let get = |client: reqwest::Client, url: Arc<str>| async move {
+            let started = Instant::now();
+            let response = client.get(&*url).bearer_auth("token").send().await?;
+            anyhow::ensure!(
+                response.status() == 200,
+                "the floor's handler answered {}",
+                response.status()
+            );
+            response.bytes().await?;
+            anyhow::Ok(started.elapsed())
+        };
+        for _ in 0..200 {
+            get(client.clone(), url.clone()).await?;
+        }
+        let mut https = Vec::new();
+        for _ in 0..SAMPLES {
+            https.push(get(client.clone(), url.clone()).await?);
+        }
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut inflight = FuturesUnordered::new();
+        for _ in 0..PACED {
+            tick.tick().await;
+            inflight.push(tokio::spawn(get(client.clone(), url.clone())));
+        }
+        let mut https_paced = Vec::new();
+        while let Some(done) = inflight.next().await {
+            https_paced.push(done??);
+        }
+
+        // WebSocket: an echo behind the same TLS, one connection as the hub has to a connector.
+        let plain = TcpListener::bind("127.0.0.1:0").await?;
+        let ws_port = plain.local_addr()?.port();
+        let acceptor = TlsAcceptor::from(server_tls);
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = plain.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    tcp.set_nodelay(true)?;
+                    let ws = tokio_tungstenite::accept_async(acceptor.accept(tcp).await?).await?;
+                    let (sink, stream) = ws.split();
+                    stream.forward(sink).await?;
+                    anyhow::Ok(())
+                });
+            }
+        });
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", ws_port)).await?;
+        tcp.set_nodelay(true)?;
+        let tls = uplink_tls::client_config(&uplink_tls::Trust::CustomCa(ca.ca_pem().to_owned()))?;
+        let tls = TlsConnector::from(tls)
+            .connect("localhost".try_into()?, tcp)
+            .await?;
+        let (ws, _) =
+            tokio_tungstenite::client_async(format!("wss://localhost:{ws_port}/"), tls).await?;
+        let (mut sink, mut stream) = ws.split();
+        let mut websocket = Vec::new();
+        for i in 0..(200 + SAMPLES) {
+            let started = Instant::now();
+            sink.send(Message::text(BODY)).await?;
+            match stream.next().await {
+                Some(Ok(Message::Text(_))) => {}
+                other => anyhow::bail!("the WebSocket echo answered {other:?}"),
+            }
+            if i >= 200 {
+                websocket.push(started.elapsed());
+            }
+        }
+        // Paced: a message every millisecond on the one connection, each timed to its echo
+        // (echoes come back in order).
+        let sent: Mutex<VecDeque<Instant>> = Mutex::default();
+        let send = async {
+            let mut tick = tokio::time::interval(Duration::from_millis(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            for _ in 0..PACED {
+                tick.tick().await;
+                sent.lock().expect("not poisoned").push_back(Instant::now());
+                sink.send(Message::text(BODY)).await?;
+            }
+            anyhow::Ok(())
+        };
+        let receive = async {
+            let mut took = Vec::new();
+            for _ in 0..PACED {
+                match stream.next().await {
+                    Some(Ok(Message::Text(_))) => {}
+                    other => anyhow::bail!("the WebSocket echo answered {other:?}"),
+                }
+                let started = sent.lock().expect("not poisoned").pop_front();
+                took.push(started.map(|s| s.elapsed()).unwrap_or_default());
+            }
+            anyhow::Ok(took)
+        };
+        let ((), websocket_paced) = tokio::try_join!(send, receive)?;
+        Ok(Floor {
+            https: Timing::from_samples(https),
+            https_paced: Timing::from_samples(https_paced),
+            websocket: Timing::from_samples(websocket),
+            websocket_paced: Timing::from_samples(websocket_paced),
+        })
+    }
 }
 
 pub async fn raw() -> anyhow::Result<RawFigures> {
@@ -263,31 +577,36 @@ pub async fn raw() -> anyhow::Result<RawFigures> {
     )?;
     let runs = 5;
     let mut local = Vec::new();
+    let mut local_cpu = Vec::new();
     let mut local_bytes: usize = 0;
     for _ in 0..runs {
-        let started = Instant::now();
+        let (started, cpu) = (Instant::now(), cpu_ns());
         let mut bytes = 0;
         let mut body = answer::answer(source.clone(), query.clone(), ResultFormat::Json);
         while let Some(chunk) = body.next().await {
             bytes += chunk.map_err(|f| anyhow::anyhow!(f.message))?.len();
         }
         local.push(started.elapsed());
+        local_cpu.push(Duration::from_nanos(cpu_ns().saturating_sub(cpu)));
         local_bytes = bytes;
     }
     let local = Timing::from_samples(local);
+    let cpu_in_process = Timing::from_samples(local_cpu).median();
     println!(
         "{} ({} MB body)",
         describe("in-process answer", &local, Some(RAW_VALUES)),
         local_bytes / 1_000_000
     );
     let mut all_relayed = Vec::new();
+    let mut cpu_relayed = Vec::new();
     for transport in Transport::ALL {
         let (stage, _dir) = stage(transport).await?;
         let client = stage::http_client(&stage.ca_pem)?;
         let url = url(&stage, &format!("raw?tag=sim.sinusoid.1&{span}"));
         let mut relayed = Vec::new();
+        let mut cpu = Vec::new();
         for _ in 0..runs {
-            let started = Instant::now();
+            let (started, cpu_started) = (Instant::now(), cpu_ns());
             let response = client
                 .get(&url)
                 .bearer_auth(&stage.tokens.access_token)
@@ -308,18 +627,25 @@ pub async fn raw() -> anyhow::Result<RawFigures> {
                 "the relayed body ({bytes} bytes) differs in size from the in-process one"
             );
             relayed.push(started.elapsed());
+            cpu.push(Duration::from_nanos(cpu_ns().saturating_sub(cpu_started)));
         }
         let relayed = Timing::from_samples(relayed);
+        let cpu = Timing::from_samples(cpu).median();
         println!(
-            "{} | {} values/s",
+            "{} | {} values/s | CPU per read {} ({:.1} × the in-process answer's {}; {:.0} % of the read's time on two cores)",
             compare(
                 &format!("relay over {transport}"),
                 &relayed,
                 "in-process answer",
                 &local
             ),
-            si(relayed.per_second(RAW_VALUES))
+            si(relayed.per_second(RAW_VALUES)),
+            uplink_measure::human(cpu),
+            cpu.as_secs_f64() / cpu_in_process.as_secs_f64().max(f64::MIN_POSITIVE),
+            uplink_measure::human(cpu_in_process),
+            100.0 * cpu.as_secs_f64() / (2.0 * relayed.median().as_secs_f64())
         );
+        cpu_relayed.push((transport, cpu));
         all_relayed.push((transport, relayed));
         stage.stop().await;
     }
@@ -327,6 +653,8 @@ pub async fn raw() -> anyhow::Result<RawFigures> {
         in_process: local,
         body_bytes: local_bytes,
         relayed: all_relayed,
+        cpu_in_process,
+        cpu_relayed,
     })
 }
 
@@ -489,6 +817,7 @@ pub mod idle_hub {
             connector_id: id.clone(),
             name: "idle site".into(),
             software: "relay benchmark".into(),
+            source_keys: Default::default(),
             sources: vec![uplink_model::DataSourceDescriptor {
                 name: "historian".into(),
                 kind: "simulated".into(),

@@ -13,6 +13,7 @@ use uplink_connector::policy::PolicyStore;
 use uplink_connector::runtime::{
     self, ConnectorRuntime, ConnectorStatus, LinkState, RuntimeOptions,
 };
+use uplink_connector::{ConfigStore, ConnectorConfig};
 
 /// Writes one line to standard output (what the command reports), failing the command when
 /// standard output is gone.
@@ -96,7 +97,7 @@ enum PolicyChange {
         /// The app's client id.
         app_id: String,
     },
-    /// Refuse every app on a data source.
+    /// Refuse every app on a data source (it stays refused when renamed).
     BlockSource {
         /// The data source's name.
         name: String,
@@ -534,13 +535,49 @@ fn status(data_dir: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The stable key of the configured data source `name` (the block follows it across a rename).
+fn configured_key(data_dir: &Path, name: &str) -> anyhow::Result<String> {
+    let config = ConfigStore::new(data_dir).load()?;
+    if config.source(name).is_err() {
+        let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+        anyhow::bail!(
+            "this connector has no data source named '{name}' (its data sources: {}); block a source by its current name",
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        );
+    }
+    Ok(config.source_key(name))
+}
+
+/// The current name of the source whose stable key is `key`; a key no source has any more is
+/// shown as it is.
+fn source_name(config: &ConnectorConfig, key: &str) -> String {
+    config
+        .sources
+        .iter()
+        .find(|s| config.source_key(&s.name) == key)
+        .map_or_else(|| key.to_owned(), |s| s.name.clone())
+}
+
 fn policy(data_dir: &Path, change: PolicyChange) -> anyhow::Result<()> {
     let store = PolicyStore::new(data_dir);
     let mut policy = store.load()?;
     let message = match &change {
         PolicyChange::Show => {
+            // Blocked sources are kept by stable key; the names are what the owner knows.
+            let config = ConfigStore::new(data_dir).load()?;
+            let names: Vec<String> = policy
+                .blocked_sources
+                .iter()
+                .map(|key| source_name(&config, key))
+                .collect();
+            let mut shown = serde_json::to_value(&policy)?;
+            shown["blockedSourceNames"] = serde_json::json!(names);
             let mut out = std::io::stdout().lock();
-            serde_json::to_writer_pretty(&mut out, &policy)?;
+            serde_json::to_writer_pretty(&mut out, &shown)?;
             writeln!(out)?;
             return Ok(());
         }
@@ -559,14 +596,14 @@ fn policy(data_dir: &Path, change: PolicyChange) -> anyhow::Result<()> {
             }
         }
         PolicyChange::BlockSource { name } => {
-            if policy.block_source(name) {
+            if policy.block_source(&configured_key(data_dir, name)?) {
                 format!("Data source '{name}' is now refused to every app.")
             } else {
                 format!("Data source '{name}' was already blocked.")
             }
         }
         PolicyChange::UnblockSource { name } => {
-            if policy.unblock_source(name) {
+            if policy.unblock_source(&configured_key(data_dir, name)?) {
                 format!("Data source '{name}' is no longer blocked.")
             } else {
                 format!("Data source '{name}' was not blocked.")

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args as ClapArgs, Subcommand};
+use uplink_hub::store::DatabaseUrl;
 use uplink_hub::{Hub, HubConfig, NewApp};
 
 #[derive(Debug, ClapArgs)]
@@ -27,6 +28,45 @@ struct DataDir {
     /// The hub's data directory (its SQLite store, token keys and loopback certificates).
     #[arg(long, env = "UPLINK_HUB_DATA_DIR", default_value = "uplink-hub-data")]
     data_dir: PathBuf,
+    /// Keep the hub's state in this PostgreSQL database instead of SQLite in the data
+    /// directory (postgres://USER:PASSWORD@HOST:PORT/DATABASE; see docs/cluster.md). The token
+    /// keys stay in the data directory.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "UPLINK_HUB_DATABASE",
+        hide_env_values = true,
+        value_parser = DatabaseUrlParser
+    )]
+    database: Option<DatabaseUrl>,
+}
+
+/// Parses `--database` without ever echoing the value (clap's own errors quote it, and the
+/// URL may carry a password).
+#[derive(Debug, Clone, Copy)]
+struct DatabaseUrlParser;
+
+impl clap::builder::TypedValueParser for DatabaseUrlParser {
+    type Value = DatabaseUrl;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<DatabaseUrl, clap::Error> {
+        let invalid = |message: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("--database: {message}\n"),
+            )
+        };
+        value
+            .to_str()
+            .ok_or_else(|| invalid("the URL is not UTF-8".into()))?
+            .parse()
+            .map_err(|e: uplink_hub::HubError| invalid(e.to_string()))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +165,11 @@ struct ServeArgs {
     /// Keep it on loopback or a private network: the public port never serves metrics.
     #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9464")]
     metrics_listen: crate::service::MetricsListen,
+    /// The NATS server joining this hub to its other replicas (`nats://host:4222`; see
+    /// docs/cluster.md): queries for connectors linked to another replica are relayed there,
+    /// revokes reach every replica at once. Without it the hub serves alone.
+    #[arg(long, value_name = "nats://HOST:PORT")]
+    backplane: Option<String>,
     /// Boxed: the limits would make every `uplink` command's arguments as large as the hub's.
     #[command(flatten)]
     limits: Box<LimitArgs>,
@@ -194,6 +239,14 @@ struct LimitArgs {
     /// Seconds a request body may take to arrive in full; a slower one gets 408.
     #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
     body_timeout: std::time::Duration,
+    /// The most live-value streams one sign-in (an app's access-token family) may have open at
+    /// once, event streams and app-hub streams together; one more gets 429.
+    #[arg(long, default_value_t = uplink_hub::hub::DEFAULT_MAX_LIVE_STREAMS_PER_SIGN_IN, value_parser = at_least_one)]
+    max_live_streams_per_sign_in: usize,
+    /// The most live-value streams open at once on one connector's data sources, all apps
+    /// together; one more gets 429.
+    #[arg(long, default_value_t = uplink_hub::hub::DEFAULT_MAX_LIVE_STREAMS_PER_CONNECTOR, value_parser = at_least_one)]
+    max_live_streams_per_connector: usize,
 }
 
 impl LimitArgs {
@@ -207,6 +260,8 @@ impl LimitArgs {
         config.bodies.form_bytes = self.max_form_body;
         config.bodies.api_bytes = self.max_api_body;
         config.bodies.read_timeout = self.body_timeout;
+        config.max_live_streams_per_sign_in = self.max_live_streams_per_sign_in;
+        config.max_live_streams_per_connector = self.max_live_streams_per_connector;
     }
 }
 
@@ -369,7 +424,8 @@ enum KeyCommand {
         dir: DataDir,
     },
     /// Make a new ID-token signing key current (OpenID Connect); the old one stays in the
-    /// JWKS until the ID tokens it signed have expired. A running hub picks it up on restart.
+    /// JWKS until the ID tokens it signed have expired. Running hubs on the same store sign
+    /// with it at once.
     RotateIdToken {
         #[command(flatten)]
         dir: DataDir,
@@ -410,14 +466,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             anyhow::bail!("{} problem(s) in {}", problems.len(), file.display())
         }
         Some(HubCommand::Key(KeyCommand::Rotate { dir })) => {
-            let hub = open(&dir.data_dir).await?;
-            let id = hub.keys.rotate().await?;
+            let hub = open(&dir).await?;
+            // Recorded in the change feed too: running hubs on the same store re-read the file.
+            let id = hub.rotate_token_key().await?;
             println!("current key: {id}");
             Ok(())
         }
         Some(HubCommand::Key(KeyCommand::RotateIdToken { dir })) => {
-            let hub = open(&dir.data_dir).await?;
-            let id = hub.id_keys.rotate()?;
+            let hub = open(&dir).await?;
+            // Recorded in the change feed too: running hubs on the same store re-read the file.
+            let id = hub.rotate_id_token_key().await?;
             println!("current ID-token key: {id}");
             Ok(())
         }
@@ -425,10 +483,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Admin commands need no issuer; they never mint tokens.
-async fn open(data_dir: &Path) -> anyhow::Result<Hub> {
-    Hub::open(data_dir, HubConfig::new("https://admin.invalid"))
-        .await
-        .with_context(|| format!("cannot open the hub store in {}", data_dir.display()))
+async fn open(dir: &DataDir) -> anyhow::Result<Hub> {
+    Hub::open_on(
+        &dir.data_dir,
+        dir.database.as_ref(),
+        HubConfig::new("https://admin.invalid"),
+    )
+    .await
+    .with_context(|| store_context(dir))
+}
+
+/// What a failure to open the store names: the database (its password hidden) or the folder.
+fn store_context(dir: &DataDir) -> String {
+    match &dir.database {
+        Some(url) => format!("cannot open the hub store {url}"),
+        None => format!("cannot open the hub store in {}", dir.data_dir.display()),
+    }
 }
 
 fn read_password() -> anyhow::Result<String> {
@@ -450,7 +520,7 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
             name,
             email,
         } => {
-            let hub = open(&dir.data_dir).await?;
+            let hub = open(&dir).await?;
             let mut user = hub.add_user(&username, read_password()?).await?;
             if name.is_some() || email.is_some() {
                 user = hub
@@ -469,20 +539,20 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
                 name.is_some() || email.is_some(),
                 "nothing to set: give --name or --email"
             );
-            let hub = open(&dir.data_dir).await?;
+            let hub = open(&dir).await?;
             let user = hub
                 .set_profile(&username, name.as_deref(), email.as_deref())
                 .await?;
             println!("{}", user_line(&user));
         }
         UserCommand::List { dir } => {
-            let hub = open(&dir.data_dir).await?;
+            let hub = open(&dir).await?;
             for u in hub.store.users().await? {
                 println!("{}", user_line(&u));
             }
         }
         UserCommand::Passwd { dir, username } => {
-            let hub = open(&dir.data_dir).await?;
+            let hub = open(&dir).await?;
             hub.set_password(&username, read_password()?).await?;
             println!("password changed for {username}");
         }
@@ -506,7 +576,7 @@ async fn account(cmd: AccountCommand) -> anyhow::Result<()> {
             note,
         } => (dir, username, TxKind::Debit, amount, note),
         AccountCommand::Show { dir, username } => {
-            let hub = open(&dir.data_dir).await?;
+            let hub = open(&dir).await?;
             let user = hub.user_named(&username).await?;
             let billing = &hub.config.billing;
             let now = uplink_hub::billing::period_start(unix_now());
@@ -540,7 +610,7 @@ async fn account(cmd: AccountCommand) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let hub = open(&dir.data_dir).await?;
+    let hub = open(&dir).await?;
     let entry = hub.operator_entry(&username, kind, amount, &note).await?;
     let balance = hub.store.balance(&entry.user_id).await?;
     println!("transaction: {}", entry.id);
@@ -579,7 +649,7 @@ async fn app(cmd: AppCommand) -> anyhow::Result<()> {
             scopes,
             allow_connector_scope,
         } => {
-            let hub = open(&dir.data_dir).await?;
+            let hub = open(&dir).await?;
             let scopes: Vec<String> = if scopes.is_empty() {
                 uplink_hub::scopes::DEFAULT_APP
                     .iter()
@@ -609,7 +679,7 @@ async fn app(cmd: AppCommand) -> anyhow::Result<()> {
             }
         }
         AppCommand::List { dir } => {
-            let hub = open(&dir.data_dir).await?;
+            let hub = open(&dir).await?;
             for a in hub.store.apps().await? {
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
@@ -626,7 +696,7 @@ async fn app(cmd: AppCommand) -> anyhow::Result<()> {
             }
         }
         AppCommand::Remove { dir, client_id } => {
-            let hub = open(&dir.data_dir).await?;
+            let hub = open(&dir).await?;
             hub.remove_app(&client_id).await?;
             println!("removed {client_id}");
         }
@@ -637,7 +707,7 @@ async fn app(cmd: AppCommand) -> anyhow::Result<()> {
 async fn connector(cmd: ConnectorCommand) -> anyhow::Result<()> {
     match cmd {
         ConnectorCommand::Add { dir, owner, name } => {
-            let hub = open(&dir.data_dir).await?;
+            let hub = open(&dir).await?;
             let registered = hub.add_connector(&owner, &name).await?;
             println!("connector_id: {}", registered.connector.id);
             println!("credential: {}", registered.credential.expose());
@@ -646,13 +716,13 @@ async fn connector(cmd: ConnectorCommand) -> anyhow::Result<()> {
             );
         }
         ConnectorCommand::List { dir } => {
-            let hub = open(&dir.data_dir).await?;
+            let hub = open(&dir).await?;
             for c in hub.store.connectors(None).await? {
                 println!("{}\t{}\t{}", c.id, c.name, c.owner_name);
             }
         }
         ConnectorCommand::Remove { dir, id } => {
-            let hub = open(&dir.data_dir).await?;
+            let hub = open(&dir).await?;
             hub.remove_connector(&id).await?;
             println!("removed {id}");
         }
@@ -668,12 +738,12 @@ async fn source(cmd: SourceCommand) -> anyhow::Result<()> {
             name,
             description,
         } => {
-            let hub = open(&dir.data_dir).await?;
+            let hub = open(&dir).await?;
             let s = hub.add_source(&connector, &name, &description).await?;
             println!("source_id: {}", s.id);
         }
         SourceCommand::List { dir } => {
-            let hub = open(&dir.data_dir).await?;
+            let hub = open(&dir).await?;
             for s in hub.store.sources().await? {
                 println!(
                     "{}\t{}\t{}\t{}",
@@ -688,7 +758,11 @@ async fn source(cmd: SourceCommand) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Before anything is written into it (the loopback certificates): the folder is made
     // 0700, and refused when others could read it.
-    uplink_hub::data_dir::prepare(&args.dir.data_dir)?;
+    match args.dir.database {
+        Some(_) => uplink_hub::data_dir::prepare_folder(&args.dir.data_dir)?,
+        None => uplink_hub::data_dir::prepare(&args.dir.data_dir)?,
+    }
+    let _serving = crate::serving_mark::claim(&args.dir.data_dir, args.backplane.is_some())?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -723,15 +797,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     args.limits.apply(&mut config);
     args.billing.apply(&mut config);
     let hub = Arc::new(
-        Hub::open(&args.dir.data_dir, config)
+        Hub::open_on(&args.dir.data_dir, args.dir.database.as_ref(), config)
             .await
-            .with_context(|| {
-                format!(
-                    "cannot open the hub store in {}",
-                    args.dir.data_dir.display()
-                )
-            })?,
+            .with_context(|| store_context(&args.dir))?,
     );
+    if let Some(url) = &args.backplane {
+        hub.join_backplane(url)
+            .await
+            .context("cannot join the backplane")?;
+    }
     if let Some(open_files) = open_file_limit()
         && open_files < args.max_connectors as u64 + FILES_BESIDE_LINKS
     {
@@ -844,6 +918,14 @@ fn limit_changes(before: &ServeArgs, now: &ServeArgs) -> Vec<&'static str> {
         ("max-form-body", was.max_form_body != is.max_form_body),
         ("max-api-body", was.max_api_body != is.max_api_body),
         ("body-timeout", was.body_timeout != is.body_timeout),
+        (
+            "max-live-streams-per-sign-in",
+            was.max_live_streams_per_sign_in != is.max_live_streams_per_sign_in,
+        ),
+        (
+            "max-live-streams-per-connector",
+            was.max_live_streams_per_connector != is.max_live_streams_per_connector,
+        ),
     ]
     .into_iter()
     .filter_map(|(name, differs)| differs.then_some(name))
@@ -900,7 +982,21 @@ fn restart_only_changes(before: &ServeArgs, now: &ServeArgs) -> Vec<&'static str
         format!("{:?}", before.dir.data_dir),
         format!("{:?}", now.dir.data_dir),
     );
+    check(
+        "database",
+        // Compared whole (a new password counts); never shown.
+        format!(
+            "{:?}",
+            before.dir.database.as_ref().map(DatabaseUrl::expose)
+        ),
+        format!("{:?}", now.dir.database.as_ref().map(DatabaseUrl::expose)),
+    );
     check("listen", before.listen.to_string(), now.listen.to_string());
+    check(
+        "backplane",
+        format!("{:?}", before.backplane),
+        format!("{:?}", now.backplane),
+    );
     check(
         "issuer",
         format!("{:?}", before.issuer),

@@ -7,6 +7,7 @@ mod demo;
 mod hub;
 mod query;
 mod service;
+mod serving_mark;
 mod sources;
 mod ui;
 
@@ -77,7 +78,8 @@ enum Command {
     /// Query a configured data source: search, snapshot, raw, plot, at-times, processed.
     Query(query::Args),
     /// Serve the hub (the app store: accounts, OAuth2, consent, grants) or administer it.
-    Hub(hub::Args),
+    // Boxed: the hub's serve flags make its arguments much larger than the others'.
+    Hub(Box<hub::Args>),
     /// Run the site connector headless, sign it in to a hub, show its status, edit its local veto.
     Connector(connector::Args),
     /// A hub, a connector with a simulated data source and a demo app, on loopback in one process.
@@ -125,7 +127,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Ui(args) => ui::run(args).await,
         Command::Sources(args) => sources::run(args).await,
         Command::Query(args) => query::run(args).await,
-        Command::Hub(args) => hub::run(args).await,
+        Command::Hub(args) => hub::run(*args).await,
         Command::Connector(args) => connector::run(args).await,
         Command::Demo(args) => demo::run(args).await,
     }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use uplink_control::http::{AccessToken, router};
+use uplink_control::http::{AccessToken, UiFiles, router};
 use uplink_control::{Control, HostKind};
 
 #[derive(Debug, clap::Args)]
@@ -20,9 +20,15 @@ pub struct Args {
     /// this process, with a simulated data source and a demo app.
     #[arg(long)]
     local_hub: bool,
-    /// The built web UI (the `ui/dist` folder of a source checkout).
-    #[arg(long, env = "UPLINK_UI_DIST", default_value = "ui/dist")]
-    dist: PathBuf,
+    /// A built web UI to serve instead of the one built into this binary (the `ui/dist`
+    /// folder of a source checkout, while working on the UI).
+    #[arg(long, env = "UPLINK_UI_DIST")]
+    dist: Option<PathBuf>,
+}
+
+/// The web UI built into this binary (`ui/dist` when it was compiled; see build.rs).
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/ui_assets.rs"));
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -31,11 +37,25 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "--listen {} is not a loopback address: the UI controls this machine's connector and is never served to the network",
         args.listen
     );
-    anyhow::ensure!(
-        args.dist.join("index.html").is_file(),
-        "no built UI at {} (build it with `npm run build` in ui/, or pass --dist)",
-        args.dist.display()
-    );
+    let ui = match &args.dist {
+        Some(dist) => {
+            anyhow::ensure!(
+                dist.join("index.html").is_file(),
+                "no built UI at {} (build it with `npm run build` in ui/)",
+                dist.display()
+            );
+            UiFiles::Folder(dist.clone())
+        }
+        None => {
+            anyhow::ensure!(
+                embedded::UI_ASSETS
+                    .iter()
+                    .any(|(name, _)| *name == "index.html"),
+                "this uplink was built without its web UI: run `npm run build` in ui/ and build it again, or pass --dist"
+            );
+            UiFiles::Embedded(embedded::UI_ASSETS)
+        }
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -50,7 +70,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Err(e) => return Err(e).context("the local hub did not start"),
         }
     }
-    let app = router(control.clone(), token.clone(), args.dist);
+    let app = router(control.clone(), token.clone(), ui);
     // The one line a person (or a test) needs: the URL with this run's token in its fragment.
     #[allow(clippy::print_stdout)]
     {

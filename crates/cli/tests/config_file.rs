@@ -132,9 +132,12 @@ fn flags_and_environment_override_the_file() {
     wait_until(
         "the hub on the file's address",
         Duration::from_secs(60),
-        || std::net::TcpStream::connect(("127.0.0.1", from_file)).is_ok(),
+        // The listener is bound before the loopback certificates are made: wait for both.
+        || {
+            std::net::TcpStream::connect(("127.0.0.1", from_file)).is_ok()
+                && file_dir.join("tls").join("ca.pem").exists()
+        },
     );
-    assert!(file_dir.join("tls").join("ca.pem").exists());
 
     // The flag's address and the environment's data folder win over the file's.
     let flag = format!("127.0.0.1:{from_flag}");

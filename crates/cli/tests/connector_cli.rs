@@ -65,7 +65,7 @@ fn the_local_veto_is_edited_and_shown() {
     ]);
     assert!(blocked.status.success(), "{}", text(&blocked.stderr));
     assert!(text(&blocked.stdout).contains("now refused"));
-    run(&[
+    let unknown = run(&[
         "connector",
         "--data-dir",
         data,
@@ -73,10 +73,34 @@ fn the_local_veto_is_edited_and_shown() {
         "block-source",
         "line-2",
     ]);
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr)
+            .contains("no data source named 'line-2' (its data sources: simulated)"),
+        "{}",
+        text(&unknown.stderr)
+    );
+    let source = run(&[
+        "connector",
+        "--data-dir",
+        data,
+        "policy",
+        "block-source",
+        "simulated",
+    ]);
+    assert!(source.status.success(), "{}", text(&source.stderr));
     let shown = run(&["connector", "--data-dir", data, "policy", "show"]);
     let policy: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(policy["blockedApps"], serde_json::json!(["app_x"]));
-    assert_eq!(policy["blockedSources"], serde_json::json!(["line-2"]));
+    // Kept by the source's stable key, shown by its name.
+    assert_eq!(
+        policy["blockedSources"],
+        serde_json::json!(["name:simulated"])
+    );
+    assert_eq!(
+        policy["blockedSourceNames"],
+        serde_json::json!(["simulated"])
+    );
     let unblocked = run(&[
         "connector",
         "--data-dir",

@@ -17,6 +17,9 @@
 //!     outcome: "ok".into(),
 //!     duration_ms: 12.5,
 //!     bytes: 4096,
+//!     tag: None,
+//!     old_value: None,
+//!     new_value: None,
 //! });
 //! assert_eq!(log.recent()[0].app_id, "app_dashboard");
 //! ```
@@ -48,7 +51,7 @@ pub struct ActivityRecord {
     pub user_id: String,
     /// The data source.
     pub source: String,
-    /// `search`, `snapshot`, `raw`, `plot`, `atTimes` or `processed`.
+    /// `search`, `snapshot`, `raw`, `plot`, `atTimes`, `processed` or `write`.
     pub operation: String,
     /// `ok`, `cancelled`, or a failure code (`vetoed`, `unknown_tag`, `busy`…).
     pub outcome: String,
@@ -57,6 +60,18 @@ pub struct ActivityRecord {
     /// Body bytes sent.
     #[ts(type = "number")]
     pub bytes: u64,
+    /// The tag a write set (`operation` `write`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub tag: Option<String>,
+    /// The tag's value just before the write, where the source could read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub old_value: Option<String>,
+    /// The value the write set (or tried to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub new_value: Option<String>,
 }
 
 /// The bounded trail, on disk and in memory.
@@ -213,6 +228,9 @@ mod tests {
             outcome: "ok".into(),
             duration_ms: 1.0,
             bytes: n as u64,
+            tag: None,
+            old_value: None,
+            new_value: None,
         }
     }
 

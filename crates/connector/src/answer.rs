@@ -207,6 +207,11 @@ impl Producer {
                     at: 0,
                 };
             }
+            Query::Events(events) => {
+                let request = events.resolve(now).map_err(invalid)?;
+                let page = source.events(&request).await.map_err(|e| failure_of(&e))?;
+                producer.write_events(&page);
+            }
         }
         Ok(producer)
     }
@@ -354,6 +359,37 @@ impl Producer {
                 }
                 buf.push(b'}');
             });
+        }
+    }
+
+    /// A page of events: `{"events":[…],"next":…}`, or one event per line and, when more
+    /// follow, a last line `{"next":…}`.
+    fn write_events(&mut self, page: &uplink_model::EventPage) {
+        let json = self.format == ResultFormat::Json;
+        if json {
+            self.writer.raw(b"{\"events\":[");
+        }
+        for (i, event) in page.events.iter().enumerate() {
+            self.writer.record(|buf, _| {
+                if json && i > 0 {
+                    buf.push(b',');
+                }
+                // An event is small and rare next to samples: serde writes it.
+                let _ = serde_json::to_writer(&mut *buf, event);
+                if !json {
+                    buf.push(b'\n');
+                }
+            });
+        }
+        let next = serde_json::to_vec(&page.next).unwrap_or_else(|_| b"null".to_vec());
+        if json {
+            self.writer.raw(b"],\"next\":");
+            self.writer.raw(&next);
+            self.writer.raw(b"}");
+        } else if page.next.is_some() {
+            self.writer.raw(b"{\"next\":");
+            self.writer.raw(&next);
+            self.writer.raw(b"}\n");
         }
     }
 

@@ -442,7 +442,10 @@ impl BrowserSignIn {
 
 /// Opens `url` in the system browser. Without a graphical session (a server reached over SSH)
 /// nothing is tried: the fallbacks there are text browsers, which would take over the terminal.
-fn open_system_browser(url: &str) -> std::io::Result<()> {
+///
+/// # Errors
+/// When there is no graphical session or no browser could be started.
+pub fn open_system_browser(url: &str) -> std::io::Result<()> {
     #[cfg(all(unix, not(target_os = "macos")))]
     if std::env::var_os("BROWSER").is_none()
         && std::env::var_os("DISPLAY").is_none()

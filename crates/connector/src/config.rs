@@ -5,6 +5,7 @@
 //! directory flushed too, so a crash leaves either the old file or the new one, never half of
 //! one. A file that cannot be read is reported and moved aside, never silently overwritten.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,11 @@ pub struct ConnectorConfig {
     /// The configured data sources, in the order added.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
+    /// Each source's stable key, by its current name: chosen when the source is added, moved
+    /// with it when it is renamed, sent to the hub at registration so the source keeps its
+    /// hub id and its grants across a rename (see [`source_key`](Self::source_key)).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub source_keys: BTreeMap<String, String>,
 }
 
 /// Connector-wide settings.
@@ -66,6 +72,7 @@ impl Default for ConnectorConfig {
                     })
                     .expect("the simulated source's defaults are valid"),
             }],
+            source_keys: BTreeMap::new(),
         }
     }
 }
@@ -88,7 +95,10 @@ impl ConnectorConfig {
         } else if self.sources.iter().any(|s| s.name == source.name) {
             errors.push(FieldError::new(
                 "name",
-                format!("a data source named '{}' already exists", source.name),
+                format!(
+                    "is taken: a data source named '{}' already exists; choose another name",
+                    source.name
+                ),
             ));
         }
         match schema.validate(&source.settings) {
@@ -98,8 +108,48 @@ impl ConnectorConfig {
         if !errors.is_empty() {
             return Err(SourceError::InvalidSettings(errors));
         }
+        self.source_keys
+            .insert(source.name.clone(), new_source_key());
         self.sources.push(source);
         Ok(self.sources.last().expect("just pushed"))
+    }
+
+    /// Replaces the source named `name` by `source` (which may rename it), in the same place
+    /// in the list and under the same stable key, checked as [`add_source`](Self::add_source)
+    /// checks. Returns the old configuration and the stored new one.
+    ///
+    /// # Errors
+    /// As `add_source`; [`SourceError::UnknownSource`]. Nothing changes on error.
+    pub fn replace_source(
+        &mut self,
+        name: &str,
+        source: SourceConfig,
+    ) -> Result<(SourceConfig, &SourceConfig), SourceError> {
+        let index = self
+            .sources
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| SourceError::UnknownSource(name.to_owned()))?;
+        let key = self.source_key(name);
+        let mut edited = self.clone();
+        let old = edited.sources.remove(index);
+        edited.source_keys.remove(name);
+        edited.add_source(source)?;
+        let new = edited.sources.pop().expect("just added");
+        edited.source_keys.insert(new.name.clone(), key);
+        edited.sources.insert(index, new);
+        *self = edited;
+        Ok((old, &self.sources[index]))
+    }
+
+    /// The stable key of the source named `name`. A source configured before keys existed
+    /// has none stored: its key is made from its name, and kept under the new name when the
+    /// source is renamed, so the hub's first key for it is the one it keeps.
+    pub fn source_key(&self, name: &str) -> String {
+        self.source_keys
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| format!("name:{name}"))
     }
 
     /// Removes the named source and returns it.
@@ -112,6 +162,7 @@ impl ConnectorConfig {
             .iter()
             .position(|s| s.name == name)
             .ok_or_else(|| SourceError::UnknownSource(name.to_owned()))?;
+        self.source_keys.remove(name);
         Ok(self.sources.remove(index))
     }
 
@@ -125,6 +176,17 @@ impl ConnectorConfig {
             .find(|s| s.name == name)
             .ok_or_else(|| SourceError::UnknownSource(name.to_owned()))
     }
+}
+
+/// A fresh stable key for a data source: `s_` and 22 random letters and digits.
+fn new_source_key() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let key: String = (0..22)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("s_{key}")
 }
 
 fn check_name(name: &str) -> Result<(), String> {

@@ -63,11 +63,51 @@ pub async fn open_in(
     context: &SourceContext,
 ) -> Result<Arc<dyn DataSource>, SourceError> {
     let source = open_kind(config, context).await?;
+    record_as_asked(config, context, source).await
+}
+
+/// Wraps a source opened by [`open_without_recording`] the way [`open_in`] would have: so a
+/// source a form's Test just read is added without reading it again.
+///
+/// # Errors
+/// Bad recording settings, or a historian file that cannot be opened.
+pub async fn record_as_asked(
+    config: &SourceConfig,
+    context: &SourceContext,
+    source: Arc<dyn DataSource>,
+) -> Result<Arc<dyn DataSource>, SourceError> {
+    let source = journal_events(config, context, source).await?;
     match historian_file(config, context) {
         Some(file) => uplink_historian::Recorded::wrap(source, &config.settings, file).await,
         // Outside a connector (a form being checked by a tool) nothing is recorded.
         None => Ok(source),
     }
+}
+
+/// Journals the events of a kind that keeps them only in memory (MQTT event topics), so
+/// time-range event reads survive a restart: in `DATA_DIR/historian/NAME.events`, the newest
+/// 10 000 events and at most 32 MiB of them.
+async fn journal_events(
+    config: &SourceConfig,
+    context: &SourceContext,
+    source: Arc<dyn DataSource>,
+) -> Result<Arc<dyn DataSource>, SourceError> {
+    let Some(dir) = context.data_dir.as_ref().map(|d| d.join(HISTORIAN_DIR)) else {
+        return Ok(source);
+    };
+    if config.kind != uplink_source_mqtt::KIND || !source.descriptor().capabilities.events {
+        return Ok(source);
+    }
+    let options = uplink_historian::JournalOptions {
+        max_events: uplink_source_mqtt::events::LOG_CAPACITY as u64,
+        max_bytes: uplink_source_mqtt::events::LOG_BYTES as u64,
+    };
+    uplink_historian::Journaled::wrap(
+        source,
+        uplink_historian::events_file(&dir, &config.name),
+        options,
+    )
+    .await
 }
 
 /// The folder of the edge historian files, under the connector's data folder.
@@ -115,9 +155,15 @@ async fn open_kind(
     config: &SourceConfig,
     context: &SourceContext,
 ) -> Result<Arc<dyn DataSource>, SourceError> {
+    // A bad writable pattern is a field error when the form is saved, never a write refused
+    // later for a reason the owner cannot see.
+    uplink_source::writing::WritableTags::from_settings(&config.settings)?;
     Ok(match config.kind.as_str() {
         simulated::KIND => Arc::new(simulated::SimulatedSource::open(config)?),
-        csv::KIND => Arc::new(csv::CsvSource::open(config).await?),
+        // A saved source reopening keeps serving while its files are missing or empty; one
+        // being added or tested is refused for it, with the field to change.
+        csv::KIND if context.retry_unreachable => Arc::new(csv::CsvSource::open(config).await?),
+        csv::KIND => Arc::new(csv::CsvSource::open_new(config).await?),
         sqlite::KIND => Arc::new(sqlite::SqliteSource::open(config).await?),
         uplink_source_modbus::KIND => {
             Arc::new(uplink_source_modbus::ModbusSource::open(config).await?)
@@ -282,6 +328,40 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(err.field_errors()[0].field, "endpointUrl");
+    }
+
+    #[tokio::test]
+    async fn kinds_that_write_offer_the_writable_tags_field_and_check_it() {
+        for kind in ["simulated", "modbus", "mqtt", "opcua"] {
+            let form = schema(kind).unwrap();
+            assert!(
+                form.fields
+                    .iter()
+                    .any(|f| f.name == uplink_source::writing::WRITABLE_TAGS),
+                "{kind}"
+            );
+        }
+        for kind in ["csv", "sqlite", "postgres"] {
+            let form = schema(kind).unwrap();
+            assert!(
+                !form
+                    .fields
+                    .iter()
+                    .any(|f| f.name == uplink_source::writing::WRITABLE_TAGS),
+                "{kind} cannot write"
+            );
+        }
+        let config = SourceConfig {
+            name: "sim".into(),
+            kind: "simulated".into(),
+            description: String::new(),
+            settings: json!({"writableTags": "sim.ramp.*\n\n"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        };
+        let source = open(&config).await.unwrap();
+        assert!(source.descriptor().capabilities.write);
     }
 
     #[tokio::test]

@@ -50,4 +50,4 @@ use uplink_source as source;
 pub use uplink_source::{
     CHUNK, DataSource, Health, HealthIssue, HealthState, RawStream, SnapshotStream,
 };
-pub use uplink_source::{SourceConfig, SourceContext, SourceError, form};
+pub use uplink_source::{SourceConfig, SourceContext, SourceError, form, io_words};

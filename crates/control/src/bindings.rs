@@ -15,14 +15,16 @@ use uplink_connector::diagnostics::{
 use uplink_connector::form::{Constraints, FieldError, FieldSchema, FieldType, FormSchema};
 use uplink_connector::policy::LocalPolicy;
 use uplink_connector::runtime::{
-    ConnectorStatus, ConsentedApp, LinkState, SkippedTransport, SourceStatus,
+    ConnectorStatus, ConsentedApp, LinkState, RevokedApp, SkippedTransport, SourceStatus,
 };
 use uplink_connector::{Health, HealthIssue, HealthState, SourceConfig};
 
 use crate::commands::*;
 use crate::{
-    AppInfo, ControlError, ControlErrorCode, ControlStatus, HostKind, LinkEvent, LocalHub,
-    PendingSignIn, SampleValue, SourceTest, TransportPreference,
+    AppInfo, ControlError, ControlErrorCode, ControlStatus, DemoConsent, FolderEntry,
+    FolderListing, HostKind, LinkEvent, LiveValue, LocalHub, PendingSignIn, QueryTable,
+    RecentEvents, SampleValue, SourceAbilities, SourceTest, TagWatch, TagsPage,
+    TransportPreference, WatchedValues,
 };
 
 fn ui_lib() -> PathBuf {
@@ -219,13 +221,17 @@ fn typescript_bindings_match_the_rust_types() {
         check::<LinkEvent>(),
         check::<LocalHub>(),
         check::<PendingSignIn>(),
+        check::<DemoConsent>(),
         check::<SourceTest>(),
+        check::<FolderListing>(),
+        check::<FolderEntry>(),
         check::<SampleValue>(),
         check::<ConnectorStatus>(),
         check::<LinkState>(),
         check::<SkippedTransport>(),
         check::<SourceStatus>(),
         check::<ConsentedApp>(),
+        check::<RevokedApp>(),
         check::<Health>(),
         check::<HealthState>(),
         check::<HealthIssue>(),
@@ -242,6 +248,9 @@ fn typescript_bindings_match_the_rust_types() {
         check::<CheckId>(),
         check::<Outcome>(),
         check::<DiagnosticsExport>(),
+        // Pushed on the `tag-values` event, not answered by a command.
+        check::<WatchedValues>(),
+        check::<LiveValue>(),
     ]
     .into_iter()
     .flatten()

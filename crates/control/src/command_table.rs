@@ -68,12 +68,102 @@ macro_rules! control_commands {
                 name: String,
             }) -> () =
                 |control| control.remove_source(&name).await;
+            /// What a data source answers: its queries, whether it pushes values, whether
+            /// its site lets apps write.
+            source_abilities(SourceAbilitiesArgs {
+                /// The data source's name.
+                source: String,
+            }) -> SourceAbilities =
+                |control| control.source_abilities(&source).await;
+            /// Tags of a data source whose names match a pattern (`*` any run of characters,
+            /// `?` one), a page at a time.
+            search_tags(SearchTagsArgs {
+                /// The data source's name.
+                source: String,
+                /// The name pattern; empty for every tag.
+                pattern: String,
+                /// Matches to skip (the previous page's `nextOffset`).
+                #[serde(default)]
+                #[ts(optional, type = "number")]
+                offset: Option<u64>,
+                /// The most tags in the page (1 to 1 000).
+                limit: u32,
+            }) -> TagsPage =
+                |control| control.search_tags(&source, &pattern, offset.unwrap_or(0), limit).await;
+            /// Starts following the current values of `tags`, or renews the watch `watchId`
+            /// (with new tags when they differ). Values come on the `tag-values` event; the
+            /// watch ends after its lease unless renewed.
+            watch_tags(WatchTagsArgs {
+                /// The data source's name.
+                source: String,
+                /// The tags to follow (at most 200).
+                tags: Vec<String>,
+                /// The watch to renew; absent to start one.
+                #[serde(default)]
+                #[ts(optional = nullable)]
+                watch_id: Option<String>,
+            }) -> TagWatch =
+                |control| control.watch_tags(&source, tags, watch_id).await;
+            /// Ends a watch (its page closed).
+            stop_watch(StopWatchArgs {
+                /// The watch.
+                watch_id: String,
+            }) -> () = |control| {
+                control.stop_watch(&watch_id);
+                Ok(())
+            };
+            /// Runs a raw, plot, processed or values-at-times query against a data source on
+            /// this machine, with the app API's fields, and answers with a table.
+            run_query(RunQueryArgs {
+                /// The data source's name.
+                source: String,
+                /// The query.
+                query: LocalQuery,
+            }) -> QueryTable =
+                |control| control.run_query(&source, query).await;
+            /// A data source's recent alarms and events, newest first (for sources whose
+            /// abilities include `events`).
+            source_events(SourceEventsArgs {
+                /// The data source's name.
+                source: String,
+                /// How far back to look, as a time expression; `*-1h` when absent.
+                #[serde(default)]
+                #[ts(optional)]
+                since: Option<String>,
+                /// The most events (1 to 1 000); 200 when absent.
+                #[serde(default)]
+                #[ts(optional)]
+                limit: Option<u32>,
+            }) -> RecentEvents =
+                |control| control.source_events(&source, since.as_deref(), limit).await;
+            /// The folders and files in a folder of this machine, for a form's path picker
+            /// (names only; hidden entries and Uplink's data folder left out).
+            list_folder(ListFolderArgs {
+                /// A full path; absent for the user's home folder.
+                #[serde(default)]
+                #[ts(optional)]
+                path: Option<String>,
+            }) -> FolderListing =
+                |control| control.list_folder(path.as_deref());
             /// Opens a data source without saving it and reads a few values.
             test_source(TestSourceArgs {
                 /// The configuration to try.
                 source: SourceConfig,
+                /// An id of the window's choosing, for `cancel_run`.
+                #[serde(default)]
+                #[ts(optional)]
+                run_id: Option<String>,
             }) -> SourceTest =
-                |control| control.test_source(source).await;
+                |control| control.test_source(source, run_id).await;
+            /// Stops a slow step started with this `runId` (a test of a data source, the
+            /// connectivity test): its work stops, and it answers `cancelled`.
+            cancel_run(CancelRunArgs {
+                /// The id the step was started with.
+                run_id: String,
+            }) -> () = |control| {
+                control.cancel_run(&run_id);
+                Ok(())
+            };
             /// Revokes an app's grant on one data source, or on all of them when `source` is
             /// absent or null.
             revoke(RevokeArgs {
@@ -94,16 +184,45 @@ macro_rules! control_commands {
                 blocked: bool,
             }) -> () =
                 |control| control.set_app_blocked(&app_id, blocked).await;
+            /// Blocks every app on a data source on this site whatever the hub says (the
+            /// local veto), or lifts the block; it follows the source across a rename.
+            set_source_blocked(SetSourceBlockedArgs {
+                /// The data source's name.
+                source: String,
+                /// `true` to block it, `false` to lift the block.
+                blocked: bool,
+            }) -> () =
+                |control| control.set_source_blocked(&source, blocked).await;
+            /// Renames this site (1 to 64 characters); the hub shows the new name once the
+            /// connector registers again. Rejects with `invalid_form` (field `name`).
+            set_site_name(SetSiteNameArgs {
+                /// The new name.
+                name: String,
+            }) -> () =
+                |control| control.set_site_name(&name).await;
             /// The recent relayed requests, newest first.
             activity() -> Vec<ActivityRecord> = |control| control.activity().await;
             /// Tests each step of reaching the hub: DNS, TCP, TLS, negotiate, each transport.
-            run_diagnostics() -> DiagnosticsReport = |control| control.run_diagnostics().await;
+            run_diagnostics(RunDiagnosticsArgs {
+                /// An id of the window's choosing, for `cancel_run`.
+                #[serde(default)]
+                #[ts(optional)]
+                run_id: Option<String>,
+            }) -> DiagnosticsReport = |control| control.run_diagnostics(run_id).await;
             /// Writes a zip of recent logs, status and configuration, secrets removed.
             export_diagnostics() -> DiagnosticsExport =
                 |control| control.export_diagnostics().await;
             /// Starts a hub inside Uplink on this machine, with a simulated data source and a
             /// demo app.
             use_local_hub() -> () = |control| control.use_local_hub().await;
+            /// In local-hub mode, a one-time link (valid for a minute) to the local hub's
+            /// consent page for the demo app, signed in; `openBrowser` opens it in the system
+            /// browser too (the desktop window), else the page opens it itself.
+            open_demo_consent(OpenDemoConsentArgs {
+                /// Open it in the system browser.
+                open_browser: bool,
+            }) -> DemoConsent =
+                |control| control.open_demo_consent(open_browser).await;
             /// Starts signing in to the hub at `hubUrl` in the system browser; `caPem` trusts a
             /// hub whose certificate comes from a private certificate authority. The status
             /// shows the wait.

@@ -13,8 +13,9 @@ use uplink_connector::diagnostics::{DiagnosticsExport, DiagnosticsReport};
 use uplink_connector::form::FormSchema;
 
 use crate::{
-    AppInfo, Control, ControlError, ControlErrorCode, ControlStatus, PendingSignIn, SourceTest,
-    TransportPreference,
+    AppInfo, Control, ControlError, ControlErrorCode, ControlStatus, DemoConsent, FolderListing,
+    LocalQuery, PendingSignIn, QueryTable, RecentEvents, SourceAbilities, SourceTest, TagWatch,
+    TagsPage, TransportPreference,
 };
 
 fn args<T: DeserializeOwned>(command: &str, value: Value) -> Result<T, ControlError> {

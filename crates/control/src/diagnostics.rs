@@ -9,8 +9,15 @@ pub const DIAGNOSTICS_DIR: &str = "diagnostics";
 
 impl Control {
     /// Walks the way to the hub step by step and says what failed and why.
-    pub async fn run_diagnostics(&self) -> Result<DiagnosticsReport, ControlError> {
-        Ok(self.runtime().await?.check_connectivity().await?)
+    pub async fn run_diagnostics(
+        &self,
+        run_id: Option<String>,
+    ) -> Result<DiagnosticsReport, ControlError> {
+        let runtime = self.runtime().await?;
+        self.cancellable(run_id, "connectivity test", async {
+            Ok(runtime.check_connectivity().await?)
+        })
+        .await
     }
 
     /// Writes a zip of the status, configuration, policy, activity and logs with every secret

@@ -56,6 +56,9 @@ codes! {
     Paused = "paused",
     /// The connector runtime has stopped.
     Stopped = "stopped",
+    /// A slow step (a test of a data source, the connectivity test) was stopped at the user's
+    /// request before it finished.
+    Cancelled = "cancelled",
     /// The local hub could not start or be used.
     LocalHub = "local_hub",
     /// The hub refused to revoke the grant.
@@ -123,6 +126,8 @@ codes! {
     UnknownFunction = "unknown_function",
     /// Something required is empty.
     Empty = "empty",
+    /// A paging cursor of an events read is not one this source gave out.
+    BadCursor = "bad_cursor",
     /// A pattern did not parse.
     BadPattern = "bad_pattern",
     // The loopback bridge (`uplink ui` and the desktop app's tray process).

@@ -2,7 +2,8 @@
 //!
 //! `POST /ipc/{command}` takes the command's arguments as a JSON object and answers with the
 //! command's result, or a [`ControlError`] body with a 4xx status; `GET /events` streams the
-//! status as Server-Sent Events. Every request needs the
+//! status as Server-Sent Events, and `GET /tag-values` the values of the running tag watches
+//! (event `tags`, the whole list on every change). Every request needs the
 //! per-run access token (`Authorization: Bearer …`), which `uplink ui` prints in the URL's
 //! fragment — fragments never leave the browser, so the token is not in any request line or
 //! log. Requests whose `Host` is not a loopback name are refused, which defeats DNS
@@ -64,10 +65,66 @@ struct Served {
     token: AccessToken,
 }
 
-/// The router: the UI from `dist`, and the commands under `/ipc/`.
-pub fn router(control: Control, token: AccessToken, dist: PathBuf) -> Router {
-    let index = ServeFile::new(dist.join("index.html"));
-    guarded(commands(control, token).fallback_service(ServeDir::new(dist).fallback(index)))
+/// Where the built web UI comes from.
+#[derive(Debug, Clone)]
+pub enum UiFiles {
+    /// A folder on disk (`ui/dist` of a checkout, `--dist`).
+    Folder(PathBuf),
+    /// Files built into the binary: each path under the UI's folder (with `/`) and its bytes.
+    Embedded(&'static [(&'static str, &'static [u8])]),
+}
+
+/// The router: the UI, and the commands under `/ipc/`.
+pub fn router(control: Control, token: AccessToken, ui: UiFiles) -> Router {
+    let commands = commands(control, token);
+    guarded(match ui {
+        UiFiles::Folder(dist) => {
+            let index = ServeFile::new(dist.join("index.html"));
+            commands.fallback_service(ServeDir::new(dist).fallback(index))
+        }
+        UiFiles::Embedded(files) => commands
+            .fallback(move |request: Request| async move { embedded(files, request.uri().path()) }),
+    })
+}
+
+/// A file of the embedded UI by its path; any other path is the page itself (the UI routes by
+/// the fragment, so only a mistyped address lands here).
+fn embedded(files: &'static [(&'static str, &'static [u8])], path: &str) -> Response {
+    let wanted = path.trim_start_matches('/');
+    let found = files
+        .iter()
+        .find(|(name, _)| *name == wanted)
+        .or_else(|| files.iter().find(|(name, _)| *name == "index.html"));
+    match found {
+        Some((name, bytes)) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type(name)),
+            )],
+            *bytes,
+        )
+            .into_response(),
+        None => reply_error(
+            StatusCode::NOT_FOUND,
+            ControlErrorCode::HttpError,
+            "this Uplink was built without its web UI",
+        ),
+    }
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next().unwrap_or_default() {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" | "map" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "woff2" => "font/woff2",
+        "txt" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
 }
 
 /// The commands and the status events with no UI: how the desktop app's window process reaches
@@ -80,6 +137,7 @@ fn commands(control: Control, token: AccessToken) -> Router {
     Router::new()
         .route("/ipc/{command}", post(command))
         .route("/events", get(events))
+        .route("/tag-values", get(tag_values))
         .with_state(Served { control, token })
 }
 
@@ -207,6 +265,32 @@ async fn events(State(served): State<Served>, headers: HeaderMap) -> Response {
         .into_response()
 }
 
+/// The event name of [`tag_values`]'s stream, and of the desktop app's event that carries it.
+pub const TAG_VALUES_EVENT: &str = "tag-values";
+
+/// `GET /tag-values`: the latest values of every running tag watch as Server-Sent Events
+/// (event `tag-values`, a list of `WatchedValues`), now and on every change. A reader that
+/// falls behind skips to the newest list; nothing queues.
+async fn tag_values(State(served): State<Served>, headers: HeaderMap) -> Response {
+    if !authorised(&served, &headers) {
+        return unauthorised();
+    }
+    let values = served.control.watched_values();
+    let stream = futures::stream::unfold((values, true), |(mut values, first)| async move {
+        if !first && values.changed().await.is_err() {
+            return None;
+        }
+        let list: Vec<crate::WatchedValues> =
+            values.borrow_and_update().values().cloned().collect();
+        let json = serde_json::to_string(&list).expect("the values serialise");
+        let event = Event::default().event(TAG_VALUES_EVENT).data(json);
+        Some((Ok::<_, std::convert::Infallible>(event), (values, false)))
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
@@ -221,7 +305,7 @@ mod tests {
         router(
             Control::start(HostKind::Browser, data_dir),
             token.clone(),
-            dist.to_path_buf(),
+            UiFiles::Folder(dist.to_path_buf()),
         )
     }
 

@@ -28,12 +28,17 @@ mod command_table;
 pub mod commands;
 mod diagnostics;
 mod error;
+mod events;
+mod folders;
 pub mod http;
 mod info;
 mod local_hub;
+mod local_query;
+mod runs;
 mod settings;
 mod sign_in;
 mod sources;
+mod tags;
 mod view;
 
 use std::path::{Path, PathBuf};
@@ -46,12 +51,21 @@ use uplink_connector::runtime::{ConnectorRuntime, ConnectorStatus, RuntimeOption
 pub use alerts::{Alert, Alerts};
 pub use diagnostics::DIAGNOSTICS_DIR;
 pub use error::{ControlError, ControlErrorCode};
+pub use events::{
+    DEFAULT_EVENTS_LIMIT, DEFAULT_EVENTS_SINCE, MAX_EVENTS_LIMIT, RecentEvents, SourceEvent,
+};
+pub use folders::{FolderEntry, FolderListing, MAX_FOLDER_ENTRIES};
 pub use info::{AppInfo, HostKind};
 pub use local_hub::DEMO_APP;
+pub use local_query::{LocalQuery, QueryKind, QueryTable};
 pub use settings::{Settings, SettingsStore};
 pub use sources::{SampleValue, SourceTest};
+pub use tags::{
+    LiveValue, MAX_WATCHED_TAGS, MAX_WATCHES, SourceAbilities, TagRow, TagWatch, TagsPage,
+    WATCH_LEASE, WatchedValues,
+};
 pub use uplink_connector::browser_sign_in::PendingSignIn;
-pub use view::{ControlStatus, LinkEvent, LinkHistory, LocalHub, TransportPreference};
+pub use view::{ControlStatus, DemoConsent, LinkEvent, LinkHistory, LocalHub, TransportPreference};
 
 pub use commands::COMMANDS;
 use local_hub::RunningHub;
@@ -77,6 +91,18 @@ struct Inner {
     browser: Mutex<uplink_connector::browser_sign_in::BrowserSignIn>,
     sign_in: Mutex<Option<sign_in::Waiting>>,
     sign_in_error: Mutex<Option<String>>,
+    /// The tag watches of the pages showing live values.
+    watches: tags::Watches,
+    /// The slow steps a window may stop.
+    runs: runs::Runs,
+    /// The source the last Test opened, with its validated configuration, for an Add of the
+    /// same settings (a large file is read once).
+    tested: Mutex<
+        Option<(
+            uplink_connector::SourceConfig,
+            Arc<dyn uplink_connector::DataSource>,
+        )>,
+    >,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -115,6 +141,9 @@ impl Control {
                 browser: Mutex::default(),
                 sign_in: Mutex::new(None),
                 sign_in_error: Mutex::new(None),
+                watches: tags::Watches::default(),
+                runs: runs::Runs::default(),
+                tested: Mutex::new(None),
             }),
         };
         tokio::spawn(control.clone().launch());
@@ -256,6 +285,25 @@ impl Control {
         Ok(())
     }
 
+    /// Blocks (or unblocks) every app on a data source on this site, whatever the hub
+    /// granted; the block stays when the source is renamed.
+    pub async fn set_source_blocked(
+        &self,
+        source: &str,
+        blocked: bool,
+    ) -> Result<(), ControlError> {
+        let runtime = self.runtime().await?;
+        runtime.set_source_blocked(source, blocked).await?;
+        Ok(())
+    }
+
+    /// Renames the site: saved, then shown by the hub once the connector registers again.
+    pub async fn set_site_name(&self, name: &str) -> Result<(), ControlError> {
+        let runtime = self.runtime().await?;
+        runtime.set_site_name(name).await?;
+        Ok(())
+    }
+
     /// The recent requests, newest first.
     pub async fn activity(
         &self,
@@ -299,6 +347,45 @@ impl Control {
         self.link_to_local_hub().await?;
         self.inner.publish();
         Ok(())
+    }
+
+    /// In local-hub mode: a one-time link that opens the local hub's consent page for the demo
+    /// app, signed in as its owner, so the owner can let it read another data source. With
+    /// `open_browser`, the link is opened in the system browser here (the desktop window);
+    /// otherwise the page that asked opens it (the browser UI, in a new tab).
+    pub async fn open_demo_consent(&self, open_browser: bool) -> Result<DemoConsent, ControlError> {
+        let url = match self.inner.local_hub.lock().await.as_ref() {
+            Some(hub) => hub.demo_consent_link().await?,
+            None => {
+                return Err(ControlError::new(
+                    ControlErrorCode::LocalHub,
+                    "the demo app lives on the local hub, which is not running: choose Use a local hub on Account first",
+                ));
+            }
+        };
+        let browser_opened = open_browser
+            && {
+                let link = url.clone();
+                match tokio::task::spawn_blocking(move || {
+                    uplink_connector::browser_sign_in::open_system_browser(&link)
+                })
+                .await
+                {
+                    Ok(Ok(())) => true,
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "no browser could be opened for the local hub's consent page");
+                        false
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "opening the browser failed");
+                        false
+                    }
+                }
+            };
+        Ok(DemoConsent {
+            url,
+            browser_opened,
+        })
     }
 
     async fn start_local_hub(&self) -> Result<(), ControlError> {

@@ -23,6 +23,8 @@ pub const DEMO_APP: &str = "demo-app";
 const DEMO_APP_NAME: &str = "Uplink demo app";
 const DEMO_SCOPES: [&str; 2] = ["data.read", "tags.read"];
 const OWNER: &str = "owner";
+/// The hub's page an app without pages of its own returns the browser to after consent.
+const RETURNED_PATH: &str = "/account/returned";
 const STATE_FILE: &str = "local-hub.json";
 
 /// What is remembered between runs.
@@ -139,6 +141,37 @@ impl RunningHub {
         ))
     }
 
+    /// A one-time link (spent on first use, valid for a minute) that opens the demo app's
+    /// consent page already signed in as the local hub's owner, where the owner ticks the data
+    /// sources the demo app may read. The owner's password is random and never shown, so this
+    /// is the only way into the local hub's pages; the link is minted in process, never over
+    /// HTTP, and leads only where it was minted to lead.
+    pub async fn demo_consent_link(&self) -> Result<String, ControlError> {
+        // Allow and Deny land on the hub's page saying what happened; the port may have
+        // changed since the demo app was registered, so its return address is renewed.
+        let returned = format!("{}{RETURNED_PATH}", self.url);
+        self.hub
+            .store
+            .set_app_redirect_uris(DEMO_APP, &[DEMO_CALLBACK.to_owned(), returned.clone()])
+            .await
+            .map_err(|e| failed("cannot update the demo app", e))?;
+        let state = uplink_hub::secret::Secret::generate();
+        // The demo app never exchanges the code: the owner's Allow records the grant, which
+        // is what the demo reads with. A challenge whose verifier nobody holds leaves the code
+        // useless to anyone who sees it.
+        let challenge = uplink_hub::secret::Secret::generate();
+        let next = format!(
+            "/oauth/authorize?response_type=code&client_id={DEMO_APP}&redirect_uri={}&scope={}&state={}&code_challenge={}&code_challenge_method=S256",
+            query_escape(&returned),
+            query_escape(&DEMO_SCOPES.join(" ")),
+            state.expose(),
+            challenge.expose(),
+        );
+        self.hub
+            .mint_sign_in_link(&self.state.owner_id, &next)
+            .map_err(|e| failed("cannot open its consent page", e))
+    }
+
     /// The connector this app registered on the local hub.
     pub fn connector_id(&self) -> &str {
         &self.state.connector_id
@@ -193,6 +226,23 @@ impl RunningHub {
     }
 }
 
+/// The demo app's first redirect URI (it has no page there; Allow from the window returns to
+/// the hub's own page instead).
+const DEMO_CALLBACK: &str = "http://127.0.0.1/callback";
+
+/// Percent-encodes `value` for a URL's query (everything but unreserved characters).
+fn query_escape(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 /// The saved port when it is still free, else any free port.
 async fn bind(port: u16) -> Result<tokio::net::TcpListener, ControlError> {
     let at = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -220,7 +270,7 @@ async fn enrol(hub: &Hub, port: u16) -> Result<(LocalHubState, Enrolment), Contr
         name: DEMO_APP_NAME.into(),
         client_id: Some(DEMO_APP.into()),
         confidential: true,
-        redirect_uris: vec!["http://127.0.0.1/callback".into()],
+        redirect_uris: vec![DEMO_CALLBACK.into()],
         scopes: DEMO_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
     })
     .await

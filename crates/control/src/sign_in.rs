@@ -3,6 +3,7 @@
 
 use uplink_connector::browser_sign_in::{BrowserSignIn, CancelSignIn, PendingSignIn, SignInError};
 use uplink_connector::credentials::CredentialStore;
+use uplink_connector::{ConfigStore, ConnectorConfig};
 
 use crate::{Control, ControlError, ControlErrorCode, lock};
 
@@ -59,6 +60,17 @@ impl Control {
                 let signed = outcome?;
                 let store = CredentialStore::new(&control.inner.data_dir);
                 let previous = store.load().ok().flatten();
+                // A real hub gets the owner's own sources, never the demo's simulated one
+                // that a fresh connector starts with (it stays if the owner changed it).
+                let untouched_demo = ConfigStore::new(&control.inner.data_dir)
+                    .load()
+                    .is_ok_and(|config| config.sources == ConnectorConfig::default().sources);
+                if untouched_demo {
+                    for source in ConnectorConfig::default().sources {
+                        runtime.remove_source(&source.name).await?;
+                        tracing::info!(source = %source.name, "the demo's simulated source is not offered to a real hub");
+                    }
+                }
                 runtime
                     .sign_in(signed.credentials(previous.as_ref()))
                     .await?;

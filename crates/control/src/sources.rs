@@ -3,12 +3,14 @@
 
 use serde::Serialize;
 use serde_json::Value;
+use std::sync::Arc;
 use ts_rs::TS;
 use uplink_connector::form::FormSchema;
-use uplink_connector::{ConfigStore, Health, SourceConfig, kinds};
+
+use uplink_connector::{ConfigStore, DataSource, Health, SourceConfig, kinds};
 use uplink_model::TagSearch;
 
-use crate::{Control, ControlError, ControlErrorCode};
+use crate::{Control, ControlError, ControlErrorCode, lock};
 
 /// What a test read found.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -71,10 +73,26 @@ impl Control {
         Ok(source)
     }
 
-    /// Adds a data source: validated, opened, saved, announced to the hub.
+    /// Adds a data source: validated, opened, saved, announced to the hub. A source the last
+    /// Test opened with the very same settings is taken as it is, not read a second time.
     pub async fn add_source(&self, source: SourceConfig) -> Result<(), ControlError> {
-        self.runtime().await?.add_source(source).await?;
+        let tested = self.take_tested(&source);
+        self.runtime()
+            .await?
+            .add_source_opened(source, tested)
+            .await?;
         Ok(())
+    }
+
+    /// The source the last Test opened, when it was opened with `source`'s settings.
+    fn take_tested(&self, source: &SourceConfig) -> Option<Arc<dyn DataSource>> {
+        let (config, opened) = lock(&self.inner.tested).take()?;
+        let mut validated = source.clone();
+        validated.settings = kinds::schema(&source.kind)
+            .ok()?
+            .validate(&source.settings)
+            .ok()?;
+        (validated == config).then_some(opened)
     }
 
     /// Replaces the source named `name`.
@@ -90,8 +108,25 @@ impl Control {
         Ok(())
     }
 
-    /// Opens `source` without saving it and reads a few current values.
-    pub async fn test_source(&self, source: SourceConfig) -> Result<SourceTest, ControlError> {
+    /// Opens `source` without saving it and reads a few current values; `run_id` lets the
+    /// window stop it ([`cancel_run`](Self::cancel_run)). The opened source is kept for an Add
+    /// of the same settings that follows.
+    pub async fn test_source(
+        &self,
+        source: SourceConfig,
+        run_id: Option<String>,
+    ) -> Result<SourceTest, ControlError> {
+        // Whatever the last Test kept is let go first: only one is ever held.
+        lock(&self.inner.tested).take();
+        self.cancellable(
+            run_id,
+            "test of the data source",
+            self.open_and_test(source),
+        )
+        .await
+    }
+
+    async fn open_and_test(&self, source: SourceConfig) -> Result<SourceTest, ControlError> {
         let existing = self
             .configured_sources()?
             .iter()
@@ -145,11 +180,13 @@ impl Control {
                 unit: (!tag.units.is_empty()).then(|| tag.units.clone()),
             })
             .collect();
-        Ok(SourceTest {
+        let tested = SourceTest {
             health: opened.health(),
             tag_count,
             sample,
-        })
+        };
+        *lock(&self.inner.tested) = Some((source, opened));
+        Ok(tested)
     }
 
     /// Fills blank secret settings from the stored source named `name`.

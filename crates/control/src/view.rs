@@ -63,6 +63,26 @@ pub struct LocalHub {
     pub demo_app: String,
 }
 
+/// A one-time link to the local hub's consent page for the demo app, signed in as its owner.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct DemoConsent {
+    /// The link: spent on first use, valid for a minute.
+    pub url: String,
+    /// Whether it was opened in the system browser (when asked to).
+    pub browser_opened: bool,
+}
+
+impl std::fmt::Debug for DemoConsent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The link signs its holder in until spent: never in a log.
+        f.debug_struct("DemoConsent")
+            .field("url", &"<redacted>")
+            .field("browser_opened", &self.browser_opened)
+            .finish()
+    }
+}
+
 /// Everything a user interface shows, replaced whole on every change.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]

@@ -92,7 +92,7 @@ async fn the_local_hub_gives_a_first_time_user_a_working_link_and_the_buttons_wo
 
     // A test read shows values before anything is saved.
     let test = control
-        .test_source(simulated("line-2", json!({})))
+        .test_source(simulated("line-2", json!({})), None)
         .await
         .unwrap();
     assert!(test.tag_count > 0);
@@ -229,7 +229,7 @@ async fn commands_over_json_name_bad_arguments_and_unknown_commands() {
 async fn diagnostics_pass_against_the_local_hub_and_the_export_holds_no_secret() {
     let dir = tempfile::tempdir().unwrap();
     let control = Control::start(HostKind::Browser, dir.path().to_owned());
-    let err = control.run_diagnostics().await.unwrap_err();
+    let err = control.run_diagnostics(None).await.unwrap_err();
     assert_eq!(err.code, "not_configured");
     control.use_local_hub().await.unwrap();
     until(&control, "linked", |s| {
@@ -237,7 +237,7 @@ async fn diagnostics_pass_against_the_local_hub_and_the_export_holds_no_secret()
     })
     .await;
 
-    let report = control.run_diagnostics().await.unwrap();
+    let report = control.run_diagnostics(None).await.unwrap();
     let failed: Vec<_> = report
         .checks
         .iter()

@@ -8,12 +8,16 @@
 //! - [`Recorded`]: a data source wrapped so that its live values are recorded, and so that a
 //!   source with no history of its own (Modbus, MQTT) answers raw, plot, processed and
 //!   values-at-times from its recording through the model's shared aggregation.
+//! - [`Journaled`]: a source that keeps its alarms and events only in memory (MQTT) with an
+//!   [`EventJournal`] file beside: time-range event reads survive a restart.
 #![warn(missing_docs)]
 
 pub mod codec;
+mod journal;
 mod recorded;
 mod store;
 
+pub use journal::{EventJournal, JournalOptions, Journaled, events_file};
 pub use recorded::{RECORDED_SINCE, Recorded, historian_file};
 pub use store::{Historian, HistorianOptions, HistorianStats, Retention};
 

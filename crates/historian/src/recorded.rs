@@ -337,6 +337,8 @@ impl DataSource for Recorded {
                 search: descriptor.capabilities.search,
                 snapshot: descriptor.capabilities.snapshot,
                 subscribe: descriptor.capabilities.subscribe,
+                events: descriptor.capabilities.events,
+                write: descriptor.capabilities.write,
                 ..Capabilities::all_from_raw()
             };
         }
@@ -428,6 +430,17 @@ impl DataSource for Recorded {
 
     async fn changes(&self) -> Result<ChangeStream, SourceError> {
         self.inner.changes().await
+    }
+
+    async fn events(
+        &self,
+        request: &uplink_model::EventsRequest,
+    ) -> Result<uplink_model::EventPage, SourceError> {
+        self.inner.events(request).await
+    }
+
+    async fn subscribe_events(&self) -> Result<uplink_source::EventStream, SourceError> {
+        self.inner.subscribe_events().await
     }
 
     async fn write(&self, tag: &str, value: &WriteValue) -> Result<(), SourceError> {

@@ -160,11 +160,53 @@ CREATE TABLE IF NOT EXISTS blocks (
 CREATE INDEX IF NOT EXISTS blocks_start ON blocks (start_us);
 ";
 
-fn db_error(path: &Path) -> impl Fn(sqlx::Error) -> HistorianError + '_ {
+pub(crate) fn db_error(path: &Path) -> impl Fn(sqlx::Error) -> HistorianError + '_ {
     move |err| HistorianError::Database {
         path: path.display().to_string(),
         message: err.to_string(),
     }
+}
+
+/// Opens (creating it and its folder if need be) one of the historian's SQLite files with
+/// `schema` applied: its one writing connection (WAL, incremental vacuum) and a pool of
+/// `readers` read-only connections beside it.
+pub(crate) async fn open_file(
+    path: &Path,
+    schema: &'static str,
+    readers: u32,
+) -> Result<(SqliteConnection, SqlitePool), HistorianError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|err| HistorianError::Database {
+            path: path.display().to_string(),
+            message: format!("cannot create its folder: {err}"),
+        })?;
+    }
+    let connect = SqliteConnectOptions::new()
+        .filename(path)
+        .auto_vacuum(SqliteAutoVacuum::Incremental)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(30))
+        .create_if_missing(true);
+    let mut conn = SqliteConnection::connect_with(&connect)
+        .await
+        .map_err(db_error(path))?;
+    sqlx::raw_sql(schema)
+        .execute(&mut conn)
+        .await
+        .map_err(db_error(path))?;
+    let read = SqlitePoolOptions::new()
+        .max_connections(readers)
+        .min_connections(0)
+        .connect_with(
+            SqliteConnectOptions::new()
+                .filename(path)
+                .read_only(true)
+                .busy_timeout(Duration::from_secs(30)),
+        )
+        .await
+        .map_err(db_error(path))?;
+    Ok((conn, read))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -202,36 +244,7 @@ impl Historian {
             historian.send(Command::Options(options)).await?;
             return Ok(historian);
         }
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|err| HistorianError::Database {
-                path: path.display().to_string(),
-                message: format!("cannot create its folder: {err}"),
-            })?;
-        }
-        let connect = SqliteConnectOptions::new()
-            .filename(&path)
-            .auto_vacuum(SqliteAutoVacuum::Incremental)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30));
-        let mut conn = SqliteConnection::connect_with(&connect.clone().create_if_missing(true))
-            .await
-            .map_err(db_error(&path))?;
-        sqlx::raw_sql(SCHEMA)
-            .execute(&mut conn)
-            .await
-            .map_err(db_error(&path))?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(0)
-            .connect_with(
-                SqliteConnectOptions::new()
-                    .filename(&path)
-                    .read_only(true)
-                    .busy_timeout(Duration::from_secs(30)),
-            )
-            .await
-            .map_err(db_error(&path))?;
+        let (conn, read) = open_file(&path, SCHEMA, 4).await?;
         let stats = Arc::new(Mutex::new(HistorianStats::default()));
         let firsts = Arc::new(Mutex::new(HashMap::new()));
         let mut writer = Writer {

@@ -190,7 +190,7 @@ fn invalid(message: impl Into<String>) -> Response {
     ApiErrorCode::InvalidQuery.response(message)
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Response> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Response> {
     let mut values = headers.get_all("idempotency-key").iter();
     let Some(value) = values.next() else {
         return Ok(None);

@@ -45,9 +45,18 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> HubError {
 /// [`HubError::Permissions`] naming the path, its mode and the command that fixes it; I/O
 /// errors.
 pub fn prepare(dir: &Path) -> Result<()> {
-    create_private_dir(dir)?;
-    check(dir)?;
+    prepare_folder(dir)?;
     create_private_file(&dir.join(STORE_FILE))
+}
+
+/// As [`prepare`] without the store file: for a hub whose store is in PostgreSQL, whose data
+/// folder holds only its key files, certificates and logs.
+///
+/// # Errors
+/// As [`prepare`].
+pub fn prepare_folder(dir: &Path) -> Result<()> {
+    create_private_dir(dir)?;
+    check(dir)
 }
 
 /// Sets the folder to 0700 and the hub's own files in it to 0600, creating the folder if it
@@ -177,6 +186,9 @@ struct KeyEntry {
     /// The 32 key bytes, base64.
     key: String,
     created_at: i64,
+    /// When a rotation retired it; absent while it is current (and in files older hubs wrote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retired_at: Option<i64>,
 }
 
 /// The access-token keys' own file, 0600, written atomically (temporary file, fsync, rename,
@@ -235,7 +247,8 @@ impl KeyFile {
                 let bytes = STANDARD
                     .decode(entry.key.as_bytes())
                     .map_err(|_| unreadable("a key is not base64"))?;
-                let record = crate::token::Keyring::key_record(&bytes, entry.created_at)?;
+                let mut record = crate::token::Keyring::key_record(&bytes, entry.created_at)?;
+                record.retired_at = entry.retired_at;
                 if record.id != entry.id {
                     return Err(unreadable("a key does not match its id"));
                 }
@@ -256,6 +269,7 @@ impl KeyFile {
                     id: k.id.clone(),
                     key: STANDARD.encode(&k.key_bytes),
                     created_at: k.created_at,
+                    retired_at: k.retired_at,
                 })
                 .collect(),
         };

@@ -11,6 +11,10 @@ pub enum HubError {
     /// The store could not be read or written.
     #[error("store error: {0}")]
     Store(#[from] sqlx::Error),
+    /// The store could not be opened (a database unreachable or refusing the hub); the
+    /// message never holds the database URL's password.
+    #[error("{0}")]
+    StoreOpen(String),
     /// The store's schema could not be brought up to date.
     #[error("store migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -49,7 +53,7 @@ impl HubError {
     /// A stable, machine-readable code for this error.
     pub fn code(&self) -> &'static str {
         match self {
-            HubError::Store(_) | HubError::Migration(_) => "store_error",
+            HubError::Store(_) | HubError::StoreOpen(_) | HubError::Migration(_) => "store_error",
             HubError::Invalid(_) => "invalid_input",
             HubError::NotFound(_) => "not_found",
             HubError::Conflict(_) => "conflict",

@@ -31,6 +31,8 @@ struct HealthBody {
 struct Check {
     name: &'static str,
     ok: bool,
+    /// Whether a failure of this check makes the replica not ready (the backplane's does not).
+    required: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     problem: Option<String>,
 }
@@ -65,19 +67,34 @@ pub async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
     } else {
         None
     };
-    let checks = vec![
+    hub.metrics.store_ready(store.is_none());
+    let mut checks = vec![
         Check {
             name: "store",
             ok: store.is_none(),
+            required: true,
             problem: store,
         },
         Check {
             name: "token_keys",
             ok: keys.is_none(),
+            required: true,
             problem: keys,
         },
     ];
-    let ready = checks.iter().all(|c| c.ok);
+    if let Some(connected) = hub.backplane_connected() {
+        checks.push(Check {
+            name: "backplane",
+            ok: connected,
+            required: false,
+            problem: (!connected).then(|| {
+                "not connected to NATS (reconnecting): queries for links held by other replicas \
+                 answer 503 connector_offline"
+                    .to_owned()
+            }),
+        });
+    }
+    let ready = checks.iter().all(|c| c.ok || !c.required);
     let status = if ready {
         StatusCode::OK
     } else {

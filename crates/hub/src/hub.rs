@@ -42,6 +42,14 @@ pub struct HubConfig {
     /// (default [`DEFAULT_MAX_CONNECTORS`]). A connector beyond it is refused with 503 and
     /// `Retry-After` and retries later; links already up are unaffected.
     pub max_connectors: usize,
+    /// The most live-value streams one sign-in (access-token family) may have open at once,
+    /// on the event-stream route and the app hub together (default
+    /// [`DEFAULT_MAX_LIVE_STREAMS_PER_SIGN_IN`]); one more is refused with 429
+    /// `too_many_subscriptions`.
+    pub max_live_streams_per_sign_in: usize,
+    /// The most live-value streams open at once on one connector's data sources, all apps
+    /// together (default [`DEFAULT_MAX_LIVE_STREAMS_PER_CONNECTOR`]).
+    pub max_live_streams_per_connector: usize,
     /// What one HTTPS connection may hold: the connection cap, header size and count, and
     /// the header and send timeouts (`docs/hardening.md`).
     pub serving: uplink_tls::ServeLimits,
@@ -66,6 +74,15 @@ pub struct HubConfig {
 /// link holds a file descriptor, so the hub's open-file limit must be above the cap.
 pub const DEFAULT_MAX_CONNECTORS: usize = 10_000;
 
+/// The default cap on one sign-in's live-value streams: a dashboard's tabs and widgets with
+/// room to spare; an app that needs more tags puts them in one stream (up to 1 000 each).
+pub const DEFAULT_MAX_LIVE_STREAMS_PER_SIGN_IN: usize = 100;
+
+/// The default cap on live-value streams on one connector's data sources: each holds at most
+/// one value per tag on the hub, and the connector shares its work between streams of one app
+/// on the same tags.
+pub const DEFAULT_MAX_LIVE_STREAMS_PER_CONNECTOR: usize = 10_000;
+
 impl HubConfig {
     /// Defaults for a hub at `issuer`.
     pub fn new(issuer: impl Into<String>) -> Self {
@@ -80,6 +97,8 @@ impl HubConfig {
             query_timeout: std::time::Duration::from_secs(30),
             max_answer_bytes: None,
             max_connectors: DEFAULT_MAX_CONNECTORS,
+            max_live_streams_per_sign_in: DEFAULT_MAX_LIVE_STREAMS_PER_SIGN_IN,
+            max_live_streams_per_connector: DEFAULT_MAX_LIVE_STREAMS_PER_CONNECTOR,
             serving: uplink_tls::ServeLimits::default(),
             bodies: crate::body_limit::BodyLimits::default(),
             key_file: None,
@@ -115,6 +134,8 @@ pub struct Hub {
     pub links: Arc<LocalRouter>,
     /// The answers relayed right now, each cut when the access it serves ends.
     pub answers: Arc<InFlight>,
+    /// The live-value streams open now, counted per sign-in and per connector for their caps.
+    pub live_streams: Arc<crate::live_streams::LiveStreams>,
     /// What Prometheus scrapes.
     pub metrics: Arc<crate::metrics::HubMetrics>,
     /// The limits in force, seeded from [`Hub::config`] and replaceable while serving.
@@ -124,9 +145,15 @@ pub struct Hub {
     pub debits_in_flight: crate::billing::DebitsInFlight,
     /// The last change of the store's feed this hub announced.
     change_cursor: tokio::sync::Mutex<i64>,
+    /// The cluster this hub is a replica of, once joined ([`Hub::join_backplane`]).
+    backplane: std::sync::OnceLock<Arc<crate::backplane::Backplane>>,
+    /// The router over this replica's links and the cluster's, once joined.
+    cluster_router: std::sync::OnceLock<Arc<dyn ConnectorRouter>>,
     /// Grants whose use was recorded recently (grant id → when), so a burst of requests on one
     /// grant writes "last used" once, not once per request. Never consulted to allow access.
     pub(crate) recently_touched: std::sync::Mutex<std::collections::HashMap<i64, i64>>,
+    /// One-time sign-in links minted in this process and not yet spent.
+    pub(crate) sign_in_links: crate::sign_in_links::SignInLinks,
 }
 
 /// A newly registered app and, for confidential apps, its secret (shown once).
@@ -175,7 +202,8 @@ impl Hub {
                 Keyring::open(file, store.as_ref(), &config.issuer, &config.audience()).await?
             }
             None => Keyring::generate(&config.issuer, &config.audience())?,
-        };
+        }
+        .retire_after(config.access_token_ttl + crate::token::RETIREMENT_MARGIN);
         let id_keys = match &config.id_key_file {
             Some(path) => crate::id_token::IdTokenKeys::open(
                 path.clone(),
@@ -189,9 +217,12 @@ impl Hub {
         let metrics = Arc::new(crate::metrics::HubMetrics::default());
         Ok(Self {
             change_cursor,
+            backplane: std::sync::OnceLock::new(),
+            cluster_router: std::sync::OnceLock::new(),
             limiters: Limiters::counted_in(config.rate_limits, metrics.clone()),
             debits_in_flight: Default::default(),
             recently_touched: Default::default(),
+            sign_in_links: Default::default(),
             limits: Arc::new(crate::live_limits::LiveLimits::new(
                 crate::live_limits::Limits::of(&config),
             )),
@@ -207,11 +238,13 @@ impl Hub {
             config,
             announcer: Arc::new(LocalAnnouncer::default()),
             answers: Arc::default(),
+            live_streams: Arc::default(),
             metrics,
         })
     }
 
-    /// The connector router the app data API relays through: this node's live links.
+    /// The connector router the app data API relays through: this node's live links, and
+    /// once it joined a backplane ([`Hub::join_backplane`]) the other replicas' too.
     ///
     /// ```no_run
     /// # async fn run(hub: std::sync::Arc<uplink_hub::Hub>) {
@@ -220,7 +253,104 @@ impl Hub {
     /// # drop(app); let _ = online; }
     /// ```
     pub fn relay(&self) -> Arc<dyn ConnectorRouter> {
-        self.links.clone()
+        match self.cluster_router.get() {
+            Some(router) => router.clone(),
+            None => self.links.clone(),
+        }
+    }
+
+    /// Makes this hub a replica of the cluster whose NATS server is at `url` (docs/cluster.md):
+    /// queries for links held by other replicas are relayed to them, committed changes are
+    /// announced to them at once, and a newer link of a connector evicts the older one
+    /// wherever it is. Call before serving (the data API takes its router when it is built).
+    pub async fn join_backplane(
+        self: &Arc<Self>,
+        url: &str,
+    ) -> std::result::Result<(), crate::backplane::BackplaneError> {
+        let backplane = crate::backplane::Backplane::join(url, self).await?;
+        // The caps on live-value streams hold for the cluster: counted in the shared store.
+        self.live_streams.share(self.store.clone());
+        let router: Arc<dyn ConnectorRouter> = Arc::new(backplane.router(self.links.clone()));
+        self.backplane
+            .set(backplane)
+            .map_err(|_| crate::backplane::BackplaneError::AlreadyJoined)?;
+        let _ = self.cluster_router.set(router);
+        Ok(())
+    }
+
+    /// Makes a new access-token key current (the old one retired: it verifies the tokens it
+    /// made for one token lifetime more) and tells every process on the store, through the
+    /// change feed, to re-read the key file. Returns the new key's id.
+    ///
+    /// # Errors
+    /// The key file cannot be written.
+    pub async fn rotate_token_key(&self) -> Result<String> {
+        let key_id = self.keys.rotate().await?;
+        let change = crate::revocation::Revocation::TokenKeysRotated {
+            key_id: key_id.clone(),
+        };
+        if let Err(e) = self.store.append_change(&change).await {
+            // Other replicas still find the key when a token names it (they re-read the file).
+            tracing::warn!(error = %e, "the key rotation was not recorded in the change feed");
+        }
+        self.publish_changes().await;
+        Ok(key_id)
+    }
+
+    /// Makes a new ID-token signing key current (the old one stays in the JWKS for one ID-token
+    /// lifetime more) and tells every process on the store, through the change feed, to
+    /// re-read the ID-token key file. Returns the new key's id.
+    ///
+    /// # Errors
+    /// The key file cannot be read or written.
+    pub async fn rotate_id_token_key(&self) -> Result<String> {
+        let key_id = self.id_keys.rotate()?;
+        let change = crate::revocation::Revocation::IdTokenKeysRotated {
+            key_id: key_id.clone(),
+        };
+        if let Err(e) = self.store.append_change(&change).await {
+            // Other replicas still see the file change (within 10 s, at once for the JWKS).
+            tracing::warn!(error = %e, "the ID-token key rotation was not recorded in the change feed");
+        }
+        self.publish_changes().await;
+        Ok(key_id)
+    }
+
+    /// Whether this replica is connected to its backplane's NATS server: `None` for a hub that
+    /// joined none (a single process), which needs none.
+    pub fn backplane_connected(&self) -> Option<bool> {
+        self.backplane.get().map(|b| b.connected())
+    }
+
+    /// A one-time link that signs `user_id` in to this hub's pages and continues to `next`
+    /// (a path on this hub, such as an `/oauth/authorize?…` request): what the embedded local
+    /// hub opens in its owner's browser. Spent on first use, valid for one minute; see
+    /// `crates/hub/src/sign_in_links.rs` for why it is safe in a URL.
+    ///
+    /// # Errors
+    /// [`HubError::Invalid`] when `next` is not a path on this hub, or when this hub is a
+    /// replica of a cluster (links live in one process's memory).
+    pub fn mint_sign_in_link(&self, user_id: &str, next: &str) -> Result<String> {
+        if !next.starts_with('/') || next.starts_with("//") || next.contains('\\') {
+            return Err(HubError::Invalid(format!(
+                "a sign-in link continues to a path on this hub, not '{next}'"
+            )));
+        }
+        if self.backplane.get().is_some() {
+            return Err(HubError::Invalid(
+                "a hub in a cluster mints no sign-in links: they live in one process".into(),
+            ));
+        }
+        let secret = self.sign_in_links.mint(crate::sign_in_links::SignInLink {
+            user_id: user_id.to_owned(),
+            next: next.to_owned(),
+        });
+        Ok(format!(
+            "{}{}?token={}",
+            self.config.issuer,
+            crate::sign_in_links::SIGN_IN_LINK_PATH,
+            secret.expose()
+        ))
     }
 
     /// Records a user's consent: one grant per data source, audited, and announced so the
@@ -336,15 +466,25 @@ impl Hub {
     /// Opens the SQLite store in `data_dir` (creating the directory, 0700) and builds a hub on
     /// it, with its token keys in `data_dir`'s key file unless `config` names another. Refuses
     /// a folder or file other local users could read ([`crate::data_dir::prepare`]).
-    pub async fn open(data_dir: &Path, mut config: HubConfig) -> Result<Self> {
-        let store = open_store(data_dir).await?;
+    pub async fn open(data_dir: &Path, config: HubConfig) -> Result<Self> {
+        Self::open_on(data_dir, None, config).await
+    }
+
+    /// As [`Hub::open`], with the store in the PostgreSQL database `database` when given
+    /// (its schema brought up to date); the key files stay in `data_dir` either way.
+    pub async fn open_on(
+        data_dir: &Path,
+        database: Option<&crate::store::DatabaseUrl>,
+        mut config: HubConfig,
+    ) -> Result<Self> {
+        let store = open_store_at(data_dir, database).await?;
         config
             .key_file
             .get_or_insert_with(|| data_dir.join(crate::data_dir::KEY_FILE));
         config
             .id_key_file
             .get_or_insert_with(|| data_dir.join(crate::id_token::ID_KEY_FILE));
-        Self::new(Arc::new(store), config, Passwords::new(2)).await
+        Self::new(store, config, Passwords::new(2)).await
     }
 
     /// Records an audit event; a failure to record is logged, never fatal to the request.
@@ -625,11 +765,21 @@ impl Hub {
         Ok(())
     }
 
-    /// Announces every change committed to the store since the last one announced — by this
-    /// process or another sharing the store — once each, in commit order. Called after each
-    /// of this hub's own revokes and consents (so they are announced before the call returns)
-    /// and by [`Hub::follow_changes`] for everyone else's.
+    /// Announces the changes this hub just committed (and any other news of the feed), then
+    /// tells the other replicas of its cluster, if any, to read the feed now. Called after each
+    /// of this hub's own revokes, removals and consents, so they are announced here before the
+    /// call returns.
     pub async fn publish_changes(&self) {
+        self.announce_changes().await;
+        if let Some(backplane) = self.backplane.get() {
+            backplane.changes_committed().await;
+        }
+    }
+
+    /// Announces every change committed to the store since the last one announced — by this
+    /// process or another sharing the store — once each, in commit order ([`Hub::follow_changes`]
+    /// and the backplane's news call it for everyone else's).
+    pub async fn announce_changes(&self) {
         let mut cursor = self.change_cursor.lock().await;
         loop {
             match self.store.changes_after(*cursor).await {
@@ -637,6 +787,32 @@ impl Hub {
                     let done = batch.cursor == *cursor;
                     *cursor = batch.cursor;
                     for change in batch.changes {
+                        if let crate::revocation::Revocation::TokenKeysRotated { key_id } = &change
+                        {
+                            // Only this keyring cares: links and answers are not affected.
+                            match self.keys.reload() {
+                                Ok(_) => {
+                                    tracing::info!(%key_id, "access-token keys re-read after a rotation")
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "the rotated access-token keys cannot be re-read")
+                                }
+                            }
+                            continue;
+                        }
+                        if let crate::revocation::Revocation::IdTokenKeysRotated { key_id } =
+                            &change
+                        {
+                            match self.id_keys.reload() {
+                                Ok(_) => {
+                                    tracing::info!(%key_id, "ID-token keys re-read after a rotation")
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "the rotated ID-token keys cannot be re-read")
+                                }
+                            }
+                            continue;
+                        }
                         if let Some(kind) = change.kind() {
                             self.metrics
                                 .revocations
@@ -663,10 +839,32 @@ impl Hub {
     /// Follows the store's change feed for as long as the hub serves, so that a revoke made
     /// by an admin command run beside the hub (or by another node) reaches live links at once.
     pub async fn follow_changes(self: Arc<Self>) {
+        /// How often the key file is checked for a change made behind the hub's back.
+        const KEY_FILE_CHECK_SECONDS: i64 = 10;
         const KEEP_CHANGES: i64 = 24 * 3600;
         let mut pruned_at = 0;
+        let mut keys_checked_at = 0;
         loop {
-            self.publish_changes().await;
+            self.announce_changes().await;
+            let now = crate::clock::now();
+            if now - keys_checked_at >= KEY_FILE_CHECK_SECONDS {
+                keys_checked_at = now;
+                // A key file copied in by an operator, not announced on the feed.
+                match self.keys.reload_if_changed() {
+                    Ok(true) => tracing::info!("access-token key file changed; re-read"),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the access-token key file cannot be re-read")
+                    }
+                }
+                match self.id_keys.reload_if_changed() {
+                    Ok(true) => tracing::info!("ID-token key file changed; re-read"),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the ID-token key file cannot be re-read")
+                    }
+                }
+            }
             let after = *self.change_cursor.lock().await;
             if let Err(e) = self.store.wait_for_changes(after).await {
                 tracing::error!(error = %e, "the change feed cannot be read; retrying");
@@ -758,6 +956,21 @@ async fn ensure_connector_client(store: &dyn Store) -> Result<()> {
 pub async fn open_store(data_dir: &Path) -> Result<SqliteStore> {
     crate::data_dir::prepare(data_dir)?;
     SqliteStore::open(&data_dir.join(crate::data_dir::STORE_FILE)).await
+}
+
+/// The hub's store: the PostgreSQL database `database` when given (the data folder is still
+/// prepared, for the key files beside it), else SQLite in `data_dir` ([`open_store`]).
+pub async fn open_store_at(
+    data_dir: &Path,
+    database: Option<&crate::store::DatabaseUrl>,
+) -> Result<Arc<dyn Store>> {
+    Ok(match database {
+        Some(url) => {
+            crate::data_dir::prepare_folder(data_dir)?;
+            Arc::new(crate::store::PostgresStore::open(url).await?)
+        }
+        None => Arc::new(open_store(data_dir).await?),
+    })
 }
 
 fn validate_username(name: &str) -> Result<()> {

@@ -6,10 +6,14 @@
 //! keys and kept the same way (written atomically, never in the store). Rotation follows the
 //! access-token keyring's pattern: the newest key signs; a key that stopped signing stays
 //! published in the JWKS until every token it signed has expired (its retirement time plus
-//! the ID-token lifetime), then it is dropped from the file at the next rotation or start.
+//! the ID-token lifetime and [`crate::token::RETIREMENT_MARGIN`]), never after. A running hub
+//! re-reads the file when the change feed says a key was rotated, when the file changed (the
+//! JWKS looks at every request; the feed follower every 10 s), so a rotation made by another
+//! replica or an admin command takes effect without a restart.
 
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
+use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -25,6 +29,11 @@ pub const ID_KEY_FILE: &str = "id-token-keys.json";
 
 /// The ID-token lifetime in seconds when the config says nothing else.
 pub const DEFAULT_TTL: i64 = 600;
+
+/// How long retired keys stay in the file, whatever the ID-token lifetime of the process that
+/// rotates (an admin command does not know the serving hub's): publication applies the hub's
+/// own, shorter, bound.
+const KEEP_RETIRED: i64 = 7 * 24 * 3600;
 
 /// One signing key as the file keeps it.
 #[derive(Clone, Serialize, Deserialize)]
@@ -137,10 +146,13 @@ pub fn at_hash(access_token: &str) -> String {
 /// The hub's ID-token signing keys: the newest signs, retired ones stay published until the
 /// tokens they signed have expired.
 pub struct IdTokenKeys {
+    /// The current key first, then the retired ones, newest first.
     keys: RwLock<Vec<Loaded>>,
     file: Option<PathBuf>,
     issuer: String,
     ttl: i64,
+    /// The key file's modification time when it was last read.
+    file_modified: Mutex<Option<SystemTime>>,
 }
 
 impl std::fmt::Debug for IdTokenKeys {
@@ -162,23 +174,65 @@ impl IdTokenKeys {
         let now = crate::clock::now();
         let mut entries = read_file(&path)?;
         let before = entries.len();
-        entries.retain(|e| e.retired_at.is_none_or(|at| at + ttl >= now));
+        entries.retain(|e| e.retired_at.is_none_or(|at| at + KEEP_RETIRED >= now));
         if entries.is_empty() {
             entries.push(new_entry(now)?);
         }
         if entries.len() != before {
             write_file(&path, &entries)?;
         }
-        let keys = entries
-            .into_iter()
-            .map(|e| load_entry(e, &path))
-            .collect::<Result<Vec<_>>>()?;
+        let keys = load_all(entries, &path)?;
         Ok(Self {
             keys: RwLock::new(keys),
+            file_modified: Mutex::new(modified(&path)),
             file: Some(path),
             issuer: issuer.to_owned(),
             ttl,
         })
+    }
+
+    /// Re-reads the key file (the authority): a key rotated by another replica or an admin
+    /// command signs here from now on, and is published. Returns whether the signing key
+    /// changed. Keys in memory only, or a file with no key, stay as they are.
+    ///
+    /// # Errors
+    /// The key file cannot be read (the keys in memory are kept).
+    pub fn reload(&self) -> Result<bool> {
+        let Some(path) = &self.file else {
+            return Ok(false);
+        };
+        let modified_before = modified(path);
+        let entries = read_file(path)?;
+        *lock(&self.file_modified) = modified_before;
+        if entries.is_empty() {
+            return Ok(false);
+        }
+        let fresh = load_all(entries, path)?;
+        let mut keys = self.keys.write().expect("ID-token keys lock poisoned");
+        let changed = keys[0].entry.kid != fresh[0].entry.kid;
+        *keys = fresh;
+        Ok(changed)
+    }
+
+    /// Re-reads the key file if it was modified since it was last read (another replica
+    /// sharing the folder rotated, or an operator copied a rotated file in): one `stat` when
+    /// it was not. Returns whether the signing key changed.
+    ///
+    /// # Errors
+    /// As [`IdTokenKeys::reload`].
+    pub fn reload_if_changed(&self) -> Result<bool> {
+        let Some(path) = &self.file else {
+            return Ok(false);
+        };
+        let now = modified(path);
+        {
+            let mut seen = lock(&self.file_modified);
+            if now.is_none() || *seen == now {
+                return Ok(false);
+            }
+            *seen = now;
+        }
+        self.reload()
     }
 
     /// One fresh key in memory only (hubs built in tests without a key file).
@@ -193,6 +247,7 @@ impl IdTokenKeys {
             file: None,
             issuer: issuer.to_owned(),
             ttl,
+            file_modified: Mutex::new(None),
         })
     }
 
@@ -202,11 +257,12 @@ impl IdTokenKeys {
     }
 
     /// Makes a new key current; the old one stops signing now and stays published until its
-    /// last token expired. Keys past that are dropped. The file is written before the new key
-    /// signs anything. Returns the new key's id.
+    /// last token expired. The file is the authority: a rotation another process made since
+    /// this one read it is kept. Keys retired more than a week ago leave the file. The file
+    /// is written before the new key signs anything. Returns the new key's id.
     ///
     /// # Errors
-    /// The file cannot be written.
+    /// The file cannot be read or written.
     pub fn rotate(&self) -> Result<String> {
         let now = crate::clock::now();
         let entry = new_entry(now)?;
@@ -214,25 +270,29 @@ impl IdTokenKeys {
             .file
             .clone()
             .unwrap_or_else(|| PathBuf::from("(memory)"));
-        let fresh = load_entry(entry, &path)?;
         let mut keys = self.keys.write().expect("ID-token keys lock poisoned");
-        let mut entries = vec![fresh.entry.clone()];
-        for k in keys.iter() {
-            let mut e = k.entry.clone();
-            e.retired_at.get_or_insert(now);
-            if e.retired_at.is_some_and(|at| at + self.ttl >= now) {
+        let on_file = match &self.file {
+            Some(file) => read_file(file)?,
+            None => Vec::new(),
+        };
+        let before = if on_file.is_empty() {
+            keys.iter().map(|k| k.entry.clone()).collect()
+        } else {
+            on_file
+        };
+        let mut entries = vec![entry];
+        for mut e in before {
+            let retired_at = *e.retired_at.get_or_insert(now);
+            if retired_at + KEEP_RETIRED >= now {
                 entries.push(e);
             }
         }
         if let Some(file) = &self.file {
             write_file(file, &entries)?;
+            *lock(&self.file_modified) = modified(file);
         }
-        let kid = fresh.entry.kid.clone();
-        let mut loaded = vec![fresh];
-        for e in entries.into_iter().skip(1) {
-            loaded.push(load_entry(e, &path)?);
-        }
-        *keys = loaded;
+        let kid = entries[0].kid.clone();
+        *keys = load_all(entries, &path)?;
         Ok(kid)
     }
 
@@ -244,12 +304,19 @@ impl IdTokenKeys {
             .clone()
     }
 
-    /// The JWK Set: every key whose tokens may still be valid at `now`, current first.
+    /// The JWK Set: every key whose tokens may still be valid at `now`, current first. A
+    /// retired key is published for one ID-token lifetime past its retirement and
+    /// [`crate::token::RETIREMENT_MARGIN`] (replicas that heard of the rotation a moment late
+    /// may have signed with it since), never after.
     pub fn jwks(&self, now: i64) -> serde_json::Value {
         let keys = self.keys.read().expect("ID-token keys lock poisoned");
         let published: Vec<serde_json::Value> = keys
             .iter()
-            .filter(|k| k.entry.retired_at.is_none_or(|at| at + self.ttl >= now))
+            .filter(|k| {
+                k.entry
+                    .retired_at
+                    .is_none_or(|at| at + self.ttl + crate::token::RETIREMENT_MARGIN >= now)
+            })
             .map(|k| {
                 serde_json::json!({
                     "kty": "OKP",
@@ -301,6 +368,22 @@ impl IdTokenKeys {
         jsonwebtoken::encode(&header, &claims, &current.encoding)
             .map_err(|e| HubError::TokenIssue(format!("cannot sign the ID token: {e}")))
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The key file's modification time, if it can be read.
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The keys of `entries`, the signing one first: the newest not retired (or, in a file where
+/// every key was retired, the newest), then the others newest first.
+fn load_all(mut entries: Vec<KeyEntry>, path: &Path) -> Result<Vec<Loaded>> {
+    entries.sort_by_key(|e| (e.retired_at.is_some(), std::cmp::Reverse(e.created_at)));
+    entries.into_iter().map(|e| load_entry(e, path)).collect()
 }
 
 fn read_file(path: &Path) -> Result<Vec<KeyEntry>> {
@@ -403,9 +486,9 @@ mod tests {
         };
         assert_eq!(published(now), vec![new_kid.clone(), old_kid.clone()]);
         assert_eq!(
-            published(now + 601),
+            published(now + 600 + crate::token::RETIREMENT_MARGIN + 1),
             vec![new_kid.clone()],
-            "gone once its tokens expired"
+            "gone once its tokens expired (and the margin for late replicas passed)"
         );
         let reopened = IdTokenKeys::open(path.clone(), "https://hub.test", 600).unwrap();
         assert_eq!(reopened.current_key_id(), new_kid);
@@ -416,9 +499,72 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
         }
-        // With a zero lifetime the retired key's tokens are already expired: it goes.
+        // With a zero lifetime the retired key's tokens are already expired: it goes once the
+        // margin for late replicas passed.
         let short = IdTokenKeys::open(path, "https://hub.test", -1).unwrap();
-        assert_eq!(short.jwks(now)["keys"].as_array().unwrap().len(), 1);
+        assert_eq!(short.jwks(now)["keys"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            short.jwks(now + crate::token::RETIREMENT_MARGIN)["keys"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    fn published(keys: &IdTokenKeys, at: i64) -> Vec<String> {
+        keys.jwks(at)["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_rotation_by_another_process_signs_and_is_published_here_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(ID_KEY_FILE);
+        // Two replicas on one data folder (or an admin command beside a serving hub).
+        let here = IdTokenKeys::open(path.clone(), "https://hub.test", 600).unwrap();
+        let there = IdTokenKeys::open(path.clone(), "https://hub.test", 600).unwrap();
+        let old_kid = here.current_key_id();
+        assert_eq!(there.current_key_id(), old_kid);
+        assert!(!here.reload_if_changed().unwrap(), "nothing changed yet");
+        let signed_before = here.issue(&who()).unwrap();
+        let new_kid = there.rotate().unwrap();
+        // A token the other replica signed with its new key is not yet verifiable here…
+        let signed_there = there.issue(&who()).unwrap();
+        assert!(verify_with_jwks(&here, &signed_there).is_err());
+        // …until the file change (the JWKS looks) or the feed's news (a reload) is seen.
+        assert!(here.reload_if_changed().unwrap(), "the signing key changed");
+        assert!(!here.reload_if_changed().unwrap(), "read once per change");
+        assert_eq!(here.current_key_id(), new_kid);
+        assert!(verify_with_jwks(&here, &signed_there).is_ok());
+        assert!(verify_with_jwks(&here, &signed_before).is_ok());
+        let signed_here = here.issue(&who()).unwrap();
+        let header = jsonwebtoken::decode_header(&signed_here).unwrap();
+        assert_eq!(
+            header.kid.as_deref(),
+            Some(new_kid.as_str()),
+            "signs with the new key"
+        );
+        // The retired key is published for one lifetime and the margin past its retirement,
+        // never after; the file keeps it longer (an admin command's lifetime may be shorter).
+        let now = crate::clock::now();
+        let margin = crate::token::RETIREMENT_MARGIN;
+        assert_eq!(
+            published(&here, now + 600 + margin - 1),
+            vec![new_kid.clone(), old_kid.clone()]
+        );
+        assert_eq!(
+            published(&here, now + 600 + margin + 2),
+            vec![new_kid.clone()]
+        );
+        // A rotation here reaches the other replica in turn; every earlier key stays published.
+        let third = here.rotate().unwrap();
+        assert!(there.reload().unwrap());
+        assert_eq!(published(&there, now), vec![third, new_kid, old_kid]);
     }
 
     #[test]

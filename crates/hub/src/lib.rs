@@ -27,6 +27,7 @@
 // seeding), access tokens, passwords and secrets as the hub hands them out, and `relay`, the seam
 // between the data API and the connector links, and `metrics`, what an operator's Prometheus
 // scrapes.
+pub mod backplane;
 pub mod billing;
 pub mod body_limit;
 pub mod data_dir;
@@ -34,6 +35,7 @@ pub mod hub;
 pub mod id_token;
 pub mod live;
 pub mod live_limits;
+pub mod live_streams;
 pub mod metrics;
 pub mod password;
 pub mod relay;
@@ -58,6 +60,7 @@ macro_rules! internal {
 internal! {
     access;
     api;
+    app_hub;
     clock;
     error;
     health;
@@ -68,6 +71,7 @@ internal! {
     rate_limit;
     revocation;
     server;
+    sign_in_links;
 }
 mod router;
 

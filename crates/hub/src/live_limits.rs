@@ -1,6 +1,7 @@
 //! The limits an operator can change while the hub serves (`uplink hub serve` reloads them on
 //! SIGHUP or when its configuration file changes): request body sizes and time, the HTTPS
-//! server's connection and header limits, and the cap on connector links. Each request or
+//! server's connection and header limits, the cap on connector links and the caps on
+//! live-value streams. Each request or
 //! connection reads the limits in force when it arrives; nothing already admitted is cut.
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use uplink_tls::{ServeLimits, ServeLimitsSlot};
 
 use crate::body_limit::BodyLimits;
 use crate::hub::HubConfig;
+use crate::live_streams::StreamCaps;
 
 /// The hub's replaceable limits, seeded from its [`HubConfig`].
 #[derive(Debug)]
@@ -18,6 +20,7 @@ pub struct LiveLimits {
     bodies: watch::Sender<BodyLimits>,
     serving: Arc<ServeLimitsSlot>,
     max_connectors: AtomicUsize,
+    live_streams: watch::Sender<StreamCaps>,
 }
 
 /// One set of the limits [`LiveLimits`] holds.
@@ -29,6 +32,8 @@ pub struct Limits {
     pub serving: ServeLimits,
     /// Connector links served at once.
     pub max_connectors: usize,
+    /// Live-value streams open at once per sign-in and per connector.
+    pub live_streams: StreamCaps,
 }
 
 impl Limits {
@@ -38,6 +43,10 @@ impl Limits {
             bodies: config.bodies,
             serving: config.serving.clone(),
             max_connectors: config.max_connectors,
+            live_streams: StreamCaps {
+                per_sign_in: config.max_live_streams_per_sign_in,
+                per_connector: config.max_live_streams_per_connector,
+            },
         }
     }
 }
@@ -49,6 +58,7 @@ impl LiveLimits {
             bodies: watch::Sender::new(limits.bodies),
             serving: Arc::new(ServeLimitsSlot::new(limits.serving)),
             max_connectors: AtomicUsize::new(limits.max_connectors),
+            live_streams: watch::Sender::new(limits.live_streams),
         }
     }
 
@@ -67,12 +77,18 @@ impl LiveLimits {
         self.max_connectors.load(Ordering::Relaxed)
     }
 
+    /// The caps on live-value streams in force.
+    pub fn live_streams(&self) -> StreamCaps {
+        *self.live_streams.borrow()
+    }
+
     /// Every limit in force.
     pub fn current(&self) -> Limits {
         Limits {
             bodies: self.bodies(),
             serving: self.serving.current(),
             max_connectors: self.max_connectors(),
+            live_streams: self.live_streams(),
         }
     }
 
@@ -82,6 +98,7 @@ impl LiveLimits {
         self.serving.replace(limits.serving);
         self.max_connectors
             .store(limits.max_connectors, Ordering::Relaxed);
+        self.live_streams.send_replace(limits.live_streams);
     }
 }
 
@@ -98,10 +115,12 @@ mod tests {
         lower.bodies.api_bytes = 10;
         lower.serving.max_connections = 3;
         lower.max_connectors = 2;
+        lower.live_streams.per_sign_in = 4;
         live.replace(lower.clone());
         assert_eq!(live.bodies().api_bytes, 10);
         assert_eq!(live.serving().current().max_connections, 3);
         assert_eq!(live.max_connectors(), 2);
+        assert_eq!(live.live_streams().per_sign_in, 4);
         assert_eq!(live.current(), lower);
     }
 }

@@ -88,6 +88,11 @@ pub struct HubMetrics {
     registry: Registry,
     links: Family<TransportLabel, Gauge>,
     answers_in_flight: Gauge,
+    live_subscriptions: Gauge,
+    /// 1 while connected to the backplane's NATS server, 0 while not, -1 without a backplane.
+    backplane_connected: Gauge,
+    /// 0 when the store failed the last readiness check, else 1.
+    store_ready: Gauge,
     /// Connector links opened, by transport.
     pub link_connects: Family<TransportLabel, Counter>,
     /// Relayed queries by operation and outcome.
@@ -120,6 +125,9 @@ impl Default for HubMetrics {
             registry: Registry::with_prefix("uplink_hub"),
             links: Family::default(),
             answers_in_flight: Gauge::default(),
+            live_subscriptions: Gauge::default(),
+            backplane_connected: Gauge::default(),
+            store_ready: Gauge::default(),
             link_connects: Family::default(),
             queries: Family::default(),
             relay_seconds: Family::new_with_constructor(latency_histogram),
@@ -133,8 +141,25 @@ impl Default for HubMetrics {
             oauth_grants: Family::default(),
             rate_limited: Family::default(),
         };
+        // The store was opened before the hub was built; a readiness check says otherwise.
+        metrics.store_ready.set(1);
         let registry = &mut metrics.registry;
         registry.register("links", "Connector links open now", metrics.links.clone());
+        registry.register(
+            "live_subscriptions",
+            "Connector subscriptions (live values and events) open on this hub's links now, each shared by every app stream on it, on any replica",
+            metrics.live_subscriptions.clone(),
+        );
+        registry.register(
+            "backplane_connected",
+            "1 while this replica is connected to the backplane (NATS), 0 while it reconnects, -1 for a hub without one",
+            metrics.backplane_connected.clone(),
+        );
+        registry.register(
+            "store_ready",
+            "0 when the store failed the last readiness check (/readyz), else 1",
+            metrics.store_ready.clone(),
+        );
         registry.register(
             "answers_in_flight",
             "Answers being relayed to apps now",
@@ -252,8 +277,15 @@ impl HubMetrics {
             .inc();
     }
 
+    /// Records the outcome of a readiness check's store read.
+    pub fn store_ready(&self, answered: bool) {
+        self.store_ready.set(i64::from(answered));
+    }
+
     /// The Prometheus text exposition of `hub`'s metrics, gauges read now.
     pub fn scrape(&self, hub: &Hub) -> String {
+        self.backplane_connected
+            .set(hub.backplane_connected().map_or(-1, i64::from));
         self.links.clear();
         for link in hub.links.links() {
             let transport = link.transport.map_or("unknown", transport_label).to_owned();
@@ -263,6 +295,9 @@ impl HubMetrics {
         }
         self.answers_in_flight
             .set(i64::try_from(hub.answers.running()).unwrap_or(i64::MAX));
+        let (subscriptions, _) = hub.links.live_subscriptions();
+        self.live_subscriptions
+            .set(i64::try_from(subscriptions).unwrap_or(i64::MAX));
         let mut text = String::new();
         if let Err(error) =
             prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)

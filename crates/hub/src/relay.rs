@@ -61,8 +61,14 @@ impl Stream for RelayStream {
     }
 }
 
-/// Why a query could not be relayed, or broke off.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a query could not be relayed, or broke off. Serializable: hub replicas pass it to each
+/// other over the backplane.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum RelayError {
     /// The connector has no live link.
     #[error(
@@ -181,6 +187,21 @@ pub trait ConnectorRouter: Send + Sync + std::fmt::Debug {
         Err(RelayError::Connector {
             code: uplink_link::failure::UNSUPPORTED.to_owned(),
             message: "this hub does not relay subscriptions".to_owned(),
+        })
+    }
+
+    /// Sets values on a connector's data source (docs/protocol.md, `Write`) and waits for the
+    /// connector's per-value results. The connector decides what the site allows; an error
+    /// here means nothing was tried (offline, timeout, the link dropped).
+    async fn write(
+        &self,
+        connector_id: &str,
+        request: uplink_link::WriteRequest,
+    ) -> Result<uplink_link::WriteAnswer, RelayError> {
+        let _ = (connector_id, request);
+        Err(RelayError::Connector {
+            code: uplink_link::failure::UNSUPPORTED.to_owned(),
+            message: "this hub does not relay writes".to_owned(),
         })
     }
 

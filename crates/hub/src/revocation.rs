@@ -49,6 +49,20 @@ pub enum Revocation {
         /// The data sources.
         source_ids: Vec<String>,
     },
+    /// The access-token keys were rotated (by a replica or `uplink hub key rotate`): every
+    /// process re-reads its key file. Not a revocation, and never announced to links; it only
+    /// travels the change feed.
+    TokenKeysRotated {
+        /// The new current key's id (public: it is in every token's footer).
+        key_id: String,
+    },
+    /// The ID-token signing keys were rotated (by a replica or `uplink hub key
+    /// rotate-id-token`): every process re-reads its ID-token key file. Travels the change
+    /// feed only, as [`Revocation::TokenKeysRotated`].
+    IdTokenKeysRotated {
+        /// The new signing key's id (public: it is in the JWKS and every ID token's header).
+        key_id: String,
+    },
 }
 
 impl Revocation {
@@ -59,7 +73,9 @@ impl Revocation {
             Revocation::AppRemoved { .. } => Some("app_removed"),
             Revocation::TokenFamily { .. } => Some("token_family"),
             Revocation::ConnectorRemoved { .. } => Some("connector_removed"),
-            Revocation::Granted { .. } => None,
+            Revocation::Granted { .. }
+            | Revocation::TokenKeysRotated { .. }
+            | Revocation::IdTokenKeysRotated { .. } => None,
         }
     }
 }

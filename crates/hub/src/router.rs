@@ -1,5 +1,6 @@
 //! The hub's routes and the headers every response carries: the OAuth2 server and pages, the
-//! app data API (relaying through [`Hub::relay`]) and the connector link at
+//! app data API (relaying through [`Hub::relay`]), the app hub at [`crate::app_hub::PATH`]
+//! (live values over one SignalR connection) and the connector link at
 //! [`uplink_link::HUB_PATH`].
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::{access, api, billing, health, link, oauth, pages};
 /// up to [`uplink_link::MAX_LINK_MESSAGE_BYTES`], which the link's own SignalR limit checks.
 pub fn router(hub: Arc<Hub>) -> Router {
     let link = link::router(hub.clone());
+    let app_hub = crate::app_hub::router(hub.clone(), hub.relay());
     let limit = |group| {
         middleware::from_fn_with_state(
             RouteLimit {
@@ -65,11 +67,16 @@ pub fn router(hub: Arc<Hub>) -> Router {
             "/account/login",
             get(pages::login::show).post(pages::login::submit),
         )
+        .route(
+            crate::sign_in_links::SIGN_IN_LINK_PATH,
+            get(pages::login::link),
+        )
         .route("/account/logout", post(pages::login::logout))
         .route(
             "/account/consent",
             get(pages::consent::show).post(pages::consent::submit),
         )
+        .route(pages::returned::RETURNED_PATH, get(pages::returned::show))
         .route("/account/settings", get(pages::settings::show))
         .route("/account/settings/revoke", post(pages::settings::revoke))
         .route("/account/settings/billing", post(pages::settings::billing))
@@ -111,6 +118,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .layer(DefaultBodyLimit::disable())
         .with_state(hub)
         .nest(uplink_link::HUB_PATH, link)
+        .nest(crate::app_hub::PATH, app_hub)
         .fallback(not_found)
         .layer(middleware::from_fn(security_headers))
 }

@@ -12,6 +12,12 @@ pub const ACCOUNT_DEBIT: &str = "account.debit";
 pub const DATA_READ: &str = "data.read";
 /// Find and list tags of the granted data sources.
 pub const TAGS_READ: &str = "tags.read";
+/// Set values in the data sources the user ticked for writing (each source ticked on its own
+/// on the consent page, and only where its site turned writing on).
+pub const DATA_WRITE: &str = "data.write";
+/// See alarms and events of the data sources whose events the user ticked (per source: a
+/// grant carries it only for the sources ticked for events on the consent page).
+pub const EVENTS_READ: &str = "events.read";
 
 /// Open a connector link: a site connector's own tokens (device flow or client credentials)
 /// carry it, and nothing else does unless registered for it.
@@ -45,6 +51,11 @@ pub const ALL: &[(&str, &str)] = &[
         DATA_READ,
         "Read current and historical values from the data sources you choose",
     ),
+    (DATA_WRITE, "Change values in the data sources you choose"),
+    (
+        EVENTS_READ,
+        "See alarms and events from the data sources you choose",
+    ),
     (
         CONNECTOR,
         "Connect a site connector to your account, so it can offer its data sources through this hub",
@@ -56,9 +67,9 @@ pub fn describe(scope: &str) -> Option<&'static str> {
     ALL.iter().find(|(s, _)| *s == scope).map(|(_, d)| *d)
 }
 
-/// Whether `scope` reads data sources, so a consent for it needs at least one ticked.
+/// Whether `scope` uses data sources, so a consent for it needs at least one ticked.
 pub fn reads_data(scope: &str) -> bool {
-    scope == TAGS_READ || scope == DATA_READ
+    scope == TAGS_READ || scope == DATA_READ || scope == DATA_WRITE || scope == EVENTS_READ
 }
 
 /// Where `scope` comes on the consent page: profile first, then the rest as [`ALL`] lists them.
@@ -99,6 +110,8 @@ mod tests {
     #[test]
     fn connector_is_never_a_default_and_never_mixed() {
         assert!(!super::DEFAULT_APP.contains(&super::CONNECTOR));
+        assert!(!super::DEFAULT_APP.contains(&super::DATA_WRITE));
+        assert!(!super::DEFAULT_APP.contains(&super::EVENTS_READ));
         let asked = |s: &[&str]| s.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         assert!(super::mixing_problem(&asked(&["connector"])).is_none());
         assert!(super::mixing_problem(&asked(&["data.read", "tags.read"])).is_none());

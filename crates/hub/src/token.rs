@@ -4,6 +4,11 @@
 //! are looked up in the store on every request.
 //!
 //! The keys live in their own 0600 file ([`crate::data_dir::KeyFile`]), never in the store.
+//! A rotation retires the current key: it keeps verifying the tokens it made for one token
+//! lifetime ([`Keyring::retire_after`]), never longer. A running hub re-reads the file when the
+//! change feed says a key was rotated, and when a token names a key it does not hold (at most
+//! once a second), so a rotation made by another replica or an admin command takes effect
+//! without a restart.
 //!
 //! ```no_run
 //! # async fn example(store: &dyn uplink_hub::store::Store) -> uplink_hub::Result<()> {
@@ -20,7 +25,8 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat};
 use pasetors::claims::{Claims, ClaimsValidationRules};
@@ -91,7 +97,8 @@ pub enum TokenRejection {
 struct Keys {
     /// Key id of the key that encrypts new tokens.
     current: String,
-    by_id: HashMap<String, Arc<SymmetricKey<V4>>>,
+    /// Every key that verifies, with when it was retired (None for the current one).
+    by_id: HashMap<String, (Arc<SymmetricKey<V4>>, Option<i64>)>,
     /// Every key as kept, newest first: what the key file is rewritten with.
     records: Vec<TokenKeyRecord>,
 }
@@ -103,6 +110,51 @@ pub struct Keyring {
     file: Option<KeyFile>,
     issuer: String,
     audience: String,
+    /// How long after its retirement a key still verifies (seconds): one token lifetime and
+    /// a margin for replicas that heard of the rotation a moment late.
+    retired_grace: i64,
+    /// When the file was last re-read for a token naming an unknown key.
+    reloaded_for_unknown: Mutex<Option<Instant>>,
+    /// The key file's modification time when it was last read.
+    file_modified: Mutex<Option<std::time::SystemTime>>,
+}
+
+/// How long retired keys stay in the file, whatever the token lifetime of the process that
+/// rotates (an admin command does not know the serving hub's): verification applies the
+/// hub's own, shorter, bound.
+const KEEP_RETIRED: i64 = 7 * 24 * 3600;
+
+/// Re-reading the key file for an unknown key id happens at most this often, so tokens made
+/// up with random key ids cannot turn into a file read per request.
+const UNKNOWN_KEY_RELOAD_EVERY: Duration = Duration::from_secs(1);
+
+/// Margin past a token lifetime during which a retired key still verifies: replicas that
+/// heard of a rotation late may have issued with it a moment after it was retired.
+pub const RETIREMENT_MARGIN: i64 = 60;
+
+impl Keys {
+    /// The keys of `records` (newest first): the newest one not retired encrypts.
+    fn from_records(records: &[TokenKeyRecord]) -> Result<Self> {
+        let current = records
+            .iter()
+            .find(|r| r.retired_at.is_none())
+            .or_else(|| records.first())
+            .ok_or_else(|| HubError::TokenIssue("no token key".into()))?
+            .id
+            .clone();
+        let mut by_id = HashMap::new();
+        for record in records {
+            by_id.insert(
+                record.id.clone(),
+                (Arc::new(key_from_record(record)?), record.retired_at),
+            );
+        }
+        Ok(Self {
+            current,
+            by_id,
+            records: records.to_vec(),
+        })
+    }
 }
 
 impl std::fmt::Debug for Keyring {
@@ -138,6 +190,13 @@ fn rfc3339(t: i64) -> String {
     DateTime::from_timestamp(t, 0)
         .unwrap_or_default()
         .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The key file's modification time, if it can be read.
+fn modified(file: &KeyFile) -> Option<std::time::SystemTime> {
+    std::fs::metadata(file.path())
+        .and_then(|m| m.modified())
+        .ok()
 }
 
 fn key_from_record(record: &TokenKeyRecord) -> Result<SymmetricKey<V4>> {
@@ -194,6 +253,10 @@ impl Keyring {
             );
         }
         let mut keyring = Self::from_records(&records, issuer, audience)?;
+        *keyring
+            .file_modified
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = modified(&file);
         keyring.file = Some(file);
         Ok(keyring)
     }
@@ -213,25 +276,111 @@ impl Keyring {
     /// # Errors
     /// No records, or a record whose bytes are not a v4.local key.
     pub fn from_records(records: &[TokenKeyRecord], issuer: &str, audience: &str) -> Result<Self> {
-        let current = records
-            .first()
-            .ok_or_else(|| HubError::TokenIssue("no token key".into()))?
-            .id
-            .clone();
-        let mut by_id = HashMap::new();
-        for record in records {
-            by_id.insert(record.id.clone(), Arc::new(key_from_record(record)?));
-        }
         Ok(Self {
-            keys: RwLock::new(Keys {
-                current,
-                by_id,
-                records: records.to_vec(),
-            }),
+            keys: RwLock::new(Keys::from_records(records)?),
             file: None,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
+            retired_grace: 600 + RETIREMENT_MARGIN,
+            reloaded_for_unknown: Mutex::new(None),
+            file_modified: Mutex::new(None),
         })
+    }
+
+    /// Sets how long a retired key keeps verifying (`seconds` past its retirement): the
+    /// hub's access-token lifetime plus [`RETIREMENT_MARGIN`]. Tokens it made cannot outlive
+    /// it; a token it sealed later (a leaked key) dies with it.
+    #[must_use]
+    pub fn retire_after(mut self, seconds: i64) -> Self {
+        self.retired_grace = seconds;
+        self
+    }
+
+    /// Re-reads the key file (the authority): a key rotated by another replica or an admin
+    /// command becomes current here, retired ones are marked. Returns whether the current key
+    /// changed. A keyring without a file, or a file with no key, stays as it is.
+    ///
+    /// # Errors
+    /// The key file cannot be read (the keys in memory are kept).
+    pub fn reload(&self) -> Result<bool> {
+        let Some(file) = &self.file else {
+            return Ok(false);
+        };
+        let modified_before = modified(file);
+        let records = file.load()?;
+        *self
+            .file_modified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = modified_before;
+        if records.is_empty() {
+            return Ok(false);
+        }
+        let fresh = Keys::from_records(&records)?;
+        let mut keys = self.keys.write().expect("keyring lock poisoned");
+        let changed = keys.current != fresh.current;
+        *keys = fresh;
+        Ok(changed)
+    }
+
+    /// Re-reads the key file if it was modified since it was last read (an operator copied a
+    /// rotated file in). Returns whether the current key changed.
+    ///
+    /// # Errors
+    /// As [`Keyring::reload`].
+    pub fn reload_if_changed(&self) -> Result<bool> {
+        let Some(file) = &self.file else {
+            return Ok(false);
+        };
+        let now = modified(file);
+        let mut seen = self
+            .file_modified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if now.is_none() || *seen == now {
+            return Ok(false);
+        }
+        *seen = now;
+        drop(seen);
+        self.reload()
+    }
+
+    /// The key `kid` names and when it was retired, if this keyring holds it.
+    fn key(&self, kid: &str) -> Option<(Arc<SymmetricKey<V4>>, Option<i64>)> {
+        self.keys
+            .read()
+            .expect("keyring lock poisoned")
+            .by_id
+            .get(kid)
+            .cloned()
+    }
+
+    /// The key `kid` names, re-reading the file once (at most every
+    /// [`UNKNOWN_KEY_RELOAD_EVERY`]) when it is not held: another replica may have rotated.
+    fn key_or_reload(&self, kid: &str) -> Option<(Arc<SymmetricKey<V4>>, Option<i64>)> {
+        if let Some(found) = self.key(kid) {
+            return Some(found);
+        }
+        self.file.as_ref()?;
+        {
+            let mut last = self
+                .reloaded_for_unknown
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.is_some_and(|at| at.elapsed() < UNKNOWN_KEY_RELOAD_EVERY) {
+                return None;
+            }
+            *last = Some(Instant::now());
+        }
+        match self.reload() {
+            Ok(changed) => {
+                tracing::info!(
+                    changed,
+                    "re-read the access-token keys for a token naming an unknown key"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "the access-token key file cannot be re-read"),
+        }
+        self.key(kid)
     }
 
     /// The record of a key made from `key_bytes` (32 bytes), with its PASERK id.
@@ -245,6 +394,7 @@ impl Keyring {
             id: key_id(&key),
             key_bytes: key_bytes.to_vec(),
             created_at,
+            retired_at: None,
         })
     }
 
@@ -255,17 +405,35 @@ impl Keyring {
     /// # Errors
     /// The key file cannot be written.
     pub async fn rotate(&self) -> Result<String> {
-        let record = new_key_record(crate::clock::now())?;
-        let key = Arc::new(key_from_record(&record)?);
+        let now = crate::clock::now();
+        let record = new_key_record(now)?;
         let mut keys = self.keys.write().expect("keyring lock poisoned");
+        // The file is the authority: a rotation another process made since this one read it
+        // is kept.
+        let on_file = match &self.file {
+            Some(file) => file.load()?,
+            None => Vec::new(),
+        };
+        let before = if on_file.is_empty() {
+            keys.records.clone()
+        } else {
+            on_file
+        };
         let mut records = vec![record.clone()];
-        records.extend(keys.records.iter().cloned());
+        for mut old in before {
+            let retired_at = *old.retired_at.get_or_insert(now);
+            if retired_at + KEEP_RETIRED >= now {
+                records.push(old);
+            }
+        }
         if let Some(file) = &self.file {
             file.save(&records)?;
+            *self
+                .file_modified
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = modified(file);
         }
-        keys.by_id.insert(record.id.clone(), key);
-        keys.current = record.id.clone();
-        keys.records = records;
+        *keys = Keys::from_records(&records)?;
         Ok(record.id)
     }
 
@@ -318,7 +486,7 @@ impl Keyring {
             .map_err(err)?;
         let (kid, key) = {
             let keys = self.keys.read().expect("keyring lock poisoned");
-            (keys.current.clone(), keys.by_id[&keys.current].clone())
+            (keys.current.clone(), keys.by_id[&keys.current].0.clone())
         };
         let mut footer = Footer::new();
         footer.key_id(&Id::try_from(kid.as_str()).map_err(err)?);
@@ -333,14 +501,11 @@ impl Keyring {
         let untrusted =
             UntrustedToken::<Local, V4>::try_from(token).map_err(|_| TokenRejection::Malformed)?;
         let kid = key_id_of(untrusted.untrusted_footer()).ok_or(TokenRejection::Malformed)?;
-        let key = self
-            .keys
-            .read()
-            .expect("keyring lock poisoned")
-            .by_id
-            .get(kid)
-            .cloned()
-            .ok_or(TokenRejection::UnknownKey)?;
+        let (key, retired_at) = self.key_or_reload(kid).ok_or(TokenRejection::UnknownKey)?;
+        if retired_at.is_some_and(|at| crate::clock::now() > at + self.retired_grace) {
+            // Past its retirement a key is no longer one of ours, whatever its tokens claim.
+            return Err(TokenRejection::UnknownKey);
+        }
         let mut rules = ClaimsValidationRules::new();
         rules.validate_issuer_with(&self.issuer);
         rules.validate_audience_with(&self.audience);
@@ -430,6 +595,72 @@ mod tests {
         let reloaded = open(&d, &store).await;
         assert_eq!(reloaded.current_key_id(), second);
         assert!(reloaded.verify(old.expose()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_rotation_by_another_process_is_seen_without_a_restart() {
+        let (d, store, here) = keyring().await;
+        let elsewhere = open(&d, &store).await;
+        let before = here.issue(&subject(), 600).unwrap();
+        let new_id = elsewhere.rotate().await.unwrap();
+        let sealed_elsewhere = elsewhere.issue(&subject(), 600).unwrap();
+        // A token naming a key this keyring does not hold yet: the file is re-read at once.
+        assert!(here.verify(sealed_elsewhere.expose()).is_ok());
+        assert_eq!(
+            here.current_key_id(),
+            new_id,
+            "it now issues with the new key"
+        );
+        assert!(
+            here.verify(before.expose()).is_ok(),
+            "the retired key still verifies"
+        );
+        let third = elsewhere.rotate().await.unwrap();
+        let sealed_third = elsewhere.issue(&subject(), 600).unwrap();
+        assert!(
+            here.reload().unwrap(),
+            "an explicit re-read (the change feed's) finds it"
+        );
+        assert_eq!(here.current_key_id(), third);
+        assert!(here.verify(sealed_third.expose()).is_ok());
+    }
+
+    #[test]
+    fn a_retired_key_verifies_for_one_token_lifetime_and_never_after() {
+        let now = crate::clock::now();
+        let old = Keyring::key_record(&[1; 32], now - 2000).unwrap();
+        let new = Keyring::key_record(&[2; 32], now - 1000).unwrap();
+        let token = Keyring::from_records(
+            std::slice::from_ref(&old),
+            "https://hub.test",
+            "https://hub.test/api",
+        )
+        .unwrap()
+        .issue_with_times(&subject(), now, now, now + 3600)
+        .unwrap();
+        let retired_at = |at: i64| {
+            let mut retired = old.clone();
+            retired.retired_at = Some(at);
+            Keyring::from_records(
+                &[new.clone(), retired],
+                "https://hub.test",
+                "https://hub.test/api",
+            )
+            .unwrap()
+            .retire_after(660)
+        };
+        let recent = retired_at(now - 100);
+        assert_eq!(
+            recent.current_key_id(),
+            new.id,
+            "the retired key no longer encrypts"
+        );
+        assert!(recent.verify(token.expose()).is_ok(), "within its grace");
+        assert_eq!(
+            retired_at(now - 661).verify(token.expose()),
+            Err(TokenRejection::UnknownKey),
+            "past its retirement, even for a token claiming a later expiry"
+        );
     }
 
     #[tokio::test]

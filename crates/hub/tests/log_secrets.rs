@@ -99,6 +99,26 @@ fn no_secret_reaches_the_log() {
             .await;
             secrets.push(next.access.clone());
             secrets.push(next.refresh.clone());
+            // The app hub takes the token in the query string too, as browsers' WebSockets
+            // must send it: neither it nor a bad one is logged.
+            for (token, status) in [
+                (next.access.as_str(), StatusCode::OK),
+                (
+                    "v4.local.not-a-token-but-long-enough",
+                    StatusCode::UNAUTHORIZED,
+                ),
+            ] {
+                let r = hub
+                    .client
+                    .post(hub.url(&format!(
+                        "/hubs/app/negotiate?negotiateVersion=1&access_token={token}"
+                    )))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), status);
+            }
+            secrets.push("v4.local.not-a-token-but-long-enough".to_owned());
             // Replays and reuse make the hub log warnings: those must not quote the secret.
             assert_eq!(
                 hub.exchange(CONF_APP, &code).await.status(),

@@ -145,3 +145,40 @@ async fn after_a_rotation_the_jwks_publishes_the_old_and_the_new_key() {
     assert_eq!(discovery["jwks_uri"], hub.url("/oauth/jwks"));
     assert_eq!(discovery["issuer"], hub.issuer.as_str());
 }
+
+/// An ID-token key rotated by another process on the same store (an admin command, another
+/// replica) is used here without a restart: the change feed tells the serving hub to re-read
+/// its key file, and its JWKS, which looks at the file on each request, publishes the new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_key_rotated_by_another_process_signs_here_without_a_restart() {
+    let hub = TestHub::start().await;
+    let before = hub.hub.id_keys.current_key_id();
+    let data_dir = hub.data_dir();
+    let rotated = hub
+        .run(async move {
+            let other = uplink_hub::Hub::open(
+                &data_dir,
+                uplink_hub::HubConfig::new("https://admin.invalid"),
+            )
+            .await
+            .unwrap();
+            other.rotate_id_token_key().await.unwrap()
+        })
+        .await;
+    assert_ne!(rotated, before);
+    // The feed's news, not a request, makes the serving hub sign with the new key.
+    let mut waited = 0;
+    while hub.hub.id_keys.current_key_id() != rotated {
+        assert!(waited < 300, "the serving hub never heard of the rotation");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let jwks: Value = hub.get("/oauth/jwks").await.json().await.unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, vec![rotated.as_str(), before.as_str()]);
+}

@@ -20,6 +20,8 @@
 //! ```
 #![warn(missing_docs)]
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uplink_model::{ComputedBy, DataSourceDescriptor, Query};
@@ -31,6 +33,10 @@ pub use chunk_data::ChunkData;
 /// Where the hub serves the link (SignalR, JSON or MessagePack hub protocol, any of the three
 /// transports; MessagePack over WebSockets and long polling only).
 pub const HUB_PATH: &str = "/hubs/connector";
+/// The header a connector sends on every link request (negotiate, polls, sends, the event
+/// stream, the WebSocket upgrade) with its connector id, so a load balancer in front of
+/// several hub replicas can hash it and keep each link's requests on one replica.
+pub const CONNECTOR_HEADER: &str = "X-Uplink-Connector";
 /// The OAuth scope an access token needs to open a link.
 pub const CONNECTOR_SCOPE: &str = "connector";
 /// The public OAuth client a connector signs in with through the device flow.
@@ -41,6 +47,12 @@ pub const CHUNK_WINDOW: usize = 4;
 pub const MAX_CHUNK_BYTES: usize = 64 * 1024;
 /// The largest SignalR message the hub accepts on the link.
 pub const MAX_LINK_MESSAGE_BYTES: usize = 1024 * 1024;
+/// The `tracing` target of the trace events that mark a live update at each hop — the
+/// source's item on the connector (`hop = "source"`), the update sent on the link (`"sent"`),
+/// applied on the hub (`"applied"`), written for an app stream (`"written"`) — each with
+/// `stamp`, the first value's time in microseconds since the epoch, so that one update can be
+/// followed end to end (`RUST_LOG=uplink::latency=trace`; the live benchmark's breakdown).
+pub const LATENCY_TARGET: &str = "uplink::latency";
 
 /// Methods the connector invokes on the hub (all are invocations with a completion).
 pub mod to_hub {
@@ -90,17 +102,158 @@ pub mod to_connector {
     /// `Unsubscribe(subscriptionId: string, reason: string)`: stop a subscription and send
     /// nothing more for it (no `SubscriptionEnd`).
     pub const UNSUBSCRIBE: &str = "Unsubscribe";
+    /// `Write(WriteRequest) -> WriteAnswer`: set values on a data source. The one method the
+    /// hub invokes with a client result: the connector answers when every item was tried.
+    pub const WRITE: &str = "Write";
 }
 
-/// What a subscription streams. Values today; events (alarms) will use the same messages with
-/// `kind: "events"` and [`SubscriptionUpdate::events`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// The most values one write may carry.
+pub const MAX_WRITE_VALUES: usize = 100;
+
+/// A value to set: a switch, a number or a text (a digital state's name), as JSON has them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum WriteValue {
+    /// A boolean (a coil, a switch).
+    Bool(bool),
+    /// A number; the data source converts it to the tag's type or refuses it.
+    Number(f64),
+    /// A text or a digital state's name.
+    Text(String),
+}
+
+impl std::fmt::Display for WriteValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bool(b) => write!(f, "{b}"),
+            Self::Number(n) => write!(f, "{n}"),
+            Self::Text(t) => write!(f, "{t:?}"),
+        }
+    }
+}
+
+/// One value of a [`WriteRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteItem {
+    /// The tag to set.
+    pub tag: String,
+    /// Its new value.
+    pub value: WriteValue,
+    /// The value's time, when the app gave one (a source that cannot stamp values ignores it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<DateTime<Utc>>,
+}
+
+/// The argument of [`to_connector::WRITE`]: values an app sets on one data source, already
+/// checked by the hub against the app's grant (scope `data.write` on that source). The
+/// connector checks again what only the site decides: the source exists, its local policy
+/// allows the app, each tag matches the source's writable patterns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteRequest {
+    /// Unique per link, for logs.
+    pub write_id: String,
+    /// The app writing (its client id).
+    pub app_id: String,
+    /// The user on whose grant it writes.
+    pub user_id: String,
+    /// The data source's name on the connector.
+    pub source: String,
+    /// The values, applied in order (1 to [`MAX_WRITE_VALUES`]).
+    pub values: Vec<WriteItem>,
+}
+
+/// What became of one value of a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WriteResult {
+    /// The source took the value.
+    Ok,
+    /// The site refused it before it reached the source (writing off, tag not writable, a
+    /// source that cannot write).
+    Refused,
+    /// The source tried and failed (unknown tag, value that does not fit, device error).
+    Failed,
+}
+
+impl WriteResult {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Refused => "refused",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// The result of one value of a write, in the order asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteItemResult {
+    /// The tag.
+    pub tag: String,
+    /// What became of the value.
+    pub result: WriteResult,
+    /// A stable code when not `ok` (see [`write_code`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Why, for people, when not `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The tag's value read just before the write, where the source could read it (for the
+    /// hub's audit trail; never passed on to the app).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_value: Option<uplink_model::TagValue>,
+}
+
+/// The answer to [`to_connector::WRITE`].
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteAnswer {
+    /// Set when the whole write was refused (unknown source, the site's veto): no value was
+    /// tried and `results` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<QueryFailure>,
+    /// One result per value, in the order asked.
+    #[serde(default)]
+    pub results: Vec<WriteItemResult>,
+}
+
+/// The stable codes of a refused or failed value in a [`WriteItemResult`].
+pub mod write_code {
+    /// The site has writing off for this data source (no writable tag pattern).
+    pub const WRITING_OFF: &str = "writing_off";
+    /// The tag matches none of the data source's writable patterns.
+    pub const TAG_NOT_WRITABLE: &str = "tag_not_writable";
+    /// The data source's kind cannot write.
+    pub const UNSUPPORTED: &str = "unsupported";
+    /// The data source has no such tag.
+    pub const UNKNOWN_TAG: &str = "unknown_tag";
+    /// The source refused the value (read-only tag, value that does not fit its type).
+    pub const WRITE_REFUSED: &str = "write_refused";
+    /// The source or its device failed.
+    pub const SOURCE_ERROR: &str = "source_error";
+}
+
+/// What a subscription streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum SubscriptionKind {
     /// Current values of tags, coalesced to the latest per tag.
     #[default]
     Values,
+    /// The data source's alarms and events ([`SubscriptionUpdate::events`]), never coalesced:
+    /// queued up to [`MAX_QUEUED_EVENTS`], the oldest dropped (and counted) beyond.
+    Events,
 }
+
+/// The most events a connector queues for one events subscription while an update awaits its
+/// completion; beyond it the oldest are dropped and counted in `dropped`.
+pub const MAX_QUEUED_EVENTS: usize = 1_000;
+/// The most events one [`SubscriptionUpdate`] carries.
+pub const MAX_EVENTS_PER_UPDATE: usize = 500;
 
 /// The argument of [`to_connector::SUBSCRIBE`]: one subscription per (app, data source, tag
 /// set), however many app streams share it on the hub.
@@ -118,7 +271,9 @@ pub struct SubscribeRequest {
     /// What to stream; optional, default `values`.
     #[serde(default)]
     pub kind: SubscriptionKind,
-    /// The tags, sorted and without repeats (1 to [`MAX_SUBSCRIBED_TAGS`]).
+    /// The tags, sorted and without repeats (1 to [`MAX_SUBSCRIBED_TAGS`]); empty for
+    /// `events`.
+    #[serde(default)]
     pub tags: Vec<String>,
 }
 
@@ -146,9 +301,13 @@ pub struct SubscriptionUpdate {
     /// The latest value of each tag that changed since the previous update (each tag once).
     #[serde(default)]
     pub values: Vec<TagUpdate>,
+    /// New alarms and events, oldest first (an `events` subscription; at most
+    /// [`MAX_EVENTS_PER_UPDATE`]); optional, default empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<uplink_model::EventMessage>,
     /// Values the connector replaced by a newer one of the same tag before it could send them
-    /// (the hub or the app was slower than the source) since the previous update; optional,
-    /// default 0.
+    /// (the hub or the app was slower than the source), or events it dropped from a full queue,
+    /// since the previous update; optional, default 0.
     #[serde(default)]
     pub dropped: u64,
 }
@@ -183,6 +342,12 @@ pub struct Registration {
     pub software: String,
     /// Every data source it serves now; sources missing from the list become unavailable.
     pub sources: Vec<DataSourceDescriptor>,
+    /// Each source's stable key, by its name: chosen by the connector when the source is
+    /// added and kept when it is renamed, so the hub keeps the source's id, and every grant on
+    /// it, across a rename. A source without one is known by its name alone (a rename is then
+    /// a removal and an addition).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub source_keys: BTreeMap<String, String>,
 }
 
 /// The hub's answer to a registration.
@@ -195,6 +360,9 @@ pub struct Registered {
     pub sources: Vec<RegisteredSource>,
     /// Every live grant on this connector's data sources.
     pub grants: Vec<Grant>,
+    /// As in [`GrantList`]: the apps whose every grant here was revoked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked_apps: Vec<RevokedApp>,
 }
 
 /// A data source's hub id.
@@ -217,6 +385,10 @@ pub struct Grant {
     pub app_name: String,
     /// The user who consented.
     pub user_id: String,
+    /// Their name for people (display name, else sign-in name), so a window never shows an
+    /// internal id; absent from a hub that does not send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
     /// The data source's name on the connector.
     pub source: String,
     /// The scopes granted.
@@ -228,12 +400,29 @@ pub struct Grant {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
+/// An app that held grants on the connector's data sources and holds none now: the site still
+/// lists it, so its owner can block it there whatever the hub says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokedApp {
+    /// The app's client id.
+    pub app_id: String,
+    /// The app's display name.
+    pub app_name: String,
+    /// When its last grant here was revoked.
+    pub revoked_at: DateTime<Utc>,
+}
+
 /// The argument of [`to_connector::GRANTS`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantList {
     /// Every live grant on the connector's data sources.
     pub grants: Vec<Grant>,
+    /// The apps whose every grant here was revoked, most recently revoked first; absent from
+    /// a hub that does not send them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked_apps: Vec<RevokedApp>,
 }
 
 /// The answer to [`to_hub::RENEW_TOKEN`].
@@ -320,6 +509,8 @@ pub enum QueryOperation {
     AtTimes,
     /// Functions over intervals.
     Processed,
+    /// Alarms and events in a range.
+    Events,
 }
 
 impl QueryOperation {
@@ -332,6 +523,7 @@ impl QueryOperation {
             Self::Plot => "plot",
             Self::AtTimes => "atTimes",
             Self::Processed => "processed",
+            Self::Events => "events",
         }
     }
 }
@@ -358,6 +550,7 @@ pub fn operation_of(query: &Query) -> QueryOperation {
         Query::Plot(_) => QueryOperation::Plot,
         Query::AtTimes(_) => QueryOperation::AtTimes,
         Query::Processed(_) => QueryOperation::Processed,
+        Query::Events(_) => QueryOperation::Events,
     }
 }
 
@@ -599,6 +792,56 @@ mod tests {
         assert_eq!(json["values"][0]["tag"], "A");
         assert_eq!(json["values"][0]["value"], 42.5);
         assert_eq!(through_messagepack(&update), update);
+        let events: SubscriptionUpdate = serde_json::from_str(
+            r#"{"seq":1,"events":[{"id":"e1","source":"line-1","time":"2026-11-25T08:00:00Z","topic":"A","priority":"high","category":"process","type":"alarm","message":"A high","properties":{"limit":"58"}}],"dropped":2}"#,
+        )
+        .unwrap();
+        assert_eq!(events.events[0].priority, uplink_model::EventPriority::High);
+        assert_eq!(through_messagepack(&events), events);
+        let request: SubscribeRequest = serde_json::from_str(
+            r#"{"subscriptionId":"s2","appId":"app_1","userId":"usr_1","source":"line-1","kind":"events"}"#,
+        )
+        .unwrap();
+        assert_eq!(request.kind, SubscriptionKind::Events);
+        assert!(request.tags.is_empty());
+    }
+
+    #[test]
+    fn write_messages_survive_json_and_messagepack() {
+        let request: WriteRequest = serde_json::from_str(
+            r#"{"writeId":"w1","appId":"app_1","userId":"usr_1","source":"line-1","values":[
+                {"tag":"SP1","value":42.5},{"tag":"Run","value":true},
+                {"tag":"Mode","value":"auto","time":"2026-11-25T08:00:00Z"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(request.values[0].value, WriteValue::Number(42.5));
+        assert_eq!(request.values[1].value, WriteValue::Bool(true));
+        assert_eq!(request.values[2].value, WriteValue::Text("auto".into()));
+        assert!(request.values[2].time.is_some());
+        assert_eq!(through_messagepack(&request), request);
+        let answer = WriteAnswer {
+            error: None,
+            results: vec![
+                WriteItemResult {
+                    tag: "SP1".into(),
+                    result: WriteResult::Ok,
+                    code: None,
+                    message: None,
+                    old_value: Some(uplink_model::TagValue::number(Utc::now(), 1.0)),
+                },
+                WriteItemResult {
+                    tag: "Run".into(),
+                    result: WriteResult::Refused,
+                    code: Some(write_code::TAG_NOT_WRITABLE.into()),
+                    message: Some("not writable".into()),
+                    old_value: None,
+                },
+            ],
+        };
+        let json = serde_json::to_value(&answer).unwrap();
+        assert_eq!(json["results"][1]["result"], "refused");
+        assert_eq!(json["results"][0]["oldValue"]["value"], 1.0);
+        assert_eq!(through_messagepack(&answer), answer);
     }
 
     #[test]
@@ -610,6 +853,7 @@ mod tests {
             r#"{"type":"plot","tag":"T","start":"*-1d","end":"*","intervals":100}"#,
             r#"{"type":"atTimes","tag":"T","times":["*","2024-05-01T00:00:00Z"]}"#,
             r#"{"type":"processed","tag":"T","start":"*-1d","end":"*","interval":"1h","functions":["AVG","MAX"]}"#,
+            r#"{"type":"events","start":"*-1d","end":"*","limit":10,"cursor":"c1"}"#,
         ] {
             let relayed = RelayedQuery {
                 query_id: "q1".into(),
@@ -634,10 +878,16 @@ mod tests {
                 app_id: "app_1".into(),
                 app_name: "App".into(),
                 user_id: "usr_1".into(),
+                user_name: Some("Ada Lovelace".into()),
                 source: "sim".into(),
                 scopes: vec!["data.read".into(), "tags.read".into()],
                 granted_at: Utc::now(),
                 last_used_at: None,
+            }],
+            revoked_apps: vec![RevokedApp {
+                app_id: "app_2".into(),
+                app_name: "Old app".into(),
+                revoked_at: Utc::now(),
             }],
         };
         assert_eq!(through_messagepack(&grants), grants);

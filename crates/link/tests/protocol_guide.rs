@@ -11,9 +11,9 @@ use serde_json::Value;
 use uplink_link::{
     CHUNK_WINDOW, ChunkData, GrantList, Heartbeat, MAX_CHUNK_BYTES, QueryInfo, QueryOutcome,
     Registered, Registration, RelayedQuery, RevokeRequest, SubscribeRequest, SubscriptionUpdate,
-    TokenRenewed, close_reason, to_connector, to_hub,
+    TokenRenewed, WriteAnswer, WriteRequest, close_reason, to_connector, to_hub,
 };
-use uplink_model::{Tag, TagValue};
+use uplink_model::{EventMessage, Tag, TagValue};
 use uplink_signalr::protocol::json::decode;
 use uplink_signalr::protocol::{HubMessage, Outcome};
 
@@ -108,6 +108,7 @@ fn check_message(text: &str) -> Result<(), String> {
                 to_connector::GRANTS => arguments::<(GrantList,)>(values),
                 to_connector::SUBSCRIBE => arguments::<(SubscribeRequest,)>(values),
                 to_connector::UNSUBSCRIBE => arguments::<(String, String)>(values),
+                to_connector::WRITE => arguments::<(WriteRequest,)>(values),
                 to_hub::SUBSCRIPTION_UPDATE => arguments::<(String, SubscriptionUpdate)>(values),
                 to_hub::SUBSCRIPTION_END => arguments::<(String, QueryOutcome)>(values),
                 other => Err(format!("no method '{other}' on the link")),
@@ -159,8 +160,11 @@ fn every_example_message_in_the_guide_is_read_by_the_hubs_decoder() {
                     "GrantList" => check::<GrantList>(&example),
                     "TagValue" => check::<TagValue>(&example),
                     "Tag" => check::<Tag>(&example),
+                    "EventMessage" => check::<EventMessage>(&example),
                     "SubscribeRequest" => check::<SubscribeRequest>(&example),
                     "SubscriptionUpdate" => check::<SubscriptionUpdate>(&example),
+                    "WriteRequest" => check::<WriteRequest>(&example),
+                    "WriteAnswer" => check::<WriteAnswer>(&example),
                     "" => Err("the block does not name its message (```json KIND)".into()),
                     other => Err(format!("no message kind '{other}' is known to this test")),
                 },
@@ -186,6 +190,9 @@ fn every_example_message_in_the_guide_is_read_by_the_hubs_decoder() {
         "Tag",
         "SubscribeRequest",
         "SubscriptionUpdate",
+        "WriteRequest",
+        "WriteAnswer",
+        "EventMessage",
         "message",
     ] {
         assert!(kinds.contains_key(kind), "no {kind} example in the guide");

@@ -60,6 +60,12 @@ pub enum ModelError {
         /// The known names, comma separated.
         known: String,
     },
+    /// An events cursor that the data source did not hand out.
+    #[error("cursor: '{cursor}' is not a cursor this data source handed out; send a page's 'next'")]
+    BadCursor {
+        /// The cursor given.
+        cursor: String,
+    },
     /// A required list is empty (no tags, no functions, no times).
     #[error("{what} must not be empty")]
     Empty {
@@ -93,6 +99,7 @@ impl ModelError {
             ModelError::CountOutOfRange { .. } => "count_out_of_range",
             ModelError::UnknownFunction { .. } => "unknown_function",
             ModelError::Empty { .. } => "empty",
+            ModelError::BadCursor { .. } => "bad_cursor",
             ModelError::BadPattern { .. } => "bad_pattern",
         }
     }

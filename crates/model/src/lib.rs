@@ -7,6 +7,8 @@
 //! - [`DataSourceDescriptor`], [`Capabilities`], [`Tag`], [`TagValue`], [`Status`]: what there is.
 //! - [`Query`] and its parts: what an app asks, with [`time_expr`] times; each resolves into a
 //!   validated request (`RawRequest`, `PlotRequest`…) that a data source answers.
+//! - [`EventMessage`] and [`EventsQuery`]: alarms and events, read by time range a page at a
+//!   time.
 //! - [`Computed`] / [`ComputedBy`]: whether a computed answer came from the source itself or
 //!   from Uplink's model.
 //! - [`aggregate`]: plot, processed functions and interpolation as pure functions over
@@ -32,6 +34,7 @@
 pub mod aggregate;
 mod computed;
 mod error;
+mod event;
 mod function;
 mod pattern;
 mod query;
@@ -43,6 +46,10 @@ mod value;
 
 pub use computed::{Computed, ComputedBy, UnknownComputedBy};
 pub use error::ModelError;
+pub use event::{
+    EventMessage, EventPage, EventPriority, EventsQuery, EventsRequest, MAX_CURSOR_LEN,
+    MAX_EVENT_PAGE,
+};
 pub use function::{Function, FunctionDescriptor};
 pub use pattern::{MAX_PATTERN_LEN, NamePattern};
 pub use query::{

@@ -40,7 +40,7 @@ pub const MAX_INTERVALS: u64 = 1_000_000;
 pub const MAX_TIMES: usize = 100_000;
 
 /// Any query, tagged by `type` on the wire (`"search"`, `"snapshot"`, `"raw"`, `"plot"`,
-/// `"atTimes"`, `"processed"`).
+/// `"atTimes"`, `"processed"`, `"events"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Query {
@@ -56,6 +56,8 @@ pub enum Query {
     AtTimes(AtTimesQuery),
     /// Functions over fixed intervals.
     Processed(ProcessedQuery),
+    /// Alarms and events in a range, a page at a time.
+    Events(crate::EventsQuery),
 }
 
 /// A resolved time range, both ends inclusive for raw reads.
@@ -122,7 +124,12 @@ fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-fn check_count(what: &'static str, value: u64, min: u64, max: u64) -> Result<(), ModelError> {
+pub(crate) fn check_count(
+    what: &'static str,
+    value: u64,
+    min: u64,
+    max: u64,
+) -> Result<(), ModelError> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {

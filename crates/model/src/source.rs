@@ -51,6 +51,13 @@ pub struct Capabilities {
     pub processed: Vec<FunctionDescriptor>,
     /// Pushes new current values to subscribers.
     pub subscribe: bool,
+    /// Has alarms and events (read by time range, pushed to subscribers).
+    #[serde(default)]
+    pub events: bool,
+    /// Accepts writes: the source can set values *and* its site turned writing on for at least
+    /// one tag pattern. Only such a source is offered for writing on the consent page.
+    #[serde(default)]
+    pub write: bool,
 }
 
 impl Capabilities {
@@ -65,6 +72,8 @@ impl Capabilities {
             at_times: true,
             processed: Function::all_descriptors(),
             subscribe: false,
+            events: false,
+            write: false,
         }
     }
 

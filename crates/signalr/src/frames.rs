@@ -4,33 +4,51 @@
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-/// Frames are filled up to this size; one message larger than it travels alone.
+/// WebSocket messages are filled up to this size; one message larger than it travels alone.
 pub(crate) const FRAME_LIMIT: usize = 64 * 1024;
 
+/// POST bodies (Server-Sent Events and long polling send by POST, one request at a time) are
+/// filled up to this size: half of what servers accept in one batch (2 MiB, ours and the
+/// official ones alike), and enough for a connector's whole window of four 64 KiB answer chunks
+/// in one request rather than a round trip each.
+pub(crate) const POST_FRAME_LIMIT: usize = 1024 * 1024;
+
 /// Builds frames from a queue, keeping back the message that would overflow one.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct FrameBuilder {
     carry: Option<Bytes>,
+    limit: usize,
+}
+
+impl Default for FrameBuilder {
+    fn default() -> Self {
+        Self::with_limit(FRAME_LIMIT)
+    }
 }
 
 impl FrameBuilder {
+    /// Frames of at most `limit` bytes (one message larger than it travels alone).
+    pub fn with_limit(limit: usize) -> Self {
+        Self { carry: None, limit }
+    }
+
     /// A message kept back from the previous frame, to start the next one.
     pub fn take_carry(&mut self) -> Option<Bytes> {
         self.carry.take()
     }
 
-    /// `first` plus whatever is already queued, up to [`FRAME_LIMIT`].
+    /// `first` plus whatever is already queued, up to the limit.
     pub fn build(&mut self, first: Bytes, queue: &mut mpsc::Receiver<Bytes>) -> Bytes {
         let mut frame: Option<Vec<u8>> = None;
         let mut len = first.len();
-        while len < FRAME_LIMIT {
+        while len < self.limit {
             let Ok(next) = queue.try_recv() else { break };
-            if len + next.len() > FRAME_LIMIT {
+            if len + next.len() > self.limit {
                 self.carry = Some(next);
                 break;
             }
             let joined = frame.get_or_insert_with(|| {
-                let mut v = Vec::with_capacity(FRAME_LIMIT.min(len * 4));
+                let mut v = Vec::with_capacity(self.limit.min(len * 4));
                 v.extend_from_slice(&first);
                 v
             });
@@ -95,5 +113,23 @@ mod tests {
             Bytes::from_static(b"x"),
             "left for the next frame"
         );
+    }
+
+    #[tokio::test]
+    async fn a_post_carries_a_whole_window_of_answer_chunks() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let chunk = Bytes::from(vec![b'c'; 60 * 1024]);
+        for _ in 0..8 {
+            tx.send(chunk.clone()).await.unwrap();
+        }
+        // A WebSocket message holds one such chunk; a POST the connector's whole window of
+        // four, and more when more is queued.
+        let mut websocket = FrameBuilder::default();
+        let first = rx.recv().await.unwrap();
+        assert_eq!(websocket.build(first, &mut rx).len(), chunk.len());
+        let mut post = FrameBuilder::with_limit(POST_FRAME_LIMIT);
+        let first = websocket.take_carry().expect("kept back");
+        assert_eq!(post.build(first, &mut rx).len(), 7 * chunk.len());
+        assert!(post.take_carry().is_none());
     }
 }

@@ -76,6 +76,7 @@ pub fn schema() -> FormSchema {
         ]
         .into_iter()
         .chain(uplink_source::recording::fields())
+        .chain(uplink_source::writing::fields())
         .collect(),
     }
 }
@@ -301,7 +302,10 @@ impl DataSource for ModbusSource {
             name: self.inner.name.clone(),
             kind: KIND.into(),
             description: self.inner.description.clone(),
-            capabilities: Capabilities::live_only(),
+            capabilities: Capabilities {
+                write: true,
+                ..Capabilities::live_only()
+            },
         }
     }
 

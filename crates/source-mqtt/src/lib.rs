@@ -1,8 +1,9 @@
 //! The MQTT data source (`mqtt` kind): topics from a broker read by a payload rule per
 //! subscription line — plain numbers and texts, JSON documents, or Sparkplug B — served as
 //! snapshot (the last message per tag; retained messages seed it), live values, and writes
-//! published to a command topic (Sparkplug NCMD/DCMD). Stored values (raw, plot, processed)
-//! wait for the edge historian.
+//! published to a command topic (Sparkplug NCMD/DCMD); topics of `event` lines carry alarms and
+//! events, kept in a bounded log for time-range reads and streamed as they arrive. Stored values
+//! (raw, plot, processed) wait for the edge historian.
 //!
 //! The client is `rumqttc` (MQTT 3.1.1 or 5) over TCP or rustls with the *ring* provider; it
 //! reconnects with backoff for as long as the source is open.
@@ -10,10 +11,12 @@
 #![warn(missing_docs)]
 
 mod connection;
+pub mod events;
 pub mod sparkplug;
 mod state;
 pub mod subscriptions;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -24,13 +27,16 @@ use prost::Message;
 use rumqttc::QoS;
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use uplink_model::time_expr::Span;
-use uplink_model::{Capabilities, DataSourceDescriptor, RawRequest, TagPage, TagSearch, TagValue};
+use uplink_model::{
+    Capabilities, DataSourceDescriptor, EventMessage, EventPage, EventsRequest, RawRequest,
+    TagPage, TagSearch, TagValue,
+};
 use uplink_source::form::{FieldError, FieldSchema, FieldType, FormSchema};
 use uplink_source::{
-    ChangeStream, DataSource, Health, RawStream, SnapshotStream, SourceConfig, SourceError,
-    WriteValue,
+    ChangeStream, DataSource, EventStream, Health, HealthIssue, RawStream, SnapshotStream,
+    SourceConfig, SourceError, WriteValue,
 };
 
 pub use state::{Connection, MAX_TAGS};
@@ -40,6 +46,13 @@ use crate::state::{Origin, State};
 
 /// The kind's identifier.
 pub const KIND: &str = "mqtt";
+
+/// The events an events-stream reader may have waiting; a reader further behind loses the
+/// oldest, and [`MqttSource::events_lost`] counts them.
+pub const EVENT_QUEUE: usize = 1_024;
+
+/// The most events one item of the events stream carries.
+const EVENTS_PER_ITEM: usize = 500;
 
 /// The longest subscriptions text the form accepts.
 const MAX_SUBSCRIPTIONS_LENGTH: usize = 256 * 1024;
@@ -51,7 +64,7 @@ pub fn schema() -> FormSchema {
         "Subscriptions",
         FieldType::Lines,
         true,
-        "One per line: a topic filter, a payload rule (plain, json or sparkplug) and options, such as `plant/+/temp json value=$.v time=$.ts name={2}.temp` or `spBv1.0/# sparkplug`. Options: name=, value=, time=, quality=, unit=ms|s|us, qos=0|1|2, command=.",
+        "One per line: a topic filter, a payload rule (plain, json, sparkplug, or event for alarms and events) and options, such as `plant/+/temp json value=$.v time=$.ts name={2}.temp`, `spBv1.0/# sparkplug` or `plant/+/alarms event`. Options: name=, value=, time=, quality=, unit=ms|s|us, qos=0|1|2, command=; for event, message=, priority=, category=, type= (JSON paths).",
     );
     subscriptions.constraints.max_length = Some(MAX_SUBSCRIPTIONS_LENGTH);
     FormSchema {
@@ -79,6 +92,7 @@ pub fn schema() -> FormSchema {
         ]
         .into_iter()
         .chain(uplink_source::recording::fields())
+        .chain(uplink_source::writing::fields())
         .collect(),
     }
 }
@@ -171,6 +185,8 @@ struct Inner {
     name: String,
     description: String,
     shared: Arc<Shared>,
+    /// Whether a subscription line has the event rule.
+    has_events: bool,
     client: connection::Client,
     task: tokio::task::JoinHandle<()>,
 }
@@ -188,6 +204,10 @@ pub(crate) struct Shared {
     changes: watch::Sender<u64>,
     /// Every value as it arrives, for the edge historian.
     feed: uplink_source::ChangeFeed,
+    /// Every event as it arrives, for the events streams.
+    events: broadcast::Sender<EventMessage>,
+    /// Events the events streams' readers lost by falling behind.
+    events_lost: AtomicU64,
 }
 
 impl Shared {
@@ -204,6 +224,7 @@ impl Shared {
         state.track_changes = self.feed.has_readers();
         let changed = state.ingest(topic, payload);
         let outbox = std::mem::take(&mut state.outbox);
+        let events = std::mem::take(&mut state.new_events);
         if !state.changed.is_empty() {
             let values: Vec<(Arc<str>, TagValue)> = std::mem::take(&mut state.changed)
                 .into_iter()
@@ -214,6 +235,10 @@ impl Shared {
                 .publish_all(values.iter().map(|(tag, value)| (tag, value)));
         } else {
             drop(state);
+        }
+        for event in events {
+            // Without a reader the event is only logged.
+            let _ = self.events.send(event);
         }
         if changed {
             self.changes.send_modify(|n| *n += 1);
@@ -346,14 +371,18 @@ impl MqttSource {
             clean_session: settings.clean_session,
         };
         let filters: Vec<(String, QoS)> = subs.iter().map(|s| (s.filter.clone(), s.qos)).collect();
+        let has_events = subs.iter().any(|s| matches!(s.rule, Rule::Event(_)));
         let shared = Arc::new(Shared {
             state: Mutex::new({
                 let mut state = State::new(subs);
                 state.rebirth = settings.sparkplug_rebirth;
+                state.source.clone_from(&config.name);
                 state
             }),
             changes: watch::channel(0).0,
             feed: uplink_source::ChangeFeed::default(),
+            events: broadcast::channel(EVENT_QUEUE).0,
+            events_lost: AtomicU64::new(0),
         });
         let mut first = shared.changes.subscribe();
         let (client, task) = connection::start(&options, shared.clone(), filters);
@@ -368,6 +397,7 @@ impl MqttSource {
                 name: config.name.clone(),
                 description: config.description.clone(),
                 shared,
+                has_events,
                 client,
                 task,
             }),
@@ -382,6 +412,12 @@ impl MqttSource {
     /// How many messages the broker delivered since the source opened, read or not.
     pub fn messages(&self) -> u64 {
         self.inner.shared.lock().messages
+    }
+
+    /// Events that readers of the events stream lost because they fell more than
+    /// [`EVENT_QUEUE`] behind.
+    pub fn events_lost(&self) -> u64 {
+        self.inner.shared.events_lost.load(Ordering::Relaxed)
     }
 
     /// Sparkplug counters of an edge node (`group/node`): sequence gaps, bdSeq gaps, and
@@ -457,12 +493,27 @@ impl DataSource for MqttSource {
             name: self.inner.name.clone(),
             kind: KIND.into(),
             description: self.inner.description.clone(),
-            capabilities: Capabilities::live_only(),
+            capabilities: Capabilities {
+                write: true,
+                events: self.inner.has_events,
+                ..Capabilities::live_only()
+            },
         }
     }
 
     fn health(&self) -> Health {
-        self.inner.shared.lock().health()
+        let mut health = self.inner.shared.lock().health();
+        let lost = self.events_lost();
+        if lost > 0 {
+            health.report(HealthIssue {
+                message: format!(
+                    "{lost} events were lost by a reader of the events stream more than {EVENT_QUEUE} behind"
+                ),
+                file: None,
+                line: None,
+            });
+        }
+        health
     }
 
     async fn search(&self, search: &TagSearch) -> Result<TagPage, SourceError> {
@@ -523,6 +574,60 @@ impl DataSource for MqttSource {
             },
         )
         .boxed())
+    }
+
+    /// The logged events of `event` lines (the most recent [`events::LOG_CAPACITY`]) in the
+    /// range, oldest first; a cursor is a page's last event id.
+    async fn events(&self, request: &EventsRequest) -> Result<EventPage, SourceError> {
+        if !self.inner.has_events {
+            return Err(SourceError::Unsupported {
+                source_name: self.inner.name.clone(),
+                what: "alarms and events (no subscription line has the event rule)",
+            });
+        }
+        let now = uplink_model::time_expr::to_micros(Utc::now());
+        Ok(self.inner.shared.lock().events.page(request, now)?)
+    }
+
+    /// Each event as its message arrives, from the moment of subscribing; a reader more than
+    /// [`EVENT_QUEUE`] events behind loses the oldest, counted in health.
+    async fn subscribe_events(&self) -> Result<EventStream, SourceError> {
+        if !self.inner.has_events {
+            return Err(SourceError::Unsupported {
+                source_name: self.inner.name.clone(),
+                what: "alarms and events (no subscription line has the event rule)",
+            });
+        }
+        let receiver = self.inner.shared.events.subscribe();
+        // Weak, so that the stream ends when the source closes.
+        let shared = Arc::downgrade(&self.inner.shared);
+        Ok(
+            futures::stream::unfold((receiver, shared), |(mut receiver, shared)| async move {
+                let lost = |n: u64| {
+                    if let Some(shared) = shared.upgrade() {
+                        shared.events_lost.fetch_add(n, Ordering::Relaxed);
+                    }
+                    tracing::warn!(lost = n, "an events stream reader fell behind");
+                };
+                let first = loop {
+                    match receiver.recv().await {
+                        Ok(event) => break event,
+                        Err(broadcast::error::RecvError::Lagged(n)) => lost(n),
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                };
+                let mut events = vec![first];
+                while events.len() < EVENTS_PER_ITEM {
+                    match receiver.try_recv() {
+                        Ok(event) => events.push(event),
+                        Err(broadcast::error::TryRecvError::Lagged(n)) => lost(n),
+                        Err(_) => break,
+                    }
+                }
+                Some((events, (receiver, shared)))
+            })
+            .boxed(),
+        )
     }
 
     /// Every value of every topic and metric as its message arrives, including tags first seen

@@ -1,5 +1,6 @@
 //! What the source knows: the tags seen so far with their last values, the Sparkplug edge
-//! nodes with their births, aliases and sequence numbers, the connection, and the problems met.
+//! nodes with their births, aliases and sequence numbers, the recent alarms and events of
+//! `event` lines, the connection, and the problems met.
 //! The connection task feeds every message through [`State::ingest`]; the data source reads.
 
 use std::collections::{BTreeMap, HashMap};
@@ -8,9 +9,10 @@ use chrono::{DateTime, Utc};
 use prost::Message;
 use serde_json::Value;
 use uplink_model::time_expr::from_micros;
-use uplink_model::{DataType, Status, Tag, TagValue};
+use uplink_model::{DataType, EventMessage, Status, Tag, TagValue};
 use uplink_source::{Health, HealthIssue};
 
+use crate::events::EventLog;
 use crate::sparkplug::{self, MessageType, Payload, Reading};
 use crate::subscriptions::{Rule, Subscription};
 
@@ -80,6 +82,8 @@ struct Node {
 enum Route {
     Tag(usize),
     Sparkplug,
+    /// A line with the event rule.
+    Event(usize),
     Dropped,
 }
 
@@ -107,6 +111,12 @@ pub struct State {
     rebirths_asked: HashMap<String, std::time::Instant>,
     /// Messages to publish (rebirth requests), taken by the connection task.
     pub outbox: Vec<(String, Vec<u8>)>,
+    /// The data source's name, which events carry.
+    pub source: String,
+    /// Recent alarms and events, for time-range reads.
+    pub events: EventLog,
+    /// The events logged since the connection task last took them, for the events stream.
+    pub new_events: Vec<EventMessage>,
     opened: DateTime<Utc>,
 }
 
@@ -129,11 +139,16 @@ impl State {
             rebirth: false,
             rebirths_asked: HashMap::new(),
             outbox: Vec::new(),
+            source: String::new(),
+            events: EventLog::default(),
+            new_events: Vec::new(),
             opened,
         };
         for i in 0..state.subs.len() {
             let sub = &state.subs[i];
-            if sub.rule == Rule::Sparkplug || sub.filter.contains(['+', '#']) {
+            if matches!(sub.rule, Rule::Sparkplug | Rule::Event(_))
+                || sub.filter.contains(['+', '#'])
+            {
                 continue;
             }
             let topic = sub.filter.clone();
@@ -220,6 +235,10 @@ impl State {
         match route {
             Route::Tag(position) => self.ingest_topic(position, topic, payload),
             Route::Sparkplug => self.ingest_sparkplug(topic, payload),
+            Route::Event(sub) => {
+                self.ingest_event(sub, topic, payload);
+                false
+            }
             Route::Dropped => false,
         }
     }
@@ -234,10 +253,20 @@ impl State {
             );
             return Route::Dropped;
         };
-        if self.subs[sub].rule == Rule::Sparkplug {
-            return Route::Sparkplug;
+        let route = match &self.subs[sub].rule {
+            Rule::Sparkplug => return Route::Sparkplug,
+            Rule::Event(_) => Route::Event(sub),
+            Rule::Plain | Rule::Json { .. } => self.tag_route(sub, topic),
+        };
+        if self.routes.len() < 2 * MAX_TAGS {
+            self.routes.insert(topic.to_owned(), route);
         }
-        let route = match self.subs[sub].name.render(topic) {
+        route
+    }
+
+    /// The tag a plain or JSON topic sets, added on its first message.
+    fn tag_route(&mut self, sub: usize, topic: &str) -> Route {
+        match self.subs[sub].name.render(topic) {
             None => {
                 let line = self.subs[sub].line;
                 self.problem(
@@ -255,15 +284,27 @@ impl State {
                         "tags",
                         format!("more than {MAX_TAGS} tags: '{name}' was not added"),
                     );
-                    return Route::Dropped;
+                    Route::Dropped
                 }
                 None => Route::Tag(self.topic_entry(sub, topic, name, DataType::Float)),
             },
-        };
-        if self.routes.len() < 2 * MAX_TAGS {
-            self.routes.insert(topic.to_owned(), route);
         }
-        route
+    }
+
+    /// Logs the event a message on an event line carries; a payload that does not map is
+    /// counted as a problem, not an event.
+    fn ingest_event(&mut self, sub: usize, topic: &str, payload: &[u8]) {
+        let Rule::Event(rule) = &self.subs[sub].rule else {
+            return;
+        };
+        match rule.read(topic, payload, Utc::now()) {
+            Ok(mut event) => {
+                event.source.clone_from(&self.source);
+                let event = self.events.push(event);
+                self.new_events.push(event);
+            }
+            Err(message) => self.problem("payload", message),
+        }
     }
 
     fn ingest_topic(&mut self, position: usize, topic: &str, payload: &[u8]) -> bool {
@@ -293,7 +334,7 @@ impl State {
                 quality.as_ref(),
                 *time_unit_us,
             ),
-            Rule::Sparkplug => return false,
+            Rule::Sparkplug | Rule::Event(_) => return false,
         };
         match value {
             Ok(value) => {
@@ -751,18 +792,15 @@ fn plain_value(text: &str, now: DateTime<Utc>) -> TagValue {
     }
 }
 
-fn json_value(
+/// A time read from a JSON value: a number of `time_unit_us` microseconds since the Unix epoch
+/// or an RFC 3339 text; `now` when absent or null.
+pub(crate) fn time_of(
     topic: &str,
-    payload: &[u8],
+    value: Option<&Value>,
     now: DateTime<Utc>,
-    value_path: &crate::subscriptions::JsonPath,
-    time_path: Option<&crate::subscriptions::JsonPath>,
-    quality_path: Option<&crate::subscriptions::JsonPath>,
     time_unit_us: i64,
-) -> Result<TagValue, String> {
-    let document: Value = serde_json::from_slice(payload)
-        .map_err(|err| format!("the payload on '{topic}' is not JSON: {err}"))?;
-    let time = match time_path.and_then(|p| p.get(&document)) {
+) -> Result<DateTime<Utc>, String> {
+    Ok(match value {
         None | Some(Value::Null) => now,
         Some(Value::Number(n)) => {
             let micros = n
@@ -780,7 +818,26 @@ fn json_value(
                 "the time on '{topic}' is neither a number nor a text: {other}"
             ));
         }
-    };
+    })
+}
+
+fn json_value(
+    topic: &str,
+    payload: &[u8],
+    now: DateTime<Utc>,
+    value_path: &crate::subscriptions::JsonPath,
+    time_path: Option<&crate::subscriptions::JsonPath>,
+    quality_path: Option<&crate::subscriptions::JsonPath>,
+    time_unit_us: i64,
+) -> Result<TagValue, String> {
+    let document: Value = serde_json::from_slice(payload)
+        .map_err(|err| format!("the payload on '{topic}' is not JSON: {err}"))?;
+    let time = time_of(
+        topic,
+        time_path.and_then(|p| p.get(&document)),
+        now,
+        time_unit_us,
+    )?;
     let mut value = match value_path.get(&document) {
         None => return Err(format!("the JSON on '{topic}' has nothing at {value_path}")),
         Some(Value::Null) => TagValue::event(time, Status::Bad),
@@ -891,6 +948,33 @@ mod tests {
             health.issues.iter().any(|i| i
                 .message
                 .contains("too few levels for the name template of line 1")),
+            "{health:?}"
+        );
+    }
+
+    #[test]
+    fn event_topics_log_events_and_make_no_tags() {
+        let mut s = state("plant/+/alarms event\nplant/+/temp plain");
+        s.source = "line-1".into();
+        assert!(!s.ingest(
+            "plant/boiler/alarms",
+            br#"{"message": "hot", "priority": 900}"#
+        ));
+        assert!(!s.ingest("plant/boiler/alarms", b"{\"priority\": 900"));
+        assert!(s.entries.is_empty(), "no tag for an event topic");
+        let events = std::mem::take(&mut s.new_events);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].source, "line-1");
+        assert_eq!(events[0].topic, "plant/boiler/alarms");
+        assert_eq!(events[0].priority, uplink_model::EventPriority::Critical);
+        assert_eq!(s.events.len(), 1);
+        let health = s.health();
+        assert!(
+            health
+                .issues
+                .iter()
+                .any(|i| i.message.starts_with("1 messages could not be read")
+                    && i.message.contains("is not JSON")),
             "{health:?}"
         );
     }

@@ -6,14 +6,18 @@
 //!
 //! - `FILTER` is an MQTT topic filter (`plant/+/temp`, `site/#`), without spaces.
 //! - `RULE` says how a payload reads: `plain` (a number, `true`/`false`, or else text), `json`
-//!   (a value picked out of a JSON document) or `sparkplug` (Sparkplug B).
+//!   (a value picked out of a JSON document), `sparkplug` (Sparkplug B) or `event` (each message
+//!   an alarm or event, a JSON object; see [`crate::events`]).
 //! - Options:
 //!   - `name=TEMPLATE`: the tag name (plain and json), from `{topic}` (the whole topic) and
 //!     `{1}`, `{2}`… (the topic's levels, from 1) and literal text; `{topic}` when left out.
 //!   - `value=PATH` (json, required), `time=PATH`, `quality=PATH` (json): where the value, its
 //!     time and its quality are in the document. A path is `$` followed by `.key` and `[index]`
 //!     steps, such as `$.v` or `$.data[0].value`.
-//!   - `unit=ms|s|us` (json): the unit of a numeric time (milliseconds since the Unix epoch when
+//!   - `message=PATH`, `priority=PATH`, `time=PATH`, `category=PATH`, `type=PATH` (event): where
+//!     the event's fields are (`$.message`, `$.priority`, `$.time`, `$.category`, `$.type` when
+//!     left out); the object's other top-level fields become the event's properties.
+//!   - `unit=ms|s|us` (json and event): the unit of a numeric time (milliseconds since the Unix epoch when
 //!     left out); a text time is RFC 3339.
 //!   - `qos=0|1|2`: the quality of service asked of the broker (1 when left out).
 //!   - `command=TEMPLATE` (plain and json): the topic a write to one of the line's tags is
@@ -27,6 +31,8 @@ use std::fmt;
 use rumqttc::QoS;
 use serde_json::Value;
 use uplink_source::form::FieldError;
+
+use crate::events::EventRule;
 
 /// The form field the subscriptions are entered in.
 pub const FIELD: &str = "subscriptions";
@@ -49,6 +55,8 @@ pub enum Rule {
     },
     /// Sparkplug B payloads on `spBv1.0/...` topics.
     Sparkplug,
+    /// Alarms and events: each payload a JSON object mapped to one event.
+    Event(EventRule),
 }
 
 /// One subscription line.
@@ -233,6 +241,14 @@ impl JsonPath {
         })
     }
 
+    /// The path's first key, if it starts with one (the top-level field it reads).
+    pub fn first_key(&self) -> Option<&str> {
+        match self.steps.first()? {
+            Step::Key(key) => Some(key),
+            Step::Index(_) => None,
+        }
+    }
+
     /// A document holding `value` at this path (objects along its keys), or `None` when the
     /// path has an index (there is no telling what else the list holds).
     pub fn build(&self, value: Value) -> Option<Value> {
@@ -331,10 +347,11 @@ fn parse_line(line: usize, text: &str) -> Result<Subscription, String> {
     let filter = words.next().unwrap_or_default();
     let levels = check_filter(filter)?;
     let rule_word = words.next().ok_or_else(|| {
-        format!("'{filter}' needs a payload rule after it: plain, json or sparkplug")
+        format!("'{filter}' needs a payload rule after it: plain, json, sparkplug or event")
     })?;
     let (mut name, mut value, mut time, mut quality, mut unit, mut qos, mut command) =
         (None, None, None, None, None, None, None);
+    let (mut message, mut priority, mut category, mut event_type) = (None, None, None, None);
     for word in words {
         let (key, val) = word
             .split_once('=')
@@ -347,9 +364,13 @@ fn parse_line(line: usize, text: &str) -> Result<Subscription, String> {
             "unit" => &mut unit,
             "qos" => &mut qos,
             "command" => &mut command,
+            "message" => &mut message,
+            "priority" => &mut priority,
+            "category" => &mut category,
+            "type" => &mut event_type,
             other => {
                 return Err(format!(
-                    "'{other}' is not an option (name, value, time, quality, unit, qos, command)"
+                    "'{other}' is not an option (name, value, time, quality, unit, qos, command, message, priority, category, type)"
                 ));
             }
         };
@@ -364,12 +385,34 @@ fn parse_line(line: usize, text: &str) -> Result<Subscription, String> {
         Some(_) => Err(format!("'{key}=' applies to the json rule only")),
         None => Ok(()),
     };
+    let time_unit_us = match unit.unwrap_or("ms") {
+        "ms" => 1_000,
+        "s" => 1_000_000,
+        "us" => 1,
+        other => return Err(format!("unit={other}: the time unit is ms, s or us")),
+    };
+    if rule_word != "event" {
+        for (given, key) in [
+            (message, "message"),
+            (priority, "priority"),
+            (category, "category"),
+            (event_type, "type"),
+        ] {
+            if given.is_some() {
+                return Err(format!("'{key}=' applies to the event rule only"));
+            }
+        }
+    }
+    let path_or = |given: Option<&str>, default: &str| JsonPath::parse(given.unwrap_or(default));
     let rule = match rule_word {
         "plain" => {
             json_only(value, "value")?;
-            json_only(time, "time")?;
             json_only(quality, "quality")?;
-            json_only(unit, "unit")?;
+            for (given, key) in [(time, "time"), (unit, "unit")] {
+                if given.is_some() {
+                    return Err(format!("'{key}=' applies to the json and event rules only"));
+                }
+            }
             Rule::Plain
         }
         "json" => Rule::Json {
@@ -378,13 +421,30 @@ fn parse_line(line: usize, text: &str) -> Result<Subscription, String> {
             )?,
             time: time.map(JsonPath::parse).transpose()?,
             quality: quality.map(JsonPath::parse).transpose()?,
-            time_unit_us: match unit.unwrap_or("ms") {
-                "ms" => 1_000,
-                "s" => 1_000_000,
-                "us" => 1,
-                other => return Err(format!("unit={other}: the time unit is ms, s or us")),
-            },
+            time_unit_us,
         },
+        "event" => {
+            for (given, key) in [
+                (name, "name"),
+                (value, "value"),
+                (quality, "quality"),
+                (command, "command"),
+            ] {
+                if given.is_some() {
+                    return Err(format!(
+                        "'{key}=' does not apply to the event rule: its fields are message, priority, time, category and type"
+                    ));
+                }
+            }
+            Rule::Event(EventRule {
+                message: path_or(message, "$.message")?,
+                priority: path_or(priority, "$.priority")?,
+                time: path_or(time, "$.time")?,
+                category: path_or(category, "$.category")?,
+                event_type: path_or(event_type, "$.type")?,
+                time_unit_us,
+            })
+        }
         "sparkplug" => {
             for (given, key) in [
                 (name, "name"),
@@ -409,7 +469,7 @@ fn parse_line(line: usize, text: &str) -> Result<Subscription, String> {
         }
         other => {
             return Err(format!(
-                "'{other}' is not a payload rule: plain, json or sparkplug"
+                "'{other}' is not a payload rule: plain, json, sparkplug or event"
             ));
         }
     };
@@ -553,5 +613,49 @@ mod tests {
                 .message
                 .contains("no subscription")
         );
+    }
+
+    #[test]
+    fn event_lines_read_their_paths_and_each_bad_one_is_named() {
+        let subs =
+            parse("plant/+/alarms event\na/# event message=$.text priority=$.sev unit=s").unwrap();
+        let Rule::Event(rule) = &subs[0].rule else {
+            panic!("{:?}", subs[0].rule)
+        };
+        assert_eq!(rule.message.to_string(), "$.message");
+        assert_eq!(rule.event_type.to_string(), "$.type");
+        assert!(subs[0].matches("plant/boiler/alarms"));
+        let Rule::Event(rule) = &subs[1].rule else {
+            panic!("{:?}", subs[1].rule)
+        };
+        assert_eq!(rule.priority.to_string(), "$.sev");
+        assert_eq!(rule.time_unit_us, 1_000_000);
+        let text = "a/b event value=$.v\n\
+                    a/b event message=text\n\
+                    a/b json value=$.v priority=$.p\n\
+                    a/b event unit=h\n\
+                    a/b event command=x/set\n\
+                    a/b event type=$.t type=$.u\n\
+                    a/b plain time=$.t";
+        let errors = parse(text).unwrap_err();
+        let messages: Vec<_> = errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(errors.len(), 7, "{messages:#?}");
+        for (line, fragment) in [
+            (1, "'value=' does not apply to the event rule"),
+            (2, "'text' is not a JSON path"),
+            (3, "'priority=' applies to the event rule only"),
+            (4, "unit=h"),
+            (5, "'command=' does not apply to the event rule"),
+            (6, "'type' is given twice"),
+            (7, "'time=' applies to the json and event rules only"),
+        ] {
+            let prefix = format!("line {line}: ");
+            assert!(
+                messages
+                    .iter()
+                    .any(|m| m.starts_with(&prefix) && m.contains(fragment)),
+                "no error for line {line} with '{fragment}': {messages:#?}"
+            );
+        }
     }
 }

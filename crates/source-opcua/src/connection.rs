@@ -60,6 +60,8 @@ pub(crate) struct Connection {
     pub session: Arc<Session>,
     pub state: Arc<Mutex<LinkState>>,
     pub reconnects: Arc<std::sync::atomic::AtomicU64>,
+    /// Counts reconnects too, waking each events stream to call ConditionRefresh again.
+    pub reconnected: tokio::sync::watch::Receiver<u64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -452,6 +454,7 @@ pub(crate) async fn connect(
     let state = Arc::new(Mutex::new(LinkState::Down("connecting".into())));
     let reconnects = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (first_tx, first_rx) = oneshot::channel::<Result<(), StatusCode>>();
+    let (reconnected_tx, reconnected) = tokio::sync::watch::channel(0u64);
     let task = {
         let state = state.clone();
         let reconnects = reconnects.clone();
@@ -476,6 +479,7 @@ pub(crate) async fn connect(
                                 // new publish loop started: start publishing for them.
                                 session.trigger_publish_now();
                                 reconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                reconnected_tx.send_modify(|count| *count += 1);
                                 tracing::info!(source = %name, ?mode, "reconnected to the OPC UA server");
                             }
                         }
@@ -518,6 +522,7 @@ pub(crate) async fn connect(
         session,
         state,
         reconnects,
+        reconnected,
         task,
     };
     match outcome {

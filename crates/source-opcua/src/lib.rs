@@ -2,7 +2,10 @@
 //! named by browse path or node id; current values by the Read service in batches; stored values
 //! by HistoryRead (raw, paged with continuation points and streamed in chunks; processed and
 //! at-time pushed down when the server answers them, else computed by Uplink from raw); live
-//! values by a subscription with monitored items; writes by the Write service.
+//! values by a subscription with monitored items; writes by the Write service. Alarms,
+//! conditions and events come from an event notifier (the Server object by default): live
+//! through a monitored item with an event filter, by time range through HistoryRead where the
+//! server keeps their history.
 //!
 //! The connector's own application certificate is created on first use in its data folder
 //! (`opcua/pki/own`); a server certificate is used only once it is on the trust list
@@ -13,6 +16,7 @@
 #![warn(missing_docs)]
 
 mod connection;
+mod events;
 mod settings;
 mod tags;
 mod values;
@@ -20,7 +24,7 @@ mod values;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,19 +32,21 @@ use futures::StreamExt;
 use opcua::client::HistoryReadAction;
 use opcua::client::{DataChangeCallback, EventCallback, MonitoredItem};
 use opcua::types::{
-    AttributeId, ByteString, ContentFilter, DataValue, EventFilter, ExtensionObject, HistoryData,
-    HistoryReadResult, HistoryReadValueId, MonitoredItemCreateRequest, NodeId, NumericRange,
-    ObjectId, ObjectTypeId, QualifiedName, ReadAtTimeDetails, ReadProcessedDetails,
-    ReadRawModifiedDetails, ReadValueId, SimpleAttributeOperand, TimestampsToReturn, Variant,
+    AttributeId, ByteString, CallMethodRequest, ContentFilter, DataValue, EventFilter,
+    ExtensionObject, HistoryData, HistoryEvent, HistoryReadResult, HistoryReadValueId, MethodId,
+    MonitoredItemCreateRequest, NodeId, NumericRange, ObjectId, ObjectTypeId, QualifiedName,
+    ReadAtTimeDetails, ReadEventDetails, ReadProcessedDetails, ReadRawModifiedDetails, ReadValueId,
+    SimpleAttributeOperand, TimestampsToReturn, Variant,
 };
 use uplink_model::time_expr::from_micros;
 use uplink_model::{
-    AtTimesRequest, Boundary, Capabilities, Computed, ComputedBy, DataSourceDescriptor, Function,
-    ProcessedRequest, RawRequest, Sample, TagPage, TagSearch, TagValue, aggregate,
+    AtTimesRequest, Boundary, Capabilities, Computed, ComputedBy, DataSourceDescriptor,
+    EventMessage, EventPage, EventsRequest, Function, ProcessedRequest, RawRequest, Sample,
+    TagPage, TagSearch, TagValue, aggregate,
 };
 use uplink_source::{
-    DataSource, Health, HealthIssue, ProcessedSeriesList, RawStream, SnapshotStream, SourceConfig,
-    SourceContext, SourceError, WriteValue,
+    DataSource, EventStream, Health, HealthIssue, ProcessedSeriesList, RawStream, SnapshotStream,
+    SourceConfig, SourceContext, SourceError, WriteValue,
 };
 
 pub use connection::Thumbprints;
@@ -59,6 +65,10 @@ const FIRST_HANDLE: u32 = 0x4000_0000;
 const MODEL_HANDLE: u32 = FIRST_HANDLE - 1;
 /// Values asked for per HistoryRead request (well within any server's message size).
 const HISTORY_PAGE: u64 = 1_000;
+/// The EventNotifier attribute's bit saying the object keeps its events' history.
+const HISTORY_READ_BIT: u8 = 0x04;
+/// The most event type names kept (read once per type from the server).
+const MAX_TYPE_NAMES: usize = 1_000;
 
 /// An OPC UA data source.
 #[derive(Debug, Clone)]
@@ -83,6 +93,12 @@ struct Shared {
     next_handle: AtomicU32,
     /// Set by the server's model change events: the tag list is browsed again before its next use.
     model_changed: Arc<AtomicBool>,
+    /// Events that events streams dropped because their reader fell behind.
+    events_lost: Arc<AtomicU64>,
+    /// The browse names of event types from other namespaces than OPC UA's, once read.
+    event_type_names: std::sync::Mutex<HashMap<NodeId, String>>,
+    /// Why the server's last answer to ConditionRefresh was a refusal (its status name).
+    refresh_refused: std::sync::Mutex<Option<String>>,
 }
 
 fn data_dir(context: &SourceContext) -> Result<PathBuf, SourceError> {
@@ -147,6 +163,9 @@ impl OpcUaSource {
                 refreshed: std::sync::Mutex::new(None),
                 next_handle: AtomicU32::new(FIRST_HANDLE),
                 model_changed: Arc::new(AtomicBool::new(false)),
+                events_lost: Arc::new(AtomicU64::new(0)),
+                event_type_names: std::sync::Mutex::new(HashMap::new()),
+                refresh_refused: std::sync::Mutex::new(None),
             }),
         };
         if retrying {
@@ -418,6 +437,8 @@ impl DataSource for OpcUaSource {
             description: self.shared.description.clone(),
             capabilities: Capabilities {
                 subscribe: true,
+                write: true,
+                events: !self.shared.settings.event_notifiers.is_empty(),
                 ..Capabilities::all_from_raw()
             },
         }
@@ -449,7 +470,198 @@ impl DataSource for OpcUaSource {
                 line: None,
             });
         }
+        let lost = self.events_lost();
+        if lost > 0 {
+            health.report(HealthIssue {
+                message: format!(
+                    "{lost} events were dropped by an events stream whose reader was more than {} behind",
+                    events::EVENT_QUEUE
+                ),
+                file: None,
+                line: None,
+            });
+        }
+        let refused = self
+            .shared
+            .refresh_refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(status) = refused {
+            health.report(HealthIssue {
+                message: format!(
+                    "the server refused ConditionRefresh ({status}): alarms already active when an events stream starts show only when they next change"
+                ),
+                file: None,
+                line: None,
+            });
+        }
         health
+    }
+
+    /// The events in the range from the event notifiers' history (HistoryRead with
+    /// ReadEventDetails), oldest first; a cursor is a page's last event's time and id (and,
+    /// with several notifiers, the index of its notifier). A server that keeps no event history
+    /// for any of them answers `unsupported`.
+    async fn events(&self, request: &EventsRequest) -> Result<EventPage, SourceError> {
+        let notifiers = self.event_notifiers()?;
+        let walks = (0..notifiers.len())
+            .map(|index| events::Walk::for_notifier(request, index, notifiers.len()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let [notifier] = &notifiers[..] {
+            self.check_event_history(notifier).await?;
+            let walk = walks.into_iter().next().expect("one walk per notifier");
+            return self.event_history(walk, notifier).await;
+        }
+        let mut pages = Vec::with_capacity(notifiers.len());
+        let mut kept = 0;
+        for (walk, notifier) in walks.into_iter().zip(&notifiers) {
+            match self.check_event_history(notifier).await {
+                Ok(()) => {
+                    kept += 1;
+                    pages.push(self.event_history(walk, notifier).await?);
+                }
+                // The others' history is still read.
+                Err(SourceError::Unsupported { .. }) => pages.push(EventPage::default()),
+                Err(other) => return Err(other),
+            }
+        }
+        if kept == 0 {
+            return Err(no_event_history(&self.shared.name));
+        }
+        Ok(events::merge(pages, request.limit as usize))
+    }
+
+    /// The event notifiers' events from now on, through a subscription of its own with one
+    /// monitored item per notifier and Uplink's event filter; the client library creates it
+    /// again after a reconnect. ConditionRefresh is called when it starts, after each reconnect
+    /// and when the server asks for it, so that conditions already active are sent (marked
+    /// `refresh`). A reader more than [`events::EVENT_QUEUE`] events behind loses the oldest,
+    /// counted in health.
+    async fn subscribe_events(&self) -> Result<EventStream, SourceError> {
+        let notifiers = self.event_notifiers()?;
+        let session = self.session()?;
+        let reconnected = self.connection().map(|c| {
+            let mut reconnected = c.reconnected.clone();
+            // Reconnects before the stream began need no refresh of their own.
+            reconnected.borrow_and_update();
+            reconnected
+        });
+        let queue = Arc::new(events::EventQueue::new(self.shared.events_lost.clone()));
+        let count = u32::try_from(notifiers.len()).unwrap_or(u32::MAX);
+        let first = self.shared.next_handle.fetch_add(count, Ordering::Relaxed);
+        let callback = {
+            let queue = queue.clone();
+            EventCallback::new(move |fields: Option<Vec<Variant>>, item: &MonitoredItem| {
+                if let Some(fields) = fields {
+                    queue.push(item.client_handle().wrapping_sub(first) as usize, fields);
+                }
+            })
+        };
+        let interval = self.shared.settings.publishing_interval;
+        let id = self
+            .timed(
+                "creating an events subscription",
+                session.create_subscription(interval, 30, 10, 0, 0, true, callback),
+            )
+            .await?
+            .map_err(|e| self.server_error("creating an events subscription", e))?;
+        let items = notifiers
+            .iter()
+            .zip(first..)
+            .map(|(notifier, handle)| {
+                let mut item = MonitoredItemCreateRequest::from(notifier.clone());
+                item.item_to_monitor.attribute_id = AttributeId::EventNotifier as u32;
+                item.requested_parameters.client_handle = handle;
+                item.requested_parameters.sampling_interval = 0.0;
+                item.requested_parameters.filter = ExtensionObject::from_message(events::filter());
+                item.requested_parameters.queue_size = events::EVENT_QUEUE as u32;
+                item.requested_parameters.discard_oldest = true;
+                item
+            })
+            .collect();
+        let created = self
+            .timed(
+                "monitoring events",
+                session.create_monitored_items(id, TimestampsToReturn::Neither, items),
+            )
+            .await;
+        let refusal = match &created {
+            Ok(Ok(items)) => items
+                .iter()
+                .zip(&notifiers)
+                .find(|(c, _)| c.result.status_code.is_bad())
+                .map(|(c, notifier)| (notifier, connection::plain(c.result.status_code))),
+            Ok(Err(err)) => Some((&notifiers[0], connection::plain(err.status()))),
+            Err(_) => Some((
+                &notifiers[0],
+                "the server did not answer in time".to_owned(),
+            )),
+        };
+        if let Some((notifier, why)) = refusal {
+            let _ = tokio::time::timeout(
+                self.shared.settings.timeout,
+                session.delete_subscription(id),
+            )
+            .await;
+            return Err(SourceError::Unavailable {
+                source_name: self.shared.name.clone(),
+                message: format!("the server refused to send the events of {notifier}: {why}"),
+            });
+        }
+        let guard = SubscriptionGuard {
+            session: session.clone(),
+            first_handle: first,
+        };
+        self.refresh_conditions(&guard).await;
+        let live = LiveEvents {
+            queue,
+            guard,
+            shared: Arc::downgrade(&self.shared),
+            notifiers,
+            refresh: events::Refresh::default(),
+            reconnected,
+        };
+        Ok(futures::stream::unfold(live, |mut live| async move {
+            loop {
+                let waiting = live.queue.take(events::EVENTS_PER_ITEM);
+                if !waiting.is_empty() {
+                    // The stream ends when the source is closed.
+                    let source = OpcUaSource {
+                        shared: live.shared.upgrade()?,
+                    };
+                    let events = source.live_events(waiting, &mut live).await;
+                    if !events.is_empty() {
+                        return Some((events, live));
+                    }
+                    continue;
+                }
+                let queue = &live.queue;
+                let reconnected = &mut live.reconnected;
+                let reconnect = async {
+                    match reconnected {
+                        Some(receiver) => receiver.changed().await.is_ok(),
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    () = queue.wait() => {}
+                    changed = reconnect => {
+                        if !changed {
+                            // The session is gone with its source: no more reconnects.
+                            live.reconnected = None;
+                        } else if let Some(shared) = live.shared.upgrade() {
+                            OpcUaSource { shared }.refresh_conditions(&live.guard).await;
+                        }
+                    }
+                    () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+                if live.shared.strong_count() == 0 {
+                    return None;
+                }
+            }
+        })
+        .boxed())
     }
 
     async fn search(&self, search: &TagSearch) -> Result<TagPage, SourceError> {
@@ -894,6 +1106,17 @@ impl OpcUaSource {
     }
 
     async fn release(&self, node: &NodeId, continuation: ByteString) {
+        let details = HistoryReadAction::ReadRawModifiedDetails(ReadRawModifiedDetails::default());
+        self.release_with(details, node, continuation).await;
+    }
+
+    /// Frees a continuation point the read did not follow to its end.
+    async fn release_with(
+        &self,
+        details: HistoryReadAction,
+        node: &NodeId,
+        continuation: ByteString,
+    ) {
         if continuation.is_null_or_empty() {
             return;
         }
@@ -904,7 +1127,6 @@ impl OpcUaSource {
             continuation_point: continuation,
         };
         let Ok(session) = self.session() else { return };
-        let details = HistoryReadAction::ReadRawModifiedDetails(ReadRawModifiedDetails::default());
         let _ = tokio::time::timeout(
             self.shared.settings.timeout,
             session.history_read(details, TimestampsToReturn::Source, true, &[request]),
@@ -946,7 +1168,289 @@ impl Drop for SubscriptionGuard {
     }
 }
 
+/// One live events stream: its queue, its subscription, and where a refresh stands.
+struct LiveEvents {
+    queue: Arc<events::EventQueue>,
+    guard: SubscriptionGuard,
+    shared: std::sync::Weak<Shared>,
+    notifiers: Vec<NodeId>,
+    refresh: events::Refresh,
+    /// Wakes the stream after a reconnect (absent once the session is gone).
+    reconnected: Option<tokio::sync::watch::Receiver<u64>>,
+}
+
+/// The refusal of a time-range events read on a server without event history.
+fn no_event_history(source_name: &str) -> SourceError {
+    SourceError::Unsupported {
+        source_name: source_name.to_owned(),
+        what: "alarm and event history (the server keeps none for the source's event notifier; live events come through the events stream)",
+    }
+}
+
 impl OpcUaSource {
+    /// Events that events streams dropped because their reader fell more than
+    /// [`events::EVENT_QUEUE`] events behind.
+    pub fn events_lost(&self) -> u64 {
+        self.shared.events_lost.load(Ordering::Relaxed)
+    }
+
+    /// The objects whose events are read, or `unsupported` when events are off.
+    fn event_notifiers(&self) -> Result<Vec<NodeId>, SourceError> {
+        let notifiers = self.shared.settings.event_notifiers.clone();
+        if notifiers.is_empty() {
+            return Err(SourceError::Unsupported {
+                source_name: self.shared.name.clone(),
+                what: "alarms and events (turned off in the source's settings)",
+            });
+        }
+        Ok(notifiers)
+    }
+
+    /// One notifier's events through `walk`'s HistoryRead pages.
+    async fn event_history(
+        &self,
+        mut walk: events::Walk,
+        notifier: &NodeId,
+    ) -> Result<EventPage, SourceError> {
+        if walk.is_past_the_end() {
+            return Ok(walk.finish());
+        }
+        let filter = events::filter();
+        let mut continuation = ByteString::null();
+        loop {
+            let asked = walk.request_size();
+            let details = HistoryReadAction::ReadEventDetails(ReadEventDetails {
+                num_values_per_node: asked,
+                start_time: ua_time(walk.start_us()),
+                end_time: ua_time(walk.end_us()),
+                filter: filter.clone(),
+            });
+            let result = self
+                .history_page(details.clone(), notifier, continuation)
+                .await?;
+            let code = result.status_code;
+            if code.is_bad() && code.sub_code().name() != "BadNoData" {
+                if not_offered(code) {
+                    return Err(no_event_history(&self.shared.name));
+                }
+                return Err(SourceError::Unavailable {
+                    source_name: self.shared.name.clone(),
+                    message: format!(
+                        "the server refused the event history of {notifier}: {}",
+                        connection::plain(code)
+                    ),
+                });
+            }
+            continuation = result.continuation_point.clone();
+            let fields: Vec<Vec<Variant>> = result
+                .history_data
+                .into_inner_as::<HistoryEvent>()
+                .and_then(|history| history.events)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|list| list.event_fields.unwrap_or_default())
+                .collect();
+            let page = self.to_events(fields, notifier).await;
+            match walk.take(page, asked, !continuation.is_null_or_empty()) {
+                events::Next::Continue => {}
+                events::Next::ReadAgain => continuation = ByteString::null(),
+                events::Next::Done => {
+                    self.release_with(details, notifier, continuation).await;
+                    break;
+                }
+            }
+        }
+        Ok(walk.finish())
+    }
+
+    /// Calls ConditionRefresh on the stream's subscription, so that the conditions already
+    /// active are sent again. A server without it (or refusing it) leaves the stream as it is:
+    /// the conditions show when they next change.
+    async fn refresh_conditions(&self, guard: &SubscriptionGuard) {
+        let Some(id) = subscription_with(&guard.session, guard.first_handle) else {
+            tracing::debug!(source = %self.shared.name, "no events subscription to refresh");
+            return;
+        };
+        let call = CallMethodRequest::from((
+            NodeId::from(ObjectTypeId::ConditionType),
+            NodeId::from(MethodId::ConditionType_ConditionRefresh),
+            Some(vec![Variant::UInt32(id)]),
+        ));
+        let answer = self
+            .timed("ConditionRefresh", guard.session.call_one(call))
+            .await;
+        let refused = match answer {
+            Ok(Ok(result)) if result.status_code.is_good() => None,
+            Ok(Ok(result)) => Some(result.status_code),
+            Ok(Err(err)) => Some(err.status()),
+            Err(_) => Some(opcua::types::StatusCode::BadTimeout),
+        };
+        *self
+            .shared
+            .refresh_refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) =
+            refused.map(|code| code.sub_code().name().to_owned());
+        match refused {
+            None => {
+                tracing::debug!(source = %self.shared.name, subscription = id, "conditions refreshed");
+            }
+            Some(code) => tracing::warn!(
+                source = %self.shared.name,
+                subscription = id,
+                status = code.sub_code().name(),
+                "the OPC UA server refused ConditionRefresh: alarms already active show only when they next change"
+            ),
+        }
+    }
+
+    /// A live stream's waiting events as Uplink's events: refresh markers taken out, the events
+    /// between them marked `refresh`, an event two notifiers reported kept once. A server
+    /// asking for a refresh gets one.
+    async fn live_events(
+        &self,
+        waiting: Vec<(usize, Vec<Variant>)>,
+        live: &mut LiveEvents,
+    ) -> Vec<EventMessage> {
+        let now = chrono::Utc::now();
+        let mut mapped = Vec::with_capacity(waiting.len());
+        let mut refresh_asked = false;
+        for (index, fields) in waiting {
+            let kind = events::kind(&fields);
+            refresh_asked |= kind == events::Kind::RefreshRequired;
+            if !live.refresh.take(kind) {
+                continue;
+            }
+            let notifier = live.notifiers.get(index).unwrap_or(&live.notifiers[0]);
+            let mut event = self.to_event(&fields, notifier, now).await;
+            if !live.refresh.first_time(&event.id) {
+                continue;
+            }
+            if live.refresh.refreshing() {
+                event.properties.insert("refresh".into(), "true".into());
+            }
+            mapped.push(event);
+        }
+        if refresh_asked {
+            tracing::info!(source = %self.shared.name, "the OPC UA server asked for a condition refresh");
+            self.refresh_conditions(&live.guard).await;
+        }
+        mapped
+    }
+
+    /// Refuses with `unsupported` unless the notifier's EventNotifier attribute says it keeps
+    /// its events' history.
+    async fn check_event_history(&self, notifier: &NodeId) -> Result<(), SourceError> {
+        let session = self.session()?;
+        let read = self
+            .timed(
+                "reading the event notifier",
+                session.read(
+                    &[ReadValueId {
+                        node_id: notifier.clone(),
+                        attribute_id: AttributeId::EventNotifier as u32,
+                        ..Default::default()
+                    }],
+                    TimestampsToReturn::Neither,
+                    0.0,
+                ),
+            )
+            .await?
+            .map_err(|e| self.server_error("reading the event notifier", e))?;
+        let value = read.into_iter().next().unwrap_or_default();
+        match value.value {
+            Some(Variant::Byte(bits)) if bits & HISTORY_READ_BIT != 0 => Ok(()),
+            Some(Variant::Byte(_)) => Err(no_event_history(&self.shared.name)),
+            _ => Err(SourceError::Unavailable {
+                source_name: self.shared.name.clone(),
+                message: format!(
+                    "the event notifier {notifier} is not an object that reports events ({})",
+                    value.status.map_or_else(
+                        || "no EventNotifier attribute".to_owned(),
+                        connection::plain
+                    )
+                ),
+            }),
+        }
+    }
+
+    /// Events' fields as Uplink's events, their types named.
+    async fn to_events(&self, waiting: Vec<Vec<Variant>>, notifier: &NodeId) -> Vec<EventMessage> {
+        let now = chrono::Utc::now();
+        let mut mapped = Vec::with_capacity(waiting.len());
+        for fields in waiting {
+            mapped.push(self.to_event(&fields, notifier, now).await);
+        }
+        mapped
+    }
+
+    /// One event's fields as Uplink's event, its type named.
+    async fn to_event(
+        &self,
+        fields: &[Variant],
+        notifier: &NodeId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> EventMessage {
+        let type_name = match events::event_type(fields) {
+            Some(id) => self.event_type_name(&id).await,
+            None => "BaseEventType".to_owned(),
+        };
+        events::to_event(fields, &self.shared.name, &type_name, notifier, now)
+    }
+
+    /// The browse name of an event type: OPC UA's own by their ids, others read once from the
+    /// server (their node id when it does not answer).
+    async fn event_type_name(&self, id: &NodeId) -> String {
+        if let Some(name) = events::standard_type_name(id) {
+            return name;
+        }
+        if let Some(name) = self
+            .shared
+            .event_type_names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+        {
+            return name.clone();
+        }
+        let Ok(session) = self.session() else {
+            return id.to_string();
+        };
+        let read = self
+            .timed(
+                "reading an event type's name",
+                session.read(
+                    &[ReadValueId {
+                        node_id: id.clone(),
+                        attribute_id: AttributeId::BrowseName as u32,
+                        ..Default::default()
+                    }],
+                    TimestampsToReturn::Neither,
+                    0.0,
+                ),
+            )
+            .await;
+        let name = match read {
+            Ok(Ok(values)) => match values.into_iter().next().and_then(|v| v.value) {
+                Some(Variant::QualifiedName(name)) => name.name.value().clone(),
+                _ => None,
+            },
+            _ => return id.to_string(),
+        };
+        let name = name
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| id.to_string());
+        let mut names = self
+            .shared
+            .event_type_names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if names.len() < MAX_TYPE_NAMES {
+            names.insert(id.clone(), name.clone());
+        }
+        name
+    }
+
     /// How many subscriptions the session holds (one per live `subscribe` stream).
     pub fn subscription_count(&self) -> usize {
         self.connection().map_or(0, |c| {

@@ -30,7 +30,7 @@ pub fn schema() -> FormSchema {
     FormSchema {
         kind: KIND.into(),
         title: "OPC UA server".into(),
-        description: "Variables of an OPC UA server (a PLC, a SCADA system, a historian gateway): browsed, read, historized values through HistoryRead, live values through subscriptions.".into(),
+        description: "Variables of an OPC UA server (a PLC, a SCADA system, a historian gateway): browsed, read, historized values through HistoryRead, live values through subscriptions; its alarms, conditions and events.".into(),
         fields: vec![
             FieldSchema::new("endpointUrl", "Endpoint URL", FieldType::Text, true,
                 "The server's endpoint, opc.tcp://host:port/path (the path may be empty)."),
@@ -76,9 +76,16 @@ pub fn schema() -> FormSchema {
             FieldSchema::new("secureChannelLifetime", "Secure channel lifetime", FieldType::Duration, true,
                 "How long the keys of a secure channel live before the connector renews them (the server may shorten it); values keep flowing across renewals.")
                 .default_value("60s"),
+            FieldSchema::new("events", "Alarms and events", FieldType::Boolean, true,
+                "Read the server's alarms, conditions and events: live through an events stream, and by time range where the server keeps their history.")
+                .default_value(true),
+            FieldSchema::new("eventNotifier", "Event notifiers", FieldType::Lines, true,
+                "The objects whose alarms and events are read, one per line: Server (the Server object, i=2253, which reports every event of the server) or the node id of an area or object, such as ns=2;s=Area1. Name areas that do not overlap: an event two of them report is sent once only when both copies are close together.")
+                .default_value("Server"),
         ]
         .into_iter()
         .chain(uplink_source::recording::fields())
+        .chain(uplink_source::writing::fields())
         .collect(),
     }
 }
@@ -107,6 +114,8 @@ struct Raw {
     timeout: String,
     publishing_interval: String,
     secure_channel_lifetime: String,
+    events: bool,
+    event_notifier: String,
 }
 
 /// Who the connector signs in as.
@@ -149,6 +158,8 @@ pub(crate) struct Settings {
     pub publishing_interval: Duration,
     /// How long a secure channel's token lives before renewal (requested; the server revises).
     pub channel_lifetime: Duration,
+    /// The objects whose events are read, in the form's order; empty when events are off.
+    pub event_notifiers: Vec<NodeId>,
 }
 
 /// `opc.tcp://host:port/path` with a host and a port; the message says what is wrong.
@@ -192,6 +203,54 @@ fn duration(field: &str, text: &str, errors: &mut Vec<FieldError>) -> Duration {
             Duration::from_secs(1)
         }
     }
+}
+
+/// The most event notifiers one source watches (one monitored item each).
+pub(crate) const MAX_NOTIFIERS: usize = 64;
+
+/// The event notifiers, one per line (a single one, as older settings hold, is one line);
+/// each bad line is named. The same notifier twice counts once.
+fn event_notifiers(text: &str, errors: &mut Vec<FieldError>) -> Vec<NodeId> {
+    let mut notifiers: Vec<NodeId> = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let notifier = if line.eq_ignore_ascii_case("server") {
+            NodeId::from(ObjectId::Server)
+        } else {
+            match line.parse::<NodeId>() {
+                Ok(id) if !id.is_null() => id,
+                _ => {
+                    errors.push(FieldError::new(
+                        "eventNotifier",
+                        format!(
+                            "line {}: {line:?} must be Server or a node id such as ns=2;s=Area1 or i=2253",
+                            number + 1
+                        ),
+                    ));
+                    continue;
+                }
+            }
+        };
+        if !notifiers.contains(&notifier) {
+            notifiers.push(notifier);
+        }
+    }
+    if notifiers.len() > MAX_NOTIFIERS {
+        errors.push(FieldError::new(
+            "eventNotifier",
+            format!("names {} objects; at most {MAX_NOTIFIERS}", notifiers.len()),
+        ));
+    }
+    if notifiers.is_empty() && errors.iter().all(|e| e.field != "eventNotifier") {
+        errors.push(FieldError::new(
+            "eventNotifier",
+            "must name at least one object: Server, or a node id such as ns=2;s=Area1",
+        ));
+    }
+    notifiers
 }
 
 impl Settings {
@@ -304,6 +363,12 @@ impl Settings {
             &raw.secure_channel_lifetime,
             &mut errors,
         );
+        let event_notifiers = event_notifiers(&raw.event_notifier, &mut errors);
+        let event_notifiers = if raw.events {
+            event_notifiers
+        } else {
+            Vec::new()
+        };
         if !errors.is_empty() {
             return Err(SourceError::InvalidSettings(errors));
         }
@@ -319,6 +384,7 @@ impl Settings {
             timeout,
             publishing_interval,
             channel_lifetime,
+            event_notifiers,
         })
     }
 }
@@ -377,6 +443,59 @@ mod tests {
         assert_eq!(settings.naming, Naming::BrowsePath);
         assert_eq!(settings.timeout, Duration::from_secs(10));
         assert!(matches!(settings.identity, Identity::Anonymous));
+        assert_eq!(settings.event_notifiers, [NodeId::from(ObjectId::Server)]);
+    }
+
+    #[test]
+    fn the_event_notifier_is_a_node_id_and_events_can_be_turned_off() {
+        let read = |settings: serde_json::Value| Settings::read(&config(settings));
+        let area =
+            read(json!({"endpointUrl": "opc.tcp://h:4840/", "eventNotifier": " ns=2;s=Area1 "}))
+                .unwrap();
+        assert_eq!(area.event_notifiers, [NodeId::new(2, "Area1")]);
+        let off = read(json!({"endpointUrl": "opc.tcp://h:4840/", "events": false})).unwrap();
+        assert!(off.event_notifiers.is_empty());
+        let errors =
+            field_errors(json!({"endpointUrl": "opc.tcp://h:4840/", "eventNotifier": "Area 1"}));
+        assert_eq!(errors[0].field, "eventNotifier");
+        assert!(errors[0].message.contains("node id"), "{errors:?}");
+    }
+
+    #[test]
+    fn several_event_notifiers_are_read_one_a_line_and_each_bad_line_is_named() {
+        let read = |settings: serde_json::Value| Settings::read(&config(settings));
+        let two = read(json!({"endpointUrl": "opc.tcp://h:4840/",
+                              "eventNotifier": "Server\n\n ns=2;s=Area2 \nserver\n"}))
+        .unwrap();
+        assert_eq!(
+            two.event_notifiers,
+            [NodeId::from(ObjectId::Server), NodeId::new(2, "Area2")],
+            "blank lines skipped, the same notifier kept once"
+        );
+        let lists = read(json!({"endpointUrl": "opc.tcp://h:4840/",
+                                "eventNotifier": ["i=2253", "ns=2;s=Area2"]}))
+        .unwrap();
+        assert_eq!(
+            lists.event_notifiers,
+            [NodeId::from(ObjectId::Server), NodeId::new(2, "Area2")],
+            "a list in a settings file"
+        );
+        let errors = field_errors(json!({"endpointUrl": "opc.tcp://h:4840/",
+                                         "eventNotifier": "Server\nArea 1\nns=2;s=Ok\nns=x;i=1"}));
+        let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        assert!(errors.iter().all(|e| e.field == "eventNotifier"));
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(
+            messages[0].starts_with("line 2: \"Area 1\""),
+            "{messages:?}"
+        );
+        assert!(
+            messages[1].starts_with("line 4: \"ns=x;i=1\""),
+            "{messages:?}"
+        );
+        let blank =
+            field_errors(json!({"endpointUrl": "opc.tcp://h:4840/", "eventNotifier": " \n "}));
+        assert_eq!(blank[0].field, "eventNotifier");
     }
 
     #[test]

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
 use uplink_model::time_expr::from_micros;
 use uplink_model::{
-    AtTimesRequest, Boundary, ComputedBy, DataType, Function, ProcessedRequest, RawRequest, Span,
-    Status, TagSearch, TimeRange,
+    AtTimesRequest, Boundary, ComputedBy, DataType, EventMessage, EventPriority, EventsRequest,
+    Function, ProcessedRequest, RawRequest, Span, Status, TagSearch, TimeRange,
 };
 use uplink_source::{
     DataSource, HealthState, SourceConfig, SourceContext, SourceError, WriteValue,
@@ -61,6 +61,10 @@ struct Server {
     renewals: Arc<AtomicUsize>,
     /// Times it closed every session on SIGUSR1 (`SESSIONS CLOSED` lines).
     sessions_closed: Arc<AtomicUsize>,
+    /// Commands for `--alarms` (`raise`, `ack`, `normal`, `event`).
+    stdin: ChildStdin,
+    /// The server's answers to them (`EVENT <command>` lines).
+    answers: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
 impl Server {
@@ -77,12 +81,15 @@ impl Server {
         let mut child = Command::new(python())
             .arg(fixture())
             .args(&args)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("start the OPC UA fixture server");
         let stdout = child.stdout.take().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let (answer, answers) = tokio::sync::mpsc::unbounded_channel();
         let mut lines = BufReader::new(stdout).lines();
         let line = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
             .await
@@ -103,6 +110,8 @@ impl Server {
                         renewals.fetch_add(1, Ordering::Relaxed);
                     } else if line == "SESSIONS CLOSED" {
                         sessions_closed.fetch_add(1, Ordering::Relaxed);
+                    } else if line.starts_with("EVENT ") || line.starts_with("UNKNOWN ") {
+                        let _ = answer.send(line);
                     }
                 }
             });
@@ -113,7 +122,24 @@ impl Server {
             args,
             renewals,
             sessions_closed,
+            stdin,
+            answers,
         }
+    }
+
+    /// Has a server started with `--alarms` raise, acknowledge or clear its alarm, or send an
+    /// event; returns once it was sent.
+    async fn command(&mut self, command: &str) {
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(30), self.answers.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the fixture did not answer '{command}' within 30 s"))
+            .expect("the fixture server exited");
+        assert_eq!(answer, format!("EVENT {command}"));
     }
 
     fn url(&self) -> String {
@@ -1189,4 +1215,509 @@ async fn values_keep_flowing_across_secure_channel_renewals() {
     assert!(after > last, "values flow after the renewals");
     assert_eq!(source.reconnects(), 0, "renewed, not reconnected");
     assert!(source.snapshot(&["Label".to_owned()]).await.is_ok());
+}
+
+/// The next events from the stream, at least `count` of them.
+async fn next_events(stream: &mut uplink_source::EventStream, count: usize) -> Vec<EventMessage> {
+    let mut events = Vec::new();
+    while events.len() < count {
+        let item = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("{} of {count} events within 30 s", events.len()))
+            .expect("the events stream ended");
+        assert!(!item.is_empty(), "an events item holds at least one event");
+        events.extend(item);
+    }
+    events
+}
+
+fn events_settings(server: &Server) -> Value {
+    json!({"endpointUrl": server.url(), "browseRoot": "ns=2;s=Plant",
+           "publishingInterval": "100ms", "timeout": "3s"})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_arrive_live_with_their_condition_fields_and_each_change_is_its_own_event() {
+    let mut server = Server::start(&["--alarms"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(&dir, events_settings(&server)).await.unwrap();
+    assert!(source.descriptor().capabilities.events);
+    let mut stream = source.subscribe_events().await.unwrap();
+    for command in ["raise", "ack", "normal", "event"] {
+        server.command(command).await;
+    }
+    let events = next_events(&mut stream, 4).await;
+    assert_eq!(events.len(), 4, "{events:#?}");
+    let [raised, acked, normal, pump] = &events[..] else {
+        unreachable!()
+    };
+
+    assert_eq!(raised.source, "plant");
+    assert_eq!(raised.message, "Boiler temperature high");
+    assert_eq!(raised.topic, "Temperature", "the event's SourceName");
+    assert_eq!(raised.priority, EventPriority::High, "severity 700");
+    assert_eq!(raised.category, "ExclusiveLevelAlarmType");
+    assert_eq!(raised.event_type, "alarm");
+    let property = |event: &EventMessage, key: &str| event.properties.get(key).cloned();
+    assert_eq!(
+        property(raised, "conditionName").as_deref(),
+        Some("TemperatureHigh")
+    );
+    assert_eq!(property(raised, "activeState").as_deref(), Some("true"));
+    assert_eq!(property(raised, "ackedState").as_deref(), Some("false"));
+    assert_eq!(property(raised, "severity").as_deref(), Some("700"));
+    assert_eq!(
+        property(raised, "sourceNode").as_deref(),
+        Some("ns=2;s=Plant.Temperature")
+    );
+    assert_eq!(
+        property(raised, "conditionId").as_deref(),
+        Some("ns=2;s=Plant.Temperature.High")
+    );
+    assert_eq!(
+        raised.id.len(),
+        64,
+        "asyncua's 32-byte EventId in hex: {}",
+        raised.id
+    );
+    let age = chrono::Utc::now() - raised.time;
+    assert!(
+        age < chrono::Duration::seconds(60),
+        "the event's own Time: {age}"
+    );
+
+    assert_eq!(acked.event_type, "acknowledged");
+    assert_eq!(acked.message, "Boiler temperature high acknowledged");
+    assert_eq!(property(acked, "ackedState").as_deref(), Some("true"));
+    assert_eq!(normal.event_type, "returnToNormal");
+    assert_eq!(normal.message, "Boiler temperature back to normal");
+    assert_eq!(normal.priority, EventPriority::Low, "severity 100");
+    assert_eq!(property(normal, "activeState").as_deref(), Some("false"));
+    let ids: std::collections::HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids.len(), 4, "each change is an event of its own");
+
+    assert_eq!(pump.message, "Pump 2 started");
+    assert_eq!(pump.category, "SystemEventType");
+    assert_eq!(pump.event_type, "event");
+    assert_eq!(pump.priority, EventPriority::Low, "severity 200");
+    assert_eq!(pump.topic, "Server");
+    assert!(
+        !pump.properties.contains_key("conditionName")
+            && !pump.properties.contains_key("activeState"),
+        "a plain event has no condition fields: {:?}",
+        pump.properties
+    );
+    assert_eq!(source.events_lost(), 0);
+    assert_eq!(source.subscription_count(), 1);
+    drop(stream);
+    eventually("the events subscription is deleted with its stream", || {
+        source.subscription_count() == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_history_is_read_by_time_range_and_paged_with_the_cursor() {
+    let mut server = Server::start(&["--alarms", "--event-history", "12"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(&dir, events_settings(&server)).await.unwrap();
+    server.command("raise").await;
+    let range = || {
+        let now = chrono::Utc::now();
+        TimeRange::new(
+            now - chrono::Duration::minutes(5),
+            now + chrono::Duration::seconds(1),
+        )
+        .unwrap()
+    };
+    let read_all = |limit: u32| {
+        let source = source.clone();
+        async move {
+            let range = range();
+            let mut pages = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = source
+                    .events(&EventsRequest {
+                        range,
+                        limit,
+                        cursor: cursor.take(),
+                    })
+                    .await
+                    .unwrap();
+                assert!(page.events.len() <= limit as usize);
+                cursor = page.next.clone();
+                pages.push(page.events);
+                if cursor.is_none() {
+                    return pages;
+                }
+                assert!(pages.len() < 100, "the pages never end");
+            }
+        }
+    };
+    // The live alarm reaches the server's history through its own subscription.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pages = loop {
+        let pages = read_all(100).await;
+        if pages.concat().len() >= 13 {
+            break pages;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the live alarm never reached the history"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let all = pages.concat();
+    let messages: Vec<&str> = all.iter().map(|e| e.message.as_str()).collect();
+    let mut expected: Vec<String> = (0..12).map(|i| format!("Seeded alarm {i}")).collect();
+    expected.push("Boiler temperature high".into());
+    assert_eq!(messages, expected);
+    assert_eq!(all[0].id, "736565642d30", "EventId b\"seed-0\" in hex");
+    let priorities: Vec<EventPriority> = all[..12].iter().map(|e| e.priority).collect();
+    use EventPriority::{Critical, High, Low, Medium};
+    assert_eq!(
+        priorities,
+        [
+            Low, Low, Medium, Medium, Medium, Medium, High, High, High, Critical, Critical,
+            Critical
+        ],
+        "severities 100 + 80 i"
+    );
+    assert!(all.iter().all(|e| e.category == "ExclusiveLevelAlarmType"));
+    assert_eq!(all[12].event_type, "alarm");
+    assert_eq!(all[12].properties["conditionName"], "TemperatureHigh");
+
+    // Pages of 5 cut the pairs of seeded alarms that share an instant: none lost or repeated.
+    let pages = read_all(5).await;
+    assert_eq!(pages.len(), 3, "13 events in pages of 5");
+    let paged: Vec<String> = pages.concat().into_iter().map(|e| e.id).collect();
+    let ids: Vec<String> = all.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(paged, ids);
+    for limit in [1, 2, 3] {
+        let paged: Vec<String> = read_all(limit)
+            .await
+            .concat()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(paged, ids, "pages of {limit}");
+    }
+
+    // Only the range's events.
+    let first = all[0].time;
+    let page = source
+        .events(&EventsRequest {
+            range: TimeRange::new(first, first).unwrap(),
+            limit: 100,
+            cursor: None,
+        })
+        .await
+        .unwrap();
+    let messages: Vec<&str> = page.events.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(messages, ["Seeded alarm 0", "Seeded alarm 1"]);
+
+    let err = source
+        .events(&EventsRequest {
+            range: range(),
+            limit: 5,
+            cursor: Some("nope".into()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "bad_cursor");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_event_history_refuses_time_range_reads_as_unsupported() {
+    let server = Server::start(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(&dir, events_settings(&server)).await.unwrap();
+    let now = chrono::Utc::now();
+    let request = EventsRequest {
+        range: TimeRange::new(now - chrono::Duration::hours(1), now).unwrap(),
+        limit: 10,
+        cursor: None,
+    };
+    let err = source.events(&request).await.unwrap_err();
+    assert_eq!(err.code(), "unsupported", "{err}");
+    assert!(err.to_string().contains("event history"), "{err}");
+    // Live events still come: the Server object reports them.
+    let stream = source.subscribe_events().await;
+    assert!(stream.is_ok(), "{:?}", stream.err());
+
+    let mut settings = events_settings(&server);
+    settings["events"] = json!(false);
+    let off = open(&dir, settings).await.unwrap();
+    assert!(!off.descriptor().capabilities.events);
+    assert_eq!(
+        off.events(&request).await.unwrap_err().code(),
+        "unsupported"
+    );
+    assert_eq!(
+        off.subscribe_events().await.err().map(|e| e.code()),
+        Some("unsupported")
+    );
+
+    let mut settings = events_settings(&server);
+    settings["eventNotifier"] = json!("ns=2;s=Nowhere");
+    let nowhere = open(&dir, settings).await.unwrap();
+    let err = nowhere.events(&request).await.unwrap_err();
+    assert_eq!(err.code(), "source_unavailable", "{err}");
+    assert!(err.to_string().contains("ns=2;s=Nowhere"), "{err}");
+    let err = nowhere
+        .subscribe_events()
+        .await
+        .err()
+        .expect("an unknown notifier is refused");
+    assert!(err.to_string().contains("ns=2;s=Nowhere"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_stream_resumes_after_the_server_restarts() {
+    let mut server = Server::start(&["--alarms"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(&dir, events_settings(&server)).await.unwrap();
+    let mut stream = source.subscribe_events().await.unwrap();
+    server.command("raise").await;
+    assert_eq!(next_events(&mut stream, 1).await[0].event_type, "alarm");
+
+    server.restart().await;
+    // Until the client has its session and monitored item back, alarms raised go nowhere:
+    // raise again until one arrives on the same stream.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        server.command("event").await;
+        if let Ok(Some(events)) =
+            tokio::time::timeout(Duration::from_millis(1_000), stream.next()).await
+        {
+            assert_eq!(events[0].message, "Pump 2 started");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no event after the restart");
+    }
+    assert!(source.reconnects() >= 1);
+    server.command("ack").await;
+    // Events sent while the stream came back may still be queued before it.
+    loop {
+        let events = next_events(&mut stream, 1).await;
+        if events.iter().any(|e| e.event_type == "acknowledged") {
+            break;
+        }
+        assert!(
+            events.iter().all(|e| e.message == "Pump 2 started"),
+            "{events:#?}"
+        );
+    }
+    assert_eq!(
+        source.subscription_count(),
+        1,
+        "the events subscription, created again"
+    );
+}
+
+/// Reads events until one matches, returning all read.
+async fn events_until(
+    stream: &mut uplink_source::EventStream,
+    mut seen: Vec<EventMessage>,
+    done: impl Fn(&EventMessage) -> bool,
+) -> Vec<EventMessage> {
+    while !seen.iter().any(&done) {
+        seen.extend(next_events(stream, 1).await);
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_active_before_the_stream_starts_comes_once_as_a_refresh_and_again_after_a_reconnect()
+ {
+    let mut server = Server::start(&["--alarms"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(&dir, events_settings(&server)).await.unwrap();
+    server.command("raise").await;
+    let mut stream = source.subscribe_events().await.unwrap();
+    let first = next_events(&mut stream, 1).await;
+    let refreshed = &first[0];
+    assert_eq!(refreshed.event_type, "alarm", "{first:#?}");
+    assert_eq!(refreshed.message, "Boiler temperature high");
+    assert_eq!(refreshed.priority, EventPriority::High);
+    assert_eq!(
+        refreshed.properties.get("refresh").map(String::as_str),
+        Some("true"),
+        "sent again by ConditionRefresh: {:?}",
+        refreshed.properties
+    );
+
+    server.command("ack").await;
+    let seen = events_until(&mut stream, first, |e| e.event_type == "acknowledged").await;
+    let acked = seen.last().unwrap();
+    assert!(
+        !acked.properties.contains_key("refresh"),
+        "a live change is no refresh"
+    );
+    assert_eq!(
+        seen.iter().filter(|e| e.event_type == "alarm").count(),
+        1,
+        "the active alarm comes once: {seen:#?}"
+    );
+    assert!(
+        seen.iter().all(|e| !e.category.starts_with("Refresh")),
+        "RefreshStart and RefreshEnd are not forwarded: {seen:#?}"
+    );
+    assert_eq!(
+        source.health().state,
+        HealthState::Ok,
+        "ConditionRefresh answered"
+    );
+
+    // The server forgets the session; the client creates a new one and its subscriptions,
+    // and refreshes the conditions again: the alarm (now acknowledged) comes as a refresh.
+    server.signal("-USR1");
+    let again = events_until(&mut stream, Vec::new(), |e| {
+        e.properties.get("refresh").map(String::as_str) == Some("true")
+    })
+    .await;
+    let again = again.last().unwrap();
+    assert_eq!(again.event_type, "acknowledged", "{again:#?}");
+    assert_eq!(
+        again.properties.get("conditionName").map(String::as_str),
+        Some("TemperatureHigh")
+    );
+    assert!(source.reconnects() >= 1);
+    assert_eq!(source.subscription_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_refusing_condition_refresh_is_reported_and_live_events_still_flow() {
+    let mut server = Server::start(&["--alarms", "--no-condition-refresh"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(&dir, events_settings(&server)).await.unwrap();
+    server.command("raise").await;
+    let mut stream = source
+        .subscribe_events()
+        .await
+        .expect("a refused ConditionRefresh does not fail the stream");
+    let health = source.health();
+    assert_eq!(health.state, HealthState::Degraded, "{health:?}");
+    let issue = &health.issues[0].message;
+    assert!(
+        issue.contains("ConditionRefresh") && issue.contains("BadNothingToDo"),
+        "{issue}"
+    );
+    server.command("ack").await;
+    let events = next_events(&mut stream, 1).await;
+    assert_eq!(
+        events[0].event_type, "acknowledged",
+        "the alarm raised before the stream is not sent: {events:#?}"
+    );
+    assert!(!events[0].properties.contains_key("refresh"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_event_notifiers_are_watched_live_and_their_histories_merged_in_pages() {
+    let mut server = Server::start(&["--alarms", "--event-history", "4"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = events_settings(&server);
+    settings["eventNotifier"] = json!("Server\nns=2;s=Area2");
+    let source = open(&dir, settings).await.unwrap();
+
+    // History first: 4 alarms on the Server object and 2 events of Area2's own, the first at
+    // the instant of the first alarm.
+    let range = || {
+        let now = chrono::Utc::now();
+        TimeRange::new(
+            now - chrono::Duration::minutes(5),
+            now + chrono::Duration::seconds(1),
+        )
+        .unwrap()
+    };
+    let read_all = |limit: u32| {
+        let source = source.clone();
+        async move {
+            let range = range();
+            let mut events = Vec::new();
+            let mut cursor = None;
+            for _ in 0..100 {
+                let page = source
+                    .events(&EventsRequest {
+                        range,
+                        limit,
+                        cursor: cursor.take(),
+                    })
+                    .await
+                    .unwrap();
+                assert!(page.events.len() <= limit as usize);
+                events.extend(page.events);
+                match page.next {
+                    Some(next) => {
+                        assert_eq!(next.split('.').count(), 3, "names its notifier: {next}");
+                        cursor = Some(next);
+                    }
+                    None => return events,
+                }
+            }
+            panic!("the pages never end");
+        }
+    };
+    let all = read_all(100).await;
+    let messages: Vec<&str> = all.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "Seeded alarm 0",
+            "Seeded alarm 1",
+            "Area 2 seeded 0",
+            "Seeded alarm 2",
+            "Seeded alarm 3",
+            "Area 2 seeded 1",
+        ],
+        "by time, then notifier, then the server's order"
+    );
+    let ids: Vec<String> = all.iter().map(|e| e.id.clone()).collect();
+    for limit in [1, 2, 3] {
+        let paged: Vec<String> = read_all(limit).await.into_iter().map(|e| e.id).collect();
+        assert_eq!(paged, ids, "pages of {limit}");
+    }
+
+    // Live: each notifier's events on one stream.
+    let mut stream = source.subscribe_events().await.unwrap();
+    for command in ["raise", "area2", "event"] {
+        server.command(command).await;
+    }
+    let live = next_events(&mut stream, 3).await;
+    let mut messages: Vec<&str> = live.iter().map(|e| e.message.as_str()).collect();
+    messages.sort_unstable();
+    assert_eq!(
+        messages,
+        [
+            "Area 2 door opened",
+            "Boiler temperature high",
+            "Pump 2 started"
+        ],
+        "each notifier's events: {live:#?}"
+    );
+    let door = live
+        .iter()
+        .find(|e| e.message == "Area 2 door opened")
+        .unwrap();
+    assert_eq!(door.topic, "Area2");
+    assert_eq!(door.priority, EventPriority::Medium, "severity 300");
+    assert_eq!(door.category, "SystemEventType");
+    assert_eq!(
+        source.subscription_count(),
+        1,
+        "one subscription, two items"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_event_notifier_line_is_named_in_the_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings =
+        json!({"endpointUrl": "opc.tcp://127.0.0.1:1/", "eventNotifier": "Server\nArea 2"});
+    let message = field_error(open(&dir, settings).await, "eventNotifier");
+    assert!(
+        message.contains("line 2") && message.contains("Area 2"),
+        "{message}"
+    );
 }

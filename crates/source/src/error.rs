@@ -45,7 +45,7 @@ pub enum SourceError {
         what: &'static str,
     },
     /// A file could not be read or written.
-    #[error("{action} {}: {source}", .path.display())]
+    #[error("{action} {}: {}", .path.display(), io_words(.source))]
     Io {
         /// What was being done ("cannot read", "cannot write"…).
         action: &'static str,
@@ -137,5 +137,31 @@ impl SourceError {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// An operating system's file error in words, without its bare number: "(os error 2)" alone
+/// tells a person nothing.
+pub fn io_words(error: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    let words = match error.kind() {
+        ErrorKind::NotFound => "there is no such file or folder on this machine",
+        ErrorKind::PermissionDenied => {
+            "permission denied: the user Uplink runs as may not open it; change its permissions or choose another place"
+        }
+        ErrorKind::IsADirectory => "it is a folder where a file is needed",
+        ErrorKind::NotADirectory => "a part of the path is a file where a folder is needed",
+        ErrorKind::InvalidData => "its contents are not valid text",
+        ErrorKind::StorageFull => "the disk is full",
+        _ => "",
+    };
+    if !words.is_empty() {
+        return words.to_owned();
+    }
+    // Other kinds: the system's own sentence, without the number it appends.
+    let text = error.to_string();
+    match text.find(" (os error ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
     }
 }

@@ -175,13 +175,25 @@ impl FieldSchema {
     fn check(&self, value: &Value) -> Result<Value, String> {
         match self.field_type {
             FieldType::Text | FieldType::Lines | FieldType::Path => {
-                let text = as_text(value).ok_or("must be text")?;
+                // A settings file may give lines as a list of strings.
+                let text = match value {
+                    Value::Array(items) if self.field_type == FieldType::Lines => items
+                        .iter()
+                        .map(as_text)
+                        .collect::<Option<Vec<_>>>()
+                        .map(|lines| lines.join("\n")),
+                    _ => as_text(value),
+                }
+                .ok_or("must be text")?;
                 let limit = self.constraints.max_length.unwrap_or(DEFAULT_MAX_LENGTH);
                 if text.chars().count() > limit {
                     return Err(format!("must be at most {limit} characters"));
                 }
                 if self.required && text.trim().is_empty() {
                     return Err("must not be empty".into());
+                }
+                if self.field_type == FieldType::Path && !is_full_path(&text) {
+                    return Err(RELATIVE_PATH.into());
                 }
                 Ok(Value::String(text))
             }
@@ -244,6 +256,26 @@ impl FieldSchema {
             _ => Ok(()),
         }
     }
+}
+
+/// Why a relative path is refused: the connector resolves it against its own working folder
+/// (a service's is `/` or its data folder), never the folder the owner had in mind.
+const RELATIVE_PATH: &str = "must be a full path from the root, such as /srv/data/plant.csv or C:\\data\\plant.csv: the connector runs in a folder of its own, so a relative path would point somewhere else";
+
+/// Whether `text` is empty or a full path on this platform or a Windows one (`C:\…`, `\\server\…`),
+/// so a form filled in for another machine's connector is judged the same way.
+fn is_full_path(text: &str) -> bool {
+    let text = text.trim();
+    let bytes = text.as_bytes();
+    let windows_drive = bytes.len() >= 3
+        && bytes[0].is_ascii_alphabetic()
+        && bytes[1] == b':'
+        && (bytes[2] == b'\\' || bytes[2] == b'/');
+    text.is_empty()
+        || std::path::Path::new(text).is_absolute()
+        || text.starts_with('/')
+        || text.starts_with("\\\\")
+        || windows_drive
 }
 
 fn as_text(value: &Value) -> Option<String> {
@@ -353,6 +385,27 @@ mod tests {
     }
 
     #[test]
+    fn a_relative_path_is_refused_with_the_reason() {
+        for relative in ["plant.csv", "./data", "data/plant.csv", "~/plant.csv"] {
+            let errors = validate(json!({ "path": relative })).unwrap_err();
+            assert_eq!(errors[0].field, "path", "{relative}");
+            assert!(errors[0].message.contains("full path"), "{relative}");
+            assert!(
+                errors[0].message.contains("relative path would point"),
+                "{relative}"
+            );
+        }
+        for full in [
+            "/srv/data/plant.csv",
+            "C:\\data\\plant.csv",
+            "D:/data",
+            "\\\\server\\share",
+        ] {
+            assert!(validate(json!({ "path": full })).is_ok(), "{full}");
+        }
+    }
+
+    #[test]
     fn defaults_fill_in_and_form_text_is_converted() {
         let valid =
             validate(json!({"path": "/x", "count": "5", "ratio": "0.5", "on": "TRUE"})).unwrap();
@@ -408,6 +461,17 @@ mod tests {
             .validate(json!({"map": "a,b\n1,2\n3,4\n"}).as_object().unwrap())
             .unwrap_err();
         assert_eq!(errors[0].message, "must be at most 10 characters");
+        let list = schema
+            .validate(json!({"map": ["a,b", "1,2"]}).as_object().unwrap())
+            .unwrap();
+        assert_eq!(
+            list["map"], "a,b\n1,2",
+            "a list of lines from a settings file"
+        );
+        let errors = schema
+            .validate(json!({"map": ["a", 1.5, {}]}).as_object().unwrap())
+            .unwrap_err();
+        assert_eq!(errors[0].message, "must be text");
         assert_eq!(serde_json::to_value(FieldType::Lines).unwrap(), "lines");
     }
 

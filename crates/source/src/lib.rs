@@ -10,10 +10,11 @@ mod config;
 mod error;
 pub mod form;
 pub mod recording;
+pub mod writing;
 
 pub use changes::{Change, ChangeFeed, ChangeStream, Changes};
 pub use config::{SourceConfig, typed_settings};
-pub use error::SourceError;
+pub use error::{SourceError, io_words};
 
 use std::fmt;
 use std::path::PathBuf;
@@ -24,8 +25,9 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 use uplink_model::{
-    AtTimesRequest, Boundary, Computed, DataSourceDescriptor, Function, PlotRequest,
-    ProcessedRequest, RawRequest, Sample, TagPage, TagSearch, TagValue, TimeRange, aggregate,
+    AtTimesRequest, Boundary, Computed, DataSourceDescriptor, EventMessage, EventPage,
+    EventsRequest, Function, PlotRequest, ProcessedRequest, RawRequest, Sample, TagPage, TagSearch,
+    TagValue, TimeRange, aggregate,
 };
 
 /// Values of a raw read, oldest first, in chunks of at most [`CHUNK`] samples. The read runs
@@ -35,6 +37,10 @@ pub type RawStream = BoxStream<'static, Result<Vec<Sample>, SourceError>>;
 /// Current values pushed by a source that can: each item holds one value per subscribed tag,
 /// in the order subscribed.
 pub type SnapshotStream = BoxStream<'static, Vec<TagValue>>;
+
+/// Alarms and events pushed by a source that has them, as they happen, oldest first; each item
+/// holds the events of one moment.
+pub type EventStream = BoxStream<'static, Vec<EventMessage>>;
 
 /// A processed answer: each function asked, in order, with its value per interval.
 pub type ProcessedSeriesList = Vec<(Function, Vec<Sample>)>;
@@ -174,6 +180,26 @@ pub trait DataSource: Send + Sync + fmt::Debug {
         Err(SourceError::Unsupported {
             source_name: self.descriptor().name,
             what: "snapshot subscriptions",
+        })
+    }
+
+    /// Alarms and events with start ≤ time ≤ end, oldest first, at most `request.limit` of
+    /// them after `request.cursor` (a page's `next`, which only this source reads); `next` is
+    /// set when more follow in the range. For a source whose capabilities say `events`.
+    async fn events(&self, request: &EventsRequest) -> Result<EventPage, SourceError> {
+        let _ = request;
+        Err(SourceError::Unsupported {
+            source_name: self.descriptor().name,
+            what: "alarms and events",
+        })
+    }
+
+    /// New alarms and events as they happen. The connector shares one such stream per source
+    /// among every app subscribed to it.
+    async fn subscribe_events(&self) -> Result<EventStream, SourceError> {
+        Err(SourceError::Unsupported {
+            source_name: self.descriptor().name,
+            what: "alarms and events",
         })
     }
 

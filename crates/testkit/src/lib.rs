@@ -1,6 +1,7 @@
 //! One real hub for tests and benchmarks (a dev-dependency only): `uplink_hub` served over real
 //! TLS on loopback, with its own certificate authority, a fresh data folder (the SQLite file and
-//! the token keys), and a seeded account — the user Ada, a public and a confidential app, the
+//! the token keys; or the keys only, with its state in PostgreSQL: [`TestHub::start_on_database`]
+//! and [`postgres`], a server of the test's own), and a seeded account — the user Ada, a public and a confidential app, the
 //! dashboard app and the connector "Plant A".
 //!
 //! The hub runs on a tokio runtime of its own, so [`TestHub::kill`] drops every task and socket
@@ -21,6 +22,8 @@
 //! # }
 //! ```
 #![warn(missing_docs)]
+
+pub mod postgres;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -114,6 +117,8 @@ pub struct TestHub {
     pub conf_secret: String,
     config: HubConfig,
     worker_threads: usize,
+    /// The PostgreSQL database it keeps its state in; `None`: SQLite in its data folder.
+    database: Option<uplink_hub::store::DatabaseUrl>,
     runtime: Option<tokio::runtime::Runtime>,
     dir: tempfile::TempDir,
 }
@@ -235,6 +240,22 @@ impl TestHub {
     /// A hub whose runtime has `worker_threads` threads (benchmarks measure it as a server
     /// process would run), its configuration adjusted by `configure`.
     pub async fn start_on(worker_threads: usize, configure: impl FnOnce(&mut HubConfig)) -> Self {
+        Self::start_full(worker_threads, None, configure).await
+    }
+
+    /// A hub keeping its state in the PostgreSQL database at `url` (an empty one: the hub
+    /// brings its schema up to date and the kit seeds it); its key files stay in its data
+    /// folder.
+    pub async fn start_on_database(url: &str) -> Self {
+        let url = url.parse().expect("a postgres:// URL");
+        Self::start_full(1, Some(url), |_| {}).await
+    }
+
+    async fn start_full(
+        worker_threads: usize,
+        database: Option<uplink_hub::store::DatabaseUrl>,
+        configure: impl FnOnce(&mut HubConfig),
+    ) -> Self {
         uplink_tls::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let ca = uplink_tls::LoopbackCa::generate(&["127.0.0.1", "localhost"]).unwrap();
@@ -244,7 +265,15 @@ impl TestHub {
         let mut config = HubConfig::new(issuer.clone());
         configure(&mut config);
         let data_dir = dir.path().join("hub");
-        let (runtime, hub) = serve(&data_dir, &ca, listener, config.clone(), worker_threads).await;
+        let (runtime, hub) = serve(
+            &data_dir,
+            database.clone(),
+            &ca,
+            listener,
+            config.clone(),
+            worker_threads,
+        )
+        .await;
         let seeded = hub.clone();
         let (user, plant, conf_secret) = runtime
             .spawn(async move { seed(&seeded).await })
@@ -264,6 +293,7 @@ impl TestHub {
             conf_secret,
             config,
             worker_threads,
+            database,
             runtime: Some(runtime),
             dir,
         }
@@ -305,6 +335,7 @@ impl TestHub {
         };
         let (runtime, hub) = serve(
             &self.data_dir(),
+            self.database.clone(),
             &self.ca,
             listener,
             self.config.clone(),
@@ -435,8 +466,8 @@ impl TestHub {
         (cookie, csrf)
     }
 
-    /// Posts the settings page's Revoke form for `app` (one source, or the whole app) with
-    /// `headers`; the hub's answer.
+    /// Posts the settings page's confirmed Revoke form for `app` (one source, or the whole app)
+    /// with `headers`; the hub's answer.
     pub async fn settings_revoke(
         &self,
         headers: HeaderMap,
@@ -444,7 +475,8 @@ impl TestHub {
         app: &str,
         source: Option<&str>,
     ) -> reqwest::Response {
-        let mut form = vec![("csrf", csrf), ("app", app)];
+        // The confirm step's form: the settings page's Revoke button first asks.
+        let mut form = vec![("csrf", csrf), ("app", app), ("confirm", "yes")];
         if let Some(source) = source {
             form.push(("source", source));
         }
@@ -743,8 +775,32 @@ impl TestHub {
         source_ids: &[String],
         ttl: i64,
     ) -> String {
+        self.mint_token(
+            user_id,
+            app_id,
+            source_ids,
+            &["data.read"],
+            &["data.read"],
+            ttl,
+        )
+        .await
+    }
+
+    /// As [`mint_app_token`](Self::mint_app_token), with the scopes the grant of each source
+    /// holds and the scopes the token carries given apart (a token may carry a scope no
+    /// source's grant has, as when the user did not tick writing for any source).
+    pub async fn mint_token(
+        &self,
+        user_id: &str,
+        app_id: &str,
+        source_ids: &[String],
+        grant_scopes: &[&str],
+        token_scopes: &[&str],
+        ttl: i64,
+    ) -> String {
+        let owned = |scopes: &[&str]| scopes.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         self.hub
-            .grant(user_id, app_id, source_ids, &["data.read".into()])
+            .grant(user_id, app_id, source_ids, &owned(grant_scopes))
             .await
             .unwrap();
         let store = &self.hub.store;
@@ -757,7 +813,7 @@ impl TestHub {
                     app_id: app_id.into(),
                     user_id: user_id.into(),
                     redirect_uri: APP_REDIRECT.into(),
-                    scopes: vec!["data.read".into()],
+                    scopes: owned(token_scopes),
                     code_challenge: "unused".into(),
                     nonce: None,
                     auth_time: now,
@@ -776,7 +832,7 @@ impl TestHub {
             &TokenSubject {
                 user_id: user_id.into(),
                 app_id: app_id.into(),
-                scopes: vec!["data.read".into()],
+                scopes: owned(token_scopes),
                 family_id,
             },
             ttl,
@@ -849,6 +905,7 @@ fn consent_form_csrf(html: &str) -> String {
 /// Opens the store in `data_dir` and serves the hub on `listener` on a runtime of its own.
 async fn serve(
     data_dir: &Path,
+    database: Option<uplink_hub::store::DatabaseUrl>,
     ca: &uplink_tls::LoopbackCa,
     listener: std::net::TcpListener,
     mut config: HubConfig,
@@ -858,6 +915,9 @@ async fn serve(
     config
         .key_file
         .get_or_insert_with(|| data_dir.join(uplink_hub::data_dir::KEY_FILE));
+    config
+        .id_key_file
+        .get_or_insert_with(|| data_dir.join(uplink_hub::id_token::ID_KEY_FILE));
     // The hub's threads log to whatever the starting thread logs to, so a test that captures
     // the log with a scoped subscriber (`tracing::subscriber::with_default`) sees the hub's
     // lines too.
@@ -878,10 +938,12 @@ async fn serve(
     );
     let hub = runtime
         .spawn(async move {
-            let store = uplink_hub::hub::open_store(&data_dir).await.unwrap();
+            let store = uplink_hub::hub::open_store_at(&data_dir, database.as_ref())
+                .await
+                .unwrap();
             // Cheap password hashing: a sign-in per test must not take seconds.
             let passwords = Passwords::with_cost(4, 64, 1);
-            let hub = Arc::new(Hub::new(Arc::new(store), config, passwords).await.unwrap());
+            let hub = Arc::new(Hub::new(store, config, passwords).await.unwrap());
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             let serving = hub.clone();
             tokio::spawn(async move {

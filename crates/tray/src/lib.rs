@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod bridge;
+pub mod shortcuts;
 pub mod tray_loop;
 pub mod view;
 

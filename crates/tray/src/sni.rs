@@ -9,6 +9,7 @@ use ksni::{MenuItem, ToolTip, TrayMethods as _};
 use tokio::sync::mpsc::UnboundedSender;
 use uplink_control::{Alert, Control};
 
+use crate::shortcuts::{self, Clipboard};
 use crate::tray_loop::TrayHost;
 use crate::view::{TrayAction, TrayEntry, TrayIconKind, TrayView, tray_view};
 use crate::windows::Windows;
@@ -19,6 +20,7 @@ use crate::{autostart, notify};
 pub(crate) struct SniHost {
     tray: Option<ksni::Handle<UplinkTray>>,
     windows: Windows,
+    clipboard: Clipboard,
     /// Keeps the action channel open while the tray loop runs, with a tray or without.
     _actions: UnboundedSender<TrayAction>,
 }
@@ -41,7 +43,7 @@ impl SniHost {
         actions: UnboundedSender<TrayAction>,
     ) -> anyhow::Result<Self> {
         let windows = Windows::new(data_dir.to_owned())?;
-        let view = tray_view(&control.status(), autostart::enabled());
+        let view = tray_view(&control.status(), autostart::enabled(), chrono::Utc::now());
         let item = UplinkTray::new(view, Pictures::decode()?, actions.clone());
         let tray = match item.assume_sni_available(true).spawn().await {
             Ok(tray) => Some(tray),
@@ -53,6 +55,7 @@ impl SniHost {
         Ok(Self {
             tray,
             windows,
+            clipboard: Clipboard::default(),
             _actions: actions,
         })
     }
@@ -79,6 +82,14 @@ impl TrayHost for SniHost {
 
     fn open_window(&mut self) {
         self.windows.open();
+    }
+
+    fn open_in_browser(&mut self, url: &str) {
+        shortcuts::open_in_browser(url);
+    }
+
+    fn copy_to_clipboard(&mut self, text: &str) {
+        self.clipboard.copy(text);
     }
 
     fn starts_at_login(&self) -> bool {
@@ -210,7 +221,7 @@ impl ksni::Tray for UplinkTray {
             .iter()
             .map(|entry| match entry {
                 TrayEntry::Status(text) => StandardItem {
-                    label: text.clone(),
+                    label: literal(text),
                     enabled: false,
                     ..Default::default()
                 }
@@ -253,9 +264,24 @@ impl ksni::Tray for UplinkTray {
     }
 }
 
+/// `text` as a dbusmenu label that shows it as it is: the protocol reads `_` as the mark of
+/// an access key, and `__` as an underscore (errors and ids often hold underscores).
+fn literal(text: &str) -> String {
+    text.replace('_', "__")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn informative_lines_keep_their_underscores() {
+        assert_eq!(
+            literal("Last error: unknown_tag in con_1"),
+            "Last error: unknown__tag in con__1"
+        );
+        assert_eq!(literal("no marks"), "no marks");
+    }
 
     #[test]
     fn every_picture_decodes_to_argb_with_its_alpha_first() {

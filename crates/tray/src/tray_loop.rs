@@ -12,7 +12,7 @@ use std::future::Future;
 use tokio::sync::{mpsc, watch};
 use uplink_control::{Alert, Alerts, Control, ControlError, ControlStatus};
 
-use crate::view::{TrayAction, TrayView, tray_view};
+use crate::view::{AGE_REFRESH, TrayAction, TrayView, connector_id, hub_page, tray_view};
 
 /// What a platform's tray does for the loop.
 pub trait TrayHost: Send {
@@ -22,6 +22,10 @@ pub trait TrayHost: Send {
     fn notify(&mut self, alert: &Alert) -> impl Future<Output = ()> + Send;
     /// Opens the window, or brings the open one forward.
     fn open_window(&mut self);
+    /// Opens `url` (a web address) in the system browser.
+    fn open_in_browser(&mut self, url: &str);
+    /// Puts `text` on the clipboard.
+    fn copy_to_clipboard(&mut self, text: &str);
     /// Whether the app starts at login, as the system says.
     fn starts_at_login(&self) -> bool;
     /// Turns starting at login on if it is off, and off if it is on.
@@ -31,7 +35,7 @@ pub trait TrayHost: Send {
 /// What the loop waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrayEvent {
-    /// The control status changed.
+    /// The control status changed, or time passed for a menu that says how long ago.
     Status,
     /// The owner chose something in the tray (or a second launch asked for the window).
     Action(TrayAction),
@@ -96,6 +100,9 @@ impl<H: TrayHost> TrayLoop<H> {
                 tracing::info!(?end, "the tray loop ends");
                 return end;
             }
+            // A menu saying "2 min ago" is worked out again as time passes; any other waits
+            // for the status.
+            let aging = self.drawn.as_ref().is_some_and(|view| view.shows_age);
             // Biased: the latest status is shown before the next click is carried out.
             event = tokio::select! {
                 biased;
@@ -105,6 +112,7 @@ impl<H: TrayHost> TrayLoop<H> {
                 },
                 action = actions.recv() => action.map_or(TrayEvent::Closed, TrayEvent::Action),
                 () = &mut stop => TrayEvent::Stop,
+                () = tokio::time::sleep(AGE_REFRESH), if aging => TrayEvent::Status,
             };
         }
     }
@@ -142,7 +150,7 @@ impl<H: TrayHost> TrayLoop<H> {
 
     /// Draws the view of `status` if it differs from the one drawn last.
     async fn redraw(&mut self, status: &ControlStatus) {
-        let view = tray_view(status, self.start_at_login);
+        let view = tray_view(status, self.start_at_login, chrono::Utc::now());
         if self.drawn.as_ref() != Some(&view) {
             tracing::debug!(tooltip = %view.tooltip, "tray updated");
             self.host.draw(&view).await;
@@ -156,6 +164,8 @@ impl<H: TrayHost> TrayLoop<H> {
         match action {
             // Signing in happens in the system browser, started from the window's Account page.
             TrayAction::Open | TrayAction::SignIn => self.host.open_window(),
+            TrayAction::OpenHub => self.open_hub(&statuses.borrow().clone()),
+            TrayAction::CopyConnectorId => self.copy_connector_id(&statuses.borrow().clone()),
             TrayAction::Reconnect => {
                 in_background("reconnect", async move { control.reconnect().await })
             }
@@ -175,6 +185,24 @@ impl<H: TrayHost> TrayLoop<H> {
                 self.redraw(&status).await;
             }
             TrayAction::Quit => {}
+        }
+    }
+}
+
+impl<H: TrayHost> TrayLoop<H> {
+    /// Opens the hub of `status` (the status as it is at the click: the menu may be older).
+    fn open_hub(&mut self, status: &ControlStatus) {
+        match hub_page(status) {
+            Some(url) => self.host.open_in_browser(url),
+            None => tracing::info!("tray: no hub to open yet"),
+        }
+    }
+
+    /// Copies the connector id of `status` (as it is at the click).
+    fn copy_connector_id(&mut self, status: &ControlStatus) {
+        match connector_id(status) {
+            Some(id) => self.host.copy_to_clipboard(id),
+            None => tracing::info!("tray: no connector id to copy yet"),
         }
     }
 }

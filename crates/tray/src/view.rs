@@ -1,6 +1,9 @@
 //! What the tray shows: a pure function of the control status (icon, tooltip and menu), tested
 //! without a display or a bus, and drawn by whichever tray the platform has.
 
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use uplink_connector::LinkState;
 use uplink_control::ControlStatus;
 
@@ -9,6 +12,10 @@ use uplink_control::ControlStatus;
 pub enum TrayAction {
     /// Show the main window.
     Open,
+    /// Open the hub's web pages in the system browser.
+    OpenHub,
+    /// Put this connector's id on the clipboard (the hub's operator asks for it).
+    CopyConnectorId,
     /// Drop the link and open it again now.
     Reconnect,
     /// Close the link until resumed (no queries served).
@@ -23,8 +30,10 @@ pub enum TrayAction {
     Quit,
 }
 
-const ACTIONS: [TrayAction; 7] = [
+const ACTIONS: [TrayAction; 9] = [
     TrayAction::Open,
+    TrayAction::OpenHub,
+    TrayAction::CopyConnectorId,
     TrayAction::Reconnect,
     TrayAction::Pause,
     TrayAction::Resume,
@@ -38,6 +47,8 @@ impl TrayAction {
     pub fn id(self) -> &'static str {
         match self {
             TrayAction::Open => "open",
+            TrayAction::OpenHub => "open-hub",
+            TrayAction::CopyConnectorId => "copy-connector-id",
             TrayAction::Reconnect => "reconnect",
             TrayAction::Pause => "pause",
             TrayAction::Resume => "resume",
@@ -102,8 +113,9 @@ impl TrayIconKind {
     }
 }
 
-/// Everything the tray shows for one status: a pure function of the status, so it is tested
-/// without a display and the real tray is redrawn only when it changes.
+/// Everything the tray shows for one status: a pure function of the status (and of the time,
+/// for "2 min ago"), so it is tested without a display and the real tray is redrawn only when
+/// it changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrayView {
     /// The picture.
@@ -112,39 +124,27 @@ pub struct TrayView {
     pub tooltip: String,
     /// The menu, top to bottom.
     pub menu: Vec<TrayEntry>,
+    /// Whether the menu says how long ago something happened, so that it is drawn again as
+    /// time passes (every [`AGE_REFRESH`]) even when the status does not change.
+    pub shows_age: bool,
 }
+
+/// How often a view that [shows an age](TrayView::shows_age) is worked out again.
+pub const AGE_REFRESH: Duration = Duration::from_secs(30);
 
 /// The transport the icon treats as the healthy one; any other means the link fell back.
 const PREFERRED_TRANSPORT: &str = "WebSockets";
 
-/// The tray for `status`, with `start_at_login` telling whether the app starts at login.
-pub fn tray_view(status: &ControlStatus, start_at_login: bool) -> TrayView {
+/// The longest informative line in the menu, in characters; longer texts end in "…" (the
+/// window shows them whole).
+const LINE_CHARS: usize = 72;
+
+/// The tray for `status` at time `now`, with `start_at_login` telling whether the app starts
+/// at login.
+pub fn tray_view(status: &ControlStatus, start_at_login: bool, now: DateTime<Utc>) -> TrayView {
     let connector = &status.connector;
     let link = connector.link;
-    let (icon, state) = if status.paused {
-        (TrayIconKind::Offline, "paused".to_owned())
-    } else if !status.configured && link != LinkState::Connected {
-        (TrayIconKind::Offline, "not linked to a hub".to_owned())
-    } else {
-        match link {
-            LinkState::Connected => {
-                let transport = connector
-                    .transport
-                    .as_deref()
-                    .unwrap_or("an unknown transport");
-                let icon = if transport == PREFERRED_TRANSPORT {
-                    TrayIconKind::Connected
-                } else {
-                    TrayIconKind::Connecting
-                };
-                (icon, format!("connected via {transport}"))
-            }
-            LinkState::Connecting => (TrayIconKind::Connecting, "connecting".to_owned()),
-            LinkState::Reconnecting => (TrayIconKind::Connecting, "reconnecting".to_owned()),
-            LinkState::Offline => (TrayIconKind::Offline, "offline".to_owned()),
-            LinkState::SignedOut => (TrayIconKind::Offline, "signed out".to_owned()),
-        }
-    };
+    let (icon, state) = link_state(status);
     let sources = match connector.sources.len() {
         1 => "1 data source".to_owned(),
         n => format!("{n} data sources"),
@@ -160,8 +160,21 @@ pub fn tray_view(status: &ControlStatus, start_at_login: bool) -> TrayView {
             label: "Open Uplink",
             enabled: true,
         },
+        TrayEntry::Action {
+            action: TrayAction::OpenHub,
+            label: "Open the hub",
+            enabled: hub_page(status).is_some(),
+        },
         TrayEntry::Separator,
         TrayEntry::Status(tooltip.clone()),
+    ];
+    if let Some(error) = &connector.last_error {
+        menu.push(TrayEntry::Status(one_line(&format!("Last error: {error}"))));
+    }
+    let last_request = last_request(status, now);
+    let shows_age = last_request.is_some();
+    menu.extend(last_request.map(TrayEntry::Status));
+    menu.extend([
         TrayEntry::Action {
             action: TrayAction::Reconnect,
             label: "Reconnect",
@@ -180,7 +193,7 @@ pub fn tray_view(status: &ControlStatus, start_at_login: bool) -> TrayView {
                 enabled: linkable,
             }
         },
-    ];
+    ]);
     if link == LinkState::SignedOut {
         menu.push(TrayEntry::Action {
             action: TrayAction::SignIn,
@@ -190,6 +203,11 @@ pub fn tray_view(status: &ControlStatus, start_at_login: bool) -> TrayView {
     }
     menu.extend([
         TrayEntry::Separator,
+        TrayEntry::Action {
+            action: TrayAction::CopyConnectorId,
+            label: "Copy connector id",
+            enabled: connector_id(status).is_some(),
+        },
         TrayEntry::Toggle {
             action: TrayAction::StartAtLogin,
             label: "Start at login",
@@ -206,13 +224,129 @@ pub fn tray_view(status: &ControlStatus, start_at_login: bool) -> TrayView {
         icon,
         tooltip,
         menu,
+        shows_age,
     }
+}
+
+/// The picture and the words for the link's state.
+fn link_state(status: &ControlStatus) -> (TrayIconKind, String) {
+    let connector = &status.connector;
+    let link = connector.link;
+    if status.paused {
+        return (TrayIconKind::Offline, "paused".to_owned());
+    }
+    if !status.configured && link != LinkState::Connected {
+        return (TrayIconKind::Offline, "not linked to a hub".to_owned());
+    }
+    match link {
+        LinkState::Connected => {
+            let transport = connector
+                .transport
+                .as_deref()
+                .unwrap_or("an unknown transport");
+            let icon = if transport == PREFERRED_TRANSPORT {
+                TrayIconKind::Connected
+            } else {
+                TrayIconKind::Connecting
+            };
+            (icon, format!("connected via {transport}"))
+        }
+        LinkState::Connecting => (TrayIconKind::Connecting, "connecting".to_owned()),
+        LinkState::Reconnecting => (TrayIconKind::Connecting, "reconnecting".to_owned()),
+        LinkState::Offline => (TrayIconKind::Offline, "offline".to_owned()),
+        LinkState::SignedOut => (TrayIconKind::Offline, "signed out".to_owned()),
+    }
+}
+
+/// The page "Open the hub" opens: the hub this connector links to (its pages start at the
+/// owner's settings), else the embedded local hub. Only a web address, never a file or another
+/// scheme, goes to the browser.
+pub fn hub_page(status: &ControlStatus) -> Option<&str> {
+    let url = status
+        .connector
+        .hub_url
+        .as_deref()
+        .or(status.local_hub.as_ref().map(|hub| hub.url.as_str()))?;
+    (url.starts_with("https://") || url.starts_with("http://")).then_some(url)
+}
+
+/// What "Copy connector id" copies: the id the hub knows this connector by, once it has one.
+pub fn connector_id(status: &ControlStatus) -> Option<&str> {
+    status
+        .connector
+        .connector_id
+        .as_deref()
+        .filter(|id| !id.trim().is_empty())
+}
+
+/// The latest request an app made here: which app, which data source, how long ago, and
+/// whether it was not served.
+fn last_request(status: &ControlStatus, now: DateTime<Utc>) -> Option<String> {
+    let record = status.connector.recent_activity.first()?;
+    let app = app_name(status, &record.app_id);
+    let outcome = match record.outcome.as_str() {
+        "ok" => "",
+        "cancelled" => " · cancelled",
+        _ => " · not served",
+    };
+    Some(one_line(&format!(
+        "Last request: {app} · {} · {}{outcome}",
+        record.source,
+        ago(now - record.time)
+    )))
+}
+
+/// An app's name for people, from the grants (or the revoked apps) the hub sent; its client
+/// id when the hub named it nowhere.
+fn app_name<'a>(status: &'a ControlStatus, app_id: &'a str) -> &'a str {
+    let connector = &status.connector;
+    connector
+        .sources
+        .iter()
+        .flat_map(|source| &source.apps)
+        .find(|app| app.app_id == app_id)
+        .map(|app| app.app_name.as_str())
+        .or_else(|| {
+            connector
+                .revoked_apps
+                .iter()
+                .find(|app| app.app_id == app_id)
+                .map(|app| app.app_name.as_str())
+        })
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or(app_id)
+}
+
+/// How long ago, in the words of a menu: "just now", "5 min ago", "3 h ago", "2 d ago". A time
+/// ahead of the clock (a clock set back) is "just now".
+pub fn ago(elapsed: chrono::TimeDelta) -> String {
+    match elapsed.num_seconds().max(0) {
+        0..60 => "just now".to_owned(),
+        seconds @ 60..3_600 => format!("{} min ago", seconds / 60),
+        seconds @ 3_600..86_400 => format!("{} h ago", seconds / 3_600),
+        seconds => format!("{} d ago", seconds / 86_400),
+    }
+}
+
+/// `text` on one line (line breaks and runs of spaces become one space), cut to
+/// [`LINE_CHARS`] characters with "…".
+fn one_line(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let line = words.join(" ");
+    if line.chars().count() <= LINE_CHARS {
+        return line;
+    }
+    let mut cut: String = line.chars().take(LINE_CHARS - 1).collect();
+    cut.truncate(cut.trim_end().len());
+    cut.push('…');
+    cut
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use LinkState::*;
+    use uplink_connector::activity::ActivityRecord;
     use uplink_control::{Control, HostKind};
 
     /// A fresh control surface's first status (its runtime never runs: the test's tokio
@@ -236,6 +370,7 @@ mod tests {
         let mut status = blank(true);
         status.connector.link = link;
         status.connector.hub_url = Some("https://hub.example".to_owned());
+        status.connector.connector_id = Some("con_7f3a".to_owned());
         status.connector.transport = transport.map(str::to_owned);
         // A data source as the runtime reports it (read from JSON, so fields the tray does not
         // show may come and go).
@@ -257,6 +392,15 @@ mod tests {
         status
     }
 
+    /// A fixed "now", so that ages in the menu are exact.
+    fn now() -> DateTime<Utc> {
+        "2026-03-02T10:00:00Z".parse().unwrap()
+    }
+
+    fn tray_view_now(status: &ControlStatus, start_at_login: bool) -> TrayView {
+        tray_view(status, start_at_login, now())
+    }
+
     /// The labels of the menu, with `(off)` after disabled items and `[x]`/`[ ]` for toggles.
     fn labels(view: &TrayView) -> Vec<String> {
         view.menu
@@ -276,7 +420,7 @@ mod tests {
 
     #[test]
     fn linked_over_websockets_shows_the_connected_icon_and_says_so() {
-        let view = tray_view(&status(Connected, Some("WebSockets"), 3), false);
+        let view = tray_view_now(&status(Connected, Some("WebSockets"), 3), false);
         assert_eq!(view.icon, TrayIconKind::Connected);
         assert_eq!(
             view.tooltip,
@@ -286,28 +430,31 @@ mod tests {
             labels(&view),
             [
                 "Open Uplink",
+                "Open the hub",
                 "---",
                 "Uplink — connected via WebSockets — 3 data sources (off)",
                 "Reconnect",
                 "Pause link",
                 "---",
+                "Copy connector id",
                 "Start at login [ ]",
                 "---",
                 "Quit Uplink",
             ]
         );
+        assert!(!view.shows_age, "nothing in the menu changes with time");
     }
 
     #[test]
     fn a_slower_transport_or_a_retry_shows_the_connecting_icon() {
-        let fell_back = tray_view(&status(Connected, Some("LongPolling"), 1), false);
+        let fell_back = tray_view_now(&status(Connected, Some("LongPolling"), 1), false);
         assert_eq!(fell_back.icon, TrayIconKind::Connecting);
         assert_eq!(
             fell_back.tooltip,
             "Uplink — connected via LongPolling — 1 data source"
         );
         for link in [Connecting, Reconnecting] {
-            let view = tray_view(&status(link, None, 0), false);
+            let view = tray_view_now(&status(link, None, 0), false);
             assert_eq!(view.icon, TrayIconKind::Connecting, "{link}");
             assert!(view.tooltip.contains("connecting"), "{}", view.tooltip);
             assert!(labels(&view).contains(&"Reconnect".to_owned()));
@@ -316,11 +463,11 @@ mod tests {
 
     #[test]
     fn offline_and_unconfigured_show_the_offline_icon() {
-        let offline = tray_view(&status(Offline, None, 2), false);
+        let offline = tray_view_now(&status(Offline, None, 2), false);
         assert_eq!(offline.icon, TrayIconKind::Offline);
         assert_eq!(offline.tooltip, "Uplink — offline — 2 data sources");
 
-        let view = tray_view(&blank(false), false);
+        let view = tray_view_now(&blank(false), false);
         assert_eq!(view.icon, TrayIconKind::Offline);
         assert_eq!(
             view.tooltip,
@@ -338,7 +485,7 @@ mod tests {
     fn a_paused_link_offers_resume_and_no_reconnect() {
         let mut paused = status(Offline, None, 1);
         paused.paused = true;
-        let view = tray_view(&paused, true);
+        let view = tray_view_now(&paused, true);
         assert_eq!(view.icon, TrayIconKind::Offline);
         assert_eq!(view.tooltip, "Uplink — paused — 1 data source");
         let labels = labels(&view);
@@ -353,7 +500,7 @@ mod tests {
 
     #[test]
     fn sign_in_again_shows_only_when_signed_out() {
-        let signed_out = tray_view(&status(SignedOut, None, 1), false);
+        let signed_out = tray_view_now(&status(SignedOut, None, 1), false);
         assert_eq!(signed_out.icon, TrayIconKind::Offline);
         assert_eq!(signed_out.tooltip, "Uplink — signed out — 1 data source");
         let labels_out = labels(&signed_out);
@@ -367,7 +514,7 @@ mod tests {
         );
 
         for link in [Connected, Connecting, Reconnecting, Offline] {
-            let view = tray_view(&status(link, Some("WebSockets"), 1), false);
+            let view = tray_view_now(&status(link, Some("WebSockets"), 1), false);
             assert!(
                 !view.menu.iter().any(|e| matches!(
                     e,
@@ -388,14 +535,14 @@ mod tests {
         b.connector.round_trip_ms = Some(12.5);
         b.connector.active_queries = 4;
         b.connector.updated_at = chrono::Utc::now() + chrono::Duration::seconds(5);
-        assert_eq!(tray_view(&a, false), tray_view(&b, false));
-        assert_ne!(tray_view(&a, false), tray_view(&a, true));
+        assert_eq!(tray_view_now(&a, false), tray_view_now(&b, false));
+        assert_ne!(tray_view_now(&a, false), tray_view_now(&a, true));
     }
 
     #[test]
     fn open_comes_first_and_quit_last_in_every_state() {
         for link in [Connected, Connecting, Reconnecting, Offline, SignedOut] {
-            let view = tray_view(&status(link, Some("WebSockets"), 1), false);
+            let view = tray_view_now(&status(link, Some("WebSockets"), 1), false);
             assert!(matches!(
                 view.menu.first(),
                 Some(TrayEntry::Action {
@@ -410,6 +557,227 @@ mod tests {
                     ..
                 })
             ));
+        }
+    }
+
+    /// A request an app made `seconds_ago` before [`now`], with `outcome`.
+    fn request(app_id: &str, source: &str, outcome: &str, seconds_ago: i64) -> ActivityRecord {
+        serde_json::from_value(serde_json::json!({
+            "time": now() - chrono::TimeDelta::seconds(seconds_ago),
+            "appId": app_id,
+            "userId": "usr_1",
+            "source": source,
+            "operation": "snapshot",
+            "outcome": outcome,
+            "durationMs": 3.5,
+            "bytes": 120,
+        }))
+        .expect("an activity record")
+    }
+
+    /// `status` with the app `app_id`, named `name`, granted on its first data source.
+    fn granted(mut status: ControlStatus, app_id: &str, name: &str) -> ControlStatus {
+        status.connector.sources[0].apps = vec![
+            serde_json::from_value(serde_json::json!({
+                "appId": app_id,
+                "appName": name,
+                "userId": "usr_1",
+                "scopes": ["data.read"],
+                "grantedAt": now() - chrono::TimeDelta::days(3),
+                "lastUsedAt": null,
+                "blockedOnSite": false,
+            }))
+            .expect("a consented app"),
+        ];
+        status
+    }
+
+    fn informative(view: &TrayView) -> Vec<&str> {
+        view.menu
+            .iter()
+            .filter_map(|entry| match entry {
+                TrayEntry::Status(text) => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn open_the_hub_and_copy_connector_id_are_offered_once_there_is_something_to_open_and_copy() {
+        let linked = status(Connected, Some("WebSockets"), 1);
+        let view = tray_view_now(&linked, false);
+        let shown = labels(&view);
+        assert_eq!(shown[1], "Open the hub", "{shown:?}");
+        assert!(shown.contains(&"Copy connector id".to_owned()), "{shown:?}");
+        assert_eq!(hub_page(&linked), Some("https://hub.example"));
+        assert_eq!(connector_id(&linked), Some("con_7f3a"));
+
+        // Not linked anywhere yet: nothing to open, no id to copy.
+        let fresh = blank(false);
+        let shown = labels_of(&fresh);
+        assert!(
+            shown.contains(&"Open the hub (off)".to_owned()),
+            "{shown:?}"
+        );
+        assert!(
+            shown.contains(&"Copy connector id (off)".to_owned()),
+            "{shown:?}"
+        );
+        assert_eq!(hub_page(&fresh), None);
+        assert_eq!(connector_id(&fresh), None);
+
+        // Only a web address goes to the browser.
+        for url in ["file:///etc/passwd", "javascript:alert(1)", "hub.example"] {
+            let mut odd = linked.clone();
+            odd.connector.hub_url = Some(url.to_owned());
+            assert_eq!(hub_page(&odd), None, "{url}");
+            assert!(
+                labels_of(&odd).contains(&"Open the hub (off)".to_owned()),
+                "{url}"
+            );
+        }
+        let mut empty_id = linked.clone();
+        empty_id.connector.connector_id = Some(" ".to_owned());
+        assert_eq!(connector_id(&empty_id), None);
+    }
+
+    fn labels_of(status: &ControlStatus) -> Vec<String> {
+        labels(&tray_view_now(status, false))
+    }
+
+    #[test]
+    fn the_embedded_hub_is_the_one_opened_before_the_link_names_one() {
+        let mut local = blank(true);
+        local.local_hub = Some(
+            serde_json::from_value(serde_json::json!({
+                "url": "https://127.0.0.1:8443",
+                "dataDir": "/tmp/hub",
+                "demoApp": "demo-app",
+            }))
+            .expect("a local hub"),
+        );
+        assert_eq!(hub_page(&local), Some("https://127.0.0.1:8443"));
+        local.connector.hub_url = Some("https://127.0.0.1:8443/".to_owned());
+        assert_eq!(hub_page(&local), Some("https://127.0.0.1:8443/"));
+    }
+
+    #[test]
+    fn the_last_error_is_a_disabled_line_on_one_line_and_only_when_there_is_one() {
+        let mut failing = status(Reconnecting, None, 1);
+        assert_eq!(
+            informative(&tray_view_now(&failing, false)),
+            ["Uplink — reconnecting — 1 data source"]
+        );
+        failing.connector.last_error = Some("connection refused".to_owned());
+        let view = tray_view_now(&failing, false);
+        assert_eq!(
+            informative(&view),
+            [
+                "Uplink — reconnecting — 1 data source",
+                "Last error: connection refused"
+            ]
+        );
+        // Right under the state line, before the actions.
+        assert_eq!(labels(&view)[4], "Last error: connection refused (off)");
+
+        failing.connector.last_error = Some(format!(
+            "tls handshake failed:\n  invalid peer certificate: {}",
+            "UnknownIssuer ".repeat(10)
+        ));
+        let line = informative(&tray_view_now(&failing, false))[1].to_owned();
+        assert!(
+            line.starts_with("Last error: tls handshake failed: invalid peer certificate: Unknown"),
+            "{line}"
+        );
+        assert!(line.ends_with('…'), "{line}");
+        assert_eq!(line.chars().count(), LINE_CHARS);
+        assert!(!line.contains('\n'), "{line}");
+    }
+
+    #[test]
+    fn the_latest_request_names_the_app_the_source_and_how_long_ago() {
+        let mut served = granted(
+            status(Connected, Some("WebSockets"), 2),
+            "dashboard",
+            "Energy dashboard",
+        );
+        // Newest first: only the latest shows.
+        served.connector.recent_activity = vec![
+            request("dashboard", "source-0", "ok", 150),
+            request("dashboard", "source-1", "ok", 4_000),
+        ];
+        let view = tray_view_now(&served, false);
+        assert_eq!(
+            informative(&view)[1],
+            "Last request: Energy dashboard · source-0 · 2 min ago"
+        );
+        assert!(view.shows_age, "the age is drawn again as time passes");
+        assert_eq!(
+            informative(&tray_view(
+                &served,
+                false,
+                now() + chrono::TimeDelta::hours(2)
+            ))[1],
+            "Last request: Energy dashboard · source-0 · 2 h ago"
+        );
+
+        // An app the hub never named shows by its client id; a refusal says so.
+        served.connector.recent_activity = vec![request("other-app", "source-1", "vetoed", 5)];
+        assert_eq!(
+            informative(&tray_view_now(&served, false))[1],
+            "Last request: other-app · source-1 · just now · not served"
+        );
+        served.connector.recent_activity = vec![request("dashboard", "source-1", "cancelled", 5)];
+        assert_eq!(
+            informative(&tray_view_now(&served, false))[1],
+            "Last request: Energy dashboard · source-1 · just now · cancelled"
+        );
+
+        // A revoked app keeps its name.
+        let mut revoked = status(Connected, Some("WebSockets"), 1);
+        revoked.connector.revoked_apps = vec![
+            serde_json::from_value(serde_json::json!({
+                "appId": "dashboard",
+                "appName": "Energy dashboard",
+                "revokedAt": now(),
+                "blockedOnSite": false,
+            }))
+            .expect("a revoked app"),
+        ];
+        revoked.connector.recent_activity = vec![request("dashboard", "source-0", "ok", 90_000)];
+        assert_eq!(
+            informative(&tray_view_now(&revoked, false))[1],
+            "Last request: Energy dashboard · source-0 · 1 d ago"
+        );
+
+        // With both, the error comes first.
+        served.connector.last_error = Some("connection reset".to_owned());
+        let view = tray_view_now(&served, false);
+        let both = informative(&view);
+        assert_eq!(both.len(), 3, "{both:?}");
+        assert!(both[1].starts_with("Last error: "), "{both:?}");
+        assert!(both[2].starts_with("Last request: "), "{both:?}");
+    }
+
+    #[test]
+    fn ages_read_as_people_say_them() {
+        let cases = [
+            (-30, "just now"),
+            (0, "just now"),
+            (59, "just now"),
+            (60, "1 min ago"),
+            (3_599, "59 min ago"),
+            (3_600, "1 h ago"),
+            (86_399, "23 h ago"),
+            (86_400, "1 d ago"),
+            (10 * 86_400, "10 d ago"),
+        ];
+        for (seconds, words) in cases {
+            assert_eq!(
+                ago(chrono::TimeDelta::seconds(seconds)),
+                words,
+                "{seconds} s"
+            );
         }
     }
 

@@ -42,6 +42,12 @@ fn resolve(query: &Query, now: DateTime<Utc>) -> Result<String, ModelError> {
             assert_cut(&request.range, request.intervals());
             format!("{request:?}")
         }
+        Query::Events(events) => {
+            let request = events.resolve(now)?;
+            assert!(request.range.start <= request.range.end);
+            assert!((1..=uplink_model::MAX_EVENT_PAGE).contains(&request.limit));
+            format!("{request:?}")
+        }
     })
 }
 
@@ -67,6 +73,7 @@ fn instants(query: &Query) -> Vec<DateTime<Utc>> {
         Query::Raw(q) => vec![at(&q.start), at(&q.end)],
         Query::Plot(q) => vec![at(&q.start), at(&q.end)],
         Query::Processed(q) => vec![at(&q.start), at(&q.end)],
+        Query::Events(q) => vec![at(&q.start), at(&q.end)],
         Query::AtTimes(q) => q.times.iter().map(at).collect(),
     }
 }

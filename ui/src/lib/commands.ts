@@ -7,22 +7,41 @@ import { invoke } from './ipc';
 import type { ActivityRecord } from './bindings/ActivityRecord';
 import type { AddSourceArgs } from './bindings/AddSourceArgs';
 import type { AppInfo } from './bindings/AppInfo';
+import type { CancelRunArgs } from './bindings/CancelRunArgs';
 import type { ControlStatus } from './bindings/ControlStatus';
+import type { DemoConsent } from './bindings/DemoConsent';
 import type { DiagnosticsExport } from './bindings/DiagnosticsExport';
 import type { DiagnosticsReport } from './bindings/DiagnosticsReport';
 import type { EditSourceArgs } from './bindings/EditSourceArgs';
+import type { FolderListing } from './bindings/FolderListing';
 import type { FormSchema } from './bindings/FormSchema';
+import type { ListFolderArgs } from './bindings/ListFolderArgs';
+import type { OpenDemoConsentArgs } from './bindings/OpenDemoConsentArgs';
 import type { PendingSignIn } from './bindings/PendingSignIn';
+import type { QueryTable } from './bindings/QueryTable';
+import type { RecentEvents } from './bindings/RecentEvents';
 import type { RemoveSourceArgs } from './bindings/RemoveSourceArgs';
 import type { RevokeArgs } from './bindings/RevokeArgs';
+import type { RunDiagnosticsArgs } from './bindings/RunDiagnosticsArgs';
+import type { RunQueryArgs } from './bindings/RunQueryArgs';
+import type { SearchTagsArgs } from './bindings/SearchTagsArgs';
 import type { SetAppBlockedArgs } from './bindings/SetAppBlockedArgs';
 import type { SetPausedArgs } from './bindings/SetPausedArgs';
+import type { SetSiteNameArgs } from './bindings/SetSiteNameArgs';
+import type { SetSourceBlockedArgs } from './bindings/SetSourceBlockedArgs';
 import type { SetTransportPreferenceArgs } from './bindings/SetTransportPreferenceArgs';
 import type { SignInArgs } from './bindings/SignInArgs';
+import type { SourceAbilities } from './bindings/SourceAbilities';
+import type { SourceAbilitiesArgs } from './bindings/SourceAbilitiesArgs';
 import type { SourceConfig } from './bindings/SourceConfig';
+import type { SourceEventsArgs } from './bindings/SourceEventsArgs';
 import type { SourceSettingsArgs } from './bindings/SourceSettingsArgs';
 import type { SourceTest } from './bindings/SourceTest';
+import type { StopWatchArgs } from './bindings/StopWatchArgs';
+import type { TagWatch } from './bindings/TagWatch';
+import type { TagsPage } from './bindings/TagsPage';
 import type { TestSourceArgs } from './bindings/TestSourceArgs';
+import type { WatchTagsArgs } from './bindings/WatchTagsArgs';
 
 /** Which product, version and host the UI is talking to (the About page). */
 export function appInfo(): Promise<AppInfo> {
@@ -77,9 +96,71 @@ export function removeSource(args: RemoveSourceArgs): Promise<null> {
   return invoke<null>('remove_source', args);
 }
 
+/**
+ * What a data source answers: its queries, whether it pushes values, whether
+ * its site lets apps write.
+ */
+export function sourceAbilities(args: SourceAbilitiesArgs): Promise<SourceAbilities> {
+  return invoke<SourceAbilities>('source_abilities', args);
+}
+
+/**
+ * Tags of a data source whose names match a pattern (`*` any run of characters,
+ * `?` one), a page at a time.
+ */
+export function searchTags(args: SearchTagsArgs): Promise<TagsPage> {
+  return invoke<TagsPage>('search_tags', args);
+}
+
+/**
+ * Starts following the current values of `tags`, or renews the watch `watchId`
+ * (with new tags when they differ). Values come on the `tag-values` event; the
+ * watch ends after its lease unless renewed.
+ */
+export function watchTags(args: WatchTagsArgs): Promise<TagWatch> {
+  return invoke<TagWatch>('watch_tags', args);
+}
+
+/** Ends a watch (its page closed). */
+export function stopWatch(args: StopWatchArgs): Promise<null> {
+  return invoke<null>('stop_watch', args);
+}
+
+/**
+ * Runs a raw, plot, processed or values-at-times query against a data source on
+ * this machine, with the app API's fields, and answers with a table.
+ */
+export function runQuery(args: RunQueryArgs): Promise<QueryTable> {
+  return invoke<QueryTable>('run_query', args);
+}
+
+/**
+ * A data source's recent alarms and events, newest first (for sources whose
+ * abilities include `events`).
+ */
+export function sourceEvents(args: SourceEventsArgs): Promise<RecentEvents> {
+  return invoke<RecentEvents>('source_events', args);
+}
+
+/**
+ * The folders and files in a folder of this machine, for a form's path picker
+ * (names only; hidden entries and Uplink's data folder left out).
+ */
+export function listFolder(args: ListFolderArgs): Promise<FolderListing> {
+  return invoke<FolderListing>('list_folder', args);
+}
+
 /** Opens a data source without saving it and reads a few values. */
 export function testSource(args: TestSourceArgs): Promise<SourceTest> {
   return invoke<SourceTest>('test_source', args);
+}
+
+/**
+ * Stops a slow step started with this `runId` (a test of a data source, the
+ * connectivity test): its work stops, and it answers `cancelled`.
+ */
+export function cancelRun(args: CancelRunArgs): Promise<null> {
+  return invoke<null>('cancel_run', args);
 }
 
 /**
@@ -98,14 +179,30 @@ export function setAppBlocked(args: SetAppBlockedArgs): Promise<null> {
   return invoke<null>('set_app_blocked', args);
 }
 
+/**
+ * Blocks every app on a data source on this site whatever the hub says (the
+ * local veto), or lifts the block; it follows the source across a rename.
+ */
+export function setSourceBlocked(args: SetSourceBlockedArgs): Promise<null> {
+  return invoke<null>('set_source_blocked', args);
+}
+
+/**
+ * Renames this site (1 to 64 characters); the hub shows the new name once the
+ * connector registers again. Rejects with `invalid_form` (field `name`).
+ */
+export function setSiteName(args: SetSiteNameArgs): Promise<null> {
+  return invoke<null>('set_site_name', args);
+}
+
 /** The recent relayed requests, newest first. */
 export function activity(): Promise<Array<ActivityRecord>> {
   return invoke<Array<ActivityRecord>>('activity');
 }
 
 /** Tests each step of reaching the hub: DNS, TCP, TLS, negotiate, each transport. */
-export function runDiagnostics(): Promise<DiagnosticsReport> {
-  return invoke<DiagnosticsReport>('run_diagnostics');
+export function runDiagnostics(args: RunDiagnosticsArgs): Promise<DiagnosticsReport> {
+  return invoke<DiagnosticsReport>('run_diagnostics', args);
 }
 
 /** Writes a zip of recent logs, status and configuration, secrets removed. */
@@ -119,6 +216,15 @@ export function exportDiagnostics(): Promise<DiagnosticsExport> {
  */
 export function useLocalHub(): Promise<null> {
   return invoke<null>('use_local_hub');
+}
+
+/**
+ * In local-hub mode, a one-time link (valid for a minute) to the local hub's
+ * consent page for the demo app, signed in; `openBrowser` opens it in the system
+ * browser too (the desktop window), else the page opens it itself.
+ */
+export function openDemoConsent(args: OpenDemoConsentArgs): Promise<DemoConsent> {
+  return invoke<DemoConsent>('open_demo_consent', args);
 }
 
 /**

@@ -52,6 +52,10 @@ const WORDS: Record<ControlErrorCode, ErrorWords> = {
     heading: 'The connector is stopped',
     next: 'Start the connector again, or restart Uplink.',
   },
+  cancelled: {
+    heading: 'Stopped before it finished',
+    next: 'Start it again when you are ready; nothing was changed.',
+  },
   local_hub: {
     heading: 'Not available with the local demo hub',
     next: 'Sign in to a real hub from Account to do this.',
@@ -143,6 +147,10 @@ const WORDS: Record<ControlErrorCode, ErrorWords> = {
   config_io: {
     heading: 'The settings could not be saved',
     next: 'Check the free disk space and that Uplink may write its data folder.',
+  },
+  bad_cursor: {
+    heading: 'The page of events is not known',
+    next: 'Read the events again from the first page, without a cursor.',
   },
   bad_time_expression: {
     heading: 'The time is not understood',

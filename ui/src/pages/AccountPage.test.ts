@@ -111,3 +111,66 @@ test('Use a local hub starts one, and then shows where it runs', async () => {
   expect(card.textContent).toContain('Demo dashboard');
   expect(within(card).queryByRole('button', { name: 'Use a local hub' })).toBeNull();
 });
+
+test('signed in to a real hub, Account offers Switch hub… instead of a second sign-in form', async () => {
+  const calls = mockControl(controlStatus({ connector: { hubUrl: 'https://hub.example.net/' } }), {
+    sign_in: () => ({ hubUrl: 'https://other.example.net', authorizeUrl: 'https://other.example.net/a', startedAt: '2026-11-25T10:00:00Z' }),
+  });
+  render(AccountPage);
+  const hub = await screen.findByRole('region', { name: 'Hub' });
+  expect(screen.queryByRole('form', { name: 'Sign in to a hub' })).toBeNull();
+  await fireEvent.click(within(hub).getByRole('button', { name: 'Switch hub…' }));
+  const card = screen.getByRole('region', { name: 'Switch to another hub' });
+  expect(card.textContent).toContain('stays linked to https://hub.example.net/ until you finish signing in');
+  const form = within(card).getByRole('form', { name: 'Sign in to a hub' });
+  await fireEvent.input(within(form).getByLabelText('Hub address'), { target: { value: 'https://other.example.net' } });
+  await fireEvent.submit(form);
+  expect(commands(calls)).toEqual([{ command: 'sign_in', args: { hubUrl: 'https://other.example.net' } }]);
+  await fireEvent.click(within(card).getByRole('button', { name: 'Cancel' }));
+  expect(screen.queryByRole('region', { name: 'Switch to another hub' })).toBeNull();
+});
+
+test('with the local demo hub the sign-in form stays, since that hub is only for trying', async () => {
+  mockControl(
+    controlStatus({ localHub: { url: 'https://127.0.0.1:7443/', dataDir: '/var/lib/uplink/local-hub', demoApp: 'Demo dashboard' } }),
+  );
+  render(AccountPage);
+  expect(await screen.findByRole('form', { name: 'Sign in to a hub' })).toBeTruthy();
+  expect(screen.queryByRole('button', { name: 'Switch hub…' })).toBeNull();
+});
+
+test('the site name is shown and renamed, with a clear message for a bad name', async () => {
+  const calls = mockControl(controlStatus(), {
+    set_site_name: (args) =>
+      args.name === 'Taken'
+        ? Promise.reject({ code: 'invalid_form', message: 'name: is not allowed', fields: [{ field: 'name', message: 'is not allowed' }] })
+        : null,
+  });
+  render(AccountPage);
+  const site = await screen.findByRole('region', { name: 'Site' });
+  expect(site.textContent).toContain('plant-pc');
+  await fireEvent.click(within(site).getByRole('button', { name: 'Rename site…' }));
+  const form = within(site).getByRole('form', { name: 'Rename this site' });
+  const field = within(form).getByLabelText('Site name') as HTMLInputElement;
+  expect(field.value).toBe('plant-pc');
+
+  await fireEvent.input(field, { target: { value: '   ' } });
+  await fireEvent.submit(form);
+  expect(within(form).getByText(/Enter a name for this site/).id).toBe('site-name-error');
+  await fireEvent.input(field, { target: { value: 'x'.repeat(65) } });
+  await fireEvent.submit(form);
+  expect(within(form).getByText('Use at most 64 characters (this one has 65).')).toBeTruthy();
+  expect(commands(calls)).toEqual([]);
+
+  await fireEvent.input(field, { target: { value: 'Taken' } });
+  await fireEvent.submit(form);
+  expect(await within(form).findByText('The site name is not allowed.')).toBeTruthy();
+
+  await fireEvent.input(field, { target: { value: ' Press shop 7 ' } });
+  await fireEvent.submit(form);
+  expect(await screen.findByText('This site is now called “Press shop 7”; the hub shows the new name.')).toBeTruthy();
+  expect(commands(calls).filter((c) => c.command === 'set_site_name')).toEqual([
+    { command: 'set_site_name', args: { name: 'Taken' } },
+    { command: 'set_site_name', args: { name: 'Press shop 7' } },
+  ]);
+});

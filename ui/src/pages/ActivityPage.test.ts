@@ -53,6 +53,23 @@ test('lists the requests with app names, operation, outcome, duration and size',
   expect(within(rows[1]!).getAllByRole('cell')[1]!.textContent).toBe('app_rep');
 });
 
+test('a write shows its tag with the value before and after', async () => {
+  const write: ActivityRecord = {
+    ...record(6, 'app_dash', 'line-1', 'ok'),
+    operation: 'write',
+    bytes: 0,
+    tag: 'SP1',
+    oldValue: '40',
+    newValue: '42.5',
+  };
+  mockControl(status(), { activity: () => [write, ...trail] });
+  render(ActivityPage);
+  await screen.findByRole('region', { name: 'Requests table' });
+  const cells = within(bodyRows()[0]!).getAllByRole('cell').map((c) => c.textContent!.replace(/\s+/g, ' ').trim());
+  expect(cells[3]).toBe('write SP1: 40 → 42.5');
+  expect(cells[4]).toBe('ok');
+});
+
 test('filters by app, data source and outcome text, and says how many match', async () => {
   mockControl(status(), { activity: () => trail });
   render(ActivityPage);

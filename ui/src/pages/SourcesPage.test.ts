@@ -342,6 +342,19 @@ test('Remove asks first: Cancel keeps the source, Remove removes it', async () =
   ]);
 });
 
+test('Remove names the apps that lose access, once each, and each source links to its page', async () => {
+  const apps = [grant('app_a', 'Dashboard'), grant('app_a', 'Dashboard', { userId: 'usr_bob' }), grant('app_r', 'Reports')];
+  mockControl(controlStatus({ connector: { sources: [source('line-1', { apps })] } }), { source_kinds: kinds });
+  render(SourcesPage);
+  const link = await screen.findByRole('link', { name: 'line-1' });
+  expect(link.getAttribute('href')).toBe('#/sources/line-1');
+  await fireEvent.click(screen.getByRole('button', { name: 'Remove line-1' }));
+  const dialog = screen.getByRole('alertdialog', { name: 'Remove “line-1”?' });
+  expect(dialog.textContent).toContain('2 apps lose access to it at once:');
+  const losing = within(dialog).getByRole('list', { name: 'Apps that lose access' });
+  expect(within(losing).getAllByRole('listitem').map((li) => li.textContent)).toEqual(['Dashboard', 'Reports']);
+});
+
 test('Edit starts from the stored settings, keeps an empty secret, and saves under the old name', async () => {
   const calls = mockControl(controlStatus({ connector: { sources: [source('plant', { kind: 'sqlite' })] } }), {
     source_kinds: kinds,

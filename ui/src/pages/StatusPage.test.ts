@@ -137,3 +137,15 @@ test('when Uplink cannot be asked, the page says so and Try again recovers', asy
   await fireEvent.click(within(alert).getByRole('button', { name: 'Try again' }));
   expect(await screen.findByText('Reconnecting')).toBeTruthy();
 });
+
+test('Status says when the hub is the local demo hub, and not otherwise', async () => {
+  mockControl(controlStatus());
+  render(StatusPage);
+  const card = await screen.findByRole('region', { name: 'Link' });
+  expect(within(card).queryByText('Local demo hub')).toBeNull();
+  await pushStatus(
+    controlStatus({ localHub: { url: 'https://127.0.0.1:7443/', dataDir: '/var/lib/uplink/local-hub', demoApp: 'Demo dashboard' } }),
+  );
+  expect(within(card).getByText('Local demo hub')).toBeTruthy();
+  expect(screen.getByTestId('demo-hub').textContent).toMatch(/only its demo app can ask for data/);
+});

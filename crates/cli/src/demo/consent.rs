@@ -10,7 +10,8 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue};
 use sha2::{Digest, Sha256};
 
-/// Who consents, for which app, to which data sources.
+/// Who consents, for which app, to which data sources (and to their alarms and events, where
+/// the scope asks for them and the page offers them).
 pub struct ConsentFlow<'a> {
     pub client: &'a reqwest::Client,
     pub issuer: &'a str,
@@ -91,6 +92,11 @@ impl ConsentFlow<'_> {
                 bail!("the consent page does not offer data source {id}");
             }
             fields.push(("source", id));
+            // Alarms and events are ticked per source, where the page offers them (the
+            // scope asks for `events.read` and the source has events).
+            if form.contains(&format!("name=\"events_source\" value=\"{id}\"")) {
+                fields.push(("events_source", id));
+            }
         }
         let approved = self
             .client

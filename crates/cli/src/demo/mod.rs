@@ -15,7 +15,10 @@ use anyhow::Context;
 use serde::Serialize;
 use uplink_signalr::Transport;
 
-use self::stage::{DEMO_APP, DEMO_REDIRECT, DEMO_USER, Stage, StageOptions};
+use self::stage::{
+    DEMO_APP, DEMO_REDIRECT, DEMO_RETURNED_PATH, DEMO_SCOPE, DEMO_USER, Stage, StageOptions,
+    random_secret,
+};
 
 /// Where the demo keeps its state, and where it listens.
 #[derive(Debug, clap::Args)]
@@ -150,6 +153,7 @@ fn print_welcome(info: &DemoInfo, info_path: &Path) {
             info.app.client_id, info.app.client_secret
         ),
         format!("  data source    {} ({})", source.name, source.id),
+        format!("  consent page   {}", consent_url(&info.hub_url)),
         format!("  details        {}", info_path.display()),
         String::new(),
         "The demo app holds an access token from the real consent flow. Read the data source:"
@@ -168,6 +172,22 @@ fn print_welcome(info: &DemoInfo, info_path: &Path) {
     for line in lines {
         println!("{line}");
     }
+}
+
+/// An authorization request of the demo app that a person can open in a browser: signed in as
+/// the demo user, Allow or Deny lands on the hub's page that says what happened. Its PKCE
+/// challenge is of a verifier nobody keeps: the demo app never redeems the code.
+fn consent_url(hub_url: &str) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", DEMO_APP)
+        .append_pair("redirect_uri", &format!("{hub_url}{DEMO_RETURNED_PATH}"))
+        .append_pair("scope", DEMO_SCOPE)
+        .append_pair("state", "demo")
+        .append_pair("code_challenge", &random_secret(32))
+        .append_pair("code_challenge_method", "S256")
+        .finish();
+    format!("{hub_url}/oauth/authorize?{query}")
 }
 
 /// Writes `bytes` to `path` atomically, readable by the owner only.

@@ -22,8 +22,12 @@ use super::consent::{ConsentFlow, Tokens};
 pub const DEMO_USER: &str = "demo";
 pub const DEMO_APP: &str = "demo-app";
 pub const DEMO_REDIRECT: &str = "http://127.0.0.1/callback";
-/// What the demo app may ask for and is granted: reading values and searching tags.
-pub const DEMO_SCOPE: &str = "data.read tags.read";
+/// The hub's page that says what happened after Allow or Deny, for a person who walks the demo
+/// app's consent page in a browser (the demo app has no page of its own).
+pub const DEMO_RETURNED_PATH: &str = "/account/returned";
+/// What the demo app may ask for and is granted: reading values, searching tags, and the
+/// alarms and events of each data source that has them.
+pub const DEMO_SCOPE: &str = "data.read tags.read events.read";
 
 /// How to set the stage.
 #[derive(Debug, Clone)]
@@ -90,7 +94,10 @@ impl Stage {
                 name: "Uplink demo app".into(),
                 client_id: Some(DEMO_APP.into()),
                 confidential: true,
-                redirect_uris: vec![DEMO_REDIRECT.into()],
+                redirect_uris: vec![
+                    DEMO_REDIRECT.into(),
+                    format!("{issuer}{DEMO_RETURNED_PATH}"),
+                ],
                 scopes: DEMO_SCOPE.split(' ').map(str::to_owned).collect(),
             })
             .await?;
@@ -227,7 +234,7 @@ async fn wait_online(hub: &Hub, connector_id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn random_secret(bytes: usize) -> String {
+pub fn random_secret(bytes: usize) -> String {
     let mut raw = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut raw);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)

@@ -488,9 +488,11 @@ async fn a_site_block_from_the_desktop_stops_the_running_query() {
     let mut figures = rounds(&stage, 1, "vetoed", |_| {
         let stage = &stage;
         async move {
-            let mut policy = stage.runtime.policy().unwrap();
-            policy.block_source("simulated");
-            stage.runtime.set_policy(&policy).unwrap();
+            stage
+                .runtime
+                .set_source_blocked("simulated", true)
+                .await
+                .unwrap();
             Instant::now()
         }
     })

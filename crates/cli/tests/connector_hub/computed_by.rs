@@ -22,7 +22,8 @@ use crate::{options, wait_for};
 
 const ASYNCUA_VERSION: &str = "2.1.0";
 
-fn python() -> PathBuf {
+/// The venv's python that runs the OPC UA fixture server.
+pub(crate) fn python() -> PathBuf {
     let path = std::env::var_os("UPLINK_ASYNCUA_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

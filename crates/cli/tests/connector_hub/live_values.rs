@@ -23,20 +23,30 @@ use uplink_testkit::{APP, TestHub};
 use crate::wait_for;
 
 /// The generous bound on "from the end of access to the stream's final event".
-const BOUND: Duration = Duration::from_secs(1);
+pub(crate) const BOUND: Duration = Duration::from_secs(1);
 
-struct Stage {
-    kit: TestHub,
-    source_id: String,
-    runtime: ConnectorRuntime,
-    status: watch::Receiver<ConnectorStatus>,
+pub(crate) struct Stage {
+    pub(crate) kit: TestHub,
+    pub(crate) source_id: String,
+    pub(crate) runtime: ConnectorRuntime,
+    pub(crate) status: watch::Receiver<ConnectorStatus>,
     _data_dir: tempfile::TempDir,
 }
 
 impl Stage {
     /// The test kit's hub and Plant A's connector, its simulated source sampling every 100 ms.
-    async fn start() -> Self {
-        let kit = TestHub::start().await;
+    pub(crate) async fn start() -> Self {
+        Self::start_with(&[], |_| {}, |_| {}).await
+    }
+
+    /// As [`Stage::start`], with more settings of the simulated source (`tagsPerShape`…), the
+    /// hub's configuration and the connector runtime's options adjusted.
+    pub(crate) async fn start_with(
+        source_settings: &[(&str, serde_json::Value)],
+        hub: impl FnOnce(&mut uplink_hub::HubConfig),
+        connector: impl FnOnce(&mut RuntimeOptions),
+    ) -> Self {
+        let kit = TestHub::start_with(hub).await;
         let data_dir = tempfile::tempdir().unwrap();
         CredentialStore::new(data_dir.path())
             .save(&LinkCredentials {
@@ -55,9 +65,13 @@ impl Stage {
             max: Duration::from_millis(500),
         };
         options.write_status_file = false;
+        connector(&mut options);
         let runtime = ConnectorRuntime::start(options).await.unwrap();
         let mut settings = serde_json::Map::new();
         settings.insert("sampleInterval".into(), "100ms".into());
+        for (name, value) in source_settings {
+            settings.insert((*name).to_owned(), value.clone());
+        }
         let settings = kinds::schema("simulated")
             .unwrap()
             .validate(&settings)
@@ -92,8 +106,39 @@ impl Stage {
         }
     }
 
+    /// Adds another simulated source named `name` on the connector; its id on the hub.
+    pub(crate) async fn add_simulated_source(&self, name: &str) -> String {
+        let mut settings = serde_json::Map::new();
+        settings.insert("sampleInterval".into(), "100ms".into());
+        let settings = kinds::schema("simulated")
+            .unwrap()
+            .validate(&settings)
+            .unwrap();
+        self.runtime
+            .add_source(SourceConfig {
+                name: name.into(),
+                kind: "simulated".into(),
+                description: format!("Also {name}"),
+                settings,
+            })
+            .await
+            .unwrap();
+        let registered = wait_for(&mut self.status.clone(), "the source registered", |s| {
+            s.sources
+                .iter()
+                .any(|s| s.name == name && s.hub_id.is_some())
+        })
+        .await;
+        registered
+            .sources
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.hub_id.clone())
+            .unwrap()
+    }
+
     /// Ada consents to the app; an access token valid for `ttl` seconds.
-    async fn token(&self, ttl: i64) -> String {
+    pub(crate) async fn token(&self, ttl: i64) -> String {
         self.kit
             .mint_app_token(
                 &self.kit.user.id,
@@ -104,7 +149,12 @@ impl Stage {
             .await
     }
 
-    async fn subscribe(&self, token: &str, query: &str, last: Option<&str>) -> reqwest::Response {
+    pub(crate) async fn subscribe(
+        &self,
+        token: &str,
+        query: &str,
+        last: Option<&str>,
+    ) -> reqwest::Response {
         let mut request = self
             .kit
             .client
@@ -119,7 +169,7 @@ impl Stage {
         request.send().await.unwrap()
     }
 
-    async fn events(&self, token: &str, query: &str, last: Option<&str>) -> Events {
+    pub(crate) async fn events(&self, token: &str, query: &str, last: Option<&str>) -> Events {
         let response = self.subscribe(token, query, last).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
@@ -130,12 +180,12 @@ impl Stage {
     }
 
     /// How many times the connector called `DataSource::subscribe` on the simulated source.
-    fn source_subscribes(&self) -> u64 {
+    pub(crate) fn source_subscribes(&self) -> u64 {
         self.counter("uplink_connector_source_subscribes_total{")
     }
 
     /// How many subscriptions the hub asked the connector for.
-    fn subscriptions(&self) -> u64 {
+    pub(crate) fn subscriptions(&self) -> u64 {
         self.counter("uplink_connector_subscriptions_total{")
     }
 
@@ -150,15 +200,15 @@ impl Stage {
 }
 
 #[derive(Debug)]
-struct Event {
-    name: String,
-    id: Option<String>,
-    data: serde_json::Value,
+pub(crate) struct Event {
+    pub(crate) name: String,
+    pub(crate) id: Option<String>,
+    pub(crate) data: serde_json::Value,
 }
 
 impl Event {
     /// (tag, time) of each value.
-    fn values(&self) -> Vec<(String, String)> {
+    pub(crate) fn values(&self) -> Vec<(String, String)> {
         self.data["values"]
             .as_array()
             .map(|values| {
@@ -176,14 +226,14 @@ impl Event {
     }
 }
 
-struct Events {
+pub(crate) struct Events {
     response: reqwest::Response,
     buffer: String,
 }
 
 impl Events {
     /// The next event (comments skipped); `None` when the stream ended.
-    async fn next(&mut self) -> Option<Event> {
+    pub(crate) async fn next(&mut self) -> Option<Event> {
         tokio::time::timeout(Duration::from_secs(30), async {
             loop {
                 if let Some(at) = self.buffer.find("\n\n") {
@@ -221,7 +271,7 @@ impl Events {
     }
 
     /// Reads until the stream's final event; how long that took.
-    async fn until_end(&mut self) -> (Event, Duration) {
+    pub(crate) async fn until_end(&mut self) -> (Event, Duration) {
         let from = Instant::now();
         loop {
             let event = self
@@ -327,6 +377,150 @@ async fn a_slow_app_gets_coalesced_values_and_a_drop_count_while_the_hub_holds_o
     stage.runtime.stop().await;
 }
 
+/// The simulated source's tags with `per_shape` of each shape, in the source's names.
+pub(crate) fn simulated_tags(per_shape: usize) -> Vec<String> {
+    ["sinusoid", "ramp", "square", "randomWalk", "noise"]
+        .iter()
+        .flat_map(|shape| (1..=per_shape).map(move |i| format!("sim.{shape}.{i}")))
+        .collect()
+}
+
+/// Parses the complete events in `buffer` (leaving a partial one there), comments skipped.
+fn drain_events(buffer: &mut String) -> Vec<Event> {
+    let mut events = Vec::new();
+    while let Some(at) = buffer.find("\n\n") {
+        let block: String = buffer.drain(..at + 2).collect();
+        let mut event = Event {
+            name: String::new(),
+            id: None,
+            data: serde_json::Value::Null,
+        };
+        for line in block.lines() {
+            if let Some(name) = line.strip_prefix("event: ") {
+                event.name = name.to_owned();
+            } else if let Some(id) = line.strip_prefix("id: ") {
+                event.id = Some(id.to_owned());
+            } else if let Some(data) = line.strip_prefix("data: ") {
+                event.data = serde_json::from_str(data).unwrap();
+            }
+        }
+        if !event.name.is_empty() {
+            events.push(event);
+        }
+    }
+    events
+}
+
+/// An app that reads far slower than values come (a fifth of the rate it measured while reading
+/// at full speed) for at least 30 s: every event it reads has the latest value of each tag that
+/// changed, per tag always newer, and a `dropped` count once the pipe filled; all the while the
+/// hub holds at most one value per tag for the stream's subscription, whatever the app leaves
+/// unread. The slow rate follows the measured one because a slower machine also makes values
+/// slower: a fixed rate can outpace it, and then nothing is coalesced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_reading_slowly_for_30_s_gets_coalesced_values_in_order_and_the_hub_holds_one_per_tag()
+ {
+    const PER_SHAPE: usize = 200;
+    // The app first reads at full speed to learn how fast values come, then at a fifth of
+    // that: the pipe's buffers (some MB) fill, and the hub coalesces what the app leaves.
+    const MEASURE_FOR: Duration = Duration::from_secs(3);
+    const SLOW_FRACTION: f64 = 0.2;
+    const SLOW_AT_LEAST: Duration = Duration::from_secs(30);
+    const GIVE_UP_AFTER: Duration = Duration::from_secs(150);
+    let stage = Stage::start_with(
+        &[("tagsPerShape", PER_SHAPE.into())],
+        // 1 000 tag names do not fit the default 16 KiB request head.
+        |hub| hub.serving.max_header_bytes = 64 * 1024,
+        |_| {},
+    )
+    .await;
+    let tags = simulated_tags(PER_SHAPE);
+    let token = stage.token(600).await;
+    let mut response = stage
+        .subscribe(
+            &token,
+            &format!("tags={}&interval=0s", tags.join(",")),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut buffer = String::new();
+    let mut last: HashMap<String, chrono::DateTime<chrono::FixedOffset>> = HashMap::new();
+    let (mut events, mut dropped, mut most_held, mut bytes) = (0u64, 0u64, 0usize, 0usize);
+    let started = Instant::now();
+    // Bytes of changes (after the snapshot) read while measuring; then the slow reading rate.
+    let mut measured_bytes = 0usize;
+    let mut read_bytes_per_second: Option<f64> = None;
+    loop {
+        let elapsed = started.elapsed();
+        if read_bytes_per_second.is_none() && elapsed >= MEASURE_FOR {
+            let rate = measured_bytes as f64 / elapsed.as_secs_f64();
+            read_bytes_per_second = Some((rate * SLOW_FRACTION).max(5_000.0));
+        }
+        if (elapsed >= MEASURE_FOR + SLOW_AT_LEAST && dropped > 0) || elapsed >= GIVE_UP_AFTER {
+            break;
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(30), response.chunk())
+            .await
+            .expect("the stream goes on")
+            .unwrap()
+            .expect("the stream is open");
+        bytes += chunk.len();
+        if read_bytes_per_second.is_none() && events > 0 {
+            measured_bytes += chunk.len();
+        }
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        for event in drain_events(&mut buffer) {
+            assert!(
+                ["snapshot", "values"].contains(&event.name.as_str()),
+                "{event:?}"
+            );
+            let values = event.values();
+            assert!(values.len() <= tags.len(), "one value per tag at most");
+            for (tag, time) in values {
+                let time = chrono::DateTime::parse_from_rfc3339(&time).unwrap();
+                if let Some(before) = last.insert(tag.clone(), time) {
+                    assert!(time > before, "{tag}: {time} came after {before}");
+                }
+            }
+            dropped += event.data["dropped"].as_u64().unwrap_or(0);
+            events += 1;
+        }
+        let (subscriptions, held) = stage.kit.hub.links.live_subscriptions();
+        assert_eq!(subscriptions, 1);
+        assert!(
+            held <= tags.len(),
+            "the hub holds {held} values for {} tags",
+            tags.len()
+        );
+        most_held = most_held.max(held);
+        assert_eq!(
+            stage
+                .kit
+                .hub
+                .live_streams
+                .of_connector(stage.kit.plant_id()),
+            1
+        );
+        // The slow app: it takes its time over what it read.
+        if let Some(rate) = read_bytes_per_second {
+            tokio::time::sleep(Duration::from_secs_f64(chunk.len() as f64 / rate)).await;
+        }
+    }
+    eprintln!(
+        "slow app: {events} events, {bytes} bytes read in {:.0} s (slowly at {:.0} B/s), {dropped} values coalesced away, the hub held at most {most_held} values for {} tags",
+        started.elapsed().as_secs_f64(),
+        read_bytes_per_second.unwrap_or(0.0),
+        tags.len()
+    );
+    assert!(events > 1);
+    assert!(
+        dropped > 0,
+        "the stream says values were coalesced away for the slow app"
+    );
+    stage.runtime.stop().await;
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -341,7 +535,8 @@ fn rss_kib() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_app_streams_on_one_tag_share_one_subscription_on_the_source() {
-    let stage = Stage::start().await;
+    // 120 streams of one sign-in: above the default cap on a sign-in's streams.
+    let stage = Stage::start_with(&[], |hub| hub.max_live_streams_per_sign_in = 200, |_| {}).await;
     let token = stage.token(600).await;
     let before = (stage.source_subscribes(), stage.subscriptions());
     let mut streams = Vec::new();

@@ -10,15 +10,27 @@
 //! - `answers_in_flight`: revoke means stop, for an answer flowing from site to app;
 //! - `diagnostics`: the connectivity test against a live hub;
 //! - `computed_by`: the `Uplink-Computed-By` header, from a data source's answer to the app.
+//! - `events`: alarms and events from the simulated source, read by time range in pages and
+//!   streamed to an app, refused without `events.read` on that source, cut by a revoke.
 //! - `live_values`: live values (subscriptions) from the simulated source to an app's event
-//!   stream: order, coalescing, resume, sharing, and the stream's end when access ends.
+//!   stream: order, coalescing, resume, sharing, and the stream's end when access ends;
+//! - `live_channels`: the same on one SignalR connection (`/hubs/app`), 1 000 streams at
+//!   once, and the caps on streams per sign-in, per connector and on the connector.
+//! - `opcua_events`: an OPC UA server's alarm (Python asyncua) through the connector and the
+//!   hub to an app's events stream, with its priority, and read back by time range in pages.
+//! - `writes`: an app's writes to the simulated source: the site's checks, idempotency, both
+//!   audit trails, and revoke.
 
 mod answers_in_flight;
 mod browser_sign_in;
 mod computed_by;
 mod diagnostics;
+mod events;
+mod live_channels;
 mod live_values;
+mod opcua_events;
 mod runtime;
+mod writes;
 
 use std::path::Path;
 use std::time::Duration;

@@ -195,6 +195,141 @@ async fn unknown_tags_and_the_local_veto_are_refused_on_site() {
 }
 
 #[tokio::test]
+async fn a_blocked_source_stays_blocked_when_renamed() {
+    let setup = setup().await;
+    let runtime = ConnectorRuntime::start(options(setup.data_dir.path(), &Transport::ALL))
+        .await
+        .unwrap();
+    let mut status = runtime.status();
+    wait_for(&mut status, "connected", |s| s.link == LinkState::Connected).await;
+    runtime.set_source_blocked("simulated", true).await.unwrap();
+    let refused = |source: &'static str| {
+        let setup = &setup;
+        async move {
+            setup
+                .hub
+                .relay(
+                    &setup.connector_id,
+                    query(setup, source, ResultFormat::Json, raw_hour()),
+                )
+                .await
+                .unwrap_err()
+        }
+    };
+    assert!(
+        matches!(refused("simulated").await, RelayError::Connector { code, .. } if code == "vetoed")
+    );
+
+    let settings = kinds::schema("simulated")
+        .unwrap()
+        .validate(&serde_json::Map::new())
+        .unwrap();
+    runtime
+        .edit_source(
+            "simulated",
+            SourceConfig {
+                name: "plant-sim".into(),
+                kind: "simulated".into(),
+                description: "Renamed".into(),
+                settings,
+            },
+        )
+        .await
+        .unwrap();
+    let renamed = wait_for(&mut status, "renamed", |s| {
+        s.sources.iter().any(|source| source.name == "plant-sim")
+    })
+    .await;
+    assert!(renamed.sources[0].blocked_on_site, "shown as blocked");
+    match refused("plant-sim").await {
+        RelayError::Connector { code, message } => {
+            assert_eq!(code, "vetoed");
+            assert!(
+                message.contains("data source 'plant-sim'"),
+                "named by its current name: {message}"
+            );
+        }
+        other => panic!("expected a veto after the rename, got {other:?}"),
+    }
+    // The block is kept on disk by key, so a restarted connector refuses it too.
+    runtime.stop().await;
+    let runtime = ConnectorRuntime::start(options(setup.data_dir.path(), &Transport::ALL))
+        .await
+        .unwrap();
+    let mut status = runtime.status();
+    wait_for(&mut status, "connected again", |s| {
+        s.link == LinkState::Connected
+    })
+    .await;
+    assert!(
+        matches!(refused("plant-sim").await, RelayError::Connector { code, .. } if code == "vetoed")
+    );
+    runtime
+        .set_source_blocked("plant-sim", false)
+        .await
+        .unwrap();
+    setup
+        .hub
+        .relay(
+            &setup.connector_id,
+            query(&setup, "plant-sim", ResultFormat::Ndjson, raw_hour()),
+        )
+        .await
+        .expect("served once unblocked");
+    runtime.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_site_name_reaches_the_hub() {
+    let setup = setup().await;
+    let runtime = ConnectorRuntime::start(options(setup.data_dir.path(), &Transport::ALL))
+        .await
+        .unwrap();
+    let mut status = runtime.status();
+    wait_for(&mut status, "connected", |s| s.link == LinkState::Connected).await;
+
+    let long = "x".repeat(65);
+    for bad in ["", "   ", long.as_str(), "two\nlines"] {
+        let refused = runtime.set_site_name(bad).await.unwrap_err();
+        assert_eq!(refused.code(), "invalid_settings", "{bad:?}: {refused}");
+    }
+    runtime.set_site_name("  Press shop 7  ").await.unwrap();
+    let shown = wait_for(&mut status, "renamed", |s| s.site_name == "Press shop 7").await;
+    assert_eq!(shown.site_name, "Press shop 7", "trimmed");
+    let saved = uplink_connector::ConfigStore::new(setup.data_dir.path())
+        .load()
+        .unwrap();
+    assert_eq!(saved.settings.display_name.as_deref(), Some("Press shop 7"));
+
+    // The hub's settings page shows the site by its new name once the connector registered
+    // again (the name travels in `Register`).
+    let cookie = setup.hub.sign_in().await;
+    let page = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let html = setup
+                .hub
+                .client
+                .get(setup.hub.url("/account/settings"))
+                .headers(uplink_testkit::cookie_header(&cookie))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if html.contains("Press shop 7") {
+                return html;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the hub's settings page shows the new site name");
+    assert!(!page.contains("Plant A"), "the old name is gone");
+    runtime.stop().await;
+}
+
+#[tokio::test]
 async fn an_app_that_goes_away_cancels_the_query_on_the_connector() {
     let setup = setup().await;
     let runtime = ConnectorRuntime::start(options(setup.data_dir.path(), &[Transport::WebSockets]))
@@ -279,6 +414,7 @@ async fn a_source_added_at_run_time_is_announced() {
         .sources[1]
         .settings
         .clone();
+    let line_2_id = runtime.status().borrow().sources[1].hub_id.clone();
     runtime
         .edit_source(
             "line-2",
@@ -304,6 +440,11 @@ async fn a_source_added_at_run_time_is_announced() {
     let names: Vec<&str> = described.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(names, ["simulated", "line-3"]);
     assert_eq!(described[1].description, "Renamed");
+    assert_eq!(
+        runtime.status().borrow().sources[1].hub_id,
+        line_2_id,
+        "a renamed source keeps its hub id (and so its grants)"
+    );
 
     runtime.remove_source("simulated").await.unwrap();
     tokio::time::timeout(Duration::from_secs(30), async {
@@ -549,12 +690,43 @@ async fn consents_show_per_source_and_revoke_on_site_reaches_the_hub() {
         (APP, "Energy dashboard")
     );
     assert_eq!(app.user_id, setup.user_id);
+    // People are shown by name: Ada has no display name, so her sign-in name.
+    assert_eq!(app.user_name.as_deref(), Some(uplink_testkit::USER));
+    assert_eq!(app.last_used_at, None);
 
-    runtime.revoke(APP, Some("simulated")).await.unwrap();
-    wait_for(&mut status, "revoke pushed back", |s| {
-        s.sources[0].apps.is_empty()
+    // Serving the app's request moves its "last used" on site, as the hub records it.
+    setup
+        .hub
+        .relay(
+            &setup.connector_id,
+            query(&setup, "simulated", ResultFormat::Json, raw_hour()),
+        )
+        .await
+        .unwrap();
+    let used = wait_for(&mut status, "use noted", |s| {
+        s.sources[0]
+            .apps
+            .first()
+            .is_some_and(|a| a.last_used_at.is_some())
     })
     .await;
+    let served_at = used.sources[0].apps[0].last_used_at.unwrap();
+    assert!((chrono::Utc::now() - served_at).num_seconds().abs() < 60);
+
+    runtime.revoke(APP, Some("simulated")).await.unwrap();
+    // The app holds no grant here any more, and stays listed as revoked.
+    let revoked = wait_for(&mut status, "revoke pushed back", |s| {
+        s.sources[0].apps.is_empty() && !s.revoked_apps.is_empty()
+    })
+    .await;
+    assert_eq!(
+        (
+            revoked.revoked_apps[0].app_id.as_str(),
+            revoked.revoked_apps[0].app_name.as_str()
+        ),
+        (APP, "Energy dashboard")
+    );
+    assert!(!revoked.revoked_apps[0].blocked_on_site);
     runtime.stop().await;
 }
 

@@ -207,3 +207,69 @@ fn a_save_clears_what_a_killed_save_left_behind_but_not_a_running_one() {
     );
     assert_eq!(store.load().unwrap(), ConnectorConfig::default());
 }
+
+#[test]
+fn a_renamed_source_keeps_its_place_and_stable_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ConfigStore::new(dir.path());
+    let mut config = ConnectorConfig::default();
+    config
+        .add_source(source("line-1", "simulated", json!({})))
+        .unwrap();
+    config
+        .add_source(source("line-2", "simulated", json!({})))
+        .unwrap();
+    let key = config.source_key("line-1");
+    assert!(key.starts_with("s_"), "{key}");
+    assert_ne!(
+        key,
+        config.source_key("line-2"),
+        "each source has its own key"
+    );
+    store.save(&config).unwrap();
+
+    let mut config = store.load().unwrap();
+    assert_eq!(config.source_key("line-1"), key, "the key is kept on disk");
+    let (old, new) = config
+        .replace_source("line-1", source("press-1", "simulated", json!({})))
+        .unwrap();
+    assert_eq!(
+        (old.name.as_str(), new.name.as_str()),
+        ("line-1", "press-1")
+    );
+    let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["simulated", "press-1", "line-2"],
+        "same place in the list"
+    );
+    assert_eq!(
+        config.source_key("press-1"),
+        key,
+        "the key follows the rename"
+    );
+    assert!(!config.source_keys.contains_key("line-1"));
+
+    // A refused edit changes nothing.
+    let before = config.clone();
+    assert!(
+        config
+            .replace_source("press-1", source("line-2", "simulated", json!({})))
+            .is_err()
+    );
+    assert_eq!(config, before);
+
+    // A source from before keys were kept is known by a key made from its name, which it
+    // keeps when renamed; a new source under a removed one's name gets a new key.
+    let legacy = config.source_key("simulated");
+    assert_eq!(legacy, "name:simulated");
+    config
+        .replace_source("simulated", source("demo", "simulated", json!({})))
+        .unwrap();
+    assert_eq!(config.source_key("demo"), legacy);
+    config.remove_source("press-1").unwrap();
+    config
+        .add_source(source("press-1", "simulated", json!({})))
+        .unwrap();
+    assert_ne!(config.source_key("press-1"), key);
+}

@@ -18,12 +18,14 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use uplink_link::{
     GrantList, HUB_PATH, Heartbeat, Registered, Registration, RelayedQuery, SubscribeRequest,
-    TokenRenewed, close_reason, to_connector, to_hub,
+    TokenRenewed, WriteAnswer, WriteRequest, close_reason, to_connector, to_hub,
 };
 use uplink_signalr::HubError;
 use uplink_signalr::client::{ClientEvent, ConnectionState, HubConnection};
 
-use super::{Inner, LinkError, LinkHandle, LinkState, SkippedTransport, lock, query, subscription};
+use super::{
+    Inner, LinkError, LinkHandle, LinkState, SkippedTransport, lock, query, subscription, write,
+};
 use crate::credentials::{CredentialStore, LinkCredentials, LinkSecret};
 use crate::oauth::OAuthClient;
 
@@ -110,6 +112,7 @@ pub(super) fn start(
     let on_grants = Arc::downgrade(inner);
     let on_subscribe = Arc::downgrade(inner);
     let on_unsubscribe = Arc::downgrade(inner);
+    let on_write = Arc::downgrade(inner);
     let connection = HubConnection::builder(format!("{hub_url}{HUB_PATH}"))
         .tls(tls)
         .transports(&super::lock(&inner.transports).clone())
@@ -124,6 +127,8 @@ pub(super) fn start(
         .server_timeout(inner.options.server_timeout)
         // Answer chunks then travel as bytes on WebSockets and long polling.
         .message_pack()
+        // A load balancer in front of hub replicas keeps this link's requests on one of them.
+        .header(uplink_link::CONNECTOR_HEADER, connector_id.clone())
         .access_token(move || {
             let provider = provider.clone();
             async move { provider.fetch().await }
@@ -171,9 +176,21 @@ pub(super) fn start(
                 std::future::ready(Ok::<(), HubError>(()))
             },
         )
+        // A write answers with its results (a client result), once every value was tried.
+        .on(to_connector::WRITE, move |(request,): (WriteRequest,)| {
+            let inner = on_write.upgrade();
+            async move {
+                match inner {
+                    Some(inner) => {
+                        Ok::<WriteAnswer, HubError>(write::serve(&inner, &request).await)
+                    }
+                    None => Err(HubError::new("the connector is stopping")),
+                }
+            }
+        })
         .on(to_connector::GRANTS, move |(list,): (GrantList,)| {
             if let Some(inner) = on_grants.upgrade() {
-                inner.set_grants(list.grants);
+                inner.set_grants(list.grants, list.revoked_apps);
             }
             std::future::ready(Ok::<(), HubError>(()))
         })
@@ -205,11 +222,13 @@ pub(super) fn start(
 
 /// The display name sent at registration: the configured one, else the machine's name.
 fn display_name(inner: &Inner) -> String {
-    inner
-        .config
-        .load()
-        .ok()
-        .and_then(|c| c.settings.display_name)
+    site_name(lock(&inner.site_name).as_deref())
+}
+
+/// The site's name the hub shows: the owner's `configured` choice, else this machine's name.
+pub(super) fn site_name(configured: Option<&str>) -> String {
+    configured
+        .map(str::to_owned)
         .or_else(|| {
             std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .ok()
@@ -224,16 +243,52 @@ fn display_name(inner: &Inner) -> String {
 /// The longest display name the hub accepts at registration.
 const MAX_NAME_CHARS: usize = 128;
 
+/// The longest site name the owner may choose (the hub accepts up to [`MAX_NAME_CHARS`]).
+pub const MAX_SITE_NAME_CHARS: usize = 64;
+
+/// Checks a site name the owner chose; the error completes "The site name …".
+///
+/// # Errors
+/// What is wrong with it, in a sentence to show beside the field.
+pub fn check_site_name(name: &str) -> Result<&str, String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("is required: enter the name apps and the hub show for this site".into());
+    }
+    if name.chars().count() > MAX_SITE_NAME_CHARS {
+        return Err(format!(
+            "is too long: use at most {MAX_SITE_NAME_CHARS} characters"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("cannot contain line breaks, tabs or other control characters".into());
+    }
+    Ok(name)
+}
+
 async fn register(
     inner: &Inner,
     connection: &HubConnection,
     connector_id: &str,
 ) -> Result<(), LinkError> {
+    let sources = inner.descriptors();
+    // Unreadable configuration: the sources go by name alone until it reads again.
+    let source_keys: std::collections::BTreeMap<String, String> = inner
+        .config
+        .load()
+        .map(|config| {
+            sources
+                .iter()
+                .map(|s| (s.name.clone(), config.source_key(&s.name)))
+                .collect()
+        })
+        .unwrap_or_default();
     let registration = Registration {
         connector_id: connector_id.to_owned(),
         name: display_name(inner),
         software: format!("uplink-connector {}", env!("CARGO_PKG_VERSION")),
-        sources: inner.descriptors(),
+        sources,
+        source_keys,
     };
     let count = registration.sources.len();
     let registered: Registered = connection
@@ -245,7 +300,7 @@ async fn register(
         .into_iter()
         .map(|s| (s.name, s.id))
         .collect();
-    inner.set_grants(registered.grants);
+    inner.set_grants(registered.grants, registered.revoked_apps);
     tracing::info!(connector = %registered.connector_id, sources = count, "registered with the hub");
     Ok(())
 }

@@ -20,12 +20,14 @@
 //! ```
 
 mod error;
+mod event_subscription;
 mod link;
 pub mod metrics;
 mod query;
 mod status;
 mod subscription;
 mod transport_memory;
+mod write;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -35,22 +37,27 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
-use uplink_link::{Grant, RevokeRequest, to_hub};
+use uplink_link::{Grant, QueryFailure, RevokeRequest, to_hub};
 use uplink_model::DataSourceDescriptor;
 use uplink_signalr::Transport;
 use uplink_signalr::client::{Backoff, HubConnection};
 
 pub use self::error::LinkError;
-pub use self::status::{ConnectorStatus, ConsentedApp, LinkState, SkippedTransport, SourceStatus};
+pub use self::status::{
+    ConnectorStatus, ConsentedApp, LinkState, RevokedApp, SkippedTransport, SourceStatus,
+};
 pub use self::transport_memory::TRANSPORT_MEMORY_FILE;
 use crate::activity::ActivityLog;
-use crate::config::{ConfigError, write_atomically};
+use crate::config::{ConfigError, ConnectorConfig, write_atomically};
 use crate::credentials::{CredentialStore, LinkCredentials};
 use crate::policy::{LocalPolicy, PolicyStore};
 use crate::{ConfigStore, DataSource, Health, HealthIssue, SourceConfig, SourceContext, kinds};
 
 /// The file the running connector keeps its status in, for `uplink connector status`.
 pub const STATUS_FILE: &str = "status.json";
+
+/// The default [`RuntimeOptions::max_subscriptions`]: each costs a task and one value per tag.
+pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 10_000;
 
 /// How the runtime runs; [`RuntimeOptions::new`] gives the production defaults.
 #[derive(Debug, Clone)]
@@ -59,6 +66,9 @@ pub struct RuntimeOptions {
     pub data_dir: PathBuf,
     /// Queries served at once; more are answered `busy`.
     pub max_concurrent_queries: usize,
+    /// Live-value subscriptions served at once (each shared by every app stream of one app on
+    /// the same source and tags); more are ended `busy` at once.
+    pub max_subscriptions: usize,
     /// The transports to try, in order.
     pub transports: Vec<Transport>,
     /// Reconnect delays (capped exponential with full jitter).
@@ -93,6 +103,7 @@ impl RuntimeOptions {
         Self {
             data_dir: data_dir.into(),
             max_concurrent_queries: 32,
+            max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
             transports: Transport::ALL.to_vec(),
             backoff: Backoff::default(),
             heartbeat_interval: Duration::from_secs(15),
@@ -111,6 +122,8 @@ impl RuntimeOptions {
 /// One configured source and whether it opened.
 struct OpenSource {
     config: SourceConfig,
+    /// Its stable key (`ConnectorConfig::source_key`): what the site's block follows.
+    key: String,
     opened: Result<Arc<dyn DataSource>, String>,
     /// How many tags it has, counted when it opened (for display).
     tag_count: Option<u32>,
@@ -176,7 +189,11 @@ pub(crate) struct Inner {
     credentials: CredentialStore,
     sources: std::sync::RwLock<Vec<OpenSource>>,
     grants: Mutex<Vec<Grant>>,
+    /// The apps whose every grant here was revoked, as the hub last said.
+    revoked_apps: Mutex<Vec<uplink_link::RevokedApp>>,
     hub_ids: Mutex<HashMap<String, String>>,
+    /// The site name the owner chose (`settings.displayName`), as last saved or read.
+    site_name: Mutex<Option<String>>,
     view: Mutex<LinkView>,
     status: watch::Sender<ConnectorStatus>,
     queries: Mutex<HashMap<String, query::Running>>,
@@ -185,6 +202,8 @@ pub(crate) struct Inner {
     /// One source subscription per (source, tags), shared by the subscriptions on it.
     #[allow(clippy::type_complexity)]
     feeds: Mutex<HashMap<(String, Vec<String>), std::sync::Weak<subscription::Feed>>>,
+    /// One source events subscription per source, shared by the events subscriptions on it.
+    event_feeds: Mutex<HashMap<String, std::sync::Weak<event_subscription::EventFeed>>>,
     /// Signalled when a query starts (the policy follower wakes for it).
     query_started: Arc<Notify>,
     permits: Arc<Semaphore>,
@@ -202,6 +221,22 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Inner {
+    /// The stable key of the source named `name` (as a source of that name configured before
+    /// keys existed would have it, when there is none).
+    fn source_key(&self, name: &str) -> String {
+        let sources = self.sources.read().unwrap_or_else(|p| p.into_inner());
+        sources
+            .iter()
+            .find(|s| s.config.name == name)
+            .map_or_else(|| format!("name:{name}"), |s| s.key.clone())
+    }
+
+    /// The site's veto on `app_id` reading the source named `source`: the block follows
+    /// the source's stable key, so it survives a rename.
+    fn veto(&self, app_id: &str, source: &str) -> Result<(), QueryFailure> {
+        self.policy.check(app_id, source, &self.source_key(source))
+    }
+
     /// The open data source named `name`.
     fn source(&self, name: &str) -> Option<Arc<dyn DataSource>> {
         let sources = self.sources.read().unwrap_or_else(|p| p.into_inner());
@@ -211,13 +246,34 @@ impl Inner {
             .and_then(|s| s.opened.as_ref().ok().cloned())
     }
 
-    /// What the hub is told: every source that opened.
+    /// The open data source named `name` with the tags its site lets apps write.
+    fn writable_source(
+        &self,
+        name: &str,
+    ) -> Option<(Arc<dyn DataSource>, uplink_source::writing::WritableTags)> {
+        let sources = self.sources.read().unwrap_or_else(|p| p.into_inner());
+        let open = sources.iter().find(|s| s.config.name == name)?;
+        let source = open.opened.as_ref().ok()?.clone();
+        // Opening checked the patterns; one that no longer reads writes nothing.
+        let writable = uplink_source::writing::WritableTags::from_settings(&open.config.settings)
+            .unwrap_or_default();
+        Some((source, writable))
+    }
+
+    /// What the hub is told: every source that opened, offering writes only when its kind can
+    /// write and its site turned writing on.
     fn descriptors(&self) -> Vec<DataSourceDescriptor> {
         let sources = self.sources.read().unwrap_or_else(|p| p.into_inner());
         sources
             .iter()
-            .filter_map(|s| s.opened.as_ref().ok())
-            .map(|source| source.descriptor())
+            .filter_map(|s| Some((s.opened.as_ref().ok()?, &s.config)))
+            .map(|(source, config)| {
+                let mut descriptor = source.descriptor();
+                descriptor.capabilities.write &=
+                    uplink_source::writing::WritableTags::from_settings(&config.settings)
+                        .is_ok_and(|tags| !tags.is_off());
+                descriptor
+            })
             .collect()
     }
 
@@ -226,10 +282,37 @@ impl Inner {
         self.publish();
     }
 
-    fn set_grants(&self, grants: Vec<Grant>) {
+    fn set_grants(&self, grants: Vec<Grant>, revoked_apps: Vec<uplink_link::RevokedApp>) {
         let before = std::mem::replace(&mut *lock(&self.grants), grants.clone());
+        *lock(&self.revoked_apps) = revoked_apps;
         subscription::apply_grants(self, &before, &grants);
         self.publish();
+    }
+
+    /// An app's request on `source` is being served: its grant's "last used" moves to now, as
+    /// the hub records it, so the window need not wait for the hub's next grant list. As on
+    /// the hub, once a minute at most.
+    fn note_use(&self, app_id: &str, user_id: &str, source: &str) {
+        let now = Utc::now();
+        let changed = {
+            let mut grants = lock(&self.grants);
+            let mut changed = false;
+            for grant in grants
+                .iter_mut()
+                .filter(|g| g.app_id == app_id && g.user_id == user_id && g.source == source)
+            {
+                if grant.last_used_at.is_none_or(|t| {
+                    now - t >= chrono::TimeDelta::seconds(LAST_USED_RESOLUTION_SECS)
+                }) {
+                    grant.last_used_at = Some(now);
+                    changed = true;
+                }
+            }
+            changed
+        };
+        if changed {
+            self.publish();
+        }
     }
 
     /// Rebuilds the status from its parts and shows it.
@@ -262,7 +345,7 @@ impl Inner {
                         health,
                         hub_id: hub_ids.get(&s.config.name).cloned(),
                         tag_count: s.tag_count,
-                        blocked_on_site: policy.blocked_sources.contains(&s.config.name),
+                        blocked_on_site: policy.source_blocked(&s.key),
                         apps: status::apps_for(&s.config.name, &grants, &policy),
                         recording: s.opened.as_ref().ok().and_then(|source| source.recording()),
                     }
@@ -273,12 +356,14 @@ impl Inner {
             link: view.state.unwrap_or(LinkState::Offline),
             hub_url: view.hub_url,
             connector_id: view.connector_id,
+            site_name: link::site_name(lock(&self.site_name).as_deref()),
             transport: view.transport,
             skipped_transports: view.skipped,
             connected_since: view.connected_since,
             round_trip_ms: view.round_trip_ms,
             reconnects: view.reconnects,
             last_error: view.last_error,
+            revoked_apps: status::revoked_apps(&lock(&self.revoked_apps), &policy),
             sources,
             policy,
             recent_activity: self.activity.recent(),
@@ -289,6 +374,9 @@ impl Inner {
         self.status.send_replace(status);
     }
 }
+
+/// How often at most a grant's "last used" moves, in seconds (the hub's resolution too).
+const LAST_USED_RESOLUTION_SECS: i64 = 60;
 
 /// The running connector. Dropping it without [`stop`](Self::stop) leaves the link running
 /// until the tokio runtime ends.
@@ -326,7 +414,7 @@ impl ConnectorRuntime {
         let config = ConfigStore::new(&dir);
         let (loaded, problem) = config.load_or_recover()?;
         let mut sources = Vec::with_capacity(loaded.sources.len());
-        for source in loaded.sources {
+        for source in loaded.sources.clone() {
             let opened = kinds::open_in(&source, &SourceContext::in_dir(&dir).retrying())
                 .await
                 .map_err(|e| e.to_string());
@@ -335,6 +423,7 @@ impl ConnectorRuntime {
             }
             let tag_count = count_tags(&opened).await;
             sources.push(OpenSource {
+                key: loaded.source_key(&source.name),
                 config: source,
                 opened,
                 tag_count,
@@ -350,12 +439,15 @@ impl ConnectorRuntime {
             credentials: CredentialStore::new(&dir),
             sources: std::sync::RwLock::new(sources),
             grants: Mutex::default(),
+            revoked_apps: Mutex::default(),
+            site_name: Mutex::new(loaded.settings.display_name.clone()),
             hub_ids: Mutex::default(),
             view: Mutex::default(),
             status: watch::channel(ConnectorStatus::default()).0,
             queries: Mutex::default(),
             subscriptions: Mutex::default(),
             feeds: Mutex::default(),
+            event_feeds: Mutex::default(),
             query_started: Arc::new(Notify::new()),
             reregister: Notify::new(),
             link: tokio::sync::Mutex::new(None),
@@ -479,6 +571,13 @@ impl ConnectorRuntime {
         &self.inner.options.data_dir
     }
 
+    /// The open data source named `name`, as relayed queries read it (`None` when no source
+    /// of that name is configured or it did not open): what the control surface's tag browser,
+    /// live values and local queries read.
+    pub fn source(&self, name: &str) -> Option<Arc<dyn DataSource>> {
+        self.inner.source(name)
+    }
+
     /// What a data source opened by this connector is given: its data dir.
     pub fn source_context(&self) -> SourceContext {
         SourceContext::in_dir(&self.inner.options.data_dir)
@@ -490,10 +589,28 @@ impl ConnectorRuntime {
     /// # Errors
     /// [`LinkError::Source`] naming the bad fields or why it did not open; nothing is saved.
     pub async fn add_source(&self, source: SourceConfig) -> Result<(), LinkError> {
+        self.add_source_opened(source, None).await
+    }
+
+    /// Adds a data source as [`add_source`](Self::add_source) does; `tested` is the same
+    /// configuration already opened without recording (by a form's Test), used instead of
+    /// opening it again — a large file is read once.
+    ///
+    /// # Errors
+    /// As [`add_source`](Self::add_source).
+    pub async fn add_source_opened(
+        &self,
+        source: SourceConfig,
+        tested: Option<Arc<dyn crate::DataSource>>,
+    ) -> Result<(), LinkError> {
         let _edit = self.inner.config_edit.lock().await;
         let mut config = self.inner.config.load()?;
         let added = config.add_source(source)?.clone();
-        let opened = Ok(kinds::open_in(&added, &self.source_context()).await?);
+        let context = self.source_context();
+        let opened = Ok(match tested {
+            Some(tested) => kinds::record_as_asked(&added, &context, tested).await?,
+            None => kinds::open_in(&added, &context).await?,
+        });
         let tag_count = count_tags(&opened).await;
         self.inner.config.save(&config)?;
         self.inner
@@ -501,6 +618,7 @@ impl ConnectorRuntime {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .push(OpenSource {
+                key: config.source_key(&added.name),
                 config: added,
                 opened,
                 tag_count,
@@ -509,26 +627,19 @@ impl ConnectorRuntime {
         Ok(())
     }
 
-    /// Replaces the source named `name` (its name may change: to the hub that is a removal
-    /// and an addition).
+    /// Replaces the source named `name` (its name may change: it keeps its stable key, so on
+    /// the hub its id and its grants).
     ///
     /// # Errors
     /// As [`add_source`](Self::add_source), or [`LinkError::Source`] for an unknown name.
     pub async fn edit_source(&self, name: &str, source: SourceConfig) -> Result<(), LinkError> {
         let _edit = self.inner.config_edit.lock().await;
         let mut config = self.inner.config.load()?;
-        let index = config
-            .sources
-            .iter()
-            .position(|s| s.name == name)
-            .ok_or_else(|| crate::SourceError::UnknownSource(name.to_owned()))?;
-        let old = config.sources.remove(index);
-        let added = config.add_source(source)?.clone();
+        // Same place in the list, same stable key: to the hub a rename is the same source.
+        let (old, added) = config.replace_source(name, source)?;
+        let added = added.clone();
         let opened = kinds::open_in(&added, &self.source_context()).await?;
         let tag_count = count_tags(&Ok(opened.clone())).await;
-        // Keep the source's place in the list.
-        let new = config.sources.pop().expect("just added");
-        config.sources.insert(index, new);
         self.inner.config.save(&config)?;
         {
             let mut sources = self
@@ -537,6 +648,7 @@ impl ConnectorRuntime {
                 .write()
                 .unwrap_or_else(|p| p.into_inner());
             let entry = OpenSource {
+                key: config.source_key(&added.name),
                 config: added,
                 opened: Ok(opened),
                 tag_count,
@@ -692,6 +804,12 @@ impl ConnectorRuntime {
         .await)
     }
 
+    /// Applies a write as one arriving from the hub is applied (the site's checks, the source,
+    /// the activity trail): what a host or a benchmark uses in process.
+    pub async fn write(&self, request: &uplink_link::WriteRequest) -> uplink_link::WriteAnswer {
+        write::serve(&self.inner, request).await
+    }
+
     /// The local policy in force.
     ///
     /// # Errors
@@ -710,6 +828,55 @@ impl ConnectorRuntime {
         query::reapply(&self.inner);
         self.inner.publish();
         Ok(())
+    }
+
+    /// Renames the site (what the hub's consent and settings pages show): checked, saved
+    /// atomically, then sent to the hub by registering again.
+    ///
+    /// # Errors
+    /// [`LinkError::Source`] with a `name` field error when the name is not acceptable;
+    /// [`LinkError::Store`]. Nothing changes on error.
+    pub async fn set_site_name(&self, name: &str) -> Result<(), LinkError> {
+        let name = link::check_site_name(name)
+            .map_err(|message| {
+                crate::SourceError::InvalidSettings(vec![crate::form::FieldError::new(
+                    "name", message,
+                )])
+            })?
+            .to_owned();
+        let _edit = self.inner.config_edit.lock().await;
+        let mut config = self.inner.config.load()?;
+        config.settings.display_name = Some(name.clone());
+        self.inner.config.save(&config)?;
+        *lock(&self.inner.site_name) = Some(name);
+        self.inner.reregister.notify_one();
+        self.inner.publish();
+        Ok(())
+    }
+
+    /// Blocks (or unblocks) every app on the data source named `name`, whatever the hub
+    /// granted. The block follows the source's stable key, so it survives a rename.
+    ///
+    /// # Errors
+    /// [`LinkError::Source`] for an unknown name; [`LinkError::Store`].
+    pub async fn set_source_blocked(&self, name: &str, blocked: bool) -> Result<(), LinkError> {
+        // Under the edit lock, so a rename cannot slip between finding the key and saving.
+        let _edit = self.inner.config_edit.lock().await;
+        let key = {
+            let sources = self.inner.sources.read().unwrap_or_else(|p| p.into_inner());
+            sources
+                .iter()
+                .find(|s| s.config.name == name)
+                .map(|s| s.key.clone())
+                .ok_or_else(|| crate::SourceError::UnknownSource(name.to_owned()))?
+        };
+        let mut policy = self.inner.policy.current()?;
+        if blocked {
+            policy.block_source(&key);
+        } else {
+            policy.unblock_source(&key);
+        }
+        self.set_policy(&policy)
     }
 
     /// Asks the hub to revoke `app_id`'s grant on `source` (every source of this connector
@@ -797,7 +964,7 @@ async fn follow_config_file(inner: std::sync::Weak<Inner>) {
         seen = now;
         let _edit = inner.config_edit.lock().await;
         match inner.config.load() {
-            Ok(config) => apply_config(&inner, config.sources).await,
+            Ok(config) => apply_config(&inner, &config).await,
             Err(error) => {
                 tracing::warn!(%error, "the edited configuration cannot be read; keeping the sources as they are");
             }
@@ -806,19 +973,30 @@ async fn follow_config_file(inner: std::sync::Weak<Inner>) {
 }
 
 /// Brings the open sources in line with `wanted`, reopening only what changed.
-async fn apply_config(inner: &Inner, wanted: Vec<SourceConfig>) {
-    let current: Vec<SourceConfig> = inner
+async fn apply_config(inner: &Inner, edited: &ConnectorConfig) {
+    let site_name = edited.settings.display_name.clone();
+    if *lock(&inner.site_name) != site_name {
+        *lock(&inner.site_name) = site_name;
+        inner.reregister.notify_one();
+        inner.publish();
+    }
+    let wanted: Vec<(SourceConfig, String)> = edited
+        .sources
+        .iter()
+        .map(|s| (s.clone(), edited.source_key(&s.name)))
+        .collect();
+    let current: Vec<(SourceConfig, String)> = inner
         .sources
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .iter()
-        .map(|s| s.config.clone())
+        .map(|s| (s.config.clone(), s.key.clone()))
         .collect();
     if current == wanted {
         return;
     }
     let mut next = Vec::with_capacity(wanted.len());
-    for config in wanted {
+    for (config, key) in wanted {
         let unchanged = {
             let sources = inner.sources.read().unwrap_or_else(|p| p.into_inner());
             sources
@@ -840,6 +1018,7 @@ async fn apply_config(inner: &Inner, wanted: Vec<SourceConfig>) {
         };
         next.push(OpenSource {
             config,
+            key,
             opened,
             tag_count,
         });

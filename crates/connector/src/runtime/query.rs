@@ -104,6 +104,9 @@ pub(super) fn accept(inner: &Arc<Inner>, relayed: RelayedQuery) {
             outcome,
             duration_ms: took.as_secs_f64() * 1000.0,
             bytes,
+            tag: None,
+            old_value: None,
+            new_value: None,
         });
         inner.publish();
     });
@@ -127,7 +130,7 @@ pub(super) fn reapply(inner: &Inner) {
         .collect();
     let mut stopped = 0;
     for (query_id, app_id, source) in running {
-        let verdict = inner.policy.check(&app_id, &source).and_then(|()| {
+        let verdict = inner.veto(&app_id, &source).and_then(|()| {
             if inner.source(&source).is_some() {
                 Ok(())
             } else {
@@ -218,7 +221,7 @@ async fn serve(
     relayed: &RelayedQuery,
     mut cancelled: oneshot::Receiver<Stop>,
 ) -> (String, u64) {
-    if let Err(veto) = inner.policy.check(&relayed.app_id, &relayed.source) {
+    if let Err(veto) = inner.veto(&relayed.app_id, &relayed.source) {
         end(connection, &relayed.query_id, Some(veto.clone())).await;
         return (veto.code, 0);
     }
@@ -233,6 +236,7 @@ async fn serve(
         end(connection, &relayed.query_id, Some(unknown.clone())).await;
         return (unknown.code, 0);
     };
+    inner.note_use(&relayed.app_id, &relayed.user_id, &relayed.source);
     let computed_by = Arc::new(std::sync::OnceLock::new());
     let mut body = answer::answer_noting(
         source,

@@ -58,6 +58,9 @@ pub struct ConsentedApp {
     pub app_name: String,
     /// Who consented.
     pub user_id: String,
+    /// Their name for people, when the hub sends it.
+    #[serde(default)]
+    pub user_name: Option<String>,
     /// The scopes granted.
     pub scopes: Vec<String>,
     /// When.
@@ -65,6 +68,21 @@ pub struct ConsentedApp {
     /// Last use, if any.
     pub last_used_at: Option<DateTime<Utc>>,
     /// Whether the local policy blocks the app anyway.
+    pub blocked_on_site: bool,
+}
+
+/// An app whose every grant on this connector was revoked on the hub: still listed, so the
+/// owner can block it on this site whatever the hub says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokedApp {
+    /// The app's client id (what the site's Block takes).
+    pub app_id: String,
+    /// Its display name.
+    pub app_name: String,
+    /// When its last grant here was revoked.
+    pub revoked_at: DateTime<Utc>,
+    /// Whether the local policy blocks it.
     pub blocked_on_site: bool,
 }
 
@@ -103,6 +121,9 @@ pub struct ConnectorStatus {
     pub hub_url: Option<String>,
     /// This connector's id.
     pub connector_id: Option<String>,
+    /// The site's name, as the hub shows it (the owner's choice, else this machine's name).
+    #[serde(default)]
+    pub site_name: String,
     /// The transport in use.
     pub transport: Option<String>,
     /// Faster transports that were not used, with reasons.
@@ -118,6 +139,9 @@ pub struct ConnectorStatus {
     pub last_error: Option<String>,
     /// The data sources.
     pub sources: Vec<SourceStatus>,
+    /// The apps whose every grant here was revoked, most recently revoked first.
+    #[serde(default)]
+    pub revoked_apps: Vec<RevokedApp>,
     /// The site-side veto in force.
     pub policy: LocalPolicy,
     /// The most recent relayed queries, newest first.
@@ -136,6 +160,7 @@ impl Default for ConnectorStatus {
             link: LinkState::Offline,
             hub_url: None,
             connector_id: None,
+            site_name: String::new(),
             transport: None,
             skipped_transports: Vec::new(),
             connected_since: None,
@@ -143,6 +168,7 @@ impl Default for ConnectorStatus {
             reconnects: 0,
             last_error: None,
             sources: Vec::new(),
+            revoked_apps: Vec::new(),
             policy: LocalPolicy::default(),
             recent_activity: Vec::new(),
             active_queries: 0,
@@ -161,10 +187,27 @@ pub(crate) fn apps_for(source: &str, grants: &[Grant], policy: &LocalPolicy) -> 
             app_id: grant.app_id.clone(),
             app_name: grant.app_name.clone(),
             user_id: grant.user_id.clone(),
+            user_name: grant.user_name.clone(),
             scopes: grant.scopes.clone(),
             granted_at: grant.granted_at,
             last_used_at: grant.last_used_at,
             blocked_on_site: policy.blocked_apps.contains(&grant.app_id),
+        })
+        .collect()
+}
+
+/// The revoked apps for the status view, each with whether the site blocks it.
+pub(crate) fn revoked_apps(
+    revoked: &[uplink_link::RevokedApp],
+    policy: &LocalPolicy,
+) -> Vec<RevokedApp> {
+    revoked
+        .iter()
+        .map(|app| RevokedApp {
+            app_id: app.app_id.clone(),
+            app_name: app.app_name.clone(),
+            revoked_at: app.revoked_at,
+            blocked_on_site: policy.blocked_apps.contains(&app.app_id),
         })
         .collect()
 }

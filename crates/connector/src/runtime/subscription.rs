@@ -14,7 +14,8 @@ use std::sync::{Arc, Weak};
 use futures::StreamExt as _;
 use tokio::sync::{oneshot, watch};
 use uplink_link::{
-    QueryFailure, QueryOutcome, SubscribeRequest, SubscriptionUpdate, TagUpdate, failure, to_hub,
+    QueryFailure, QueryOutcome, SubscribeRequest, SubscriptionKind, SubscriptionUpdate, TagUpdate,
+    failure, to_hub,
 };
 use uplink_model::TagValue;
 use uplink_signalr::client::HubConnection;
@@ -79,6 +80,9 @@ pub(super) async fn feed(
     let task = tokio::spawn(async move {
         let mut number = 0;
         while let Some(values) = stream.next().await {
+            if let Some(first) = values.first() {
+                tracing::trace!(target: uplink_link::LATENCY_TARGET, hop = "source", stamp = first.time.timestamp_micros());
+            }
             number += 1;
             latest_tx.send_replace(Some((number, Arc::new(values))));
         }
@@ -107,18 +111,41 @@ pub(super) fn accept(inner: &Arc<Inner>, request: SubscribeRequest) {
     };
     inner.metrics.subscription(&request.source);
     let (stop, stopped) = oneshot::channel();
-    lock(&inner.subscriptions).insert(
-        request.subscription_id.clone(),
-        Running {
-            app_id: request.app_id.clone(),
-            source: request.source.clone(),
-            stop,
-        },
-    );
+    {
+        let mut running = lock(&inner.subscriptions);
+        let max = inner.options.max_subscriptions;
+        if running.len() >= max {
+            drop(running);
+            tracing::warn!(subscription = %request.subscription_id, app = %request.app_id, source = %request.source, max, "subscription refused: the connector serves as many as it may");
+            let busy = QueryFailure {
+                code: failure::BUSY.to_owned(),
+                message: format!(
+                    "the connector already serves {max} live-value subscriptions, the most it may; try again later"
+                ),
+            };
+            tokio::spawn(
+                async move { end(&connection, &request.subscription_id, Some(busy)).await },
+            );
+            return;
+        }
+        running.insert(
+            request.subscription_id.clone(),
+            Running {
+                app_id: request.app_id.clone(),
+                source: request.source.clone(),
+                stop,
+            },
+        );
+    }
     inner.query_started.notify_one();
     let inner = inner.clone();
     tokio::spawn(async move {
-        let outcome = serve(&inner, &connection, &request, stopped).await;
+        let outcome = match request.kind {
+            SubscriptionKind::Values => serve(&inner, &connection, &request, stopped).await,
+            SubscriptionKind::Events => {
+                super::event_subscription::serve(&inner, &connection, &request, stopped).await
+            }
+        };
         lock(&inner.subscriptions).remove(&request.subscription_id);
         tracing::debug!(subscription = %request.subscription_id, app = %request.app_id, source = %request.source, %outcome, "subscription ended");
         inner.publish();
@@ -151,8 +178,8 @@ pub(super) fn reapply(inner: &Inner) {
 }
 
 /// The site's veto, then whether the source is still there.
-fn allowed(inner: &Inner, app_id: &str, source: &str) -> Result<(), QueryFailure> {
-    inner.policy.check(app_id, source)?;
+pub(super) fn allowed(inner: &Inner, app_id: &str, source: &str) -> Result<(), QueryFailure> {
+    inner.veto(app_id, source)?;
     if inner.source(source).is_none() {
         return Err(QueryFailure {
             code: failure::UNKNOWN_SOURCE.to_owned(),
@@ -238,6 +265,9 @@ async fn serve(
     loop {
         // Waits for the hub to take the previous update; newer values replace older meanwhile.
         if let Some(update) = coalescer.take() {
+            if let Some(first) = update.values.first() {
+                tracing::trace!(target: uplink_link::LATENCY_TARGET, hop = "sent", stamp = first.value.time.timestamp_micros());
+            }
             let send =
                 connection.invoke::<serde_json::Value>(to_hub::SUBSCRIPTION_UPDATE, (id, update));
             tokio::pin!(send);
@@ -291,7 +321,7 @@ fn stream_ended() -> QueryFailure {
     }
 }
 
-async fn stop_outcome(
+pub(super) async fn stop_outcome(
     connection: &HubConnection,
     id: &str,
     stop: Result<Stop, oneshot::error::RecvError>,
@@ -305,7 +335,7 @@ async fn stop_outcome(
     }
 }
 
-async fn end(connection: &HubConnection, id: &str, error: Option<QueryFailure>) {
+pub(super) async fn end(connection: &HubConnection, id: &str, error: Option<QueryFailure>) {
     if let Err(error) = connection
         .invoke::<serde_json::Value>(to_hub::SUBSCRIPTION_END, (id, QueryOutcome { error }))
         .await
@@ -390,6 +420,7 @@ impl Coalescer {
         Some(SubscriptionUpdate {
             seq,
             values,
+            events: Vec::new(),
             dropped: std::mem::take(&mut self.dropped),
         })
     }

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
@@ -19,7 +20,7 @@ use uplink_model::{
     TagSearch, TagValue,
 };
 
-use crate::form::{FieldSchema, FieldType, FormSchema};
+use crate::form::{FieldError, FieldSchema, FieldType, FormSchema};
 use crate::source::{DataSource, Health, HealthIssue, HealthState, RawStream, stream_slice};
 use crate::{SourceConfig, SourceError};
 
@@ -103,6 +104,11 @@ struct Index {
     series: HashMap<String, Arc<Vec<Sample>>>,
     health: Health,
     rows: u64,
+    /// How many files were read.
+    files: usize,
+    /// A delimiter that would have found the configured columns in a header where the
+    /// configured one did not.
+    detected_delimiter: Option<u8>,
 }
 
 /// A CSV data source.
@@ -130,16 +136,28 @@ impl CsvSource {
     pub async fn open(config: &SourceConfig) -> Result<Self, SourceError> {
         let settings: Settings = uplink_source::typed_settings(&schema(), &config.settings)?;
         if settings.delimiter.len() != 1 {
-            return Err(SourceError::InvalidSettings(vec![
-                crate::form::FieldError::new("delimiter", "must be one single-byte character"),
-            ]));
+            return Err(SourceError::InvalidSettings(vec![FieldError::new(
+                "delimiter",
+                "must be one single-byte character",
+            )]));
         }
         let loading = settings.clone();
-        let index = tokio::task::spawn_blocking(move || load(&loading))
+        // Dropping this future (a test cancelled, a window closed) stops the load too: the
+        // reading thread checks the flag between rows instead of reading a large file for no one.
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let _abandon_on_drop = AbandonOnDrop(abandoned.clone());
+        let index = tokio::task::spawn_blocking(move || load(&loading, &abandoned))
             .await
             .map_err(|err| {
                 SourceError::io("stopped loading", &config.name, std::io::Error::other(err))
             })??;
+        tracing::info!(
+            source = %config.name,
+            path = %settings.path.display(),
+            rows = index.rows,
+            tags = index.tags.len(),
+            "CSV data loaded"
+        );
         let source = Self {
             shared: Arc::new(Shared {
                 name: config.name.clone(),
@@ -153,6 +171,33 @@ impl CsvSource {
             source.watch()?;
         }
         Ok(source)
+    }
+
+    /// Opens a source being added or tested: as [`open`](Self::open), and refused when it would
+    /// serve nothing — an empty folder, a file with no usable row, the wrong delimiter (the
+    /// refusal names the one the header uses). A saved source reopening is not refused for
+    /// that: its files may arrive later, and its health says what is wrong meanwhile.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open), or [`SourceError::InvalidSettings`] naming the field to change.
+    pub async fn open_new(config: &SourceConfig) -> Result<Self, SourceError> {
+        let source = Self::open(config).await.map_err(|err| match err {
+            SourceError::Io { path, source, .. } => {
+                SourceError::InvalidSettings(vec![FieldError::new(
+                    "path",
+                    format!(
+                        "cannot be read ({}): {}",
+                        path.display(),
+                        uplink_source::io_words(&source)
+                    ),
+                )])
+            }
+            other => other,
+        })?;
+        match nothing_to_serve(&source.shared.settings, &source.index()) {
+            Some(errors) => Err(SourceError::InvalidSettings(errors)),
+            None => Ok(source),
+        }
     }
 
     /// Reads the files again now, keeping the previous data if the path has become unreadable.
@@ -218,8 +263,20 @@ impl CsvSource {
     }
 }
 
+/// Sets its flag when dropped: the open future holding it was dropped or finished.
+struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How many rows are read between two looks at the abandon flag.
+const ROWS_BETWEEN_CHECKS: u64 = 4_096;
+
 fn reload(shared: &Shared) {
-    match load(&shared.settings) {
+    match load(&shared.settings, &AtomicBool::new(false)) {
         Ok(index) => {
             tracing::info!(source = %shared.name, rows = index.rows, tags = index.tags.len(), "CSV data reloaded");
             *shared.index.write().expect("index lock") = Arc::new(index);
@@ -239,6 +296,8 @@ fn reload(shared: &Shared) {
                 series: previous.series.clone(),
                 health,
                 rows: previous.rows,
+                files: previous.files,
+                detected_delimiter: previous.detected_delimiter,
             });
         }
     }
@@ -263,7 +322,7 @@ fn files(path: &Path) -> Result<Vec<PathBuf>, SourceError> {
     Ok(files)
 }
 
-fn load(settings: &Settings) -> Result<Index, SourceError> {
+fn load(settings: &Settings, abandoned: &AtomicBool) -> Result<Index, SourceError> {
     let mut index = Index {
         health: Health::ok(),
         ..Index::default()
@@ -271,7 +330,20 @@ fn load(settings: &Settings) -> Result<Index, SourceError> {
     let mut series: HashMap<String, Vec<Sample>> = HashMap::new();
     let format = TimeFormat::from_setting(&settings.time_format);
     for file in files(&settings.path)? {
-        load_file(settings, &format, &file, &mut series, &mut index);
+        index.files += 1;
+        load_file(settings, &format, &file, &mut series, &mut index, abandoned);
+        if abandoned.load(Ordering::Relaxed) {
+            tracing::info!(
+                path = %settings.path.display(),
+                rows = index.rows,
+                "CSV load abandoned: nobody waits for it any more"
+            );
+            return Err(SourceError::io(
+                "stopped loading",
+                &settings.path,
+                std::io::Error::new(std::io::ErrorKind::Interrupted, "the load was cancelled"),
+            ));
+        }
     }
     let mut names: Vec<&String> = series.keys().collect();
     names.sort();
@@ -298,6 +370,7 @@ fn load_file(
     file: &Path,
     series: &mut HashMap<String, Vec<Sample>>,
     index: &mut Index,
+    abandoned: &AtomicBool,
 ) {
     let shown = file.display().to_string();
     let issue = |message: String, line: Option<u64>| HealthIssue {
@@ -345,6 +418,9 @@ fn load_file(
         .filter(|name| column(name).is_none())
         .map(String::as_str)
         .collect();
+        if index.detected_delimiter.is_none() {
+            index.detected_delimiter = detect_delimiter(file, settings);
+        }
         return index.health.report(issue(
             format!(
                 "the header has no column {}; the file is skipped",
@@ -355,7 +431,12 @@ fn load_file(
     };
     let status_at = settings.status_column.as_deref().and_then(column);
     let mut record = csv::ByteRecord::new();
+    let mut read: u64 = 0;
     loop {
+        read += 1;
+        if read.is_multiple_of(ROWS_BETWEEN_CHECKS) && abandoned.load(Ordering::Relaxed) {
+            return;
+        }
         match reader.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
@@ -384,6 +465,100 @@ fn load_file(
             }
             Err(message) => index.health.report(issue(message, line)),
         }
+    }
+}
+
+/// The delimiters tried when the configured one finds no columns.
+const LIKELY_DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+
+/// Which of the likely delimiters splits `file`'s header into the configured tag, time and
+/// value columns, when the configured one did not.
+fn detect_delimiter(file: &Path, settings: &Settings) -> Option<u8> {
+    LIKELY_DELIMITERS
+        .into_iter()
+        .filter(|&d| d != settings.delimiter.as_bytes()[0])
+        .find(|&delimiter| {
+            let Ok(mut reader) = csv::ReaderBuilder::new()
+                .delimiter(delimiter)
+                .flexible(true)
+                .from_path(file)
+            else {
+                return false;
+            };
+            let Ok(headers) = reader.headers() else {
+                return false;
+            };
+            [
+                &settings.tag_column,
+                &settings.time_column,
+                &settings.value_column,
+            ]
+            .into_iter()
+            .all(|name| headers.iter().any(|h| h.trim().eq_ignore_ascii_case(name)))
+        })
+}
+
+/// How a delimiter is written in a sentence (a tab is invisible).
+fn delimiter_words(delimiter: u8) -> String {
+    match delimiter {
+        b'\t' => "a tab".to_owned(),
+        other => format!("`{}`", other as char),
+    }
+}
+
+/// The field errors of settings that open but would serve no tag, or `None` when it has tags.
+fn nothing_to_serve(settings: &Settings, index: &Index) -> Option<Vec<FieldError>> {
+    if !index.tags.is_empty() {
+        return None;
+    }
+    let path = settings.path.display();
+    if index.files == 0 {
+        return Some(vec![FieldError::new(
+            "path",
+            format!(
+                "is a folder with no .csv files in it ({path}); choose the folder that holds them, or one file"
+            ),
+        )]);
+    }
+    if let Some(detected) = index.detected_delimiter {
+        return Some(vec![FieldError::new(
+            "delimiter",
+            format!(
+                "does not split the header into the tag, time and value columns, but {} does: enter {} here",
+                delimiter_words(detected),
+                if detected == b'\t' {
+                    "a tab character".to_owned()
+                } else {
+                    delimiter_words(detected)
+                },
+            ),
+        )]);
+    }
+    let first = index
+        .health
+        .issues
+        .first()
+        .map(|issue| format!(" The first problem: {}.", located(issue)))
+        .unwrap_or_default();
+    Some(vec![FieldError::new(
+        "path",
+        format!(
+            "has no row Uplink could read, so the source would have no tag; check the column names, the time format and the delimiter.{first}"
+        ),
+    )])
+}
+
+/// An issue with its file's name and line, as a person reads it.
+fn located(issue: &HealthIssue) -> String {
+    let file = issue.file.as_deref().map(|f| {
+        Path::new(f)
+            .file_name()
+            .map_or(f.to_owned(), |n| n.to_string_lossy().into_owned())
+    });
+    match (file, issue.line) {
+        (Some(file), Some(line)) => format!("{file}, line {line}: {}", issue.message),
+        (Some(file), None) => format!("{file}: {}", issue.message),
+        _ => issue.message.clone(),
     }
 }
 

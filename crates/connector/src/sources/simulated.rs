@@ -1,6 +1,10 @@
 //! The simulated source: sinusoid, ramp, square, random-walk and noise tags computed from the
 //! time alone, so a value depends only on the seed, the settings and the instant — tests assert
-//! exact values, and every connector has data to show with nothing installed.
+//! exact values, and every connector has data to show with nothing installed. Its sinusoid,
+//! ramp and square tags raise alarms when they cross their limits ([`alarms`]), computed from
+//! the signal the same way.
+
+mod alarms;
 
 use std::f64::consts::TAU;
 use std::sync::{Arc, OnceLock};
@@ -12,13 +16,14 @@ use futures::StreamExt;
 use serde::Deserialize;
 use uplink_model::time_expr::{Span, to_micros};
 use uplink_model::{
-    Boundary, Capabilities, DataSourceDescriptor, DataType, RawRequest, Sample, Tag, TagPage,
-    TagSearch, TagValue,
+    Boundary, Capabilities, DataSourceDescriptor, DataType, EventPage, EventsRequest, RawRequest,
+    Sample, Tag, TagPage, TagSearch, TagValue,
 };
 
 use crate::form::{FieldSchema, FieldType, FormSchema};
 use crate::source::{
-    CHUNK, Change, ChangeStream, Changes, DataSource, Health, RawStream, SnapshotStream,
+    CHUNK, Change, ChangeStream, Changes, DataSource, EventStream, Health, RawStream,
+    SnapshotStream, WriteValue,
 };
 use crate::{SourceConfig, SourceError};
 
@@ -51,6 +56,7 @@ pub fn schema() -> FormSchema {
         ]
         .into_iter()
         .chain(uplink_source::recording::fields())
+        .chain(uplink_source::writing::fields())
         .collect(),
     }
 }
@@ -182,7 +188,16 @@ struct Inner {
     signals: Vec<Signal>,
     /// One period of each periodic signal, sampled on the grid, built on first read.
     cycles: Vec<OnceLock<Option<Cycle>>>,
+    /// Values apps wrote, by tag position: held in memory, they replace the signal in
+    /// snapshots and subscriptions until the source is reopened (history stays the signal's).
+    written: std::sync::Mutex<std::collections::HashMap<usize, TagValue>>,
+    /// Each alarming tag's events over one period, found on first use.
+    alarms: OnceLock<Arc<[alarms::TagAlarms]>>,
 }
+
+/// The most events one item of the events stream carries; a reader that fell further behind
+/// gets the rest in the items that follow at once.
+const EVENTS_PER_ITEM: u32 = 1_000;
 
 /// The most grid steps one item of a change stream covers.
 const MAX_CHANGE_STEPS: i64 = 1_000;
@@ -259,6 +274,8 @@ impl SimulatedSource {
                 tags,
                 cycles: (0..signals.len()).map(|_| OnceLock::new()).collect(),
                 signals,
+                written: std::sync::Mutex::default(),
+                alarms: OnceLock::new(),
             }),
         })
     }
@@ -282,6 +299,36 @@ impl SimulatedSource {
         self.inner.cycles[position]
             .get_or_init(|| Cycle::build(&self.inner.signals[position], self.inner.interval))
             .clone()
+    }
+
+    /// The alarming tags' patterns (periodic tags whose period is whole samples).
+    fn alarms(&self) -> Arc<[alarms::TagAlarms]> {
+        self.inner
+            .alarms
+            .get_or_init(|| {
+                (0..self.inner.tags.len())
+                    .filter_map(|position| {
+                        alarms::TagAlarms::build(
+                            position,
+                            &self.inner.tags[position].name,
+                            &self.inner.signals[position],
+                            self.cycle(position).as_ref(),
+                        )
+                    })
+                    .collect()
+            })
+            .clone()
+    }
+
+    /// The events `request` asks for, none after `now_us`.
+    fn events_until(&self, request: &EventsRequest, now_us: i64) -> Result<EventPage, SourceError> {
+        alarms::page(
+            &self.inner.name,
+            &self.alarms(),
+            self.inner.interval,
+            request,
+            now_us,
+        )
     }
 
     /// The value of `tag` at the sample instant at or before `time_us`.
@@ -324,6 +371,8 @@ impl DataSource for SimulatedSource {
             description: self.inner.description.clone(),
             capabilities: Capabilities {
                 subscribe: true,
+                write: true,
+                events: true,
                 ..Capabilities::all_from_raw()
             },
         }
@@ -339,9 +388,38 @@ impl DataSource for SimulatedSource {
 
     async fn snapshot(&self, tags: &[String]) -> Result<Vec<TagValue>, SourceError> {
         let now = to_micros(Utc::now());
+        let written = self.inner.written.lock().unwrap_or_else(|p| p.into_inner());
         tags.iter()
-            .map(|tag| self.value_at(tag, now).map(TagValue::from))
+            .map(|tag| {
+                let position = self.position(tag)?;
+                match written.get(&position) {
+                    Some(value) => Ok(value.clone()),
+                    None => self.value_at(tag, now).map(TagValue::from),
+                }
+            })
             .collect()
+    }
+
+    /// Holds the value in memory: snapshots and subscriptions show it from now on.
+    async fn write(&self, tag: &str, value: &WriteValue) -> Result<(), SourceError> {
+        let position = self.position(tag)?;
+        let number = match value {
+            WriteValue::Number(n) if n.is_finite() => *n,
+            WriteValue::Bool(b) => f64::from(u8::from(*b)),
+            WriteValue::Number(_) | WriteValue::Text(_) => {
+                return Err(SourceError::WriteRefused {
+                    source_name: self.inner.name.clone(),
+                    tag: tag.to_owned(),
+                    reason: "a simulated tag holds finite numbers only".into(),
+                });
+            }
+        };
+        self.inner
+            .written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(position, TagValue::number(Utc::now(), number));
+        Ok(())
     }
 
     async fn raw(&self, request: &RawRequest) -> Result<RawStream, SourceError> {
@@ -422,6 +500,46 @@ impl DataSource for SimulatedSource {
             }
         })
         .boxed())
+    }
+
+    async fn events(&self, request: &EventsRequest) -> Result<EventPage, SourceError> {
+        self.events_until(request, to_micros(Utc::now()))
+    }
+
+    /// The events of each sample instant as it passes, checked every interval (at least every
+    /// 100 ms), from the moment of subscribing.
+    async fn subscribe_events(&self) -> Result<EventStream, SourceError> {
+        let source = self.clone();
+        let every = Duration::from_micros(self.inner.interval.max(100_000) as u64);
+        let since = Utc::now();
+        Ok(
+            futures::stream::unfold((None::<String>, false), move |(mut cursor, mut behind)| {
+                let source = source.clone();
+                async move {
+                    loop {
+                        if !behind {
+                            tokio::time::sleep(every).await;
+                        }
+                        let now = Utc::now();
+                        let request = EventsRequest {
+                            range: uplink_model::TimeRange {
+                                start: since,
+                                end: now,
+                            },
+                            limit: EVENTS_PER_ITEM,
+                            cursor: cursor.clone(),
+                        };
+                        let page = source.events_until(&request, to_micros(now)).ok()?;
+                        behind = page.next.is_some();
+                        if let Some(last) = page.events.last() {
+                            cursor = Some(last.id.clone());
+                            return Some((page.events, (cursor, behind)));
+                        }
+                    }
+                }
+            })
+            .boxed(),
+        )
     }
 
     async fn subscribe(&self, tags: &[String]) -> Result<SnapshotStream, SourceError> {

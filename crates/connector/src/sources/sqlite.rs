@@ -164,13 +164,23 @@ impl SqliteSource {
             .max_connections(4)
             .connect_with(options)
             .await
-            .map_err(|err| field_error("path", format!("cannot open the database: {err}")))?;
+            .map_err(|err| {
+                field_error(
+                    "path",
+                    format!("cannot open the database: {}", sqlite_words(&err)),
+                )
+            })?;
         let tables: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name",
         )
         .fetch_all(&pool)
         .await
-        .map_err(|err| field_error("path", format!("not a readable SQLite database: {err}")))?;
+        .map_err(|err| {
+            field_error(
+                "path",
+                format!("is not a readable SQLite database: {}", sqlite_words(&err)),
+            )
+        })?;
         let Some(table) = tables
             .iter()
             .find(|t| t.eq_ignore_ascii_case(&settings.table))
@@ -193,7 +203,12 @@ impl SqliteSource {
             .bind(&table)
             .fetch_all(&pool)
             .await
-            .map_err(|err| field_error("table", format!("cannot read the columns: {err}")))?;
+            .map_err(|err| {
+                field_error(
+                    "table",
+                    format!("cannot read the columns: {}", sqlite_words(&err)),
+                )
+            })?;
         let mut errors = Vec::new();
         let mut find = |field: &str, wanted: &str| {
             let found = columns
@@ -261,7 +276,7 @@ impl SqliteSource {
     fn database_error(&self, err: sqlx::Error) -> SourceError {
         SourceError::Database {
             source_name: self.shared.name.clone(),
-            message: err.to_string(),
+            message: sqlite_words(&err),
         }
     }
 
@@ -521,3 +536,37 @@ async fn read_raw(
 
 #[cfg(test)]
 mod tests;
+
+/// An SQLite error in words a person can act on: the engine's own sentence with its bare
+/// "(code: 26)" replaced by what that code means and what to do.
+fn sqlite_words(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Database(db) => {
+            let meaning = match db.code().as_deref() {
+                Some("26") => Some(
+                    "the file is not an SQLite database; choose the database file itself, not a CSV export or a backup",
+                ),
+                Some("14") => Some(
+                    "SQLite cannot open the file; check that it exists and that Uplink may read it",
+                ),
+                Some("5" | "6") => Some(
+                    "the database is locked by another program; try again once it has finished writing",
+                ),
+                Some("11") => Some("the database file is damaged; restore it from a backup"),
+                _ => None,
+            };
+            match meaning {
+                Some(meaning) => format!("{meaning} ({})", db.message()),
+                None => db.message().to_owned(),
+            }
+        }
+        sqlx::Error::Io(io) => uplink_source::io_words(io),
+        other => {
+            let text = other.to_string();
+            match text.find("(code: ") {
+                Some(at) => text[..at].trim_end().to_owned(),
+                None => text,
+            }
+        }
+    }
+}

@@ -54,6 +54,8 @@ codes! {
     InvalidQuery = "invalid_query" => BAD_REQUEST,
     /// The data source does not answer this kind of query.
     Unsupported = "unsupported" => BAD_REQUEST,
+    /// The token's sign-in or the connector holds as many live-value streams as allowed.
+    TooManySubscriptions = "too_many_subscriptions" => TOO_MANY_REQUESTS,
     /// The request body could not be read.
     UnreadableBody = "unreadable_body" => BAD_REQUEST,
     /// The request body did not arrive within the hub's limit.
@@ -80,8 +82,10 @@ codes! {
     InsufficientFunds = "insufficient_funds" => PAYMENT_REQUIRED,
     /// The debit would pass the monthly limit the user set for the app.
     LimitReached = "limit_reached" => PAYMENT_REQUIRED,
-    /// The `Idempotency-Key` was used before for a different debit.
+    /// The `Idempotency-Key` was used before for a different debit or write.
     IdempotencyKeyReused = "idempotency_key_reused" => CONFLICT,
+    /// A write with this `Idempotency-Key` is being applied; ask again for its answer.
+    WriteInProgress = "write_in_progress" => CONFLICT,
     /// The refund is more than is left of the debit, or the debit is past the refund window.
     RefundRefused = "refund_refused" => UNPROCESSABLE_ENTITY,
     // The data source and its connector.

@@ -40,6 +40,10 @@ pub enum ApiError {
     /// The relay refused or failed before the answer began.
     #[error(transparent)]
     Relay(#[from] RelayError),
+    /// The token's sign-in or the connector holds as many live-value streams as the hub
+    /// allows: 429 `too_many_subscriptions`.
+    #[error("{0}")]
+    TooManySubscriptions(String),
     /// The store could not answer.
     #[error(transparent)]
     Store(#[from] HubError),
@@ -55,6 +59,26 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The stable code an app sees with this error (the JSON body's `code`).
+    pub fn code(&self) -> &str {
+        match self {
+            ApiError::Denied(denied) => match denied {
+                Denied::Store(_) => ApiErrorCode::StoreUnavailable.as_str(),
+                other => other.metric_code(),
+            },
+            ApiError::UnknownSource(_) | ApiError::SourceUnavailable { .. } => {
+                ApiErrorCode::UnknownSource.as_str()
+            }
+            ApiError::Invalid { .. } => ApiErrorCode::InvalidQuery.as_str(),
+            ApiError::Unsupported(_) => ApiErrorCode::Unsupported.as_str(),
+            ApiError::TooManySubscriptions(_) => ApiErrorCode::TooManySubscriptions.as_str(),
+            ApiError::Relay(error) => error.code(),
+            ApiError::Store(_) => ApiErrorCode::StoreUnavailable.as_str(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = self.to_string();
@@ -65,6 +89,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::Invalid { .. } => ApiErrorCode::InvalidQuery.response(message),
             ApiError::Unsupported(_) => ApiErrorCode::Unsupported.response(message),
+            ApiError::TooManySubscriptions(_) => {
+                ApiErrorCode::TooManySubscriptions.response(message)
+            }
             ApiError::Relay(error) => {
                 let status = StatusCode::from_u16(error.http_status())
                     .ok()

@@ -21,12 +21,14 @@
 mod answer;
 mod code;
 mod error;
+pub mod event_stream;
 pub mod openapi;
 mod params;
 mod parse;
 mod resolve;
 pub mod sources;
 pub mod subscribe;
+pub mod write;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,7 +37,7 @@ use axum::extract::{FromRequestParts, RawPathParams, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -80,6 +82,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/sources/{source}/processed"),
     ("post", "/api/v1/sources/{source}/query"),
     ("get", "/api/v1/sources/{source}/subscribe"),
+    ("put", "/api/v1/sources/{source}/values"),
+    ("get", "/api/v1/sources/{source}/events"),
+    ("get", "/api/v1/sources/{source}/events/subscribe"),
     ("get", "/api/v1/openapi.json"),
 ];
 
@@ -96,6 +101,9 @@ pub fn routes(relay: Arc<dyn ConnectorRouter>) -> Router<Arc<Hub>> {
         .route("/api/v1/sources/{source}/processed", get(processed))
         .route("/api/v1/sources/{source}/query", post(query))
         .route("/api/v1/sources/{source}/subscribe", get(live_values))
+        .route("/api/v1/sources/{source}/values", put(write_values))
+        .route("/api/v1/sources/{source}/events", get(events))
+        .route("/api/v1/sources/{source}/events/subscribe", get(events_stream))
         .layer(Extension(relay))
         .route("/api/v1/openapi.json", get(openapi::serve))
 }
@@ -104,6 +112,7 @@ pub fn routes(relay: Arc<dyn ConnectorRouter>) -> Router<Arc<Hub>> {
 fn scope_for(operation: QueryOperation) -> &'static str {
     match operation {
         QueryOperation::Search => scopes::TAGS_READ,
+        QueryOperation::Events => scopes::EVENTS_READ,
         _ => scopes::DATA_READ,
     }
 }
@@ -124,7 +133,7 @@ async fn describe_source(call: Call) -> Response {
         let found = sources::readable(&call.hub, call.relay.as_ref(), token, Some(id)).await?;
         match found.into_iter().next() {
             Some(source) => Ok(Json(source).into_response()),
-            None => Err(call.refusal_for(id).await),
+            None => Err(refusal_for(&call.hub, id).await),
         }
     };
     result.await.unwrap_or_else(IntoResponse::into_response)
@@ -154,6 +163,16 @@ async fn processed(call: Call) -> Response {
     call.get(QueryOperation::Processed).await
 }
 
+async fn events(call: Call) -> Response {
+    call.get(QueryOperation::Events).await
+}
+
+async fn events_stream(call: Call) -> Response {
+    call.subscribe_events()
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
 async fn query(call: Call, body: Bytes) -> Response {
     // Parsed once: the scope checked is the scope of the query that runs.
     let parsed = parse::from_body(&body);
@@ -167,6 +186,12 @@ async fn query(call: Call, body: Bytes) -> Response {
 
 async fn live_values(call: Call) -> Response {
     call.subscribe()
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn write_values(call: Call, body: Bytes) -> Response {
+    call.write(&body)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
@@ -222,38 +247,9 @@ impl Call {
         self.source.as_deref().unwrap_or_default()
     }
 
-    /// Why a token with no readable grant on `id` is refused: the source does not exist (404)
-    /// or it is not granted (403).
-    async fn refusal_for(&self, id: &str) -> ApiError {
-        match self.hub.store.source(id).await {
-            Ok(None) => ApiError::UnknownSource(id.to_owned()),
-            Ok(Some(_)) => Denied::NoGrant.into(),
-            Err(e) => e.into(),
-        }
-    }
-
     /// The token may use `scope` on the path's data source, which exists and is offered.
     async fn authorize(&self, scope: &'static str) -> Result<(Access, DataSource), ApiError> {
-        let token = self.token()?;
-        let id = self.source_id();
-        let access = match self.hub.check_access(token, id, scope).await {
-            Ok(access) => access,
-            Err(Denied::NoGrant) => return Err(self.refusal_for(id).await),
-            Err(denied) => return Err(denied.into()),
-        };
-        let source = self
-            .hub
-            .store
-            .source(id)
-            .await?
-            .ok_or_else(|| ApiError::UnknownSource(id.to_owned()))?;
-        if !source.available {
-            return Err(ApiError::SourceUnavailable {
-                source_name: source.name,
-                connector: source.connector_name,
-            });
-        }
-        Ok((access, source))
+        authorize(&self.hub, self.token()?, self.source_id(), scope).await
     }
 
     async fn get(self, operation: QueryOperation) -> Response {
@@ -267,19 +263,134 @@ impl Call {
         .unwrap_or_else(IntoResponse::into_response)
     }
 
-    /// Live values: token, grant and parameters as a query, then one connector subscription
-    /// shared per (app, source, tags), streamed as `text/event-stream` under a ticket of
-    /// [`crate::in_flight`], so a revoke, a removal or the token's expiry ends it at once with
-    /// a final event saying why.
+    /// Live values as `text/event-stream` ([`open_live`]).
     async fn subscribe(self) -> Result<Response, ApiError> {
-        let epoch = self.hub.answers.epoch();
-        let (access, source) = self.authorize(scopes::DATA_READ).await?;
+        let token = self.token()?;
         let params = Params::parse(self.query.as_deref(), &["tags", "tag", "interval"])?;
-        let tags = subscribe::tags(params.list("tags").chain(params.all("tag")))?;
-        let interval = subscribe::interval(params.one("interval")?)?;
-        if source.capabilities.as_ref().is_some_and(|c| !c.subscribe) {
+        let wanted = LiveRequest {
+            tags: subscribe::tags(params.list("tags").chain(params.all("tag")))?,
+            interval: subscribe::interval(params.one("interval")?)?,
+            last_event_id: self
+                .headers
+                .get("last-event-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        };
+        let stream = open_live(
+            &self.hub,
+            self.relay.as_ref(),
+            token,
+            self.source_id(),
+            wanted,
+            subscribe::Encoding::EventStream,
+        )
+        .await?;
+        Ok(event_stream_response(stream))
+    }
+
+    /// A write: token and grant (`data.write` on this very source), the body, the
+    /// idempotency key, then the relay; each value's result goes into the audit trail. A
+    /// write the connector never tried frees its key, so a retry may apply it.
+    async fn write(self, body: &[u8]) -> Result<Response, Response> {
+        let (access, source) = self
+            .authorize(scopes::DATA_WRITE)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let items = write::parse(body).map_err(IntoResponse::into_response)?;
+        let (app_id, user_id) = (access.claims.app_id.clone(), access.claims.user_id.clone());
+        let key = write::claim(
+            &self.hub,
+            &self.headers,
+            &app_id,
+            &user_id,
+            &write::digest(&source.id, &items),
+        )
+        .await?;
+        let request = uplink_link::WriteRequest {
+            write_id: String::new(),
+            app_id: app_id.clone(),
+            user_id: user_id.clone(),
+            source: source.name.clone(),
+            values: items.clone(),
+        };
+        let relayed = self.relay.write(&source.connector_id, request).await;
+        let refusal = match relayed {
+            Ok(uplink_link::WriteAnswer {
+                error: Some(failure),
+                ..
+            }) => crate::relay::RelayError::Connector {
+                code: failure.code,
+                message: failure.message,
+            },
+            Ok(answer) => {
+                let audit = write::audit_events(&user_id, &app_id, &source.id, &items, &answer);
+                let body = write::answer_body(&answer);
+                // With a key, the answer and its audit rows are one commit.
+                if let Some(key) = &key {
+                    self.hub
+                        .store
+                        .answer_write(key, 200, &body, &audit)
+                        .await
+                        .map_err(|e| ApiError::Store(e).into_response())?;
+                } else {
+                    for event in &audit {
+                        if let Err(e) = self.hub.store.audit(event).await {
+                            tracing::error!(error = %e, event = %event.event, "audit event not recorded");
+                        }
+                    }
+                }
+                return Ok(write::json_response(axum::http::StatusCode::OK, body));
+            }
+            Err(error) => error,
+        };
+        tracing::info!(app = %app_id, source = %source.id, code = refusal.code(), %refusal, "write refused");
+        self.hub
+            .audit(
+                "write_refused",
+                Some(&user_id),
+                Some(&app_id),
+                Some(&source.id),
+                format!("values={} code={}", items.len(), refusal.code()),
+            )
+            .await;
+        if let Some(key) = &key {
+            // Only a write whose fate is unknown (sent, then no answer) keeps its key, answered
+            // with that error: a retry must not apply it a second time.
+            let unknown = matches!(
+                refusal,
+                crate::relay::RelayError::Timeout { .. } | crate::relay::RelayError::LinkLost
+            );
+            let stored = if unknown {
+                let response_body = serde_json::json!({
+                    "code": refusal.code(),
+                    "message": format!("{refusal}; whether the values were applied is unknown, so this key keeps this answer"),
+                })
+                .to_string();
+                self.hub
+                    .store
+                    .answer_write(key, refusal.http_status(), &response_body, &[])
+                    .await
+            } else {
+                self.hub.store.release_write(key).await
+            };
+            if let Err(e) = stored {
+                tracing::error!(error = %e, "idempotency key not settled after a refused write");
+            }
+        }
+        Err(ApiError::Relay(refusal).into_response())
+    }
+
+    /// Alarms and events: token and grant (`events.read`, ticked for this very source), then
+    /// one connector events subscription shared per (app, source), streamed like live values
+    /// under a ticket of [`crate::in_flight`], so a revoke ends it at once with
+    /// `event: revoked`.
+    async fn subscribe_events(self) -> Result<Response, ApiError> {
+        let epoch = self.hub.answers.epoch();
+        let (access, source) = self.authorize(scopes::EVENTS_READ).await?;
+        Params::parse(self.query.as_deref(), &[])?;
+        if source.capabilities.as_ref().is_some_and(|c| !c.events) {
             return Err(ApiError::Unsupported(format!(
-                "the data source '{}' does not push live values",
+                "the data source '{}' has no alarms and events",
                 source.name
             )));
         }
@@ -295,53 +406,33 @@ impl Call {
             },
         );
         if ticket.admitted_in() != epoch {
-            self.authorize(scopes::DATA_READ).await?;
+            self.authorize(scopes::EVENTS_READ).await?;
         }
         let request = uplink_link::SubscribeRequest {
             subscription_id: String::new(),
             app_id: access.claims.app_id.clone(),
             user_id: access.claims.user_id,
             source: source.name.clone(),
-            kind: uplink_link::SubscriptionKind::Values,
-            tags,
+            kind: uplink_link::SubscriptionKind::Events,
+            tags: Vec::new(),
         };
         let handle = ticket
             .until_cut(self.relay.subscribe(&source.connector_id, request))
             .await
             .and_then(|subscribed| subscribed)
             .inspect_err(|error| {
-                tracing::info!(app = %access.claims.app_id, source = %source.id, code = error.code(), %error, "subscription refused");
+                tracing::info!(app = %access.claims.app_id, source = %source.id, code = error.code(), %error, "events subscription refused");
             })?;
         let last_event_id = self
             .headers
             .get("last-event-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        tracing::debug!(app = %access.claims.app_id, source = %source.id, resume = last_event_id.is_some(), "live values streaming");
-        let guarded = ticket.guard(subscribe::stream(handle, interval, last_event_id));
-        let body = guarded.map(|frame| {
-            Ok::<_, std::convert::Infallible>(match frame {
-                Ok(bytes) => bytes,
-                Err(cut) => subscribe::cut_event(&cut),
-            })
-        });
-        let mut response = Response::new(axum::body::Body::from_stream(body));
-        let headers = response.headers_mut();
-        headers.insert(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("text/event-stream"),
-        );
-        headers.insert(
-            axum::http::header::CACHE_CONTROL,
-            axum::http::HeaderValue::from_static("no-store"),
-        );
-        // Proxies that buffer responses must pass events on as they come.
-        headers.insert(
-            "x-accel-buffering",
-            axum::http::HeaderValue::from_static("no"),
-        );
-        Ok(response)
+        tracing::debug!(app = %access.claims.app_id, source = %source.id, resume = last_event_id.is_some(), "events streaming");
+        let guarded = ticket.guard(event_stream::stream(handle, last_event_id));
+        Ok(event_stream_response(guarded))
     }
+
 
     /// Token, grant, validation, then relay: the order every query goes through. The answer
     /// is relayed under a ticket of [`crate::in_flight`], so it stops the moment its access
@@ -437,6 +528,164 @@ impl Call {
         }
         response
     }
+}
+
+/// A guarded event stream as a `text/event-stream` response; a cut becomes the final event
+/// saying why.
+fn event_stream_response(guarded: RelayStream) -> Response {
+    let body = guarded.map(|frame| {
+        Ok::<_, std::convert::Infallible>(match frame {
+            Ok(bytes) => bytes,
+            Err(cut) => subscribe::cut_event(&cut),
+        })
+    });
+    let mut response = Response::new(axum::body::Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    // Proxies that buffer responses must pass events on as they come.
+    headers.insert(
+        "x-accel-buffering",
+        axum::http::HeaderValue::from_static("no"),
+    );
+    response
+}
+
+/// Why a token with no readable grant on `id` is refused: the source does not exist (404)
+/// or it is not granted (403).
+async fn refusal_for(hub: &Hub, id: &str) -> ApiError {
+    match hub.store.source(id).await {
+        Ok(None) => ApiError::UnknownSource(id.to_owned()),
+        Ok(Some(_)) => Denied::NoGrant.into(),
+        Err(e) => e.into(),
+    }
+}
+
+/// `token` may use `scope` on the data source `id`, which exists and is offered: the token,
+/// then the live grant in the store, read now.
+pub(crate) async fn authorize(
+    hub: &Hub,
+    token: &str,
+    id: &str,
+    scope: &'static str,
+) -> Result<(Access, DataSource), ApiError> {
+    let access = match hub.check_access(token, id, scope).await {
+        Ok(access) => access,
+        Err(Denied::NoGrant) => return Err(refusal_for(hub, id).await),
+        Err(denied) => return Err(denied.into()),
+    };
+    let source = hub
+        .store
+        .source(id)
+        .await?
+        .ok_or_else(|| ApiError::UnknownSource(id.to_owned()))?;
+    if !source.available {
+        return Err(ApiError::SourceUnavailable {
+            source_name: source.name,
+            connector: source.connector_name,
+        });
+    }
+    Ok((access, source))
+}
+
+/// What an app asks of a live-values stream, its parameters checked.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveRequest {
+    /// Sorted, without repeats ([`subscribe::tags`]).
+    pub tags: Vec<String>,
+    /// [`subscribe::interval`].
+    pub interval: std::time::Duration,
+    /// The last event id the app saw, to resume after.
+    pub last_event_id: Option<String>,
+}
+
+/// Opens one live-values stream for `token` on the data source `source_id`, for the event
+/// stream route and the app hub alike: the token and the live grant (read now), the caps on
+/// streams per sign-in and per connector, then one connector subscription shared per (app,
+/// source, tags), streamed under a ticket of [`crate::in_flight`] so that a revoke, a removal
+/// or the token's expiry ends it at once (the stream then yields the cut's reason).
+pub(crate) async fn open_live(
+    hub: &Arc<Hub>,
+    relay: &dyn ConnectorRouter,
+    token: &str,
+    source_id: &str,
+    wanted: LiveRequest,
+    encoding: subscribe::Encoding,
+) -> Result<RelayStream, ApiError> {
+    let epoch = hub.answers.epoch();
+    let (access, source) = authorize(hub, token, source_id, scopes::DATA_READ).await?;
+    if source.capabilities.as_ref().is_some_and(|c| !c.subscribe) {
+        return Err(ApiError::Unsupported(format!(
+            "the data source '{}' does not push live values",
+            source.name
+        )));
+    }
+    let permit = hub
+        .live_streams
+        .admit(
+            &access.claims.family_id,
+            &source.connector_id,
+            hub.limits.live_streams(),
+        )
+        .await
+        .map_err(|refused| match refused {
+            crate::live_streams::Refused::Cap(cap) => {
+                tracing::info!(app = %access.claims.app_id, source = %source.id, %cap, "live-value stream refused");
+                ApiError::TooManySubscriptions(cap.to_string())
+            }
+            crate::live_streams::Refused::Store(e) => ApiError::Store(e),
+        })?;
+    let mut ticket = hub.answers.admit(
+        hub,
+        Holder {
+            user_id: access.claims.user_id.clone(),
+            app_id: access.claims.app_id.clone(),
+            source_id: source.id.clone(),
+            connector_id: source.connector_id.clone(),
+            family_id: access.claims.family_id.clone(),
+            expires_at: access.claims.expires_at,
+        },
+    );
+    if ticket.admitted_in() != epoch {
+        authorize(hub, token, source_id, scopes::DATA_READ).await?;
+    }
+    let request = uplink_link::SubscribeRequest {
+        subscription_id: String::new(),
+        app_id: access.claims.app_id.clone(),
+        user_id: access.claims.user_id,
+        source: source.name.clone(),
+        kind: uplink_link::SubscriptionKind::Values,
+        tags: wanted.tags,
+    };
+    let handle = ticket
+        .until_cut(relay.subscribe(&source.connector_id, request))
+        .await
+        .and_then(|subscribed| subscribed)
+        .inspect_err(|error| {
+            tracing::info!(app = %access.claims.app_id, source = %source.id, code = error.code(), %error, "subscription refused");
+        })?;
+    tracing::debug!(app = %access.claims.app_id, source = %source.id, resume = wanted.last_event_id.is_some(), ?encoding, "live values streaming");
+    let guarded = ticket.guard(subscribe::stream(
+        handle,
+        wanted.interval,
+        wanted.last_event_id,
+        encoding,
+    ));
+    // The stream's place under the caps is held as long as the stream.
+    Ok(RelayStream::new(
+        guarded
+            .map(move |frame| {
+                let _held = &permit;
+                frame
+            })
+            .boxed(),
+    ))
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use uplink_link::QueryOperation;
 use uplink_model::{
-    AtTimesQuery, Boundary, Function, PlotQuery, ProcessedQuery, Query, RawQuery, SnapshotQuery,
-    TagSearch, TimeExpr, time_expr,
+    AtTimesQuery, Boundary, EventsQuery, Function, PlotQuery, ProcessedQuery, Query, RawQuery,
+    SnapshotQuery, TagSearch, TimeExpr, time_expr,
 };
 
 use super::error::ApiError;
@@ -21,6 +21,7 @@ pub fn known_params(operation: QueryOperation) -> &'static [&'static str] {
         QueryOperation::Plot => &["tag", "start", "end", "intervals"],
         QueryOperation::AtTimes => &["tag", "time"],
         QueryOperation::Processed => &["tag", "start", "end", "interval", "functions"],
+        QueryOperation::Events => &["start", "end", "limit", "cursor"],
     }
 }
 
@@ -33,13 +34,14 @@ fn known_fields(operation: QueryOperation) -> &'static [&'static str] {
     }
 }
 
-const TYPES: [QueryOperation; 6] = [
+const TYPES: [QueryOperation; 7] = [
     QueryOperation::Search,
     QueryOperation::Snapshot,
     QueryOperation::Raw,
     QueryOperation::Plot,
     QueryOperation::AtTimes,
     QueryOperation::Processed,
+    QueryOperation::Events,
 ];
 
 /// The query a GET route's parameters describe.
@@ -127,6 +129,12 @@ pub fn from_params(operation: QueryOperation, params: &Params) -> Result<Query, 
                 functions,
             })
         }
+        QueryOperation::Events => Query::Events(EventsQuery {
+            start: start(params)?,
+            end: end(params)?,
+            limit: params.number("limit")?,
+            cursor: params.one("cursor")?.map(str::to_owned),
+        }),
     })
 }
 
@@ -265,6 +273,7 @@ pub fn from_body(body: &[u8]) -> Result<Query, ApiError> {
         QueryOperation::Plot => Query::Plot(fields(object)?),
         QueryOperation::AtTimes => Query::AtTimes(fields(object)?),
         QueryOperation::Processed => Query::Processed(fields(object)?),
+        QueryOperation::Events => Query::Events(fields(object)?),
     })
 }
 

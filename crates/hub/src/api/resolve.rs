@@ -5,7 +5,8 @@
 use chrono::{DateTime, Utc};
 use uplink_link::operation_of;
 use uplink_model::{
-    AtTimesQuery, Capabilities, ModelError, PlotQuery, ProcessedQuery, Query, RawQuery, TimeExpr,
+    AtTimesQuery, Capabilities, EventsQuery, ModelError, PlotQuery, ProcessedQuery, Query,
+    RawQuery, TimeExpr,
 };
 
 use super::error::ApiError;
@@ -89,6 +90,23 @@ pub fn resolve(query: Query, now: DateTime<Utc>) -> Result<Query, ApiError> {
                 functions: request.functions,
             })
         }
+        Query::Events(events) => {
+            each_end(&events.start, &events.end, now)?;
+            let request = events.resolve(now).map_err(|e| match e {
+                ModelError::CountOutOfRange { what, .. } if what.starts_with("the cursor") => {
+                    invalid("cursor", e)
+                }
+                ModelError::CountOutOfRange { .. } => invalid("limit", e),
+                ModelError::Empty { .. } => invalid("cursor", e),
+                e => range_error(e),
+            })?;
+            Query::Events(EventsQuery {
+                start: request.range.start.into(),
+                end: request.range.end.into(),
+                limit: Some(request.limit),
+                cursor: request.cursor,
+            })
+        }
     })
 }
 
@@ -106,6 +124,7 @@ pub fn check_supported(
         Query::Plot(_) => capabilities.plot,
         Query::AtTimes(_) => capabilities.at_times,
         Query::Processed(_) => !capabilities.processed.is_empty(),
+        Query::Events(_) => capabilities.events,
     };
     if !answers {
         return Err(ApiError::Unsupported(format!(
@@ -254,6 +273,8 @@ mod tests {
                 time_weighted: false,
             }],
             subscribe: false,
+            events: false,
+            write: false,
         };
         let plot = query(r#"{"type":"plot","tag":"T","start":"*-1h","end":"*","intervals":5}"#);
         let err = check_supported(&plot, &capabilities, "line-1").unwrap_err();

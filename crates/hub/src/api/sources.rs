@@ -65,7 +65,7 @@ pub async fn readable(
         tracing::info!(%rejection, "access token refused");
         Denied::InvalidToken(rejection)
     })?;
-    let readable_scopes: Vec<String> = [scopes::DATA_READ, scopes::TAGS_READ]
+    let readable_scopes: Vec<String> = [scopes::DATA_READ, scopes::TAGS_READ, scopes::EVENTS_READ]
         .into_iter()
         .filter(|s| claims.has_scope(s))
         .map(str::to_owned)

@@ -87,32 +87,36 @@ struct Values<'a> {
     dropped: u64,
 }
 
-fn is_zero(n: &u64) -> bool {
+pub(crate) fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
 #[derive(Serialize)]
-struct Ended<'a> {
-    code: &'a str,
-    message: &'a str,
+pub(crate) struct Ended<'a> {
+    pub(crate) code: &'a str,
+    pub(crate) message: &'a str,
 }
 
-fn event(name: &str, id: Option<String>, data: &impl Serialize) -> Bytes {
+pub(crate) fn event(name: &str, id: Option<String>, data: &impl Serialize) -> Bytes {
     let data = serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned());
     let id = id.map(|id| format!("id: {id}\n")).unwrap_or_default();
     Bytes::from(format!("event: {name}\n{id}data: {data}\n\n"))
 }
 
-/// The final event of a stream cut by the hub's in-flight registry.
-pub fn cut_event(error: &RelayError) -> Bytes {
-    let name = match error {
+/// The end a cut stream says it had: `revoked`, `expired`, `offline` or `failed`.
+pub fn cut_name(error: &RelayError) -> &'static str {
+    match error {
         RelayError::Revoked => "revoked",
         RelayError::TokenExpired => "expired",
         RelayError::LinkLost | RelayError::Offline { .. } => "offline",
         _ => "failed",
-    };
+    }
+}
+
+/// The final event of a stream cut by the hub's in-flight registry.
+pub fn cut_event(error: &RelayError) -> Bytes {
     event(
-        name,
+        cut_name(error),
         None,
         &Ended {
             code: error.code(),
@@ -121,7 +125,7 @@ pub fn cut_event(error: &RelayError) -> Bytes {
     )
 }
 
-fn end_event(end: &LiveEnd) -> Bytes {
+pub(crate) fn end_event(end: &LiveEnd) -> Bytes {
     let (name, code, message) = end.event();
     event(
         name,
@@ -133,11 +137,133 @@ fn end_event(end: &LiveEnd) -> Bytes {
     )
 }
 
-/// The app's event stream over `handle`, resuming after `last_event_id` when it can.
-pub fn stream(handle: LiveHandle, interval: Duration, last_event_id: Option<String>) -> RelayStream {
+/// How a stream's frames are written for the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `text/event-stream` (the `GET …/subscribe` route).
+    EventStream,
+    /// One JSON object per frame (`{"event", "id", "values", "dropped"}`, or
+    /// `{"event", "code", "message"}` for `restarted` and the end), for the SignalR app hub's
+    /// stream items; heartbeats are left to the SignalR pings.
+    Items,
+}
+
+/// One thing the producer says to an app stream.
+enum Frame<'a> {
+    Data {
+        event: &'static str,
+        id: String,
+        values: &'a [TagUpdate],
+        dropped: u64,
+    },
+    Restarted,
+    Heartbeat,
+    End(&'a LiveEnd),
+}
+
+#[derive(Serialize)]
+struct Item<'a> {
+    event: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    values: Option<&'a [TagUpdate]>,
+    #[serde(skip_serializing_if = "is_zero")]
+    dropped: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+}
+
+/// The event (and item) that says a resume could not be honoured and a new snapshot follows.
+pub const RESTARTED: &str = "restarted";
+
+const RESTARTED_MESSAGE: &str =
+    "the hub no longer holds the values after that event id; a new snapshot follows";
+
+impl Encoding {
+    fn encode(self, frame: Frame<'_>) -> Option<Bytes> {
+        match self {
+            Self::EventStream => Some(match frame {
+                Frame::Data {
+                    event: name,
+                    id,
+                    values,
+                    dropped,
+                } => event(name, Some(id), &Values { values, dropped }),
+                Frame::Restarted => event(
+                    RESTARTED,
+                    None,
+                    &Ended {
+                        code: RESTARTED,
+                        message: RESTARTED_MESSAGE,
+                    },
+                ),
+                Frame::Heartbeat => Bytes::from_static(b": heartbeat\n\n"),
+                Frame::End(end) => end_event(end),
+            }),
+            Self::Items => {
+                let item = match frame {
+                    Frame::Data {
+                        event,
+                        ref id,
+                        values,
+                        dropped,
+                    } => Item {
+                        event,
+                        id: Some(id),
+                        values: Some(values),
+                        dropped,
+                        code: None,
+                        message: None,
+                    },
+                    Frame::Restarted => Item {
+                        event: RESTARTED,
+                        id: None,
+                        values: None,
+                        dropped: 0,
+                        code: Some(RESTARTED),
+                        message: Some(RESTARTED_MESSAGE),
+                    },
+                    Frame::Heartbeat => return None,
+                    Frame::End(end) => {
+                        let (event, code, message) = end.event();
+                        return Some(item_bytes(&Item {
+                            event,
+                            id: None,
+                            values: None,
+                            dropped: 0,
+                            code: Some(code),
+                            message: Some(&message),
+                        }));
+                    }
+                };
+                Some(item_bytes(&item))
+            }
+        }
+    }
+}
+
+fn item_bytes(item: &Item<'_>) -> Bytes {
+    Bytes::from(serde_json::to_vec(item).unwrap_or_else(|_| b"{}".to_vec()))
+}
+
+/// The app's stream over `handle` in `encoding`, resuming after `last_event_id` when it can.
+pub fn stream(
+    handle: LiveHandle,
+    interval: Duration,
+    last_event_id: Option<String>,
+    encoding: Encoding,
+) -> RelayStream {
     // One frame in hand: a slow app holds the producer here while values coalesce in `Live`.
     let (frames, receiver) = mpsc::channel::<Bytes>(1);
-    tokio::spawn(produce(handle, interval, last_event_id, frames));
+    tokio::spawn(produce(
+        handle,
+        interval,
+        last_event_id,
+        Sender { frames, encoding },
+    ));
     RelayStream::new(
         futures::stream::unfold(receiver, |mut receiver| async move {
             receiver.recv().await.map(|frame| (Ok(frame), receiver))
@@ -146,40 +272,72 @@ pub fn stream(handle: LiveHandle, interval: Duration, last_event_id: Option<Stri
     )
 }
 
+/// Where the producer's frames go, encoded for the app.
+struct Sender {
+    frames: mpsc::Sender<Bytes>,
+    encoding: Encoding,
+}
+
+impl Sender {
+    /// Sends `frame` (nothing when the encoding leaves it out); `false` once the app left.
+    async fn send(&self, frame: Frame<'_>) -> bool {
+        let stamp = match &frame {
+            Frame::Data { values, .. } => values.first().map(|v| v.value.time.timestamp_micros()),
+            _ => None,
+        };
+        let encoded = self.encoding.encode(frame);
+        if let Some(stamp) = stamp {
+            tracing::trace!(target: uplink_link::LATENCY_TARGET, hop = "written", stamp);
+        }
+        match encoded {
+            Some(bytes) => self.frames.send(bytes).await.is_ok(),
+            None => !self.frames.is_closed(),
+        }
+    }
+
+    async fn closed(&self) {
+        self.frames.closed().await;
+    }
+}
+
 async fn produce(
     live: LiveHandle,
     interval: Duration,
     last_event_id: Option<String>,
-    frames: mpsc::Sender<Bytes>,
+    frames: Sender,
 ) {
-    let id = |seq: u64| Some(format!("{}-{seq}", live.generation()));
     let mut cursor = Cursor::default();
     let asked = last_event_id.is_some();
     let resumed = last_event_id.is_some_and(|last| live.resume(&last, &mut cursor));
-    if asked && !resumed {
-        let restarted = event(
-            "restarted",
-            None,
-            &Ended {
-                code: "restarted",
-                message: "the hub no longer holds the values after that event id; a new snapshot follows",
-            },
-        );
-        if frames.send(restarted).await.is_err() {
-            return;
-        }
+    if asked && !resumed && !frames.send(Frame::Restarted).await {
+        return;
     }
-    let first = if resumed {
-        live.changes_since(&mut cursor).map(|(seq, values, dropped)| {
-            event("values", id(seq), &Values { values: &values, dropped })
-        })
+    let sent = if resumed {
+        match live.changes_since(&mut cursor) {
+            Some((_, values, dropped)) => {
+                frames
+                    .send(Frame::Data {
+                        event: "values",
+                        id: live.event_id(&cursor),
+                        values: &values,
+                        dropped,
+                    })
+                    .await
+            }
+            None => true,
+        }
     } else {
-        let (seq, values) = live.snapshot(&mut cursor);
-        Some(event("snapshot", id(seq), &Values { values: &values, dropped: 0 }))
+        let (_, values) = live.snapshot(&mut cursor);
+        frames
+            .send(Frame::Data {
+                event: "snapshot",
+                id: live.event_id(&cursor),
+                values: &values,
+                dropped: 0,
+            })
+            .await
     };
-    if let Some(first) = first
-        && frames.send(first).await.is_err()
-    {
+    if !sent {
         return;
     }
     let mut changes = live.changes();
@@ -193,23 +351,29 @@ async fn produce(
         }
         // Waits for a change or the end, with heartbeats while quiet.
         loop {
-            if let Some((seq, values, dropped)) = live.changes_since(&mut cursor) {
-                if !values.is_empty() || dropped > 0 {
-                    let frame = event("values", id(seq), &Values { values: &values, dropped });
-                    if frames.send(frame).await.is_err() {
-                        return;
-                    }
+            if let Some((_, values, dropped)) = live.changes_since(&mut cursor) {
+                if (!values.is_empty() || dropped > 0)
+                    && !frames
+                        .send(Frame::Data {
+                            event: "values",
+                            id: live.event_id(&cursor),
+                            values: &values,
+                            dropped,
+                        })
+                        .await
+                {
+                    return;
                 }
                 break;
             }
             if let Some(end) = live.ended() {
-                let _ = frames.send(end_event(&end)).await;
+                frames.send(Frame::End(&end)).await;
                 return;
             }
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { return },
                 () = tokio::time::sleep(HEARTBEAT) => {
-                    if frames.send(Bytes::from_static(b": heartbeat\n\n")).await.is_err() {
+                    if !frames.send(Frame::Heartbeat).await {
                         return;
                     }
                 }

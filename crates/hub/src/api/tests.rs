@@ -42,6 +42,8 @@ struct FakeRelay {
     received: Mutex<Vec<(String, RelayedQuery)>>,
     /// The last subscription asked for, to push values into.
     live: Mutex<Option<Arc<crate::live::Live>>>,
+    /// Every write relayed, in order (each applied: every value `ok`).
+    writes: Mutex<Vec<uplink_link::WriteRequest>>,
 }
 
 impl std::fmt::Debug for Script {
@@ -57,6 +59,7 @@ impl FakeRelay {
             script: Mutex::new(None),
             received: Mutex::new(Vec::new()),
             live: Mutex::new(None),
+            writes: Mutex::new(Vec::new()),
         })
     }
 
@@ -92,6 +95,30 @@ impl ConnectorRouter for FakeRelay {
         self.online.load(Ordering::SeqCst)
     }
 
+    /// Applies every value: its old value is 1.0.
+    async fn write(
+        &self,
+        _connector_id: &str,
+        request: uplink_link::WriteRequest,
+    ) -> Result<uplink_link::WriteAnswer, RelayError> {
+        let results = request
+            .values
+            .iter()
+            .map(|item| uplink_link::WriteItemResult {
+                tag: item.tag.clone(),
+                result: uplink_link::WriteResult::Ok,
+                code: None,
+                message: None,
+                old_value: Some(uplink_model::TagValue::number(chrono::Utc::now(), 1.0)),
+            })
+            .collect();
+        self.writes.lock().unwrap().push(request);
+        Ok(uplink_link::WriteAnswer {
+            error: None,
+            results,
+        })
+    }
+
     /// A subscription whose snapshot is one value per tag.
     async fn subscribe(
         &self,
@@ -116,6 +143,7 @@ fn update(tags: &[String], value: f64) -> uplink_link::SubscriptionUpdate {
                 value: uplink_model::TagValue::number(chrono::Utc::now(), value),
             })
             .collect(),
+        events: Vec::new(),
         dropped: 0,
     }
 }
@@ -295,6 +323,7 @@ impl Fixture {
                     description: "Press line 1".into(),
                     capabilities,
                 }],
+                &Default::default(),
                 crate::clock::now(),
             )
             .await
@@ -993,8 +1022,10 @@ async fn the_guides_curl_examples_are_valid_requests() {
         let Some(at) = text.find("\"$HUB/api/v1/") else {
             continue;
         };
-        // Billing's examples run against a real hub in tests/billing.rs.
-        if text.contains("/api/v1/account/") {
+        // Billing's examples run against a real hub in tests/billing.rs, the write example
+        // against a real hub and connector in the `uplink` crate's connector_hub/writes.rs,
+        // those of alarms and events against a real connector in connector_hub/events.rs.
+        if text.contains("/api/v1/account/") || text.contains("-X PUT") || text.contains("/events") {
             continue;
         }
         let url = &text[at + "\"$HUB".len()..];
@@ -1182,3 +1213,6 @@ async fn subscribe_checks_its_parameters() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[path = "write_tests.rs"]
+mod writes;

@@ -3,14 +3,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
-use uplink_link::{RelayedQuery, SubscribeRequest, to_connector};
+use uplink_link::{RelayedQuery, SubscribeRequest, WriteAnswer, WriteRequest, to_connector};
 use uplink_model::DataSourceDescriptor;
 use uplink_signalr::Transport;
 use uplink_signalr::server::ConnectionHandle;
@@ -54,14 +54,40 @@ pub struct LocalRouter {
     /// The registered link of each connector, by connector id.
     links: Mutex<HashMap<String, Arc<LinkSession>>>,
     next_query: AtomicU64,
-    /// The live-value subscriptions, one per (connector, app, source, tags).
+    /// The live-value and events subscriptions, one per (connector, app, source, kind, tags).
     live: Arc<Mutex<HashMap<LiveKey, Arc<Live>>>>,
     /// How long a subscription no app stream uses stays, so a reconnect can resume it.
     linger: Duration,
+    /// Told when a connector's link starts or stops being held here (a backplane follows).
+    link_events: OnceLock<mpsc::UnboundedSender<LinkEvent>>,
 }
 
-/// What one connector subscription is shared by.
-type LiveKey = (String, String, String, Vec<String>);
+/// A connector's link starting or stopping being held by this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// The connector's registered link is here now, connected since `since`.
+    Held {
+        /// The connector.
+        connector_id: String,
+        /// When the link connected (the newest link of a connector wins).
+        since: DateTime<Utc>,
+    },
+    /// The connector's link here ended.
+    Released {
+        /// The connector.
+        connector_id: String,
+    },
+}
+
+/// What one connector subscription is shared by: connector, app, source, what it streams and
+/// its tags.
+type LiveKey = (
+    String,
+    String,
+    String,
+    uplink_link::SubscriptionKind,
+    Vec<String>,
+);
 
 /// How long a subscription outlives its last app stream by default.
 pub const LINGER: Duration = Duration::from_secs(30);
@@ -96,7 +122,55 @@ impl LocalRouter {
             next_query: AtomicU64::new(0),
             live: Arc::default(),
             linger: LINGER,
+            link_events: OnceLock::new(),
         }
+    }
+
+    /// The links held here from now on, as events (one follower only: later calls get
+    /// `None`).
+    pub fn follow_links(&self) -> Option<mpsc::UnboundedReceiver<LinkEvent>> {
+        let (sender, events) = mpsc::unbounded_channel();
+        self.link_events.set(sender).ok()?;
+        Some(events)
+    }
+
+    fn tell(&self, event: LinkEvent) {
+        if let Some(events) = self.link_events.get() {
+            let _ = events.send(event);
+        }
+    }
+
+    /// The connectors whose registered link is held here, with when each connected.
+    pub fn held(&self) -> Vec<(String, DateTime<Utc>)> {
+        lock(&self.links)
+            .iter()
+            .map(|(id, session)| (id.clone(), session.connected_at))
+            .collect()
+    }
+
+    /// Ends this node's link of `connector_id` when it connected before `newer` (a newer link
+    /// of the same connector is up elsewhere); true when one was ended.
+    pub fn evict_older(&self, connector_id: &str, newer: DateTime<Utc>) -> bool {
+        let older = {
+            let mut links = lock(&self.links);
+            match links.get(connector_id) {
+                Some(session) if session.connected_at < newer => links.remove(connector_id),
+                _ => None,
+            }
+        };
+        let Some(older) = older else {
+            return false;
+        };
+        tracing::info!(connector = %connector_id, "a newer link on another hub replica replaces the connector's link here");
+        older.end("the link was replaced by a newer one");
+        older
+            .connection
+            .close(Some(uplink_link::close_reason::REPLACED.into()));
+        lock(&self.sessions).remove(older.connection.id());
+        self.tell(LinkEvent::Released {
+            connector_id: connector_id.to_owned(),
+        });
+        true
     }
 
     /// Sets how long a subscription outlives its last app stream.
@@ -172,6 +246,10 @@ impl LocalRouter {
         let connector_id = registration.connector.id.clone();
         session.set_registration(registration);
         let older = lock(&self.links).insert(connector_id.clone(), session.clone());
+        self.tell(LinkEvent::Held {
+            connector_id: connector_id.clone(),
+            since: session.connected_at,
+        });
         if let Some(older) = older.filter(|o| !Arc::ptr_eq(o, session)) {
             tracing::info!(connector = %connector_id, "a newer link replaces the connector's older one");
             older.end("the link was replaced by a newer one");
@@ -192,6 +270,9 @@ impl LocalRouter {
                 .is_some_and(|current| Arc::ptr_eq(current, session))
             {
                 links.remove(&registration.connector.id);
+                self.tell(LinkEvent::Released {
+                    connector_id: registration.connector.id.clone(),
+                });
             }
         }
         session.end("the link closed");
@@ -204,12 +285,18 @@ impl LocalRouter {
             .cloned()
     }
 
-    async fn offline(&self, connector_id: &str) -> RelayError {
+    /// The error for a connector with no link, naming it.
+    pub(crate) async fn offline(&self, connector_id: &str) -> RelayError {
         let name = match self.store.connector(connector_id).await {
             Ok(Some(connector)) => connector.name,
             _ => connector_id.to_owned(),
         };
         RelayError::Offline { connector: name }
+    }
+
+    /// How long a query may go without its first chunk, and between chunks.
+    pub fn query_timeout(&self) -> Duration {
+        self.query_timeout
     }
 
     fn timeout(&self) -> RelayError {
@@ -289,6 +376,7 @@ impl ConnectorRouter for LocalRouter {
             connector_id.to_owned(),
             request.app_id.clone(),
             request.source.clone(),
+            request.kind,
             request.tags.clone(),
         );
         let handle = {
@@ -325,16 +413,39 @@ impl ConnectorRouter for LocalRouter {
         match tokio::time::timeout(self.query_timeout, handle.first()).await {
             Err(_) => Err(self.timeout()),
             Ok(Ok(())) => Ok(handle),
-            Ok(Err(LiveEnd::Offline | LiveEnd::Closed)) => Err(RelayError::LinkLost),
-            Ok(Err(LiveEnd::Blocked(message))) => Err(RelayError::Connector {
-                code: uplink_link::failure::VETOED.to_owned(),
-                message,
+            Ok(Err(end)) => Err(refusal_of(end)),
+        }
+    }
+
+    /// Invokes `Write` on the connector's link with a client result, under a write id of the
+    /// router's own, bounded by the query timeout.
+    async fn write(
+        &self,
+        connector_id: &str,
+        mut request: WriteRequest,
+    ) -> Result<WriteAnswer, RelayError> {
+        let Some(session) = self.live(connector_id) else {
+            return Err(self.offline(connector_id).await);
+        };
+        request.write_id = format!("w{}", self.next_query.fetch_add(1, Ordering::Relaxed));
+        let connection = session.connection.clone();
+        drop(session);
+        let invoked = tokio::time::timeout(
+            self.query_timeout,
+            connection.invoke::<_, WriteAnswer>(to_connector::WRITE, (&request,)),
+        )
+        .await;
+        match invoked {
+            Err(_) | Ok(Err(uplink_signalr::Error::Timeout { .. })) => Err(self.timeout()),
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(uplink_signalr::Error::Invocation(message))) => Err(RelayError::Connector {
+                code: uplink_link::failure::SOURCE_ERROR.to_owned(),
+                message: format!("the connector could not apply the write: {message}"),
             }),
-            Ok(Err(LiveEnd::Removed(message))) => Err(RelayError::Connector {
-                code: uplink_link::failure::UNKNOWN_SOURCE.to_owned(),
-                message,
-            }),
-            Ok(Err(LiveEnd::Failed(code, message))) => Err(RelayError::Connector { code, message }),
+            Ok(Err(error)) => {
+                tracing::debug!(connector = connector_id, %error, "write not answered");
+                Err(RelayError::LinkLost)
+            }
         }
     }
 
@@ -347,6 +458,23 @@ impl ConnectorRouter for LocalRouter {
         self.live(connector_id)?
             .registration()
             .map(|r| r.sources.clone())
+    }
+}
+
+/// The error a subscription that ended before its first values answers with.
+pub(crate) fn refusal_of(end: LiveEnd) -> RelayError {
+    match end {
+        LiveEnd::Offline | LiveEnd::Closed => RelayError::LinkLost,
+        LiveEnd::Blocked(message) => RelayError::Connector {
+            code: uplink_link::failure::VETOED.to_owned(),
+            message,
+        },
+        LiveEnd::Removed(message) => RelayError::Connector {
+            code: uplink_link::failure::UNKNOWN_SOURCE.to_owned(),
+            message,
+        },
+        LiveEnd::Revoked(_) => RelayError::Revoked,
+        LiveEnd::Failed(code, message) => RelayError::Connector { code, message },
     }
 }
 

@@ -15,7 +15,7 @@ use uplink_signalr::server::{Caller, Hub as SignalrHub, HubError};
 use super::answer::{Item, Turn};
 use super::identity::{self, LinkCredential};
 use super::registration;
-use super::session::{self, LinkRegistration, LinkSession, grant_list};
+use super::session::{self, LinkRegistration, LinkSession, grant_list, revoked_list};
 use crate::hub::Hub;
 use crate::live::LiveEnd;
 use crate::relay::RelayError;
@@ -256,7 +256,12 @@ async fn register(
     };
     let sources = hub
         .store
-        .announce_sources(&connector.id, &registration.sources, now)
+        .announce_sources(
+            &connector.id,
+            &registration.sources,
+            &registration.source_keys,
+            now,
+        )
         .await
         .map_err(store_failure)?;
     tracing::info!(connector = %connector.id, sources = sources.len(), transport = ?caller.transport(), "connector registered its link");
@@ -281,10 +286,14 @@ async fn register(
     let grants = grant_list(&hub, &connector_id)
         .await
         .map_err(store_failure)?;
+    let revoked_apps = revoked_list(&hub, &connector_id)
+        .await
+        .map_err(store_failure)?;
     let _ = caller.send(
         uplink_link::to_connector::GRANTS,
         (uplink_link::GrantList {
             grants: grants.clone(),
+            revoked_apps: revoked_apps.clone(),
         },),
     );
     Ok(Registered {
@@ -297,6 +306,7 @@ async fn register(
             })
             .collect(),
         grants,
+        revoked_apps,
     })
 }
 
@@ -423,7 +433,11 @@ fn subscription_update(
             "no subscription '{id}' is open on this link (ended or unknown); stop sending it"
         ))
     })?;
+    let stamp = update.values.first().map(|v| v.value.time.timestamp_micros());
     live.apply(update);
+    if let Some(stamp) = stamp {
+        tracing::trace!(target: uplink_link::LATENCY_TARGET, hop = "applied", stamp);
+    }
     Ok(())
 }
 

@@ -35,7 +35,8 @@ use uplink_signalr::server::{HubServer, ServerOptions};
 
 #[cfg(feature = "testing")]
 pub use local_router::LinkStatus;
-pub use local_router::LocalRouter;
+pub use local_router::{LinkEvent, LocalRouter};
+pub(crate) use local_router::refusal_of;
 
 use crate::hub::Hub;
 use crate::store::Connector;
@@ -58,10 +59,21 @@ pub fn connector_token_subject(connector: &Connector) -> TokenSubject {
 pub fn server(hub: Arc<Hub>) -> HubServer {
     let options = ServerOptions {
         max_message_size: uplink_link::MAX_LINK_MESSAGE_BYTES,
+        send_queue_capacity: send_queue_capacity(hub.config.max_live_streams_per_connector),
         authenticator: Some(identity::authenticator(hub.clone())),
         ..ServerOptions::default()
     };
     HubServer::new(methods::hub(hub), options)
+}
+
+/// Messages queued for one link before the connector counts as too slow to read: beside
+/// queries and their chunk acknowledgements, an app opening many streams at once sends a
+/// `Subscribe` for each, and every subscription may have one update's completion on its way,
+/// so the queue has room for two messages per stream the connector may be asked to serve.
+fn send_queue_capacity(max_live_streams: usize) -> usize {
+    ServerOptions::default()
+        .send_queue_capacity
+        .saturating_add(max_live_streams.saturating_mul(2))
 }
 
 /// The link's routes: its SignalR server behind the cap on connector links

@@ -67,8 +67,30 @@ pub fn validate(registration: &Registration) -> Result<(), String> {
             ));
         }
     }
+    let mut keys = HashSet::new();
+    for (name, key) in &registration.source_keys {
+        if !seen.contains(name.as_str()) {
+            return Err(format!(
+                "sourceKeys names '{name}', which is not among the announced data sources"
+            ));
+        }
+        let n = key.chars().count();
+        if n == 0 || n > MAX_KEY_CHARS || key.chars().any(char::is_control) {
+            return Err(format!(
+                "the key of data source '{name}' is not valid: 1 to {MAX_KEY_CHARS} characters, no control characters"
+            ));
+        }
+        if !keys.insert(key.as_str()) {
+            return Err(format!(
+                "the key of data source '{name}' is given to another source too; keys are unique per connector"
+            ));
+        }
+    }
     Ok(())
 }
+
+/// The longest stable key of a data source.
+const MAX_KEY_CHARS: usize = 128;
 
 #[cfg(test)]
 mod tests {
@@ -81,6 +103,7 @@ mod tests {
             connector_id: id.into(),
             name: "site-pc".into(),
             software: "uplink-connector 0.1.0".into(),
+            source_keys: Default::default(),
             sources: sources
                 .iter()
                 .map(|n| DataSourceDescriptor {
@@ -106,6 +129,21 @@ mod tests {
             (good, &["a", "a"], "announced twice"),
         ] {
             let err = validate(&registration(id, sources)).unwrap_err();
+            assert!(err.contains(expected), "{err} should mention {expected}");
+        }
+        let mut keyed = registration(good, &["a", "b"]);
+        keyed.source_keys = [("a".into(), "k1".into()), ("b".into(), "k2".into())].into();
+        assert!(validate(&keyed).is_ok());
+        for (keys, expected) in [
+            (vec![("a", "k1"), ("b", "k1")], "keys are unique"),
+            (vec![("c", "k1")], "'c', which is not among"),
+            (vec![("a", "")], "key of data source 'a' is not valid"),
+        ] {
+            keyed.source_keys = keys
+                .into_iter()
+                .map(|(n, k)| (n.to_owned(), k.to_owned()))
+                .collect();
+            let err = validate(&keyed).unwrap_err();
             assert!(err.contains(expected), "{err} should mention {expected}");
         }
         let mut nameless = registration(good, &[]);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, broadcast};
-use uplink_link::{Grant, GrantList, close_reason, to_connector};
+use uplink_link::{Grant, GrantList, RevokedApp, close_reason, to_connector};
 use uplink_model::DataSourceDescriptor;
 use uplink_signalr::server::ConnectionHandle;
 
@@ -167,17 +167,27 @@ impl LinkSession {
     }
 }
 
-/// Every live grant on `connector_id`'s data sources, in wire form.
+/// Every live grant on `connector_id`'s data sources, in wire form, each with its user's name.
 pub async fn grant_list(hub: &Hub, connector_id: &str) -> crate::Result<Vec<Grant>> {
     let time = |t: i64| DateTime::from_timestamp(t, 0).unwrap_or_default();
-    Ok(hub
-        .store
-        .connector_grants(connector_id)
-        .await?
+    let grants = hub.store.connector_grants(connector_id).await?;
+    let mut names = HashMap::new();
+    for grant in &grants {
+        if !names.contains_key(&grant.user_id) {
+            let name = hub.store.user(&grant.user_id).await?.map(|user| {
+                user.display_name
+                    .filter(|name| !name.trim().is_empty())
+                    .unwrap_or(user.username)
+            });
+            names.insert(grant.user_id.clone(), name);
+        }
+    }
+    Ok(grants
         .into_iter()
         .map(|g| Grant {
             app_id: g.app_id,
             app_name: g.app_name,
+            user_name: names.get(&g.user_id).cloned().flatten(),
             user_id: g.user_id,
             source: g.source_name,
             scopes: g.scopes,
@@ -187,14 +197,38 @@ pub async fn grant_list(hub: &Hub, connector_id: &str) -> crate::Result<Vec<Gran
         .collect())
 }
 
+/// The apps whose every grant on `connector_id`'s data sources was revoked, in wire form.
+pub async fn revoked_list(hub: &Hub, connector_id: &str) -> crate::Result<Vec<RevokedApp>> {
+    Ok(hub
+        .store
+        .connector_revoked_apps(connector_id)
+        .await?
+        .into_iter()
+        .map(|a| RevokedApp {
+            app_id: a.app_id,
+            app_name: a.app_name,
+            revoked_at: DateTime::from_timestamp(a.revoked_at, 0).unwrap_or_default(),
+        })
+        .collect())
+}
+
 /// Sends the connector its current grants.
 pub async fn push_grants(hub: &Hub, session: &LinkSession, connector_id: &str) {
-    match grant_list(hub, connector_id).await {
-        Ok(grants) => {
-            if let Err(e) = session
-                .connection
-                .send(to_connector::GRANTS, (GrantList { grants },))
-            {
+    let lists = async {
+        Ok::<_, crate::HubError>((
+            grant_list(hub, connector_id).await?,
+            revoked_list(hub, connector_id).await?,
+        ))
+    };
+    match lists.await {
+        Ok((grants, revoked_apps)) => {
+            if let Err(e) = session.connection.send(
+                to_connector::GRANTS,
+                (GrantList {
+                    grants,
+                    revoked_apps,
+                },),
+            ) {
                 tracing::debug!(connector = connector_id, error = %e, "grants not sent");
             }
         }

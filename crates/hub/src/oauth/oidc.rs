@@ -48,6 +48,11 @@ pub async fn configuration(State(hub): State<Arc<Hub>>) -> Json<Value> {
 /// `GET /oauth/jwks`: the keys ID tokens are signed with, including retired keys whose tokens
 /// may still be valid.
 pub async fn jwks(State(hub): State<Arc<Hub>>) -> Response {
+    // A key another replica sharing the folder rotated in is published at once: one `stat`,
+    // and a read only when the file changed.
+    if let Err(e) = hub.id_keys.reload_if_changed() {
+        tracing::warn!(error = %e, "the ID-token key file cannot be re-read");
+    }
     let mut response = Json(hub.id_keys.jwks(crate::clock::now())).into_response();
     // Short enough that a relying party sees a rotation well before the old key goes.
     response.headers_mut().insert(

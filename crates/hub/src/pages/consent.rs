@@ -14,13 +14,13 @@ use serde::Deserialize;
 
 use super::fields::Fields;
 use super::form_guard::{ConsentForm, GuardedForm, forged};
-use super::layout::{error_page, html_response, page};
+use super::layout::{error_page, html_response, human_time, page};
 use super::session::{self, SignedIn};
 use crate::hub::Hub;
 use crate::oauth::authorize::redirect_to_app;
 use crate::oauth::error::OAuthErrorCode;
 use crate::secret::Secret;
-use crate::store::{App, AuthorizationRequest, CodeGrant, DataSource, GrantView};
+use crate::store::{App, AuthorizationRequest, CodeGrant, Connector, DataSource, GrantView};
 
 /// Query of the consent page.
 #[derive(Debug, Deserialize)]
@@ -99,6 +99,7 @@ fn consent_page(
     request: &AuthorizationRequest,
     app: &App,
     sources: &[DataSource],
+    connectors: &[Connector],
     existing: &[GrantView],
     error: Option<&str>,
 ) -> Response {
@@ -109,16 +110,35 @@ fn consent_page(
         had.sort();
         had != asked
     });
-    let mut by_connector: BTreeMap<&str, Vec<&DataSource>> = BTreeMap::new();
+    // Grouped by connector, never merged by name: two sites may share one.
+    let mut by_connector: BTreeMap<(&str, &str), Vec<&DataSource>> = BTreeMap::new();
     for s in sources {
         by_connector
-            .entry(s.connector_name.as_str())
+            .entry((s.connector_name.as_str(), s.connector_id.as_str()))
             .or_default()
             .push(s);
     }
+    let named_alike = |name: &str| {
+        by_connector
+            .keys()
+            .filter(|(other, _)| *other == name)
+            .count()
+    };
+    let added_at = |connector_id: &str| {
+        connectors
+            .iter()
+            .find(|c| c.id == connector_id)
+            .map(|c| human_time(c.created_at))
+    };
     let csrf = who.csrf_token();
     let connector_only = only_connects_a_connector(request);
     let reads_data = request.scopes.iter().any(|s| crate::scopes::reads_data(s));
+    let asks_write = asks_to_write(request);
+    // Alarms and events are ticked per source, apart from reading values.
+    let asks_events = request
+        .scopes
+        .iter()
+        .any(|s| s == crate::scopes::EVENTS_READ);
     // Profile first, then the data scopes, in the order the hub lists them.
     let mut shown: Vec<&String> = request
         .scopes
@@ -210,8 +230,15 @@ fn consent_page(
                         @if sources.is_empty() {
                             p.muted { "You have no data sources yet. Connect a site connector first." }
                         }
-                        @for (connector, list) in &by_connector {
+                        @for ((connector, connector_id), list) in &by_connector {
                             h2 { (connector) }
+                            @if named_alike(connector) > 1 {
+                                p.muted.connector-apart {
+                                    "One of " (named_alike(connector)) " connectors named " (connector)
+                                    @if let Some(added) = added_at(connector_id) { ": this one was added " (added) }
+                                    ", offering " (list.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")) "."
+                                }
+                            }
                             @for source in list {
                                 div.choice {
                                     input type="checkbox" name="source" value=(source.id) id={"source-" (source.id)};
@@ -219,6 +246,24 @@ fn consent_page(
                                         (source.name)
                                         @if !source.description.is_empty() {
                                             span.hint { (source.description) }
+                                        }
+                                    }
+                                }
+                                @if asks_events && has_events(source) {
+                                    div.choice {
+                                        input type="checkbox" name="events_source" value=(source.id) id={"events-source-" (source.id)};
+                                        label for={"events-source-" (source.id)} {
+                                            "Alarms and events from " (source.name)
+                                        }
+                                    }
+                                }
+                                // Writing is ticked per source, apart from reading, and only
+                                // where the source's site turned writing on.
+                                @if asks_write && site_allows_writing(source) {
+                                    div.choice.write {
+                                        input type="checkbox" name="write_source" value=(source.id) id={"write-" (source.id)};
+                                        label for={"write-" (source.id)} {
+                                            "Change values in " (source.name)
                                         }
                                     }
                                 }
@@ -259,8 +304,11 @@ pub async fn show(
         Ok(r) => r,
         Err(response) => return response,
     };
-    let sources = match hub.store.sources_owned_by(&who.user.id).await {
-        Ok(s) => s,
+    let (sources, connectors) = match tokio::try_join!(
+        hub.store.sources_owned_by(&who.user.id),
+        hub.store.connectors(Some(&who.user.id)),
+    ) {
+        Ok(both) => both,
         Err(e) => return e.into_response(),
     };
     let existing = match existing_grants(&hub, &who, &app).await {
@@ -274,6 +322,7 @@ pub async fn show(
         &request,
         &app,
         &sources,
+        &connectors,
         &existing,
         None,
     )
@@ -333,8 +382,11 @@ async fn approve(
     app: &App,
     form: &Fields,
 ) -> Response {
-    let owned = match hub.store.sources_owned_by(&who.user.id).await {
-        Ok(s) => s,
+    let (owned, connectors) = match tokio::try_join!(
+        hub.store.sources_owned_by(&who.user.id),
+        hub.store.connectors(Some(&who.user.id)),
+    ) {
+        Ok(both) => both,
         Err(e) => return e.into_response(),
     };
     let existing = match existing_grants(hub, who, app).await {
@@ -349,6 +401,7 @@ async fn approve(
             request,
             app,
             &owned,
+            &connectors,
             &existing,
             Some(error),
         )
@@ -377,6 +430,29 @@ async fn approve(
             sources.push(source.to_owned());
         }
     }
+    let writable = match write_sources(form, &owned, &sources, &scopes) {
+        Ok(writable) => writable,
+        Err(error) => return again(&error),
+    };
+    let mut events_sources: Vec<String> = Vec::new();
+    for source in form.all("events_source") {
+        let Some(owned) = owned.iter().find(|s| s.id == source) else {
+            return again("You can only share data sources of your own connectors.");
+        };
+        if !has_events(owned) {
+            return again(&format!("{} has no alarms and events to share.", owned.name));
+        }
+        if !scopes.iter().any(|s| s == crate::scopes::EVENTS_READ) {
+            return again("Alarms and events are shared only with permission to see them.");
+        }
+        if !events_sources.iter().any(|s| s == source) {
+            events_sources.push(source.to_owned());
+        }
+    }
+    // What each source gets: the ticked permissions, with alarms and events, and writing,
+    // only where that source's own box was ticked.
+    let per_source = scopes_per_source(&scopes, &sources, &events_sources, &writable);
+    let sources: Vec<String> = per_source.iter().map(|(s, _)| s.clone()).collect();
     if only_connects_a_connector(request) {
         // Connecting a connector reads no data source: nothing to tick, nothing granted.
         if !sources.is_empty() {
@@ -417,12 +493,13 @@ async fn approve(
         Ok(false) => return expired(),
         Err(e) => return e.into_response(),
     }
-    if !sources.is_empty()
-        && let Err(e) = hub
-            .grant(&who.user.id, &app.client_id, &sources, &scopes)
+    for (granted, source_ids) in group_by_scopes(per_source) {
+        if let Err(e) = hub
+            .grant(&who.user.id, &app.client_id, &source_ids, &granted)
             .await
-    {
-        return e.into_response();
+        {
+            return e.into_response();
+        }
     }
     if let Some(limit) = monthly_limit
         && let Err(e) = hub
@@ -454,6 +531,128 @@ async fn approve(
     )
 }
 
+/// Whether the app asks to change values (scope `data.write`).
+fn asks_to_write(request: &AuthorizationRequest) -> bool {
+    request
+        .scopes
+        .iter()
+        .any(|s| s == crate::scopes::DATA_WRITE)
+}
+
+/// Whether the source's site lets apps write to it (as its connector last announced).
+fn site_allows_writing(source: &DataSource) -> bool {
+    source.capabilities.as_ref().is_some_and(|c| c.write)
+}
+
+/// The sources ticked for writing (`write_source`), each checked: `data.write` is asked for
+/// and ticked, the source is the user's, shared, and its site allows writing. A shared source
+/// left without any permission (an app asking only to write) is refused too.
+fn write_sources(
+    form: &Fields,
+    owned: &[DataSource],
+    shared: &[String],
+    scopes: &[String],
+) -> Result<Vec<String>, String> {
+    let mut writable: Vec<String> = Vec::new();
+    for id in form.all("write_source") {
+        if !scopes.iter().any(|s| s == crate::scopes::DATA_WRITE) {
+            return Err(
+                "Changing values needs the permission to change values ticked above.".into(),
+            );
+        }
+        let Some(source) = owned.iter().find(|s| s.id == id) else {
+            return Err("You can only share data sources of your own connectors.".into());
+        };
+        if !site_allows_writing(source) {
+            return Err(format!(
+                "The site of {} does not let apps change its values; its owner turns writing on in the connector.",
+                source.name
+            ));
+        }
+        if !shared.iter().any(|s| s == id) {
+            return Err(format!(
+                "To let the app change values in {}, tick {} as a data source too.",
+                source.name, source.name
+            ));
+        }
+        if !writable.iter().any(|s| s == id) {
+            writable.push(id.to_owned());
+        }
+    }
+    let only_write = scopes.iter().all(|s| s == crate::scopes::DATA_WRITE);
+    if only_write
+        && let Some(id) = shared.iter().find(|id| !writable.contains(id))
+    {
+        let name = owned
+            .iter()
+            .find(|s| &s.id == id)
+            .map_or(id.as_str(), |s| s.name.as_str());
+        return Err(format!(
+            "The app only asks to change values: tick \"Change values in {name}\" or untick {name}."
+        ));
+    }
+    Ok(writable)
+}
+
+/// Whether a data source says it has alarms and events.
+fn has_events(source: &DataSource) -> bool {
+    source.capabilities.as_ref().is_some_and(|c| c.events)
+}
+
+/// Each shared source with the scopes its grant gets: `events.read` only for the sources in
+/// `events_sources`, `data.write` only for those in `write_sources` (each also in `sources`),
+/// the other ticked scopes for those in `sources`. A source ends up without scopes (and
+/// unshared) only when nothing applies to it.
+fn scopes_per_source(
+    scopes: &[String],
+    sources: &[String],
+    events_sources: &[String],
+    write_sources: &[String],
+) -> Vec<(String, Vec<String>)> {
+    let base: Vec<String> = scopes
+        .iter()
+        .filter(|s| *s != crate::scopes::EVENTS_READ && *s != crate::scopes::DATA_WRITE)
+        .cloned()
+        .collect();
+    let mut all: Vec<&String> = sources.iter().chain(events_sources).collect();
+    all.dedup();
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for source in all {
+        if seen.contains(&source) {
+            continue;
+        }
+        seen.push(source);
+        let mut granted = if sources.contains(source) {
+            base.clone()
+        } else {
+            Vec::new()
+        };
+        if events_sources.contains(source) {
+            granted.push(crate::scopes::EVENTS_READ.to_owned());
+        }
+        if write_sources.contains(source) && scopes.iter().any(|s| s == crate::scopes::DATA_WRITE) {
+            granted.push(crate::scopes::DATA_WRITE.to_owned());
+        }
+        if !granted.is_empty() {
+            out.push((source.clone(), granted));
+        }
+    }
+    out
+}
+
+/// The sources that get the same scopes, together (one grant call each).
+fn group_by_scopes(per_source: Vec<(String, Vec<String>)>) -> Vec<(Vec<String>, Vec<String>)> {
+    let mut groups: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+    for (source, scopes) in per_source {
+        match groups.iter_mut().find(|(s, _)| *s == scopes) {
+            Some((_, sources)) => sources.push(source),
+            None => groups.push((scopes, vec![source])),
+        }
+    }
+    groups
+}
+
 /// Whether the request asks only to connect a site connector (scope `connector`), which
 /// reads no data source.
 fn only_connects_a_connector(request: &AuthorizationRequest) -> bool {
@@ -463,6 +662,33 @@ fn only_connects_a_connector(request: &AuthorizationRequest) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_go_only_to_the_sources_ticked_for_them() {
+        let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let scopes = strings(&["data.read", "events.read", "tags.read"]);
+        let per_source = scopes_per_source(
+            &scopes,
+            &strings(&["src_a", "src_b"]),
+            &strings(&["src_b", "src_c"]),
+            &[],
+        );
+        assert_eq!(
+            per_source,
+            vec![
+                ("src_a".to_owned(), strings(&["data.read", "tags.read"])),
+                (
+                    "src_b".to_owned(),
+                    strings(&["data.read", "tags.read", "events.read"])
+                ),
+                ("src_c".to_owned(), strings(&["events.read"])),
+            ]
+        );
+        assert_eq!(group_by_scopes(per_source).len(), 3);
+        // Without an events tick, no source gets events.read, even if the scope was ticked.
+        let none = scopes_per_source(&scopes, &strings(&["src_a"]), &[], &[]);
+        assert_eq!(none, vec![("src_a".to_owned(), strings(&["data.read", "tags.read"]))]);
+    }
 
     #[test]
     fn csp_allows_the_redirect_target_only() {

@@ -31,11 +31,16 @@ legend { font-weight: 700; padding: 0 .35rem; }
 .choice input { margin-top: .3rem; width: 1.1rem; height: 1.1rem; flex: none; }
 .choice label { margin: 0; font-weight: 600; }
 .choice .hint { display: block; font-weight: 400; color: var(--muted); font-size: .92rem; }
+.choice.write { margin-left: 1.7rem; }
+.choice.write label { font-weight: 400; }
 .actions { display: flex; gap: .75rem; flex-wrap: wrap; margin-top: 1.25rem; }
 button { font: inherit; font-weight: 600; padding: .6rem 1.2rem; border-radius: 6px; cursor: pointer;
   border: 1px solid var(--line); background: var(--card); color: var(--fg); }
 button.primary { background: var(--accent); border-color: var(--accent); color: var(--accent-fg); }
 button.danger { color: var(--danger); border-color: var(--danger); background: transparent; }
+a.button { display: inline-block; font-weight: 600; padding: .6rem 1.2rem; border-radius: 6px;
+  border: 1px solid var(--line); background: var(--card); color: var(--fg); text-decoration: none; }
+.revoked { color: var(--danger); font-weight: 600; }
 button.small { padding: .25rem .7rem; font-size: .9rem; }
 :focus-visible { outline: 3px solid var(--focus); outline-offset: 2px; }
 .error { border-left: 4px solid var(--danger); padding: .5rem .75rem; background: var(--bg); margin: 1rem 0; }

@@ -196,6 +196,59 @@ pub async fn submit(
     response
 }
 
+/// Query of a one-time sign-in link.
+#[derive(Debug, Deserialize)]
+pub struct LinkQuery {
+    token: Option<String>,
+}
+
+/// `GET /account/login/link?token=…`: a one-time sign-in link minted in process
+/// (`Hub::mint_sign_in_link`). A live link signs its user in and continues where it was
+/// minted to lead; a spent, expired or unknown one shows the sign-in page saying so.
+pub async fn link(State(hub): State<Arc<Hub>>, Query(query): Query<LinkQuery>) -> Response {
+    let spent = query
+        .token
+        .as_deref()
+        .and_then(|token| hub.sign_in_links.spend(token));
+    let Some(link) = spent else {
+        return login_page(
+            StatusCode::GONE,
+            None,
+            None,
+            Some("This sign-in link was already used or has expired: links from Uplink work once, for a minute. Open the page from Uplink again, or sign in here."),
+            "",
+        );
+    };
+    let user = match hub.store.user(&link.user_id).await {
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            return login_page(
+                StatusCode::GONE,
+                None,
+                None,
+                Some("The account this sign-in link was for no longer exists."),
+                "",
+            );
+        }
+        Err(e) => return e.into_response(),
+    };
+    let cookie = match session::start(&hub, &user).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    hub.audit("sign_in", Some(&user.id), None, None, "one-time link")
+        .await;
+    let mut response = Redirect::to(&link.next).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    // The spent URL is worth nothing, but neither a cache nor the next page's Referer keeps it.
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
 /// `POST /account/logout`.
 pub async fn logout(
     State(hub): State<Arc<Hub>>,

@@ -7,5 +7,6 @@ pub mod fields;
 pub mod form_guard;
 pub mod layout;
 pub mod login;
+pub mod returned;
 pub mod session;
 pub mod settings;

@@ -37,8 +37,9 @@ pub async fn show(
     let Some(who) = session::signed_in(&hub, &headers).await else {
         return Redirect::to("/account/login").into_response();
     };
-    let (grants, connectors, sources, sign_ins) = match tokio::try_join!(
+    let (grants, revoked_apps, connectors, sources, sign_ins) = match tokio::try_join!(
         hub.store.grants_of(&who.user.id),
+        hub.store.revoked_apps_of(&who.user.id),
         hub.store.connectors(Some(&who.user.id)),
         hub.store.sources_owned_by(&who.user.id),
         hub.store.sign_ins_of(&who.user.id, crate::clock::now()),
@@ -106,7 +107,15 @@ pub async fn show(
                             @for g in list {
                                 tr {
                                     td { strong { (g.source_name) } br; span.muted { (g.connector_name) } }
-                                    td { @for s in &g.scopes { code { (s) } " " } }
+                                    td {
+                                        @for s in &g.scopes { code { (s) } " " }
+                                        br;
+                                        @if g.scopes.iter().any(|s| s == crate::scopes::DATA_WRITE) {
+                                            strong.writes { "May change values in " (g.source_name) }
+                                        } @else {
+                                            span.muted { "Cannot change values" }
+                                        }
+                                    }
                                     td { (human_time(g.granted_at)) }
                                     td { @match g.last_used_at { Some(t) => (human_time(t)), None => span.muted { "never" } } }
                                     td {
@@ -120,6 +129,21 @@ pub async fn show(
                                     }
                                 }
                             }
+                        }
+                    }
+                }
+            }
+            @if !revoked_apps.is_empty() {
+                section.card aria-labelledby="revoked-heading" {
+                    h2 id="revoked-heading" { "Revoked apps" }
+                    p.muted {
+                        "These apps can no longer read your data through this hub. To refuse one on a site "
+                        "as well, whatever the hub says, block it there: in Uplink's window, Apps, "
+                        "“Block on this site”."
+                    }
+                    ul aria-label="Revoked apps" {
+                        @for a in &revoked_apps {
+                            li { strong { (a.app_name) } " — " span.revoked { "revoked " (human_time(a.revoked_at)) } }
                         }
                     }
                 }
@@ -242,7 +266,7 @@ pub async fn show(
                 }
                 @for c in &connectors {
                     h2 {
-                        (c.name) " " span.muted { code { (c.id) } } " "
+                        (c.name) " " span.muted { "added " (human_time(c.created_at)) } " "
                         @if hub.relay().is_online(&c.id) { span.status { "online" } } @else { span.muted { "offline" } }
                     }
                     ul {
@@ -306,7 +330,9 @@ pub async fn revoke_sign_in(
     }
 }
 
-/// `POST /account/settings/revoke`: one data source (`source`) or the whole app.
+/// `POST /account/settings/revoke`: one data source (`source`) or the whole app. Without
+/// `confirm=yes` nothing is revoked: the answer is a page naming the app (and the data source)
+/// that asks to confirm or cancel.
 pub async fn revoke(
     State(hub): State<Arc<Hub>>,
     GuardedForm { who, form, .. }: GuardedForm,
@@ -315,10 +341,71 @@ pub async fn revoke(
         return forged();
     };
     let source = form.one("source");
+    if form.one("confirm") != Some("yes") {
+        return confirm_revoke(&hub, &who, app, source).await;
+    }
     match hub.revoke(&who.user.id, app, source).await {
         Ok(_) => Redirect::to("/account/settings?revoked=1").into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// The confirm step of a revoke: names what is revoked, with Revoke and Cancel.
+async fn confirm_revoke(
+    hub: &Hub,
+    who: &session::SignedIn,
+    app_id: &str,
+    source_id: Option<&str>,
+) -> Response {
+    let grants = match hub.store.grants_of(&who.user.id).await {
+        Ok(grants) => grants,
+        Err(e) => return e.into_response(),
+    };
+    let of_app: Vec<&GrantView> = grants
+        .iter()
+        .filter(|g| g.app_id == app_id && source_id.is_none_or(|s| g.source_id == s))
+        .collect();
+    let Some(first) = of_app.first() else {
+        return HubError::NotFound("this app holds no such access of yours".into())
+            .into_response();
+    };
+    let app_name = &first.app_name;
+    let title = match source_id {
+        Some(_) => format!("Revoke {app_name}'s access to {}?", first.source_name),
+        None => format!("Revoke all of {app_name}'s access?"),
+    };
+    let csrf = who.csrf_token();
+    let markup = page(
+        "Revoke access",
+        Some((&who.user.username, &csrf)),
+        html! {
+            section.card aria-labelledby="confirm-heading" {
+                h1 id="confirm-heading" { (title) }
+                @if source_id.is_some() {
+                    p { (app_name) " loses access to " strong { (first.source_name) } " ("
+                        (first.connector_name) ") at once: requests it has running stop." }
+                } @else {
+                    p { (app_name) " loses access to every data source you shared with it at once:" }
+                    ul { @for g in &of_app { li { strong { (g.source_name) } " (" (g.connector_name) ")" } } }
+                    p { "Requests it has running stop, and its sign-in to your account ends." }
+                }
+                p.muted { "To let it read again, you approve it once more when the app asks." }
+                form method="post" action="/account/settings/revoke" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="app" value=(app_id);
+                    @if let Some(source) = source_id {
+                        input type="hidden" name="source" value=(source);
+                    }
+                    input type="hidden" name="confirm" value="yes";
+                    div.actions {
+                        button.danger type="submit" { "Revoke" }
+                        a.button href="/account/settings" { "Cancel" }
+                    }
+                }
+            }
+        },
+    );
+    html_response(StatusCode::OK, markup)
 }
 
 /// `POST /account/settings/billing`: revoke an app's billing (`action=revoke`), or change its

@@ -28,6 +28,9 @@ pub trait ChangeFeedStore: Send + Sync {
     /// polls (every [`super::CHANGE_POLL`]); PostgreSQL can LISTEN for a NOTIFY that the same
     /// transactions send.
     async fn wait_for_changes(&self, after: i64) -> Result<()>;
+    /// Appends a change that is not part of another write (a key rotation, whose keys live in
+    /// their file), in a transaction of its own.
+    async fn append_change(&self, change: &crate::revocation::Revocation) -> Result<()>;
     /// Forgets changes committed before `before` (Unix seconds); returns how many.
     async fn prune_changes(&self, before: i64) -> Result<u64>;
 }

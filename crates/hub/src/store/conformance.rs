@@ -4,11 +4,11 @@
 //! Every test below is an `async fn(&dyn Store)` that starts from an empty store. The
 //! `conformance!` macro turns the list of them into one `#[tokio::test]` per test in a module
 //! named after the backend, opening a fresh store for each. A backend joins the suite with one
-//! line beside SQLite's (just after the macro):
+//! line beside the others (just after the macro):
 //!
 //! ```text
 //! conformance!(sqlite, super::open_sqlite());
-//! conformance!(postgres, crate::store::postgres::open_for_test());   // later
+//! conformance!(postgres, crate::store::postgres::open_for_test());
 //! ```
 //!
 //! where the expression (evaluated inside the generated module, hence `super::`) is a future
@@ -20,11 +20,14 @@
 //! Backend-specific behaviour (SQLite's file modes, migrations, polling for other processes'
 //! changes, feed entries it cannot parse) is tested next to that backend's code.
 
+use std::collections::BTreeMap;
+
 use super::prelude::*;
 use super::{
     App, AuditEvent, AuthorizationRequest, CodeGrant, CodeRedemption, ConnectorClaim, DataSource,
-    DebitOutcome, DebitRequest, DeviceAuthorization, DevicePoll, LinkAuthority, LoginSession,
-    RefundOutcome, RefundRequest, Rotation, SqliteStore, TokenKeyRecord, TxKind, User,
+    DebitOutcome, DebitRequest, DeviceAuthorization, DevicePoll, LeaseCaps, LeaseOutcome,
+    LinkAuthority, LoginSession, RefundOutcome, RefundRequest, Rotation, SqliteStore, StreamLease,
+    TokenKeyRecord, TxKind, User, WriteClaim, WriteKey,
 };
 use crate::revocation::Revocation;
 
@@ -52,6 +55,7 @@ macro_rules! conformance {
             a_new_sign_in_takes_over_a_connector_only_from_one_no_longer_valid,
             removing_a_connector_cuts_its_grants_and_sign_in_and_retires_its_id,
             announced_sources_replace_the_list_and_keep_their_ids,
+            a_renamed_source_keeps_its_id_and_grants,
             source_names_are_unique_per_connector,
             grants_are_checked_per_source_and_family_and_revoke_is_immediate,
             a_new_consent_replaces_the_scopes_and_use_is_recorded,
@@ -73,6 +77,10 @@ macro_rules! conformance {
             an_idempotency_key_returns_the_first_debit_and_refuses_another,
             a_refund_is_at_most_what_is_left_within_the_window,
             racing_debits_never_overdraw,
+            a_write_key_is_claimed_once_and_answers_its_retries,
+            stream_leases_hold_each_cap_and_lapse_unless_renewed,
+            racing_stream_leases_never_exceed_a_cap,
+            writes_arriving_together_each_apply_once_and_keep_their_answers,
         );
     };
     (@suite $backend:ident, $open:expr; $($test:ident),+ $(,)?) => {
@@ -89,6 +97,7 @@ macro_rules! conformance {
 }
 
 conformance!(sqlite, super::open_sqlite());
+conformance!(postgres, crate::store::postgres::open_for_test());
 
 // ---------------------------------------------------------------------------------------------
 // Shared fixtures
@@ -537,6 +546,7 @@ async fn announced_sources_replace_the_list_and_keep_their_ids(store: &dyn Store
                 descriptor("historian", "sqlite"),
                 descriptor("sim", "simulated"),
             ],
+            &BTreeMap::new(),
             4,
         )
         .await
@@ -563,13 +573,127 @@ async fn announced_sources_replace_the_list_and_keep_their_ids(store: &dyn Store
         ("Dashboard", "historian")
     );
     assert_eq!(grants[0].user_id, user.id);
+    assert!(
+        store
+            .connector_revoked_apps("con_1")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     store.revoke(&user.id, APP, None, 6).await.unwrap();
     assert!(store.connector_grants("con_1").await.unwrap().is_empty());
+    let revoked = store.connector_revoked_apps("con_1").await.unwrap();
+    assert_eq!(
+        revoked
+            .iter()
+            .map(|a| (a.app_id.as_str(), a.app_name.as_str(), a.revoked_at))
+            .collect::<Vec<_>>(),
+        vec![(APP, "Dashboard", 6)],
+        "a revoked app stays known to the connector"
+    );
     let err = store
-        .announce_sources("con_nope", &[descriptor("x", "csv")], 7)
+        .announce_sources("con_nope", &[descriptor("x", "csv")], &BTreeMap::new(), 7)
         .await
         .unwrap_err();
     assert_eq!(err.code(), "not_found");
+}
+
+async fn a_renamed_source_keeps_its_id_and_grants(store: &dyn Store) {
+    let seed = seeded(store).await;
+    let (user, historian, lab) = (seed.ada, seed.historian, seed.lab);
+    let family = open_family(store, &user, b"c1", 4).await;
+    grant_read(store, &user, &[&historian, &lab], 4).await;
+    let keys = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(n, k)| ((*n).to_owned(), (*k).to_owned()))
+            .collect()
+    };
+    // The first keys adopt the sources of their names (added before keys existed).
+    let first = store
+        .announce_sources(
+            "con_1",
+            &[descriptor("historian", "csv"), descriptor("lab", "csv")],
+            &keys(&[("historian", "k-hist"), ("lab", "k-lab")]),
+            5,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (first[0].id.as_str(), first[1].id.as_str()),
+        (historian.id.as_str(), lab.id.as_str())
+    );
+    // Renamed, and two names swapped in one announcement: each keeps its id and grants.
+    let renamed = store
+        .announce_sources(
+            "con_1",
+            &[
+                descriptor("plant-historian", "csv"),
+                descriptor("lab", "csv"),
+            ],
+            &keys(&[("plant-historian", "k-hist"), ("lab", "k-lab")]),
+            6,
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed[0].id, historian.id, "a renamed source keeps its id");
+    let swapped = store
+        .announce_sources(
+            "con_1",
+            &[
+                descriptor("lab", "csv"),
+                descriptor("plant-historian", "csv"),
+            ],
+            &keys(&[("lab", "k-hist"), ("plant-historian", "k-lab")]),
+            7,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (swapped[0].id.as_str(), swapped[1].id.as_str()),
+        (historian.id.as_str(), lab.id.as_str())
+    );
+    for source in [&historian.id, &lab.id] {
+        assert!(
+            store
+                .active_grant(&user.id, APP, source, &family)
+                .await
+                .unwrap()
+                .is_some(),
+            "the grant follows the source's key"
+        );
+    }
+    let names: Vec<(String, String)> = store
+        .connector_grants("con_1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| (g.source_id, g.source_name))
+        .collect();
+    assert!(names.contains(&(historian.id.clone(), "lab".to_owned())));
+    assert!(names.contains(&(lab.id.clone(), "plant-historian".to_owned())));
+    // A new source under a removed one's name is another source: no grant carries over, and
+    // the removed one stays (unavailable, under a name of its own).
+    let fresh = store
+        .announce_sources(
+            "con_1",
+            &[descriptor("lab", "csv")],
+            &keys(&[("lab", "k-new")]),
+            8,
+        )
+        .await
+        .unwrap();
+    assert_ne!(fresh[0].id, historian.id);
+    assert!(
+        store
+            .active_grant(&user.id, APP, &fresh[0].id, &family)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let all = store.sources_owned_by(&user.id).await.unwrap();
+    let old = all.iter().find(|s| s.id == historian.id).unwrap();
+    assert_eq!((old.name.as_str(), old.available), ("lab (removed)", false));
 }
 
 async fn source_names_are_unique_per_connector(store: &dyn Store) {
@@ -723,8 +847,22 @@ async fn revoking_one_of_two_sources_keeps_the_sign_in(store: &dyn Store) {
             .is_some()
     );
     assert_eq!(
+        store.revoked_apps_of(&seed.ada.id).await.unwrap(),
+        vec![],
+        "an app with a grant left is not listed as revoked"
+    );
+    assert_eq!(
         store.revoke(&seed.ada.id, APP, None, 7).await.unwrap(),
         (1, vec![family.clone()])
+    );
+    let revoked = store.revoked_apps_of(&seed.ada.id).await.unwrap();
+    assert_eq!(
+        revoked
+            .iter()
+            .map(|a| (a.app_id.as_str(), a.revoked_at))
+            .collect::<Vec<_>>(),
+        vec![(APP, 7)],
+        "an app with no grant left stays listed as revoked, with its last revoke"
     );
     assert_eq!(
         changes_since(store, start).await,
@@ -1198,6 +1336,7 @@ async fn token_keys_are_listed_newest_first_and_forgotten_entirely(store: &dyn S
                 id: id.into(),
                 key_bytes: vec![u8::try_from(created_at).unwrap(); 32],
                 created_at,
+                retired_at: None,
             })
             .await
             .unwrap();
@@ -1253,6 +1392,20 @@ async fn the_change_feed_holds_each_change_in_commit_order(store: &dyn Store) {
         store.change_cursor().await.unwrap(),
         batch.cursor,
         "pruning never moves the cursor back"
+    );
+    // A change of its own (a key rotation) follows in order.
+    let rotated = Revocation::TokenKeysRotated {
+        key_id: "k4.lid.new".into(),
+    };
+    store.append_change(&rotated).await.unwrap();
+    let id_rotated = Revocation::IdTokenKeysRotated {
+        key_id: "thumbprint-new".into(),
+    };
+    store.append_change(&id_rotated).await.unwrap();
+    store.wait_for_changes(batch.cursor).await.unwrap();
+    assert_eq!(
+        changes_since(store, batch.cursor).await,
+        vec![rotated, id_rotated]
     );
 }
 
@@ -1587,4 +1740,264 @@ async fn racing_debits_never_overdraw(store: &dyn Store) {
         .count();
     assert_eq!(done, 7, "the limit holds");
     assert_eq!(store.balance(&seed.ada.id).await.unwrap(), 300);
+}
+
+async fn a_write_key_is_claimed_once_and_answers_its_retries(store: &dyn Store) {
+    let key = WriteKey {
+        app_id: "app_1".into(),
+        user_id: "usr_1".into(),
+        key: "k-1".into(),
+    };
+    let claim = |digest: &'static str, now: i64| {
+        let key = key.clone();
+        async move {
+            store
+                .claim_write(&key, digest, now, now - 100)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(claim("body-a", 1_000).await, WriteClaim::Claimed);
+    // While it is applied, a retry waits; another body under the key is refused.
+    assert_eq!(claim("body-a", 1_001).await, WriteClaim::InProgress);
+    assert_eq!(claim("body-b", 1_001).await, WriteClaim::KeyReused);
+    let audited = AuditEvent {
+        at: 1_001,
+        event: "write".into(),
+        user_id: Some("usr_1".into()),
+        app_id: Some("app_1".into()),
+        source_id: Some("src_1".into()),
+        detail: "tag=\"SP1\" old=1 new=2 result=ok".into(),
+    };
+    store
+        .answer_write(
+            &key,
+            200,
+            r#"{"results":[]}"#,
+            std::slice::from_ref(&audited),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.audit_events(10).await.unwrap(),
+        [audited],
+        "kept with the answer"
+    );
+    assert_eq!(
+        claim("body-a", 1_002).await,
+        WriteClaim::Answered {
+            status: 200,
+            answer: r#"{"results":[]}"#.into()
+        }
+    );
+    // An answered key is not released; keys are per app and user.
+    store.release_write(&key).await.unwrap();
+    assert_eq!(claim("body-b", 1_003).await, WriteClaim::KeyReused);
+    let other_app = WriteKey {
+        app_id: "app_2".into(),
+        ..key.clone()
+    };
+    assert_eq!(
+        store
+            .claim_write(&other_app, "body-b", 1_003, 900)
+            .await
+            .unwrap(),
+        WriteClaim::Claimed
+    );
+    // A released claim (nothing applied) can be claimed again, once.
+    store.release_write(&other_app).await.unwrap();
+    let racing = futures::future::join_all(
+        (0..8).map(|_| store.claim_write(&other_app, "body-b", 1_004, 900)),
+    )
+    .await;
+    let claimed = racing
+        .into_iter()
+        .filter(|c| *c.as_ref().unwrap() == WriteClaim::Claimed)
+        .count();
+    assert_eq!(claimed, 1);
+    // An expired record is forgotten: the key starts afresh.
+    assert_eq!(claim("body-c", 1_200).await, WriteClaim::Claimed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live-stream leases
+
+fn lease<'a>(replica: &'a str, family_id: &'a str, connector_id: &'a str) -> StreamLease<'a> {
+    StreamLease {
+        replica,
+        family_id,
+        connector_id,
+    }
+}
+
+const LEASE_CAPS: LeaseCaps = LeaseCaps {
+    per_sign_in: 2,
+    per_connector: 3,
+};
+
+async fn leased(store: &dyn Store, l: StreamLease<'_>, now: i64, until: i64) -> LeaseOutcome {
+    store.lease_stream(l, LEASE_CAPS, now, until).await.unwrap()
+}
+
+async fn stream_leases_hold_each_cap_and_lapse_unless_renewed(store: &dyn Store) {
+    let LeaseOutcome::Leased(a1) = leased(store, lease("r1", "fam_a", "con"), 100, 110).await
+    else {
+        panic!("the first lease is taken");
+    };
+    assert!(matches!(
+        leased(store, lease("r2", "fam_a", "con"), 100, 110).await,
+        LeaseOutcome::Leased(_)
+    ));
+    assert_eq!(
+        leased(store, lease("r3", "fam_a", "con"), 100, 110).await,
+        LeaseOutcome::SignInFull,
+        "the sign-in's cap counts its leases on every replica"
+    );
+    assert!(matches!(
+        leased(store, lease("r2", "fam_b", "con"), 100, 110).await,
+        LeaseOutcome::Leased(_)
+    ));
+    assert_eq!(
+        leased(store, lease("r1", "fam_c", "con"), 100, 110).await,
+        LeaseOutcome::ConnectorFull,
+        "the connector's cap counts every sign-in's leases"
+    );
+    assert!(matches!(
+        leased(store, lease("r1", "fam_c", "other"), 100, 110).await,
+        LeaseOutcome::Leased(_)
+    ));
+    // A released lease frees its place at once.
+    store.release_stream_leases(&[a1]).await.unwrap();
+    store.release_stream_leases(&[a1]).await.unwrap();
+    assert!(matches!(
+        leased(store, lease("r1", "fam_a", "con"), 101, 110).await,
+        LeaseOutcome::Leased(_)
+    ));
+    // r1 lives on and renews; r2 died: its leases (fam_a and fam_b on con) lapse at 110.
+    assert_eq!(store.renew_stream_leases("r1", 105, 120).await.unwrap(), 2);
+    assert_eq!(
+        leased(store, lease("r3", "fam_c", "con"), 109, 120).await,
+        LeaseOutcome::ConnectorFull,
+        "not before they lapse"
+    );
+    assert!(matches!(
+        leased(store, lease("r3", "fam_c", "con"), 110, 120).await,
+        LeaseOutcome::Leased(_)
+    ));
+    assert!(matches!(
+        leased(store, lease("r3", "fam_b", "con"), 110, 120).await,
+        LeaseOutcome::Leased(_)
+    ));
+    assert_eq!(
+        leased(store, lease("r3", "fam_d", "con"), 110, 120).await,
+        LeaseOutcome::ConnectorFull,
+        "r1's renewed lease, and r3's two, fill the connector's cap"
+    );
+    // Renewing drops what lapsed: r2 has nothing left to renew.
+    assert_eq!(store.renew_stream_leases("r2", 111, 130).await.unwrap(), 0);
+    assert_eq!(store.renew_stream_leases("r3", 111, 130).await.unwrap(), 2);
+}
+
+async fn racing_stream_leases_never_exceed_a_cap(store: &dyn Store) {
+    let replicas: Vec<String> = (0..12).map(|i| format!("r{}", i % 3)).collect();
+    let outcomes = futures::future::join_all(
+        replicas
+            .iter()
+            .map(|r| store.lease_stream(lease(r, "fam", "con"), LEASE_CAPS, 100, 110)),
+    )
+    .await;
+    let taken = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(LeaseOutcome::Leased(_))))
+        .count();
+    assert_eq!(taken, LEASE_CAPS.per_sign_in);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Ok(LeaseOutcome::Leased(_) | LeaseOutcome::SignInFull)))
+    );
+}
+
+async fn writes_arriving_together_each_apply_once_and_keep_their_answers(store: &dyn Store) {
+    let key = |i: usize| WriteKey {
+        app_id: "app_1".into(),
+        user_id: "usr_1".into(),
+        key: format!("together-{i}"),
+    };
+    // Every key twice at once, as two requests with the same key racing each other.
+    let claims = futures::future::join_all((0..40).flat_map(|i| [i, i]).map(|i| async move {
+        (
+            i,
+            store
+                .claim_write(&key(i), "body", 1_000, 900)
+                .await
+                .unwrap(),
+        )
+    }))
+    .await;
+    for i in 0..40 {
+        let mut of_key: Vec<&WriteClaim> = claims
+            .iter()
+            .filter(|(k, _)| *k == i)
+            .map(|(_, c)| c)
+            .collect();
+        of_key.sort_by_key(|c| *c != &WriteClaim::Claimed);
+        assert_eq!(
+            of_key,
+            [&WriteClaim::Claimed, &WriteClaim::InProgress],
+            "key {i}: one applies, the other waits"
+        );
+    }
+    let audit = |i: usize| AuditEvent {
+        at: 1_001,
+        event: "write".into(),
+        user_id: Some("usr_1".into()),
+        app_id: Some("app_1".into()),
+        source_id: Some("src_1".into()),
+        detail: format!("write {i}"),
+    };
+    // Answers and other audit rows arriving together are each kept.
+    let answers = (0..40).map(|i| async move {
+        store
+            .answer_write(&key(i), 200, &format!("{{\"n\":{i}}}"), &[audit(i)])
+            .await
+    });
+    let others = (40..50).map(|i| async move { store.audit(&audit(i)).await });
+    let (answered, audited) = futures::future::join(
+        futures::future::join_all(answers),
+        futures::future::join_all(others),
+    )
+    .await;
+    assert!(answered.iter().chain(&audited).all(Result::is_ok));
+    let mut details: Vec<String> = store
+        .audit_events(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.detail)
+        .collect();
+    details.sort();
+    let mut expected: Vec<String> = (0..50).map(|i| format!("write {i}")).collect();
+    expected.sort();
+    assert_eq!(
+        details, expected,
+        "one audit row per write, none lost or doubled"
+    );
+    let retries = futures::future::join_all((0..40).map(|i| async move {
+        store
+            .claim_write(&key(i), "body", 1_002, 900)
+            .await
+            .unwrap()
+    }))
+    .await;
+    for (i, retry) in retries.into_iter().enumerate() {
+        assert_eq!(
+            retry,
+            WriteClaim::Answered {
+                status: 200,
+                answer: format!("{{\"n\":{i}}}"),
+            },
+            "key {i} answers its retry with its own answer"
+        );
+    }
 }

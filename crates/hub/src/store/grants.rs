@@ -25,6 +25,18 @@ pub struct GrantView {
     pub last_used_at: Option<i64>,
 }
 
+/// An app that once held grants of a user and holds none now: listed as revoked, so its owner
+/// still sees it (and can block it on a site).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedApp {
+    /// The app's client id.
+    pub app_id: String,
+    /// The app's name.
+    pub app_name: String,
+    /// When its last grant was revoked.
+    pub revoked_at: i64,
+}
+
 /// The answer of the per-request grant lookup when access is allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveGrant {
@@ -61,6 +73,8 @@ pub trait GrantStore: Send + Sync {
     async fn touch_grant(&self, grant_id: i64, now: i64) -> Result<()>;
     /// A user's active grants, for the settings page.
     async fn grants_of(&self, user_id: &str) -> Result<Vec<GrantView>>;
+    /// The apps that held grants of a user and hold none now, most recently revoked first.
+    async fn revoked_apps_of(&self, user_id: &str) -> Result<Vec<RevokedApp>>;
     /// Revokes one data source's grant (or, with `source_id` None, all of an app's grants) for a
     /// user. When the app has no active grant left for that user, its token families are revoked
     /// too. Returns how many grants were revoked and the families revoked. Committed before it

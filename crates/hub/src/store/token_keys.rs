@@ -11,8 +11,11 @@ pub struct TokenKeyRecord {
     pub id: String,
     /// The 32 key bytes.
     pub key_bytes: Vec<u8>,
-    /// When it was made; the newest key encrypts, all verify.
+    /// When it was made; the newest key that is not retired encrypts.
     pub created_at: i64,
+    /// When a rotation retired it (Unix seconds): it then verifies only the tokens it made
+    /// before, for at most one token lifetime more ([`crate::token::Keyring`]).
+    pub retired_at: Option<i64>,
 }
 
 impl std::fmt::Debug for TokenKeyRecord {
@@ -20,6 +23,7 @@ impl std::fmt::Debug for TokenKeyRecord {
         f.debug_struct("TokenKeyRecord")
             .field("id", &self.id)
             .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
             .finish_non_exhaustive()
     }
 }

@@ -170,6 +170,7 @@ impl TestConnector {
             connector_id: connector_id.into(),
             name: "press-shop-pc".into(),
             software: "test-connector 1.0".into(),
+            source_keys: Default::default(),
             sources: sources
                 .iter()
                 .map(|name| DataSourceDescriptor {

@@ -90,6 +90,7 @@ impl EndlessConnector {
                     connector_id: connector.id.clone(),
                     name: "endless".into(),
                     software: "endless 1.0".into(),
+                    source_keys: Default::default(),
                     sources: vec![descriptor("historian"), descriptor("lab")],
                 },),
             )

@@ -119,6 +119,7 @@ impl Link {
             connector_id: connector_id.into(),
             name: "press-shop-pc".into(),
             software: "test-connector 1.0".into(),
+            source_keys: Default::default(),
             sources: vec![DataSourceDescriptor {
                 name: "line-1".into(),
                 kind: "simulated".into(),

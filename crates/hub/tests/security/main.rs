@@ -23,6 +23,7 @@ mod redirect_uri;
 mod refresh;
 mod revocation_race;
 mod settings;
+mod sign_in_links;
 mod sign_ins;
 mod sign_out;
 mod tokens;

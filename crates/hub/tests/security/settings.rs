@@ -129,7 +129,12 @@ async fn settings_show_whether_a_connector_is_linked_and_which_sources_it_stoppe
     };
     hub.hub
         .store
-        .announce_sources(&hub.historian.connector_id, &[historian], 1)
+        .announce_sources(
+            &hub.historian.connector_id,
+            &[historian],
+            &Default::default(),
+            1,
+        )
         .await
         .unwrap();
     let page = settings().await;

@@ -34,6 +34,9 @@ pub(crate) struct Dialer {
     proxy: Option<Arc<Proxy>>,
     /// How long the latest dial took (TCP, proxy tunnel, TLS): sizes a first probe's wait.
     last_connect: Arc<std::sync::Mutex<Option<std::time::Duration>>>,
+    /// Headers sent on every request of the connection (negotiate, polls, sends, the
+    /// WebSocket upgrade), e.g. one a load balancer hashes to keep a client on one server.
+    headers: Arc<Vec<(header::HeaderName, HeaderValue)>>,
 }
 
 impl Dialer {
@@ -45,7 +48,19 @@ impl Dialer {
             tls: TlsConnector::from(Arc::new(config)),
             proxy: proxy.map(Arc::new),
             last_connect: Arc::default(),
+            headers: Arc::default(),
         }
+    }
+
+    /// The same dialer, sending `headers` on every request.
+    pub fn with_headers(mut self, headers: Vec<(header::HeaderName, HeaderValue)>) -> Self {
+        self.headers = Arc::new(headers);
+        self
+    }
+
+    /// The headers sent on every request.
+    pub fn headers(&self) -> &[(header::HeaderName, HeaderValue)] {
+        &self.headers
     }
 
     /// How long the latest connect took, TCP (or the proxy's tunnel) and TLS together.
@@ -220,6 +235,9 @@ impl HttpClient {
         }
         if let Some(accept) = accept {
             request = request.header(header::ACCEPT, accept);
+        }
+        for (name, value) in self.dialer.headers() {
+            request = request.header(name, value);
         }
         if !body.is_empty() {
             request = request.header(header::CONTENT_TYPE, "text/plain;charset=UTF-8");

@@ -8,7 +8,7 @@ use tokio::task::JoinHandle;
 use super::http::HttpClient;
 use super::token::TokenCell;
 use crate::error::{Error, Result};
-use crate::frames::FrameBuilder;
+use crate::frames::{FrameBuilder, POST_FRAME_LIMIT};
 use crate::negotiate::Transport;
 
 /// One transport connection. Dropping the `outgoing` sender ends it gracefully (WebSocket
@@ -34,7 +34,8 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Sends queued messages by POST, one request at a time, for SSE and long polling. When the
+/// Sends queued messages by POST, one request at a time (the server must see them in order),
+/// as many as are queued in each, up to [`POST_FRAME_LIMIT`], for SSE and long polling. When the
 /// queue closes it sends DELETE if asked (long polling's graceful end).
 pub(crate) fn spawn_sender(
     http: HttpClient,
@@ -45,7 +46,7 @@ pub(crate) fn spawn_sender(
     delete_on_end: bool,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut frames = FrameBuilder::default();
+        let mut frames = FrameBuilder::with_limit(POST_FRAME_LIMIT);
         loop {
             let first = match frames.take_carry() {
                 Some(first) => first,

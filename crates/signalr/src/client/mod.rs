@@ -193,6 +193,7 @@ pub struct ClientBuilder {
     max_message_size: usize,
     message_pack: bool,
     memory: Option<Arc<dyn TransportMemory>>,
+    headers: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -312,6 +313,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Sends `name: value` on every request of the connection: negotiate, each poll and send,
+    /// the event stream and the WebSocket upgrade (so a load balancer can hash it and keep
+    /// the connection on one server). Checked by [`ClientBuilder::start`].
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
     /// Largest message accepted from the server (default 1 MiB).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
@@ -340,7 +349,19 @@ impl ClientBuilder {
             None => platform_trust()?,
         };
         let proxy = self.proxy.resolve(|name| std::env::var(name).ok())?;
-        let http = HttpClient::new(Dialer::new(&tls, proxy));
+        let headers = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                Ok((
+                    hyper::http::HeaderName::from_bytes(name.as_bytes())
+                        .map_err(|e| Error::Config(format!("header name '{name}': {e}")))?,
+                    hyper::http::HeaderValue::from_str(value)
+                        .map_err(|e| Error::Config(format!("header '{name}' value: {e}")))?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let http = HttpClient::new(Dialer::new(&tls, proxy).with_headers(headers));
         // The transports allowed are part of the route: what worked while the owner forced
         // long polling says nothing about the full list.
         let allowed: Vec<&str> = self.transports.iter().map(|t| t.as_str()).collect();
@@ -560,6 +581,7 @@ impl HubConnection {
             max_message_size: 1024 * 1024,
             message_pack: false,
             memory: None,
+            headers: Vec::new(),
         }
     }
 

@@ -138,59 +138,77 @@ impl EventParser {
     /// # Errors
     /// [`Error::MessageTooLarge`] when an event or a line outgrows the limit; the stream is then
     /// unusable and the connection should close.
-    pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Vec<u8>>> {
+    pub fn feed(&mut self, mut chunk: &[u8]) -> Result<Vec<Vec<u8>>> {
         let mut events = Vec::new();
-        let limit = self.max_event_size.saturating_add(Self::LINE_SLACK);
-        for &byte in chunk {
+        // Whole runs between line ends are copied at once: an answer chunk's event is one
+        // line of up to 64 KiB.
+        while let Some((&first, rest)) = chunk.split_first() {
             if self.after_cr {
                 self.after_cr = false;
-                if byte == b'\n' {
+                if first == b'\n' {
+                    chunk = rest;
                     continue;
                 }
             }
-            match byte {
-                b'\r' | b'\n' => {
-                    self.after_cr = byte == b'\r';
+            match memchr::memchr2(b'\r', b'\n', chunk) {
+                Some(end) => {
+                    self.append(&chunk[..end])?;
+                    self.after_cr = chunk[end] == b'\r';
                     self.end_line(&mut events);
+                    chunk = &chunk[end + 1..];
                 }
-                _ => {
-                    if self.line.len() + self.data.len() >= limit {
-                        return Err(Error::MessageTooLarge {
-                            limit: self.max_event_size,
-                        });
-                    }
-                    self.line.push(byte);
+                None => {
+                    self.append(chunk)?;
+                    break;
                 }
             }
         }
         Ok(events)
     }
 
+    /// Adds bytes to the line being read, within the limit on an event.
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        let limit = self.max_event_size.saturating_add(Self::LINE_SLACK);
+        if self.line.len() + self.data.len() + bytes.len() > limit {
+            return Err(Error::MessageTooLarge {
+                limit: self.max_event_size,
+            });
+        }
+        self.line.extend_from_slice(bytes);
+        Ok(())
+    }
+
     fn end_line(&mut self, events: &mut Vec<Vec<u8>>) {
-        let line = std::mem::take(&mut self.line);
+        let Self {
+            line,
+            data,
+            has_data,
+            ..
+        } = self;
         if line.is_empty() {
-            if self.has_data {
-                self.data.pop(); // the '\n' after the last data line
-                events.push(std::mem::take(&mut self.data));
-                self.has_data = false;
+            if *has_data {
+                data.pop(); // the '\n' after the last data line
+                events.push(std::mem::take(data));
+                *has_data = false;
             }
             return;
         }
-        if line[0] == b':' {
-            return;
-        }
-        let (field, value) = match line.iter().position(|&b| b == b':') {
-            Some(i) => {
-                let value = &line[i + 1..];
-                (&line[..i], value.strip_prefix(b" ").unwrap_or(value))
+        if line[0] != b':' {
+            let (field, value) = match line.iter().position(|&b| b == b':') {
+                Some(i) => {
+                    let value = &line[i + 1..];
+                    (&line[..i], value.strip_prefix(b" ").unwrap_or(value))
+                }
+                None => (&line[..], &[][..]),
+            };
+            if field == b"data" {
+                data.extend_from_slice(value);
+                data.push(b'\n');
+                *has_data = true;
             }
-            None => (&line[..], &[][..]),
-        };
-        if field == b"data" {
-            self.data.extend_from_slice(value);
-            self.data.push(b'\n');
-            self.has_data = true;
         }
+        // Kept, not taken: the next line reuses its room.
+        line.clear();
     }
 }
 

@@ -47,6 +47,9 @@ pub(crate) async fn connect(
     {
         request.headers_mut().insert(header::AUTHORIZATION, value);
     }
+    for (name, value) in dialer.headers() {
+        request.headers_mut().insert(name, value.clone());
+    }
     let config =
         WebSocketConfig::default().max_message_size(Some(max_message_size.max(64 * 1024) * 2));
     let upgrade = tokio_tungstenite::client_async_with_config(request, stream, Some(config));

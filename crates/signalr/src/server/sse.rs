@@ -73,11 +73,18 @@ impl Drop for EventStream {
 /// a bare `\r`, so [`crate::client::EventParser`] reads back exactly `payload`.
 pub fn encode_event(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 16);
-    for line in payload.split(|&b| b == b'\n') {
+    let mut data_line = |line: &[u8]| {
         out.extend_from_slice(b"data: ");
         out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
         out.extend_from_slice(b"\r\n");
+    };
+    // Line ends found by `memchr`: an event carries up to 64 KiB of answer in one line.
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', payload) {
+        data_line(&payload[start..end]);
+        start = end + 1;
     }
+    data_line(&payload[start..]);
     out.extend_from_slice(b"\r\n");
     out
 }

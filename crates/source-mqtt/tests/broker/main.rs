@@ -2,6 +2,7 @@
 //! its own, with publishers and a command-topic listener written here on rumqttc, and Sparkplug
 //! B payloads built with the crate's own prost messages.
 
+mod journal;
 mod mosquitto;
 mod recording;
 
@@ -1135,4 +1136,220 @@ async fn an_edge_node_whose_birth_was_missed_is_asked_for_a_rebirth_when_allowed
     edge.publish("spBv1.0/plant/NDATA/edge9", data(1), false)
         .await;
     wait_value(&asking, "plant/edge9/Flow", number(5.0)).await;
+}
+
+/// Events from the stream until `count` arrived, or fails saying what came.
+async fn next_events(
+    stream: &mut uplink_source::EventStream,
+    count: usize,
+) -> Vec<uplink_model::EventMessage> {
+    let mut events = Vec::new();
+    while events.len() < count {
+        match tokio::time::timeout(LIMIT, stream.next()).await {
+            Ok(Some(item)) => {
+                assert!(!item.is_empty(), "an events item is never empty");
+                events.extend(item);
+            }
+            other => panic!("the events stream stopped after {events:?}: {other:?}"),
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn alarm_messages_become_events_streamed_and_paged() {
+    use uplink_model::{EventPriority, EventsQuery};
+
+    let broker = Mosquitto::start(Setup::default());
+    let source = open(
+        &broker.url(),
+        "plant/+/alarms event\n\
+         plant/+/temp plain name={2}.temp",
+        &[],
+    )
+    .await;
+    assert_eq!(source.connection(), Connection::Up, "{:?}", source.health());
+    assert!(source.descriptor().capabilities.events);
+    let mut stream = source.subscribe_events().await.unwrap();
+    let mut publisher = Client::connect(broker.port, &[]).await;
+    let a_minute_ago = chrono::Utc::now() - chrono::TimeDelta::minutes(1);
+    let alarms = [
+        json!({"message": "TI100 high", "priority": "high", "category": "process",
+               "type": "alarm", "limit": 58, "tag": "TI100"}),
+        json!({"message": "pump tripped", "priority": 900}),
+        json!({"message": "earlier", "priority": 100,
+               "time": a_minute_ago.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)}),
+    ];
+    publisher
+        .publish("plant/boiler/alarms", alarms[0].to_string(), false)
+        .await;
+    publisher
+        .publish("plant/pump/alarms", alarms[1].to_string(), false)
+        .await;
+    // Not an event: counted in health.
+    publisher
+        .publish("plant/pump/alarms", "{\"message\": ", false)
+        .await;
+    publisher
+        .publish("plant/boiler/alarms", alarms[2].to_string(), false)
+        .await;
+    publisher.publish("plant/boiler/temp", "71.5", false).await;
+    for i in 0..4 {
+        publisher
+            .publish(
+                "plant/mixer/alarms",
+                json!({"message": format!("mixer {i}"), "priority": "low"}).to_string(),
+                false,
+            )
+            .await;
+    }
+
+    let events = next_events(&mut stream, 7).await;
+    let messages: Vec<&str> = events.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "TI100 high",
+            "pump tripped",
+            "earlier",
+            "mixer 0",
+            "mixer 1",
+            "mixer 2",
+            "mixer 3"
+        ],
+        "in arrival order, the malformed payload left out"
+    );
+    let first = &events[0];
+    assert_eq!(first.source, "broker");
+    assert_eq!(first.topic, "plant/boiler/alarms");
+    assert_eq!(first.priority, EventPriority::High);
+    assert_eq!(first.category, "process");
+    assert_eq!(first.event_type, "alarm");
+    assert_eq!(first.properties["limit"], "58");
+    assert_eq!(first.properties["tag"], "TI100");
+    assert_eq!(events[1].priority, EventPriority::Critical);
+    assert_eq!(events[1].topic, "plant/pump/alarms");
+    assert_eq!(
+        events[2].time.timestamp_millis(),
+        a_minute_ago.timestamp_millis()
+    );
+    wait_value(&source, "boiler.temp", number(71.5)).await;
+    let health = source.health();
+    assert!(
+        health
+            .issues
+            .iter()
+            .any(|i| i.message.starts_with("1 messages could not be read")
+                && i.message.contains("plant/pump/alarms")),
+        "{health:?}"
+    );
+
+    // Read back a page of 3 at a time: every event once, oldest first.
+    let mut query: EventsQuery =
+        serde_json::from_value(json!({"start": "*-1h", "end": "*+1h", "limit": 3})).unwrap();
+    let mut paged = Vec::new();
+    let mut pages = 0;
+    loop {
+        let request = query.resolve(chrono::Utc::now()).unwrap();
+        let page = source.events(&request).await.unwrap();
+        assert!(page.events.len() <= 3);
+        pages += 1;
+        paged.extend(page.events);
+        match page.next {
+            Some(next) => query.cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let ids: std::collections::BTreeSet<&str> = paged.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids.len(), 7, "no event twice: {paged:?}");
+    assert_eq!(paged[0].message, "earlier", "oldest first");
+    assert!(paged.windows(2).all(|w| w[0].time <= w[1].time));
+    let mut streamed: Vec<_> = events.iter().map(|e| e.id.as_str()).collect();
+    streamed.sort_unstable();
+    assert_eq!(streamed, ids.into_iter().collect::<Vec<_>>());
+
+    query.cursor = Some("not-a-cursor".into());
+    let err = source
+        .events(&query.resolve(chrono::Utc::now()).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "bad_cursor", "{err}");
+
+    // A source without event lines says so.
+    let plain = open(&broker.url(), "plant/+/temp plain", &[]).await;
+    assert!(!plain.descriptor().capabilities.events);
+    let err = plain.subscribe_events().await.err().unwrap();
+    assert_eq!(err.code(), "unsupported", "{err}");
+}
+
+#[tokio::test]
+async fn a_bad_event_line_is_a_field_error_naming_it() {
+    let config = config(
+        "mqtt://127.0.0.1:1",
+        "plant/+/temp plain\nplant/+/alarms event priority=sev",
+        &[],
+    );
+    let err = MqttSource::open(&config).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_settings", "{err}");
+    let errors = err.field_errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].field, "subscriptions");
+    assert!(
+        errors[0].message.starts_with("line 2: ")
+            && errors[0].message.contains("'sev' is not a JSON path"),
+        "{errors:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_events_reader_loses_the_oldest_and_they_are_counted() {
+    let broker = Mosquitto::start(Setup::default());
+    let source = open(&broker.url(), "alarms/# event", &[]).await;
+    let mut stream = source.subscribe_events().await.unwrap();
+    let mut publisher = Client::connect(broker.port, &[]).await;
+    let over = 40;
+    let count = uplink_source_mqtt::EVENT_QUEUE + over;
+    for i in 0..count {
+        publisher
+            .publish(
+                "alarms/a",
+                json!({ "message": i.to_string() }).to_string(),
+                false,
+            )
+            .await;
+    }
+    let deadline = Instant::now() + LIMIT;
+    while source.messages() < count as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "{} messages arrived",
+            source.messages()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let events = next_events(&mut stream, uplink_source_mqtt::EVENT_QUEUE).await;
+    assert_eq!(events[0].message, over.to_string(), "the oldest were lost");
+    assert_eq!(
+        events.last().unwrap().message,
+        (count - 1).to_string(),
+        "the newest were kept"
+    );
+    assert_eq!(source.events_lost(), over as u64);
+    let health = source.health();
+    assert!(
+        health
+            .issues
+            .iter()
+            .any(|i| i.message.starts_with(&format!("{over} events were lost"))),
+        "{health:?}"
+    );
+    // The log kept them all for time-range reads.
+    let query: uplink_model::EventsQuery =
+        serde_json::from_value(json!({"start": "*-1h", "end": "*", "limit": 10000})).unwrap();
+    let page = source
+        .events(&query.resolve(chrono::Utc::now()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), count);
 }

@@ -17,6 +17,8 @@ enum Seen {
     Notified(&'static str),
     WindowOpened,
     Toggled,
+    Browsed(String),
+    Copied(String),
 }
 
 #[derive(Debug)]
@@ -36,6 +38,14 @@ impl TrayHost for FakeHost {
 
     fn open_window(&mut self) {
         let _ = self.seen.send(Seen::WindowOpened);
+    }
+
+    fn open_in_browser(&mut self, url: &str) {
+        let _ = self.seen.send(Seen::Browsed(url.to_owned()));
+    }
+
+    fn copy_to_clipboard(&mut self, text: &str) {
+        let _ = self.seen.send(Seen::Copied(text.to_owned()));
     }
 
     fn starts_at_login(&self) -> bool {
@@ -237,6 +247,49 @@ async fn a_status_the_tray_does_not_show_draws_nothing_and_each_incident_notifie
         .unwrap()
         .unwrap();
     assert_eq!(ended, TrayEnd::Closed);
+}
+
+#[tokio::test]
+async fn open_the_hub_and_copy_connector_id_use_the_status_as_it_is_at_the_click() {
+    let blank = blank_status().await;
+    let (publish, statuses) = watch::channel(blank.clone());
+    let mut tray = Harness::start(Some(statuses));
+    tray.draw_where(|_| true).await;
+
+    // Nothing to open or copy yet: the host is not asked (the window opening after shows that
+    // nothing came before it).
+    tray.actions.send(TrayAction::OpenHub).unwrap();
+    tray.actions.send(TrayAction::CopyConnectorId).unwrap();
+    tray.actions.send(TrayAction::Open).unwrap();
+    assert_eq!(tray.next().await, Seen::WindowOpened);
+
+    let mut linked = blank.clone();
+    linked.configured = true;
+    linked.connector.hub_url = Some("https://hub.example".into());
+    linked.connector.connector_id = Some("con_7f3a".into());
+    publish.send(linked).unwrap();
+    tray.draw_where(|view| {
+        view.menu.iter().any(|entry| {
+            matches!(
+                entry,
+                TrayEntry::Action {
+                    action: TrayAction::CopyConnectorId,
+                    enabled: true,
+                    ..
+                }
+            )
+        })
+    })
+    .await;
+    tray.actions.send(TrayAction::OpenHub).unwrap();
+    assert_eq!(
+        tray.next().await,
+        Seen::Browsed("https://hub.example".into())
+    );
+    tray.actions.send(TrayAction::CopyConnectorId).unwrap();
+    assert_eq!(tray.next().await, Seen::Copied("con_7f3a".into()));
+    assert_eq!(tray.end().await, TrayEnd::Stopped);
+    drop(publish);
 }
 
 /// A fresh control surface's first status.

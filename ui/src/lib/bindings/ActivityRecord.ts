@@ -21,7 +21,7 @@ userId: string,
  */
 source: string, 
 /**
- * `search`, `snapshot`, `raw`, `plot`, `atTimes` or `processed`.
+ * `search`, `snapshot`, `raw`, `plot`, `atTimes`, `processed` or `write`.
  */
 operation: string, 
 /**
@@ -35,4 +35,16 @@ durationMs: number,
 /**
  * Body bytes sent.
  */
-bytes: number, };
+bytes: number, 
+/**
+ * The tag a write set (`operation` `write`).
+ */
+tag?: string, 
+/**
+ * The tag's value just before the write, where the source could read it.
+ */
+oldValue?: string, 
+/**
+ * The value the write set (or tried to).
+ */
+newValue?: string, };

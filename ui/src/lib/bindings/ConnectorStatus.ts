@@ -2,6 +2,7 @@
 import type { ActivityRecord } from "./ActivityRecord";
 import type { LinkState } from "./LinkState";
 import type { LocalPolicy } from "./LocalPolicy";
+import type { RevokedApp } from "./RevokedApp";
 import type { SkippedTransport } from "./SkippedTransport";
 import type { SourceStatus } from "./SourceStatus";
 
@@ -21,6 +22,10 @@ hubUrl: string | null,
  * This connector's id.
  */
 connectorId: string | null, 
+/**
+ * The site's name, as the hub shows it (the owner's choice, else this machine's name).
+ */
+siteName: string, 
 /**
  * The transport in use.
  */
@@ -49,6 +54,10 @@ lastError: string | null,
  * The data sources.
  */
 sources: Array<SourceStatus>, 
+/**
+ * The apps whose every grant here was revoked, most recently revoked first.
+ */
+revokedApps: Array<RevokedApp>, 
 /**
  * The site-side veto in force.
  */

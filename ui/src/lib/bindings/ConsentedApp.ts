@@ -17,6 +17,10 @@ appName: string,
  */
 userId: string, 
 /**
+ * Their name for people, when the hub sends it.
+ */
+userName: string | null, 
+/**
  * The scopes granted.
  */
 scopes: Array<string>, 

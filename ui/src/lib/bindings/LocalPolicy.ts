@@ -9,6 +9,6 @@ export type LocalPolicy = {
  */
 blockedApps: Array<string>, 
 /**
- * Data sources (by name) refused to every app.
+ * Data sources (by stable key, so a rename keeps the block) refused to every app.
  */
 blockedSources: Array<string>, };

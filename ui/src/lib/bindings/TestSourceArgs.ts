@@ -8,4 +8,8 @@ export type TestSourceArgs = {
 /**
  * The configuration to try.
  */
-source: SourceConfig, };
+source: SourceConfig, 
+/**
+ * An id of the window's choosing, for `cancel_run`.
+ */
+runId?: string, };

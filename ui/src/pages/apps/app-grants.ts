@@ -7,6 +7,8 @@ import type { ControlStatus } from '../../lib/contract';
 export type AppGrant = {
   source: string;
   userId: string;
+  /** Who granted it, for people: their name, else (from an older hub) their id. */
+  grantedBy: string;
   scopes: string[];
   grantedAt: string;
   lastUsedAt: string | null;
@@ -29,6 +31,7 @@ export function appsOf(status: ControlStatus): AppView[] {
       view.grants.push({
         source: source.name,
         userId: app.userId,
+        grantedBy: app.userName ?? app.userId,
         scopes: app.scopes,
         grantedAt: app.grantedAt,
         lastUsedAt: app.lastUsedAt,

@@ -49,6 +49,10 @@ test('a new form starts from the defaults, an edited one from the stored setting
 test('each problem is named in the runtime’s own words', () => {
   expect(fieldProblem(field('path'), '')).toBe('is required');
   expect(fieldProblem(field('path'), '  ')).toBe('is required');
+  // A relative path is refused with the reason, as the runtime refuses it.
+  expect(fieldProblem(field('path'), 'data/plant.csv')).toMatch(/^must be a full path.*relative path would point/);
+  expect(fieldProblem(field('path'), '/srv/data/plant.csv')).toBeNull();
+  expect(fieldProblem(field('path'), 'C:\\data\\plant.csv')).toBeNull();
   expect(fieldProblem(field('count'), '0')).toBe('must be between 1 and 100');
   expect(fieldProblem(field('count'), '2.5')).toBe('must be a whole number');
   expect(fieldProblem(field('count'), '')).toBeNull(); // optional: the default applies

@@ -50,7 +50,10 @@ export function fieldProblem(field: FieldSchema, value: FieldValue | undefined, 
     case 'lines':
     case 'path': {
       const limit = c.maxLength ?? DEFAULT_MAX_LENGTH;
-      return [...text].length > limit ? `must be at most ${limit} characters` : null;
+      if ([...text].length > limit) {
+        return `must be at most ${limit} characters`;
+      }
+      return field.type === 'path' && !isFullPath(text) ? RELATIVE_PATH : null;
     }
     case 'integer':
       return /^[+-]?\d+$/.test(text.trim()) ? rangeProblem(field, Number(text)) : 'must be a whole number';
@@ -64,6 +67,16 @@ export function fieldProblem(field: FieldSchema, value: FieldValue | undefined, 
       // Units and spelling are the runtime's to judge; it names what it cannot read.
       return null;
   }
+}
+
+/** The runtime's words for a relative path: it runs in a folder of its own. */
+export const RELATIVE_PATH =
+  'must be a full path from the root, such as /srv/data/plant.csv or C:\\data\\plant.csv: the connector runs in a folder of its own, so a relative path would point somewhere else';
+
+/** A full path on the connector's machine, whichever system it runs: `/…`, `C:\…`, `\\server\…`. */
+function isFullPath(text: string): boolean {
+  const path = text.trim();
+  return path.startsWith('/') || path.startsWith('\\\\') || /^[A-Za-z]:[\\/]/.test(path);
 }
 
 function rangeProblem(field: FieldSchema, number: number): string | null {

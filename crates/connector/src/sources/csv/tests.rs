@@ -290,3 +290,81 @@ mod properties {
         }
     }
 }
+
+/// The one field error of a refused `open_new`.
+async fn refusal(path: &Path, extra: serde_json::Value) -> FieldError {
+    match CsvSource::open_new(&config(path, extra)).await {
+        Err(SourceError::InvalidSettings(errors)) => {
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            errors.into_iter().next().unwrap()
+        }
+        other => panic!("expected a field error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_new_source_that_would_serve_nothing_is_refused_with_the_field_to_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = json!({"watch": false});
+
+    // An empty folder.
+    let error = refusal(dir.path(), extra.clone()).await;
+    assert_eq!(error.field, "path");
+    assert!(error.message.contains("no .csv files"), "{}", error.message);
+
+    // A file written with semicolons, read with the default comma: the refusal names `;`.
+    let file = dir.path().join("plant.csv");
+    fs::write(&file, "tag;timestamp;value\nA;1970-01-01T00:00:00Z;1.5\n").unwrap();
+    let error = refusal(&file, extra.clone()).await;
+    assert_eq!(error.field, "delimiter");
+    assert!(
+        error.message.contains("enter `;` here"),
+        "{}",
+        error.message
+    );
+    // With that delimiter it opens, and the same file with a tab is named too.
+    let fixed = json!({"watch": false, "delimiter": ";"});
+    assert_eq!(
+        CsvSource::open_new(&config(&file, fixed))
+            .await
+            .unwrap()
+            .rows(),
+        1
+    );
+    fs::write(
+        &file,
+        "tag\ttimestamp\tvalue\nA\t1970-01-01T00:00:00Z\t1.5\n",
+    )
+    .unwrap();
+    let error = refusal(&file, extra.clone()).await;
+    assert!(
+        error.message.contains("enter a tab character here"),
+        "{}",
+        error.message
+    );
+
+    // A file with no usable row: the first problem with its file and line.
+    fs::write(&file, "tag,timestamp,value\nA,yesterday,1.5\n").unwrap();
+    let error = refusal(&file, extra.clone()).await;
+    assert_eq!(error.field, "path");
+    assert!(
+        error.message.contains("plant.csv, line 2:"),
+        "{}",
+        error.message
+    );
+
+    // A path that is not there: words, never a bare OS error number.
+    let error = refusal(&dir.path().join("missing.csv"), extra.clone()).await;
+    assert_eq!(error.field, "path");
+    assert!(
+        error.message.contains("no such file or folder"),
+        "{}",
+        error.message
+    );
+    assert!(!error.message.contains("os error"), "{}", error.message);
+
+    // Reopening a saved source is not refused: its files may arrive later.
+    fs::remove_file(&file).unwrap();
+    let saved = CsvSource::open(&config(dir.path(), extra)).await.unwrap();
+    assert_eq!(saved.rows(), 0);
+}

@@ -1,7 +1,7 @@
 use chrono::{TimeZone, Utc};
 use futures::StreamExt;
 use serde_json::json;
-use uplink_model::{RawRequest, Status, TimeRange};
+use uplink_model::{EventPriority, RawRequest, Status, TimeRange};
 
 use super::*;
 
@@ -276,4 +276,182 @@ mod properties {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn a_written_value_shows_in_snapshots_and_subscriptions() {
+    let sim = source(json!({"sampleInterval": "100ms"}));
+    let tag = "sim.ramp.1".to_owned();
+    sim.write(&tag, &WriteValue::Number(123.5)).await.unwrap();
+    let snapshot = sim.snapshot(std::slice::from_ref(&tag)).await.unwrap();
+    assert_eq!(snapshot[0].value, Some(123.5));
+    let mut live = sim.subscribe(std::slice::from_ref(&tag)).await.unwrap();
+    assert_eq!(live.next().await.unwrap()[0].value, Some(123.5));
+    sim.write(&tag, &WriteValue::Bool(true)).await.unwrap();
+    assert_eq!(live.next().await.unwrap()[0].value, Some(1.0));
+    // Other tags keep their signal; unknown tags and texts are refused by code.
+    let other = sim.snapshot(&["sim.ramp.2".into()]).await;
+    assert!(other.is_err(), "only one tag per shape");
+    let err = sim
+        .write("sim.nothing", &WriteValue::Number(1.0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "unknown_tag");
+    let err = sim
+        .write(&tag, &WriteValue::Text("high".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "write_refused");
+}
+
+fn events_request(start_s: i64, end_s: i64, limit: u32, cursor: Option<String>) -> EventsRequest {
+    EventsRequest {
+        range: TimeRange::new(
+            Utc.timestamp_opt(start_s, 0).unwrap(),
+            Utc.timestamp_opt(end_s, 0).unwrap(),
+        )
+        .unwrap(),
+        limit,
+        cursor,
+    }
+}
+
+/// A whole hour, so the default one-hour period starts there.
+const HOUR: i64 = 1_700_002_800;
+const FAR_FUTURE: i64 = i64::MAX / 2;
+
+#[test]
+fn a_square_tag_raises_clears_and_acknowledges_at_its_edges() {
+    let sim = source(json!({}));
+    let page = sim
+        .events_until(&events_request(HOUR, HOUR + 3599, 100, None), FAR_FUTURE)
+        .unwrap();
+    let square: Vec<(i64, &str, &str, EventPriority)> = page
+        .events
+        .iter()
+        .filter(|e| e.topic == "sim.square.1")
+        .map(|e| {
+            (
+                e.time.timestamp() - HOUR,
+                e.event_type.as_str(),
+                e.properties["condition"].as_str(),
+                e.priority,
+            )
+        })
+        .collect();
+    assert_eq!(
+        square,
+        [
+            // At the hour the value jumps from the low to the high side.
+            (0, "returnToNormal", "LO", EventPriority::Low),
+            (0, "alarm", "HI", EventPriority::High),
+            (60, "acknowledged", "HI", EventPriority::Low),
+            (1800, "returnToNormal", "HI", EventPriority::Low),
+            (1800, "alarm", "LO", EventPriority::Medium),
+            (1860, "acknowledged", "LO", EventPriority::Low),
+        ]
+    );
+    let raised = page
+        .events
+        .iter()
+        .find(|e| e.topic == "sim.square.1" && e.event_type == "alarm")
+        .unwrap();
+    assert_eq!(raised.properties["limit"], "58");
+    assert_eq!(raised.properties["value"], "60");
+    assert_eq!(raised.source, "sim");
+}
+
+#[test]
+fn alarms_follow_the_limit_crossings_of_the_signal() {
+    let sim = source(json!({}));
+    let page = sim
+        .events_until(&events_request(HOUR, HOUR + 3599, 100, None), FAR_FUTURE)
+        .unwrap();
+    for tag in ["sim.sinusoid.1", "sim.ramp.1"] {
+        let alarms: Vec<_> = page
+            .events
+            .iter()
+            .filter(|e| e.topic == tag && e.event_type == "alarm")
+            .collect();
+        assert!(!alarms.is_empty(), "{tag} raises alarms");
+        for alarm in alarms {
+            let t = to_micros(alarm.time);
+            let now = sim.value_at(tag, t).unwrap().value;
+            let before = sim.value_at(tag, t - 1_000_000).unwrap().value;
+            match alarm.properties["condition"].as_str() {
+                "HI" => assert!(
+                    now >= 58.0 && before < 58.0,
+                    "{tag} at {t}: {before} → {now}"
+                ),
+                "LO" => assert!(
+                    now <= 42.0 && before > 42.0,
+                    "{tag} at {t}: {before} → {now}"
+                ),
+                other => panic!("unexpected condition {other}"),
+            }
+        }
+    }
+    // Noise and random-walk tags raise none.
+    assert!(
+        page.events
+            .iter()
+            .all(|e| !e.topic.contains("noise") && !e.topic.contains("randomWalk"))
+    );
+    // A sinusoid crosses each limit once a period: raised, acknowledged, cleared, twice.
+    let sinusoid = page
+        .events
+        .iter()
+        .filter(|e| e.topic == "sim.sinusoid.1")
+        .count();
+    assert_eq!(sinusoid, 6);
+}
+
+#[test]
+fn pages_cover_a_range_once_each_in_order() {
+    let sim = source(json!({"tagsPerShape": 3}));
+    let (start, end) = (HOUR - 1_234, HOUR + 6 * 3600 + 17);
+    let all = sim
+        .events_until(&events_request(start, end, 10_000, None), FAR_FUTURE)
+        .unwrap();
+    assert!(all.next.is_none());
+    assert!(all.events.len() > 50, "{}", all.events.len());
+    let mut paged = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = sim
+            .events_until(&events_request(start, end, 7, cursor.clone()), FAR_FUTURE)
+            .unwrap();
+        assert!(page.events.len() <= 7);
+        paged.extend(page.events);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all.events, "no event twice, none missing");
+    for pair in all.events.windows(2) {
+        assert!(pair[0].time <= pair[1].time, "oldest first");
+    }
+    let mut ids: Vec<&str> = all.events.iter().map(|e| e.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), all.events.len(), "ids are unique");
+}
+
+#[test]
+fn events_stop_at_now_and_a_foreign_cursor_is_refused() {
+    let sim = source(json!({}));
+    let now = (HOUR + 1800) * 1_000_000;
+    let page = sim
+        .events_until(&events_request(HOUR, HOUR + 3599, 100, None), now)
+        .unwrap();
+    assert!(!page.events.is_empty());
+    assert!(page.events.iter().all(|e| to_micros(e.time) <= now));
+    let error = sim
+        .events_until(
+            &events_request(HOUR, HOUR + 3599, 100, Some("not-a-cursor".into())),
+            now,
+        )
+        .unwrap_err();
+    assert!(error.to_string().contains("cursor"), "{error}");
 }

@@ -369,3 +369,27 @@ mod properties {
         }
     }
 }
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_named_in_words_not_by_its_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plant.csv");
+    std::fs::write(
+        &path,
+        "tag,timestamp,value\nFIC-1,2026-12-06T08:00:00Z,1.5\n".repeat(200),
+    )
+    .unwrap();
+    let err = SqliteSource::open(&config(&path, json!({})))
+        .await
+        .unwrap_err();
+    let error = &err.field_errors()[0];
+    assert_eq!(error.field, "path");
+    assert!(
+        error
+            .message
+            .contains("the file is not an SQLite database; choose the database file itself"),
+        "{}",
+        error.message
+    );
+    assert!(!error.message.contains("(code:"), "{}", error.message);
+}

@@ -7,63 +7,11 @@ use async_trait::async_trait;
 use super::{SqliteStore, is_unique_violation};
 use crate::error::{HubError, Result};
 use crate::secret::public_id;
+use crate::store::rows::accounts::{EntryRow, GrantRow};
 use crate::store::{
     AccountStore, Allowance, BillingGrant, DebitOutcome, DebitRequest, LedgerEntry, RefundOutcome,
     RefundRequest, TxKind,
 };
-
-#[derive(sqlx::FromRow)]
-struct EntryRow {
-    id: String,
-    user_id: String,
-    app_id: Option<String>,
-    amount: i64,
-    kind: String,
-    description: String,
-    idempotency_key: Option<String>,
-    refund_of: Option<String>,
-    grant_id: Option<String>,
-    at: i64,
-}
-
-impl From<EntryRow> for LedgerEntry {
-    fn from(r: EntryRow) -> Self {
-        LedgerEntry {
-            id: r.id,
-            user_id: r.user_id,
-            app_id: r.app_id,
-            amount: r.amount,
-            // The column's CHECK allows only the three.
-            kind: TxKind::parse(&r.kind).unwrap_or(TxKind::Debit),
-            description: r.description,
-            idempotency_key: r.idempotency_key,
-            refund_of: r.refund_of,
-            grant_id: r.grant_id,
-            at: r.at,
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct GrantRow {
-    id: String,
-    user_id: String,
-    app_id: String,
-    monthly_limit: Option<i64>,
-    granted_at: i64,
-}
-
-impl From<GrantRow> for BillingGrant {
-    fn from(r: GrantRow) -> Self {
-        BillingGrant {
-            id: r.id,
-            user_id: r.user_id,
-            app_id: r.app_id,
-            monthly_limit: r.monthly_limit,
-            granted_at: r.granted_at,
-        }
-    }
-}
 
 /// `SELECT` of a whole ledger row, then `$rest` (a literal: the SQL stays static text).
 macro_rules! select_entries {

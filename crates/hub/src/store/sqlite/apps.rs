@@ -6,42 +6,8 @@ use async_trait::async_trait;
 use super::{SqliteStore, is_unique_violation, record_change, record_families};
 use crate::error::{HubError, Result};
 use crate::revocation::Revocation;
-use crate::store::{App, AppStore, split_scopes};
-
-#[derive(sqlx::FromRow)]
-struct AppRow {
-    client_id: String,
-    name: String,
-    confidential: bool,
-    secret_digest: Option<Vec<u8>>,
-    /// JSON array.
-    redirect_uris: String,
-    /// Space-separated.
-    scopes: String,
-    created_at: i64,
-}
-
-impl TryFrom<AppRow> for App {
-    type Error = HubError;
-
-    fn try_from(row: AppRow) -> Result<Self> {
-        let redirect_uris: Vec<String> = serde_json::from_str(&row.redirect_uris).map_err(|e| {
-            HubError::Invalid(format!(
-                "stored redirect URIs of app '{}': {e}",
-                row.client_id
-            ))
-        })?;
-        Ok(App {
-            client_id: row.client_id,
-            name: row.name,
-            confidential: row.confidential,
-            secret_digest: row.secret_digest,
-            redirect_uris,
-            scopes: split_scopes(&row.scopes),
-            created_at: row.created_at,
-        })
-    }
-}
+use crate::store::rows::apps::AppRow;
+use crate::store::{App, AppStore};
 
 const APP_SELECT: &str = "SELECT client_id, name, confidential, secret_digest, redirect_uris, \
      scopes, created_at FROM apps";

@@ -3,34 +3,22 @@
 use async_trait::async_trait;
 
 use super::SqliteStore;
+use super::group_commit::Job;
 use crate::error::Result;
+use crate::store::rows::audit::AuditRow;
 use crate::store::{AuditEvent, AuditStore};
-
-#[derive(sqlx::FromRow)]
-struct AuditRow {
-    at: i64,
-    event: String,
-    user_id: Option<String>,
-    app_id: Option<String>,
-    source_id: Option<String>,
-    detail: String,
-}
 
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn audit(&self, e: &AuditEvent) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO audit_log (at, event, user_id, app_id, source_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(e.at)
-        .bind(&e.event)
-        .bind(&e.user_id)
-        .bind(&e.app_id)
-        .bind(&e.source_id)
-        .bind(&e.detail)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        // Group committed with writes' keys and answers: an unkeyed write's audit rows share
+        // the commits of the writes around it.
+        self.commits
+            .run(|reply| Job::Audit {
+                event: e.clone(),
+                reply,
+            })
+            .await
     }
 
     async fn audit_events(&self, limit: u32) -> Result<Vec<AuditEvent>> {

@@ -6,73 +6,8 @@ use async_trait::async_trait;
 use super::{SqliteStore, revoke_family_on};
 use crate::error::Result;
 use crate::secret::public_id;
-use crate::store::{
-    AuthorizationRequest, AuthorizationStore, CodeGrant, CodeRedemption, split_scopes,
-};
-
-#[derive(sqlx::FromRow)]
-struct RequestRow {
-    id: String,
-    app_id: String,
-    redirect_uri: String,
-    scopes: String,
-    state: Option<String>,
-    code_challenge: String,
-    nonce: Option<String>,
-    suggested_limit: Option<i64>,
-    user_id: Option<String>,
-    created_at: i64,
-    expires_at: i64,
-    finished_at: Option<i64>,
-}
-
-impl From<RequestRow> for AuthorizationRequest {
-    fn from(row: RequestRow) -> Self {
-        AuthorizationRequest {
-            id: row.id,
-            app_id: row.app_id,
-            redirect_uri: row.redirect_uri,
-            scopes: split_scopes(&row.scopes),
-            state: row.state,
-            code_challenge: row.code_challenge,
-            nonce: row.nonce,
-            suggested_limit: row.suggested_limit,
-            user_id: row.user_id,
-            created_at: row.created_at,
-            expires_at: row.expires_at,
-            finished_at: row.finished_at,
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct CodeRow {
-    app_id: String,
-    user_id: String,
-    redirect_uri: String,
-    scopes: String,
-    code_challenge: String,
-    nonce: Option<String>,
-    auth_time: i64,
-    created_at: i64,
-    expires_at: i64,
-}
-
-impl From<CodeRow> for CodeGrant {
-    fn from(row: CodeRow) -> Self {
-        CodeGrant {
-            app_id: row.app_id,
-            user_id: row.user_id,
-            redirect_uri: row.redirect_uri,
-            scopes: split_scopes(&row.scopes),
-            code_challenge: row.code_challenge,
-            nonce: row.nonce,
-            auth_time: row.auth_time,
-            created_at: row.created_at,
-            expires_at: row.expires_at,
-        }
-    }
-}
+use crate::store::rows::authorization::{CodeRow, RequestRow};
+use crate::store::{AuthorizationRequest, AuthorizationStore, CodeGrant, CodeRedemption};
 
 #[async_trait]
 impl AuthorizationStore for SqliteStore {

@@ -6,14 +6,8 @@ use async_trait::async_trait;
 
 use super::{CHANGE_POLL, SqliteStore};
 use crate::error::Result;
+use crate::store::rows::changes::ChangeRow;
 use crate::store::{ChangeBatch, ChangeFeedStore};
-
-#[derive(sqlx::FromRow)]
-struct ChangeRow {
-    seq: i64,
-    /// JSON of a [`crate::revocation::Revocation`].
-    change: String,
-}
 
 #[async_trait]
 impl ChangeFeedStore for SqliteStore {
@@ -50,6 +44,11 @@ impl ChangeFeedStore for SqliteStore {
             tokio::time::sleep(CHANGE_POLL).await;
         }
         Ok(())
+    }
+
+    async fn append_change(&self, change: &crate::revocation::Revocation) -> Result<()> {
+        let mut conn = self.writer.acquire().await?;
+        super::record_change(&mut conn, change, crate::clock::now()).await
     }
 
     async fn prune_changes(&self, before: i64) -> Result<u64> {

@@ -2,121 +2,30 @@
 //! sources they announce. Removing a connector cuts the grants on its sources and the sign-in
 //! that created it in the same transaction.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 
 use super::{SqliteStore, family_is_valid, is_unique_violation, record_change, revoke_family_on};
 use crate::error::{HubError, Result};
 use crate::revocation::Revocation;
 use crate::secret::public_id;
+use crate::store::connectors::{KnownSource, plan_announcement};
+use crate::store::rows::connectors::{
+    ClaimRow, ConnectorGrantRow, ConnectorRow, CredentialRow, SourceRow,
+};
+use crate::store::rows::grants::RevokedAppRow;
 use crate::store::{
     Connector, ConnectorClaim, ConnectorGrant, ConnectorStore, DataSource, LinkAuthority,
-    UserStore as _, split_scopes,
+    UserStore as _,
 };
-
-#[derive(sqlx::FromRow)]
-struct ConnectorRow {
-    id: String,
-    owner_id: String,
-    owner_name: String,
-    name: String,
-    created_at: i64,
-}
-
-impl From<ConnectorRow> for Connector {
-    fn from(row: ConnectorRow) -> Self {
-        Connector {
-            id: row.id,
-            owner_id: row.owner_id,
-            owner_name: row.owner_name,
-            name: row.name,
-            created_at: row.created_at,
-        }
-    }
-}
 
 const CONNECTOR_SELECT: &str = "SELECT c.id, c.owner_id, u.username AS owner_name, c.name, \
      c.created_at FROM connectors c JOIN users u ON u.id = c.owner_id";
 
-#[derive(sqlx::FromRow)]
-struct CredentialRow {
-    #[sqlx(flatten)]
-    connector: ConnectorRow,
-    credential_digest: Vec<u8>,
-}
-
-/// What a registration needs to know about an existing connector.
-#[derive(sqlx::FromRow)]
-struct ClaimRow {
-    owner_id: String,
-    credential_digest: Vec<u8>,
-    signed_in_family: Option<String>,
-}
-
-#[derive(sqlx::FromRow)]
-struct SourceRow {
-    id: String,
-    connector_id: String,
-    connector_name: String,
-    name: String,
-    description: String,
-    kind: String,
-    /// JSON as announced; NULL until announced.
-    capabilities: Option<String>,
-    available: bool,
-}
-
-impl From<SourceRow> for DataSource {
-    fn from(row: SourceRow) -> Self {
-        let capabilities = row.capabilities.and_then(|json| {
-            serde_json::from_str(&json)
-                .inspect_err(|e| {
-                    tracing::warn!(source = %row.id, error = %e, "stored capabilities unreadable");
-                })
-                .ok()
-        });
-        DataSource {
-            id: row.id,
-            connector_id: row.connector_id,
-            connector_name: row.connector_name,
-            name: row.name,
-            description: row.description,
-            kind: row.kind,
-            capabilities,
-            available: row.available,
-        }
-    }
-}
-
 const SOURCE_SELECT: &str = "SELECT s.id, s.connector_id, c.name AS connector_name, s.name, \
      s.description, s.kind, s.capabilities, s.available \
      FROM data_sources s JOIN connectors c ON c.id = s.connector_id";
-
-#[derive(sqlx::FromRow)]
-struct ConnectorGrantRow {
-    app_id: String,
-    app_name: String,
-    user_id: String,
-    source_id: String,
-    source_name: String,
-    scopes: String,
-    granted_at: i64,
-    last_used_at: Option<i64>,
-}
-
-impl From<ConnectorGrantRow> for ConnectorGrant {
-    fn from(row: ConnectorGrantRow) -> Self {
-        ConnectorGrant {
-            app_id: row.app_id,
-            app_name: row.app_name,
-            user_id: row.user_id,
-            source_id: row.source_id,
-            source_name: row.source_name,
-            scopes: split_scopes(&row.scopes),
-            granted_at: row.granted_at,
-            last_used_at: row.last_used_at,
-        }
-    }
-}
 
 #[async_trait]
 impl ConnectorStore for SqliteStore {
@@ -332,6 +241,7 @@ impl ConnectorStore for SqliteStore {
         &self,
         connector_id: &str,
         sources: &[uplink_model::DataSourceDescriptor],
+        keys: &BTreeMap<String, String>,
         now: i64,
     ) -> Result<Vec<DataSource>> {
         let mut tx = self.writer.begin().await?;
@@ -346,28 +256,69 @@ impl ConnectorStore for SqliteStore {
             .bind(connector_id)
             .execute(&mut *tx)
             .await?;
+        let known: Vec<KnownSource> =
+            sqlx::query_as("SELECT id, name, source_key FROM data_sources WHERE connector_id = ?")
+                .bind(connector_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let plan = plan_announcement(&known, sources, keys);
+        // Names are unique per connector at every step: renamed rows pass through a name no
+        // source can have (a leading space) before taking their new one.
+        for (id, _) in &plan.renames {
+            sqlx::query("UPDATE data_sources SET name = ' ' || id WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (id, name) in &plan.renames {
+            sqlx::query("UPDATE data_sources SET name = ? WHERE id = ?")
+                .bind(name)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         let mut announced = Vec::with_capacity(sources.len());
-        for source in sources {
+        for (source, target) in sources.iter().zip(&plan.targets) {
             let capabilities = serde_json::to_string(&source.capabilities).map_err(|e| {
                 HubError::Invalid(format!("capabilities of '{}': {e}", source.name))
             })?;
-            let id: String = sqlx::query_scalar(
-                "INSERT INTO data_sources (id, connector_id, name, description, created_at, kind, capabilities, available, announced_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?5) \
-                 ON CONFLICT (connector_id, name) DO UPDATE SET description = excluded.description, \
-                 kind = excluded.kind, capabilities = excluded.capabilities, available = 1, \
-                 announced_at = excluded.announced_at \
-                 RETURNING id",
-            )
-            .bind(public_id("src"))
-            .bind(connector_id)
-            .bind(&source.name)
-            .bind(&source.description)
-            .bind(now)
-            .bind(&source.kind)
-            .bind(capabilities)
-            .fetch_one(&mut *tx)
-            .await?;
+            let key = keys.get(&source.name).map(String::as_str);
+            let id = match target {
+                Some(id) => {
+                    sqlx::query(
+                        "UPDATE data_sources SET description = ?, kind = ?, capabilities = ?, \
+                         available = 1, announced_at = ?, source_key = COALESCE(?, source_key) \
+                         WHERE id = ?",
+                    )
+                    .bind(&source.description)
+                    .bind(&source.kind)
+                    .bind(&capabilities)
+                    .bind(now)
+                    .bind(key)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    id.clone()
+                }
+                None => {
+                    let id = public_id("src");
+                    sqlx::query(
+                        "INSERT INTO data_sources (id, connector_id, name, description, created_at, kind, capabilities, available, announced_at, source_key) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?5, ?8)",
+                    )
+                    .bind(&id)
+                    .bind(connector_id)
+                    .bind(&source.name)
+                    .bind(&source.description)
+                    .bind(now)
+                    .bind(&source.kind)
+                    .bind(&capabilities)
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+                    id
+                }
+            };
             announced.push(DataSource {
                 id,
                 connector_id: connector_id.to_owned(),
@@ -395,6 +346,28 @@ impl ConnectorStore for SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         Ok(rows.into_iter().map(ConnectorGrant::from).collect())
+    }
+
+    async fn connector_revoked_apps(
+        &self,
+        connector_id: &str,
+    ) -> Result<Vec<crate::store::RevokedApp>> {
+        let rows: Vec<RevokedAppRow> = sqlx::query_as(
+            "SELECT g.app_id, a.name AS app_name, MAX(g.revoked_at) AS revoked_at \
+             FROM grants g JOIN apps a ON a.client_id = g.app_id \
+             JOIN data_sources s ON s.id = g.source_id \
+             WHERE s.connector_id = ?1 AND g.revoked_at IS NOT NULL AND NOT EXISTS \
+             (SELECT 1 FROM grants l JOIN data_sources ls ON ls.id = l.source_id \
+              WHERE ls.connector_id = ?1 AND l.app_id = g.app_id AND l.revoked_at IS NULL) \
+             GROUP BY g.app_id, a.name ORDER BY MAX(g.revoked_at) DESC, a.name",
+        )
+        .bind(connector_id)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(crate::store::RevokedApp::from)
+            .collect())
     }
 
     async fn add_source(

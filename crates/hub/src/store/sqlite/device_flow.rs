@@ -6,43 +6,8 @@ use async_trait::async_trait;
 use super::SqliteStore;
 use crate::error::Result;
 use crate::secret::public_id;
+use crate::store::rows::device_flow::{PendingRow, PollRow};
 use crate::store::{DeviceAuthorization, DeviceFlowStore, DevicePoll, TokenFamily, split_scopes};
-
-#[derive(sqlx::FromRow)]
-struct PendingRow {
-    app_id: String,
-    scopes: String,
-    created_at: i64,
-    expires_at: i64,
-    interval_secs: i64,
-    requested_from: String,
-}
-
-impl From<PendingRow> for DeviceAuthorization {
-    fn from(row: PendingRow) -> Self {
-        DeviceAuthorization {
-            app_id: row.app_id,
-            scopes: split_scopes(&row.scopes),
-            created_at: row.created_at,
-            expires_at: row.expires_at,
-            interval_secs: row.interval_secs,
-            requested_from: row.requested_from,
-        }
-    }
-}
-
-/// What a poll needs to decide.
-#[derive(sqlx::FromRow)]
-struct PollRow {
-    last_polled_at: Option<i64>,
-    expires_at: i64,
-    interval_secs: i64,
-    user_id: Option<String>,
-    scopes: String,
-    approved_at: Option<i64>,
-    denied_at: Option<i64>,
-    redeemed_at: Option<i64>,
-}
 
 #[async_trait]
 impl DeviceFlowStore for SqliteStore {

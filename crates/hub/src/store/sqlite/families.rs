@@ -5,62 +5,8 @@ use async_trait::async_trait;
 
 use super::{SqliteStore, revoke_family_on};
 use crate::error::Result;
-use crate::store::{Rotation, SignInView, TokenFamily, TokenFamilyStore, split_scopes};
-
-#[derive(sqlx::FromRow)]
-struct FamilyRow {
-    id: String,
-    user_id: String,
-    app_id: String,
-    scopes: String,
-    revoked_at: Option<i64>,
-}
-
-impl From<FamilyRow> for TokenFamily {
-    fn from(row: FamilyRow) -> Self {
-        TokenFamily {
-            id: row.id,
-            user_id: row.user_id,
-            app_id: row.app_id,
-            scopes: split_scopes(&row.scopes),
-            revoked_at: row.revoked_at,
-        }
-    }
-}
-
-/// A refresh token just spent by a rotation.
-#[derive(sqlx::FromRow)]
-struct SpentRow {
-    family_id: String,
-    expires_at: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct SignInRow {
-    family_id: String,
-    app_id: String,
-    app_name: Option<String>,
-    connector_name: Option<String>,
-    scopes: String,
-    signed_in_at: i64,
-    last_used_at: Option<i64>,
-    last_address: Option<String>,
-}
-
-impl From<SignInRow> for SignInView {
-    fn from(row: SignInRow) -> Self {
-        SignInView {
-            family_id: row.family_id,
-            app_id: row.app_id,
-            app_name: row.app_name,
-            connector_name: row.connector_name,
-            scopes: split_scopes(&row.scopes),
-            signed_in_at: row.signed_in_at,
-            last_used_at: row.last_used_at.unwrap_or(row.signed_in_at),
-            last_address: row.last_address,
-        }
-    }
-}
+use crate::store::rows::families::{FamilyRow, SignInRow, SpentRow};
+use crate::store::{Rotation, SignInView, TokenFamily, TokenFamilyStore};
 
 #[async_trait]
 impl TokenFamilyStore for SqliteStore {

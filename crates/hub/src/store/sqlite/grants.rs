@@ -6,41 +6,8 @@ use async_trait::async_trait;
 use super::{SqliteStore, record_change, record_families};
 use crate::error::Result;
 use crate::revocation::Revocation;
-use crate::store::{ActiveGrant, GrantStore, GrantView, split_scopes};
-
-#[derive(sqlx::FromRow)]
-struct ActiveGrantRow {
-    id: i64,
-    scopes: String,
-    last_used_at: Option<i64>,
-}
-
-#[derive(sqlx::FromRow)]
-struct GrantViewRow {
-    app_id: String,
-    app_name: String,
-    source_id: String,
-    source_name: String,
-    connector_name: String,
-    scopes: String,
-    granted_at: i64,
-    last_used_at: Option<i64>,
-}
-
-impl From<GrantViewRow> for GrantView {
-    fn from(row: GrantViewRow) -> Self {
-        GrantView {
-            app_id: row.app_id,
-            app_name: row.app_name,
-            source_id: row.source_id,
-            source_name: row.source_name,
-            connector_name: row.connector_name,
-            scopes: split_scopes(&row.scopes),
-            granted_at: row.granted_at,
-            last_used_at: row.last_used_at,
-        }
-    }
-}
+use crate::store::rows::grants::{ActiveGrantRow, GrantViewRow, RevokedAppRow};
+use crate::store::{ActiveGrant, GrantStore, GrantView, RevokedApp, split_scopes};
 
 #[async_trait]
 impl GrantStore for SqliteStore {
@@ -129,6 +96,20 @@ impl GrantStore for SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         Ok(rows.into_iter().map(GrantView::from).collect())
+    }
+
+    async fn revoked_apps_of(&self, user_id: &str) -> Result<Vec<RevokedApp>> {
+        let rows: Vec<RevokedAppRow> = sqlx::query_as(
+            "SELECT g.app_id, a.name AS app_name, MAX(g.revoked_at) AS revoked_at \
+             FROM grants g JOIN apps a ON a.client_id = g.app_id \
+             WHERE g.user_id = ?1 AND g.revoked_at IS NOT NULL AND NOT EXISTS \
+             (SELECT 1 FROM grants l WHERE l.user_id = ?1 AND l.app_id = g.app_id AND l.revoked_at IS NULL) \
+             GROUP BY g.app_id, a.name ORDER BY MAX(g.revoked_at) DESC, a.name",
+        )
+        .bind(user_id)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(RevokedApp::from).collect())
     }
 
     async fn revoke(

@@ -4,14 +4,8 @@ use async_trait::async_trait;
 
 use super::SqliteStore;
 use crate::error::Result;
+use crate::store::rows::login_sessions::SessionRow;
 use crate::store::{LoginSession, LoginSessionStore};
-
-#[derive(sqlx::FromRow)]
-struct SessionRow {
-    user_id: String,
-    expires_at: i64,
-    created_at: i64,
-}
 
 #[async_trait]
 impl LoginSessionStore for SqliteStore {

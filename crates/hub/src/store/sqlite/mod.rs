@@ -1,6 +1,7 @@
 //! [`Store`](super::Store) on one SQLite file: WAL journal, one writer connection (SQLite
 //! serialises writers anyway; one connection makes that explicit and avoids busy errors),
-//! several readers.
+//! several readers. Writes' idempotency keys and answers and the audit trail share commits
+//! (`group_commit.rs`): what arrives together is one transaction and one fsync.
 //!
 //! One file per room (`users.rs`, `apps.rs`, …) implements that room's trait; this file keeps
 //! the pools, the migrations, the change polling's interval and the helpers several rooms share
@@ -16,9 +17,12 @@ mod connectors;
 mod device_flow;
 mod families;
 mod grants;
+mod group_commit;
 mod login_sessions;
+mod stream_leases;
 mod token_keys;
 mod users;
+mod writes;
 
 use std::path::Path;
 use std::str::FromStr as _;
@@ -36,6 +40,8 @@ use crate::revocation::Revocation;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Writes' keys and answers and the audit trail, committed in groups.
+    commits: group_commit::GroupCommit,
 }
 
 /// How often a SQLite store looks for changes committed by other processes.
@@ -139,7 +145,12 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(base.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        let commits = group_commit::GroupCommit::new(writer.clone());
+        Ok(Self {
+            writer,
+            reader,
+            commits,
+        })
     }
 
     /// The file's pools are closed; pending writes are flushed.
@@ -274,5 +285,77 @@ mod tests {
             err.to_string().contains("readonly"),
             "a read connection refuses writes: {err}"
         );
+    }
+
+    /// Writes that share one commit are each kept once committed, and one that fails costs
+    /// the others nothing: the group is rolled back and each runs alone.
+    #[tokio::test]
+    async fn writes_committed_together_survive_a_reopen_and_one_failure_spares_the_rest() {
+        use crate::store::{AuditEvent, WriteClaim, WriteKey};
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("hub");
+        let store = crate::hub::open_store(&data_dir).await.unwrap();
+        // The file refuses one audit row, as a full disk or a broken row would.
+        sqlx::query(
+            "CREATE TRIGGER refuse_bad BEFORE INSERT ON audit_log WHEN NEW.detail = 'bad' \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        )
+        .execute(&store.writer)
+        .await
+        .unwrap();
+        let key = |i: usize| WriteKey {
+            app_id: "app_1".into(),
+            user_id: "usr_1".into(),
+            key: format!("k{i}"),
+        };
+        let event = |detail: &str| AuditEvent {
+            at: 1,
+            event: "write".into(),
+            user_id: None,
+            app_id: None,
+            source_id: None,
+            detail: detail.into(),
+        };
+        let claims = futures::future::join_all((0..20).map(|i| {
+            let key = key(i);
+            let store = &store;
+            async move { store.claim_write(&key, "d", 1, 0).await.unwrap() }
+        }))
+        .await;
+        assert!(claims.iter().all(|c| *c == WriteClaim::Claimed));
+        let answers = futures::future::join_all((0..20).map(|i| {
+            let key = key(i);
+            let store = &store;
+            async move {
+                let detail = if i == 7 {
+                    "bad".to_owned()
+                } else {
+                    format!("ok {i}")
+                };
+                store.answer_write(&key, 200, "{}", &[event(&detail)]).await
+            }
+        }))
+        .await;
+        for (i, answer) in answers.iter().enumerate() {
+            assert_eq!(answer.is_err(), i == 7, "write {i}: {answer:?}");
+        }
+        store.close().await;
+        let store = crate::hub::open_store(&data_dir).await.unwrap();
+        for i in 0..20 {
+            let claim = store.claim_write(&key(i), "d", 2, 0).await.unwrap();
+            if i == 7 {
+                assert_eq!(claim, WriteClaim::InProgress, "its answer was not kept");
+            } else {
+                assert_eq!(
+                    claim,
+                    WriteClaim::Answered {
+                        status: 200,
+                        answer: "{}".into()
+                    },
+                    "write {i}"
+                );
+            }
+        }
+        assert_eq!(store.audit_events(100).await.unwrap().len(), 19);
     }
 }

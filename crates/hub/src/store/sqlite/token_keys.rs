@@ -4,14 +4,8 @@ use async_trait::async_trait;
 
 use super::SqliteStore;
 use crate::error::Result;
+use crate::store::rows::token_keys::KeyRow;
 use crate::store::{TokenKeyRecord, TokenKeyStore};
-
-#[derive(sqlx::FromRow)]
-struct KeyRow {
-    id: String,
-    key_bytes: Vec<u8>,
-    created_at: i64,
-}
 
 #[async_trait]
 impl TokenKeyStore for SqliteStore {
@@ -27,6 +21,7 @@ impl TokenKeyStore for SqliteStore {
                 id: r.id,
                 key_bytes: r.key_bytes,
                 created_at: r.created_at,
+                retired_at: None,
             })
             .collect())
     }

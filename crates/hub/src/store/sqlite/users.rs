@@ -5,35 +5,8 @@ use async_trait::async_trait;
 use super::{SqliteStore, is_unique_violation, record_families};
 use crate::error::{HubError, Result};
 use crate::secret::public_id;
+use crate::store::rows::users::{CredentialRow, UserRow};
 use crate::store::{User, UserStore};
-
-#[derive(sqlx::FromRow)]
-struct UserRow {
-    id: String,
-    username: String,
-    created_at: i64,
-    display_name: Option<String>,
-    email: Option<String>,
-}
-
-impl From<UserRow> for User {
-    fn from(row: UserRow) -> Self {
-        User {
-            id: row.id,
-            username: row.username,
-            created_at: row.created_at,
-            display_name: row.display_name,
-            email: row.email,
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct CredentialRow {
-    #[sqlx(flatten)]
-    user: UserRow,
-    password_hash: String,
-}
 
 #[async_trait]
 impl UserStore for SqliteStore {
