@@ -1,5 +1,6 @@
-//! `uplink query`: run a search, snapshot, raw, plot, values-at-times or processed query against
-//! a configured data source and print a table or JSON — the same check the UI's "Test" runs.
+//! `uplink query`: run a search, snapshot, raw, plot, values-at-times, processed or events query
+//! against a configured data source and print a table or JSON — the same check the UI's "Test"
+//! runs.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -10,8 +11,8 @@ use serde::Serialize;
 use uplink_connector::{ConfigStore, ConnectorConfig, DataSource, HealthState, kinds};
 use uplink_model::time_expr::{self, Span};
 use uplink_model::{
-    AtTimesQuery, Boundary, ComputedBy, Function, PlotQuery, ProcessedQuery, ProcessedSeries,
-    RawQuery, Sample, SnapshotQuery, TagSearch, TagValue, TimeExpr,
+    AtTimesQuery, Boundary, ComputedBy, EventsQuery, Function, PlotQuery, ProcessedQuery,
+    ProcessedSeries, RawQuery, Sample, SnapshotQuery, TagSearch, TagValue, TimeExpr,
 };
 
 use crate::sources::{explain, ignore_closed_output};
@@ -98,6 +99,18 @@ enum Query {
         /// Functions, comma separated or repeated.
         #[arg(long = "function", value_delimiter = ',', default_value = "AVG")]
         functions: Vec<String>,
+    },
+    /// Alarms and events in a range, oldest first, a page at a time (an MQTT source's from its
+    /// event journal, as the connector recorded them).
+    Events {
+        #[command(flatten)]
+        range: Range,
+        /// The most events in the page.
+        #[arg(long, default_value_t = EventsQuery::DEFAULT_LIMIT)]
+        limit: u32,
+        /// Start after this: the previous page's next cursor.
+        #[arg(long)]
+        cursor: Option<String>,
     },
 }
 
@@ -331,6 +344,47 @@ async fn print(source: &dyn DataSource, query: Query, json: bool) -> anyhow::Res
                         write!(out, " {shown:>22}")?;
                     }
                     writeln!(out)?;
+                }
+            }
+        }
+        Query::Events {
+            range,
+            limit,
+            cursor,
+        } => {
+            let (start, end) = range.parse()?;
+            let request = EventsQuery {
+                start,
+                end,
+                limit: Some(limit),
+                cursor,
+            }
+            .resolve(now)?;
+            let page = source.events(&request).await?;
+            if json {
+                json_line(&mut out, &page)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<30} {:<8} {:<16} {:<24} MESSAGE",
+                    "TIME", "PRIORITY", "TYPE", "TOPIC"
+                )?;
+                for event in &page.events {
+                    writeln!(
+                        out,
+                        "{:<30} {:<8} {:<16} {:<24} {}",
+                        event.time.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                        event.priority.as_str(),
+                        event.event_type,
+                        event.topic,
+                        event.message
+                    )?;
+                }
+                if page.events.is_empty() {
+                    writeln!(out, "(no events)")?;
+                }
+                if let Some(next) = &page.next {
+                    writeln!(out, "(more: --cursor {next})")?;
                 }
             }
         }

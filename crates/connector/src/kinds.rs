@@ -136,15 +136,33 @@ pub async fn open_without_recording(
 /// (`uplink query`): as the connector serves it, without recording. When the settings ask for
 /// recording and the source has no history of its own, its raw, plot, processed and
 /// values-at-times answers come from its edge historian file under `DATA_DIR/historian/`,
-/// read-only (the runtime's rule); a source with its own history answers from it.
+/// read-only (the runtime's rule); a source with its own history answers from it. An MQTT
+/// source's time-range event reads come from its event journal there, read-only, as the
+/// connector's do; and it connects to the broker with a clean session under a client id of its
+/// own, so that it never takes over the connector's session (nor the messages the broker
+/// queued for it).
 ///
 /// # Errors
-/// As [`open_without_recording`], or a historian file that cannot be read.
+/// As [`open_without_recording`], or a historian or journal file that cannot be read.
 pub async fn open_for_reading(
     config: &SourceConfig,
     context: &SourceContext,
 ) -> Result<Arc<dyn DataSource>, SourceError> {
-    let source = open_kind(config, context).await?;
+    let mut config = config.clone();
+    if config.kind == uplink_source_mqtt::KIND {
+        config.settings.remove("clientId");
+        config
+            .settings
+            .insert("cleanSession".into(), Value::Bool(true));
+    }
+    let config = &config;
+    let mut source = open_kind(config, context).await?;
+    if let Some(dir) = context.data_dir.as_ref().map(|d| d.join(HISTORIAN_DIR))
+        && config.kind == uplink_source_mqtt::KIND
+    {
+        let file = uplink_historian::events_file(&dir, &config.name);
+        source = uplink_historian::Journaled::read_only(source, file).await?;
+    }
     match historian_file(config, context) {
         Some(file) => uplink_historian::Recorded::read_only(source, &config.settings, file).await,
         None => Ok(source),

@@ -8,6 +8,11 @@
 //! oldest in the same transaction. Reads are paged by a cursor `TIME_US.SEQ`, where SEQ is the
 //! journal's own arrival number (never reused), so pages neither lose nor repeat an event
 //! across a restart.
+//!
+//! An event is kept once per id: one whose id the journal already holds is left out, so a
+//! source that gives a message sent again the same id (MQTT: a QoS 1 redelivery, a retained
+//! message re-sent on subscribe) is journaled once, and catching up from the source's memory
+//! after following its stream again repeats nothing.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -22,6 +27,7 @@ use uplink_model::time_expr::to_micros;
 use uplink_model::{
     AtTimesRequest, Computed, DataSourceDescriptor, EventMessage, EventPage, EventsRequest,
     ModelError, PlotRequest, ProcessedRequest, RawRequest, Sample, TagPage, TagSearch, TagValue,
+    TimeRange,
 };
 use uplink_source::recording::RecordingStatus;
 use uplink_source::{
@@ -38,10 +44,24 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     time_us INTEGER NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    id TEXT
 );
 CREATE INDEX IF NOT EXISTS events_time ON events (time_us, seq);
 ";
+
+/// Files written before events were kept once per id get the column, filled from the bodies
+/// (where an id repeats, the first arrival stays), then the unique index every file has.
+const ID_COLUMN: &str = "
+ALTER TABLE events ADD COLUMN id TEXT;
+UPDATE events SET id = nullif(json_extract(body, '$.id'), '');
+DELETE FROM events WHERE id IS NOT NULL
+    AND seq NOT IN (SELECT min(seq) FROM events WHERE id IS NOT NULL GROUP BY id);
+";
+const ID_INDEX: &str = "CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events (id);";
+
+/// The page size of a catch-up read from the source's own memory.
+const CATCH_UP_PAGE: u32 = 1_000;
 
 /// The journal file of the source named `source` under `folder`, named as
 /// [`historian_file`](crate::historian_file) names its historian file, with `.events`.
@@ -71,7 +91,8 @@ impl Default for JournalOptions {
 #[derive(Debug, Clone)]
 pub struct EventJournal {
     path: PathBuf,
-    write: Arc<tokio::sync::Mutex<SqliteConnection>>,
+    /// None when opened read-only (by another process than the connector writing it).
+    write: Option<Arc<tokio::sync::Mutex<SqliteConnection>>>,
     read: SqlitePool,
     options: JournalOptions,
 }
@@ -92,12 +113,50 @@ impl EventJournal {
         options: JournalOptions,
     ) -> Result<Self, HistorianError> {
         let path = path.into();
-        let (conn, read) = crate::store::open_file(&path, SCHEMA, 2).await?;
+        let (mut conn, read) = crate::store::open_file(&path, SCHEMA, 2).await?;
+        let columns: Vec<(String,)> =
+            sqlx::query_as("SELECT name FROM pragma_table_info('events')")
+                .fetch_all(&mut conn)
+                .await
+                .map_err(db_error(&path))?;
+        if !columns.iter().any(|(name,)| name == "id") {
+            let mut tx = conn.begin().await.map_err(db_error(&path))?;
+            sqlx::raw_sql(ID_COLUMN)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error(&path))?;
+            tx.commit().await.map_err(db_error(&path))?;
+        }
+        sqlx::raw_sql(ID_INDEX)
+            .execute(&mut conn)
+            .await
+            .map_err(db_error(&path))?;
         Ok(Self {
             path,
-            write: Arc::new(tokio::sync::Mutex::new(conn)),
+            write: Some(Arc::new(tokio::sync::Mutex::new(conn))),
             read,
             options,
+        })
+    }
+
+    /// Opens the journal at `path` for reading only: another process (the connector) may be
+    /// writing to it, and nothing is written here, not even the file's format.
+    ///
+    /// # Errors
+    /// [`HistorianError::Database`] when the file cannot be opened or is not a journal.
+    pub async fn open_read_only(path: impl Into<PathBuf>) -> Result<Self, HistorianError> {
+        let path = path.into();
+        let read = crate::store::open_read_only(&path).await?;
+        // A file that is not a journal says so now, not at the first read.
+        sqlx::query("SELECT seq, time_us, body FROM events LIMIT 0")
+            .execute(&read)
+            .await
+            .map_err(db_error(&path))?;
+        Ok(Self {
+            path,
+            write: None,
+            read,
+            options: JournalOptions::default(),
         })
     }
 
@@ -106,28 +165,43 @@ impl EventJournal {
         &self.path
     }
 
-    /// Writes `events` in one transaction, then deletes the oldest beyond the retention.
+    /// Writes `events` in one transaction, but for those whose id the journal already holds,
+    /// then deletes the oldest beyond the retention; returns how many were new.
     ///
     /// # Errors
-    /// [`HistorianError::Database`] when the file cannot be written; nothing of the batch is.
-    pub async fn append(&self, events: &[EventMessage]) -> Result<(), HistorianError> {
+    /// [`HistorianError::Database`] when the file cannot be written (or was opened read-only);
+    /// nothing of the batch is.
+    pub async fn append(&self, events: &[EventMessage]) -> Result<u64, HistorianError> {
         if events.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let path = &self.path;
-        let mut conn = self.write.lock().await;
+        let Some(write) = &self.write else {
+            return Err(HistorianError::Database {
+                path: path.display().to_string(),
+                message: "opened read-only".into(),
+            });
+        };
+        let mut conn = write.lock().await;
         let mut tx = conn.begin().await.map_err(db_error(path))?;
+        let mut new = 0;
         for event in events {
             let body = serde_json::to_string(event).map_err(|err| HistorianError::Database {
                 path: path.display().to_string(),
                 message: format!("an event does not encode: {err}"),
             })?;
-            sqlx::query("INSERT INTO events (time_us, body) VALUES (?, ?)")
-                .bind(to_micros(event.time))
-                .bind(body)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error(path))?;
+            // An event without an id cannot be recognised again: always kept.
+            let id = Some(event.id.as_str()).filter(|id| !id.is_empty());
+            new += sqlx::query(
+                "INSERT INTO events (time_us, body, id) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(to_micros(event.time))
+            .bind(body)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(path))?
+            .rows_affected();
         }
         let max_events = i64::try_from(self.options.max_events).unwrap_or(i64::MAX);
         sqlx::query(
@@ -150,7 +224,8 @@ impl EventJournal {
         .execute(&mut *tx)
         .await
         .map_err(db_error(path))?;
-        tx.commit().await.map_err(db_error(path))
+        tx.commit().await.map_err(db_error(path))?;
+        Ok(new)
     }
 
     /// The page `request` asks for, oldest first, none later than `now_us`.
@@ -198,6 +273,17 @@ impl EventJournal {
             events,
             next: last.filter(|_| more),
         })
+    }
+
+    /// Closes the file (its write-ahead log checkpointed into it) once every clone is dropped
+    /// or closed.
+    pub async fn close(self) {
+        if let Some(write) = self.write
+            && let Ok(conn) = Arc::try_unwrap(write)
+        {
+            let _ = conn.into_inner().close().await;
+        }
+        self.read.close().await;
     }
 
     /// How many events the journal holds.
@@ -250,6 +336,28 @@ impl Journaled {
             task,
         }))
     }
+
+    /// `inner` answering time-range event reads from the journal at `file`, opened read-only,
+    /// for one-off reads by another process than the connector that writes it (`uplink
+    /// query`). A source without events, or with no journal file yet, is returned as it is.
+    ///
+    /// # Errors
+    /// A journal file that cannot be read.
+    pub async fn read_only(
+        inner: Arc<dyn DataSource>,
+        file: PathBuf,
+    ) -> Result<Arc<dyn DataSource>, SourceError> {
+        if !inner.descriptor().capabilities.events || !file.exists() {
+            return Ok(inner);
+        }
+        let journal = EventJournal::open_read_only(file).await?;
+        Ok(Arc::new(Self {
+            inner,
+            journal,
+            last_error: Arc::new(Mutex::new(None)),
+            task: tokio::spawn(async {}),
+        }))
+    }
 }
 
 fn set(slot: &Mutex<Option<String>>, value: Option<String>) {
@@ -257,7 +365,8 @@ fn set(slot: &Mutex<Option<String>>, value: Option<String>) {
 }
 
 /// Writes each event of the source's events stream to the journal; follows it again after
-/// [`RESUBSCRIBE`] when it ends.
+/// [`RESUBSCRIBE`] when it ends. Each time it starts following, it first catches up from the
+/// source's own memory.
 async fn follow(
     source: Arc<dyn DataSource>,
     journal: EventJournal,
@@ -267,9 +376,24 @@ async fn follow(
     loop {
         match source.subscribe_events().await {
             Ok(mut stream) => {
+                // The stream gives what arrives from now on. What arrived before (the backlog a
+                // persistent MQTT session delivers right after connecting, before this task
+                // ran; anything during the wait before following again) is still in the
+                // source's memory: journaled now, after subscribing, so nothing falls between
+                // the two. What both give is kept once, by id.
+                match catch_up(source.as_ref(), &journal).await {
+                    Ok(0) => {}
+                    Ok(caught) => {
+                        tracing::info!(source = %name, events = caught, "journaled events that arrived before following")
+                    }
+                    Err(err) => {
+                        tracing::warn!(source = %name, error = %err, "cannot catch up on events to journal them");
+                        set(&last_error, Some(err.to_string()));
+                    }
+                }
                 while let Some(events) = stream.next().await {
                     match journal.append(&events).await {
-                        Ok(()) => set(&last_error, None),
+                        Ok(_) => set(&last_error, None),
                         Err(err) => {
                             tracing::warn!(source = %name, error = %err, "cannot journal events");
                             set(&last_error, Some(err.to_string()));
@@ -283,6 +407,29 @@ async fn follow(
             }
         }
         tokio::time::sleep(RESUBSCRIBE).await;
+    }
+}
+
+/// Journals every event the source holds in its memory; returns how many were new.
+async fn catch_up(source: &dyn DataSource, journal: &EventJournal) -> Result<u64, SourceError> {
+    // Everything: the source's memory is bounded, and its reads see nothing later than now.
+    let range = TimeRange::new(
+        chrono::DateTime::UNIX_EPOCH,
+        chrono::Utc::now() + chrono::TimeDelta::days(1),
+    )?;
+    let mut request = EventsRequest {
+        range,
+        limit: CATCH_UP_PAGE,
+        cursor: None,
+    };
+    let mut new = 0;
+    loop {
+        let page = source.events(&request).await?;
+        new += journal.append(&page.events).await?;
+        match page.next {
+            Some(next) => request.cursor = Some(next),
+            None => return Ok(new),
+        }
     }
 }
 
@@ -376,7 +523,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use chrono::{DateTime, TimeZone, Utc};
-    use uplink_model::{EventPriority, TimeRange};
+    use uplink_model::EventPriority;
 
     use super::*;
 
@@ -493,5 +640,87 @@ mod tests {
         small.append(&batch).await.unwrap();
         assert_eq!(small.count().await.unwrap(), 2);
         assert_eq!(read_all(&small, 10).await, ["4", "5"]);
+    }
+
+    #[tokio::test]
+    async fn an_event_whose_id_is_kept_is_not_kept_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = EventJournal::open(dir.path().join("a.events"), JournalOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            journal
+                .append(&[event(1, "a"), event(2, "b")])
+                .await
+                .unwrap(),
+            2
+        );
+        // Sent again (a redelivery, a catch-up overlapping the stream), with one new event.
+        let mut again = event(1, "a");
+        again.message = "a copy that differs".into();
+        assert_eq!(
+            journal
+                .append(&[again, event(2, "b"), event(3, "c")])
+                .await
+                .unwrap(),
+            1
+        );
+        // Events without an id cannot be recognised: each is kept.
+        assert_eq!(
+            journal.append(&[event(4, ""), event(4, "")]).await.unwrap(),
+            2
+        );
+        assert_eq!(read_all(&journal, 10).await, ["a", "b", "c", "", ""]);
+        let first = journal.page(&request(1, None), i64::MAX).await.unwrap();
+        assert_eq!(
+            first.events[0].message, "event a",
+            "the first arrival stays"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_journal_from_before_ids_were_kept_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("old.events");
+        {
+            // The format before the id column: the same event id twice.
+            let (mut conn, _read) = crate::store::open_file(
+                &file,
+                "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, \
+                 time_us INTEGER NOT NULL, body TEXT NOT NULL); \
+                 CREATE INDEX events_time ON events (time_us, seq);",
+                1,
+            )
+            .await
+            .unwrap();
+            for e in [event(1, "a"), event(2, "b"), event(1, "a")] {
+                sqlx::query("INSERT INTO events (time_us, body) VALUES (?, ?)")
+                    .bind(to_micros(e.time))
+                    .bind(serde_json::to_string(&e).unwrap())
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            conn.close().await.unwrap();
+        }
+        let old = EventJournal::open_read_only(&file).await.unwrap();
+        assert_eq!(read_all(&old, 10).await, ["a", "a", "b"], "read as it is");
+        assert!(old.append(&[event(5, "e")]).await.is_err(), "never written");
+        drop(old);
+        let journal = EventJournal::open(&file, JournalOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(read_all(&journal, 10).await, ["a", "b"]);
+        assert_eq!(
+            journal
+                .append(&[event(2, "b"), event(3, "c")])
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(read_all(&journal, 10).await, ["a", "b", "c"]);
+        let missing = EventJournal::open_read_only(dir.path().join("none.events")).await;
+        assert!(missing.is_err(), "a read-only open creates nothing");
+        assert!(!dir.path().join("none.events").exists());
     }
 }

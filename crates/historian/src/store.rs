@@ -209,6 +209,22 @@ pub(crate) async fn open_file(
     Ok((conn, read))
 }
 
+/// A pool of read-only connections to the SQLite file at `path`, which must exist; nothing is
+/// written to it, so another process may be its writer.
+pub(crate) async fn open_read_only(path: &Path) -> Result<SqlitePool, HistorianError> {
+    SqlitePoolOptions::new()
+        .max_connections(2)
+        .min_connections(0)
+        .connect_with(
+            SqliteConnectOptions::new()
+                .filename(path)
+                .read_only(true)
+                .busy_timeout(Duration::from_secs(30)),
+        )
+        .await
+        .map_err(db_error(path))
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
@@ -279,17 +295,7 @@ impl Historian {
     /// [`HistorianError::Database`] when the file does not exist or is not a historian.
     pub async fn open_read_only(path: impl Into<PathBuf>) -> Result<Self, HistorianError> {
         let path = path.into();
-        let read = SqlitePoolOptions::new()
-            .max_connections(2)
-            .min_connections(0)
-            .connect_with(
-                SqliteConnectOptions::new()
-                    .filename(&path)
-                    .read_only(true)
-                    .busy_timeout(Duration::from_secs(30)),
-            )
-            .await
-            .map_err(db_error(&path))?;
+        let read = open_read_only(&path).await?;
         let tags: Vec<(String, i64)> = sqlx::query_as("SELECT name, first_us FROM tags")
             .fetch_all(&read)
             .await

@@ -334,6 +334,15 @@ fn tls_words(err: &rustls::Error) -> String {
     }
 }
 
+/// Whether to subscribe after a connect: always, unless the broker kept the session (clean
+/// session off) in which this connection's subscriptions were already acknowledged. The
+/// session then holds them, and the messages it queued arrive right after the connect; a
+/// subscribe again would make the broker re-send every retained message, older than what the
+/// session delivered.
+fn needs_subscribe(subscribed: bool, session_present: bool) -> bool {
+    !(subscribed && session_present)
+}
+
 /// Polls an MQTT 5 event loop until the source is dropped.
 async fn run_v5(
     shared: Arc<Shared>,
@@ -350,12 +359,15 @@ async fn run_v5(
         QoS::ExactlyOnce => rumqttc::v5::mqttbytes::QoS::ExactlyOnce,
     };
     let mut backoff = MIN_BACKOFF;
+    let mut subscribed = false;
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 match std::str::from_utf8(&publish.topic) {
                     Ok(topic) => {
-                        for (topic, payload) in shared.ingest(topic, &publish.payload) {
+                        for (topic, payload) in
+                            shared.ingest(topic, &publish.payload, publish.retain)
+                        {
                             let qos = rumqttc::v5::mqttbytes::QoS::AtLeastOnce;
                             if let Err(err) = client.try_publish(topic, qos, false, payload) {
                                 tracing::warn!(error = %err, "mqtt rebirth request could not be queued");
@@ -365,17 +377,20 @@ async fn run_v5(
                     Err(_) => tracing::debug!("mqtt 5 message with a topic that is not UTF-8"),
                 }
             }
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = MIN_BACKOFF;
-                let request = filters
-                    .iter()
-                    .map(|(filter, q)| Filter::new(filter.clone(), qos(*q)));
-                if let Err(err) = client.try_subscribe_many(request) {
-                    tracing::warn!(error = %err, "mqtt subscribe could not be queued");
+                if needs_subscribe(subscribed, ack.session_present) {
+                    let request = filters
+                        .iter()
+                        .map(|(filter, q)| Filter::new(filter.clone(), qos(*q)));
+                    if let Err(err) = client.try_subscribe_many(request) {
+                        tracing::warn!(error = %err, "mqtt subscribe could not be queued");
+                    }
                 }
                 shared.set_connection(Connection::Up);
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                subscribed = true;
                 let refused: Vec<&str> = ack
                     .return_codes
                     .iter()
@@ -409,26 +424,34 @@ async fn run(
     broker: Broker,
 ) {
     let mut backoff = MIN_BACKOFF;
+    let mut subscribed = false;
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(publish))) => {
-                for (topic, payload) in shared.ingest(&publish.topic, &publish.payload) {
+                for (topic, payload) in
+                    shared.ingest(&publish.topic, &publish.payload, publish.retain)
+                {
                     if let Err(err) = client.try_publish(topic, QoS::AtLeastOnce, false, payload) {
                         tracing::warn!(error = %err, "mqtt rebirth request could not be queued");
                     }
                 }
             }
-            Ok(Event::Incoming(Packet::ConnAck(ConnAck { .. }))) => {
+            Ok(Event::Incoming(Packet::ConnAck(ConnAck {
+                session_present, ..
+            }))) => {
                 backoff = MIN_BACKOFF;
-                let request = filters
-                    .iter()
-                    .map(|(filter, qos)| SubscribeFilter::new(filter.clone(), *qos));
-                if let Err(err) = client.try_subscribe_many(request) {
-                    tracing::warn!(error = %err, "mqtt subscribe could not be queued");
+                if needs_subscribe(subscribed, session_present) {
+                    let request = filters
+                        .iter()
+                        .map(|(filter, qos)| SubscribeFilter::new(filter.clone(), *qos));
+                    if let Err(err) = client.try_subscribe_many(request) {
+                        tracing::warn!(error = %err, "mqtt subscribe could not be queued");
+                    }
                 }
                 shared.set_connection(Connection::Up);
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                subscribed = true;
                 let refused: Vec<&str> = ack
                     .return_codes
                     .iter()

@@ -2,7 +2,7 @@
 //! mapped to an [`EventMessage`], and the bounded log of recent events that time-range reads
 //! page through.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -54,6 +54,19 @@ impl EventRule {
         payload: &[u8],
         now: DateTime<Utc>,
     ) -> Result<EventMessage, String> {
+        self.read_timed(topic, payload, now).map(|(event, _)| event)
+    }
+
+    /// As [`EventRule::read`], and whether the payload gave the event's time (else it is `now`).
+    ///
+    /// # Errors
+    /// As [`EventRule::read`].
+    pub fn read_timed(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<(EventMessage, bool), String> {
         if payload.len() > MAX_EVENT_PAYLOAD {
             return Err(format!(
                 "the event payload on '{topic}' has {} bytes; at most {MAX_EVENT_PAYLOAD} are read",
@@ -81,6 +94,7 @@ impl EventRule {
             Some(value) => priority_of(value)
                 .map_err(|why| format!("the event priority on '{topic}' {why}"))?,
         };
+        let timed = !matches!(self.time.get(&document), None | Some(Value::Null));
         let time = crate::state::time_of(topic, self.time.get(&document), now, self.time_unit_us)?;
         let text_at = |path: &JsonPath| match path.get(&document) {
             None | Some(Value::Null) => None,
@@ -103,18 +117,33 @@ impl EventRule {
             .filter(|(key, _)| !mapped.contains(&key.as_str()))
             .map(|(key, value)| (key.clone(), text_of(value)))
             .collect();
-        Ok(EventMessage {
-            id: String::new(),
-            source: String::new(),
-            time,
-            topic: topic.to_owned(),
-            priority,
-            category,
-            event_type,
-            message,
-            properties,
-        })
+        Ok((
+            EventMessage {
+                id: String::new(),
+                source: String::new(),
+                time,
+                topic: topic.to_owned(),
+                priority,
+                category,
+                event_type,
+                message,
+                properties,
+            },
+            timed,
+        ))
     }
+}
+
+/// A hash of a message's topic and payload that every run computes alike (64-bit FNV-1a), so
+/// that the same message sent again is known as the same event, across restarts too.
+pub fn content_hash(topic: &str, payload: &[u8]) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in topic.bytes().chain([0]).chain(payload.iter().copied()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(PRIME);
+    }
+    hash
 }
 
 /// A JSON value as text: a string as it is, anything else as JSON.
@@ -153,8 +182,8 @@ pub fn priority_of(value: &Value) -> Result<EventPriority, String> {
         .ok_or_else(|| format!("{value} is outside the severities 0 to 1000"))
 }
 
-/// Where an event stands in the log's order: its time, then its arrival number. An event's id
-/// (and so a page's cursor) is this key written `TIME_US.NUMBER`.
+/// Where an event stands in the log's order: its time, then its arrival number. A page's
+/// cursor is this key written `TIME_US.NUMBER`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Key(i64, u64);
 
@@ -183,10 +212,12 @@ fn size_of(event: &EventMessage) -> usize {
 }
 
 /// The most recent events, in time order, at most `capacity` of them and about
-/// [`LOG_BYTES`] of text.
+/// [`LOG_BYTES`] of text, each id once.
 #[derive(Debug)]
 pub struct EventLog {
     events: VecDeque<(Key, EventMessage)>,
+    /// The ids of `events`.
+    ids: HashSet<String>,
     capacity: usize,
     bytes: usize,
     byte_budget: usize,
@@ -214,6 +245,7 @@ impl EventLog {
         let first_number = u64::try_from(to_micros(Utc::now())).unwrap_or(0);
         Self {
             events: VecDeque::new(),
+            ids: HashSet::new(),
             capacity: capacity.max(1),
             bytes: 0,
             byte_budget,
@@ -222,24 +254,31 @@ impl EventLog {
         }
     }
 
-    /// Gives the event its id and keeps it, forgetting the earliest event when full; returns
-    /// the event as kept.
-    pub fn push(&mut self, mut event: EventMessage) -> EventMessage {
+    /// Gives the event its id, `TIME_US.HASH` (its time, and `content` — the
+    /// [`content_hash`] of its message — in 16 hex digits), and keeps it, forgetting the
+    /// earliest event when full; returns the event as kept, or `None` when the log holds an
+    /// event of that id already (the same message sent again).
+    pub fn push(&mut self, mut event: EventMessage, content: u64) -> Option<EventMessage> {
+        event.id = format!("{}.{content:016x}", to_micros(event.time));
+        if self.ids.contains(&event.id) {
+            return None;
+        }
         let key = Key(to_micros(event.time), self.next_number);
         self.next_number += 1;
-        event.id = format!("{}.{}", key.0, key.1);
         // Payload times may arrive out of order; most go at the end.
         let at = self.events.partition_point(|(k, _)| *k < key);
         self.bytes += size_of(&event);
+        self.ids.insert(event.id.clone());
         self.events.insert(at, (key, event.clone()));
         while self.events.len() > self.capacity
             || (self.bytes > self.byte_budget && self.events.len() > 1)
         {
             if let Some((_, forgotten)) = self.events.pop_front() {
                 self.bytes -= size_of(&forgotten);
+                self.ids.remove(&forgotten.id);
             }
         }
-        event
+        Some(event)
     }
 
     /// How many events the log holds.
@@ -276,14 +315,14 @@ impl EventLog {
         let mut in_range = self
             .events
             .range(first..)
-            .take_while(|(key, _)| key.0 <= end)
-            .map(|(_, event)| event);
+            .take_while(|(key, _)| key.0 <= end);
         let limit = request.limit as usize;
-        let events: Vec<EventMessage> = in_range.by_ref().take(limit).cloned().collect();
-        let next = match (in_range.next(), events.last()) {
-            (Some(_), Some(last)) => Some(last.id.clone()),
+        let page: Vec<&(Key, EventMessage)> = in_range.by_ref().take(limit).collect();
+        let next = match (in_range.next(), page.last()) {
+            (Some(_), Some((last, _))) => Some(format!("{}.{}", last.0, last.1)),
             _ => None,
         };
+        let events = page.into_iter().map(|(_, event)| event.clone()).collect();
         Ok(EventPage { events, next })
     }
 }
@@ -432,9 +471,9 @@ mod tests {
     #[test]
     fn the_log_pages_in_time_order_without_duplicates_and_forgets_the_earliest() {
         let mut log = EventLog::new(5);
-        // Arrival order differs from time order; two share a time.
-        for second in [3, 1, 2, 2, 5, 4] {
-            log.push(event(second));
+        // Arrival order differs from time order; two share a time (different messages).
+        for (content, second) in [3, 1, 2, 2, 5, 4].into_iter().enumerate() {
+            assert!(log.push(event(second), content as u64).is_some());
         }
         assert_eq!(log.len(), 5, "the earliest (second 1) is forgotten");
         let mut seen = Vec::new();
@@ -461,7 +500,7 @@ mod tests {
         // Room for three events with their ids (33 bytes each: two 16-digit numbers), not four.
         let mut log = EventLog::with_budget(100, 3 * (size_of(&event(10)) + 36));
         for second in 10..20 {
-            log.push(event(second));
+            log.push(event(second), 0);
         }
         assert_eq!(log.len(), 3);
         let page = log.page(&request(0, 59, 10, None), NOW).unwrap();
@@ -477,8 +516,8 @@ mod tests {
     #[test]
     fn reads_see_no_event_later_than_now() {
         let mut log = EventLog::new(5);
-        log.push(event(1));
-        log.push(event(8));
+        log.push(event(1), 1);
+        log.push(event(8), 8);
         let page = log
             .page(&request(0, 9, 10, None), to_micros(at(5)))
             .unwrap();
@@ -490,13 +529,53 @@ mod tests {
     #[test]
     fn a_cursor_not_handed_out_is_refused() {
         let mut log = EventLog::new(5);
-        let kept = log.push(event(1));
-        assert!(log.page(&request(0, 9, 1, Some(kept.id)), NOW).is_ok());
-        for cursor in ["x", "1.2.3", "5", "1777636800000000.1"] {
+        let kept = log.push(event(1), 1).unwrap();
+        log.push(event(2), 2);
+        let next = log.page(&request(0, 9, 1, None), NOW).unwrap().next;
+        let page = log.page(&request(0, 9, 1, next), NOW).unwrap();
+        assert_eq!(page.events[0].message, "2");
+        for cursor in ["x", "1.2.3", "5", "1777636800000000.1", kept.id.as_str()] {
             let err = log
                 .page(&request(0, 9, 1, Some(cursor.into())), NOW)
                 .unwrap_err();
             assert_eq!(err.code(), "bad_cursor", "{cursor}");
         }
+    }
+
+    #[test]
+    fn the_same_message_sent_again_is_one_event_and_its_id_is_stable() {
+        let payload = br#"{"message": "TI100 high", "time": "2026-05-01T12:00:03Z"}"#;
+        let content = content_hash("plant/boiler/alarms", payload);
+        assert_eq!(content, 0x3818_f13f_3ec2_bfb9, "the same in every run");
+        assert_ne!(content, content_hash("plant/pump/alarms", payload));
+        assert_ne!(
+            content,
+            content_hash("plant/boiler/alarm", b"splant/boiler/alarms")
+        );
+        let rule = rule("plant/+/alarms event");
+        let (read, timed) = rule
+            .read_timed("plant/boiler/alarms", payload, at(9))
+            .unwrap();
+        assert!(timed);
+        let mut log = EventLog::new(5);
+        let kept = log.push(read.clone(), content).unwrap();
+        assert_eq!(kept.id, format!("{}.3818f13f3ec2bfb9", to_micros(at(3))));
+        assert_eq!(
+            log.push(read, content),
+            None,
+            "sent again: not a second event"
+        );
+        assert_eq!(log.len(), 1);
+        // The same time-less message at another moment is another event.
+        let (first, timed) = rule
+            .read_timed("plant/boiler/alarms", br#"{"message": "m"}"#, at(4))
+            .unwrap();
+        assert!(!timed);
+        let (second, _) = rule
+            .read_timed("plant/boiler/alarms", br#"{"message": "m"}"#, at(5))
+            .unwrap();
+        assert!(log.push(first, 7).is_some());
+        assert!(log.push(second, 7).is_some());
+        assert_eq!(log.len(), 3);
     }
 }

@@ -81,7 +81,7 @@ pub fn schema() -> FormSchema {
             FieldSchema::new("clientKeyFile", "Client key", FieldType::Path, false, "The PEM private key of the client certificate."),
             FieldSchema::new("keepAlive", "Keep-alive", FieldType::Duration, true, "How often the connection is checked when idle, such as 30s (at least 1s).")
                 .default_value("30s"),
-            FieldSchema::new("cleanSession", "Clean session", FieldType::Boolean, true, "Start with no session on the broker; off keeps subscriptions and queued QoS 1/2 messages across reconnects (needs a client id).")
+            FieldSchema::new("cleanSession", "Clean session", FieldType::Boolean, true, "Start with no session on the broker; off keeps subscriptions and queued QoS 1/2 messages across reconnects and restarts (needs a client id), so events published meanwhile are not lost.")
                 .default_value(true),
             FieldSchema::new("sparkplugRebirth", "Ask Sparkplug nodes for rebirth", FieldType::Boolean, true, "When data arrives from a Sparkplug edge node whose birth certificate was missed (the connector started after it), publish an NCMD Node Control/Rebirth so the node sends its birth again. Off: such nodes' tags appear at their next birth.")
                 .default_value(false),
@@ -217,12 +217,18 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Reads one message and wakes subscribers when a tag changed; returns what the source
-    /// has to publish in answer (rebirth requests), usually nothing.
-    pub(crate) fn ingest(&self, topic: &str, payload: &[u8]) -> Vec<(String, Vec<u8>)> {
+    /// Reads one message (`retained`: sent as the retained message on a subscribe) and wakes
+    /// subscribers when a tag changed; returns what the source has to publish in answer
+    /// (rebirth requests), usually nothing.
+    pub(crate) fn ingest(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        retained: bool,
+    ) -> Vec<(String, Vec<u8>)> {
         let mut state = self.lock();
         state.track_changes = self.feed.has_readers();
-        let changed = state.ingest(topic, payload);
+        let changed = state.ingest_message(topic, payload, retained);
         let outbox = std::mem::take(&mut state.outbox);
         let events = std::mem::take(&mut state.new_events);
         if !state.changed.is_empty() {
@@ -577,7 +583,7 @@ impl DataSource for MqttSource {
     }
 
     /// The logged events of `event` lines (the most recent [`events::LOG_CAPACITY`]) in the
-    /// range, oldest first; a cursor is a page's last event id.
+    /// range, oldest first; a cursor is a page's `next` (`TIME_US.NUMBER`).
     async fn events(&self, request: &EventsRequest) -> Result<EventPage, SourceError> {
         if !self.inner.has_events {
             return Err(SourceError::Unsupported {

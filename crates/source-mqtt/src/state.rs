@@ -117,6 +117,9 @@ pub struct State {
     pub events: EventLog,
     /// The events logged since the connection task last took them, for the events stream.
     pub new_events: Vec<EventMessage>,
+    /// The last time an event was stamped with on arrival: each is later than the last, so
+    /// two equal time-less messages stay two events.
+    last_arrival: DateTime<Utc>,
     opened: DateTime<Utc>,
 }
 
@@ -142,6 +145,7 @@ impl State {
             source: String::new(),
             events: EventLog::default(),
             new_events: Vec::new(),
+            last_arrival: DateTime::<Utc>::MIN_UTC,
             opened,
         };
         for i in 0..state.subs.len() {
@@ -225,8 +229,15 @@ impl State {
         entry.version = self.version;
     }
 
-    /// Reads one message. Returns whether any tag changed.
+    /// Reads one message as published. Returns whether any tag changed.
+    #[cfg(test)]
     pub fn ingest(&mut self, topic: &str, payload: &[u8]) -> bool {
+        self.ingest_message(topic, payload, false)
+    }
+
+    /// Reads one message; `retained` when the broker sent it as its retained message on a
+    /// subscribe (not as it was published). Returns whether any tag changed.
+    pub fn ingest_message(&mut self, topic: &str, payload: &[u8], retained: bool) -> bool {
         self.messages += 1;
         let route = match self.routes.get(topic) {
             Some(route) => *route,
@@ -236,7 +247,7 @@ impl State {
             Route::Tag(position) => self.ingest_topic(position, topic, payload),
             Route::Sparkplug => self.ingest_sparkplug(topic, payload),
             Route::Event(sub) => {
-                self.ingest_event(sub, topic, payload);
+                self.ingest_event(sub, topic, payload, retained);
                 false
             }
             Route::Dropped => false,
@@ -292,16 +303,32 @@ impl State {
     }
 
     /// Logs the event a message on an event line carries; a payload that does not map is
-    /// counted as a problem, not an event.
-    fn ingest_event(&mut self, sub: usize, topic: &str, payload: &[u8]) {
+    /// counted as a problem, not an event. The same message sent again (a QoS 1 redelivery, a
+    /// retained message re-sent on subscribe) has the same id and is logged once, when its
+    /// payload gives its time; a retained message without a time is no event at all: when it
+    /// happened is unknown, and every subscribe would send it again as new.
+    fn ingest_event(&mut self, sub: usize, topic: &str, payload: &[u8], retained: bool) {
         let Rule::Event(rule) = &self.subs[sub].rule else {
             return;
         };
-        match rule.read(topic, payload, Utc::now()) {
-            Ok(mut event) => {
+        let now = Utc::now().max(self.last_arrival + chrono::TimeDelta::microseconds(1));
+        match rule.read_timed(topic, payload, now) {
+            Ok((_, false)) if retained => self.problem(
+                "retained",
+                format!(
+                    "the retained message on '{topic}' gives no time, so it is not taken as an event (put the time in the payload)"
+                ),
+            ),
+            Ok((mut event, timed)) => {
+                if !timed {
+                    self.last_arrival = now;
+                }
                 event.source.clone_from(&self.source);
-                let event = self.events.push(event);
-                self.new_events.push(event);
+                let content = crate::events::content_hash(topic, payload);
+                match self.events.push(event, content) {
+                    Some(event) => self.new_events.push(event),
+                    None => tracing::debug!(topic, "mqtt event sent again: logged once"),
+                }
             }
             Err(message) => self.problem("payload", message),
         }
@@ -654,6 +681,7 @@ impl State {
                 "sparkplug" => "Sparkplug B messages could not be used",
                 "tags" => "tags were not added (too many)",
                 "subscription" => "subscriptions were refused by the broker",
+                "retained" => "retained messages on event lines were not taken as events",
                 _ => "messages matched no subscription line",
             };
             health.report(issue(format!(

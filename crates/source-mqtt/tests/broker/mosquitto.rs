@@ -21,6 +21,9 @@ pub struct Setup {
     pub client_certificates: bool,
     /// Persistent sessions queue without limit, QoS 0 messages included (for the bench).
     pub bench_queues: bool,
+    /// Sessions, subscriptions and queued messages saved to disk at a clean shutdown
+    /// ([`Mosquitto::shut_down`]) and read back at the next start.
+    pub persistence: bool,
 }
 
 pub struct Mosquitto {
@@ -93,11 +96,15 @@ impl Mosquitto {
         let port = free_port();
         let tls_port = free_port();
         let mut config = format!(
-            "user root\nper_listener_settings false\npersistence false\nlog_dest file {log}\n\
+            "user root\nper_listener_settings false\npersistence {}\nlog_dest file {log}\n\
              log_type error\nlog_type warning\nlog_type notice\nallow_anonymous {}\nlistener {port} 127.0.0.1\n",
+            setup.persistence,
             setup.users.is_empty(),
             log = dir.path().join("mosquitto.log").display(),
         );
+        if setup.persistence {
+            config.push_str(&format!("persistence_location {}/\n", dir.path().display()));
+        }
         if setup.bench_queues {
             config.push_str("max_queued_messages 0\nmax_queued_bytes 0\nqueue_qos0_messages true\nmax_inflight_messages 0\n");
         }
@@ -177,6 +184,26 @@ impl Mosquitto {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Stops the broker cleanly (SIGTERM), as a service manager does: with persistence, it
+    /// saves its sessions first.
+    pub fn shut_down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let status = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status()
+                .expect("kill runs");
+            assert!(status.success(), "SIGTERM to mosquitto");
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again after [`Mosquitto::shut_down`] or [`Mosquitto::stop`].
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the broker is stopped first");
+        self.spawn(&binary());
     }
 
     /// Starts it again on the same ports with the same configuration.
