@@ -148,14 +148,7 @@ pub async fn open_for_reading(
     config: &SourceConfig,
     context: &SourceContext,
 ) -> Result<Arc<dyn DataSource>, SourceError> {
-    let mut config = config.clone();
-    if config.kind == uplink_source_mqtt::KIND {
-        config.settings.remove("clientId");
-        config
-            .settings
-            .insert("cleanSession".into(), Value::Bool(true));
-    }
-    let config = &config;
+    let config = &beside_the_connector(config);
     let mut source = open_kind(config, context).await?;
     if let Some(dir) = context.data_dir.as_ref().map(|d| d.join(HISTORIAN_DIR))
         && config.kind == uplink_source_mqtt::KIND
@@ -167,6 +160,22 @@ pub async fn open_for_reading(
         Some(file) => uplink_historian::Recorded::read_only(source, &config.settings, file).await,
         None => Ok(source),
     }
+}
+
+/// `config` as another opener than the connector must use it while the connector may be running
+/// the same source (`uplink query`, the Test of a saved source's form): an MQTT source connects
+/// with a clean session under a client id of its own, so that it never takes over the
+/// connector's session, nor the messages the broker queued for it.
+#[must_use]
+pub fn beside_the_connector(config: &SourceConfig) -> SourceConfig {
+    let mut config = config.clone();
+    if config.kind == uplink_source_mqtt::KIND {
+        config.settings.remove("clientId");
+        config
+            .settings
+            .insert("cleanSession".into(), Value::Bool(true));
+    }
+    config
 }
 
 async fn open_kind(
@@ -278,6 +287,28 @@ mod tests {
                 .starts_with("line 3 (b): holding registers 1–1 overlap line 2 (a)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn beside_the_connector_an_mqtt_source_keeps_no_session_and_other_kinds_are_unchanged() {
+        let mqtt = SourceConfig {
+            name: "line".into(),
+            kind: "mqtt".into(),
+            description: String::new(),
+            settings: json!({"host": "127.0.0.1", "clientId": "site-a", "cleanSession": false})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        };
+        let beside = beside_the_connector(&mqtt);
+        assert_eq!(beside.settings.get("clientId"), None);
+        assert_eq!(beside.settings.get("cleanSession"), Some(&json!(true)));
+        assert_eq!(beside.settings.get("host"), Some(&json!("127.0.0.1")));
+        let modbus = SourceConfig {
+            kind: "modbus".into(),
+            ..mqtt
+        };
+        assert_eq!(beside_the_connector(&modbus), modbus);
     }
 
     #[tokio::test]

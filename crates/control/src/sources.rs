@@ -137,7 +137,15 @@ impl Control {
             .validate(&source.settings)
             .map_err(ControlError::invalid_form)?;
         let context = uplink_connector::SourceContext::in_dir(&self.inner.data_dir);
-        let opened = kinds::open_without_recording(&source, &context).await?;
+        // A saved source is running in the connector: its Test must not take over the
+        // source's broker session, and what it opens is not kept for an Add.
+        let opened = match &existing {
+            Some(_) => {
+                kinds::open_without_recording(&kinds::beside_the_connector(&source), &context)
+                    .await?
+            }
+            None => kinds::open_without_recording(&source, &context).await?,
+        };
         let mut tag_count = 0u32;
         let mut sample_tags = Vec::new();
         let mut offset = 0;
@@ -185,7 +193,9 @@ impl Control {
             tag_count,
             sample,
         };
-        *lock(&self.inner.tested) = Some((source, opened));
+        if existing.is_none() {
+            *lock(&self.inner.tested) = Some((source, opened));
+        }
         Ok(tested)
     }
 
