@@ -12,7 +12,9 @@
 //!    `UPLINK_DESKTOP_RSS_MIB` (`app=… webkit=…`); without it the row says it was not measured.
 //!
 //! Run with `cargo bench -p uplink-cli --bench alternatives [-- FILTER…] [--json PATH]`
-//! (filters: snapshot, raw, memory, tunnel, messages); `scripts/benchmarks` runs all of it,
+//! (filters: snapshot, raw, memory, tunnel, messages; a transport's name — WebSockets,
+//! ServerSentEvents, LongPolling — runs the raw reads over it alone, beside the in-process
+//! answer); `scripts/benchmarks` runs all of it,
 //! installs rathole first and draws the plots. `UPLINK_RATHOLE` names the rathole binary
 //! (default `$CARGO_TARGET_DIR/tools/bin/rathole`).
 #![allow(clippy::print_stdout)]
@@ -52,8 +54,13 @@ fn main() -> anyhow::Result<()> {
         if wanted("snapshot") {
             report.snapshot(relay::snapshot().await?);
         }
-        if wanted("raw") {
-            report.raw(relay::raw().await?);
+        // Naming transports runs the raw reads over those alone.
+        let transports: Vec<_> = uplink_signalr::Transport::ALL
+            .into_iter()
+            .filter(|t| filters.iter().any(|f| *f == t.to_string()))
+            .collect();
+        if wanted("raw") || !transports.is_empty() {
+            report.raw(relay::raw(&transports).await?);
         }
         if wanted("memory") {
             report.memory(relay::idle_hub::memory_per_connector().await?);

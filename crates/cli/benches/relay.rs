@@ -138,7 +138,7 @@ fn main() -> anyhow::Result<()> {
             snapshot().await?;
         }
         if wanted("raw") {
-            raw().await?;
+            raw(&[]).await?;
         }
         if wanted("memory") {
             idle_hub::memory_per_connector().await?;
@@ -564,7 +564,8 @@ mod floor {
     }
 }
 
-pub async fn raw() -> anyhow::Result<RawFigures> {
+/// Raw reads over `transports` (every transport when empty), beside the in-process answer.
+pub async fn raw(transports: &[Transport]) -> anyhow::Result<RawFigures> {
     println!(
         "== raw read of {} values: relay vs the connector's in-process answer",
         si(RAW_VALUES as f64)
@@ -600,6 +601,9 @@ pub async fn raw() -> anyhow::Result<RawFigures> {
     let mut all_relayed = Vec::new();
     let mut cpu_relayed = Vec::new();
     for transport in Transport::ALL {
+        if !transports.is_empty() && !transports.contains(&transport) {
+            continue;
+        }
         let (stage, _dir) = stage(transport).await?;
         let client = stage::http_client(&stage.ca_pem)?;
         let url = url(&stage, &format!("raw?tag=sim.sinusoid.1&{span}"));

@@ -7,11 +7,20 @@ use tokio::sync::mpsc;
 /// WebSocket messages are filled up to this size; one message larger than it travels alone.
 pub(crate) const FRAME_LIMIT: usize = 64 * 1024;
 
-/// POST bodies (Server-Sent Events and long polling send by POST, one request at a time) are
-/// filled up to this size: half of what servers accept in one batch (2 MiB, ours and the
-/// official ones alike), and enough for a connector's whole window of four 64 KiB answer chunks
-/// in one request rather than a round trip each.
+/// POST bodies (Server-Sent Events and long polling send by POST, in order; several in flight
+/// where the server applies numbered POSTs in order) are filled up to this size: half of what
+/// servers accept in one batch (2 MiB, ours and the official ones alike), and enough for a
+/// connector's whole window of four 64 KiB answer chunks in one request rather than a round
+/// trip each.
 pub(crate) const POST_FRAME_LIMIT: usize = 1024 * 1024;
+
+/// The query parameter that numbers a client's POSTs on one connection, from 0, so a server can
+/// apply POSTs that arrive together in the order they were sent.
+pub(crate) const POST_SEQ_PARAM: &str = "seq";
+
+/// A server that applies numbered POSTs in order answers each with this header: how many it
+/// takes in flight at once. Without it a client sends one POST at a time.
+pub(crate) const ORDERED_POSTS_HEADER: &str = "x-signalr-ordered-posts";
 
 /// Builds frames from a queue, keeping back the message that would overflow one.
 #[derive(Debug)]

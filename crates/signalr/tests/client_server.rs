@@ -356,3 +356,61 @@ async fn a_websocket_link_keeps_no_idle_http_connection_beside_it() {
     client.stop().await;
     server.stop().await;
 }
+
+/// Many large messages sent at once over `transport` travel as several POST batches in flight
+/// together; the server still applies every one, in the order sent.
+async fn batches_in_flight_arrive_complete_and_in_order(transport: Transport) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<(u64, usize)>::new()));
+    let (record, list) = (seen.clone(), seen.clone());
+    let hub = support::test_hub()
+        .method("Append", move |_c, (seq, data): (u64, String)| {
+            let record = record.clone();
+            async move {
+                record.lock().unwrap().push((seq, data.len()));
+                Ok::<_, HubError>(())
+            }
+        })
+        .method("Appended", move |_c, (): ()| {
+            let list = list.clone();
+            async move { Ok::<_, HubError>(list.lock().unwrap().clone()) }
+        });
+    let server =
+        support::start_with(hub, ServerOptions::default(), &support::loopback_ca(), 0).await;
+    let client = HubConnection::builder(server.url())
+        .tls(server.client_tls.clone())
+        .proxy(ProxySetting::Direct)
+        .force_transport(transport)
+        .start()
+        .unwrap();
+    assert_eq!(within("connect", client.wait_connected()).await, transport);
+    // 160 messages of 24 KiB: about 3.8 MiB, four POSTs of up to 1 MiB or more.
+    const COUNT: u64 = 160;
+    let data = "v".repeat(24 * 1024);
+    let sends = (0..COUNT).map(|seq| {
+        let (client, data) = (client.clone(), data.clone());
+        async move { client.send("Append", (seq, data)).await }
+    });
+    // Each send is queued in turn (sends are awaited in order), and the batches go out together.
+    for send in sends {
+        within("send", send).await.unwrap();
+    }
+    let appended: Vec<(u64, usize)> = within("Appended", client.invoke("Appended", ()))
+        .await
+        .unwrap();
+    assert_eq!(
+        appended,
+        (0..COUNT).map(|seq| (seq, data.len())).collect::<Vec<_>>()
+    );
+    client.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn server_sent_events_batches_in_flight_arrive_complete_and_in_order() {
+    batches_in_flight_arrive_complete_and_in_order(Transport::ServerSentEvents).await;
+}
+
+#[tokio::test]
+async fn long_polling_batches_in_flight_arrive_complete_and_in_order() {
+    batches_in_flight_arrive_complete_and_in_order(Transport::LongPolling).await;
+}

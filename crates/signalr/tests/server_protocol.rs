@@ -657,3 +657,74 @@ async fn messagepack_is_refused_over_server_sent_events() {
         "{body}"
     );
 }
+
+/// The `invocationId`s of the completions in a long poll's body, in order.
+fn completion_ids(body: &str) -> Vec<String> {
+    body.split('\u{1e}')
+        .filter(|r| !r.is_empty())
+        .filter_map(|r| serde_json::from_str::<Value>(r).ok())
+        .filter(|m| m["type"] == 3)
+        .map(|m| m["invocationId"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn numbered_posts_sent_together_are_applied_in_their_order() {
+    let server = Arc::new(start(ServerOptions::default()).await);
+    let token = negotiate(&server).await["connectionToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let q = format!("?id={token}");
+    assert_eq!(request(&server, "GET", &q, "", "").await.0, 200);
+    let echo = |id: &str| {
+        format!(
+            "{{\"type\":1,\"invocationId\":\"{id}\",\"target\":\"Echo\",\"arguments\":[\"{id}\"]}}\u{1e}"
+        )
+    };
+    // The last batch goes first and the first last: each waits for the ones numbered before it.
+    let mut posts = Vec::new();
+    for (seq, body) in [
+        (2, echo("c")),
+        (1, echo("b")),
+        (
+            0,
+            format!("{{\"protocol\":\"json\",\"version\":1}}\u{1e}{}", echo("a")),
+        ),
+    ] {
+        let (server, q) = (server.clone(), q.clone());
+        posts.push(tokio::spawn(async move {
+            request(&server, "POST", &format!("{q}&seq={seq}"), "", &body)
+                .await
+                .0
+        }));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for post in posts {
+        assert_eq!(within("numbered POST", post).await.unwrap(), 200);
+    }
+    let mut ids = Vec::new();
+    while ids.len() < 3 {
+        let (status, body) = within("poll", request(&server, "GET", &q, "", "")).await;
+        assert_eq!(status, 200, "{body}");
+        ids.extend(completion_ids(&body));
+    }
+    assert_eq!(ids, ["a", "b", "c"]);
+
+    // A number already applied, or too far ahead of the next one (3), is refused; the next
+    // one is taken.
+    let post = |seq: u64| {
+        let (server, q) = (server.clone(), q.clone());
+        let body = echo("d");
+        async move {
+            request(&server, "POST", &format!("{q}&seq={seq}"), "", &body)
+                .await
+                .0
+        }
+    };
+    assert_eq!(post(1).await, 409);
+    assert_eq!(post(7).await, 409);
+    assert_eq!(post(3).await, 200);
+    let (_, body) = within("poll", request(&server, "GET", &q, "", "")).await;
+    assert_eq!(completion_ids(&body), ["d"]);
+}

@@ -128,6 +128,46 @@ async fn registers_and_answers_relayed_queries_in_chunks_over_each_transport() {
     }
 }
 
+/// An answer of many windows over Server-Sent Events and long polling, where the connector
+/// sends its chunks as POST batches with several in flight: it arrives whole and in order.
+#[tokio::test]
+async fn a_long_answer_arrives_complete_and_in_order_over_posts_in_flight() {
+    let setup = setup().await;
+    for transport in [Transport::ServerSentEvents, Transport::LongPolling] {
+        let runtime = ConnectorRuntime::start(options(setup.data_dir.path(), &[transport]))
+            .await
+            .unwrap();
+        let mut status = runtime.status();
+        wait_for(&mut status, "connected", |s| s.link == LinkState::Connected).await;
+        let six_hours = json!({"type":"raw","tag":"sim.ramp.1","start":"2024-05-01T00:00:00Z","end":"2024-05-01T06:00:00Z"});
+        let body = setup
+            .hub
+            .relay(
+                &setup.connector_id,
+                query(&setup, "simulated", ResultFormat::Json, six_hours),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{transport}: {e}"));
+        assert!(
+            body.len() > 4 * uplink_link::CHUNK_WINDOW * uplink_link::MAX_CHUNK_BYTES,
+            "{transport}: many windows of chunks ({} bytes)",
+            body.len()
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{transport}: the body is not whole JSON: {e}"));
+        let values = parsed["values"].as_array().unwrap();
+        assert_eq!(values.len(), 6 * 3600 + 1, "{transport}");
+        let times: Vec<&str> = values.iter().map(|v| v["time"].as_str().unwrap()).collect();
+        assert!(
+            times.windows(2).all(|w| w[0] < w[1]),
+            "{transport}: values out of order"
+        );
+        assert_eq!(times[0], "2024-05-01T00:00:00Z");
+        assert_eq!(times[6 * 3600], "2024-05-01T06:00:00Z");
+        runtime.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn unknown_tags_and_the_local_veto_are_refused_on_site() {
     let setup = setup().await;

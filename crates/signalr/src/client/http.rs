@@ -210,7 +210,7 @@ impl HttpClient {
         token: Option<&str>,
         accept: Option<&'static str>,
         body: Bytes,
-    ) -> impl Future<Output = Result<Response<Incoming>>> + Send + 'static {
+    ) -> impl Future<Output = Result<Response<Incoming>>> + Send + 'static + use<> {
         self.send_with(method, uri, token, accept, body, KeepAlive::Pool)
     }
 
@@ -223,7 +223,7 @@ impl HttpClient {
         accept: Option<&'static str>,
         body: Bytes,
         keep_alive: KeepAlive,
-    ) -> impl Future<Output = Result<Response<Incoming>>> + Send + 'static {
+    ) -> impl Future<Output = Result<Response<Incoming>>> + Send + 'static + use<> {
         let mut request = Request::builder().method(method).uri(uri.clone());
         if keep_alive == KeepAlive::Close {
             request = request.header(header::CONNECTION, "close");

@@ -37,6 +37,10 @@ pub(crate) struct Connection {
     closed: OnceFlag,
     close_reason: Mutex<Option<String>>,
     pub post_in_progress: AtomicBool,
+    /// The next numbered POST to apply; numbered POSTs that arrive early wait for it.
+    pub post_turn: tokio::sync::watch::Sender<u64>,
+    /// The numbers of the POSTs admitted and not yet applied (at most [`ORDERED_POSTS`]).
+    pub posts_waiting: Mutex<std::collections::BTreeSet<u64>>,
     pub long_poll: Mutex<LongPollState>,
     pub poll_superseded: Notify,
     pending_results: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
@@ -51,6 +55,11 @@ pub(crate) struct Connection {
     pub protocol: Mutex<Option<Arc<dyn HubProtocol>>>,
     pub client_result_timeout: Duration,
 }
+
+/// Numbered POSTs a connection takes in flight at once (the client's `seq` query parameter):
+/// each is read whole (at most the batch limit) and waits for those before it, so a client may
+/// have this many batches on their way instead of one.
+pub(crate) const ORDERED_POSTS: u64 = 4;
 
 /// Long polling bookkeeping: whether a poll is open, and when the last one ended.
 #[derive(Debug)]
@@ -84,6 +93,8 @@ impl Connection {
             closed: OnceFlag::default(),
             close_reason: Mutex::new(None),
             post_in_progress: AtomicBool::new(false),
+            post_turn: tokio::sync::watch::channel(0).0,
+            posts_waiting: Mutex::default(),
             long_poll: Mutex::new(LongPollState {
                 generation: 0,
                 active: false,

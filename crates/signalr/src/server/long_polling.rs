@@ -10,8 +10,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use super::connection::{Connection, lock};
-use super::{ServerShared, attach, error_response, find_connection};
+use super::connection::{Connection, ORDERED_POSTS, lock};
+use super::{ServerShared, attach, auth, error_response, find_connection};
+use crate::frames::{ORDERED_POSTS_HEADER, POST_SEQ_PARAM};
 use crate::negotiate::Transport;
 
 pub(crate) async fn poll(server: Arc<ServerShared>, headers: HeaderMap, uri: Uri) -> Response {
@@ -97,6 +98,12 @@ pub(crate) async fn post_messages(
             "a WebSocket connection cannot receive messages by POST",
         );
     }
+    if let Some(seq) = auth::query_param(&uri, POST_SEQ_PARAM) {
+        return match seq.parse::<u64>() {
+            Ok(seq) => post_in_order(&conn, seq, body).await,
+            Err(_) => error_response(StatusCode::BAD_REQUEST, "the POST's number is not a number"),
+        };
+    }
     if conn.post_in_progress.swap(true, Ordering::AcqRel) {
         return error_response(
             StatusCode::CONFLICT,
@@ -109,6 +116,68 @@ pub(crate) async fn post_messages(
         StatusCode::OK.into_response()
     } else {
         error_response(StatusCode::NOT_FOUND, "the connection has ended")
+    }
+}
+
+/// A numbered POST: applied once every POST numbered before it was, so batches a client sends
+/// together reach the hub in the order they were sent. At most [`ORDERED_POSTS`] are admitted
+/// at once; a number seen before or beyond them is refused.
+async fn post_in_order(conn: &Arc<Connection>, seq: u64, body: Bytes) -> Response {
+    let mut turn = conn.post_turn.subscribe();
+    {
+        // The turn only advances under this lock, so `next` cannot pass `seq` unseen.
+        let mut waiting = lock(&conn.posts_waiting);
+        let next = *turn.borrow_and_update();
+        if seq < next || seq - next >= ORDERED_POSTS || !waiting.insert(seq) {
+            return error_response(
+                StatusCode::CONFLICT,
+                "this POST's number was seen before or is too far ahead of the ones applied",
+            );
+        }
+    }
+    let mut admitted = Admitted {
+        conn,
+        seq,
+        applied: false,
+    };
+    let ready = tokio::select! {
+        ready = turn.wait_for(|next| *next == seq) => ready.is_ok(),
+        () = conn.closed() => false,
+    };
+    let delivered = ready && conn.inbound_tx.send(body).await.is_ok();
+    admitted.applied = true;
+    {
+        let _waiting = lock(&conn.posts_waiting);
+        conn.post_turn.send_replace(seq + 1);
+    }
+    if delivered {
+        (
+            StatusCode::OK,
+            [(ORDERED_POSTS_HEADER, ORDERED_POSTS.to_string())],
+        )
+            .into_response()
+    } else {
+        error_response(StatusCode::NOT_FOUND, "the connection has ended")
+    }
+}
+
+/// A numbered POST's place among those admitted, given up whatever happens.
+struct Admitted<'a> {
+    conn: &'a Connection,
+    seq: u64,
+    applied: bool,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        lock(&self.conn.posts_waiting).remove(&self.seq);
+        if !self.applied {
+            // The client went away mid-request: the POSTs after this one could never be
+            // applied in order, so the connection ends rather than stalls or skips.
+            self.conn.close(Some(
+                "a numbered POST was abandoned before it was applied".into(),
+            ));
+        }
     }
 }
 
