@@ -3,7 +3,10 @@
 //! relays it over NATS to the holder (docs/cluster.md).
 //!
 //! 1. A snapshot of one tag: median latency of each, and the overhead NATS adds.
-//! 2. A raw read of 1 M values: MB/s of each, and their ratio.
+//! 2. A raw read of 1 M values: MB/s of each, and their ratio; beside it, one chunk's round
+//!    trip over the same `nats-server` (a 64 KiB request and its empty reply, as a chunk and
+//!    its acknowledgement travel) and the bound it sets on a cross-replica answer, whose holder
+//!    may have four chunks unacknowledged: one window per round trip.
 //! 3. Snapshots per second with three replicas (requests spread round-robin, two in three
 //!    crossing NATS) against one replica answering them all, on the same machine.
 //! 4. 10 000 idle connector links spread over three replica processes: resident memory per
@@ -128,7 +131,7 @@ struct Cluster {
     other_url: String,
     third_url: String,
     _others: Vec<tokio::task::JoinHandle<uplink_hub::Result<()>>>,
-    _nats: Nats,
+    nats: Nats,
     _dir: tempfile::TempDir,
 }
 
@@ -173,7 +176,7 @@ async fn cluster() -> anyhow::Result<Cluster> {
         third_url,
         stage,
         _others: vec![other, third],
-        _nats: nats,
+        nats,
         _dir: dir,
     })
 }
@@ -192,6 +195,17 @@ async fn get(client: &reqwest::Client, token: &str, url: &str) -> anyhow::Result
     Ok(response.bytes().await?.len())
 }
 
+/// Waits until the other replica relays: the replicas join NATS, and hear who holds the
+/// link, in the background.
+async fn relaying(client: &reqwest::Client, token: &str, cross: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(client, token, cross).await.is_err() {
+        anyhow::ensure!(Instant::now() < deadline, "the other replica never relayed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 async fn snapshot(cluster: &Cluster) -> anyhow::Result<()> {
     println!("== snapshot of one tag: another replica (over NATS) vs the holding replica");
     let client = stage::http_client(&cluster.stage.ca_pem)?;
@@ -199,12 +213,7 @@ async fn snapshot(cluster: &Cluster) -> anyhow::Result<()> {
     let query = "snapshot?tags=sim.sinusoid.1";
     let same = url(&cluster.holder_url, &cluster.stage, query);
     let cross = url(&cluster.other_url, &cluster.stage, query);
-    // The replicas join NATS in the background: wait until the other one relays.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while get(&client, &token, &cross).await.is_err() {
-        anyhow::ensure!(Instant::now() < deadline, "the other replica never relayed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    relaying(&client, &token, &cross).await?;
     for _ in 0..200 {
         get(&client, &token, &same).await?;
         get(&client, &token, &cross).await?;
@@ -244,6 +253,16 @@ async fn raw(cluster: &Cluster) -> anyhow::Result<()> {
     let query = format!("raw?tag=sim.sinusoid.1&start=*-12d&end=*&maxCount={RAW_VALUES}");
     let same = url(&cluster.holder_url, &cluster.stage, &query);
     let cross = url(&cluster.other_url, &cluster.stage, &query);
+    relaying(
+        &client,
+        &token,
+        &url(
+            &cluster.other_url,
+            &cluster.stage,
+            "snapshot?tags=sim.sinusoid.1",
+        ),
+    )
+    .await?;
     let (mut same_rates, mut cross_rates) = (Vec::new(), Vec::new());
     let mut bytes = 0;
     for _ in 0..5 {
@@ -263,7 +282,61 @@ async fn raw(cluster: &Cluster) -> anyhow::Result<()> {
         bytes as f64 / 1e6,
         cross / same
     );
+    let (empty, chunk) = chunk_round_trips(&cluster.nats.url).await?;
+    let window = (uplink_link::CHUNK_WINDOW * uplink_link::MAX_CHUNK_BYTES) as f64;
+    let bound = window / chunk.median().as_secs_f64() / 1e6;
+    println!(
+        "NATS round trip on the same nats-server (median of {ROUND_TRIPS}): empty {:.0} µs, one {} KiB chunk and its acknowledgement {:.0} µs (p99 {:.0} µs): one window of {} × {} KiB per chunk round trip bounds a cross-replica answer at {bound:.1} MB/s; cross-replica measured {cross:.1} MB/s ({:.0} % of the bound), ratio bound {:.2}",
+        empty.median().as_secs_f64() * 1e6,
+        uplink_link::MAX_CHUNK_BYTES / 1024,
+        chunk.median().as_secs_f64() * 1e6,
+        chunk.percentile(99.0).as_secs_f64() * 1e6,
+        uplink_link::CHUNK_WINDOW,
+        uplink_link::MAX_CHUNK_BYTES / 1024,
+        cross / bound * 100.0,
+        bound / same
+    );
     Ok(())
+}
+
+const ROUND_TRIPS: usize = 2_000;
+
+/// Round trips over `nats_url` between two connections of their own, as the two replicas of a
+/// cross-replica answer have: an empty request, and a chunk-sized one answered empty (a chunk
+/// and its acknowledgement). Interleaved, so both see the same machine.
+async fn chunk_round_trips(nats_url: &str) -> anyhow::Result<(Timing, Timing)> {
+    let holder = async_nats::connect(nats_url).await?;
+    let asker = async_nats::connect(nats_url).await?;
+    let mut acks = holder.subscribe("bench.ack").await?;
+    let answering = holder.clone();
+    let answer = tokio::spawn(async move {
+        while let Some(message) = acks.next().await {
+            if let Some(reply) = message.reply {
+                let _ = answering.publish(reply, bytes::Bytes::new()).await;
+            }
+        }
+    });
+    holder.flush().await?;
+    let chunk = bytes::Bytes::from(vec![7u8; uplink_link::MAX_CHUNK_BYTES]);
+    let (mut empty_samples, mut chunk_samples) = (Vec::new(), Vec::new());
+    for n in 0..ROUND_TRIPS + 200 {
+        let started = Instant::now();
+        asker.request("bench.ack", bytes::Bytes::new()).await?;
+        let empty = started.elapsed();
+        let started = Instant::now();
+        asker.request("bench.ack", chunk.clone()).await?;
+        let chunked = started.elapsed();
+        // The first 200 warm up both connections.
+        if n >= 200 {
+            empty_samples.push(empty);
+            chunk_samples.push(chunked);
+        }
+    }
+    answer.abort();
+    Ok((
+        Timing::from_samples(empty_samples),
+        Timing::from_samples(chunk_samples),
+    ))
 }
 
 const THROUGHPUT_WORKERS: usize = 16;

@@ -19,7 +19,7 @@ use crate::relay::{ConnectorRouter as _, RelayError};
 /// How often the holder says it is alive while an answer is open.
 pub const BEAT: Duration = Duration::from_millis(500);
 
-/// Serves one query request for `connector_id` that arrived on its subject.
+/// Serves one query request for `connector_id`, whose link is held here.
 pub async fn serve(
     client: Client,
     local: Arc<LocalRouter>,

@@ -4,8 +4,9 @@
 //! it; each of those keeps a mirror ([`Live::mirror`]) that its streams read as they read a
 //! local subscription.
 //!
-//! One forward is a request on the connector's subject (kind `subscribe`), accepted by the
-//! holder with a control inbox, then [`LiveDelta`]s in numbered pieces with at most
+//! One forward is a request to the holder about the connector (kind `subscribe`, on the
+//! holder's subject for it, as for a query: `super::router::ask`), accepted by the holder with
+//! a control inbox, then [`LiveDelta`]s in numbered pieces with at most
 //! [`uplink_link::CHUNK_WINDOW`] unacknowledged, beats both ways, and `ended` with the reason.
 //! Nothing queues: the holder exports what changed since its last delta only when the window
 //! has room, so a slow replica gets the latest value per tag (the rest counted in the holder's
@@ -15,7 +16,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use async_nats::client::RequestErrorKind;
 use async_nats::{Client, Message};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use uplink_link::{SubscribeRequest, SubscriptionKind};
 
 use super::holder::BEAT;
-use super::router::{ACCEPT_WITHIN, SILENCE};
+use super::router::{ACCEPT_WITHIN, SILENCE, ask};
 use super::wire::{self, kind};
 use super::{Presence, lock};
 use crate::link::LocalRouter;
@@ -74,9 +74,6 @@ impl Mirrors {
         connector_id: &str,
         request: SubscribeRequest,
     ) -> Result<LiveHandle, RelayError> {
-        let Some(subject) = wire::query_subject(connector_id) else {
-            return Err(self.local.offline(connector_id).await);
-        };
         // NATS away: nobody can be asked, and waiting for a reconnect would only hang the app.
         if self.client.connection_state() != async_nats::connection::State::Connected {
             return Err(self.local.offline(connector_id).await);
@@ -104,7 +101,6 @@ impl Mirrors {
                             client: self.client.clone(),
                             presence: self.presence.clone(),
                             connector_id: connector_id.to_owned(),
-                            subject,
                             request,
                         },
                         mirror.clone(),
@@ -137,7 +133,6 @@ struct Follow {
     client: Client,
     presence: Arc<Presence>,
     connector_id: String,
-    subject: String,
     request: SubscribeRequest,
 }
 
@@ -170,30 +165,19 @@ async fn forward(
 ) -> LiveEnd {
     let client = &asked.client;
     let live = &mirror.live;
-    let inbox = client.new_inbox();
-    let Ok(mut answers) = client.subscribe(inbox.clone()).await else {
-        return LiveEnd::Offline;
-    };
     let Ok(payload) = serde_json::to_vec(&asked.request) else {
         return LiveEnd::Offline;
     };
-    let mut headers = wire::headers(kind::SUBSCRIBE);
-    headers.insert(wire::ANSWER, inbox.as_str());
-    let request = async_nats::Request::new()
-        .payload(payload.into())
-        .headers(headers)
-        .timeout(Some(ACCEPT_WITHIN));
-    let accepted = match client.send_request(asked.subject.clone(), request).await {
-        Ok(accepted) => accepted,
-        Err(e) => {
-            if e.kind() == RequestErrorKind::NoResponders {
-                // Known at once: no replica holds the connector's link.
-                asked.presence.forget(&asked.connector_id);
-            } else {
-                tracing::debug!(connector = %asked.connector_id, error = %e, "the holding replica did not take the subscription");
-            }
-            return LiveEnd::Offline;
-        }
+    let Some((accepted, mut answers)) = ask(
+        client,
+        &asked.presence,
+        &asked.connector_id,
+        kind::SUBSCRIBE,
+        payload.into(),
+    )
+    .await
+    else {
+        return LiveEnd::Offline;
     };
     let Some(control) = wire::header(accepted.headers.as_ref(), wire::CONTROL).map(str::to_owned)
     else {
@@ -321,8 +305,8 @@ impl Drop for Holder {
     }
 }
 
-/// The holding replica's side: serves one `subscribe` request that arrived on the connector's
-/// subject, through this replica's own shared subscription, until the streaming replica
+/// The holding replica's side: serves one `subscribe` request for a connector whose link is
+/// held here, through this replica's own shared subscription, until the streaming replica
 /// cancels or goes silent, or the subscription ends.
 pub async fn serve<R: ConnectorRouter + ?Sized>(
     client: Client,
@@ -488,48 +472,8 @@ impl Forward<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backplane::test_nats::Nats;
     use std::time::Duration;
-
-    /// `nats-server` on a free loopback port, killed when dropped.
-    struct Nats {
-        child: std::process::Child,
-        url: String,
-    }
-
-    impl Nats {
-        fn start() -> Self {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let child = std::process::Command::new("/usr/sbin/nats-server")
-                .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("nats-server is missing: install the Debian package nats-server");
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "nats-server did not start"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Self {
-                child,
-                url: format!("nats://127.0.0.1:{port}"),
-            }
-        }
-    }
-
-    impl Drop for Nats {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 
     /// A router whose one subscription is a `Live` the test feeds.
     #[derive(Debug, Default)]
@@ -602,7 +546,7 @@ mod tests {
         let nats = Nats::start();
         let client = async_nats::connect(&nats.url).await.unwrap();
         let router = Arc::new(OneSubscription::default());
-        let mut requests = client.subscribe("uplink.link.con_test").await.unwrap();
+        let mut requests = client.subscribe("uplink.node.n1.con_test").await.unwrap();
         tokio::spawn({
             let (client, router) = (client.clone(), router.clone());
             async move {
@@ -631,7 +575,7 @@ mod tests {
         };
         let accepted = client
             .request_with_headers(
-                "uplink.link.con_test",
+                "uplink.node.n1.con_test",
                 headers,
                 serde_json::to_vec(&request).unwrap().into(),
             )

@@ -4,7 +4,8 @@
 //!
 //! - [`router`]: [`ClusterRouter`], the [`crate::relay::ConnectorRouter`] that serves the
 //!   links held here in-process and asks the holding replica for any other (request/reply on
-//!   the connector's subject; "no responders" means offline, at once).
+//!   that replica's subject for the connector; "no responders" or its `not-held` means
+//!   offline, at once).
 //! - `holder`: serving another replica's query on a link held here, chunk by chunk with the
 //!   link's window, an explicit end and beats.
 //! - `live`: live values and events across replicas — the holder keeps the one connector
@@ -15,7 +16,12 @@
 //! Besides queries it carries two kinds of news: "the change feed has news" right after a
 //! revoke, removal or consent is committed (every replica then reads the store's feed, which
 //! stays the authority and the backstop when NATS is away), and which replica holds which
-//! connector's link (a newer link anywhere evicts the older one, cluster-wide).
+//! connector's link ([`Presence`]: where queries are sent, and a newer link anywhere evicts the
+//! older one, cluster-wide).
+//!
+//! A replica subscribes to one subject of its own for all the links it holds
+//! (`uplink.node.<node>.*`), never one per link: each NATS subscription costs its replica a
+//! channel of its own (about 6 KiB), a large share of what an idle link may cost.
 
 mod holder;
 mod live;
@@ -36,6 +42,7 @@ pub use router::ClusterRouter;
 
 use crate::hub::Hub;
 use crate::link::{LinkEvent, LocalRouter};
+use crate::relay::ConnectorRouter as _;
 
 /// Why the backplane could not be joined.
 #[derive(Debug, thiserror::Error)]
@@ -60,9 +67,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Which replica holds which connector's link, as the replicas said on [`wire::HELD`].
-/// Only for telling apps whether a connector is online: a query always asks NATS, whose
-/// "no responders" is the truth.
+/// Which replica holds which connector's link, as the replicas said on [`wire::HELD`]: where a
+/// query or subscription for a link held elsewhere is sent. The replica it names has the last
+/// word: gone, NATS says "no responders"; no longer holding the link, it answers `not-held`;
+/// either way the entry is forgotten and the app is answered offline at once.
 #[derive(Debug, Default)]
 pub struct Presence {
     held: Mutex<HashMap<String, (String, i64)>>,
@@ -74,8 +82,20 @@ impl Presence {
         lock(&self.held).contains_key(connector_id)
     }
 
-    fn forget(&self, connector_id: &str) {
-        lock(&self.held).remove(connector_id);
+    /// The replica that said it holds `connector_id`'s link (the newest link's).
+    pub fn holder(&self, connector_id: &str) -> Option<String> {
+        lock(&self.held)
+            .get(connector_id)
+            .map(|(node, _)| node.clone())
+    }
+
+    /// `node` turned out not to hold `connector_id`'s link; a newer holder heard meanwhile
+    /// stays.
+    fn forget(&self, connector_id: &str, node: &str) {
+        let mut all = lock(&self.held);
+        if all.get(connector_id).is_some_and(|(n, _)| n == node) {
+            all.remove(connector_id);
+        }
     }
 
     /// Takes in what a replica said; the newest link of a connector wins.
@@ -167,6 +187,11 @@ impl Backplane {
         let changes = subscribe(wire::CHANGES).await?;
         let held = subscribe(wire::HELD).await?;
         let sync = subscribe(wire::HELD_SYNC).await?;
+        let requests = backplane
+            .client
+            .subscribe(wire::node_requests(&backplane.node))
+            .await
+            .map_err(|e| BackplaneError::Subscribe(e.to_string()))?;
         let tasks = vec![
             tokio::spawn(follow_changes(
                 changes,
@@ -185,27 +210,44 @@ impl Backplane {
                 backplane.node.clone(),
                 hub.links.clone(),
             )),
+            tokio::spawn(serve_requests(
+                requests,
+                backplane.client.clone(),
+                backplane.node.clone(),
+                hub.links.clone(),
+            )),
             tokio::spawn({
                 let backplane = Arc::downgrade(&backplane);
                 let links = hub.links.clone();
                 async move {
                     let mut sync = sync;
                     loop {
-                        tokio::select! {
-                            asked = sync.next() => if asked.is_none() { break },
+                        // Empty: say every link held here; else only the connector it names.
+                        let asked = tokio::select! {
+                            asked = sync.next() => match asked {
+                                Some(asked) => asked.payload,
+                                None => break,
+                            },
                             reconnected = reconnects.recv() => {
                                 if reconnected.is_none() { break }
                                 // Back on NATS: ask the others what they hold.
                                 if let Some(b) = backplane.upgrade() {
                                     let _ = b.client.publish(wire::HELD_SYNC, Bytes::new()).await;
                                 }
+                                Bytes::new()
                             }
-                        }
+                        };
                         let Some(backplane) = backplane.upgrade() else {
                             break;
                         };
-                        for (connector_id, since) in links.held() {
-                            backplane.say_held(&connector_id, Some(since)).await;
+                        if asked.is_empty() {
+                            for (connector_id, since) in links.held() {
+                                backplane.say_held(&connector_id, Some(since)).await;
+                            }
+                        } else if let Ok(connector_id) = std::str::from_utf8(&asked)
+                            && let Some(since) = links.held_since(connector_id)
+                        {
+                            backplane.say_held(connector_id, Some(since)).await;
                         }
                     }
                 }
@@ -297,76 +339,54 @@ async fn follow_held(
     }
 }
 
-/// Subscribes to the query subject of each link held here, for as long as it is held, and
-/// tells the others.
+/// Tells the other replicas of each link held here, and of its end. Holding a link subscribes
+/// to nothing: the replica's one subscription ([`serve_requests`]) takes every request.
 async fn hold_links(
     mut events: mpsc::UnboundedReceiver<LinkEvent>,
     client: Client,
     node: String,
     links: Arc<LocalRouter>,
 ) {
-    let mut serving: HashMap<String, JoinHandle<()>> = HashMap::new();
     // Links that were up before the hub joined are held as well.
-    let already: Vec<LinkEvent> = links
-        .held()
-        .into_iter()
-        .map(|(connector_id, since)| LinkEvent::Held {
-            connector_id,
-            since,
-        })
-        .collect();
-    let mut already = already.into_iter();
-    while let Some(event) = match already.next() {
-        Some(event) => Some(event),
-        None => events.recv().await,
-    } {
+    for (connector_id, since) in links.held() {
+        say_held(&client, &node, &connector_id, Some(since)).await;
+    }
+    while let Some(event) = events.recv().await {
         match event {
             LinkEvent::Held {
                 connector_id,
                 since,
-            } => {
-                if let Some(subject) = wire::query_subject(&connector_id)
-                    && serving.get(&connector_id).is_none_or(|t| t.is_finished())
-                {
-                    match client.subscribe(subject).await {
-                        Ok(requests) => {
-                            let task = tokio::spawn(serve_link(
-                                requests,
-                                client.clone(),
-                                links.clone(),
-                                connector_id.clone(),
-                            ));
-                            serving.insert(connector_id.clone(), task);
-                        }
-                        Err(e) => {
-                            tracing::warn!(connector = %connector_id, error = %e, "other replicas cannot reach this link")
-                        }
-                    }
-                }
-                say_held(&client, &node, &connector_id, Some(since)).await;
-            }
+            } => say_held(&client, &node, &connector_id, Some(since)).await,
             LinkEvent::Released { connector_id } => {
-                if let Some(task) = serving.remove(&connector_id) {
-                    // Dropping the subscription ends it on NATS: no more responders here.
-                    task.abort();
-                }
                 say_held(&client, &node, &connector_id, None).await;
             }
         }
     }
-    for task in serving.into_values() {
-        task.abort();
-    }
 }
 
-async fn serve_link(
+/// Takes every query and subscription asked of this replica (`uplink.node.<node>.<connector>`):
+/// for a link held here each is served on a task of its own; for any other the asking replica
+/// hears `not-held` at once.
+async fn serve_requests(
     mut requests: async_nats::Subscriber,
     client: Client,
+    node: String,
     links: Arc<LocalRouter>,
-    connector_id: String,
 ) {
     while let Some(request) = requests.next().await {
-        let (client, links, connector_id) = (client.clone(), links.clone(), connector_id.clone());
+        let Some(connector_id) = wire::connector_of(&request.subject, &node) else {
+            continue;
+        };
+        if !links.is_online(connector_id) {
+            if let Some(reply) = request.reply {
+                let _ = client
+                    .publish_with_headers(reply, wire::headers(wire::kind::NOT_HELD), Bytes::new())
+                    .await;
+            }
+            continue;
+        }
+        let (client, links, connector_id) =
+            (client.clone(), links.clone(), connector_id.to_owned());
         if wire::header(request.headers.as_ref(), wire::KIND) == Some(wire::kind::SUBSCRIBE) {
             tokio::spawn(live::serve(client, links, connector_id, request));
         } else {
@@ -384,6 +404,53 @@ fn redact_url(url: &str) -> String {
             parsed.to_string()
         }
         _ => url.to_owned(),
+    }
+}
+
+/// `nats-server` for the backplane's tests.
+#[cfg(test)]
+mod test_nats {
+    use std::time::Duration;
+
+    /// `nats-server` on a free loopback port, killed when dropped.
+    pub struct Nats {
+        child: std::process::Child,
+        pub url: String,
+    }
+
+    impl Nats {
+        pub fn start() -> Self {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = std::process::Command::new("/usr/sbin/nats-server")
+                .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("nats-server is missing: install the Debian package nats-server");
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "nats-server did not start"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Self {
+                child,
+                url: format!("nats://127.0.0.1:{port}"),
+            }
+        }
+    }
+
+    impl Drop for Nats {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -409,6 +476,108 @@ mod tests {
         assert!(presence.holds("c1"), "a's release does not end b's link");
         presence.hear(&held("c1", "b", None));
         assert!(!presence.holds("c1"));
+    }
+
+    #[test]
+    fn presence_names_the_holder_and_forgets_it_only_for_the_replica_that_did_not_answer() {
+        let presence = Presence::default();
+        assert_eq!(presence.holder("c1"), None);
+        presence.hear(&held("c1", "a", Some(10)));
+        presence.hear(&held("c1", "b", Some(20)));
+        assert_eq!(presence.holder("c1").as_deref(), Some("b"));
+        presence.forget("c1", "a");
+        assert_eq!(
+            presence.holder("c1").as_deref(),
+            Some("b"),
+            "a newer holder heard meanwhile stays"
+        );
+        presence.forget("c1", "b");
+        assert_eq!(presence.holder("c1"), None);
+    }
+
+    async fn replica(dir: &std::path::Path, name: &str) -> Arc<Hub> {
+        let store = crate::hub::open_store(&dir.join(name)).await.unwrap();
+        Arc::new(
+            Hub::new(
+                Arc::new(store),
+                crate::HubConfig::new("https://hub.test/"),
+                crate::password::Passwords::with_cost(1, 64, 1),
+            )
+            .await
+            .unwrap(),
+        )
+    }
+
+    fn snapshot_query() -> uplink_link::RelayedQuery {
+        uplink_link::RelayedQuery {
+            query_id: "q1".into(),
+            app_id: "app_1".into(),
+            user_id: "usr_1".into(),
+            source: "plant".into(),
+            format: uplink_link::ResultFormat::default(),
+            query: serde_json::from_str(r#"{"type":"snapshot","tags":["T1"]}"#).unwrap(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connector_its_holder_does_not_hold_or_whose_holder_is_gone_is_offline_at_once() {
+        use crate::relay::{ConnectorRouter as _, RelayError};
+        let nats = test_nats::Nats::start();
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (
+            replica(dir.path(), "a").await,
+            replica(dir.path(), "b").await,
+        );
+        let asking = Backplane::join(&nats.url, &a).await.unwrap();
+        let asked = Backplane::join(&nats.url, &b).await.unwrap();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !(asking.connected() && asked.connected()) {
+            assert!(tokio::time::Instant::now() < deadline, "never joined NATS");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let router = asking.router(a.links.clone());
+        let offline = |outcome: Result<crate::relay::RelayStream, RelayError>| match outcome {
+            Err(RelayError::Offline { .. }) => true,
+            Err(other) => panic!("expected offline, got {other:?}"),
+            Ok(_) => panic!("expected offline, got an answer"),
+        };
+        // No replica said it holds the link: offline without asking anyone.
+        assert!(offline(router.relay("con_nowhere", snapshot_query()).await));
+        // Presence names a live replica that does not hold the link: it says so, and the
+        // asking replica forgets what it heard.
+        asking
+            .presence
+            .hear(&held("con_moved", asked.node.as_str(), Some(1)));
+        assert!(router.is_online("con_moved"));
+        assert!(offline(router.relay("con_moved", snapshot_query()).await));
+        assert!(
+            !router.is_online("con_moved"),
+            "forgotten once it said not-held"
+        );
+        // Presence names a replica that is gone: "no responders", forgotten as well.
+        asking
+            .presence
+            .hear(&held("con_orphan", "00000000deadbeef", Some(1)));
+        assert!(offline(router.relay("con_orphan", snapshot_query()).await));
+        assert!(!router.is_online("con_orphan"));
+        // The same for a live-values subscription asked across replicas.
+        asking
+            .presence
+            .hear(&held("con_moved", asked.node.as_str(), Some(2)));
+        let request = uplink_link::SubscribeRequest {
+            subscription_id: String::new(),
+            app_id: "app_1".into(),
+            user_id: "usr_1".into(),
+            source: "plant".into(),
+            kind: uplink_link::SubscriptionKind::Values,
+            tags: vec!["T1".into()],
+        };
+        match router.subscribe("con_moved", request).await {
+            Err(RelayError::Offline { .. }) => {}
+            Err(other) => panic!("expected offline, got {other:?}"),
+            Ok(_) => panic!("expected offline, got a subscription"),
+        }
+        assert!(!router.is_online("con_moved"));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! [`ClusterRouter`]: the connector router of a hub replica in a cluster. A connector whose
 //! link this replica holds is served in-process, exactly as on a single hub (so it keeps
-//! working while NATS is away); any other is asked on NATS of the replica that holds it. Live
-//! values and events of a connector held elsewhere are mirrored here (`super::live`).
+//! working while NATS is away); any other is asked on NATS of the replica that holds it, as
+//! [`Presence`] says ([`ask`]). Live values and events of a connector held elsewhere are
+//! mirrored here (`super::live`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,37 +57,19 @@ impl ClusterRouter {
         query: RelayedQuery,
     ) -> Result<RelayStream, RelayError> {
         let offline = || self.local.offline(connector_id);
-        let Some(subject) = wire::query_subject(connector_id) else {
-            return Err(offline().await);
-        };
-        // NATS away: nobody can be asked, and waiting for a reconnect would only hang the app.
-        if self.client.connection_state() != async_nats::connection::State::Connected {
-            return Err(offline().await);
-        }
         let Ok(payload) = serde_json::to_vec(&query) else {
             return Err(offline().await);
         };
-        let inbox = self.client.new_inbox();
-        let Ok(answers) = self.client.subscribe(inbox.clone()).await else {
+        let Some((accepted, answers)) = ask(
+            &self.client,
+            &self.presence,
+            connector_id,
+            kind::QUERY,
+            payload.into(),
+        )
+        .await
+        else {
             return Err(offline().await);
-        };
-        let mut headers = wire::headers(kind::QUERY);
-        headers.insert(wire::ANSWER, inbox.as_str());
-        let request = async_nats::Request::new()
-            .payload(payload.into())
-            .headers(headers)
-            .timeout(Some(ACCEPT_WITHIN));
-        let accepted = match self.client.send_request(subject, request).await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                if e.kind() == RequestErrorKind::NoResponders {
-                    // Known at once: no replica holds the connector's link.
-                    self.presence.forget(connector_id);
-                } else {
-                    tracing::debug!(connector = connector_id, error = %e, "the holding replica did not take the query");
-                }
-                return Err(offline().await);
-            }
         };
         let Some(control) =
             wire::header(accepted.headers.as_ref(), wire::CONTROL).map(str::to_owned)
@@ -161,6 +144,69 @@ impl ConnectorRouter for ClusterRouter {
     fn describe(&self, connector_id: &str) -> Option<Vec<DataSourceDescriptor>> {
         self.local.describe(connector_id)
     }
+}
+
+/// Asks the replica that [`Presence`] says holds `connector_id`'s link to take a request of
+/// kind `what`, whose answer comes to an inbox of its own. Returns the holder's acceptance
+/// and that inbox; `None` when the connector is offline as far as the cluster knows, found out
+/// at once: no holder heard of, NATS away, the holder gone ("no responders") or no longer
+/// holding the link (`not-held`).
+pub(super) async fn ask(
+    client: &Client,
+    presence: &Presence,
+    connector_id: &str,
+    what: &str,
+    payload: Bytes,
+) -> Option<(async_nats::Message, async_nats::Subscriber)> {
+    // NATS away: nobody can be asked, and waiting for a reconnect would only hang the app.
+    if client.connection_state() != async_nats::connection::State::Connected {
+        return None;
+    }
+    let Some(node) = presence.holder(connector_id) else {
+        ask_who_holds(client, connector_id).await;
+        return None;
+    };
+    let subject = wire::query_subject(&node, connector_id)?;
+    let inbox = client.new_inbox();
+    let answers = client.subscribe(inbox.clone()).await.ok()?;
+    let mut headers = wire::headers(what);
+    headers.insert(wire::ANSWER, inbox.as_str());
+    let request = async_nats::Request::new()
+        .payload(payload)
+        .headers(headers)
+        .timeout(Some(ACCEPT_WITHIN));
+    match client.send_request(subject, request).await {
+        Ok(accepted)
+            if wire::header(accepted.headers.as_ref(), wire::KIND) == Some(kind::NOT_HELD) =>
+        {
+            // Its link ended (or moved) and this replica has not heard yet.
+            presence.forget(connector_id, &node);
+            ask_who_holds(client, connector_id).await;
+            None
+        }
+        Ok(accepted) => Some((accepted, answers)),
+        Err(e) => {
+            if e.kind() == RequestErrorKind::NoResponders {
+                // Known at once: the replica that held the link is gone.
+                presence.forget(connector_id, &node);
+            } else {
+                tracing::debug!(connector = connector_id, error = %e, "the holding replica did not take the request");
+            }
+            None
+        }
+    }
+}
+
+/// Offline as far as this replica knows, unless a holder's word was missed (this replica just
+/// joined, or a message was lost): whichever replica holds `connector_id`'s link says so
+/// again, for the next request. Nothing waits for it.
+async fn ask_who_holds(client: &Client, connector_id: &str) {
+    let _ = client
+        .publish(
+            wire::HELD_SYNC,
+            Bytes::copy_from_slice(connector_id.as_bytes()),
+        )
+        .await;
 }
 
 /// The asking replica's end of one remote answer.

@@ -3,15 +3,37 @@
 
 use async_nats::HeaderMap;
 
-/// Where a relayed query for `connector_id` is asked (request/reply): only the replica holding
-/// its link subscribes, so nobody answering means the connector is offline.
-pub fn query_subject(connector_id: &str) -> Option<String> {
-    // A subject token must not hold NATS's separators or wildcards.
-    let safe = !connector_id.is_empty()
-        && connector_id
+/// Whether `token` can be one token of a subject: not empty, and none of NATS's separators or
+/// wildcards (a connector id is checked before it names a subject).
+fn plain_token(token: &str) -> bool {
+    !token.is_empty()
+        && token
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    safe.then(|| format!("uplink.link.{connector_id}"))
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Where the replica `node` is asked about `connector_id`'s link (request/reply): each replica
+/// subscribes once, to [`node_requests`] of its own node, whatever the number of links it
+/// holds, so a link costs no subscription. The asking replica names the holder its presence
+/// says; NATS's "no responders" means that replica is gone, and a replica that does not hold
+/// the link (any more) answers `failed` at once.
+pub fn query_subject(node: &str, connector_id: &str) -> Option<String> {
+    (plain_token(node) && plain_token(connector_id))
+        .then(|| format!("uplink.node.{node}.{connector_id}"))
+}
+
+/// The one subscription through which the replica `node` is asked about all the links it holds.
+pub fn node_requests(node: &str) -> String {
+    format!("uplink.node.{node}.*")
+}
+
+/// The connector a request on `subject` (one of [`node_requests`] of `node`) is about.
+pub fn connector_of<'a>(subject: &'a str, node: &str) -> Option<&'a str> {
+    let connector_id = subject
+        .strip_prefix("uplink.node.")?
+        .strip_prefix(node)?
+        .strip_prefix('.')?;
+    plain_token(connector_id).then_some(connector_id)
 }
 
 /// "The store's change feed has news": every replica reads the feed at once.
@@ -37,10 +59,11 @@ pub const MORE: &str = "Uplink-More";
 
 /// The kinds of message.
 pub mod kind {
-    /// A relayed query (payload: JSON `RelayedQuery`), asked on the connector's subject.
+    /// A relayed query (payload: JSON `RelayedQuery`), asked on the holder's subject for the
+    /// connector ([`super::query_subject`]).
     pub const QUERY: &str = "query";
     /// A live-values or events subscription (payload: JSON `SubscribeRequest`), asked on the
-    /// connector's subject; the holder then forwards the subscription's news.
+    /// holder's subject for the connector; the holder then forwards the subscription's news.
     pub const SUBSCRIBE: &str = "subscribe";
     /// A piece of a forwarded subscription's news (payload: a piece of JSON `LiveDelta`),
     /// numbered by `Uplink-Seq` like chunks; `Uplink-More` when the delta goes on.
@@ -49,6 +72,9 @@ pub mod kind {
     pub const ENDED: &str = "ended";
     /// The holder took the query.
     pub const ACCEPTED: &str = "accepted";
+    /// The reply, instead of `accepted`, of a replica asked about a link it does not hold (any
+    /// more): the connector is offline as far as it knows, said at once.
+    pub const NOT_HELD: &str = "not-held";
     /// Who computed the answer (payload: JSON `ComputedBy`), before the body.
     pub const INFO: &str = "info";
     /// The next bytes of the body (payload), numbered by `Uplink-Seq`.
@@ -102,12 +128,27 @@ mod tests {
     #[test]
     fn only_plain_ids_make_subjects() {
         assert_eq!(
-            query_subject("con_0123abc").as_deref(),
-            Some("uplink.link.con_0123abc")
+            query_subject("00ff", "con_0123abc").as_deref(),
+            Some("uplink.node.00ff.con_0123abc")
         );
         for bad in ["", "a.b", "a*", ">", "a b"] {
-            assert_eq!(query_subject(bad), None, "{bad:?}");
+            assert_eq!(query_subject("00ff", bad), None, "{bad:?}");
+            assert_eq!(query_subject(bad, "con_1"), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_replica_reads_the_connector_from_the_subject_of_its_own_requests() {
+        let subject = query_subject("00ff", "con_0123abc").unwrap();
+        assert_eq!(connector_of(&subject, "00ff"), Some("con_0123abc"));
+        assert_eq!(
+            connector_of(&subject, "00f"),
+            None,
+            "another node's request"
+        );
+        assert_eq!(connector_of("uplink.node.00ff.a.b", "00ff"), None);
+        assert_eq!(connector_of("uplink.node.00ff.", "00ff"), None);
+        assert_eq!(node_requests("00ff"), "uplink.node.00ff.*");
     }
 
     #[test]

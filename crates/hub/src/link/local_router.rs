@@ -148,6 +148,13 @@ impl LocalRouter {
             .collect()
     }
 
+    /// When `connector_id`'s link held here connected, if one is.
+    pub fn held_since(&self, connector_id: &str) -> Option<DateTime<Utc>> {
+        lock(&self.links)
+            .get(connector_id)
+            .map(|session| session.connected_at)
+    }
+
     /// Ends this node's link of `connector_id` when it connected before `newer` (a newer link
     /// of the same connector is up elsewhere); true when one was ended.
     pub fn evict_older(&self, connector_id: &str, newer: DateTime<Utc>) -> bool {
