@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use hyper::http::{HeaderValue, Method, Request, Response, Uri, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -189,6 +189,9 @@ pub(crate) enum KeepAlive {
     Close,
 }
 
+/// How long an unused pooled connection is kept open for the next request.
+const IDLE_CONNECTION_KEPT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The HTTP client of one SignalR client: pooled keep-alive connections over the dialer.
 #[derive(Clone)]
 pub(crate) struct HttpClient {
@@ -198,7 +201,13 @@ pub(crate) struct HttpClient {
 
 impl HttpClient {
     pub fn new(dialer: Dialer) -> Self {
-        let client = Client::builder(TokioExecutor::new()).build(dialer.clone());
+        // Several POSTs go up at once on the slower transports, each on a connection of its
+        // own; once the burst is over the extra ones close soon, so that an idle link costs the
+        // hub one connection, not one per POST it once had in flight.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(IDLE_CONNECTION_KEPT)
+            .build(dialer.clone());
         Self { client, dialer }
     }
 
