@@ -27,10 +27,10 @@ use axum::Router;
 use futures::stream::{self, BoxStream};
 use futures::{Stream, StreamExt as _};
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
-use serde_json::Value;
+use uplink_signalr::protocol::ValueEncoding;
 use uplink_signalr::server::{
-    AuthRejection, AuthRequest, Authenticator, Caller, Claims, Hub as SignalrHub, HubError,
-    HubServer, Identity, OriginPolicy, ServerOptions,
+    AuthRejection, AuthRequest, Authenticator, Caller, Claims, EncodedItem, Hub as SignalrHub,
+    HubError, HubServer, Identity, OriginPolicy, ServerOptions,
 };
 
 use crate::api::{ApiError, LiveRequest, open_live, subscribe};
@@ -114,7 +114,7 @@ pub fn router(hub: Arc<Hub>, relay: Arc<dyn ConnectorRouter>) -> Router {
 
 fn methods(hub: Arc<Hub>, relay: Arc<dyn ConnectorRouter>) -> SignalrHub {
     SignalrHub::new()
-        .stream(
+        .encoded_stream(
             CREATE_CHANNEL,
             move |caller: Caller, arguments: ChannelArguments| {
                 let (hub, relay) = (hub.clone(), relay.clone());
@@ -172,7 +172,7 @@ async fn open(
         interval,
         last_id,
     }: ChannelArguments,
-) -> Result<BoxStream<'static, Result<Value, HubError>>, HubError> {
+) -> Result<BoxStream<'static, Result<EncodedItem, HubError>>, HubError> {
     let connection = caller
         .identity()
         .and_then(|i| i.claims.shared::<AppConnection>())
@@ -182,17 +182,22 @@ async fn open(
         interval: subscribe::interval(interval.as_deref()).map_err(refusal)?,
         last_event_id: last_id,
     };
+    // Items are encoded once, by the stream's producer, in the encoding this connection's
+    // protocol speaks; the SignalR server copies each into its frame as it is.
+    let encoding = caller
+        .value_encoding()
+        .ok_or_else(|| HubError::new("failed: the connection closed"))?;
     let frames = open_live(
         hub,
         relay,
         &connection.token,
         &source,
         wanted,
-        subscribe::Encoding::Items,
+        subscribe::Encoding::Items(encoding),
     )
     .await
     .map_err(refusal)?;
-    Ok(items(frames).boxed())
+    Ok(items(encoding, frames).boxed())
 }
 
 /// A refusal before the stream began, as the completion's error: `code: message`.
@@ -201,26 +206,25 @@ fn refusal(error: ApiError) -> HubError {
 }
 
 /// The stream's frames as SignalR items (`snapshot`, `values`, and `restarted` before a new
-/// snapshot); its end (`{event, code, message}`) or a cut as the completion's error,
-/// `event: message`.
+/// snapshot), passed on as the producer encoded them; its end or a cut as the completion's
+/// error, `event: message`.
 fn items(
+    encoding: ValueEncoding,
     frames: impl Stream<Item = Result<bytes::Bytes, RelayError>> + Send + 'static,
-) -> impl Stream<Item = Result<Value, HubError>> + Send + 'static {
-    frames.map(|frame| match frame {
-        Ok(bytes) => {
-            let item: Value = serde_json::from_slice(&bytes)
-                .map_err(|_| HubError::new("failed: the hub wrote an unreadable item"))?;
-            // `restarted` says what follows; any other item with a code is the end.
-            if item.get("code").is_some() && item["event"] != subscribe::RESTARTED {
-                Err(HubError::new(format!(
-                    "{}: {}",
-                    item["event"].as_str().unwrap_or("failed"),
-                    item["message"].as_str().unwrap_or_default()
-                )))
-            } else {
-                Ok(item)
+) -> impl Stream<Item = Result<EncodedItem, HubError>> + Send + 'static {
+    frames.map(move |frame| match frame {
+        Ok(frame) => match frame.first() {
+            Some(&subscribe::ITEM) => {
+                let item = frame.slice(1..);
+                Ok(match encoding {
+                    ValueEncoding::Json => EncodedItem::json(item),
+                    ValueEncoding::MessagePack => EncodedItem::messagepack(item),
+                })
             }
-        }
+            _ => Err(HubError::new(
+                String::from_utf8_lossy(frame.get(1..).unwrap_or_default()).into_owned(),
+            )),
+        },
         Err(cut) => Err(HubError::new(format!(
             "{}: {cut}",
             subscribe::cut_name(&cut)
@@ -281,7 +285,7 @@ fn authenticator(hub: Arc<Hub>) -> Authenticator {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 

@@ -19,7 +19,7 @@
 //! mirror ([`Live::mirror`]) with the holder's generation, `seq` numbers and counts, so an event
 //! id means the same on every replica and a stream reads a mirror exactly as it reads a `Live`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -78,9 +78,11 @@ impl LiveEnd {
     }
 }
 
+/// One tag's latest value. Shared with the app streams that read it (each takes a reference,
+/// not a copy of the tag's name and value), and replaced, never changed, by the next value.
 #[derive(Debug)]
 struct Slot {
-    value: TagValue,
+    update: Arc<TagUpdate>,
     /// The `seq` of the update that brought it.
     seq: u64,
     /// How many values of this tag arrived so far.
@@ -90,7 +92,8 @@ struct Slot {
 #[derive(Debug, Default)]
 struct State {
     seq: u64,
-    slots: HashMap<String, Slot>,
+    /// Each subscribed tag's latest value, by the tag's position in [`Live::tags`].
+    slots: Vec<Option<Slot>>,
     /// Values the connector coalesced away, in total.
     dropped: u64,
     /// Values of the subscribed tags that arrived, in total (the sum of every slot's
@@ -151,6 +154,15 @@ impl Live {
         &self.tags
     }
 
+    /// The position of `tag` in [`Live::tags`], looked for at `hint` first: a connector sends
+    /// an update's values in the subscription's tag order, so the next one is usually there.
+    fn position(&self, tag: &str, hint: usize) -> Option<usize> {
+        if self.tags.get(hint).is_some_and(|t| t == tag) {
+            return Some(hint);
+        }
+        self.tags.binary_search_by(|t| t.as_str().cmp(tag)).ok()
+    }
+
     /// Takes in the connector's next update: each subscribed tag's value replaces the last.
     pub fn apply(&self, update: SubscriptionUpdate) {
         let mut state = lock(&self.state);
@@ -160,19 +172,21 @@ impl Live {
         state.seq += 1;
         let seq = state.seq;
         state.dropped += update.dropped;
-        for TagUpdate { tag, value } in update.values {
-            if self.tags.binary_search(&tag).is_err() {
+        if state.slots.len() != self.tags.len() {
+            state.slots.resize_with(self.tags.len(), || None);
+        }
+        let mut hint = 0;
+        for value in update.values {
+            let Some(position) = self.position(&value.tag, hint) else {
                 continue;
-            }
-            let state = &mut *state;
-            let slot = state.slots.entry(tag).or_insert(Slot {
-                value: value.clone(),
+            };
+            hint = position + 1;
+            let changes = state.slots[position].as_ref().map_or(0, |s| s.changes) + 1;
+            state.slots[position] = Some(Slot {
+                update: Arc::new(value),
                 seq,
-                changes: 0,
+                changes,
             });
-            slot.value = value;
-            slot.seq = seq;
-            slot.changes += 1;
             state.arrivals += 1;
         }
         for event in update.events {
@@ -216,7 +230,7 @@ impl Live {
     /// [`uplink_link::MAX_QUEUED_EVENTS`] events).
     pub fn held_values(&self) -> usize {
         let state = lock(&self.state);
-        state.slots.len() + state.events.len()
+        state.slots.iter().flatten().count() + state.events.len()
     }
 
     /// Puts a new events reader's cursor at the latest event: it gets only what comes next.
@@ -296,17 +310,16 @@ impl Live {
         if state.seq <= cursor.seq {
             return None;
         }
-        let slots = self
-            .tags
+        let slots = state
+            .slots
             .iter()
-            .filter_map(|tag| {
-                let slot = state.slots.get(tag).filter(|s| s.seq > cursor.seq)?;
-                Some(SlotDelta {
-                    tag: tag.clone(),
-                    value: slot.value.clone(),
-                    seq: slot.seq,
-                    changes: slot.changes,
-                })
+            .flatten()
+            .filter(|slot| slot.seq > cursor.seq)
+            .map(|slot| SlotDelta {
+                tag: slot.update.tag.clone(),
+                value: slot.update.value.clone(),
+                seq: slot.seq,
+                changes: slot.changes,
             })
             .collect();
         let events = state
@@ -341,21 +354,26 @@ impl Live {
         }
         state.seq = delta.seq;
         state.dropped = delta.dropped;
+        if state.slots.len() != self.tags.len() {
+            state.slots.resize_with(self.tags.len(), || None);
+        }
+        let mut hint = 0;
         for slot in delta.slots {
-            if self.tags.binary_search(&slot.tag).is_err() {
+            let Some(position) = self.position(&slot.tag, hint) else {
                 continue;
-            }
+            };
+            hint = position + 1;
             // The holder's `changes` are absolute, so the mirror's arrivals stay the holder's.
-            let before = state.slots.get(&slot.tag).map_or(0, |s| s.changes);
+            let before = state.slots[position].as_ref().map_or(0, |s| s.changes);
             state.arrivals += slot.changes.saturating_sub(before);
-            state.slots.insert(
-                slot.tag,
-                Slot {
+            state.slots[position] = Some(Slot {
+                update: Arc::new(TagUpdate {
+                    tag: slot.tag,
                     value: slot.value,
-                    seq: slot.seq,
-                    changes: slot.changes,
-                },
-            );
+                }),
+                seq: slot.seq,
+                changes: slot.changes,
+            });
         }
         for event in delta.events {
             if state
@@ -405,19 +423,18 @@ impl Live {
     }
 
     /// Every tag's latest value, in tag order; the cursor then stands at the latest `seq`.
-    pub fn snapshot(&self, cursor: &mut Cursor) -> (u64, Vec<TagUpdate>) {
+    pub fn snapshot(&self, cursor: &mut Cursor) -> (u64, Vec<Arc<TagUpdate>>) {
         let state = lock(&self.state);
         cursor.seq = state.seq;
         cursor.dropped = state.dropped;
         cursor.arrivals = state.arrivals;
+        cursor.changes.clear();
+        cursor.changes.resize(self.tags.len(), 0);
         let mut values = Vec::with_capacity(self.tags.len());
-        for tag in &self.tags {
-            if let Some(slot) = state.slots.get(tag) {
-                cursor.changes.insert(tag.clone(), slot.changes);
-                values.push(TagUpdate {
-                    tag: tag.clone(),
-                    value: slot.value.clone(),
-                });
+        for (slot, seen) in state.slots.iter().zip(&mut cursor.changes) {
+            if let Some(slot) = slot {
+                *seen = slot.changes;
+                values.push(slot.update.clone());
             }
         }
         (state.seq, values)
@@ -441,16 +458,18 @@ impl Live {
         cursor.seq = seq;
         cursor.dropped = state.dropped;
         cursor.arrivals = state.arrivals;
+        cursor.changes.clear();
+        cursor.changes.resize(self.tags.len(), 0);
         let mut changed = 0;
-        for (tag, slot) in &state.slots {
+        for (slot, seen) in state.slots.iter().zip(&mut cursor.changes) {
+            let Some(slot) = slot else { continue };
             // Changes after the id count from the first one resumed.
-            let seen = if slot.seq > seq {
+            *seen = if slot.seq > seq {
                 changed += 1;
                 slot.changes - 1
             } else {
                 slot.changes
             };
-            cursor.changes.insert(tag.clone(), seen);
         }
         if let Some((arrivals, dropped)) = mark.counts(&state) {
             // Every value that arrived after the id but the latest of each changed tag (the
@@ -494,28 +513,27 @@ impl Live {
 
     /// The latest value of every tag that changed after the cursor, and how many values were
     /// coalesced away for this reader meanwhile; `None` when nothing changed.
-    pub fn changes_since(&self, cursor: &mut Cursor) -> Option<(u64, Vec<TagUpdate>, u64)> {
+    pub fn changes_since(&self, cursor: &mut Cursor) -> Option<(u64, Vec<Arc<TagUpdate>>, u64)> {
         let state = lock(&self.state);
         if state.seq <= cursor.seq {
             return None;
         }
         let mut dropped =
             state.dropped.saturating_sub(cursor.dropped) + std::mem::take(&mut cursor.owed);
+        if cursor.changes.len() != self.tags.len() {
+            cursor.changes.resize(self.tags.len(), 0);
+        }
         let mut values = Vec::new();
-        for tag in &self.tags {
-            let Some(slot) = state.slots.get(tag) else {
+        for (slot, seen) in state.slots.iter().zip(&mut cursor.changes) {
+            let Some(slot) = slot else {
                 continue;
             };
             if slot.seq <= cursor.seq {
                 continue;
             }
-            let seen = cursor.changes.get(tag).copied().unwrap_or(0);
-            dropped += slot.changes.saturating_sub(seen).saturating_sub(1);
-            cursor.changes.insert(tag.clone(), slot.changes);
-            values.push(TagUpdate {
-                tag: tag.clone(),
-                value: slot.value.clone(),
-            });
+            dropped += slot.changes.saturating_sub(*seen).saturating_sub(1);
+            *seen = slot.changes;
+            values.push(slot.update.clone());
         }
         cursor.seq = state.seq;
         cursor.dropped = state.dropped;
@@ -604,7 +622,8 @@ pub struct Cursor {
     arrivals: u64,
     /// Values coalesced away between a resumed id and the resume, said in the next `dropped`.
     owed: u64,
-    changes: HashMap<String, u64>,
+    /// How many values of each tag (by position) this reader has accounted for.
+    changes: Vec<u64>,
     /// The number of the last event read.
     events: u64,
 }

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use uplink_model::{ComputedBy, DataSourceDescriptor, Query};
 
 mod chunk_data;
+mod tag_update;
 
 pub use chunk_data::ChunkData;
 
@@ -280,14 +281,16 @@ pub struct SubscribeRequest {
 /// The most tags one subscription may name.
 pub const MAX_SUBSCRIBED_TAGS: usize = 1_000;
 
-/// One tag's latest value in a [`SubscriptionUpdate`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// One tag's latest value in a [`SubscriptionUpdate`]: on the wire one map, the tag's name
+/// (`tag`) beside the value's fields (`time`, `value`, `text`, `status`, `units`,
+/// `sourceStatusCode`, as [`uplink_model::TagValue`] has them); fields it does not know are
+/// skipped. Its serde is written out (`tag_update.rs`) rather than derived with
+/// `#[serde(flatten)]`, which copies every field of every value aside before reading it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct TagUpdate {
     /// The tag's name.
     pub tag: String,
     /// Its latest value.
-    #[serde(flatten)]
     pub value: uplink_model::TagValue,
 }
 

@@ -61,4 +61,4 @@ pub use source::{Capabilities, DataSourceDescriptor};
 pub use status::{Status, UnknownStatus};
 pub use tag::{DataType, Tag};
 pub use time_expr::{Span, TimeExpr};
-pub use value::{Sample, TagValue};
+pub use value::{Sample, TagValue, rfc3339};

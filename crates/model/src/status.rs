@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 /// How far a value can be trusted.
 ///
@@ -103,17 +103,41 @@ impl Serialize for Status {
 }
 
 impl<'de> Deserialize<'de> for Status {
+    /// A name, or a quality code from 0 to 255. Read by a visitor of its own rather than an
+    /// untagged enum, which would copy every value aside first: live values carry one each.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Wire {
-            Code(u8),
-            Name(String),
+        struct Wire;
+        impl de::Visitor<'_> for Wire {
+            type Value = Status;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a value status: good, uncertain or bad, or a quality code 0-255")
+            }
+
+            fn visit_u64<E: de::Error>(self, code: u64) -> Result<Status, E> {
+                u8::try_from(code)
+                    .map(Status::from_code)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(code), &self))
+            }
+
+            fn visit_i64<E: de::Error>(self, code: i64) -> Result<Status, E> {
+                u8::try_from(code)
+                    .map(Status::from_code)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(code), &self))
+            }
+
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Status, E> {
+                name.parse().map_err(E::custom)
+            }
+
+            fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Status, E> {
+                match std::str::from_utf8(bytes) {
+                    Ok(name) => self.visit_str(name),
+                    Err(_) => Err(E::invalid_value(de::Unexpected::Bytes(bytes), &self)),
+                }
+            }
         }
-        match Wire::deserialize(deserializer)? {
-            Wire::Code(code) => Ok(Status::from_code(code)),
-            Wire::Name(name) => name.parse().map_err(serde::de::Error::custom),
-        }
+        deserializer.deserialize_any(Wire)
     }
 }
 
@@ -158,6 +182,12 @@ mod tests {
             err.to_string().contains("'fine' is not a value status"),
             "{err}"
         );
+        for refused in ["256", "-1", "1.5", "null"] {
+            assert!(
+                serde_json::from_str::<Status>(refused).is_err(),
+                "{refused}"
+            );
+        }
     }
 
     #[test]

@@ -179,24 +179,173 @@ impl Sample {
     }
 }
 
-/// Sample times on the wire: RFC 3339 in UTC with `Z`, as many fraction digits as needed.
-pub(crate) mod rfc3339 {
-    use chrono::{DateTime, SecondsFormat, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
+/// Sample times on the wire: RFC 3339 in UTC with `Z`, as many fraction digits as needed
+/// (none, 3, 6 or 9: chrono's `SecondsFormat::AutoSi`).
+///
+/// Every live value crosses this twice or more on its way to an app (the link, the app's
+/// stream), a thousand at a time, so a time is written into a buffer on the stack and read
+/// from the text the deserializer lends, never through a `String` of its own.
+pub mod rfc3339 {
+    use chrono::{DateTime, Datelike as _, SecondsFormat, Timelike as _, Utc};
+    use serde::{Deserializer, Serialize, Serializer, de};
 
-    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    /// The longest text [`write`] gives: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+    const LONGEST: usize = 30;
+
+    /// `at` as `to_rfc3339_opts(SecondsFormat::AutoSi, true)` writes it, into `buf`; `None`
+    /// for the instants that form leaves to chrono (years outside 0–9999, leap seconds).
+    fn write(at: &DateTime<Utc>, buf: &mut [u8; LONGEST]) -> Option<usize> {
+        let year = u32::try_from(at.year()).ok().filter(|y| *y <= 9999)?;
+        let nanos = at.nanosecond();
+        if nanos >= 1_000_000_000 {
+            return None;
+        }
+        fn digits(buf: &mut [u8], mut n: u32) {
+            for place in buf.iter_mut().rev() {
+                *place = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        }
+        digits(&mut buf[0..4], year);
+        buf[4] = b'-';
+        digits(&mut buf[5..7], at.month());
+        buf[7] = b'-';
+        digits(&mut buf[8..10], at.day());
+        buf[10] = b'T';
+        digits(&mut buf[11..13], at.hour());
+        buf[13] = b':';
+        digits(&mut buf[14..16], at.minute());
+        buf[16] = b':';
+        digits(&mut buf[17..19], at.second());
+        let (places, fraction) = if nanos == 0 {
+            (0, 0)
+        } else if nanos.is_multiple_of(1_000_000) {
+            (3, nanos / 1_000_000)
+        } else if nanos.is_multiple_of(1_000) {
+            (6, nanos / 1_000)
+        } else {
+            (9, nanos)
+        };
+        let mut len = 19;
+        if places > 0 {
+            buf[len] = b'.';
+            digits(&mut buf[len + 1..len + 1 + places], fraction);
+            len += 1 + places;
+        }
+        buf[len] = b'Z';
+        Some(len + 1)
     }
 
+    /// Serializes a time in the wire form.
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0; LONGEST];
+        match write(at, &mut buf) {
+            // Only ASCII digits and separators were written.
+            Some(len) => serializer.serialize_str(std::str::from_utf8(&buf[..len]).unwrap_or("")),
+            None => serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+        }
+    }
+
+    /// A time to serialize in the wire form, for hand-written `Serialize` impls.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Wire<'a>(pub &'a DateTime<Utc>);
+
+    impl Serialize for Wire<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serialize(self.0, serializer)
+        }
+    }
+
+    /// Reads a time: any RFC 3339 text, with any offset.
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<DateTime<Utc>, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        DateTime::parse_from_rfc3339(&text)
-            .map(|at| at.with_timezone(&Utc))
-            .map_err(|err| {
-                serde::de::Error::custom(format!("'{text}' is not an RFC 3339 time: {err}"))
-            })
+        deserializer.deserialize_str(Time)
+    }
+
+    /// Reads RFC 3339 text, borrowed where the format lends it.
+    struct Time;
+
+    impl de::Visitor<'_> for Time {
+        type Value = DateTime<Utc>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an RFC 3339 time as a string")
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            DateTime::parse_from_rfc3339(text)
+                .map(|at| at.with_timezone(&Utc))
+                .map_err(|err| E::custom(format!("'{text}' is not an RFC 3339 time: {err}")))
+        }
+
+        fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
+            match std::str::from_utf8(bytes) {
+                Ok(text) => self.visit_str(text),
+                Err(_) => Err(E::invalid_value(de::Unexpected::Bytes(bytes), &self)),
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use chrono::TimeZone as _;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn written(at: &DateTime<Utc>) -> String {
+            serde_json::to_value(Wire(at))
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+
+        proptest! {
+            #[test]
+            fn writes_what_chrono_writes_and_reads_it_back(
+                seconds in -62_167_219_200i64..253_402_300_800,
+                nanos in prop_oneof![
+                    Just(0u32),
+                    (0u32..1_000).prop_map(|ms| ms * 1_000_000),
+                    (0u32..1_000_000).prop_map(|us| us * 1_000),
+                    0u32..1_000_000_000,
+                ],
+            ) {
+                let at = Utc.timestamp_opt(seconds, nanos).unwrap();
+                let text = written(&at);
+                prop_assert_eq!(&text, &at.to_rfc3339_opts(SecondsFormat::AutoSi, true));
+                let back: DateTime<Utc> =
+                    deserialize(serde_json::Value::String(text)).unwrap();
+                prop_assert_eq!(back, at);
+            }
+        }
+
+        #[test]
+        fn what_the_short_form_leaves_out_is_written_by_chrono() {
+            let far = Utc.with_ymd_and_hms(12_000, 1, 1, 0, 0, 0).unwrap();
+            assert_eq!(
+                written(&far),
+                far.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+            );
+            let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+                .unwrap()
+                .and_hms_milli_opt(23, 59, 59, 1_500)
+                .unwrap()
+                .and_utc();
+            assert_eq!(written(&leap), "2016-12-31T23:59:60.500Z");
+        }
+
+        #[test]
+        fn any_offset_is_read_and_anything_else_refused() {
+            let read = |v: serde_json::Value| deserialize(v).map_err(|e| e.to_string());
+            assert_eq!(
+                read("2024-05-01T10:00:00+02:00".into()).unwrap(),
+                Utc.with_ymd_and_hms(2024, 5, 1, 8, 0, 0).unwrap()
+            );
+            assert!(read(5.into()).unwrap_err().contains("RFC 3339"));
+        }
     }
 }
 

@@ -110,6 +110,23 @@ async fn exercise(transport: Transport, message_pack: bool) {
     .await;
     assert_eq!(items, vec![0, 1, 2, 3, 4]);
 
+    for as_json in [false, true] {
+        let items: Vec<serde_json::Value> = within("Encoded", async {
+            client
+                .stream::<serde_json::Value>("Encoded", (3, as_json))
+                .await
+                .unwrap()
+                .map(|i| i.unwrap())
+                .collect()
+                .await
+        })
+        .await;
+        let expected: Vec<serde_json::Value> = (0..3)
+            .map(|n| serde_json::json!({"n": n, "text": "a\u{1e}\"b"}))
+            .collect();
+        assert_eq!(items, expected, "encoded ahead, as JSON: {as_json}");
+    }
+
     // Concurrent calls on one connection all get their own answers.
     let calls = (0..20).map(|i| {
         let client = client.clone();

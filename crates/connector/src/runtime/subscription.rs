@@ -8,7 +8,6 @@
 //! subscriptions (apps) share it: the [`Feed`] keeps only the latest item in a watch channel,
 //! and each subscription reads it at its own pace.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
 
 use futures::StreamExt as _;
@@ -345,12 +344,18 @@ pub(super) async fn end(connection: &HubConnection, id: &str, error: Option<Quer
 }
 
 /// The values not yet sent: at most one per tag, and how many were replaced before they went.
+///
+/// Tags are addressed by their position in the subscription (the feed's items have one value
+/// per tag in that order), so taking in a thousand values touches no map and copies no name.
 #[derive(Debug)]
 pub(crate) struct Coalescer {
     tags: Vec<String>,
     /// The last value sent per tag (what a change is measured against).
-    sent: HashMap<String, TagValue>,
-    pending: BTreeMap<usize, TagValue>,
+    sent: Vec<Option<TagValue>>,
+    /// The value awaiting the next update per tag.
+    pending: Vec<Option<TagValue>>,
+    /// How many tags have a value in `pending`.
+    waiting: usize,
     dropped: u64,
     /// The feed's number of the last item read.
     seen: u64,
@@ -361,8 +366,9 @@ impl Coalescer {
     pub(crate) fn new(tags: &[String]) -> Self {
         Self {
             tags: tags.to_vec(),
-            sent: HashMap::new(),
-            pending: BTreeMap::new(),
+            sent: vec![None; tags.len()],
+            pending: vec![None; tags.len()],
+            waiting: 0,
             dropped: 0,
             seen: 0,
             next_seq: 0,
@@ -389,32 +395,36 @@ impl Coalescer {
             }
             self.seen = number;
         }
-        for (position, value) in values.iter().enumerate().take(self.tags.len()) {
-            let tag = &self.tags[position];
-            let newest = self.pending.get(&position).or_else(|| self.sent.get(tag));
+        for ((value, pending), sent) in values.iter().zip(&mut self.pending).zip(&self.sent) {
+            let newest = pending.as_ref().or(sent.as_ref());
             // Per tag, values only move forward: an item older than what was read is skipped.
             if newest.is_some_and(|n| n.time > value.time || n == value) {
                 continue;
             }
-            if self.pending.insert(position, value.clone()).is_some() {
+            if pending.replace(value.clone()).is_some() {
                 self.dropped += 1;
+            } else {
+                self.waiting += 1;
             }
         }
     }
 
     /// The next update, if anything changed.
     pub(crate) fn take(&mut self) -> Option<SubscriptionUpdate> {
-        if self.pending.is_empty() && (self.next_seq != 0 || self.tags.is_empty()) {
+        if self.waiting == 0 && (self.next_seq != 0 || self.tags.is_empty()) {
             return None;
         }
-        let values: Vec<TagUpdate> = std::mem::take(&mut self.pending)
-            .into_iter()
-            .map(|(position, value)| {
-                let tag = self.tags[position].clone();
-                self.sent.insert(tag.clone(), value.clone());
-                TagUpdate { tag, value }
-            })
-            .collect();
+        let mut values = Vec::with_capacity(self.waiting);
+        for ((tag, pending), sent) in self.tags.iter().zip(&mut self.pending).zip(&mut self.sent) {
+            if let Some(value) = pending.take() {
+                *sent = Some(value.clone());
+                values.push(TagUpdate {
+                    tag: tag.clone(),
+                    value,
+                });
+            }
+        }
+        self.waiting = 0;
         let seq = self.next_seq;
         self.next_seq += 1;
         Some(SubscriptionUpdate {
@@ -470,6 +480,7 @@ mod tests {
         assert_eq!(update.values[0].value.value, Some(20.0));
         // 2..=10 replaced 1 in waiting (9), 11..=19 never read (9), 20 replaced 10 (1).
         assert_eq!(update.dropped, 9 + 9 + 1);
-        assert_eq!(c.pending.len(), 0);
+        assert_eq!(c.waiting, 0);
+        assert!(c.take().is_none());
     }
 }

@@ -9,6 +9,7 @@
 //! `Last-Event-ID` gets the tags that changed since (`event: restarted` and a new snapshot
 //! when the hub no longer holds that subscription).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,6 +17,7 @@ use futures::StreamExt as _;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use uplink_link::TagUpdate;
+use uplink_signalr::protocol::ValueEncoding;
 
 use crate::live::{Cursor, LiveEnd, LiveHandle};
 use crate::relay::{RelayError, RelayStream};
@@ -80,9 +82,19 @@ pub fn tags<'a>(given: impl Iterator<Item = &'a str>) -> Result<Vec<String>, Api
     Ok(tags)
 }
 
+/// The values of an update as the [`crate::live::Live`] lends them, written as a list.
+#[derive(Clone, Copy)]
+struct Updates<'a>(&'a [Arc<TagUpdate>]);
+
+impl Serialize for Updates<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|update| &**update))
+    }
+}
+
 #[derive(Serialize)]
 struct Values<'a> {
-    values: &'a [TagUpdate],
+    values: Updates<'a>,
     #[serde(skip_serializing_if = "is_zero")]
     dropped: u64,
 }
@@ -98,9 +110,31 @@ pub(crate) struct Ended<'a> {
 }
 
 pub(crate) fn event(name: &str, id: Option<String>, data: &impl Serialize) -> Bytes {
-    let data = serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned());
-    let id = id.map(|id| format!("id: {id}\n")).unwrap_or_default();
-    Bytes::from(format!("event: {name}\n{id}data: {data}\n\n"))
+    event_sized(name, id, data, 128)
+}
+
+/// About how many bytes a value takes in an app's stream (a tag's name, an RFC 3339 time, a
+/// number and a status), so that a frame's buffer is the right size once.
+const VALUE_BYTES: usize = 96;
+
+/// [`event`], written into a buffer of `capacity` bytes to begin with.
+fn event_sized(name: &str, id: Option<String>, data: &impl Serialize, capacity: usize) -> Bytes {
+    let mut out = Vec::with_capacity(capacity);
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(name.as_bytes());
+    if let Some(id) = id {
+        out.extend_from_slice(b"\nid: ");
+        out.extend_from_slice(id.as_bytes());
+    }
+    out.extend_from_slice(b"\ndata: ");
+    // The data is written once, straight into the event.
+    let start = out.len();
+    if serde_json::to_writer(&mut out, data).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(b"{}");
+    }
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
 }
 
 /// The end a cut stream says it had: `revoked`, `expired`, `offline` or `failed`.
@@ -142,18 +176,26 @@ pub(crate) fn end_event(end: &LiveEnd) -> Bytes {
 pub enum Encoding {
     /// `text/event-stream` (the `GET …/subscribe` route).
     EventStream,
-    /// One JSON object per frame (`{"event", "id", "values", "dropped"}`, or
-    /// `{"event", "code", "message"}` for `restarted` and the end), for the SignalR app hub's
-    /// stream items; heartbeats are left to the SignalR pings.
-    Items,
+    /// SignalR stream items for the app hub, in its connection's value encoding (JSON text or
+    /// MessagePack), so that the SignalR server copies each into its frame as it is: every
+    /// frame is [`ITEM`] and one item (`{"event", "id", "values", "dropped"}`, or
+    /// `{"event", "code", "message"}` for `restarted`), or [`END`] and the text the stream's
+    /// completion error says (`revoked: …`). Heartbeats are left to the SignalR pings.
+    Items(ValueEncoding),
 }
+
+/// The first byte of an [`Encoding::Items`] frame that carries an item.
+pub const ITEM: u8 = b'i';
+/// The first byte of an [`Encoding::Items`] frame that ends the stream, followed by the
+/// completion's error text.
+pub const END: u8 = b'e';
 
 /// One thing the producer says to an app stream.
 enum Frame<'a> {
     Data {
         event: &'static str,
         id: String,
-        values: &'a [TagUpdate],
+        values: &'a [Arc<TagUpdate>],
         dropped: u64,
     },
     Restarted,
@@ -167,7 +209,7 @@ struct Item<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    values: Option<&'a [TagUpdate]>,
+    values: Option<Updates<'a>>,
     #[serde(skip_serializing_if = "is_zero")]
     dropped: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -191,7 +233,15 @@ impl Encoding {
                     id,
                     values,
                     dropped,
-                } => event(name, Some(id), &Values { values, dropped }),
+                } => event_sized(
+                    name,
+                    Some(id),
+                    &Values {
+                        values: Updates(values),
+                        dropped,
+                    },
+                    128 + values.len() * VALUE_BYTES,
+                ),
                 Frame::Restarted => event(
                     RESTARTED,
                     None,
@@ -203,7 +253,11 @@ impl Encoding {
                 Frame::Heartbeat => Bytes::from_static(b": heartbeat\n\n"),
                 Frame::End(end) => end_event(end),
             }),
-            Self::Items => {
+            Self::Items(encoding) => {
+                let capacity = match &frame {
+                    Frame::Data { values, .. } => 128 + values.len() * VALUE_BYTES,
+                    _ => 256,
+                };
                 let item = match frame {
                     Frame::Data {
                         event,
@@ -213,7 +267,7 @@ impl Encoding {
                     } => Item {
                         event,
                         id: Some(id),
-                        values: Some(values),
+                        values: Some(Updates(values)),
                         dropped,
                         code: None,
                         message: None,
@@ -228,25 +282,36 @@ impl Encoding {
                     },
                     Frame::Heartbeat => return None,
                     Frame::End(end) => {
-                        let (event, code, message) = end.event();
-                        return Some(item_bytes(&Item {
-                            event,
-                            id: None,
-                            values: None,
-                            dropped: 0,
-                            code: Some(code),
-                            message: Some(&message),
-                        }));
+                        let (event, _, message) = end.event();
+                        let mut out = vec![END];
+                        out.extend_from_slice(format!("{event}: {message}").as_bytes());
+                        return Some(Bytes::from(out));
                     }
                 };
-                Some(item_bytes(&item))
+                Some(item_bytes(encoding, &item, capacity))
             }
         }
     }
 }
 
-fn item_bytes(item: &Item<'_>) -> Bytes {
-    Bytes::from(serde_json::to_vec(item).unwrap_or_else(|_| b"{}".to_vec()))
+/// [`ITEM`] and `item`, encoded once in `encoding`.
+fn item_bytes(encoding: ValueEncoding, item: &Item<'_>, capacity: usize) -> Bytes {
+    let mut out = Vec::with_capacity(capacity);
+    out.push(ITEM);
+    let written = match encoding {
+        ValueEncoding::Json => serde_json::to_writer(&mut out, item).map_err(|e| e.to_string()),
+        ValueEncoding::MessagePack => item
+            .serialize(&mut rmp_serde::Serializer::new(&mut out).with_struct_map())
+            .map_err(|e| e.to_string()),
+    };
+    if let Err(error) = written {
+        // Unreachable for these types; the app is told rather than sent half an item.
+        tracing::error!(%error, "a live-values item could not be encoded");
+        out.clear();
+        out.push(END);
+        out.extend_from_slice(b"failed: the hub could not encode an item");
+    }
+    Bytes::from(out)
 }
 
 /// The app's stream over `handle` in `encoding`, resuming after `last_event_id` when it can.

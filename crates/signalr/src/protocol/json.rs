@@ -47,6 +47,28 @@ impl HubProtocol for JsonProtocol {
         Ok(())
     }
 
+    fn encode_stream_item(
+        &self,
+        invocation_id: &str,
+        item: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        if item.is_empty() || item.contains(&RECORD_SEPARATOR) {
+            return Err(Error::Conversion(
+                "a stream item encoded ahead is not a JSON text".into(),
+            ));
+        }
+        out.reserve(item.len() + invocation_id.len() + 40);
+        out.extend_from_slice(b"{\"type\":2");
+        write_key(b"invocationId", out);
+        write_str(invocation_id, out);
+        write_key(b"item", out);
+        out.extend_from_slice(item);
+        out.push(b'}');
+        out.push(RECORD_SEPARATOR);
+        Ok(())
+    }
+
     fn decoder(&self, max_message_size: usize) -> Box<dyn MessageDecoder> {
         Box::new(JsonDecoder {
             records: RecordReader::new(max_message_size),

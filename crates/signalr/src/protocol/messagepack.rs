@@ -86,6 +86,31 @@ impl HubProtocol for MessagePackProtocol {
         Ok(())
     }
 
+    fn encode_stream_item(
+        &self,
+        invocation_id: &str,
+        item: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        if item.is_empty() {
+            return Err(Error::Conversion(
+                "a stream item encoded ahead is empty".into(),
+            ));
+        }
+        // `[2, {}, invocationId, item]`, the parts before the item encoded aside to learn the
+        // length first.
+        let mut head = Vec::with_capacity(invocation_id.len() + 8);
+        rmp::encode::write_array_len(&mut head, 4).map_err(write_error)?;
+        rmp::encode::write_uint(&mut head, 2).map_err(write_error)?;
+        rmp::encode::write_map_len(&mut head, 0).map_err(write_error)?;
+        rmp::encode::write_str(&mut head, invocation_id).map_err(write_error)?;
+        out.reserve(head.len() + item.len() + 5);
+        write_length_prefix(head.len() + item.len(), out);
+        out.extend_from_slice(&head);
+        out.extend_from_slice(item);
+        Ok(())
+    }
+
     fn decoder(&self, max_message_size: usize) -> Box<dyn MessageDecoder> {
         Box::new(MessagePackDecoder {
             frames: LengthPrefixedReader::new(max_message_size),

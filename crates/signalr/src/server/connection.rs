@@ -13,10 +13,13 @@ use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::auth::Identity;
+use super::hub::StreamValue;
 use crate::arguments::arguments_for;
 use crate::error::{Error, Result};
 use crate::negotiate::Transport;
-use crate::protocol::{Close, HubMessage, HubProtocol, Invocation, Outcome, TransferFormat};
+use crate::protocol::{
+    Close, HubMessage, HubProtocol, Invocation, Outcome, StreamItem, TransferFormat, ValueEncoding,
+};
 use crate::signal::OnceFlag;
 
 /// Shared state of one connection; transports and the session task hold it.
@@ -196,13 +199,39 @@ impl Connection {
         }
     }
 
-    /// Queues a message, waiting up to `patience` for room (used for stream items, which
-    /// pace themselves to the client); a client that stays that slow is disconnected.
-    pub async fn send_paced(&self, message: &HubMessage, patience: Duration) -> Result<()> {
+    /// Queues one item of stream `invocation_id`, waiting up to `patience` for room (stream
+    /// items pace themselves to the client); a client that stays that slow is disconnected.
+    /// An item encoded ahead in this connection's encoding is copied in as it is.
+    pub async fn send_stream_item(
+        &self,
+        invocation_id: &str,
+        item: StreamValue,
+        patience: Duration,
+    ) -> Result<()> {
         if self.is_closed() {
             return Err(Error::closed("connection closed"));
         }
-        let bytes = self.encode(message)?;
+        let protocol = self.protocol()?;
+        let item = match item {
+            StreamValue::Encoded(encoded) if encoded.encoding() == protocol.value_encoding() => {
+                let mut out = Vec::with_capacity(encoded.bytes().len() + 64);
+                protocol.encode_stream_item(invocation_id, encoded.bytes(), &mut out)?;
+                return self.send_paced(Bytes::from(out), patience).await;
+            }
+            StreamValue::Encoded(encoded) => encoded.to_value()?,
+            StreamValue::Value(value) => value,
+        };
+        let bytes = self.encode(&HubMessage::StreamItem(StreamItem {
+            headers: Default::default(),
+            invocation_id: invocation_id.to_owned(),
+            item,
+        }))?;
+        self.send_paced(bytes, patience).await
+    }
+
+    /// Queues an encoded message, waiting up to `patience` for room; a client that stays
+    /// that slow is disconnected.
+    async fn send_paced(&self, bytes: Bytes, patience: Duration) -> Result<()> {
         match self.outbound_tx.send_timeout(bytes, patience).await {
             Ok(()) => Ok(()),
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
@@ -347,6 +376,13 @@ impl ConnectionHandle {
     pub fn protocol(&self) -> Option<&'static str> {
         let conn = self.inner.upgrade()?;
         lock(&conn.protocol).as_ref().map(|p| p.name())
+    }
+
+    /// How the connection's protocol encodes values, once its handshake is done: what a
+    /// stream of [`super::EncodedItem`]s encodes its items in.
+    pub fn value_encoding(&self) -> Option<ValueEncoding> {
+        let conn = self.inner.upgrade()?;
+        lock(&conn.protocol).as_ref().map(|p| p.value_encoding())
     }
 
     /// Whether the connection is still open.

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, Stream, StreamExt};
@@ -14,7 +15,7 @@ use serde_json::Value;
 use super::connection::ConnectionHandle;
 use crate::arguments::{bind_arguments, to_value};
 pub use crate::hub_error::HubError;
-use crate::protocol::Arguments;
+use crate::protocol::{Arguments, ValueEncoding};
 
 /// Who is calling a hub method: the connection, which can also be invoked (client results).
 pub type Caller = ConnectionHandle;
@@ -22,10 +23,76 @@ pub type Caller = ConnectionHandle;
 type MethodFn =
     Arc<dyn Fn(Caller, Arguments) -> BoxFuture<'static, Result<Value, HubError>> + Send + Sync>;
 type StreamFn = Arc<
-    dyn Fn(Caller, Arguments) -> Result<BoxStream<'static, Result<Value, HubError>>, HubError>
+    dyn Fn(Caller, Arguments) -> Result<BoxStream<'static, Result<StreamValue, HubError>>, HubError>
         + Send
         + Sync,
 >;
+
+/// One stream item as a hub method yields it.
+#[derive(Debug)]
+pub(crate) enum StreamValue {
+    /// A value, encoded for the connection when sent.
+    Value(Value),
+    /// Encoded already.
+    Encoded(EncodedItem),
+}
+
+/// A stream item encoded once, ahead of the connections it goes to: the text of one JSON
+/// value, or one MessagePack value. On a connection whose protocol has that encoding it is
+/// copied into the `StreamItem` as it is, never decoded or encoded again; on another it is
+/// converted (decoded into a value, then encoded for the connection).
+///
+/// ```
+/// use uplink_signalr::server::EncodedItem;
+///
+/// let item = EncodedItem::json(br#"{"n":1}"#.to_vec());
+/// assert_eq!(item.bytes(), br#"{"n":1}"#);
+/// ```
+#[derive(Debug, Clone)]
+pub struct EncodedItem {
+    encoding: ValueEncoding,
+    bytes: Bytes,
+}
+
+impl EncodedItem {
+    /// An item that is the text of one JSON value (as `serde_json` writes it).
+    pub fn json(bytes: impl Into<Bytes>) -> Self {
+        Self {
+            encoding: ValueEncoding::Json,
+            bytes: bytes.into(),
+        }
+    }
+
+    /// An item that is one MessagePack value.
+    pub fn messagepack(bytes: impl Into<Bytes>) -> Self {
+        Self {
+            encoding: ValueEncoding::MessagePack,
+            bytes: bytes.into(),
+        }
+    }
+
+    /// How it is encoded.
+    pub fn encoding(&self) -> ValueEncoding {
+        self.encoding
+    }
+
+    /// Its bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The item as a value, for a connection whose protocol encodes values otherwise.
+    pub(crate) fn to_value(&self) -> crate::Result<Value> {
+        match self.encoding {
+            ValueEncoding::Json => {
+                serde_json::from_slice(&self.bytes).map_err(crate::Error::malformed)
+            }
+            ValueEncoding::MessagePack => {
+                crate::protocol::messagepack::value_from_slice(&self.bytes)
+            }
+        }
+    }
+}
 type ConnectFn = Arc<dyn Fn(ConnectionHandle) -> BoxFuture<'static, ()> + Send + Sync>;
 type DisconnectFn =
     Arc<dyn Fn(ConnectionHandle, Option<String>) -> BoxFuture<'static, ()> + Send + Sync>;
@@ -109,7 +176,29 @@ impl Hub {
         let erased: StreamFn = Arc::new(move |caller, arguments| {
             let args = bind_arguments::<A>(&target, arguments)?;
             let items = handler(caller, args)?;
-            Ok(items.map(|item| item.and_then(to_value)).boxed())
+            Ok(items
+                .map(|item| item.and_then(to_value).map(StreamValue::Value))
+                .boxed())
+        });
+        self.methods.insert(name, Method::Stream(erased));
+        self
+    }
+
+    /// Adds a method that returns a stream of items it encoded itself ([`EncodedItem`]), in
+    /// the encoding of the caller's protocol ([`Caller::value_encoding`]), so that each is
+    /// encoded once rather than built as a value and encoded again per connection.
+    pub fn encoded_stream<A, S, F>(mut self, name: impl Into<String>, handler: F) -> Self
+    where
+        A: DeserializeOwned + Send + 'static,
+        S: Stream<Item = Result<EncodedItem, HubError>> + Send + 'static,
+        F: Fn(Caller, A) -> Result<S, HubError> + Send + Sync + 'static,
+    {
+        let name = name.into();
+        let target = name.clone();
+        let erased: StreamFn = Arc::new(move |caller, arguments| {
+            let args = bind_arguments::<A>(&target, arguments)?;
+            let items = handler(caller, args)?;
+            Ok(items.map(|item| item.map(StreamValue::Encoded)).boxed())
         });
         self.methods.insert(name, Method::Stream(erased));
         self

@@ -44,7 +44,7 @@ pub use auth::{
     query_param, redacted_uri,
 };
 pub use connection::ConnectionHandle;
-pub use hub::{Caller, Hub, HubError};
+pub use hub::{Caller, EncodedItem, Hub, HubError};
 
 use self::connection::{Connection, lock};
 use crate::negotiate::{AvailableTransport, NegotiateResponse, Transport};

@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::negotiate::Transport;
 use crate::protocol::{
     Completion, HandshakeRequest, HandshakeResponse, HubMessage, Invocation, Outcome, RecordReader,
-    StreamItem, TransferFormat,
+    TransferFormat,
 };
 
 type Running = Arc<Mutex<HashMap<String, AbortHandle>>>;
@@ -293,16 +293,23 @@ async fn invoke(
                 let mut outcome = Outcome::Void;
                 while let Some(item) = items.next().await {
                     match item {
-                        Ok(Ok(item)) => {
-                            let message = HubMessage::StreamItem(StreamItem {
-                                headers: Default::default(),
-                                invocation_id: id2.clone(),
-                                item,
-                            });
-                            if conn2.send_paced(&message, patience).await.is_err() {
-                                return;
+                        Ok(Ok(item)) => match conn2.send_stream_item(&id2, item, patience).await {
+                            Ok(()) => {}
+                            // An item that cannot be encoded for this connection ends its
+                            // stream, and the client is told; anything else ended the
+                            // connection.
+                            Err(
+                                e @ (Error::Conversion(_)
+                                | Error::MalformedMessage { .. }
+                                | Error::ProtocolViolation(_)),
+                            ) => {
+                                outcome = Outcome::Error(format!(
+                                    "the stream's item could not be sent: {e}"
+                                ));
+                                break;
                             }
-                        }
+                            Err(_) => return,
+                        },
                         Ok(Err(e)) => {
                             outcome = Outcome::Error(e.to_string());
                             break;

@@ -10,7 +10,8 @@ use axum::Router;
 use futures::StreamExt;
 use tokio::sync::oneshot;
 use uplink_signalr::HubError;
-use uplink_signalr::server::{Hub, HubServer, ServerOptions};
+use uplink_signalr::protocol::ValueEncoding;
+use uplink_signalr::server::{EncodedItem, Hub, HubServer, ServerOptions};
 
 pub const HUB_PATH: &str = "/hubs/test";
 
@@ -54,6 +55,20 @@ pub fn test_hub() -> Hub {
                     i
                 })
                 .map(Ok::<_, HubError>))
+        })
+        // Items encoded once, ahead: in the caller's encoding (copied into the frame as they
+        // are), or always as JSON text (converted for a MessagePack connection).
+        .encoded_stream("Encoded", |caller, (n, as_json): (u32, bool)| {
+            let encoding = caller.value_encoding();
+            Ok(futures::stream::iter(0..n).map(move |i| {
+                let item = serde_json::json!({"n": i, "text": "a\u{1e}\"b"});
+                Ok::<_, HubError>(match encoding {
+                    Some(ValueEncoding::MessagePack) if !as_json => {
+                        EncodedItem::messagepack(rmp_serde::to_vec_named(&item).unwrap())
+                    }
+                    _ => EncodedItem::json(serde_json::to_vec(&item).unwrap()),
+                })
+            }))
         })
 }
 
