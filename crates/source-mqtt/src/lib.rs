@@ -12,6 +12,7 @@
 
 mod connection;
 pub mod events;
+mod session;
 pub mod sparkplug;
 mod state;
 pub mod subscriptions;
@@ -283,6 +284,20 @@ impl MqttSource {
     /// [`SourceError::InvalidSettings`] naming the field (every bad subscription line by number),
     /// or an unreadable certificate file.
     pub async fn open(config: &SourceConfig) -> Result<Self, SourceError> {
+        Self::open_in(config, None).await
+    }
+
+    /// As [`open`](Self::open), remembering in `sessions_dir` which topic filters a kept
+    /// session (clean session off) is subscribed to, so that lines removed from the
+    /// subscriptions are unsubscribed when the broker resumes the session. Without it they
+    /// stay subscribed on the broker for as long as the session lives.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub async fn open_in(
+        config: &SourceConfig,
+        sessions_dir: Option<&std::path::Path>,
+    ) -> Result<Self, SourceError> {
         let settings: Settings = uplink_source::typed_settings(&schema(), &config.settings)?;
         let mut errors = Vec::new();
         let broker = parse_broker_url(&settings.broker_url)
@@ -363,6 +378,7 @@ impl MqttSource {
                 .unwrap_or(0);
             format!("uplink-{:x}-{nanos:x}", std::process::id())
         });
+        let session = sessions_dir.map(|dir| session::SessionFile::new(dir, &broker, &client_id));
         let options = connection::Options {
             version: if settings.mqtt_version == "5" {
                 connection::Version::V5
@@ -375,6 +391,7 @@ impl MqttSource {
             tls,
             keep_alive: Duration::from_micros(keep_alive as u64),
             clean_session: settings.clean_session,
+            session,
         };
         let filters: Vec<(String, QoS)> = subs.iter().map(|s| (s.filter.clone(), s.qos)).collect();
         let has_events = subs.iter().any(|s| matches!(s.rule, Rule::Event(_)));

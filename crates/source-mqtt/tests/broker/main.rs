@@ -1353,3 +1353,77 @@ async fn a_slow_events_reader_loses_the_oldest_and_they_are_counted() {
         .unwrap();
     assert_eq!(page.events.len(), count);
 }
+
+/// Publishes `value` to `topic` until `tag` shows it: a source just opened may not have its
+/// subscription acknowledged yet when the first publish arrives.
+async fn publish_until_seen(
+    publisher: &mut Client,
+    source: &MqttSource,
+    topic: &str,
+    tag: &str,
+    value: f64,
+) {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        publisher.publish(topic, value.to_string(), false).await;
+        let seen = tokio::time::timeout(
+            Duration::from_secs(1),
+            wait_value(source, tag, number(value)),
+        )
+        .await;
+        if seen.is_ok() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{tag} never showed {value}");
+    }
+}
+
+/// A kept session (clean session off) resumed with a subscription line removed and another
+/// added: the broker stops sending what only the removed line matched, and sends what the new
+/// one does. Without the filters remembered in the sessions folder, the broker would go on
+/// delivering the removed line's topic to the session for as long as it lives.
+#[tokio::test]
+async fn a_kept_session_resumed_with_other_lines_drops_the_removed_and_adds_the_new() {
+    let broker = Mosquitto::start(Setup::default());
+    let sessions = tempfile::tempdir().unwrap();
+    let kept = [
+        ("clientId", json!("kept-resubscribe")),
+        ("cleanSession", json!(false)),
+    ];
+    let open_with = |lines: &'static str| {
+        let config = config(&broker.url(), lines, &kept);
+        let dir = sessions.path().to_owned();
+        async move {
+            MqttSource::open_in(&config, Some(&dir))
+                .await
+                .expect("the source opens")
+        }
+    };
+    let mut publisher = Client::connect(broker.port, &[]).await;
+    let source = open_with("plant/a plain name=a\nplant/b plain name=b").await;
+    publish_until_seen(&mut publisher, &source, "plant/a", "a", 1.0).await;
+    publish_until_seen(&mut publisher, &source, "plant/b", "b", 2.0).await;
+    drop(source);
+
+    // The owner replaces the line of plant/b with one of plant/c; the broker resumes the
+    // session. plant/c's retained value is sent once its subscribe is handled, after the
+    // unsubscribe sent before it.
+    publisher.publish("plant/c", "3", true).await;
+    let source = open_with("plant/a plain name=a\nplant/c plain name=c").await;
+    wait_value(&source, "c", number(3.0)).await;
+    publisher.publish("plant/b", "4", false).await;
+    publisher.publish("plant/a", "5", false).await;
+    wait_value(&source, "a", number(5.0)).await;
+    assert_eq!(
+        source.messages(),
+        2,
+        "only plant/c and plant/a were delivered, not plant/b"
+    );
+    drop(source);
+
+    // Resumed again with the same lines: both still delivered.
+    publisher.publish("plant/c", "6", true).await;
+    let source = open_with("plant/a plain name=a\nplant/c plain name=c").await;
+    wait_value(&source, "c", number(6.0)).await;
+    publish_until_seen(&mut publisher, &source, "plant/a", "a", 7.0).await;
+}
