@@ -110,6 +110,10 @@ async fn journal_events(
     .await
 }
 
+/// The folder where MQTT sources remember what their kept broker sessions are subscribed to,
+/// under the connector's data folder.
+pub const MQTT_SESSIONS_DIR: &str = "mqtt-sessions";
+
 /// The folder of the edge historian files, under the connector's data folder.
 pub const HISTORIAN_DIR: &str = "historian";
 
@@ -195,7 +199,10 @@ async fn open_kind(
         uplink_source_modbus::KIND => {
             Arc::new(uplink_source_modbus::ModbusSource::open(config).await?)
         }
-        uplink_source_mqtt::KIND => Arc::new(uplink_source_mqtt::MqttSource::open(config).await?),
+        uplink_source_mqtt::KIND => {
+            let sessions = context.data_dir.as_ref().map(|d| d.join(MQTT_SESSIONS_DIR));
+            Arc::new(uplink_source_mqtt::MqttSource::open_in(config, sessions.as_deref()).await?)
+        }
         uplink_source_opcua::KIND => {
             Arc::new(uplink_source_opcua::OpcUaSource::open(config, context).await?)
         }

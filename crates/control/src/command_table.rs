@@ -149,12 +149,17 @@ macro_rules! control_commands {
             test_source(TestSourceArgs {
                 /// The configuration to try.
                 source: SourceConfig,
+                /// The name the edited source is saved under, when the form edits a saved one
+                /// (the form may have renamed it): its Test opens beside the running source.
+                #[serde(default)]
+                #[ts(optional)]
+                saved: Option<String>,
                 /// An id of the window's choosing, for `cancel_run`.
                 #[serde(default)]
                 #[ts(optional)]
                 run_id: Option<String>,
             }) -> SourceTest =
-                |control| control.test_source(source, run_id).await;
+                |control| control.test_source(source, saved, run_id).await;
             /// Stops a slow step started with this `runId` (a test of a data source, the
             /// connectivity test): its work stops, and it answers `cancelled`.
             cancel_run(CancelRunArgs {

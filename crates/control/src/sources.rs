@@ -109,11 +109,13 @@ impl Control {
     }
 
     /// Opens `source` without saving it and reads a few current values; `run_id` lets the
-    /// window stop it ([`cancel_run`](Self::cancel_run)). The opened source is kept for an Add
-    /// of the same settings that follows.
+    /// window stop it ([`cancel_run`](Self::cancel_run)). `saved` names the saved source the
+    /// form edits, if it does (the form may have renamed it). The opened source is kept for an
+    /// Add of the same settings that follows.
     pub async fn test_source(
         &self,
         source: SourceConfig,
+        saved: Option<String>,
         run_id: Option<String>,
     ) -> Result<SourceTest, ControlError> {
         // Whatever the last Test kept is let go first: only one is ever held.
@@ -121,31 +123,45 @@ impl Control {
         self.cancellable(
             run_id,
             "test of the data source",
-            self.open_and_test(source),
+            self.open_and_test(source, saved),
         )
         .await
     }
 
-    async fn open_and_test(&self, source: SourceConfig) -> Result<SourceTest, ControlError> {
-        let existing = self
-            .configured_sources()?
-            .iter()
-            .any(|s| s.name == source.name)
-            .then(|| source.name.clone());
+    /// What a Test of `source` opens, and whether it is a saved source's: one named `saved`,
+    /// or by the form's name. A saved source is running in the connector, under whatever name
+    /// the form now shows: its Test must not take over the source's broker session (it opens
+    /// beside the connector), and what it opens is not kept for an Add. Blank secrets are the
+    /// saved source's.
+    fn to_test(
+        &self,
+        source: SourceConfig,
+        saved: Option<&str>,
+    ) -> Result<(SourceConfig, bool), ControlError> {
+        let configured = self.configured_sources()?;
+        let existing = [saved, Some(source.name.as_str())]
+            .into_iter()
+            .flatten()
+            .find(|name| configured.iter().any(|s| s.name == *name))
+            .map(str::to_owned);
         let mut source = self.keep_blank_secrets(existing.as_deref(), source)?;
         source.settings = kinds::schema(&source.kind)?
             .validate(&source.settings)
             .map_err(ControlError::invalid_form)?;
+        Ok(match existing {
+            Some(_) => (kinds::beside_the_connector(&source), true),
+            None => (source, false),
+        })
+    }
+
+    async fn open_and_test(
+        &self,
+        source: SourceConfig,
+        saved: Option<String>,
+    ) -> Result<SourceTest, ControlError> {
+        let (source, existing) = self.to_test(source, saved.as_deref())?;
         let context = uplink_connector::SourceContext::in_dir(&self.inner.data_dir);
-        // A saved source is running in the connector: its Test must not take over the
-        // source's broker session, and what it opens is not kept for an Add.
-        let opened = match &existing {
-            Some(_) => {
-                kinds::open_without_recording(&kinds::beside_the_connector(&source), &context)
-                    .await?
-            }
-            None => kinds::open_without_recording(&source, &context).await?,
-        };
+        let opened = kinds::open_without_recording(&source, &context).await?;
         let mut tag_count = 0u32;
         let mut sample_tags = Vec::new();
         let mut offset = 0;
@@ -193,7 +209,7 @@ impl Control {
             tag_count,
             sample,
         };
-        if existing.is_none() {
+        if !existing {
             *lock(&self.inner.tested) = Some((source, opened));
         }
         Ok(tested)
@@ -234,4 +250,62 @@ fn unknown_source(name: &str) -> ControlError {
         ControlErrorCode::UnknownSource,
         format!("no data source named '{name}' is configured"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::HostKind;
+
+    fn mqtt(name: &str, settings: Value) -> SourceConfig {
+        serde_json::from_value(json!({"name": name, "kind": "mqtt", "settings": settings})).unwrap()
+    }
+
+    /// The Test of a saved MQTT source, under its name or renamed in the form, connects
+    /// beside the connector (a clean session under a client id of its own, the saved
+    /// password); a new source's Test uses its settings as they are.
+    #[tokio::test]
+    async fn a_saved_mqtt_source_is_tested_beside_the_connector_even_renamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ConfigStore::new(dir.path());
+        let mut config = store.load().unwrap();
+        let settings = json!({
+            "brokerUrl": "mqtt://127.0.0.1:1",
+            "subscriptions": "plant/# plain",
+            "clientId": "line-1-connector",
+            "cleanSession": false,
+            "username": "line",
+            "password": "kept secret",
+        });
+        config.add_source(mqtt("line-1", settings.clone())).unwrap();
+        store.save(&config).unwrap();
+        let control = Control::start(HostKind::Desktop, dir.path().to_owned());
+
+        let mut form = settings.clone();
+        form["password"] = json!("");
+        for (name, saved) in [
+            ("line-1", None),
+            ("line-1", Some("line-1")),
+            ("line-1-renamed", Some("line-1")),
+        ] {
+            let (opened, existing) = control.to_test(mqtt(name, form.clone()), saved).unwrap();
+            assert!(existing, "{name} {saved:?}");
+            assert_eq!(opened.settings.get("clientId"), None, "{name} {saved:?}");
+            assert_eq!(
+                opened.settings["cleanSession"],
+                json!(true),
+                "{name} {saved:?}"
+            );
+            assert_eq!(opened.settings["password"], json!("kept secret"));
+        }
+
+        let (opened, existing) = control
+            .to_test(mqtt("line-2", settings.clone()), None)
+            .unwrap();
+        assert!(!existing);
+        assert_eq!(opened.settings["clientId"], json!("line-1-connector"));
+        assert_eq!(opened.settings["cleanSession"], json!(false));
+    }
 }

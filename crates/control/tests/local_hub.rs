@@ -92,7 +92,7 @@ async fn the_local_hub_gives_a_first_time_user_a_working_link_and_the_buttons_wo
 
     // A test read shows values before anything is saved.
     let test = control
-        .test_source(simulated("line-2", json!({})), None)
+        .test_source(simulated("line-2", json!({})), None, None)
         .await
         .unwrap();
     assert!(test.tag_count > 0);

@@ -15,6 +15,7 @@ use rustls::{ClientConfig, RootCertStore};
 use uplink_source::SourceError;
 use uplink_source::form::FieldError;
 
+use crate::session::{Resume, SessionFile};
 use crate::state::Connection;
 use crate::{Broker, Shared};
 
@@ -40,6 +41,8 @@ pub(crate) struct Options {
     pub tls: Option<Arc<ClientConfig>>,
     pub keep_alive: Duration,
     pub clean_session: bool,
+    /// Where the filters of a kept session are remembered (clean session off, in a connector).
+    pub session: Option<SessionFile>,
 }
 
 fn read_pem(field: &'static str, path: &str) -> Result<Vec<u8>, SourceError> {
@@ -158,15 +161,28 @@ pub(crate) fn start(
     filters: Vec<(String, QoS)>,
 ) -> (Client, tokio::task::JoinHandle<()>) {
     let broker = options.broker.clone();
+    let resume = Resume::new(options.session.clone().filter(|_| !options.clean_session));
     match options.version {
         Version::V311 => {
             let (client, eventloop) = client_v311(options);
-            let task = tokio::spawn(run(shared, client.clone(), eventloop, filters, broker));
+            let task = tokio::spawn(run(
+                shared,
+                client.clone(),
+                eventloop,
+                (filters, resume),
+                broker,
+            ));
             (Client::V311(client), task)
         }
         Version::V5 => {
             let (client, eventloop) = client_v5(options);
-            let task = tokio::spawn(run_v5(shared, client.clone(), eventloop, filters, broker));
+            let task = tokio::spawn(run_v5(
+                shared,
+                client.clone(),
+                eventloop,
+                (filters, resume),
+                broker,
+            ));
             (Client::V5(client), task)
         }
     }
@@ -348,7 +364,7 @@ async fn run_v5(
     shared: Arc<Shared>,
     client: rumqttc::v5::AsyncClient,
     mut eventloop: rumqttc::v5::EventLoop,
-    filters: Vec<(String, QoS)>,
+    (filters, mut resume): (Vec<(String, QoS)>, Resume),
     broker: Broker,
 ) {
     use rumqttc::v5::Event;
@@ -358,6 +374,7 @@ async fn run_v5(
         QoS::AtLeastOnce => rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
         QoS::ExactlyOnce => rumqttc::v5::mqttbytes::QoS::ExactlyOnce,
     };
+    let wanted: Vec<String> = filters.iter().map(|(f, _)| f.clone()).collect();
     let mut backoff = MIN_BACKOFF;
     let mut subscribed = false;
     loop {
@@ -380,6 +397,15 @@ async fn run_v5(
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = MIN_BACKOFF;
                 if needs_subscribe(subscribed, ack.session_present) {
+                    if ack.session_present {
+                        let stale: Vec<String> = resume.stale(&wanted).cloned().collect();
+                        for filter in stale {
+                            if let Err(err) = client.try_unsubscribe(filter.clone()) {
+                                tracing::warn!(error = %err, %filter, "mqtt unsubscribe could not be queued");
+                                resume.not_unsubscribed(filter);
+                            }
+                        }
+                    }
                     let request = filters
                         .iter()
                         .map(|(filter, q)| Filter::new(filter.clone(), qos(*q)));
@@ -390,7 +416,9 @@ async fn run_v5(
                 shared.set_connection(Connection::Up);
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                subscribed = true;
+                if !std::mem::replace(&mut subscribed, true) {
+                    resume.subscribed(&wanted);
+                }
                 let refused: Vec<&str> = ack
                     .return_codes
                     .iter()
@@ -420,9 +448,10 @@ async fn run(
     shared: Arc<Shared>,
     client: AsyncClient,
     mut eventloop: EventLoop,
-    filters: Vec<(String, QoS)>,
+    (filters, mut resume): (Vec<(String, QoS)>, Resume),
     broker: Broker,
 ) {
+    let wanted: Vec<String> = filters.iter().map(|(f, _)| f.clone()).collect();
     let mut backoff = MIN_BACKOFF;
     let mut subscribed = false;
     loop {
@@ -441,6 +470,15 @@ async fn run(
             }))) => {
                 backoff = MIN_BACKOFF;
                 if needs_subscribe(subscribed, session_present) {
+                    if session_present {
+                        let stale: Vec<String> = resume.stale(&wanted).cloned().collect();
+                        for filter in stale {
+                            if let Err(err) = client.try_unsubscribe(filter.clone()) {
+                                tracing::warn!(error = %err, %filter, "mqtt unsubscribe could not be queued");
+                                resume.not_unsubscribed(filter);
+                            }
+                        }
+                    }
                     let request = filters
                         .iter()
                         .map(|(filter, qos)| SubscribeFilter::new(filter.clone(), *qos));
@@ -451,7 +489,9 @@ async fn run(
                 shared.set_connection(Connection::Up);
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                subscribed = true;
+                if !std::mem::replace(&mut subscribed, true) {
+                    resume.subscribed(&wanted);
+                }
                 let refused: Vec<&str> = ack
                     .return_codes
                     .iter()

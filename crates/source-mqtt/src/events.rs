@@ -281,6 +281,25 @@ impl EventLog {
         Some(event)
     }
 
+    /// The arrival number of the event kept last (the one before the first when none was).
+    pub fn last_number(&self) -> u64 {
+        self.next_number.wrapping_sub(1)
+    }
+
+    /// The events the log still holds whose arrival numbers lie strictly between `after` and
+    /// `before`, in the order they arrived: what a reader of the events stream that fell
+    /// behind missed, less what the log forgot meanwhile.
+    pub fn arrived_between(&self, after: u64, before: u64) -> Vec<(u64, EventMessage)> {
+        let mut missed: Vec<(u64, EventMessage)> = self
+            .events
+            .iter()
+            .filter(|(key, _)| after < key.1 && key.1 < before)
+            .map(|(key, event)| (key.1, event.clone()))
+            .collect();
+        missed.sort_unstable_by_key(|(number, _)| *number);
+        missed
+    }
+
     /// How many events the log holds.
     pub fn len(&self) -> usize {
         self.events.len()

@@ -12,10 +12,12 @@
 
 mod connection;
 pub mod events;
+mod session;
 pub mod sparkplug;
 mod state;
 pub mod subscriptions;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -47,8 +49,9 @@ use crate::state::{Origin, State};
 /// The kind's identifier.
 pub const KIND: &str = "mqtt";
 
-/// The events an events-stream reader may have waiting; a reader further behind loses the
-/// oldest, and [`MqttSource::events_lost`] counts them.
+/// The events an events-stream reader may have waiting; a reader further behind gets those it
+/// missed from the log, and loses only what the log no longer holds
+/// ([`MqttSource::events_lost`] counts them).
 pub const EVENT_QUEUE: usize = 1_024;
 
 /// The most events one item of the events stream carries.
@@ -197,6 +200,77 @@ impl Drop for Inner {
     }
 }
 
+/// One reader of the events stream: what the broadcast hands it and, after it fell behind,
+/// what it missed, read back from the log.
+struct EventsReader {
+    receiver: broadcast::Receiver<(u64, EventMessage)>,
+    shared: std::sync::Weak<Shared>,
+    /// The arrival number of the last event queued for the reader.
+    last: u64,
+    /// Whether the broadcast dropped events for this reader since `last`.
+    behind: bool,
+    /// Events to hand over, oldest first.
+    pending: VecDeque<EventMessage>,
+}
+
+impl EventsReader {
+    /// Queues one received event; when the reader fell behind, first those it missed.
+    fn take(&mut self, (number, event): (u64, EventMessage)) {
+        // Events arrive in order, but for one logged before the subscribe and sent after it.
+        if number > self.last {
+            if std::mem::take(&mut self.behind) {
+                self.fill(number);
+            }
+            self.last = number;
+        }
+        self.pending.push_back(event);
+    }
+
+    /// Queues what the log still holds of the events numbered after `last` and before
+    /// `before`; counts the rest, which the log forgot meanwhile, as lost.
+    fn fill(&mut self, before: u64) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let missed = shared.lock().events.arrived_between(self.last, before);
+        let lost = (before - self.last - 1).saturating_sub(missed.len() as u64);
+        if lost > 0 {
+            shared.events_lost.fetch_add(lost, Ordering::Relaxed);
+            tracing::warn!(
+                lost,
+                "an events stream reader fell further behind than the source holds events"
+            );
+        }
+        tracing::debug!(
+            caught_up = missed.len(),
+            "an events stream reader fell behind; caught up from the log"
+        );
+        self.pending
+            .extend(missed.into_iter().map(|(_, event)| event));
+    }
+
+    /// The next item of the stream: at most [`EVENTS_PER_ITEM`] events; `None` once the source
+    /// closed.
+    async fn next_item(&mut self) -> Option<Vec<EventMessage>> {
+        while self.pending.is_empty() {
+            match self.receiver.recv().await {
+                Ok(received) => self.take(received),
+                Err(broadcast::error::RecvError::Lagged(_)) => self.behind = true,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+        while self.pending.len() < EVENTS_PER_ITEM {
+            match self.receiver.try_recv() {
+                Ok(received) => self.take(received),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => self.behind = true,
+                Err(_) => break,
+            }
+        }
+        let count = self.pending.len().min(EVENTS_PER_ITEM);
+        Some(self.pending.drain(..count).collect())
+    }
+}
+
 /// What the connection task and the source share.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -204,9 +278,9 @@ pub(crate) struct Shared {
     changes: watch::Sender<u64>,
     /// Every value as it arrives, for the edge historian.
     feed: uplink_source::ChangeFeed,
-    /// Every event as it arrives, for the events streams.
-    events: broadcast::Sender<EventMessage>,
-    /// Events the events streams' readers lost by falling behind.
+    /// Every event as it arrives with its arrival number in the log, for the events streams.
+    events: broadcast::Sender<(u64, EventMessage)>,
+    /// Events the events streams' readers lost by falling behind further than the log holds.
     events_lost: AtomicU64,
 }
 
@@ -283,6 +357,20 @@ impl MqttSource {
     /// [`SourceError::InvalidSettings`] naming the field (every bad subscription line by number),
     /// or an unreadable certificate file.
     pub async fn open(config: &SourceConfig) -> Result<Self, SourceError> {
+        Self::open_in(config, None).await
+    }
+
+    /// As [`open`](Self::open), remembering in `sessions_dir` which topic filters a kept
+    /// session (clean session off) is subscribed to, so that lines removed from the
+    /// subscriptions are unsubscribed when the broker resumes the session. Without it they
+    /// stay subscribed on the broker for as long as the session lives.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub async fn open_in(
+        config: &SourceConfig,
+        sessions_dir: Option<&std::path::Path>,
+    ) -> Result<Self, SourceError> {
         let settings: Settings = uplink_source::typed_settings(&schema(), &config.settings)?;
         let mut errors = Vec::new();
         let broker = parse_broker_url(&settings.broker_url)
@@ -363,6 +451,7 @@ impl MqttSource {
                 .unwrap_or(0);
             format!("uplink-{:x}-{nanos:x}", std::process::id())
         });
+        let session = sessions_dir.map(|dir| session::SessionFile::new(dir, &broker, &client_id));
         let options = connection::Options {
             version: if settings.mqtt_version == "5" {
                 connection::Version::V5
@@ -375,6 +464,7 @@ impl MqttSource {
             tls,
             keep_alive: Duration::from_micros(keep_alive as u64),
             clean_session: settings.clean_session,
+            session,
         };
         let filters: Vec<(String, QoS)> = subs.iter().map(|s| (s.filter.clone(), s.qos)).collect();
         let has_events = subs.iter().any(|s| matches!(s.rule, Rule::Event(_)));
@@ -421,7 +511,7 @@ impl MqttSource {
     }
 
     /// Events that readers of the events stream lost because they fell more than
-    /// [`EVENT_QUEUE`] behind.
+    /// [`EVENT_QUEUE`] behind and the log had forgotten them by then.
     pub fn events_lost(&self) -> u64 {
         self.inner.shared.events_lost.load(Ordering::Relaxed)
     }
@@ -513,7 +603,7 @@ impl DataSource for MqttSource {
         if lost > 0 {
             health.report(HealthIssue {
                 message: format!(
-                    "{lost} events were lost by a reader of the events stream more than {EVENT_QUEUE} behind"
+                    "{lost} events were lost by a reader of the events stream that fell further behind than the source holds in memory"
                 ),
                 file: None,
                 line: None,
@@ -595,8 +685,10 @@ impl DataSource for MqttSource {
         Ok(self.inner.shared.lock().events.page(request, now)?)
     }
 
-    /// Each event as its message arrives, from the moment of subscribing; a reader more than
-    /// [`EVENT_QUEUE`] events behind loses the oldest, counted in health.
+    /// Each event as its message arrives, from the moment of subscribing. A reader more than
+    /// [`EVENT_QUEUE`] events behind gets those it missed from the log (the most recent
+    /// [`events::LOG_CAPACITY`]), in the order they arrived; only what the log forgot
+    /// meanwhile is lost, counted in health.
     async fn subscribe_events(&self) -> Result<EventStream, SourceError> {
         if !self.inner.has_events {
             return Err(SourceError::Unsupported {
@@ -604,36 +696,27 @@ impl DataSource for MqttSource {
                 what: "alarms and events (no subscription line has the event rule)",
             });
         }
-        let receiver = self.inner.shared.events.subscribe();
+        let (receiver, last) = {
+            // Under the lock: every event numbered after `last` is sent after this subscribe.
+            let state = self.inner.shared.lock();
+            (
+                self.inner.shared.events.subscribe(),
+                state.events.last_number(),
+            )
+        };
         // Weak, so that the stream ends when the source closes.
-        let shared = Arc::downgrade(&self.inner.shared);
-        Ok(
-            futures::stream::unfold((receiver, shared), |(mut receiver, shared)| async move {
-                let lost = |n: u64| {
-                    if let Some(shared) = shared.upgrade() {
-                        shared.events_lost.fetch_add(n, Ordering::Relaxed);
-                    }
-                    tracing::warn!(lost = n, "an events stream reader fell behind");
-                };
-                let first = loop {
-                    match receiver.recv().await {
-                        Ok(event) => break event,
-                        Err(broadcast::error::RecvError::Lagged(n)) => lost(n),
-                        Err(broadcast::error::RecvError::Closed) => return None,
-                    }
-                };
-                let mut events = vec![first];
-                while events.len() < EVENTS_PER_ITEM {
-                    match receiver.try_recv() {
-                        Ok(event) => events.push(event),
-                        Err(broadcast::error::TryRecvError::Lagged(n)) => lost(n),
-                        Err(_) => break,
-                    }
-                }
-                Some((events, (receiver, shared)))
-            })
-            .boxed(),
-        )
+        let reader = EventsReader {
+            receiver,
+            shared: Arc::downgrade(&self.inner.shared),
+            last,
+            behind: false,
+            pending: VecDeque::new(),
+        };
+        Ok(futures::stream::unfold(reader, |mut reader| async move {
+            let events = reader.next_item().await?;
+            Some((events, reader))
+        })
+        .boxed())
     }
 
     /// Every value of every topic and metric as its message arrives, including tags first seen

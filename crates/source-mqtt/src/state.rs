@@ -115,8 +115,9 @@ pub struct State {
     pub source: String,
     /// Recent alarms and events, for time-range reads.
     pub events: EventLog,
-    /// The events logged since the connection task last took them, for the events stream.
-    pub new_events: Vec<EventMessage>,
+    /// The events logged since the connection task last took them, for the events stream,
+    /// each with its arrival number in `events`.
+    pub new_events: Vec<(u64, EventMessage)>,
     /// The last time an event was stamped with on arrival: each is later than the last, so
     /// two equal time-less messages stay two events.
     last_arrival: DateTime<Utc>,
@@ -326,7 +327,7 @@ impl State {
                 event.source.clone_from(&self.source);
                 let content = crate::events::content_hash(topic, payload);
                 match self.events.push(event, content) {
-                    Some(event) => self.new_events.push(event),
+                    Some(event) => self.new_events.push((self.events.last_number(), event)),
                     None => tracing::debug!(topic, "mqtt event sent again: logged once"),
                 }
             }
@@ -990,7 +991,10 @@ mod tests {
         ));
         assert!(!s.ingest("plant/boiler/alarms", b"{\"priority\": 900"));
         assert!(s.entries.is_empty(), "no tag for an event topic");
-        let events = std::mem::take(&mut s.new_events);
+        let events: Vec<EventMessage> = std::mem::take(&mut s.new_events)
+            .into_iter()
+            .map(|(_, event)| event)
+            .collect();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].source, "line-1");
         assert_eq!(events[0].topic, "plant/boiler/alarms");

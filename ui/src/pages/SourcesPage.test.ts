@@ -355,6 +355,29 @@ test('Remove names the apps that lose access, once each, and each source links t
   expect(within(losing).getAllByRole('listitem').map((li) => li.textContent)).toEqual(['Dashboard', 'Reports']);
 });
 
+test('Test of a saved source renamed in the form names the saved source, so it opens beside the running one', async () => {
+  const calls = mockControl(controlStatus({ connector: { sources: [source('plant', { kind: 'sqlite' })] } }), {
+    source_kinds: kinds,
+    source_settings: () => ({
+      name: 'plant',
+      kind: 'sqlite',
+      description: 'The plant historian',
+      settings: { path: '/data/plant.db', mode: 'narrow', readOnly: false, password: '' },
+    }),
+    test_source: () => ({ health: { state: 'ok', issueCount: 0 }, tagCount: 0, sample: [] }),
+  });
+  render(SourcesPage);
+  await fireEvent.click(await screen.findByRole('button', { name: 'Edit plant' }));
+  await screen.findByRole('form', { name: 'Edit “plant”' });
+  await type('Name', 'plant-2');
+  await fireEvent.click(screen.getByRole('button', { name: 'Test' }));
+  await screen.findByRole('region', { name: 'Test result' });
+  expect(commands(calls).find((c) => c.command === 'test_source')!.args).toMatchObject({
+    source: { name: 'plant-2', kind: 'sqlite' },
+    saved: 'plant',
+  });
+});
+
 test('Edit starts from the stored settings, keeps an empty secret, and saves under the old name', async () => {
   const calls = mockControl(controlStatus({ connector: { sources: [source('plant', { kind: 'sqlite' })] } }), {
     source_kinds: kinds,

@@ -185,6 +185,9 @@ struct Inner {
     description: String,
     interval: i64,
     tags: Vec<Tag>,
+    /// Each tag's position in `tags` by name: a subscription of 1 000 tags looks each up once
+    /// rather than scanning the list for it.
+    positions: std::collections::HashMap<String, usize>,
     signals: Vec<Signal>,
     /// One period of each periodic signal, sampled on the grid, built on first read.
     cycles: Vec<OnceLock<Option<Cycle>>>,
@@ -266,12 +269,18 @@ impl SimulatedSource {
                 });
             }
         }
+        let positions = tags
+            .iter()
+            .enumerate()
+            .map(|(position, tag)| (tag.name.clone(), position))
+            .collect();
         Ok(Self {
             inner: Arc::new(Inner {
                 name: config.name.clone(),
                 description: config.description.clone(),
                 interval: settings.sample_interval.as_micros(),
                 tags,
+                positions,
                 cycles: (0..signals.len()).map(|_| OnceLock::new()).collect(),
                 signals,
                 written: std::sync::Mutex::default(),
@@ -280,19 +289,36 @@ impl SimulatedSource {
         })
     }
 
-    fn signal(&self, tag: &str) -> Result<Signal, SourceError> {
-        self.position(tag).map(|i| self.inner.signals[i])
-    }
-
     fn position(&self, tag: &str) -> Result<usize, SourceError> {
         self.inner
-            .tags
-            .iter()
-            .position(|t| t.name == tag)
+            .positions
+            .get(tag)
+            .copied()
             .ok_or_else(|| SourceError::UnknownTag {
                 source_name: self.inner.name.clone(),
                 tag: tag.to_owned(),
             })
+    }
+
+    /// The value of the tag at `position` at the sample instant at or before `time_us`.
+    fn sample_at(&self, position: usize, time_us: i64) -> Sample {
+        let index = time_us.div_euclid(self.inner.interval);
+        let t = index * self.inner.interval;
+        Sample::good(t, self.inner.signals[position].value(t, index))
+    }
+
+    /// The current value of the tags at `positions`, in their order: a written value where an
+    /// app wrote one, else the signal at the sample instant at or before now.
+    fn current(&self, positions: &[usize]) -> Vec<TagValue> {
+        let now = to_micros(Utc::now());
+        let written = self.inner.written.lock().unwrap_or_else(|p| p.into_inner());
+        positions
+            .iter()
+            .map(|&position| match written.get(&position) {
+                Some(value) => value.clone(),
+                None => self.sample_at(position, now).into(),
+            })
+            .collect()
     }
 
     fn cycle(&self, position: usize) -> Option<Cycle> {
@@ -336,10 +362,7 @@ impl SimulatedSource {
     /// # Errors
     /// [`SourceError::UnknownTag`].
     pub fn value_at(&self, tag: &str, time_us: i64) -> Result<Sample, SourceError> {
-        let signal = self.signal(tag)?;
-        let index = time_us.div_euclid(self.inner.interval);
-        let t = index * self.inner.interval;
-        Ok(Sample::good(t, signal.value(t, index)))
+        Ok(self.sample_at(self.position(tag)?, time_us))
     }
 }
 
@@ -387,17 +410,11 @@ impl DataSource for SimulatedSource {
     }
 
     async fn snapshot(&self, tags: &[String]) -> Result<Vec<TagValue>, SourceError> {
-        let now = to_micros(Utc::now());
-        let written = self.inner.written.lock().unwrap_or_else(|p| p.into_inner());
-        tags.iter()
-            .map(|tag| {
-                let position = self.position(tag)?;
-                match written.get(&position) {
-                    Some(value) => Ok(value.clone()),
-                    None => self.value_at(tag, now).map(TagValue::from),
-                }
-            })
-            .collect()
+        let positions = tags
+            .iter()
+            .map(|tag| self.position(tag))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.current(&positions))
     }
 
     /// Holds the value in memory: snapshots and subscriptions show it from now on.
@@ -542,19 +559,20 @@ impl DataSource for SimulatedSource {
         )
     }
 
+    /// The tags' current values every interval (at least every 100 ms); the tags are found
+    /// once, here, so each item only computes values.
     async fn subscribe(&self, tags: &[String]) -> Result<SnapshotStream, SourceError> {
-        for tag in tags {
-            self.signal(tag)?;
-        }
+        let positions = tags
+            .iter()
+            .map(|tag| self.position(tag))
+            .collect::<Result<Arc<[usize]>, _>>()?;
         let source = self.clone();
-        let tags = tags.to_vec();
         let every = Duration::from_micros(self.inner.interval.max(100_000) as u64);
         Ok(futures::stream::unfold((), move |()| {
-            let (source, tags) = (source.clone(), tags.clone());
+            let (source, positions) = (source.clone(), positions.clone());
             async move {
                 tokio::time::sleep(every).await;
-                let values = source.snapshot(&tags).await.ok()?;
-                Some((values, ()))
+                Some((source.current(&positions), ()))
             }
         })
         .boxed())

@@ -10,6 +10,11 @@ export type TestSourceArgs = {
  */
 source: SourceConfig, 
 /**
+ * The name the edited source is saved under, when the form edits a saved one
+ * (the form may have renamed it): its Test opens beside the running source.
+ */
+saved?: string, 
+/**
  * An id of the window's choosing, for `cancel_run`.
  */
 runId?: string, };

@@ -173,6 +173,59 @@ async fn subscriptions_push_current_values() {
     assert!(sim.subscribe(&["nope".into()]).await.is_err());
 }
 
+/// Subscriptions and snapshots find their tags by name once: each value must still be its own
+/// tag's, in the order asked (repeats included), on the sample grid, with written values held.
+#[tokio::test]
+async fn each_subscribed_value_is_its_own_tags_on_the_grid() {
+    let sim = source(json!({"sampleInterval": "1ms", "tagsPerShape": 40, "period": "1s"}));
+    let tags: Vec<String> = [
+        "sim.noise.40",
+        "sim.ramp.3",
+        "sim.randomWalk.17",
+        "sim.noise.40",
+    ]
+    .into_iter()
+    .chain(["sim.sinusoid.1", "sim.square.22"])
+    .map(str::to_owned)
+    .collect();
+    sim.write("sim.ramp.3", &WriteValue::Number(-7.0))
+        .await
+        .unwrap();
+    let check = |values: &[TagValue]| {
+        assert_eq!(values.len(), tags.len());
+        let t = values[0].time.timestamp_micros();
+        assert_eq!(t % 1_000, 0, "on the 1 ms grid");
+        for (tag, value) in tags.iter().zip(values) {
+            if tag == "sim.ramp.3" {
+                assert_eq!(value.value, Some(-7.0), "{tag} holds the written value");
+            } else {
+                assert_eq!(
+                    value.time.timestamp_micros(),
+                    t,
+                    "{tag}: one instant per item"
+                );
+                let direct = sim.value_at(tag, t).unwrap();
+                assert_eq!(value.value, Some(direct.value), "{tag}");
+            }
+        }
+    };
+    check(&sim.snapshot(&tags).await.unwrap());
+    let mut live = sim.subscribe(&tags).await.unwrap();
+    check(&live.next().await.unwrap());
+    // Distinct noise tags are seeded apart, so a mixed-up position would show.
+    let noise = sim
+        .snapshot(&["sim.noise.39".into(), "sim.noise.40".into()])
+        .await
+        .unwrap();
+    assert_ne!(noise[0].value, noise[1].value);
+    let err = sim
+        .subscribe(&["sim.ramp.3".into(), "sim.ramp.41".into()])
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.code(), "unknown_tag");
+}
+
 #[test]
 fn bad_settings_are_field_errors() {
     let err = SimulatedSource::open(&SourceConfig {
