@@ -129,22 +129,50 @@ impl Hub {
         source_id: &str,
         scope: &'static str,
     ) -> Result<Access, Denied> {
-        let started = std::time::Instant::now();
-        let checked = self.check_token_and_grant(token, source_id, scope).await;
-        let outcome = match &checked {
-            Ok(_) => "ok",
-            Err(denied) => denied.metric_code(),
-        };
-        self.metrics.grant_check(outcome, started.elapsed());
-        checked
+        self.check_access_beside(token, source_id, scope, std::future::ready(()))
+            .await
+            .0
     }
 
-    async fn check_token_and_grant(
+    /// [`Hub::check_access`], with `beside` (another store read the request needs) run at the
+    /// same time as the grant read, so the request waits for one store round trip rather than
+    /// two. `beside` runs only for a token that verified: a request without a valid token
+    /// reads nothing from the store. Its result is `None` when it did not run.
+    pub async fn check_access_beside<T>(
         &self,
         token: &str,
         source_id: &str,
         scope: &'static str,
-    ) -> Result<Access, Denied> {
+        beside: impl Future<Output = T>,
+    ) -> (Result<Access, Denied>, Option<T>) {
+        let started = std::time::Instant::now();
+        let counted = |checked: &Result<Access, Denied>| {
+            let outcome = match checked {
+                Ok(_) => "ok",
+                Err(denied) => denied.metric_code(),
+            };
+            self.metrics.grant_check(outcome, started.elapsed());
+        };
+        let claims = match self.verified_claims(token, scope) {
+            Ok(claims) => claims,
+            Err(denied) => {
+                // Refused without touching the store.
+                let refused = Err(denied);
+                counted(&refused);
+                return (refused, None);
+            }
+        };
+        let grant = async {
+            let checked = self.grant_for(claims, source_id, scope).await;
+            counted(&checked);
+            checked
+        };
+        let (checked, beside) = tokio::join!(grant, beside);
+        (checked, Some(beside))
+    }
+
+    /// The token's claims, when it is valid and carries `scope`.
+    fn verified_claims(&self, token: &str, scope: &'static str) -> Result<AccessClaims, Denied> {
         let claims = self.keys.verify(token).map_err(|rejection| {
             tracing::info!(%rejection, "access token refused");
             Denied::InvalidToken(rejection)
@@ -152,6 +180,17 @@ impl Hub {
         if !claims.has_scope(scope) {
             return Err(Denied::InsufficientScope(scope));
         }
+        Ok(claims)
+    }
+
+    /// The grant read: a live grant of `scope` for the verified token's user and app on
+    /// `source_id`, in a live token family.
+    async fn grant_for(
+        &self,
+        claims: AccessClaims,
+        source_id: &str,
+        scope: &'static str,
+    ) -> Result<Access, Denied> {
         let read = std::time::Instant::now();
         let grant = self
             .store

@@ -431,3 +431,50 @@ async fn server_sent_events_batches_in_flight_arrive_complete_and_in_order() {
 async fn long_polling_batches_in_flight_arrive_complete_and_in_order() {
     batches_in_flight_arrive_complete_and_in_order(Transport::LongPolling).await;
 }
+
+/// Calls queued with `invoke_queued` reach the server in the order queued and ahead of what is
+/// sent after them (a connector sends its `QueryEnd` behind chunks whose completions it has not
+/// awaited yet), and each returned future still completes with its own call's result.
+#[tokio::test]
+async fn queued_invocations_keep_their_order_and_their_results() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
+    let (record, list) = (seen.clone(), seen.clone());
+    let hub = support::test_hub()
+        .method("Record", move |_c, (n,): (u64,)| {
+            let record = record.clone();
+            async move {
+                record.lock().unwrap().push(n);
+                Ok::<_, HubError>(n * 2)
+            }
+        })
+        .method("Recorded", move |_c, (): ()| {
+            let list = list.clone();
+            async move { Ok::<_, HubError>(list.lock().unwrap().clone()) }
+        });
+    let server =
+        support::start_with(hub, ServerOptions::default(), &support::loopback_ca(), 0).await;
+    let client = HubConnection::builder(server.url())
+        .tls(server.client_tls.clone())
+        .proxy(ProxySetting::Direct)
+        .force_transport(Transport::WebSockets)
+        .start()
+        .unwrap();
+    within("connect", client.wait_connected()).await;
+    let mut results = Vec::new();
+    for n in 0..50u64 {
+        let queued = within("queue", client.invoke_queued::<u64>("Record", (n,))).await;
+        results.push(queued.unwrap());
+    }
+    within("send", client.send("Record", (999u64,)))
+        .await
+        .unwrap();
+    let doubled = within("results", futures::future::join_all(results)).await;
+    let doubled: Vec<u64> = doubled.into_iter().map(Result::unwrap).collect();
+    assert_eq!(doubled, (0..50).map(|n| n * 2).collect::<Vec<_>>());
+    let recorded: Vec<u64> = within("Recorded", client.invoke("Recorded", ()))
+        .await
+        .unwrap();
+    assert_eq!(recorded, (0..50).chain([999]).collect::<Vec<_>>());
+    client.stop().await;
+    server.stop().await;
+}

@@ -247,12 +247,7 @@ async fn serve(
     let mut in_flight = FuturesUnordered::new();
     let mut seq: u64 = 0;
     let mut bytes: u64 = 0;
-    let mut finished = false;
-    let mut failed: Option<QueryFailure> = None;
-    loop {
-        if finished && in_flight.is_empty() {
-            break;
-        }
+    let failed = loop {
         tokio::select! {
             biased;
             stop = &mut cancelled => return match stop {
@@ -270,36 +265,63 @@ async fn serve(
                     return (failure::CANCELLED.to_owned(), bytes);
                 }
             }
-            next = body.next(), if !finished && in_flight.len() < CHUNK_WINDOW => match next {
+            next = body.next(), if in_flight.len() < CHUNK_WINDOW => match next {
                 Some(Ok(chunk)) => {
                     if seq == 0 {
                         info(connection, &relayed.query_id, computed_by.get().copied()).await;
                     }
                     bytes += chunk.len() as u64;
-                    let connection = connection.clone();
-                    let id = relayed.query_id.clone();
                     let at = seq;
                     seq += 1;
                     // A string in JSON, `bin` in MessagePack: never escaped on a binary link.
-                    let chunk = ChunkData::from(chunk);
-                    in_flight.push(async move {
-                        connection
-                            .invoke::<serde_json::Value>(to_hub::QUERY_CHUNK, (id, at, chunk))
-                            .await
-                    });
+                    let sent = connection
+                        .invoke_queued::<serde_json::Value>(
+                            to_hub::QUERY_CHUNK,
+                            (&relayed.query_id, at, ChunkData::from(chunk)),
+                        )
+                        .await;
+                    match sent {
+                        Ok(acknowledgement) => in_flight.push(acknowledgement),
+                        Err(error) => {
+                            tracing::debug!(query = %relayed.query_id, %error, "chunk not sent; dropping the query");
+                            return (failure::CANCELLED.to_owned(), bytes);
+                        }
+                    }
                 }
-                Some(Err(failure)) => {
-                    failed = Some(failure);
-                    finished = true;
-                }
-                None => finished = true,
+                Some(Err(failure)) => break Some(failure),
+                None => break None,
             },
         }
-    }
+    };
     let code = failed
         .as_ref()
         .map_or_else(|| "ok".to_owned(), |f| f.code.clone());
-    end(connection, &relayed.query_id, failed).await;
+    // The end goes now, behind the last chunk, rather than a round trip later after its
+    // acknowledgement: the hub ends the app's body only once every chunk before it went.
+    let ended = connection
+        .invoke_queued::<serde_json::Value>(
+            to_hub::QUERY_END,
+            (&relayed.query_id, QueryOutcome { error: failed }),
+        )
+        .await;
+    let mut refused = false;
+    while let Some(acknowledged) = in_flight.next().await {
+        if let Err(error) = acknowledged {
+            tracing::debug!(query = %relayed.query_id, %error, "chunk refused after the end was sent");
+            refused = true;
+        }
+    }
+    match ended {
+        Ok(ended) => {
+            if let Err(error) = ended.await {
+                tracing::debug!(query = %relayed.query_id, %error, "QueryEnd not delivered");
+            }
+        }
+        Err(error) => tracing::debug!(query = %relayed.query_id, %error, "QueryEnd not sent"),
+    }
+    if refused {
+        return (failure::CANCELLED.to_owned(), bytes);
+    }
     (code, bytes)
 }
 

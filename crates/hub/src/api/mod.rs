@@ -575,15 +575,17 @@ pub(crate) async fn authorize(
     id: &str,
     scope: &'static str,
 ) -> Result<(Access, DataSource), ApiError> {
-    let access = match hub.check_access(token, id, scope).await {
+    // The data source is read beside the grant, not after it: one store round trip of wait.
+    let (checked, source) = hub
+        .check_access_beside(token, id, scope, hub.store.source(id))
+        .await;
+    let access = match checked {
         Ok(access) => access,
         Err(Denied::NoGrant) => return Err(refusal_for(hub, id).await),
         Err(denied) => return Err(denied.into()),
     };
-    let source = hub
-        .store
-        .source(id)
-        .await?
+    let source = source
+        .ok_or_else(|| ApiError::UnknownSource(id.to_owned()))??
         .ok_or_else(|| ApiError::UnknownSource(id.to_owned()))?;
     if !source.available {
         return Err(ApiError::SourceUnavailable {

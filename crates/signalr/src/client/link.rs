@@ -20,10 +20,31 @@ use crate::negotiate::Transport;
 pub(crate) struct Link {
     pub transport: Transport,
     pub outgoing: mpsc::Sender<Bytes>,
-    pub incoming: mpsc::Receiver<Result<Bytes>>,
+    pub incoming: Incoming,
     /// How long this link's own TCP and TLS connect took, when it dialled one of its own.
     pub connect: Option<std::time::Duration>,
     pub _receivers: AbortOnDrop,
+}
+
+/// What arrives from the server, as the session reads it.
+pub(crate) enum Incoming {
+    /// Bytes a transport's receiving task queued (Server-Sent Events, long polling: each
+    /// response is read by a task of its own).
+    Queue(mpsc::Receiver<Result<Bytes>>),
+    /// A WebSocket, read by the session itself: no task and no channel between the socket and
+    /// the session, so each frame received wakes one task instead of two.
+    WebSocket(Option<super::websocket::Reader>),
+}
+
+impl Incoming {
+    /// The next bytes, a transport error, or `None` once the transport ended. Cancel-safe:
+    /// nothing is lost when the future is dropped before it completes.
+    pub async fn recv(&mut self) -> Option<Result<Bytes>> {
+        match self {
+            Self::Queue(queue) => queue.recv().await,
+            Self::WebSocket(socket) => super::websocket::next_bytes(socket).await,
+        }
+    }
 }
 
 /// Aborts its tasks when dropped.

@@ -7,7 +7,7 @@ use hyper::http::{Method, StatusCode, Uri};
 use tokio::sync::mpsc;
 
 use super::http::{HttpClient, read_body};
-use super::link::{AbortOnDrop, Link, spawn_sender};
+use super::link::{AbortOnDrop, Incoming, Link, spawn_sender};
 use super::token::TokenCell;
 use crate::error::{Error, Result};
 use crate::negotiate::Transport;
@@ -97,7 +97,7 @@ pub(crate) async fn connect(
     Ok(Link {
         transport: Transport::LongPolling,
         outgoing,
-        incoming,
+        incoming: Incoming::Queue(incoming),
         connect: None,
         _receivers: AbortOnDrop(vec![poller]),
     })

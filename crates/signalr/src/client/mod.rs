@@ -658,6 +658,26 @@ impl HubConnection {
         serde_json::from_value(value).map_err(|e| Error::Conversion(e.to_string()))
     }
 
+    /// Calls `target` and returns, once the call is queued on the transport, what waits for its
+    /// result: whatever is sent after this returns goes after the call. For a caller that
+    /// keeps several calls in flight and must not let a later message overtake them.
+    ///
+    /// # Errors
+    /// As [`HubConnection::invoke`]; the returned future gives the call's own errors.
+    pub async fn invoke_queued<R: DeserializeOwned>(
+        &self,
+        target: &str,
+        arguments: impl Serialize,
+    ) -> Result<impl Future<Output = Result<R>> + Send + 'static> {
+        let session = self.session()?;
+        let arguments = arguments_for(session.value_encoding(), arguments)?;
+        let completion = session.start_invoke(target, arguments).await?;
+        Ok(async move {
+            let value = session::result_of(completion.await)?;
+            serde_json::from_value(value).map_err(|e| Error::Conversion(e.to_string()))
+        })
+    }
+
     /// Calls `target` without waiting for (or getting) an answer.
     ///
     /// # Errors

@@ -54,6 +54,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// An invocation's result from its completion; the sender dropped means the link went first.
+pub(crate) fn result_of(
+    outcome: std::result::Result<Outcome, oneshot::error::RecvError>,
+) -> Result<Value> {
+    match outcome {
+        Ok(Outcome::Result(v)) => Ok(v),
+        Ok(Outcome::Void) => Ok(Value::Null),
+        Ok(Outcome::Error(e)) => Err(Error::Invocation(e)),
+        Err(_) => Err(Error::closed(
+            "connection lost before the invocation completed",
+        )),
+    }
+}
+
 /// Sends the handshake over a fresh link and waits for the answer.
 pub(crate) async fn handshake(
     link: &mut Link,
@@ -145,6 +159,15 @@ impl Session {
     }
 
     pub async fn invoke(&self, target: &str, arguments: Arguments) -> Result<Value> {
+        result_of(self.start_invoke(target, arguments).await?.await)
+    }
+
+    /// Queues the invocation on the transport; what it returns completes with its outcome.
+    pub async fn start_invoke(
+        &self,
+        target: &str,
+        arguments: Arguments,
+    ) -> Result<oneshot::Receiver<Outcome>> {
         let id = self.next_invocation_id();
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id.clone(), Pending::Single(tx));
@@ -153,14 +176,7 @@ impl Session {
             lock(&self.pending).remove(&id);
             return Err(e);
         }
-        match rx.await {
-            Ok(Outcome::Result(v)) => Ok(v),
-            Ok(Outcome::Void) => Ok(Value::Null),
-            Ok(Outcome::Error(e)) => Err(Error::Invocation(e)),
-            Err(_) => Err(Error::closed(
-                "connection lost before the invocation completed",
-            )),
-        }
+        Ok(rx)
     }
 
     pub async fn stream(
@@ -210,17 +226,20 @@ impl Session {
         let tick_every = (liveness.server_timeout / 4).max(Duration::from_millis(10));
         let mut tick = tokio::time::interval(tick_every);
         let mut last_received = Instant::now();
+        // One timer for the whole session, moved as sends happen: a new one per event would
+        // register and remove a timer entry (under the timer driver's lock) for every frame.
+        let ping = tokio::time::sleep_until(self.ping_due(liveness.keep_alive_interval));
+        tokio::pin!(ping);
         let result = loop {
             if let Some(end) = self.dispatch_decoded(&mut decoder, &handlers).await {
                 break end;
             }
+            let due = self.ping_due(liveness.keep_alive_interval);
+            if ping.deadline() != due {
+                ping.as_mut().reset(due);
+            }
             let event = self
-                .next_event(
-                    &mut link,
-                    &mut stop,
-                    &mut tick,
-                    liveness.keep_alive_interval,
-                )
+                .next_event(&mut link, &mut stop, &mut tick, ping.as_mut())
                 .await;
             match event {
                 SessionEvent::Received(Some(Ok(bytes))) => {
@@ -257,22 +276,25 @@ impl Session {
         self.finish(result)
     }
 
+    /// When a ping falls due: measured from the last send, whatever it was (a ping included).
+    fn ping_due(&self, keep_alive_interval: Duration) -> tokio::time::Instant {
+        *lock(&self.last_sent) + keep_alive_interval
+    }
+
     /// Waits for the next event, the transport's first.
     async fn next_event(
         &self,
         link: &mut Link,
         stop: &mut watch::Receiver<bool>,
         tick: &mut tokio::time::Interval,
-        keep_alive_interval: Duration,
+        ping: std::pin::Pin<&mut tokio::time::Sleep>,
     ) -> SessionEvent {
-        // Measured from the last send, whatever it was (a ping included).
-        let ping_due = *lock(&self.last_sent) + keep_alive_interval;
         tokio::select! {
             biased;
             received = link.incoming.recv() => SessionEvent::Received(received),
             _ = crate::signal::raised(stop) => SessionEvent::Stop,
             _ = tick.tick() => SessionEvent::Tick,
-            _ = tokio::time::sleep_until(ping_due) => SessionEvent::PingDue,
+            () = ping => SessionEvent::PingDue,
         }
     }
 
@@ -421,7 +443,7 @@ mod tests {
         let link = Link {
             transport: Transport::WebSockets,
             outgoing: outgoing.clone(),
-            incoming,
+            incoming: crate::client::link::Incoming::Queue(incoming),
             connect: None,
             _receivers: AbortOnDrop::default(),
         };
@@ -477,7 +499,7 @@ mod tests {
         let link = Link {
             transport: Transport::LongPolling,
             outgoing: outgoing.clone(),
-            incoming,
+            incoming: crate::client::link::Incoming::Queue(incoming),
             connect: None,
             _receivers: AbortOnDrop::default(),
         };

@@ -6,7 +6,7 @@ use hyper::http::{Method, StatusCode, Uri, header};
 use tokio::sync::mpsc;
 
 use super::http::HttpClient;
-use super::link::{AbortOnDrop, Link, spawn_sender};
+use super::link::{AbortOnDrop, Incoming, Link, spawn_sender};
 use super::token::TokenCell;
 use crate::error::{Error, Result};
 use crate::negotiate::Transport;
@@ -86,7 +86,7 @@ pub(crate) async fn connect(
     Ok(Link {
         transport: Transport::ServerSentEvents,
         outgoing,
-        incoming,
+        incoming: Incoming::Queue(incoming),
         // Stopping the sender too: without the event stream there is nobody to answer.
         connect: None,
         _receivers: AbortOnDrop(vec![reader, sender]),
