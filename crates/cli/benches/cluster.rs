@@ -17,7 +17,11 @@
 //! processes of this benchmark on one data folder (so each has its own resident set). All join
 //! a `nats-server` the benchmark starts on loopback (Debian's `nats-server`; it fails when
 //! missing). Run with `cargo bench -p uplink-cli --bench cluster [snapshot|raw|throughput|links]`
-//! (`UPLINK_CLUSTER_BENCH_LINKS` sets how many links 4 opens).
+//! (`UPLINK_CLUSTER_BENCH_LINKS` sets how many links 4 opens; `UPLINK_CLUSTER_BENCH_HEAPTRACK=FILE`
+//! runs 4's second replica, which creates nothing, under heaptrack's preload library and has it
+//! exit normally at the end, so `/usr/lib/heaptrack/libexec/heaptrack_interpret < FILE > out`, then
+//! `heaptrack_print -l out`, lists
+//! what its links keep, by allocation site).
 #![allow(clippy::print_stdout)]
 #![allow(missing_debug_implementations)]
 
@@ -493,9 +497,27 @@ mod replica {
         tokio::task::spawn_blocking(|| {
             for line in std::io::stdin().lock().lines() {
                 let Ok(line) = line else { break };
-                if line.trim() == "rss" {
-                    let _ = writeln!(std::io::stdout(), "{}", rss_kib_of("/proc/self/status"));
-                    let _ = std::io::stdout().flush();
+                match line.trim() {
+                    "rss" => {
+                        let sockets = std::fs::read_dir("/proc/self/fd")
+                            .map(|fds| {
+                                fds.filter_map(Result::ok)
+                                    .filter(|fd| {
+                                        std::fs::read_link(fd.path()).is_ok_and(|target| {
+                                            target.to_string_lossy().starts_with("socket:")
+                                        })
+                                    })
+                                    .count()
+                            })
+                            .unwrap_or(0);
+                        let rss = rss_kib_of("/proc/self/status");
+                        let _ = writeln!(std::io::stdout(), "{rss} {sockets}");
+                        let _ = std::io::stdout().flush();
+                    }
+                    // A normal exit with every link still held, so a heap profiler's exit
+                    // report lists what the links keep.
+                    "exit" => std::process::exit(0),
+                    _ => {}
                 }
             }
         })
@@ -503,6 +525,9 @@ mod replica {
         Ok(())
     }
 }
+
+/// Debian's heaptrack preload library (package `heaptrack`).
+const HEAPTRACK_PRELOAD: &str = "/usr/lib/heaptrack/libheaptrack_preload.so";
 
 /// A replica child process as the parent sees it.
 struct ReplicaProcess {
@@ -518,8 +543,15 @@ impl ReplicaProcess {
         dir: &std::path::Path,
         nats: &Nats,
         create: usize,
+        heaptrack: Option<&str>,
     ) -> anyhow::Result<(Self, Vec<(String, String)>)> {
-        let mut child = std::process::Command::new(std::env::current_exe()?)
+        let mut command = std::process::Command::new(std::env::current_exe()?);
+        if let Some(file) = heaptrack {
+            command
+                .env("LD_PRELOAD", HEAPTRACK_PRELOAD)
+                .env("DUMP_HEAPTRACK_OUTPUT", file);
+        }
+        let mut child = command
             .env(replica::ROLE, "replica")
             .env(replica::DIR, dir)
             .env(replica::NATS, &nats.url)
@@ -550,11 +582,15 @@ impl ReplicaProcess {
         ))
     }
 
-    fn rss_kib(&mut self) -> anyhow::Result<u64> {
+    /// Its resident set (KiB) and how many sockets it has open.
+    fn rss_kib(&mut self) -> anyhow::Result<(u64, u64)> {
         writeln!(self.stdin, "rss")?;
         let mut line = String::new();
         self.stdout.read_line(&mut line)?;
-        Ok(line.trim().parse()?)
+        let mut words = line.split_whitespace();
+        let rss = words.next().context("no answer")?.parse()?;
+        let sockets = words.next().context("no socket count")?.parse()?;
+        Ok((rss, sockets))
     }
 }
 
@@ -609,9 +645,16 @@ async fn link(
         }],
         source_keys: Default::default(),
     };
-    let _: uplink_link::Registered = connection
+    let registered: Result<uplink_link::Registered, _> = connection
         .invoke(uplink_link::to_hub::REGISTER, (registration,))
-        .await?;
+        .await;
+    if let Err(e) = registered {
+        // A connection whose registration failed is closed before the next attempt, as the
+        // connector does: left open, it would stay on the replica beside the link that
+        // replaces it and be counted as that link's memory.
+        connection.stop().await;
+        return Err(e.into());
+    }
     Ok(connection)
 }
 
@@ -666,10 +709,11 @@ async fn idle_links() -> anyhow::Result<()> {
     );
     let nats = Nats::start()?;
     let dir = tempfile::tempdir()?;
-    let (first, connectors) = ReplicaProcess::start(dir.path(), &nats, total)?;
+    let heaptrack = std::env::var("UPLINK_CLUSTER_BENCH_HEAPTRACK").ok();
+    let (first, connectors) = ReplicaProcess::start(dir.path(), &nats, total, None)?;
     let mut replicas = vec![first];
-    replicas.push(ReplicaProcess::start(dir.path(), &nats, 0)?.0);
-    replicas.push(ReplicaProcess::start(dir.path(), &nats, 0)?.0);
+    replicas.push(ReplicaProcess::start(dir.path(), &nats, 0, heaptrack.as_deref())?.0);
+    replicas.push(ReplicaProcess::start(dir.path(), &nats, 0, None)?.0);
     let ca = replicas[0].ca.clone();
     let client = stage::http_client(&ca)?;
     let tls = uplink_tls::client_config(&uplink_tls::Trust::CustomCa(ca))?;
@@ -681,7 +725,7 @@ async fn idle_links() -> anyhow::Result<()> {
         links.push(link(&client, &tls, issuer, &connectors[i]).await?);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let before: Vec<u64> = replicas
+    let before: Vec<(u64, u64)> = replicas
         .iter_mut()
         .map(ReplicaProcess::rss_kib)
         .collect::<anyhow::Result<_>>()?;
@@ -706,22 +750,24 @@ async fn idle_links() -> anyhow::Result<()> {
     );
     // Let them go idle: handshakes done, keep-alives exchanged.
     tokio::time::sleep(Duration::from_secs(20)).await;
-    let after: Vec<u64> = replicas
+    let after: Vec<(u64, u64)> = replicas
         .iter_mut()
         .map(ReplicaProcess::rss_kib)
         .collect::<anyhow::Result<_>>()?;
     let (nats_after, subs_after) = (nats.rss_kib(), nats.subscriptions().await?);
     let added_per_replica = (links.len() - 3) as f64 / 3.0;
     let mut per_link = Vec::new();
-    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+    for (i, ((b, b_sockets), (a, a_sockets))) in before.iter().zip(&after).enumerate() {
         let kib = a.saturating_sub(*b) as f64 / added_per_replica;
         per_link.push(kib);
+        // One socket per link: more would be connections that are not links.
         println!(
-            "replica {}: RSS {:.1} MiB with 1 link, {:.1} MiB with {:.0} links: {kib:.1} KiB per idle link (goal ≤ 32 KiB)",
+            "replica {}: RSS {:.1} MiB with 1 link, {:.1} MiB with {:.0} links: {kib:.1} KiB per idle link (goal ≤ 32 KiB); open sockets {b_sockets} → {a_sockets}, {:.2} per link",
             i + 1,
             *b as f64 / 1024.0,
             *a as f64 / 1024.0,
-            added_per_replica + 1.0
+            added_per_replica + 1.0,
+            a_sockets.saturating_sub(*b_sockets) as f64 / added_per_replica
         );
     }
     let added = (links.len() - 3) as f64;
@@ -739,6 +785,13 @@ async fn idle_links() -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if let Some(file) = &heaptrack {
+        writeln!(replicas[1].stdin, "exit")?;
+        replicas[1].child.wait()?;
+        println!(
+            "replica 2's heap profile: {file} (heaptrack_interpret < it, then heaptrack_print -l)"
+        );
+    }
     for l in links {
         l.stop().await;
     }

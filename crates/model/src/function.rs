@@ -1,6 +1,7 @@
 //! The processed functions industrial historians offer, each with a descriptor a data source can
 //! publish to say which it supports.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -52,14 +53,40 @@ pub enum Function {
 
 /// What a function is, for people and for capability lists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", from = "WireFunctionDescriptor")]
 pub struct FunctionDescriptor {
     /// The function (its wire name).
     pub name: Function,
-    /// One sentence saying what it computes.
-    pub description: String,
+    /// One sentence saying what it computes. Read from the wire, the function's own sentence
+    /// (what almost every source sends) is shared rather than copied: a hub keeps every linked
+    /// source's list, thirteen sentences each.
+    pub description: Cow<'static, str>,
     /// True when samples count by how long they lasted rather than once each.
     pub time_weighted: bool,
+}
+
+/// [`FunctionDescriptor`] as read, before its description is shared.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireFunctionDescriptor {
+    name: Function,
+    description: String,
+    time_weighted: bool,
+}
+
+impl From<WireFunctionDescriptor> for FunctionDescriptor {
+    fn from(wire: WireFunctionDescriptor) -> Self {
+        let own = wire.name.description();
+        Self {
+            name: wire.name,
+            description: if wire.description == own {
+                Cow::Borrowed(own)
+            } else {
+                Cow::Owned(wire.description)
+            },
+            time_weighted: wire.time_weighted,
+        }
+    }
 }
 
 impl Function {
@@ -142,7 +169,7 @@ impl Function {
     pub fn descriptor(self) -> FunctionDescriptor {
         FunctionDescriptor {
             name: self,
-            description: self.description().to_owned(),
+            description: Cow::Borrowed(self.description()),
             time_weighted: self.is_time_weighted(),
         }
     }
@@ -193,6 +220,23 @@ impl<'de> Deserialize<'de> for Function {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_descriptor_read_shares_its_functions_own_sentence_and_keeps_another() {
+        let own = Function::Avg.descriptor();
+        let json = serde_json::to_string(&own).unwrap();
+        let read: FunctionDescriptor = serde_json::from_str(&json).unwrap();
+        assert_eq!(read, own);
+        assert!(matches!(read.description, Cow::Borrowed(_)));
+        assert_eq!(serde_json::to_string(&read).unwrap(), json);
+
+        let other: FunctionDescriptor = serde_json::from_str(
+            r#"{"name":"AVG","description":"the mean, our way","timeWeighted":false}"#,
+        )
+        .unwrap();
+        assert_eq!(other.description, "the mean, our way");
+        assert!(matches!(other.description, Cow::Owned(_)));
+    }
 
     #[test]
     fn every_name_reads_back_in_any_case() {
