@@ -728,3 +728,62 @@ async fn numbered_posts_sent_together_are_applied_in_their_order() {
     let (_, body) = within("poll", request(&server, "GET", &q, "", "")).await;
     assert_eq!(completion_ids(&body), ["d"]);
 }
+
+/// Waits until the server holds `expected` connections.
+async fn open_connections_become(server: &TestServer, expected: usize) {
+    within("the connection count", async {
+        while server.server.open_connections() != expected {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn websockets_that_end_early_leave_no_connection_behind() {
+    let server = start(ServerOptions::default()).await;
+
+    // Upgraded, then gone before the handshake: the session reading the socket ends it.
+    let ws = websocket(&server, "").await.unwrap();
+    open_connections_become(&server, 1).await;
+    drop(ws);
+    open_connections_become(&server, 0).await;
+
+    // Negotiated, upgraded, and the socket dropped before the handshake: nothing stays
+    // registered (the negotiated connection is claimed by the upgrade).
+    for _ in 0..5 {
+        let id = negotiate(&server).await["connectionToken"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut stream = tls_stream(&server).await;
+        let head = format!(
+            "GET {}?id={id} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            support::HUB_PATH
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        while !answer.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            within("the upgrade's answer", stream.read_exact(&mut byte))
+                .await
+                .unwrap();
+            answer.push(byte[0]);
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+        drop(stream);
+    }
+    open_connections_become(&server, 0).await;
+
+    // And a connection that completed its handshake still serves after all that.
+    let mut ws = handshaken(&server).await;
+    send(
+        &mut ws,
+        "{\"type\":1,\"invocationId\":\"1\",\"target\":\"Echo\",\"arguments\":[\"still here\"]}\u{1e}",
+    )
+    .await;
+    let completion = next_record(&mut ws).await.unwrap();
+    assert_eq!(completion["result"], json!("still here"), "{completion}");
+    open_connections_become(&server, 1).await;
+}

@@ -305,8 +305,23 @@ fn new_connection(server: &Arc<ServerShared>, identity: Option<Identity>) -> Arc
     conn
 }
 
-/// Claims the connection for `transport`; the first claim starts the protocol session.
+/// Claims the connection for `transport`; the first claim starts the protocol session, fed
+/// by the transport through the connection's inbound channel.
 fn attach(
+    server: &Arc<ServerShared>,
+    conn: &Arc<Connection>,
+    transport: Transport,
+) -> Result<bool, Response> {
+    let first = claim(server, conn, transport)?;
+    if first {
+        tokio::spawn(session::run(server.clone(), conn.clone(), None));
+    }
+    Ok(first)
+}
+
+/// Claims the connection for `transport`; `true` for the first claim, whose caller starts the
+/// protocol session.
+fn claim(
     server: &Arc<ServerShared>,
     conn: &Arc<Connection>,
     transport: Transport,
@@ -321,8 +336,6 @@ fn attach(
     match *current {
         None => {
             *current = Some(transport);
-            drop(current);
-            tokio::spawn(session::run(server.clone(), conn.clone()));
             Ok(true)
         }
         Some(t) if t == transport && transport == Transport::LongPolling => Ok(false),

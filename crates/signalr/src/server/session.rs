@@ -13,6 +13,7 @@ use tokio::task::AbortHandle;
 
 use super::connection::{Connection, ConnectionHandle, lock};
 use super::hub::{HubError, Method};
+use super::websocket;
 use super::{ServerShared, registry_remove};
 use crate::error::Error;
 use crate::negotiate::Transport;
@@ -23,9 +24,35 @@ use crate::protocol::{
 
 type Running = Arc<Mutex<HashMap<String, AbortHandle>>>;
 
-/// Runs the connection until it closes, then cleans up. Spawned when a transport attaches.
-pub(crate) async fn run(server: Arc<ServerShared>, conn: Arc<Connection>) {
-    let Some(inbound) = lock(&conn.inbound_rx).take() else {
+/// Where the session reads what the client sends.
+pub(crate) enum Inbound {
+    /// Long polling and Server-Sent Events: each POST's body, pushed by its handler into the
+    /// connection's channel.
+    Channel(mpsc::Receiver<Bytes>),
+    /// WebSockets: the session reads the socket itself, so a frame received wakes this one task
+    /// rather than a reader task and then the session through a channel.
+    WebSocket(websocket::Reader),
+}
+
+impl Inbound {
+    /// The next bytes from the client; `None` once it is gone. Cancel-safe.
+    async fn recv(&mut self, conn: &Connection) -> Option<Bytes> {
+        match self {
+            Inbound::Channel(channel) => channel.recv().await,
+            Inbound::WebSocket(reader) => websocket::read(reader, conn).await,
+        }
+    }
+}
+
+/// Runs the connection until it closes, then cleans up. Started when a transport first attaches:
+/// with `None`, it reads the connection's inbound channel.
+pub(crate) async fn run(
+    server: Arc<ServerShared>,
+    conn: Arc<Connection>,
+    inbound: Option<Inbound>,
+) {
+    let channel = lock(&conn.inbound_rx).take();
+    let Some(inbound) = inbound.or(channel.map(Inbound::Channel)) else {
         return;
     };
     let error = drive(&server, &conn, inbound).await.err();
@@ -50,7 +77,7 @@ pub(crate) async fn run(server: Arc<ServerShared>, conn: Arc<Connection>) {
 async fn drive(
     server: &Arc<ServerShared>,
     conn: &Arc<Connection>,
-    mut inbound: mpsc::Receiver<Bytes>,
+    mut inbound: Inbound,
 ) -> Result<(), Error> {
     let options = &server.options;
 
@@ -63,7 +90,7 @@ async fn drive(
             break HandshakeRequest::parse(&record)?;
         }
         tokio::select! {
-            bytes = inbound.recv() => match bytes {
+            bytes = inbound.recv(conn) => match bytes {
                 Some(bytes) => records.extend(&bytes),
                 None => return Err(Error::closed("transport ended before the handshake")),
             },
@@ -141,7 +168,7 @@ async fn drive(
         }
         tokio::select! {
             biased;
-            bytes = inbound.recv() => match bytes {
+            bytes = inbound.recv(conn) => match bytes {
                 Some(bytes) => {
                     last_received = Instant::now();
                     decoder.extend_owned(bytes);
