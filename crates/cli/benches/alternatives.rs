@@ -26,7 +26,7 @@ mod relay;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use relay::cpu_ns;
+use relay::{cpu_ns, thread_cpu_ns};
 use serde_json::{Value, json};
 use uplink_measure::{Timing, human, si};
 
@@ -944,7 +944,7 @@ mod messages {
         let mut out = Vec::with_capacity(payload.len() + 64);
         let mut runs = Vec::new();
         for run in 0..=RUNS {
-            let started = cpu_ns();
+            let started = thread_cpu_ns();
             for i in 0..COUNT {
                 let call = HubMessage::Invocation(Invocation::new(
                     Some(i.to_string()),
@@ -977,7 +977,7 @@ mod messages {
             }
             // The first run warms up.
             if run > 0 {
-                runs.push(Duration::from_nanos(cpu_ns().saturating_sub(started)));
+                runs.push(Duration::from_nanos(thread_cpu_ns().saturating_sub(started)));
             }
         }
         Ok(per_echo(runs).median())

@@ -147,17 +147,22 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// CPU time used so far by every thread of this process, in nanoseconds, from the scheduler's
-/// accounting (`/proc/self/task/*/schedstat`): unlike wall time, others' load on the machine
-/// adds little to it.
+/// CPU time used so far by every thread of this process, in nanoseconds (the process's CPU
+/// clock, which counts the running threads' time up to now): unlike wall time, others' load on
+/// the machine adds little to it.
 pub fn cpu_ns() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+    cpu_clock_ns(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+/// CPU time used so far by the calling thread, in nanoseconds.
+pub fn thread_cpu_ns() -> u64 {
+    cpu_clock_ns(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+}
+
+fn cpu_clock_ns(clock: nix::time::ClockId) -> u64 {
+    nix::time::clock_gettime(clock)
+        .map(|t| Duration::from(t).as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 pub async fn stage(transport: Transport) -> anyhow::Result<(Stage, tempfile::TempDir)> {
