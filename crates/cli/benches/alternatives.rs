@@ -977,7 +977,9 @@ mod messages {
             }
             // The first run warms up.
             if run > 0 {
-                runs.push(Duration::from_nanos(thread_cpu_ns().saturating_sub(started)));
+                runs.push(Duration::from_nanos(
+                    thread_cpu_ns().saturating_sub(started),
+                ));
             }
         }
         Ok(per_echo(runs).median())

@@ -161,6 +161,10 @@ struct ServeArgs {
     /// and retries later. Each link holds a file descriptor: keep the open-file limit above it.
     #[arg(long, default_value_t = uplink_hub::hub::DEFAULT_MAX_CONNECTORS, value_parser = at_least_one)]
     max_connectors: usize,
+    /// Seconds a connector link may stay open without registering before the hub closes it,
+    /// so a link that authenticates and then idles cannot hold one of the --max-connectors.
+    #[arg(long, value_name = "SECONDS", default_value_t = uplink_hub::hub::DEFAULT_REGISTER_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    register_timeout: u64,
     /// Address of the Prometheus metrics listener (plain HTTP, `GET /metrics`), or `off`.
     /// Keep it on loopback or a private network: the public port never serves metrics.
     #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9464")]
@@ -794,6 +798,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("https://{addr}"));
     let mut config = HubConfig::new(issuer.clone());
     config.max_connectors = args.max_connectors;
+    config.register_timeout = std::time::Duration::from_secs(args.register_timeout);
     args.limits.apply(&mut config);
     args.billing.apply(&mut config);
     let hub = Arc::new(
@@ -889,6 +894,7 @@ fn reload_limits(hub: &Hub, before: &ServeArgs, now: &ServeArgs, cause: &str) {
     }
     let mut config = hub.config.clone();
     config.max_connectors = now.max_connectors;
+    config.register_timeout = std::time::Duration::from_secs(now.register_timeout);
     now.limits.apply(&mut config);
     hub.limits
         .replace(uplink_hub::live_limits::Limits::of(&config));
@@ -906,6 +912,10 @@ fn limit_changes(before: &ServeArgs, now: &ServeArgs) -> Vec<&'static str> {
         (
             "max-connectors",
             before.max_connectors != now.max_connectors,
+        ),
+        (
+            "register-timeout",
+            before.register_timeout != now.register_timeout,
         ),
         ("max-connections", was.max_connections != is.max_connections),
         ("header-timeout", was.header_timeout != is.header_timeout),

@@ -42,6 +42,11 @@ pub struct HubConfig {
     /// (default [`DEFAULT_MAX_CONNECTORS`]). A connector beyond it is refused with 503 and
     /// `Retry-After` and retries later; links already up are unaffected.
     pub max_connectors: usize,
+    /// How long a connector link may stay open without a successful `Register` before the
+    /// hub closes it (default [`DEFAULT_REGISTER_TIMEOUT`]): a link that authenticated but
+    /// never registers would otherwise hold one of the [`Self::max_connectors`] slots for as
+    /// long as its token is renewed.
+    pub register_timeout: std::time::Duration,
     /// The most live-value streams one sign-in (access-token family) may have open at once,
     /// on the event-stream route and the app hub together (default
     /// [`DEFAULT_MAX_LIVE_STREAMS_PER_SIGN_IN`]); one more is refused with 429
@@ -74,6 +79,10 @@ pub struct HubConfig {
 /// link holds a file descriptor, so the hub's open-file limit must be above the cap.
 pub const DEFAULT_MAX_CONNECTORS: usize = 10_000;
 
+/// The default time a connector link has to register: a connector registers right after its
+/// handshake, and even a large registration on a busy hub is stored within seconds.
+pub const DEFAULT_REGISTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The default cap on one sign-in's live-value streams: a dashboard's tabs and widgets with
 /// room to spare; an app that needs more tags puts them in one stream (up to 1 000 each).
 pub const DEFAULT_MAX_LIVE_STREAMS_PER_SIGN_IN: usize = 100;
@@ -97,6 +106,7 @@ impl HubConfig {
             query_timeout: std::time::Duration::from_secs(30),
             max_answer_bytes: None,
             max_connectors: DEFAULT_MAX_CONNECTORS,
+            register_timeout: DEFAULT_REGISTER_TIMEOUT,
             max_live_streams_per_sign_in: DEFAULT_MAX_LIVE_STREAMS_PER_SIGN_IN,
             max_live_streams_per_connector: DEFAULT_MAX_LIVE_STREAMS_PER_CONNECTOR,
             serving: uplink_tls::ServeLimits::default(),

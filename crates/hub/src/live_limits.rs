@@ -1,11 +1,12 @@
 //! The limits an operator can change while the hub serves (`uplink hub serve` reloads them on
 //! SIGHUP or when its configuration file changes): request body sizes and time, the HTTPS
-//! server's connection and header limits, the cap on connector links and the caps on
-//! live-value streams. Each request or
+//! server's connection and header limits, the cap on connector links, the time a link has to
+//! register and the caps on live-value streams. Each request or
 //! connection reads the limits in force when it arrives; nothing already admitted is cut.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use uplink_tls::{ServeLimits, ServeLimitsSlot};
@@ -20,6 +21,7 @@ pub struct LiveLimits {
     bodies: watch::Sender<BodyLimits>,
     serving: Arc<ServeLimitsSlot>,
     max_connectors: AtomicUsize,
+    register_timeout_ms: AtomicU64,
     live_streams: watch::Sender<StreamCaps>,
 }
 
@@ -32,6 +34,8 @@ pub struct Limits {
     pub serving: ServeLimits,
     /// Connector links served at once.
     pub max_connectors: usize,
+    /// How long a connector link may stay open without registering.
+    pub register_timeout: Duration,
     /// Live-value streams open at once per sign-in and per connector.
     pub live_streams: StreamCaps,
 }
@@ -43,6 +47,7 @@ impl Limits {
             bodies: config.bodies,
             serving: config.serving.clone(),
             max_connectors: config.max_connectors,
+            register_timeout: config.register_timeout,
             live_streams: StreamCaps {
                 per_sign_in: config.max_live_streams_per_sign_in,
                 per_connector: config.max_live_streams_per_connector,
@@ -58,6 +63,7 @@ impl LiveLimits {
             bodies: watch::Sender::new(limits.bodies),
             serving: Arc::new(ServeLimitsSlot::new(limits.serving)),
             max_connectors: AtomicUsize::new(limits.max_connectors),
+            register_timeout_ms: AtomicU64::new(millis(limits.register_timeout)),
             live_streams: watch::Sender::new(limits.live_streams),
         }
     }
@@ -77,6 +83,11 @@ impl LiveLimits {
         self.max_connectors.load(Ordering::Relaxed)
     }
 
+    /// The time a connector link has to register, for links opening now.
+    pub fn register_timeout(&self) -> Duration {
+        Duration::from_millis(self.register_timeout_ms.load(Ordering::Relaxed))
+    }
+
     /// The caps on live-value streams in force.
     pub fn live_streams(&self) -> StreamCaps {
         *self.live_streams.borrow()
@@ -88,6 +99,7 @@ impl LiveLimits {
             bodies: self.bodies(),
             serving: self.serving.current(),
             max_connectors: self.max_connectors(),
+            register_timeout: self.register_timeout(),
             live_streams: self.live_streams(),
         }
     }
@@ -98,8 +110,14 @@ impl LiveLimits {
         self.serving.replace(limits.serving);
         self.max_connectors
             .store(limits.max_connectors, Ordering::Relaxed);
+        self.register_timeout_ms
+            .store(millis(limits.register_timeout), Ordering::Relaxed);
         self.live_streams.send_replace(limits.live_streams);
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -116,11 +134,13 @@ mod tests {
         lower.serving.max_connections = 3;
         lower.max_connectors = 2;
         lower.live_streams.per_sign_in = 4;
+        lower.register_timeout = Duration::from_secs(5);
         live.replace(lower.clone());
         assert_eq!(live.bodies().api_bytes, 10);
         assert_eq!(live.serving().current().max_connections, 3);
         assert_eq!(live.max_connectors(), 2);
         assert_eq!(live.live_streams().per_sign_in, 4);
+        assert_eq!(live.register_timeout(), Duration::from_secs(5));
         assert_eq!(live.current(), lower);
     }
 }

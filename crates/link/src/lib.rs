@@ -328,6 +328,10 @@ pub mod close_reason {
     /// The access token expired without `RenewToken`: reconnect with a fresh token.
     pub const TOKEN_EXPIRED: &str =
         "the access token expired without renewal; reconnect with a fresh token";
+    /// The link stayed open without a successful `Register` for longer than the hub allows:
+    /// reconnect and register at once.
+    pub const NOT_REGISTERED: &str =
+        "the link did not register in time; reconnect and register at once";
 }
 
 /// What a connector announces about itself.

@@ -125,6 +125,7 @@ fn check_message(text: &str) -> Result<(), String> {
                 close_reason::REMOVED,
                 close_reason::SIGN_IN_REVOKED,
                 close_reason::TOKEN_EXPIRED,
+                close_reason::NOT_REGISTERED,
             ];
             if known.contains(&reason.as_str()) {
                 Ok(())

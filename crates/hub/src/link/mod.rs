@@ -106,6 +106,7 @@ mod tests {
             close_reason::REMOVED,
             close_reason::SIGN_IN_REVOKED,
             close_reason::TOKEN_EXPIRED,
+            close_reason::NOT_REGISTERED,
         ] {
             let literal = format!("\"{reason}\"");
             let constant = reason_constant(reason);
@@ -120,6 +121,7 @@ mod tests {
         match reason {
             r if r == close_reason::REMOVED => "close_reason::REMOVED",
             r if r == close_reason::SIGN_IN_REVOKED => "close_reason::SIGN_IN_REVOKED",
+            r if r == close_reason::NOT_REGISTERED => "close_reason::NOT_REGISTERED",
             _ => "close_reason::TOKEN_EXPIRED",
         }
     }

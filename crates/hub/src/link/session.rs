@@ -300,6 +300,7 @@ async fn still_stands(hub: &Hub, session: &LinkSession) -> bool {
 /// renewal, and pushes `Grants` whenever consent is given or revoked on its data sources.
 pub async fn watch(hub: Arc<Hub>, session: Arc<LinkSession>) {
     let mut announcements = hub.announcer.subscribe();
+    let register_by = tokio::time::Instant::now() + hub.limits.register_timeout();
     loop {
         if session.is_ended() || !session.connection.is_connected() {
             break;
@@ -321,6 +322,19 @@ pub async fn watch(hub: Arc<Hub>, session: Arc<LinkSession>) {
             // Ended or renewed: the top of the loop tells which.
             _ = session.changed.notified() => {}
             _ = tokio::time::sleep(wait) => {}
+            // A link that authenticated but never registers would hold a connector slot.
+            _ = tokio::time::sleep_until(register_by), if session.registration().is_none() => {
+                if session.registration().is_none() {
+                    tracing::info!(
+                        connection = session.connection.id(),
+                        "link did not register in time"
+                    );
+                    session
+                        .connection
+                        .close(Some(close_reason::NOT_REGISTERED.into()));
+                    break;
+                }
+            }
             change = announcements.recv() => {
                 let registration = session.registration();
                 let effect = match change {

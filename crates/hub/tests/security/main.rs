@@ -27,3 +27,4 @@ mod sign_in_links;
 mod sign_ins;
 mod sign_out;
 mod tokens;
+mod unregistered_links;
