@@ -51,6 +51,7 @@
 #![warn(missing_docs)]
 
 mod arguments;
+mod binary;
 pub mod client;
 pub mod error;
 mod frames;
@@ -60,6 +61,7 @@ pub mod protocol;
 pub mod server;
 mod signal;
 
+pub use binary::Binary;
 pub use error::{Error, Result};
 pub use hub_error::HubError;
 pub use negotiate::Transport;

@@ -10,6 +10,7 @@ use uplink_link::{
     ChunkData, Heartbeat, QueryInfo, QueryOutcome, Registered, RegisteredSource, Registration,
     RevokeRequest, SubscriptionUpdate, TokenRenewed, to_hub,
 };
+use uplink_signalr::Binary;
 use uplink_signalr::server::{Caller, Hub as SignalrHub, HubError};
 
 use super::answer::{Item, Turn};
@@ -67,7 +68,10 @@ pub fn hub(hub: Arc<Hub>) -> SignalrHub {
         })
         .method(
             to_hub::QUERY_CHUNK,
-            move |caller, (query_id, seq, data): (String, u64, ChunkData)| {
+            move |caller, (query_id, seq, data): (String, u64, Binary)| {
+                // Over MessagePack the chunk is a slice of the message it arrived in: bound
+                // as `Binary`, not `ChunkData`, so that it is not copied out of it.
+                let data = ChunkData(data.into_bytes());
                 // Admission runs now, in arrival order; only the wait for room is deferred.
                 let admitted = admit_chunk(&h3, &caller, &query_id, seq, data.len());
                 async move { forward_chunk(admitted, query_id, seq, data).await }
@@ -371,7 +375,8 @@ async fn forward_chunk(
             "query '{query_id}' is over (cancelled or failed); stop sending it"
         )));
     }
-    // The argument's own buffer becomes the chunk: no copy, no re-encoding.
+    // The argument's own buffer (a JSON string's, or a slice of the MessagePack message)
+    // becomes the chunk: no copy, no re-encoding.
     let sent = sender.send(Item::Chunk(data.into_bytes())).await;
     turn.advance(seq);
     sent.map_err(|_| {

@@ -79,13 +79,11 @@ use self::link::Link;
 use self::probe::Patience;
 use self::session::{Liveness, Session, handshake};
 use self::token::TokenCell;
-use crate::arguments::arguments_for;
 use crate::error::{Error, Result};
 use crate::hub_error::HubError;
 use crate::negotiate::{NegotiateResponse, Transport};
 use crate::protocol::{
-    HubMessage, HubProtocol, Invocation, JsonProtocol, MessageDecoder, MessagePackProtocol,
-    TransferFormat,
+    HubProtocol, JsonProtocol, MessageDecoder, MessagePackProtocol, TransferFormat,
 };
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -653,7 +651,6 @@ impl HubConnection {
         arguments: impl Serialize,
     ) -> Result<R> {
         let session = self.session()?;
-        let arguments = arguments_for(session.value_encoding(), arguments)?;
         let value = session.invoke(target, arguments).await?;
         serde_json::from_value(value).map_err(|e| Error::Conversion(e.to_string()))
     }
@@ -670,7 +667,6 @@ impl HubConnection {
         arguments: impl Serialize,
     ) -> Result<impl Future<Output = Result<R>> + Send + 'static> {
         let session = self.session()?;
-        let arguments = arguments_for(session.value_encoding(), arguments)?;
         let completion = session.start_invoke(target, arguments).await?;
         Ok(async move {
             let value = session::result_of(completion.await)?;
@@ -684,12 +680,7 @@ impl HubConnection {
     /// [`Error::ConnectionClosed`] when not connected.
     pub async fn send(&self, target: &str, arguments: impl Serialize) -> Result<()> {
         let session = self.session()?;
-        let arguments = arguments_for(session.value_encoding(), arguments)?;
-        session
-            .send_message(&HubMessage::Invocation(Invocation::new(
-                None, target, arguments,
-            )))
-            .await
+        session.send(target, arguments).await
     }
 
     /// Calls the streaming method `target`; dropping the stream cancels it on the server.
@@ -704,7 +695,6 @@ impl HubConnection {
         arguments: impl Serialize,
     ) -> Result<InvocationStream<T>> {
         let session = self.session()?;
-        let arguments = arguments_for(session.value_encoding(), arguments)?;
         let (id, items) = session.stream(target, arguments).await?;
         Ok(InvocationStream {
             session,

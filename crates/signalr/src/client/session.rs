@@ -7,17 +7,24 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::handlers::Handlers;
 use super::link::Link;
+use crate::arguments::arguments_to_values;
 use crate::error::{Error, Result};
 use crate::negotiate::Transport;
 use crate::protocol::{
     Arguments, CancelInvocation, Close, Completion, HandshakeRequest, HandshakeResponse,
     HubMessage, HubProtocol, Invocation, MessageDecoder, Outcome, RecordReader, ValueEncoding,
+    messagepack,
 };
+
+/// Message type ids of the invocations a client sends.
+const INVOCATION: u8 = 1;
+const STREAM_INVOCATION: u8 = 4;
 
 pub(crate) enum Pending {
     Single(oneshot::Sender<Outcome>),
@@ -129,11 +136,6 @@ impl Session {
         })
     }
 
-    /// How this session's protocol encodes arguments.
-    pub fn value_encoding(&self) -> ValueEncoding {
-        self.protocol.value_encoding()
-    }
-
     /// The protocol this session speaks.
     pub fn protocol_name(&self) -> &'static str {
         self.protocol.name()
@@ -146,19 +148,60 @@ impl Session {
     pub async fn send_message(&self, message: &HubMessage) -> Result<()> {
         let mut out = Vec::with_capacity(128);
         self.protocol.encode(message, &mut out)?;
+        self.send_encoded(Bytes::from(out)).await
+    }
+
+    /// Queues bytes already encoded in this session's protocol.
+    async fn send_encoded(&self, encoded: Bytes) -> Result<()> {
         self.outgoing
-            .send(Bytes::from(out))
+            .send(encoded)
             .await
             .map_err(|_| Error::closed("transport closed"))?;
         *lock(&self.last_sent) = tokio::time::Instant::now();
         Ok(())
     }
 
+    /// Encodes an invocation (`type_id` 1) or stream invocation (4) of `target`. In
+    /// MessagePack the arguments are serialised straight into the message, so a byte string
+    /// among them (an answer chunk) is copied once; in JSON they become values first.
+    fn encode_invocation<A: Serialize>(
+        &self,
+        type_id: u8,
+        invocation_id: Option<&str>,
+        target: &str,
+        arguments: A,
+    ) -> Result<Bytes> {
+        match self.protocol.value_encoding() {
+            ValueEncoding::MessagePack => {
+                messagepack::encode_invocation_with(type_id, invocation_id, target, arguments)
+            }
+            ValueEncoding::Json => {
+                let arguments = Arguments::Values(arguments_to_values(arguments)?);
+                let invocation =
+                    Invocation::new(invocation_id.map(str::to_owned), target, arguments);
+                let message = if type_id == STREAM_INVOCATION {
+                    HubMessage::StreamInvocation(invocation)
+                } else {
+                    HubMessage::Invocation(invocation)
+                };
+                let mut out = Vec::with_capacity(128);
+                self.protocol.encode(&message, &mut out)?;
+                Ok(Bytes::from(out))
+            }
+        }
+    }
+
     fn next_invocation_id(&self) -> String {
         self.next_id.fetch_add(1, Ordering::Relaxed).to_string()
     }
 
-    pub async fn invoke(&self, target: &str, arguments: Arguments) -> Result<Value> {
+    /// Calls `target` without an invocation id: no answer comes.
+    pub async fn send(&self, target: &str, arguments: impl Serialize) -> Result<()> {
+        let encoded = self.encode_invocation(INVOCATION, None, target, arguments)?;
+        self.send_encoded(encoded).await
+    }
+
+    pub async fn invoke(&self, target: &str, arguments: impl Serialize) -> Result<Value> {
         result_of(self.start_invoke(target, arguments).await?.await)
     }
 
@@ -166,13 +209,13 @@ impl Session {
     pub async fn start_invoke(
         &self,
         target: &str,
-        arguments: Arguments,
+        arguments: impl Serialize,
     ) -> Result<oneshot::Receiver<Outcome>> {
         let id = self.next_invocation_id();
+        let encoded = self.encode_invocation(INVOCATION, Some(&id), target, arguments)?;
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id.clone(), Pending::Single(tx));
-        let message = HubMessage::Invocation(Invocation::new(Some(id.clone()), target, arguments));
-        if let Err(e) = self.send_message(&message).await {
+        if let Err(e) = self.send_encoded(encoded).await {
             lock(&self.pending).remove(&id);
             return Err(e);
         }
@@ -182,14 +225,13 @@ impl Session {
     pub async fn stream(
         self: &Arc<Self>,
         target: &str,
-        arguments: Arguments,
+        arguments: impl Serialize,
     ) -> Result<(String, mpsc::Receiver<Result<Value>>)> {
         let id = self.next_invocation_id();
+        let encoded = self.encode_invocation(STREAM_INVOCATION, Some(&id), target, arguments)?;
         let (tx, rx) = mpsc::channel(64);
         lock(&self.pending).insert(id.clone(), Pending::Stream(tx));
-        let message =
-            HubMessage::StreamInvocation(Invocation::new(Some(id.clone()), target, arguments));
-        if let Err(e) = self.send_message(&message).await {
+        if let Err(e) = self.send_encoded(encoded).await {
             lock(&self.pending).remove(&id);
             return Err(e);
         }

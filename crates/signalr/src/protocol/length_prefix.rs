@@ -30,8 +30,12 @@ const MAX_LENGTH: u64 = i32::MAX as u64;
 pub struct LengthPrefixedReader {
     /// A received frame not yet copied anywhere: whole messages are sliced out of it.
     frame: Option<Bytes>,
+    /// How long the kept frame was when it arrived.
+    frame_len: usize,
     /// Bytes of a message split across frames.
     buffer: BytesMut,
+    /// How many bytes the buffer the last message was sliced from holds.
+    held_by_last: usize,
     max_message_size: usize,
 }
 
@@ -40,7 +44,9 @@ impl LengthPrefixedReader {
     pub fn new(max_message_size: usize) -> Self {
         Self {
             frame: None,
+            frame_len: 0,
             buffer: BytesMut::new(),
+            held_by_last: 0,
             max_message_size,
         }
     }
@@ -55,6 +61,7 @@ impl LengthPrefixedReader {
     /// holds whole are handed out as slices of it, without a copy.
     pub fn extend_owned(&mut self, bytes: Bytes) {
         if self.frame.is_none() && self.buffer.is_empty() {
+            self.frame_len = bytes.len();
             self.frame = Some(bytes);
         } else {
             self.extend(&bytes);
@@ -85,6 +92,7 @@ impl LengthPrefixedReader {
                 if frame.len() >= end {
                     let message = frame.slice(prefix..end);
                     frame.advance(end);
+                    self.held_by_last = self.frame_len;
                     if frame.is_empty() {
                         self.frame = None;
                     }
@@ -109,7 +117,16 @@ impl LengthPrefixedReader {
             return Ok(None);
         }
         self.buffer.advance(prefix);
+        self.held_by_last = self.buffer.capacity();
         Ok(Some(self.buffer.split_to(length).freeze()))
+    }
+
+    /// How many bytes the last message returned keeps alive while it lives: the frame it was
+    /// sliced from, or the buffer it was assembled in. What holds on to a part of a message
+    /// for long (an answer chunk on its way onwards) should copy the part instead when it is a
+    /// small share of this.
+    pub fn held_by_last(&self) -> usize {
+        self.held_by_last
     }
 
     /// Whether bytes of an incomplete message are waiting.

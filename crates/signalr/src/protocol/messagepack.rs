@@ -133,10 +133,20 @@ impl MessageDecoder for MessagePackDecoder {
     }
 
     fn next_message(&mut self) -> Result<Option<HubMessage>> {
-        match self.frames.next_message()? {
-            Some(body) => decode(&body).map(Some),
-            None => Ok(None),
+        let Some(body) = self.frames.next_message()? else {
+            return Ok(None);
+        };
+        let mut message = decode(&body)?;
+        // Arguments are a slice of what they arrived in, and a byte string bound from them a
+        // slice of them (`Binary`), which may live on: arguments that are a small part of
+        // their frame are copied out, so that they never keep much more than themselves alive.
+        if let HubMessage::Invocation(inv) | HubMessage::StreamInvocation(inv) = &mut message
+            && let Arguments::MessagePack { array, .. } = &mut inv.arguments
+            && !crate::binary::worth_sharing(array.len(), self.frames.held_by_last())
+        {
+            *array = Bytes::copy_from_slice(array);
         }
+        Ok(Some(message))
     }
 
     fn has_partial(&self) -> bool {
@@ -228,25 +238,122 @@ pub fn encode(message: &HubMessage, out: &mut Vec<u8>) -> Result<()> {
 
 /// An invocation up to its arguments: `[type, headers, id, target, `.
 fn encode_invocation_head(type_id: u8, inv: &Invocation, out: &mut Vec<u8>) -> Result<()> {
+    write_invocation_head(
+        type_id,
+        &inv.headers,
+        inv.invocation_id.as_deref(),
+        &inv.target,
+        out,
+    )
+}
+
+fn write_invocation_head(
+    type_id: u8,
+    headers: &Headers,
+    invocation_id: Option<&str>,
+    target: &str,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     use rmp::encode as mp;
     mp::write_array_len(out, 6).map_err(write_error)?;
     mp::write_uint(out, u64::from(type_id)).map_err(write_error)?;
-    write_headers(&inv.headers, out)?;
-    match &inv.invocation_id {
+    write_headers(headers, out)?;
+    match invocation_id {
         Some(id) => mp::write_str(out, id).map_err(write_error)?,
         None => mp::write_nil(out).map_err(write_error)?,
     }
-    mp::write_str(out, &inv.target).map_err(write_error)?;
+    mp::write_str(out, target).map_err(write_error)?;
     Ok(())
 }
 
 /// An invocation's last field, its stream ids.
 fn encode_stream_ids(inv: &Invocation, out: &mut Vec<u8>) -> Result<()> {
-    rmp::encode::write_array_len(out, len_u32(inv.stream_ids.len())?).map_err(write_error)?;
-    for id in &inv.stream_ids {
+    write_stream_ids(&inv.stream_ids, out)
+}
+
+fn write_stream_ids(stream_ids: &[String], out: &mut Vec<u8>) -> Result<()> {
+    rmp::encode::write_array_len(out, len_u32(stream_ids.len())?).map_err(write_error)?;
+    for id in stream_ids {
         rmp::encode::write_str(out, id).map_err(write_error)?;
     }
     Ok(())
+}
+
+/// Room left ahead of a message encoded by [`encode_invocation_with`] for its length prefix.
+const PREFIX_ROOM: usize = 5;
+
+/// Counts what a serialiser writes, and the first byte, without keeping any of it.
+#[derive(Default)]
+struct Measure {
+    len: usize,
+    first: Option<u8>,
+}
+
+impl std::io::Write for Measure {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.first.is_none() {
+            self.first = bytes.first().copied();
+        }
+        self.len += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Encodes an invocation (`type_id` 1) or stream invocation (4) without headers or stream
+/// ids, length prefix included, its arguments serialised straight into the message under
+/// [`arguments_from`]'s rule: the bytes [`MessagePackProtocol::encode`] gives for the same
+/// invocation with `arguments_from(arguments)`, but a `bin` argument (an answer chunk) is
+/// copied once, into the message, instead of into an argument array and then the message.
+///
+/// The arguments are serialised twice, first only to measure them, so the message is
+/// allocated once at its size; the prefix goes into room kept ahead of it.
+pub(crate) fn encode_invocation_with<A: Serialize>(
+    type_id: u8,
+    invocation_id: Option<&str>,
+    target: &str,
+    arguments: A,
+) -> Result<Bytes> {
+    let conversion = |e: rmp_serde::encode::Error| Error::Conversion(e.to_string());
+    let mut measure = Measure::default();
+    arguments
+        .serialize(&mut rmp_serde::Serializer::new(&mut measure).with_struct_map())
+        .map_err(conversion)?;
+    let mut out = Vec::with_capacity(
+        PREFIX_ROOM + 16 + invocation_id.map_or(0, str::len) + target.len() + measure.len + 2,
+    );
+    out.resize(PREFIX_ROOM, 0);
+    write_invocation_head(type_id, &Headers::new(), invocation_id, target, &mut out)?;
+    match measure.first {
+        // A sequence is the argument list as it is.
+        Some(0x90..=0x9f | 0xdc | 0xdd) => arguments
+            .serialize(&mut rmp_serde::Serializer::new(&mut out).with_struct_map())
+            .map_err(conversion)?,
+        // `()` (nil) is no arguments.
+        Some(0xc0) => out.push(0x90),
+        // Any other value is the one argument.
+        Some(_) => {
+            out.push(0x91);
+            arguments
+                .serialize(&mut rmp_serde::Serializer::new(&mut out).with_struct_map())
+                .map_err(conversion)?;
+        }
+        None => {
+            return Err(Error::Conversion(
+                "the arguments serialise to nothing".into(),
+            ));
+        }
+    }
+    write_stream_ids(&[], &mut out)?;
+    let len = out.len() - PREFIX_ROOM;
+    let mut prefix = Vec::with_capacity(PREFIX_ROOM);
+    write_length_prefix(len, &mut prefix);
+    let start = PREFIX_ROOM - prefix.len();
+    out[start..PREFIX_ROOM].copy_from_slice(&prefix);
+    Ok(Bytes::from(out).slice(start..))
 }
 
 fn len_u32(len: usize) -> Result<u32> {
@@ -300,9 +407,10 @@ pub(crate) fn arguments_from<A: Serialize>(arguments: A) -> Result<Arguments> {
     })
 }
 
-/// Binds a MessagePack argument array to the handler's parameter type.
+/// Binds a MessagePack argument array to the handler's parameter type; a
+/// [`Binary`](crate::Binary) among them becomes a slice of `array`.
 pub(crate) fn bind<A: serde::de::DeserializeOwned>(
-    array: &[u8],
+    array: &Bytes,
     len: usize,
 ) -> std::result::Result<A, String> {
     if len == 0 {
@@ -311,6 +419,7 @@ pub(crate) fn bind<A: serde::de::DeserializeOwned>(
             return Ok(bound);
         }
     }
+    let _binding = crate::binary::binding(array);
     rmp_serde::from_slice(array).map_err(|e| e.to_string())
 }
 

@@ -314,3 +314,201 @@ fn values_round_trip_through_messagepack() {
     write_value(&value, &mut out).unwrap();
     assert_eq!(value_from_slice(&out).unwrap(), value);
 }
+
+/// A byte string argument, serialised as `bin` (as an answer chunk is).
+struct Blob(Vec<u8>);
+
+impl Serialize for Blob {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+/// The framed message `encode` gives for an invocation whose arguments were built first.
+fn encoded_in_two_steps<A: Serialize>(
+    type_id: u8,
+    id: Option<&str>,
+    target: &str,
+    arguments: A,
+) -> Vec<u8> {
+    let invocation = Invocation::new(
+        id.map(str::to_owned),
+        target,
+        arguments_from(arguments).unwrap(),
+    );
+    let message = if type_id == 4 {
+        HubMessage::StreamInvocation(invocation)
+    } else {
+        HubMessage::Invocation(invocation)
+    };
+    let mut out = Vec::new();
+    MessagePackProtocol.encode(&message, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn invocations_encoded_in_one_step_are_the_bytes_of_two() {
+    #[derive(Serialize)]
+    struct Point {
+        x: i32,
+        label: String,
+    }
+    let point = || Point {
+        x: -3,
+        label: "p".into(),
+    };
+    let id = Some("17");
+    let check = |one: Bytes, two: Vec<u8>, what: &str| {
+        assert_eq!(&one[..], &two[..], "{what}");
+    };
+    // An answer chunk at its largest, so the length prefix takes three bytes, and a small one.
+    for size in [64 * 1024, 100, 0] {
+        let chunk = vec![b'x'; size];
+        check(
+            encode_invocation_with(1, id, "QueryChunk", ("q1", 7u64, Blob(chunk.clone()))).unwrap(),
+            encoded_in_two_steps(1, id, "QueryChunk", ("q1", 7u64, Blob(chunk))),
+            "chunk",
+        );
+    }
+    check(
+        encode_invocation_with(1, None, "Send", ()).unwrap(),
+        encoded_in_two_steps(1, None, "Send", ()),
+        "no arguments",
+    );
+    check(
+        encode_invocation_with(1, id, "One", point()).unwrap(),
+        encoded_in_two_steps(1, id, "One", point()),
+        "one struct argument",
+    );
+    check(
+        encode_invocation_with(1, id, "One", "text").unwrap(),
+        encoded_in_two_steps(1, id, "One", "text"),
+        "one string argument",
+    );
+    check(
+        encode_invocation_with(4, id, "Count", (3u32, point())).unwrap(),
+        encoded_in_two_steps(4, id, "Count", (3u32, point())),
+        "stream invocation",
+    );
+    check(
+        encode_invocation_with(1, id, "Values", json!([1, "a", null, {"k": [true]}])).unwrap(),
+        encoded_in_two_steps(1, id, "Values", json!([1, "a", null, {"k": [true]}])),
+        "JSON values",
+    );
+    // A prefix of each length the VarInt takes up to three bytes.
+    for size in [10, 200, 20_000] {
+        let chunk = vec![b'y'; size];
+        let one =
+            encode_invocation_with(1, id, "QueryChunk", ("q", 0u64, Blob(chunk.clone()))).unwrap();
+        check(
+            one.clone(),
+            encoded_in_two_steps(1, id, "QueryChunk", ("q", 0u64, Blob(chunk))),
+            "prefix",
+        );
+        let Some(HubMessage::Invocation(inv)) = decode_framed(&one).unwrap() else {
+            panic!("an invocation")
+        };
+        assert_eq!(inv.target, "QueryChunk");
+    }
+}
+
+/// Binds the arguments of the one invocation in `frame`, received whole as a transport frame.
+fn bind_chunk_from(frame: &Bytes) -> Vec<(String, u64, crate::Binary)> {
+    let mut decoder = MessagePackProtocol.decoder(4 * 1024 * 1024);
+    decoder.extend_owned(frame.clone());
+    let mut bound = Vec::new();
+    while let Some(message) = decoder.next_message().unwrap() {
+        let HubMessage::Invocation(inv) = message else {
+            panic!("an invocation")
+        };
+        let Arguments::MessagePack { array, len } = &inv.arguments else {
+            panic!("arguments kept as MessagePack")
+        };
+        bound.push(bind(array, *len).unwrap());
+    }
+    bound
+}
+
+fn inside(frame: &[u8], part: &[u8]) -> bool {
+    let start = frame.as_ptr() as usize;
+    let at = part.as_ptr() as usize;
+    at >= start && at + part.len() <= start + frame.len()
+}
+
+#[test]
+fn a_chunk_bound_from_its_frame_is_a_slice_of_it_not_a_copy() {
+    let chunk = vec![b'z'; 64 * 1024 - 300];
+    let frame =
+        encode_invocation_with(1, Some("4"), "QueryChunk", ("q", 3u64, Blob(chunk.clone())))
+            .unwrap();
+    let bound = bind_chunk_from(&frame);
+    let (query, seq, data) = &bound[0];
+    assert_eq!((query.as_str(), *seq, &data.0[..]), ("q", 3, &chunk[..]));
+    assert!(
+        inside(&frame, &data.0),
+        "the chunk points into the received frame"
+    );
+
+    // A MessagePack `str` (what other clients may send) is shared the same way.
+    let text = "t".repeat(10_000);
+    let frame = encode_invocation_with(1, Some("5"), "QueryChunk", ("q", 4u64, &text)).unwrap();
+    let bound = bind_chunk_from(&frame);
+    assert_eq!(&bound[0].2.0[..], text.as_bytes());
+    assert!(inside(&frame, &bound[0].2.0), "a str is a slice too");
+}
+
+#[test]
+fn a_small_chunk_in_a_large_frame_is_copied_so_it_pins_no_more_than_itself() {
+    // A small chunk batched with a large message: kept as a slice, it would keep the whole
+    // frame alive while it waits for the app.
+    let small = encode_invocation_with(
+        1,
+        Some("1"),
+        "QueryChunk",
+        ("q", 0u64, Blob(vec![b's'; 100])),
+    )
+    .unwrap();
+    let large = encode_invocation_with(
+        1,
+        Some("2"),
+        "QueryChunk",
+        ("r", 0u64, Blob(vec![b'l'; 60_000])),
+    )
+    .unwrap();
+    let frame = Bytes::from([&small[..], &large[..]].concat());
+    let bound = bind_chunk_from(&frame);
+    assert_eq!(bound.len(), 2);
+    assert_eq!(&bound[0].2.0[..], &[b's'; 100][..]);
+    assert!(!inside(&frame, &bound[0].2.0), "the small chunk is a copy");
+    assert!(
+        inside(&frame, &bound[1].2.0),
+        "the chunk that is most of the frame is a slice"
+    );
+
+    // A small chunk among large other arguments is copied as well.
+    let padded = encode_invocation_with(
+        1,
+        Some("3"),
+        "QueryChunk",
+        ("q".repeat(50_000), 0u64, Blob(vec![b'p'; 1_000])),
+    )
+    .unwrap();
+    let bound = bind_chunk_from(&padded);
+    assert!(!inside(&padded, &bound[0].2.0), "a copy");
+}
+
+#[test]
+fn a_binary_bound_outside_messagepack_owns_its_bytes() {
+    // JSON: the string's own buffer; rmp_serde from another buffer: a copy.
+    let from_json: crate::Binary = serde_json::from_value(json!("abc")).unwrap();
+    assert_eq!(&from_json.0[..], b"abc");
+    let mut elsewhere = Vec::new();
+    Blob(b"def".to_vec())
+        .serialize(&mut rmp_serde::Serializer::new(&mut elsewhere))
+        .unwrap();
+    let copied: crate::Binary = rmp_serde::from_slice(&elsewhere).unwrap();
+    assert_eq!(&copied.0[..], b"def");
+    assert!(!inside(&elsewhere, &copied.0));
+    let err = serde_json::from_value::<crate::Binary>(json!(12)).unwrap_err();
+    assert!(err.to_string().contains("byte string"), "{err}");
+}
