@@ -130,6 +130,9 @@ pub struct TagWatch {
 }
 
 struct Running {
+    /// Which follow task this is: a task publishes only while its generation is the one
+    /// registered, so one stopped or replaced cannot put values back after `stop_watch`.
+    generation: u64,
     source: String,
     tags: Vec<String>,
     deadline: watch::Sender<Instant>,
@@ -139,8 +142,11 @@ struct Running {
 /// The watches running, and their latest values for the UI's event stream.
 #[derive(Debug)]
 pub(crate) struct Watches {
+    /// Held while a watch's values are published or removed, so that both see the same
+    /// registration.
     running: Mutex<BTreeMap<String, Running>>,
     values: watch::Sender<BTreeMap<String, WatchedValues>>,
+    generations: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Running {
@@ -157,6 +163,7 @@ impl Default for Watches {
         Self {
             running: Mutex::default(),
             values: watch::channel(BTreeMap::new()).0,
+            generations: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -296,18 +303,13 @@ impl Control {
         let opened = self.open_source(source).await?;
         let id = watch_id.unwrap_or_else(new_watch_id);
         let (deadline_tx, deadline_rx) = watch::channel(deadline);
-        let task = tokio::spawn(follow(
-            Arc::downgrade(&self.inner),
-            id.clone(),
-            source.to_owned(),
-            opened,
-            tags.clone(),
-            deadline_rx,
-        ));
+        let generation = watches
+            .generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Registered before the task can publish: it publishes under this lock.
         let mut running = lock(&watches.running);
         running.retain(|_, r| !r.task.is_finished());
         if !running.contains_key(&id) && running.len() >= MAX_WATCHES {
-            task.abort();
             return Err(ControlError::new(
                 ControlErrorCode::CountOutOfRange,
                 format!(
@@ -315,9 +317,19 @@ impl Control {
                 ),
             ));
         }
+        let task = tokio::spawn(follow(
+            Arc::downgrade(&self.inner),
+            id.clone(),
+            generation,
+            source.to_owned(),
+            opened,
+            tags.clone(),
+            deadline_rx,
+        ));
         let replaced = running.insert(
             id.clone(),
             Running {
+                generation,
                 source: source.to_owned(),
                 tags,
                 deadline: deadline_tx,
@@ -332,10 +344,12 @@ impl Control {
 
     /// Ends a watch (the page closed). Ending one that already ended is not an error.
     pub fn stop_watch(&self, watch_id: &str) {
-        let removed = lock(&self.inner.watches.running).remove(watch_id);
-        if let Some(running) = removed {
-            running.task.abort();
+        let mut running = lock(&self.inner.watches.running);
+        if let Some(removed) = running.remove(watch_id) {
+            removed.task.abort();
         }
+        // Under the lock: the task, if it is publishing on another thread right now, finds
+        // itself unregistered and publishes nothing more.
         self.inner
             .watches
             .values
@@ -366,6 +380,7 @@ fn new_watch_id() -> String {
 async fn follow(
     inner: std::sync::Weak<crate::Inner>,
     id: String,
+    generation: u64,
     source_name: String,
     source: Arc<dyn DataSource>,
     tags: Vec<String>,
@@ -381,6 +396,10 @@ async fn follow(
             values,
             problem,
         };
+        let running = lock(&inner.watches.running);
+        if running.get(&id).map(|r| r.generation) != Some(generation) {
+            return false; // stopped or replaced
+        }
         inner.watches.values.send_if_modified(|all| {
             if all.get(&id) == Some(&next) {
                 false
@@ -450,11 +469,14 @@ async fn follow(
         }
     }
     if let Some(inner) = inner.upgrade() {
-        lock(&inner.watches.running).remove(&id);
-        inner
-            .watches
-            .values
-            .send_if_modified(|all| all.remove(&id).is_some());
+        let mut running = lock(&inner.watches.running);
+        if running.get(&id).map(|r| r.generation) == Some(generation) {
+            running.remove(&id);
+            inner
+                .watches
+                .values
+                .send_if_modified(|all| all.remove(&id).is_some());
+        }
     }
 }
 

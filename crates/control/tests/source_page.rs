@@ -81,6 +81,40 @@ async fn tags_are_found_by_wildcard_a_page_at_a_time() {
     control.shutdown().await;
 }
 
+/// A watch stopped while its values flow stays gone: a value being published on another
+/// thread at the moment of the stop does not put the watch back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_stopped_while_values_flow_stays_stopped() {
+    let (control, _dir) = control().await;
+    for round in 0..40 {
+        let mut values = control.watched_values();
+        let lease = call(
+            &control,
+            "watch_tags",
+            json!({"source": "simulated", "tags": ["sim.ramp.1"]}),
+        )
+        .await;
+        let id = lease["watchId"].as_str().unwrap().to_owned();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            values.wait_for(|all| all.contains_key(&id)),
+        )
+        .await
+        .expect("the watch's first values")
+        .unwrap();
+        // Stopped in the middle of the flow of values (the ramp changes every millisecond).
+        tokio::time::sleep(Duration::from_millis(round % 5)).await;
+        call(&control, "stop_watch", json!({"watchId": id})).await;
+        assert!(!control.watched_values().borrow().contains_key(&id));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(
+            !control.watched_values().borrow().contains_key(&id),
+            "round {round}: the stopped watch's values came back"
+        );
+    }
+    control.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_pushes_changing_values_until_it_is_stopped() {
     let (control, _dir) = control().await;
