@@ -24,6 +24,17 @@ async fn call(control: &Control, command: &str, args: Value) -> Value {
         .unwrap_or_else(|e| panic!("{command} failed: {e:?}"))
 }
 
+/// Starts a watch of one ramp of the simulated source; its id.
+async fn watch_ramp(control: &Control) -> String {
+    let lease = call(
+        control,
+        "watch_tags",
+        json!({"source": "simulated", "tags": ["sim.ramp.1"]}),
+    )
+    .await;
+    lease["watchId"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tags_are_found_by_wildcard_a_page_at_a_time() {
     let (control, _dir) = control().await;
@@ -88,13 +99,7 @@ async fn a_watch_stopped_while_values_flow_stays_stopped() {
     let (control, _dir) = control().await;
     for round in 0..40 {
         let mut values = control.watched_values();
-        let lease = call(
-            &control,
-            "watch_tags",
-            json!({"source": "simulated", "tags": ["sim.ramp.1"]}),
-        )
-        .await;
-        let id = lease["watchId"].as_str().unwrap().to_owned();
+        let id = watch_ramp(&control).await;
         tokio::time::timeout(
             Duration::from_secs(30),
             values.wait_for(|all| all.contains_key(&id)),
@@ -254,13 +259,7 @@ async fn the_bridge_streams_watched_values_to_the_token_holder_only() {
     let refused = router.clone().oneshot(get(None)).await.unwrap();
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
 
-    let lease = call(
-        &control,
-        "watch_tags",
-        json!({"source": "simulated", "tags": ["sim.ramp.1"]}),
-    )
-    .await;
-    let id = lease["watchId"].as_str().unwrap().to_owned();
+    let id = watch_ramp(&control).await;
     let response = router.oneshot(get(Some(token.expose()))).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let mut body = response.into_body();
@@ -285,13 +284,7 @@ async fn the_bridge_streams_watched_values_to_the_token_holder_only() {
 #[tokio::test(start_paused = true)]
 async fn a_watch_nobody_renews_ends_with_its_lease() {
     let (control, _dir) = control().await;
-    let lease = call(
-        &control,
-        "watch_tags",
-        json!({"source": "simulated", "tags": ["sim.ramp.1"]}),
-    )
-    .await;
-    let id = lease["watchId"].as_str().unwrap().to_owned();
+    let id = watch_ramp(&control).await;
     let mut values = control.watched_values();
     values
         .wait_for(|all| all.contains_key(&id))
